@@ -1,0 +1,68 @@
+// The types that merge and eval share to move tensors around: a source is read one tensor at a time
+// (a checkpoint on disk, or a merge held in memory), a sink takes tensors one at a time.
+
+/** Storage dtypes evomerge reads and writes (safetensors names). Computation is always float32. */
+export type DType = 'F32' | 'F16' | 'BF16';
+
+export const DTYPE_BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
+
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+/** A float32 tensor in row-major order. */
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** Anything that yields named float32 tensors, one at a time, without holding them all. */
+export interface TensorSource {
+  /** Where the tensors come from, for error messages (a folder, a file, `merge of recipe.yaml`). */
+  readonly location: string;
+  /** Tensor names in the source's stored order. */
+  tensorNames(): string[];
+  hasTensor(name: string): boolean;
+  /** Shape and stored dtype; throws EvomergeError naming the tensor if absent. */
+  tensorInfo(name: string): TensorInfo;
+  /** Reads one tensor, upcast exactly to float32. */
+  readTensor(name: string): Tensor;
+}
+
+/** Receives tensors one at a time (a checkpoint writer, or an in-memory map). */
+export interface TensorSink {
+  writeTensor(name: string, tensor: Tensor): void;
+}
+
+/** Number of elements of a shape. */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** An in-memory source+sink: how merged weights reach an ONNX Runtime session without touching disk. */
+export class MemoryTensors implements TensorSource, TensorSink {
+  private readonly tensors = new Map<string, Tensor>();
+  constructor(readonly location: string) {}
+  writeTensor(name: string, tensor: Tensor): void {
+    this.tensors.set(name, tensor);
+  }
+  tensorNames(): string[] {
+    return [...this.tensors.keys()];
+  }
+  hasTensor(name: string): boolean {
+    return this.tensors.has(name);
+  }
+  tensorInfo(name: string): TensorInfo {
+    const t = this.readTensor(name);
+    return { name, dtype: 'F32', shape: t.shape };
+  }
+  readTensor(name: string): Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`${this.location}: tensor "${name}" not found`);
+    return t;
+  }
+}

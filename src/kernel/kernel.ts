@@ -1,0 +1,77 @@
+// The merge kernel contract: one output tensor's arithmetic, described as data (a TensorJob) so that the
+// CPU backend (kernel/cpu) and the WebGPU backend (kernel/gpu) execute the same declaration. merge/ builds
+// jobs from a recipe (mergekit semantics: which inputs, which resolved parameters); a kernel only computes.
+// This module imports nothing from recipe/ or checkpoint/.
+
+import type { RngKey } from './rng.ts';
+
+/** One input tensor: `model` is a stable id of the source model (its absolute folder path). */
+export interface SourceRef {
+  readonly model: string;
+  readonly tensor: string;
+}
+
+/** How a task vector is sparsified before merging (mergekit sparsify.py). */
+export type Sparsification = 'none' | 'magnitude' | 'random' | 'magnitude_outliers' | 'della_magprune';
+
+/** How the sparsified task vector is rescaled: mergekit's L1-norm ratio, the DARE paper's 1/density, or not. */
+export type Rescale = 'none' | 'l1' | 'density';
+
+/** One model's task vector τ = x − base in the task-arithmetic family, with its resolved parameters. */
+export interface TaskVectorInput {
+  readonly ref: SourceRef;
+  readonly weight: number;
+  readonly density: number;
+  /** breadcrumbs: fraction of largest entries dropped. */
+  readonly gamma: number;
+  /** della: spread of the keep probabilities around density. */
+  readonly epsilon: number;
+  /** Index of this model in the recipe's model list: the `model` word of the random stream key. */
+  readonly modelIndex: number;
+}
+
+export type MergeOp =
+  /** linear (Σ wᵢxᵢ, divided by Σ wᵢ when normalize) and passthrough (one input, weight = scale). */
+  | {
+      readonly kind: 'weighted_sum';
+      readonly inputs: readonly { readonly ref: SourceRef; readonly weight: number }[];
+      readonly normalize: boolean;
+    }
+  /** task_arithmetic, ties, dare_*, breadcrumbs*, della*: mergekit generalized_task_arithmetic.py. */
+  | {
+      readonly kind: 'task_arithmetic';
+      readonly base: SourceRef;
+      readonly inputs: readonly TaskVectorInput[];
+      readonly sparsification: Sparsification;
+      readonly consensus: 'none' | 'sum';
+      readonly normalize: boolean;
+      readonly lambda: number;
+      readonly rescale: Rescale;
+      /** Key of the counter-based random stream (random and della_magprune only). */
+      readonly rng: RngKey;
+    }
+  /** slerp: one t per tensor; a is the base model (t = 0), b the other (t = 1). */
+  | { readonly kind: 'slerp'; readonly a: SourceRef; readonly b: SourceRef; readonly t: number }
+  /** model_stock: base plus N ≥ 2 fine-tunes. */
+  | { readonly kind: 'model_stock'; readonly base: SourceRef; readonly inputs: readonly SourceRef[] };
+
+/** Everything needed to compute one output tensor. */
+export interface TensorJob {
+  /** Output tensor name. */
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly op: MergeOp;
+}
+
+/** Reads one input tensor as float32 (already upcast, already cropped to the job's shape). */
+export type TensorReader = (ref: SourceRef) => Float32Array;
+
+/** A backend that computes merged tensors. */
+export interface MergeKernel {
+  /** `cpu`, or `gpu: <adapter description>`: printed and recorded with campaigns. */
+  readonly device: string;
+  /** Computes one output tensor. Must be deterministic: same job → same bits on the same backend. */
+  mergeTensor(job: TensorJob, read: TensorReader): Promise<Float32Array>;
+  /** Releases device resources (resident buffers). */
+  close(): Promise<void>;
+}
