@@ -1,0 +1,329 @@
+// A campaign's search space: the YAML under search-spaces/ parsed and validated at the door. It says which
+// models are merged, which genes the optimiser controls, what it maximises and which gates a candidate must
+// clear. Checks that need other files (the suite's task list, the models' layer count) are the campaign's.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { EvomergeError } from '../errors.ts';
+
+/** A parameter range for one kind of gene, e.g. `weight: {min: 0, max: 1.5}`. */
+export interface GeneRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** How transformer blocks are grouped: one gene set per group of contiguous layers. */
+export type LayerGroups = number | 'per_layer';
+
+export interface ObjectiveTerm {
+  readonly task: string;
+  /** The metric maximised; defaults to the task's own metric. `answer_logprob` is the continuous fitness. */
+  readonly metric?: string;
+  readonly weight: number;
+}
+
+export interface GateSpec {
+  readonly name: string;
+  readonly kind: 'floor' | 'no_regression' | 'min_gain';
+  readonly task: string;
+  readonly metric?: string;
+  /** floor: the minimum value. */
+  readonly value?: number;
+  /** no_regression: the source (a models[] entry's name, or `base`) not to fall below. */
+  readonly source?: string;
+  /** min_gain: the sources to beat (default: all sources and the base). */
+  readonly sources?: readonly string[];
+  readonly tolerance?: number;
+  readonly delta?: number;
+}
+
+export interface SourceModel {
+  /** Short name used by gates and reports (the folder name unless given). */
+  readonly name: string;
+  /** Absolute folder path. */
+  readonly path: string;
+}
+
+export interface SearchSpace {
+  readonly file: string;
+  readonly name: string;
+  readonly baseModel: SourceModel;
+  readonly models: readonly SourceModel[];
+  /** Absolute path of the eval suite YAML. */
+  readonly suite: string;
+  /** Absolute path of the ONNX graph, when the space overrides the suite's. */
+  readonly graph?: string;
+  readonly genome: {
+    readonly layerGroups: LayerGroups;
+    /** Separate gene sets for tensors whose names contain these substrings (mergekit filters). */
+    readonly filters: readonly string[];
+    /** Merge methods the search chooses among: a categorical gene. */
+    readonly methods: readonly string[];
+    /** Ranges of the per-model genes (weight, density, …) and of method-wide genes (t). */
+    readonly ranges: Readonly<Record<string, GeneRange>>;
+    /** Method-wide parameters held fixed (normalize, lambda, rescale…). */
+    readonly fixed: Readonly<Record<string, number | boolean | string>>;
+  };
+  readonly objective: readonly ObjectiveTerm[];
+  readonly gates: readonly GateSpec[];
+  readonly budget: { readonly candidates?: number; readonly minutes?: number };
+  readonly optimizer: 'cmaes' | 'random' | 'grid';
+  readonly populationSize?: number;
+  readonly seed: number;
+  readonly workers: number;
+  /** References merged and scored alongside the sources: un-optimised merges (equal weights). */
+  readonly references: readonly ReferenceMerge[];
+}
+
+/** An un-optimised merge to compare the search against, e.g. TIES with density 0.5 and equal weights. */
+export interface ReferenceMerge {
+  readonly name: string;
+  readonly method: string;
+  readonly weight: number;
+  readonly density?: number;
+}
+
+const TOP_KEYS = ['name', 'base_model', 'models', 'suite', 'graph', 'genome', 'objective', 'gates', 'budget', 'optimizer', 'population_size', 'seed', 'workers', 'references'];
+const GENOME_KEYS = ['layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
+const GATE_KEYS = ['name', 'kind', 'task', 'metric', 'value', 'source', 'sources', 'tolerance', 'delta'];
+const GATE_KINDS = ['floor', 'no_regression', 'min_gain'];
+const OPTIMIZERS = ['cmaes', 'random', 'grid'];
+
+type Doc = Record<string, unknown>;
+
+/** Reads and validates a search-space YAML. Paths inside are resolved relative to the file's folder. */
+export function parseSpaceFile(file: string): SearchSpace {
+  if (!existsSync(file)) throw new EvomergeError('space.missing_file', 'search space file not found', { file });
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new EvomergeError('space.bad_yaml', `not valid YAML: ${(err as Error).message.split('\n')[0]}`, { file });
+  }
+  return parseSpace(doc, file);
+}
+
+export function parseSpace(doc: unknown, file: string): SearchSpace {
+  const dir = path.dirname(path.resolve(file));
+  const fail = (code: string, field: string, what: string): never => {
+    throw new EvomergeError(code, what, { file, field });
+  };
+  const top = asObject(doc, file, '(top level)');
+  checkKeys(top, TOP_KEYS, file, '');
+
+  // -- sources
+  const modelPath = (value: unknown, field: string): SourceModel => {
+    let name: string | undefined;
+    let rel: unknown = value;
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      const o = value as Doc;
+      checkKeys(o, ['name', 'model'], file, field);
+      rel = o.model;
+      if (o.name !== undefined) name = asString(o.name, file, `${field}.name`);
+    }
+    const p = path.resolve(dir, asString(rel, file, field));
+    if (!existsSync(p)) fail('space.missing_model', field, `model folder not found: ${p}`);
+    return { name: name ?? path.basename(p), path: p };
+  };
+  const baseModel = modelPath(required(top, 'base_model', file), 'base_model');
+  const modelsRaw = required(top, 'models', file);
+  if (!Array.isArray(modelsRaw) || modelsRaw.length === 0) fail('space.bad_value', 'models', 'expected a non-empty list of model folders');
+  const models = (modelsRaw as unknown[]).map((m, i) => modelPath(m, `models[${i}]`));
+  const names = new Set<string>(['base']);
+  models.forEach((m, i) => {
+    if (names.has(m.name)) fail('space.duplicate_model', `models[${i}]`, `model name "${m.name}" is used twice; give each model a distinct name`);
+    names.add(m.name);
+  });
+
+  const suite = path.resolve(dir, asString(required(top, 'suite', file), file, 'suite'));
+  if (!existsSync(suite)) fail('space.missing_file', 'suite', `eval suite not found: ${suite}`);
+  let graph: string | undefined;
+  if (top.graph !== undefined) {
+    graph = path.resolve(dir, asString(top.graph, file, 'graph'));
+    if (!existsSync(graph)) fail('space.missing_file', 'graph', `ONNX graph not found: ${graph}`);
+  }
+
+  // -- genome
+  const g = asObject(required(top, 'genome', file), file, 'genome');
+  checkKeys(g, GENOME_KEYS, file, 'genome');
+  let layerGroups: LayerGroups = 1;
+  if (g.layer_groups !== undefined) {
+    if (g.layer_groups === 'per_layer') layerGroups = 'per_layer';
+    else if (Number.isInteger(g.layer_groups) && (g.layer_groups as number) >= 1) layerGroups = g.layer_groups as number;
+    else fail('space.bad_value', 'genome.layer_groups', `expected a positive integer or "per_layer", got ${JSON.stringify(g.layer_groups)}`);
+  }
+  const filters = g.filters === undefined ? [] : asStringList(g.filters, file, 'genome.filters');
+  const methods = asStringList(required(g, 'methods', file, 'genome'), file, 'genome.methods');
+  if (methods.length === 0) fail('space.bad_value', 'genome.methods', 'expected at least one merge method');
+  const ranges: Record<string, GeneRange> = {};
+  const params = asObject(required(g, 'parameters', file, 'genome'), file, 'genome.parameters');
+  for (const [key, value] of Object.entries(params)) {
+    const field = `genome.parameters.${key}`;
+    const r = asObject(value, file, field);
+    checkKeys(r, ['min', 'max'], file, field);
+    const min = asNumber(required(r, 'min', file, field), file, `${field}.min`);
+    const max = asNumber(required(r, 'max', file, field), file, `${field}.max`);
+    if (min > max) fail('space.range_inverted', field, `min ${min} is greater than max ${max}`);
+    ranges[key] = { min, max };
+  }
+  if (!ranges.weight) fail('space.bad_value', 'genome.parameters.weight', 'a weight range is required');
+  const fixed: Record<string, number | boolean | string> = {};
+  if (g.fixed !== undefined) {
+    for (const [key, value] of Object.entries(asObject(g.fixed, file, 'genome.fixed'))) {
+      if (typeof value !== 'number' && typeof value !== 'boolean' && typeof value !== 'string') {
+        fail('space.bad_value', `genome.fixed.${key}`, 'expected a number, a boolean or a string');
+      }
+      fixed[key] = value as number | boolean | string;
+    }
+  }
+
+  // -- objective
+  const objRaw = required(top, 'objective', file);
+  if (!Array.isArray(objRaw) || objRaw.length === 0) fail('space.bad_value', 'objective', 'expected a non-empty list of {task, metric?, weight?}');
+  const objective = (objRaw as unknown[]).map((o, i): ObjectiveTerm => {
+    const field = `objective[${i}]`;
+    const t = asObject(o, file, field);
+    checkKeys(t, ['task', 'metric', 'weight'], file, field);
+    return {
+      task: asString(required(t, 'task', file, field), file, `${field}.task`),
+      metric: t.metric === undefined ? undefined : asString(t.metric, file, `${field}.metric`),
+      weight: t.weight === undefined ? 1 : asNumber(t.weight, file, `${field}.weight`),
+    };
+  });
+
+  // -- gates
+  const gatesRaw = top.gates ?? [];
+  if (!Array.isArray(gatesRaw)) fail('space.bad_value', 'gates', 'expected a list of gates');
+  const gates = (gatesRaw as unknown[]).map((o, i): GateSpec => {
+    const field = `gates[${i}]`;
+    const t = asObject(o, file, field);
+    checkKeys(t, GATE_KEYS, file, field);
+    const kind = asString(required(t, 'kind', file, field), file, `${field}.kind`);
+    if (!GATE_KINDS.includes(kind)) fail('space.bad_value', `${field}.kind`, `unknown gate kind "${kind}"; expected one of: ${GATE_KINDS.join(', ')}`);
+    const task = asString(required(t, 'task', file, field), file, `${field}.task`);
+    const num = (k: string) => (t[k] === undefined ? undefined : asNumber(t[k], file, `${field}.${k}`));
+    const gate: GateSpec = {
+      name: t.name === undefined ? `${kind}:${task}` : asString(t.name, file, `${field}.name`),
+      kind: kind as GateSpec['kind'],
+      task,
+      metric: t.metric === undefined ? undefined : asString(t.metric, file, `${field}.metric`),
+      value: num('value'),
+      source: t.source === undefined ? undefined : asString(t.source, file, `${field}.source`),
+      sources: t.sources === undefined ? undefined : asStringList(t.sources, file, `${field}.sources`),
+      tolerance: num('tolerance'),
+      delta: num('delta'),
+    };
+    if (kind === 'floor' && gate.value === undefined) fail('space.bad_value', `${field}.value`, 'a floor gate needs a value');
+    if (kind === 'no_regression' && gate.source === undefined) fail('space.bad_value', `${field}.source`, 'a no_regression gate needs a source (a model name or "base")');
+    for (const s of [...(gate.source ? [gate.source] : []), ...(gate.sources ?? [])]) {
+      if (!names.has(s)) fail('space.unknown_source', `${field}.source`, `unknown source "${s}"; expected one of: ${[...names].join(', ')}`);
+    }
+    return gate;
+  });
+
+  // -- budget and run settings
+  const budgetDoc = top.budget === undefined ? {} : asObject(top.budget, file, 'budget');
+  checkKeys(budgetDoc, ['candidates', 'minutes'], file, 'budget');
+  const budget = {
+    candidates: budgetDoc.candidates === undefined ? undefined : asPositiveInt(budgetDoc.candidates, file, 'budget.candidates'),
+    minutes: budgetDoc.minutes === undefined ? undefined : asNumber(budgetDoc.minutes, file, 'budget.minutes'),
+  };
+  if (budget.candidates === undefined && budget.minutes === undefined) fail('space.bad_value', 'budget', 'give budget.candidates and/or budget.minutes');
+  const optimizer = top.optimizer === undefined ? 'cmaes' : asString(top.optimizer, file, 'optimizer');
+  if (!OPTIMIZERS.includes(optimizer)) fail('space.bad_value', 'optimizer', `unknown optimizer "${optimizer}"; expected one of: ${OPTIMIZERS.join(', ')}`);
+
+  const refsRaw = top.references ?? [];
+  if (!Array.isArray(refsRaw)) fail('space.bad_value', 'references', 'expected a list of {name, method, weight, density?}');
+  const references = (refsRaw as unknown[]).map((o, i): ReferenceMerge => {
+    const field = `references[${i}]`;
+    const t = asObject(o, file, field);
+    checkKeys(t, ['name', 'method', 'weight', 'density'], file, field);
+    return {
+      name: asString(required(t, 'name', file, field), file, `${field}.name`),
+      method: asString(required(t, 'method', file, field), file, `${field}.method`),
+      weight: t.weight === undefined ? 1 : asNumber(t.weight, file, `${field}.weight`),
+      density: t.density === undefined ? undefined : asNumber(t.density, file, `${field}.density`),
+    };
+  });
+
+  return {
+    file: path.resolve(file),
+    name: top.name === undefined ? path.basename(file).replace(/\.ya?ml$/, '') : asString(top.name, file, 'name'),
+    baseModel: { name: 'base', path: baseModel.path },
+    models,
+    suite,
+    graph,
+    genome: { layerGroups, filters, methods, ranges, fixed },
+    objective,
+    gates,
+    budget,
+    optimizer: optimizer as SearchSpace['optimizer'],
+    populationSize: top.population_size === undefined ? undefined : asPositiveInt(top.population_size, file, 'population_size'),
+    seed: top.seed === undefined ? 0 : asNonNegativeInt(top.seed, file, 'seed'),
+    workers: top.workers === undefined ? 1 : asPositiveInt(top.workers, file, 'workers'),
+    references,
+  };
+}
+
+// -- small validators: each names the file and the field
+
+function asObject(v: unknown, file: string, field: string): Doc {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new EvomergeError('space.bad_value', 'expected a mapping', { file, field });
+  return v as Doc;
+}
+
+function required(o: Doc, key: string, file: string, parent = ''): unknown {
+  if (o[key] === undefined || o[key] === null) {
+    throw new EvomergeError('space.missing_key', 'required key is missing', { file, field: parent ? `${parent}.${key}` : key });
+  }
+  return o[key];
+}
+
+function checkKeys(o: Doc, allowed: readonly string[], file: string, parent: string): void {
+  for (const key of Object.keys(o)) {
+    if (allowed.includes(key)) continue;
+    const near = allowed.find((a) => editDistance(a, key) <= 2);
+    const field = parent ? `${parent}.${key}` : key;
+    throw new EvomergeError('space.unknown_key', `unknown key${near ? `; did you mean "${near}"?` : `; expected one of: ${allowed.join(', ')}`}`, { file, field });
+  }
+}
+
+function asString(v: unknown, file: string, field: string): string {
+  if (typeof v !== 'string' || v.length === 0) throw new EvomergeError('space.bad_value', `expected a string, got ${JSON.stringify(v)}`, { file, field });
+  return v;
+}
+
+function asStringList(v: unknown, file: string, field: string): string[] {
+  if (!Array.isArray(v)) throw new EvomergeError('space.bad_value', 'expected a list of strings', { file, field });
+  return v.map((s, i) => asString(s, file, `${field}[${i}]`));
+}
+
+function asNumber(v: unknown, file: string, field: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new EvomergeError('space.bad_value', `expected a finite number, got ${JSON.stringify(v)}`, { file, field });
+  return v;
+}
+
+function asPositiveInt(v: unknown, file: string, field: string): number {
+  if (!Number.isInteger(v) || (v as number) < 1) throw new EvomergeError('space.bad_value', `expected a positive integer, got ${JSON.stringify(v)}`, { file, field });
+  return v as number;
+}
+
+function asNonNegativeInt(v: unknown, file: string, field: string): number {
+  if (!Number.isInteger(v) || (v as number) < 0) throw new EvomergeError('space.bad_value', `expected a non-negative integer, got ${JSON.stringify(v)}`, { file, field });
+  return v as number;
+}
+
+/** Levenshtein distance, for "did you mean" hints on misspelled keys. */
+export function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length];
+}
