@@ -2,10 +2,11 @@
 // (streamed shards under a temporary name, config and tokenizer files, one rename when complete).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EvomergeError } from '../errors.ts';
-import { SafetensorsFile } from './safetensors.ts';
-import { INDEX_FILE, ShardedTensors } from './sharded.ts';
-import type { TensorSource } from './tensor-source.ts';
+import { EvomergeError, invariant, type ErrorPlace } from '../errors.ts';
+import { encodeFromF32, torchDTypeName } from './dtype.ts';
+import { SafetensorsFile, encodeHeader } from './safetensors.ts';
+import { INDEX_FILE, ShardedTensors, encodeIndex, shardFileName } from './sharded.ts';
+import { DTYPE_BYTES, numel, type DType, type Tensor, type TensorSink, type TensorSource } from './tensor-source.ts';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const CONFIG_FILE = 'config.json';
@@ -66,4 +67,299 @@ export function readConfig(dir: string): Record<string, unknown> {
     throw new EvomergeError('checkpoint.no_config', 'config.json is not a JSON object', { file });
   }
   return parsed as Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Writing
+
+/** One tensor the writer will receive, in order. */
+export interface CheckpointPlanEntry {
+  name: string;
+  shape: readonly number[];
+}
+
+export interface CheckpointWriterOptions {
+  outDir: string;
+  /** Storage dtype of every tensor written (F16/BF16 rounded to nearest even). */
+  dtype: DType;
+  /** A shard is closed before a tensor that would take it past this many bytes of tensor data. */
+  shardSizeBytes: number;
+  /** Every tensor, in the order writeTensor will receive them. */
+  plan: CheckpointPlanEntry[];
+  /** config.json to write; `torch_dtype` is set from `dtype`. */
+  config: Record<string, unknown>;
+  /** A model folder whose tokenizer and generation files are copied (tokenizer*, generation_config.json, …). */
+  copyFilesFrom?: string;
+  /** Extra `__metadata__` entries for every shard header (`format: pt` is always there). */
+  metadata?: Record<string, string>;
+}
+
+/** Files copied from the base model folder: tokenizers (HF and the zoo's byte tokenizer) and generation settings. */
+const COPIED_FILE = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|byte_tokenizer\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja))$/;
+/** Files a previous evomerge output may hold: only such a folder (or an empty one) is ever replaced. */
+const OUTPUT_FILE = /^(config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d+-of-\d+\.safetensors)$/;
+
+interface PlannedShard {
+  file: string;
+  entries: { name: string; shape: readonly number[] }[];
+  dataBytes: number;
+}
+
+/**
+ * Streams a checkpoint to disk: shard headers are computed from the plan up front, each tensor is encoded
+ * and written straight to its shard as it arrives (in plan order), so nothing beyond one tensor is held.
+ * Everything goes to `<outDir>.evomerge-tmp-<pid>`, renamed to `outDir` by finish(); abort(), a thrown
+ * error inside the writer, or process exit before finish() removes the temporary folder.
+ */
+export class CheckpointWriter implements TensorSink {
+  readonly outDir: string;
+  readonly tmpDir: string;
+  private readonly opts: CheckpointWriterOptions;
+  private readonly shards: PlannedShard[];
+  private readonly shardOf: number[];
+  private next = 0;
+  private openShard = -1;
+  private fd: number | undefined;
+  private state: 'writing' | 'finished' | 'aborted' = 'writing';
+  private readonly onExit = (): void => this.removeTemp();
+
+  constructor(opts: CheckpointWriterOptions) {
+    this.opts = opts;
+    this.outDir = path.resolve(opts.outDir);
+    this.tmpDir = `${this.outDir}.evomerge-tmp-${process.pid}`;
+    const place: ErrorPlace = { file: opts.outDir };
+    if (!(Number.isFinite(opts.shardSizeBytes) && opts.shardSizeBytes > 0)) {
+      throw new EvomergeError('checkpoint.bad_size', `shard size ${opts.shardSizeBytes} must be a positive number of bytes`, place);
+    }
+    invariant(opts.dtype in DTYPE_BYTES, `CheckpointWriter: unknown dtype ${String(opts.dtype)}`);
+    const seen = new Set<string>();
+    for (const e of opts.plan) {
+      invariant(!seen.has(e.name), `CheckpointWriter: tensor "${e.name}" planned twice`);
+      invariant(e.shape.every((d) => Number.isSafeInteger(d) && d >= 0), `CheckpointWriter: tensor "${e.name}" has shape ${JSON.stringify(e.shape)}`);
+      seen.add(e.name);
+    }
+    if (opts.copyFilesFrom !== undefined && path.resolve(opts.copyFilesFrom) === this.outDir) {
+      throw new EvomergeError('checkpoint.out_exists', 'the output folder is the base model folder; choose another output folder', place);
+    }
+    checkReplaceable(this.outDir, opts.outDir);
+
+    // Shard assignment by cumulative tensor bytes (as transformers' shard_checkpoint: a tensor larger than
+    // the limit gets a shard of its own).
+    const size = DTYPE_BYTES[opts.dtype];
+    const groups: { name: string; shape: readonly number[] }[][] = [[]];
+    let current = 0;
+    for (const e of opts.plan) {
+      const bytes = numel(e.shape) * size;
+      if (groups[groups.length - 1].length > 0 && current + bytes > opts.shardSizeBytes) {
+        groups.push([]);
+        current = 0;
+      }
+      groups[groups.length - 1].push({ name: e.name, shape: e.shape });
+      current += bytes;
+    }
+    this.shards = groups.map((entries, i) => ({
+      file: groups.length === 1 ? SINGLE_FILE : shardFileName(i, groups.length),
+      entries,
+      dataBytes: entries.reduce((a, e) => a + numel(e.shape) * size, 0),
+    }));
+    this.shardOf = this.shards.flatMap((s, i) => s.entries.map(() => i));
+
+    fs.mkdirSync(path.dirname(this.outDir), { recursive: true });
+    fs.rmSync(this.tmpDir, { recursive: true, force: true }); // a leftover of an earlier crash with our pid
+    fs.mkdirSync(this.tmpDir);
+    process.on('exit', this.onExit);
+  }
+
+  /** Number of shard files this writer produces. */
+  get shardCount(): number {
+    return this.shards.length;
+  }
+
+  /** Writes the next planned tensor; a name or shape out of plan aborts the write and throws. */
+  writeTensor(name: string, tensor: Tensor): void {
+    if (this.state !== 'writing') {
+      throw new EvomergeError('internal', `CheckpointWriter: writeTensor("${name}") after ${this.state} (this is a bug in evomerge)`);
+    }
+    try {
+      const want = this.opts.plan[this.next];
+      invariant(want !== undefined, `CheckpointWriter: tensor "${name}" is beyond the plan of ${this.opts.plan.length} tensors`);
+      invariant(want.name === name, `CheckpointWriter: got tensor "${name}" but the plan expects "${want.name}" next`);
+      invariant(
+        tensor.shape.length === want.shape.length && tensor.shape.every((d, i) => d === want.shape[i]) && tensor.data.length === numel(want.shape),
+        `CheckpointWriter: tensor "${name}" has shape ${JSON.stringify(tensor.shape)} (${tensor.data.length} values), plan says ${JSON.stringify(want.shape)}`,
+      );
+      this.enterShard(this.shardOf[this.next]);
+      this.writeAll(encodeFromF32(this.opts.dtype, tensor.data), `tensor "${name}"`);
+      this.next++;
+      const s = this.shardOf[this.next - 1];
+      if (this.next === this.opts.plan.length || this.shardOf[this.next] !== s) this.closeShard();
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+  }
+
+  /** Writes index, config and copied files, then renames the temporary folder to outDir. */
+  finish(): void {
+    invariant(this.state === 'writing', `CheckpointWriter: finish() after ${this.state}`);
+    try {
+      invariant(
+        this.next === this.opts.plan.length,
+        `CheckpointWriter: finish() after ${this.next} of ${this.opts.plan.length} planned tensors`,
+      );
+      if (this.opts.plan.length === 0) {
+        this.enterShard(0); // an empty checkpoint is still a valid file with a header
+        this.closeShard();
+      }
+      if (this.shards.length > 1) {
+        const weightMap: Record<string, string> = {};
+        for (const s of this.shards) for (const e of s.entries) weightMap[e.name] = s.file;
+        const total = this.shards.reduce((a, s) => a + s.dataBytes, 0);
+        fs.writeFileSync(path.join(this.tmpDir, INDEX_FILE), encodeIndex(total, weightMap));
+      }
+      if (this.opts.copyFilesFrom !== undefined) copyModelFiles(this.opts.copyFilesFrom, this.tmpDir);
+      const config = { ...this.opts.config, torch_dtype: torchDTypeName(this.opts.dtype) };
+      fs.writeFileSync(path.join(this.tmpDir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+      this.moveIntoPlace();
+      this.state = 'finished';
+      process.off('exit', this.onExit);
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+  }
+
+  /** Stops writing and removes the temporary folder; outDir is left as it was. Safe to call twice. */
+  abort(): void {
+    if (this.state === 'finished') return;
+    this.state = 'aborted';
+    if (this.fd !== undefined) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        // already closed or the disk is gone: nothing more to release
+      }
+      this.fd = undefined;
+    }
+    this.removeTemp();
+    process.off('exit', this.onExit);
+  }
+
+  private removeTemp(): void {
+    fs.rmSync(this.tmpDir, { recursive: true, force: true });
+  }
+
+  private enterShard(i: number): void {
+    if (this.openShard === i) return;
+    invariant(this.fd === undefined, 'CheckpointWriter: previous shard still open');
+    const shard = this.shards[i];
+    const file = path.join(this.tmpDir, shard.file);
+    this.fd = fs.openSync(file, 'wx');
+    this.openShard = i;
+    const metadata = { format: 'pt', ...(this.opts.metadata ?? {}) };
+    const header = encodeHeader(shard.entries.map((e) => ({ ...e, dtype: this.opts.dtype })), metadata);
+    this.writeAll(header.bytes, 'header');
+  }
+
+  private closeShard(): void {
+    if (this.fd !== undefined) {
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      this.fd = undefined;
+    }
+  }
+
+  private writeAll(bytes: Uint8Array, what: string): void {
+    invariant(this.fd !== undefined, 'CheckpointWriter: no shard open');
+    const file = path.join(this.opts.outDir, this.shards[this.openShard].file);
+    let done = 0;
+    try {
+      while (done < bytes.length) done += fs.writeSync(this.fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
+    } catch (err) {
+      throw new EvomergeError('checkpoint.write_failed', `cannot write (${(err as Error).message})`, { file, field: what });
+    }
+  }
+
+  /** tmp → outDir; a previous output is moved aside first and deleted only once the new one is in place. */
+  private moveIntoPlace(): void {
+    checkReplaceable(this.outDir, this.opts.outDir);
+    if (!fs.existsSync(this.outDir)) {
+      fs.renameSync(this.tmpDir, this.outDir);
+      return;
+    }
+    const old = `${this.outDir}.evomerge-old-${process.pid}`;
+    fs.rmSync(old, { recursive: true, force: true });
+    fs.renameSync(this.outDir, old);
+    try {
+      fs.renameSync(this.tmpDir, this.outDir);
+    } catch (err) {
+      fs.renameSync(old, this.outDir);
+      throw err;
+    }
+    fs.rmSync(old, { recursive: true, force: true });
+  }
+}
+
+/** outDir may be absent, an empty folder, or a folder holding only files a checkpoint writer produces. */
+function checkReplaceable(outDir: string, shown: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(outDir);
+  } catch {
+    return;
+  }
+  const place = { file: shown };
+  if (!st.isDirectory()) throw new EvomergeError('checkpoint.out_exists', 'output path exists and is not a folder; refusing to replace it', place);
+  const foreign = fs.readdirSync(outDir).filter((n) => !OUTPUT_FILE.test(n) && !COPIED_FILE.test(n));
+  if (foreign.length > 0) {
+    throw new EvomergeError(
+      'checkpoint.out_exists',
+      `output folder exists and holds files that are not a checkpoint (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); refusing to replace it`,
+      place,
+    );
+  }
+}
+
+/** Copies the base model's tokenizer and generation files (regular files only) into `dest`. */
+export function copyModelFiles(fromDir: string, dest: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(fromDir);
+  } catch {
+    throw new EvomergeError('checkpoint.not_found', 'model folder not found (copying tokenizer files)', { file: fromDir });
+  }
+  const copied: string[] = [];
+  for (const n of names.sort()) {
+    if (!COPIED_FILE.test(n)) continue;
+    const src = path.join(fromDir, n);
+    if (!fs.statSync(src).isFile()) continue;
+    fs.copyFileSync(src, path.join(dest, n));
+    copied.push(n);
+  }
+  return copied;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, B: 1,
+  KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12,
+  K: 1e3, M: 1e6, G: 1e9, T: 1e12,
+  KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
+};
+
+/**
+ * A size as `--shard-size` takes it: "5GB", "500MB", "1.5GB", "100KB", "2GiB" or plain bytes. Decimal units
+ * are powers of 1000 and binary units (GiB) powers of 1024, as transformers' convert_file_size_to_int.
+ */
+export function parseSize(text: string, where: ErrorPlace): number {
+  const m = /^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$/.exec(String(text));
+  const unit = m ? SIZE_UNITS[m[2].toUpperCase()] : undefined;
+  const bytes = m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!(bytes >= 1) || !Number.isSafeInteger(bytes)) {
+    throw new EvomergeError(
+      'checkpoint.bad_size',
+      `${JSON.stringify(text)} is not a size; expected e.g. 5GB, 500MB, 1.5GB, 2GiB or a number of bytes`,
+      where,
+    );
+  }
+  return bytes;
 }
