@@ -71,6 +71,8 @@ describe('CheckpointWriter', () => {
     expect(headerText.trimEnd().endsWith('}')).toBe(true);
     expect(/^[ ]*$/.test(headerText.slice(headerText.trimEnd().length))).toBe(true);
     expect(leftovers(out)).toEqual(['base-copy']);
+    // ... and the whole file is byte-identical to the zoo's, which Python's safetensors wrote.
+    expect(bytes.equals(fs.readFileSync(path.join(BASE, 'model.safetensors')))).toBe(true);
   });
 
   it('writes expert-math as BF16 with exactly the bytes of the zoo expert-math-bf16 (RNE), torch_dtype bfloat16', () => {
@@ -85,6 +87,8 @@ describe('CheckpointWriter', () => {
     }
     ours.close();
     zoo.close();
+    const file = (d: string) => fs.readFileSync(path.join(d, 'model.safetensors'));
+    expect(file(out).equals(file(path.join(MICRO_ZOO, 'expert-math-bf16')))).toBe(true);
   });
 
   it('writes F16 rounded to nearest even and reads it back', () => {
@@ -144,7 +148,9 @@ describe('CheckpointWriter', () => {
     expect(fs.existsSync(path.join(out, 'model.safetensors.index.json'))).toBe(true);
     copyModel(BASE, out, 'BF16'); // then one file: the old shards must be gone
     expect(fs.readdirSync(out).sort()).toEqual(['byte_tokenizer.json', 'config.json', 'generation_config.json', 'model.safetensors']);
-    expect(openModelDir(out).config.torch_dtype).toBe('bfloat16');
+    const again = openModelDir(out);
+    expect(again.config.torch_dtype).toBe('bfloat16');
+    again.close();
     expect(leftovers(out)).toEqual(['again']);
 
     const foreign = path.join(tmp, 'foreign');
