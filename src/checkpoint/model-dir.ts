@@ -94,6 +94,8 @@ export interface CheckpointWriterOptions {
   metadata?: Record<string, string>;
 }
 
+const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Files copied from the base model folder: tokenizers (HF and the zoo's byte tokenizer) and generation settings. */
 const COPIED_FILE = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|byte_tokenizer\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja))$/;
 /** Files a previous evomerge output may hold: only such a folder (or an empty one) is ever replaced. */
@@ -189,7 +191,12 @@ export class CheckpointWriter implements TensorSink {
         `CheckpointWriter: tensor "${name}" has shape ${JSON.stringify(tensor.shape)} (${tensor.data.length} values), plan says ${JSON.stringify(want.shape)}`,
       );
       this.enterShard(this.shardOf[this.next]);
-      this.writeAll(encodeFromF32(this.opts.dtype, tensor.data), `tensor "${name}"`);
+      // F32 on a little-endian host: the tensor's own bytes go to disk, no encoded copy.
+      const bytes =
+        this.opts.dtype === 'F32' && HOST_LE
+          ? new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength)
+          : encodeFromF32(this.opts.dtype, tensor.data);
+      this.writeAll(bytes, `tensor "${name}"`);
       this.next++;
       const s = this.shardOf[this.next - 1];
       if (this.next === this.opts.plan.length || this.shardOf[this.next] !== s) this.closeShard();
