@@ -1,0 +1,221 @@
+// k-th largest magnitude selection without sorting the tensor (mergekit's `argsort(|τ|)[:k]` cut, O(n)):
+// a sampled bracket plus one counting pass, falling back to a two-level 16-bit radix histogram.
+// Owns only the selection; what is kept and how it is rescaled lives in kernel/cpu/sparsify.ts.
+
+/**
+ * A magnitude cut over the flattened tensor. Element e is in the top k iff `absBits(e) > bits`, or
+ * `absBits(e) === bits` and e is among the first `keepEqual` elements (lowest index first) with that value.
+ *
+ * `absBits` is the IEEE-754 bit pattern of |v| (`bits & 0x7fffffff`). For non-negative floats the integer
+ * order is the numeric order, and NaN sorts above +Inf, as in torch.sort (NaN is the largest).
+ * Ties at the cut: torch leaves the choice to its sort (unspecified); evomerge keeps the lowest indices, so
+ * the order is the total order (|v| descending, index ascending) and top-k sets are nested in k.
+ */
+export interface MagnitudeCut {
+  readonly bits: number;
+  readonly keepEqual: number;
+}
+
+/** The cut that keeps nothing (k = 0). */
+export const KEEP_NONE: MagnitudeCut = { bits: 0xffffffff, keepEqual: 0 };
+
+/**
+ * Streams the float32 values of a virtual tensor in chunks, so a selection can run over `x − base` without
+ * materialising it. `fill` writes values [start, start + count) into out[0..count).
+ */
+export interface ValueSource {
+  readonly length: number;
+  fill(start: number, count: number, out: Float32Array): void;
+}
+
+/** A source over a stored Float32Array. */
+export function valuesSource(values: Float32Array): ValueSource {
+  return {
+    length: values.length,
+    fill(start, count, out) {
+      out.set(values.subarray(start, start + count));
+    },
+  };
+}
+
+/** A source over the float32 difference `fround(x − base)` (mergekit's task vector, torch float32 sub). */
+export function differenceSource(x: Float32Array, base: Float32Array): ValueSource {
+  return {
+    length: x.length,
+    fill(start, count, out) {
+      // Float32Array stores round to nearest: double subtraction of two floats then one rounding is the
+      // correctly rounded float32 difference.
+      for (let j = 0; j < count; j++) out[j] = x[start + j] - base[start + j];
+    },
+  };
+}
+
+export interface SelectOptions {
+  /** 'auto' (sampled bracket, histogram fallback) or force the full two-pass histogram (tests). */
+  readonly strategy?: 'auto' | 'histogram';
+}
+
+const CHUNK = 8192;
+/** Below this many elements the magnitudes are copied out and selected directly. */
+const SMALL = 1 << 18;
+const SAMPLE = 1 << 16;
+
+/**
+ * The cut keeping the k largest |v| of `src` (0 ≤ k ≤ n).
+ * @example selectTopK(valuesSource(new Float32Array([3, -5, 1])), 2) // keeps -5 and 3: { bits: bits(3), keepEqual: 1 }
+ */
+export function selectTopK(src: ValueSource, k: number, options: SelectOptions = {}): MagnitudeCut {
+  const n = src.length;
+  if (!(k > 0)) return KEEP_NONE;
+  if (k > n) k = n;
+  const strategy = options.strategy ?? 'auto';
+  if (strategy === 'auto' && n <= SMALL) {
+    const all = new Uint32Array(n);
+    copyAbsBits(src, all);
+    return cutFromCandidates(all, n, k);
+  }
+  if (strategy === 'auto') {
+    const cut = sampledSelect(src, k);
+    if (cut !== null) return cut;
+  }
+  return histogramSelect(src, k);
+}
+
+function copyAbsBits(src: ValueSource, out: Uint32Array): void {
+  const n = src.length;
+  const f = new Float32Array(CHUNK);
+  const u = new Uint32Array(f.buffer);
+  for (let start = 0; start < n; start += CHUNK) {
+    const count = Math.min(CHUNK, n - start);
+    src.fill(start, count, f);
+    for (let j = 0; j < count; j++) out[start + j] = u[j] & 0x7fffffff;
+  }
+}
+
+/** The cut at the kk-th largest of the candidates (everything above the candidates is kept anyway). */
+function cutFromCandidates(cand: Uint32Array, len: number, kk: number): MagnitudeCut {
+  const { value, greater } = kthLargestU32(cand, len, kk);
+  return { bits: value, keepEqual: kk - greater };
+}
+
+/**
+ * Radix select on unsigned 32-bit keys: the kk-th largest (1-based) of arr[0..len), and how many are greater.
+ * Two histogram passes of 16 bits each; no sort.
+ */
+export function kthLargestU32(arr: Uint32Array, len: number, kk: number): { value: number; greater: number } {
+  const hist = new Uint32Array(65536);
+  for (let i = 0; i < len; i++) hist[arr[i] >>> 16]++;
+  let cum = 0;
+  let hi = 65535;
+  for (; hi > 0; hi--) {
+    if (cum + hist[hi] >= kk) break;
+    cum += hist[hi];
+  }
+  hist.fill(0);
+  for (let i = 0; i < len; i++) {
+    const v = arr[i];
+    if (v >>> 16 === hi) hist[v & 0xffff]++;
+  }
+  let lo = 65535;
+  for (; lo > 0; lo--) {
+    if (cum + hist[lo] >= kk) break;
+    cum += hist[lo];
+  }
+  return { value: ((hi << 16) | lo) >>> 0, greater: cum };
+}
+
+/**
+ * Sampled bracket (Floyd–Rivest style): estimate the cut from a strided sample of 65536 magnitudes, then one
+ * pass counts the elements above the bracket and collects those inside it; the exact cut is selected among
+ * the collected ones. Returns null when the bracket missed or overflowed (the caller falls back).
+ */
+function sampledSelect(src: ValueSource, k: number): MagnitudeCut | null {
+  const n = src.length;
+  const m = SAMPLE;
+  const sample = new Uint32Array(m);
+  const one = new Float32Array(1);
+  const oneBits = new Uint32Array(one.buffer);
+  for (let j = 0; j < m; j++) {
+    src.fill(Math.floor((j * n) / m), 1, one);
+    sample[j] = oneBits[0] & 0x7fffffff;
+  }
+  sample.sort(); // the 65536-element sample, not the tensor
+  const q = k / n;
+  const at = m - q * m; // ascending index of the cut within the sample
+  const margin = Math.ceil(6 * Math.sqrt(m * q * (1 - q))) + 64;
+  const loIdx = Math.floor(at - margin);
+  const hiIdx = Math.ceil(at + margin);
+  const lo = loIdx <= 0 ? 0 : sample[loIdx];
+  const hi = hiIdx >= m ? 0xffffffff : sample[hiIdx];
+  const expected = (Math.min(m - 1, hiIdx) - Math.max(0, loIdx) + 1) / m;
+  const capacity = Math.min(n, Math.ceil(n * expected * 2) + 4096);
+  const cand = new Uint32Array(capacity);
+  const f = new Float32Array(CHUNK);
+  const u = new Uint32Array(f.buffer);
+  let above = 0;
+  let c = 0;
+  for (let start = 0; start < n; start += CHUNK) {
+    const count = Math.min(CHUNK, n - start);
+    src.fill(start, count, f);
+    for (let j = 0; j < count; j++) {
+      const v = (u[j] & 0x7fffffff) >>> 0;
+      if (v > hi) above++;
+      else if (v >= lo) {
+        if (c < capacity) cand[c] = v;
+        c++;
+      }
+    }
+    if (c > capacity) return null;
+  }
+  if (!(above < k && k <= above + c)) return null;
+  return cutFromCandidates(cand, c, k - above);
+}
+
+/** Exact two-pass radix histogram over the whole source (16 high bits, then 16 low bits in one bucket). */
+function histogramSelect(src: ValueSource, k: number): MagnitudeCut {
+  const n = src.length;
+  const hist = new Uint32Array(65536);
+  const f = new Float32Array(CHUNK);
+  const u = new Uint32Array(f.buffer);
+  for (let start = 0; start < n; start += CHUNK) {
+    const count = Math.min(CHUNK, n - start);
+    src.fill(start, count, f);
+    for (let j = 0; j < count; j++) hist[(u[j] & 0x7fffffff) >>> 16]++;
+  }
+  let cum = 0;
+  let hi = 65535;
+  for (; hi > 0; hi--) {
+    if (cum + hist[hi] >= k) break;
+    cum += hist[hi];
+  }
+  hist.fill(0);
+  for (let start = 0; start < n; start += CHUNK) {
+    const count = Math.min(CHUNK, n - start);
+    src.fill(start, count, f);
+    for (let j = 0; j < count; j++) {
+      const v = u[j] & 0x7fffffff;
+      if (v >>> 16 === hi) hist[v & 0xffff]++;
+    }
+  }
+  let lo = 65535;
+  for (; lo > 0; lo--) {
+    if (cum + hist[lo] >= k) break;
+    cum += hist[lo];
+  }
+  return { bits: ((hi << 16) | lo) >>> 0, keepEqual: k - cum };
+}
+
+/**
+ * Applies a cut to a stream of magnitudes in index order. Stateful: it counts the elements equal to the cut.
+ * Hot loops inline the same test; this is the readable reference used by tests and cold paths.
+ */
+export class CutCursor {
+  private equalSeen = 0;
+  constructor(private readonly cut: MagnitudeCut) {}
+  /** Whether the next element (in index order) with magnitude bits `absBits` is in the top k. */
+  next(absBits: number): boolean {
+    if (absBits > this.cut.bits) return true;
+    if (absBits === this.cut.bits) return this.equalSeen++ < this.cut.keepEqual;
+    return false;
+  }
+}

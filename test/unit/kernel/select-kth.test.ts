@@ -1,0 +1,100 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CutCursor, kthLargestU32, selectTopK, valuesSource, type MagnitudeCut } from '../../../src/kernel/select-kth.ts';
+
+/** Sort-based reference: the indices of the k largest |v|, ties to the lower index (torch.sort leaves them open). */
+function referenceTopK(values: Float32Array, k: number): Set<number> {
+  const idx = Array.from(values, (_, i) => i);
+  const mag = (i: number) => (Number.isNaN(values[i]) ? Infinity * 2 : Math.abs(values[i]));
+  idx.sort((a, b) => {
+    const ma = Number.isNaN(values[a]) ? 1 : 0;
+    const mb = Number.isNaN(values[b]) ? 1 : 0;
+    if (ma !== mb) return mb - ma;
+    const d = mag(b) - mag(a);
+    return d !== 0 && !Number.isNaN(d) ? d : a - b;
+  });
+  return new Set(idx.slice(0, k));
+}
+
+function kept(values: Float32Array, cut: MagnitudeCut): Set<number> {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  const cursor = new CutCursor(cut);
+  const s = new Set<number>();
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i];
+    if (cursor.next(u[0] & 0x7fffffff)) s.add(i);
+  }
+  return s;
+}
+
+/** Arrays with many exact ties, zeros (both signs) and a few NaN/Inf. */
+const tiedValue = fc.oneof(
+  fc.constantFrom(0, -0, 1, -1, 0.5, -0.5, 2, Infinity, -Infinity),
+  fc.float({ noNaN: true }),
+  fc.integer({ min: -4, max: 4 }).map((i) => i / 4),
+);
+
+describe('selectTopK (k-th magnitude without sorting)', () => {
+  it('keeps exactly the sort-based top k, ties to the lowest index (direct and histogram paths)', () => {
+    fc.assert(
+      fc.property(fc.array(tiedValue, { minLength: 1, maxLength: 300 }), fc.nat(), (arr, kSeed) => {
+        const values = Float32Array.from(arr);
+        const k = 1 + (kSeed % values.length);
+        const expected = referenceTopK(values, k);
+        for (const strategy of ['auto', 'histogram'] as const) {
+          const got = kept(values, selectTopK(valuesSource(values), k, { strategy }));
+          expect(got.size).toBe(k);
+          expect([...got].sort((a, b) => a - b)).toEqual([...expected].sort((a, b) => a - b));
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('treats NaN as the largest magnitude, as torch.sort does', () => {
+    const values = Float32Array.from([1, NaN, Infinity, -3]);
+    expect(kept(values, selectTopK(valuesSource(values), 1))).toEqual(new Set([1]));
+    expect(kept(values, selectTopK(valuesSource(values), 2))).toEqual(new Set([1, 2]));
+  });
+
+  it('uses the sampled bracket on large arrays and agrees with the reference (continuous and heavily tied)', () => {
+    const n = 300_000; // above the direct-copy size, so the sampled path and its fallback run
+    let s = 12345;
+    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+    const continuous = new Float32Array(n);
+    for (let i = 0; i < n; i++) continuous[i] = (rand() - 0.5) * Math.exp(rand() * 4);
+    const tied = new Float32Array(n);
+    for (let i = 0; i < n; i++) tied[i] = rand() < 0.6 ? 0 : Math.floor(rand() * 8) / 8;
+    for (const values of [continuous, tied]) {
+      for (const k of [1, 1000, n >> 1, n - 7, n]) {
+        const cut = selectTopK(valuesSource(values), k);
+        const hist = selectTopK(valuesSource(values), k, { strategy: 'histogram' });
+        expect(cut).toEqual(hist);
+        // Check the count and the boundary against a sorted copy of magnitudes (reference, test only).
+        const mags = Float32Array.from(values, Math.abs).sort().reverse();
+        const f = new Float32Array([mags[k - 1]]);
+        expect(cut.bits).toBe(new Uint32Array(f.buffer)[0]);
+        expect(kept(values, cut).size).toBe(k);
+      }
+    }
+  });
+
+  it('returns the cut that keeps nothing for k = 0', () => {
+    const values = Float32Array.from([1, 2, 3]);
+    expect(kept(values, selectTopK(valuesSource(values), 0)).size).toBe(0);
+  });
+
+  it('kthLargestU32 matches a sort on random keys', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 0x7fffffff }), { minLength: 1, maxLength: 200 }), fc.nat(), (arr, kSeed) => {
+        const a = Uint32Array.from(arr);
+        const kk = 1 + (kSeed % a.length);
+        const sorted = [...arr].sort((x, y) => y - x);
+        const { value, greater } = kthLargestU32(a, a.length, kk);
+        expect(value).toBe(sorted[kk - 1]);
+        expect(greater).toBe(sorted.filter((v) => v > value).length);
+      }),
+    );
+  });
+});
