@@ -1,0 +1,211 @@
+// The evaluator: one graph and one binding, many weight sets. `evaluate(weights)` binds a candidate's tensors
+// (from disk or straight from the merge engine) as the session's weight inputs and scores the suite's tasks.
+import pLimit from 'p-limit';
+import { EvomergeError } from '../errors.ts';
+import type { TensorSource } from '../checkpoint/tensor-source.ts';
+import { openModelDir } from '../checkpoint/model-dir.ts';
+import { GraphSession, OnnxGraph, type ExecutionProvider, type FeedSet } from './onnx-session.ts';
+import { bindWeights, boundInitializers, resolveBinding, type Binding } from './bind.ts';
+import { KIND_METRICS, parseSuiteFile, type Split, type Suite, type TaskSpec } from './suite.ts';
+import { readEvalFile, type EvalItem } from './eval-file.ts';
+import type { Tokenizer } from './tokenizers/tokenizer.ts';
+import { ByteTokenizer } from './tokenizers/byte.ts';
+import { HfTokenizer } from './tokenizers/hf.ts';
+import type { BatchLogits, Forward } from './tasks/forward.ts';
+import { evaluateLoglik } from './tasks/loglik.ts';
+import { evaluateAnswerLogprob, evaluateExactMatch, type GenerateItem } from './tasks/generate.ts';
+import { evaluateChoice, type ChoiceItem } from './tasks/choice.ts';
+import type { MetricValue, TaskScore } from './stats.ts';
+
+export interface EvaluatorOptions {
+  /** A parsed suite, or the path of its YAML. */
+  suite: Suite | string;
+  /** The ONNX graph; defaults to the suite's `graph:`. */
+  graph?: string;
+  /** The base model folder for binding by content; defaults to the suite's `base_model:`. Without one, the
+   * binding is built by name against the first weights evaluated. */
+  baseModelDir?: string;
+  ep?: ExecutionProvider;
+  /** ORT intra-op threads per session (default: ORT's choice, one per core). */
+  threads?: number;
+  /** Sessions run side by side (p-limit); tasks are spread over them. Default 1. */
+  sessions?: number;
+  /** Most tokens (rows × sequence length) in one forward pass. Default 2048. */
+  batchTokens?: number;
+  /** JSON file caching the (graph, base) binding between runs (e.g. next to a campaign's database). */
+  bindingCacheFile?: string;
+}
+
+export interface EvaluateOptions {
+  split?: Split;
+  /** Task names to run (default: all the suite's tasks, in suite order). */
+  tasks?: readonly string[];
+  /** Score only the first N items of each file. */
+  limit?: number;
+  /** task → metric, overriding the suite's metric (e.g. `{ math: 'answer_logprob' }` for a smooth fitness). */
+  metrics?: Readonly<Record<string, string>>;
+  /** Also return each generate/choice item's prediction (for tests and reports). */
+  withPredictions?: boolean;
+}
+
+export interface TaskScoreWithPredictions extends TaskScore {
+  readonly predictions?: readonly string[];
+}
+
+export class Evaluator {
+  private binding: Binding | undefined;
+  private sessions: GraphSession[] = [];
+  private readonly items = new Map<string, EvalItem[]>();
+
+  private constructor(
+    readonly suite: Suite,
+    private readonly graph: OnnxGraph,
+    private readonly tokenizer: Tokenizer,
+    private readonly options: EvaluatorOptions,
+  ) {}
+
+  static async create(options: EvaluatorOptions): Promise<Evaluator> {
+    const suite = typeof options.suite === 'string' ? parseSuiteFile(options.suite) : options.suite;
+    const graphPath = options.graph ?? suite.graph;
+    if (!graphPath) throw new EvomergeError('eval.no_graph', 'no ONNX graph: give --graph or a `graph:` key in the suite', { file: suite.file, field: 'graph' });
+    const graph = OnnxGraph.load(graphPath);
+    const tokenizer = suite.tokenizer === 'byte' ? new ByteTokenizer() : HfTokenizer.load(suite.tokenizer);
+    const ev = new Evaluator(suite, graph, tokenizer, options);
+    const baseDir = options.baseModelDir ?? suite.baseModel;
+    if (baseDir) {
+      const base = openModelDir(baseDir);
+      try {
+        await ev.prepare(base.tensors);
+      } finally {
+        base.close();
+      }
+    }
+    return ev;
+  }
+
+  /** The (graph, base) binding and the sessions, built once. */
+  private async prepare(base: TensorSource): Promise<void> {
+    if (this.binding) return;
+    this.binding = resolveBinding(this.graph, base, this.options.bindingCacheFile);
+    const names = boundInitializers(this.binding);
+    const n = Math.max(1, this.options.sessions ?? 1);
+    for (let i = 0; i < n; i++) {
+      this.sessions.push(await GraphSession.create(this.graph, names, { ep: this.options.ep ?? 'cpu', intraOpThreads: this.options.threads }));
+    }
+  }
+
+  /** How the graph was bound: entries by name and by content. */
+  describeBinding(): Binding | undefined {
+    return this.binding;
+  }
+
+  /** Binds `weights` to the graph: the per-candidate cost (reads each tensor, transposes where needed). */
+  bind(weights: TensorSource): FeedSet {
+    if (!this.binding) throw new EvomergeError('internal', 'evaluator not prepared (this is a bug in evomerge)');
+    return bindWeights(this.binding, weights);
+  }
+
+  async evaluate(weights: TensorSource, opts: EvaluateOptions = {}): Promise<TaskScoreWithPredictions[]> {
+    await this.prepare(weights);
+    const split = opts.split ?? 'fit';
+    const specs = this.selectTasks(opts.tasks);
+    const feeds = this.bind(weights);
+    const limit = pLimit(this.sessions.length);
+    const free = [...this.sessions];
+    return Promise.all(
+      specs.map((spec) =>
+        limit(async () => {
+          const session = free.pop()!;
+          try {
+            const forward: Forward = (rows) => runRows(session, rows, feeds);
+            return await this.runTask(spec, split, forward, opts);
+          } finally {
+            free.push(session);
+          }
+        }),
+      ),
+    );
+  }
+
+  private selectTasks(names?: readonly string[]): TaskSpec[] {
+    if (!names) return [...this.suite.tasks];
+    return names.map((n) => {
+      const spec = this.suite.tasks.find((t) => t.name === n);
+      if (!spec) throw new EvomergeError('eval.unknown_task', `no such task (the suite has ${this.suite.tasks.map((t) => t.name).join(', ')})`, { file: this.suite.file, field: n });
+      return spec;
+    });
+  }
+
+  private loadItems(spec: TaskSpec, split: Split): EvalItem[] {
+    const key = `${spec.name}\0${split}`;
+    let items = this.items.get(key);
+    if (!items) {
+      items = readEvalFile(spec.files[split], spec.fields);
+      if (spec.kind === 'choice') checkChoiceItems(spec, split, items);
+      this.items.set(key, items);
+    }
+    return items;
+  }
+
+  private async runTask(spec: TaskSpec, split: Split, forward: Forward, opts: EvaluateOptions): Promise<TaskScoreWithPredictions> {
+    const metric = opts.metrics?.[spec.name] ?? spec.metric;
+    if (!KIND_METRICS[spec.kind].includes(metric)) {
+      throw new EvomergeError('eval.unknown_metric', `expected one of ${KIND_METRICS[spec.kind].join(', ')} for kind ${spec.kind}`, { file: this.suite.file, field: `tasks.${spec.name}.metric` });
+    }
+    let items = this.loadItems(spec, split);
+    if (opts.limit !== undefined) items = items.slice(0, Math.max(0, opts.limit));
+    const batchTokens = this.options.batchTokens ?? 2048;
+    const t0 = performance.now();
+    let metrics: Record<string, MetricValue>;
+    let predictions: string[] | undefined;
+    if (spec.kind === 'loglik') {
+      metrics = await evaluateLoglik(items.map((i) => i.values.text as string), this.tokenizer, forward, batchTokens);
+    } else if (spec.kind === 'generate') {
+      const gen: GenerateItem[] = items.map((i) => ({ prompt: i.values.prompt as string, answer: i.values.answer as string }));
+      if (metric === 'answer_logprob') {
+        metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, { stop: spec.stop, batchTokens });
+      } else {
+        const r = await evaluateExactMatch(gen, this.tokenizer, forward, { maxNewTokens: spec.maxNewTokens, stop: spec.stop, batchTokens });
+        metrics = { exact_match: r.exact_match };
+        predictions = r.predictions;
+      }
+    } else {
+      const ch: ChoiceItem[] = items.map((i) => ({
+        prompt: i.values.prompt as string,
+        answer: i.values.answer as string,
+        choices: (i.values.choices as readonly string[] | undefined) ?? spec.choices!,
+      }));
+      const r = await evaluateChoice(ch, this.tokenizer, forward, batchTokens);
+      metrics = { accuracy: r.accuracy };
+      predictions = r.predictions;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const main = metrics[metric]!;
+    const extra = Object.fromEntries(Object.entries(metrics).filter(([k]) => k !== metric));
+    return { task: spec.name, metric, ...main, seconds, extra, ...(opts.withPredictions && predictions ? { predictions } : {}) };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions) await s.close();
+    this.sessions = [];
+  }
+}
+
+/** Choice items need labels (their own or the task's) that include the answer. */
+function checkChoiceItems(spec: TaskSpec, split: Split, items: EvalItem[]): void {
+  for (const it of items) {
+    const choices = (it.values.choices as readonly string[] | undefined) ?? spec.choices;
+    const place = { file: spec.files[split], line: it.line };
+    if (!choices) throw new EvomergeError('eval.bad_jsonl', 'missing field (and the task gives no `choices`)', { ...place, field: spec.fields.choices });
+    if (!choices.includes(it.values.answer as string)) {
+      throw new EvomergeError('eval.bad_jsonl', `"${it.values.answer as string}" is not one of the choices`, { ...place, field: spec.fields.answer });
+    }
+  }
+}
+
+function runRows(session: GraphSession, rows: readonly (readonly number[])[], feeds: FeedSet): Promise<BatchLogits> {
+  const seq = rows[0]!.length;
+  const ids = new Int32Array(rows.length * seq);
+  rows.forEach((r, i) => ids.set(r, i * seq));
+  return session.forward(ids, rows.length, seq, feeds);
+}

@@ -1,0 +1,286 @@
+// ONNX Runtime for evomerge: the only runtime import of onnxruntime-node. Loads one graph, turns its weight
+// initializers into graph inputs once, and runs it with any weight set fed as input tensors.
+//
+// Why weights as inputs (option a) rather than a session rebuilt per candidate from rewritten bytes (option b):
+// measured on the zoo (bench/eval.ts, 2-core CPU), feeding 57 weight tensors costs nothing per run (the node
+// binding wraps the Float32Arrays without copying) while a rebuild costs re-encoding the model plus ORT's
+// graph optimisation (~100 ms per candidate here, growing with model size). Option (b) also cannot work for
+// models over 2 GB (protobuf's limit; their weights must live in external files). The price of (a) is that ORT
+// cannot constant-fold Transpose(W) or pre-pack MatMul weights; on the zoo that is within the noise.
+import { readFileSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { dirname, resolve, isAbsolute } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { EvomergeError, invariant } from '../errors.ts';
+import {
+  DATA_LOCATION_EXTERNAL,
+  OnnxDataType,
+  decodeModel,
+  encodeModel,
+  int64ToNumber,
+  type ModelMessage,
+  type TensorMessage,
+  type ValueInfoMessage,
+} from './onnx-proto.ts';
+
+export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda';
+export const EXECUTION_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'webgpu', 'cuda'];
+
+/** One initializer of the graph as stored (name, shape, ONNX data type). */
+export interface InitializerInfo {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly dataType: number;
+}
+
+/** An ONNX graph decoded once; hands out initializer values (inline or external) and weight-fed model bytes. */
+export class OnnxGraph {
+  readonly initializers: readonly InitializerInfo[];
+  private readonly byName = new Map<string, TensorMessage>();
+
+  private constructor(
+    readonly path: string,
+    private readonly model: ModelMessage,
+  ) {
+    const graph = model.graph;
+    if (!graph) throw new EvomergeError('eval.bad_graph', 'the model has no graph', { file: path, field: 'graph' });
+    const infos: InitializerInfo[] = [];
+    for (const t of graph.initializer ?? []) {
+      const name = t.name ?? '';
+      this.byName.set(name, t);
+      infos.push({ name, dims: (t.dims ?? []).map(int64ToNumber), dataType: t.dataType ?? 0 });
+    }
+    this.initializers = infos;
+  }
+
+  static load(path: string): OnnxGraph {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(path);
+    } catch (err) {
+      throw new EvomergeError('eval.graph_not_found', `cannot read the ONNX graph (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { file: path });
+    }
+    let model: ModelMessage;
+    try {
+      model = decodeModel(bytes);
+    } catch (err) {
+      throw new EvomergeError('eval.bad_graph', `not an ONNX model: ${(err as Error).message}`, { file: path });
+    }
+    return new OnnxGraph(path, model);
+  }
+
+  /** Graph inputs that are not initializers (what a caller must feed besides the weights). */
+  dataInputs(): { name: string; elemType: number; rank: number }[] {
+    const inits = new Set(this.byName.keys());
+    return (this.model.graph!.input ?? [])
+      .filter((v) => !inits.has(v.name ?? ''))
+      .map((v) => ({
+        name: v.name ?? '',
+        elemType: v.type?.tensorType?.elemType ?? 0,
+        rank: v.type?.tensorType?.shape?.dim?.length ?? 0,
+      }));
+  }
+
+  outputNames(): string[] {
+    return (this.model.graph!.output ?? []).map((v) => v.name ?? '');
+  }
+
+  /** The value of a float32 initializer, read from the model or from its external data file. */
+  initializerData(name: string): Float32Array {
+    const t = this.byName.get(name);
+    invariant(t, `initializer ${name} looked up but absent`);
+    const field = `initializer "${name}"`;
+    if (t.dataType !== OnnxDataType.FLOAT) {
+      throw new EvomergeError('eval.unsupported_initializer', `data type ${t.dataType} (only float32 weights can be bound)`, { file: this.path, field });
+    }
+    const n = numelOf(t);
+    const raw = this.rawBytes(t);
+    if (raw) {
+      if (raw.byteLength !== n * 4) {
+        throw new EvomergeError('eval.bad_graph', `holds ${raw.byteLength} bytes, its shape needs ${n * 4}`, { file: this.path, field });
+      }
+      // Copy into an aligned buffer: raw_data is a view at an arbitrary offset of the file.
+      const out = new Float32Array(n);
+      new Uint8Array(out.buffer).set(raw);
+      return out;
+    }
+    const data = t.floatData ?? [];
+    if (data.length !== n) {
+      throw new EvomergeError('eval.bad_graph', `holds ${data.length} floats, its shape needs ${n}`, { file: this.path, field });
+    }
+    return Float32Array.from(data);
+  }
+
+  /** raw_data, or the bytes of an external-data initializer (location/offset/length relative to the .onnx). */
+  private rawBytes(t: TensorMessage): Uint8Array | undefined {
+    if (t.dataLocation !== DATA_LOCATION_EXTERNAL) return t.rawData && t.rawData.byteLength > 0 ? t.rawData : undefined;
+    const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+    const field = `initializer "${t.name}"`;
+    const location = kv.get('location');
+    if (!location) throw new EvomergeError('eval.bad_graph', 'external data without a location', { file: this.path, field });
+    if (isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
+      throw new EvomergeError('eval.bad_graph', `external data location "${location}" must stay beside the model`, { file: this.path, field });
+    }
+    const file = resolve(dirname(this.path), location);
+    const offset = Number(kv.get('offset') ?? '0');
+    let fd: number;
+    try {
+      fd = openSync(file, 'r');
+    } catch {
+      throw new EvomergeError('eval.bad_graph', `external data file ${location} not found`, { file: this.path, field });
+    }
+    try {
+      const size = fstatSync(fd).size;
+      const length = kv.has('length') ? Number(kv.get('length')) : size - offset;
+      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+        throw new EvomergeError('eval.bad_graph', `external data [${offset}, +${length}) outside ${location} (${size} bytes)`, { file: this.path, field });
+      }
+      const buf = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const got = readSync(fd, buf, done, length - done, offset + done);
+        if (got === 0) break;
+        done += got;
+      }
+      return buf;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * The model bytes with the named initializers removed and declared as float32 graph inputs instead (their
+   * values then come with every run). Remaining external-data initializers are inlined so the bytes load
+   * from memory; the weights removed are what make a big model big, so what is left stays small.
+   */
+  weightFedBytes(weightNames: readonly string[]): Uint8Array {
+    const graph = this.model.graph!;
+    const fed = new Set(weightNames);
+    const kept: TensorMessage[] = [];
+    for (const t of graph.initializer ?? []) {
+      if (fed.has(t.name ?? '')) continue;
+      if (t.dataLocation === DATA_LOCATION_EXTERNAL) {
+        kept.push({ ...t, rawData: this.rawBytes(t), dataLocation: 0, externalData: [] });
+      } else kept.push(t);
+    }
+    const declared = new Set((graph.input ?? []).map((v) => v.name ?? ''));
+    const newInputs: ValueInfoMessage[] = [];
+    for (const name of weightNames) {
+      if (declared.has(name)) continue; // IR < 4 lists initializers among the inputs already
+      const info = this.byName.get(name);
+      invariant(info, `weight ${name} is not an initializer`);
+      newInputs.push({
+        name,
+        type: { tensorType: { elemType: OnnxDataType.FLOAT, shape: { dim: (info.dims ?? []).map((d) => ({ dimValue: d })) } } },
+      });
+    }
+    const model: ModelMessage = {
+      ...this.model,
+      graph: { ...graph, initializer: kept, input: [...(graph.input ?? []), ...newInputs] },
+    };
+    return encodeModel(model);
+  }
+}
+
+function numelOf(t: TensorMessage): number {
+  let n = 1;
+  for (const d of t.dims ?? []) n *= int64ToNumber(d);
+  return n;
+}
+
+/** Float32 tensors ready to feed (wrapping, not copying, their data). Opaque outside this module. */
+export class FeedSet {
+  /** @internal */
+  readonly tensors: Record<string, ort.Tensor> = {};
+  set(name: string, data: Float32Array, dims: readonly number[]): void {
+    this.tensors[name] = new ort.Tensor('float32', data, dims);
+  }
+}
+
+export interface SessionOptions {
+  ep: ExecutionProvider;
+  /** ORT intra-op threads (0 or undefined = ORT's default, one per core). */
+  intraOpThreads?: number;
+}
+
+/** Logits of one forward pass: row-major [batch, seq, vocab]. */
+export interface Logits {
+  readonly data: Float32Array;
+  readonly batch: number;
+  readonly seq: number;
+  readonly vocab: number;
+}
+
+/**
+ * One ORT session of a weight-fed causal LM graph: `forward(tokens, weights)` → logits. Feeds `input_ids`
+ * (int64 [batch, seq]) and, when the graph declares them, `attention_mask` (all ones) and `position_ids`
+ * (0..seq-1); any other non-weight input (e.g. a KV cache) is refused by name.
+ */
+export class GraphSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly idsName: string,
+    private readonly maskName: string | undefined,
+    private readonly positionsName: string | undefined,
+    private readonly logitsName: string,
+  ) {}
+
+  static async create(graph: OnnxGraph, weightNames: readonly string[], options: SessionOptions): Promise<GraphSession> {
+    const inputs = graph.dataInputs().filter((i) => !weightNames.includes(i.name));
+    const find = (n: string) => inputs.find((i) => i.name === n)?.name;
+    const idsName = find('input_ids') ?? (inputs.length === 1 ? inputs[0]!.name : undefined);
+    if (!idsName) {
+      throw new EvomergeError('eval.unsupported_graph_input', 'the graph has no input_ids input', { file: graph.path, field: 'graph.input' });
+    }
+    const maskName = find('attention_mask');
+    const positionsName = find('position_ids');
+    const other = inputs.filter((i) => ![idsName, maskName, positionsName].includes(i.name)).map((i) => i.name);
+    if (other.length > 0) {
+      throw new EvomergeError('eval.unsupported_graph_input', `inputs evomerge cannot feed (KV-cache graphs are not supported yet): ${other.join(', ')}`, { file: graph.path, field: 'graph.input' });
+    }
+    const outputs = graph.outputNames();
+    const logitsName = outputs.includes('logits') ? 'logits' : outputs[0];
+    if (!logitsName) throw new EvomergeError('eval.bad_graph', 'the graph has no output', { file: graph.path, field: 'graph.output' });
+    const bytes = graph.weightFedBytes(weightNames);
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: [options.ep],
+      logSeverityLevel: 3,
+      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    };
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, sessionOptions);
+    } catch (err) {
+      const msg = (err as Error).message.split('\n')[0]!.slice(0, 300);
+      if (options.ep !== 'cpu') {
+        throw new EvomergeError('eval.ep_unavailable', `execution provider "${options.ep}" is not available here (${msg})${options.ep === 'cuda' ? '; install the CUDA build of ONNX Runtime and CUDA 12, or use --ep cpu' : ''}`, { field: '--ep' });
+      }
+      throw new EvomergeError('eval.bad_graph', `ONNX Runtime cannot load the graph: ${msg}`, { file: graph.path });
+    }
+    return new GraphSession(session, idsName, maskName, positionsName, logitsName);
+  }
+
+  /** Runs `batch` rows of `seq` token ids each (row-major) with the given weights. */
+  async forward(ids: Int32Array, batch: number, seq: number, weights: FeedSet): Promise<Logits> {
+    invariant(ids.length === batch * seq, 'forward: ids length != batch*seq');
+    const feeds: Record<string, ort.Tensor> = { ...weights.tensors };
+    const big = new BigInt64Array(ids.length);
+    for (let i = 0; i < ids.length; i++) big[i] = BigInt(ids[i]!);
+    feeds[this.idsName] = new ort.Tensor('int64', big, [batch, seq]);
+    if (this.maskName) feeds[this.maskName] = new ort.Tensor('int64', new BigInt64Array(batch * seq).fill(1n), [batch, seq]);
+    if (this.positionsName) {
+      const pos = new BigInt64Array(batch * seq);
+      for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) pos[b * seq + t] = BigInt(t);
+      feeds[this.positionsName] = new ort.Tensor('int64', pos, [batch, seq]);
+    }
+    const out = await this.session.run(feeds, [this.logitsName]);
+    const logits = out[this.logitsName]!;
+    const dims = logits.dims;
+    invariant(dims.length === 3 && dims[0] === batch && dims[1] === seq, `logits dims ${dims.join('x')}`);
+    const data = logits.data as Float32Array;
+    return { data, batch, seq, vocab: dims[2]! };
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,141 @@
+// Eval suites: the YAML under evals/ that names the graph, the base checkpoint, the tokenizer and the tasks
+// (kind, metric, fit/test JSONL files, generation limits, field names). Parsing and validation only.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { EvomergeError } from '../errors.ts';
+
+export type TaskKind = 'generate' | 'choice' | 'loglik';
+export type Split = 'fit' | 'test';
+
+/** The metrics each kind computes; the first is the default. */
+export const KIND_METRICS: Record<TaskKind, readonly string[]> = {
+  generate: ['exact_match', 'answer_logprob'],
+  choice: ['accuracy'],
+  loglik: ['loglik', 'bits_per_byte', 'next_token_accuracy'],
+};
+
+/** The JSONL fields each kind reads, by role; `fields:` in a task renames them. */
+export const KIND_FIELDS: Record<TaskKind, readonly string[]> = {
+  generate: ['prompt', 'answer'],
+  choice: ['prompt', 'answer', 'choices'],
+  loglik: ['text'],
+};
+
+export interface TaskSpec {
+  readonly name: string;
+  readonly kind: TaskKind;
+  readonly metric: string;
+  /** Absolute paths of the JSONL files. */
+  readonly files: Readonly<Record<Split, string>>;
+  readonly maxNewTokens: number;
+  /** Generation stops at the first of these strings, which is not kept. */
+  readonly stop: readonly string[];
+  /** role → JSONL field name. */
+  readonly fields: Readonly<Record<string, string>>;
+  /** choice: the labels, when the items do not carry their own `choices`. */
+  readonly choices?: readonly string[];
+}
+
+export interface Suite {
+  readonly file: string;
+  /** Absolute path of the ONNX graph, if the suite names one. */
+  readonly graph?: string;
+  /** Absolute path of the base model folder (binding by content), if named. */
+  readonly baseModel?: string;
+  /** `byte`, or the absolute path of a tokenizer.json. */
+  readonly tokenizer: string;
+  readonly tasks: readonly TaskSpec[];
+}
+
+const SUITE_KEYS = ['description', 'graph', 'base_model', 'tokenizer', 'tasks'];
+const TASK_KEYS = ['description', 'kind', 'metric', 'fit', 'test', 'max_new_tokens', 'stop', 'fields', 'choices'];
+
+export function parseSuiteFile(file: string): Suite {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new EvomergeError('eval.suite_not_found', 'eval suite not found', { file });
+  }
+  return parseSuite(text, file);
+}
+
+/** Parses suite YAML; `file` locates relative paths and names errors. */
+export function parseSuite(text: string, file: string): Suite {
+  const fail = (field: string, what: string, code = 'eval.bad_suite'): never => {
+    throw new EvomergeError(code, what, { file, field });
+  };
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new EvomergeError('eval.bad_suite', `not valid YAML: ${(err as Error).message.split('\n')[0]}`, { file });
+  }
+  if (!isRecord(doc)) return fail('(top level)', 'expected a mapping with a `tasks` key');
+  for (const k of Object.keys(doc)) if (!SUITE_KEYS.includes(k)) fail(k, `unknown key (expected one of ${SUITE_KEYS.join(', ')})`, 'eval.suite_unknown_key');
+  const dir = dirname(resolve(file));
+  const pathKey = (key: string, value: unknown, kind: 'file' | 'dir'): string => {
+    if (typeof value !== 'string' || value === '') return fail(key, 'expected a path (relative to the suite file)');
+    const p = resolve(dir, value);
+    if (!existsSync(p)) return fail(key, `${value} not found`, 'eval.suite_missing_file');
+    if (kind === 'dir' ? !statSync(p).isDirectory() : !statSync(p).isFile()) return fail(key, `${value} is not a ${kind === 'dir' ? 'folder' : 'file'}`, 'eval.suite_missing_file');
+    return p;
+  };
+  const graph = doc.graph === undefined ? undefined : pathKey('graph', doc.graph, 'file');
+  const baseModel = doc.base_model === undefined ? undefined : pathKey('base_model', doc.base_model, 'dir');
+  let tokenizer = 'byte';
+  if (doc.tokenizer !== undefined) tokenizer = doc.tokenizer === 'byte' ? 'byte' : pathKey('tokenizer', doc.tokenizer, 'file');
+
+  if (!isRecord(doc.tasks) || Object.keys(doc.tasks).length === 0) return fail('tasks', 'expected a mapping of task name → task');
+  const tasks: TaskSpec[] = [];
+  for (const [name, raw] of Object.entries(doc.tasks)) {
+    const at = `tasks.${name}`;
+    if (!isRecord(raw)) return fail(at, 'expected a mapping');
+    for (const k of Object.keys(raw)) if (!TASK_KEYS.includes(k)) fail(`${at}.${k}`, `unknown key (expected one of ${TASK_KEYS.join(', ')})`, 'eval.suite_unknown_key');
+    const kind = raw.kind;
+    if (kind !== 'generate' && kind !== 'choice' && kind !== 'loglik') return fail(`${at}.kind`, 'expected generate, choice or loglik');
+    const metric = raw.metric === undefined ? KIND_METRICS[kind][0]! : raw.metric;
+    if (typeof metric !== 'string' || !KIND_METRICS[kind].includes(metric)) {
+      return fail(`${at}.metric`, `expected one of ${KIND_METRICS[kind].join(', ')} for kind ${kind}`);
+    }
+    if (raw.fit === undefined) fail(`${at}.fit`, 'missing (the JSONL file a search may use)');
+    if (raw.test === undefined) fail(`${at}.test`, 'missing (the held-out JSONL file)');
+    const files = { fit: pathKey(`${at}.fit`, raw.fit, 'file'), test: pathKey(`${at}.test`, raw.test, 'file') };
+    let maxNewTokens = 0;
+    if (kind === 'generate') {
+      if (!Number.isInteger(raw.max_new_tokens) || (raw.max_new_tokens as number) < 1) fail(`${at}.max_new_tokens`, 'expected a positive integer');
+      maxNewTokens = raw.max_new_tokens as number;
+    } else if (raw.max_new_tokens !== undefined) fail(`${at}.max_new_tokens`, `only for kind generate`);
+    let stop: string[] = [];
+    if (raw.stop !== undefined) {
+      const s = typeof raw.stop === 'string' ? [raw.stop] : raw.stop;
+      if (!Array.isArray(s) || s.some((x) => typeof x !== 'string' || x === '')) fail(`${at}.stop`, 'expected a non-empty string or a list of them');
+      if (kind !== 'generate') fail(`${at}.stop`, 'only for kind generate');
+      stop = s as string[];
+    }
+    const fields: Record<string, string> = Object.fromEntries(KIND_FIELDS[kind].map((r) => [r, r]));
+    if (raw.fields !== undefined) {
+      if (!isRecord(raw.fields)) fail(`${at}.fields`, 'expected a mapping of role → JSONL field name');
+      for (const [role, f] of Object.entries(raw.fields as Record<string, unknown>)) {
+        if (!KIND_FIELDS[kind].includes(role)) fail(`${at}.fields.${role}`, `unknown role (expected one of ${KIND_FIELDS[kind].join(', ')})`, 'eval.suite_unknown_key');
+        if (typeof f !== 'string' || f === '') fail(`${at}.fields.${role}`, 'expected a field name');
+        fields[role] = f as string;
+      }
+    }
+    let choices: string[] | undefined;
+    if (raw.choices !== undefined) {
+      if (kind !== 'choice') fail(`${at}.choices`, 'only for kind choice');
+      if (!Array.isArray(raw.choices) || raw.choices.length < 2 || raw.choices.some((c) => typeof c !== 'string' || c === '')) {
+        fail(`${at}.choices`, 'expected a list of at least two non-empty labels');
+      }
+      choices = raw.choices as string[];
+    }
+    tasks.push({ name, kind, metric, files, maxNewTokens, stop, fields, ...(choices ? { choices } : {}) });
+  }
+  return { file, ...(graph ? { graph } : {}), ...(baseModel ? { baseModel } : {}), tokenizer, tasks };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,47 @@
+// The choice task kind: pick the label with the highest summed log-probability given the prompt; accuracy.
+import type { Tokenizer } from '../tokenizers/tokenizer.ts';
+import { proportion, type MetricValue } from '../stats.ts';
+import { batchesByLength, logProbAt, type Forward } from './forward.ts';
+
+/** One item; the evaluator has checked that `answer` is one of `choices`. */
+export interface ChoiceItem {
+  readonly prompt: string;
+  readonly answer: string;
+  readonly choices: readonly string[];
+}
+
+/**
+ * accuracy: the fraction of items whose best-scoring label (Σ log p(label tokens | prompt), the prompt and the
+ * label tokenized separately and concatenated; ties go to the earlier label) equals `answer`. Binomial SE.
+ */
+export async function evaluateChoice(
+  items: readonly ChoiceItem[],
+  tokenizer: Tokenizer,
+  forward: Forward,
+  batchTokens: number,
+): Promise<{ accuracy: MetricValue; predictions: string[] }> {
+  const rows: { item: number; choice: number; ids: number[]; start: number }[] = [];
+  items.forEach((it, i) => {
+    const prompt = tokenizer.encode(it.prompt);
+    it.choices.forEach((c, k) => rows.push({ item: i, choice: k, ids: [...prompt, ...tokenizer.encode(c)], start: Math.max(1, prompt.length) }));
+  });
+  const scores = items.map((it) => new Array<number>(it.choices.length).fill(-Infinity));
+  for (const batch of batchesByLength(rows.map((r) => r.ids.length), batchTokens)) {
+    const logits = await forward(batch.map((b) => rows[b]!.ids));
+    batch.forEach((b, row) => {
+      const r = rows[b]!;
+      let sum = 0;
+      for (let t = r.start; t < r.ids.length; t++) sum += logProbAt(logits, row, t - 1, r.ids[t]!);
+      scores[r.item]![r.choice] = sum;
+    });
+  }
+  let hits = 0;
+  const predictions = items.map((it, i) => {
+    const s = scores[i]!;
+    let best = 0;
+    for (let k = 1; k < s.length; k++) if (s[k]! > s[best]!) best = k;
+    if (it.choices[best] === it.answer) hits++;
+    return it.choices[best]!;
+  });
+  return { accuracy: proportion(hits, items.length), predictions };
+}

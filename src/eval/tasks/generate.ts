@@ -1,0 +1,117 @@
+// The generate task kind: greedy decoding until a stop string or max_new_tokens, scored by exact match of the
+// stripped text (zoo README, "generate"); and `answer_logprob`, the continuous fitness a search can climb.
+import type { Tokenizer } from '../tokenizers/tokenizer.ts';
+import { mean, proportion, type MetricValue } from '../stats.ts';
+import { argmaxAt, batchesByLength, logProbAt, type Forward } from './forward.ts';
+
+export interface GenerateItem {
+  readonly prompt: string;
+  readonly answer: string;
+}
+
+export interface GenerateOptions {
+  readonly maxNewTokens: number;
+  readonly stop: readonly string[];
+  readonly batchTokens: number;
+}
+
+/** Python's str.strip(): str.isspace() characters (JS \s differs: it has U+FEFF, lacks U+001C–U+001F and U+0085). */
+const PY_SPACE = '[\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
+const PY_STRIP = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, 'gu');
+export function pythonStrip(s: string): string {
+  return s.replace(PY_STRIP, '');
+}
+
+/**
+ * Greedy completions. Rows of equal prompt length run together; every step appends one argmax token to each
+ * live row, so a batch stays equal-length without padding; a row leaves when its text contains a stop string
+ * (cut there, the stop string not kept) — for "\n" with the byte tokenizer that is the reference's "stop on
+ * byte 10 without keeping it". The zoo graph has no KV cache, so each step re-runs the whole sequence.
+ */
+export async function generateGreedy(
+  prompts: readonly string[],
+  tokenizer: Tokenizer,
+  forward: Forward,
+  opts: GenerateOptions,
+): Promise<string[]> {
+  const promptIds = prompts.map((p) => tokenizer.encode(p));
+  const outputs = new Array<string>(prompts.length).fill('');
+  for (const batch of batchesByLength(promptIds.map((p) => p.length), opts.batchTokens)) {
+    let live = batch.map((i) => ({ item: i, seq: [...promptIds[i]!], generated: [] as number[] }));
+    for (let step = 0; step < opts.maxNewTokens && live.length > 0; step++) {
+      const logits = await forward(live.map((r) => r.seq));
+      const next: typeof live = [];
+      live.forEach((r, row) => {
+        const tok = argmaxAt(logits, row, logits.seq - 1);
+        r.seq.push(tok);
+        r.generated.push(tok);
+        const text = tokenizer.decode(r.generated);
+        const cut = firstStop(text, opts.stop);
+        if (cut >= 0) {
+          outputs[r.item] = text.slice(0, cut);
+          return;
+        }
+        outputs[r.item] = text;
+        next.push(r);
+      });
+      live = next;
+    }
+  }
+  return outputs;
+}
+
+function firstStop(text: string, stop: readonly string[]): number {
+  let best = -1;
+  for (const s of stop) {
+    const i = text.indexOf(s);
+    if (i >= 0 && (best < 0 || i < best)) best = i;
+  }
+  return best;
+}
+
+/** exact_match: the fraction of items whose stripped completion equals the answer (binomial SE). */
+export async function evaluateExactMatch(
+  items: readonly GenerateItem[],
+  tokenizer: Tokenizer,
+  forward: Forward,
+  opts: GenerateOptions,
+): Promise<{ exact_match: MetricValue; predictions: string[] }> {
+  const predictions = await generateGreedy(items.map((i) => i.prompt), tokenizer, forward, opts);
+  let hits = 0;
+  predictions.forEach((p, i) => {
+    if (pythonStrip(p) === items[i]!.answer) hits++;
+  });
+  return { exact_match: proportion(hits, items.length), predictions };
+}
+
+/**
+ * answer_logprob: for each item, the mean log-probability per token of answer + the first stop string given
+ * the prompt, teacher-forced in one forward pass; averaged over items (sample SE). A smooth version of
+ * exact_match for the search: it rises before the argmax flips.
+ */
+export async function evaluateAnswerLogprob(
+  items: readonly GenerateItem[],
+  tokenizer: Tokenizer,
+  forward: Forward,
+  opts: Pick<GenerateOptions, 'stop' | 'batchTokens'>,
+): Promise<{ answer_logprob: MetricValue }> {
+  const suffix = opts.stop[0] ?? '';
+  const seqs = items.map((it) => {
+    const prompt = tokenizer.encode(it.prompt);
+    const target = tokenizer.encode(it.answer + suffix);
+    return { ids: [...prompt, ...target], start: prompt.length };
+  });
+  const perItem = new Array<number>(items.length).fill(0);
+  for (const batch of batchesByLength(seqs.map((s) => s.ids.length), opts.batchTokens)) {
+    const logits = await forward(batch.map((i) => seqs[i]!.ids));
+    batch.forEach((item, row) => {
+      const { ids, start } = seqs[item]!;
+      let sum = 0;
+      // Token t (t ≥ start) is predicted from position t−1; a prompt of 0 tokens leaves the first target unscored.
+      const first = Math.max(start, 1);
+      for (let t = first; t < ids.length; t++) sum += logProbAt(logits, row, t - 1, ids[t]!);
+      perItem[item] = ids.length > first ? sum / (ids.length - first) : 0;
+    });
+  }
+  return { answer_logprob: mean(perItem) };
+}
