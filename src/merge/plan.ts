@@ -1,0 +1,426 @@
+// Recipe + opened checkpoints → the ordered output tensors and one TensorJob each: everything mergekit's
+// planner (plan.py) decides — slices, stacking order, resolved parameters — checked before anything is written.
+import { EvomergeError } from '../errors.ts';
+import { numel, type TensorSource, type DType } from '../checkpoint/tensor-source.ts';
+import type { MergeOp, SourceRef, TaskVectorInput, TensorJob } from '../kernel/kernel.ts';
+import { rngKey } from '../kernel/rng.ts';
+import type { Recipe, RecipeDType, RecipeSource } from '../recipe/recipe.ts';
+import { layerPosition, NON_LAYER_POSITION, resolveParameter, type ParameterLevel, type Scalar } from '../recipe/resolve.ts';
+import { methodParameter, type MergeMethodDef } from './registry.ts';
+import { recipeSlices, validateRecipe, type SliceSpec } from './validate.ts';
+
+/** What the planner needs of a model: its folder, config and tensors (checkpoint/model-dir.ts ModelDir fits). */
+export interface PlanModel {
+  readonly dir: string;
+  readonly config: Record<string, unknown>;
+  readonly tensors: TensorSource;
+  /** The files behind `tensors`, so that messages name the file that holds a tensor. */
+  readonly files?: readonly TensorSource[];
+}
+
+/** One input of one output tensor: where it is read from, its stored shape and the file holding it. */
+export interface PlannedInput {
+  readonly ref: SourceRef;
+  readonly storedShape: readonly number[];
+  readonly file: string;
+}
+
+export interface PlannedTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly job: TensorJob;
+  /** Distinct inputs of the job; inputs whose stored shape exceeds `shape` are cropped top-left (embeddings). */
+  readonly inputs: readonly PlannedInput[];
+}
+
+export interface MergePlan {
+  readonly recipe: Recipe;
+  readonly method: MergeMethodDef;
+  /** Seed of the DARE / DELLA streams: --seed, else the recipe's random_seed, else 0. */
+  readonly seed: number;
+  /** Output tensors in write order (mergekit's: embeddings, layers 0..L−1, final norm, lm_head). */
+  readonly tensors: readonly PlannedTensor[];
+  /** The model whose config, tokenizer and generation files the output takes (base_model, else the first). */
+  readonly referenceDir: string;
+  /** The output config.json: the reference's with num_hidden_layers and torch_dtype updated. */
+  readonly config: Record<string, unknown>;
+  readonly outDtype: DType;
+  readonly layerCount: number;
+}
+
+export interface PlanOptions {
+  /** Overrides the recipe's random_seed. */
+  readonly seed?: number;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tensor names and order
+
+/** `<prefix>.layers.<N>.<suffix>`: the blocks of any Hugging Face decoder. */
+const LAYER_NAME = /^((?:.+\.)?layers)\.(\d+)\.(.+)$/;
+
+/** mergekit _data/architectures/llama.json: the order of a layer's tensors (others follow, by name). */
+const KNOWN_LAYER_ORDER = [
+  'input_layernorm', 'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
+  'post_attention_layernorm', 'mlp.up_proj', 'mlp.gate_proj', 'mlp.down_proj',
+];
+
+/** mergekit's tied_names for Llama: a model without lm_head.weight contributes its embeddings instead. */
+const LM_HEAD = 'lm_head.weight';
+
+interface LayerName {
+  readonly prefix: string;
+  readonly index: number;
+  readonly suffix: string;
+}
+
+function parseLayerName(name: string): LayerName | undefined {
+  const m = LAYER_NAME.exec(name);
+  return m ? { prefix: m[1]!, index: Number(m[2]), suffix: m[3]! } : undefined;
+}
+
+/** Tensors outside the layers that come before them (embeddings); the others (final norm, heads) come after. */
+function isPreLayer(name: string): boolean {
+  return /embed|\bwte\b|\bwpe\b/.test(name);
+}
+
+/** Embedding matrices, which mergekit crops to their common top-left block when shapes differ (rectify_embed.py). */
+function isEmbedding(name: string): boolean {
+  return name.includes('embed_tokens') || name.includes('lm_head') || /\bwte\b/.test(name);
+}
+
+function layerSuffixRank(suffix: string): number {
+  const base = suffix.replace(/\.(weight|bias)$/, '');
+  const i = KNOWN_LAYER_ORDER.indexOf(base);
+  return i === -1 ? KNOWN_LAYER_ORDER.length : i;
+}
+
+function compareLayerSuffix(a: string, b: string): number {
+  return layerSuffixRank(a) - layerSuffixRank(b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function comparePost(a: string, b: string): number {
+  const ra = a.includes('lm_head') ? 1 : 0;
+  const rb = b.includes('lm_head') ? 1 : 0;
+  return ra - rb || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** A model's tensor names split into the part before the layers, the layers, and the part after. */
+interface Layout {
+  readonly pre: readonly string[];
+  readonly post: readonly string[];
+  readonly prefix?: string;
+  /** Suffixes of each layer, in order. */
+  readonly layers: readonly (readonly string[])[];
+}
+
+function layoutOf(model: PlanModel): Layout {
+  const pre: string[] = [];
+  const post: string[] = [];
+  const layers: string[][] = [];
+  let prefix: string | undefined;
+  for (const name of model.tensors.tensorNames()) {
+    const l = parseLayerName(name);
+    if (!l) {
+      (isPreLayer(name) ? pre : post).push(name);
+      continue;
+    }
+    if (prefix !== undefined && prefix !== l.prefix) {
+      throw new EvomergeError('merge.unsupported_layout', `two layer stacks ("${prefix}" and "${l.prefix}"); evomerge merges one stack of layers`, {
+        file: fileOf(model, name),
+        field: `tensor "${name}"`,
+      });
+    }
+    prefix = l.prefix;
+    (layers[l.index] ??= []).push(l.suffix);
+  }
+  for (let i = 0; i < layers.length; i++) {
+    if (!layers[i]) {
+      throw new EvomergeError('merge.unsupported_layout', `layer ${i} has no tensors but layer ${layers.length - 1} has`, { file: model.tensors.location });
+    }
+    layers[i]!.sort(compareLayerSuffix);
+  }
+  pre.sort();
+  post.sort(comparePost);
+  return { pre, post, ...(prefix !== undefined ? { prefix } : {}), layers };
+}
+
+function fileOf(model: PlanModel, tensor: string): string {
+  return model.files?.find((f) => f.hasTensor(tensor))?.location ?? model.tensors.location;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The planner
+
+const RECIPE_TO_DTYPE: Record<RecipeDType, DType> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+const DTYPE_TO_TORCH: Record<DType, RecipeDType> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+/** A source with its layer range filled in. */
+interface Source {
+  readonly spec: RecipeSource;
+  readonly model: PlanModel;
+  readonly layout: Layout;
+  readonly start: number;
+}
+
+interface Slice {
+  readonly spec: SliceSpec;
+  readonly sources: readonly Source[];
+  readonly length: number;
+  /** Index of the source whose names and shapes define the output: the base model if listed, else the first. */
+  readonly refIndex: number;
+}
+
+/**
+ * Plans a merge: validates the recipe against its method and the checkpoints against each other (names,
+ * shapes, layer ranges, required parameters), then builds one job per output tensor. Reads no tensor data.
+ * `models` maps each absolute model folder of the recipe to its opened checkpoint.
+ */
+export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>, options: PlanOptions = {}): MergePlan {
+  const method = validateRecipe(recipe);
+  const seed = options.seed ?? recipe.randomSeed ?? 0;
+  const fail = (code: string, field: string | undefined, what: string, file: string = recipe.file): never => {
+    throw new EvomergeError(code, what, { file, field });
+  };
+  const modelOf = (dir: string): PlanModel => {
+    const m = models.get(dir);
+    if (!m) throw new EvomergeError('internal', `model ${dir} was not opened (this is a bug in evomerge)`);
+    return m;
+  };
+  const layouts = new Map<string, Layout>();
+  const layoutFor = (dir: string): Layout => {
+    let l = layouts.get(dir);
+    if (!l) layouts.set(dir, (l = layoutOf(modelOf(dir))));
+    return l;
+  };
+
+  // Slices with their layer ranges (models: → one slice [0, L) per model; all models must have L layers).
+  const specs = recipeSlices(recipe);
+  const slices: Slice[] = specs.map((spec) => {
+    const refIndex = Math.max(0, spec.sources.findIndex((s) => s.model === recipe.baseModel));
+    const sources: Source[] = spec.sources.map((src) => {
+      const model = modelOf(src.model);
+      const layout = layoutFor(src.model);
+      const range = src.layerRange ?? [0, layout.layers.length];
+      if (range[1] > layout.layers.length) {
+        fail('recipe.layer_range_out_of_bounds', `${src.key}.layer_range`, `[${range[0]}, ${range[1]}] is past the model's ${layout.layers.length} layers`);
+      }
+      return { spec: src, model, layout, start: range[0] };
+    });
+    const lengths = spec.sources.map((src, i) => (src.layerRange ? src.layerRange[1] - src.layerRange[0] : sources[i]!.layout.layers.length));
+    const ref = sources[refIndex]!;
+    lengths.forEach((n, i) => {
+      if (n !== lengths[refIndex]) {
+        const src = sources[i]!;
+        if (spec.sources[i]!.layerRange) {
+          fail('recipe.slice_length_mismatch', `${src.spec.key}.layer_range`, `covers ${n} layers but ${ref.spec.key} covers ${lengths[refIndex]}; every source of a slice needs the same number of layers`);
+        }
+        fail('merge.layer_count_mismatch', undefined, `has ${n} layers but ${ref.model.dir} has ${lengths[refIndex]}; models: recipes need models with the same layer count`, src.model.dir);
+      }
+    });
+    return { spec, sources, length: lengths[refIndex]!, refIndex };
+  });
+
+  // Same architecture: every model has the reference's non-layer tensors and layer prefix.
+  const first = slices[0]!;
+  const last = slices[slices.length - 1]!;
+  const reference = first.sources[first.refIndex]!;
+  const refLayout = reference.layout;
+  const refNonLayer = new Set([...refLayout.pre, ...refLayout.post]);
+  for (const dir of new Set(slices.flatMap((s) => s.sources.map((x) => x.spec.model)))) {
+    if (dir === reference.spec.model) continue;
+    const model = modelOf(dir);
+    const layout = layoutFor(dir);
+    const nonLayer = new Set([...layout.pre, ...layout.post]);
+    for (const name of refNonLayer) {
+      if (!nonLayer.has(name) && !(name === LM_HEAD && tiedEmbedding(model) !== undefined)) {
+        fail('merge.tensor_missing', `tensor "${name}"`, `missing; ${reference.model.tensors.location} has it (every model needs the same tensor names)`, model.tensors.location);
+      }
+    }
+    for (const name of nonLayer) {
+      if (!refNonLayer.has(name) && name !== LM_HEAD) {
+        fail('merge.tensor_extra', `tensor "${name}"`, `not in ${reference.model.tensors.location} (every model needs the same tensor names)`, fileOf(model, name));
+      }
+    }
+    if (layout.layers.length > 0 && refLayout.layers.length > 0 && layout.prefix !== refLayout.prefix) {
+      fail('merge.tensor_missing', undefined, `layers are named "${layout.prefix}.N" but "${refLayout.prefix}.N" in ${reference.model.tensors.location}`, model.tensors.location);
+    }
+  }
+
+  const globalLevel: ParameterLevel = { parameters: recipe.parameters, key: 'parameters' };
+  const planned: PlannedTensor[] = [];
+  const pushTensor = (outName: string, slice: Slice, inputNameOf: (src: Source) => string, t: number): void => {
+    planned.push(planTensor(outName, slice, inputNameOf, t));
+  };
+
+  /** One output tensor: inputs checked (present, same shape), parameters resolved, the job built. */
+  const planTensor = (outName: string, slice: Slice, inputNameOf: (src: Source) => string, t: number): PlannedTensor => {
+    const sliceLevels: ParameterLevel[] = slice.spec.parametersKey ? [{ parameters: slice.spec.parameters, key: slice.spec.parametersKey }] : [];
+    const inputs = slice.sources.map((src) => {
+      let tensor = inputNameOf(src);
+      if (!src.model.tensors.hasTensor(tensor)) {
+        const tied = tensor === LM_HEAD ? tiedEmbedding(src.model) : undefined;
+        if (tied === undefined) {
+          fail('merge.tensor_missing', `tensor "${tensor}"`, `missing; needed for output tensor "${outName}" (${src.spec.key})`, src.model.tensors.location);
+        }
+        tensor = tied!;
+      }
+      const file = fileOf(src.model, tensor);
+      const storedShape = src.model.tensors.tensorInfo(tensor).shape;
+      return { src, ref: { model: src.spec.model, tensor }, storedShape, file };
+    });
+    // Shapes: equal, or (embeddings only) cropped to the common top-left block (mergekit rectify_embed.py).
+    const refInput = inputs[slice.refIndex]!;
+    let shape = [...refInput.storedShape];
+    for (const inp of inputs) {
+      if (sameShape(inp.storedShape, refInput.storedShape)) continue;
+      if (isEmbedding(outName) && inp.storedShape.length === 2 && shape.length === 2) {
+        shape = [Math.min(shape[0]!, inp.storedShape[0]!), Math.min(shape[1]!, inp.storedShape[1]!)];
+        continue;
+      }
+      fail('merge.shape_mismatch', `tensor "${inp.ref.tensor}"`, `shape [${inp.storedShape.join(', ')}] differs from [${refInput.storedShape.join(', ')}] in ${refInput.file}`, inp.file);
+    }
+
+    const perModel = (src: Source, inputName: string, name: string): Scalar | undefined => {
+      const levels = [{ parameters: src.spec.parameters, key: `${src.spec.key}.parameters` }, ...sliceLevels, globalLevel];
+      const def = methodParameter(method, name);
+      const r = resolveParameter(name, levels, inputName, t);
+      if (r !== undefined) return r.value;
+      if (def?.required) {
+        fail('recipe.missing_parameter', `${src.spec.key}.parameters.${name}`, `${method.name} needs "${name}" for every model; none is given for tensor "${inputName}"`);
+      }
+      return def?.default;
+    };
+    const global = (name: string): { value: Scalar | undefined; key: string } => {
+      const r = resolveParameter(name, [...sliceLevels, globalLevel], outName, t);
+      if (r !== undefined) return r;
+      const def = methodParameter(method, name);
+      if (def?.required) fail('recipe.missing_parameter', `parameters.${name}`, `${method.name} needs "${name}"; none is given for tensor "${outName}"`);
+      return { value: def?.default, key: `parameters.${name}` };
+    };
+
+    let op: MergeOp;
+    switch (method.family) {
+      case 'linear': {
+        const weighted = inputs.map((inp) => ({ ref: inp.ref, weight: perModel(inp.src, inp.ref.tensor, 'weight') as number }));
+        const normalize = global('normalize').value as boolean;
+        if (normalize && weighted.reduce((s, w) => s + w.weight, 0) === 0) {
+          fail('merge.zero_weight_sum', `${inputs[0]!.src.spec.key}.parameters.weight`, `the weights of tensor "${outName}" sum to 0, and normalize divides by that sum`);
+        }
+        op = { kind: 'weighted_sum', inputs: weighted, normalize };
+        break;
+      }
+      case 'passthrough': {
+        const inp = inputs[0]!;
+        const scale = perModel(inp.src, inp.ref.tensor, 'scale');
+        op = { kind: 'weighted_sum', inputs: [{ ref: inp.ref, weight: scale === undefined ? 1 : (scale as number) }], normalize: false };
+        break;
+      }
+      case 'task_arithmetic': {
+        const base = inputs.find((inp) => inp.src.spec.model === recipe.baseModel)!;
+        const tvInputs: TaskVectorInput[] = [];
+        inputs.forEach((inp, modelIndex) => {
+          if (inp.src.spec.model === recipe.baseModel) return; // mergekit skips a model listed as the base
+          const density = (perModel(inp.src, inp.ref.tensor, 'density') as number | undefined) ?? 1;
+          if (method.sparsification === 'magnitude' && density < 1 && Math.trunc(density * numel(shape)) === 0) {
+            // mergekit sparsify.py magnitude: `assert k > 0`.
+            fail('merge.density_keeps_nothing', `${inp.src.spec.key}.parameters.density`, `density ${density} keeps no entry of tensor "${inp.ref.tensor}" (${numel(shape)} elements)`);
+          }
+          tvInputs.push({
+            ref: inp.ref,
+            weight: perModel(inp.src, inp.ref.tensor, 'weight') as number,
+            density,
+            gamma: (perModel(inp.src, inp.ref.tensor, 'gamma') as number | undefined) ?? 0,
+            epsilon: (perModel(inp.src, inp.ref.tensor, 'epsilon') as number | undefined) ?? 0,
+            modelIndex,
+          });
+        });
+        const rescale = global('rescale').value;
+        op = {
+          kind: 'task_arithmetic',
+          base: base.ref,
+          inputs: tvInputs,
+          sparsification: method.sparsification!,
+          consensus: method.consensus!,
+          normalize: global('normalize').value as boolean,
+          lambda: global('lambda').value as number,
+          rescale: rescale === 'density' ? 'density' : rescale === true ? 'l1' : 'none',
+          rng: rngKey(seed, outName),
+        };
+        break;
+      }
+      case 'slerp': {
+        const a = inputs.find((inp) => inp.src.spec.model === recipe.baseModel)!;
+        const b = inputs.find((inp) => inp.src.spec.model !== recipe.baseModel)!;
+        op = { kind: 'slerp', a: a.ref, b: b.ref, t: global('t').value as number };
+        break;
+      }
+      case 'model_stock': {
+        global('filter_wise');
+        const base = inputs.find((inp) => inp.src.spec.model === recipe.baseModel)!;
+        op = { kind: 'model_stock', base: base.ref, inputs: inputs.filter((inp) => inp !== base).map((inp) => inp.ref) };
+        break;
+      }
+    }
+    const distinct = new Map<string, PlannedInput>();
+    for (const inp of inputs) distinct.set(refKey(inp.ref), { ref: inp.ref, storedShape: inp.storedShape, file: inp.file });
+    return { name: outName, shape, job: { name: outName, shape, op }, inputs: [...distinct.values()] };
+  };
+
+  // Embeddings with the first slice, the layers slice by slice (renumbered from 0), then the final norm and
+  // lm_head with the last slice; non-layer tensors at t = 0 (mergekit plan.py).
+  for (const name of refLayout.pre) pushTensor(name, first, () => name, NON_LAYER_POSITION);
+  let outLayer = 0;
+  for (const slice of slices) {
+    const ref = slice.sources[slice.refIndex]!;
+    for (let i = 0; i < slice.length; i++) {
+      const t = layerPosition(i, slice.length);
+      const refSuffixes = ref.layout.layers[ref.start + i]!;
+      for (const src of slice.sources) {
+        const suffixes = src.layout.layers[src.start + i]!;
+        const missing = refSuffixes.find((s) => !suffixes.includes(s));
+        const extra = suffixes.find((s) => !refSuffixes.includes(s));
+        if (missing !== undefined) {
+          const name = `${src.layout.prefix}.${src.start + i}.${missing}`;
+          fail('merge.tensor_missing', `tensor "${name}"`, `missing; ${ref.model.tensors.location} has ${ref.layout.prefix}.${ref.start + i}.${missing}`, src.model.tensors.location);
+        }
+        if (extra !== undefined) {
+          const name = `${src.layout.prefix}.${src.start + i}.${extra}`;
+          fail('merge.tensor_extra', `tensor "${name}"`, `not in ${ref.model.tensors.location} (every model needs the same tensor names)`, fileOf(src.model, name));
+        }
+      }
+      for (const suffix of refSuffixes) {
+        const outName = `${refLayout.prefix ?? ref.layout.prefix}.${outLayer}.${suffix}`;
+        pushTensor(outName, slice, (src) => `${src.layout.prefix}.${src.start + i}.${suffix}`, t);
+      }
+      outLayer++;
+    }
+  }
+  const lastRef = last.sources[last.refIndex]!;
+  for (const name of lastRef.layout.post) pushTensor(name, last, () => name, NON_LAYER_POSITION);
+
+  // Output config and dtype.
+  const referenceDir = recipe.baseModel ?? reference.spec.model;
+  const referenceModel = modelOf(referenceDir);
+  const firstTensor = referenceModel.tensors.tensorNames()[0];
+  const storedDtype: DType = firstTensor !== undefined ? referenceModel.tensors.tensorInfo(firstTensor).dtype : 'F32';
+  const outDtype = recipe.outDtype ? RECIPE_TO_DTYPE[recipe.outDtype] : recipe.dtype ? RECIPE_TO_DTYPE[recipe.dtype] : storedDtype;
+  const config: Record<string, unknown> = { ...referenceModel.config, torch_dtype: DTYPE_TO_TORCH[outDtype] };
+  if (refLayout.layers.length > 0 || 'num_hidden_layers' in config) config.num_hidden_layers = outLayer;
+
+  return { recipe, method, seed, tensors: planned, referenceDir, config, outDtype, layerCount: outLayer };
+}
+
+/** The embedding a model without lm_head.weight contributes instead (mergekit llama.json tied_names). */
+function tiedEmbedding(model: PlanModel): string | undefined {
+  return model.tensors.tensorNames().find((n) => n.endsWith('embed_tokens.weight'));
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** A map key for a SourceRef. */
+export function refKey(ref: SourceRef): string {
+  return `${ref.model}\u0000${ref.tensor}`;
+}
