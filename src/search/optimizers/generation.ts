@@ -1,0 +1,247 @@
+// Ask/tell bookkeeping shared by every optimiser: the open generation (asked solutions, told values),
+// matching told solutions to asked ones, ranking with ties, and the JSON encoding of non-finite values.
+
+import { EvomergeError, invariant } from '../../errors.ts';
+import type { Optimizer, OptimizerKind, OptimizerState, SearchDomain, Solution, TellResult } from './optimizer.ts';
+import { Rng } from './rng.ts';
+
+/** A number as JSON can hold it: finite numbers as themselves, NaN and ±Infinity as strings. */
+export type EncodedNumber = number | 'nan' | 'inf' | '-inf';
+
+export function encodeNumber(v: number): EncodedNumber {
+  if (Number.isNaN(v)) return 'nan';
+  if (v === Infinity) return 'inf';
+  if (v === -Infinity) return '-inf';
+  return v;
+}
+
+export function decodeNumber(v: EncodedNumber): number {
+  if (v === 'nan') return NaN;
+  if (v === 'inf') return Infinity;
+  if (v === '-inf') return -Infinity;
+  return v;
+}
+
+/** A generation's results ordered best first, with tie groups (equal values, all failures alike). */
+export interface RankedGeneration {
+  /** Solutions, best first; equal values keep ask order. */
+  solutions: Solution[];
+  values: number[];
+  /** `tieGroup[i]` is the same for every rank that ties with rank i (first rank of the group). */
+  tieGroup: number[];
+}
+
+/** Averages a per-rank weight vector over tie groups, so tied solutions get equal weight (the IGO
+ *  quantile rule for ties, Ollivier et al. 2017 "Information-Geometric Optimization", §1.2), keeping Σw. */
+export function averageOverTies(weights: readonly number[], tieGroup: readonly number[]): number[] {
+  const out = weights.slice();
+  let i = 0;
+  while (i < weights.length) {
+    let j = i;
+    while (j + 1 < weights.length && tieGroup[j + 1] === tieGroup[i]) j++;
+    if (j > i) {
+      let s = 0;
+      for (let k = i; k <= j; k++) s += weights[k];
+      for (let k = i; k <= j; k++) out[k] = s / (j - i + 1);
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+/** Failed values (NaN, -Inf) all count as -Infinity: worse than any success, tied with each other. */
+function rankKey(v: number): number {
+  return Number.isNaN(v) ? -Infinity : v;
+}
+
+function copySolution(s: Solution): Solution {
+  return { x: s.x.slice(), c: s.c.slice() };
+}
+
+function sameSolution(a: Solution, b: Solution): boolean {
+  if (a.x.length !== b.x.length || a.c.length !== b.c.length) return false;
+  for (let i = 0; i < a.x.length; i++) if (a.x[i] !== b.x[i]) return false;
+  for (let i = 0; i < a.c.length; i++) if (a.c[i] !== b.c[i]) return false;
+  return true;
+}
+
+/**
+ * Base class: owns the domain, λ, RNG, generation counter and open generation; subclasses implement
+ * `sample` (one new solution from the current distribution) and `update` (learn from a ranked generation).
+ */
+export abstract class GenerationalOptimizer implements Optimizer {
+  abstract readonly name: OptimizerKind;
+  protected readonly domain: SearchDomain;
+  readonly populationSize: number;
+  protected readonly rng: Rng;
+  private g: number;
+  private asked: Solution[];
+  private values: (number | undefined)[];
+
+  protected constructor(domain: SearchDomain, populationSize: number, rng: Rng, restored?: OptimizerState) {
+    this.domain = domain;
+    this.populationSize = populationSize;
+    this.rng = rng;
+    this.g = 0;
+    this.asked = [];
+    this.values = [];
+    if (restored) {
+      if (!Number.isInteger(restored.generation) || restored.generation < 0) {
+        throw new EvomergeError('optimizer.bad_state', 'must be a non-negative integer', { field: 'generation' });
+      }
+      const open = restored.open;
+      if (!open || !Array.isArray(open.asked) || !Array.isArray(open.values) || open.asked.length !== open.values.length) {
+        throw new EvomergeError('optimizer.bad_state', 'asked and values must be arrays of equal length', {
+          field: 'open',
+        });
+      }
+      this.g = restored.generation;
+      this.asked = open.asked.map(copySolution);
+      this.values = open.values.map((v) => (v === null ? undefined : decodeNumber(v)));
+    }
+  }
+
+  /** Restores the base fields shared by all kinds; subclasses validate `algorithm`. */
+  protected static checkState(state: OptimizerState, kind: OptimizerKind): void {
+    if (state.kind !== kind) {
+      throw new EvomergeError('optimizer.bad_state', `expected "${kind}", got "${state.kind}"`, { field: 'kind' });
+    }
+    if (!Number.isInteger(state.populationSize) || state.populationSize < 1) {
+      throw new EvomergeError('optimizer.bad_state', 'must be a positive integer', { field: 'populationSize' });
+    }
+  }
+
+  get generation(): number {
+    return this.g;
+  }
+
+  get exhausted(): boolean {
+    return this.pointsLeft() <= 0;
+  }
+
+  get remainingAsks(): number {
+    return Math.min(this.populationSize - this.asked.length, this.pointsLeft());
+  }
+
+  /** How many distinct solutions are left to ask over the whole run (a grid's unvisited points). */
+  protected pointsLeft(): number {
+    return Infinity;
+  }
+
+  get pendingTells(): number {
+    return this.values.filter((v) => v === undefined).length;
+  }
+
+  ask(): Solution {
+    if (this.exhausted) {
+      throw new EvomergeError('optimizer.exhausted', `every point of the ${this.name} has been asked`, {
+        field: 'ask',
+      });
+    }
+    if (this.asked.length >= this.populationSize) {
+      throw new EvomergeError(
+        'optimizer.generation_full',
+        `all ${this.populationSize} solutions of generation ${this.g} are asked; tell their values first`,
+        { field: 'ask' },
+      );
+    }
+    const s = this.sample();
+    this.asked.push(copySolution(s));
+    this.values.push(undefined);
+    return s;
+  }
+
+  tell(results: readonly TellResult[]): void {
+    // Validate everything before changing anything, so a bad call leaves the optimiser as it was.
+    const assigned = new Map<number, number>();
+    results.forEach((r, k) => {
+      if (!r || !r.solution || typeof r.value !== 'number') {
+        throw new EvomergeError('optimizer.bad_tell', 'expected {solution, value: number}', {
+          field: `results[${k}]`,
+        });
+      }
+      let found = -1;
+      for (let i = 0; i < this.asked.length; i++) {
+        if (this.values[i] === undefined && !assigned.has(i) && sameSolution(this.asked[i], r.solution)) {
+          found = i;
+          break;
+        }
+      }
+      if (found < 0) {
+        throw new EvomergeError(
+          'optimizer.unknown_solution',
+          `not an untold solution of generation ${this.g} (asked ${this.asked.length}, pending ${this.pendingTells})`,
+          { field: `results[${k}].solution` },
+        );
+      }
+      assigned.set(found, r.value);
+    });
+    for (const [i, v] of assigned) this.values[i] = v;
+
+    const complete =
+      this.asked.length > 0 &&
+      this.values.every((v) => v !== undefined) &&
+      (this.asked.length === this.populationSize || this.exhausted);
+    if (!complete) return;
+
+    // Rank best first; ties (including all failures) keep ask order and are marked as a group.
+    const order = this.asked.map((_, i) => i);
+    order.sort((a, b) => {
+      const va = rankKey(this.values[a]!);
+      const vb = rankKey(this.values[b]!);
+      return va === vb ? a - b : vb - va;
+    });
+    const solutions = order.map((i) => this.asked[i]);
+    const values = order.map((i) => this.values[i]!);
+    const tieGroup: number[] = [];
+    for (let r = 0; r < order.length; r++) {
+      tieGroup.push(r > 0 && rankKey(values[r]) === rankKey(values[r - 1]) ? tieGroup[r - 1] : r);
+    }
+    this.update({ solutions, values, tieGroup });
+    this.g += 1;
+    this.asked = [];
+    this.values = [];
+  }
+
+  state(): OptimizerState {
+    invariant(this.asked.length === this.values.length, 'open generation out of step');
+    return {
+      kind: this.name,
+      version: 1,
+      domain: JSON.parse(JSON.stringify(this.domain)) as SearchDomain,
+      populationSize: this.populationSize,
+      generation: this.g,
+      rng: this.rng.state(),
+      open: {
+        asked: this.asked.map(copySolution),
+        values: this.values.map((v) => (v === undefined ? null : encodeNumber(v))),
+      },
+      algorithm: this.algorithmState(),
+    };
+  }
+
+  /** Draw one solution from the current distribution (x within bounds, c valid indices). */
+  protected abstract sample(): Solution;
+  /** Learn from one complete generation. Called with at least one solution. */
+  protected abstract update(ranked: RankedGeneration): void;
+  /** Kind-specific JSON state (finite numbers only). */
+  protected abstract algorithmState(): Record<string, unknown>;
+}
+
+/** Reads a finite number array of a given length from restored state, or throws `optimizer.bad_state`. */
+export function readVector(algorithm: Record<string, unknown>, key: string, length: number): number[] {
+  const v = algorithm[key];
+  if (!Array.isArray(v) || v.length !== length || !v.every((e) => typeof e === 'number' && Number.isFinite(e))) {
+    throw new EvomergeError('optimizer.bad_state', `expected ${length} finite numbers`, { field: `algorithm.${key}` });
+  }
+  return v.slice() as number[];
+}
+
+/** Reads a finite number from restored state, or throws `optimizer.bad_state`. */
+export function readScalar(algorithm: Record<string, unknown>, key: string): number {
+  const v = algorithm[key];
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw new EvomergeError('optimizer.bad_state', 'expected a finite number', { field: `algorithm.${key}` });
+  }
+  return v;
+}

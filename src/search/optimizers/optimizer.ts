@@ -1,0 +1,183 @@
+// The optimiser contract (ask / tell / state) and the factory that builds or restores one by name.
+// Optimisers never see the objective, merge or eval: the caller evaluates, persists and handles failures.
+
+import { EvomergeError } from '../../errors.ts';
+import { CmaOptimizer } from './cma.ts';
+import { GridOptimizer } from './grid.ts';
+import { RandomOptimizer } from './random.ts';
+import type { EncodedNumber } from './generation.ts';
+
+/** One point of the search domain. */
+export interface Solution {
+  /** Continuous genes, in domain order, each within [lower, upper]. */
+  x: number[];
+  /** Categorical genes, in domain order: the index of the chosen entry of `choices`. */
+  c: number[];
+}
+
+/** One evaluated solution. `value` is MAXIMISED; NaN or -Infinity marks a failed candidate (ranked last). */
+export interface TellResult {
+  solution: Solution;
+  value: number;
+}
+
+/** The genes the optimiser searches over. Names are carried for messages and state only. */
+export interface SearchDomain {
+  continuous: { name: string; lower: number; upper: number }[];
+  categorical: { name: string; choices: string[] }[];
+}
+
+export const optimizerKinds = ['cmaes', 'random', 'grid'] as const;
+export type OptimizerKind = (typeof optimizerKinds)[number];
+
+/**
+ * Generation-based ask/tell optimiser.
+ *
+ * Protocol: each generation, `ask()` up to `remainingAsks` times (= `populationSize` at the start of a
+ * generation), then `tell` the values of those solutions, in any order and in as many calls as you like.
+ * When every asked solution of the generation has been told, the distribution is updated and
+ * `generation` increases by one. The update depends only on the set of (solution, value) pairs, never on
+ * the order they were told in, so a pipelined loop stays deterministic.
+ *
+ * @example
+ * const opt = createOptimizer('cmaes', domain, { seed: 1 });
+ * while (!opt.exhausted && spent < budget) {
+ *   const batch = Array.from({ length: opt.remainingAsks }, () => opt.ask());
+ *   opt.tell(batch.map((solution) => ({ solution, value: objective(solution) })));
+ *   store.saveState(opt.generation, JSON.stringify(opt.state()));
+ * }
+ */
+export interface Optimizer {
+  readonly name: OptimizerKind;
+  /** Sample the next solution of the current generation. Throws `optimizer.generation_full` when
+   *  `remainingAsks` is 0 and `optimizer.exhausted` when the grid is used up. Returns a fresh object. */
+  ask(): Solution;
+  /** Report values for solutions asked in the current generation. The input is not mutated. Throws
+   *  `optimizer.unknown_solution` for a solution that was not asked (or was already told) this generation. */
+  tell(results: readonly TellResult[]): void;
+  /** Number of completed updates (0 before the first full tell). */
+  readonly generation: number;
+  /** Solutions per generation (λ). */
+  readonly populationSize: number;
+  /** How many more `ask()` calls the current generation accepts (0 once full or exhausted). */
+  readonly remainingAsks: number;
+  /** Solutions asked but not yet told in the current generation. */
+  readonly pendingTells: number;
+  /** True only for a grid whose every point has been asked; `ask()` then throws. */
+  readonly exhausted: boolean;
+  /** JSON-serialisable snapshot, RNG included: `restoreOptimizer(state())` continues bit-identically. */
+  state(): OptimizerState;
+}
+
+/** Serialised optimiser: plain JSON (no NaN/Infinity numbers: those are encoded as strings). */
+export interface OptimizerState {
+  kind: OptimizerKind;
+  version: 1;
+  domain: SearchDomain;
+  populationSize: number;
+  generation: number;
+  /** xoshiro128** words. */
+  rng: number[];
+  /** The open generation: what was asked, and the values told so far (null = not yet told). */
+  open: { asked: Solution[]; values: (EncodedNumber | null)[] };
+  /** Kind-specific distribution state (CMA-ES mean/σ/C/paths and categorical θ; grid permutation; …). */
+  algorithm: Record<string, unknown>;
+}
+
+export interface OptimizerOptions {
+  /** Seeds the optimiser's RNG. Same seed and domain → same asks. */
+  seed: number;
+  /** λ; default 4 + ⌊3 ln n⌋ with n the number of genes, continuous plus categorical (Hansen 2016 eq. 48). */
+  populationSize?: number;
+  /** CMA-ES σ0 as a fraction of each range; default 1/6 (Sakana's evolutionary model merge, mergekit-evolve). */
+  sigma0Fraction?: number;
+  /** CMA-ES initial mean in domain units; default the centre of each range. */
+  x0?: number[];
+  /** Grid: points per continuous gene, endpoints included; default 5. */
+  gridPoints?: number;
+}
+
+/** Default λ = 4 + ⌊3 ln n⌋ (Hansen 2016, eq. 48), n = number of genes (at least 1). */
+export function defaultPopulationSize(domain: SearchDomain): number {
+  const n = Math.max(1, domain.continuous.length + domain.categorical.length);
+  return 4 + Math.floor(3 * Math.log(n));
+}
+
+/** Build an optimiser of the named kind over `domain`. Bad domains or options throw `optimizer.*` errors. */
+export function createOptimizer(kind: OptimizerKind, domain: SearchDomain, opts: OptimizerOptions): Optimizer {
+  validateDomain(domain);
+  const populationSize = opts.populationSize ?? defaultPopulationSize(domain);
+  if (!Number.isInteger(populationSize) || populationSize < (kind === 'cmaes' ? 2 : 1)) {
+    throw new EvomergeError(
+      'optimizer.bad_option',
+      `must be an integer ≥ ${kind === 'cmaes' ? 2 : 1}, got ${populationSize}`,
+      { field: 'populationSize' },
+    );
+  }
+  switch (kind) {
+    case 'cmaes':
+      return CmaOptimizer.create(domain, populationSize, opts);
+    case 'random':
+      return RandomOptimizer.create(domain, populationSize, opts);
+    case 'grid':
+      return GridOptimizer.create(domain, populationSize, opts);
+    default:
+      throw new EvomergeError(
+        'optimizer.unknown_kind',
+        `unknown optimizer "${String(kind)}"; expected one of: ${optimizerKinds.join(', ')}`,
+        { field: 'optimizer' },
+      );
+  }
+}
+
+/** Rebuild an optimiser from `state()` output (e.g. parsed from the store's optimizer_states.state_json). */
+export function restoreOptimizer(state: OptimizerState): Optimizer {
+  if (state === null || typeof state !== 'object' || state.version !== 1) {
+    throw new EvomergeError('optimizer.bad_state', 'unsupported optimizer state (expected version 1)', {
+      field: 'version',
+    });
+  }
+  validateDomain(state.domain);
+  switch (state.kind) {
+    case 'cmaes':
+      return CmaOptimizer.restore(state);
+    case 'random':
+      return RandomOptimizer.restore(state);
+    case 'grid':
+      return GridOptimizer.restore(state);
+    default:
+      throw new EvomergeError(
+        'optimizer.bad_state',
+        `unknown optimizer "${String(state.kind)}"; expected one of: ${optimizerKinds.join(', ')}`,
+        { field: 'kind' },
+      );
+  }
+}
+
+/** Checks the domain's shape: finite lower < upper, at least one choice per categorical gene, ≥ 1 gene. */
+export function validateDomain(domain: SearchDomain): void {
+  if (!domain || !Array.isArray(domain.continuous) || !Array.isArray(domain.categorical)) {
+    throw new EvomergeError('optimizer.bad_domain', 'expected {continuous: [...], categorical: [...]}', {
+      field: 'domain',
+    });
+  }
+  if (domain.continuous.length + domain.categorical.length === 0) {
+    throw new EvomergeError('optimizer.bad_domain', 'the search domain has no genes', { field: 'domain' });
+  }
+  domain.continuous.forEach((g, i) => {
+    const field = `domain.continuous[${i}]${g && g.name ? ` (${g.name})` : ''}`;
+    if (!g || !Number.isFinite(g.lower) || !Number.isFinite(g.upper) || !(g.lower < g.upper)) {
+      throw new EvomergeError(
+        'optimizer.bad_domain',
+        `needs finite lower < upper, got [${g?.lower}, ${g?.upper}]`,
+        { field },
+      );
+    }
+  });
+  domain.categorical.forEach((g, i) => {
+    const field = `domain.categorical[${i}]${g && g.name ? ` (${g.name})` : ''}`;
+    if (!g || !Array.isArray(g.choices) || g.choices.length === 0) {
+      throw new EvomergeError('optimizer.bad_domain', 'needs at least one choice', { field });
+    }
+  });
+}
