@@ -1,0 +1,115 @@
+// The store's record types: one interface per table row, camelCase, JSON columns kept as text (the caller
+// parses them). Types only; the store makes no decisions about what the values mean.
+
+/** Candidate life cycle (a closed union, as optuna's TrialState). */
+export const candidateStatuses = ['pending', 'merged', 'evaluated', 'kept', 'rejected', 'failed'] as const;
+export type CandidateStatus = (typeof candidateStatuses)[number];
+
+/** True for statuses that end a candidate: kept, rejected, failed (optuna `TrialState.is_finished`). */
+export function isFinished(status: CandidateStatus): boolean {
+  return status === 'kept' || status === 'rejected' || status === 'failed';
+}
+
+/** 'search' = asked by the optimiser; 'source' = an input model; 'reference' = an un-optimised merge. */
+export const candidateKinds = ['search', 'source', 'reference'] as const;
+export type CandidateKind = (typeof candidateKinds)[number];
+
+export interface CampaignRecord {
+  campaignId: number;
+  name: string;
+  configJson: string;
+  configHash: string;
+  seed: number;
+  versionsJson: string;
+  device: string;
+  createdAt: string;
+}
+
+export type NewCampaign = Omit<CampaignRecord, 'campaignId' | 'createdAt'> & { createdAt?: string };
+
+export interface CandidateRecord {
+  candidateId: number;
+  campaignId: number;
+  kind: CandidateKind;
+  /** Human name for sources and references (e.g. "expert-math", "ties density 0.5"); null for search. */
+  label: string | null;
+  /** Ask order within the campaign (search candidates only; null otherwise). */
+  ordinal: number | null;
+  generation: number | null;
+  genomeJson: string | null;
+  recipeYaml: string | null;
+  contentHash: string;
+  status: CandidateStatus;
+  /** The fit objective (maximised); null until set; NaN/±Inf round-trip exactly. */
+  objective: number | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  mergeMs: number | null;
+  evalMs: number | null;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export interface NewCandidate {
+  campaignId: number;
+  kind: CandidateKind;
+  label?: string | null;
+  ordinal?: number | null;
+  generation?: number | null;
+  genomeJson?: string | null;
+  recipeYaml?: string | null;
+  contentHash: string;
+  status?: CandidateStatus;
+  createdAt?: string;
+}
+
+/** The outcome of one candidate, written with its scores, verdicts and (optionally) the optimiser state. */
+export interface CandidateOutcome {
+  status: CandidateStatus;
+  objective?: number | null;
+  errorCode?: string | null;
+  errorMessage?: string | null;
+  mergeMs?: number | null;
+  evalMs?: number | null;
+  /** Defaults to now for finished statuses, null otherwise. */
+  finishedAt?: string | null;
+}
+
+export interface ScoreRecord {
+  candidateId: number;
+  task: string;
+  metric: string;
+  /** 'fit' or 'test' by convention; any string is stored. */
+  split: string;
+  value: number;
+  /** Standard error; null when unknown (a NaN SE is stored as null). */
+  se: number | null;
+  n: number;
+}
+
+export type NewScore = Omit<ScoreRecord, 'candidateId'>;
+
+export interface GateVerdictRecord {
+  candidateId: number;
+  gate: string;
+  kind: string;
+  task: string;
+  metric: string;
+  split: string;
+  value: number;
+  threshold: number;
+  pass: boolean;
+}
+
+export type NewGateVerdict = Omit<GateVerdictRecord, 'candidateId'>;
+
+export interface OptimizerStateRecord {
+  campaignId: number;
+  generation: number;
+  /** Results told to the optimiser over the whole campaign when this state was taken. */
+  toldCount: number;
+  stateJson: string;
+  createdAt: string;
+}
+
+export type NewOptimizerState = Omit<OptimizerStateRecord, 'campaignId' | 'createdAt'> & { createdAt?: string };
