@@ -1,0 +1,303 @@
+// The merge-kernel contract, run for every backend (describe.each): hand-checked vectors that any kernel
+// must reproduce, then GPU ↔ CPU parity for every op (within 1e-6 relative per tensor, DARE masks identical),
+// including a GPU kernel with a tiny chunk size so that chunk boundaries are crossed. GPU runs on whatever
+// adapter Dawn finds (Mesa lavapipe in CI).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CpuKernel } from '../../src/kernel/cpu/cpu-kernel.ts';
+import { GpuKernel } from '../../src/kernel/gpu/gpu-kernel.ts';
+import type { MergeKernel, MergeOp, Rescale, SourceRef, Sparsification, TaskVectorInput, TensorJob } from '../../src/kernel/kernel.ts';
+import { drawU32, keepThreshold, rngKey } from '../../src/kernel/rng.ts';
+
+/** Relative tolerance of GPU against CPU per tensor: max|gpu − cpu| / max|cpu| (issue 6). */
+const PARITY_TOLERANCE = 1e-6;
+/** A chunk of 8192 elements (the smallest allowed) makes the 20000-element fixture span three chunks. */
+const TINY_CHUNK = 8192;
+
+type Backend = 'cpu' | 'gpu' | 'gpu-chunked';
+
+async function openKernel(backend: Backend): Promise<MergeKernel> {
+  if (backend === 'cpu') return new CpuKernel();
+  return GpuKernel.create({ allowSoftware: true, chunkElements: backend === 'gpu-chunked' ? TINY_CHUNK : undefined });
+}
+
+// ---- fixtures: deterministic pseudo-random tensors held in memory ----
+
+/** mulberry32: a tiny seeded generator for test data. */
+function generator(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class Zoo {
+  private readonly tensors = new Map<string, Float32Array>();
+  readonly reads: string[] = [];
+  add(model: string, tensor: string, data: Float32Array): SourceRef {
+    this.tensors.set(`${model}/${tensor}`, data);
+    return { model, tensor };
+  }
+  read = (ref: SourceRef): Float32Array => {
+    const t = this.tensors.get(`${ref.model}/${ref.tensor}`);
+    if (t === undefined) throw new Error(`no tensor ${ref.model}/${ref.tensor}`);
+    this.reads.push(`${ref.model}/${ref.tensor}`);
+    return t;
+  };
+}
+
+/**
+ * base ~ N-ish(0, 1); each expert = base + τ with τ of scale 0.05. `ties`: τ is quantised to 16 levels, so
+ * many |τ| are equal at any cut (as with bf16 experts).
+ */
+function family(zoo: Zoo, tensor: string, n: number, experts: number, seed: number, ties = false): { base: SourceRef; xs: SourceRef[] } {
+  const rnd = generator(seed);
+  const base = new Float32Array(n);
+  for (let e = 0; e < n; e++) base[e] = (rnd() + rnd() + rnd() - 1.5) * 0.8;
+  const xs: SourceRef[] = [];
+  for (let m = 0; m < experts; m++) {
+    const x = new Float32Array(n);
+    for (let e = 0; e < n; e++) {
+      let tau = (rnd() - 0.5) * 0.1;
+      if (ties) tau = Math.round(tau * 160) / 160;
+      x[e] = base[e] + tau;
+    }
+    xs.push(zoo.add(`expert${m}`, tensor, x));
+  }
+  return { base: zoo.add('base', tensor, base), xs };
+}
+
+function tv(ref: SourceRef, m: number, over: Partial<TaskVectorInput> = {}): TaskVectorInput {
+  return { ref, weight: [0.6, 0.3, -0.25, 0.9][m % 4], density: [0.3, 0.55, 0.7, 0.45][m % 4], gamma: 0.05, epsilon: 0.1, modelIndex: m + 1, ...over };
+}
+
+function ta(
+  name: string,
+  f: { base: SourceRef; xs: SourceRef[] },
+  sparsification: Sparsification,
+  consensus: 'none' | 'sum',
+  normalize: boolean,
+  rescale: Rescale,
+  lambda = 1,
+  over: Partial<TaskVectorInput> = {},
+): MergeOp {
+  return {
+    kind: 'task_arithmetic',
+    base: f.base,
+    inputs: f.xs.map((r, m) => tv(r, m, over)),
+    sparsification,
+    consensus,
+    normalize,
+    lambda,
+    rescale,
+    rng: rngKey(1234, name),
+  };
+}
+
+interface Case {
+  readonly label: string;
+  readonly job: TensorJob;
+}
+
+/** Every op and option combination the parity suite covers, on the given tensor shape. */
+function parityCases(zoo: Zoo, shape: number[], seed: number): Case[] {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const tag = shape.join('x');
+  const cases: Case[] = [];
+  const add = (label: string, op: MergeOp, name: string) => cases.push({ label: `${label} [${tag}]`, job: { name, shape, op } });
+  const f3 = family(zoo, `t3.${tag}`, n, 3, seed);
+  const f2 = family(zoo, `t2.${tag}`, n, 2, seed + 1);
+  const fTies = family(zoo, `ties.${tag}`, n, 3, seed + 2, true);
+  const nm3 = `t3.${tag}`;
+  const nmT = `ties.${tag}`;
+  add('linear normalize', { kind: 'weighted_sum', inputs: f3.xs.map((ref, m) => ({ ref, weight: [0.2, 0.5, 0.45][m] })), normalize: true }, nm3);
+  add('linear no normalize', { kind: 'weighted_sum', inputs: [f3.base, ...f3.xs].map((ref, m) => ({ ref, weight: [1, 0.3, -0.7, 0.1][m] })), normalize: false }, nm3);
+  add('task_arithmetic', ta(nm3, f3, 'none', 'none', false, 'none'), nm3);
+  add('task_arithmetic normalize lambda', ta(nm3, f3, 'none', 'none', true, 'none', 0.7), nm3);
+  add('ties', ta(nm3, f3, 'magnitude', 'sum', true, 'none'), nm3);
+  add('ties no normalize lambda', ta(nm3, f3, 'magnitude', 'sum', false, 'none', 1.3), nm3);
+  add('ties rescale l1', ta(nm3, f3, 'magnitude', 'sum', true, 'l1'), nm3);
+  add('ties on tied magnitudes', ta(nmT, fTies, 'magnitude', 'sum', true, 'none'), nmT);
+  add('magnitude without consensus, rescale density', ta(nmT, fTies, 'magnitude', 'none', false, 'density'), nmT);
+  add('dare_linear (l1)', ta(nm3, f3, 'random', 'none', false, 'l1'), nm3);
+  add('dare_ties (l1)', ta(nm3, f3, 'random', 'sum', false, 'l1'), nm3);
+  add('dare rescale density', ta(nm3, f3, 'random', 'none', false, 'density'), nm3);
+  add('dare rescale none normalize', ta(nm3, f3, 'random', 'none', true, 'none'), nm3);
+  add('breadcrumbs', ta(nm3, f3, 'magnitude_outliers', 'none', false, 'none'), nm3);
+  add('breadcrumbs_ties l1', ta(nm3, f3, 'magnitude_outliers', 'sum', true, 'l1'), nm3);
+  add('breadcrumbs on tied magnitudes', ta(nmT, fTies, 'magnitude_outliers', 'none', false, 'none', 1, { gamma: 0.1 }), nmT);
+  add('slerp', { kind: 'slerp', a: f2.base, b: f2.xs[0], t: 0.35 }, `t2.${tag}`);
+  add('slerp far apart', { kind: 'slerp', a: f2.xs[0], b: f3.base, t: 0.6 }, `t2.${tag}`);
+  add('model_stock 2', { kind: 'model_stock', base: f2.base, inputs: f2.xs }, `t2.${tag}`);
+  add('model_stock 3', { kind: 'model_stock', base: f3.base, inputs: f3.xs }, nm3);
+  return cases;
+}
+
+function relErr(actual: Float32Array, expected: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let e = 0; e < expected.length; e++) {
+    diff = Math.max(diff, Math.abs(actual[e] - expected[e]));
+    scale = Math.max(scale, Math.abs(expected[e]));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+const BACKENDS: Backend[] = ['cpu', 'gpu', 'gpu-chunked'];
+
+describe.each(BACKENDS)('kernel contract: %s', (backend) => {
+  let kernel: MergeKernel;
+  beforeAll(async () => {
+    kernel = await openKernel(backend);
+  });
+  afterAll(async () => {
+    await kernel?.close();
+  });
+
+  const zoo = new Zoo();
+  const z = (m: string, values: number[]) => zoo.add(m, 'v', new Float32Array(values));
+  const run = (shape: number[], op: MergeOp) => kernel.mergeTensor({ name: 'v', shape, op }, zoo.read);
+  const ti = (ref: SourceRef, m: number, density = 1, weight = 1): TaskVectorInput => ({ ref, weight, density, gamma: 0.01, epsilon: 0.1, modelIndex: m });
+
+  it('describes its device', () => {
+    expect(kernel.device).toMatch(backend === 'cpu' ? /^cpu$/ : /^gpu: .+ \((vulkan|metal|d3d12)(, software)?\)$/);
+  });
+
+  it('linear: Σ wᵢxᵢ / Σ wᵢ (hand-checked)', async () => {
+    const a = z('a', [1, 2, 3, -4]);
+    const b = z('b', [5, 6, 7, 8]);
+    const out = await run([4], { kind: 'weighted_sum', inputs: [{ ref: a, weight: 1 }, { ref: b, weight: 3 }], normalize: true });
+    expect(Array.from(out)).toEqual([4, 5, 6, 5]);
+    const raw = await run([4], { kind: 'weighted_sum', inputs: [{ ref: a, weight: 1 }, { ref: b, weight: 3 }], normalize: false });
+    expect(Array.from(raw)).toEqual([16, 20, 24, 20]);
+  });
+
+  it('TIES worked example gives [0, 1.1, 0, 0.75] (MERGEKIT-SEMANTICS §5)', async () => {
+    const base = z('base', [0, 0, 0, 0]);
+    const xs = [z('x0', [0, -0.5, 0, 0.8]), z('x1', [0, 1.1, 0, -0.6]), z('x2', [0, -0.4, 0, 0.7])];
+    const out = await run([4], {
+      kind: 'task_arithmetic',
+      base,
+      inputs: xs.map((r, m) => ti(r, m)),
+      sparsification: 'magnitude',
+      consensus: 'sum',
+      normalize: true,
+      lambda: 1,
+      rescale: 'none',
+      rng: rngKey(0, 'v'),
+    });
+    expect(Array.from(out)).toEqual([0, Math.fround(1.1), 0, Math.fround(0.75)]);
+  });
+
+  it('magnitude keeps exactly k = int(density·n), ties at the cut by lowest index', async () => {
+    const base = z('zero6', [0, 0, 0, 0, 0, 0]);
+    const x = z('tied', [3, -1, 2, 2, 2, 0.5]);
+    const out = await run([6], {
+      kind: 'task_arithmetic',
+      base,
+      inputs: [ti(x, 0, 0.5)],
+      sparsification: 'magnitude',
+      consensus: 'none',
+      normalize: false,
+      lambda: 1,
+      rescale: 'none',
+      rng: rngKey(0, 'v'),
+    });
+    expect(Array.from(out)).toEqual([3, 0, 2, 2, 0, 0]);
+  });
+
+  it('breadcrumbs drops the n_top largest and n_bot smallest (gamma 0.2, density 0.6 of 10)', async () => {
+    const base = z('zero10', new Array(10).fill(0));
+    const x = z('ramp', [1, -2, 3, -4, 5, -6, 7, -8, 9, -10]);
+    const out = await run([10], {
+      kind: 'task_arithmetic',
+      base,
+      inputs: [{ ...ti(x, 0, 0.6), gamma: 0.2 }],
+      sparsification: 'magnitude_outliers',
+      consensus: 'none',
+      normalize: false,
+      lambda: 1,
+      rescale: 'none',
+      rng: rngKey(0, 'v'),
+    });
+    // target 6, n_top 2, n_bot 2: |τ| 1, 2 and 9, 10 go.
+    expect(Array.from(out)).toEqual([0, 0, 3, -4, 5, -6, 7, -8, 0, 0]);
+  });
+
+  it('DARE keeps exactly the elements whose counter-based draw is under the threshold', async () => {
+    const n = 3000;
+    const base = zoo.add('dbase', 'v', new Float32Array(n));
+    const x = zoo.add('dx', 'v', Float32Array.from({ length: n }, (_, e) => 1 + (e % 7)));
+    const key = rngKey(99, 'v');
+    const out = await run([n], {
+      kind: 'task_arithmetic',
+      base,
+      inputs: [ti(x, 5, 0.3)],
+      sparsification: 'random',
+      consensus: 'none',
+      normalize: false,
+      lambda: 1,
+      rescale: 'none',
+      rng: key,
+    });
+    const thr = keepThreshold(0.3);
+    let mismatches = 0;
+    for (let e = 0; e < n; e++) {
+      const kept = drawU32(key, 5, e) >>> 8 < thr;
+      if ((out[e] !== 0) !== kept) mismatches++;
+    }
+    expect(mismatches).toBe(0);
+  });
+
+  it('slerp of orthogonal unit vectors at t = 0.5 is their normalised bisector', async () => {
+    const out = await run([2], { kind: 'slerp', a: z('e1', [1, 0]), b: z('e2', [0, 1]), t: 0.5 });
+    expect(out[0]).toBeCloseTo(Math.SQRT1_2, 6);
+    expect(out[1]).toBeCloseTo(Math.SQRT1_2, 6);
+  });
+
+  it('model_stock with orthogonal offsets (cos 0) returns the base', async () => {
+    const out = await run([2], { kind: 'model_stock', base: z('mb', [1, 1]), inputs: [z('m1', [2, 1]), z('m2', [1, 2])] });
+    expect(Array.from(out)).toEqual([1, 1]);
+  });
+
+  it('is deterministic: the same job twice gives the same bits', async () => {
+    const f = family(zoo, 'det', 5000, 2, 7);
+    const job: TensorJob = { name: 'det', shape: [50, 100], op: ta('det', f, 'random', 'sum', false, 'l1') };
+    const a = await kernel.mergeTensor(job, zoo.read);
+    const b = await kernel.mergeTensor(job, zoo.read);
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+  });
+});
+
+describe.each(['gpu', 'gpu-chunked'] as const)('GPU ↔ CPU parity: %s', (backend) => {
+  let gpu: MergeKernel;
+  const cpu = new CpuKernel();
+  const zoo = new Zoo();
+  const shapes = backend === 'gpu' ? [[64, 96], [300, 200], [129]] : [[20000], [3, 8192]];
+  const cases = shapes.flatMap((s, i) => parityCases(zoo, s, 100 + i * 10));
+  beforeAll(async () => {
+    gpu = await openKernel(backend);
+  });
+  afterAll(async () => {
+    await gpu?.close();
+  });
+
+  it.each(cases.map((c) => [c.label, c] as const))('%s', async (_label, c) => {
+    const want = await cpu.mergeTensor(c.job, zoo.read);
+    const got = await gpu.mergeTensor(c.job, zoo.read);
+    expect(got.length).toBe(want.length);
+    expect(relErr(got, want)).toBeLessThanOrEqual(PARITY_TOLERANCE);
+    const op = c.job.op;
+    if (op.kind === 'task_arithmetic' && op.sparsification !== 'none') {
+      // Same kept set: an element is unchanged from the base on one backend iff on the other (τ ≠ 0 here).
+      const base = zoo.read(op.base);
+      let differ = 0;
+      for (let e = 0; e < want.length; e++) if ((got[e] === base[e]) !== (want[e] === base[e])) differ++;
+      expect(differ).toBe(0);
+    }
+  });
+});
