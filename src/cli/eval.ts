@@ -1,12 +1,119 @@
-// Scaffold: replaced by the issue that implements `evomerge eval`.
-import type { Command } from 'commander';
+// `evomerge eval <model-dir | recipe.yaml> --suite <suite.yaml>`: parses the options, opens the checkpoint (or
+// merges the recipe in memory) and prints the Evaluator's scores as a table or JSON. No scoring logic here.
+import { statSync } from 'node:fs';
+import { Option, type Command } from 'commander';
 import { EvomergeError } from '../errors.ts';
+import { openModelDir } from '../checkpoint/model-dir.ts';
+import { MemoryTensors, type TensorSource } from '../checkpoint/tensor-source.ts';
+import { Evaluator } from '../eval/evaluator.ts';
+import type { ExecutionProvider } from '../eval/onnx-session.ts';
+import type { Split } from '../eval/suite.ts';
+import type { TaskScore } from '../eval/stats.ts';
+import { CpuKernel } from '../kernel/cpu/cpu-kernel.ts';
+import { mergeRecipe } from '../merge/engine.ts';
+import { parseRecipeFile } from '../recipe/parse.ts';
+
+interface EvalCliOptions {
+  suite: string;
+  split: Split;
+  ep: ExecutionProvider;
+  graph?: string;
+  limit?: string;
+  tasks?: string;
+  threads?: string;
+  sessions?: string;
+  seed?: string;
+  json?: boolean;
+}
 
 export function registerEvalCommand(program: Command): void {
   program
     .command('eval')
-    .description('(not yet implemented)')
-    .action(() => {
-      throw new EvomergeError('cli.not_implemented', 'evomerge eval is not implemented yet');
+    .description('score a model folder, or a recipe merged in memory, on the tasks of an eval suite through ONNX Runtime')
+    .argument('<model>', 'a Hugging Face model folder, or a mergekit recipe (.yaml) to merge in memory first')
+    .requiredOption('--suite <suite.yaml>', 'eval suite (e.g. evals/micro.yaml)')
+    .addOption(new Option('--split <split>', 'which eval files').choices(['fit', 'test']).default('fit'))
+    .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider').choices(['cpu', 'webgpu', 'cuda']).default('cpu'))
+    .option('--graph <model.onnx>', "the ONNX graph (default: the suite's graph:)")
+    .option('--limit <n>', 'score only the first n items of each task')
+    .option('--tasks <names>', 'comma-separated task names (default: all)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: one per core)')
+    .option('--sessions <n>', 'sessions run side by side, tasks spread over them (default 1)')
+    .option('--seed <n>', 'seed of DARE/DELLA masks when merging a recipe')
+    .option('--json', 'print the scores as JSON')
+    .action(async (model: string, opts: EvalCliOptions) => {
+      const limit = opts.limit === undefined ? undefined : positiveInt(opts.limit, '--limit');
+      const threads = opts.threads === undefined ? undefined : positiveInt(opts.threads, '--threads');
+      const sessions = opts.sessions === undefined ? undefined : positiveInt(opts.sessions, '--sessions');
+      const seed = opts.seed === undefined ? undefined : positiveInt(opts.seed, '--seed', 0);
+      const tasks = opts.tasks?.split(',').map((t) => t.trim()).filter((t) => t !== '');
+      const evaluator = await Evaluator.create({
+        suite: opts.suite,
+        ep: opts.ep,
+        ...(opts.graph ? { graph: opts.graph } : {}),
+        ...(threads ? { threads } : {}),
+        ...(sessions ? { sessions } : {}),
+      });
+      try {
+        const { weights, close } = await openWeights(model, seed);
+        try {
+          const scores = await evaluator.evaluate(weights, { split: opts.split, ...(tasks ? { tasks } : {}), ...(limit !== undefined ? { limit } : {}) });
+          if (opts.json) {
+            process.stdout.write(`${JSON.stringify({ model, suite: opts.suite, split: opts.split, ep: opts.ep, scores }, null, 2)}\n`);
+          } else process.stdout.write(formatTable(scores));
+        } finally {
+          close();
+        }
+      } finally {
+        await evaluator.close();
+      }
     });
+}
+
+/** A model folder is read lazily from disk; a recipe is merged into memory (the merge engine, CPU kernel). */
+async function openWeights(model: string, seed: number | undefined): Promise<{ weights: TensorSource; close: () => void }> {
+  let isDir = false;
+  try {
+    isDir = statSync(model).isDirectory();
+  } catch {
+    throw new EvomergeError('cli.not_found', 'not found; expected a model folder or a recipe .yaml', { file: model }, 2);
+  }
+  if (isDir) {
+    const dir = openModelDir(model);
+    return { weights: dir.tensors, close: () => dir.close() };
+  }
+  if (!/\.ya?ml$/i.test(model)) throw new EvomergeError('cli.bad_argument', 'expected a model folder or a recipe .yaml', { file: model }, 2);
+  const recipe = parseRecipeFile(model);
+  const merged = new MemoryTensors(`merge of ${model}`);
+  const kernel = new CpuKernel();
+  try {
+    await mergeRecipe(recipe, merged, { kernel, ...(seed !== undefined ? { seed } : {}) });
+  } finally {
+    await kernel.close();
+  }
+  return { weights: merged, close: () => {} };
+}
+
+function positiveInt(text: string, field: string, min = 1): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new EvomergeError('cli.bad_option', `"${text}" is not ${min === 0 ? 'a non-negative' : 'a positive'} integer`, { field }, 2);
+  }
+  return n;
+}
+
+/** task, metric, score ± SE, n, seconds; metrics computed alongside follow their task, indented. */
+export function formatTable(scores: readonly TaskScore[]): string {
+  const rows: string[][] = [['task', 'metric', 'score ± SE', 'n', 'seconds']];
+  const fmt = (metric: string, v: number, se: number) => {
+    const digits = metric === 'exact_match' || metric === 'accuracy' ? 3 : 4;
+    return `${v.toFixed(digits)} ± ${Number.isNaN(se) ? 'n/a' : se.toFixed(digits)}`;
+  };
+  for (const s of scores) {
+    rows.push([s.task, s.metric, fmt(s.metric, s.value, s.se), String(s.n), s.seconds.toFixed(2)]);
+    for (const [metric, m] of Object.entries(s.extra)) rows.push(['', `  ${metric}`, fmt(metric, m.value, m.se), String(m.n), '']);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const right = [false, false, true, true, true];
+  return rows.map((r) => r.map((cell, c) => (right[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n') + '\n';
 }

@@ -7,8 +7,9 @@
 // graph optimisation (~100 ms per candidate here, growing with model size). Option (b) also cannot work for
 // models over 2 GB (protobuf's limit; their weights must live in external files). The price of (a) is that ORT
 // cannot constant-fold Transpose(W) or pre-pack MatMul weights; on the zoo that is within the noise.
-import { readFileSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
-import { dirname, resolve, isAbsolute } from 'node:path';
+import { readFileSync, openSync, readSync, closeSync, fstatSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve, isAbsolute } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { EvomergeError, invariant } from '../errors.ts';
 import {
@@ -181,6 +182,26 @@ export class OnnxGraph {
   }
 }
 
+const CUDA_HINT = 'install the CUDA build of ONNX Runtime and CUDA 12, or use --ep cpu';
+
+/**
+ * The npm onnxruntime-node ships the CUDA provider only on linux/x64 when installed with its CUDA option; when
+ * its library is absent, say so before ORT tries (and logs a native stack of errors).
+ */
+function checkCudaInstalled(): void {
+  let binDir: string;
+  try {
+    const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+    binDir = join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    return;
+  }
+  const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  if (existsSync(binDir) && !existsSync(join(binDir, lib))) {
+    throw new EvomergeError('eval.ep_unavailable', `execution provider "cuda" is not available here (${lib} is not installed); ${CUDA_HINT}`, { field: '--ep' });
+  }
+}
+
 function numelOf(t: TensorMessage): number {
   let n = 1;
   for (const d of t.dims ?? []) n *= int64ToNumber(d);
@@ -240,6 +261,7 @@ export class GraphSession {
     const outputs = graph.outputNames();
     const logitsName = outputs.includes('logits') ? 'logits' : outputs[0];
     if (!logitsName) throw new EvomergeError('eval.bad_graph', 'the graph has no output', { file: graph.path, field: 'graph.output' });
+    if (options.ep === 'cuda') checkCudaInstalled();
     const bytes = graph.weightFedBytes(weightNames);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: [options.ep],
@@ -252,7 +274,7 @@ export class GraphSession {
     } catch (err) {
       const msg = (err as Error).message.split('\n')[0]!.slice(0, 300);
       if (options.ep !== 'cpu') {
-        throw new EvomergeError('eval.ep_unavailable', `execution provider "${options.ep}" is not available here (${msg})${options.ep === 'cuda' ? '; install the CUDA build of ONNX Runtime and CUDA 12, or use --ep cpu' : ''}`, { field: '--ep' });
+        throw new EvomergeError('eval.ep_unavailable', `execution provider "${options.ep}" is not available here (${msg})${options.ep === 'cuda' ? `; ${CUDA_HINT}` : ''}`, { field: '--ep' });
       }
       throw new EvomergeError('eval.bad_graph', `ONNX Runtime cannot load the graph: ${msg}`, { file: graph.path });
     }
