@@ -32,24 +32,22 @@ export function registerMergeCommand(program: Command): void {
       const seed = opts.seed === undefined ? undefined : parseSeed(opts.seed);
       const shardSizeBytes = parseSize(opts.shardSize, { field: '--shard-size' });
       const recipe = parseRecipeFile(recipePath);
-      const kernel = await chooseKernel(opts.device);
       const bar = new ProgressBar();
       try {
         const r = await mergeRecipeToDir(recipe, {
           outDir: opts.out,
           shardSizeBytes,
-          kernel,
+          kernel: () => chooseKernel(opts.device),
           onProgress: (p) => bar.update(p),
           ...(seed !== undefined ? { seed } : {}),
         });
         bar.done();
         const seedNote = r.plan.method.family === 'task_arithmetic' && ['random', 'della_magprune'].includes(r.plan.method.sparsification ?? '') ? `, seed ${r.plan.seed}` : '';
         process.stdout.write(
-          `merged ${r.tensors} tensors (${r.plan.method.name}${seedNote}, ${r.plan.outDtype}, ${kernel.device}) into ${opts.out} in ${r.seconds.toFixed(2)} s\n`,
+          `merged ${r.tensors} tensors (${r.plan.method.name}${seedNote}, ${r.plan.outDtype}, ${r.device}) into ${opts.out} in ${r.seconds.toFixed(2)} s\n`,
         );
       } finally {
         bar.done();
-        await kernel.close();
       }
     });
 }
@@ -63,8 +61,9 @@ function parseSeed(text: string): number {
 }
 
 /**
- * cpu → CpuKernel. auto/gpu → kernel/select.ts when present (the GPU backend decides there, and records
- * fallbacks); until it exists, auto means cpu and gpu is refused with a clear message.
+ * cpu → CpuKernel. auto/gpu → kernel/select.ts `selectKernel(choice)` when present (the GPU backend decides
+ * there, and falls back); without it, auto means cpu and gpu is refused with a clear message. Called only
+ * after the recipe and the checkpoints have been validated.
  */
 async function chooseKernel(device: Device): Promise<MergeKernel> {
   if (device === 'cpu') return new CpuKernel();
@@ -75,11 +74,11 @@ async function chooseKernel(device: Device): Promise<MergeKernel> {
     }
     return new CpuKernel();
   }
-  const mod = (await import(select.href)) as { selectKernel?: (o: { device: Device }) => Promise<MergeKernel> };
+  const mod = (await import(select.href)) as { selectKernel?: (choice: Device) => Promise<MergeKernel> };
   if (typeof mod.selectKernel !== 'function') {
-    throw new EvomergeError('internal', 'src/kernel/select.ts does not export selectKernel({device}) (this is a bug in evomerge)');
+    throw new EvomergeError('internal', 'src/kernel/select.ts does not export selectKernel(choice) (this is a bug in evomerge)');
   }
-  return mod.selectKernel({ device });
+  return mod.selectKernel(device);
 }
 
 /** Shown after this long, so quick merges print nothing but their result line. */

@@ -137,20 +137,31 @@ export async function mergeRecipe(
   }
 }
 
-export interface MergeToDirOptions extends RunOptions {
+export interface MergeToDirOptions {
   readonly outDir: string;
   readonly seed?: number;
   readonly shardSizeBytes: number;
+  /**
+   * The kernel, or a function that opens one: called only once the plan is validated (so a bad recipe never
+   * waits for a GPU adapter); a kernel opened this way is closed here.
+   */
+  readonly kernel: MergeKernel | (() => Promise<MergeKernel>);
+  readonly onProgress?: (p: MergeProgress) => void;
 }
 
 /**
  * `evomerge merge`: plans (every check done before a byte is written), then streams into a CheckpointWriter
  * that writes under a temporary name and renames when complete; on any failure nothing is left at outDir.
  */
-export async function mergeRecipeToDir(recipe: Recipe, options: MergeToDirOptions): Promise<MergeResult & { plan: MergePlan }> {
+export async function mergeRecipeToDir(
+  recipe: Recipe,
+  options: MergeToDirOptions,
+): Promise<MergeResult & { plan: MergePlan; device: string }> {
   const models = openRecipeModels(recipe);
+  let opened: MergeKernel | undefined;
   try {
     const plan = planMerge(recipe, models, options.seed !== undefined ? { seed: options.seed } : {});
+    const kernel = typeof options.kernel === 'function' ? (opened = await options.kernel()) : options.kernel;
     const writer = new CheckpointWriter({
       outDir: options.outDir,
       dtype: plan.outDtype,
@@ -161,14 +172,15 @@ export async function mergeRecipeToDir(recipe: Recipe, options: MergeToDirOption
       metadata: { 'evomerge.merge_method': plan.method.name, 'evomerge.seed': String(plan.seed) },
     });
     try {
-      const result = await runPlan(plan, models, writer, options);
+      const result = await runPlan(plan, models, writer, { kernel, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
       writer.finish();
-      return { ...result, plan };
+      return { ...result, plan, device: kernel.device };
     } catch (err) {
       writer.abort();
       throw err;
     }
   } finally {
     models.forEach((m) => m.close());
+    await opened?.close();
   }
 }

@@ -39,10 +39,10 @@ function run(...args: string[]): { status: number | null; stdout: string; stderr
 describe.runIf(haveGoldens)('golden through the CLI', () => {
   it('ties_gradient_filters: every tensor within 1e-5 of mergekit\'s', () => {
     const out = path.join(tmp, 'golden-tgf');
-    const r = run('merge', path.join(goldens, 'recipes/ties_gradient_filters.yaml'), '-o', out);
+    const r = run('merge', path.join(goldens, 'recipes/ties_gradient_filters.yaml'), '-o', out, '--device', 'cpu');
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^merged 57 tensors \(ties, F32, cpu\) into /);
+    expect(r.stdout).toMatch(/^merged 57 tensors \(ties, F32, cpu.*\) into /);
     const got = openModelDir(out);
     const want = SafetensorsFile.open(path.join(goldens, 'golden/ties_gradient_filters.safetensors'));
     try {
@@ -62,6 +62,26 @@ describe.runIf(haveGoldens)('golden through the CLI', () => {
     }
   });
 });
+describe.runIf(haveGoldens && existsSync(path.join(repoRoot, 'src/kernel/select.ts')))('golden through the CLI on the WebGPU kernel', () => {
+  it('ties and slerp with --device gpu: every tensor within 1e-5 of mergekit\'s', () => {
+    for (const name of ['ties', 'slerp']) {
+      const out = path.join(tmp, `golden-gpu-${name}`);
+      const r = run('merge', path.join(goldens, `recipes/${name}.yaml`), '-o', out, '--device', 'gpu');
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^merged 57 tensors \\(${name}, F32, gpu`));
+      const got = openModelDir(out);
+      const want = SafetensorsFile.open(path.join(goldens, `golden/${name}.safetensors`));
+      try {
+        expect([...got.tensors.tensorNames()].sort()).toEqual([...want.tensorNames()].sort());
+        for (const n of want.tensorNames()) expect(relErr(got.tensors.readTensor(n).data, want.readTensor(n).data), `${name}: ${n}`).toBeLessThanOrEqual(1e-5);
+      } finally {
+        got.close();
+        want.close();
+      }
+    }
+  });
+});
+
 describe.skipIf(haveGoldens)('golden through the CLI', () => {
   it.skip(`skipped: ${goldens} is absent`, () => {});
 });
@@ -86,7 +106,7 @@ describe('the micro zoo: ties of base + 3 experts, bf16, sharded', () => {
       '    parameters: {weight: [0.2, 0.6]}',
     ].join('\n'));
     const out = path.join(tmp, 'zoo-ties');
-    const r = run('merge', recipe, '-o', out, '--shard-size', '1MB');
+    const r = run('merge', recipe, '-o', out, '--shard-size', '1MB', '--device', 'cpu');
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
 
@@ -200,7 +220,7 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
     expect(existsSync(out)).toBe(false);
 
     // Through the CLI: exit ≠ 0, one line on stderr, nothing at -o and no temporary folder left.
-    const r = run('merge', recipe, '-o', out);
+    const r = run('merge', recipe, '-o', out, '--device', 'cpu');
     expect(r.status).not.toBe(0);
     expect(r.stdout).toBe('');
     const lines = r.stderr.trimEnd().split('\n');
