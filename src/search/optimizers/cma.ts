@@ -303,7 +303,7 @@ export class CmaOptimizer extends GenerationalOptimizer {
     const invSqrtYw = this.invSqrtC(yw);
     const kSigma = Math.sqrt(cSigma * (2 - cSigma) * muEff);
     for (let i = 0; i < n; i++) d.pSigma[i] = (1 - cSigma) * d.pSigma[i] + kSigma * invSqrtYw[i];
-    const normPSigma = Math.hypot(...d.pSigma);
+    const normPSigma = norm(d.pSigma);
 
     // (eq. 44) σ ← σ exp((c_σ/d_σ)(‖p_σ‖/E‖N(0,I)‖ − 1))
     d.sigma *= Math.exp((cSigma / dSigma) * (normPSigma / chiN - 1));
@@ -365,7 +365,7 @@ export class CmaOptimizer extends GenerationalOptimizer {
         sqrtF.push(ngrad[i][j] / Math.sqrt(theta[j]) + (Math.sqrt(theta[j]) * gsum) / (last + Math.sqrt(last)));
       }
     });
-    const pnorm = Math.hypot(...sqrtF) + 1e-30;
+    const pnorm = norm(sqrtF) + 1e-30;
     const delta = ASNG_DELTA_INIT / d.asngDelta; // δ_t = δ_init / Δ_t
     const eps = delta / pnorm; // ε_t = δ_t / ‖F^{1/2} ∇‖: a step of Fisher length δ_t
     d.theta.forEach((theta, i) => {
@@ -421,6 +421,13 @@ export class CmaOptimizer extends GenerationalOptimizer {
     this.B = vectors;
     this.D = values.map((e) => Math.sqrt(Math.max(e, MIN_EIGENVALUE)));
   }
+}
+
+/** Euclidean norm as √Σv² (not Math.hypot, whose rounding is engine-specific). */
+function norm(v: readonly number[]): number {
+  let s = 0;
+  for (const e of v) s += e * e;
+  return Math.sqrt(s);
 }
 
 function zeros(n: number): number[] {

@@ -75,6 +75,8 @@ export abstract class GenerationalOptimizer implements Optimizer {
   readonly populationSize: number;
   protected readonly rng: Rng;
   private g: number;
+  private asks: number;
+  private tells: number;
   private asked: Solution[];
   private values: (number | undefined)[];
 
@@ -83,6 +85,8 @@ export abstract class GenerationalOptimizer implements Optimizer {
     this.populationSize = populationSize;
     this.rng = rng;
     this.g = 0;
+    this.asks = 0;
+    this.tells = 0;
     this.asked = [];
     this.values = [];
     if (restored) {
@@ -96,6 +100,14 @@ export abstract class GenerationalOptimizer implements Optimizer {
         });
       }
       this.g = restored.generation;
+      for (const key of ['askCount', 'tellCount'] as const) {
+        const v = restored[key];
+        if (!Number.isInteger(v) || v < 0) {
+          throw new EvomergeError('optimizer.bad_state', 'must be a non-negative integer', { field: key });
+        }
+      }
+      this.asks = restored.askCount;
+      this.tells = restored.tellCount;
       this.asked = open.asked.map(copySolution);
       this.values = open.values.map((v) => (v === null ? undefined : decodeNumber(v)));
     }
@@ -132,6 +144,18 @@ export abstract class GenerationalOptimizer implements Optimizer {
     return this.values.filter((v) => v === undefined).length;
   }
 
+  get askCount(): number {
+    return this.asks;
+  }
+
+  get tellCount(): number {
+    return this.tells;
+  }
+
+  pending(): Solution[] {
+    return this.asked.filter((_, i) => this.values[i] === undefined).map(copySolution);
+  }
+
   ask(): Solution {
     if (this.exhausted) {
       throw new EvomergeError('optimizer.exhausted', `every point of the ${this.name} has been asked`, {
@@ -148,6 +172,7 @@ export abstract class GenerationalOptimizer implements Optimizer {
     const s = this.sample();
     this.asked.push(copySolution(s));
     this.values.push(undefined);
+    this.asks += 1;
     return s;
   }
 
@@ -177,6 +202,7 @@ export abstract class GenerationalOptimizer implements Optimizer {
       assigned.set(found, r.value);
     });
     for (const [i, v] of assigned) this.values[i] = v;
+    this.tells += assigned.size;
 
     const complete =
       this.asked.length > 0 &&
@@ -211,6 +237,8 @@ export abstract class GenerationalOptimizer implements Optimizer {
       domain: JSON.parse(JSON.stringify(this.domain)) as SearchDomain,
       populationSize: this.populationSize,
       generation: this.g,
+      askCount: this.asks,
+      tellCount: this.tells,
       rng: this.rng.state(),
       open: {
         asked: this.asked.map(copySolution),

@@ -34,17 +34,24 @@ export type OptimizerKind = (typeof optimizerKinds)[number];
  * Generation-based ask/tell optimiser.
  *
  * Protocol: each generation, `ask()` up to `remainingAsks` times (= `populationSize` at the start of a
- * generation), then `tell` the values of those solutions, in any order and in as many calls as you like.
- * When every asked solution of the generation has been told, the distribution is updated and
- * `generation` increases by one. The update depends only on the set of (solution, value) pairs, never on
- * the order they were told in, so a pipelined loop stays deterministic.
+ * generation), then `tell` the values of those solutions, in any order and in as many calls as you like
+ * (one per finished candidate is fine). When every asked solution of the generation has been told, the
+ * distribution is updated and `generation` increases by one. The update depends only on the set of
+ * (solution, value) pairs, never on the order they were told in, so a pipelined loop stays deterministic.
+ * A solution told twice in one generation must have been asked twice (identical asks are matched in turn).
+ *
+ * Resume: save `JSON.stringify(state())` after every tell, in the same transaction as the candidate that
+ * was told; on restart `restoreOptimizer(JSON.parse(saved))`, evaluate `pending()` (asked before the save,
+ * not yet told) and go on asking: asks after the save are re-asked identically (the RNG is in the state).
  *
  * @example
  * const opt = createOptimizer('cmaes', domain, { seed: 1 });
- * while (!opt.exhausted && spent < budget) {
+ * while (!opt.exhausted && opt.tellCount < budget) {
  *   const batch = Array.from({ length: opt.remainingAsks }, () => opt.ask());
- *   opt.tell(batch.map((solution) => ({ solution, value: objective(solution) })));
- *   store.saveState(opt.generation, JSON.stringify(opt.state()));
+ *   for (const solution of batch) {
+ *     opt.tell([{ solution, value: evaluate(solution) }]); // NaN or -Infinity for a failed candidate
+ *     saveState(opt.generation, opt.tellCount, JSON.stringify(opt.state()));
+ *   }
  * }
  */
 export interface Optimizer {
@@ -63,6 +70,12 @@ export interface Optimizer {
   readonly remainingAsks: number;
   /** Solutions asked but not yet told in the current generation. */
   readonly pendingTells: number;
+  /** Copies of the solutions asked but not yet told, in ask order (after a restore: what to evaluate). */
+  pending(): Solution[];
+  /** Solutions asked since creation (restores included): the next ask's 0-based ordinal. */
+  readonly askCount: number;
+  /** Results told since creation (restores included). */
+  readonly tellCount: number;
   /** True only for a grid whose every point has been asked; `ask()` then throws. */
   readonly exhausted: boolean;
   /** JSON-serialisable snapshot, RNG included: `restoreOptimizer(state())` continues bit-identically. */
@@ -76,6 +89,8 @@ export interface OptimizerState {
   domain: SearchDomain;
   populationSize: number;
   generation: number;
+  askCount: number;
+  tellCount: number;
   /** xoshiro128** words. */
   rng: number[];
   /** The open generation: what was asked, and the values told so far (null = not yet told). */

@@ -214,3 +214,19 @@ describe('createOptimizer validation', () => {
     expect(() => restoreOptimizer({ ...s, algorithm: { ...s.algorithm, mean: [0.5] } })).toThrow(/algorithm\.mean: expected 3 finite numbers/);
   });
 });
+
+describe.each(optimizerKinds.map((k) => [k]))('%s optimizer resume helpers', (kind: OptimizerKind) => {
+  it('pending() lists asked-but-untold solutions; askCount and tellCount survive a restore', () => {
+    const opt = createOptimizer(kind, domain, { seed: 4, populationSize: 5, gridPoints: 3 });
+    expect([opt.askCount, opt.tellCount, opt.pending()]).toEqual([0, 0, []]);
+    const batch = Array.from({ length: 5 }, () => opt.ask());
+    opt.tell([{ solution: batch[3], value: 1 }]);
+    expect(opt.pending()).toEqual([batch[0], batch[1], batch[2], batch[4]]);
+    const restored = restoreOptimizer(JSON.parse(JSON.stringify(opt.state())));
+    expect(restored.pending()).toEqual(opt.pending());
+    expect([restored.askCount, restored.tellCount]).toEqual([5, 1]);
+    restored.pending()[0].x[0] = 99; // a copy: the optimiser is not affected
+    restored.tell(restored.pending().map((solution) => ({ solution, value: 0 })));
+    expect([restored.generation, restored.askCount, restored.tellCount, restored.pending()]).toEqual([1, 5, 5, []]);
+  });
+});
