@@ -2,7 +2,8 @@
 // hand the result to a sink and drop it. Peak memory ≈ (inputs + 2) × the largest tensor, never a whole model.
 import { EvomergeError, invariant } from '../errors.ts';
 import { CheckpointWriter, openModelDir, type ModelDir } from '../checkpoint/model-dir.ts';
-import { numel, type TensorSink } from '../checkpoint/tensor-source.ts';
+import { decodeToF32, encodeFromF32 } from '../checkpoint/dtype.ts';
+import { numel, type DType, type TensorSink } from '../checkpoint/tensor-source.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
 import type { Recipe } from '../recipe/recipe.ts';
 import { planMerge, refKey, type MergePlan, type PlanModel, type PlannedTensor } from './plan.ts';
@@ -59,7 +60,7 @@ export async function runPlan(plan: MergePlan, models: ReadonlyMap<string, PlanM
   let doneBytes = 0;
   let done = 0;
   for (const planned of plan.tensors) {
-    const inputs = readInputs(planned, models);
+    const inputs = readInputs(planned, models, plan.loadDtype);
     const data = await options.kernel.mergeTensor(planned.job, (ref) => {
       const d = inputs.get(refKey(ref));
       invariant(d !== undefined, `kernel asked for "${ref.tensor}" of ${ref.model}, which job "${planned.name}" does not read`);
@@ -83,7 +84,7 @@ export async function runPlan(plan: MergePlan, models: ReadonlyMap<string, PlanM
 }
 
 /** Reads the distinct inputs of one output tensor as float32, cropped to the output shape (embeddings). */
-function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanModel>): Map<string, Float32Array> {
+function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanModel>, loadDtype: DType | undefined): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const inp of planned.inputs) {
     const model = models.get(inp.ref.model);
@@ -96,6 +97,8 @@ function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanMode
         field: `tensor "${inp.ref.tensor}"`,
       });
     }
+    // mergekit LoadTensor `x.to(dtype)`: a narrower recipe dtype rounds the inputs (nearest even); to F32 is exact.
+    if (loadDtype !== undefined && loadDtype !== 'F32' && loadDtype !== inp.storedDtype) data = decodeToF32(loadDtype, encodeFromF32(loadDtype, data));
     if (data.length !== numel(planned.shape)) data = cropTopLeft(data, inp.storedShape, planned.shape);
     out.set(refKey(inp.ref), data);
   }

@@ -22,6 +22,7 @@ export interface PlanModel {
 export interface PlannedInput {
   readonly ref: SourceRef;
   readonly storedShape: readonly number[];
+  readonly storedDtype: DType;
   readonly file: string;
 }
 
@@ -45,6 +46,11 @@ export interface MergePlan {
   /** The output config.json: the reference's with num_hidden_layers and torch_dtype updated. */
   readonly config: Record<string, unknown>;
   readonly outDtype: DType;
+  /**
+   * The recipe's `dtype`: every input is rounded to it when loaded, as mergekit's LoadTensor does
+   * (`x.to(dtype)`); the arithmetic itself is float32. Absent: inputs are used as stored.
+   */
+  readonly loadDtype?: DType;
   readonly layerCount: number;
 }
 
@@ -266,8 +272,8 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
         tensor = tied!;
       }
       const file = fileOf(src.model, tensor);
-      const storedShape = src.model.tensors.tensorInfo(tensor).shape;
-      return { src, ref: { model: src.spec.model, tensor }, storedShape, file };
+      const info = src.model.tensors.tensorInfo(tensor);
+      return { src, ref: { model: src.spec.model, tensor }, storedShape: info.shape, storedDtype: info.dtype, file };
     });
     // Shapes: equal, or (embeddings only) cropped to the common top-left block (mergekit rectify_embed.py).
     const refInput = inputs[slice.refIndex]!;
@@ -363,7 +369,7 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
       }
     }
     const distinct = new Map<string, PlannedInput>();
-    for (const inp of inputs) distinct.set(refKey(inp.ref), { ref: inp.ref, storedShape: inp.storedShape, file: inp.file });
+    for (const inp of inputs) distinct.set(refKey(inp.ref), { ref: inp.ref, storedShape: inp.storedShape, storedDtype: inp.storedDtype, file: inp.file });
     return { name: outName, shape, job: { name: outName, shape, op }, inputs: [...distinct.values()] };
   };
 
@@ -408,7 +414,10 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
   const config: Record<string, unknown> = { ...referenceModel.config, torch_dtype: DTYPE_TO_TORCH[outDtype] };
   if (refLayout.layers.length > 0 || 'num_hidden_layers' in config) config.num_hidden_layers = outLayer;
 
-  return { recipe, method, seed, tensors: planned, referenceDir, config, outDtype, layerCount: outLayer };
+  return {
+    recipe, method, seed, tensors: planned, referenceDir, config, outDtype, layerCount: outLayer,
+    ...(recipe.dtype !== undefined ? { loadDtype: RECIPE_TO_DTYPE[recipe.dtype] } : {}),
+  };
 }
 
 /** The embedding a model without lm_head.weight contributes instead (mergekit llama.json tied_names). */

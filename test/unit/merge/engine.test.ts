@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryTensors, type Tensor, type TensorSink } from '../../../src/checkpoint/tensor-source.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../../src/checkpoint/dtype.ts';
 import { EvomergeError } from '../../../src/errors.ts';
 import { CpuKernel } from '../../../src/kernel/cpu/cpu-kernel.ts';
 import { runPlan } from '../../../src/merge/engine.ts';
@@ -74,6 +75,24 @@ describe('runPlan', () => {
     const got = out.readTensor('model.layers.0.self_attn.q_proj.weight').data;
     const src = read('b', 'model.layers.1.self_attn.q_proj.weight');
     for (let i = 0; i < got.length; i++) expect(got[i]).toBe(2 * src[i]!);
+  });
+
+  it('a recipe dtype narrower than the stored one rounds the inputs when loaded (mergekit LoadTensor)', async () => {
+    const pick = { merge_method: 'linear', models: [{ model: 'a', parameters: { weight: 1 } }, { model: 'b', parameters: { weight: 0 } }] };
+    const n = 'model.layers.0.mlp.up_proj.weight';
+    for (const [dtype, round] of [['bfloat16', (x: number) => bf16ToF32(f32ToBf16(x))], ['float16', (x: number) => f16ToF32(f32ToF16(x))], [undefined, (x: number) => x]] as const) {
+      const { models, plan, read } = setup(dtype ? { ...pick, dtype } : pick);
+      const out = new MemoryTensors('out');
+      await runPlan(plan, models, out, { kernel: new CpuKernel() });
+      const a = read('a', n);
+      const got = out.readTensor(n).data;
+      let changed = 0;
+      for (let i = 0; i < a.length; i++) {
+        expect(got[i]).toBe(Math.fround(round(a[i]!)));
+        if (got[i] !== a[i]) changed++;
+      }
+      expect(changed > 0).toBe(dtype !== undefined);
+    }
   });
 
   it('refuses an input holding Inf, naming the model and the tensor, before writing it', async () => {
