@@ -1,12 +1,121 @@
-// Scaffold: replaced by the issue that implements `evomerge search`.
-import type { Command } from 'commander';
+// `evomerge search <space.yaml>`: runs or resumes a campaign, shows progress on stderr (one rewritten line on a
+// terminal, one line per generation otherwise) and ends by printing the report. Ctrl-C stops cleanly.
+import { Option, type Command } from 'commander';
 import { EvomergeError } from '../errors.ts';
+import type { ExecutionProvider } from '../eval/onnx-session.ts';
+import { selectKernel } from '../kernel/select.ts';
+import { runCampaign, type CampaignProgress } from '../search/campaign.ts';
+import { buildReport, formatReport } from '../report/report.ts';
+
+type Device = 'auto' | 'cpu' | 'gpu';
+
+interface SearchCliOptions {
+  db?: string;
+  budget?: string;
+  workers?: string;
+  seed?: string;
+  device: Device;
+  ep: ExecutionProvider;
+}
 
 export function registerSearchCommand(program: Command): void {
   program
     .command('search')
-    .description('(not yet implemented)')
-    .action(() => {
-      throw new EvomergeError('cli.not_implemented', 'evomerge search is not implemented yet');
+    .description('run (or resume) a merge-recipe search campaign described by a search-space YAML; ends with its report')
+    .argument('<space>', 'search space YAML (e.g. search-spaces/micro-evollm.yaml)')
+    .option('--db <file>', 'campaign database (default: runs/<space name>.sqlite); the same command on the same database resumes')
+    .option('--budget <n>', 'candidates to evaluate in all (overrides budget.candidates)')
+    .option('--workers <n>', 'candidates merged and scored side by side (overrides workers)')
+    .option('--seed <n>', 'campaign seed (overrides seed)')
+    .addOption(new Option('--device <device>', 'where the merge arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
+    .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring').choices(['cpu', 'webgpu']).default('cpu'))
+    .action(async (space: string, opts: SearchCliOptions) => {
+      const controller = new AbortController();
+      let interrupts = 0;
+      const onSigint = () => {
+        interrupts++;
+        if (interrupts > 1) process.exit(130);
+        process.stderr.write('\ninterrupted: finishing the candidates in flight (Ctrl-C again to quit now); run the same command to resume\n');
+        controller.abort();
+      };
+      process.on('SIGINT', onSigint);
+      const progress = new ProgressLine();
+      try {
+        const result = await runCampaign({
+          spaceFile: space,
+          ...(opts.db ? { db: opts.db } : {}),
+          ...(opts.budget !== undefined ? { budget: positiveInt(opts.budget, '--budget') } : {}),
+          ...(opts.workers !== undefined ? { workers: positiveInt(opts.workers, '--workers') } : {}),
+          ...(opts.seed !== undefined ? { seed: positiveInt(opts.seed, '--seed', 0) } : {}),
+          kernel: () => selectKernel(opts.device),
+          ep: opts.ep,
+          signal: controller.signal,
+          onProgress: (p) => progress.update(p),
+        });
+        progress.done();
+        if (result.stop === 'aborted') {
+          process.stderr.write(`stopped after ${result.evaluated} candidates; resume with the same command (database ${result.db})\n`);
+          process.exitCode = 130;
+          return;
+        }
+        process.stderr.write(`search finished (${result.stop}): ${result.evaluated} candidates in ${result.db}\n`);
+        process.stdout.write(formatReport(buildReport(result.db)));
+      } finally {
+        progress.done();
+        process.off('SIGINT', onSigint);
+      }
     });
+}
+
+function positiveInt(text: string, field: string, min = 1): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new EvomergeError('cli.bad_option', `"${text}" is not an integer ≥ ${min}`, { field }, 2);
+  }
+  return n;
+}
+
+/** Progress on stderr: a rewritten line on a terminal; one line per generation (and phase) otherwise. */
+class ProgressLine {
+  private readonly tty = process.stderr.isTTY === true;
+  private lastGeneration = -1;
+  private shown = false;
+
+  update(p: CampaignProgress): void {
+    const best = p.bestKept === undefined ? 'none kept yet' : `best kept ${p.bestKept.toFixed(4)}`;
+    const rate = p.rate === undefined ? '' : `, ${p.rate.toFixed(1)}/min`;
+    const eta = p.etaSeconds === undefined ? '' : `, ETA ${formatDuration(p.etaSeconds)}`;
+    const budget = Number.isFinite(p.budget) ? `/${p.budget}` : '';
+    const line = p.phase === 'search' ? `gen ${p.generation}: ${p.done}${budget} candidates, ${best}${rate}${eta}` : `${p.message ?? p.phase}`;
+    if (this.tty) {
+      const cols = process.stderr.columns ?? 100;
+      process.stderr.write(`\r${line.slice(0, cols - 1)}\x1b[K`);
+      this.shown = true;
+      if (p.phase !== 'search') {
+        process.stderr.write('\n');
+        this.shown = false;
+      }
+      return;
+    }
+    if (p.phase !== 'search') {
+      process.stderr.write(`${line}\n`);
+      return;
+    }
+    // one line per generation: print when a generation's first result arrives after the previous one's
+    if (p.generation !== this.lastGeneration) {
+      this.lastGeneration = p.generation;
+      process.stderr.write(`${line}\n`);
+    }
+  }
+
+  done(): void {
+    if (this.shown) process.stderr.write('\n');
+    this.shown = false;
+  }
+}
+
+function formatDuration(s: number): string {
+  if (s < 90) return `${Math.round(s)}s`;
+  if (s < 5400) return `${Math.round(s / 60)}min`;
+  return `${(s / 3600).toFixed(1)}h`;
 }

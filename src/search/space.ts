@@ -73,6 +73,8 @@ export interface SearchSpace {
   readonly workers: number;
   /** References merged and scored alongside the sources: un-optimised merges (equal weights). */
   readonly references: readonly ReferenceMerge[];
+  /** Score only the first N items of each eval file (quick trial campaigns and tests); absent = all. */
+  readonly evalLimit?: number;
 }
 
 /** An un-optimised merge to compare the search against, e.g. TIES with density 0.5 and equal weights. */
@@ -83,7 +85,7 @@ export interface ReferenceMerge {
   readonly density?: number;
 }
 
-const TOP_KEYS = ['name', 'base_model', 'models', 'suite', 'graph', 'genome', 'objective', 'gates', 'budget', 'optimizer', 'population_size', 'seed', 'workers', 'references'];
+const TOP_KEYS = ['name', 'base_model', 'models', 'suite', 'graph', 'genome', 'objective', 'gates', 'budget', 'optimizer', 'population_size', 'seed', 'workers', 'references', 'eval_limit'];
 const GENOME_KEYS = ['layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
 const GATE_KEYS = ['name', 'kind', 'task', 'metric', 'value', 'source', 'sources', 'tolerance', 'delta'];
 const GATE_KINDS = ['floor', 'no_regression', 'min_gain'];
@@ -262,6 +264,7 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     seed: top.seed === undefined ? 0 : asNonNegativeInt(top.seed, file, 'seed'),
     workers: top.workers === undefined ? 1 : asPositiveInt(top.workers, file, 'workers'),
     references,
+    evalLimit: top.eval_limit === undefined ? undefined : asPositiveInt(top.eval_limit, file, 'eval_limit'),
   };
 }
 

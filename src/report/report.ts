@@ -1,0 +1,221 @@
+// `evomerge report`: what a campaign database says, read-only — sources vs un-optimised merges vs the best
+// kept candidate per task on fit and test with standard errors, gate pass rates, the best genome per
+// generation, and whether the test gain over the best rival exceeds 2 standard errors of the difference.
+import { EvomergeError } from '../errors.ts';
+import { openStore, type Store } from '../store/db.ts';
+import type { CandidateRecord, ScoreRecord } from '../store/records.ts';
+
+export interface ReportScore {
+  readonly value: number;
+  readonly se: number | null;
+  readonly n: number;
+}
+
+export interface ReportRow {
+  readonly kind: 'source' | 'reference' | 'best';
+  readonly label: string;
+  readonly candidateId: number;
+  /** Fit objective (what the search maximised). */
+  readonly objective: number | null;
+  /** `task/metric` → split → score. */
+  readonly scores: Record<string, { fit?: ReportScore; test?: ReportScore }>;
+}
+
+export interface GenerationBest {
+  readonly generation: number;
+  readonly candidateId: number;
+  readonly ordinal: number;
+  readonly status: string;
+  readonly objective: number | null;
+  readonly genome: Record<string, number | string>;
+}
+
+export interface Conclusion {
+  readonly task: string;
+  readonly metric: string;
+  readonly best?: { label: string; value: number; se: number };
+  readonly rival?: { label: string; value: number; se: number };
+  readonly gain?: number;
+  readonly seDiff?: number;
+  readonly significant?: boolean;
+  readonly sentence: string;
+}
+
+export interface CampaignReport {
+  readonly db: string;
+  readonly campaign: { id: number; name: string; seed: number; device: string; configHash: string; optimizer: string };
+  readonly objective: readonly { task: string; metric: string; weight: number }[];
+  readonly measures: readonly string[];
+  readonly counts: { evaluated: number; kept: number; rejected: number; failed: number; generations: number };
+  readonly rows: readonly ReportRow[];
+  readonly gates: readonly { gate: string; kind: string; task: string; metric: string; passed: number; judged: number }[];
+  readonly generations: readonly GenerationBest[];
+  /** The fit-objective comparison: best kept candidate against every source and reference. */
+  readonly fitObjective: { best?: number; bestRival?: { label: string; value: number }; beatsAll: boolean };
+  readonly conclusion: Conclusion;
+}
+
+interface StoredConfig {
+  name: string;
+  optimizer: string;
+  objective: { task: string; metric?: string; weight: number }[];
+  ownMetrics: Record<string, string>;
+  measures: { task: string; metric: string }[];
+}
+
+/** Builds the report of the (single) campaign in a database, opened read-only. */
+export function buildReport(dbFile: string): CampaignReport {
+  const store = openStore(dbFile, { readonly: true });
+  try {
+    return reportFromStore(store, dbFile);
+  } finally {
+    store.close();
+  }
+}
+
+/** The best kept search candidate: highest fit objective, earliest ordinal on ties. */
+export function bestKeptCandidate(store: Store, campaignId: number): CandidateRecord | undefined {
+  return store
+    .listCandidates(campaignId, { kind: 'search', status: 'kept' })
+    .sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))[0];
+}
+
+export function reportFromStore(store: Store, dbFile: string): CampaignReport {
+  const campaign = store.listCampaigns()[0];
+  if (!campaign) throw new EvomergeError('report.empty', 'the database holds no campaign', { file: dbFile });
+  const cfg = JSON.parse(campaign.configJson) as StoredConfig;
+  const id = campaign.campaignId;
+  const objective = cfg.objective.map((t) => ({ task: t.task, metric: t.metric ?? cfg.ownMetrics[t.task]!, weight: t.weight }));
+  const measures = cfg.measures.map((m) => `${m.task}/${m.metric}`);
+
+  const scoresOf = (c: CandidateRecord) => {
+    const out: ReportRow['scores'] = {};
+    for (const s of store.listScores(c.candidateId)) {
+      const key = `${s.task}/${s.metric}`;
+      (out[key] ??= {})[s.split as 'fit' | 'test'] = toScore(s);
+    }
+    return out;
+  };
+  const rows: ReportRow[] = [];
+  for (const kind of ['source', 'reference'] as const) {
+    for (const c of store.listCandidates(id, { kind })) rows.push({ kind, label: c.label ?? `#${c.candidateId}`, candidateId: c.candidateId, objective: c.objective, scores: scoresOf(c) });
+  }
+  const best = bestKeptCandidate(store, id);
+  if (best) rows.push({ kind: 'best', label: `best kept #${best.ordinal}`, candidateId: best.candidateId, objective: best.objective, scores: scoresOf(best) });
+
+  const search = store.listCandidates(id, { kind: 'search' });
+  const count = (status: string) => search.filter((c) => c.status === status).length;
+  const generations = [...new Set(search.map((c) => c.generation ?? 0))].sort((a, b) => a - b);
+
+  const verdicts = store.listCampaignVerdicts(id, 'fit');
+  const gateNames = [...new Set(verdicts.map((v) => v.gate))];
+  const gates = gateNames.map((g) => {
+    const vs = verdicts.filter((v) => v.gate === g);
+    return { gate: g, kind: vs[0]!.kind, task: vs[0]!.task, metric: vs[0]!.metric, passed: vs.filter((v) => v.pass).length, judged: vs.length };
+  });
+
+  const genBest: GenerationBest[] = generations.map((g) => {
+    const inGen = search.filter((c) => (c.generation ?? 0) === g);
+    const kept = inGen.filter((c) => c.status === 'kept');
+    const pool = kept.length ? kept : inGen;
+    const c = pool.sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))[0]!;
+    return { generation: g, candidateId: c.candidateId, ordinal: c.ordinal ?? 0, status: c.status, objective: c.objective, genome: c.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : {} };
+  });
+
+  const rivals = rows.filter((r) => r.kind !== 'best');
+  const rivalBest = rivals.reduce<{ label: string; value: number } | undefined>(
+    (acc, r) => (r.objective !== null && Number.isFinite(r.objective) && (!acc || r.objective > acc.value) ? { label: r.label, value: r.objective } : acc),
+    undefined,
+  );
+  const fitObjective = {
+    ...(best?.objective != null ? { best: best.objective } : {}),
+    ...(rivalBest ? { bestRival: rivalBest } : {}),
+    beatsAll: best?.objective != null && rivals.every((r) => r.objective === null || best.objective! > r.objective),
+  };
+
+  return {
+    db: dbFile,
+    campaign: { id, name: campaign.name, seed: campaign.seed, device: campaign.device, configHash: campaign.configHash, optimizer: cfg.optimizer },
+    objective,
+    measures,
+    counts: { evaluated: search.length, kept: count('kept'), rejected: count('rejected'), failed: count('failed'), generations: generations.length },
+    rows,
+    gates,
+    generations: genBest,
+    fitObjective,
+    conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
+  };
+}
+
+/** Test gain of the best kept candidate over the best rival on the objective task's own metric, against
+ *  2 standard errors of the difference, SE_diff = sqrt(se₁² + se₂²) (independent samples). */
+function conclude(rows: readonly ReportRow[], task: string, metric: string): Conclusion {
+  const key = `${task}/${metric}`;
+  const best = rows.find((r) => r.kind === 'best');
+  const base = { task, metric };
+  if (!best) return { ...base, sentence: 'No search candidate cleared every gate, so there is no candidate to compare with the sources and the reference merges.' };
+  const b = best.scores[key]?.test;
+  if (!b) return { ...base, sentence: `The best kept candidate has no ${task} score on the test split yet (the search did not finish); run the search again to complete it.` };
+  let rival: { label: string; value: number; se: number } | undefined;
+  for (const r of rows) {
+    const s = r.kind === 'best' ? undefined : r.scores[key]?.test;
+    if (s && (!rival || s.value > rival.value)) rival = { label: r.label, value: s.value, se: s.se ?? 0 };
+  }
+  const bs = { label: best.label, value: b.value, se: b.se ?? 0 };
+  if (!rival) return { ...base, best: bs, sentence: `No source or reference merge has a ${task} test score to compare with.` };
+  const gain = bs.value - rival.value;
+  const seDiff = Math.sqrt(bs.se ** 2 + rival.se ** 2);
+  const significant = gain > 2 * seDiff;
+  const f = (v: number) => v.toFixed(3);
+  const sentence =
+    `On the test split, the best kept candidate scores ${task} ${metric} ${f(bs.value)} ± ${f(bs.se)} against ${f(rival.value)} ± ${f(rival.se)} for the best rival (${rival.label}): ` +
+    `a ${gain >= 0 ? 'gain' : 'loss'} of ${f(Math.abs(gain))}, which is ${significant ? '' : 'not '}larger than 2 standard errors of the difference (2 × ${f(seDiff)} = ${f(2 * seDiff)})` +
+    `${significant ? '.' : ', so the gain is not established.'}`;
+  return { ...base, best: bs, rival, gain, seDiff, significant, sentence };
+}
+
+function toScore(s: ScoreRecord): ReportScore {
+  return { value: s.value, se: s.se, n: s.n };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Text
+
+/** The report as plain text for a terminal. */
+export function formatReport(r: CampaignReport): string {
+  const lines: string[] = [];
+  const f = (v: number | null | undefined, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
+  lines.push(`campaign "${r.campaign.name}" (${r.db}): ${r.campaign.optimizer}, seed ${r.campaign.seed}, ${r.campaign.device}`);
+  lines.push(`candidates: ${r.counts.evaluated} evaluated over ${r.counts.generations} generation(s): ${r.counts.kept} kept, ${r.counts.rejected} rejected, ${r.counts.failed} failed`);
+  lines.push(`objective (fit, maximised): ${r.objective.map((t) => `${t.weight} × ${t.task}/${t.metric}`).join(' + ')}`);
+  lines.push('');
+  const cell = (s?: ReportScore) => (s ? `${f(s.value)} ± ${f(s.se ?? NaN)}` : '—');
+  const header = ['model', 'objective', ...r.measures.flatMap((m) => [`${m} fit`, `${m} test`])];
+  const body = r.rows.map((row) => [row.label, f(row.objective, 4), ...r.measures.flatMap((m) => [cell(row.scores[m]?.fit), cell(row.scores[m]?.test)])]);
+  lines.push(...table(header, body));
+  lines.push('');
+  if (r.fitObjective.best !== undefined) {
+    const riv = r.fitObjective.bestRival;
+    lines.push(`fit objective: best kept ${f(r.fitObjective.best, 4)}${riv ? ` vs best source/reference ${f(riv.value, 4)} (${riv.label})` : ''}: ${r.fitObjective.beatsAll ? 'beats every source and reference merge' : 'does NOT beat every source and reference merge'}.`);
+  }
+  if (r.gates.length) {
+    lines.push('gate pass rates (fit): ' + r.gates.map((g) => `${g.gate} ${g.passed}/${g.judged}`).join(', '));
+  }
+  lines.push('');
+  lines.push('best genome per generation (kept if any):');
+  for (const g of r.generations) {
+    const genes = Object.entries(g.genome)
+      .map(([k, v]) => `${k}=${typeof v === 'number' ? v : v}`)
+      .join(' ');
+    lines.push(`  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ${f(g.objective, 4).padStart(8)}  ${genes}`);
+  }
+  lines.push('');
+  lines.push(r.conclusion.sentence);
+  return lines.join('\n') + '\n';
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)];
+}

@@ -1,0 +1,96 @@
+// Everything a campaign checks before it writes a byte: the space, the suite's tasks and metrics, the merge
+// methods (every method's recipe is planned once on the real models), and the configuration hash that
+// identifies the campaign in its database (issue 7 §3: a changed search space is refused on resume).
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { EvomergeError } from '../errors.ts';
+import { readConfig } from '../checkpoint/model-dir.ts';
+import { parseSuiteFile, type Suite } from '../eval/suite.ts';
+import { openRecipeModels } from '../merge/engine.ts';
+import { planMerge } from '../merge/plan.ts';
+import { parseRecipe } from '../recipe/parse.ts';
+import { buildLayout, canonicalJson, decodeGenome, referenceRecipe, type GenomeLayout, type RecipeDoc } from './genome.ts';
+import { campaignMeasures, type Measure } from './measures.ts';
+import { checkSpaceMethods, registryMethodParameters } from './method-parameters.ts';
+import { parseSpaceFile, type SearchSpace } from './space.ts';
+
+export interface RunOverrides {
+  readonly budget?: number;
+  readonly workers?: number;
+  readonly seed?: number;
+}
+
+export interface CampaignSetup {
+  readonly space: SearchSpace;
+  readonly suite: Suite;
+  readonly layout: GenomeLayout;
+  readonly measures: readonly Measure[];
+  /** Candidates evaluated at most (the space's budget.candidates or --budget; Infinity if only minutes). */
+  readonly budget: number;
+  readonly minutes?: number;
+  readonly workers: number;
+  readonly seed: number;
+  /** sha256 of what decides the results: the space without budget and workers, the effective seed. */
+  readonly configHash: string;
+  readonly configJson: string;
+}
+
+/** Parses and checks a search space with the command-line overrides applied; touches no database. */
+export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {}): CampaignSetup {
+  const parsed = parseSpaceFile(spaceFile);
+  const space: SearchSpace = {
+    ...parsed,
+    ...(overrides.seed !== undefined ? { seed: overrides.seed } : {}),
+    ...(overrides.workers !== undefined ? { workers: overrides.workers } : {}),
+  };
+  checkSpaceMethods(space);
+  const suite = parseSuiteFile(space.suite);
+  const measures = campaignMeasures(space, suite);
+  const numLayers = readConfig(space.baseModel.path).num_hidden_layers;
+  if (!Number.isInteger(numLayers) || (numLayers as number) < 1) {
+    throw new EvomergeError('space.bad_model', 'config.json has no positive num_hidden_layers; cannot lay out layer groups', { file: path.join(space.baseModel.path, 'config.json'), field: 'num_hidden_layers' });
+  }
+  const layout = buildLayout(space, numLayers as number);
+  for (const g of layout.domain.continuous) {
+    if (!(g.lower < g.upper)) {
+      throw new EvomergeError('space.bad_value', `min equals max (${g.lower}); a gene needs a range, put a constant under genome.fixed`, { file: space.file, field: `genome.parameters.${g.name.split('.').pop()}` });
+    }
+  }
+  checkRecipesPlan(space, layout);
+
+  const budget = overrides.budget ?? space.budget.candidates ?? Infinity;
+  // What decides the results: everything but the stopping rule and the parallelism.
+  // The tasks' own metrics ride along: the report reads them without the suite file.
+  const ownMetrics = Object.fromEntries([...new Set(measures.map((m) => m.task))].map((t) => [t, suite.tasks.find((x) => x.name === t)!.metric]));
+  const identity = { ...space, budget: undefined, workers: undefined, file: undefined, ownMetrics, measures };
+  const configJson = canonicalJson(identity);
+  const configHash = createHash('sha256').update(configJson).digest('hex');
+  return { space, suite, layout, measures, budget, minutes: space.budget.minutes, workers: space.workers, seed: space.seed, configHash, configJson };
+}
+
+/** Plans one recipe per method (the range centres) and each reference on the real models: a method that
+ *  cannot merge these models (slerp of three, say) is refused now, not after an hour of search. */
+function checkRecipesPlan(space: SearchSpace, layout: GenomeLayout): void {
+  const centre = layout.domain.continuous.map((g) => (g.lower + g.upper) / 2);
+  const docs: { doc: RecipeDoc; field: string }[] = [];
+  space.genome.methods.forEach((m, i) => {
+    const c = layout.domain.categorical.length ? [layout.domain.categorical[0]!.choices.indexOf(m)] : [];
+    docs.push({ doc: decodeGenome(layout, centre, c, registryMethodParameters, space.seed).recipe, field: `genome.methods[${i}]` });
+  });
+  space.references.forEach((r, i) => docs.push({ doc: referenceRecipe(space, r, registryMethodParameters, space.seed), field: `references[${i}]` }));
+  for (const { doc, field } of docs) {
+    try {
+      const recipe = parseRecipe(doc, { file: space.file, baseDir: path.dirname(space.file) });
+      const models = openRecipeModels(recipe);
+      try {
+        planMerge(recipe, models);
+      } finally {
+        models.forEach((m) => m.close());
+      }
+    } catch (err) {
+      if (!(err instanceof EvomergeError)) throw err;
+      const what = err.message.slice(err.message.lastIndexOf(': ') + 2);
+      throw new EvomergeError('space.bad_method', `this merge cannot be made: ${err.field ? `${err.field}: ` : ''}${what}`, { file: space.file, field });
+    }
+  }
+}

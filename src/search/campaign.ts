@@ -1,0 +1,393 @@
+// The campaign loop (issue 7 §3): score the sources and the reference merges once, then ask → decode → hash →
+// merge in memory → score on the fit split → objective and gates → one transaction per candidate → tell,
+// with the optimiser state saved in the transaction that closes a generation. Resumable at any instant.
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import YAML from 'yaml';
+import { EvomergeError } from '../errors.ts';
+import type { ExecutionProvider } from '../eval/onnx-session.ts';
+import type { MergeKernel } from '../kernel/kernel.ts';
+import { openStore, type Store } from '../store/db.ts';
+import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
+import { createOptimizer, restoreOptimizer, type Optimizer, type OptimizerState, type Solution } from './optimizers/optimizer.ts';
+import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
+import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc } from './genome.ts';
+import { judgeGates, sourceBaselines } from './verdicts.ts';
+import { objectiveValue, type Score } from './measures.ts';
+import { registryMethodParameters } from './method-parameters.ts';
+import { Scorer } from './scorer.ts';
+
+export interface CampaignOptions extends RunOverrides {
+  readonly spaceFile: string;
+  /** Default: runs/<space name>.sqlite in the working folder. */
+  readonly db?: string;
+  readonly kernel: MergeKernel | (() => Promise<MergeKernel>);
+  readonly ep?: ExecutionProvider;
+  readonly onProgress?: (p: CampaignProgress) => void;
+  /** Aborting stops new candidates; those in flight are finished and recorded. */
+  readonly signal?: AbortSignal;
+  /** Kept candidates (best fit objective first) scored on the test split at the end. Default 3. */
+  readonly testTop?: number;
+}
+
+export interface CampaignProgress {
+  readonly phase: 'baselines' | 'search' | 'test';
+  /** Search candidates evaluated (all runs of this campaign), and the budget. */
+  readonly done: number;
+  readonly budget: number;
+  readonly generation: number;
+  /** Best fit objective of a kept candidate, if any. */
+  readonly bestKept?: number;
+  /** Candidates per minute in this run, and the estimated seconds left. */
+  readonly rate?: number;
+  readonly etaSeconds?: number;
+  readonly message?: string;
+}
+
+export interface CampaignResult {
+  readonly db: string;
+  readonly campaignId: number;
+  readonly evaluated: number;
+  /** Why the loop stopped. */
+  readonly stop: 'budget' | 'minutes' | 'exhausted' | 'converged' | 'aborted';
+}
+
+/** Consecutive generations that propose nothing new before the search counts as converged. */
+const MAX_EMPTY_GENERATIONS = 20;
+
+export function defaultDbPath(setup: CampaignSetup): string {
+  return path.join('runs', `${setup.space.name}.sqlite`);
+}
+
+/** Runs (or resumes) the campaign of a search-space file. Every input is checked before the database opens. */
+export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
+  const setup = prepareCampaign(options.spaceFile, options);
+  const dbFile = options.db ?? defaultDbPath(setup);
+  checkDatabaseIsOurs(dbFile, setup);
+
+  const kernel = typeof options.kernel === 'function' ? await options.kernel() : options.kernel;
+  const scorer = await Scorer.create({
+    suite: setup.suite,
+    graph: setup.space.graph,
+    baseModelDir: setup.space.baseModel.path,
+    kernel,
+    ep: options.ep ?? 'cpu',
+    workers: setup.workers,
+    limit: setup.space.evalLimit,
+    baseDir: path.dirname(setup.space.file),
+  });
+  const store = openStore(dbFile);
+  try {
+    const campaign =
+      store.findCampaign({ configHash: setup.configHash }) ??
+      store.createCampaign({
+        name: setup.space.name,
+        configJson: setup.configJson,
+        configHash: setup.configHash,
+        seed: setup.seed,
+        versionsJson: JSON.stringify(versions()),
+        device: `${kernel.device}; eval ${options.ep ?? 'cpu'}`,
+      });
+    const run = new CampaignRun(setup, store, campaign.campaignId, scorer, options);
+    await run.scoreBaselines('fit');
+    const stop = await run.search();
+    if (stop !== 'aborted') await run.scoreTestSplit(options.testTop ?? 3);
+    return { db: dbFile, campaignId: campaign.campaignId, evaluated: run.evaluatedCount(), stop };
+  } finally {
+    store.close();
+    await scorer.close();
+    await kernel.close();
+  }
+}
+
+/** A database that exists must hold this campaign (same config hash) and nothing else; checked read-only. */
+export function checkDatabaseIsOurs(dbFile: string, setup: CampaignSetup): void {
+  let store: Store;
+  try {
+    store = openStore(dbFile, { readonly: true });
+  } catch (err) {
+    if (err instanceof EvomergeError && err.code === 'store.not_found') return;
+    throw err;
+  }
+  try {
+    const all = store.listCampaigns();
+    const other = all.find((c) => c.configHash !== setup.configHash);
+    if (other) {
+      const why = other.name === setup.space.name ? 'the search space has changed since it was started' : `it holds campaign "${other.name}"`;
+      throw new EvomergeError('search.other_campaign', `this database belongs to another campaign (${why}; config hash ${other.configHash.slice(0, 12)} ≠ ${setup.configHash.slice(0, 12)}); use another --db`, { file: dbFile });
+    }
+  } finally {
+    store.close();
+  }
+}
+
+function versions(): Record<string, string> {
+  return { node: process.versions.node, platform: `${process.platform}-${process.arch}` };
+}
+
+/** A content hash for a source model (they are not recipes): its role, name and folder. */
+function sourceHash(name: string, dir: string): string {
+  return createHash('sha256').update(`source\n${name}\n${dir}`).digest('hex');
+}
+
+/** References live beside search candidates; their hash is kept apart so a search may still propose one. */
+function referenceHash(doc: RecipeDoc): string {
+  return createHash('sha256').update(`reference\n${contentHash(doc)}`).digest('hex');
+}
+
+interface Ask {
+  readonly solution: Solution;
+  readonly genome: Record<string, number | string>;
+  readonly recipe: RecipeDoc;
+  readonly hash: string;
+}
+
+class CampaignRun {
+  private readonly started = performance.now();
+  private evaluatedThisRun = 0;
+  private readonly limit: ReturnType<typeof pLimit>;
+
+  constructor(
+    private readonly setup: CampaignSetup,
+    private readonly store: Store,
+    private readonly campaignId: number,
+    private readonly scorer: Scorer,
+    private readonly options: CampaignOptions,
+  ) {
+    this.limit = pLimit(setup.workers);
+  }
+
+  evaluatedCount(): number {
+    return this.store.countCandidates(this.campaignId, { kind: 'search' });
+  }
+
+  private bestKept(): number | undefined {
+    const kept = this.store.listCandidates(this.campaignId, { kind: 'search', status: 'kept' });
+    return kept.length ? Math.max(...kept.map((c) => c.objective ?? -Infinity)) : undefined;
+  }
+
+  private progress(phase: CampaignProgress['phase'], generation: number, message?: string): void {
+    if (!this.options.onProgress) return;
+    const done = this.evaluatedCount();
+    const minutes = (performance.now() - this.started) / 60000;
+    const rate = this.evaluatedThisRun > 0 && minutes > 0 ? this.evaluatedThisRun / minutes : undefined;
+    const left = this.setup.budget - done;
+    const etaSeconds = rate && Number.isFinite(left) ? (left / rate) * 60 : undefined;
+    this.options.onProgress({ phase, done, budget: this.setup.budget, generation, bestKept: this.bestKept(), rate, etaSeconds, message });
+  }
+
+  /** Scores the base, each model and each reference merge on a split, once (kept across resumes). */
+  async scoreBaselines(split: 'fit' | 'test'): Promise<void> {
+    const { space, measures } = this.setup;
+    const jobs: { kind: 'source' | 'reference'; label: string; hash: string; recipe?: RecipeDoc; dir?: string }[] = [];
+    for (const m of [space.baseModel, ...space.models]) jobs.push({ kind: 'source', label: m.name, hash: sourceHash(m.name, m.path), dir: m.path });
+    for (const r of space.references) {
+      const doc = referenceRecipe(space, r, registryMethodParameters, space.seed);
+      jobs.push({ kind: 'reference', label: r.name, hash: referenceHash(doc), recipe: doc });
+    }
+    const todo = jobs.filter((j) => {
+      const c = this.store.findCandidateByHash(this.campaignId, j.hash);
+      return !c || !this.store.listScores(c.candidateId, split).length;
+    });
+    if (todo.length) this.progress('baselines', 0, `scoring ${todo.length} source and reference model(s) on the ${split} split`);
+    await Promise.all(
+      todo.map((j) =>
+        this.limit(async () => {
+          const r = j.dir ? await this.scorer.scoreModelDir(j.dir, split, measures) : await this.scorer.scoreRecipe(j.recipe!, split, measures);
+          this.store.transaction(() => {
+            let c = this.store.findCandidateByHash(this.campaignId, j.hash);
+            if (!c) {
+              c = this.store.insertCandidate({ campaignId: this.campaignId, kind: j.kind, label: j.label, contentHash: j.hash, recipeYaml: j.recipe ? YAML.stringify(j.recipe) : null });
+              const objective = split === 'fit' ? objectiveValue(space, this.setup.suite, r.value) : null;
+              this.store.recordOutcome(c.candidateId, { outcome: { status: 'evaluated', objective, mergeMs: r.mergeMs, evalMs: r.evalMs }, scores: r.value.map(toNewScore) });
+            } else {
+              this.store.addScores(c.candidateId, r.value.map(toNewScore));
+            }
+          });
+        }),
+      ),
+    );
+  }
+
+  private fitBaselines(): Map<string, Score[]> {
+    const out = new Map<string, Score[]>();
+    for (const c of this.store.listCandidates(this.campaignId, { kind: 'source' })) {
+      out.set(c.label!, this.store.listScores(c.candidateId, 'fit').map(fromRecord));
+    }
+    return out;
+  }
+
+  /** The search: generation after generation until the budget, the time limit or an abort. */
+  async search(): Promise<CampaignResult['stop']> {
+    const { setup, store, campaignId } = this;
+    const saved = store.latestOptimizerState(campaignId);
+    const opt: Optimizer = saved
+      ? restoreOptimizer(JSON.parse(saved.stateJson) as OptimizerState)
+      : createOptimizer(setup.space.optimizer, setup.layout.domain, { seed: setup.seed, ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}) });
+    const baselines = sourceBaselines(this.fitBaselines());
+    let empty = 0;
+    let toldCount = saved?.toldCount ?? 0;
+    for (;;) {
+      if (this.options.signal?.aborted) return 'aborted';
+      const all = store.listCandidates(campaignId, { kind: 'search' });
+      if (all.length >= setup.budget) return 'budget';
+      if (setup.minutes !== undefined && performance.now() - this.started > setup.minutes * 60000) return 'minutes';
+      if (opt.exhausted) return 'exhausted';
+      const g = opt.generation;
+
+      // The generation's asks, regenerated identically on resume (the state was saved before it began).
+      const asks: Ask[] = [];
+      while (opt.remainingAsks > 0 && !opt.exhausted) {
+        const solution = opt.ask();
+        const { genome, recipe } = decodeGenome(setup.layout, solution.x, solution.c, registryMethodParameters, setup.seed);
+        asks.push({ solution, genome, recipe, hash: contentHash(recipe) });
+      }
+      const before = all.filter((c) => (c.generation ?? 0) < g).length;
+      const remaining = setup.budget - before;
+      // Each distinct recipe new to this generation takes one slot (an ordinal); earlier ones are reused.
+      const slots = new Map<string, number>();
+      for (const a of asks) {
+        const prior = store.findCandidateByHash(campaignId, a.hash);
+        if (prior && prior.kind === 'search' && (prior.generation ?? 0) < g) continue;
+        if (!slots.has(a.hash)) slots.set(a.hash, slots.size);
+      }
+      const complete = slots.size <= remaining;
+      if (slots.size === 0) empty++;
+      else empty = 0;
+      if (empty >= MAX_EMPTY_GENERATIONS) return 'converged';
+
+      const results = new Map<string, number>();
+      const finish = (hash: string, value: number): NewTell | undefined => {
+        results.set(hash, value);
+        if (!complete || !asks.every((a) => results.has(a.hash) || this.reusable(a.hash, g, results))) return undefined;
+        const tells = asks.map((a) => ({ solution: a.solution, value: results.get(a.hash) ?? this.priorValue(a.hash) }));
+        opt.tell(tells);
+        toldCount += tells.length;
+        return { generation: opt.generation, toldCount, stateJson: JSON.stringify(opt.state()) };
+      };
+
+      // Candidates of this generation already recorded by an interrupted run: their results, no evaluation.
+      const pending: Ask[] = [];
+      for (const a of asks) {
+        const slot = slots.get(a.hash);
+        if (slot === undefined || slot >= remaining || pending.some((p) => p.hash === a.hash) || results.has(a.hash)) continue;
+        const prior = store.findCandidateByHash(campaignId, a.hash);
+        if (prior) results.set(a.hash, candidateValue(prior));
+        else pending.push(a);
+      }
+      if (pending.length === 0 && complete) {
+        // nothing to evaluate (all reused): close the generation in its own transaction
+        const tell = finish('', NaN);
+        results.delete('');
+        if (tell) store.transaction(() => store.saveOptimizerState(campaignId, tell));
+        continue;
+      }
+      await Promise.all(
+        pending.map((a) =>
+          this.limit(async () => {
+            if (this.options.signal?.aborted) return;
+            if (setup.minutes !== undefined && performance.now() - this.started > setup.minutes * 60000) return;
+            await this.evaluate(a, g, before + slots.get(a.hash)!, baselines, finish);
+            this.progress('search', g);
+          }),
+        ),
+      );
+      if (!complete) return 'budget';
+    }
+  }
+
+  /** A hash whose value is known without evaluation: recorded in an earlier generation. */
+  private reusable(hash: string, g: number, results: Map<string, number>): boolean {
+    if (results.has(hash)) return true;
+    const prior = this.store.findCandidateByHash(this.campaignId, hash);
+    return prior !== undefined && prior.kind === 'search' && (prior.generation ?? 0) < g;
+  }
+
+  private priorValue(hash: string): number {
+    const prior = this.store.findCandidateByHash(this.campaignId, hash);
+    return prior ? candidateValue(prior) : -Infinity;
+  }
+
+  /** Merge, score, judge and record one candidate in one transaction (with the state if it closes the generation). */
+  private async evaluate(a: Ask, generation: number, ordinal: number, baselines: ReturnType<typeof sourceBaselines>, finish: (hash: string, value: number) => NewTell | undefined): Promise<void> {
+    const { setup, store, campaignId } = this;
+    let scores: Score[] = [];
+    let mergeMs: number | null = null;
+    let evalMs: number | null = null;
+    let error: { code: string; message: string } | undefined;
+    try {
+      const r = await this.scorer.scoreRecipe(a.recipe, 'fit', setup.measures);
+      scores = r.value;
+      mergeMs = r.mergeMs;
+      evalMs = r.evalMs;
+      const bad = scores.find((s) => !Number.isFinite(s.value));
+      if (bad) error = { code: 'search.non_finite_score', message: `${bad.task}/${bad.metric} is ${bad.value}` };
+    } catch (err) {
+      // A candidate that cannot be merged or scored is recorded as failed; the search goes on.
+      if (err instanceof EvomergeError && err.code === 'internal') throw err;
+      error = { code: err instanceof EvomergeError ? err.code : 'search.candidate_failed', message: (err as Error).message ?? String(err) };
+    }
+    const objective = error ? -Infinity : objectiveValue(setup.space, setup.suite, scores);
+    const verdicts: NewGateVerdict[] = error ? [] : judgeGates(setup.space, setup.suite, scores, baselines, 'fit');
+    const status = error ? 'failed' : verdicts.every((v) => v.pass) ? 'kept' : 'rejected';
+    store.transaction(() => {
+      const c = store.insertCandidate({
+        campaignId,
+        kind: 'search',
+        ordinal,
+        generation,
+        genomeJson: JSON.stringify(a.genome),
+        recipeYaml: YAML.stringify(a.recipe),
+        contentHash: a.hash,
+      });
+      const state = finish(a.hash, objective);
+      store.recordOutcome(c.candidateId, {
+        outcome: { status, objective, errorCode: error?.code ?? null, errorMessage: error?.message ?? null, mergeMs, evalMs },
+        scores: scores.map(toNewScore),
+        verdicts,
+        ...(state ? { optimizerState: state } : {}),
+      });
+    });
+    this.evaluatedThisRun++;
+  }
+
+  /** Test split, after the search: sources, references and the best kept candidates. Never told to the optimiser. */
+  async scoreTestSplit(top: number): Promise<void> {
+    await this.scoreBaselines('test');
+    const kept = this.store
+      .listCandidates(this.campaignId, { kind: 'search', status: 'kept' })
+      .sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))
+      .slice(0, top)
+      .filter((c) => this.store.listScores(c.candidateId, 'test').length === 0);
+    if (kept.length) this.progress('test', 0, `scoring the ${kept.length} best kept candidate(s) on the test split`);
+    await Promise.all(kept.map((c) => this.limit(() => scoreCandidateOnTest(this.store, this.scorer, this.setup, c))));
+  }
+}
+
+interface NewTell {
+  generation: number;
+  toldCount: number;
+  stateJson: string;
+}
+
+/** Scores one recorded search candidate on the test split and stores the scores (export uses it too). */
+export async function scoreCandidateOnTest(store: Store, scorer: Scorer, setup: CampaignSetup, c: CandidateRecord): Promise<Score[]> {
+  const doc = YAML.parse(c.recipeYaml!) as RecipeDoc;
+  const r = await scorer.scoreRecipe(doc, 'test', setup.measures);
+  store.addScores(c.candidateId, r.value.map(toNewScore));
+  return r.value;
+}
+
+/** The optimiser's value of a recorded candidate: its objective, −∞ when it failed. */
+function candidateValue(c: CandidateRecord): number {
+  return c.status === 'failed' || c.objective === null ? -Infinity : c.objective;
+}
+
+function toNewScore(s: Score) {
+  return { task: s.task, metric: s.metric, split: s.split, value: s.value, se: Number.isFinite(s.se) ? s.se : null, n: s.n };
+}
+
+export function fromRecord(s: { task: string; metric: string; split: string; value: number; se: number | null; n: number }): Score {
+  return { task: s.task, metric: s.metric, split: s.split as 'fit' | 'test', value: s.value, se: s.se ?? NaN, n: s.n };
+}

@@ -1,0 +1,77 @@
+// What a campaign measures: the (task, metric) pairs the objective and the gates read, checked against the
+// eval suite, and the objective itself (a weighted sum of fit-split metrics, issue 7 §1).
+import { EvomergeError } from '../errors.ts';
+import { KIND_METRICS, type Suite } from '../eval/suite.ts';
+import type { SearchSpace } from './space.ts';
+
+/** One measured quantity: a task scored with one of its kind's metrics. */
+export interface Measure {
+  readonly task: string;
+  readonly metric: string;
+}
+
+/** A stored score of one measure on one split. */
+export interface Score extends Measure {
+  readonly split: 'fit' | 'test';
+  readonly value: number;
+  readonly se: number;
+  readonly n: number;
+}
+
+export function measureKey(m: Measure): string {
+  return `${m.task}/${m.metric}`;
+}
+
+/**
+ * Checks every task and metric the space names against the suite and returns the measures to score, in a
+ * stable order: the objective's terms, then each gate's (task, metric), then the own metric of every task
+ * named anywhere (so the report can always show a task's own metric).
+ */
+export function campaignMeasures(space: SearchSpace, suite: Suite): Measure[] {
+  const tasks = suite.tasks.map((t) => t.name);
+  const lookup = (task: string, metric: string | undefined, field: string): Measure => {
+    const spec = suite.tasks.find((t) => t.name === task);
+    if (!spec) throw new EvomergeError('space.unknown_task', `the suite ${suite.file} has no task "${task}"; it has: ${tasks.join(', ')}`, { file: space.file, field: `${field}.task` });
+    const m = metric ?? spec.metric;
+    if (!KIND_METRICS[spec.kind].includes(m)) {
+      throw new EvomergeError('space.unknown_metric', `task "${task}" (${spec.kind}) has no metric "${m}"; expected one of: ${KIND_METRICS[spec.kind].join(', ')}`, { file: space.file, field: `${field}.metric` });
+    }
+    return { task, metric: m };
+  };
+  const out: Measure[] = [];
+  const add = (m: Measure) => {
+    if (!out.some((o) => o.task === m.task && o.metric === m.metric)) out.push(m);
+  };
+  space.objective.forEach((t, i) => add(lookup(t.task, t.metric, `objective[${i}]`)));
+  space.gates.forEach((g, i) => add(lookup(g.task, g.metric, `gates[${i}]`)));
+  for (const m of [...out]) add({ task: m.task, metric: suite.tasks.find((t) => t.name === m.task)!.metric });
+  return out;
+}
+
+/** The metric a gate or report uses for a task: the gate's own, else the task's. */
+export function ownMetric(suite: Suite, task: string): string {
+  return suite.tasks.find((t) => t.name === task)!.metric;
+}
+
+/** Weighted sum of the objective terms over fit scores; −∞ if one is missing or not finite. */
+export function objectiveValue(space: SearchSpace, suite: Suite, scores: readonly Score[]): number {
+  let total = 0;
+  for (const term of space.objective) {
+    const metric = term.metric ?? ownMetric(suite, term.task);
+    const s = scores.find((x) => x.split === 'fit' && x.task === term.task && x.metric === metric);
+    if (!s || !Number.isFinite(s.value)) return -Infinity;
+    total += term.weight * s.value;
+  }
+  return total;
+}
+
+/** Splits measures into evaluator rounds: each round scores every task at most once (one metric per task). */
+export function evaluationRounds(measures: readonly Measure[]): Measure[][] {
+  const rounds: Measure[][] = [];
+  for (const m of measures) {
+    let r = rounds.find((round) => !round.some((x) => x.task === m.task));
+    if (!r) rounds.push((r = []));
+    r.push(m);
+  }
+  return rounds;
+}

@@ -1,0 +1,105 @@
+// Scores weights for a campaign: merges a recipe in memory (never through disk) and runs the suite's tasks
+// on one of a pool of evaluators, one per worker, so a generation's members are scored side by side.
+import os from 'node:os';
+import { EvomergeError } from '../errors.ts';
+import { MemoryTensors, type TensorSource } from '../checkpoint/tensor-source.ts';
+import { openModelDir } from '../checkpoint/model-dir.ts';
+import { Evaluator } from '../eval/evaluator.ts';
+import type { ExecutionProvider } from '../eval/onnx-session.ts';
+import type { Suite } from '../eval/suite.ts';
+import type { MergeKernel } from '../kernel/kernel.ts';
+import { mergeRecipe } from '../merge/engine.ts';
+import { parseRecipe } from '../recipe/parse.ts';
+import { evaluationRounds, type Measure, type Score } from './measures.ts';
+import type { RecipeDoc } from './genome.ts';
+
+export interface ScorerOptions {
+  readonly suite: Suite;
+  readonly graph?: string;
+  readonly baseModelDir: string;
+  readonly kernel: MergeKernel;
+  readonly ep: ExecutionProvider;
+  /** Candidates scored at once (one evaluator each). */
+  readonly workers: number;
+  /** Items per eval file (absent = all). */
+  readonly limit?: number;
+  /** Folder recipe paths are relative to (for messages; the search's recipes hold absolute paths). */
+  readonly baseDir: string;
+}
+
+export interface Timed<T> {
+  readonly value: T;
+  readonly mergeMs: number;
+  readonly evalMs: number;
+}
+
+export class Scorer {
+  private readonly free: Evaluator[];
+
+  private constructor(private readonly evaluators: Evaluator[], private readonly options: ScorerOptions) {
+    this.free = [...evaluators];
+  }
+
+  static async create(options: ScorerOptions): Promise<Scorer> {
+    const threads = Math.max(1, Math.floor(os.availableParallelism() / options.workers));
+    const evaluators: Evaluator[] = [];
+    try {
+      for (let i = 0; i < options.workers; i++) {
+        evaluators.push(await Evaluator.create({ suite: options.suite, graph: options.graph, baseModelDir: options.baseModelDir, ep: options.ep, threads, sessions: 1 }));
+      }
+    } catch (err) {
+      for (const e of evaluators) await e.close();
+      throw err;
+    }
+    return new Scorer(evaluators, options);
+  }
+
+  /** Merges a recipe document in memory, then scores it. A merge error propagates (the caller records it). */
+  async scoreRecipe(doc: RecipeDoc, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>> {
+    const t0 = performance.now();
+    const recipe = parseRecipe(doc, { file: '<candidate>', baseDir: this.options.baseDir });
+    const weights = new MemoryTensors('<candidate>');
+    await mergeRecipe(recipe, weights, { kernel: this.options.kernel });
+    const mergeMs = performance.now() - t0;
+    const t1 = performance.now();
+    const value = await this.score(weights, split, measures);
+    return { value, mergeMs, evalMs: performance.now() - t1 };
+  }
+
+  /** Scores a model folder as it is (a source). */
+  async scoreModelDir(dir: string, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>> {
+    const model = openModelDir(dir);
+    try {
+      const t1 = performance.now();
+      const value = await this.score(model.tensors, split, measures);
+      return { value, mergeMs: 0, evalMs: performance.now() - t1 };
+    } finally {
+      model.close();
+    }
+  }
+
+  private async score(weights: TensorSource, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Score[]> {
+    const ev = this.free.pop();
+    if (!ev) throw new EvomergeError('internal', 'more candidates in flight than evaluators (this is a bug in evomerge)');
+    try {
+      const out: Score[] = [];
+      for (const round of evaluationRounds(measures)) {
+        const results = await ev.evaluate(weights, {
+          split,
+          tasks: round.map((m) => m.task),
+          metrics: Object.fromEntries(round.map((m) => [m.task, m.metric])),
+          ...(this.options.limit !== undefined ? { limit: this.options.limit } : {}),
+        });
+        for (const r of results) out.push({ task: r.task, metric: r.metric, split, value: r.value, se: r.se, n: r.n });
+      }
+      // stable order: the measures' order
+      return measures.map((m) => out.find((s) => s.task === m.task && s.metric === m.metric)!);
+    } finally {
+      this.free.push(ev);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const e of this.evaluators) await e.close();
+  }
+}
