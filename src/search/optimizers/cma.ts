@@ -20,7 +20,7 @@
 
 import { EvomergeError } from '../../errors.ts';
 import { symmetricEigen } from './eigen.ts';
-import { averageOverTies, GenerationalOptimizer, readScalar, readVector, type RankedGeneration } from './generation.ts';
+import { GenerationalOptimizer, readScalar, readVector, type RankedGeneration } from './generation.ts';
 import type { OptimizerOptions, OptimizerState, SearchDomain, Solution } from './optimizer.ts';
 import { Rng } from './rng.ts';
 
@@ -269,12 +269,13 @@ export class CmaOptimizer extends GenerationalOptimizer {
   }
 
   protected update(ranked: RankedGeneration): void {
+    // One ranking for both parts. Ties (equal values; all failures) keep ask order, which is random with
+    // respect to the distribution, like the stable sort in cmaes. Averaging tied weights (the IGO quantile
+    // rule) was tried and dropped: on a flat stretch (exact match stuck at 0) it shortens y_w, so CSA
+    // (eq. 44) shrinks σ every generation and the search stalls exactly where it needs to explore.
     const lambda = ranked.solutions.length;
-    const full = this.s.weights.slice(0, lambda);
-    const positive = full.map((w) => Math.max(0, w));
-    // Same ranking for both parts; tied solutions (equal values, all failures) share their ranks' weights.
-    const w = averageOverTies(full, ranked.tieGroup);
-    const wPos = averageOverTies(positive, ranked.tieGroup);
+    const w = this.s.weights.slice(0, lambda);
+    const wPos = w.map((e) => Math.max(0, e));
     if (this.s.n > 0) this.updateGaussian(ranked, w, wPos);
     if (this.catDim > 0) this.updateCategorical(ranked, wPos);
   }

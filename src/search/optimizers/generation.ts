@@ -22,31 +22,10 @@ export function decodeNumber(v: EncodedNumber): number {
   return v;
 }
 
-/** A generation's results ordered best first, with tie groups (equal values, all failures alike). */
+/** A generation's results ordered best first; equal values (all failures alike) keep ask order. */
 export interface RankedGeneration {
-  /** Solutions, best first; equal values keep ask order. */
   solutions: Solution[];
   values: number[];
-  /** `tieGroup[i]` is the same for every rank that ties with rank i (first rank of the group). */
-  tieGroup: number[];
-}
-
-/** Averages a per-rank weight vector over tie groups, so tied solutions get equal weight (the IGO
- *  quantile rule for ties, Ollivier et al. 2017 "Information-Geometric Optimization", §1.2), keeping Σw. */
-export function averageOverTies(weights: readonly number[], tieGroup: readonly number[]): number[] {
-  const out = weights.slice();
-  let i = 0;
-  while (i < weights.length) {
-    let j = i;
-    while (j + 1 < weights.length && tieGroup[j + 1] === tieGroup[i]) j++;
-    if (j > i) {
-      let s = 0;
-      for (let k = i; k <= j; k++) s += weights[k];
-      for (let k = i; k <= j; k++) out[k] = s / (j - i + 1);
-    }
-    i = j + 1;
-  }
-  return out;
 }
 
 /** Failed values (NaN, -Inf) all count as -Infinity: worse than any success, tied with each other. */
@@ -210,7 +189,7 @@ export abstract class GenerationalOptimizer implements Optimizer {
       (this.asked.length === this.populationSize || this.exhausted);
     if (!complete) return;
 
-    // Rank best first; ties (including all failures) keep ask order and are marked as a group.
+    // Rank best first; ties (including all failures) keep ask order.
     const order = this.asked.map((_, i) => i);
     order.sort((a, b) => {
       const va = rankKey(this.values[a]!);
@@ -219,11 +198,7 @@ export abstract class GenerationalOptimizer implements Optimizer {
     });
     const solutions = order.map((i) => this.asked[i]);
     const values = order.map((i) => this.values[i]!);
-    const tieGroup: number[] = [];
-    for (let r = 0; r < order.length; r++) {
-      tieGroup.push(r > 0 && rankKey(values[r]) === rankKey(values[r - 1]) ? tieGroup[r - 1] : r);
-    }
-    this.update({ solutions, values, tieGroup });
+    this.update({ solutions, values });
     this.g += 1;
     this.asked = [];
     this.values = [];

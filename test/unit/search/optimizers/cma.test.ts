@@ -67,6 +67,20 @@ describe('CMA-ES', () => {
     }
   });
 
+  it('keeps σ unbiased on a flat objective (ties broken by ask order), away from the bounds', () => {
+    // All values equal (exact match stuck at 0): selection is random, so CSA should leave σ on a random
+    // walk around σ0 rather than shrink it (averaging tied weights would shrink it ~e^-6 in 60 generations).
+    for (const seed of [1, 2, 3]) {
+      const opt = createOptimizer('cmaes', box(10, 0, 1), { seed, sigma0Fraction: 0.001 }) as CmaOptimizer;
+      for (let g = 0; g < 60; g++) {
+        const batch = Array.from({ length: opt.remainingAsks }, () => opt.ask());
+        opt.tell(batch.map((solution) => ({ solution, value: 0 })));
+      }
+      expect(opt.sigma).toBeGreaterThan(0.001 / 4);
+      expect(opt.sigma).toBeLessThan(0.001 * 4);
+    }
+  });
+
   it('uses σ0 = 1/6 of each range by default and honours x0', () => {
     const domain: SearchDomain = {
       continuous: [
