@@ -1,5 +1,5 @@
 // Ask/tell bookkeeping shared by every optimiser: the open generation (asked solutions, told values),
-// matching told solutions to asked ones, ranking with ties, and the JSON encoding of non-finite values.
+// matching told solutions to asked ones, ranking (ties in ask order), and the JSON encoding of NaN/±Inf.
 
 import { EvomergeError, invariant } from '../../errors.ts';
 import type { Optimizer, OptimizerKind, OptimizerState, SearchDomain, Solution, TellResult } from './optimizer.ts';
