@@ -75,10 +75,17 @@ export function selectTopK(src: ValueSource, k: number, options: SelectOptions =
     return cutFromCandidates(all, n, k);
   }
   if (strategy === 'auto') {
-    const cut = sampledSelect(src, k);
+    const plan = planBracket(src, k);
+    const { above, count } = runBracket(src, plan);
+    const cut = finishBracket(plan, above, count);
     if (cut !== null) return cut;
   }
   return histogramSelect(src, k);
+}
+
+/** Whether selectTopK(src, k) on n elements goes through the sampled bracket (plan, pass, finish). */
+export function usesBracket(n: number, k: number): boolean {
+  return k > 0 && n > SMALL;
 }
 
 function copyAbsBits(src: ValueSource, out: Uint32Array): void {
@@ -125,11 +132,18 @@ export function kthLargestU32(arr: Uint32Array, len: number, kk: number): { valu
 }
 
 /**
- * Sampled bracket (Floyd–Rivest style): estimate the cut from a strided sample of 65536 magnitudes, then one
- * pass counts the elements above the bracket and collects those inside it; the exact cut is selected among
- * the collected ones. Returns null when the bracket missed or overflowed (the caller falls back).
+ * A sampled bracket (Floyd–Rivest style) around the cut of the k largest: [lo, hi] in |v| bits, estimated from
+ * a strided sample of 65536 magnitudes with a ±5σ margin, and the buffer for the magnitudes inside it.
  */
-function sampledSelect(src: ValueSource, k: number): MagnitudeCut | null {
+export interface BracketPlan {
+  readonly k: number;
+  readonly lo: number;
+  readonly hi: number;
+  readonly cand: Uint32Array;
+}
+
+/** Phase 1: sample and place the bracket. */
+export function planBracket(src: ValueSource, k: number): BracketPlan {
   const n = src.length;
   const m = SAMPLE;
   const sample = new Uint32Array(m);
@@ -142,14 +156,24 @@ function sampledSelect(src: ValueSource, k: number): MagnitudeCut | null {
   sample.sort(); // the 65536-element sample, not the tensor
   const q = k / n;
   const at = m - q * m; // ascending index of the cut within the sample
-  const margin = Math.ceil(6 * Math.sqrt(m * q * (1 - q))) + 64;
+  const margin = Math.ceil(5 * Math.sqrt(m * q * (1 - q))) + 32;
   const loIdx = Math.floor(at - margin);
   const hiIdx = Math.ceil(at + margin);
   const lo = loIdx <= 0 ? 0 : sample[loIdx];
   const hi = hiIdx >= m ? 0xffffffff : sample[hiIdx];
   const expected = (Math.min(m - 1, hiIdx) - Math.max(0, loIdx) + 1) / m;
-  const capacity = Math.min(n, Math.ceil(n * expected * 2) + 4096);
-  const cand = new Uint32Array(capacity);
+  const capacity = Math.min(n, Math.ceil(n * expected * 1.5) + 4096);
+  return { k, lo, hi, cand: new Uint32Array(capacity) };
+}
+
+/**
+ * Phase 2, plain loop: counts |v|bits > hi and appends lo ≤ |v|bits ≤ hi to plan.cand (up to its length) in
+ * index order; `count` may exceed the capacity (overflow). kernel/cpu has a SIMD version of this pass.
+ */
+export function runBracket(src: ValueSource, plan: BracketPlan): { above: number; count: number } {
+  const n = src.length;
+  const { lo, hi, cand } = plan;
+  const capacity = cand.length;
   const f = new Float32Array(CHUNK);
   const u = new Uint32Array(f.buffer);
   let above = 0;
@@ -165,10 +189,16 @@ function sampledSelect(src: ValueSource, k: number): MagnitudeCut | null {
         c++;
       }
     }
-    if (c > capacity) return null;
+    if (c > capacity) break;
   }
-  if (!(above < k && k <= above + c)) return null;
-  return cutFromCandidates(cand, c, k - above);
+  return { above, count: c };
+}
+
+/** Phase 3: the exact cut from the pass's counts, or null when the bracket missed or overflowed. */
+export function finishBracket(plan: BracketPlan, above: number, count: number): MagnitudeCut | null {
+  const { k, cand } = plan;
+  if (count > cand.length || !(above < k && k <= above + count)) return null;
+  return cutFromCandidates(cand, count, k - above);
 }
 
 /** Exact two-pass radix histogram over the whole source (16 high bits, then 16 low bits in one bucket). */

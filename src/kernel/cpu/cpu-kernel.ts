@@ -1,90 +1,109 @@
-// The CPU merge backend: executes a TensorJob (kernel.ts) with typed-array loops that reproduce mergekit's
-// float32 arithmetic. Dispatches per op kind; each method's arithmetic lives in its own module beside this one.
+// The CPU merge backend: executes a TensorJob (kernel.ts) reproducing mergekit's float32 arithmetic, with the
+// task-arithmetic hot loops in WebAssembly SIMD (simd-kernels.ts) and plain typed-array loops as reference.
 
 import { EvomergeError, invariant } from '../../errors.ts';
 import type { MergeKernel, SourceRef, TensorJob, TensorReader } from '../kernel.ts';
 import { modelStock } from './model-stock.ts';
+import { SimdRuntime } from './simd-kernels.ts';
+import { combineTaskVectorsSimd } from './simd-task-arithmetic.ts';
 import { slerp } from './slerp.ts';
-import { sparsify, type Trim } from './sparsify.ts';
+import { selectCutsSimd } from './simd-select.ts';
+import { sparsifyAll, type CutSelector } from './sparsify.ts';
 import { combineTaskVectors } from './task-arithmetic.ts';
 import { weightedSum } from './weighted-sum.ts';
 
-/** Deterministic CPU kernel: same job → same bits. */
+export interface CpuKernelOptions {
+  /** Use the WebAssembly SIMD loops where the runtime supports them (default true); false forces the plain loops. */
+  readonly simd?: boolean;
+}
+
+/** Deterministic CPU kernel: same job → same bits, with or without SIMD. */
 export class CpuKernel implements MergeKernel {
-  readonly device = 'cpu';
+  readonly device: string;
+  private readonly simd: SimdRuntime | null;
+
+  constructor(options: CpuKernelOptions = {}) {
+    this.simd = options.simd === false ? null : SimdRuntime.create();
+    this.device = this.simd === null ? 'cpu' : 'cpu (wasm simd)';
+  }
 
   async mergeTensor(job: TensorJob, read: TensorReader): Promise<Float32Array> {
-    return mergeTensorSync(job, read);
+    return this.mergeTensorInto(job, read, new Float32Array(numelOf(job.shape)));
+  }
+
+  /** Computes the job into `out` (length numel(shape)), e.g. a buffer reused across tensors; returns out. */
+  mergeTensorInto(job: TensorJob, read: TensorReader, out: Float32Array): Float32Array {
+    const n = numelOf(job.shape);
+    invariant(out.length === n, `output buffer of ${out.length} elements for job "${job.name}" of ${n}`);
+    const load = (ref: SourceRef): Float32Array => {
+      const data = read(ref);
+      invariant(
+        data.length === n,
+        `tensor "${ref.tensor}" of ${ref.model} has ${data.length} elements, job "${job.name}" expects ${n}`,
+      );
+      return data;
+    };
+    const op = job.op;
+    switch (op.kind) {
+      case 'weighted_sum':
+        return weightedSum(
+          op.inputs.map((i) => load(i.ref)),
+          op.inputs.map((i) => i.weight),
+          op.normalize,
+          out,
+        );
+      case 'task_arithmetic': {
+        const base = load(op.base);
+        const xs = op.inputs.map((i) => load(i.ref));
+        const selectCuts: CutSelector | undefined = this.simd === null ? undefined : (b, reqs) => selectCutsSimd(this.simd!, b, reqs);
+        const trims = sparsifyAll(
+          op.inputs.map((input, m) => ({
+            x: xs[m],
+            base,
+            shape: job.shape,
+            method: op.sparsification,
+            density: input.density,
+            gamma: input.gamma,
+            epsilon: input.epsilon,
+            rescale: op.rescale,
+            rng: op.rng,
+            modelIndex: input.modelIndex,
+            tensorName: job.name,
+            modelName: input.ref.model,
+          })),
+          selectCuts,
+        );
+        const combine = {
+          base,
+          xs,
+          weights: op.inputs.map((i) => i.weight),
+          trims,
+          consensus: op.consensus,
+          normalize: op.normalize,
+          lambda: op.lambda,
+        };
+        return this.simd === null ? combineTaskVectors(combine, out) : combineTaskVectorsSimd(this.simd, combine, out);
+      }
+      case 'slerp':
+        return slerp(op.t, load(op.a), load(op.b), out);
+      case 'model_stock': {
+        if (op.inputs.length < 2) {
+          throw new EvomergeError(
+            'merge.model_stock_models',
+            `model_stock needs the base plus at least 2 models, got ${op.inputs.length}`,
+            { field: `tensor "${job.name}"` },
+          );
+        }
+        return modelStock(
+          load(op.base),
+          op.inputs.map((r) => load(r)),
+          out,
+        );
+      }
+    }
   }
 
   async close(): Promise<void> {}
-}
-
-/** The synchronous body of CpuKernel.mergeTensor (for callers that are not async). */
-export function mergeTensorSync(job: TensorJob, read: TensorReader): Float32Array {
-  const n = numelOf(job.shape);
-  const load = (ref: SourceRef): Float32Array => {
-    const data = read(ref);
-    invariant(
-      data.length === n,
-      `tensor "${ref.tensor}" of ${ref.model} has ${data.length} elements, job "${job.name}" expects ${n}`,
-    );
-    return data;
-  };
-  const op = job.op;
-  switch (op.kind) {
-    case 'weighted_sum':
-      return weightedSum(
-        op.inputs.map((i) => load(i.ref)),
-        op.inputs.map((i) => i.weight),
-        op.normalize,
-        n,
-      );
-    case 'task_arithmetic': {
-      const base = load(op.base);
-      const xs = op.inputs.map((i) => load(i.ref));
-      const trims: Trim[] = op.inputs.map((input, m) =>
-        sparsify({
-          x: xs[m],
-          base,
-          shape: job.shape,
-          method: op.sparsification,
-          density: input.density,
-          gamma: input.gamma,
-          epsilon: input.epsilon,
-          rescale: op.rescale,
-          rng: op.rng,
-          modelIndex: input.modelIndex,
-          tensorName: job.name,
-          modelName: input.ref.model,
-        }),
-      );
-      return combineTaskVectors({
-        base,
-        xs,
-        weights: op.inputs.map((i) => i.weight),
-        trims,
-        consensus: op.consensus,
-        normalize: op.normalize,
-        lambda: op.lambda,
-      });
-    }
-    case 'slerp':
-      return slerp(op.t, load(op.a), load(op.b));
-    case 'model_stock': {
-      if (op.inputs.length < 2) {
-        throw new EvomergeError(
-          'merge.model_stock_models',
-          `model_stock needs the base plus at least 2 models, got ${op.inputs.length}`,
-          { field: `tensor "${job.name}"` },
-        );
-      }
-      return modelStock(
-        load(op.base),
-        op.inputs.map((r) => load(r)),
-      );
-    }
-  }
 }
 
 function numelOf(shape: readonly number[]): number {

@@ -35,12 +35,12 @@ export function modelStockT(base: Float32Array, xs: readonly Float32Array[]): nu
 }
 
 /** out = t·mean(wᵢ) + (1 − t)·w₀ with mean = (Σ wᵢ)/N in float32 (mergekit: `sum(ws) / len(ws)`). */
-export function modelStock(base: Float32Array, xs: readonly Float32Array[]): Float32Array {
+export function modelStock(base: Float32Array, xs: readonly Float32Array[], out: Float32Array = new Float32Array(base.length)): Float32Array {
   const n = base.length;
   const models = xs.length;
   const t = modelStockT(base, xs);
   const oneMinusT = Math.fround(1 - t);
-  const mean = new Float32Array(n);
+  const mean = out;
   mean.set(xs[0]);
   for (let i = 1; i < models; i++) {
     const x = xs[i];

@@ -43,30 +43,82 @@ export interface SparsifyInput {
   readonly modelName: string;
 }
 
+/** One magnitude selection: the cut keeping the k largest |x − base|. */
+export interface CutRequest {
+  readonly x: Float32Array;
+  readonly k: number;
+}
+
+/** Computes the cuts of several requests over one base (plainly, or fused in one SIMD pass). */
+export type CutSelector = (base: Float32Array, requests: readonly CutRequest[]) => MagnitudeCut[];
+
+/** selectTopK per request, with the plain loops. */
+export const plainCutSelector: CutSelector = (base, requests) =>
+  requests.map((r) => selectTopK(differenceSource(r.x, base), r.k));
+
 const ALL: Trim = { kind: 'all' };
 const ZERO: Trim = { kind: 'zero' };
 
-/** Decides trim(τᵢ) for one model (mergekit sparsify.py `sparsify`). */
-export function sparsify(input: SparsifyInput): Trim {
-  const { method, density } = input;
-  // Every mergekit sparsifier returns τ unchanged, unscaled, when density ≥ 1.
-  if (method === 'none' || density >= 1) return ALL;
-  switch (method) {
+/**
+ * Decides trim(τᵢ) for every model of one tensor (mergekit sparsify.py `sparsify`, per model). The magnitude
+ * selections of all models are made together by `selectCuts`, so a fused pass reads base only once.
+ */
+export function sparsifyAll(inputs: readonly SparsifyInput[], selectCuts: CutSelector = plainCutSelector): Trim[] {
+  const needs = inputs.map(cutsNeeded);
+  const requests: CutRequest[] = [];
+  needs.forEach((ks, m) => {
+    for (const k of ks) requests.push({ x: inputs[m].x, k });
+  });
+  const cuts = requests.length === 0 ? [] : selectCuts(inputs[0].base, requests);
+  let next = 0;
+  return inputs.map((input, m) => {
+    const mine = cuts.slice(next, next + needs[m].length);
+    next += needs[m].length;
+    return sparsifyWithCuts(input, mine);
+  });
+}
+
+/** Every mergekit sparsifier returns τ unchanged, unscaled, when density ≥ 1. */
+function isDense(input: SparsifyInput): boolean {
+  return input.method === 'none' || input.density >= 1;
+}
+
+/**
+ * The top-k selections a model needs: magnitude → [k]; magnitude_outliers → [n − n_bot, n_top] (kept = top
+ * (n − n_bot) minus top n_top), or none when the quirk below empties it.
+ */
+function cutsNeeded(input: SparsifyInput): number[] {
+  if (isDense(input)) return [];
+  const n = input.x.length;
+  if (input.method === 'magnitude') return [magnitudeK(input)];
+  if (input.method === 'magnitude_outliers') {
+    const o = outlierCounts(input.density, input.gamma, n);
+    return o === null ? [] : [n - o.nBot, o.nTop];
+  }
+  return [];
+}
+
+function sparsifyWithCuts(input: SparsifyInput, cuts: MagnitudeCut[]): Trim {
+  if (isDense(input)) return ALL;
+  switch (input.method) {
     case 'magnitude':
-      return magnitude(input);
+      // mergekit sparsify.py `magnitude`: exactly k largest |τ| over the whole flattened tensor.
+      return withCutRescale(input, cuts[0], KEEP_NONE);
     case 'magnitude_outliers':
-      return magnitudeOutliers(input);
+      return cuts.length === 0 ? ZERO : withCutRescale(input, cuts[0], cuts[1]);
     case 'random':
       return random(input);
     case 'della_magprune':
       return dellaMagprune(input);
+    case 'none':
+      return ALL;
   }
 }
 
-/** mergekit sparsify.py `magnitude`: keep exactly k = int(density·numel) largest |τ| over the whole tensor. */
-function magnitude(input: SparsifyInput): Trim {
+/** k = int(density·numel) (Python int() of the float64 product); k == 0 is refused as mergekit asserts k > 0. */
+function magnitudeK(input: SparsifyInput): number {
   const n = input.x.length;
-  const k = Math.trunc(input.density * n); // Python int() of the float64 product
+  const k = Math.trunc(input.density * n);
   if (!(k > 0)) {
     throw new EvomergeError(
       'merge.density_zero',
@@ -75,18 +127,16 @@ function magnitude(input: SparsifyInput): Trim {
       { field: `tensor "${input.tensorName}"` },
     );
   }
-  const keep = selectTopK(differenceSource(input.x, input.base), k);
-  return withCutRescale(input, keep, KEEP_NONE);
+  return k;
 }
 
 /**
- * mergekit sparsify.py `magnitude_outliers` (breadcrumbs): drop the n_top largest and the n_bot smallest |τ|.
- * Kept = top (n − n_bot) minus top n_top, in the total order (|τ| descending, index ascending).
+ * mergekit sparsify.py `magnitude_outliers` (breadcrumbs) counts: target = int(density·n), n_top = int(gamma·n),
+ * n_bot = n − target − n_top (if negative, n_top absorbs it). Null when nothing is kept.
  */
-function magnitudeOutliers(input: SparsifyInput): Trim {
-  const n = input.x.length;
-  const target = Math.trunc(input.density * n);
-  let nTop = Math.trunc(input.gamma * n);
+export function outlierCounts(density: number, gamma: number, n: number): { nTop: number; nBot: number } | null {
+  const target = Math.trunc(density * n);
+  let nTop = Math.trunc(gamma * n);
   let nBot = n - target - nTop;
   if (nBot < 0) {
     nTop += nBot;
@@ -94,12 +144,9 @@ function magnitudeOutliers(input: SparsifyInput): Trim {
   }
   // Quirk reproduced on purpose: mergekit keeps `indices[n_bot:-n_top]`; with n_top == 0 that slice is
   // `[n_bot:0]`, empty, so the whole task vector of this tensor is dropped (tensors with gamma·n < 1).
-  if (nTop === 0) return ZERO;
-  if (n - nBot <= nTop) return ZERO;
-  const src = differenceSource(input.x, input.base);
-  const keep = selectTopK(src, n - nBot);
-  const drop = selectTopK(src, nTop);
-  return withCutRescale(input, keep, drop);
+  if (nTop === 0) return null;
+  if (n - nBot <= nTop) return null;
+  return { nTop, nBot };
 }
 
 function withCutRescale(input: SparsifyInput, keep: MagnitudeCut, drop: MagnitudeCut): Trim {

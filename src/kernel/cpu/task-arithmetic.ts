@@ -23,11 +23,10 @@ const CHUNK = 4096;
  * - consensus 'sum': elected = +1 if Σ δᵢ ≥ 0 else −1; agreeᵢ = sign(δᵢ) == elected (a zero never agrees);
  *   mixed = Σ agreeᵢ·δᵢ, divided element-wise by Σ agreeᵢ·wᵢ (1 where that is 0) when normalize.
  */
-export function combineTaskVectors(input: CombineInput): Float32Array {
+export function combineTaskVectors(input: CombineInput, out: Float32Array = new Float32Array(input.base.length)): Float32Array {
   const { base, xs, trims, consensus, normalize } = input;
   const n = base.length;
   const models = xs.length;
-  const out = new Float32Array(n);
   if (models === 0) {
     out.set(base);
     return out;

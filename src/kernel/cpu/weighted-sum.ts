@@ -2,10 +2,10 @@
 // divided by the plain float32 Σ wᵢ when normalize (no guard: weights summing to 0 give inf/NaN, as mergekit).
 
 /** res = Σ fround(fround(wᵢ)·xᵢ) (sequential float32), then res / Σ fround(wᵢ) when normalize. */
-export function weightedSum(xs: readonly Float32Array[], weights: readonly number[], normalize: boolean, n: number): Float32Array {
-  const out = new Float32Array(n);
+export function weightedSum(xs: readonly Float32Array[], weights: readonly number[], normalize: boolean, out: Float32Array): Float32Array {
+  const n = out.length;
   const models = xs.length;
-  if (models === 0) return out;
+  if (models === 0) return out.fill(0);
   let weightSum = 0;
   for (let m = 0; m < models; m++) weightSum = Math.fround(weightSum + Math.fround(weights[m]));
   const w0 = Math.fround(weights[0]);

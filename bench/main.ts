@@ -1,0 +1,15 @@
+// `npm run bench -- <name> [options]`: dispatches to one benchmark module. Add an entry per benchmark; each
+// module exports `main(args)` and prints its own table. Benchmarks time things; tests never do.
+
+const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
+  merge: () => import('./merge.ts'),
+  eval: () => import('./eval.ts'),
+};
+
+const [name, ...args] = process.argv.slice(2);
+const load = name === undefined ? undefined : benches[name];
+if (load === undefined) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [options]`);
+  process.exit(2);
+}
+await (await load()).main(args);

@@ -1,0 +1,280 @@
+// The CPU kernel's hot loops as WebAssembly 128-bit SIMD (f32x4: IEEE float32 add/sub/mul/div, the same
+// rounding as torch float32 and as the Math.fround reference loops), assembled at run time by wasm-asm.ts.
+// Each function works on one chunk held in the module's memory; the drivers copy chunks in and out.
+
+import { buildModule, FunctionBuilder } from './wasm-asm.ts';
+
+/** Loops `i` over [0, bytes) in steps of 16 bytes (one v128). */
+function vectorLoop(f: FunctionBuilder, i: number, bytes: number, body: () => void): void {
+  f.i32(0).set(i);
+  f.block().loop();
+  f.get(i).get(bytes).op('i32.ge_u').brIf(1);
+  body();
+  f.get(i).i32(16).op('i32.add').set(i).br(0);
+  f.end().end();
+}
+
+/** Pushes v128.load(ptr + i). */
+function load(f: FunctionBuilder, ptr: number, i: number): void {
+  f.get(ptr).get(i).op('i32.add').v128Load();
+}
+
+/** Sums the four i32 lanes of a v128 local onto the stack. */
+function sumLanes(f: FunctionBuilder, v: number): void {
+  f.get(v).extractLaneI32(0).get(v).extractLaneI32(1).op('i32.add');
+  f.get(v).extractLaneI32(2).op('i32.add').get(v).extractLaneI32(3).op('i32.add');
+}
+
+/** d = (x − b)·w. */
+function deltaAll(): FunctionBuilder {
+  const f = new FunctionBuilder('delta_all', ['i32', 'i32', 'i32', 'i32', 'f32'], []);
+  const [x, b, d, bytes, w] = [0, 1, 2, 3, 4];
+  const i = f.local('i32');
+  const wv = f.local('v128');
+  f.get(w).op('f32x4.splat').set(wv);
+  vectorLoop(f, i, bytes, () => {
+    f.get(d).get(i).op('i32.add');
+    load(f, x, i);
+    load(f, b, i);
+    f.op('f32x4.sub').get(wv).op('f32x4.mul').v128Store();
+  });
+  return f;
+}
+
+/**
+ * d = keep ? fround(τ·mul)·w : 0 with τ = x − b and keep = kb < |τ|bits < db (strictly); returns how many
+ * lanes have |τ|bits equal to kb or db: those are decided by the caller in index order (ties at a cut).
+ */
+function deltaCut(): FunctionBuilder {
+  const f = new FunctionBuilder('delta_cut', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'f32'], ['i32']);
+  const [x, b, d, bytes, kb, db, mul, w] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const i = f.local('i32');
+  const wv = f.local('v128');
+  const mv = f.local('v128');
+  const kbv = f.local('v128');
+  const dbv = f.local('v128');
+  const absMask = f.local('v128');
+  const t = f.local('v128');
+  const bits = f.local('v128');
+  const equal = f.local('v128');
+  f.get(w).op('f32x4.splat').set(wv);
+  f.get(mul).op('f32x4.splat').set(mv);
+  f.get(kb).op('i32x4.splat').set(kbv);
+  f.get(db).op('i32x4.splat').set(dbv);
+  f.v128i32(0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff).set(absMask);
+  vectorLoop(f, i, bytes, () => {
+    load(f, x, i);
+    load(f, b, i);
+    f.op('f32x4.sub').tee(t).get(absMask).op('v128.and').set(bits);
+    f.get(equal).get(bits).get(kbv).op('i32x4.eq').get(bits).get(dbv).op('i32x4.eq', 'v128.or', 'i32x4.sub').set(equal);
+    f.get(d).get(i).op('i32.add');
+    f.get(t).get(mv).op('f32x4.mul').get(wv).op('f32x4.mul');
+    f.get(bits).get(kbv).op('i32x4.gt_u').get(bits).get(dbv).op('i32x4.lt_u', 'v128.and', 'v128.and');
+    f.v128Store();
+  });
+  sumLanes(f, equal);
+  return f;
+}
+
+/** d = bit(e) ? fround(τ·mul)·w : 0, the bitset chunk at `mask` (bit j & 31 of word j >>> 5). */
+function deltaMask(): FunctionBuilder {
+  const f = new FunctionBuilder('delta_mask', ['i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'f32'], []);
+  const [x, b, d, bytes, mask, mul, w] = [0, 1, 2, 3, 4, 5, 6];
+  const i = f.local('i32');
+  const wv = f.local('v128');
+  const mv = f.local('v128');
+  const laneBits = f.local('v128');
+  const zero = f.local('v128');
+  f.get(w).op('f32x4.splat').set(wv);
+  f.get(mul).op('f32x4.splat').set(mv);
+  f.v128i32(1, 2, 4, 8).set(laneBits);
+  vectorLoop(f, i, bytes, () => {
+    f.get(d).get(i).op('i32.add');
+    load(f, x, i);
+    load(f, b, i);
+    f.op('f32x4.sub').get(mv).op('f32x4.mul').get(wv).op('f32x4.mul');
+    // nibble = (word[i >> 7] >>> (((i >> 4) & 7) << 2)) & 15: the 4 mask bits of these 4 elements
+    f.get(mask).get(i).i32(7).op('i32.shr_u').i32(2).op('i32.shl', 'i32.add').i32Load();
+    f.get(i).i32(4).op('i32.shr_u').i32(7).op('i32.and').i32(2).op('i32.shl', 'i32.shr_u').i32(15).op('i32.and');
+    f.op('i32x4.splat').get(laneBits).op('v128.and').get(zero).op('i32x4.ne', 'v128.and');
+    f.v128Store();
+  });
+  return f;
+}
+
+/** out = b + λ·((Σₘ dₘ) / div), models summed in order; div and λ applied only when their flags are set. */
+function combineSum(): FunctionBuilder {
+  const f = new FunctionBuilder('combine_sum', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'], []);
+  const [d, models, slot, b, out, bytes, div, useDiv, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const i = f.local('i32');
+  const m = f.local('i32');
+  const p = f.local('i32');
+  const acc = f.local('v128');
+  const divv = f.local('v128');
+  const lamv = f.local('v128');
+  f.get(div).op('f32x4.splat').set(divv);
+  f.get(lambda).op('f32x4.splat').set(lamv);
+  vectorLoop(f, i, bytes, () => {
+    load(f, d, i);
+    f.set(acc);
+    f.i32(1).set(m);
+    f.get(d).get(slot).op('i32.add').get(i).op('i32.add').set(p);
+    f.block().loop();
+    f.get(m).get(models).op('i32.ge_u').brIf(1);
+    f.get(acc).get(p).v128Load().op('f32x4.add').set(acc);
+    f.get(p).get(slot).op('i32.add').set(p);
+    f.get(m).i32(1).op('i32.add').set(m).br(0);
+    f.end().end();
+    f.get(useDiv).if().get(acc).get(divv).op('f32x4.div').set(acc).end();
+    f.get(useLambda).if().get(acc).get(lamv).op('f32x4.mul').set(acc).end();
+    f.get(out).get(i).op('i32.add');
+    load(f, b, i);
+    f.get(acc).op('f32x4.add').v128Store();
+  });
+  return f;
+}
+
+/**
+ * TIES sign consensus 'sum' (mergekit get_mask): vote = Σ dₘ; elected + iff vote ≥ 0; agreeₘ = sign(dₘ) ==
+ * elected; mixed = Σ (agree ? dₘ : dₘ·0); div = Σ agree·wₘ (wₘ as splatted v128 at wp + 16m), 0 → 1.
+ */
+function combineConsensus(): FunctionBuilder {
+  const f = new FunctionBuilder('combine_consensus', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32'], []);
+  const [d, models, slot, wp, b, out, bytes, normalize, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const i = f.local('i32');
+  const m = f.local('i32');
+  const p = f.local('i32');
+  const vote = f.local('v128');
+  const positive = f.local('v128');
+  const mixed = f.local('v128');
+  const divisor = f.local('v128');
+  const dv = f.local('v128');
+  const agree = f.local('v128');
+  const zero = f.local('v128');
+  const one = f.local('v128');
+  const lamv = f.local('v128');
+  f.v128i32(0x3f800000, 0x3f800000, 0x3f800000, 0x3f800000).set(one);
+  f.get(lambda).op('f32x4.splat').set(lamv);
+  const overModels = (body: () => void) => {
+    f.i32(0).set(m);
+    f.get(d).get(i).op('i32.add').set(p);
+    f.block().loop();
+    f.get(m).get(models).op('i32.ge_u').brIf(1);
+    body();
+    f.get(p).get(slot).op('i32.add').set(p);
+    f.get(m).i32(1).op('i32.add').set(m).br(0);
+    f.end().end();
+  };
+  vectorLoop(f, i, bytes, () => {
+    f.get(zero).set(vote);
+    overModels(() => {
+      f.get(vote).get(p).v128Load().op('f32x4.add').set(vote);
+    });
+    f.get(vote).get(zero).op('f32x4.ge').set(positive);
+    f.get(zero).set(mixed);
+    f.get(zero).set(divisor);
+    overModels(() => {
+      f.get(p).v128Load().set(dv);
+      f.get(dv).get(zero).op('f32x4.gt').get(dv).get(zero).op('f32x4.lt').get(positive).op('v128.bitselect').set(agree);
+      f.get(mixed).get(dv).get(dv).get(zero).op('f32x4.mul').get(agree).op('v128.bitselect', 'f32x4.add').set(mixed);
+      f.get(divisor).get(agree).get(wp).get(m).i32(4).op('i32.shl', 'i32.add').v128Load().op('v128.and', 'f32x4.add').set(divisor);
+    });
+    f.get(normalize).if();
+    f.get(mixed).get(one).get(divisor).get(divisor).get(zero).op('f32x4.eq', 'v128.bitselect', 'f32x4.div').set(mixed);
+    f.end();
+    f.get(useLambda).if().get(mixed).get(lamv).op('f32x4.mul').set(mixed).end();
+    f.get(out).get(i).op('i32.add');
+    load(f, b, i);
+    f.get(mixed).op('f32x4.add').v128Store();
+  });
+  return f;
+}
+
+/**
+ * Selection bracket over |x − b|bits: counts lanes above `hi` (stored as i32 at address 0) and appends the
+ * lanes within [lo, hi] to `cand` in index order; returns how many were appended.
+ */
+function bracket(): FunctionBuilder {
+  const f = new FunctionBuilder('bracket', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'], ['i32']);
+  const [x, b, bytes, lo, hi, cand] = [0, 1, 2, 3, 4, 5];
+  const i = f.local('i32');
+  const c = f.local('i32');
+  const lov = f.local('v128');
+  const hiv = f.local('v128');
+  const absMask = f.local('v128');
+  const bits = f.local('v128');
+  const inside = f.local('v128');
+  const above = f.local('v128');
+  f.get(lo).op('i32x4.splat').set(lov);
+  f.get(hi).op('i32x4.splat').set(hiv);
+  f.v128i32(0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff).set(absMask);
+  vectorLoop(f, i, bytes, () => {
+    load(f, x, i);
+    load(f, b, i);
+    f.op('f32x4.sub').get(absMask).op('v128.and').set(bits);
+    f.get(above).get(bits).get(hiv).op('i32x4.gt_u', 'i32x4.sub').set(above);
+    f.get(bits).get(lov).op('i32x4.ge_u').get(bits).get(hiv).op('i32x4.le_u', 'v128.and').tee(inside);
+    f.op('v128.any_true').if();
+    for (let lane = 0; lane < 4; lane++) {
+      f.get(inside).extractLaneI32(lane).if();
+      f.get(cand).get(c).i32(2).op('i32.shl', 'i32.add').get(bits).extractLaneI32(lane).i32Store();
+      f.get(c).i32(1).op('i32.add').set(c);
+      f.end();
+    }
+    f.end();
+  });
+  f.i32(0);
+  sumLanes(f, above);
+  f.i32Store();
+  f.get(c);
+  return f;
+}
+
+export interface SimdExports {
+  delta_all(x: number, b: number, d: number, bytes: number, w: number): void;
+  delta_cut(x: number, b: number, d: number, bytes: number, kb: number, db: number, mul: number, w: number): number;
+  delta_mask(x: number, b: number, d: number, bytes: number, mask: number, mul: number, w: number): void;
+  combine_sum(d: number, models: number, slot: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number): void;
+  combine_consensus(d: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, normalize: number, lambda: number, useLambda: number): void;
+  bracket(x: number, b: number, bytes: number, lo: number, hi: number, cand: number): number;
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+
+function compile(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  const bytes = buildModule([deltaAll(), deltaCut(), deltaMask(), combineSum(), combineConsensus(), bracket()]);
+  compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+  return compiled;
+}
+
+/** One instance with its own memory; views are refreshed when the memory grows. */
+export class SimdRuntime {
+  readonly fn: SimdExports;
+  private readonly memory: WebAssembly.Memory;
+  f32: Float32Array;
+  u32: Uint32Array;
+
+  private constructor(module: WebAssembly.Module) {
+    this.memory = new WebAssembly.Memory({ initial: 16 });
+    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
+    this.fn = instance.exports as unknown as SimdExports;
+    this.f32 = new Float32Array(this.memory.buffer);
+    this.u32 = new Uint32Array(this.memory.buffer);
+  }
+
+  /** A runtime, or null where WebAssembly SIMD is unavailable (the kernel then uses the plain loops). */
+  static create(): SimdRuntime | null {
+    const module = compile();
+    return module === null ? null : new SimdRuntime(module);
+  }
+
+  /** Makes at least `bytes` of memory addressable. */
+  ensure(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes <= have) return;
+    this.memory.grow(Math.ceil((bytes - have) / 65536));
+    this.f32 = new Float32Array(this.memory.buffer);
+    this.u32 = new Uint32Array(this.memory.buffer);
+  }
+}

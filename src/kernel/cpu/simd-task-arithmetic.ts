@@ -1,0 +1,121 @@
+// The task-arithmetic combine (task-arithmetic.ts) driven through the WebAssembly SIMD loops: chunks of base
+// and inputs are copied into the module's memory, combined there, and copied out. Bit-identical to the
+// reference loops (tests compare them); ties at a magnitude cut are settled here in index order.
+
+import type { SimdRuntime } from './simd-kernels.ts';
+import type { CombineInput } from './task-arithmetic.ts';
+
+const CHUNK = 4096;
+const SLOT = CHUNK * 4;
+const MASK_SLOT = CHUNK / 8;
+
+/** out = the same bits as combineTaskVectors(input). */
+export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out: Float32Array = new Float32Array(input.base.length)): Float32Array {
+  const { base, xs, trims, consensus, normalize } = input;
+  const n = base.length;
+  const models = xs.length;
+  if (models === 0) {
+    out.set(base);
+    return out;
+  }
+  const w32 = Float64Array.from(input.weights, (w) => Math.fround(w));
+  const lambda32 = Math.fround(input.lambda);
+  const useLambda = input.lambda !== 1 ? 1 : 0;
+  let weightSum = 0;
+  for (let m = 0; m < models; m++) weightSum = Math.fround(weightSum + w32[m]);
+  if (Math.abs(weightSum) < 1e-8) weightSum = 1;
+  const scalarDivisor = normalize && consensus === 'none' ? weightSum : 1;
+
+  // Memory layout (bytes): [0, 64) scratch | base | x₀..x₍ₘ₋₁₎ | d₀..d₍ₘ₋₁₎ | out | masks | splatted weights
+  const bOff = 64;
+  const xOff = (m: number) => bOff + (1 + m) * SLOT;
+  const dOff = (m: number) => bOff + (1 + models + m) * SLOT;
+  const outOff = bOff + (1 + 2 * models) * SLOT;
+  const maskOff = (m: number) => outOff + SLOT + m * MASK_SLOT;
+  const wOff = maskOff(models);
+  rt.ensure(wOff + 16 * models);
+  const { f32, u32, fn } = rt;
+  for (let m = 0; m < models; m++) f32.fill(w32[m], (wOff >> 2) + 4 * m, (wOff >> 2) + 4 * m + 4);
+
+  const keepEqualSeen = new Float64Array(models);
+  const dropEqualSeen = new Float64Array(models);
+  const one = new Float32Array(1);
+  const oneBits = new Uint32Array(one.buffer);
+  const b0 = bOff >> 2;
+
+  for (let start = 0; start < n; start += CHUNK) {
+    const count = Math.min(CHUNK, n - start);
+    // Whole vectors: lanes past `count` compute on stale data and are never copied out.
+    const bytes = ((count + 3) & ~3) * 4;
+    f32.set(base.subarray(start, start + count), b0);
+    for (let m = 0; m < models; m++) {
+      const x = xs[m];
+      const w = w32[m];
+      const trim = trims[m];
+      const x0 = xOff(m) >> 2;
+      const d0 = dOff(m) >> 2;
+      switch (trim.kind) {
+        case 'all':
+          f32.set(x.subarray(start, start + count), x0);
+          fn.delta_all(xOff(m), bOff, dOff(m), bytes, w);
+          break;
+        case 'zero':
+          f32.fill(0, d0, d0 + count);
+          break;
+        case 'values': {
+          const v = trim.values;
+          for (let j = 0; j < count; j++) f32[d0 + j] = v[start + j] * w;
+          break;
+        }
+        case 'mask': {
+          if (trim.div !== 1) {
+            const mask = trim.mask;
+            for (let j = 0; j < count; j++) {
+              const e = start + j;
+              f32[d0 + j] = (mask[e >>> 5] >>> (e & 31)) & 1 ? Math.fround(Math.fround(x[e] - base[e]) / trim.div) * w : 0;
+            }
+            break;
+          }
+          f32.set(x.subarray(start, start + count), x0);
+          u32.set(trim.mask.subarray(start >>> 5, (start + count + 31) >>> 5), maskOff(m) >> 2);
+          fn.delta_mask(xOff(m), bOff, dOff(m), bytes, maskOff(m), trim.mul, w);
+          break;
+        }
+        case 'cut': {
+          const kb = trim.keep.bits;
+          const db = trim.drop.bits;
+          const kq = trim.keep.keepEqual;
+          const dq = trim.drop.keepEqual;
+          const div = trim.div;
+          const mul = trim.mul;
+          f32.set(x.subarray(start, start + count), x0);
+          const equal = div === 1 ? fn.delta_cut(xOff(m), bOff, dOff(m), bytes, kb, db, mul, w) : count;
+          if (equal === 0) break;
+          // Elements at a cut (and every element when dividing): decided in index order, as the reference does.
+          let ke = keepEqualSeen[m];
+          let de = dropEqualSeen[m];
+          for (let j = 0; j < count; j++) {
+            one[0] = f32[x0 + j] - f32[b0 + j];
+            const v = oneBits[0] & 0x7fffffff;
+            if (div === 1 && v !== kb && v !== db) continue;
+            let kept = v > kb;
+            if (v === kb) kept = ke++ < kq;
+            if (v > db) kept = false;
+            else if (v === db && de++ < dq) kept = false;
+            f32[d0 + j] = kept ? (div === 1 ? Math.fround(one[0] * mul) : Math.fround(one[0] / div)) * w : 0;
+          }
+          keepEqualSeen[m] = ke;
+          dropEqualSeen[m] = de;
+          break;
+        }
+      }
+    }
+    if (consensus === 'none') {
+      fn.combine_sum(dOff(0), models, SLOT, bOff, outOff, bytes, scalarDivisor, scalarDivisor !== 1 ? 1 : 0, lambda32, useLambda);
+    } else {
+      fn.combine_consensus(dOff(0), models, SLOT, wOff, bOff, outOff, bytes, normalize ? 1 : 0, lambda32, useLambda);
+    }
+    out.set(f32.subarray(outOff >> 2, (outOff >> 2) + count), start);
+  }
+  return out;
+}

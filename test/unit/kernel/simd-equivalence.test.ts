@@ -1,0 +1,72 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CpuKernel } from '../../../src/kernel/cpu/cpu-kernel.ts';
+import type { Rescale, Sparsification } from '../../../src/kernel/kernel.ts';
+import { readerOf, taJob } from './job-fixtures.ts';
+
+const simd = new CpuKernel();
+const plain = new CpuKernel({ simd: false });
+
+/** Bit equality, except that any NaN equals any NaN (payloads are not part of the contract). */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!(Object.is(a[i], b[i]) || (Number.isNaN(a[i]) && Number.isNaN(b[i])))) return false;
+  return true;
+}
+
+const value = fc.oneof(
+  fc.constantFrom(0, -0, 0.5, -0.5, 1, -1),
+  fc.float({ noNaN: true, min: -100, max: 100 }),
+  fc.integer({ min: -3, max: 3 }).map((i) => i / 8),
+);
+
+describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
+  it('has SIMD here (Node ≥ 20)', () => {
+    expect(simd.device).toBe('cpu (wasm simd)');
+    expect(plain.device).toBe('cpu');
+  });
+
+  it('task-arithmetic family: every sparsification, consensus, normalize, lambda, rescale', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 9000 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.constantFrom<Sparsification>('none', 'magnitude', 'magnitude_outliers', 'random'),
+        fc.constantFrom<'none' | 'sum'>('none', 'sum'),
+        fc.boolean(),
+        fc.constantFrom(1, 0.7),
+        fc.constantFrom<Rescale>('none', 'l1', 'density'),
+        fc.array(fc.constantFrom(1, 0.5, -0.3, 0, 2), { minLength: 4, maxLength: 4 }),
+        fc.constantFrom(0.3, 0.5, 0.9),
+        fc.integer({ min: 0, max: 1000 }),
+        async (n, models, sparsification, consensus, normalize, lambda, rescale, weights, density, seed) => {
+          const gen = (salt: number) => fc.sample(fc.array(value, { minLength: n, maxLength: n }), { seed: seed * 31 + salt, numRuns: 1 })[0];
+          const tensors: Record<string, number[]> = { base: gen(0) };
+          for (let m = 0; m < models; m++) tensors[`m${m}`] = gen(m + 1);
+          const job = taJob(weights.slice(0, models), [n], { sparsification, consensus, normalize, lambda, rescale, density, gamma: 0.05, seed });
+          const run = (k: CpuKernel) => k.mergeTensor(job, readerOf(tensors)).catch((e: Error) => e.message);
+          const a = await run(simd);
+          const b = await run(plain);
+          if (typeof a === 'string' || typeof b === 'string') expect(a).toEqual(b);
+          else expect(sameBits(a, b)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('fused selection pass on a tensor large enough for the sampled bracket (ties, breadcrumbs_ties)', async () => {
+    const n = 300_003;
+    let s = 99;
+    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296 - 0.5);
+    const base = new Float32Array(n).map(() => rand() * 0.04);
+    const tensors: Record<string, Float32Array> = { base };
+    for (let m = 0; m < 3; m++) tensors[`m${m}`] = base.map((b) => b + (rand() < 0.05 ? 0 : rand() * 0.01));
+    for (const sparsification of ['magnitude', 'magnitude_outliers'] as const) {
+      const job = taJob([0.5, 0.3, -0.2], [n], { sparsification, consensus: 'sum', normalize: true, density: [0.5, 0.2, 0.9], gamma: 0.01 });
+      const a = await simd.mergeTensor(job, readerOf(tensors));
+      const b = await plain.mergeTensor(job, readerOf(tensors));
+      expect(sameBits(a, b)).toBe(true);
+    }
+  });
+});
