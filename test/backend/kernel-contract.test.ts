@@ -130,6 +130,14 @@ function parityCases(zoo: Zoo, shape: number[], seed: number): Case[] {
   add('breadcrumbs', ta(nm3, f3, 'magnitude_outliers', 'none', false, 'none'), nm3);
   add('breadcrumbs_ties l1', ta(nm3, f3, 'magnitude_outliers', 'sum', true, 'l1'), nm3);
   add('breadcrumbs on tied magnitudes', ta(nmT, fTies, 'magnitude_outliers', 'none', false, 'none', 1, { gamma: 0.1 }), nmT);
+  // DELLA ranks within rows (O(n · row length) on the GPU): only shapes with short rows, to keep CI fast.
+  const rowLength = shape.length < 2 ? n : shape[1];
+  if (rowLength <= 1024) {
+    add('della (l1, sum, normalize)', ta(nm3, f3, 'della_magprune', 'sum', true, 'l1'), nm3);
+    add('della_linear (l1)', ta(nm3, f3, 'della_magprune', 'none', false, 'l1'), nm3);
+    add('della rescale density (per-element 1/p)', ta(nmT, fTies, 'della_magprune', 'none', false, 'density'), nmT);
+    add('della rescale none lambda', ta(nmT, fTies, 'della_magprune', 'sum', false, 'none', 0.8), nmT);
+  }
   add('slerp', { kind: 'slerp', a: f2.base, b: f2.xs[0], t: 0.35 }, `t2.${tag}`);
   add('slerp far apart', { kind: 'slerp', a: f2.xs[0], b: f3.base, t: 0.6 }, `t2.${tag}`);
   add('model_stock 2', { kind: 'model_stock', base: f2.base, inputs: f2.xs }, `t2.${tag}`);
@@ -264,6 +272,38 @@ describe.each(BACKENDS)('kernel contract: %s', (backend) => {
     expect(Array.from(out)).toEqual([1, 1]);
   });
 
+  it.each([
+    ['magnitude keeping int(density·n) = 0', 'magnitude', [8, 8], 0.01, 0.1, 'merge.density_zero'],
+    ['della with density ± epsilon outside (0, 1)', 'della_magprune', [8, 8], 0.1, 0.2, 'merge.della_epsilon'],
+    ['della on a single column', 'della_magprune', [64, 1], 0.5, 0.1, 'merge.della_single_column'],
+  ] as const)('refuses %s with the same code as every backend', async (_what, sparsification, shape, density, epsilon, code) => {
+    const n = shape[0] * shape[1];
+    const base = zoo.add('rb', `r${n}`, new Float32Array(n));
+    const x = zoo.add('rx', `r${n}`, Float32Array.from({ length: n }, (_, e) => e + 1));
+    const err = await kernel
+      .mergeTensor(
+        {
+          name: 'bad.weight',
+          shape: [...shape],
+          op: {
+            kind: 'task_arithmetic',
+            base,
+            inputs: [{ ref: x, weight: 1, density, gamma: 0.01, epsilon, modelIndex: 0 }],
+            sparsification,
+            consensus: 'none',
+            normalize: false,
+            lambda: 1,
+            rescale: 'l1',
+            rng: rngKey(0, 'bad.weight'),
+          },
+        },
+        zoo.read,
+      )
+      .catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe(code);
+    expect((err as Error).message).toMatch(/^tensor "bad.weight": /);
+  });
+
   it('is deterministic: the same job twice gives the same bits', async () => {
     const f = family(zoo, 'det', 5000, 2, 7);
     const job: TensorJob = { name: 'det', shape: [50, 100], op: ta('det', f, 'random', 'sum', false, 'l1') };
@@ -277,7 +317,7 @@ describe.each(['gpu', 'gpu-chunked'] as const)('GPU ↔ CPU parity: %s', (backen
   let gpu: MergeKernel;
   const cpu = new CpuKernel();
   const zoo = new Zoo();
-  const shapes = backend === 'gpu' ? [[64, 96], [300, 200], [129]] : [[20000], [3, 8192]];
+  const shapes = backend === 'gpu' ? [[64, 96], [300, 200], [129]] : [[20000], [3, 8192], [200, 90]];
   const cases = shapes.flatMap((s, i) => parityCases(zoo, s, 100 + i * 10));
   beforeAll(async () => {
     gpu = await openKernel(backend);

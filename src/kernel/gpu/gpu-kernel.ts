@@ -8,6 +8,7 @@ import { keepThreshold } from '../rng.ts';
 import { dispatchGrid, GpuDevice, type OpenDeviceOptions } from './device.ts';
 import { ResidentCache, type DeviceTensor } from './resident-cache.ts';
 import { BLOCK_ELEMENTS, CHUNK_UNIFORM_STRIDE, TILE_ELEMENTS } from './wgsl/chunk.ts';
+import { dellaShader } from './wgsl/della.ts';
 import { linearCombinationShader } from './wgsl/linear-combination.ts';
 import {
   histogramShader,
@@ -282,9 +283,6 @@ export class GpuKernel implements MergeKernel {
     for (const input of op.inputs) xs.push(await get(input.ref));
     const count = xs.length;
     if (count === 0) return this.linearCombination(n, [base], [1], { divisor: 1 });
-    if (op.sparsification === 'della_magprune' && op.inputs.some((i) => i.density < 1)) {
-      throw new EvomergeError('gpu.unsupported', 'della_magprune is not implemented on the GPU kernel', { field: `tensor "${job.name}"` });
-    }
     this.checkBindings(job, count + 3);
     const shape: TaskArithmeticShape = {
       models: count,
@@ -340,8 +338,19 @@ export class GpuKernel implements MergeKernel {
     if (masked && masks !== undefined) {
       this.encodeMasks(enc, plan, n, base, xs, maskPlans, masks, maskWords);
     }
+    // DELLA: trim(τ) of every model is computed by its own pass; the combine reads those values.
+    let sources = xs.map((x) => x.buffer);
+    let sourceOffset = (_m: number) => 0;
+    if (op.sparsification === 'della_magprune') {
+      const della = await this.della(job, op, n, base, xs, sparsified);
+      sources = xs.map(() => della.vals);
+      sourceOffset = (m) => m * della.stride;
+      op.inputs.forEach((_, m) => {
+        if (della.scales[m] !== 1) f32[(TA_HEADER_BYTES + TA_MODEL_BYTES * m) / 4 + 1] = della.scales[m];
+      });
+    }
 
-    const needL1 = op.rescale === 'l1' && sparsified.some((s) => s);
+    const needL1 = op.rescale === 'l1' && sparsified.some((s) => s) && op.sparsification !== 'della_magprune';
     if (needL1) {
       const paramBuf = this.uniformData('ta.params', new Uint8Array(params));
       const parts = l1NormReduceParts(shape);
@@ -360,7 +369,7 @@ export class GpuKernel implements MergeKernel {
         const after = Math.fround(sums[2 * m + 1]);
         if (!(before < 1e-7 || after < 1e-7)) f32[(TA_HEADER_BYTES + TA_MODEL_BYTES * m) / 4 + 1] = Math.fround(before / after);
       });
-    } else if (op.rescale === 'density') {
+    } else if (op.rescale === 'density' && op.sparsification !== 'della_magprune') {
       // The DARE paper's rule: kept entries divided by the keep probability.
       op.inputs.forEach((input, m) => {
         if (sparsified[m]) f32[(TA_HEADER_BYTES + TA_MODEL_BYTES * m) / 4 + 6] = input.density;
@@ -377,7 +386,7 @@ export class GpuKernel implements MergeKernel {
         this.chunkEntry(0, plan, c),
         { binding: 1, resource: { buffer: paramBuf } },
         window(3, base.buffer, chunk),
-        ...xs.map((x, m) => window(4 + m, x.buffer, chunk)),
+        ...sources.map((buffer, m) => window(4 + m, buffer, { offset: sourceOffset(m) + chunk.offset, count: chunk.count })),
         window(4 + count, out, chunk),
       ];
       if (masks !== undefined) entries.push({ binding: 2, resource: { buffer: masks, size: count * maskWords * 4 } });
@@ -385,6 +394,124 @@ export class GpuKernel implements MergeKernel {
     }
     pass.end();
     return this.readFloats(enc, out, n);
+  }
+
+  /**
+   * DELLA (CpuKernel della-magprune.ts): validates like the CPU, then per model a rank/draw pass that writes
+   * trim(τ) into `vals` (model m at element m·stride) and the L1 partials; returns the L1 factors.
+   */
+  private async della(
+    job: TensorJob,
+    op: Extract<MergeOp, { kind: 'task_arithmetic' }>,
+    n: number,
+    base: DeviceTensor,
+    xs: readonly DeviceTensor[],
+    sparsified: readonly boolean[],
+  ): Promise<{ vals: GPUBuffer; stride: number; scales: number[] }> {
+    const shape = job.shape;
+    const d1 = shape.length < 2 ? n : shape[1];
+    const d0 = shape.length < 2 ? 1 : shape[0];
+    const inner = shape.length < 2 ? 1 : n / (d0 * d1);
+    op.inputs.forEach((input) => {
+      const { density, epsilon } = input;
+      if (density >= 1 || !(density > 0)) return;
+      if (density + epsilon >= 1 || density - epsilon <= 0) {
+        throw new EvomergeError(
+          'merge.della_epsilon',
+          `density ${density} ± epsilon ${epsilon} leaves (0, 1) for model ${input.ref.model}; choose epsilon < min(density, 1 − density)`,
+          { field: `tensor "${job.name}"` },
+        );
+      }
+      if (d1 < 2) {
+        throw new EvomergeError(
+          'merge.della_single_column',
+          `della ranks magnitudes along dim 1, which has size ${d1} for shape [${shape.join(', ')}]; mergekit fails here too`,
+          { field: `tensor "${job.name}"` },
+        );
+      }
+    });
+    if (n > this.gpu.maxBindingElements) {
+      throw new EvomergeError('gpu.unsupported', `della_magprune ranks whole rows; a tensor of ${n} elements exceeds one storage binding`, {
+        field: `tensor "${job.name}"`,
+      });
+    }
+    const count = xs.length;
+    const stride = Math.ceil(n / 64) * 64;
+    const rowPad = Math.ceil(d1 / 64) * 64;
+    const perElement = op.rescale === 'density';
+    const rows = d0 * inner;
+    const tilesPerRow = Math.ceil(d1 / 256);
+    const groups = rows * tilesPerRow;
+    const vals = this.scratch('della.vals', count * stride * 4, GPUBufferUsage.STORAGE);
+    const thresholds = new Uint32Array(count * rowPad);
+    const probs = new Float32Array(count * rowPad);
+    const f = Math.fround;
+    op.inputs.forEach((input, m) => {
+      const { density, epsilon } = input;
+      if (density >= 1) thresholds.fill(1 << 24, m * rowPad, (m + 1) * rowPad); // τ unchanged
+      else if (!(density > 0)) return; // τ dropped: thresholds stay 0
+      else {
+        // p = (density − ε) + rank_norm·2·ε with rank_norm = pos/(d1 − 1), float32 like torch and CpuKernel.
+        const low = f(density - epsilon);
+        const eps32 = f(epsilon);
+        const span = f(d1 - 1);
+        for (let pos = 0; pos < d1; pos++) {
+          const p = f(f(f(f(pos / span) * 2) * eps32) + low);
+          thresholds[m * rowPad + pos] = keepThreshold(p);
+          probs[m * rowPad + pos] = p;
+        }
+      }
+    });
+    const thrBuf = this.scratch('della.thresholds', thresholds.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+    this.gpu.write(thrBuf, 0, thresholds);
+    const probBuf = this.scratch('della.probs', probs.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+    this.gpu.write(probBuf, 0, probs);
+    const params = new Uint32Array((count * 256) / 4);
+    op.inputs.forEach((input, m) => {
+      params.set(
+        [rows, d1, inner, tilesPerRow, (op.rng.seedLo ^ op.rng.tensorHash) >>> 0, op.rng.seedHi >>> 0, input.modelIndex >>> 0, 0],
+        (m * 256) / 4,
+      );
+    });
+    const paramBuf = this.uniformData('della.params', params);
+    const groupsPad = Math.ceil(groups / 32) * 32; // 256-byte aligned windows of (Σ|τ|, Σ|kept τ|) pairs
+    const partials = this.scratch('della.partials', count * groupsPad * 2 * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+    const pipeline = this.gpu.pipeline(dellaShader(perElement));
+    const enc = this.gpu.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    op.inputs.forEach((_, m) => {
+      const entries: GPUBindGroupEntry[] = [
+        { binding: 0, resource: { buffer: paramBuf, offset: m * 256, size: 32 } },
+        { binding: 1, resource: { buffer: thrBuf, offset: m * rowPad * 4, size: rowPad * 4 } },
+        { binding: 3, resource: { buffer: base.buffer, offset: 0, size: n * 4 } },
+        { binding: 4, resource: { buffer: xs[m].buffer, offset: 0, size: n * 4 } },
+        { binding: 5, resource: { buffer: vals, offset: m * stride * 4, size: n * 4 } },
+        { binding: 6, resource: { buffer: partials, offset: m * groupsPad * 2 * 4, size: groups * 2 * 4 } },
+      ];
+      if (perElement) entries.push({ binding: 2, resource: { buffer: probBuf, offset: m * rowPad * 4, size: rowPad * 4 } });
+      this.dispatch(pass, pipeline, entries, groups);
+    });
+    pass.end();
+    const scales = op.inputs.map(() => 1);
+    if (op.rescale === 'l1' && sparsified.some((s) => s)) {
+      const values = await this.readFloats(enc, partials, count * groupsPad * 2);
+      op.inputs.forEach((input, m) => {
+        if (!sparsified[m] || !(input.density > 0)) return;
+        let before = 0;
+        let after = 0;
+        for (let g = 0; g < groups; g++) {
+          before += values[(m * groupsPad + g) * 2];
+          after += values[(m * groupsPad + g) * 2 + 1];
+        }
+        const b32 = f(before);
+        const a32 = f(after);
+        if (!(b32 < 1e-7 || a32 < 1e-7)) scales[m] = f(b32 / a32);
+      });
+    } else {
+      this.gpu.device.queue.submit([enc.finish()]);
+    }
+    return { vals, stride, scales };
   }
 
   /** Radix selections, tie ranks and bit masks for every model that is trimmed by magnitude. */

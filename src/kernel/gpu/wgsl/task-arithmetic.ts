@@ -20,7 +20,7 @@ export interface TaskArithmeticShape {
 
 /** Whether the keep decision reads a precomputed bit mask (rather than nothing or the RNG). */
 export function usesMaskBuffer(s: Sparsification): boolean {
-  return s === 'magnitude' || s === 'magnitude_outliers' || s === 'della_magprune';
+  return s === 'magnitude' || s === 'magnitude_outliers';
 }
 
 function paramsDecl(models: number): string {
@@ -62,15 +62,21 @@ fn keep(m: u32, g: u32) -> bool {
 }
 
 /**
- * Bindings: 0 chunk, 1 params (uniform), 2 masks (storage; bound to a dummy when unused), 3 base,
- * 4..4+N−1 the models, 4+N out.
+ * Bindings: 0 chunk, 1 params (uniform), 2 masks (magnitude / breadcrumbs only), 3 base, 4..4+N−1 the
+ * models (for DELLA: their trim(τ) from the della pass), 4+N out.
  */
 export function taskArithmeticShader(shape: TaskArithmeticShape): string {
   const n = shape.models;
   const decls: string[] = [];
   const body: string[] = [];
+  const della = shape.sparsification === 'della_magprune';
   for (let m = 0; m < n; m++) {
     decls.push(`@group(0) @binding(${4 + m}) var<storage, read> x${m}: array<f32>;`);
+    if (della) {
+      // DELLA: x${m} is bound to trim(τ) from the della pass; the L1 factor is applied as in CpuKernel.
+      body.push(`let d${m} = (x${m}[i] * params.models[${m}].scale) * params.models[${m}].weight;`);
+      continue;
+    }
     // δ = w · trim(τ): sparsify with its rescale (τ·s or τ/density; one of the two is 1) first, then the
     // weight (generalized_task_arithmetic.py); the same float32 roundings as CpuKernel.
     body.push(
@@ -104,12 +110,12 @@ ${WGSL_CHUNK}
 ${paramsDecl(n)}
 @group(0) @binding(0) var<uniform> chunk: Chunk;
 @group(0) @binding(1) var<uniform> params: Params;
-@group(0) @binding(2) var<storage, read> masks: array<u32>;
+${usesMaskBuffer(shape.sparsification) ? '@group(0) @binding(2) var<storage, read> masks: array<u32>;' : ''}
 @group(0) @binding(3) var<storage, read> base: array<f32>;
 ${decls.join('\n')}
 @group(0) @binding(${4 + n}) var<storage, read_write> out: array<f32>;
 
-${keepFn(shape.sparsification)}
+${della ? '' : keepFn(shape.sparsification)}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -134,7 +140,7 @@ export function l1NormReduceParts(shape: TaskArithmeticShape): ReduceShaderParts
   const decls = [
     paramsDecl(n),
     '@group(0) @binding(2) var<uniform> params: Params;',
-    '@group(0) @binding(3) var<storage, read> masks: array<u32>;',
+    usesMaskBuffer(shape.sparsification) ? '@group(0) @binding(3) var<storage, read> masks: array<u32>;' : '',
     '@group(0) @binding(4) var<storage, read> base: array<f32>;',
   ];
   const prelude = ['let b = base[i];'];
