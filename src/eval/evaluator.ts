@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { EvomergeError } from '../errors.ts';
 import type { TensorSource } from '../checkpoint/tensor-source.ts';
 import { openModelDir } from '../checkpoint/model-dir.ts';
-import { GraphSession, OnnxGraph, type ExecutionProvider, type FeedSet } from './onnx-session.ts';
+import { GraphSession, OnnxGraph, type ExecutionProvider, type FeedSet, type WeightMode } from './onnx-session.ts';
 import { bindWeights, boundInitializers, resolveBinding, type Binding } from './bind.ts';
 import { KIND_METRICS, parseSuiteFile, type Split, type Suite, type TaskSpec } from './suite.ts';
 import { readEvalFile, type EvalItem } from './eval-file.ts';
@@ -34,6 +34,9 @@ export interface EvaluatorOptions {
   batchTokens?: number;
   /** JSON file caching the (graph, base) binding between runs (e.g. next to a campaign's database). */
   bindingCacheFile?: string;
+  /** 'inputs' (default): one session, weights fed with every run; 'rebuild': a session per candidate with its
+   * weights built in (for GPU providers). See onnx-session.ts for the measurements behind the default. */
+  weightMode?: WeightMode;
 }
 
 export interface EvaluateOptions {
@@ -87,11 +90,17 @@ export class Evaluator {
   private async prepare(base: TensorSource): Promise<void> {
     if (this.binding) return;
     this.binding = resolveBinding(this.graph, base, this.options.bindingCacheFile);
+    if (this.options.weightMode === 'rebuild') return;
     const names = boundInitializers(this.binding);
-    const n = Math.max(1, this.options.sessions ?? 1);
-    for (let i = 0; i < n; i++) {
-      this.sessions.push(await GraphSession.create(this.graph, names, { ep: this.options.ep ?? 'cpu', intraOpThreads: this.options.threads }));
-    }
+    for (let i = 0; i < this.sessionCount(); i++) this.sessions.push(await GraphSession.create(this.graph, names, this.sessionOptions()));
+  }
+
+  private sessionCount(): number {
+    return Math.max(1, this.options.sessions ?? 1);
+  }
+
+  private sessionOptions() {
+    return { ep: this.options.ep ?? 'cpu', ...(this.options.threads ? { intraOpThreads: this.options.threads } : {}) };
   }
 
   /** How the graph was bound: entries by name and by content. */
@@ -109,22 +118,32 @@ export class Evaluator {
     await this.prepare(weights);
     const split = opts.split ?? 'fit';
     const specs = this.selectTasks(opts.tasks);
-    const feeds = this.bind(weights);
-    const limit = pLimit(this.sessions.length);
-    const free = [...this.sessions];
-    return Promise.all(
-      specs.map((spec) =>
-        limit(async () => {
-          const session = free.pop()!;
-          try {
-            const forward: Forward = (rows) => runRows(session, rows, feeds);
-            return await this.runTask(spec, split, forward, opts);
-          } finally {
-            free.push(session);
-          }
-        }),
-      ),
-    );
+    let feeds: FeedSet | undefined = this.bind(weights);
+    let sessions = this.sessions;
+    if (this.options.weightMode === 'rebuild') {
+      sessions = [];
+      for (let i = 0; i < this.sessionCount(); i++) sessions.push(await GraphSession.createWithWeights(this.graph, feeds, this.sessionOptions()));
+      feeds = undefined; // the weights are inside the sessions now
+    }
+    const limit = pLimit(sessions.length);
+    const free = [...sessions];
+    try {
+      return await Promise.all(
+        specs.map((spec) =>
+          limit(async () => {
+            const session = free.pop()!;
+            try {
+              const forward: Forward = (rows) => runRows(session, rows, feeds);
+              return await this.runTask(spec, split, forward, opts);
+            } finally {
+              free.push(session);
+            }
+          }),
+        ),
+      );
+    } finally {
+      if (sessions !== this.sessions) for (const s of sessions) await s.close();
+    }
   }
 
   private selectTasks(names?: readonly string[]): TaskSpec[] {
@@ -203,7 +222,7 @@ function checkChoiceItems(spec: TaskSpec, split: Split, items: EvalItem[]): void
   }
 }
 
-function runRows(session: GraphSession, rows: readonly (readonly number[])[], feeds: FeedSet): Promise<BatchLogits> {
+function runRows(session: GraphSession, rows: readonly (readonly number[])[], feeds: FeedSet | undefined): Promise<BatchLogits> {
   const seq = rows[0]!.length;
   const ids = new Int32Array(rows.length * seq);
   rows.forEach((r, i) => ids.set(r, i * seq));

@@ -1,12 +1,16 @@
-// ONNX Runtime for evomerge: the only runtime import of onnxruntime-node. Loads one graph, turns its weight
-// initializers into graph inputs once, and runs it with any weight set fed as input tensors.
-//
-// Why weights as inputs (option a) rather than a session rebuilt per candidate from rewritten bytes (option b):
-// measured on the zoo (bench/eval.ts, 2-core CPU), feeding 57 weight tensors costs nothing per run (the node
-// binding wraps the Float32Arrays without copying) while a rebuild costs re-encoding the model plus ORT's
-// graph optimisation (~100 ms per candidate here, growing with model size). Option (b) also cannot work for
-// models over 2 GB (protobuf's limit; their weights must live in external files). The price of (a) is that ORT
-// cannot constant-fold Transpose(W) or pre-pack MatMul weights; on the zoo that is within the noise.
+// ONNX Runtime for evomerge: the only runtime import of onnxruntime-node. Loads one graph and runs it with any
+// weight set, in one of two modes (WeightMode):
+// - 'inputs' (default): the weight initializers become graph inputs once; every run feeds the candidate's
+//   Float32Arrays (wrapped, not copied, by the node binding). Binding a candidate costs ~0.1 ms; each run pays
+//   ~0.5 ms more than a constant-weight session (ORT can no longer fold the Transpose(W) nodes or pre-pack) —
+//   measured on the zoo by bench/eval.ts, 1 thread: 1.8 vs 1.3 ms at 1×20 tokens, 71 vs 70 ms at 16×128.
+//   Works for any model size (weights never go through protobuf's 2 GB limit) and never touches disk.
+// - 'rebuild': a session per candidate from the model bytes with the candidate's initializers written in
+//   (~135–260 ms per candidate on the zoo: re-encode + ORT graph optimisation); runs then cost what a plain
+//   session's do. Meant for GPU providers, where 'inputs' would copy every weight host→device on every run;
+//   limited to models under 2 GB.
+// On CPU the zoo's per-candidate totals are within noise of each other (bench/eval.ts); 'inputs' is the
+// default for its scaling and its zero per-candidate cost.
 import { readFileSync, openSync, readSync, closeSync, fstatSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, isAbsolute } from 'node:path';
@@ -24,6 +28,7 @@ import {
 } from './onnx-proto.ts';
 
 export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda';
+export type WeightMode = 'inputs' | 'rebuild';
 export const EXECUTION_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'webgpu', 'cuda'];
 
 /** One initializer of the graph as stored (name, shape, ONNX data type). */
@@ -153,6 +158,21 @@ export class OnnxGraph {
    * values then come with every run). Remaining external-data initializers are inlined so the bytes load
    * from memory; the weights removed are what make a big model big, so what is left stays small.
    */
+  /**
+   * The model bytes with the given initializers' values replaced (float32, row-major, same dims) and every
+   * external-data initializer inlined: a self-contained model for a session per candidate (under 2 GB).
+   */
+  bytesWithWeights(weights: ReadonlyMap<string, Float32Array>): Uint8Array {
+    const graph = this.model.graph!;
+    const initializer = (graph.initializer ?? []).map((t) => {
+      const w = weights.get(t.name ?? '');
+      if (w) return { ...t, rawData: new Uint8Array(w.buffer, w.byteOffset, w.byteLength), floatData: [], dataLocation: 0, externalData: [] };
+      if (t.dataLocation === DATA_LOCATION_EXTERNAL) return { ...t, rawData: this.rawBytes(t), dataLocation: 0, externalData: [] };
+      return t;
+    });
+    return encodeModel({ ...this.model, graph: { ...graph, initializer } });
+  }
+
   weightFedBytes(weightNames: readonly string[]): Uint8Array {
     const graph = this.model.graph!;
     const fed = new Set(weightNames);
@@ -212,10 +232,15 @@ function numelOf(t: TensorMessage): number {
 export class FeedSet {
   /** @internal */
   readonly tensors: Record<string, ort.Tensor> = {};
+  /** The same data by initializer name (for a session rebuilt with these weights). */
+  readonly arrays = new Map<string, Float32Array>();
   set(name: string, data: Float32Array, dims: readonly number[]): void {
     this.tensors[name] = new ort.Tensor('float32', data, dims);
+    this.arrays.set(name, data);
   }
 }
+
+const NO_FEEDS = new FeedSet();
 
 export interface SessionOptions {
   ep: ExecutionProvider;
@@ -245,7 +270,17 @@ export class GraphSession {
     private readonly logitsName: string,
   ) {}
 
-  static async create(graph: OnnxGraph, weightNames: readonly string[], options: SessionOptions): Promise<GraphSession> {
+  /** A session whose bound weights are inputs (WeightMode 'inputs'); pass the FeedSet to every forward. */
+  static create(graph: OnnxGraph, weightNames: readonly string[], options: SessionOptions): Promise<GraphSession> {
+    return GraphSession.open(graph, weightNames, () => graph.weightFedBytes(weightNames), options);
+  }
+
+  /** A session with these weights built in (WeightMode 'rebuild'); forward then takes no FeedSet. */
+  static createWithWeights(graph: OnnxGraph, weights: FeedSet, options: SessionOptions): Promise<GraphSession> {
+    return GraphSession.open(graph, [], () => graph.bytesWithWeights(weights.arrays), options);
+  }
+
+  private static async open(graph: OnnxGraph, weightNames: readonly string[], encode: () => Uint8Array, options: SessionOptions): Promise<GraphSession> {
     const inputs = graph.dataInputs().filter((i) => !weightNames.includes(i.name));
     const find = (n: string) => inputs.find((i) => i.name === n)?.name;
     const idsName = find('input_ids') ?? (inputs.length === 1 ? inputs[0]!.name : undefined);
@@ -262,7 +297,7 @@ export class GraphSession {
     const logitsName = outputs.includes('logits') ? 'logits' : outputs[0];
     if (!logitsName) throw new EvomergeError('eval.bad_graph', 'the graph has no output', { file: graph.path, field: 'graph.output' });
     if (options.ep === 'cuda') checkCudaInstalled();
-    const bytes = graph.weightFedBytes(weightNames);
+    const bytes = encode();
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: [options.ep],
       logSeverityLevel: 3,
@@ -282,7 +317,7 @@ export class GraphSession {
   }
 
   /** Runs `batch` rows of `seq` token ids each (row-major) with the given weights. */
-  async forward(ids: Int32Array, batch: number, seq: number, weights: FeedSet): Promise<Logits> {
+  async forward(ids: Int32Array, batch: number, seq: number, weights: FeedSet = NO_FEEDS): Promise<Logits> {
     invariant(ids.length === batch * seq, 'forward: ids length != batch*seq');
     const feeds: Record<string, ort.Tensor> = { ...weights.tensors };
     const big = new BigInt64Array(ids.length);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Evaluator } from '../../../src/eval/evaluator.ts';
 import { OnnxGraph } from '../../../src/eval/onnx-session.ts';
-import { buildBinding, transpose2d } from '../../../src/eval/bind.ts';
+import { buildBinding, resolveBinding, transpose2d } from '../../../src/eval/bind.ts';
 import { decodeModel, encodeModel, int64ToNumber, type TensorMessage } from '../../../src/eval/onnx-proto.ts';
 import { openModelDir } from '../../../src/checkpoint/model-dir.ts';
 import { MemoryTensors } from '../../../src/checkpoint/tensor-source.ts';
@@ -106,7 +106,7 @@ describe('binding', () => {
   let tmp: string;
   let reference: Evaluator;
   const mathExpert = () => openModelDir(join(ROOT, 'models/micro/expert-math'));
-  const subset = { split: 'fit' as const, tasks: ['math', 'spam', 'lang'], limit: 60, withPredictions: true };
+  const subset = { split: 'fit' as const, tasks: ['math', 'composite', 'lang'], limit: 40, withPredictions: true };
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'evomerge-bind-'));
@@ -151,12 +151,39 @@ describe('binding', () => {
           expect(Math.abs(got[i]!.value - want[i]!.value)).toBeLessThanOrEqual(1e-6);
         }
         expect(want.find((s) => s.task === 'math')!.value).toBeGreaterThan(0.5); // the expert really is bound
+        // The other weight mode: a session per candidate, the (transposed) weights written into the model bytes.
+        const rebuilt = await Evaluator.create({ suite: SUITE, graph: path, weightMode: 'rebuild' });
+        try {
+          const again = await rebuilt.evaluate(expert.tensors, subset);
+          for (let i = 0; i < want.length; i++) {
+            expect(again[i]!.predictions).toEqual(want[i]!.predictions);
+            expect(Math.abs(again[i]!.value - want[i]!.value)).toBeLessThanOrEqual(1e-5);
+          }
+        } finally {
+          await rebuilt.close();
+        }
       } finally {
         expert.close();
         await ev.close();
       }
     });
   }
+
+  it('writes the binding to its cache file', () => {
+    const dir = mkdtempSync(join(tmp, 'cache-'));
+    const { path } = writeExportLikeGraph(dir);
+    const cacheFile = join(dir, 'binding.json');
+    const base = openModelDir(join(ROOT, 'models/micro/base'));
+    try {
+      const b = resolveBinding(OnnxGraph.load(path), base.tensors, cacheFile);
+      const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as { key: string; binding: typeof b };
+      expect(cached.key).toContain(path);
+      expect(cached.binding).toEqual(JSON.parse(JSON.stringify(b)));
+      expect(cached.binding.entries).toHaveLength(57);
+    } finally {
+      base.close();
+    }
+  });
 
   it('fails naming the initializer that matches no base tensor (and the tensor left over)', async () => {
     const dir = mkdtempSync(join(tmp, 'bad-'));
