@@ -1,7 +1,7 @@
 // Tokenizers: the byte tokenizer (token = UTF-8 byte, Python-style replacement on decode) and a Hugging Face
 // tokenizer.json that the test writes itself (byte-level BPE, GPT-2 style), loaded from local files only.
 import { describe, it, expect, afterAll } from 'vitest';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ByteTokenizer } from '../../../src/eval/tokenizers/byte.ts';
@@ -63,5 +63,76 @@ describe('Hugging Face tokenizer.json', () => {
     const bad = join(tmp, 'bad.json');
     writeFileSync(bad, '{ not json');
     expect(() => HfTokenizer.load(bad)).toThrow(/bad\.json: not valid JSON/);
+  });
+});
+
+describe('a Hugging Face tokenizer.json in an eval suite', () => {
+  // GPT-2's byte-level BPE with no merges and the 256 byte symbols as vocabulary, each with its byte value as
+  // id: the same ids as the zoo's byte tokenizer, but through @huggingface/tokenizers and the suite's
+  // `tokenizer:` key. Scores must then equal the byte tokenizer's.
+  function bytesToUnicode(): Map<number, string> {
+    const bs: number[] = [];
+    for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
+    for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
+    for (let b = 0xae; b <= 0xff; b++) bs.push(b);
+    const cs = [...bs];
+    let n = 0;
+    for (let b = 0; b < 256; b++) {
+      if (!bs.includes(b)) {
+        bs.push(b);
+        cs.push(256 + n++);
+      }
+    }
+    return new Map(bs.map((b, i) => [b, String.fromCodePoint(cs[i]!)]));
+  }
+
+  it('scores the zoo exactly as the byte tokenizer does', async () => {
+    const { Evaluator } = await import('../../../src/eval/evaluator.ts');
+    const { openModelDir } = await import('../../../src/checkpoint/model-dir.ts');
+    const ROOT = join(import.meta.dirname, '../../..');
+    const vocab: Record<string, number> = {};
+    for (const [b, ch] of bytesToUnicode()) vocab[ch] = b;
+    const tokFile = join(tmp, 'bytes-tokenizer.json');
+    writeFileSync(
+      tokFile,
+      JSON.stringify({
+        version: '1.0',
+        truncation: null,
+        padding: null,
+        added_tokens: [],
+        normalizer: null,
+        pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+        post_processor: null,
+        decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+        model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+      }),
+    );
+    const hf = HfTokenizer.load(tokFile);
+    expect(hf.encode('what is 9 plus 8? é')).toEqual(new ByteTokenizer().encode('what is 9 plus 8? é'));
+    const micro = readFileSync(join(ROOT, 'evals/micro.yaml'), 'utf8');
+    const suite = join(tmp, 'micro-hf.yaml');
+    writeFileSync(
+      suite,
+      micro
+        .replaceAll('../models/', `${join(ROOT, 'models')}/`)
+        .replace(/(fit|test): micro\//g, `$1: ${join(ROOT, 'evals/micro')}/`)
+        .replace('tokenizer: byte', `tokenizer: ${tokFile}`),
+    );
+    const model = openModelDir(join(ROOT, 'models/micro/expert-math'));
+    const opts = { split: 'test' as const, tasks: ['math_words', 'english'], limit: 40, withPredictions: true };
+    const byHf = await Evaluator.create({ suite });
+    const byByte = await Evaluator.create({ suite: join(ROOT, 'evals/micro.yaml') });
+    try {
+      const a = await byHf.evaluate(model.tensors, opts);
+      const b = await byByte.evaluate(model.tensors, opts);
+      expect(a[0]!.predictions).toEqual(b[0]!.predictions);
+      expect(a[0]!.value).toBeGreaterThan(0.5);
+      expect(a[1]!.value).toBe(b[1]!.value);
+      expect(a[1]!.extra.bits_per_byte!.value).toBe(b[1]!.extra.bits_per_byte!.value);
+    } finally {
+      await byHf.close();
+      await byByte.close();
+      model.close();
+    }
   });
 });
