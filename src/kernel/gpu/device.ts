@@ -59,8 +59,6 @@ export interface OpenDeviceOptions {
   readonly allowSoftware: boolean;
 }
 
-/** Maps a GPU-side failure that surfaced as an exception (a rejected mapAsync, a lost device) to our codes. */
-export type FaultCode = 'gpu.device_lost' | 'gpu.out_of_memory';
 
 /**
  * An open WebGPU device plus the state evomerge keeps about it.
@@ -206,9 +204,12 @@ export class GpuDevice {
     return result!;
   }
 
-  /** Copies `sizeBytes` of `source` (at `sourceOffset`) back to the host through a mapped staging buffer. */
-  async readBack(encoder: GPUCommandEncoder, copies: readonly ReadbackCopy[], totalBytes: number): Promise<ArrayBuffer> {
-    const staging = this.createBuffer(totalBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
+  /**
+   * Submits `encoder` plus the copies into a mapped staging buffer and returns the bytes on the host.
+   * `staging` (MAP_READ | COPY_DST, at least totalBytes) is reused when given, else a temporary one is made.
+   */
+  async readBack(encoder: GPUCommandEncoder, copies: readonly ReadbackCopy[], totalBytes: number, reuse?: GPUBuffer): Promise<ArrayBuffer> {
+    const staging = reuse ?? this.createBuffer(totalBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
     try {
       for (const c of copies) encoder.copyBufferToBuffer(c.source, c.sourceOffset, staging, c.targetOffset, c.sizeBytes);
       this.device.queue.submit([encoder.finish()]);
@@ -217,7 +218,7 @@ export class GpuDevice {
       staging.unmap();
       return copy;
     } finally {
-      staging.destroy();
+      if (reuse === undefined) staging.destroy();
     }
   }
 

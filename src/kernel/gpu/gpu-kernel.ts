@@ -666,7 +666,8 @@ export class GpuKernel implements MergeKernel {
 
   private async readFloats(enc: GPUCommandEncoder, source: GPUBuffer, count: number): Promise<Float32Array> {
     const bytes = count * 4;
-    const data = await this.gpu.readBack(enc, [{ source, sourceOffset: 0, targetOffset: 0, sizeBytes: Math.ceil(bytes / 4) * 4 }], bytes);
+    const staging = this.scratch('readback', bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    const data = await this.gpu.readBack(enc, [{ source, sourceOffset: 0, targetOffset: 0, sizeBytes: bytes }], bytes, staging);
     return new Float32Array(data);
   }
 
