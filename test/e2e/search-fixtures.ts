@@ -1,0 +1,62 @@
+// Shared fixtures of the search e2e tests: a tiny search space over the vendored micro zoo (few items per
+// task, few candidates) written into a temp folder, and a runner for the real CLI (node bin/evomerge.js).
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const cli = path.join(repoRoot, 'bin/evomerge.js');
+const zoo = path.join(repoRoot, 'models/micro');
+
+/** A small but real campaign: 2 experts, 2 layer groups, TA or DARE-TIES, 12 items per task. */
+export function tinySpace(overrides: Record<string, unknown> = {}, genome: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'tiny',
+    base_model: `${zoo}/base`,
+    models: [`${zoo}/expert-math`, `${zoo}/expert-lang`],
+    suite: path.join(repoRoot, 'evals/micro.yaml'),
+    genome: {
+      layer_groups: 2,
+      methods: ['task_arithmetic', 'dare_ties'],
+      parameters: { weight: { min: 0, max: 1.2 }, density: { min: 0.2, max: 1 } },
+      ...genome,
+    },
+    objective: [{ task: 'composite', metric: 'answer_logprob', weight: 1 }],
+    gates: [
+      { name: 'lang_floor', kind: 'floor', task: 'lang', value: -3.0 },
+      { name: 'math_words_floor', kind: 'floor', task: 'math_words', value: 0.05 },
+    ],
+    references: [{ name: 'ties d=0.5', method: 'ties', weight: 1, density: 0.5 }],
+    optimizer: 'cmaes',
+    population_size: 4,
+    budget: { candidates: 8 },
+    seed: 7,
+    workers: 2,
+    eval_limit: 12,
+    ...overrides,
+  };
+}
+
+export function writeSpace(dir: string, name: string, doc: Record<string, unknown>): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, YAML.stringify(doc));
+  return file;
+}
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(cwd: string, ...args: string[]): CliResult {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** stderr without the Dawn adapter notices some machines print when --device auto probes for a GPU. */
+export function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Warning: '));
+}
