@@ -8,7 +8,8 @@ import { SimdRuntime } from './simd-kernels.ts';
 import { combineTaskVectorsSimd } from './simd-task-arithmetic.ts';
 import { slerp } from './slerp.ts';
 import { selectCutsSimd } from './simd-select.ts';
-import { sparsifyAll, type CutSelector } from './sparsify.ts';
+import { bernoulliMaskSimd, maskedL1Simd } from './simd-dare.ts';
+import { plainPasses, sparsifyAll, type SparsifyPasses } from './sparsify.ts';
 import { combineTaskVectors } from './task-arithmetic.ts';
 import { weightedSum } from './weighted-sum.ts';
 
@@ -21,10 +22,20 @@ export interface CpuKernelOptions {
 export class CpuKernel implements MergeKernel {
   readonly device: string;
   private readonly simd: SimdRuntime | null;
+  private readonly passes: SparsifyPasses;
 
   constructor(options: CpuKernelOptions = {}) {
-    this.simd = options.simd === false ? null : SimdRuntime.create();
-    this.device = this.simd === null ? 'cpu' : 'cpu (wasm simd)';
+    const rt = options.simd === false ? null : SimdRuntime.create();
+    this.simd = rt;
+    this.device = rt === null ? 'cpu' : 'cpu (wasm simd)';
+    this.passes =
+      rt === null
+        ? plainPasses
+        : {
+            selectCuts: (base, requests) => selectCutsSimd(rt, base, requests),
+            bernoulliMask: (key, model, n, density) => bernoulliMaskSimd(rt, key, model, n, density),
+            maskedL1: (x, base, mask) => maskedL1Simd(rt, x, base, mask),
+          };
   }
 
   async mergeTensor(job: TensorJob, read: TensorReader): Promise<Float32Array> {
@@ -55,7 +66,6 @@ export class CpuKernel implements MergeKernel {
       case 'task_arithmetic': {
         const base = load(op.base);
         const xs = op.inputs.map((i) => load(i.ref));
-        const selectCuts: CutSelector | undefined = this.simd === null ? undefined : (b, reqs) => selectCutsSimd(this.simd!, b, reqs);
         const trims = sparsifyAll(
           op.inputs.map((input, m) => ({
             x: xs[m],
@@ -71,7 +81,7 @@ export class CpuKernel implements MergeKernel {
             tensorName: job.name,
             modelName: input.ref.model,
           })),
-          selectCuts,
+          this.passes,
         );
         const combine = {
           base,

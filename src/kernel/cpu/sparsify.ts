@@ -8,7 +8,7 @@ import type { RngKey } from '../rng.ts';
 import { differenceSource, KEEP_NONE, selectTopK, type MagnitudeCut } from '../select-kth.ts';
 import { bernoulliMask } from './bernoulli-mask.ts';
 import { dellaMagprune } from './della-magprune.ts';
-import { l1Ratio } from './l1-rescale.ts';
+import { l1Ratio, maskedL1 } from './l1-rescale.ts';
 
 /**
  * How to obtain trim(τ)[e] from τ[e]. After the keep test, a kept value is multiplied by `mul` (the L1 ratio)
@@ -52,9 +52,19 @@ export interface CutRequest {
 /** Computes the cuts of several requests over one base (plainly, or fused in one SIMD pass). */
 export type CutSelector = (base: Float32Array, requests: readonly CutRequest[]) => MagnitudeCut[];
 
-/** selectTopK per request, with the plain loops. */
-export const plainCutSelector: CutSelector = (base, requests) =>
-  requests.map((r) => selectTopK(differenceSource(r.x, base), r.k));
+/** The passes a sparsifier may hand to a faster implementation (SIMD); each must give the same bits. */
+export interface SparsifyPasses {
+  readonly selectCuts: CutSelector;
+  readonly bernoulliMask: typeof bernoulliMask;
+  readonly maskedL1: typeof maskedL1;
+}
+
+/** The plain typed-array loops. */
+export const plainPasses: SparsifyPasses = {
+  selectCuts: (base, requests) => requests.map((r) => selectTopK(differenceSource(r.x, base), r.k)),
+  bernoulliMask,
+  maskedL1,
+};
 
 const ALL: Trim = { kind: 'all' };
 const ZERO: Trim = { kind: 'zero' };
@@ -63,18 +73,18 @@ const ZERO: Trim = { kind: 'zero' };
  * Decides trim(τᵢ) for every model of one tensor (mergekit sparsify.py `sparsify`, per model). The magnitude
  * selections of all models are made together by `selectCuts`, so a fused pass reads base only once.
  */
-export function sparsifyAll(inputs: readonly SparsifyInput[], selectCuts: CutSelector = plainCutSelector): Trim[] {
+export function sparsifyAll(inputs: readonly SparsifyInput[], passes: SparsifyPasses = plainPasses): Trim[] {
   const needs = inputs.map(cutsNeeded);
   const requests: CutRequest[] = [];
   needs.forEach((ks, m) => {
     for (const k of ks) requests.push({ x: inputs[m].x, k });
   });
-  const cuts = requests.length === 0 ? [] : selectCuts(inputs[0].base, requests);
+  const cuts = requests.length === 0 ? [] : passes.selectCuts(inputs[0].base, requests);
   let next = 0;
   return inputs.map((input, m) => {
     const mine = cuts.slice(next, next + needs[m].length);
     next += needs[m].length;
-    return sparsifyWithCuts(input, mine);
+    return sparsifyWithCuts(input, mine, passes);
   });
 }
 
@@ -98,7 +108,7 @@ function cutsNeeded(input: SparsifyInput): number[] {
   return [];
 }
 
-function sparsifyWithCuts(input: SparsifyInput, cuts: MagnitudeCut[]): Trim {
+function sparsifyWithCuts(input: SparsifyInput, cuts: MagnitudeCut[], passes: SparsifyPasses): Trim {
   if (isDense(input)) return ALL;
   switch (input.method) {
     case 'magnitude':
@@ -107,7 +117,7 @@ function sparsifyWithCuts(input: SparsifyInput, cuts: MagnitudeCut[]): Trim {
     case 'magnitude_outliers':
       return cuts.length === 0 ? ZERO : withCutRescale(input, cuts[0], cuts[1]);
     case 'random':
-      return random(input);
+      return random(input, passes);
     case 'della_magprune':
       return dellaMagprune(input);
     case 'none':
@@ -179,20 +189,13 @@ function withCutRescale(input: SparsifyInput, keep: MagnitudeCut, drop: Magnitud
 }
 
 /** mergekit sparsify.py `bernoulli`: i.i.d. keep with probability density, from the counter-based RNG. */
-function random(input: SparsifyInput): Trim {
+function random(input: SparsifyInput, passes: SparsifyPasses): Trim {
   const { x, base, density } = input;
   if (!(density > 0)) return ZERO;
-  const n = x.length;
-  const mask = bernoulliMask(input.rng, input.modelIndex, n, density);
+  const mask = passes.bernoulliMask(input.rng, input.modelIndex, x.length, density);
   if (input.rescale === 'none') return { kind: 'mask', mask, mul: 1, div: 1 };
   // DARE paper (Yu et al. 2024, eq. 2) and mergekit < 0.1.0: divide the kept entries by density.
   if (input.rescale === 'density') return { kind: 'mask', mask, mul: 1, div: Math.fround(density) };
-  let before = 0;
-  let after = 0;
-  for (let e = 0; e < n; e++) {
-    const a = Math.abs(Math.fround(x[e] - base[e]));
-    before += a;
-    if ((mask[e >>> 5] >>> (e & 31)) & 1) after += a;
-  }
+  const { before, after } = passes.maskedL1(x, base, mask);
   return { kind: 'mask', mask, mul: l1Ratio(before, after), div: 1 };
 }

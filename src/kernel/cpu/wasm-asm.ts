@@ -73,6 +73,9 @@ const PLAIN: Record<string, number[]> = {
   'i32x4.add': simd(0xae),
   'i32x4.sub': simd(0xb1),
   'i32x4.mul': simd(0xb5),
+  'i32x4.bitmask': simd(0xa4),
+  'f64x2.promote_low_f32x4': simd(0x5f),
+  'f64x2.add': simd(0xf0),
   'f32x4.abs': simd(0xe0),
   'f32x4.add': simd(0xe4),
   'f32x4.sub': simd(0xe5),
@@ -140,6 +143,11 @@ export class FunctionBuilder {
   }
   v128Store(offset = 0): this {
     this.bytes.push(...simd(0x0b), 4, ...uleb(offset));
+    return this;
+  }
+  /** i8x16.shuffle with 16 lane indices into the concatenation of the two operands. */
+  shuffle(lanes: readonly number[]): this {
+    this.bytes.push(...simd(0x0d), ...lanes);
     return this;
   }
   extractLaneI32(lane: number): this {

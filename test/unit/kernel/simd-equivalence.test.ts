@@ -2,6 +2,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CpuKernel } from '../../../src/kernel/cpu/cpu-kernel.ts';
 import type { Rescale, Sparsification } from '../../../src/kernel/kernel.ts';
+import { bernoulliMask } from '../../../src/kernel/cpu/bernoulli-mask.ts';
+import { maskedL1 } from '../../../src/kernel/cpu/l1-rescale.ts';
+import { bernoulliMaskSimd, maskedL1Simd } from '../../../src/kernel/cpu/simd-dare.ts';
+import { SimdRuntime } from '../../../src/kernel/cpu/simd-kernels.ts';
+import { rngKey } from '../../../src/kernel/rng.ts';
 import { readerOf, taJob } from './job-fixtures.ts';
 
 const simd = new CpuKernel();
@@ -67,6 +72,19 @@ describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
       const a = await simd.mergeTensor(job, readerOf(tensors));
       const b = await plain.mergeTensor(job, readerOf(tensors));
       expect(sameBits(a, b)).toBe(true);
+    }
+  });
+
+  it('DARE mask and L1 norms: SIMD equals the plain loops (several blocks, n not a multiple of 32)', () => {
+    const rt = SimdRuntime.create()!;
+    for (const [n, p, seed, model] of [[200_001, 0.3, 5, 2], [77, 0.9, 2 ** 40 + 3, 0], [4096 * 33 + 5, 1, 1, 1]] as const) {
+      const key = rngKey(seed, 'model.layers.1.self_attn.q_proj.weight');
+      const a = bernoulliMaskSimd(rt, key, model, n, p);
+      const b = bernoulliMask(key, model, n, p);
+      expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+      const x = new Float32Array(n).map((_, i) => Math.sin(i) * 3);
+      const base = new Float32Array(n).map((_, i) => Math.cos(i * 0.7));
+      expect(maskedL1Simd(rt, x, base, a)).toEqual(maskedL1(x, base, b));
     }
   });
 });
