@@ -138,6 +138,10 @@ function parityCases(zoo: Zoo, shape: number[], seed: number): Case[] {
     add('della rescale density (per-element 1/p)', ta(nmT, fTies, 'della_magprune', 'none', false, 'density'), nmT);
     add('della rescale none lambda', ta(nmT, fTies, 'della_magprune', 'sum', false, 'none', 0.8), nmT);
   }
+  const withDensities = (op: MergeOp, densities: number[]): MergeOp =>
+    op.kind === 'task_arithmetic' ? { ...op, inputs: op.inputs.map((input, m) => ({ ...input, density: densities[m] })) } : op;
+  add('densities 0, 1 and 0.5 (dare_ties, l1)', withDensities(ta(nm3, f3, 'random', 'sum', false, 'l1'), [0, 1, 0.5]), nm3);
+  add('magnitude at densities 1, 0.9, 1 (l1)', withDensities(ta(nm3, f3, 'magnitude', 'sum', true, 'l1'), [1, 0.9, 1]), nm3);
   add('slerp', { kind: 'slerp', a: f2.base, b: f2.xs[0], t: 0.35 }, `t2.${tag}`);
   add('slerp far apart', { kind: 'slerp', a: f2.xs[0], b: f3.base, t: 0.6 }, `t2.${tag}`);
   add('model_stock 2', { kind: 'model_stock', base: f2.base, inputs: f2.xs }, `t2.${tag}`);
@@ -304,12 +308,52 @@ describe.each(BACKENDS)('kernel contract: %s', (backend) => {
     expect((err as Error).message).toMatch(/^tensor "bad.weight": /);
   });
 
+  it('breadcrumbs on a tensor with gamma·n < 1 drops the whole task vector (mergekit slice quirk)', async () => {
+    const base = z('q.base', Array.from({ length: 16 }, (_, e) => e / 8));
+    const x = z('q.x', Array.from({ length: 16 }, (_, e) => e / 8 + 0.25 * ((e % 3) - 1) + 0.1));
+    const out = await run([16], {
+      kind: 'task_arithmetic',
+      base,
+      inputs: [{ ...ti(x, 0, 0.7), gamma: 0.05 }],
+      sparsification: 'magnitude_outliers',
+      consensus: 'none',
+      normalize: false,
+      lambda: 1,
+      rescale: 'l1',
+      rng: rngKey(0, 'v'),
+    });
+    expect(Array.from(out)).toEqual(Array.from(zoo.read(base)));
+  });
+
   it('is deterministic: the same job twice gives the same bits', async () => {
     const f = family(zoo, 'det', 5000, 2, 7);
     const job: TensorJob = { name: 'det', shape: [50, 100], op: ta('det', f, 'random', 'sum', false, 'l1') };
     const a = await kernel.mergeTensor(job, zoo.read);
     const b = await kernel.mergeTensor(job, zoo.read);
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+  });
+});
+
+describe('GPU ↔ CPU parity on edge values', () => {
+  it('−0, subnormals, tiny and bf16-max magnitudes merge within tolerance with the same kept set', async () => {
+    const gpu = await openKernel('gpu');
+    const cpu = new CpuKernel();
+    const zoo = new Zoo();
+    const n = 4096;
+    const rnd = generator(77);
+    const special = [-0, 0, 1e-40, -1e-42, 1.4e-45, 1e-30, 3.3895313892515355e38 / 1e6];
+    const base = Float32Array.from({ length: n }, (_, e) => (e % 11 === 0 ? special[e % special.length] : rnd() - 0.5));
+    const xs = [0, 1, 2].map((m) =>
+      zoo.add(`edge${m}`, 'e', Float32Array.from({ length: n }, (_, e) => (e % 7 === m ? base[e] + special[(e + m) % special.length] : base[e] + (rnd() - 0.5) * 0.01))),
+    );
+    const f = { base: zoo.add('edgebase', 'e', base), xs };
+    for (const op of [ta('e', f, 'magnitude', 'sum', true, 'l1'), ta('e', f, 'random', 'sum', false, 'l1'), ta('e', f, 'none', 'none', true, 'none')]) {
+      const job: TensorJob = { name: 'e', shape: [64, 64], op };
+      const want = await cpu.mergeTensor(job, zoo.read);
+      const got = await gpu.mergeTensor(job, zoo.read);
+      expect(relErr(got, want)).toBeLessThanOrEqual(PARITY_TOLERANCE);
+    }
+    await gpu.close();
   });
 });
 
