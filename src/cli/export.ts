@@ -1,12 +1,39 @@
-// Scaffold: replaced by the issue that implements `evomerge export`.
-import type { Command } from 'commander';
-import { EvomergeError } from '../errors.ts';
+// `evomerge export <db> [--candidate ID|best] -o <dir> [--force]`: parses the options and calls the export;
+// no export logic here.
+import { Option, type Command } from 'commander';
+import type { ExecutionProvider } from '../eval/onnx-session.ts';
+import { selectKernel } from '../kernel/select.ts';
+import { exportCandidate } from '../report/export.ts';
+
+interface ExportCliOptions {
+  candidate: string;
+  out: string;
+  force?: boolean;
+  device: 'auto' | 'cpu' | 'gpu';
+  ep: ExecutionProvider;
+}
 
 export function registerExportCommand(program: Command): void {
   program
     .command('export')
-    .description('(not yet implemented)')
-    .action(() => {
-      throw new EvomergeError('cli.not_implemented', 'evomerge export is not implemented yet');
+    .description('write a campaign candidate as a checkpoint with its mergekit recipe and scores, after re-checking every gate on the test split')
+    .argument('<db>', 'campaign database written by evomerge search')
+    .option('--candidate <id>', 'best (the best kept candidate) or a candidate number as the report shows it (#N)', 'best')
+    .requiredOption('-o, --out <dir>', 'output model folder')
+    .option('--force', 'export even if a gate fails on the test split')
+    .addOption(new Option('--device <device>', 'where the merge arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
+    .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider for test scoring').choices(['cpu', 'webgpu']).default('cpu'))
+    .action(async (db: string, opts: ExportCliOptions) => {
+      const r = await exportCandidate({
+        db,
+        candidate: opts.candidate,
+        outDir: opts.out,
+        force: opts.force === true,
+        kernel: () => selectKernel(opts.device),
+        ep: opts.ep,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      const gates = r.verdicts.map((v) => `${v.gate} ${v.pass ? 'pass' : 'FAIL'}`).join(', ');
+      process.stdout.write(`exported candidate #${r.ordinal} to ${r.outDir} (checkpoint, recipe.yaml, scores.json); test-split gates: ${gates || 'none'}${r.forced ? ' (forced)' : ''}\n`);
     });
 }
