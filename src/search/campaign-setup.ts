@@ -18,6 +18,8 @@ export interface RunOverrides {
   readonly budget?: number;
   readonly workers?: number;
   readonly seed?: number;
+  /** Replaces the space's optimizer (benchmarks compare optimisers on one space). */
+  readonly optimizer?: SearchSpace['optimizer'];
 }
 
 export interface CampaignSetup {
@@ -42,6 +44,7 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
     ...parsed,
     ...(overrides.seed !== undefined ? { seed: overrides.seed } : {}),
     ...(overrides.workers !== undefined ? { workers: overrides.workers } : {}),
+    ...(overrides.optimizer !== undefined ? { optimizer: overrides.optimizer } : {}),
   };
   checkSpaceMethods(space);
   const suite = parseSuiteFile(space.suite);

@@ -1,0 +1,90 @@
+// CMA-ES against random search at equal budgets on a search space (default: the micro-EvoLLM demo), over
+// several seeds: the best kept candidate's fit objective and its test composite (the objective task's own
+// metric) after b = each checkpoint budget. Every campaign is a real one (its database kept under --dir).
+// `npm run bench -- search [--space search-spaces/micro-evollm.yaml] [--budgets 50,100,150] [--seeds 1,2,3]
+//   [--optimizers cmaes,random] [--workers 2] [--dir runs/bench-search]`
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import YAML from 'yaml';
+import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
+import { openStore } from '../src/store/db.ts';
+import { runCampaign } from '../src/search/campaign.ts';
+import { prepareCampaign } from '../src/search/campaign-setup.ts';
+import { Scorer } from '../src/search/scorer.ts';
+import type { RecipeDoc } from '../src/search/genome.ts';
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      space: { type: 'string', default: 'search-spaces/micro-evollm.yaml' },
+      budgets: { type: 'string', default: '50,100,150' },
+      seeds: { type: 'string', default: '1,2,3' },
+      optimizers: { type: 'string', default: 'cmaes,random' },
+      workers: { type: 'string', default: '2' },
+      dir: { type: 'string', default: 'runs/bench-search' },
+    },
+  });
+  const budgets = values.budgets.split(',').map(Number).sort((a, b) => a - b);
+  const seeds = values.seeds.split(',').map(Number);
+  const optimizers = values.optimizers.split(',') as ('cmaes' | 'random' | 'grid')[];
+  const workers = Number(values.workers);
+  const max = budgets[budgets.length - 1]!;
+
+  // optimizer → budget → per-seed {fit objective, test metric} of the best kept candidate so far
+  const results = new Map<string, Map<number, { fit: number; test: number; seconds: number }[]>>();
+  for (const optimizer of optimizers) {
+    const perBudget = new Map<number, { fit: number; test: number; seconds: number }[]>();
+    results.set(optimizer, perBudget);
+    for (const seed of seeds) {
+      const db = path.join(values.dir, `${path.basename(values.space, '.yaml')}-${optimizer}-seed${seed}.sqlite`);
+      const t0 = performance.now();
+      await runCampaign({ spaceFile: values.space, db, budget: max, seed, workers, optimizer, kernel: new CpuKernel(), testTop: 0 });
+      const seconds = (performance.now() - t0) / 1000;
+      const setup = prepareCampaign(values.space, { seed, workers, optimizer, budget: max });
+      const task = setup.space.objective[0]!.task;
+      const metric = setup.suite.tasks.find((t) => t.name === task)!.metric;
+      const store = openStore(db);
+      const scorer = await Scorer.create({ suite: setup.suite, graph: setup.space.graph, baseModelDir: setup.space.baseModel.path, kernel: new CpuKernel(), ep: 'cpu', workers: 1, limit: setup.space.evalLimit, baseDir: path.dirname(setup.space.file) });
+      try {
+        const [c] = store.listCampaigns();
+        const kept = store.listCandidates(c!.campaignId, { kind: 'search', status: 'kept' });
+        for (const b of budgets) {
+          const best = kept.filter((k) => k.ordinal! < b).sort((x, y) => y.objective! - x.objective! || x.ordinal! - y.ordinal!)[0];
+          let test = NaN;
+          if (best) {
+            let s = store.listScores(best.candidateId, 'test').find((x) => x.task === task && x.metric === metric);
+            if (!s) {
+              const r = await scorer.scoreRecipe(YAML.parse(best.recipeYaml!) as RecipeDoc, 'test', setup.measures);
+              store.addScores(best.candidateId, r.value.map((v) => ({ ...v, se: Number.isFinite(v.se) ? v.se : null })));
+              s = store.listScores(best.candidateId, 'test').find((x) => x.task === task && x.metric === metric);
+            }
+            test = s!.value;
+          }
+          const list = perBudget.get(b) ?? [];
+          list.push({ fit: best?.objective ?? NaN, test, seconds });
+          perBudget.set(b, list);
+        }
+      } finally {
+        store.close();
+        await scorer.close();
+      }
+      process.stderr.write(`${optimizer} seed ${seed}: ${max} candidates in ${seconds.toFixed(0)} s (${db})\n`);
+    }
+  }
+
+  const setup = prepareCampaign(values.space, { budget: max });
+  const task = setup.space.objective[0]!.task;
+  const metric = setup.suite.tasks.find((t) => t.name === task)!.metric;
+  const f = (xs: number[]) => {
+    const ok = xs.filter(Number.isFinite);
+    if (!ok.length) return 'none kept';
+    const m = ok.reduce((a, b) => a + b, 0) / ok.length;
+    return `${m.toFixed(4)} [${Math.min(...ok).toFixed(3)}, ${Math.max(...ok).toFixed(3)}]${ok.length < xs.length ? ` (${ok.length}/${xs.length} kept)` : ''}`;
+  };
+  console.log(`\n${setup.space.name}: best kept candidate after b evaluated candidates; mean [min, max] over seeds ${seeds.join(', ')}`);
+  console.log(`fit objective = ${setup.space.objective.map((t) => `${t.weight}×${t.task}/${t.metric ?? 'own'}`).join(' + ')}; test = ${task}/${metric}\n`);
+  console.log(`| optimizer | b | best kept fit objective | its test ${task} ${metric} |`);
+  console.log('|---|---|---|---|');
+  for (const [opt, per] of results) for (const b of budgets) console.log(`| ${opt} | ${b} | ${f(per.get(b)!.map((r) => r.fit))} | ${f(per.get(b)!.map((r) => r.test))} |`);
+}
