@@ -190,6 +190,139 @@ function combineConsensus(): FunctionBuilder {
   return f;
 }
 
+/** out = b + λ·((Σₘ (xₘ − b)·wₘ) / div): task_arithmetic in one pass over the chunk (wₘ splatted at wp + 16m). */
+function combineDense(): FunctionBuilder {
+  const f = new FunctionBuilder('combine_dense', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'], []);
+  const [xs, models, slot, wp, b, out, bytes, div, useDiv, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const i = f.local('i32');
+  const m = f.local('i32');
+  const p = f.local('i32');
+  const q = f.local('i32');
+  const bv = f.local('v128');
+  const acc = f.local('v128');
+  const divv = f.local('v128');
+  const lamv = f.local('v128');
+  f.get(div).op('f32x4.splat').set(divv);
+  f.get(lambda).op('f32x4.splat').set(lamv);
+  vectorLoop(f, i, bytes, () => {
+    load(f, b, i);
+    f.set(bv);
+    load(f, xs, i);
+    f.get(bv).op('f32x4.sub').get(wp).v128Load().op('f32x4.mul').set(acc);
+    f.i32(1).set(m);
+    f.get(xs).get(slot).op('i32.add').get(i).op('i32.add').set(p);
+    f.get(wp).i32(16).op('i32.add').set(q);
+    f.block().loop();
+    f.get(m).get(models).op('i32.ge_u').brIf(1);
+    f.get(acc).get(p).v128Load().get(bv).op('f32x4.sub').get(q).v128Load().op('f32x4.mul', 'f32x4.add').set(acc);
+    f.get(p).get(slot).op('i32.add').set(p);
+    f.get(q).i32(16).op('i32.add').set(q);
+    f.get(m).i32(1).op('i32.add').set(m).br(0);
+    f.end().end();
+    f.get(useDiv).if().get(acc).get(divv).op('f32x4.div').set(acc).end();
+    f.get(useLambda).if().get(acc).get(lamv).op('f32x4.mul').set(acc).end();
+    f.get(out).get(i).op('i32.add').get(bv).get(acc).op('f32x4.add').v128Store();
+  });
+  return f;
+}
+
+/**
+ * The magnitude-trimmed combine (ties, breadcrumbs*, task_arithmetic with some models dropped) in one pass.
+ * Per model m a parameter block at prm + 80m: keepFrom (kept iff |τ|bits ≥ keepFrom), keepAt (the keep cut's
+ * bits), dropAt (dropped iff |τ|bits ≥ dropAt), mul, w — each splatted. δₘ = kept ? fround(τ·mul)·w : 0.
+ * consensus 0: out = b + λ·(Σ δₘ / div); 1: as combine_consensus (δₘ kept in the d slots at ds + m·slot).
+ * Returns how many lanes sit exactly at a cut (keepAt or dropAt): the caller redoes such a chunk in index order.
+ */
+function combineCut(): FunctionBuilder {
+  const f = new FunctionBuilder(
+    'combine_cut',
+    ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'],
+    ['i32'],
+  );
+  const [xs, models, slot, prm, ds, b, out, bytes, consensus, div, useDiv, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const i = f.local('i32');
+  const m = f.local('i32');
+  const p = f.local('i32');
+  const q = f.local('i32');
+  const dp = f.local('i32');
+  const bv = f.local('v128');
+  const t = f.local('v128');
+  const bits = f.local('v128');
+  const d = f.local('v128');
+  const acc = f.local('v128');
+  const equal = f.local('v128');
+  const positive = f.local('v128');
+  const mixed = f.local('v128');
+  const divisor = f.local('v128');
+  const agree = f.local('v128');
+  const zero = f.local('v128');
+  const one = f.local('v128');
+  const absMask = f.local('v128');
+  const divv = f.local('v128');
+  const lamv = f.local('v128');
+  f.get(div).op('f32x4.splat').set(divv);
+  f.get(lambda).op('f32x4.splat').set(lamv);
+  f.v128i32(0x3f800000, 0x3f800000, 0x3f800000, 0x3f800000).set(one);
+  f.v128i32(0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff).set(absMask);
+  vectorLoop(f, i, bytes, () => {
+    load(f, b, i);
+    f.set(bv);
+    f.get(zero).set(acc);
+    f.i32(0).set(m);
+    f.get(xs).get(i).op('i32.add').set(p);
+    f.get(prm).set(q);
+    f.get(ds).get(i).op('i32.add').set(dp);
+    f.block().loop();
+    f.get(m).get(models).op('i32.ge_u').brIf(1);
+    f.get(p).v128Load().get(bv).op('f32x4.sub').tee(t).get(absMask).op('v128.and').set(bits);
+    f.get(equal);
+    f.get(bits).get(q).v128Load(16).op('i32x4.eq').get(bits).get(q).v128Load(32).op('i32x4.eq', 'v128.or', 'i32x4.sub').set(equal);
+    f.get(t).get(q).v128Load(48).op('f32x4.mul').get(q).v128Load(64).op('f32x4.mul');
+    f.get(bits).get(q).v128Load(0).op('i32x4.ge_u').get(bits).get(q).v128Load(32).op('i32x4.lt_u', 'v128.and', 'v128.and').set(d);
+    // consensus: keep δ for the agreement pass and sum the vote; otherwise accumulate (δ₀ itself first).
+    f.get(consensus).if();
+    f.get(dp).get(d).v128Store();
+    f.get(acc).get(d).op('f32x4.add').set(acc);
+    f.else();
+    f.get(m).op('i32.eqz').if().get(d).set(acc).else().get(acc).get(d).op('f32x4.add').set(acc).end();
+    f.end();
+    f.get(p).get(slot).op('i32.add').set(p);
+    f.get(dp).get(slot).op('i32.add').set(dp);
+    f.get(q).i32(80).op('i32.add').set(q);
+    f.get(m).i32(1).op('i32.add').set(m).br(0);
+    f.end().end();
+    f.get(consensus).if();
+    // acc is the vote here
+    f.get(acc).get(zero).op('f32x4.ge').set(positive);
+    f.get(zero).set(mixed);
+    f.get(zero).set(divisor);
+    f.i32(0).set(m);
+    f.get(ds).get(i).op('i32.add').set(dp);
+    f.get(prm).set(q);
+    f.block().loop();
+    f.get(m).get(models).op('i32.ge_u').brIf(1);
+    f.get(dp).v128Load().set(d);
+    f.get(d).get(zero).op('f32x4.gt').get(d).get(zero).op('f32x4.lt').get(positive).op('v128.bitselect').set(agree);
+    f.get(mixed).get(d).get(d).get(zero).op('f32x4.mul').get(agree).op('v128.bitselect', 'f32x4.add').set(mixed);
+    f.get(divisor).get(agree).get(q).v128Load(64).op('v128.and', 'f32x4.add').set(divisor);
+    f.get(dp).get(slot).op('i32.add').set(dp);
+    f.get(q).i32(80).op('i32.add').set(q);
+    f.get(m).i32(1).op('i32.add').set(m).br(0);
+    f.end().end();
+    f.get(useDiv).if();
+    f.get(mixed).get(one).get(divisor).get(divisor).get(zero).op('f32x4.eq', 'v128.bitselect', 'f32x4.div').set(mixed);
+    f.end();
+    f.get(mixed).set(acc);
+    f.else();
+    f.get(useDiv).if().get(acc).get(divv).op('f32x4.div').set(acc).end();
+    f.end();
+    f.get(useLambda).if().get(acc).get(lamv).op('f32x4.mul').set(acc).end();
+    f.get(out).get(i).op('i32.add').get(bv).get(acc).op('f32x4.add').v128Store();
+  });
+  sumLanes(f, equal);
+  return f;
+}
+
 /**
  * Selection bracket over |x − b|bits: counts lanes above `hi` (stored as i32 at address 0) and appends the
  * lanes within [lo, hi] to `cand` in index order; returns how many were appended.
@@ -340,13 +473,15 @@ export interface SimdExports {
   combine_sum(d: number, models: number, slot: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number): void;
   combine_consensus(d: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, normalize: number, lambda: number, useLambda: number): void;
   bracket(x: number, b: number, bytes: number, lo: number, hi: number, cand: number): number;
+  combine_dense(xs: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number): void;
+  combine_cut(xs: number, models: number, slot: number, prm: number, ds: number, b: number, out: number, bytes: number, consensus: number, div: number, useDiv: number, lambda: number, useLambda: number): number;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
 
 function compile(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
-  const bytes = buildModule([deltaAll(), deltaCut(), deltaMask(), combineSum(), combineConsensus(), bracket(), bernoulliMaskWords(), maskedL1()]);
+  const bytes = buildModule([deltaAll(), deltaCut(), deltaMask(), combineSum(), combineConsensus(), bracket(), bernoulliMaskWords(), maskedL1(), combineDense(), combineCut()]);
   compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
   return compiled;
 }

@@ -26,16 +26,34 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
   if (Math.abs(weightSum) < 1e-8) weightSum = 1;
   const scalarDivisor = normalize && consensus === 'none' ? weightSum : 1;
 
-  // Memory layout (bytes): [0, 64) scratch | base | x₀..x₍ₘ₋₁₎ | d₀..d₍ₘ₋₁₎ | out | masks | splatted weights
+  // Memory layout (bytes): [0, 64) scratch | base | x₀..x₍ₘ₋₁₎ | d₀..d₍ₘ₋₁₎ | out | masks | splatted weights |
+  // combine_cut parameter blocks (80 bytes per model)
   const bOff = 64;
   const xOff = (m: number) => bOff + (1 + m) * SLOT;
   const dOff = (m: number) => bOff + (1 + models + m) * SLOT;
   const outOff = bOff + (1 + 2 * models) * SLOT;
   const maskOff = (m: number) => outOff + SLOT + m * MASK_SLOT;
   const wOff = maskOff(models);
-  rt.ensure(wOff + 16 * models);
+  const prmOff = wOff + 16 * models;
+  rt.ensure(prmOff + 80 * models);
   const { f32, u32, fn } = rt;
   for (let m = 0; m < models; m++) f32.fill(w32[m], (wOff >> 2) + 4 * m, (wOff >> 2) + 4 * m + 4);
+
+  // One-pass paths: dense task arithmetic, and magnitude cuts (chunks with a lane at a cut are redone below).
+  const dense = consensus === 'none' && trims.every((t) => t.kind === 'all');
+  const fusable = trims.every((t) => t.kind === 'all' || t.kind === 'zero' || (t.kind === 'cut' && t.div === 1));
+  for (let m = 0; m < models; m++) {
+    const t = trims[m];
+    const q = (prmOff >> 2) + 20 * m;
+    const [keepFrom, keepAt, dropAt, mul] =
+      t.kind === 'cut' ? [t.keep.bits + 1, t.keep.bits, t.drop.bits, t.mul] : t.kind === 'zero' ? [0xffffffff, 0xffffffff, 0xffffffff, 1] : [0, 0xffffffff, 0xffffffff, 1];
+    u32.fill(keepFrom >>> 0, q, q + 4);
+    u32.fill(keepAt >>> 0, q + 4, q + 8);
+    u32.fill(dropAt >>> 0, q + 8, q + 12);
+    f32.fill(mul, q + 12, q + 16);
+    f32.fill(w32[m], q + 16, q + 20);
+  }
+  const useScalarDiv = scalarDivisor !== 1 ? 1 : 0;
 
   const keepEqualSeen = new Float64Array(models);
   const dropEqualSeen = new Float64Array(models);
@@ -48,6 +66,23 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
     // Whole vectors: lanes past `count` compute on stale data and are never copied out.
     const bytes = ((count + 3) & ~3) * 4;
     f32.set(base.subarray(start, start + count), b0);
+    if (dense || fusable) {
+      for (let m = 0; m < models; m++) if (trims[m].kind !== 'zero') f32.set(xs[m].subarray(start, start + count), xOff(m) >> 2);
+      if (dense) {
+        fn.combine_dense(xOff(0), models, SLOT, wOff, bOff, outOff, bytes, scalarDivisor, useScalarDiv, lambda32, useLambda);
+        out.set(f32.subarray(outOff >> 2, (outOff >> 2) + count), start);
+        continue;
+      }
+      const atCut =
+        consensus === 'none'
+          ? fn.combine_cut(xOff(0), models, SLOT, prmOff, dOff(0), bOff, outOff, bytes, 0, scalarDivisor, useScalarDiv, lambda32, useLambda)
+          : fn.combine_cut(xOff(0), models, SLOT, prmOff, dOff(0), bOff, outOff, bytes, 1, 1, normalize ? 1 : 0, lambda32, useLambda);
+      if (atCut === 0) {
+        out.set(f32.subarray(outOff >> 2, (outOff >> 2) + count), start);
+        continue;
+      }
+    }
+    // The general path: one δ slot per model, ties at a cut settled in index order, then the combine.
     for (let m = 0; m < models; m++) {
       const x = xs[m];
       const w = w32[m];
