@@ -26,9 +26,12 @@ export interface EvaluatorOptions {
    * binding is built by name against the first weights evaluated. */
   baseModelDir?: string;
   ep?: ExecutionProvider;
-  /** ORT intra-op threads per session (default: ORT's choice, one per core). */
+  /** ORT intra-op threads per session (default: ORT's choice, one per core). On a busy machine 1 is faster:
+   * ORT's spinning worker threads then compete with other processes (measured 2× slower at 16×128 tokens). */
   threads?: number;
-  /** Sessions run side by side (p-limit); tasks are spread over them. Default 1. */
+  /** Sessions (p-limit); tasks are spread over them. Default 1. onnxruntime-node 1.30 executes each run
+   * synchronously on the JS thread, so in one process more sessions add no parallelism (bench/eval.ts): use
+   * `threads` for that; sessions pay off with bindings whose runs are asynchronous. */
   sessions?: number;
   /** Most tokens (rows × sequence length) in one forward pass. Default 2048. */
   batchTokens?: number;

@@ -30,7 +30,8 @@ const EM_TASKS = ['math', 'math_words', 'composite', 'spam'];
 describe('zoo reference scores', () => {
   let ev: Evaluator;
   beforeAll(async () => {
-    ev = await Evaluator.create({ suite: join(ROOT, 'evals/micro.yaml') });
+    // One intra-op thread: CI has 2 cores and runs test files side by side; spinning ORT threads then fight.
+    ev = await Evaluator.create({ suite: join(ROOT, 'evals/micro.yaml'), threads: 1 });
   });
   afterAll(async () => {
     await ev?.close();
