@@ -154,6 +154,8 @@ function checkComplete(
     const parts: string[] = [];
     if (unmatched.length > 0) parts.push(`initializers matching no tensor of ${base.location}: ${listNames(unmatched)}`);
     if (unusedTensors.length > 0) parts.push(`tensors of ${base.location} matching no initializer: ${listNames(unusedTensors)}`);
+    const lowPrecision = graph.initializers.filter((i) => i.dataType === OnnxDataType.FLOAT16 || i.dataType === OnnxDataType.BFLOAT16);
+    if (lowPrecision.length > 0) parts.push(`the graph stores ${lowPrecision.length} initializers in 16-bit floats; export it in float32`);
     throw new EvomergeError('eval.unbound_initializer', `cannot bind the checkpoint to the graph; ${parts.join('; ')}`, {
       file: graph.path,
       field: 'initializers',

@@ -203,6 +203,23 @@ describe('binding', () => {
     expect(e.message).toMatch(new RegExp(`initializers matching no tensor of .*: ${perturbed}; tensors of .* matching no initializer: ${perturbedTensor}$`));
   });
 
+  it('says so when the graph stores its weights in 16-bit floats', () => {
+    const model = decodeModel(readFileSync(ZOO_GRAPH));
+    const norm = model.graph!.initializer!.find((t) => t.name === 'model.norm.weight')!;
+    norm.dataType = 10; // FLOAT16
+    norm.rawData = new Uint8Array(256);
+    const path = join(mkdtempSync(join(tmp, 'f16-')), 'model.onnx');
+    writeFileSync(path, encodeModel(model));
+    const base = openModelDir(join(ROOT, 'models/micro/base'));
+    try {
+      expect(() => buildBinding(OnnxGraph.load(path), base.tensors)).toThrow(
+        /model\.onnx: initializers: cannot bind .*matching no initializer: model\.norm\.weight; the graph stores 1 initializers in 16-bit floats; export it in float32$/,
+      );
+    } finally {
+      base.close();
+    }
+  });
+
   it('refuses a candidate that lacks a bound tensor or has it in another shape', async () => {
     const base = openModelDir(join(ROOT, 'models/micro/base'));
     try {
