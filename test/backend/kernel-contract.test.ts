@@ -51,10 +51,10 @@ class Zoo {
 }
 
 /**
- * base ~ N-ish(0, 1); each expert = base + τ with τ of scale 0.05. `ties`: τ is quantised to 16 levels, so
- * many |τ| are equal at any cut (as with bf16 experts).
+ * base ~ N-ish(0, 1); each expert = base + τ with τ of scale 0.05. `levels` > 0: τ is quantised to that many
+ * levels, so |τ| values repeat at any cut (16: ties everywhere, as with bf16 experts; 3000: a few per value).
  */
-function family(zoo: Zoo, tensor: string, n: number, experts: number, seed: number, ties = false): { base: SourceRef; xs: SourceRef[] } {
+function family(zoo: Zoo, tensor: string, n: number, experts: number, seed: number, levels = 0): { base: SourceRef; xs: SourceRef[] } {
   const rnd = generator(seed);
   const base = new Float32Array(n);
   for (let e = 0; e < n; e++) base[e] = (rnd() + rnd() + rnd() - 1.5) * 0.8;
@@ -63,7 +63,7 @@ function family(zoo: Zoo, tensor: string, n: number, experts: number, seed: numb
     const x = new Float32Array(n);
     for (let e = 0; e < n; e++) {
       let tau = (rnd() - 0.5) * 0.1;
-      if (ties) tau = Math.round(tau * 160) / 160;
+      if (levels > 0) tau = Math.round(tau * levels * 10) / (levels * 10);
       x[e] = base[e] + tau;
     }
     xs.push(zoo.add(`expert${m}`, tensor, x));
@@ -111,7 +111,8 @@ function parityCases(zoo: Zoo, shape: number[], seed: number): Case[] {
   const add = (label: string, op: MergeOp, name: string) => cases.push({ label: `${label} [${tag}]`, job: { name, shape, op } });
   const f3 = family(zoo, `t3.${tag}`, n, 3, seed);
   const f2 = family(zoo, `t2.${tag}`, n, 2, seed + 1);
-  const fTies = family(zoo, `ties.${tag}`, n, 3, seed + 2, true);
+  const fTies = family(zoo, `ties.${tag}`, n, 3, seed + 2, 16);
+  const fFew = family(zoo, `few.${tag}`, n, 3, seed + 3, 3000);
   const nm3 = `t3.${tag}`;
   const nmT = `ties.${tag}`;
   add('linear normalize', { kind: 'weighted_sum', inputs: f3.xs.map((ref, m) => ({ ref, weight: [0.2, 0.5, 0.45][m] })), normalize: true }, nm3);
@@ -123,6 +124,8 @@ function parityCases(zoo: Zoo, shape: number[], seed: number): Case[] {
   add('ties rescale l1', ta(nm3, f3, 'magnitude', 'sum', true, 'l1'), nm3);
   add('ties on tied magnitudes', ta(nmT, fTies, 'magnitude', 'sum', true, 'none'), nmT);
   add('magnitude without consensus, rescale density', ta(nmT, fTies, 'magnitude', 'none', false, 'density'), nmT);
+  add('ties with a few equal magnitudes per value', ta(`few.${tag}`, fFew, 'magnitude', 'sum', true, 'l1'), `few.${tag}`);
+  add('breadcrumbs with a few equal magnitudes per value', ta(`few.${tag}`, fFew, 'magnitude_outliers', 'none', false, 'none'), `few.${tag}`);
   add('dare_linear (l1)', ta(nm3, f3, 'random', 'none', false, 'l1'), nm3);
   add('dare_ties (l1)', ta(nm3, f3, 'random', 'sum', false, 'l1'), nm3);
   add('dare rescale density', ta(nm3, f3, 'random', 'none', false, 'density'), nm3);

@@ -526,7 +526,7 @@ export class GpuKernel implements MergeKernel {
     maskWords: number,
   ): void {
     const blocks = Math.ceil(n / BLOCK_ELEMENTS);
-    const blocksPad = Math.ceil(blocks / 64) * 64;
+    const blocksPad = Math.ceil((blocks + 1) / 64) * 64; // + the total after the per-block prefixes
     const slots = xs.length * 2;
     const sel = this.scratch('sel.state', slots * SELECTION_STRIDE, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
     const hist = this.scratch('sel.hist', slots * RADIX_BINS * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);

@@ -141,7 +141,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 `;
 }
 
-/** Exclusive prefix sum of the per-block tie counts, in place, in one workgroup. */
+/** Exclusive prefix sum of the per-block tie counts, in place, in one workgroup (plus the total at [blocks]). */
 export function tieScanShader(): string {
   return /* wgsl */ `
 ${WGSL_SELECTION}
@@ -172,6 +172,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
     sums[lid.x] = sums[lid.x] + v;
     workgroupBarrier();
   }
+  // counts[blocks] = the total, so that block b holds counts[b + 1] − counts[b] ties.
+  if (lid.x == 255u) { counts[params.blocks] = sums[255]; }
   var run = sums[lid.x] - s;
   for (var b = start; b < end; b = b + 1u) {
     let c = counts[b];
@@ -242,10 +244,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let s0 = sel0;
   let s1 = sel1;
   atomicStore(&words[lid.x], 0u);
-  if (lid.x == 0u) { flag0 = s0.needTie; flag1 = ${two ? 's1.needTie' : '0u'}; }
+  let blocksInChunk = (chunk.count + ${BLOCK_ELEMENTS - 1}u) / ${BLOCK_ELEMENTS}u;
+  // Ranks among the ties are needed only where the cut splits its ties and this block holds some of them.
+  if (lid.x == 0u) {
+    flag0 = 0u;
+    flag1 = 0u;
+    if (block < blocksInChunk) {
+      if (s0.needTie != 0u && counts0[globalBlock + 1u] != counts0[globalBlock]) { flag0 = 1u; }
+      ${two ? 'if (s1.needTie != 0u && counts1[globalBlock + 1u] != counts1[globalBlock]) { flag1 = 1u; }' : ''}
+    }
+  }
   let need0 = workgroupUniformLoad(&flag0);
   let need1 = workgroupUniformLoad(&flag1);
-  let blocksInChunk = (chunk.count + ${BLOCK_ELEMENTS - 1}u) / ${BLOCK_ELEMENTS}u;
   var run0 = 0u;
   var run1 = 0u;
   if (block < blocksInChunk) {
