@@ -1,0 +1,90 @@
+// The import direction of STYLE.md §8.2, made executable: checkpoint ← merge ← search; eval knows neither
+// merge nor search; the store, gates, recipes, kernels and optimisers stand alone. Also: one adapter per runtime.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const SRC = path.resolve(__dirname, '../../src');
+
+/** Which modules each module may import (errors.ts is open to all). */
+const ALLOWED: Record<string, string[]> = {
+  checkpoint: [],
+  kernel: [],
+  recipe: [],
+  gates: [],
+  store: [],
+  'search/optimizers': [],
+  merge: ['kernel', 'checkpoint', 'recipe'],
+  eval: ['checkpoint'],
+  search: ['search/optimizers', 'merge', 'eval', 'gates', 'store', 'recipe', 'checkpoint', 'kernel'],
+  report: ['search', 'search/optimizers', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
+  cli: ['report', 'search', 'search/optimizers', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
+};
+
+/** Runtime packages that only one module may import: the single adapter for that runtime. */
+const SINGLE_ADAPTER: Record<string, string> = {
+  'onnxruntime-node': 'eval/onnx-session.ts',
+  webgpu: 'kernel/gpu/device.ts',
+  'better-sqlite3': 'store/db.ts',
+};
+
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = path.join(dir, name);
+    return statSync(p).isDirectory() ? walk(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+function moduleOf(file: string): string {
+  const rel = path.relative(SRC, file).split(path.sep).join('/');
+  if (rel === 'errors.ts') return 'errors';
+  if (rel.startsWith('search/optimizers/')) return 'search/optimizers';
+  return rel.split('/')[0];
+}
+
+/** Import specifiers of a file, with whether the import is type-only (erased at run time). */
+function importsOf(file: string): { spec: string; typeOnly: boolean }[] {
+  const text = readFileSync(file, 'utf8');
+  const out: { spec: string; typeOnly: boolean }[] = [];
+  const re = /(?:^|\n)\s*(import|export)\s+(type\s+)?[^'";]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    out.push({ spec: m[3] ?? m[4], typeOnly: Boolean(m[2]) });
+  }
+  return out;
+}
+
+const files = walk(SRC);
+
+describe('architecture', () => {
+  it('finds the sources', () => {
+    expect(files.length).toBeGreaterThan(40);
+  });
+
+  it('imports flow one way (STYLE.md §8.2)', () => {
+    const violations: string[] = [];
+    for (const file of files) {
+      const from = moduleOf(file);
+      for (const { spec, typeOnly } of importsOf(file)) {
+        if (!spec.startsWith('.')) continue;
+        const to = moduleOf(path.resolve(path.dirname(file), spec));
+        if (to === from || to === 'errors') continue;
+        // the store may name the records it stores, nothing that decides
+        if (from === 'store' && typeOnly) continue;
+        if (!(ALLOWED[from] ?? []).includes(to)) violations.push(`${path.relative(SRC, file)} → ${spec} (${from} may not import ${to})`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('keeps one adapter per runtime', () => {
+    const violations: string[] = [];
+    for (const file of files) {
+      const rel = path.relative(SRC, file).split(path.sep).join('/');
+      for (const { spec, typeOnly } of importsOf(file)) {
+        const owner = SINGLE_ADAPTER[spec];
+        if (owner && owner !== rel && !typeOnly) violations.push(`${rel} imports ${spec} (only ${owner} may)`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+});
