@@ -44,9 +44,10 @@ describe('evomerge eval', () => {
     expect(lines.slice(3).map((l) => l.trim().split(/\s+/)[0])).toEqual(['bits_per_byte', 'next_token_accuracy']);
   });
 
-  it('scores a recipe merged in memory: the README rows "TA all3 w=0.5" and "TA math+lang w=1" (fit)', () => {
+  // One merge row (the one with non-zero exact matches on three tasks); "TA all3 w=0.5" (0.147, 0, 0, 0.055,
+  // -2.418, -1.281) was checked the same way and passes too, left out to save CI time.
+  it('scores a recipe merged in memory: the README row "TA math+lang w=1" (fit)', () => {
     const rows: [string, Record<string, number>, number[]][] = [
-      ['ta-all3.yaml', { 'expert-math': 0.5, 'expert-lang': 0.5, 'expert-spam': 0.5 }, [0.147, 0.0, 0.0, 0.055, -2.418, -1.281]],
       ['ta-math-lang.yaml', { 'expert-math': 1, 'expert-lang': 1 }, [0.213, 0.167, 0.047, 0.0, -1.955, -1.392]],
     ];
     for (const [file, weights, ref] of rows) {
