@@ -1,6 +1,8 @@
 // Source tensors kept on the device across merges: each (model, tensor) is uploaded once as float32 and
 // reused by every later candidate of a campaign. Past the budget (or on a device allocation failure) it
 // says so once and streams the remaining sources per job instead; it never evicts what is resident.
+// A hit is keyed by (ref.model, ref.tensor, numel) and is not re-read: the reader must return the same values
+// for the same ref for the kernel's lifetime (a recipe dtype that rounds inputs must show in the ref).
 
 import { EvomergeError } from '../../errors.ts';
 import type { SourceRef, TensorReader } from '../kernel.ts';
