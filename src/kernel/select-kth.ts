@@ -133,7 +133,7 @@ export function kthLargestU32(arr: Uint32Array, len: number, kk: number): { valu
 
 /**
  * A sampled bracket (Floyd–Rivest style) around the cut of the k largest: [lo, hi] in |v| bits, estimated from
- * a strided sample of 65536 magnitudes with a ±5σ margin, and the buffer for the magnitudes inside it.
+ * a strided sample of 65536 magnitudes with a ±4σ margin, and the buffer for the magnitudes inside it.
  */
 export interface BracketPlan {
   readonly k: number;
@@ -156,7 +156,7 @@ export function planBracket(src: ValueSource, k: number): BracketPlan {
   sample.sort(); // the 65536-element sample, not the tensor
   const q = k / n;
   const at = m - q * m; // ascending index of the cut within the sample
-  const margin = Math.ceil(5 * Math.sqrt(m * q * (1 - q))) + 32;
+  const margin = Math.ceil(4 * Math.sqrt(m * q * (1 - q))) + 16; // a miss costs a fallback, not correctness
   const loIdx = Math.floor(at - margin);
   const hiIdx = Math.ceil(at + margin);
   const lo = loIdx <= 0 ? 0 : sample[loIdx];

@@ -228,18 +228,31 @@ function combineDense(): FunctionBuilder {
 
 /**
  * The magnitude-trimmed combine (ties, breadcrumbs*, task_arithmetic with some models dropped) in one pass.
- * Per model m a parameter block at prm + 80m: keepFrom (kept iff |τ|bits ≥ keepFrom), keepAt (the keep cut's
- * bits), dropAt (dropped iff |τ|bits ≥ dropAt), mul, w — each splatted. δₘ = kept ? fround(τ·mul)·w : 0.
- * consensus 0: out = b + λ·(Σ δₘ / div); 1: as combine_consensus (δₘ kept in the d slots at ds + m·slot).
+ * Per model m a parameter block at prm + 80m, each splatted: keepAbove (kept iff |τ|bits > keepAbove, signed:
+ * −1 keeps all, 0x7fffffff none), keepAt (the keep cut's bits), dropAt (kept only if |τ|bits < dropAt), mul, w.
+ * δₘ = kept ? fround(τ·mul)·w : 0.
+ * Without consensus: out = b + λ·(Σ δₘ / div); with it: as combine_consensus (δₘ kept in the d slots at
+ * ds + m·slot). Variants leave out the drop cut (magnitude: nothing dropped) and the rescale (mul = 1).
  * Returns how many lanes sit exactly at a cut (keepAt or dropAt): the caller redoes such a chunk in index order.
  */
-function combineCut(): FunctionBuilder {
+/** Which parts of combine_cut a variant contains (specialised so the hot loop carries no unused work). */
+export interface CutVariant {
+  readonly consensus: boolean;
+  readonly drop: boolean;
+  readonly mul: boolean;
+}
+
+export function cutVariantName(v: CutVariant): string {
+  return `combine_cut_${v.consensus ? 's' : 'n'}${v.drop ? 'd' : '_'}${v.mul ? 'm' : '_'}`;
+}
+
+function combineCut(v: CutVariant): FunctionBuilder {
   const f = new FunctionBuilder(
-    'combine_cut',
-    ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'],
+    cutVariantName(v),
+    ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'],
     ['i32'],
   );
-  const [xs, models, slot, prm, ds, b, out, bytes, consensus, div, useDiv, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const [xs, models, slot, prm, ds, b, out, bytes, div, useDiv, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
   const i = f.local('i32');
   const m = f.local('i32');
   const p = f.local('i32');
@@ -275,47 +288,53 @@ function combineCut(): FunctionBuilder {
     f.block().loop();
     f.get(m).get(models).op('i32.ge_u').brIf(1);
     f.get(p).v128Load().get(bv).op('f32x4.sub').tee(t).get(absMask).op('v128.and').set(bits);
-    f.get(equal);
-    f.get(bits).get(q).v128Load(16).op('i32x4.eq').get(bits).get(q).v128Load(32).op('i32x4.eq', 'v128.or', 'i32x4.sub').set(equal);
-    f.get(t).get(q).v128Load(48).op('f32x4.mul').get(q).v128Load(64).op('f32x4.mul');
-    f.get(bits).get(q).v128Load(0).op('i32x4.ge_u').get(bits).get(q).v128Load(32).op('i32x4.lt_u', 'v128.and', 'v128.and').set(d);
-    // consensus: keep δ for the agreement pass and sum the vote; otherwise accumulate (δ₀ itself first).
-    f.get(consensus).if();
-    f.get(dp).get(d).v128Store();
-    f.get(acc).get(d).op('f32x4.add').set(acc);
-    f.else();
-    f.get(m).op('i32.eqz').if().get(d).set(acc).else().get(acc).get(d).op('f32x4.add').set(acc).end();
-    f.end();
+    f.get(equal).get(bits).get(q).v128Load(16).op('i32x4.eq');
+    if (v.drop) f.get(bits).get(q).v128Load(32).op('i32x4.eq', 'v128.or');
+    f.op('i32x4.sub').set(equal);
+    f.get(t);
+    if (v.mul) f.get(q).v128Load(48).op('f32x4.mul');
+    f.get(q).v128Load(64).op('f32x4.mul');
+    f.get(bits).get(q).v128Load(0).op('i32x4.gt_s');
+    if (v.drop) f.get(q).v128Load(32).get(bits).op('i32x4.gt_s', 'v128.and');
+    f.op('v128.and').set(d);
+    if (v.consensus) {
+      // keep δ for the agreement pass; acc is the vote Σ δₘ
+      f.get(dp).get(d).v128Store();
+      f.get(acc).get(d).op('f32x4.add').set(acc);
+    } else {
+      f.get(m).op('i32.eqz').if().get(d).set(acc).else().get(acc).get(d).op('f32x4.add').set(acc).end();
+    }
     f.get(p).get(slot).op('i32.add').set(p);
     f.get(dp).get(slot).op('i32.add').set(dp);
     f.get(q).i32(80).op('i32.add').set(q);
     f.get(m).i32(1).op('i32.add').set(m).br(0);
     f.end().end();
-    f.get(consensus).if();
-    // acc is the vote here
-    f.get(acc).get(zero).op('f32x4.ge').set(positive);
-    f.get(zero).set(mixed);
-    f.get(zero).set(divisor);
-    f.i32(0).set(m);
-    f.get(ds).get(i).op('i32.add').set(dp);
-    f.get(prm).set(q);
-    f.block().loop();
-    f.get(m).get(models).op('i32.ge_u').brIf(1);
-    f.get(dp).v128Load().set(d);
-    f.get(d).get(zero).op('f32x4.gt').get(d).get(zero).op('f32x4.lt').get(positive).op('v128.bitselect').set(agree);
-    f.get(mixed).get(d).get(d).get(zero).op('f32x4.mul').get(agree).op('v128.bitselect', 'f32x4.add').set(mixed);
-    f.get(divisor).get(agree).get(q).v128Load(64).op('v128.and', 'f32x4.add').set(divisor);
-    f.get(dp).get(slot).op('i32.add').set(dp);
-    f.get(q).i32(80).op('i32.add').set(q);
-    f.get(m).i32(1).op('i32.add').set(m).br(0);
-    f.end().end();
-    f.get(useDiv).if();
-    f.get(mixed).get(one).get(divisor).get(divisor).get(zero).op('f32x4.eq', 'v128.bitselect', 'f32x4.div').set(mixed);
-    f.end();
-    f.get(mixed).set(acc);
-    f.else();
-    f.get(useDiv).if().get(acc).get(divv).op('f32x4.div').set(acc).end();
-    f.end();
+    if (v.consensus) {
+      // flip = sign bit where the elected sign is −; then agree ⇔ (δ ⊕ flip) > 0 (false for 0 and NaN).
+      f.v128i32(0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0).get(acc).get(zero).op('f32x4.ge', 'v128.andnot').set(positive);
+      f.get(zero).set(mixed);
+      f.get(zero).set(divisor);
+      f.i32(0).set(m);
+      f.get(ds).get(i).op('i32.add').set(dp);
+      f.get(prm).set(q);
+      f.block().loop();
+      f.get(m).get(models).op('i32.ge_u').brIf(1);
+      f.get(dp).v128Load().set(d);
+      f.get(d).get(positive).op('v128.xor').get(zero).op('f32x4.gt').set(agree);
+      f.get(mixed).get(d).get(d).get(zero).op('f32x4.mul').get(agree).op('v128.bitselect', 'f32x4.add').set(mixed);
+      f.get(divisor).get(agree).get(q).v128Load(64).op('v128.and', 'f32x4.add').set(divisor);
+      f.get(dp).get(slot).op('i32.add').set(dp);
+      f.get(q).i32(80).op('i32.add').set(q);
+      f.get(m).i32(1).op('i32.add').set(m).br(0);
+      f.end().end();
+      // useDiv is `normalize` here: element-wise by the agreeing weights, 0 → 1
+      f.get(useDiv).if();
+      f.get(mixed).get(one).get(divisor).get(divisor).get(zero).op('f32x4.eq', 'v128.bitselect', 'f32x4.div').set(mixed);
+      f.end();
+      f.get(mixed).set(acc);
+    } else {
+      f.get(useDiv).if().get(acc).get(divv).op('f32x4.div').set(acc).end();
+    }
     f.get(useLambda).if().get(acc).get(lamv).op('f32x4.mul').set(acc).end();
     f.get(out).get(i).op('i32.add').get(bv).get(acc).op('f32x4.add').v128Store();
   });
@@ -323,9 +342,14 @@ function combineCut(): FunctionBuilder {
   return f;
 }
 
+/** Every combine_cut variant. */
+const CUT_VARIANTS: CutVariant[] = [false, true].flatMap((consensus) =>
+  [false, true].flatMap((drop) => [false, true].map((mul) => ({ consensus, drop, mul }))),
+);
+
 /**
  * Selection bracket over |x − b|bits: counts lanes above `hi` (stored as i32 at address 0) and appends the
- * lanes within [lo, hi] to `cand` in index order; returns how many were appended.
+ * lanes within [lo, hi] to `cand` in index order; returns how many were appended. lo, hi ≤ 0x7fffffff.
  */
 function bracket(): FunctionBuilder {
   const f = new FunctionBuilder('bracket', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'], ['i32']);
@@ -337,6 +361,7 @@ function bracket(): FunctionBuilder {
   const absMask = f.local('v128');
   const bits = f.local('v128');
   const inside = f.local('v128');
+  const outside = f.local('v128');
   const above = f.local('v128');
   f.get(lo).op('i32x4.splat').set(lov);
   f.get(hi).op('i32x4.splat').set(hiv);
@@ -345,14 +370,15 @@ function bracket(): FunctionBuilder {
     load(f, x, i);
     load(f, b, i);
     f.op('f32x4.sub').get(absMask).op('v128.and').set(bits);
-    f.get(above).get(bits).get(hiv).op('i32x4.gt_u', 'i32x4.sub').set(above);
-    f.get(bits).get(lov).op('i32x4.ge_u').get(bits).get(hiv).op('i32x4.le_u', 'v128.and').tee(inside);
+    // |τ| bits are non-negative as i32, so signed compares (one instruction on x86) order them correctly.
+    f.get(bits).get(hiv).op('i32x4.gt_s').tee(outside);
+    f.get(above).get(outside).op('i32x4.sub').set(above);
+    f.get(lov).get(bits).op('i32x4.gt_s', 'v128.or', 'v128.not').tee(inside);
     f.op('v128.any_true').if();
+    // Branch-free append: always store the lane, advance only when it is inside (mask lane = −1).
     for (let lane = 0; lane < 4; lane++) {
-      f.get(inside).extractLaneI32(lane).if();
       f.get(cand).get(c).i32(2).op('i32.shl', 'i32.add').get(bits).extractLaneI32(lane).i32Store();
-      f.get(c).i32(1).op('i32.add').set(c);
-      f.end();
+      f.get(c).get(inside).extractLaneI32(lane).op('i32.sub').set(c);
     }
     f.end();
   });
@@ -474,14 +500,15 @@ export interface SimdExports {
   combine_consensus(d: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, normalize: number, lambda: number, useLambda: number): void;
   bracket(x: number, b: number, bytes: number, lo: number, hi: number, cand: number): number;
   combine_dense(xs: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number): void;
-  combine_cut(xs: number, models: number, slot: number, prm: number, ds: number, b: number, out: number, bytes: number, consensus: number, div: number, useDiv: number, lambda: number, useLambda: number): number;
+  /** combine_cut variants by cutVariantName. */
+  [variant: `combine_cut_${string}`]: (xs: number, models: number, slot: number, prm: number, ds: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number) => number;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
 
 function compile(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
-  const bytes = buildModule([deltaAll(), deltaCut(), deltaMask(), combineSum(), combineConsensus(), bracket(), bernoulliMaskWords(), maskedL1(), combineDense(), combineCut()]);
+  const bytes = buildModule([deltaAll(), deltaCut(), deltaMask(), combineSum(), combineConsensus(), bracket(), bernoulliMaskWords(), maskedL1(), combineDense(), ...CUT_VARIANTS.map(combineCut)]);
   compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
   return compiled;
 }

@@ -47,7 +47,7 @@ function runFusedBrackets(
   const bOff = 64;
   const xOff = bOff + SLOT;
   const cOff = xOff + SLOT;
-  rt.ensure(cOff + SLOT);
+  rt.ensure(cOff + SLOT + 16); // the branch-free append may store up to 3 lanes past the last candidate
   const { f32, u32, fn } = rt;
   const counts = requests.map(() => ({ above: 0, count: 0 }));
   const byX = xs.map((x) => plans.map((p, i) => (p !== null && requests[i].x === x ? i : -1)).filter((i) => i >= 0));
@@ -66,7 +66,7 @@ function runFusedBrackets(
         const acc = counts[r];
         const cand = plan.cand;
         if (acc.count > cand.length) continue; // overflowed: finishBracket will refuse it
-        const c = fn.bracket(xOff, bOff, vec * 4, plan.lo, plan.hi, cOff);
+        const c = fn.bracket(xOff, bOff, vec * 4, plan.lo, Math.min(plan.hi, 0x7fffffff), cOff);
         acc.above += u32[0];
         if (acc.count + c <= cand.length) cand.set(u32.subarray(c0, c0 + c), acc.count);
         acc.count += c;

@@ -2,7 +2,7 @@
 // and inputs are copied into the module's memory, combined there, and copied out. Bit-identical to the
 // reference loops (tests compare them); ties at a magnitude cut are settled here in index order.
 
-import type { SimdRuntime } from './simd-kernels.ts';
+import { cutVariantName, type SimdRuntime } from './simd-kernels.ts';
 import type { CombineInput } from './task-arithmetic.ts';
 
 const CHUNK = 4096;
@@ -45,15 +45,29 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
   for (let m = 0; m < models; m++) {
     const t = trims[m];
     const q = (prmOff >> 2) + 20 * m;
-    const [keepFrom, keepAt, dropAt, mul] =
-      t.kind === 'cut' ? [t.keep.bits + 1, t.keep.bits, t.drop.bits, t.mul] : t.kind === 'zero' ? [0xffffffff, 0xffffffff, 0xffffffff, 1] : [0, 0xffffffff, 0xffffffff, 1];
-    u32.fill(keepFrom >>> 0, q, q + 4);
+    // Signed compares on |τ| bits (0 … 0x7fffffff): keepAbove −1 keeps all, 0x7fffffff keeps none; a model
+    // without a drop cut gets dropAt 0x7fffffff (only a NaN pattern equals it, and that chunk is redone).
+    const [keepAbove, keepAt, dropAt, mul] =
+      t.kind === 'cut'
+        ? [t.keep.bits, t.keep.bits, t.drop.bits === 0xffffffff ? 0x7fffffff : t.drop.bits, t.mul]
+        : t.kind === 'zero'
+          ? [0x7fffffff, 0xffffffff, 0x7fffffff, 1]
+          : [0xffffffff, 0xffffffff, 0x7fffffff, 1];
+    u32.fill(keepAbove >>> 0, q, q + 4);
     u32.fill(keepAt >>> 0, q + 4, q + 8);
     u32.fill(dropAt >>> 0, q + 8, q + 12);
     f32.fill(mul, q + 12, q + 16);
     f32.fill(w32[m], q + 16, q + 20);
   }
   const useScalarDiv = scalarDivisor !== 1 ? 1 : 0;
+  const combineCut =
+    fn[
+      cutVariantName({
+        consensus: consensus === 'sum',
+        drop: trims.some((t) => t.kind === 'cut' && t.drop.bits !== 0xffffffff),
+        mul: trims.some((t) => t.kind === 'cut' && t.mul !== 1),
+      }) as `combine_cut_${string}`
+    ];
 
   const keepEqualSeen = new Float64Array(models);
   const dropEqualSeen = new Float64Array(models);
@@ -75,8 +89,8 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
       }
       const atCut =
         consensus === 'none'
-          ? fn.combine_cut(xOff(0), models, SLOT, prmOff, dOff(0), bOff, outOff, bytes, 0, scalarDivisor, useScalarDiv, lambda32, useLambda)
-          : fn.combine_cut(xOff(0), models, SLOT, prmOff, dOff(0), bOff, outOff, bytes, 1, 1, normalize ? 1 : 0, lambda32, useLambda);
+          ? combineCut(xOff(0), models, SLOT, prmOff, dOff(0), bOff, outOff, bytes, scalarDivisor, useScalarDiv, lambda32, useLambda)
+          : combineCut(xOff(0), models, SLOT, prmOff, dOff(0), bOff, outOff, bytes, 1, normalize ? 1 : 0, lambda32, useLambda);
       if (atCut === 0) {
         out.set(f32.subarray(outOff >> 2, (outOff >> 2) + count), start);
         continue;

@@ -54,6 +54,7 @@ const PLAIN: Record<string, number[]> = {
   'i32x4.eq': simd(0x37),
   'i32x4.ne': simd(0x38),
   'i32x4.lt_u': simd(0x3a),
+  'i32x4.gt_s': simd(0x3b),
   'i32x4.gt_u': simd(0x3c),
   'i32x4.le_u': simd(0x3e),
   'i32x4.ge_u': simd(0x40),
