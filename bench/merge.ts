@@ -146,11 +146,15 @@ export async function main(argv: string[]): Promise<void> {
     const into = (kernel as Partial<CpuKernel>).mergeTensorInto?.bind(kernel);
     const reusedOut = into === undefined ? undefined : new Float32Array(n);
     const taSeconds: Record<string, number> = {};
+    // A GPU kernel is also timed without the copy back to the host: the device's own throughput.
+    const onDevice = (kernel as { mergeTensorOnDevice?: (j: TensorJob, r: typeof read) => Promise<void> }).mergeTensorOnDevice?.bind(kernel);
+    const placeholder = onDevice === undefined ? undefined : new Float32Array(n);
     for (const method of values.methods.split(',')) {
       const { job, inputs } = jobFor(method, shape);
       const bytes = (inputs + 1) * tensorBytes;
       const variants: [string, () => Promise<Float32Array>][] = [['fresh', () => kernel.mergeTensor(job, read)]];
       if (into !== undefined && reusedOut !== undefined) variants.push(['reused', async () => into(job, read, reusedOut)]);
+      if (onDevice !== undefined && placeholder !== undefined) variants.push(['on device', async () => (await onDevice(job, read), placeholder)]);
       if (device !== 'cpu') await kernel.mergeTensor(job, read);
       for (const [output, run] of variants) {
         const times: number[] = [];

@@ -74,6 +74,7 @@ export class GpuKernel implements MergeKernel {
   private readonly plans = new Map<number, ChunkPlan>();
   private readonly scratchBuffers = new Map<string, GPUBuffer>();
   private tail: Promise<unknown> = Promise.resolve();
+  private keepOutputOnDevice = false;
   private closed = false;
 
   private constructor(
@@ -103,6 +104,23 @@ export class GpuKernel implements MergeKernel {
 
   mergeTensor(job: TensorJob, read: TensorReader): Promise<Float32Array> {
     const run = this.tail.then(() => this.run(job, read));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Runs a job but leaves the merged tensor on the device (no copy back): for benchmarks that separate the
+   * device's arithmetic from the transfer to the host. Resolves when the device has finished.
+   */
+  mergeTensorOnDevice(job: TensorJob, read: TensorReader): Promise<void> {
+    const run = this.tail.then(async () => {
+      this.keepOutputOnDevice = true;
+      try {
+        await this.run(job, read);
+      } finally {
+        this.keepOutputOnDevice = false;
+      }
+    });
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -200,7 +218,7 @@ export class GpuKernel implements MergeKernel {
       this.dispatch(pass, pipeline, entries, Math.ceil(chunk.count / 256));
     }
     pass.end();
-    return this.readFloats(enc, out, n);
+    return this.readOutput(enc, out, n);
   }
 
   // ---- slerp: mergekit slerp.py (whole tensor as one vector) ----
@@ -393,7 +411,7 @@ export class GpuKernel implements MergeKernel {
       this.dispatch(pass, pipeline, entries, Math.ceil(chunk.count / 256));
     }
     pass.end();
-    return this.readFloats(enc, out, n);
+    return this.readOutput(enc, out, n);
   }
 
   /**
@@ -662,6 +680,14 @@ export class GpuKernel implements MergeKernel {
     pass.setBindGroup(0, group);
     const [x, y] = dispatchGrid(groups, this.gpu.limits.maxComputeWorkgroupsPerDimension);
     if (x > 0) pass.dispatchWorkgroups(x, y);
+  }
+
+  /** The job's final readback, or (mergeTensorOnDevice) a submit and a wait for the device to finish. */
+  private async readOutput(enc: GPUCommandEncoder, out: GPUBuffer, n: number): Promise<Float32Array> {
+    if (!this.keepOutputOnDevice) return this.readFloats(enc, out, n);
+    this.gpu.device.queue.submit([enc.finish()]);
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    return new Float32Array(0);
   }
 
   private async readFloats(enc: GPUCommandEncoder, source: GPUBuffer, count: number): Promise<Float32Array> {
