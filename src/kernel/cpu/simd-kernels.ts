@@ -240,10 +240,12 @@ export interface CutVariant {
   readonly consensus: boolean;
   readonly drop: boolean;
   readonly mul: boolean;
+  /** Keep lanes from a bitset (DARE) instead of magnitude cuts: the block's first word is the mask slot address. */
+  readonly mask?: boolean;
 }
 
 export function cutVariantName(v: CutVariant): string {
-  return `combine_cut_${v.consensus ? 's' : 'n'}${v.drop ? 'd' : '_'}${v.mul ? 'm' : '_'}`;
+  return `combine_cut_${v.consensus ? 's' : 'n'}${v.drop ? 'd' : '_'}${v.mul ? 'm' : '_'}${v.mask ? 'k' : '_'}`;
 }
 
 function combineCut(v: CutVariant): FunctionBuilder {
@@ -287,16 +289,26 @@ function combineCut(v: CutVariant): FunctionBuilder {
     f.get(ds).get(i).op('i32.add').set(dp);
     f.block().loop();
     f.get(m).get(models).op('i32.ge_u').brIf(1);
-    f.get(p).v128Load().get(bv).op('f32x4.sub').tee(t).get(absMask).op('v128.and').set(bits);
-    f.get(equal).get(bits).get(q).v128Load(16).op('i32x4.eq');
-    if (v.drop) f.get(bits).get(q).v128Load(32).op('i32x4.eq', 'v128.or');
-    f.op('i32x4.sub').set(equal);
-    f.get(t);
-    if (v.mul) f.get(q).v128Load(48).op('f32x4.mul');
-    f.get(q).v128Load(64).op('f32x4.mul');
-    f.get(bits).get(q).v128Load(0).op('i32x4.gt_s');
-    if (v.drop) f.get(q).v128Load(32).get(bits).op('i32x4.gt_s', 'v128.and');
-    f.op('v128.and').set(d);
+    if (v.mask) {
+      // lanes of the 4 mask bits of these elements: (word[i >> 7] >>> (((i >> 4) & 7) << 2)) & 15
+      f.get(p).v128Load().get(bv).op('f32x4.sub');
+      if (v.mul) f.get(q).v128Load(48).op('f32x4.mul');
+      f.get(q).v128Load(64).op('f32x4.mul');
+      f.get(q).i32Load().get(i).i32(7).op('i32.shr_u').i32(2).op('i32.shl', 'i32.add').i32Load();
+      f.get(i).i32(4).op('i32.shr_u').i32(7).op('i32.and').i32(2).op('i32.shl', 'i32.shr_u').i32(15).op('i32.and');
+      f.op('i32x4.splat').v128i32(1, 2, 4, 8).op('v128.and').get(zero).op('i32x4.ne', 'v128.and').set(d);
+    } else {
+      f.get(p).v128Load().get(bv).op('f32x4.sub').tee(t).get(absMask).op('v128.and').set(bits);
+      f.get(equal).get(bits).get(q).v128Load(16).op('i32x4.eq');
+      if (v.drop) f.get(bits).get(q).v128Load(32).op('i32x4.eq', 'v128.or');
+      f.op('i32x4.sub').set(equal);
+      f.get(t);
+      if (v.mul) f.get(q).v128Load(48).op('f32x4.mul');
+      f.get(q).v128Load(64).op('f32x4.mul');
+      f.get(bits).get(q).v128Load(0).op('i32x4.gt_s');
+      if (v.drop) f.get(q).v128Load(32).get(bits).op('i32x4.gt_s', 'v128.and');
+      f.op('v128.and').set(d);
+    }
     if (v.consensus) {
       // keep δ for the agreement pass; acc is the vote Σ δₘ
       f.get(dp).get(d).v128Store();
@@ -343,9 +355,10 @@ function combineCut(v: CutVariant): FunctionBuilder {
 }
 
 /** Every combine_cut variant. */
-const CUT_VARIANTS: CutVariant[] = [false, true].flatMap((consensus) =>
-  [false, true].flatMap((drop) => [false, true].map((mul) => ({ consensus, drop, mul }))),
-);
+const CUT_VARIANTS: CutVariant[] = [false, true].flatMap((consensus) => [
+  ...[false, true].flatMap((drop) => [false, true].map((mul) => ({ consensus, drop, mul }))),
+  ...[false, true].map((mul) => ({ consensus, drop: false, mul, mask: true })),
+]);
 
 /**
  * Selection bracket over |x − b|bits: counts lanes above `hi` (stored as i32 at address 0) and appends the

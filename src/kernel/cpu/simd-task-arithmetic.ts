@@ -41,7 +41,10 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
 
   // One-pass paths: dense task arithmetic, and magnitude cuts (chunks with a lane at a cut are redone below).
   const dense = consensus === 'none' && trims.every((t) => t.kind === 'all');
-  const fusable = trims.every((t) => t.kind === 'all' || t.kind === 'zero' || (t.kind === 'cut' && t.div === 1));
+  const anyMask = trims.some((t) => t.kind === 'mask');
+  const fusable = anyMask
+    ? trims.every((t) => t.kind === 'all' || t.kind === 'zero' || (t.kind === 'mask' && t.div === 1))
+    : trims.every((t) => t.kind === 'all' || t.kind === 'zero' || (t.kind === 'cut' && t.div === 1));
   for (let m = 0; m < models; m++) {
     const t = trims[m];
     const q = (prmOff >> 2) + 20 * m;
@@ -58,6 +61,13 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
     u32.fill(dropAt >>> 0, q + 8, q + 12);
     f32.fill(mul, q + 12, q + 16);
     f32.fill(w32[m], q + 16, q + 20);
+    if (anyMask) {
+      // The mask variant reads the model's bitset chunk at the address in the block's first word; models
+      // without a mask get all-ones ('all') or all-zeros ('zero') words.
+      u32[q] = maskOff(m);
+      if (t.kind !== 'mask') u32.fill(t.kind === 'zero' ? 0 : 0xffffffff, maskOff(m) >> 2, (maskOff(m) + MASK_SLOT) >> 2);
+      f32.fill(t.kind === 'mask' ? t.mul : 1, q + 12, q + 16);
+    }
   }
   const useScalarDiv = scalarDivisor !== 1 ? 1 : 0;
   const combineCut =
@@ -65,7 +75,8 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
       cutVariantName({
         consensus: consensus === 'sum',
         drop: trims.some((t) => t.kind === 'cut' && t.drop.bits !== 0xffffffff),
-        mul: trims.some((t) => t.kind === 'cut' && t.mul !== 1),
+        mul: trims.some((t) => (t.kind === 'cut' || t.kind === 'mask') && t.mul !== 1),
+        mask: anyMask,
       }) as `combine_cut_${string}`
     ];
 
@@ -81,7 +92,11 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
     const bytes = ((count + 3) & ~3) * 4;
     f32.set(base.subarray(start, start + count), b0);
     if (dense || fusable) {
-      for (let m = 0; m < models; m++) if (trims[m].kind !== 'zero') f32.set(xs[m].subarray(start, start + count), xOff(m) >> 2);
+      for (let m = 0; m < models; m++) {
+        const t = trims[m];
+        if (t.kind !== 'zero') f32.set(xs[m].subarray(start, start + count), xOff(m) >> 2);
+        if (t.kind === 'mask') u32.set(t.mask.subarray(start >>> 5, (start + count + 31) >>> 5), maskOff(m) >> 2);
+      }
       if (dense) {
         fn.combine_dense(xOff(0), models, SLOT, wOff, bOff, outOff, bytes, scalarDivisor, useScalarDiv, lambda32, useLambda);
         out.set(f32.subarray(outOff >> 2, (outOff >> 2) + count), start);
