@@ -1,16 +1,17 @@
 // ONNX Runtime for evomerge: the only runtime import of onnxruntime-node. Loads one graph and runs it with any
 // weight set, in one of two modes (WeightMode):
 // - 'inputs' (default): the weight initializers become graph inputs once; every run feeds the candidate's
-//   Float32Arrays (wrapped, not copied, by the node binding). Binding a candidate costs ~0.1 ms; each run pays
-//   ~0.5 ms more than a constant-weight session (ORT can no longer fold the Transpose(W) nodes or pre-pack) —
-//   measured on the zoo by bench/eval.ts, 1 thread: 1.8 vs 1.3 ms at 1×20 tokens, 71 vs 70 ms at 16×128.
-//   Works for any model size (weights never go through protobuf's 2 GB limit) and never touches disk.
+//   Float32Arrays (wrapped, not copied, by the node binding). Binding a candidate costs ~0.05 ms; each run pays
+//   ~0.4–0.7 ms more than a session with the weights built in (marshalling 57 feeds; bench/eval.ts, 1 thread:
+//   1.2 vs 0.9 ms at 1×20 tokens, 6.4 vs 5.7 ms at 32×6, equal within noise at 16×128). Folding the graph's
+//   Transpose(W) nodes into pre-transposed inputs was tried and gained nothing measurable, so it is not done.
+//   Works for any model size (weights never pass protobuf's 2 GB limit) and never touches disk.
 // - 'rebuild': a session per candidate from the model bytes with the candidate's initializers written in
-//   (~135–260 ms per candidate on the zoo: re-encode + ORT graph optimisation); runs then cost what a plain
-//   session's do. Meant for GPU providers, where 'inputs' would copy every weight host→device on every run;
-//   limited to models under 2 GB.
-// On CPU the zoo's per-candidate totals are within noise of each other (bench/eval.ts); 'inputs' is the
-// default for its scaling and its zero per-candidate cost.
+//   (70–260 ms per candidate on the zoo depending on load: re-encode + ORT graph optimisation); its runs cost
+//   what a plain session's do. Meant for GPU providers, where 'inputs' copies every weight host→device on
+//   every run; limited to models under 2 GB.
+// Per zoo candidate (six tasks, ~4.5 s on one busy core) the two modes came out within ±10% of each other,
+// either way round, across bench runs; 'inputs' is the default for its scaling and its zero per-candidate cost.
 import { readFileSync, openSync, readSync, closeSync, fstatSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, isAbsolute } from 'node:path';
