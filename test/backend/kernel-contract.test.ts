@@ -54,10 +54,11 @@ class Zoo {
  * base ~ N-ish(0, 1); each expert = base + τ with τ of scale 0.05. `levels` > 0: τ is quantised to that many
  * levels, so |τ| values repeat at any cut (16: ties everywhere, as with bf16 experts; 3000: a few per value).
  */
-function family(zoo: Zoo, tensor: string, n: number, experts: number, seed: number, levels = 0): { base: SourceRef; xs: SourceRef[] } {
+function family(zoo: Zoo, tensor: string, n: number, experts: number, seed: number, levels = 0, bf16 = false): { base: SourceRef; xs: SourceRef[] } {
   const rnd = generator(seed);
   const base = new Float32Array(n);
   for (let e = 0; e < n; e++) base[e] = (rnd() + rnd() + rnd() - 1.5) * 0.8;
+  if (bf16) toBf16(base);
   const xs: SourceRef[] = [];
   for (let m = 0; m < experts; m++) {
     const x = new Float32Array(n);
@@ -66,9 +67,16 @@ function family(zoo: Zoo, tensor: string, n: number, experts: number, seed: numb
       if (levels > 0) tau = Math.round(tau * levels * 10) / (levels * 10);
       x[e] = base[e] + tau;
     }
+    if (bf16) toBf16(x);
     xs.push(zoo.add(`expert${m}`, tensor, x));
   }
   return { base: zoo.add('base', tensor, base), xs };
+}
+
+/** Truncates every value to bfloat16 in place (as a bf16 checkpoint upcast to float32 reads). */
+function toBf16(values: Float32Array): void {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let e = 0; e < bits.length; e++) bits[e] = (bits[e] & 0xffff0000) >>> 0;
 }
 
 function tv(ref: SourceRef, m: number, over: Partial<TaskVectorInput> = {}): TaskVectorInput {
@@ -104,15 +112,15 @@ interface Case {
 }
 
 /** Every op and option combination the parity suite covers, on the given tensor shape. */
-function parityCases(zoo: Zoo, shape: number[], seed: number): Case[] {
+function parityCases(zoo: Zoo, shape: number[], seed: number, bf16 = false): Case[] {
   const n = shape.reduce((a, b) => a * b, 1);
-  const tag = shape.join('x');
+  const tag = shape.join('x') + (bf16 ? ' bf16' : '');
   const cases: Case[] = [];
   const add = (label: string, op: MergeOp, name: string) => cases.push({ label: `${label} [${tag}]`, job: { name, shape, op } });
-  const f3 = family(zoo, `t3.${tag}`, n, 3, seed);
-  const f2 = family(zoo, `t2.${tag}`, n, 2, seed + 1);
-  const fTies = family(zoo, `ties.${tag}`, n, 3, seed + 2, 16);
-  const fFew = family(zoo, `few.${tag}`, n, 3, seed + 3, 3000);
+  const f3 = family(zoo, `t3.${tag}`, n, 3, seed, 0, bf16);
+  const f2 = family(zoo, `t2.${tag}`, n, 2, seed + 1, 0, bf16);
+  const fTies = family(zoo, `ties.${tag}`, n, 3, seed + 2, 16, bf16);
+  const fFew = family(zoo, `few.${tag}`, n, 3, seed + 3, 3000, bf16);
   const nm3 = `t3.${tag}`;
   const nmT = `ties.${tag}`;
   add('linear normalize', { kind: 'weighted_sum', inputs: f3.xs.map((ref, m) => ({ ref, weight: [0.2, 0.5, 0.45][m] })), normalize: true }, nm3);
@@ -364,8 +372,12 @@ describe.each(['gpu', 'gpu-chunked'] as const)('GPU ↔ CPU parity: %s', (backen
   let gpu: MergeKernel;
   const cpu = new CpuKernel();
   const zoo = new Zoo();
-  const shapes = backend === 'gpu' ? [[64, 96], [300, 200], [129]] : [[20000], [3, 8192], [200, 90]];
-  const cases = shapes.flatMap((s, i) => parityCases(zoo, s, 100 + i * 10));
+  // bf16: exactly-bf16 sources, which the GPU keeps packed two per word (odd sizes test the last half word).
+  const shapes: [number[], boolean][] =
+    backend === 'gpu'
+      ? [[[64, 96], false], [[300, 200], false], [[129], false], [[64, 96], true], [[129], true]]
+      : [[[20000], false], [[3, 8192], false], [[200, 90], false], [[20001], true], [[200, 90], true]];
+  const cases = shapes.flatMap(([s, bf16], i) => parityCases(zoo, s, 100 + i * 10, bf16));
   beforeAll(async () => {
     gpu = await openKernel(backend);
   });

@@ -62,6 +62,29 @@ describe('resident source cache', () => {
     await kernel.close();
   });
 
+  it('keeps exactly-bf16 sources packed (half the bytes) with results identical to float32 storage', async () => {
+    const packed = await GpuKernel.create({ allowSoftware: true, log: () => {} });
+    const plain = await GpuKernel.create({ allowSoftware: true, log: () => {}, residentStorage: 'f32' });
+    const { read } = zoo();
+    const bf16Read = (ref: SourceRef) => {
+      const data = read(ref).slice();
+      const bits = new Uint32Array(data.buffer);
+      for (let e = 0; e < bits.length; e++) bits[e] = (bits[e] & 0xffff0000) >>> 0;
+      return data;
+    };
+    for (let c = 0; c < 2; c++) {
+      for (const job of candidate(c)) {
+        const a = await packed.mergeTensor(job, bf16Read);
+        const b = await plain.mergeTensor(job, bf16Read);
+        expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+      }
+    }
+    expect(plain.cache.bytes).toBe(MODELS.length * TENSORS.length * N * 4);
+    expect(packed.cache.bytes).toBe(MODELS.length * TENSORS.length * N * 2);
+    await packed.close();
+    await plain.close();
+  });
+
   it('past the budget: one notice, streaming per job, identical results', async () => {
     const unlimited = await GpuKernel.create({ allowSoftware: true, log: () => {} });
     const lines: string[] = [];

@@ -10,6 +10,7 @@ import { ResidentCache, type DeviceTensor } from './resident-cache.ts';
 import { BLOCK_ELEMENTS, CHUNK_UNIFORM_STRIDE, TILE_ELEMENTS } from './wgsl/chunk.ts';
 import { dellaShader } from './wgsl/della.ts';
 import { linearCombinationShader } from './wgsl/linear-combination.ts';
+import { offsetBytes, sourceBinding, windowBytes } from './wgsl/source.ts';
 import {
   histogramShader,
   maskShader,
@@ -38,6 +39,8 @@ export interface GpuKernelOptions extends Partial<OpenDeviceOptions> {
   readonly residentBudgetBytes?: number;
   /** Where one-line notices go (sources not fitting); default stderr. */
   readonly log?: (line: string) => void;
+  /** 'auto' (default): exactly-bf16 sources are kept as packed bf16, half the memory; 'f32': always float32. */
+  readonly residentStorage?: 'auto' | 'f32';
 }
 
 interface Chunk {
@@ -92,6 +95,7 @@ export class GpuKernel implements MergeKernel {
     this.chunkElements = Math.min(wanted, maxChunk);
     this.cache = new ResidentCache(gpu, {
       budgetBytes: options.residentBudgetBytes ?? Infinity,
+      storage: options.residentStorage ?? 'auto',
       log: options.log ?? ((line) => process.stderr.write(line + '\n')),
     });
   }
@@ -203,7 +207,7 @@ export class GpuKernel implements MergeKernel {
     const paramBuf = this.uniformData('lc.params', params);
     const out = this.scratch('out', n * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
     const withBase = post.base !== undefined;
-    const pipeline = this.gpu.pipeline(linearCombinationShader(xs.length, withBase));
+    const pipeline = this.gpu.pipeline(linearCombinationShader(xs.map((x) => x.format), post.base?.format));
     const enc = this.gpu.device.createCommandEncoder();
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
@@ -211,8 +215,8 @@ export class GpuKernel implements MergeKernel {
       const entries: GPUBindGroupEntry[] = [
         this.chunkEntry(0, plan, c),
         { binding: 1, resource: { buffer: paramBuf } },
-        ...xs.map((x, m) => window(2 + m, x.buffer, chunk)),
-        ...(post.base !== undefined ? [window(2 + xs.length, post.base.buffer, chunk)] : []),
+        ...xs.map((x, m) => sourceWindow(2 + m, x, chunk)),
+        ...(post.base !== undefined ? [sourceWindow(2 + xs.length, post.base, chunk)] : []),
         window(2 + xs.length + (withBase ? 1 : 0), out, chunk),
       ];
       this.dispatch(pass, pipeline, entries, Math.ceil(chunk.count / 256));
@@ -230,7 +234,7 @@ export class GpuKernel implements MergeKernel {
   ): Promise<Float32Array> {
     const a = await get(op.a);
     const b = await get(op.b);
-    const [aa, bb, ab] = await this.sums(n, [a, b], 'let va = x0[i];\n      let vb = x1[i];', ['va * va', 'vb * vb', 'va * vb']);
+    const [aa, bb, ab] = await this.sums(n, [a, b], 'let va = x0_at(i);\n      let vb = x1_at(i);', ['va * va', 'vb * vb', 'va * vb']);
     const t = op.t;
     // normalize(v, eps=1e-8) divides only when ‖v‖ > eps; dot of the normalised copies.
     const na = Math.sqrt(aa);
@@ -264,7 +268,7 @@ export class GpuKernel implements MergeKernel {
     for (const r of op.inputs) xs.push(await get(r));
     const count = xs.length;
     this.checkBindings(job, count + 2);
-    const prelude = ['let b = x0[i];', ...xs.map((_, m) => `let o${m} = x${m + 1}[i] - b;`)].join('\n      ');
+    const prelude = ['let b = x0_at(i);', ...xs.map((_, m) => `let o${m} = x${m + 1}_at(i) - b;`)].join('\n      ');
     const pairs: [number, number][] = [];
     for (let i = 0; i < count; i++) for (let j = i; j < count; j++) pairs.push([i, j]);
     const sums = await this.sums(n, [base, ...xs], prelude, pairs.map(([i, j]) => `o${i} * o${j}`));
@@ -307,6 +311,9 @@ export class GpuKernel implements MergeKernel {
       sparsification: op.sparsification,
       consensus: op.consensus === 'sum',
       normalize: op.normalize,
+      baseFormat: base.format,
+      // DELLA's combine reads the float32 trim(τ) values its pass wrote, not the sources.
+      formats: xs.map((x) => (op.sparsification === 'della_magprune' ? 'f32' : x.format)),
     };
     const plan = this.plan(n);
     const maskWords = Math.ceil(Math.ceil(n / 32) / 64) * 64;
@@ -357,11 +364,11 @@ export class GpuKernel implements MergeKernel {
       this.encodeMasks(enc, plan, n, base, xs, maskPlans, masks, maskWords);
     }
     // DELLA: trim(τ) of every model is computed by its own pass; the combine reads those values.
-    let sources = xs.map((x) => x.buffer);
+    let sources: Pick<DeviceTensor, 'buffer' | 'format'>[] = xs;
     let sourceOffset = (_m: number) => 0;
     if (op.sparsification === 'della_magprune') {
       const della = await this.della(job, op, n, base, xs, sparsified);
-      sources = xs.map(() => della.vals);
+      sources = xs.map(() => ({ buffer: della.vals, format: 'f32' }));
       sourceOffset = (m) => m * della.stride;
       op.inputs.forEach((_, m) => {
         if (della.scales[m] !== 1) f32[(TA_HEADER_BYTES + TA_MODEL_BYTES * m) / 4 + 1] = della.scales[m];
@@ -375,8 +382,8 @@ export class GpuKernel implements MergeKernel {
       const extra: ((chunk: Chunk) => GPUBindGroupEntry)[] = [
         () => ({ binding: 2, resource: { buffer: paramBuf } }),
         ...(masks !== undefined ? [() => ({ binding: 3, resource: { buffer: masks, size: count * maskWords * 4 } })] : []),
-        (chunk) => window(4, base.buffer, chunk),
-        ...xs.map((x, m) => (chunk: Chunk) => window(5 + m, x.buffer, chunk)),
+        (chunk) => sourceWindow(4, base, chunk),
+        ...xs.map((x, m) => (chunk: Chunk) => sourceWindow(5 + m, x, chunk)),
       ];
       const sums = await this.sumsWith(enc, n, reduceShader(parts), parts.terms.length, extra);
       enc = this.gpu.device.createCommandEncoder();
@@ -403,8 +410,8 @@ export class GpuKernel implements MergeKernel {
       const entries: GPUBindGroupEntry[] = [
         this.chunkEntry(0, plan, c),
         { binding: 1, resource: { buffer: paramBuf } },
-        window(3, base.buffer, chunk),
-        ...sources.map((buffer, m) => window(4 + m, buffer, { offset: sourceOffset(m) + chunk.offset, count: chunk.count })),
+        sourceWindow(3, base, chunk),
+        ...sources.map((t, m) => sourceWindow(4 + m, t, { offset: sourceOffset(m) + chunk.offset, count: chunk.count })),
         window(4 + count, out, chunk),
       ];
       if (masks !== undefined) entries.push({ binding: 2, resource: { buffer: masks, size: count * maskWords * 4 } });
@@ -494,16 +501,16 @@ export class GpuKernel implements MergeKernel {
     const paramBuf = this.uniformData('della.params', params);
     const groupsPad = Math.ceil(groups / 32) * 32; // 256-byte aligned windows of (Σ|τ|, Σ|kept τ|) pairs
     const partials = this.scratch('della.partials', count * groupsPad * 2 * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
-    const pipeline = this.gpu.pipeline(dellaShader(perElement));
     const enc = this.gpu.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    pass.setPipeline(pipeline);
     op.inputs.forEach((_, m) => {
+      const pipeline = this.gpu.pipeline(dellaShader(perElement, base.format, xs[m].format));
+      pass.setPipeline(pipeline);
       const entries: GPUBindGroupEntry[] = [
         { binding: 0, resource: { buffer: paramBuf, offset: m * 256, size: 32 } },
         { binding: 1, resource: { buffer: thrBuf, offset: m * rowPad * 4, size: rowPad * 4 } },
-        { binding: 3, resource: { buffer: base.buffer, offset: 0, size: n * 4 } },
-        { binding: 4, resource: { buffer: xs[m].buffer, offset: 0, size: n * 4 } },
+        sourceWindow(3, base, { offset: 0, count: n }),
+        sourceWindow(4, xs[m], { offset: 0, count: n }),
         { binding: 5, resource: { buffer: vals, offset: m * stride * 4, size: n * 4 } },
         { binding: 6, resource: { buffer: partials, offset: m * groupsPad * 2 * 4, size: groups * 2 * 4 } },
       ];
@@ -578,6 +585,7 @@ export class GpuKernel implements MergeKernel {
     for (const p of maskPlans) {
       if (p === undefined || p.dropAll) continue;
       const x = xs[p.model];
+      const formats = { base: base.format, x: x.format };
       const maskWin: GPUBindGroupEntry = {
         binding: 7,
         resource: { buffer: masks, offset: p.model * maskWords * 4, size: maskWords * 4 },
@@ -585,13 +593,13 @@ export class GpuKernel implements MergeKernel {
       const selections: [number, boolean][] = p.rule.kind === 'top' ? [[2 * p.model, true]] : [[2 * p.model, true], [2 * p.model + 1, true]];
       for (const [slot, descending] of selections) {
         for (let k = 0; k < RADIX_PASSES.length; k++) {
-          const hp = this.gpu.pipeline(histogramShader(k));
+          const hp = this.gpu.pipeline(histogramShader(k, formats));
           pass.setPipeline(hp);
           for (const [c, chunk] of plan.chunks.entries()) {
             this.dispatch(
               pass,
               hp,
-              [this.chunkEntry(0, plan, c), selWin(1, slot), histWin(2, slot), window(3, base.buffer, chunk), window(4, x.buffer, chunk)],
+              [this.chunkEntry(0, plan, c), selWin(1, slot), histWin(2, slot), sourceWindow(3, base, chunk), sourceWindow(4, x, chunk)],
               Math.ceil(chunk.count / TILE_ELEMENTS),
             );
           }
@@ -599,13 +607,13 @@ export class GpuKernel implements MergeKernel {
           pass.setPipeline(sp);
           this.dispatch(pass, sp, [selWin(0, slot), histWin(1, slot)], 1);
         }
-        const tc = this.gpu.pipeline(tieCountShader());
+        const tc = this.gpu.pipeline(tieCountShader(formats));
         pass.setPipeline(tc);
         for (const [c, chunk] of plan.chunks.entries()) {
           this.dispatch(
             pass,
             tc,
-            [this.chunkEntry(0, plan, c), selWin(1, slot), countWin(2, slot), window(3, base.buffer, chunk), window(4, x.buffer, chunk)],
+            [this.chunkEntry(0, plan, c), selWin(1, slot), countWin(2, slot), sourceWindow(3, base, chunk), sourceWindow(4, x, chunk)],
             Math.ceil(chunk.count / BLOCK_ELEMENTS),
           );
         }
@@ -613,7 +621,7 @@ export class GpuKernel implements MergeKernel {
         pass.setPipeline(ts);
         this.dispatch(pass, ts, [{ binding: 0, resource: { buffer: scanParams } }, selWin(1, slot), countWin(2, slot)], 1);
       }
-      const mp = this.gpu.pipeline(maskShader(p.rule));
+      const mp = this.gpu.pipeline(maskShader(p.rule, formats));
       pass.setPipeline(mp);
       const bottomSlot = p.rule.kind === 'top' ? 2 * p.model : 2 * p.model + 1;
       for (const [c, chunk] of plan.chunks.entries()) {
@@ -626,8 +634,8 @@ export class GpuKernel implements MergeKernel {
             selWin(2, bottomSlot),
             countWin(3, 2 * p.model),
             countWin(4, bottomSlot),
-            window(5, base.buffer, chunk),
-            window(6, x.buffer, chunk),
+            sourceWindow(5, base, chunk),
+            sourceWindow(6, x, chunk),
             maskWin,
           ],
           Math.ceil(chunk.count / BLOCK_ELEMENTS),
@@ -641,10 +649,10 @@ export class GpuKernel implements MergeKernel {
 
   /** K sums over the tensor of expressions of x0..x(m−1) (bound at 2..), added in float64 on the host. */
   private async sums(n: number, xs: readonly DeviceTensor[], prelude: string, terms: readonly string[]): Promise<number[]> {
-    const decls = xs.map((_, m) => `@group(0) @binding(${2 + m}) var<storage, read> x${m}: array<f32>;`).join('\n');
+    const decls = xs.map((x, m) => sourceBinding(2 + m, `x${m}`, x.format)).join('\n');
     const code = reduceShader({ decls, prelude, terms });
     const enc = this.gpu.device.createCommandEncoder();
-    return this.sumsWith(enc, n, code, terms.length, xs.map((x, m) => (chunk: Chunk) => window(2 + m, x.buffer, chunk)));
+    return this.sumsWith(enc, n, code, terms.length, xs.map((x, m) => (chunk: Chunk) => sourceWindow(2 + m, x, chunk)));
   }
 
   private async sumsWith(
@@ -750,7 +758,12 @@ export class GpuKernel implements MergeKernel {
   }
 }
 
-/** A chunk's window of a whole-tensor buffer (offsets are multiples of BLOCK_ELEMENTS·4 bytes). */
+/** A chunk's window of a source tensor in its storage format (offsets are multiples of BLOCK_ELEMENTS elements). */
+function sourceWindow(binding: number, t: Pick<DeviceTensor, 'buffer' | 'format'>, chunk: Chunk): GPUBindGroupEntry {
+  return { binding, resource: { buffer: t.buffer, offset: offsetBytes(t.format, chunk.offset), size: windowBytes(t.format, chunk.count) } };
+}
+
+/** A chunk's window of a whole-tensor float32 buffer (offsets are multiples of BLOCK_ELEMENTS·4 bytes). */
 function window(binding: number, buffer: GPUBuffer, chunk: Chunk): GPUBindGroupEntry {
   return { binding, resource: { buffer, offset: chunk.offset * 4, size: chunk.count * 4 } };
 }

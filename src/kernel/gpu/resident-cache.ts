@@ -7,15 +7,20 @@
 import { EvomergeError } from '../../errors.ts';
 import type { SourceRef, TensorReader } from '../kernel.ts';
 import type { GpuDevice } from './device.ts';
+import type { SourceFormat } from './wgsl/source.ts';
 
-/** A float32 tensor on the device. `resident: false` means the caller must destroy it after the job. */
+/** A source tensor on the device. `resident: false` means the caller must destroy it after the job. */
 export interface DeviceTensor {
   readonly buffer: GPUBuffer;
   readonly numel: number;
   readonly resident: boolean;
+  /** float32, or bfloat16 packed two per u32 when every value is exactly a bf16 (lossless). */
+  readonly format: SourceFormat;
 }
 
 export interface ResidentCacheOptions {
+  /** 'auto': keep exactly-bf16 sources as packed bf16 (half the memory, identical values); 'f32': never. */
+  readonly storage: 'auto' | 'f32';
   /** Most bytes kept resident; Infinity = until the device refuses an allocation. */
   readonly budgetBytes: number;
   /** Receives the one-line notice when sources stop fitting. */
@@ -59,7 +64,9 @@ export class ResidentCache {
         field: `tensor "${ref.tensor}"`,
       });
     }
-    const bytes = numel * 4;
+    const format: SourceFormat = this.options.storage === 'auto' && isExactBf16(data) ? 'bf16' : 'f32';
+    const packed = format === 'bf16' ? packBf16(data) : data;
+    const bytes = packed.byteLength;
     if (bytes > this.gpu.limits.maxBufferSize) {
       throw new EvomergeError('gpu.unsupported', `${bytes} bytes exceed the device's maxBufferSize ${this.gpu.limits.maxBufferSize}`, {
         file: ref.model,
@@ -70,7 +77,7 @@ export class ResidentCache {
       this.stopResidency(`the resident budget of ${mib(this.options.budgetBytes)} is reached`);
     }
     if (!this.full) {
-      const t = await this.tryUpload(data, true);
+      const t = await this.tryUpload(packed, numel, format, true);
       if (t !== undefined) {
         this.tensors.set(key, t);
         this.residentBytes += bytes;
@@ -78,7 +85,7 @@ export class ResidentCache {
       }
       this.stopResidency('the device refused a further allocation');
     }
-    const streamed = await this.tryUpload(data, false);
+    const streamed = await this.tryUpload(packed, numel, format, false);
     if (streamed === undefined) {
       throw new EvomergeError('gpu.out_of_memory', `out of GPU memory uploading ${mib(bytes)} (${this.gpu.adapter.text})`, {
         file: ref.model,
@@ -108,7 +115,7 @@ export class ResidentCache {
   }
 
   /** Uploads inside an out-of-memory scope; undefined if the device could not allocate. */
-  private async tryUpload(data: Float32Array, resident: boolean): Promise<DeviceTensor | undefined> {
+  private async tryUpload(data: Float32Array | Uint32Array, numel: number, format: SourceFormat, resident: boolean): Promise<DeviceTensor | undefined> {
     const device = this.gpu.device;
     this.gpu.checkAlive();
     device.pushErrorScope('out-of-memory');
@@ -125,8 +132,27 @@ export class ResidentCache {
       return undefined;
     }
     this.uploadedBytes += data.byteLength;
-    return { buffer, numel: data.length, resident };
+    return { buffer, numel, resident, format };
   }
+}
+
+/** Whether every value is exactly representable in bfloat16 (its low 16 bits are zero). */
+function isExactBf16(data: Float32Array): boolean {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0xffff) !== 0) return false;
+  return true;
+}
+
+/** The high halves of the float32 bit patterns, two per u32 (element 2k in the low half). */
+function packBf16(data: Float32Array): Uint32Array {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const out = new Uint32Array(Math.ceil(data.length / 2));
+  for (let k = 0; k < out.length; k++) {
+    const lo = bits[2 * k] >>> 16;
+    const hi = 2 * k + 1 < bits.length ? bits[2 * k + 1] >>> 16 : 0;
+    out[k] = (lo | (hi << 16)) >>> 0;
+  }
+  return out;
 }
 
 function mib(bytes: number): string {

@@ -4,13 +4,14 @@
 // Ranks are counted by comparing against the whole row through workgroup tiles: O(n · row length), no sort.
 
 import { WGSL_RNG } from './rng.ts';
+import { sourceBinding, type SourceFormat } from './source.ts';
 
 /**
  * Bindings: 0 params (uniform), 1 thresholds by rank (u32, keepThreshold(p)), 2 p by rank (f32; only with
  * the per-element 1/p rescale), 3 base,
  * 4 x (whole tensor), 5 vals (trim(τ), whole tensor), 6 partials (Σ|τ|, Σ|kept τ| per workgroup).
  */
-export function dellaShader(perElementRescale: boolean): string {
+export function dellaShader(perElementRescale: boolean, baseFormat: SourceFormat, xFormat: SourceFormat): string {
   return /* wgsl */ `
 ${WGSL_RNG}
 struct Params {
@@ -26,8 +27,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> thresholds: array<u32>;
 ${perElementRescale ? '@group(0) @binding(2) var<storage, read> probs: array<f32>;' : ''}
-@group(0) @binding(3) var<storage, read> base: array<f32>;
-@group(0) @binding(4) var<storage, read> x: array<f32>;
+${sourceBinding(3, 'base', baseFormat)}
+${sourceBinding(4, 'x', xFormat)}
 @group(0) @binding(5) var<storage, read_write> vals: array<f32>;
 @group(0) @binding(6) var<storage, read_write> partials: array<f32>;
 
@@ -48,7 +49,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var key = 0u;
   if (mine) {
     e = rowStart + j * params.inner;
-    t = x[e] - base[e];
+    t = x_at(e) - base_at(e);
     key = bitcast<u32>(t) & 0x7fffffffu;
   }
   var rank = 0u;
@@ -57,7 +58,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     var k = 0xffffffffu;
     if (live && jj < params.rowLength) {
       let ee = rowStart + jj * params.inner;
-      k = bitcast<u32>(x[ee] - base[ee]) & 0x7fffffffu;
+      k = bitcast<u32>(x_at(ee) - base_at(ee)) & 0x7fffffffu;
     }
     keys[lid.x] = k;
     workgroupBarrier();

@@ -3,18 +3,22 @@
 // and of model_stock (model_stock.py: t·(Σwᵢ/N) + (1 − t)·w₀).
 
 import { WGSL_CHUNK } from './chunk.ts';
+import { sourceBinding, type SourceFormat } from './source.ts';
 
 /**
  * Bindings: 0 chunk (uniform), 1 params (uniform: divisor, scale, c_base, coefficients), 2.. inputs, then
  * the base when `withBase`, last: out.
  */
-export function linearCombinationShader(inputs: number, withBase: boolean): string {
+export function linearCombinationShader(formats: readonly SourceFormat[], baseFormat: SourceFormat | undefined): string {
+  const inputs = formats.length;
+  const withBase = baseFormat !== undefined;
   const decls: string[] = [];
   const terms: string[] = [];
   for (let m = 0; m < inputs; m++) {
-    decls.push(`@group(0) @binding(${2 + m}) var<storage, read> x${m}: array<f32>;`);
-    terms.push(`acc = acc + params.coef[${m}].x * x${m}[i];`);
+    decls.push(sourceBinding(2 + m, `x${m}`, formats[m]));
+    terms.push(`acc = acc + params.coef[${m}].x * x${m}_at(i);`);
   }
+  if (baseFormat !== undefined) decls.push(sourceBinding(2 + inputs, 'base', baseFormat));
   return /* wgsl */ `
 ${WGSL_CHUNK}
 struct Params {
@@ -27,7 +31,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> chunk: Chunk;
 @group(0) @binding(1) var<uniform> params: Params;
 ${decls.join('\n')}
-${withBase ? `@group(0) @binding(${2 + inputs}) var<storage, read> base: array<f32>;` : ''}
 @group(0) @binding(${2 + inputs + (withBase ? 1 : 0)}) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(256)
@@ -36,7 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (i >= chunk.count) { return; }
   var acc = 0.0;
   ${terms.join('\n  ')}
-  ${withBase ? 'out[i] = (acc / params.divisor) * params.scale + params.baseCoef * base[i];' : 'out[i] = acc / params.divisor;'}
+  ${withBase ? 'out[i] = (acc / params.divisor) * params.scale + params.baseCoef * base_at(i);' : 'out[i] = acc / params.divisor;'}
 }
 `;
 }

@@ -5,6 +5,7 @@
 // (src/kernel/select-kth.ts MagnitudeCut: the lowest indices of the tied values are kept).
 
 import { BLOCK_ELEMENTS, TILE_ELEMENTS, WGSL_CHUNK } from './chunk.ts';
+import { sourceBinding, type SourceFormat } from './source.ts';
 
 /** The three radix passes: the digit's shift and width (bits 31..21, 20..10, 9..0). */
 export const RADIX_PASSES = [
@@ -39,10 +40,16 @@ export const SELECTION_STRIDE = 256;
 export const SELECTION_BYTES = 32;
 
 /** |τ| bit pattern of element i: bitcast(x − base) with the sign cleared (−0 and +0 are both 0). */
-const KEY = `(bitcast<u32>(x[i] - base[i]) & 0x7fffffffu)`;
+const KEY = `(bitcast<u32>(x_at(i) - base_at(i)) & 0x7fffffffu)`;
+
+/** The formats of the base and of the model a selection runs over. */
+export interface PairFormats {
+  readonly base: SourceFormat;
+  readonly x: SourceFormat;
+}
 
 /** Histogram of the current digit over the elements that match the selection's prefix so far. */
-export function histogramShader(pass: number): string {
+export function histogramShader(pass: number, f: PairFormats): string {
   const { shift, bits } = RADIX_PASSES[pass];
   const bins = 1 << bits;
   return /* wgsl */ `
@@ -51,8 +58,8 @@ ${WGSL_SELECTION}
 @group(0) @binding(0) var<uniform> chunk: Chunk;
 @group(0) @binding(1) var<storage, read> sel: Selection;
 @group(0) @binding(2) var<storage, read_write> hist: array<atomic<u32>>;
-@group(0) @binding(3) var<storage, read> base: array<f32>;
-@group(0) @binding(4) var<storage, read> x: array<f32>;
+${sourceBinding(3, 'base', f.base)}
+${sourceBinding(4, 'x', f.x)}
 
 var<workgroup> local: array<atomic<u32>, ${bins}>;
 
@@ -116,15 +123,15 @@ fn main() {
 }
 
 /** Counts, per block of BLOCK_ELEMENTS, the elements equal to the cut (only when the cut splits its ties). */
-export function tieCountShader(): string {
+export function tieCountShader(f: PairFormats): string {
   return /* wgsl */ `
 ${WGSL_CHUNK}
 ${WGSL_SELECTION}
 @group(0) @binding(0) var<uniform> chunk: Chunk;
 @group(0) @binding(1) var<storage, read> sel: Selection;
 @group(0) @binding(2) var<storage, read_write> counts: array<atomic<u32>>;
-@group(0) @binding(3) var<storage, read> base: array<f32>;
-@group(0) @binding(4) var<storage, read> x: array<f32>;
+${sourceBinding(3, 'base', f.base)}
+${sourceBinding(4, 'x', f.x)}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -198,7 +205,7 @@ export type MaskRule =
  * Writes the bit-packed keep mask (bit i%32 of word i/32) for one model from its descending selections
  * (sel1 is bound to sel0 when unused); `counts0/1` hold the per-block exclusive tie prefixes.
  */
-export function maskShader(rule: MaskRule): string {
+export function maskShader(rule: MaskRule, f: PairFormats): string {
   const two = rule.kind === 'middle';
   const tie0First = rule.tieFirst;
   const tie1First = rule.tieFirst;
@@ -212,8 +219,8 @@ ${WGSL_SELECTION}
 @group(0) @binding(2) var<storage, read> sel1: Selection;
 @group(0) @binding(3) var<storage, read> counts0: array<u32>;
 @group(0) @binding(4) var<storage, read> counts1: array<u32>;
-@group(0) @binding(5) var<storage, read> base: array<f32>;
-@group(0) @binding(6) var<storage, read> x: array<f32>;
+${sourceBinding(5, 'base', f.base)}
+${sourceBinding(6, 'x', f.x)}
 @group(0) @binding(7) var<storage, read_write> masks: array<u32>;
 
 var<workgroup> words: array<atomic<u32>, 256>;

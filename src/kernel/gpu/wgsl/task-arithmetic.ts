@@ -6,6 +6,7 @@ import type { Sparsification } from '../../kernel.ts';
 import { WGSL_CHUNK } from './chunk.ts';
 import type { ReduceShaderParts } from './reduce.ts';
 import { WGSL_RNG } from './rng.ts';
+import { sourceBinding, type SourceFormat } from './source.ts';
 
 /** Bytes of the Params uniform header and of one ModelParams entry. */
 export const TA_HEADER_BYTES = 16;
@@ -16,6 +17,9 @@ export interface TaskArithmeticShape {
   readonly sparsification: Sparsification;
   readonly consensus: boolean;
   readonly normalize: boolean;
+  /** Storage formats of the base and of each model's binding (DELLA: its f32 trim(τ) values). */
+  readonly baseFormat: SourceFormat;
+  readonly formats: readonly SourceFormat[];
 }
 
 /** Whether the keep decision reads a precomputed bit mask (rather than nothing or the RNG). */
@@ -71,16 +75,16 @@ export function taskArithmeticShader(shape: TaskArithmeticShape): string {
   const body: string[] = [];
   const della = shape.sparsification === 'della_magprune';
   for (let m = 0; m < n; m++) {
-    decls.push(`@group(0) @binding(${4 + m}) var<storage, read> x${m}: array<f32>;`);
+    decls.push(sourceBinding(4 + m, `x${m}`, shape.formats[m]));
     if (della) {
       // DELLA: x${m} is bound to trim(τ) from the della pass; the L1 factor is applied as in CpuKernel.
-      body.push(`let d${m} = (x${m}[i] * params.models[${m}].scale) * params.models[${m}].weight;`);
+      body.push(`let d${m} = (x${m}_at(i) * params.models[${m}].scale) * params.models[${m}].weight;`);
       continue;
     }
     // δ = w · trim(τ): sparsify with its rescale (τ·s or τ/density; one of the two is 1) first, then the
     // weight (generalized_task_arithmetic.py); the same float32 roundings as CpuKernel.
     body.push(
-      `let d${m} = select(0.0, ((x${m}[i] - b) * params.models[${m}].scale) / params.models[${m}].div, keep(${m}u, g)) * params.models[${m}].weight;`,
+      `let d${m} = select(0.0, ((x${m}_at(i) - b) * params.models[${m}].scale) / params.models[${m}].div, keep(${m}u, g)) * params.models[${m}].weight;`,
     );
   }
   const deltas = Array.from({ length: n }, (_, m) => `d${m}`);
@@ -111,7 +115,7 @@ ${paramsDecl(n)}
 @group(0) @binding(0) var<uniform> chunk: Chunk;
 @group(0) @binding(1) var<uniform> params: Params;
 ${usesMaskBuffer(shape.sparsification) ? '@group(0) @binding(2) var<storage, read> masks: array<u32>;' : ''}
-@group(0) @binding(3) var<storage, read> base: array<f32>;
+${sourceBinding(3, 'base', shape.baseFormat)}
 ${decls.join('\n')}
 @group(0) @binding(${4 + n}) var<storage, read_write> out: array<f32>;
 
@@ -122,7 +126,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let i = workgroup_linear(wid, nwg) * 256u + lid.x;
   if (i >= chunk.count) { return; }
   let g = chunk.offset + i;
-  let b = base[i];
+  let b = base_at(i);
   ${body.join('\n  ')}
   ${mix}
   if (params.lambda != 1.0) { mixed = mixed * params.lambda; }
@@ -141,13 +145,13 @@ export function l1NormReduceParts(shape: TaskArithmeticShape): ReduceShaderParts
     paramsDecl(n),
     '@group(0) @binding(2) var<uniform> params: Params;',
     usesMaskBuffer(shape.sparsification) ? '@group(0) @binding(3) var<storage, read> masks: array<u32>;' : '',
-    '@group(0) @binding(4) var<storage, read> base: array<f32>;',
+    sourceBinding(4, 'base', shape.baseFormat),
   ];
-  const prelude = ['let b = base[i];'];
+  const prelude = ['let b = base_at(i);'];
   const terms: string[] = [];
   for (let m = 0; m < n; m++) {
-    decls.push(`@group(0) @binding(${5 + m}) var<storage, read> x${m}: array<f32>;`);
-    prelude.push(`let t${m} = abs(x${m}[i] - b);`);
+    decls.push(sourceBinding(5 + m, `x${m}`, shape.formats[m]));
+    prelude.push(`let t${m} = abs(x${m}_at(i) - b);`);
     terms.push(`t${m}`, `select(0.0, t${m}, keep(${m}u, g))`);
   }
   decls.push(keepFn(shape.sparsification));
