@@ -142,8 +142,12 @@ export interface BracketPlan {
   readonly cand: Uint32Array;
 }
 
-/** Phase 1: sample and place the bracket. */
-export function planBracket(src: ValueSource, k: number): BracketPlan {
+/** Phase 1: sample and place the bracket. `allocate` may hand out a reused buffer for the candidates. */
+export function planBracket(
+  src: ValueSource,
+  k: number,
+  allocate: (length: number) => Uint32Array = (length) => new Uint32Array(length),
+): BracketPlan {
   const n = src.length;
   const m = SAMPLE;
   const sample = new Uint32Array(m);
@@ -163,7 +167,7 @@ export function planBracket(src: ValueSource, k: number): BracketPlan {
   const hi = hiIdx >= m ? 0xffffffff : sample[hiIdx];
   const expected = (Math.min(m - 1, hiIdx) - Math.max(0, loIdx) + 1) / m;
   const capacity = Math.min(n, Math.ceil(n * expected * 1.5) + 4096);
-  return { k, lo, hi, cand: new Uint32Array(capacity) };
+  return { k, lo, hi, cand: allocate(capacity) };
 }
 
 /**

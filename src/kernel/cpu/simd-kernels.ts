@@ -549,6 +549,21 @@ export class SimdRuntime {
     return module === null ? null : new SimdRuntime(module);
   }
 
+  private readonly scratch: Uint32Array[] = [];
+
+  /**
+   * A reusable JS-side buffer of `length` u32 (numbered slot, grown on demand): selection candidates, so
+   * that large merges do not fault in fresh pages for every tensor. Valid until the slot is asked for again.
+   */
+  scratchU32(slot: number, length: number): Uint32Array {
+    let buf = this.scratch[slot];
+    if (buf === undefined || buf.length < length) {
+      buf = new Uint32Array(Math.max(length, Math.ceil((buf?.length ?? 0) * 1.25)));
+      this.scratch[slot] = buf;
+    }
+    return buf.subarray(0, length);
+  }
+
   /** Makes at least `bytes` of memory addressable. */
   ensure(bytes: number): void {
     const have = this.memory.buffer.byteLength;

@@ -20,7 +20,9 @@ const SLOT = CHUNK * 4;
 export function selectCutsSimd(rt: SimdRuntime, base: Float32Array, requests: readonly CutRequest[]): MagnitudeCut[] {
   const n = base.length;
   const cuts: (MagnitudeCut | null)[] = requests.map(() => null);
-  const plans: (BracketPlan | null)[] = requests.map((r) => (usesBracket(n, r.k) ? planBracket(differenceSource(r.x, base), r.k) : null));
+  const plans: (BracketPlan | null)[] = requests.map((r, i) =>
+    usesBracket(n, r.k) ? planBracket(differenceSource(r.x, base), r.k, (length) => rt.scratchU32(i, length)) : null,
+  );
   const xsInPass = [...new Set(requests.filter((_, i) => plans[i] !== null).map((r) => r.x))];
   if (xsInPass.length > 0) {
     const counts = runFusedBrackets(rt, base, requests, plans, xsInPass);
