@@ -4,7 +4,7 @@
 
 import { EvomergeError } from '../errors.ts';
 import { CpuKernel } from './cpu/cpu-kernel.ts';
-import { GpuKernel, type GpuKernelOptions } from './gpu/gpu-kernel.ts';
+import type { GpuKernel, GpuKernelOptions } from './gpu/gpu-kernel.ts';
 import type { MergeKernel, TensorJob, TensorReader } from './kernel.ts';
 
 export const DEVICE_CHOICES = ['auto', 'cpu', 'gpu'] as const;
@@ -39,6 +39,12 @@ export async function selectKernel(choice: DeviceChoice, options: SelectKernelOp
   if (choice === 'cpu') return new CpuKernel();
   let gpu: GpuKernel;
   try {
+    // Loaded on demand: a platform without the WebGPU native addon still runs `--device cpu`.
+    const { GpuKernel } = await import('./gpu/gpu-kernel.ts').catch((err: unknown) => {
+      throw new EvomergeError('gpu.no_adapter', `the WebGPU runtime (npm package "webgpu") could not be loaded: ${(err as Error).message}`, {
+        field: '--device',
+      });
+    });
     gpu = await GpuKernel.create({ ...options.gpu, allowSoftware: choice === 'gpu', log });
   } catch (err) {
     if (choice === 'auto' && err instanceof EvomergeError && err.code === 'gpu.no_adapter') return new CpuKernel();
