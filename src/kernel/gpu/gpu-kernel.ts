@@ -54,7 +54,6 @@ interface ChunkPlan {
   readonly uniform: GPUBuffer;
 }
 
-
 /** How a model's τ is turned into a keep mask on the device, and the selections it needs. */
 interface MaskPlan {
   readonly model: number;
@@ -103,7 +102,12 @@ export class GpuKernel implements MergeKernel {
   /** Opens the device (gpu.no_adapter if none) and returns a kernel on it. */
   static async create(options: GpuKernelOptions = {}): Promise<GpuKernel> {
     const gpu = await GpuDevice.open({ allowSoftware: options.allowSoftware ?? false });
-    return new GpuKernel(gpu, options);
+    try {
+      return new GpuKernel(gpu, options);
+    } catch (err) {
+      gpu.destroy();
+      throw err;
+    }
   }
 
   mergeTensor(job: TensorJob, read: TensorReader): Promise<Float32Array> {
