@@ -106,6 +106,14 @@ describe('selectKernel', () => {
   });
 });
 
+describe('GpuKernel options', () => {
+  it('refuses a chunk size that is not a multiple of the mask block', async () => {
+    const err = await GpuKernel.create({ allowSoftware: true, chunkElements: 1000 }).catch((e: unknown) => e);
+    expect((err as EvomergeError).code).toBe('gpu.bad_option');
+    expect((err as Error).message).toBe('chunkElements: chunkElements must be a positive multiple of 8192, got 1000');
+  });
+});
+
 describe('FallbackKernel on a real device', () => {
   it('device destroyed between jobs: one log line, that job and every later one on the CPU, CPU-identical', async () => {
     const lines: string[] = [];
