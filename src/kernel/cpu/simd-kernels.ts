@@ -360,6 +360,139 @@ const CUT_VARIANTS: CutVariant[] = [false, true].flatMap((consensus) => [
   ...[false, true].map((mul) => ({ consensus, drop: false, mul, mask: true })),
 ]);
 
+/** Model counts that get an unrolled combine (parameters and δₘ held in registers, constant slot offsets). */
+export const UNROLLED_MODELS = 4;
+
+/** Name of the unrolled combine for a variant and a model count (1 … UNROLLED_MODELS). */
+export function unrolledName(v: CutVariant | 'dense', models: number): string {
+  return `${v === 'dense' ? 'combine_dense' : cutVariantName(v)}_x${models}`;
+}
+
+/**
+ * combine_dense / combine_cut for exactly `models` models with the model loop unrolled: the same operations in
+ * the same order (so the same bits), without per-model loads of parameters or stores of δₘ. x slot m is at
+ * xs + m·slot, where `slot` must equal `slotBytes`.
+ */
+function combineUnrolled(v: CutVariant | 'dense', models: number, slotBytes: number): FunctionBuilder {
+  const dense = v === 'dense';
+  const cv: CutVariant = dense ? { consensus: false, drop: false, mul: false } : v;
+  const f = new FunctionBuilder(
+    unrolledName(v, models),
+    ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'],
+    ['i32'],
+  );
+  // Same signature as combine_cut (for dense, prm is the splatted-weights table wp).
+  const [xs, , , prm, , b, out, bytes, div, useDiv, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const i = f.local('i32');
+  const wordAt = f.local('i32');
+  const shift = f.local('i32');
+  const maskPtr: number[] = [];
+  for (let m = 0; m < models; m++) maskPtr.push(f.local('i32'));
+  const bv = f.local('v128');
+  const t = f.local('v128');
+  const bits = f.local('v128');
+  const acc = f.local('v128');
+  const equal = f.local('v128');
+  const flip = f.local('v128');
+  const mixed = f.local('v128');
+  const divisor = f.local('v128');
+  const agree = f.local('v128');
+  const zero = f.local('v128');
+  const one = f.local('v128');
+  const absMask = f.local('v128');
+  const laneBits = f.local('v128');
+  const divv = f.local('v128');
+  const lamv = f.local('v128');
+  const keepAbove: number[] = [];
+  const keepAt: number[] = [];
+  const dropAt: number[] = [];
+  const mulv: number[] = [];
+  const wv: number[] = [];
+  const d: number[] = [];
+  for (let m = 0; m < models; m++) {
+    keepAbove.push(f.local('v128'));
+    keepAt.push(f.local('v128'));
+    dropAt.push(f.local('v128'));
+    mulv.push(f.local('v128'));
+    wv.push(f.local('v128'));
+    d.push(f.local('v128'));
+  }
+  f.get(div).op('f32x4.splat').set(divv);
+  f.get(lambda).op('f32x4.splat').set(lamv);
+  f.v128i32(0x3f800000, 0x3f800000, 0x3f800000, 0x3f800000).set(one);
+  f.v128i32(0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff).set(absMask);
+  f.v128i32(1, 2, 4, 8).set(laneBits);
+  for (let m = 0; m < models; m++) {
+    if (dense) {
+      f.get(prm).v128Load(16 * m).set(wv[m]);
+      continue;
+    }
+    const q = 80 * m;
+    f.get(prm).v128Load(q).set(keepAbove[m]);
+    f.get(prm).i32Load(q).set(maskPtr[m]);
+    f.get(prm).v128Load(q + 16).set(keepAt[m]);
+    f.get(prm).v128Load(q + 32).set(dropAt[m]);
+    f.get(prm).v128Load(q + 48).set(mulv[m]);
+    f.get(prm).v128Load(q + 64).set(wv[m]);
+  }
+  vectorLoop(f, i, bytes, () => {
+    load(f, b, i);
+    f.set(bv);
+    if (cv.mask) {
+      f.get(i).i32(7).op('i32.shr_u').i32(2).op('i32.shl').set(wordAt);
+      f.get(i).i32(4).op('i32.shr_u').i32(7).op('i32.and').i32(2).op('i32.shl').set(shift);
+    }
+    for (let m = 0; m < models; m++) {
+      f.get(xs).get(i).op('i32.add').v128Load(m * slotBytes).get(bv).op('f32x4.sub');
+      if (dense) {
+        f.get(wv[m]).op('f32x4.mul');
+        if (m === 0) f.set(acc);
+        else f.get(acc).op('f32x4.add').set(acc);
+        continue;
+      }
+      if (cv.mask) {
+        if (cv.mul) f.get(mulv[m]).op('f32x4.mul');
+        f.get(wv[m]).op('f32x4.mul');
+        f.get(maskPtr[m]).get(wordAt).op('i32.add').i32Load().get(shift).op('i32.shr_u').i32(15).op('i32.and');
+        f.op('i32x4.splat').get(laneBits).op('v128.and').get(zero).op('i32x4.ne', 'v128.and').set(d[m]);
+      } else {
+        f.tee(t).get(absMask).op('v128.and').set(bits);
+        f.get(equal).get(bits).get(keepAt[m]).op('i32x4.eq');
+        if (cv.drop) f.get(bits).get(dropAt[m]).op('i32x4.eq', 'v128.or');
+        f.op('i32x4.sub').set(equal);
+        f.get(t);
+        if (cv.mul) f.get(mulv[m]).op('f32x4.mul');
+        f.get(wv[m]).op('f32x4.mul');
+        f.get(bits).get(keepAbove[m]).op('i32x4.gt_s');
+        if (cv.drop) f.get(dropAt[m]).get(bits).op('i32x4.gt_s', 'v128.and');
+        f.op('v128.and').set(d[m]);
+      }
+      // vote Σ δₘ from 0 (consensus), or the plain sum starting with δ₀ itself
+      if (cv.consensus) f.get(m === 0 ? zero : acc).get(d[m]).op('f32x4.add').set(acc);
+      else if (m === 0) f.get(d[m]).set(acc);
+      else f.get(acc).get(d[m]).op('f32x4.add').set(acc);
+    }
+    if (cv.consensus) {
+      f.v128i32(0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0).get(acc).get(zero).op('f32x4.ge', 'v128.andnot').set(flip);
+      for (let m = 0; m < models; m++) {
+        f.get(d[m]).get(flip).op('v128.xor').get(zero).op('f32x4.gt').set(agree);
+        f.get(m === 0 ? zero : mixed).get(d[m]).get(d[m]).get(zero).op('f32x4.mul').get(agree).op('v128.bitselect', 'f32x4.add').set(mixed);
+        f.get(m === 0 ? zero : divisor).get(agree).get(wv[m]).op('v128.and', 'f32x4.add').set(divisor);
+      }
+      f.get(useDiv).if();
+      f.get(mixed).get(one).get(divisor).get(divisor).get(zero).op('f32x4.eq', 'v128.bitselect', 'f32x4.div').set(mixed);
+      f.end();
+      f.get(mixed).set(acc);
+    } else {
+      f.get(useDiv).if().get(acc).get(divv).op('f32x4.div').set(acc).end();
+    }
+    f.get(useLambda).if().get(acc).get(lamv).op('f32x4.mul').set(acc).end();
+    f.get(out).get(i).op('i32.add').get(bv).get(acc).op('f32x4.add').v128Store();
+  });
+  sumLanes(f, equal);
+  return f;
+}
+
 /**
  * Selection bracket over |x − b|bits: counts lanes above `hi` (stored as i32 at address 0) and appends the
  * lanes within [lo, hi] to `cand` in index order; returns how many were appended. lo, hi ≤ 0x7fffffff.
@@ -513,15 +646,20 @@ export interface SimdExports {
   combine_consensus(d: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, normalize: number, lambda: number, useLambda: number): void;
   bracket(x: number, b: number, bytes: number, lo: number, hi: number, cand: number): number;
   combine_dense(xs: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number): void;
-  /** combine_cut variants by cutVariantName. */
+  /** combine_cut variants by cutVariantName, and their unrolled forms by unrolledName. */
   [variant: `combine_cut_${string}`]: (xs: number, models: number, slot: number, prm: number, ds: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number) => number;
 }
+
+/** Bytes per chunk slot in the drivers' memory layout (4096 float32): the unrolled combines bake it in. */
+export const SLOT_BYTES = 4096 * 4;
 
 let compiled: WebAssembly.Module | null | undefined;
 
 function compile(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
-  const bytes = buildModule([deltaAll(), deltaCut(), deltaMask(), combineSum(), combineConsensus(), bracket(), bernoulliMaskWords(), maskedL1(), combineDense(), ...CUT_VARIANTS.map(combineCut)]);
+  const bytes = buildModule([deltaAll(), deltaCut(), deltaMask(), combineSum(), combineConsensus(), bracket(), bernoulliMaskWords(), maskedL1(), combineDense(), ...CUT_VARIANTS.map(combineCut),
+    ...[1, 2, 3, 4].flatMap((models) => [combineUnrolled('dense', models, SLOT_BYTES), ...CUT_VARIANTS.map((v) => combineUnrolled(v, models, SLOT_BYTES))]),
+  ]);
   compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
   return compiled;
 }

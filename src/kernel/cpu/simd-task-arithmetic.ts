@@ -2,7 +2,8 @@
 // and inputs are copied into the module's memory, combined there, and copied out. Bit-identical to the
 // reference loops (tests compare them); ties at a magnitude cut are settled here in index order.
 
-import { cutVariantName, type SimdRuntime } from './simd-kernels.ts';
+import { cutVariantName, SLOT_BYTES, UNROLLED_MODELS, unrolledName, type CutVariant, type SimdRuntime } from './simd-kernels.ts';
+import { invariant } from '../../errors.ts';
 import type { CombineInput } from './task-arithmetic.ts';
 
 const CHUNK = 4096;
@@ -70,15 +71,17 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
     }
   }
   const useScalarDiv = scalarDivisor !== 1 ? 1 : 0;
-  const combineCut =
-    fn[
-      cutVariantName({
-        consensus: consensus === 'sum',
-        drop: trims.some((t) => t.kind === 'cut' && t.drop.bits !== 0xffffffff),
-        mul: trims.some((t) => (t.kind === 'cut' || t.kind === 'mask') && t.mul !== 1),
-        mask: anyMask,
-      }) as `combine_cut_${string}`
-    ];
+  const variant: CutVariant = {
+    consensus: consensus === 'sum',
+    drop: trims.some((t) => t.kind === 'cut' && t.drop.bits !== 0xffffffff),
+    mul: trims.some((t) => (t.kind === 'cut' || t.kind === 'mask') && t.mul !== 1),
+    mask: anyMask,
+  };
+  // Up to UNROLLED_MODELS models: the unrolled forms (same operations, parameters held in registers).
+  invariant(SLOT === SLOT_BYTES, 'simd chunk slot size');
+  const unrolled = models <= UNROLLED_MODELS;
+  const combineCut = fn[(unrolled ? unrolledName(variant, models) : cutVariantName(variant)) as `combine_cut_${string}`];
+  const combineDense = unrolled ? fn[unrolledName('dense', models) as `combine_cut_${string}`] : null;
 
   const keepEqualSeen = new Float64Array(models);
   const dropEqualSeen = new Float64Array(models);
@@ -98,7 +101,8 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
         if (t.kind === 'mask') u32.set(t.mask.subarray(start >>> 5, (start + count + 31) >>> 5), maskOff(m) >> 2);
       }
       if (dense) {
-        fn.combine_dense(xOff(0), models, SLOT, wOff, bOff, outOff, bytes, scalarDivisor, useScalarDiv, lambda32, useLambda);
+        if (combineDense !== null) combineDense(xOff(0), models, SLOT, wOff, dOff(0), bOff, outOff, bytes, scalarDivisor, useScalarDiv, lambda32, useLambda);
+        else fn.combine_dense(xOff(0), models, SLOT, wOff, bOff, outOff, bytes, scalarDivisor, useScalarDiv, lambda32, useLambda);
         out.set(f32.subarray(outOff >> 2, (outOff >> 2) + count), start);
         continue;
       }
