@@ -85,6 +85,27 @@ describe('resident source cache', () => {
     await plain.close();
   });
 
+  it('evicting resident sources (as after an out-of-memory) streams them back with identical results', async () => {
+    const lines: string[] = [];
+    const kernel = await GpuKernel.create({ allowSoftware: true, log: (l) => lines.push(l) });
+    const { reads, read } = zoo();
+    const before = await Promise.all(candidate(0).map((job) => kernel.mergeTensor(job, read)));
+    const resident = kernel.cache.bytes;
+    const freed = kernel.cache.evict(N * 4, 'test');
+    expect(freed).toBe(N * 4);
+    expect(kernel.cache.bytes).toBe(resident - N * 4);
+    expect(kernel.cache.streaming).toBe(true);
+    expect(lines).toEqual([expect.stringMatching(/^evomerge: gpu: sources do not fit on .+ \(test; 0\.0 MiB released; 0\.2 MiB resident\): streaming/)]);
+    const readsBefore = reads.length;
+    const after = await Promise.all(candidate(0).map((job) => kernel.mergeTensor(job, read)));
+    after.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(before[i].buffer))).toBe(true));
+    expect(reads.length - readsBefore).toBe(1); // only the evicted tensor is read again
+    expect(kernel.cache.evict(Infinity, 'test again')).toBe(resident - N * 4);
+    expect(kernel.cache.bytes).toBe(0);
+    expect(lines.length).toBe(1);
+    await kernel.close();
+  });
+
   it('past the budget: one notice, streaming per job, identical results', async () => {
     const unlimited = await GpuKernel.create({ allowSoftware: true, log: () => {} });
     const lines: string[] = [];

@@ -147,10 +147,30 @@ export class GpuKernel implements MergeKernel {
     if (!this.gpu.lost) this.gpu.destroy();
   }
 
+  /**
+   * Runs a job; when the device runs out of memory with sources resident, releases some of them (then all)
+   * and retries, so residency never costs a job. A third failure is gpu.out_of_memory for the caller.
+   */
   private async run(job: TensorJob, read: TensorReader): Promise<Float32Array> {
     invariant(!this.closed, 'GpuKernel used after close()');
     const n = job.shape.reduce((a, b) => a * b, 1);
     if (n === 0) return new Float32Array(0);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.runOnce(job, read, n);
+      } catch (err) {
+        const oom = err instanceof EvomergeError && err.code === 'gpu.out_of_memory';
+        if (!oom || attempt >= 2 || this.gpu.lost || this.cache.bytes === 0) throw err;
+        // Scratch buffers made in a failed scope may be invalid: start them afresh.
+        for (const b of this.scratchBuffers.values()) b.destroy();
+        this.scratchBuffers.clear();
+        const jobBytes = n * 4 * (sourceCount(job.op) + 4);
+        this.cache.evict(attempt === 0 ? 2 * jobBytes : Infinity, `out of device memory merging tensor "${job.name}"`);
+      }
+    }
+  }
+
+  private async runOnce(job: TensorJob, read: TensorReader, n: number): Promise<Float32Array> {
     return this.gpu.scoped(`merging tensor "${job.name}"`, async () => {
       const acquired: DeviceTensor[] = [];
       const get = async (ref: SourceRef): Promise<DeviceTensor> => {
@@ -797,6 +817,13 @@ function maskPlanFor(s: MergeOpSparsification, input: TaskVectorInput, model: nu
     bottom: n - nBot,
     dropAll: nTop === 0 || n - nBot <= nTop,
   };
+}
+
+/** How many source tensors a job reads. */
+function sourceCount(op: MergeOp): number {
+  if (op.kind === 'slerp') return 2;
+  if (op.kind === 'weighted_sum') return op.inputs.length;
+  return op.inputs.length + 1;
 }
 
 /** Σ fround(wᵢ) accumulated in float32, in order (torch's sum of the float32 weights). */

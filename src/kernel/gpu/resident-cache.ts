@@ -100,6 +100,26 @@ export class ResidentCache {
     if (!t.resident) t.buffer.destroy();
   }
 
+  /**
+   * Frees resident tensors, most recently uploaded first, until at least `bytes` are freed (Infinity: all),
+   * and stops adding new ones: a job that ran out of device memory is retried with more headroom. Returns the
+   * bytes freed. The tensors come back, streamed, the next time a job needs them.
+   */
+  evict(bytes: number, why: string): number {
+    const entries = [...this.tensors.entries()].reverse();
+    let freed = 0;
+    for (const [key, t] of entries) {
+      if (freed >= bytes) break;
+      t.buffer.destroy();
+      this.tensors.delete(key);
+      const size = t.format === 'f32' ? t.numel * 4 : Math.ceil(t.numel / 2) * 4;
+      freed += size;
+      this.residentBytes -= size;
+    }
+    if (!this.full) this.stopResidency(`${why}; ${mib(freed)} released`);
+    return freed;
+  }
+
   /** Frees everything resident. */
   clear(): void {
     for (const t of this.tensors.values()) t.buffer.destroy();
