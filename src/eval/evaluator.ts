@@ -1,17 +1,17 @@
 // The evaluator: one graph and one binding, many weight sets. `evaluate(weights)` binds a candidate's tensors
 // (from disk or straight from the merge engine) as the session's weight inputs and scores the suite's tasks.
 import pLimit from 'p-limit';
-import { EvomergeError } from '../errors.ts';
+import { EvomergeError, invariant } from '../errors.ts';
 import type { TensorSource } from '../checkpoint/tensor-source.ts';
 import { openModelDir } from '../checkpoint/model-dir.ts';
-import { GraphSession, OnnxGraph, type ExecutionProvider, type FeedSet, type WeightMode } from './onnx-session.ts';
+import { GraphSession, KvCache, OnnxGraph, type ExecutionProvider, type FeedSet, type WeightMode } from './onnx-session.ts';
 import { bindWeights, boundInitializers, resolveBinding, type Binding } from './bind.ts';
 import { KIND_METRICS, parseSuiteFile, type Split, type Suite, type TaskSpec } from './suite.ts';
 import { readEvalFile, type EvalItem } from './eval-file.ts';
 import type { Tokenizer } from './tokenizers/tokenizer.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
 import { HfTokenizer } from './tokenizers/hf.ts';
-import type { BatchLogits, Forward } from './tasks/forward.ts';
+import type { BatchLogits, Forward, ForwardCached, KvState } from './tasks/forward.ts';
 import { evaluateLoglik } from './tasks/loglik.ts';
 import { evaluateAnswerLogprob, evaluateExactMatch, type GenerateItem } from './tasks/generate.ts';
 import { evaluateChoice, type ChoiceItem } from './tasks/choice.ts';
@@ -40,6 +40,8 @@ export interface EvaluatorOptions {
   /** 'inputs' (default): one session, weights fed with every run; 'rebuild': a session per candidate with its
    * weights built in (for GPU providers). See onnx-session.ts for the measurements behind the default. */
   weightMode?: WeightMode;
+  /** Decode one token per step through the graph's KV cache when it has one (default true). */
+  useKvCache?: boolean;
 }
 
 export interface EvaluateOptions {
@@ -106,6 +108,11 @@ export class Evaluator {
     return { ep: this.options.ep ?? 'cpu', ...(this.options.threads ? { intraOpThreads: this.options.threads } : {}) };
   }
 
+  /** Token positions run through the persistent sessions so far (weightMode 'inputs'): a diagnostic. */
+  tokensProcessed(): number {
+    return this.sessions.reduce((n, s) => n + s.tokensProcessed, 0);
+  }
+
   /** How the graph was bound: entries by name and by content. */
   describeBinding(): Binding | undefined {
     return this.binding;
@@ -137,7 +144,9 @@ export class Evaluator {
             const session = free.pop()!;
             try {
               const forward: Forward = (rows) => runRows(session, rows, feeds);
-              return await this.runTask(spec, split, forward, opts);
+              const cached: ForwardCached | undefined =
+                session.hasKvCache && this.options.useKvCache !== false ? (rows, past) => runRowsCached(session, rows, past, feeds) : undefined;
+              return await this.runTask(spec, split, forward, opts, cached);
             } finally {
               free.push(session);
             }
@@ -169,7 +178,7 @@ export class Evaluator {
     return items;
   }
 
-  private async runTask(spec: TaskSpec, split: Split, forward: Forward, opts: EvaluateOptions): Promise<TaskScoreWithPredictions> {
+  private async runTask(spec: TaskSpec, split: Split, forward: Forward, opts: EvaluateOptions, forwardCached?: ForwardCached): Promise<TaskScoreWithPredictions> {
     const metric = opts.metrics?.[spec.name] ?? spec.metric;
     if (!KIND_METRICS[spec.kind].includes(metric)) {
       throw new EvomergeError('eval.unknown_metric', `expected one of ${KIND_METRICS[spec.kind].join(', ')} for kind ${spec.kind}`, { file: this.suite.file, field: `tasks.${spec.name}.metric` });
@@ -187,7 +196,7 @@ export class Evaluator {
       if (metric === 'answer_logprob') {
         metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, { stop: spec.stop, batchTokens });
       } else {
-        const r = await evaluateExactMatch(gen, this.tokenizer, forward, { maxNewTokens: spec.maxNewTokens, stop: spec.stop, batchTokens });
+        const r = await evaluateExactMatch(gen, this.tokenizer, forward, { maxNewTokens: spec.maxNewTokens, stop: spec.stop, batchTokens }, forwardCached);
         metrics = { exact_match: r.exact_match };
         predictions = r.predictions;
       }
@@ -223,6 +232,14 @@ function checkChoiceItems(spec: TaskSpec, split: Split, items: EvalItem[]): void
       throw new EvomergeError('eval.bad_jsonl', `"${it.values.answer as string}" is not one of the choices`, { ...place, field: spec.fields.answer });
     }
   }
+}
+
+async function runRowsCached(session: GraphSession, rows: readonly (readonly number[])[], past: KvState | undefined, feeds: FeedSet | undefined) {
+  const seq = rows[0]!.length;
+  const ids = new Int32Array(rows.length * seq);
+  rows.forEach((r, i) => ids.set(r, i * seq));
+  invariant(past === undefined || past instanceof KvCache, 'a KV state from another session');
+  return session.forwardWithCache(ids, rows.length, seq, past, feeds);
 }
 
 function runRows(session: GraphSession, rows: readonly (readonly number[])[], feeds: FeedSet | undefined): Promise<BatchLogits> {

@@ -75,15 +75,16 @@ export class OnnxGraph {
     return new OnnxGraph(path, model);
   }
 
-  /** Graph inputs that are not initializers (what a caller must feed besides the weights). */
-  dataInputs(): { name: string; elemType: number; rank: number }[] {
+  /** Graph inputs that are not initializers (what a caller must feed besides the weights), with their dims
+   * (a number, or the symbolic name of a dynamic axis). */
+  dataInputs(): { name: string; elemType: number; dims: (number | string)[] }[] {
     const inits = new Set(this.byName.keys());
     return (this.model.graph!.input ?? [])
       .filter((v) => !inits.has(v.name ?? ''))
       .map((v) => ({
         name: v.name ?? '',
         elemType: v.type?.tensorType?.elemType ?? 0,
-        rank: v.type?.tensorType?.shape?.dim?.length ?? 0,
+        dims: (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null ? int64ToNumber(d.dimValue) : (d.dimParam ?? '?'))),
       }));
   }
 
@@ -257,10 +258,50 @@ export interface Logits {
   readonly vocab: number;
 }
 
+/** One KV-cache input of a decoder graph and the output that returns its next state. */
+interface KvSlot {
+  readonly input: string;
+  readonly output: string;
+  readonly heads: number;
+  readonly headDim: number;
+}
+
 /**
- * One ORT session of a weight-fed causal LM graph: `forward(tokens, weights)` → logits. Feeds `input_ids`
- * (int64 [batch, seq]) and, when the graph declares them, `attention_mask` (all ones) and `position_ids`
- * (0..seq-1); any other non-weight input (e.g. a KV cache) is refused by name.
+ * The keys and values of a batch after a forward pass with cache: per slot a [batch, heads, length, headDim]
+ * float32 tensor. `select` keeps some batch rows (rows that stopped generating leave the batch).
+ */
+export class KvCache {
+  constructor(
+    readonly batch: number,
+    readonly length: number,
+    /** @internal */
+    readonly tensors: ReadonlyMap<string, Float32Array>,
+    private readonly slots: readonly KvSlot[],
+  ) {}
+
+  select(rows: readonly number[]): KvCache {
+    if (rows.length === this.batch && rows.every((r, i) => r === i)) return this;
+    const out = new Map<string, Float32Array>();
+    for (const slot of this.slots) {
+      const data = this.tensors.get(slot.input)!;
+      const rowSize = slot.heads * this.length * slot.headDim;
+      const picked = new Float32Array(rows.length * rowSize);
+      rows.forEach((r, i) => picked.set(data.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+      out.set(slot.input, picked);
+    }
+    return new KvCache(rows.length, this.length, out, this.slots);
+  }
+}
+
+const KV_INPUT = /^past_key_values\.(\d+)\.(key|value)$/;
+
+/**
+ * One ORT session of a causal LM graph: `forward(tokens, weights)` → logits. Feeds `input_ids` (int64
+ * [batch, seq]) and, when the graph declares them, `attention_mask` (all ones) and `position_ids` (positions
+ * counted from 0, or from the cached length). A decoder exported with a KV cache (optimum's layout:
+ * `past_key_values.N.key|value` in [batch, kv_heads, past, head_dim], `present.N.key|value` out) gets empty
+ * pasts in `forward`, and `forwardWithCache` carries the cache from one decoding step to the next. Any other
+ * non-weight input is refused by name.
  */
 export class GraphSession {
   private constructor(
@@ -269,6 +310,7 @@ export class GraphSession {
     private readonly maskName: string | undefined,
     private readonly positionsName: string | undefined,
     private readonly logitsName: string,
+    private readonly kvSlots: readonly KvSlot[],
   ) {}
 
   /** A session whose bound weights are inputs (WeightMode 'inputs'); pass the FeedSet to every forward. */
@@ -290,11 +332,23 @@ export class GraphSession {
     }
     const maskName = find('attention_mask');
     const positionsName = find('position_ids');
-    const other = inputs.filter((i) => ![idsName, maskName, positionsName].includes(i.name)).map((i) => i.name);
-    if (other.length > 0) {
-      throw new EvomergeError('eval.unsupported_graph_input', `inputs evomerge cannot feed (KV-cache graphs are not supported yet): ${other.join(', ')}`, { file: graph.path, field: 'graph.input' });
-    }
     const outputs = graph.outputNames();
+    const kvSlots: KvSlot[] = [];
+    for (const i of inputs) {
+      const m = KV_INPUT.exec(i.name);
+      if (!m) continue;
+      const output = `present.${m[1]}.${m[2]}`;
+      const [, heads, , headDim] = i.dims;
+      if (i.dims.length !== 4 || typeof heads !== 'number' || typeof headDim !== 'number' || !outputs.includes(output)) {
+        throw new EvomergeError('eval.unsupported_graph_input', `a KV-cache input needs dims [batch, heads, past, head_dim] with fixed heads and head_dim, and a ${output} output`, { file: graph.path, field: `graph.input ${i.name}` });
+      }
+      kvSlots.push({ input: i.name, output, heads, headDim });
+    }
+    const fed = new Set([idsName, maskName, positionsName, ...kvSlots.map((s) => s.input)]);
+    const other = inputs.filter((i) => !fed.has(i.name)).map((i) => i.name);
+    if (other.length > 0) {
+      throw new EvomergeError('eval.unsupported_graph_input', `inputs evomerge cannot feed: ${other.join(', ')}`, { file: graph.path, field: 'graph.input' });
+    }
     const logitsName = outputs.includes('logits') ? 'logits' : outputs[0];
     if (!logitsName) throw new EvomergeError('eval.bad_graph', 'the graph has no output', { file: graph.path, field: 'graph.output' });
     if (options.ep === 'cuda') checkCudaInstalled();
@@ -314,28 +368,58 @@ export class GraphSession {
       }
       throw new EvomergeError('eval.bad_graph', `ONNX Runtime cannot load the graph: ${msg}`, { file: graph.path });
     }
-    return new GraphSession(session, idsName, maskName, positionsName, logitsName);
+    return new GraphSession(session, idsName, maskName, positionsName, logitsName, kvSlots);
   }
 
-  /** Runs `batch` rows of `seq` token ids each (row-major) with the given weights. */
+  /** Token positions run through this session so far (batch × new tokens, summed over runs): a diagnostic. */
+  tokensProcessed = 0;
+
+  /** Whether the graph takes a KV cache (then `forwardWithCache` can decode one token per step). */
+  get hasKvCache(): boolean {
+    return this.kvSlots.length > 0;
+  }
+
+  /** Runs `batch` rows of `seq` token ids each (row-major) with the given weights, from position 0. */
   async forward(ids: Int32Array, batch: number, seq: number, weights: FeedSet = NO_FEEDS): Promise<Logits> {
+    const { logits } = await this.run(ids, batch, seq, undefined, weights, false);
+    return logits;
+  }
+
+  /** Runs `seq` new tokens per row after the cached ones (none when `past` is undefined); returns the cache grown by them. */
+  async forwardWithCache(ids: Int32Array, batch: number, seq: number, past: KvCache | undefined, weights: FeedSet = NO_FEEDS): Promise<{ logits: Logits; cache: KvCache }> {
+    invariant(this.hasKvCache, 'forwardWithCache on a graph without KV-cache inputs');
+    const r = await this.run(ids, batch, seq, past, weights, true);
+    return { logits: r.logits, cache: r.cache! };
+  }
+
+  private async run(ids: Int32Array, batch: number, seq: number, past: KvCache | undefined, weights: FeedSet, keep: boolean): Promise<{ logits: Logits; cache?: KvCache }> {
     invariant(ids.length === batch * seq, 'forward: ids length != batch*seq');
+    invariant(!past || past.batch === batch, 'forward: cache batch != batch');
+    const pastLength = past?.length ?? 0;
     const feeds: Record<string, ort.Tensor> = { ...weights.tensors };
     const big = new BigInt64Array(ids.length);
     for (let i = 0; i < ids.length; i++) big[i] = BigInt(ids[i]!);
     feeds[this.idsName] = new ort.Tensor('int64', big, [batch, seq]);
-    if (this.maskName) feeds[this.maskName] = new ort.Tensor('int64', new BigInt64Array(batch * seq).fill(1n), [batch, seq]);
+    if (this.maskName) feeds[this.maskName] = new ort.Tensor('int64', new BigInt64Array(batch * (pastLength + seq)).fill(1n), [batch, pastLength + seq]);
     if (this.positionsName) {
       const pos = new BigInt64Array(batch * seq);
-      for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) pos[b * seq + t] = BigInt(t);
+      for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) pos[b * seq + t] = BigInt(pastLength + t);
       feeds[this.positionsName] = new ort.Tensor('int64', pos, [batch, seq]);
     }
-    const out = await this.session.run(feeds, [this.logitsName]);
+    for (const slot of this.kvSlots) {
+      const data = past?.tensors.get(slot.input) ?? new Float32Array(0);
+      feeds[slot.input] = new ort.Tensor('float32', data, [batch, slot.heads, pastLength, slot.headDim]);
+    }
+    const fetches = keep ? [this.logitsName, ...this.kvSlots.map((s) => s.output)] : [this.logitsName];
+    const out = await this.session.run(feeds, fetches);
+    this.tokensProcessed += batch * seq;
     const logits = out[this.logitsName]!;
     const dims = logits.dims;
     invariant(dims.length === 3 && dims[0] === batch && dims[1] === seq, `logits dims ${dims.join('x')}`);
-    const data = logits.data as Float32Array;
-    return { data, batch, seq, vocab: dims[2]! };
+    const result = { data: logits.data as Float32Array, batch, seq, vocab: dims[2]! };
+    if (!keep) return { logits: result };
+    const tensors = new Map(this.kvSlots.map((s) => [s.input, out[s.output]!.data as Float32Array]));
+    return { logits: result, cache: new KvCache(batch, pastLength + seq, tensors, this.kvSlots) };
   }
 
   async close(): Promise<void> {

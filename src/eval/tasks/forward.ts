@@ -14,6 +14,16 @@ export interface BatchLogits {
 /** Runs the model (with the candidate's weights already bound) on rows of equal length. */
 export type Forward = (rows: readonly (readonly number[])[]) => Promise<BatchLogits>;
 
+/** The keys/values of a batch's tokens so far, as the graph returned them; `select` keeps some rows. */
+export interface KvState {
+  readonly batch: number;
+  readonly length: number;
+  select(rows: readonly number[]): KvState;
+}
+
+/** For graphs with a KV cache: runs only the new tokens of each row after `past` (undefined: from scratch). */
+export type ForwardCached = (rows: readonly (readonly number[])[], past: KvState | undefined) => Promise<{ logits: BatchLogits; cache: KvState }>;
+
 /** log_softmax(logits[row, pos])[target] in float64 (max-shifted log-sum-exp). */
 export function logProbAt(l: BatchLogits, row: number, pos: number, target: number): number {
   const off = (row * l.seq + pos) * l.vocab;

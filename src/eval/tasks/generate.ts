@@ -2,7 +2,7 @@
 // stripped text (zoo README, "generate"); and `answer_logprob`, the continuous fitness a search can climb.
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
 import { mean, proportion, type MetricValue } from '../stats.ts';
-import { argmaxAt, batchesByLength, logProbAt, type Forward } from './forward.ts';
+import { argmaxAt, batchesByLength, logProbAt, type Forward, type ForwardCached, type KvState } from './forward.ts';
 
 export interface GenerateItem {
   readonly prompt: string;
@@ -26,20 +26,30 @@ export function pythonStrip(s: string): string {
  * Greedy completions. Rows of equal prompt length run together; every step appends one argmax token to each
  * live row, so a batch stays equal-length without padding; a row leaves when its text contains a stop string
  * (cut there, the stop string not kept) — for "\n" with the byte tokenizer that is the reference's "stop on
- * byte 10 without keeping it". The zoo graph has no KV cache, so each step re-runs the whole sequence.
+ * byte 10 without keeping it". With `forwardCached` (a graph with a KV cache) each step after the first runs
+ * only the new token; without (the zoo graph), each step re-runs the whole sequence.
  */
 export async function generateGreedy(
   prompts: readonly string[],
   tokenizer: Tokenizer,
   forward: Forward,
   opts: GenerateOptions,
+  forwardCached?: ForwardCached,
 ): Promise<string[]> {
   const promptIds = prompts.map((p) => tokenizer.encode(p));
   const outputs = new Array<string>(prompts.length).fill('');
   for (const batch of batchesByLength(promptIds.map((p) => p.length), opts.batchTokens)) {
-    let live = batch.map((i) => ({ item: i, seq: [...promptIds[i]!], generated: [] as number[] }));
+    let live = batch.map((i) => ({ item: i, seq: [...promptIds[i]!], generated: [] as number[], cacheRow: 0 }));
+    let cache: KvState | undefined;
     for (let step = 0; step < opts.maxNewTokens && live.length > 0; step++) {
-      const logits = await forward(live.map((r) => r.seq));
+      let logits;
+      if (forwardCached) {
+        const past = cache?.select(live.map((r) => r.cacheRow));
+        const r = await forwardCached(past ? live.map((x) => x.seq.slice(-1)) : live.map((x) => x.seq), past);
+        logits = r.logits;
+        cache = r.cache;
+        live.forEach((x, row) => (x.cacheRow = row));
+      } else logits = await forward(live.map((r) => r.seq));
       const next: typeof live = [];
       live.forEach((r, row) => {
         const tok = argmaxAt(logits, row, logits.seq - 1);
@@ -75,8 +85,9 @@ export async function evaluateExactMatch(
   tokenizer: Tokenizer,
   forward: Forward,
   opts: GenerateOptions,
+  forwardCached?: ForwardCached,
 ): Promise<{ exact_match: MetricValue; predictions: string[] }> {
-  const predictions = await generateGreedy(items.map((i) => i.prompt), tokenizer, forward, opts);
+  const predictions = await generateGreedy(items.map((i) => i.prompt), tokenizer, forward, opts, forwardCached);
   let hits = 0;
   predictions.forEach((p, i) => {
     if (pythonStrip(p) === items[i]!.answer) hits++;
