@@ -10,8 +10,9 @@
 //   (70–260 ms per candidate on the zoo depending on load: re-encode + ORT graph optimisation); its runs cost
 //   what a plain session's do. Meant for GPU providers, where 'inputs' copies every weight host→device on
 //   every run; limited to models under 2 GB.
-// Per zoo candidate (six tasks, ~4.5 s on one busy core) the two modes came out within ±10% of each other,
-// either way round, across bench runs; 'inputs' is the default for its scaling and its zero per-candidate cost.
+// Per zoo candidate (six tasks, ~4.5 s on one core of a busy 2-core machine) the two modes came out within
+// ±25% of each other, either way round, across four bench runs (the machine's load dominated); 'inputs' is
+// the default for its scaling to big models and its near-zero per-candidate cost.
 import { readFileSync, openSync, readSync, closeSync, fstatSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, isAbsolute } from 'node:path';
