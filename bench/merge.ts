@@ -2,6 +2,7 @@
 // float32 (synthetic, in memory), in seconds and GB/s next to a plain Float32Array copy (the bandwidth ceiling).
 // `npm run bench -- merge [--device cpu|gpu] [--rows 4096] [--cols 14336] [--reps 3] [--methods a,b]`
 
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import type { MergeKernel, MergeOp, SourceRef, TensorJob } from '../src/kernel/kernel.ts';
@@ -123,15 +124,20 @@ export async function main(argv: string[]): Promise<void> {
   const copyS = median(warmCopy);
   const copyGBs = (2 * tensorBytes) / copyS / 1e9;
 
-  const rows: string[][] = [['method', 'device', 'output', 'seconds (median)', 'seconds (min)', 'GB moved', 'GB/s', 'vs copy', 'vs task_arithmetic']];
-  const row = (label: string, device: string, output: string, times: number[], bytes: number, taS?: number) => {
+  // CPU seconds (user + system of this process) beside wall seconds: on a shared machine the wall clock also
+  // counts the time spent waiting for a core.
+  const rows: string[][] = [
+    ['method', 'device', 'output', 'seconds (median)', 'seconds (min)', 'cpu s (median)', 'GB moved', 'GB/s', 'vs copy', 'vs task_arithmetic'],
+  ];
+  const row = (label: string, device: string, output: string, times: number[], cpuTimes: number[], bytes: number, taS?: number) => {
     const s = median(times);
     const gbs = bytes / s / 1e9;
-    rows.push([label, device, output, s.toFixed(3), Math.min(...times).toFixed(3), (bytes / 1e9).toFixed(2), gbs.toFixed(2), (gbs / copyGBs).toFixed(2), taS === undefined ? '' : `${(s / taS).toFixed(2)}×`]);
+    const cpuS = cpuTimes.length === 0 ? '' : median(cpuTimes).toFixed(3);
+    rows.push([label, device, output, s.toFixed(3), Math.min(...times).toFixed(3), cpuS, (bytes / 1e9).toFixed(2), gbs.toFixed(2), (gbs / copyGBs).toFixed(2), taS === undefined ? '' : `${(s / taS).toFixed(2)}×`]);
     return s;
   };
-  row('Float32Array copy', 'cpu', 'reused', warmCopy, 2 * tensorBytes);
-  row('Float32Array copy', 'cpu', 'fresh', freshCopy, 2 * tensorBytes);
+  row('Float32Array copy', 'cpu', 'reused', warmCopy, [], 2 * tensorBytes);
+  row('Float32Array copy', 'cpu', 'fresh', freshCopy, [], 2 * tensorBytes);
   // A non-CPU device runs next to the CPU backend in the same run; each method is merged once untimed first,
   // so a GPU is timed with its sources already resident (a campaign's steady state).
   const devices = values.device === 'cpu' ? ['cpu'] : ['cpu', values.device];
@@ -158,14 +164,18 @@ export async function main(argv: string[]): Promise<void> {
       if (device !== 'cpu') await kernel.mergeTensor(job, read);
       for (const [output, run] of variants) {
         const times: number[] = [];
+        const cpuTimes: number[] = [];
         for (let r = 0; r < reps; r++) {
+          const c0 = process.cpuUsage();
           const t0 = process.hrtime.bigint();
           const out = await run();
           const t1 = process.hrtime.bigint();
+          const c1 = process.cpuUsage(c0);
           times.push(Number(t1 - t0) / 1e9);
+          cpuTimes.push((c1.user + c1.system) / 1e6);
           if (out.length !== n) throw new Error(`${method}: output has ${out.length} elements`);
         }
-        const s = row(method, kernel.device, output, times, bytes, taSeconds[output]);
+        const s = row(method, kernel.device, output, times, cpuTimes, bytes, taSeconds[output]);
         if (method === 'task_arithmetic') taSeconds[output] = s;
       }
     }
@@ -173,6 +183,9 @@ export async function main(argv: string[]): Promise<void> {
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  '));
-  console.log(`GB moved = (inputs read + output written) bytes; node ${process.version}; ${reps} reps`);
+  console.log(
+    `GB moved = (inputs read + output written) bytes; node ${process.version}; ${reps} reps; ` +
+      `load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores`,
+  );
   for (const note of notes) console.log(note);
 }

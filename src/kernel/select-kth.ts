@@ -26,6 +26,8 @@ export const KEEP_NONE: MagnitudeCut = { bits: 0xffffffff, keepEqual: 0 };
 export interface ValueSource {
   readonly length: number;
   fill(start: number, count: number, out: Float32Array): void;
+  /** Writes values start, start + stride, … (count of them) into out[0..count): the bracket's sample. */
+  gather(start: number, stride: number, count: number, out: Float32Array): void;
 }
 
 /** A source over a stored Float32Array. */
@@ -34,6 +36,9 @@ export function valuesSource(values: Float32Array): ValueSource {
     length: values.length,
     fill(start, count, out) {
       out.set(values.subarray(start, start + count));
+    },
+    gather(start, stride, count, out) {
+      for (let j = 0; j < count; j++) out[j] = values[start + j * stride];
     },
   };
 }
@@ -46,6 +51,9 @@ export function differenceSource(x: Float32Array, base: Float32Array): ValueSour
       // Float32Array stores round to nearest: double subtraction of two floats then one rounding is the
       // correctly rounded float32 difference.
       for (let j = 0; j < count; j++) out[j] = x[start + j] - base[start + j];
+    },
+    gather(start, stride, count, out) {
+      for (let j = 0; j < count; j++) out[j] = x[start + j * stride] - base[start + j * stride];
     },
   };
 }
@@ -133,7 +141,7 @@ export function kthLargestU32(arr: Uint32Array, len: number, kk: number): { valu
 
 /**
  * A sampled bracket (Floyd–Rivest style) around the cut of the k largest: [lo, hi] in |v| bits, estimated from
- * a strided sample of 65536 magnitudes with a ±4σ margin, and the buffer for the magnitudes inside it.
+ * a strided sample of up to 65536 magnitudes (no sort) with a ±4σ margin, and the buffer for the magnitudes inside it.
  */
 export interface BracketPlan {
   readonly k: number;
@@ -149,22 +157,22 @@ export function planBracket(
   allocate: (length: number) => Uint32Array = (length) => new Uint32Array(length),
 ): BracketPlan {
   const n = src.length;
-  const m = SAMPLE;
-  const sample = new Uint32Array(m);
-  const one = new Float32Array(1);
-  const oneBits = new Uint32Array(one.buffer);
-  for (let j = 0; j < m; j++) {
-    src.fill(Math.floor((j * n) / m), 1, one);
-    sample[j] = oneBits[0] & 0x7fffffff;
-  }
-  sample.sort(); // the 65536-element sample, not the tensor
+  // Every stride-th element, up to 65536 of them; stride ≥ 32 so the sample touches at most every other
+  // cache line (on mid-size tensors the sample is smaller and the bracket wider).
+  const stride = Math.max(32, Math.ceil(n / SAMPLE));
+  const m = Math.floor((n - 1) / stride) + 1;
+  const values = new Float32Array(m);
+  src.gather(0, stride, m, values);
+  const sample = new Uint32Array(values.buffer);
+  for (let j = 0; j < m; j++) sample[j] &= 0x7fffffff;
   const q = k / n;
   const at = m - q * m; // ascending index of the cut within the sample
   const margin = Math.ceil(4 * Math.sqrt(m * q * (1 - q))) + 16; // a miss costs a fallback, not correctness
   const loIdx = Math.floor(at - margin);
   const hiIdx = Math.ceil(at + margin);
-  const lo = loIdx <= 0 ? 0 : sample[loIdx];
-  const hi = hiIdx >= m ? 0xffffffff : sample[hiIdx];
+  // The two order statistics of the sample by radix select (no sort): ascending index i is the (m − i)-th largest.
+  const lo = loIdx <= 0 ? 0 : kthLargestInRange(sample, m, m - loIdx, 0, 0x7fffffff).value;
+  const hi = hiIdx >= m ? 0xffffffff : kthLargestInRange(sample, m, m - hiIdx, 0, 0x7fffffff).value;
   const expected = (Math.min(m - 1, hiIdx) - Math.max(0, loIdx) + 1) / m;
   const capacity = Math.min(n, Math.ceil(n * expected * 1.5) + 4096);
   return { k, lo, hi, cand: allocate(capacity) };
@@ -202,7 +210,48 @@ export function runBracket(src: ValueSource, plan: BracketPlan): { above: number
 export function finishBracket(plan: BracketPlan, above: number, count: number): MagnitudeCut | null {
   const { k, cand } = plan;
   if (count > cand.length || !(above < k && k <= above + count)) return null;
-  return cutFromCandidates(cand, count, k - above);
+  const kk = k - above;
+  const { value, greater } = kthLargestInRange(cand, count, kk, plan.lo, Math.min(plan.hi, 0x7fffffff));
+  return { bits: value, keepEqual: kk - greater };
+}
+
+/**
+ * kthLargestU32 for keys known to lie in [lo, hi]: radix select on (key − lo), 12 bits per round, each round
+ * keeping only the chosen bucket's keys. Small histograms, so cheap on a few thousand candidates too.
+ */
+export function kthLargestInRange(arr: Uint32Array, len: number, kk: number, lo: number, hi: number): { value: number; greater: number } {
+  let keys = arr;
+  let n = len;
+  let base = lo >>> 0;
+  let span = (hi >>> 0) - base; // all keys are in [base, base + span]
+  let greater = 0;
+  const hist = new Uint32Array(4097);
+  for (;;) {
+    const shift = Math.max(0, 32 - Math.clz32(span) - 12);
+    const width = 2 ** shift;
+    const top = span >>> shift;
+    hist.fill(0, 0, top + 1);
+    // key − base is an integer in [0, 2³²), so >>> is exact
+    for (let i = 0; i < n; i++) hist[(keys[i] - base) >>> shift]++;
+    let bucket = top;
+    for (; bucket > 0; bucket--) {
+      if (greater + hist[bucket] >= kk) break;
+      greater += hist[bucket];
+    }
+    if (shift === 0) return { value: base + bucket, greater };
+    // Keep the chosen bucket's keys and narrow the range to it.
+    const from = base + bucket * width;
+    const next = new Uint32Array(hist[bucket]);
+    let c = 0;
+    for (let i = 0; i < n; i++) {
+      const v = keys[i];
+      if ((v - base) >>> shift === bucket) next[c++] = v;
+    }
+    keys = next;
+    n = c;
+    base = from;
+    span = Math.min(span - bucket * width, width - 1);
+  }
 }
 
 /** Exact two-pass radix histogram over the whole source (16 high bits, then 16 low bits in one bucket). */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CutCursor, kthLargestU32, selectTopK, valuesSource, type MagnitudeCut } from '../../../src/kernel/select-kth.ts';
+import { CutCursor, kthLargestInRange, kthLargestU32, selectTopK, valuesSource, type MagnitudeCut } from '../../../src/kernel/select-kth.ts';
 
 /** Sort-based reference: the indices of the k largest |v|, ties to the lower index (torch.sort leaves them open). */
 function referenceTopK(values: Float32Array, k: number): Set<number> {
@@ -95,6 +95,30 @@ describe('selectTopK (k-th magnitude without sorting)', () => {
         expect(value).toBe(sorted[kk - 1]);
         expect(greater).toBe(sorted.filter((v) => v > value).length);
       }),
+    );
+  });
+});
+
+describe('kthLargestInRange', () => {
+  it('matches a sort for keys within [lo, hi], narrow and wide ranges', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0x7fff0000 }),
+        fc.integer({ min: 0, max: 0x7fffffff }),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 300 }),
+        fc.nat(),
+        (lo, spanSeed, fractions, kSeed) => {
+          const span = spanSeed % (0x7fffffff - lo + 1);
+          const keys = fractions.map((q) => lo + Math.floor(q * span));
+          const a = Uint32Array.from(keys);
+          const kk = 1 + (kSeed % a.length);
+          const sorted = [...keys].sort((x, y) => y - x);
+          const { value, greater } = kthLargestInRange(a, a.length, kk, lo, lo + span);
+          expect(value).toBe(sorted[kk - 1]);
+          expect(greater).toBe(sorted.filter((v) => v > value).length);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });
