@@ -49,7 +49,7 @@ function runFusedBrackets(
   const bOff = 64;
   const xOff = bOff + SLOT;
   const cOff = xOff + SLOT;
-  rt.ensure(cOff + SLOT + 16); // the branch-free append may store up to 3 lanes past the last candidate
+  rt.ensure(cOff + SLOT + 32); // the branch-free append may store up to 7 lanes past the last candidate
   const { f32, u32, fn } = rt;
   const counts = requests.map(() => ({ above: 0, count: 0 }));
   const byX = xs.map((x) => plans.map((p, i) => (p !== null && requests[i].x === x ? i : -1)).filter((i) => i >= 0));
@@ -58,7 +58,7 @@ function runFusedBrackets(
   const c0 = cOff >> 2;
   for (let start = 0; start < n; start += CHUNK) {
     const len = Math.min(CHUNK, n - start);
-    const vec = len & ~3;
+    const vec = len & ~7; // the bracket takes 8 elements a step
     f32.set(base.subarray(start, start + len), bOff >> 2);
     for (let xi = 0; xi < xs.length; xi++) {
       const x = xs[xi];
@@ -72,7 +72,7 @@ function runFusedBrackets(
         acc.above += u32[0];
         if (acc.count + c <= cand.length) cand.set(u32.subarray(c0, c0 + c), acc.count);
         acc.count += c;
-        // The last chunk's 1–3 trailing elements, in order after the vector part.
+        // The last chunk's 1–7 trailing elements, in order after the vector part.
         for (let j = vec; j < len; j++) {
           one[0] = x[start + j] - base[start + j];
           const v = (oneBits[0] & 0x7fffffff) >>> 0;
