@@ -235,6 +235,21 @@ function combineDense(): FunctionBuilder {
  * ds + m·slot). Variants leave out the drop cut (magnitude: nothing dropped) and the rescale (mul = 1).
  * Returns how many lanes sit exactly at a cut (keepAt or dropAt): the caller redoes such a chunk in index order.
  */
+/**
+ * Consensus fast path: the agreement sums add `δ ∧ agree` where mergekit adds δ·0 for a disagreeing δ, which
+ * differs only for a non-finite δ (NaN instead of 0). Those lanes make the vote non-finite (an overflowing
+ * vote too, conservatively): flag them, and the caller redoes the chunk with the exact loops.
+ */
+function markNonFinite(f: FunctionBuilder, vote: number, zero: number, nonFinite: number): void {
+  f.get(nonFinite).get(vote).get(zero).op('f32x4.mul').get(zero).op('f32x4.ne', 'v128.or').set(nonFinite);
+}
+
+/** Returns the lanes at a cut plus 2³⁰ when a lane was flagged non-finite: any non-zero result means redo. */
+function returnAtCut(f: FunctionBuilder, equal: number, nonFinite: number): void {
+  sumLanes(f, equal);
+  f.get(nonFinite).op('v128.any_true').i32(30).op('i32.shl', 'i32.add');
+}
+
 /** Which parts of combine_cut a variant contains (specialised so the hot loop carries no unused work). */
 export interface CutVariant {
   readonly consensus: boolean;
@@ -275,6 +290,7 @@ function combineCut(v: CutVariant): FunctionBuilder {
   const absMask = f.local('v128');
   const divv = f.local('v128');
   const lamv = f.local('v128');
+  const nonFinite = f.local('v128');
   f.get(div).op('f32x4.splat').set(divv);
   f.get(lambda).op('f32x4.splat').set(lamv);
   f.v128i32(0x3f800000, 0x3f800000, 0x3f800000, 0x3f800000).set(one);
@@ -324,6 +340,7 @@ function combineCut(v: CutVariant): FunctionBuilder {
     if (v.consensus) {
       // flip = sign bit where the elected sign is −; then agree ⇔ (δ ⊕ flip) > 0 (false for 0 and NaN).
       f.v128i32(0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0).get(acc).get(zero).op('f32x4.ge', 'v128.andnot').set(positive);
+      markNonFinite(f, acc, zero, nonFinite);
       f.get(zero).set(mixed);
       f.get(zero).set(divisor);
       f.i32(0).set(m);
@@ -333,7 +350,7 @@ function combineCut(v: CutVariant): FunctionBuilder {
       f.get(m).get(models).op('i32.ge_u').brIf(1);
       f.get(dp).v128Load().set(d);
       f.get(d).get(positive).op('v128.xor').get(zero).op('f32x4.gt').set(agree);
-      f.get(mixed).get(d).get(d).get(zero).op('f32x4.mul').get(agree).op('v128.bitselect', 'f32x4.add').set(mixed);
+      f.get(mixed).get(d).get(agree).op('v128.and', 'f32x4.add').set(mixed);
       f.get(divisor).get(agree).get(q).v128Load(64).op('v128.and', 'f32x4.add').set(divisor);
       f.get(dp).get(slot).op('i32.add').set(dp);
       f.get(q).i32(80).op('i32.add').set(q);
@@ -350,7 +367,7 @@ function combineCut(v: CutVariant): FunctionBuilder {
     f.get(useLambda).if().get(acc).get(lamv).op('f32x4.mul').set(acc).end();
     f.get(out).get(i).op('i32.add').get(bv).get(acc).op('f32x4.add').v128Store();
   });
-  sumLanes(f, equal);
+  returnAtCut(f, equal, nonFinite);
   return f;
 }
 
@@ -403,6 +420,7 @@ function combineUnrolled(v: CutVariant | 'dense', models: number, slotBytes: num
   const laneBits = f.local('v128');
   const divv = f.local('v128');
   const lamv = f.local('v128');
+  const nonFinite = f.local('v128');
   const keepAbove: number[] = [];
   const keepAt: number[] = [];
   const dropAt: number[] = [];
@@ -474,9 +492,10 @@ function combineUnrolled(v: CutVariant | 'dense', models: number, slotBytes: num
     }
     if (cv.consensus) {
       f.v128i32(0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0).get(acc).get(zero).op('f32x4.ge', 'v128.andnot').set(flip);
+      markNonFinite(f, acc, zero, nonFinite);
       for (let m = 0; m < models; m++) {
         f.get(d[m]).get(flip).op('v128.xor').get(zero).op('f32x4.gt').set(agree);
-        f.get(m === 0 ? zero : mixed).get(d[m]).get(d[m]).get(zero).op('f32x4.mul').get(agree).op('v128.bitselect', 'f32x4.add').set(mixed);
+        f.get(m === 0 ? zero : mixed).get(d[m]).get(agree).op('v128.and', 'f32x4.add').set(mixed);
         f.get(m === 0 ? zero : divisor).get(agree).get(wv[m]).op('v128.and', 'f32x4.add').set(divisor);
       }
       f.get(useDiv).if();
@@ -489,7 +508,7 @@ function combineUnrolled(v: CutVariant | 'dense', models: number, slotBytes: num
     f.get(useLambda).if().get(acc).get(lamv).op('f32x4.mul').set(acc).end();
     f.get(out).get(i).op('i32.add').get(bv).get(acc).op('f32x4.add').v128Store();
   });
-  sumLanes(f, equal);
+  returnAtCut(f, equal, nonFinite);
   return f;
 }
 

@@ -59,6 +59,7 @@ const PLAIN: Record<string, number[]> = {
   'i32x4.le_u': simd(0x3e),
   'i32x4.ge_u': simd(0x40),
   'f32x4.eq': simd(0x41),
+  'f32x4.ne': simd(0x42),
   'f32x4.lt': simd(0x43),
   'f32x4.gt': simd(0x44),
   'f32x4.ge': simd(0x46),
