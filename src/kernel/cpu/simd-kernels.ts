@@ -257,10 +257,15 @@ export interface CutVariant {
   readonly mul: boolean;
   /** Keep lanes from a bitset (DARE) instead of magnitude cuts: the block's first word is the mask slot address. */
   readonly mask?: boolean;
+  /**
+   * The caller already knows which chunks hold an element at a cut (simd-select.ts LocatedCut) and sends them
+   * to the exact loops: no lanes-at-a-cut count (unrolled forms only).
+   */
+  readonly located?: boolean;
 }
 
 export function cutVariantName(v: CutVariant): string {
-  return `combine_cut_${v.consensus ? 's' : 'n'}${v.drop ? 'd' : '_'}${v.mul ? 'm' : '_'}${v.mask ? 'k' : '_'}`;
+  return `combine_cut_${v.consensus ? 's' : 'n'}${v.drop ? 'd' : '_'}${v.mul ? 'm' : '_'}${v.mask ? 'k' : '_'}${v.located ? 'l' : '_'}`;
 }
 
 function combineCut(v: CutVariant): FunctionBuilder {
@@ -475,9 +480,11 @@ function combineUnrolled(v: CutVariant | 'dense', models: number, slotBytes: num
         f.op('i32x4.splat').get(laneBits).op('v128.and').get(zero).op('i32x4.ne', 'v128.and').set(d[m]);
       } else {
         f.tee(t).get(absMask).op('v128.and').set(bits);
-        f.get(equal).get(bits).get(keepAt[m]).op('i32x4.eq');
-        if (cv.drop) f.get(bits).get(dropAt[m]).op('i32x4.eq', 'v128.or');
-        f.op('i32x4.sub').set(equal);
+        if (!cv.located) {
+          f.get(equal).get(bits).get(keepAt[m]).op('i32x4.eq');
+          if (cv.drop) f.get(bits).get(dropAt[m]).op('i32x4.eq', 'v128.or');
+          f.op('i32x4.sub').set(equal);
+        }
         f.get(t);
         if (cv.mul) f.get(mulv[m]).op('f32x4.mul');
         f.get(wv[m]).op('f32x4.mul');
@@ -678,15 +685,21 @@ export interface SimdExports {
   [variant: `combine_cut_${string}`]: (xs: number, models: number, slot: number, prm: number, ds: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number) => number;
 }
 
-/** Bytes per chunk slot in the drivers' memory layout (4096 float32): the unrolled combines bake it in. */
-export const SLOT_BYTES = 4096 * 4;
+/** Elements per chunk in the SIMD drivers (selection and combine use the same chunks). */
+export const SIMD_CHUNK = 4096;
+/** Bytes per chunk slot in the drivers' memory layout: the unrolled combines bake it in. */
+export const SLOT_BYTES = SIMD_CHUNK * 4;
 
 let compiled: WebAssembly.Module | null | undefined;
 
 function compile(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
   const bytes = buildModule([deltaAll(), deltaCut(), deltaMask(), combineSum(), combineConsensus(), bracket(), bernoulliMaskWords(), maskedL1(), combineDense(), ...CUT_VARIANTS.map(combineCut),
-    ...[1, 2, 3, 4].flatMap((models) => [combineUnrolled('dense', models, SLOT_BYTES), ...CUT_VARIANTS.map((v) => combineUnrolled(v, models, SLOT_BYTES))]),
+    ...[1, 2, 3, 4].flatMap((models) => [
+      combineUnrolled('dense', models, SLOT_BYTES),
+      ...CUT_VARIANTS.map((v) => combineUnrolled(v, models, SLOT_BYTES)),
+      ...CUT_VARIANTS.filter((v) => !v.mask).map((v) => combineUnrolled({ ...v, located: true }, models, SLOT_BYTES)),
+    ]),
   ]);
   compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
   return compiled;

@@ -10,11 +10,24 @@ import {
   type BracketPlan,
   type MagnitudeCut,
 } from '../select-kth.ts';
-import type { SimdRuntime } from './simd-kernels.ts';
+import { SIMD_CHUNK, type SimdRuntime } from './simd-kernels.ts';
 import type { CutRequest } from './sparsify.ts';
 
-const CHUNK = 4096;
+const CHUNK = SIMD_CHUNK;
 const SLOT = CHUNK * 4;
+
+/**
+ * A cut found by the fused pass, with the SIMD_CHUNK-element chunks that hold an element exactly at it (only
+ * those need the in-order tie rule; the combine sends them to its exact loops and skips the check elsewhere).
+ */
+export interface LocatedCut extends MagnitudeCut {
+  readonly chunksAtCut: Uint8Array;
+}
+
+/** Whether a cut carries its chunks (or keeps nothing, so no element can sit at it). */
+export function isLocated(cut: MagnitudeCut): boolean {
+  return cut.bits === 0xffffffff || 'chunksAtCut' in cut;
+}
 
 /** The same cuts as selectTopK(differenceSource(x, base), k) for each request. */
 export function selectCutsSimd(rt: SimdRuntime, base: Float32Array, requests: readonly CutRequest[]): MagnitudeCut[] {
@@ -27,7 +40,9 @@ export function selectCutsSimd(rt: SimdRuntime, base: Float32Array, requests: re
   if (xsInPass.length > 0) {
     const counts = runFusedBrackets(rt, base, requests, plans, xsInPass);
     plans.forEach((plan, i) => {
-      if (plan !== null) cuts[i] = finishBracket(plan, counts[i].above, counts[i].count);
+      if (plan === null) return;
+      const cut = finishBracket(plan, counts[i].above, counts[i].count);
+      cuts[i] = cut === null ? null : locate(cut, plan.cand, counts[i].ends);
     });
   }
   // Small tensors (direct selection) and missed or overflowed brackets (exact histogram).
@@ -44,14 +59,16 @@ function runFusedBrackets(
   requests: readonly CutRequest[],
   plans: readonly (BracketPlan | null)[],
   xs: readonly Float32Array[],
-): { above: number; count: number }[] {
+): { above: number; count: number; ends: Uint32Array }[] {
   const n = base.length;
+  const chunks = Math.ceil(n / CHUNK);
   const bOff = 64;
   const xOff = bOff + SLOT;
   const cOff = xOff + SLOT;
   rt.ensure(cOff + SLOT + 32); // the branch-free append may store up to 7 lanes past the last candidate
   const { f32, u32, fn } = rt;
-  const counts = requests.map(() => ({ above: 0, count: 0 }));
+  // ends[c]: how many candidates had been collected after chunk c (they are in index order).
+  const counts = requests.map(() => ({ above: 0, count: 0, ends: new Uint32Array(chunks) }));
   const byX = xs.map((x) => plans.map((p, i) => (p !== null && requests[i].x === x ? i : -1)).filter((i) => i >= 0));
   const one = new Float32Array(1);
   const oneBits = new Uint32Array(one.buffer);
@@ -82,8 +99,22 @@ function runFusedBrackets(
             acc.count++;
           }
         }
+        acc.ends[start / CHUNK] = acc.count;
       }
     }
   }
   return counts;
+}
+
+/** The chunks whose candidates include the cut's value (every element at the cut is a candidate). */
+function locate(cut: MagnitudeCut, cand: Uint32Array, ends: Uint32Array): LocatedCut {
+  const chunksAtCut = new Uint8Array(ends.length);
+  let chunk = 0;
+  const bits = cut.bits;
+  for (let i = 0; i < ends[ends.length - 1]; i++) {
+    if (cand[i] !== bits) continue;
+    while (ends[chunk] <= i) chunk++;
+    chunksAtCut[chunk] = 1;
+  }
+  return { bits, keepEqual: cut.keepEqual, chunksAtCut };
 }

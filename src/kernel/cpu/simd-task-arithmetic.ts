@@ -2,11 +2,12 @@
 // and inputs are copied into the module's memory, combined there, and copied out. Bit-identical to the
 // reference loops (tests compare them); ties at a magnitude cut are settled here in index order.
 
-import { cutVariantName, SLOT_BYTES, UNROLLED_MODELS, unrolledName, type CutVariant, type SimdRuntime } from './simd-kernels.ts';
 import { invariant } from '../../errors.ts';
+import { cutVariantName, SIMD_CHUNK, SLOT_BYTES, UNROLLED_MODELS, unrolledName, type CutVariant, type SimdRuntime } from './simd-kernels.ts';
+import { isLocated, type LocatedCut } from './simd-select.ts';
 import type { CombineInput } from './task-arithmetic.ts';
 
-const CHUNK = 4096;
+const CHUNK = SIMD_CHUNK;
 const SLOT = CHUNK * 4;
 const MASK_SLOT = CHUNK / 8;
 
@@ -71,15 +72,28 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
     }
   }
   const useScalarDiv = scalarDivisor !== 1 ? 1 : 0;
+  // Up to UNROLLED_MODELS models: the unrolled forms (same operations, parameters held in registers). When
+  // the selection located its cuts, only the chunks holding an element at a cut go to the exact loops, and
+  // the one-pass combine does not count such lanes.
+  invariant(SLOT === SLOT_BYTES, 'simd chunk slot size');
+  const unrolled = models <= UNROLLED_MODELS;
+  const cuts = trims.flatMap((t) => (t.kind === 'cut' ? [t.keep, t.drop] : []));
+  const located = unrolled && !anyMask && cuts.length > 0 && cuts.every(isLocated);
+  const chunksAtCut = new Uint8Array(located ? Math.ceil(n / CHUNK) : 0);
+  if (located) {
+    for (const cut of cuts) {
+      if (!('chunksAtCut' in cut)) continue; // keeps nothing: no element sits at it
+      const flags = (cut as LocatedCut).chunksAtCut;
+      for (let c = 0; c < flags.length; c++) chunksAtCut[c] |= flags[c];
+    }
+  }
   const variant: CutVariant = {
     consensus: consensus === 'sum',
     drop: trims.some((t) => t.kind === 'cut' && t.drop.bits !== 0xffffffff),
     mul: trims.some((t) => (t.kind === 'cut' || t.kind === 'mask') && t.mul !== 1),
     mask: anyMask,
+    located,
   };
-  // Up to UNROLLED_MODELS models: the unrolled forms (same operations, parameters held in registers).
-  invariant(SLOT === SLOT_BYTES, 'simd chunk slot size');
-  const unrolled = models <= UNROLLED_MODELS;
   const combineCut = fn[(unrolled ? unrolledName(variant, models) : cutVariantName(variant)) as `combine_cut_${string}`];
   const combineDense = unrolled ? fn[unrolledName('dense', models) as `combine_cut_${string}`] : null;
 
@@ -94,7 +108,7 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
     // Whole vectors: lanes past `count` compute on stale data and are never copied out.
     const bytes = ((count + 3) & ~3) * 4;
     f32.set(base.subarray(start, start + count), b0);
-    if (dense || fusable) {
+    if (dense || (fusable && !(located && chunksAtCut[start / CHUNK] === 1))) {
       for (let m = 0; m < models; m++) {
         const t = trims[m];
         if (t.kind !== 'zero') f32.set(xs[m].subarray(start, start + count), xOff(m) >> 2);

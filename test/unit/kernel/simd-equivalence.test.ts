@@ -65,17 +65,28 @@ describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
   it('fused selection pass on a tensor large enough for the sampled bracket (ties, breadcrumbs_ties)', async () => {
     const n = 300_003;
     let s = 99;
-    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296 - 0.5);
+    const rand = () => {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      return (s >>> 0) / 4294967296 - 0.5;
+    };
     const base = new Float32Array(n).map(() => rand() * 0.04);
     const tensors: Record<string, Float32Array> = { base };
-    for (let m = 0; m < 3; m++) tensors[`m${m}`] = base.map((b) => b + (rand() < 0.05 ? 0 : rand() * 0.01));
+    // τ on a coarse grid (multiples of 2⁻¹²): many equal magnitudes, so cuts fall inside runs of ties.
+    for (let m = 0; m < 3; m++) tensors[`m${m}`] = base.map((b) => b + (rand() < -0.45 ? 0 : Math.round(rand() * 400) / 4096));
     // A heavily tied expert (most |τ| exactly equal): its bracket overflows and the histogram fallback runs.
-    tensors.m2 = base.map((b, i) => b + (i % 5 === 0 ? 0.25 : rand() < 0.7 ? 0.125 : 0));
-    for (const sparsification of ['magnitude', 'magnitude_outliers'] as const) {
-      const job = taJob([0.5, 0.3, -0.2], [n], { sparsification, consensus: 'sum', normalize: true, density: [0.5, 0.2, 0.9], gamma: 0.01 });
-      const a = await simd.mergeTensor(job, readerOf(tensors));
-      const b = await plain.mergeTensor(job, readerOf(tensors));
-      expect(sameBits(a, b)).toBe(true);
+    const tied = base.map((b, i) => b + (i % 5 === 0 ? 0.25 : rand() < 0.7 ? 0.125 : 0));
+    for (const withTied of [false, true]) {
+      if (withTied) tensors.m2 = tied;
+      for (const sparsification of ['magnitude', 'magnitude_outliers'] as const) {
+        for (const consensus of ['sum', 'none'] as const) {
+          const job = taJob([0.5, 0.3, -0.2], [n], { sparsification, consensus, normalize: true, density: [0.5, 0.2, 0.9], gamma: 0.01 });
+          const a = await simd.mergeTensor(job, readerOf(tensors));
+          const b = await plain.mergeTensor(job, readerOf(tensors));
+          expect(sameBits(a, b)).toBe(true);
+        }
+      }
     }
   });
 
