@@ -4,6 +4,7 @@
 import { EvomergeError } from '../errors.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, ScoreRecord } from '../store/records.ts';
+import { registryMethodParameters } from '../search/method-parameters.ts';
 
 export interface ReportScore {
   readonly value: number;
@@ -190,9 +191,12 @@ export function formatReport(r: CampaignReport): string {
   lines.push(`objective (fit, maximised): ${r.objective.map((t) => `${t.weight} × ${t.task}/${t.metric}`).join(' + ')}`);
   lines.push('');
   const cell = (s?: ReportScore) => (s ? `${f(s.value)} ± ${f(s.se ?? NaN)}` : '—');
-  const header = ['model', 'objective', ...r.measures.flatMap((m) => [`${m} fit`, `${m} test`])];
-  const body = r.rows.map((row) => [row.label, f(row.objective, 4), ...r.measures.flatMap((m) => [cell(row.scores[m]?.fit), cell(row.scores[m]?.test)])]);
-  lines.push(...table(header, body));
+  // one block per measured task/metric: the models in rows, fit and test side by side
+  lines.push(...table(['model', 'fit objective'], r.rows.map((row) => [row.label, f(row.objective, 4)])));
+  for (const m of r.measures) {
+    lines.push('');
+    lines.push(...table([m, 'fit', 'test'], r.rows.map((row) => [row.label, cell(row.scores[m]?.fit), cell(row.scores[m]?.test)])));
+  }
   lines.push('');
   if (r.fitObjective.best !== undefined) {
     const riv = r.fitObjective.bestRival;
@@ -202,16 +206,32 @@ export function formatReport(r: CampaignReport): string {
     lines.push('gate pass rates (fit): ' + r.gates.map((g) => `${g.gate} ${g.passed}/${g.judged}`).join(', '));
   }
   lines.push('');
-  lines.push('best genome per generation (kept if any):');
+  lines.push('best genome per generation (the best kept one if any; per cell, each parameter the method reads, one value per model):');
   for (const g of r.generations) {
-    const genes = Object.entries(g.genome)
-      .map(([k, v]) => `${k}=${typeof v === 'number' ? v : v}`)
-      .join(' ');
-    lines.push(`  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ${f(g.objective, 4).padStart(8)}  ${genes}`);
+    lines.push(`  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ${f(g.objective, 4).padStart(8)}  ${compactGenome(g.genome)}`);
   }
   lines.push('');
   lines.push(r.conclusion.sentence);
   return lines.join('\n') + '\n';
+}
+
+/** `method  cell: weight a,b density c,d  …` with only the genes the method reads. */
+function compactGenome(genome: Record<string, number | string>): string {
+  const method = String(genome.method ?? '');
+  const used = registryMethodParameters(method);
+  const cells = new Map<string, Map<string, number[]>>();
+  for (const [k, v] of Object.entries(genome)) {
+    if (k === 'method' || typeof v !== 'number') continue;
+    const parts = k.split('.');
+    const param = parts[parts.length - 1]!;
+    if (![...used.perModel, ...used.methodWide].includes(param)) continue;
+    const cell = parts[0]!;
+    const byParam = cells.get(cell) ?? new Map<string, number[]>();
+    byParam.set(param, [...(byParam.get(param) ?? []), v]);
+    cells.set(cell, byParam);
+  }
+  const body = [...cells].map(([cell, ps]) => `${cell}: ${[...ps].map(([p, vs]) => `${p} ${vs.map((x) => x.toFixed(2)).join(',')}`).join(' ')}`);
+  return [method, ...body].join('  ');
 }
 
 function table(header: string[], rows: string[][]): string[] {

@@ -2,6 +2,7 @@
 // merge in memory → score on the fit split → objective and gates → one transaction per candidate → tell,
 // with the optimiser state saved in the transaction that closes a generation. Resumable at any instant.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import YAML from 'yaml';
@@ -123,7 +124,8 @@ export function checkDatabaseIsOurs(dbFile: string, setup: CampaignSetup): void 
 }
 
 function versions(): Record<string, string> {
-  return { node: process.versions.node, platform: `${process.platform}-${process.arch}` };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; dependencies: Record<string, string> };
+  return { evomerge: pkg.version, 'onnxruntime-node': pkg.dependencies['onnxruntime-node'] ?? '?', node: process.versions.node, platform: `${process.platform}-${process.arch}` };
 }
 
 /** A content hash for a source model (they are not recipes): its role, name and folder. */
