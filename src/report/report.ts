@@ -62,6 +62,8 @@ interface StoredConfig {
   objective: { task: string; metric?: string; weight: number }[];
   ownMetrics: Record<string, string>;
   measures: { task: string; metric: string }[];
+  models: { name: string }[];
+  references: { name: string }[];
 }
 
 /** Builds the report of the (single) campaign in a database, opened read-only. */
@@ -98,8 +100,11 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     return out;
   };
   const rows: ReportRow[] = [];
+  // in the space's order (they are scored concurrently, so the ids are not)
+  const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
   for (const kind of ['source', 'reference'] as const) {
-    for (const c of store.listCandidates(id, { kind })) rows.push({ kind, label: c.label ?? `#${c.candidateId}`, candidateId: c.candidateId, objective: c.objective, scores: scoresOf(c) });
+    const list = store.listCandidates(id, { kind }).sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
+    for (const c of list) rows.push({ kind, label: c.label ?? `#${c.candidateId}`, candidateId: c.candidateId, objective: c.objective, scores: scoresOf(c) });
   }
   const best = bestKeptCandidate(store, id);
   if (best) rows.push({ kind: 'best', label: `best kept #${best.ordinal}`, candidateId: best.candidateId, objective: best.objective, scores: scoresOf(best) });
