@@ -111,7 +111,8 @@ function locate(cut: MagnitudeCut, cand: Uint32Array, ends: Uint32Array): Locate
   const chunksAtCut = new Uint8Array(ends.length);
   let chunk = 0;
   const bits = cut.bits;
-  for (let i = 0; i < ends[ends.length - 1]; i++) {
+  const total = ends[ends.length - 1];
+  for (let i = 0; i < total; i++) {
     if (cand[i] !== bits) continue;
     while (ends[chunk] <= i) chunk++;
     chunksAtCut[chunk] = 1;
