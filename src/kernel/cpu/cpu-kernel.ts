@@ -8,7 +8,7 @@ import { SimdRuntime } from './simd-kernels.ts';
 import { combineTaskVectorsSimd } from './simd-task-arithmetic.ts';
 import { slerp } from './slerp.ts';
 import { selectCutsSimd } from './simd-select.ts';
-import { bernoulliMaskSimd, maskedL1Simd } from './simd-dare.ts';
+import { bernoulliMaskSimd, maskedL1ManySimd } from './simd-dare.ts';
 import { plainPasses, sparsifyAll, type SparsifyPasses } from './sparsify.ts';
 import { combineTaskVectors } from './task-arithmetic.ts';
 import { weightedSum } from './weighted-sum.ts';
@@ -34,7 +34,7 @@ export class CpuKernel implements MergeKernel {
         : {
             selectCuts: (base, requests) => selectCutsSimd(rt, base, requests),
             bernoulliMask: (key, model, n, density) => bernoulliMaskSimd(rt, key, model, n, density),
-            maskedL1: (x, base, mask) => maskedL1Simd(rt, x, base, mask),
+            maskedL1Many: (base, items) => maskedL1ManySimd(rt, base, items),
           };
   }
 

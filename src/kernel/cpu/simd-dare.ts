@@ -29,30 +29,48 @@ export function bernoulliMaskSimd(rt: SimdRuntime, key: RngKey, modelIndex: numb
   return mask;
 }
 
-/** maskedL1(x, base, mask) with the same float64 lane order. */
-export function maskedL1Simd(rt: SimdRuntime, x: Float32Array, base: Float32Array, mask: Uint32Array): { before: number; after: number } {
-  const n = x.length;
-  const accOff = 64;
-  const xOff = 128;
-  const bOff = xOff + CHUNK * 4;
-  const mOff = bOff + CHUNK * 4;
+/** maskedL1(x, base, mask) of each item, with the same float64 lane order: base is copied in once per chunk. */
+export function maskedL1ManySimd(
+  rt: SimdRuntime,
+  base: Float32Array,
+  items: readonly { x: Float32Array; mask: Uint32Array }[],
+): { before: number; after: number }[] {
+  const n = base.length;
+  const accOff = 64; // 8 float64 per item
+  const bOff = accOff + 64 * items.length;
+  const xOff = bOff + CHUNK * 4;
+  const mOff = xOff + CHUNK * 4;
   rt.ensure(mOff + CHUNK / 8);
   const { f32, u32, f64, fn } = rt;
-  f64.fill(0, accOff >> 3, (accOff >> 3) + 8);
-  const all = f64.subarray(accOff >> 3, (accOff >> 3) + 4);
-  const kept = f64.subarray((accOff >> 3) + 4, (accOff >> 3) + 8);
+  f64.fill(0, accOff >> 3, bOff >> 3);
+  const lanes = items.map((_, j) => ({
+    all: f64.subarray((accOff >> 3) + 8 * j, (accOff >> 3) + 8 * j + 4),
+    kept: f64.subarray((accOff >> 3) + 8 * j + 4, (accOff >> 3) + 8 * j + 8),
+  }));
   for (let start = 0; start < n; start += CHUNK) {
     const len = Math.min(CHUNK, n - start);
     const vec = len & ~3;
-    f32.set(x.subarray(start, start + len), xOff >> 2);
     f32.set(base.subarray(start, start + len), bOff >> 2);
-    u32.set(mask.subarray(start >>> 5, (start + len + 31) >>> 5), mOff >> 2);
-    fn.masked_l1(xOff, bOff, vec * 4, mOff, accOff);
-    for (let e = start + vec; e < start + len; e++) {
-      const a = Math.abs(Math.fround(x[e] - base[e]));
-      all[e & 3] += a;
-      if ((mask[e >>> 5] >>> (e & 31)) & 1) kept[e & 3] += a;
+    for (let j = 0; j < items.length; j++) {
+      const { x, mask } = items[j];
+      f32.set(x.subarray(start, start + len), xOff >> 2);
+      u32.set(mask.subarray(start >>> 5, (start + len + 31) >>> 5), mOff >> 2);
+      fn.masked_l1(xOff, bOff, vec * 4, mOff, accOff + 64 * j);
+      const { all, kept } = lanes[j];
+      for (let e = start + vec; e < start + len; e++) {
+        const a = Math.abs(Math.fround(x[e] - base[e]));
+        all[e & 3] += a;
+        if ((mask[e >>> 5] >>> (e & 31)) & 1) kept[e & 3] += a;
+      }
     }
   }
-  return { before: all[0] + all[1] + (all[2] + all[3]), after: kept[0] + kept[1] + (kept[2] + kept[3]) };
+  return lanes.map(({ all, kept }) => ({
+    before: all[0] + all[1] + (all[2] + all[3]),
+    after: kept[0] + kept[1] + (kept[2] + kept[3]),
+  }));
+}
+
+/** maskedL1(x, base, mask) with the same float64 lane order. */
+export function maskedL1Simd(rt: SimdRuntime, x: Float32Array, base: Float32Array, mask: Uint32Array): { before: number; after: number } {
+  return maskedL1ManySimd(rt, base, [{ x, mask }])[0];
 }

@@ -56,14 +56,15 @@ export type CutSelector = (base: Float32Array, requests: readonly CutRequest[]) 
 export interface SparsifyPasses {
   readonly selectCuts: CutSelector;
   readonly bernoulliMask: typeof bernoulliMask;
-  readonly maskedL1: typeof maskedL1;
+  /** ‖τ‖₁ and ‖τ ⊙ mask‖₁ (l1-rescale.ts maskedL1) of several models over one base. */
+  readonly maskedL1Many: (base: Float32Array, items: readonly { x: Float32Array; mask: Uint32Array }[]) => { before: number; after: number }[];
 }
 
 /** The plain typed-array loops. */
 export const plainPasses: SparsifyPasses = {
   selectCuts: (base, requests) => requests.map((r) => selectTopK(differenceSource(r.x, base), r.k)),
   bernoulliMask,
-  maskedL1,
+  maskedL1Many: (base, items) => items.map((item) => maskedL1(item.x, base, item.mask)),
 };
 
 const ALL: Trim = { kind: 'all' };
@@ -81,11 +82,21 @@ export function sparsifyAll(inputs: readonly SparsifyInput[], passes: SparsifyPa
   });
   const cuts = requests.length === 0 ? [] : passes.selectCuts(inputs[0].base, requests);
   let next = 0;
-  return inputs.map((input, m) => {
+  const trims = inputs.map((input, m) => {
     const mine = cuts.slice(next, next + needs[m].length);
     next += needs[m].length;
     return sparsifyWithCuts(input, mine, passes);
   });
+  // DARE with the L1 rescale: the norms of every such model in one pass over base.
+  const pending = trims.flatMap((t, m) => (t.kind === 'mask' && Number.isNaN(t.mul) ? [m] : []));
+  if (pending.length > 0) {
+    const items = pending.map((m) => ({ x: inputs[m].x, mask: (trims[m] as { mask: Uint32Array }).mask }));
+    const norms = passes.maskedL1Many(inputs[0].base, items);
+    pending.forEach((m, j) => {
+      trims[m] = { kind: 'mask', mask: items[j].mask, mul: l1Ratio(norms[j].before, norms[j].after), div: 1 };
+    });
+  }
+  return trims;
 }
 
 /** Every mergekit sparsifier returns τ unchanged, unscaled, when density ≥ 1. */
@@ -196,6 +207,7 @@ function random(input: SparsifyInput, passes: SparsifyPasses): Trim {
   if (input.rescale === 'none') return { kind: 'mask', mask, mul: 1, div: 1 };
   // DARE paper (Yu et al. 2024, eq. 2) and mergekit < 0.1.0: divide the kept entries by density.
   if (input.rescale === 'density') return { kind: 'mask', mask, mul: 1, div: Math.fround(density) };
-  const { before, after } = passes.maskedL1(x, base, mask);
-  return { kind: 'mask', mask, mul: l1Ratio(before, after), div: 1 };
+  // 'l1': the factor is filled in by sparsifyAll, which takes the norms of all models in one pass.
+  void base;
+  return { kind: 'mask', mask, mul: NaN, div: 1 };
 }
