@@ -64,15 +64,21 @@ function runFusedBrackets(
   const chunks = Math.ceil(n / CHUNK);
   const bOff = 64;
   const xOff = bOff + SLOT;
-  const cOff = xOff + SLOT;
-  rt.ensure(cOff + SLOT + 32); // the branch-free append may store up to 7 lanes past the last candidate
+  // Each request's candidates are appended in place in module memory (capacity, plus one chunk and the up to
+  // 7 lanes the branch-free append may store past the last one), and copied out once after the pass.
+  const regionOff: number[] = [];
+  let end = xOff + SLOT;
+  for (const plan of plans) {
+    regionOff.push(end);
+    end += plan === null ? 0 : (plan.cand.length + CHUNK + 8) * 4;
+  }
+  rt.ensure(end);
   const { f32, u32, fn } = rt;
   // ends[c]: how many candidates had been collected after chunk c (they are in index order).
   const counts = requests.map(() => ({ above: 0, count: 0, ends: new Uint32Array(chunks) }));
   const byX = xs.map((x) => plans.map((p, i) => (p !== null && requests[i].x === x ? i : -1)).filter((i) => i >= 0));
   const one = new Float32Array(1);
   const oneBits = new Uint32Array(one.buffer);
-  const c0 = cOff >> 2;
   for (let start = 0; start < n; start += CHUNK) {
     const len = Math.min(CHUNK, n - start);
     const vec = len & ~7; // the bracket takes 8 elements a step
@@ -83,26 +89,25 @@ function runFusedBrackets(
       for (const r of byX[xi]) {
         const plan = plans[r]!;
         const acc = counts[r];
-        const cand = plan.cand;
-        if (acc.count > cand.length) continue; // overflowed: finishBracket will refuse it
-        const c = fn.bracket(xOff, bOff, vec * 4, plan.lo, Math.min(plan.hi, 0x7fffffff), cOff);
+        const capacity = plan.cand.length;
+        if (acc.count > capacity) continue; // overflowed: finishBracket will refuse it
+        const region = regionOff[r];
+        acc.count += fn.bracket(xOff, bOff, vec * 4, plan.lo, Math.min(plan.hi, 0x7fffffff), region + acc.count * 4);
         acc.above += u32[0];
-        if (acc.count + c <= cand.length) cand.set(u32.subarray(c0, c0 + c), acc.count);
-        acc.count += c;
         // The last chunk's 1–7 trailing elements, in order after the vector part.
         for (let j = vec; j < len; j++) {
           one[0] = x[start + j] - base[start + j];
           const v = (oneBits[0] & 0x7fffffff) >>> 0;
           if (v > plan.hi) acc.above++;
-          else if (v >= plan.lo) {
-            if (acc.count < cand.length) cand[acc.count] = v;
-            acc.count++;
-          }
+          else if (v >= plan.lo) u32[(region >> 2) + acc.count++] = v;
         }
         acc.ends[start / CHUNK] = acc.count;
       }
     }
   }
+  plans.forEach((plan, r) => {
+    if (plan !== null) plan.cand.set(u32.subarray(regionOff[r] >> 2, (regionOff[r] >> 2) + Math.min(counts[r].count, plan.cand.length)));
+  });
   return counts;
 }
 
