@@ -13,6 +13,15 @@ import { prepareCampaign } from '../src/search/campaign-setup.ts';
 import { Scorer } from '../src/search/scorer.ts';
 import type { RecipeDoc } from '../src/search/genome.ts';
 
+interface Row {
+  fit: number;
+  test: number;
+  seconds: number;
+  /** Best fit objective among all candidates so far, kept or not (the optimiser's own progress). */
+  anyFit: number;
+  kept: number;
+}
+
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -32,9 +41,9 @@ export async function main(args: string[]): Promise<void> {
   const max = budgets[budgets.length - 1]!;
 
   // optimizer → budget → per-seed {fit objective, test metric} of the best kept candidate so far
-  const results = new Map<string, Map<number, { fit: number; test: number; seconds: number }[]>>();
+  const results = new Map<string, Map<number, Row[]>>();
   for (const optimizer of optimizers) {
-    const perBudget = new Map<number, { fit: number; test: number; seconds: number }[]>();
+    const perBudget = new Map<number, Row[]>();
     results.set(optimizer, perBudget);
     for (const seed of seeds) {
       const db = path.join(values.dir, `${path.basename(values.space, '.yaml')}-${optimizer}-seed${seed}.sqlite`);
@@ -49,6 +58,7 @@ export async function main(args: string[]): Promise<void> {
       try {
         const [c] = store.listCampaigns();
         const kept = store.listCandidates(c!.campaignId, { kind: 'search', status: 'kept' });
+        const all = store.listCandidates(c!.campaignId, { kind: 'search' });
         for (const b of budgets) {
           const best = kept.filter((k) => k.ordinal! < b).sort((x, y) => y.objective! - x.objective! || x.ordinal! - y.ordinal!)[0];
           let test = NaN;
@@ -62,7 +72,8 @@ export async function main(args: string[]): Promise<void> {
             test = s!.value;
           }
           const list = perBudget.get(b) ?? [];
-          list.push({ fit: best?.objective ?? NaN, test, seconds });
+          const upTo = all.filter((x) => x.ordinal! < b);
+          list.push({ fit: best?.objective ?? NaN, test, seconds, anyFit: Math.max(...upTo.map((x) => x.objective ?? -Infinity)), kept: kept.filter((k) => k.ordinal! < b).length });
           perBudget.set(b, list);
         }
       } finally {
@@ -84,7 +95,12 @@ export async function main(args: string[]): Promise<void> {
   };
   console.log(`\n${setup.space.name}: best kept candidate after b evaluated candidates; mean [min, max] over seeds ${seeds.join(', ')}`);
   console.log(`fit objective = ${setup.space.objective.map((t) => `${t.weight}×${t.task}/${t.metric ?? 'own'}`).join(' + ')}; test = ${task}/${metric}\n`);
-  console.log(`| optimizer | b | best kept fit objective | its test ${task} ${metric} |`);
-  console.log('|---|---|---|---|');
-  for (const [opt, per] of results) for (const b of budgets) console.log(`| ${opt} | ${b} | ${f(per.get(b)!.map((r) => r.fit))} | ${f(per.get(b)!.map((r) => r.test))} |`);
+  console.log(`| optimizer | b | best kept fit objective | its test ${task} ${metric} | best fit objective, kept or not | kept candidates |`);
+  console.log('|---|---|---|---|---|---|');
+  for (const [opt, per] of results) {
+    for (const b of budgets) {
+      const rs = per.get(b)!;
+      console.log(`| ${opt} | ${b} | ${f(rs.map((r) => r.fit))} | ${f(rs.map((r) => r.test))} | ${f(rs.map((r) => r.anyFit))} | ${rs.map((r) => r.kept).join(', ')} |`);
+    }
+  }
 }
