@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/db.ts';
 import { cli, runCli, tinySpace, writeSpace } from './search-fixtures.ts';
 
-const BUDGET = 16;
+const BUDGET = 20;
 let tmp: string;
 let space: string;
 beforeAll(() => {
@@ -111,8 +111,19 @@ describe('kill -9 and resume', () => {
     // random moments after the run recorded its first new candidate
     const first = await runAndKill(killedDb, { afterMs: 300 + 1500 * rand() });
     expect(first.killed).toBe(true);
+    // scale to this machine: the mean time one candidate took in the uninterrupted run
+    const s0 = openStore(straightDb, { readonly: true });
+    const perCandidate = (() => {
+      try {
+        const xs = s0.listCandidates(s0.listCampaigns()[0]!.campaignId, { kind: 'search' });
+        return xs.reduce((a, x) => a + (x.mergeMs ?? 0) + (x.evalMs ?? 0), 0) / xs.length;
+      } finally {
+        s0.close();
+      }
+    })();
     for (let i = 0; i < 3; i++) {
-      const r = await runAndKill(killedDb, { afterNewMs: 1200 * rand() });
+      // within the next ~3 candidates' time (2 workers): the run is killed mid-search, not after its end
+      const r = await runAndKill(killedDb, { afterNewMs: 1.5 * perCandidate * rand() });
       expect(r.killed).toBe(true);
       kills.push(searchCount(killedDb));
     }
