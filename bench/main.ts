@@ -3,6 +3,7 @@
 
 const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   merge: () => import('./merge.ts'),
+  'merge-memory': () => import('./merge-memory.ts'),
   search: () => import('./search.ts'),
   eval: () => import('./eval.ts'),
 };
