@@ -90,14 +90,22 @@ function aligned(bytes: Uint8Array, align: number): Uint8Array {
   return bytes.byteOffset % align === 0 ? bytes : new Uint8Array(bytes);
 }
 
-/** Decodes little-endian `dtype` bytes into a new Float32Array (exact upcast). */
-export function decodeToF32(dtype: DType, bytes: Uint8Array): Float32Array {
+/**
+ * Decodes little-endian `dtype` bytes (exact upcast) into `out` if given (its length must be the element count),
+ * else into a new Float32Array; returns the array written. Decoding runs forward and reads each element before
+ * it writes one, so `bytes` may also lie in `out`'s own memory as its last n × size bytes (a 2-byte tensor read
+ * into the upper half of its float32 destination decodes in place, with no second buffer).
+ */
+export function decodeToF32(dtype: DType, bytes: Uint8Array, out?: Float32Array): Float32Array {
   const size = DTYPE_BYTES[dtype];
   if (bytes.byteLength % size !== 0) {
     throw new EvomergeError('internal', `decodeToF32: ${bytes.byteLength} bytes is not a multiple of ${size} (this is a bug in evomerge)`);
   }
   const n = bytes.byteLength / size;
-  const out = new Float32Array(n);
+  if (out !== undefined && out.length !== n) {
+    throw new EvomergeError('internal', `decodeToF32: ${n} ${dtype} values into an array of ${out.length} (this is a bug in evomerge)`);
+  }
+  out ??= new Float32Array(n);
   if (!HOST_LE) {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let i = 0; i < n; i++) {
@@ -110,7 +118,7 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array): Float32Array {
   }
   switch (dtype) {
     case 'F32':
-      new Uint8Array(out.buffer).set(bytes);
+      new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
       return out;
     case 'F16': {
       const src = aligned(bytes, 2);
@@ -122,10 +130,25 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array): Float32Array {
     case 'BF16': {
       const src = aligned(bytes, 2);
       const u16 = new Uint16Array(src.buffer, src.byteOffset, n);
-      const o32 = new Uint32Array(out.buffer);
+      const o32 = new Uint32Array(out.buffer, out.byteOffset, n);
       for (let i = 0; i < n; i++) o32[i] = u16[i] << 16;
       return out;
     }
+  }
+}
+
+/**
+ * Rounds every value of `data` in place to the nearest `dtype` value (ties to even, NaN kept NaN): exactly
+ * `decodeToF32(dtype, encodeFromF32(dtype, data))` without the two temporary arrays. F32 leaves data as is.
+ */
+export function roundToDType(dtype: DType, data: Float32Array): void {
+  if (dtype === 'F32') return;
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length); // native order: the value's bits
+  if (dtype === 'F16') {
+    const table = f16ToF32Table();
+    for (let i = 0; i < data.length; i++) data[i] = table[f32BitsToF16(bits[i])];
+  } else {
+    for (let i = 0; i < data.length; i++) bits[i] = f32BitsToBf16(bits[i]) << 16;
   }
 }
 

@@ -114,6 +114,8 @@ interface PlannedShard {
  * error inside the writer, or process exit before finish() removes the temporary folder.
  */
 export class CheckpointWriter implements TensorSink {
+  /** Each tensor is encoded and written before writeTensor returns: callers may reuse their arrays. */
+  readonly retainsTensors = false;
   readonly outDir: string;
   readonly tmpDir: string;
   private readonly opts: CheckpointWriterOptions;

@@ -96,16 +96,31 @@ export class SafetensorsFile implements TensorSource {
     return out;
   }
 
-  /** One tensor upcast exactly to float32; F32 is read straight into the result, no copy. */
+  /** One tensor upcast exactly to float32, in a new array the caller owns. */
   readTensor(name: string): Tensor {
     const e = this.entry(name);
-    if (e.dtype === 'F32') {
-      const data = new Float32Array(e.byteLength / 4);
-      this.readInto(e, new Uint8Array(data.buffer));
-      if (!HOST_LE) return { shape: e.shape, data: decodeToF32('F32', new Uint8Array(data.buffer)) };
-      return { shape: e.shape, data };
+    const data = new Float32Array(numel(e.shape));
+    this.readTensorInto(name, data);
+    return { shape: e.shape, data };
+  }
+
+  /**
+   * One tensor upcast exactly to float32 into `out` (length = its element count), e.g. a buffer reused across
+   * tensors: F32 is read straight into out's bytes; F16/BF16 are read into the upper half of out's bytes and
+   * decoded forward in place, so no other buffer is allocated.
+   */
+  readTensorInto(name: string, out: Float32Array): void {
+    const e = this.entry(name);
+    const n = numel(e.shape);
+    if (out.length !== n) {
+      throw new EvomergeError('internal', `readTensorInto: an array of ${out.length} elements for ${n} (this is a bug in evomerge)`, {
+        file: this.location,
+        field: `tensor "${name}"`,
+      });
     }
-    return { shape: e.shape, data: decodeToF32(e.dtype, this.readTensorBytes(name)) };
+    const bytes = new Uint8Array(out.buffer, out.byteOffset + out.byteLength - e.byteLength, e.byteLength);
+    this.readInto(e, bytes);
+    if (e.dtype !== 'F32' || !HOST_LE) decodeToF32(e.dtype, e.dtype === 'F32' ? bytes.slice() : bytes, out);
   }
 
   /** Releases the file descriptor; further reads fail. Safe to call twice. */

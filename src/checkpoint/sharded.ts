@@ -124,6 +124,10 @@ export class ShardedTensors implements TensorSource {
     return this.shardOf(name).readTensor(name);
   }
 
+  readTensorInto(name: string, out: Float32Array): void {
+    this.shardOf(name).readTensorInto(name, out);
+  }
+
   readTensorBytes(name: string): Uint8Array {
     return this.shardOf(name).readTensorBytes(name);
   }

@@ -29,10 +29,21 @@ export interface TensorSource {
   tensorInfo(name: string): TensorInfo;
   /** Reads one tensor, upcast exactly to float32. */
   readTensor(name: string): Tensor;
+  /**
+   * Optional: reads one tensor, upcast exactly to float32, into `out` (a buffer the caller reuses across
+   * tensors, so nothing is allocated per tensor). `out.length` must equal the tensor's numel.
+   */
+  readTensorInto?(name: string, out: Float32Array): void;
 }
 
 /** Receives tensors one at a time (a checkpoint writer, or an in-memory map). */
 export interface TensorSink {
+  /**
+   * Whether the sink may keep `tensor.data` after writeTensor returns. Only `false` (a checkpoint writer that
+   * encodes and writes the values before returning) lets the caller reuse the array for the next tensor;
+   * `true` or absent: the caller must hand over an array it never touches again.
+   */
+  readonly retainsTensors?: boolean;
   writeTensor(name: string, tensor: Tensor): void;
 }
 
@@ -46,6 +57,8 @@ export function numel(shape: readonly number[]): number {
 /** An in-memory source+sink: how merged weights reach an ONNX Runtime session without touching disk. */
 export class MemoryTensors implements TensorSource, TensorSink {
   private readonly tensors = new Map<string, Tensor>();
+  /** It keeps every tensor it is given: writers must hand it arrays they own no longer. */
+  readonly retainsTensors = true;
   constructor(readonly location: string) {}
   writeTensor(name: string, tensor: Tensor): void {
     this.tensors.set(name, tensor);
