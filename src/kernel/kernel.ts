@@ -72,6 +72,11 @@ export interface MergeKernel {
   readonly device: string;
   /** Computes one output tensor. Must be deterministic: same job → same bits on the same backend. */
   mergeTensor(job: TensorJob, read: TensorReader): Promise<Float32Array>;
+  /**
+   * Optional: computes the job into `out` (length numel(shape)), a buffer the caller reuses across tensors, and
+   * returns it; same bits as mergeTensor. A kernel must keep no reference to `out` or to what `read` returned.
+   */
+  mergeTensorInto?(job: TensorJob, read: TensorReader, out: Float32Array): Float32Array | Promise<Float32Array>;
   /** Releases device resources (resident buffers). */
   close(): Promise<void>;
 }

@@ -1,10 +1,11 @@
 // The streaming merge: for each planned output tensor, read only its inputs (float32), let the kernel compute,
-// hand the result to a sink and drop it. Peak memory ≈ (inputs + 2) × the largest tensor, never a whole model.
+// hand the result to a sink and drop it, in buffers reused across tensors. Peak memory ≈ (inputs + 1) × the
+// largest tensor into a checkpoint (+ what the kernel allocates), never a whole model.
 import { EvomergeError, invariant } from '../errors.ts';
 import { CheckpointWriter, openModelDir, type ModelDir } from '../checkpoint/model-dir.ts';
-import { decodeToF32, encodeFromF32 } from '../checkpoint/dtype.ts';
+import { roundToDType } from '../checkpoint/dtype.ts';
 import { numel, type DType, type TensorSink } from '../checkpoint/tensor-source.ts';
-import type { MergeKernel } from '../kernel/kernel.ts';
+import type { MergeKernel, SourceRef } from '../kernel/kernel.ts';
 import type { Recipe } from '../recipe/recipe.ts';
 import { planMerge, refKey, type MergePlan, type PlanModel, type PlannedTensor } from './plan.ts';
 
@@ -53,21 +54,36 @@ export function openRecipeModels(recipe: Recipe): Map<string, ModelDir> {
 /**
  * Executes a plan into a sink, one output tensor at a time, in plan order. An input holding NaN or ±Inf is
  * refused (merge.non_finite), naming the file and the tensor.
+ *
+ * Memory: inputs are read into one buffer per input slot, each allocated once at the largest size that slot
+ * takes in the plan (sources with readTensorInto); a sink that keeps no array (`retainsTensors === false`, a
+ * CheckpointWriter) gets one reused output buffer when the kernel has mergeTensorInto. Nothing is allocated per
+ * tensor then, so no dead tensor waits for the garbage collector: peak ≈ (inputs + 1) × the largest tensor.
+ * A sink that keeps its tensors (MemoryTensors) gets a fresh array per tensor, never an input buffer.
  */
 export async function runPlan(plan: MergePlan, models: ReadonlyMap<string, PlanModel>, sink: TensorSink, options: RunOptions): Promise<MergeResult> {
   const started = performance.now();
   const totalBytes = plan.tensors.reduce((s, t) => s + numel(t.shape) * 4, 0);
+  const slots = new InputSlots(plan);
+  const kernel = options.kernel;
+  const reuseOutput = sink.retainsTensors === false && kernel.mergeTensorInto !== undefined;
+  const outBuffer = reuseOutput ? new Float32Array(Math.max(0, ...plan.tensors.map((t) => numel(t.shape)))) : undefined;
   let doneBytes = 0;
   let done = 0;
   for (const planned of plan.tensors) {
-    const inputs = readInputs(planned, models, plan.loadDtype);
-    const data = await options.kernel.mergeTensor(planned.job, (ref) => {
+    const inputs = readInputs(planned, models, plan.loadDtype, slots);
+    const read = (ref: SourceRef): Float32Array => {
       const d = inputs.get(refKey(ref));
       invariant(d !== undefined, `kernel asked for "${ref.tensor}" of ${ref.model}, which job "${planned.name}" does not read`);
       return d;
-    });
+    };
+    const n = numel(planned.shape);
+    let data =
+      outBuffer !== undefined ? await kernel.mergeTensorInto!(planned.job, read, outBuffer.subarray(0, n)) : await kernel.mergeTensor(planned.job, read);
     inputs.clear();
-    invariant(data.length === numel(planned.shape), `kernel returned ${data.length} values for "${planned.name}", expected ${numel(planned.shape)}`);
+    invariant(data.length === n, `kernel returned ${data.length} values for "${planned.name}", expected ${n}`);
+    // A kernel that hands back an input's own array (or the wrong buffer) must not let a reused buffer escape.
+    if (outBuffer !== undefined ? data.buffer !== outBuffer.buffer : slots.owns(data)) data = data.slice();
     const bad = firstNonFinite(data);
     if (bad !== -1) {
       throw new EvomergeError('merge.non_finite_output', `the merge gives ${data[bad]} at element ${bad}; check the weights of this tensor`, {
@@ -83,13 +99,59 @@ export async function runPlan(plan: MergePlan, models: ReadonlyMap<string, PlanM
   return { tensors: done, seconds: (performance.now() - started) / 1000 };
 }
 
-/** Reads the distinct inputs of one output tensor as float32, cropped to the output shape (embeddings). */
-function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanModel>, loadDtype: DType | undefined): Map<string, Float32Array> {
+/**
+ * One float32 buffer per input position of the plan's jobs (input i of every tensor shares buffer i), each
+ * allocated on first use at the largest stored size that position ever reads, so it never grows (a growing
+ * pool would leave each outgrown buffer as garbage). Views of it are valid until the next tensor is read.
+ */
+class InputSlots {
+  private readonly sizes: number[] = [];
+  private readonly buffers: (Float32Array | undefined)[] = [];
+
+  constructor(plan: MergePlan) {
+    for (const t of plan.tensors) {
+      t.inputs.forEach((inp, i) => (this.sizes[i] = Math.max(this.sizes[i] ?? 0, numel(inp.storedShape))));
+    }
+  }
+
+  /** The first `n` elements of slot i's buffer. */
+  view(i: number, n: number): Float32Array {
+    const size = this.sizes[i];
+    invariant(size !== undefined && n <= size, `input slot ${i} of ${size ?? 0} elements asked for ${n}`);
+    const buf = (this.buffers[i] ??= new Float32Array(size));
+    return buf.subarray(0, n);
+  }
+
+  /** Whether `data` lies in one of the slot buffers. */
+  owns(data: Float32Array): boolean {
+    return this.buffers.some((b) => b !== undefined && b.buffer === data.buffer);
+  }
+}
+
+/**
+ * Reads the distinct inputs of one output tensor as float32, cropped to the output shape (embeddings), into the
+ * slot buffers; a source without readTensorInto is used as it returns (never modified: a rounding or a crop of it
+ * goes into the slot).
+ */
+function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanModel>, loadDtype: DType | undefined, slots: InputSlots): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
-  for (const inp of planned.inputs) {
+  const n = numel(planned.shape);
+  planned.inputs.forEach((inp, i) => {
     const model = models.get(inp.ref.model);
     invariant(model !== undefined, `model ${inp.ref.model} is not open`);
-    let data = model.tensors.readTensor(inp.ref.tensor).data;
+    const src = model.tensors;
+    const storedN = numel(inp.storedShape);
+    let data: Float32Array;
+    let inSlot: boolean;
+    if (src.readTensorInto !== undefined) {
+      data = slots.view(i, storedN);
+      src.readTensorInto(inp.ref.tensor, data);
+      inSlot = true;
+    } else {
+      data = src.readTensor(inp.ref.tensor).data;
+      inSlot = false;
+    }
+    invariant(data.length === storedN, `tensor "${inp.ref.tensor}" of ${inp.ref.model} has ${data.length} elements, its header says ${storedN}`);
     const bad = firstNonFinite(data);
     if (bad !== -1) {
       throw new EvomergeError('merge.non_finite', `holds ${data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be merged`, {
@@ -98,19 +160,34 @@ function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanMode
       });
     }
     // mergekit LoadTensor `x.to(dtype)`: a narrower recipe dtype rounds the inputs (nearest even); to F32 is exact.
-    if (loadDtype !== undefined && loadDtype !== 'F32' && loadDtype !== inp.storedDtype) data = decodeToF32(loadDtype, encodeFromF32(loadDtype, data));
-    if (data.length !== numel(planned.shape)) data = cropTopLeft(data, inp.storedShape, planned.shape);
+    if (loadDtype !== undefined && loadDtype !== 'F32' && loadDtype !== inp.storedDtype) {
+      if (!inSlot) {
+        const copy = slots.view(i, storedN);
+        copy.set(data);
+        data = copy;
+        inSlot = true;
+      }
+      roundToDType(loadDtype, data);
+    }
+    if (storedN !== n) data = cropTopLeft(data, inp.storedShape, planned.shape, inSlot ? data.subarray(0, n) : slots.view(i, n));
     out.set(refKey(inp.ref), data);
-  }
+  });
   return out;
 }
 
-/** The top-left rows × cols block of a row-major matrix (mergekit rectify_embed.py take_common_submatrix). */
-function cropTopLeft(data: Float32Array, from: readonly number[], to: readonly number[]): Float32Array {
+/**
+ * The top-left rows × cols block of a row-major matrix (mergekit rectify_embed.py take_common_submatrix), into
+ * `out`, which may start at `data`'s own first element (rows then move down in place, in increasing order).
+ */
+function cropTopLeft(data: Float32Array, from: readonly number[], to: readonly number[], out: Float32Array): Float32Array {
   invariant(from.length === 2 && to.length === 2, `crop of a ${from.length}-d tensor`);
-  const [rows, cols] = [to[0]!, to[1]!];
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) out.set(data.subarray(r * from[1]!, r * from[1]! + cols), r * cols);
+  const [rows, cols, fromCols] = [to[0]!, to[1]!, from[1]!];
+  invariant(rows <= from[0]! && cols <= fromCols && out.length === rows * cols, `crop of ${from.join('×')} to ${to.join('×')}`);
+  const inPlace = out.buffer === data.buffer && out.byteOffset === data.byteOffset;
+  for (let r = 0; r < rows; r++) {
+    if (inPlace) data.copyWithin(r * cols, r * fromCols, r * fromCols + cols);
+    else out.set(data.subarray(r * fromCols, r * fromCols + cols), r * cols);
+  }
   return out;
 }
 
