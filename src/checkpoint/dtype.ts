@@ -152,13 +152,19 @@ export function roundToDType(dtype: DType, data: Float32Array): void {
   }
 }
 
-/** Encodes float32 values as little-endian `dtype` bytes (F16/BF16 rounded to nearest even). */
-export function encodeFromF32(dtype: DType, data: Float32Array): Uint8Array {
+/**
+ * Encodes float32 values as little-endian `dtype` bytes (F16/BF16 rounded to nearest even), into `out` if given
+ * (exactly n × size bytes, 2-aligned, not overlapping data; e.g. a writer's reused buffer), else a new array.
+ */
+export function encodeFromF32(dtype: DType, data: Float32Array, out?: Uint8Array): Uint8Array {
   const n = data.length;
-  const out = new Uint8Array(n * DTYPE_BYTES[dtype]);
+  if (out !== undefined && (out.byteLength !== n * DTYPE_BYTES[dtype] || out.byteOffset % 2 !== 0)) {
+    throw new EvomergeError('internal', `encodeFromF32: ${n} ${dtype} values into ${out.byteLength} bytes at offset ${out.byteOffset} (this is a bug in evomerge)`);
+  }
+  out ??= new Uint8Array(n * DTYPE_BYTES[dtype]);
   const bits = new Uint32Array(data.buffer, data.byteOffset, n); // Float32Array offsets are always 4-aligned
   if (!HOST_LE) {
-    const view = new DataView(out.buffer);
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
     for (let i = 0; i < n; i++) {
       if (dtype === 'F32') view.setFloat32(4 * i, data[i], true);
       else view.setUint16(2 * i, dtype === 'F16' ? f32BitsToF16(bits[i]) : f32BitsToBf16(bits[i]), true);
@@ -170,12 +176,12 @@ export function encodeFromF32(dtype: DType, data: Float32Array): Uint8Array {
       out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       return out;
     case 'F16': {
-      const o16 = new Uint16Array(out.buffer);
+      const o16 = new Uint16Array(out.buffer, out.byteOffset, n);
       for (let i = 0; i < n; i++) o16[i] = f32BitsToF16(bits[i]);
       return out;
     }
     case 'BF16': {
-      const o16 = new Uint16Array(out.buffer);
+      const o16 = new Uint16Array(out.buffer, out.byteOffset, n);
       for (let i = 0; i < n; i++) {
         const b = bits[i];
         o16[i] =

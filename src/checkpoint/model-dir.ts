@@ -126,6 +126,8 @@ export class CheckpointWriter implements TensorSink {
   private fd: number | undefined;
   private state: 'writing' | 'finished' | 'aborted' = 'writing';
   private readonly onExit = (): void => this.removeTemp();
+  /** F16/BF16 output: one encode buffer for every tensor, sized once to the largest planned (no per-tensor garbage). */
+  private encoded: Uint8Array | undefined;
 
   constructor(opts: CheckpointWriterOptions) {
     this.opts = opts;
@@ -197,7 +199,7 @@ export class CheckpointWriter implements TensorSink {
       const bytes =
         this.opts.dtype === 'F32' && HOST_LE
           ? new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength)
-          : encodeFromF32(this.opts.dtype, tensor.data);
+          : encodeFromF32(this.opts.dtype, tensor.data, this.encodeBuffer(tensor.data.length));
       this.writeAll(bytes, `tensor "${name}"`);
       this.next++;
       const s = this.shardOf[this.next - 1];
@@ -252,6 +254,12 @@ export class CheckpointWriter implements TensorSink {
     }
     this.removeTemp();
     process.off('exit', this.onExit);
+  }
+
+  private encodeBuffer(n: number): Uint8Array {
+    const size = DTYPE_BYTES[this.opts.dtype];
+    this.encoded ??= new Uint8Array(this.opts.plan.reduce((m, e) => Math.max(m, numel(e.shape)), 0) * size);
+    return this.encoded.subarray(0, n * size);
   }
 
   private removeTemp(): void {

@@ -67,7 +67,7 @@ export async function runPlan(plan: MergePlan, models: ReadonlyMap<string, PlanM
   const slots = new InputSlots(plan);
   const kernel = options.kernel;
   const reuseOutput = sink.retainsTensors === false && kernel.mergeTensorInto !== undefined;
-  const outBuffer = reuseOutput ? new Float32Array(Math.max(0, ...plan.tensors.map((t) => numel(t.shape)))) : undefined;
+  const outBuffer = reuseOutput ? new Float32Array(plan.tensors.reduce((m, t) => Math.max(m, numel(t.shape)), 0)) : undefined;
   let doneBytes = 0;
   let done = 0;
   for (const planned of plan.tensors) {

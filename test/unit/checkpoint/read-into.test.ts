@@ -146,6 +146,24 @@ describe('decodeToF32 into a given array', () => {
   });
 });
 
+describe('encodeFromF32 into a given array', () => {
+  for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+    it(`${dtype}: into a view inside a larger, dirty buffer gives the fresh encoding and leaves the rest untouched`, () => {
+      const values = awkwardValues();
+      const want = encodeFromF32(dtype, values);
+      const big = new Uint8Array(want.length + 8).fill(0xab);
+      const view = big.subarray(2, 2 + want.length);
+      expect(encodeFromF32(dtype, values, view)).toBe(view);
+      expect(Buffer.from(view).equals(Buffer.from(want))).toBe(true);
+      expect([...big.subarray(0, 2), ...big.subarray(2 + want.length)]).toEqual(Array(8).fill(0xab));
+    });
+  }
+
+  it('refuses a wrong byte length', () => {
+    expect(() => encodeFromF32('F16', new Float32Array(3), new Uint8Array(4))).toThrow(/3 F16 values into 4 bytes/);
+  });
+});
+
 describe('roundToDType', () => {
   for (const dtype of ['F16', 'BF16', 'F32'] as const) {
     it(`${dtype}: in place, exactly decodeToF32(encodeFromF32(x))`, () => {
