@@ -15,7 +15,9 @@ export interface ReportScore {
 export interface ReportRow {
   readonly kind: 'source' | 'reference' | 'best';
   readonly label: string;
-  readonly candidateId: number;
+  /** The search candidate's number (`#N`, its ask order; what export --candidate takes); null for sources
+   *  and references. Database row ids are not shown: they follow completion order, which threads vary. */
+  readonly ordinal: number | null;
   /** Fit objective (what the search maximised). */
   readonly objective: number | null;
   /** `task/metric` → split → score. */
@@ -24,7 +26,6 @@ export interface ReportRow {
 
 export interface GenerationBest {
   readonly generation: number;
-  readonly candidateId: number;
   readonly ordinal: number;
   readonly status: string;
   readonly objective: number | null;
@@ -104,10 +105,10 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
   const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
   for (const kind of ['source', 'reference'] as const) {
     const list = store.listCandidates(id, { kind }).sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
-    for (const c of list) rows.push({ kind, label: c.label ?? `#${c.candidateId}`, candidateId: c.candidateId, objective: c.objective, scores: scoresOf(c) });
+    for (const c of list) rows.push({ kind, label: c.label ?? `#${c.ordinal}`, ordinal: c.ordinal ?? null, objective: c.objective, scores: scoresOf(c) });
   }
   const best = bestKeptCandidate(store, id);
-  if (best) rows.push({ kind: 'best', label: `best kept #${best.ordinal}`, candidateId: best.candidateId, objective: best.objective, scores: scoresOf(best) });
+  if (best) rows.push({ kind: 'best', label: `best kept #${best.ordinal}`, ordinal: best.ordinal ?? null, objective: best.objective, scores: scoresOf(best) });
 
   const search = store.listCandidates(id, { kind: 'search' });
   const count = (status: string) => search.filter((c) => c.status === status).length;
@@ -125,7 +126,7 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     const kept = inGen.filter((c) => c.status === 'kept');
     const pool = kept.length ? kept : inGen;
     const c = pool.sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))[0]!;
-    return { generation: g, candidateId: c.candidateId, ordinal: c.ordinal ?? 0, status: c.status, objective: c.objective, genome: c.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : {} };
+    return { generation: g, ordinal: c.ordinal ?? 0, status: c.status, objective: c.objective, genome: c.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : {} };
   });
 
   const rivals = rows.filter((r) => r.kind !== 'best');

@@ -17,7 +17,8 @@ import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc } from './ge
 import { judgeGates, sourceBaselines } from './verdicts.ts';
 import { objectiveValue, type Score } from './measures.ts';
 import { registryMethodParameters } from './method-parameters.ts';
-import { Scorer } from './scorer.ts';
+import { Scorer, type CandidateScorer } from './scorer.ts';
+import { ThreadedScorer } from './scorer-threads.ts';
 
 export interface CampaignOptions extends RunOverrides {
   readonly spaceFile: string;
@@ -68,16 +69,20 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   checkDatabaseIsOurs(dbFile, setup);
 
   const kernel = typeof options.kernel === 'function' ? await options.kernel() : options.kernel;
-  const scorer = await Scorer.create({
-    suite: setup.suite,
+  // On the CPU, candidates are merged and scored on worker threads (onnxruntime-node runs inference on the
+  // calling thread, so only threads use several cores); a GPU kernel lives in this thread, so it scores here.
+  const scoring = {
     graph: setup.space.graph,
     baseModelDir: setup.space.baseModel.path,
-    kernel,
     ep: options.ep ?? 'cpu',
     workers: setup.workers,
     limit: setup.space.evalLimit,
     baseDir: path.dirname(setup.space.file),
-  });
+  } as const;
+  const scorer: CandidateScorer =
+    kernel.device.startsWith('cpu') && setup.workers > 1
+      ? await ThreadedScorer.create({ ...scoring, suiteFile: setup.space.suite })
+      : await Scorer.create({ ...scoring, suite: setup.suite, kernel });
   const store = openStore(dbFile);
   try {
     const campaign =
@@ -154,7 +159,7 @@ class CampaignRun {
     private readonly setup: CampaignSetup,
     private readonly store: Store,
     private readonly campaignId: number,
-    private readonly scorer: Scorer,
+    private readonly scorer: CandidateScorer,
     private readonly options: CampaignOptions,
   ) {
     this.limit = pLimit(setup.workers);
@@ -374,7 +379,7 @@ interface NewTell {
 }
 
 /** Scores one recorded search candidate on the test split and stores the scores (export uses it too). */
-export async function scoreCandidateOnTest(store: Store, scorer: Scorer, setup: CampaignSetup, c: CandidateRecord): Promise<Score[]> {
+export async function scoreCandidateOnTest(store: Store, scorer: CandidateScorer, setup: CampaignSetup, c: CandidateRecord): Promise<Score[]> {
   const doc = YAML.parse(c.recipeYaml!) as RecipeDoc;
   const r = await scorer.scoreRecipe(doc, 'test', setup.measures);
   store.addScores(c.candidateId, r.value.map(toNewScore));

@@ -1,6 +1,5 @@
 // Scores weights for a campaign: merges a recipe in memory (never through disk) and runs the suite's tasks
 // on one of a pool of evaluators, one per worker, so a generation's members are scored side by side.
-import os from 'node:os';
 import { EvomergeError } from '../errors.ts';
 import { MemoryTensors, type TensorSource } from '../checkpoint/tensor-source.ts';
 import { openModelDir } from '../checkpoint/model-dir.ts';
@@ -23,6 +22,9 @@ export interface ScorerOptions {
   readonly workers: number;
   /** Items per eval file (absent = all). */
   readonly limit?: number;
+  /** ONNX Runtime intra-op threads per evaluator. Default 1: a score must not depend on the machine's core
+   *  count (same seed, same scores anywhere); campaigns get their parallelism from ThreadedScorer instead. */
+  readonly threads?: number;
   /** Folder recipe paths are relative to (for messages; the search's recipes hold absolute paths). */
   readonly baseDir: string;
 }
@@ -33,7 +35,14 @@ export interface Timed<T> {
   readonly evalMs: number;
 }
 
-export class Scorer {
+/** What a campaign needs from a scorer: in this thread (Scorer) or spread over threads (ThreadedScorer). */
+export interface CandidateScorer {
+  scoreRecipe(doc: RecipeDoc, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>>;
+  scoreModelDir(dir: string, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>>;
+  close(): Promise<void>;
+}
+
+export class Scorer implements CandidateScorer {
   private readonly free: Evaluator[];
 
   private constructor(private readonly evaluators: Evaluator[], private readonly options: ScorerOptions) {
@@ -41,7 +50,7 @@ export class Scorer {
   }
 
   static async create(options: ScorerOptions): Promise<Scorer> {
-    const threads = Math.max(1, Math.floor(os.availableParallelism() / options.workers));
+    const threads = options.threads ?? 1;
     const evaluators: Evaluator[] = [];
     try {
       for (let i = 0; i < options.workers; i++) {
