@@ -1,7 +1,8 @@
-// Gate verdicts for a campaign (issue 7 §1): the threshold of each gate from the sources' scores on the same
-// split, then pass = value ≥ threshold. floor: the given value; no_regression: the named source's value minus
-// the tolerance; min_gain: the best of the named sources (default: every source and the base) plus delta.
-import type { GateSpec, SearchSpace } from './space.ts';
+// Gate verdicts for a campaign (issue 7 §1): the space's gates and the sources' scores on one split handed to
+// the pure verdicts of gates/gates.ts (floor: value; no_regression: source − tolerance; min_gain: best source
+// + delta; pass = value ≥ threshold), in the shape the store records.
+import { evaluateGates, type GateSpec } from '../gates/gates.ts';
+import type { SearchSpace } from './space.ts';
 import type { Suite } from '../eval/suite.ts';
 import { ownMetric, type Score } from './measures.ts';
 
@@ -23,27 +24,20 @@ export interface Verdict {
   pass: boolean;
 }
 
-/** The threshold a gate sets on one split, from the sources' scores on that split. */
-export function gateThreshold(gate: GateSpec, metric: string, sources: SourceScores, split: string): number {
-  const valueOf = (name: string) => sources.get(name)?.find((s) => s.task === gate.task && s.metric === metric && s.split === split)?.value ?? NaN;
-  switch (gate.kind) {
-    case 'floor':
-      return gate.value!;
-    case 'no_regression':
-      return valueOf(gate.source!) - (gate.tolerance ?? 0);
-    case 'min_gain': {
-      const names = gate.sources ?? [...sources.keys()];
-      return Math.max(...names.map(valueOf)) + (gate.delta ?? 0);
-    }
-  }
-}
-
-/** Every gate of the space judged on `split` (a missing or non-finite value fails). */
+/** Every gate of the space judged on `split` by gates/gates.ts (a missing or non-finite value fails). */
 export function judgeGates(space: SearchSpace, suite: Suite, scores: readonly Score[], sources: SourceScores, split: 'fit' | 'test'): Verdict[] {
-  return space.gates.map((gate) => {
-    const metric = gate.metric ?? ownMetric(suite, gate.task);
-    const value = scores.find((s) => s.task === gate.task && s.metric === metric && s.split === split)?.value ?? NaN;
-    const threshold = gateThreshold(gate, metric, sources, split);
-    return { gate: gate.name, kind: gate.kind, task: gate.task, metric, split, value, threshold, pass: Number.isFinite(value) && Number.isFinite(threshold) && value >= threshold };
-  });
+  const onSplit = (xs: readonly Score[]) => xs.filter((x) => x.split === split);
+  const specs: GateSpec[] = space.gates.map((g) => ({
+    kind: g.kind,
+    task: g.task,
+    name: g.name,
+    metric: g.metric ?? ownMetric(suite, g.task),
+    ...(g.value !== undefined ? { value: g.value } : {}),
+    ...(g.source !== undefined ? { source: g.source } : {}),
+    ...(g.sources !== undefined ? { sources: [...g.sources] } : {}),
+    ...(g.tolerance !== undefined ? { tolerance: g.tolerance } : {}),
+    ...(g.delta !== undefined ? { delta: g.delta } : {}),
+  }));
+  const ctx = { sources: Object.fromEntries([...sources].map(([name, xs]) => [name, onSplit(xs)])), base: 'base' };
+  return evaluateGates(onSplit(scores), specs, ctx).map((v) => ({ gate: v.gate, kind: v.kind, task: v.task, metric: v.metric, split, value: v.value, threshold: v.threshold, pass: v.pass }));
 }
