@@ -5,7 +5,7 @@
 import { invariant } from '../../errors.ts';
 import { cutVariantName, SIMD_CHUNK, SLOT_BYTES, UNROLLED_MODELS, unrolledName, type CutVariant, type SimdRuntime } from './simd-kernels.ts';
 import { isLocated, type LocatedCut } from './simd-select.ts';
-import type { CombineInput } from './task-arithmetic.ts';
+import { scalarWeightSum, type CombineInput } from './task-arithmetic.ts';
 
 const CHUNK = SIMD_CHUNK;
 const SLOT = CHUNK * 4;
@@ -23,10 +23,7 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
   const w32 = Float64Array.from(input.weights, (w) => Math.fround(w));
   const lambda32 = Math.fround(input.lambda);
   const useLambda = input.lambda !== 1 ? 1 : 0;
-  let weightSum = 0;
-  for (let m = 0; m < models; m++) weightSum = Math.fround(weightSum + w32[m]);
-  if (Math.abs(weightSum) < 1e-8) weightSum = 1;
-  const scalarDivisor = normalize && consensus === 'none' ? weightSum : 1;
+  const scalarDivisor = normalize && consensus === 'none' ? scalarWeightSum(w32) : 1;
 
   // Memory layout (bytes): [0, 64) scratch | base | x₀..x₍ₘ₋₁₎ | d₀..d₍ₘ₋₁₎ | out | masks | splatted weights |
   // combine_cut parameter blocks (80 bytes per model)

@@ -23,6 +23,16 @@ const CHUNK = 4096;
  * - consensus 'sum': elected = +1 if Σ δᵢ ≥ 0 else −1; agreeᵢ = sign(δᵢ) == elected (a zero never agrees);
  *   mixed = Σ agreeᵢ·δᵢ, divided element-wise by Σ agreeᵢ·wᵢ (1 where that is 0) when normalize.
  */
+/**
+ * The divisor of normalize without consensus: Σ wᵢ summed in float32 in model order, as torch does, and 1 when
+ * |Σ wᵢ| < 1e-8 (mergekit generalized_task_arithmetic.py). Shared by the plain and the SIMD combine.
+ */
+export function scalarWeightSum(weights32: ArrayLike<number>): number {
+  let sum = 0;
+  for (let m = 0; m < weights32.length; m++) sum = Math.fround(sum + weights32[m]);
+  return Math.abs(sum) < 1e-8 ? 1 : sum;
+}
+
 export function combineTaskVectors(input: CombineInput, out: Float32Array = new Float32Array(input.base.length)): Float32Array {
   const { base, xs, trims, consensus, normalize } = input;
   const n = base.length;
@@ -34,11 +44,7 @@ export function combineTaskVectors(input: CombineInput, out: Float32Array = new 
   const w32 = Float64Array.from(input.weights, (w) => Math.fround(w));
   const lambda32 = Math.fround(input.lambda);
   const applyLambda = input.lambda !== 1;
-  // Scalar divisor without consensus: torch sums the float32 weights in order.
-  let weightSum = 0;
-  for (let m = 0; m < models; m++) weightSum = Math.fround(weightSum + w32[m]);
-  if (Math.abs(weightSum) < 1e-8) weightSum = 1;
-  const scalarDivisor = normalize && consensus === 'none' ? weightSum : 1;
+  const scalarDivisor = normalize && consensus === 'none' ? scalarWeightSum(w32) : 1;
 
   const deltas = new Float32Array(models * CHUNK);
   const acc = new Float32Array(CHUNK);
