@@ -10,13 +10,13 @@ import type { MergeKernel } from '../kernel/kernel.ts';
 import { mergeRecipeToDir } from '../merge/engine.ts';
 import { parseRecipe, recipeToYaml } from '../recipe/parse.ts';
 import { openStore, type Store } from '../store/db.ts';
-import type { CandidateRecord } from '../store/records.ts';
+import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
 import { fromRecord } from '../search/campaign.ts';
 import type { RecipeDoc } from '../search/genome.ts';
 import type { Measure, Score } from '../search/measures.ts';
 import { Scorer } from '../search/scorer.ts';
 import type { SearchSpace } from '../search/space.ts';
-import { judgeGates, type Verdict } from '../search/verdicts.ts';
+import { judgeGates } from '../search/verdicts.ts';
 import { bestKeptCandidate } from './report.ts';
 
 export interface ExportOptions {
@@ -34,7 +34,7 @@ export interface ExportOptions {
 export interface ExportResult {
   readonly ordinal: number;
   readonly outDir: string;
-  readonly verdicts: readonly Verdict[];
+  readonly verdicts: readonly NewGateVerdict[];
   readonly forced: boolean;
 }
 

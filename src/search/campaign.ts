@@ -14,7 +14,7 @@ import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
 import { createOptimizer, restoreOptimizer, type Optimizer, type OptimizerState, type Solution } from './optimizers/optimizer.ts';
 import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
 import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc } from './genome.ts';
-import { judgeGates, sourceBaselines } from './verdicts.ts';
+import { judgeGates, type SourceScores } from './verdicts.ts';
 import { objectiveValue, type Score } from './measures.ts';
 import { registryMethodParameters } from './method-parameters.ts';
 import { Scorer, type CandidateScorer } from './scorer.ts';
@@ -232,7 +232,7 @@ class CampaignRun {
     const opt: Optimizer = saved
       ? restoreOptimizer(JSON.parse(saved.stateJson) as OptimizerState)
       : createOptimizer(setup.space.optimizer, setup.layout.domain, { seed: setup.seed, ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}) });
-    const baselines = sourceBaselines(this.fitBaselines());
+    const baselines: SourceScores = this.fitBaselines();
     let empty = 0;
     let toldCount = saved?.toldCount ?? 0;
     for (;;) {
@@ -317,7 +317,7 @@ class CampaignRun {
   }
 
   /** Merge, score, judge and record one candidate in one transaction (with the state if it closes the generation). */
-  private async evaluate(a: Ask, generation: number, ordinal: number, baselines: ReturnType<typeof sourceBaselines>, finish: (hash: string, value: number) => NewTell | undefined): Promise<void> {
+  private async evaluate(a: Ask, generation: number, ordinal: number, baselines: SourceScores, finish: (hash: string, value: number) => NewTell | undefined): Promise<void> {
     const { setup, store, campaignId } = this;
     let scores: Score[] = [];
     let mergeMs: number | null = null;

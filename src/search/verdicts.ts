@@ -2,6 +2,7 @@
 // the pure verdicts of gates/gates.ts (floor: value; no_regression: source − tolerance; min_gain: best source
 // + delta; pass = value ≥ threshold), in the shape the store records.
 import { evaluateGates, type GateSpec } from '../gates/gates.ts';
+import type { NewGateVerdict } from '../store/records.ts';
 import type { SearchSpace } from './space.ts';
 import type { Suite } from '../eval/suite.ts';
 import { ownMetric, type Score } from './measures.ts';
@@ -9,23 +10,8 @@ import { ownMetric, type Score } from './measures.ts';
 /** Source name → its scores on one split. */
 export type SourceScores = ReadonlyMap<string, readonly Score[]>;
 
-export function sourceBaselines(scores: Map<string, Score[]>): SourceScores {
-  return scores;
-}
-
-export interface Verdict {
-  gate: string;
-  kind: string;
-  task: string;
-  metric: string;
-  split: string;
-  value: number;
-  threshold: number;
-  pass: boolean;
-}
-
 /** Every gate of the space judged on `split` by gates/gates.ts (a missing or non-finite value fails). */
-export function judgeGates(space: SearchSpace, suite: Suite, scores: readonly Score[], sources: SourceScores, split: 'fit' | 'test'): Verdict[] {
+export function judgeGates(space: SearchSpace, suite: Suite, scores: readonly Score[], sources: SourceScores, split: 'fit' | 'test'): NewGateVerdict[] {
   const onSplit = (xs: readonly Score[]) => xs.filter((x) => x.split === split);
   const specs: GateSpec[] = space.gates.map((g) => ({
     kind: g.kind,
