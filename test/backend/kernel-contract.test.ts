@@ -8,6 +8,7 @@ import { CpuKernel } from '../../src/kernel/cpu/cpu-kernel.ts';
 import { GpuKernel } from '../../src/kernel/gpu/gpu-kernel.ts';
 import type { MergeKernel, MergeOp, Rescale, SourceRef, Sparsification, TaskVectorInput, TensorJob } from '../../src/kernel/kernel.ts';
 import { drawU32, keepThreshold, rngKey } from '../../src/kernel/rng.ts';
+import { mulberry32 } from '../fixtures/seeded-random.ts';
 
 /** Relative tolerance of GPU against CPU per tensor: max|gpu − cpu| / max|cpu| (issue 6). */
 const PARITY_TOLERANCE = 1e-6;
@@ -22,18 +23,6 @@ async function openKernel(backend: Backend): Promise<MergeKernel> {
 }
 
 // ---- fixtures: deterministic pseudo-random tensors held in memory ----
-
-/** mulberry32: a tiny seeded generator for test data. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Zoo {
   private readonly tensors = new Map<string, Float32Array>();
@@ -55,7 +44,7 @@ class Zoo {
  * levels, so |τ| values repeat at any cut (16: ties everywhere, as with bf16 experts; 3000: a few per value).
  */
 function family(zoo: Zoo, tensor: string, n: number, experts: number, seed: number, levels = 0, bf16 = false): { base: SourceRef; xs: SourceRef[] } {
-  const rnd = generator(seed);
+  const rnd = mulberry32(seed);
   const base = new Float32Array(n);
   for (let e = 0; e < n; e++) base[e] = (rnd() + rnd() + rnd() - 1.5) * 0.8;
   if (bf16) toBf16(base);
@@ -351,7 +340,7 @@ describe('GPU ↔ CPU parity on edge values', () => {
     const cpu = new CpuKernel();
     const zoo = new Zoo();
     const n = 4096;
-    const rnd = generator(77);
+    const rnd = mulberry32(77);
     const special = [-0, 0, 1e-40, -1e-42, 1.4e-45, 1e-30, 3.3895313892515355e38 / 1e6];
     const base = Float32Array.from({ length: n }, (_, e) => (e % 11 === 0 ? special[e % special.length] : rnd() - 0.5));
     const xs = [0, 1, 2].map((m) =>

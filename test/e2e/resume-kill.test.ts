@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/db.ts';
+import { mulberry32 } from '../fixtures/seeded-random.ts';
 import { cli, runCli, tinySpace, writeSpace } from './search-fixtures.ts';
 
 const BUDGET = 20;
@@ -18,18 +19,6 @@ beforeAll(() => {
   space = writeSpace(tmp, 'killme.yaml', tinySpace({ name: 'killme', budget: { candidates: BUDGET }, eval_limit: 8, seed: 11 }));
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** mulberry32: the kill moments come from a fixed seed, so the test is the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Starts the search and SIGKILLs it: `afterMs` after the start, or — when `afterNewMs` is given — that long
@@ -105,7 +94,7 @@ describe('kill -9 and resume', () => {
     expect(straight.status).toBe(0);
 
     const killedDb = path.join(tmp, 'killed.sqlite');
-    const rand = mulberry32(20261125);
+    const rand = mulberry32(20261125); // the kill moments come from a fixed seed: the same test on every run
     const kills: number[] = [];
     // first kill: a random moment of start-up (opening the models, scoring sources); then three kills at
     // random moments after the run recorded its first new candidate
