@@ -42,3 +42,16 @@ export function formatErrorLine(what: string, place: ErrorPlace): string {
 export function invariant(condition: unknown, message: string): asserts condition {
   if (!condition) throw new EvomergeError('internal', `${message} (this is a bug in evomerge)`);
 }
+
+/** Levenshtein distance between two strings: the measure behind every "did you mean" hint on a misspelled key. */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}

@@ -1,7 +1,7 @@
 // Release gates: a pure function from (candidate scores, source scores, gate specs) to verdicts, used by
 // search (fit split) and export (test split), plus the check of a spec list against a suite's tasks/sources.
 
-import { EvomergeError } from '../errors.ts';
+import { editDistance, EvomergeError } from '../errors.ts';
 
 export const gateKinds = ['floor', 'no_regression', 'min_gain'] as const;
 export type GateKind = (typeof gateKinds)[number];
@@ -303,15 +303,4 @@ function suggest(key: string, allowed: readonly string[]): string {
     }
   }
   return best ? ` (did you mean "${best}"?)` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) dp[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      dp[i][j] = Math.min(dp[i - 1][j] + 1, dp[i][j - 1] + 1, dp[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return dp[a.length][b.length];
 }

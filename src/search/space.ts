@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { EvomergeError } from '../errors.ts';
+import { editDistance, EvomergeError } from '../errors.ts';
 
 /** A parameter range for one kind of gene, e.g. `weight: {min: 0, max: 1.5}`. */
 export interface GeneRange {
@@ -314,19 +314,4 @@ function asPositiveInt(v: unknown, file: string, field: string): number {
 function asNonNegativeInt(v: unknown, file: string, field: string): number {
   if (!Number.isInteger(v) || (v as number) < 0) throw new EvomergeError('space.bad_value', `expected a non-negative integer, got ${JSON.stringify(v)}`, { file, field });
   return v as number;
-}
-
-/** Levenshtein distance, for "did you mean" hints on misspelled keys. */
-export function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length];
 }
