@@ -7,7 +7,7 @@ const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
 
 /** True on little-endian hosts: typed-array views then read safetensors bytes directly. */
-const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+export const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // ---------------------------------------------------------------------------------------------------------
 // Scalar conversions (IEEE 754-2008 binary16; bfloat16 = the top 16 bits of a binary32)

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EvomergeError, invariant, type ErrorPlace } from '../errors.ts';
-import { encodeFromF32, torchDTypeName } from './dtype.ts';
+import { encodeFromF32, HOST_LE, torchDTypeName } from './dtype.ts';
 import { SafetensorsFile, encodeHeader } from './safetensors.ts';
 import { INDEX_FILE, ShardedTensors, encodeIndex, shardFileName } from './sharded.ts';
 import { DTYPE_BYTES, numel, type DType, type Tensor, type TensorSink, type TensorSource } from './tensor-source.ts';
@@ -93,8 +93,6 @@ export interface CheckpointWriterOptions {
   /** Extra `__metadata__` entries for every shard header (`format: pt` is always there). */
   metadata?: Record<string, string>;
 }
-
-const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Files copied from the base model folder: tokenizers (HF and the zoo's byte tokenizer) and generation settings. */
 const COPIED_FILE = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|byte_tokenizer\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja))$/;

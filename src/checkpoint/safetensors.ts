@@ -2,7 +2,7 @@
 // their byte offsets (never the whole file), and the header layout the writer shares.
 import * as fs from 'node:fs';
 import { EvomergeError } from '../errors.ts';
-import { decodeToF32 } from './dtype.ts';
+import { decodeToF32, HOST_LE } from './dtype.ts';
 import { DTYPE_BYTES, numel, type DType, type Tensor, type TensorInfo, type TensorSource } from './tensor-source.ts';
 
 /** The largest header evomerge accepts (the safetensors crate refuses > 100 MB too). */
@@ -150,8 +150,6 @@ export class SafetensorsFile implements TensorSource {
     }
   }
 }
-
-const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // ---------------------------------------------------------------------------------------------------------
 // Header validation (format: 8-byte little-endian u64 N, N bytes of JSON, then the data section)
