@@ -1,6 +1,6 @@
 // Everything a campaign checks before it writes a byte: the space, the suite's tasks and metrics, the merge
 // methods (every method's recipe is planned once on the real models), and the configuration hash that
-// identifies the campaign in its database (issue 7 §3: a changed search space is refused on resume).
+// identifies the campaign in its database (a changed search space is refused on resume).
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { EvomergeError } from '../errors.ts';

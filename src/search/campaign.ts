@@ -1,4 +1,4 @@
-// The campaign loop (issue 7 §3): score the sources and the reference merges once, then ask → decode → hash →
+// The campaign loop: score the sources and the reference merges once, then ask → decode → hash →
 // merge in memory → score on the fit split → objective and gates → one transaction per candidate → tell,
 // with the optimiser state saved in the transaction that closes a generation. Resumable at any instant.
 import { createHash } from 'node:crypto';

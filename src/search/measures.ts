@@ -1,5 +1,5 @@
 // What a campaign measures: the (task, metric) pairs the objective and the gates read, checked against the
-// eval suite, and the objective itself (a weighted sum of fit-split metrics, issue 7 §1).
+// eval suite, and the objective itself (a weighted sum of fit-split metrics).
 import { EvomergeError } from '../errors.ts';
 import { KIND_METRICS, type Suite } from '../eval/suite.ts';
 import type { SearchSpace } from './space.ts';

@@ -1,4 +1,4 @@
-// Gate verdicts for a campaign (issue 7 §1): the space's gates and the sources' scores on one split handed to
+// Gate verdicts for a campaign: the space's gates and the sources' scores on one split handed to
 // the pure verdicts of gates/gates.ts (floor: value; no_regression: source − tolerance; min_gain: best source
 // + delta; pass = value ≥ threshold), in the shape the store records.
 import { evaluateGates, type GateSpec } from '../gates/gates.ts';
