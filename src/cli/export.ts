@@ -2,7 +2,7 @@
 // no export logic here.
 import { Option, type Command } from 'commander';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { selectKernel } from '../kernel/select.ts';
+import { selectKernel } from '../kernel/pick-device.ts';
 import { exportCandidate } from '../report/export.ts';
 
 interface ExportCliOptions {

@@ -3,7 +3,7 @@
 import { Option, type Command } from 'commander';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { selectKernel } from '../kernel/select.ts';
+import { selectKernel } from '../kernel/pick-device.ts';
 import { runCampaign, type CampaignProgress } from '../search/campaign.ts';
 import { buildReport, formatReport } from '../report/report.ts';
 

@@ -62,7 +62,7 @@ describe.runIf(haveGoldens)('golden through the CLI', () => {
     }
   });
 });
-describe.runIf(haveGoldens && existsSync(path.join(repoRoot, 'src/kernel/select.ts')))('golden through the CLI on the WebGPU kernel', () => {
+describe.runIf(haveGoldens && existsSync(path.join(repoRoot, 'src/kernel/pick-device.ts')))('golden through the CLI on the WebGPU kernel', () => {
   it('ties and slerp with --device gpu: every tensor within 1.2e-6 of mergekit\'s (2e-7 + the GPU\'s 1e-6)', () => {
     for (const name of ['ties', 'slerp']) {
       const out = path.join(tmp, `golden-gpu-${name}`);
@@ -233,7 +233,7 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
   it('--device gpu without a GPU backend says so; a bad --seed is a usage error', () => {
     const recipe = path.join(tmp, 'ok.yaml');
     writeFileSync(recipe, ties('b'));
-    if (!existsSync(path.join(repoRoot, 'src/kernel/select.ts'))) {
+    if (!existsSync(path.join(repoRoot, 'src/kernel/pick-device.ts'))) {
       const r = run('merge', recipe, '-o', path.join(tmp, 'gpu-out'), '--device', 'gpu');
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(/^evomerge: --device gpu: this evomerge has no GPU merge backend yet/);

@@ -7,7 +7,7 @@ import { modelStock } from './model-stock.ts';
 import { SimdRuntime } from './simd-kernels.ts';
 import { combineTaskVectorsSimd } from './simd-task-arithmetic.ts';
 import { slerp } from './slerp.ts';
-import { selectCutsSimd } from './simd-select.ts';
+import { selectCutsSimd } from './simd-select-kth.ts';
 import { bernoulliMaskSimd, maskedL1ManySimd } from './simd-dare.ts';
 import { plainPasses, sparsifyAll, type SparsifyPasses } from './sparsify.ts';
 import { combineTaskVectors } from './task-arithmetic.ts';

@@ -258,7 +258,7 @@ export interface CutVariant {
   /** Keep lanes from a bitset (DARE) instead of magnitude cuts: the block's first word is the mask slot address. */
   readonly mask?: boolean;
   /**
-   * The caller already knows which chunks hold an element at a cut (simd-select.ts LocatedCut) and sends them
+   * The caller already knows which chunks hold an element at a cut (simd-select-kth.ts LocatedCut) and sends them
    * to the exact loops: no lanes-at-a-cut count (unrolled forms only).
    */
   readonly located?: boolean;

@@ -4,7 +4,7 @@
 
 import { invariant } from '../../errors.ts';
 import { cutVariantName, SIMD_CHUNK, SLOT_BYTES, UNROLLED_MODELS, unrolledName, type CutVariant, type SimdRuntime } from './simd-kernels.ts';
-import { isLocated, type LocatedCut } from './simd-select.ts';
+import { isLocated, type LocatedCut } from './simd-select-kth.ts';
 import { scalarWeightSum, type CombineInput } from './task-arithmetic.ts';
 
 const CHUNK = SIMD_CHUNK;

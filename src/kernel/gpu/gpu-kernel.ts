@@ -21,7 +21,7 @@ import {
   tieCountShader,
   tieScanShader,
   type MaskRule,
-} from './wgsl/radix-select.ts';
+} from './wgsl/radix-select-kth.ts';
 import { reduceShader } from './wgsl/reduce.ts';
 import {
   l1NormReduceParts,
