@@ -17,7 +17,7 @@ import type { Measure, Score } from '../search/measures.ts';
 import { Scorer } from '../search/scorer.ts';
 import type { SearchSpace } from '../search/space.ts';
 import { judgeGates } from '../search/verdicts.ts';
-import { bestKeptCandidate } from './report.ts';
+import { bestKeptCandidate } from '../report/report.ts';
 
 export interface ExportOptions {
   readonly db: string;
