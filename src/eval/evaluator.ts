@@ -15,7 +15,8 @@ import type { BatchLogits, Forward, ForwardCached, KvState } from './tasks/forwa
 import { evaluateLoglik } from './tasks/loglik.ts';
 import { evaluateAnswerLogprob, evaluateExactMatch, type GenerateItem } from './tasks/generate.ts';
 import { evaluateChoice, type ChoiceItem } from './tasks/choice.ts';
-import type { MetricValue, TaskScore } from './stats.ts';
+import type { Estimate } from '../estimate.ts';
+import type { TaskScore } from './stats.ts';
 
 export interface EvaluatorOptions {
   /** A parsed suite, or the path of its YAML. */
@@ -187,7 +188,7 @@ export class Evaluator {
     if (opts.limit !== undefined) items = items.slice(0, Math.max(0, opts.limit));
     const batchTokens = this.options.batchTokens ?? 2048;
     const t0 = performance.now();
-    let metrics: Record<string, MetricValue>;
+    let metrics: Record<string, Estimate>;
     let predictions: string[] | undefined;
     if (spec.kind === 'loglik') {
       metrics = await evaluateLoglik(items.map((i) => i.values.text as string), this.tokenizer, forward, batchTokens);

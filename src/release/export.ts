@@ -11,13 +11,14 @@ import { mergeRecipeToDir } from '../merge/engine.ts';
 import { parseRecipe, recipeToYaml } from '../recipe/parse.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
-import { fromRecord } from '../search/campaign.ts';
+import { bestKeptCandidate } from '../report/report.ts';
 import type { RecipeDoc } from '../search/genome.ts';
-import type { Measure, Score } from '../search/measures.ts';
+import type { Measure } from '../search/measures.ts';
+import { recordedScores, recordedSourceScores } from '../search/score-records.ts';
 import { Scorer } from '../search/scorer.ts';
 import type { SearchSpace } from '../search/space.ts';
+import { missingOnTestSplit, scoreOnTestSplit, type TestSplitJob } from '../search/test-split.ts';
 import { judgeGates } from '../search/verdicts.ts';
-import { bestKeptCandidate } from '../report/report.ts';
 
 export interface ExportOptions {
   readonly db: string;
@@ -61,93 +62,59 @@ function findCandidate(store: Store, campaignId: number, which: string, db: stri
 
 export async function exportCandidate(options: ExportOptions): Promise<ExportResult> {
   const { db } = options;
-  // Read and check everything first (read-only); the database is written only to add test scores.
-  let ro = openStore(db, { readonly: true });
-  let ctx: ReturnType<typeof storedSpace>;
-  let cand: CandidateRecord;
+  // Read and check everything first (read-only); the database is written only to add missing test scores.
+  let store = openStore(db, { readonly: true });
   try {
-    ctx = storedSpace(ro, db);
-    cand = findCandidate(ro, ctx.campaignId, options.candidate, db);
+    const ctx = storedSpace(store, db);
+    const cand = findCandidate(store, ctx.campaignId, options.candidate, db);
     if (cand.status === 'failed') throw new EvomergeError('export.failed_candidate', `candidate #${cand.ordinal} failed (${cand.errorCode}: ${cand.errorMessage}); there is nothing to export`, { file: db, field: '--candidate' });
-  } finally {
-    ro.close();
-  }
-  const doc = YAML.parse(cand.recipeYaml!) as RecipeDoc;
-  const recipe = parseRecipe(doc, { file: `${db} candidate #${cand.ordinal}`, baseDir: path.dirname(path.resolve(db)) });
+    const doc = YAML.parse(cand.recipeYaml!) as RecipeDoc;
+    const recipe = parseRecipe(doc, { file: `${db} candidate #${cand.ordinal}`, baseDir: path.dirname(path.resolve(db)) });
+    // The gates' test-split baselines (the sources) and the candidate itself, scored now where missing.
+    const sourceDirs = new Map([ctx.space.baseModel, ...ctx.space.models].map((m) => [m.name, m.path]));
+    const jobs: TestSplitJob[] = [...store.listCandidates(ctx.campaignId, { kind: 'source' }).map((c) => ({ candidate: c, dir: sourceDirs.get(c.label!)! })), { candidate: cand }];
+    const missing = missingOnTestSplit(store, jobs);
 
-  const kernel = await options.kernel();
-  try {
-    // Test scores of the candidate and of the sources (the gates' baselines), scored now if missing.
-    const testScores = await ensureTestScores(db, ctx, cand, kernel, options.ep ?? 'cpu');
-    const verdicts = judgeGates(ctx.space, ctx.suite, testScores.candidate, testScores.sources, 'test');
-    const failed = verdicts.filter((v) => !v.pass);
-    if (failed.length && !options.force) {
-      const v = failed[0]!;
-      throw new EvomergeError(
-        'export.gate_failed',
-        `gate "${v.gate}" fails on the test split: ${v.task}/${v.metric} ${fmt(v.value)} < ${fmt(v.threshold)}${failed.length > 1 ? ` (and ${failed.length - 1} more gate(s))` : ''}; nothing exported (--force exports anyway)`,
-        { file: db, field: `candidate #${cand.ordinal}` },
+    const kernel = await options.kernel();
+    try {
+      if (missing.length) {
+        store.close();
+        store = openStore(db);
+        const scorer = await Scorer.create({ suite: ctx.suite, graph: ctx.space.graph, baseModelDir: ctx.space.baseModel.path, kernel, ep: options.ep ?? 'cpu', workers: 1, limit: ctx.space.evalLimit, baseDir: path.dirname(path.resolve(db)) });
+        try {
+          await scoreOnTestSplit(store, scorer, ctx.measures, missing, 1);
+        } finally {
+          await scorer.close();
+        }
+      }
+      const test = recordedScores(store, cand.candidateId, 'test');
+      const fit = recordedScores(store, cand.candidateId, 'fit');
+      const verdicts = judgeGates(ctx.space, ctx.suite, test, recordedSourceScores(store, ctx.campaignId, 'test'), 'test');
+      store.close();
+      const failed = verdicts.filter((v) => !v.pass);
+      if (failed.length && !options.force) {
+        const v = failed[0]!;
+        throw new EvomergeError(
+          'export.gate_failed',
+          `gate "${v.gate}" fails on the test split: ${v.task}/${v.metric} ${fmt(v.value)} < ${fmt(v.threshold)}${failed.length > 1 ? ` (and ${failed.length - 1} more gate(s))` : ''}; nothing exported (--force exports anyway)`,
+          { file: db, field: `candidate #${cand.ordinal}` },
+        );
+      }
+      if (failed.length) options.log?.(`exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on the test split (--force)`);
+
+      await mergeRecipeToDir(recipe, { outDir: options.outDir, shardSizeBytes: 5e9, kernel });
+      const outDir = path.resolve(options.outDir);
+      writeFileSync(path.join(outDir, 'recipe.yaml'), `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`);
+      writeFileSync(
+        path.join(outDir, 'scores.json'),
+        `${JSON.stringify({ candidate: cand.ordinal, generation: cand.generation, status_on_fit: cand.status, objective_fit: cand.objective, genome: JSON.parse(cand.genomeJson ?? '{}'), fit, test, test_gates: verdicts, forced: failed.length > 0 }, null, 2)}\n`,
       );
+      return { ordinal: cand.ordinal!, outDir, verdicts, forced: failed.length > 0 };
+    } finally {
+      await kernel.close();
     }
-    if (failed.length) options.log?.(`exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on the test split (--force)`);
-
-    await mergeRecipeToDir(recipe, { outDir: options.outDir, shardSizeBytes: 5e9, kernel });
-    const outDir = path.resolve(options.outDir);
-    writeFileSync(path.join(outDir, 'recipe.yaml'), `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`);
-    const fit = readScores(db, cand.candidateId, 'fit');
-    writeFileSync(
-      path.join(outDir, 'scores.json'),
-      `${JSON.stringify({ candidate: cand.ordinal, generation: cand.generation, status_on_fit: cand.status, objective_fit: cand.objective, genome: JSON.parse(cand.genomeJson ?? '{}'), fit, test: testScores.candidate, test_gates: verdicts, forced: failed.length > 0 }, null, 2)}\n`,
-    );
-    return { ordinal: cand.ordinal!, outDir, verdicts, forced: failed.length > 0 };
-  } finally {
-    await kernel.close();
-  }
-}
-
-function readScores(db: string, candidateId: number, split: string): Score[] {
-  const s = openStore(db, { readonly: true });
-  try {
-    return s.listScores(candidateId, split).map(fromRecord);
-  } finally {
-    s.close();
-  }
-}
-
-/** Scores on the test split what is missing (the candidate, the sources) and records it in the database. */
-async function ensureTestScores(db: string, ctx: ReturnType<typeof storedSpace>, cand: CandidateRecord, kernel: MergeKernel, ep: ExecutionProvider) {
-  const store = openStore(db, { readonly: true });
-  const missing: { c: CandidateRecord; dir?: string }[] = [];
-  try {
-    const sources = store.listCandidates(ctx.campaignId, { kind: 'source' });
-    for (const s of sources) if (!store.listScores(s.candidateId, 'test').length) missing.push({ c: s, dir: [ctx.space.baseModel, ...ctx.space.models].find((m) => m.name === s.label)!.path });
-    if (!store.listScores(cand.candidateId, 'test').length) missing.push({ c: cand });
   } finally {
     store.close();
-  }
-  if (missing.length) {
-    const scorer = await Scorer.create({ suite: ctx.suite, graph: ctx.space.graph, baseModelDir: ctx.space.baseModel.path, kernel, ep, workers: 1, limit: ctx.space.evalLimit, baseDir: path.dirname(path.resolve(db)) });
-    try {
-      const rw = openStore(db);
-      try {
-        for (const m of missing) {
-          const r = m.dir ? await scorer.scoreModelDir(m.dir, 'test', ctx.measures) : await scorer.scoreRecipe(YAML.parse(m.c.recipeYaml!) as RecipeDoc, 'test', ctx.measures);
-          rw.addScores(m.c.candidateId, r.value.map((s) => ({ task: s.task, metric: s.metric, split: s.split, value: s.value, se: Number.isFinite(s.se) ? s.se : null, n: s.n })));
-        }
-      } finally {
-        rw.close();
-      }
-    } finally {
-      await scorer.close();
-    }
-  }
-  const s2 = openStore(db, { readonly: true });
-  try {
-    const sources = new Map<string, Score[]>();
-    for (const s of s2.listCandidates(ctx.campaignId, { kind: 'source' })) sources.set(s.label!, s2.listScores(s.candidateId, 'test').map(fromRecord));
-    return { candidate: s2.listScores(cand.candidateId, 'test').map(fromRecord), sources };
-  } finally {
-    s2.close();
   }
 }
 

@@ -20,6 +20,8 @@ import { objectiveValue, type Score } from './measures.ts';
 import { registryMethodParameters } from './method-parameters.ts';
 import { Scorer, type CandidateScorer } from './scorer.ts';
 import { ThreadedScorer } from './scorer-threads.ts';
+import { recordedSourceScores } from './score-records.ts';
+import { missingOnTestSplit, scoreOnTestSplit } from './test-split.ts';
 
 export interface CampaignOptions extends RunOverrides {
   readonly spaceFile: string;
@@ -208,22 +210,14 @@ class CampaignRun {
             if (!c) {
               c = this.store.insertCandidate({ campaignId: this.campaignId, kind: j.kind, label: j.label, contentHash: j.hash, recipeYaml: j.recipe ? YAML.stringify(j.recipe) : null });
               const objective = split === 'fit' ? objectiveValue(space, this.setup.suite, r.value) : null;
-              this.store.recordOutcome(c.candidateId, { outcome: { status: 'evaluated', objective, mergeMs: r.mergeMs, evalMs: r.evalMs }, scores: r.value.map(toNewScore) });
+              this.store.recordOutcome(c.candidateId, { outcome: { status: 'evaluated', objective, mergeMs: r.mergeMs, evalMs: r.evalMs }, scores: r.value });
             } else {
-              this.store.addScores(c.candidateId, r.value.map(toNewScore));
+              this.store.addScores(c.candidateId, r.value);
             }
           });
         }),
       ),
     );
-  }
-
-  private fitBaselines(): Map<string, Score[]> {
-    const out = new Map<string, Score[]>();
-    for (const c of this.store.listCandidates(this.campaignId, { kind: 'source' })) {
-      out.set(c.label!, this.store.listScores(c.candidateId, 'fit').map(fromRecord));
-    }
-    return out;
   }
 
   /** The search: generation after generation until the budget, the time limit or an abort. */
@@ -233,7 +227,7 @@ class CampaignRun {
     const opt: Optimizer = saved
       ? restoreOptimizer(JSON.parse(saved.stateJson) as OptimizerState)
       : createOptimizer(setup.space.optimizer, setup.layout.domain, { seed: setup.seed, ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}) });
-    const baselines: SourceScores = this.fitBaselines();
+    const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
     let empty = 0;
     let toldCount = saved?.toldCount ?? 0;
     for (;;) {
@@ -352,7 +346,7 @@ class CampaignRun {
       const state = finish(a.hash, objective);
       store.recordOutcome(c.candidateId, {
         outcome: { status, objective, errorCode: error?.code ?? null, errorMessage: error?.message ?? null, mergeMs, evalMs },
-        scores: scores.map(toNewScore),
+        scores,
         verdicts,
         ...(state ? { optimizerState: state } : {}),
       });
@@ -363,13 +357,13 @@ class CampaignRun {
   /** Test split, after the search: sources, references and the best kept candidates. Never told to the optimiser. */
   async scoreTestSplit(top: number): Promise<void> {
     await this.scoreBaselines('test');
-    const kept = this.store
+    const best = this.store
       .listCandidates(this.campaignId, { kind: 'search', status: 'kept' })
       .sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))
-      .slice(0, top)
-      .filter((c) => this.store.listScores(c.candidateId, 'test').length === 0);
-    if (kept.length) this.progress('test', 0, `scoring the ${kept.length} best kept candidate(s) on the test split`);
-    await Promise.all(kept.map((c) => this.limit(() => scoreCandidateOnTest(this.store, this.scorer, this.setup, c))));
+      .slice(0, top);
+    const jobs = missingOnTestSplit(this.store, best.map((candidate) => ({ candidate })));
+    if (jobs.length) this.progress('test', 0, `scoring the ${jobs.length} best kept candidate(s) on the test split`);
+    await scoreOnTestSplit(this.store, this.scorer, this.setup.measures, jobs, this.setup.workers);
   }
 }
 
@@ -379,23 +373,7 @@ interface NewTell {
   stateJson: string;
 }
 
-/** Scores one recorded search candidate on the test split and stores the scores (export uses it too). */
-export async function scoreCandidateOnTest(store: Store, scorer: CandidateScorer, setup: CampaignSetup, c: CandidateRecord): Promise<Score[]> {
-  const doc = YAML.parse(c.recipeYaml!) as RecipeDoc;
-  const r = await scorer.scoreRecipe(doc, 'test', setup.measures);
-  store.addScores(c.candidateId, r.value.map(toNewScore));
-  return r.value;
-}
-
 /** The optimiser's value of a recorded candidate: its objective, −∞ when it failed. */
 function candidateValue(c: CandidateRecord): number {
   return c.status === 'failed' || c.objective === null ? -Infinity : c.objective;
-}
-
-function toNewScore(s: Score) {
-  return { task: s.task, metric: s.metric, split: s.split, value: s.value, se: Number.isFinite(s.se) ? s.se : null, n: s.n };
-}
-
-export function fromRecord(s: { task: string; metric: string; split: string; value: number; se: number | null; n: number }): Score {
-  return { task: s.task, metric: s.metric, split: s.split as 'fit' | 'test', value: s.value, se: s.se ?? NaN, n: s.n };
 }

@@ -1,5 +1,6 @@
 // What a campaign measures: the (task, metric) pairs the objective and the gates read, checked against the
 // eval suite, and the objective itself (a weighted sum of fit-split metrics).
+import type { Estimate } from '../estimate.ts';
 import { EvomergeError } from '../errors.ts';
 import { KIND_METRICS, type Suite } from '../eval/suite.ts';
 import type { SearchSpace } from './space.ts';
@@ -10,12 +11,9 @@ export interface Measure {
   readonly metric: string;
 }
 
-/** A stored score of one measure on one split. */
-export interface Score extends Measure {
+/** A score of one measure on one split. */
+export interface Score extends Measure, Estimate {
   readonly split: 'fit' | 'test';
-  readonly value: number;
-  readonly se: number;
-  readonly n: number;
 }
 
 export function measureKey(m: Measure): string {

@@ -1,6 +1,7 @@
 // The choice task kind: pick the label with the highest summed log-probability given the prompt; accuracy.
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
-import { proportion, type MetricValue } from '../stats.ts';
+import { proportion } from '../stats.ts';
+import type { Estimate } from '../../estimate.ts';
 import { batchesByLength, logProbAt, type Forward } from './forward.ts';
 
 /** One item; the evaluator has checked that `answer` is one of `choices`. */
@@ -19,7 +20,7 @@ export async function evaluateChoice(
   tokenizer: Tokenizer,
   forward: Forward,
   batchTokens: number,
-): Promise<{ accuracy: MetricValue; predictions: string[] }> {
+): Promise<{ accuracy: Estimate; predictions: string[] }> {
   const rows: { item: number; choice: number; ids: number[]; start: number }[] = [];
   items.forEach((it, i) => {
     const prompt = tokenizer.encode(it.prompt);

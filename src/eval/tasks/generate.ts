@@ -1,7 +1,8 @@
 // The generate task kind: greedy decoding until a stop string or max_new_tokens, scored by exact match of the
 // stripped text (zoo README, "generate"); and `answer_logprob`, the continuous fitness a search can climb.
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
-import { mean, proportion, type MetricValue } from '../stats.ts';
+import { mean, proportion } from '../stats.ts';
+import type { Estimate } from '../../estimate.ts';
 import { argmaxAt, batchesByLength, logProbAt, type Forward, type ForwardCached, type KvState } from './forward.ts';
 
 export interface GenerateItem {
@@ -86,7 +87,7 @@ export async function evaluateExactMatch(
   forward: Forward,
   opts: GenerateOptions,
   forwardCached?: ForwardCached,
-): Promise<{ exact_match: MetricValue; predictions: string[] }> {
+): Promise<{ exact_match: Estimate; predictions: string[] }> {
   const predictions = await generateGreedy(items.map((i) => i.prompt), tokenizer, forward, opts, forwardCached);
   let hits = 0;
   predictions.forEach((p, i) => {
@@ -105,7 +106,7 @@ export async function evaluateAnswerLogprob(
   tokenizer: Tokenizer,
   forward: Forward,
   opts: Pick<GenerateOptions, 'stop' | 'batchTokens'>,
-): Promise<{ answer_logprob: MetricValue }> {
+): Promise<{ answer_logprob: Estimate }> {
   const suffix = opts.stop[0] ?? '';
   const seqs = items.map((it) => {
     const prompt = tokenizer.encode(it.prompt);
