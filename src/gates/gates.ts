@@ -1,5 +1,6 @@
-// Release gates: a pure function from (candidate scores, source scores, gate specs) to verdicts, used by
-// search (fit split) and export (test split), plus the check of a spec list against a suite's tasks/sources.
+// Release gates: the gate type, the parsing and validation of a gate list (a search space's `gates:`), and a
+// pure function from (candidate scores, source scores, gate specs) to verdicts, used by search (fit split) and
+// export (test split). The one definition of a gate: nothing else declares, parses or names one.
 
 import { editDistance, EvomergeError } from '../errors.ts';
 
@@ -27,9 +28,12 @@ export interface GateSpec {
   tolerance?: number;
   /** min_gain only: required gain over the best source. */
   delta?: number;
-  /** Unique within a spec list; default `<kind>:<task>[:<metric>][:<source>]`. */
+  /** Unique within a spec list; default `<kind>:<task>` (give a name to tell two gates of a kind and task apart). */
   name?: string;
 }
+
+/** A gate as parsed: its name filled in. */
+export type NamedGateSpec = GateSpec & { readonly name: string };
 
 /** A score as gates need it (the store's ScoreRecord fits). */
 export interface GateScore {
@@ -63,14 +67,9 @@ export interface GateVerdict {
 /** Scores that differ from the threshold by float rounding only (e.g. 0.1 + 0.2 vs 0.3) count as equal. */
 const ROUNDING = 1e-12;
 
-/** The name a gate is recorded under. */
+/** The name a gate is recorded under: its own, else `<kind>:<task>`. */
 export function gateName(spec: GateSpec): string {
-  if (spec.name !== undefined) return spec.name;
-  let name = `${spec.kind}:${spec.task}`;
-  if (spec.metric !== undefined) name += `:${spec.metric}`;
-  if (spec.kind === 'no_regression' && spec.source !== undefined) name += `:${spec.source}`;
-  if (spec.kind === 'min_gain' && spec.sources !== undefined) name += `:${spec.sources.join('+')}`;
-  return name;
+  return spec.name ?? `${spec.kind}:${spec.task}`;
 }
 
 /**
@@ -169,8 +168,8 @@ function sourceScore(ctx: GateContext, source: string, task: string, metric: str
 
 /** What a spec list may refer to. */
 export interface GateTargets {
-  /** Task names of the eval suite. */
-  tasks: readonly string[];
+  /** Task names of the eval suite; absent: not checked here (the caller checks them against its suite). */
+  tasks?: readonly string[];
   /** Source model names (base included). */
   sources: readonly string[];
   /** Name of the base model among `sources`, if any ("base" then also refers to it). */
@@ -227,7 +226,7 @@ export function checkGateSpecs(
     }
     if (typeof s.task !== 'string') {
       err('gates.bad_spec', `${at}.task`, 'missing; expected a task name');
-    } else if (!targets.tasks.includes(s.task)) {
+    } else if (targets.tasks && !targets.tasks.includes(s.task)) {
       err('gates.unknown_task', `${at}.task`, `unknown task ${JSON.stringify(s.task)}; the suite has: ${targets.tasks.join(', ')}`);
     }
     if (s.metric !== undefined) {
@@ -284,11 +283,11 @@ export function checkGateSpecs(
   return errors;
 }
 
-/** `checkGateSpecs`, throwing the first error; returns the specs typed. */
-export function parseGateSpecs(raw: unknown, targets: GateTargets, place: { file?: string; key?: string } = {}): GateSpec[] {
+/** `checkGateSpecs`, throwing the first error; returns the specs typed, each with its name. */
+export function parseGateSpecs(raw: unknown, targets: GateTargets, place: { file?: string; key?: string } = {}): NamedGateSpec[] {
   const errors = checkGateSpecs(raw, targets, place);
   if (errors.length > 0) throw errors[0];
-  return (raw as GateSpec[]).map((s) => ({ ...s, ...(s.sources ? { sources: [...s.sources] } : {}) }));
+  return (raw as GateSpec[]).map((s) => ({ ...s, name: gateName(s), ...(s.sources ? { sources: [...s.sources] } : {}) }));
 }
 
 /** ` did you mean "x"?` for a near-miss key (edit distance ≤ 2), else ''. */
