@@ -1,7 +1,7 @@
 // What a campaign measures: the (task, metric) pairs the objective and the gates read, checked against the
 // eval suite, and the objective itself (a weighted sum of fit-split metrics, issue 7 §1).
 import { EvomergeError } from '../errors.ts';
-import { KIND_METRICS, type Suite } from '../eval/suite.ts';
+import { taskMetrics, type Suite } from '../eval/suite.ts';
 import type { SearchSpace } from './space.ts';
 
 /** One measured quantity: a task scored with one of its kind's metrics. */
@@ -33,8 +33,8 @@ export function campaignMeasures(space: SearchSpace, suite: Suite): Measure[] {
     const spec = suite.tasks.find((t) => t.name === task);
     if (!spec) throw new EvomergeError('space.unknown_task', `the suite ${suite.file} has no task "${task}"; it has: ${tasks.join(', ')}`, { file: space.file, field: `${field}.task` });
     const m = metric ?? spec.metric;
-    if (!KIND_METRICS[spec.kind].includes(m)) {
-      throw new EvomergeError('space.unknown_metric', `task "${task}" (${spec.kind}) has no metric "${m}"; expected one of: ${KIND_METRICS[spec.kind].join(', ')}`, { file: space.file, field: `${field}.metric` });
+    if (!taskMetrics(spec).includes(m)) {
+      throw new EvomergeError('space.unknown_metric', `task "${task}" (${spec.kind}) has no metric "${m}"; expected one of: ${taskMetrics(spec).join(', ')}`, { file: space.file, field: `${field}.metric` });
     }
     return { task, metric: m };
   };
