@@ -103,6 +103,7 @@ describe('a campaign over lm-eval tasks', () => {
     expect(errorLines(first.stderr).filter((l) => l.startsWith('evomerge:'))).toEqual([]);
     expect(first.status).toBe(0);
     expect(first.stdout).toMatch(/candidates: 4 evaluated/);
+    expect(first.stdout).toContain(`lm-eval task lm_math_words (${path.join(repoRoot, 'evals/lm-eval/micro_math_words.yaml')}): fit = split "validation"; test = split "test"; few-shot: none; chat template: none`);
     const resumed = runCli(tmp, 'search', file, '--db', dbA, '--device', 'cpu', '--budget', '8');
     expect(resumed.status).toBe(0);
     expect(resumed.stdout).toMatch(/candidates: 8 evaluated/);
