@@ -6,7 +6,7 @@ import { EvomergeError } from '../../errors.ts';
 import { JinjaTemplate, TemplateError } from './jinja.ts';
 import { LiteralError, parsePythonLiteral } from './python-literal.ts';
 import type { Doc } from './dataset.ts';
-import type { DocField, LmEvalTask } from './task-file.ts';
+import type { LmEvalTask } from './task-file.ts';
 
 export type TextValue = string | number;
 export type TargetValue = string | number | readonly (string | number)[];
@@ -100,5 +100,3 @@ export function questionText(task: LmEvalTask, doc: Doc, where: string): string 
   if (typeof q === 'number') return task.docToChoice !== undefined ? (docToChoice(task, doc, where)[q] ?? String(q)) : String(q);
   return q;
 }
-
-export type { DocField };

@@ -80,13 +80,13 @@ const REFUSED_KEYS: Record<string, string> = {
   multiple_input: 'not supported',
   unsafe_code: 'not supported',
 };
-const DEFAULT_METRICS: Record<OutputType, MetricSpec['metric'][]> = {
+/** The metrics evomerge computes per output type; a task file without metric_list gets them all (lm-eval's defaults). */
+const METRICS_OF: Record<OutputType, MetricSpec['metric'][]> = {
   generate_until: ['exact_match'],
   multiple_choice: ['acc', 'acc_norm'],
   loglikelihood: ['perplexity', 'acc'],
   loglikelihood_rolling: ['word_perplexity', 'byte_perplexity', 'bits_per_byte'],
 };
-const METRICS_OF: Record<OutputType, MetricSpec['metric'][]> = DEFAULT_METRICS;
 
 const FUNCTION_TAG = Symbol('lm-eval !function');
 interface FunctionRef {
@@ -229,9 +229,11 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
   }
 
   // Generation: greedy only
-  let until: string[] = [];
+  // without generation_kwargs lm-eval stops at the few-shot delimiter (ConfigurableTask.__init__)
+  let until: string[] = fewshotDelimiter === '' ? [] : [fewshotDelimiter];
   let maxGenToks: number | undefined;
   if (doc.generation_kwargs !== undefined && doc.generation_kwargs !== null) {
+    until = [];
     if (!isRecord(doc.generation_kwargs)) fail('generation_kwargs', 'expected a mapping');
     for (const [k, v] of Object.entries(doc.generation_kwargs as Record<string, unknown>)) {
       const sub = `.${k}`;
@@ -294,7 +296,7 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
       metrics.push({ metric: m.metric as MetricSpec['metric'], ignoreCase: m.ignore_case === true, ignorePunctuation: m.ignore_punctuation === true, regexesToIgnore: compiled });
     });
   } else {
-    for (const m of DEFAULT_METRICS[outputType]) metrics.push({ metric: m, ignoreCase: false, ignorePunctuation: false, regexesToIgnore: [] });
+    for (const m of METRICS_OF[outputType]) metrics.push({ metric: m, ignoreCase: false, ignorePunctuation: false, regexesToIgnore: [] });
   }
 
   const split = (k: string) => str(k);

@@ -21,11 +21,11 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function suiteFor(taskYaml: string, name = 't'): string {
+function suiteFor(taskYaml: string, name = 't', taskKeys = ''): string {
   const taskFile = path.join(tmp, `${name}.yaml`);
   writeFileSync(taskFile, taskYaml);
   const file = path.join(tmp, `${name}-suite.yaml`);
-  writeFileSync(file, `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntokenizer: byte\ntasks:\n  ${name}:\n    lm_eval: ${taskFile}\n`);
+  writeFileSync(file, `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntokenizer: byte\ntasks:\n  ${name}:\n    lm_eval: ${taskFile}\n${taskKeys}`);
   return file;
 }
 
@@ -45,6 +45,10 @@ describe('local data files', () => {
     const s = parseSuiteFile(suiteFor('dataset_path: json\ndataset_kwargs:\n  data_files:\n    validation: list.json\n    test: [lines.jsonl]\nvalidation_split: validation\ntest_split: test\ndoc_to_text: t\ndoc_to_target: t\ngeneration_kwargs:\n  max_gen_toks: 4\n', 'json'));
     expect((await buildPrompts(s.tasks[0]!.lmEval!, 'fit')).prompts).toEqual(['one', 'two']);
     expect((await buildPrompts(s.tasks[0]!.lmEval!, 'test')).prompts).toEqual(['three', 'four']);
+    // generation_kwargs given without until: no stop string; absent: lm-eval stops at the few-shot delimiter
+    expect(s.tasks[0]!.lmEval!.task.until).toEqual([]);
+    const d = parseSuiteFile(suiteFor('dataset_path: json\ndataset_kwargs:\n  data_files: {test: list.json}\ntest_split: test\ndoc_to_text: t\ndoc_to_target: t\nfewshot_delimiter: "###"\n', 'json2', '    max_gen_toks: 4\n'));
+    expect(d.tasks[0]!.lmEval!.task.until).toEqual(['###']);
   });
 });
 
@@ -123,5 +127,37 @@ describe('log-likelihood output types on the zoo', () => {
       base.close();
       await ev.close();
     }
+  });
+});
+
+describe('greedy generation and stop strings', () => {
+  // A scripted next-token source: row r emits the bytes of scripts[r], one per step (the decoding loop is under
+  // test here, not a model); the logits put all mass on the scripted byte.
+  const scripted = (scripts: string[], prompts: string[]) => {
+    const bytes = scripts.map((s) => [...Buffer.from(s, 'utf8')]);
+    const promptLen = Buffer.byteLength(prompts[0]!);
+    let calls = 0;
+    const forward = async (rows: readonly (readonly number[])[]) => {
+      calls++;
+      const seq = rows[0]!.length;
+      const data = new Float32Array(rows.length * seq * 256).fill(-10);
+      rows.forEach((r, i) => {
+        const row = scripts.findIndex((_, k) => Buffer.from(prompts[k]!).equals(Buffer.from(r.slice(0, promptLen))));
+        const step = seq - promptLen;
+        data[(i * seq + seq - 1) * 256 + (bytes[row]![step] ?? 10)] = 10;
+      });
+      return { data, batch: rows.length, seq, vocab: 256 };
+    };
+    return { forward, calls: () => calls };
+  };
+
+  it('a multi-byte stop string is found on the decoded text across token boundaries and not kept; finished rows leave', async () => {
+    const { generateGreedy } = await import('../../../src/eval/tasks/generate.ts');
+    const prompts = ['P1:', 'P2:'];
+    const s = scripted(['答え13問題：次', '7\n\n8'], prompts);
+    const out = await generateGreedy(prompts, new ByteTokenizer(), s.forward, { maxNewTokens: 40, stop: ['問題：', '\n\n'], batchTokens: 2048 });
+    expect(out).toEqual(['答え13', '7']);
+    // row 2 stops after 3 tokens, row 1 after 17 bytes ('答え13問題：' is 6 + 2 + 9): 17 steps, not 40
+    expect(s.calls()).toBe(17);
   });
 });
