@@ -14,6 +14,8 @@ import { sharedTasks, writeSharedSuite } from '../fixtures/lm-eval-data.ts';
 import { errorLines, repoRoot, runCli, tinySpace, writeSpace } from './search-fixtures.ts';
 
 const zoo = path.join(repoRoot, 'models/micro');
+/** Three small campaigns (4 + 4 resumed, 8 straight): ~35 s on an idle 2-core machine, more when it is shared. */
+const CAMPAIGN_TIMEOUT_MS = 400_000;
 const microLmEval = path.join(repoRoot, 'evals/micro-lm-eval.yaml');
 
 let tmp: string;
@@ -132,7 +134,7 @@ describe('a campaign over lm-eval tasks', () => {
     expect(a.rows).toHaveLength(8);
     expect(a.rows[0]!.scores.sort()).toEqual(expect.arrayContaining([expect.stringMatching(/^lm_math_words\/exact_match,strip=/), expect.stringMatching(/^lm_spam\/acc,none=/)]));
     expect(a.rows).toEqual(records(dbB).rows);
-  });
+  }, CAMPAIGN_TIMEOUT_MS);
 
   it('bad input: one line, exit ≠ 0, nothing written', () => {
     const suite = writeSharedSuite(path.join(tmp, 'bad'), `  hellaswag:\n    lm_eval: ${sharedTasks}/hellaswag/hellaswag.yaml\n`);
