@@ -6,7 +6,8 @@ import type { TensorSource } from '../checkpoint/tensor-source.ts';
 import { openModelDir } from '../checkpoint/model-dir.ts';
 import { GraphSession, KvCache, OnnxGraph, type ExecutionProvider, type FeedSet, type WeightMode } from './onnx-session.ts';
 import { bindWeights, boundInitializers, resolveBinding, type Binding } from './bind.ts';
-import { KIND_METRICS, parseSuiteFile, type Split, type Suite, type TaskSpec } from './suite.ts';
+import { parseSuiteFile, taskMetrics, type Split, type Suite, type TaskSpec } from './suite.ts';
+import { evaluateLmEvalTask } from './lm-eval/run-task.ts';
 import { readEvalFile, type EvalItem } from './eval-file.ts';
 import type { Tokenizer } from './tokenizers/tokenizer.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
@@ -181,12 +182,18 @@ export class Evaluator {
 
   private async runTask(spec: TaskSpec, split: Split, forward: Forward, opts: EvaluateOptions, forwardCached?: ForwardCached): Promise<TaskScoreWithPredictions> {
     const metric = opts.metrics?.[spec.name] ?? spec.metric;
-    if (!KIND_METRICS[spec.kind].includes(metric)) {
-      throw new EvomergeError('eval.unknown_metric', `expected one of ${KIND_METRICS[spec.kind].join(', ')} for kind ${spec.kind}`, { file: this.suite.file, field: `tasks.${spec.name}.metric` });
+    if (!taskMetrics(spec).includes(metric)) {
+      throw new EvomergeError('eval.unknown_metric', `expected one of ${taskMetrics(spec).join(', ')} for ${spec.kind === 'lm_eval' ? 'this lm-eval task' : `kind ${spec.kind}`}`, { file: this.suite.file, field: `tasks.${spec.name}.metric` });
+    }
+    const batchTokens = this.options.batchTokens ?? 2048;
+    if (spec.lmEval) {
+      const t0 = performance.now();
+      const r = await evaluateLmEvalTask(spec.lmEval, split, this.tokenizer, forward, { batchTokens, ...(opts.limit !== undefined ? { limit: opts.limit } : {}), ...(forwardCached ? { forwardCached } : {}) });
+      const extra = Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k !== metric));
+      return { task: spec.name, metric, ...r.metrics[metric]!, seconds: (performance.now() - t0) / 1000, extra, ...(opts.withPredictions ? { predictions: r.predictions } : {}) };
     }
     let items = this.loadItems(spec, split);
     if (opts.limit !== undefined) items = items.slice(0, Math.max(0, opts.limit));
-    const batchTokens = this.options.batchTokens ?? 2048;
     const t0 = performance.now();
     let metrics: Record<string, Estimate>;
     let predictions: string[] | undefined;

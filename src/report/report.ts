@@ -66,6 +66,8 @@ export interface CampaignReport {
   /** The fit-objective comparison: best kept candidate against every source and reference. */
   readonly fitObjective: { best?: number; bestRival?: { label: string; value: number }; beatsAll: boolean };
   readonly conclusion: Conclusion;
+  /** lm-eval tasks: how their fit and test docs and few-shot examples were chosen, as recorded. */
+  readonly lmEvalProtocols?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 interface StoredConfig {
@@ -76,6 +78,7 @@ interface StoredConfig {
   measures: { task: string; metric: string }[];
   models: { name: string }[];
   references: { name: string }[];
+  lmEvalProtocols?: Record<string, Record<string, string>>;
 }
 
 /** Builds the report of the (single) campaign in a database, opened read-only. */
@@ -162,6 +165,7 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     generations: genBest,
     fitObjective,
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
+    ...(cfg.lmEvalProtocols ? { lmEvalProtocols: cfg.lmEvalProtocols } : {}),
   };
 }
 
@@ -207,6 +211,9 @@ export function formatReport(r: CampaignReport): string {
   lines.push(`campaign "${r.campaign.name}" (${r.db}): ${r.campaign.optimizer}, seed ${r.campaign.seed}, ${r.campaign.device}`);
   lines.push(`candidates: ${r.counts.evaluated} evaluated over ${r.counts.generations} generation(s): ${r.counts.kept} kept, ${r.counts.rejected} rejected, ${r.counts.failed} failed`);
   lines.push(`objective (fit, maximised): ${r.objective.map((t) => `${t.weight} × ${t.task}/${t.metric}`).join(' + ')}`);
+  for (const [task, p] of Object.entries(r.lmEvalProtocols ?? {})) {
+    lines.push(`lm-eval task ${task} (${p.task_file}): fit = ${p.fit}; test = ${p.test}; few-shot: ${p.fewshot}; chat template: ${p.chat_template}`);
+  }
   lines.push('');
   const cell = (s?: ReportScore) => (s ? `${f(s.value)} ± ${f(s.se)}` : '—');
   // one block per measured task/metric: the models in rows, fit and test side by side

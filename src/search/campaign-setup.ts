@@ -6,6 +6,7 @@ import path from 'node:path';
 import { EvomergeError } from '../errors.ts';
 import { readConfig } from '../checkpoint/model-dir.ts';
 import { parseSuiteFile, type Suite } from '../eval/suite.ts';
+import { describeProtocol } from '../eval/lm-eval/protocol.ts';
 import { openRecipeModels } from '../merge/engine.ts';
 import { planMerge } from '../merge/plan.ts';
 import { parseRecipe } from '../recipe/parse.ts';
@@ -65,7 +66,10 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
   // What decides the results: everything but the stopping rule and the parallelism.
   // The tasks' own metrics ride along: the report reads them without the suite file.
   const ownMetrics = Object.fromEntries([...new Set(measures.map((m) => m.task))].map((t) => [t, suite.tasks.find((x) => x.name === t)!.metric]));
-  const identity = { ...space, budget: undefined, workers: undefined, file: undefined, ownMetrics, measures };
+  // lm-eval tasks: how their fit and test docs and few-shot examples are chosen (a changed rule is another campaign)
+  const lmEvalTasks = suite.tasks.filter((t) => t.lmEval && measures.some((m) => m.task === t.name));
+  const lmEvalProtocols = lmEvalTasks.length ? Object.fromEntries(lmEvalTasks.map((t) => [t.name, describeProtocol(t.lmEval!)])) : undefined;
+  const identity = { ...space, budget: undefined, workers: undefined, file: undefined, ownMetrics, measures, lmEvalProtocols };
   const configJson = canonicalJson(identity);
   const configHash = createHash('sha256').update(configJson).digest('hex');
   return { space, suite, layout, measures, budget, minutes: space.budget.minutes, workers: space.workers, seed: space.seed, configHash, configJson };

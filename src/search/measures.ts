@@ -2,7 +2,7 @@
 // eval suite, and the objective itself (a weighted sum of fit-split metrics).
 import type { Estimate } from '../estimate.ts';
 import { EvomergeError } from '../errors.ts';
-import { KIND_METRICS, type Suite } from '../eval/suite.ts';
+import { taskMetrics, type Suite } from '../eval/suite.ts';
 import type { SearchSpace } from './space.ts';
 
 /** One measured quantity: a task scored with one of its kind's metrics. */
@@ -31,8 +31,8 @@ export function campaignMeasures(space: SearchSpace, suite: Suite): Measure[] {
     const spec = suite.tasks.find((t) => t.name === task);
     if (!spec) throw new EvomergeError('space.unknown_task', `the suite ${suite.file} has no task "${task}"; it has: ${tasks.join(', ')}`, { file: space.file, field: `${field}.task` });
     const m = metric ?? spec.metric;
-    if (!KIND_METRICS[spec.kind].includes(m)) {
-      throw new EvomergeError('space.unknown_metric', `task "${task}" (${spec.kind}) has no metric "${m}"; expected one of: ${KIND_METRICS[spec.kind].join(', ')}`, { file: space.file, field: `${field}.metric` });
+    if (!taskMetrics(spec).includes(m)) {
+      throw new EvomergeError('space.unknown_metric', `task "${task}" (${spec.kind}) has no metric "${m}"; expected one of: ${taskMetrics(spec).join(', ')}`, { file: space.file, field: `${field}.metric` });
     }
     return { task, metric: m };
   };

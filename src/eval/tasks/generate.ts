@@ -14,6 +14,8 @@ export interface GenerateOptions {
   readonly maxNewTokens: number;
   readonly stop: readonly string[];
   readonly batchTokens: number;
+  /** Keep only the last N prompt tokens (lm-eval cuts a prompt from the left to leave room for the answer). */
+  readonly maxPromptTokens?: number;
 }
 
 /** Python's str.strip(): str.isspace() characters (JS \s differs: it has U+FEFF, lacks U+001C–U+001F and U+0085). */
@@ -37,7 +39,8 @@ export async function generateGreedy(
   opts: GenerateOptions,
   forwardCached?: ForwardCached,
 ): Promise<string[]> {
-  const promptIds = prompts.map((p) => tokenizer.encode(p));
+  const cut = opts.maxPromptTokens;
+  const promptIds = prompts.map((p) => (cut !== undefined ? tokenizer.encode(p).slice(-Math.max(1, cut)) : tokenizer.encode(p)));
   const outputs = new Array<string>(prompts.length).fill('');
   for (const batch of batchesByLength(promptIds.map((p) => p.length), opts.batchTokens)) {
     let live = batch.map((i) => ({ item: i, seq: [...promptIds[i]!], generated: [] as number[], cacheRow: 0 }));
