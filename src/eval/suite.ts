@@ -6,9 +6,11 @@ import { parse as parseYaml } from 'yaml';
 import { EvomergeError } from '../errors.ts';
 import { modelContextLength, parseDatasetFolders, parseLmEvalEntry } from './lm-eval/suite-entry.ts';
 import type { LmEvalSettings } from './lm-eval/protocol.ts';
+import type { Split } from './split.ts';
+
+export type { Split } from './split.ts';
 
 export type TaskKind = 'generate' | 'choice' | 'loglik' | 'lm_eval';
-export type Split = 'fit' | 'test';
 
 /** The metrics each kind computes; the first is the default. */
 export const KIND_METRICS: Record<TaskKind, readonly string[]> = {

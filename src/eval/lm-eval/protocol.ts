@@ -9,7 +9,7 @@
 //             so a doc's examples do not depend on which other docs run (lm-eval draws from one random.Random(1234)
 //             stream: the same rule, not the same draws).
 import { EvomergeError } from '../../errors.ts';
-import type { Split } from '../suite.ts';
+import type { Split } from '../split.ts';
 import type { ChatTemplate } from './chat-template.ts';
 import { availableSplits, loadSplit, type DatasetFolders, type Doc } from './dataset.ts';
 import type { LmEvalTask } from './task-file.ts';

@@ -1,10 +1,11 @@
 // Scores an lm-eval task on a campaign split: builds each doc's prompt, runs the requests its output_type makes
 // (greedy generation, or log-likelihoods of continuations), applies each filter pipeline and metric, and returns
-// one MetricValue per lm-eval metric key (`exact_match,strict-match`, `acc,none`, …).
+// one Estimate per lm-eval metric key (`exact_match,strict-match`, `acc,none`, …).
 import { EvomergeError } from '../../errors.ts';
-import type { Split } from '../suite.ts';
+import type { Split } from '../split.ts';
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
-import { mean, proportion, type MetricValue } from '../stats.ts';
+import type { Estimate } from '../../estimate.ts';
+import { mean, proportion } from '../stats.ts';
 import { argmaxAt, batchesByLength, logProbAt, type Forward, type ForwardCached } from '../tasks/forward.ts';
 import { generateGreedy } from '../tasks/generate.ts';
 import { buildContext } from './context.ts';
@@ -51,7 +52,7 @@ export async function evaluateLmEvalTask(
   tokenizer: Tokenizer,
   forward: Forward,
   opts: LmEvalRunOptions,
-): Promise<{ metrics: Record<string, MetricValue>; predictions: string[] }> {
+): Promise<{ metrics: Record<string, Estimate>; predictions: string[] }> {
   const req = await buildPrompts(s, split, opts.limit);
   const t = s.task;
   if (t.outputType === 'generate_until') {
@@ -64,7 +65,7 @@ export async function evaluateLmEvalTask(
       opts.forwardCached,
     );
     const references = req.docs.map((d, i) => targetText(t, d, req.where[i]!));
-    const metrics: Record<string, MetricValue> = {};
+    const metrics: Record<string, Estimate> = {};
     for (const f of t.filters) {
       const filtered = outputs.map((o) => applyPipeline(f, [o]));
       for (const m of t.metrics) {
@@ -93,7 +94,7 @@ export async function evaluateLmEvalTask(
       return cs[lls.indexOf(Math.max(...lls))]!;
     });
     const n = req.docs.length;
-    const all: Record<string, MetricValue> = { 'acc,none': proportion(acc, n), 'acc_norm,none': proportion(accNorm, n) };
+    const all: Record<string, Estimate> = { 'acc,none': proportion(acc, n), 'acc_norm,none': proportion(accNorm, n) };
     return { metrics: pick(all, lmEvalMetricNames(t)), predictions };
   }
 
@@ -103,7 +104,7 @@ export async function evaluateLmEvalTask(
     const ll = mean(scores.map((x) => x.loglik));
     // perplexity = exp(−mean log-likelihood), SE by the delta method
     const ppl = Math.exp(-ll.value);
-    const all: Record<string, MetricValue> = {
+    const all: Record<string, Estimate> = {
       'perplexity,none': { value: ppl, se: ppl * ll.se, n: ll.n },
       'acc,none': proportion(scores.filter((x) => x.greedy).length, scores.length),
     };
@@ -128,7 +129,7 @@ export async function evaluateLmEvalTask(
   const bytes = texts.reduce((a, x) => a + Buffer.byteLength(x, 'utf8'), 0);
   const n = texts.length;
   const nan = Number.NaN;
-  const all: Record<string, MetricValue> = {
+  const all: Record<string, Estimate> = {
     'word_perplexity,none': { value: Math.exp(-total / words), se: nan, n },
     'byte_perplexity,none': { value: Math.exp(-total / bytes), se: nan, n },
     'bits_per_byte,none': { value: -total / bytes / Math.LN2, se: nan, n },
@@ -136,7 +137,7 @@ export async function evaluateLmEvalTask(
   return { metrics: pick(all, lmEvalMetricNames(t)), predictions: [] };
 }
 
-function pick(all: Record<string, MetricValue>, names: readonly string[]): Record<string, MetricValue> {
+function pick(all: Record<string, Estimate>, names: readonly string[]): Record<string, Estimate> {
   return Object.fromEntries(names.map((n) => [n, all[n]!]));
 }
 
