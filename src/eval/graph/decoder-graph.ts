@@ -77,11 +77,11 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
   };
   const outer = new Map(outerWeights(c).map((w) => [w.name, w]));
 
-  const eps = g.constF([c.rmsNormEps], []);
-  const two = g.constF([2], []);
-  const one = g.constF([1], []);
+  let normConsts: { eps: string; two: string; one: string } | undefined;
   const rmsNorm = (x: string, w: string): string => {
     if (opSet === 'cpu') return g.node('SimplifiedLayerNormalization', [x, w], [attrInt('axis', -1), attrFloat('epsilon', c.rmsNormEps)]);
+    normConsts ??= { eps: g.constF([c.rmsNormEps], []), two: g.constF([2], []), one: g.constF([1], []) };
+    const { eps, two, one } = normConsts;
     const meanSquare = g.node('ReduceMean', [g.node('Pow', [x, two])], [attrInts('axes', [-1]), attrInt('keepdims', 1)]);
     const inv = g.node('Div', [one, g.node('Sqrt', [g.node('Add', [meanSquare, eps])])]);
     return g.node('Mul', [w, g.node('Mul', [x, inv])]);
