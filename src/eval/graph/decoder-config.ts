@@ -34,6 +34,8 @@ export interface DecoderConfig {
   readonly mlpBias: boolean;
   /** lm_head shares embed_tokens' weight. */
   readonly tiedEmbeddings: boolean;
+  /** max_position_embeddings: the longest sequence the rotary tables of the fused kernels cover. */
+  readonly maxPositions: number;
   /** Keys further back than this many positions are hidden (Mistral's sliding window); undefined = none. */
   readonly slidingWindow?: number;
 }
@@ -106,6 +108,7 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
     kvHeads,
     headDim,
     rmsNormEps: posNum('rms_norm_eps', 1e-6),
+    maxPositions: posInt('max_position_embeddings', 4096),
     ropeTheta: posNum('rope_theta', 10000),
     ropeScaling: parseRopeScaling(raw.rope_scaling, fail),
     qkvBias: family === 'Qwen2ForCausalLM' || attentionBias,

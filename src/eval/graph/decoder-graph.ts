@@ -10,8 +10,10 @@
 // operator sets:
 // - 'plain': standard ONNX ops only (opset 17), runs on every provider. Projections are MatMul(x, Wᵀ) with
 //   the Transpose on the weight, which ONNX Runtime folds once when the weights are built into the session.
-// - 'cpu': ONNX Runtime's fused CPU kernels where they exist: com.microsoft FusedMatMul (transB, so no
-//   transpose at all, even with weights fed per run) and SimplifiedLayerNormalization (RMSNorm).
+// - 'cpu': ONNX Runtime's fused CPU kernels (the operators onnxruntime-genai's model builder emits):
+//   com.microsoft FusedMatMul (transB, so no transpose at all, even with weights fed per run),
+//   SimplifiedLayerNormalization (RMSNorm) and GroupQueryAttention (RoPE, cache concatenation, causal and
+//   sliding-window masking and grouped heads in one kernel, with cos/sin tables for max_position_embeddings).
 import { EvomergeError } from '../../errors.ts';
 import { OnnxDataType, type ModelMessage, type ValueInfoMessage } from '../onnx-proto.ts';
 import { checkLayerPath, layerWeights, outerWeights, type DecoderConfig, type WeightSpec } from './decoder-config.ts';
@@ -92,35 +94,68 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
   };
 
   // Rotary tables from position_ids: [batch, 1, seq, head_dim], rotate_half layout (the halves, not pairs).
-  const invFreq = g.constF(ropeInverseFrequencies(c), [1, D / 2]);
-  const posF = g.node('Unsqueeze', [g.node('Cast', ['position_ids'], [attrInt('to', OnnxDataType.FLOAT)]), g.constI([-1], [1])]);
-  const freqs = g.node('Mul', [posF, invFreq]);
-  const angles = g.node('Concat', [freqs, freqs], [attrInt('axis', -1)]);
-  const axis1 = g.constI([1], [1]);
-  const cos = g.node('Unsqueeze', [g.node('Cos', [angles]), axis1]);
-  const sin = g.node('Unsqueeze', [g.node('Sin', [angles]), axis1]);
+  let ropeTables: { cos: string; sin: string } | undefined;
   const rope = (x: string): string => {
+    ropeTables ??= (() => {
+      const invFreq = g.constF(ropeInverseFrequencies(c), [1, D / 2]);
+      const posF = g.node('Unsqueeze', [g.node('Cast', ['position_ids'], [attrInt('to', OnnxDataType.FLOAT)]), g.constI([-1], [1])]);
+      const freqs = g.node('Mul', [posF, invFreq]);
+      const angles = g.node('Concat', [freqs, freqs], [attrInt('axis', -1)]);
+      const axis1 = g.constI([1], [1]);
+      return { cos: g.node('Unsqueeze', [g.node('Cos', [angles]), axis1]), sin: g.node('Unsqueeze', [g.node('Sin', [angles]), axis1]) };
+    })();
     const x1 = g.node('Slice', [x, g.constI([0], [1]), g.constI([D / 2], [1]), g.constI([3], [1])]);
     const x2 = g.node('Slice', [x, g.constI([D / 2], [1]), g.constI([D], [1]), g.constI([3], [1])]);
     const rotated = g.node('Concat', [g.node('Neg', [x2]), x1], [attrInt('axis', -1)]);
-    return g.node('Add', [g.node('Mul', [x, cos]), g.node('Mul', [rotated, sin])]);
+    return g.node('Add', [g.node('Mul', [x, ropeTables.cos]), g.node('Mul', [rotated, ropeTables.sin])]);
   };
+
+  // Past + new positions (a scalar), from the first cache input and input_ids.
+  let totalLength: string | undefined;
+  const total = (): string =>
+    (totalLength ??= g.node('Add', [
+      g.node('Gather', [g.node('Shape', ['past_key_values.0.key']), g.constI([2], [])], [attrInt('axis', 0)]),
+      g.node('Gather', [g.node('Shape', ['input_ids']), g.constI([1], [])], [attrInt('axis', 0)]),
+    ]));
 
   // Additive attention mask over past + new keys, [batch, 1, 1, seq, total]: key position j is hidden from a
   // query at position p when j > p, or (sliding window W) when j ≤ p − W.
-  const total = g.node('Add', [
-    g.node('Gather', [g.node('Shape', ['past_key_values.0.key']), g.constI([2], [])], [attrInt('axis', 0)]),
-    g.node('Gather', [g.node('Shape', ['input_ids']), g.constI([1], [])], [attrInt('axis', 0)]),
-  ]);
-  const keyPos = g.node('Range', [g.constI([0], []), total, g.constI([1], [])]);
-  const queryPos = g.node('Unsqueeze', ['position_ids', g.constI([-1], [1])]);
-  let hiddenKeys = g.node('Greater', [keyPos, queryPos]);
-  if (c.slidingWindow !== undefined) {
-    const tooOld = g.node('LessOrEqual', [keyPos, g.node('Sub', [queryPos, g.constI([c.slidingWindow], [])])]);
-    hiddenKeys = g.node('Or', [hiddenKeys, tooOld]);
-  }
-  const mask = g.node('Unsqueeze', [g.node('Where', [hiddenKeys, g.constF([-Infinity], []), g.constF([0], [])]), g.constI([1, 2], [2])]);
+  let maskValue: string | undefined;
+  const mask = (): string => {
+    if (maskValue) return maskValue;
+    const keyPos = g.node('Range', [g.constI([0], []), total(), g.constI([1], [])]);
+    const queryPos = g.node('Unsqueeze', ['position_ids', g.constI([-1], [1])]);
+    let hiddenKeys = g.node('Greater', [keyPos, queryPos]);
+    if (c.slidingWindow !== undefined) {
+      const tooOld = g.node('LessOrEqual', [keyPos, g.node('Sub', [queryPos, g.constI([c.slidingWindow], [])])]);
+      hiddenKeys = g.node('Or', [hiddenKeys, tooOld]);
+    }
+    return (maskValue = g.node('Unsqueeze', [g.node('Where', [hiddenKeys, g.constF([-Infinity], []), g.constF([0], [])]), g.constI([1, 2], [2])]));
+  };
   const scale = g.constF([1 / Math.sqrt(D)], []);
+
+  // GroupQueryAttention's extra inputs: per row the index of its last key (total − 1; rows are never padded),
+  // the total length, and cos/sin tables [positions, D/2] for every position the config allows.
+  let gqaShared: { seqlensK: string; total: string; cos: string; sin: string } | undefined;
+  const gqaInputs = () =>
+    (gqaShared ??= (() => {
+      const t = total();
+      const batch = g.node('Gather', [g.node('Shape', ['input_ids']), g.constI([0], [1])], [attrInt('axis', 0)]);
+      const last = g.node('Cast', [g.node('Sub', [t, g.constI([1], [])])], [attrInt('to', OnnxDataType.INT32)]);
+      const seqlensK = g.node('Expand', [g.node('Unsqueeze', [last, g.constI([0], [1])]), batch]);
+      const inv = ropeInverseFrequencies(c);
+      const positions = c.maxPositions;
+      const cosT = new Float32Array(positions * (D / 2));
+      const sinT = new Float32Array(positions * (D / 2));
+      for (let p = 0; p < positions; p++) {
+        for (let i = 0; i < D / 2; i++) {
+          const a = Math.fround(p * inv[i]!);
+          cosT[p * (D / 2) + i] = Math.cos(a);
+          sinT[p * (D / 2) + i] = Math.sin(a);
+        }
+      }
+      return { seqlensK, total: g.node('Cast', [t], [attrInt('to', OnnxDataType.INT32)]), cos: g.constF(cosT, [positions, D / 2]), sin: g.constF(sinT, [positions, D / 2]) };
+    })());
 
   const inputs: ValueInfoMessage[] = [valueInfo('input_ids', OnnxDataType.INT64, ['batch', 'seq']), valueInfo('position_ids', OnnxDataType.INT64, ['batch', 'seq'])];
   const outputs: ValueInfoMessage[] = [valueInfo('logits', OnnxDataType.FLOAT, ['batch', 'seq', c.vocabSize])];
@@ -133,24 +168,43 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
     const toHeads = (y: string, count: number) => g.node('Transpose', [g.node('Reshape', [y, g.constI([0, 0, count, D], [4])])], [attrInts('perm', [0, 2, 1, 3])]);
 
     const h = rmsNorm(x, w('input_layernorm.weight'));
-    const q = rope(toHeads(linear(h, w('self_attn.q_proj.weight'), b('self_attn.q_proj.bias')), H));
-    const kNew = rope(toHeads(linear(h, w('self_attn.k_proj.weight'), b('self_attn.k_proj.bias')), KV));
-    const vNew = toHeads(linear(h, w('self_attn.v_proj.weight'), b('self_attn.v_proj.bias')), KV);
     for (const kv of ['key', 'value']) {
       inputs.push(valueInfo(`past_key_values.${n}.${kv}`, OnnxDataType.FLOAT, ['batch', KV, 'past', D]));
       outputs.push(valueInfo(`present.${n}.${kv}`, OnnxDataType.FLOAT, ['batch', KV, 'total', D]));
     }
-    const kAll = g.node('Concat', [`past_key_values.${n}.key`, kNew], [attrInt('axis', 2)], `present.${n}.key`);
-    const vAll = g.node('Concat', [`past_key_values.${n}.value`, vNew], [attrInt('axis', 2)], `present.${n}.value`);
-    // Grouped-query attention without copying keys: queries as [batch, kv, groups, seq, D] against keys as
-    // [batch, kv, 1, D, total] (query head h reads kv head ⌊h / groups⌋, transformers' repeat_kv).
-    const q5 = g.node('Reshape', [q, g.constI([0, KV, groups, -1, D], [5])]);
-    const k5 = g.node('Unsqueeze', [g.node('Transpose', [kAll], [attrInts('perm', [0, 1, 3, 2])]), g.constI([2], [1])]);
-    const v5 = g.node('Unsqueeze', [vAll, g.constI([2], [1])]);
-    const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q5, k5]), scale]), mask]);
-    const attn = g.node('MatMul', [g.node('Softmax', [scores], [attrInt('axis', -1)]), v5]);
-    const merged = g.node('Reshape', [g.node('Transpose', [g.node('Reshape', [attn, g.constI([0, H, -1, D], [4])])], [attrInts('perm', [0, 2, 1, 3])]), g.constI([0, 0, H * D], [3])]);
-    x = g.node('Add', [x, linear(merged, w('self_attn.o_proj.weight'), b('self_attn.o_proj.bias'))]);
+    const qFlat = linear(h, w('self_attn.q_proj.weight'), b('self_attn.q_proj.bias'));
+    const kFlat = linear(h, w('self_attn.k_proj.weight'), b('self_attn.k_proj.bias'));
+    const vFlat = linear(h, w('self_attn.v_proj.weight'), b('self_attn.v_proj.bias'));
+    if (opSet === 'cpu') {
+      // ORT's GroupQueryAttention: RoPE (rotate_half) on q and k, the cache concatenation, causal (and
+      // sliding-window) masking and grouped heads in one kernel, from the flat projections.
+      const out = g.fresh('GroupQueryAttention');
+      const gqa = gqaInputs();
+      g.nodeN('GroupQueryAttention', [qFlat, kFlat, vFlat, `past_key_values.${n}.key`, `past_key_values.${n}.value`, gqa.seqlensK, gqa.total, gqa.cos, gqa.sin], [out, `present.${n}.key`, `present.${n}.value`], [
+        attrInt('num_heads', H),
+        attrInt('kv_num_heads', KV),
+        attrFloat('scale', 1 / Math.sqrt(D)),
+        attrInt('do_rotary', 1),
+        attrInt('rotary_interleaved', 0),
+        ...(c.slidingWindow !== undefined ? [attrInt('local_window_size', c.slidingWindow)] : []),
+      ], MS_DOMAIN);
+      x = g.node('Add', [x, linear(out, w('self_attn.o_proj.weight'), b('self_attn.o_proj.bias'))]);
+    } else {
+      const q = rope(toHeads(qFlat, H));
+      const kNew = rope(toHeads(kFlat, KV));
+      const vNew = toHeads(vFlat, KV);
+      const kAll = g.node('Concat', [`past_key_values.${n}.key`, kNew], [attrInt('axis', 2)], `present.${n}.key`);
+      const vAll = g.node('Concat', [`past_key_values.${n}.value`, vNew], [attrInt('axis', 2)], `present.${n}.value`);
+      // Grouped-query attention without copying keys: queries as [batch, kv, groups, seq, D] against keys as
+      // [batch, kv, 1, D, total] (query head h reads kv head ⌊h / groups⌋, transformers' repeat_kv).
+      const q5 = g.node('Reshape', [q, g.constI([0, KV, groups, -1, D], [5])]);
+      const k5 = g.node('Unsqueeze', [g.node('Transpose', [kAll], [attrInts('perm', [0, 1, 3, 2])]), g.constI([2], [1])]);
+      const v5 = g.node('Unsqueeze', [vAll, g.constI([2], [1])]);
+      const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q5, k5]), scale]), mask()]);
+      const attn = g.node('MatMul', [g.node('Softmax', [scores], [attrInt('axis', -1)]), v5]);
+      const merged = g.node('Reshape', [g.node('Transpose', [g.node('Reshape', [attn, g.constI([0, H, -1, D], [4])])], [attrInts('perm', [0, 2, 1, 3])]), g.constI([0, 0, H * D], [3])]);
+      x = g.node('Add', [x, linear(merged, w('self_attn.o_proj.weight'), b('self_attn.o_proj.bias'))]);
+    }
 
     const h2 = rmsNorm(x, w('post_attention_layernorm.weight'));
     const gate = linear(h2, w('mlp.gate_proj.weight'), b('mlp.gate_proj.bias'));
