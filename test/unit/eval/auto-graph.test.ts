@@ -4,6 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Evaluator } from '../../../src/eval/evaluator.ts';
 import { openModelDir } from '../../../src/checkpoint/model-dir.ts';
@@ -14,10 +15,10 @@ let tmp: string;
 let base: string;
 let suite: string;
 
-function writeSuite(file: string, extra = ''): string {
+function writeSuite(file: string, baseDir = base): string {
   writeFileSync(
     file,
-    `base_model: ${base}\n${extra}tasks:\n  gen:\n    kind: generate\n    fit: data/gen.jsonl\n    test: data/gen.jsonl\n    max_new_tokens: 6\n    stop: "\\n"\n  text:\n    kind: loglik\n    fit: data/text.jsonl\n    test: data/text.jsonl\n`,
+    `base_model: ${baseDir}\ntasks:\n  gen:\n    kind: generate\n    fit: data/gen.jsonl\n    test: data/gen.jsonl\n    max_new_tokens: 6\n    stop: "\\n"\n  text:\n    kind: loglik\n    fit: data/text.jsonl\n    test: data/text.jsonl\n`,
   );
   return file;
 }
@@ -71,10 +72,10 @@ describe('graph: auto in the evaluator', () => {
 });
 
 describe('graph: auto refuses bad input in one line', () => {
-  async function refusal(dir: string, suiteFile = writeSuite(join(tmp, `suite-${Math.random().toString(36).slice(2)}.yaml`)) ): Promise<EvomergeError> {
+  async function refusal(dir: string): Promise<EvomergeError> {
     const before = readdirSync(dir).sort();
     try {
-      const ev = await Evaluator.create({ suite: suiteFile, baseModelDir: dir, threads: 1 });
+      const ev = await Evaluator.create({ suite, baseModelDir: dir, threads: 1 });
       await ev.close();
     } catch (e) {
       expect(e).toBeInstanceOf(EvomergeError);
@@ -124,6 +125,18 @@ describe('graph: auto refuses bad input in one line', () => {
   it('an int8-quantized checkpoint (quantization_config)', async () => {
     const dir = variant('int8', (c) => (c.quantization_config = { quant_method: 'bitsandbytes', load_in_8bit: true }));
     expect((await refusal(dir)).message).toMatch(new RegExp(`^${join(dir, 'config.json')}: quantization_config: quantized checkpoints`));
+  });
+
+  it('through the CLI: `evomerge eval` scores the folder, and an unsupported family is one line on stderr, exit 1', () => {
+    const cli = join(import.meta.dirname, '../../../bin/evomerge.js');
+    const ok = spawnSync(process.execPath, [cli, 'eval', base, '--suite', suite, '--threads', '1', '--json'], { encoding: 'utf8' });
+    expect(ok.status, ok.stderr).toBe(0);
+    expect((JSON.parse(ok.stdout) as { scores: { task: string }[] }).scores.map((s) => s.task)).toEqual(['gen', 'text']);
+    const dir = variant('gpt2-cli', (c) => (c.architectures = ['GPT2LMHeadModel']));
+    const bad = spawnSync(process.execPath, [cli, 'eval', dir, '--suite', writeSuite(join(tmp, 'suite-cli.yaml'), dir)], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr.trim().split('\n')).toEqual([`evomerge: ${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`]);
   });
 
   it('an fp8 tensor in the safetensors file', async () => {
