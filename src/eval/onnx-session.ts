@@ -1,6 +1,6 @@
 // ONNX Runtime for evomerge: the only runtime import of onnxruntime-node. Loads one graph and runs it with any
-// weight set, in one of two modes (WeightMode):
-// - 'inputs' (default): the weight initializers become graph inputs once; every run feeds the candidate's
+// weight set, in one of three modes (WeightMode):
+// - 'inputs' (the CPU default): the weight initializers become graph inputs once; every run feeds the candidate's
 //   Float32Arrays (wrapped, not copied, by the node binding). Binding a candidate costs ~0.05 ms; each run pays
 //   ~0.4–0.7 ms more than a session with the weights built in (marshalling 57 feeds; bench/eval.ts, 1 thread:
 //   1.2 vs 0.9 ms at 1×20 tokens, 6.4 vs 5.7 ms at 32×6, equal within noise at 16×128). Folding the graph's
@@ -10,9 +10,12 @@
 //   (70–260 ms per candidate on the zoo depending on load: re-encode + ORT graph optimisation); its runs cost
 //   what a plain session's do. Meant for GPU providers, where 'inputs' copies every weight host→device on
 //   every run; limited to models under 2 GB.
-// Per zoo candidate (six tasks, ~4.5 s on one core of a busy 2-core machine) the two modes came out within
+// - 'external': a session per candidate whose weights ORT loads from an external-data file written once
+//   (tmpfs when it has room): the 'rebuild' mode for any size, no protobuf, no 2 GB limit; the default on GPU
+//   providers (bench/candidate.ts measures it).
+// Per zoo candidate (six tasks, ~4.5 s on one core of a busy 2-core machine) the first two modes came out within
 // ±25% of each other, either way round, across four bench runs (the machine's load dominated); 'inputs' is
-// the default for its scaling to big models and its near-zero per-candidate cost.
+// the CPU default for its scaling to big models and its near-zero per-candidate cost.
 import { readFileSync, openSync, readSync, closeSync, fstatSync, existsSync, mkdtempSync, writeFileSync, writeSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
