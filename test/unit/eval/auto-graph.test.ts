@@ -55,6 +55,23 @@ describe('graph: auto in the evaluator', () => {
     expect(Math.abs(fed![1]!.value - built![1]!.value)).toBeLessThanOrEqual(1e-5);
   });
 
+  it('on webgpu (lavapipe here; standard ops, weights uploaded once per candidate) scores as on the cpu', async () => {
+    const results = [];
+    for (const ep of ['cpu', 'webgpu'] as const) {
+      const ev = await Evaluator.create({ suite, threads: 1, ep });
+      const model = openModelDir(base);
+      try {
+        results.push(await ev.evaluate(model.tensors, { withPredictions: true }));
+      } finally {
+        model.close();
+        await ev.close();
+      }
+    }
+    const [cpu, gpu] = results;
+    expect(gpu![0]!.predictions).toEqual(cpu![0]!.predictions);
+    expect(Math.abs(gpu![1]!.value - cpu![1]!.value)).toBeLessThanOrEqual(1e-3);
+  });
+
   it('runs a layer path: dropping layers changes the scores', async () => {
     const full = await Evaluator.create({ suite, threads: 1 });
     const short = await Evaluator.create({ suite, threads: 1, layerPath: [0, 0] });
