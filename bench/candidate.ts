@@ -228,6 +228,17 @@ export async function main(args: string[]): Promise<void> {
               : await GraphSession.createWithExternalWeights(auto.graph, feeds, opts);
             const rates = await decodeRates(session, mode === 'inputs' ? feeds : undefined);
             await session.close();
+            if (mode === 'external' && k === 0) {
+              // What ORT's default re-packing of weight matrices would add to each candidate's session, and its per-run effect.
+              for (const prepack of [true, false]) {
+                const t1 = performance.now();
+                const s2 = await GraphSession.createWithExternalWeights(auto.graph, feeds, { ...opts, prepack });
+                const loadS = (performance.now() - t1) / 1000;
+                const r2 = await decodeRates(s2, undefined);
+                await s2.close();
+                console.log(`external session ${prepack ? 'with' : 'without'} ORT weight re-packing: created in ${loadS.toFixed(2)} s, prefill ${r2.prefill.toFixed(0)} tok/s, decode ${r2.decode.toFixed(2)} tok/s`);
+              }
+            }
             const kvBytes = 2 * (config.num_hidden_layers as number) * (config.num_key_value_heads as number) * 64 * 48 * 4; // ~48 cached positions
             const fed = (mode === 'inputs' ? total * 4 : 0) + kvBytes + 16;
             rows.push([
