@@ -54,11 +54,13 @@ export function taskMetrics(spec: TaskSpec): readonly string[] {
 
 export interface Suite {
   readonly file: string;
-  /** Absolute path of the ONNX graph, if the suite names one. */
+  /** Absolute path of the ONNX graph, or `auto` (evomerge builds it from the base model's config.json; the
+   * default when the suite names no graph). */
   readonly graph?: string;
   /** Absolute path of the base model folder (binding by content), if named. */
   readonly baseModel?: string;
-  /** `byte`, or the absolute path of a tokenizer.json. */
+  /** `byte`, the absolute path of a tokenizer.json, or `auto` (the default): the base model's tokenizer.json
+   * with a graph evomerge builds, `byte` with a user-exported graph (as before graphs were built). */
   readonly tokenizer: string;
   readonly tasks: readonly TaskSpec[];
 }
@@ -97,10 +99,10 @@ export function parseSuite(text: string, file: string): Suite {
     if (kind === 'dir' ? !statSync(p).isDirectory() : !statSync(p).isFile()) return fail(key, `${value} is not a ${kind === 'dir' ? 'folder' : 'file'}`, 'eval.suite_missing_file');
     return p;
   };
-  const graph = doc.graph === undefined ? undefined : pathKey('graph', doc.graph, 'file');
+  const graph = doc.graph === undefined ? undefined : doc.graph === 'auto' ? 'auto' : pathKey('graph', doc.graph, 'file');
   const baseModel = doc.base_model === undefined ? undefined : pathKey('base_model', doc.base_model, 'dir');
-  let tokenizer = 'byte';
-  if (doc.tokenizer !== undefined) tokenizer = doc.tokenizer === 'byte' ? 'byte' : pathKey('tokenizer', doc.tokenizer, 'file');
+  let tokenizer = 'auto';
+  if (doc.tokenizer !== undefined) tokenizer = doc.tokenizer === 'byte' || doc.tokenizer === 'auto' ? doc.tokenizer : pathKey('tokenizer', doc.tokenizer, 'file');
 
   if (!isRecord(doc.tasks) || Object.keys(doc.tasks).length === 0) return fail('tasks', 'expected a mapping of task name → task');
   if (doc.apply_chat_template !== undefined && typeof doc.apply_chat_template !== 'boolean') fail('apply_chat_template', 'expected true or false');

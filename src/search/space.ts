@@ -124,7 +124,8 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
   const suite = path.resolve(dir, asString(required(top, 'suite', file), file, 'suite'));
   if (!existsSync(suite)) fail('space.missing_file', 'suite', `eval suite not found: ${suite}`);
   let graph: string | undefined;
-  if (top.graph !== undefined) {
+  if (top.graph === 'auto') graph = 'auto';
+  else if (top.graph !== undefined) {
     graph = path.resolve(dir, asString(top.graph, file, 'graph'));
     if (!existsSync(graph)) fail('space.missing_file', 'graph', `ONNX graph not found: ${graph}`);
   }
