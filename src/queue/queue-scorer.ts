@@ -158,7 +158,7 @@ export class QueueScorer implements CandidateScorer {
     const reason = job.failedReason ?? 'no reason given';
     if (reason.startsWith(REFUSED_PREFIX)) {
       const err = new EvomergeError('scorer.refused', '');
-      err.message = `a worker (${job.processedBy ?? 'unknown'}) refused the job: ${reason.slice(REFUSED_PREFIX.length)}`;
+      err.message = `${reason.slice(REFUSED_PREFIX.length)} (job refused by worker ${job.processedBy ?? '?'})`;
       this.settle(id, () => p.reject(err));
       return;
     }
