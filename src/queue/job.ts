@@ -39,7 +39,7 @@ export interface CandidateJob {
 /** A worker's answer. A candidate that cannot be merged or scored is an answer too (ok: false); a worker that
  *  refuses the job (inputs outside its roots, different model files) fails the job instead. */
 export type CandidateResult =
-  | { readonly ok: true; readonly result: Timed<Score[]>; readonly worker: string }
+  | { readonly ok: true; readonly result: Timed<Score[]>; readonly worker: string; /** Date.now() when the worker took the job. */ readonly startedAt: number }
   | { readonly ok: false; readonly error: { readonly code: string; readonly message: string }; readonly worker: string };
 
 /** A failed job whose reason starts with this was refused by a worker (not lost): the coordinator stops. */

@@ -28,6 +28,7 @@ export interface QueueScorerOptions {
 /** Per answered job: when it was asked for, picked up, answered, and its merge + score time (the bench). */
 export interface JobTiming {
   readonly id: string;
+  readonly split: 'fit' | 'test';
   readonly waitMs: number;
   readonly roundTripMs: number;
   readonly workMs: number;
@@ -58,7 +59,12 @@ export class QueueScorer implements CandidateScorer {
     private readonly events: QueueEvents,
     private readonly options: QueueScorerOptions,
   ) {
-    this.events.on('completed', ({ jobId }) => void this.collect(jobId));
+    // the answer rides on the event: no round trip to fetch the job (the sweep catches any missed event)
+    this.events.on('completed', ({ jobId, returnvalue }) => {
+      const p = this.pending.get(jobId);
+      if (p && !p.busy && returnvalue && typeof returnvalue === 'object') this.answer(jobId, p, returnvalue as CandidateResult);
+      else void this.collect(jobId);
+    });
     this.events.on('failed', ({ jobId }) => void this.collect(jobId));
     this.sweeper = setInterval(() => {
       for (const id of this.pending.keys()) void this.collect(id);
@@ -128,7 +134,7 @@ export class QueueScorer implements CandidateScorer {
         return;
       }
       const state = await job.getState();
-      if (state === 'completed') this.answer(id, p, job);
+      if (state === 'completed') this.answer(id, p, job.returnvalue);
       else if (state === 'failed') await this.failed(id, p, job);
     } catch {
       // Redis unreachable for now: the next sweep looks again
@@ -137,13 +143,12 @@ export class QueueScorer implements CandidateScorer {
     }
   }
 
-  private answer(id: string, p: Pending, job: Job<CandidateJob, CandidateResult>): void {
-    const r = job.returnvalue;
+  private answer(id: string, p: Pending, r: CandidateResult): void {
     this.settle(id, () => {
       if (r.ok) {
-        const now = Date.now();
-        const waitMs = job.processedOn !== undefined ? Math.max(0, job.processedOn - Math.max(p.askedAt, job.timestamp)) : 0;
-        this.timings.push({ id, waitMs, roundTripMs: now - p.askedAt, workMs: r.result.mergeMs + r.result.evalMs, worker: r.worker });
+        // the worker's clock: exact on one machine (the bench), indicative across hosts
+        const waitMs = Math.max(0, r.startedAt - p.askedAt);
+        this.timings.push({ id, split: p.data.split, waitMs, roundTripMs: Date.now() - p.askedAt, workMs: r.result.mergeMs + r.result.evalMs, worker: r.worker });
         p.resolve(r.result);
       } else {
         // the candidate itself could not be merged or scored: the campaign records it as failed

@@ -47,6 +47,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
     }
   });
   const scorers = new Map<string, Promise<CandidateScorer>>();
+  const suiteFiles = new Map<string, string[]>();
   const scorerFor = (setup: EvaluatorSetup): Promise<CandidateScorer> => {
     const key = canonicalJson(setup);
     let s = scorers.get(key);
@@ -62,10 +63,11 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
     const data = job.data;
     const what = data.kind === 'recipe' ? `${data.doc?.merge_method ?? '?'} recipe` : path.basename(data.dir ?? '?');
     options.log(`job ${job.id} started: ${what}, ${data.split} split`);
+    const startedAt = Date.now();
     const t0 = performance.now();
     let scorer: CandidateScorer;
     try {
-      checkJobInputs(data, roots);
+      checkJobInputs(data, roots, suiteFiles);
       scorer = await scorerFor(data.evaluator);
     } catch (err) {
       const line = err instanceof Error ? err.message : String(err);
@@ -76,7 +78,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
     try {
       const result = data.kind === 'recipe' ? await scorer.scoreRecipe(data.doc!, data.split, data.measures) : await scorer.scoreModelDir(data.dir!, data.split, data.measures);
       options.log(`job ${job.id} answered in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
-      return { ok: true, result, worker: options.name };
+      return { ok: true, result, worker: options.name, startedAt };
     } catch (err) {
       if (err instanceof EvomergeError && err.code === 'internal') throw err;
       // the candidate cannot be merged or scored: that is its result, recorded as failed by the campaign
@@ -121,11 +123,17 @@ async function createScorer(setup: EvaluatorSetup, options: QueueWorkerOptions):
  * Refuses a job (EvomergeError scorer.refused) that names a file outside `roots` — the suite, its graph and
  * eval files, the base and every model of the recipe — or whose model files differ from the campaign's record.
  */
-export function checkJobInputs(job: CandidateJob, roots: readonly string[]): void {
+export function checkJobInputs(job: CandidateJob, roots: readonly string[], suiteFiles = new Map<string, string[]>()): void {
   const files = [job.evaluator.suiteFile, job.evaluator.baseModelDir, ...(job.evaluator.graph ? [job.evaluator.graph] : []), ...(job.dir ? [job.dir] : []), ...(job.doc ? recipeModels(job.doc) : []), ...job.modelFiles.map((f) => f.modelDir)];
   for (const f of new Set(files)) checkUnderRoots(f, roots);
-  const suite = parseSuiteFile(job.evaluator.suiteFile);
-  for (const f of [suite.graph, suite.baseModel, ...suite.tasks.flatMap((t) => Object.values(t.files))]) if (f) checkUnderRoots(f, roots);
+  // the files the suite names (graph, eval sets), parsed once per suite
+  let named = suiteFiles.get(job.evaluator.suiteFile);
+  if (!named) {
+    const suite = parseSuiteFile(job.evaluator.suiteFile);
+    named = [suite.graph, suite.baseModel, ...suite.tasks.flatMap((t) => Object.values(t.files))].filter((f): f is string => f !== undefined);
+    suiteFiles.set(job.evaluator.suiteFile, named);
+  }
+  for (const f of named) checkUnderRoots(f, roots);
   for (const dir of new Set(job.modelFiles.map((f) => f.modelDir))) {
     const differ = modelFilesDiffer(
       job.modelFiles.filter((f) => f.modelDir === dir),
