@@ -61,7 +61,7 @@ export function registerSearchCommand(program: Command): void {
           // how many run side by side
           ...(connection
             ? {
-                scorer: queueScorerFactory({ connection, ep: opts.ep, ...(opts.queueName ? { queueName: opts.queueName } : {}) }),
+                scorer: queueScorerFactory({ connection, ep: opts.ep, log: (line) => process.stderr.write(`${line}\n`), ...(opts.queueName ? { queueName: opts.queueName } : {}) }),
                 inFlight: opts.workers !== undefined ? positiveInt(opts.workers, '--workers') : Infinity,
               }
             : {}),

@@ -14,6 +14,7 @@ export interface QueueCampaignOptions {
   readonly queueName?: string;
   readonly ep: ExecutionProvider;
   readonly sweepMs?: number;
+  readonly log?: (line: string) => void;
   /** Receives the scorer's per-job timings when the campaign closes it (the bench). */
   readonly onTimings?: (timings: readonly JobTiming[]) => void;
 }
@@ -25,10 +26,11 @@ export function queueScorerFactory(options: QueueCampaignOptions): ScorerFactory
       modelFiles = [setup.space.baseModel, ...setup.space.models].flatMap((m) => fingerprintModelDir(m.path));
       store.recordModelFiles(campaignId, modelFiles);
     }
-    const scorer = await QueueScorer.create({
+    return QueueScorer.create({
       connection: options.connection,
       ...(options.queueName ? { queueName: options.queueName } : {}),
       ...(options.sweepMs ? { sweepMs: options.sweepMs } : {}),
+      ...(options.log ? { log: options.log } : {}),
       campaign: setup.configHash,
       evaluator: {
         suiteFile: setup.space.suite,
@@ -39,13 +41,7 @@ export function queueScorerFactory(options: QueueCampaignOptions): ScorerFactory
         baseDir: path.dirname(setup.space.file),
       },
       modelFiles,
+      ...(options.onTimings ? { onClose: options.onTimings } : {}),
     });
-    if (!options.onTimings) return scorer;
-    const close = scorer.close.bind(scorer);
-    scorer.close = async () => {
-      options.onTimings!(scorer.timings);
-      await close();
-    };
-    return scorer;
   };
 }

@@ -23,6 +23,10 @@ export interface QueueScorerOptions {
   readonly modelFiles: readonly ModelFileRecord[];
   /** How often unanswered jobs are looked up on the queue (answers normally arrive as events). Default 2 s. */
   readonly sweepMs?: number;
+  /** Where the one-line notice of how many workers listen goes. */
+  readonly log?: (line: string) => void;
+  /** Receives the per-job timings when the scorer closes (the bench). */
+  readonly onClose?: (timings: readonly JobTiming[]) => void;
 }
 
 /** Per answered job: when it was asked for, picked up, answered, and its merge + score time (the bench). */
@@ -80,6 +84,12 @@ export class QueueScorer implements CandidateScorer {
     events.on('error', () => {});
     await queue.waitUntilReady();
     await events.waitUntilReady();
+    const workers = await queue.getWorkersCount();
+    options.log?.(
+      workers > 0
+        ? `handing candidates to ${workers} worker(s) on queue "${name}" at ${options.connection.display}`
+        : `no worker listens on queue "${name}" at ${options.connection.display} yet: jobs wait until one starts (evomerge worker --queue …)`,
+    );
     return new QueueScorer(queue, events, options);
   }
 
@@ -93,6 +103,7 @@ export class QueueScorer implements CandidateScorer {
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
+    this.options.onClose?.(this.timings);
     for (const p of this.pending.values()) p.reject(new EvomergeError('scorer.closed', 'the campaign stopped before this job was answered'));
     this.pending.clear();
     await this.events.close();
