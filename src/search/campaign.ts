@@ -94,16 +94,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       : await Scorer.create({ ...scoring, suite: setup.suite, kernel });
   const store = openStore(dbFile);
   try {
-    const campaign =
-      store.findCampaign({ configHash: setup.configHash }) ??
-      store.createCampaign({
-        name: setup.space.name,
-        configJson: setup.configJson,
-        configHash: setup.configHash,
-        seed: setup.seed,
-        versionsJson: JSON.stringify(versions()),
-        device: `${kernel.device}; eval ${options.ep ?? 'cpu'}`,
-      });
+    const campaign = findOrCreateCampaign(store, setup, `${kernel.device}; eval ${options.ep ?? 'cpu'}`);
     return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
   } finally {
     store.close();
@@ -116,16 +107,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
 async function runWithScorer(options: CampaignOptions, setup: CampaignSetup, dbFile: string, factory: ScorerFactory): Promise<CampaignResult> {
   const store = openStore(dbFile);
   try {
-    const campaign =
-      store.findCampaign({ configHash: setup.configHash }) ??
-      store.createCampaign({
-        name: setup.space.name,
-        configJson: setup.configJson,
-        configHash: setup.configHash,
-        seed: setup.seed,
-        versionsJson: JSON.stringify(versions()),
-        device: `remote workers; eval ${options.ep ?? 'cpu'}`,
-      });
+    const campaign = findOrCreateCampaign(store, setup, `remote workers; eval ${options.ep ?? 'cpu'}`);
     const scorer = await factory({ setup, store, campaignId: campaign.campaignId });
     try {
       return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
@@ -135,6 +117,13 @@ async function runWithScorer(options: CampaignOptions, setup: CampaignSetup, dbF
   } finally {
     store.close();
   }
+}
+
+function findOrCreateCampaign(store: Store, setup: CampaignSetup, device: string) {
+  return (
+    store.findCampaign({ configHash: setup.configHash }) ??
+    store.createCampaign({ name: setup.space.name, configJson: setup.configJson, configHash: setup.configHash, seed: setup.seed, versionsJson: JSON.stringify(versions()), device })
+  );
 }
 
 async function runSearch(setup: CampaignSetup, store: Store, campaignId: number, scorer: CandidateScorer, options: CampaignOptions, dbFile: string): Promise<CampaignResult> {
