@@ -1,6 +1,7 @@
 // `evomerge worker --queue redis://…`: a scoring worker for campaigns run with `evomerge search … --queue`.
 // Runs until SIGINT/SIGTERM, then finishes the jobs in flight (a second signal quits at once; its jobs are
 // handed to other workers by the queue's stalled-job check).
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
@@ -8,6 +9,7 @@ import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { selectKernel, type DeviceChoice } from '../kernel/select.ts';
 import { parseQueueUrl } from '../queue/job.ts';
+import { checkQueueReachable } from '../queue/queue-scorer.ts';
 import { startQueueWorker } from '../queue/worker.ts';
 
 interface WorkerCliOptions {
@@ -37,6 +39,8 @@ export function registerWorkerCommand(program: Command): void {
       const stallSeconds = Number(opts.stallSeconds);
       if (!(stallSeconds >= 1 && stallSeconds <= 3600)) throw new EvomergeError('cli.bad_option', `"${opts.stallSeconds}" is not a number of seconds in [1, 3600]`, { field: '--stall-seconds' }, 2);
       const roots = (opts.modelsRoot.length ? opts.modelsRoot : ['.']).map((r) => path.resolve(r));
+      for (const r of roots) if (!existsSync(r)) throw new EvomergeError('cli.bad_option', `no such folder: ${r}`, { field: '--models-root' }, 2);
+      await checkQueueReachable(connection);
       const log = (line: string) => process.stderr.write(`${line}\n`);
       const kernel = await selectKernel(opts.device, { log });
       const name = `${os.hostname()}:${process.pid}`;

@@ -195,12 +195,13 @@ export class QueueScorer implements CandidateScorer {
 export async function checkQueueReachable(connection: QueueConnection, timeoutMs = 5000): Promise<void> {
   const { Redis } = await import('ioredis');
   const client = new Redis({ ...redisOptions(connection), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });
-  client.on('error', () => {});
+  let cause: Error | undefined; // the socket's own error (ECONNREFUSED…) says more than "Connection is closed"
+  client.on('error', (err: Error) => (cause ??= err));
   try {
     await client.connect();
     await client.ping();
   } catch (err) {
-    throw new EvomergeError('scorer.unreachable', `cannot reach the queue's Redis at ${connection.display}: ${(err as Error).message}`, { field: '--queue' });
+    throw new EvomergeError('scorer.unreachable', `cannot reach the queue's Redis at ${connection.display}: ${(cause ?? (err as Error)).message}`, { field: '--queue' });
   } finally {
     client.disconnect();
   }
