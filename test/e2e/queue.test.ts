@@ -10,6 +10,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseQueueUrl } from '../../src/queue/job.ts';
+import { checkQueueReachable } from '../../src/queue/queue-scorer.ts';
 import { cli, errorLines, recordSnapshot, repoRoot, runCli, searchCount, tinySpace, writeSpace } from './search-fixtures.ts';
 
 const REDIS = '/usr/bin/redis-server';
@@ -33,19 +35,19 @@ function freePort(): Promise<number> {
 }
 
 /** redis-server on 127.0.0.1:port, no persistence; resolves once it accepts connections. */
-async function startRedis(): Promise<ChildProcess> {
-  const child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+async function startRedis(on = port, extra: string[] = []): Promise<ChildProcess> {
+  const child = spawn(REDIS, ['--port', String(on), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
-    if (await canConnect()) return child;
+    if (await canConnect(on)) return child;
     await sleep(50);
   }
   child.kill('SIGKILL');
-  throw new Error(`redis-server did not start on port ${port}`);
+  throw new Error(`redis-server did not start on port ${on}`);
 }
 
-function canConnect(): Promise<boolean> {
+function canConnect(on: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
+    const s = net.connect(on, '127.0.0.1');
     s.once('connect', () => (s.end(), resolve(true)));
     s.once('error', () => resolve(false));
   });
@@ -175,4 +177,20 @@ describe('a campaign on a job queue', () => {
     outside.child.kill('SIGTERM');
     expect((await outside.exited).code).toBe(0);
   }, 120_000);
+
+  it('reaches a password-protected Redis with the password in the URL, and names the failure without it', async () => {
+    const guarded = await freePort();
+    const server = await startRedis(guarded, ['--requirepass', 's3cr:t@x']);
+    children.push(server);
+    try {
+      await checkQueueReachable(parseQueueUrl(`redis://:${encodeURIComponent('s3cr:t@x')}@127.0.0.1:${guarded}`));
+      const wrong = await checkQueueReachable(parseQueueUrl(`redis://:nope@127.0.0.1:${guarded}`)).catch((e: Error) => e);
+      expect(wrong).toBeInstanceOf(Error);
+      expect((wrong as Error).message).toMatch(/^--queue: cannot reach the queue's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: .*(WRONGPASS|invalid)/);
+      const none = await checkQueueReachable(parseQueueUrl(`redis://127.0.0.1:${guarded}`)).catch((e: Error) => e);
+      expect((none as Error).message).toMatch(/NOAUTH/);
+    } finally {
+      server.kill('SIGKILL');
+    }
+  });
 });
