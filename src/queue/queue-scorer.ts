@@ -41,6 +41,8 @@ export interface JobTiming {
 
 /** A job that fails this many times without being refused (it stalled past the worker's limit each time). */
 const MAX_RETRIES = 5;
+/** A look-up of one job on the queue taking longer than this is abandoned (the next sweep tries again). */
+const LOOKUP_TIMEOUT_MS = 10_000;
 /** Finished jobs are kept a week: a coordinator resumed within it collects their answers. */
 const KEEP_SECONDS = 7 * 24 * 3600;
 
@@ -66,7 +68,7 @@ export class QueueScorer implements CandidateScorer {
     // the answer rides on the event: no round trip to fetch the job (the sweep catches any missed event)
     this.events.on('completed', ({ jobId, returnvalue }) => {
       const p = this.pending.get(jobId);
-      if (p && !p.busy && returnvalue && typeof returnvalue === 'object') this.answer(jobId, p, returnvalue as CandidateResult);
+      if (p && returnvalue && typeof returnvalue === 'object') this.answer(jobId, p, returnvalue as CandidateResult);
       else void this.collect(jobId);
     });
     this.events.on('failed', ({ jobId }) => void this.collect(jobId));
@@ -116,12 +118,16 @@ export class QueueScorer implements CandidateScorer {
     return new Promise((resolve, reject) => {
       const p: Pending = { data, resolve, reject, askedAt: Date.now(), retries: 0, busy: true };
       this.pending.set(id, p);
-      this.enqueue(id, p).then(
+      withTimeout(this.enqueue(id, p), LOOKUP_TIMEOUT_MS).then(
         () => {
           p.busy = false;
           return this.collect(id);
         },
-        (err: unknown) => this.settle(id, () => reject(err as Error)),
+        (err: unknown) => {
+          p.busy = false;
+          // no answer in time: the sweep looks the job up (and adds it if it is not there)
+          if (!(err instanceof TimeoutError)) this.settle(id, () => reject(err as Error));
+        },
       );
     });
   }
@@ -139,19 +145,24 @@ export class QueueScorer implements CandidateScorer {
     if (!p || p.busy) return; // not ours (another campaign's, or already settled), or being looked up
     p.busy = true;
     try {
-      const job = await Job.fromId<CandidateJob, CandidateResult>(this.queue, id);
-      if (!job) {
-        await this.enqueue(id, p); // Redis lost it (restarted without persistence)
-        return;
-      }
-      const state = await job.getState();
-      if (state === 'completed') this.answer(id, p, job.returnvalue);
-      else if (state === 'failed') await this.failed(id, p, job);
+      // bounded: a look-up that never returns (a reply lost in a reconnection) must not stop later sweeps
+      await withTimeout(this.lookUp(id, p), LOOKUP_TIMEOUT_MS);
     } catch {
-      // Redis unreachable for now: the next sweep looks again
+      // Redis unreachable for now, or too slow: the next sweep looks again
     } finally {
       p.busy = false;
     }
+  }
+
+  private async lookUp(id: string, p: Pending): Promise<void> {
+    const job = await Job.fromId<CandidateJob, CandidateResult>(this.queue, id);
+    if (!job) {
+      await this.enqueue(id, p); // Redis lost it (restarted without persistence)
+      return;
+    }
+    const state = await job.getState();
+    if (state === 'completed') this.answer(id, p, job.returnvalue);
+    else if (state === 'failed') await this.failed(id, p, job);
   }
 
   private answer(id: string, p: Pending, r: CandidateResult): void {
@@ -205,4 +216,14 @@ export async function checkQueueReachable(connection: QueueConnection, timeoutMs
   } finally {
     client.disconnect();
   }
+}
+
+class TimeoutError extends Error {}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(`no answer from Redis in ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
