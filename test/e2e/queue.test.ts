@@ -4,8 +4,8 @@
 // record must equal a single-process run of the same seed: same candidates, scores, verdicts, optimiser
 // states and report. Also: a worker refuses a job naming files outside its models root, and the
 // coordinator stops with that line.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -193,4 +193,31 @@ describe('a campaign on a job queue', () => {
       server.kill('SIGKILL');
     }
   });
+
+  // openssl makes the test's certificate (Debian's ca-certificates depends on it)
+  it.skipIf(!existsSync('/usr/bin/openssl'))('connects a worker over TLS (rediss://) to a Redis whose certificate it trusts, and names the failure when it does not', async () => {
+    const certs = path.join(tmp, 'tls');
+    mkdirSync(certs);
+    const made = spawnSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${certs}/key.pem`, '-out', `${certs}/cert.pem`, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    expect(made.status).toBe(0);
+    const tlsPort = await freePort();
+    const server = spawn(REDIS, ['--port', '0', '--tls-port', String(tlsPort), '--bind', '127.0.0.1', '--tls-cert-file', `${certs}/cert.pem`, '--tls-key-file', `${certs}/key.pem`, '--tls-ca-cert-file', `${certs}/cert.pem`, '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    children.push(server);
+    try {
+      for (let i = 0; i < 100 && !(await canConnect(tlsPort)); i++) await sleep(50);
+      const url = `rediss://localhost:${tlsPort}`;
+      const untrusted = spawnSync(process.execPath, [cli, 'worker', '--queue', url, '--device', 'cpu', '--models-root', tmp], { cwd: tmp, encoding: 'utf8' });
+      expect(untrusted.status).toBe(1);
+      expect(errorLines(untrusted.stderr)).toEqual([expect.stringMatching(/^evomerge: --queue: cannot reach the queue's Redis at rediss:\/\/localhost:\d+\/?: .*certificate/)]);
+      const trusted = spawn(process.execPath, [cli, 'worker', '--queue', url, '--device', 'cpu', '--models-root', tmp], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_EXTRA_CA_CERTS: `${certs}/cert.pem` } });
+      children.push(trusted);
+      let text = '';
+      trusted.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+      await until('the TLS worker ready', () => /^worker .* ready: .*queue rediss:\/\/localhost/m.test(text) || trusted.exitCode !== null, 60_000);
+      expect(text).toMatch(/^worker .* ready: .*queue rediss:\/\/localhost:\d+/m);
+      trusted.kill('SIGKILL');
+    } finally {
+      server.kill('SIGKILL');
+    }
+  }, 90_000);
 });
