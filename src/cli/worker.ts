@@ -55,8 +55,8 @@ export function registerWorkerCommand(program: Command): void {
         name,
         log,
       });
-      log(`worker ${name} ready: merges on ${worker.device}, scores on ${opts.ep}, ${concurrency} at once, reads under ${roots.join(', ')}; queue ${connection.display}`);
-      await new Promise<void>((resolve) => {
+      // the handlers go in before the ready line: whoever reads it may signal at once
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: NodeJS.Signals) => {
           process.once(signal, () => process.exit(130));
           log(`${signal}: finishing the jobs in flight (again to quit now)`);
@@ -65,6 +65,8 @@ export function registerWorkerCommand(program: Command): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      log(`worker ${name} ready: merges on ${worker.device}, scores on ${opts.ep}, ${concurrency} at once, reads under ${roots.join(', ')}; queue ${connection.display}`);
+      await stopped;
       await worker.close();
       log(`worker ${name} stopped`);
     });
