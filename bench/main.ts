@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   search: () => import('./search.ts'),
   eval: () => import('./eval.ts'),
   candidate: () => import('./candidate.ts'),
+  queue: () => import('./queue.ts'),
 };
 
 const [name, ...args] = process.argv.slice(2);

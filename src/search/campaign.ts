@@ -18,7 +18,7 @@ import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc } from './ge
 import { judgeGates, type SourceScores } from './verdicts.ts';
 import { objectiveValue, type Score } from './measures.ts';
 import { registryMethodParameters } from './method-parameters.ts';
-import { Scorer, type CandidateScorer } from './scorer.ts';
+import { isScorerFault, Scorer, type CandidateScorer } from './scorer.ts';
 import { ThreadedScorer } from './scorer-threads.ts';
 import { recordedSourceScores } from './score-records.ts';
 import { missingOnTestSplit, scoreOnTestSplit } from './test-split.ts';
@@ -34,7 +34,15 @@ export interface CampaignOptions extends RunOverrides {
   readonly signal?: AbortSignal;
   /** Kept candidates (best fit objective first) scored on the test split at the end. Default 3. */
   readonly testTop?: number;
+  /** Replaces the embedded scorer (worker threads in this process), e.g. by one that hands candidates to
+   *  workers on other machines; called once the campaign's record exists. */
+  readonly scorer?: ScorerFactory;
+  /** Candidates handed to the scorer at once. Default: the space's workers. */
+  readonly inFlight?: number;
 }
+
+/** Builds a campaign's scorer once its record exists (a remote scorer checks inputs against the record). */
+export type ScorerFactory = (context: { readonly setup: CampaignSetup; readonly store: Store; readonly campaignId: number }) => Promise<CandidateScorer>;
 
 export interface CampaignProgress {
   readonly phase: 'baselines' | 'search' | 'test';
@@ -71,6 +79,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const dbFile = options.db ?? defaultDbPath(setup);
   checkDatabaseIsOurs(dbFile, setup);
 
+  if (options.scorer) return runWithScorer(options, setup, dbFile, options.scorer);
   const kernel = typeof options.kernel === 'function' ? await options.kernel() : options.kernel;
   // On the CPU, candidates are merged and scored on worker threads (onnxruntime-node runs inference on the
   // calling thread, so only threads use several cores); a GPU kernel lives in this thread, so it scores here.
@@ -88,26 +97,44 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       : await Scorer.create({ ...scoring, suite: setup.suite, kernel });
   const store = openStore(dbFile);
   try {
-    const campaign =
-      store.findCampaign({ configHash: setup.configHash }) ??
-      store.createCampaign({
-        name: setup.space.name,
-        configJson: setup.configJson,
-        configHash: setup.configHash,
-        seed: setup.seed,
-        versionsJson: JSON.stringify(versions()),
-        device: `${kernel.device}; eval ${options.ep ?? 'cpu'}`,
-      });
-    const run = new CampaignRun(setup, store, campaign.campaignId, scorer, options);
-    await run.scoreBaselines('fit');
-    const stop = await run.search();
-    if (stop !== 'aborted') await run.scoreTestSplit(options.testTop ?? 3);
-    return { db: dbFile, campaignId: campaign.campaignId, evaluated: run.evaluatedCount(), stop };
+    const campaign = findOrCreateCampaign(store, setup, `${kernel.device}; eval ${options.ep ?? 'cpu'}`);
+    return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
   } finally {
     store.close();
     await scorer.close();
     await kernel.close();
   }
+}
+
+/** A campaign whose candidates are scored elsewhere: the factory's scorer is built once the record exists. */
+async function runWithScorer(options: CampaignOptions, setup: CampaignSetup, dbFile: string, factory: ScorerFactory): Promise<CampaignResult> {
+  const store = openStore(dbFile);
+  try {
+    const campaign = findOrCreateCampaign(store, setup, `remote workers; eval ${options.ep ?? 'cpu'}`);
+    const scorer = await factory({ setup, store, campaignId: campaign.campaignId });
+    try {
+      return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
+    } finally {
+      await scorer.close();
+    }
+  } finally {
+    store.close();
+  }
+}
+
+function findOrCreateCampaign(store: Store, setup: CampaignSetup, device: string) {
+  return (
+    store.findCampaign({ configHash: setup.configHash }) ??
+    store.createCampaign({ name: setup.space.name, configJson: setup.configJson, configHash: setup.configHash, seed: setup.seed, versionsJson: JSON.stringify(versions()), device })
+  );
+}
+
+async function runSearch(setup: CampaignSetup, store: Store, campaignId: number, scorer: CandidateScorer, options: CampaignOptions, dbFile: string): Promise<CampaignResult> {
+  const run = new CampaignRun(setup, store, campaignId, scorer, options);
+  await run.scoreBaselines('fit');
+  const stop = await run.search();
+  if (stop !== 'aborted') await run.scoreTestSplit(options.testTop ?? 3);
+  return { db: dbFile, campaignId, evaluated: run.evaluatedCount(), stop };
 }
 
 /** A database that exists must hold this campaign (same config hash) and nothing else; checked read-only. */
@@ -165,7 +192,7 @@ class CampaignRun {
     private readonly scorer: CandidateScorer,
     private readonly options: CampaignOptions,
   ) {
-    this.limit = pLimit(setup.workers);
+    this.limit = pLimit(options.inFlight ?? setup.workers);
   }
 
   evaluatedCount(): number {
@@ -327,7 +354,9 @@ class CampaignRun {
       if (bad) error = { code: 'search.non_finite_score', message: `${bad.task}/${bad.metric} is ${bad.value}` };
     } catch (err) {
       // A candidate that cannot be merged or scored is recorded as failed; the search goes on.
-      if (err instanceof EvomergeError && err.code === 'internal') throw err;
+      // A failure of the scoring machinery itself (a worker refusing its inputs) is not the candidate's:
+      // recording it would put a result in the record that a healthy run would not have.
+      if (err instanceof EvomergeError && (err.code === 'internal' || isScorerFault(err))) throw err;
       error = { code: err instanceof EvomergeError ? err.code : 'search.candidate_failed', message: (err as Error).message ?? String(err) };
     }
     const objective = error ? -Infinity : objectiveValue(setup.space, setup.suite, scores);

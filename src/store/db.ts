@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { EvomergeError } from '../errors.ts';
 import { CampaignTable } from './campaigns.ts';
 import { CandidateTable, type CandidateFilter } from './candidates.ts';
+import { ModelFileTable, MODEL_FILES_DDL } from './model-files.ts';
 import { OptimizerStateTable } from './optimizer-states.ts';
 import {
   isFinished,
@@ -14,6 +15,7 @@ import {
   type CandidateOutcome,
   type CandidateRecord,
   type GateVerdictRecord,
+  type ModelFileRecord,
   type NewCampaign,
   type NewCandidate,
   type NewGateVerdict,
@@ -107,6 +109,8 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
       }
       if (!readonly && db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
     }
+    // added after schema version 1 shipped: created on demand, an older database stays readable as it is
+    if (!readonly) db.exec(MODEL_FILES_DDL);
     db.pragma('foreign_keys = ON');
     // FULL: a committed candidate survives a power cut, not only a crash (one fsync per candidate is cheap).
     if (!readonly) db.pragma('synchronous = FULL');
@@ -131,6 +135,7 @@ export class Store {
   private readonly scores: ScoreTable;
   private readonly verdicts: VerdictTable;
   private readonly states: OptimizerStateTable;
+  private readonly modelFiles: ModelFileTable;
 
   constructor(db: Database.Database, file: string, readonly: boolean) {
     this.db = db;
@@ -141,6 +146,7 @@ export class Store {
     this.scores = new ScoreTable(db);
     this.verdicts = new VerdictTable(db);
     this.states = new OptimizerStateTable(db);
+    this.modelFiles = new ModelFileTable(db);
   }
 
   // ---- transactions and life cycle
@@ -349,6 +355,17 @@ export class Store {
 
   listOptimizerStates(campaignId: number): OptimizerStateRecord[] {
     return this.states.list(campaignId);
+  }
+
+  // ---- model files (what remote workers check their copies of the input models against)
+
+  recordModelFiles(campaignId: number, files: readonly ModelFileRecord[]): void {
+    this.writable();
+    this.transaction(() => this.modelFiles.insertAll(campaignId, files));
+  }
+
+  listModelFiles(campaignId: number): ModelFileRecord[] {
+    return this.modelFiles.list(campaignId);
   }
 
   // ---- helpers

@@ -111,3 +111,13 @@ export interface OptimizerStateRecord {
 }
 
 export type NewOptimizerState = Omit<OptimizerStateRecord, 'campaignId' | 'createdAt'> & { createdAt?: string };
+
+/** One safetensors file of an input model as the campaign recorded it: size and sha256 of its header. */
+export interface ModelFileRecord {
+  /** The model folder as the campaign names it (absolute path). */
+  modelDir: string;
+  /** File name inside the folder. */
+  file: string;
+  size: number;
+  headerSha256: string;
+}

@@ -21,9 +21,11 @@ const ALLOWED: Record<string, string[]> = {
   merge: ['kernel', 'checkpoint', 'recipe'],
   eval: ['checkpoint'],
   search: ['search/optimizers', 'merge', 'eval', 'gates', 'store', 'recipe', 'checkpoint', 'kernel'],
+  // the job queue sits on the search: it carries the search's candidates to workers and scores them there
+  queue: ['search', 'eval', 'store', 'kernel'],
   report: ['store', 'gates'],
   release: ['report', 'search', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
-  cli: ['release', 'report', 'search', 'search/optimizers', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
+  cli: ['queue', 'release', 'report', 'search', 'search/optimizers', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
 };
 
 /** Runtime packages that only one module may import: the single adapter for that runtime. */
