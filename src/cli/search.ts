@@ -6,6 +6,7 @@ import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { selectKernel } from '../kernel/select.ts';
 import { runCampaign, type CampaignProgress } from '../search/campaign.ts';
 import { buildReport, formatReport } from '../report/report.ts';
+import { htmlPathFor, writeHtmlReport } from '../report/html/page.ts';
 
 type Device = 'auto' | 'cpu' | 'gpu';
 
@@ -51,8 +52,10 @@ export function registerSearchCommand(program: Command): void {
           ep: opts.ep,
           signal: controller.signal,
           onProgress: (p) => progress.update(p),
+          onGenerationEnd: (db) => refreshHtmlReport(db),
         });
         progress.done();
+        await refreshHtmlReport(result.db);
         if (result.stop === 'aborted') {
           process.stderr.write(`stopped after ${result.evaluated} candidates; resume with the same command (database ${result.db})\n`);
           process.exitCode = 130;
@@ -65,6 +68,15 @@ export function registerSearchCommand(program: Command): void {
         process.off('SIGINT', onSigint);
       }
     });
+}
+
+/** Rewrites runs/NAME.html next to the database; a report that cannot be written costs a warning, never the campaign. */
+async function refreshHtmlReport(db: string): Promise<void> {
+  try {
+    await writeHtmlReport(db, htmlPathFor(db));
+  } catch (err) {
+    process.stderr.write(`evomerge: warning: ${htmlPathFor(db)}: the HTML report was not written: ${(err as Error).message}\n`);
+  }
 }
 
 function positiveInt(text: string, field: string, min = 1): number {

@@ -31,6 +31,8 @@ export interface CampaignOptions extends RunOverrides {
   readonly signal?: AbortSignal;
   /** Kept candidates (best fit objective first) scored on the test split at the end. Default 3. */
   readonly testTop?: number;
+  /** Called with the database path when a generation's candidates are all recorded (e.g. to refresh a report). */
+  readonly onGenerationEnd?: (db: string) => void | Promise<void>;
 }
 
 export interface CampaignProgress {
@@ -300,6 +302,7 @@ class CampaignRun {
           }),
         ),
       );
+      await this.options.onGenerationEnd?.(store.path);
       if (!complete) return 'budget';
     }
   }
