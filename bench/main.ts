@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   'merge-memory': () => import('./merge-memory.ts'),
   search: () => import('./search.ts'),
   eval: () => import('./eval.ts'),
+  report: () => import('./report.ts'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -6,13 +6,15 @@ import { EvomergeError } from '../../errors.ts';
 import type { Store } from '../../store/db.ts';
 import { decodeReal, type RealType } from '../../store/real.ts';
 import { registryMethodParameters } from '../../search/method-parameters.ts';
-import { reportFromStore, type CampaignReport } from '../report.ts';
+import { conclude, type CampaignReport, type ReportRow } from '../report.ts';
 import { evenlySpaced, thinByBins } from './thin.ts';
 
 /** Most candidate marks in the objective plot; longer campaigns are thinned (the extremes of each bin kept). */
-export const MAX_CANDIDATE_POINTS = 4000;
+export const MAX_CANDIDATE_POINTS = 3000;
 /** Most generations shown in the per-generation plots (evenly spaced, first and last kept). */
-export const MAX_GENERATIONS = 300;
+export const MAX_GENERATIONS = 200;
+/** Most generations in the genome-moves plot, which draws one series per (layer group, model). */
+export const MAX_GENOME_GENERATIONS = 60;
 
 export interface CandidatePoint {
   readonly ordinal: number;
@@ -30,8 +32,11 @@ export interface GenomeCell {
   readonly value: number;
 }
 
+/** The text report's summary (report.ts), without its per-generation genome list, which the plots replace. */
+export type ReportSummary = Omit<CampaignReport, 'generations'>;
+
 export interface HtmlReportData {
-  readonly report: CampaignReport;
+  readonly report: ReportSummary;
   readonly facts: { label: string; value: string }[];
   readonly models: readonly string[];
   /** Thinned: every candidate when there are few; else per bin of ordinals the best and worst per status. */
@@ -67,16 +72,19 @@ interface StoredConfig {
   ownMetrics: Record<string, string>;
   objective: { task: string; metric?: string; weight: number }[];
   genome?: { methods?: string[]; layerGroups?: number | string; filters?: string[] };
+  measures: { task: string; metric: string }[];
+  references: { name: string }[];
 }
 
 /** Reads everything the page shows from an open (read-only) store. */
 export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
-  const report = reportFromStore(store, dbFile);
-  const campaign = store.getCampaign(report.campaign.id);
+  const campaign = store.listCampaigns()[0];
+  if (!campaign) throw new EvomergeError('report.empty', 'the database holds no campaign', { file: dbFile });
   const cfg = JSON.parse(campaign.configJson) as StoredConfig;
   const id = campaign.campaignId;
   const models = cfg.models.map((m) => m.name);
 
+  // one slim row per search candidate (no genome, no recipe): 100,000 of them read in a blink
   const all = store.db
     .prepare<[number], { ordinal: number; generation: number | null; status: string; objective: number | null; objective_type: RealType | null; created_at: string; finished_at: string | null }>(
       `SELECT ordinal, generation, status, objective, objective_type, created_at, finished_at FROM candidates
@@ -88,6 +96,20 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
       const status = r.status === 'kept' || r.status === 'rejected' || r.status === 'failed' ? r.status : 'unfinished';
       return { ordinal: r.ordinal, generation: r.generation ?? 0, status, objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective, createdAt: r.created_at, finishedAt: r.finished_at } as const;
     });
+  // every fit verdict in one pass, per generation and gate: passed, judged, and rejections where this gate
+  // was the only one failed (the window counts each candidate's failed gates)
+  const verdictRows = store.db
+    .prepare<[number], { generation: number | null; gate: string; kind: string; task: string; metric: string; first: number; passed: number; judged: number; sole: number }>(
+      `WITH v AS (SELECT candidate_id, rowid AS r, gate, kind, task, metric, pass,
+                         SUM(1 - pass) OVER (PARTITION BY candidate_id) AS failing
+                  FROM gate_verdicts WHERE split = 'fit')
+       SELECT c.generation AS generation, v.gate AS gate, v.kind AS kind, v.task AS task, v.metric AS metric,
+              MIN(v.r) AS first, SUM(v.pass) AS passed, COUNT(*) AS judged, SUM(v.pass = 0 AND v.failing = 1) AS sole
+       FROM v JOIN candidates c ON c.candidate_id = v.candidate_id
+       WHERE c.campaign_id = ? GROUP BY c.generation, v.gate`,
+    )
+    .all(id);
+  const report = summary(store, dbFile, campaign, cfg, all, verdictRows);
 
   const points = thinByBins(all, {
     maxPoints: MAX_CANDIDATE_POINTS,
@@ -110,29 +132,16 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
 
   // gates: pass rate per generation, and which gate turned candidates away (alone or with others)
   const gateOrder = report.gates.map((g) => g.gate);
-  const perGeneration = store.db
-    .prepare<[number], { generation: number; gate: string; passed: number; judged: number }>(
-      `SELECT c.generation AS generation, v.gate AS gate, SUM(v.pass) AS passed, COUNT(*) AS judged
-       FROM gate_verdicts v JOIN candidates c ON c.candidate_id = v.candidate_id
-       WHERE c.campaign_id = ? AND c.kind = 'search' AND v.split = 'fit' GROUP BY c.generation, v.gate`,
-    )
-    .all(id);
-  const generationsWithVerdicts = new Set(evenlySpaced([...new Set(perGeneration.map((r) => r.generation))].sort((a, b) => a - b), MAX_GENERATIONS));
-  const gateRates = perGeneration
-    .filter((r) => generationsWithVerdicts.has(r.generation))
-    .sort((a, b) => a.generation - b.generation || gateOrder.indexOf(a.gate) - gateOrder.indexOf(b.gate))
-    .map((r) => ({ gate: r.gate, generation: r.generation, rate: r.passed / r.judged, passed: r.passed, judged: r.judged }));
-  const gateRejections = store.db
-    .prepare<[number], { gate: string; rejected: number; sole: number }>(
-      `SELECT v.gate AS gate, SUM(v.pass = 0) AS rejected, SUM(v.pass = 0 AND f.failing = 1) AS sole
-       FROM gate_verdicts v
-       JOIN (SELECT candidate_id, SUM(pass = 0) AS failing FROM gate_verdicts WHERE split = 'fit' GROUP BY candidate_id) f
-         ON f.candidate_id = v.candidate_id
-       JOIN candidates c ON c.candidate_id = v.candidate_id
-       WHERE c.campaign_id = ? AND c.kind = 'search' AND v.split = 'fit' GROUP BY v.gate`,
-    )
-    .all(id)
-    .sort((a, b) => gateOrder.indexOf(a.gate) - gateOrder.indexOf(b.gate));
+  const shownGenerations = new Set(evenlySpaced([...new Set(verdictRows.map((r) => r.generation ?? 0))].sort((a, b) => a - b), MAX_GENERATIONS));
+  const gateRates = verdictRows
+    .filter((r) => shownGenerations.has(r.generation ?? 0))
+    .sort((a, b) => (a.generation ?? 0) - (b.generation ?? 0) || gateOrder.indexOf(a.gate) - gateOrder.indexOf(b.gate))
+    .map((r) => ({ gate: r.gate, generation: r.generation ?? 0, rate: r.passed / r.judged, passed: r.passed, judged: r.judged }));
+  const gateRejections = report.gates.map((g) => ({
+    gate: g.gate,
+    rejected: g.judged - g.passed,
+    sole: verdictRows.filter((r) => r.gate === g.gate).reduce((acc, r) => acc + r.sole, 0),
+  }));
 
   // the best kept genome, cell by cell, with only the genes its method reads
   const best = report.rows.find((r) => r.kind === 'best');
@@ -154,7 +163,7 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     const kept = p.status === 'kept';
     if (!cur || (kept && !cur.kept) || (kept === cur.kept && p.objective > cur.objective)) genBest.set(p.generation, { ordinal: p.ordinal, kept, objective: p.objective });
   }
-  const moveGenerations = evenlySpaced([...genBest.keys()].sort((a, b) => a - b), MAX_GENERATIONS);
+  const moveGenerations = evenlySpaced([...genBest.keys()].sort((a, b) => a - b), MAX_GENOME_GENERATIONS);
   const genomeOf = store.db.prepare<[number, number], { genome_json: string | null }>('SELECT genome_json FROM candidates WHERE campaign_id = ? AND ordinal = ?');
   const genomeMoves: { generation: number; ordinal: number; cell: string; model: string; value: number }[] = [];
   let movesParam: string | undefined;
@@ -213,6 +222,75 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     methodProbabilities,
     fitVsTest,
     fitVsTestMeasure: key,
+  };
+}
+
+/** What the text report says (report.ts's rules: the same rows, best kept, fit comparison and test verdict),
+ *  built from slim queries because its full candidate list is too slow to read at 100,000 candidates. */
+function summary(
+  store: Store,
+  dbFile: string,
+  campaign: { campaignId: number; name: string; seed: number; device: string; configHash: string },
+  cfg: StoredConfig,
+  all: readonly { ordinal: number; generation: number; status: string; objective: number | null }[],
+  verdictRows: readonly { gate: string; kind: string; task: string; metric: string; first: number; passed: number; judged: number }[],
+): ReportSummary {
+  const id = campaign.campaignId;
+  const objective = cfg.objective.map((t) => ({ task: t.task, metric: t.metric ?? cfg.ownMetrics[t.task]!, weight: t.weight }));
+  const scoresOf = (candidateId: number) => {
+    const out: ReportRow['scores'] = {};
+    for (const s of store.listScores(candidateId)) (out[`${s.task}/${s.metric}`] ??= {})[s.split as 'fit' | 'test'] = { value: s.value, se: s.se, n: s.n };
+    return out;
+  };
+  const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
+  const rows: ReportRow[] = [];
+  // sources and references have no ordinal (schema CHECK): found through the (campaign, ordinal) index
+  // instead of a scan of every candidate for their kind
+  const baselines = store.db
+    .prepare<[number], { candidate_id: number }>('SELECT candidate_id FROM candidates WHERE campaign_id = ? AND ordinal IS NULL')
+    .all(id)
+    .map((r) => store.getCandidate(r.candidate_id));
+  for (const kind of ['source', 'reference'] as const) {
+    const list = baselines.filter((c) => c.kind === kind).sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
+    for (const c of list) rows.push({ kind, label: c.label ?? `#${c.ordinal}`, ordinal: c.ordinal ?? null, objective: c.objective, scores: scoresOf(c.candidateId) });
+  }
+  // best kept: highest fit objective, earliest ordinal on ties (report.ts's bestKeptCandidate)
+  let best: { ordinal: number; objective: number } | undefined;
+  for (const c of all) if (c.status === 'kept' && c.objective !== null && (!best || c.objective > best.objective)) best = { ordinal: c.ordinal, objective: c.objective };
+  if (best) {
+    const c = store.findCandidateByOrdinal(id, best.ordinal)!;
+    rows.push({ kind: 'best', label: `best kept #${best.ordinal}`, ordinal: best.ordinal, objective: c.objective, scores: scoresOf(c.candidateId) });
+  }
+  const rivals = rows.filter((r) => r.kind !== 'best');
+  let bestRival: { label: string; value: number } | undefined;
+  for (const r of rivals) if (r.objective !== null && Number.isFinite(r.objective) && (!bestRival || r.objective > bestRival.value)) bestRival = { label: r.label, value: r.objective };
+  // gate pass rates over the whole campaign, in the order the gates were judged (the text report's order)
+  const byGate = new Map<string, { gate: string; kind: string; task: string; metric: string; passed: number; judged: number; first: number }>();
+  for (const r of verdictRows) {
+    const g = byGate.get(r.gate);
+    if (!g) byGate.set(r.gate, { gate: r.gate, kind: r.kind, task: r.task, metric: r.metric, passed: r.passed, judged: r.judged, first: r.first });
+    else {
+      g.passed += r.passed;
+      g.judged += r.judged;
+      g.first = Math.min(g.first, r.first);
+    }
+  }
+  const gates = [...byGate.values()].sort((a, b) => a.first - b.first).map(({ first: _, ...g }) => g);
+  const count = (status: string) => all.filter((c) => c.status === status).length;
+  return {
+    db: dbFile,
+    campaign: { id, name: campaign.name, seed: campaign.seed, device: campaign.device, configHash: campaign.configHash, optimizer: cfg.optimizer },
+    objective,
+    measures: cfg.measures.map((m) => `${m.task}/${m.metric}`),
+    counts: { evaluated: all.length, kept: count('kept'), rejected: count('rejected'), failed: count('failed'), generations: new Set(all.map((c) => c.generation)).size },
+    rows,
+    gates,
+    fitObjective: {
+      ...(best ? { best: best.objective } : {}),
+      ...(bestRival ? { bestRival } : {}),
+      beatsAll: best !== undefined && rivals.every((r) => r.objective === null || best.objective > r.objective),
+    },
+    conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
   };
 }
 
@@ -276,7 +354,10 @@ function campaignFacts(
   } catch {
     throw new EvomergeError('report.bad_versions', 'versions_json is not JSON', { file: store.path, field: 'campaigns.versions_json' });
   }
-  const last = store.db.prepare<[number], { t: string | null }>('SELECT MAX(finished_at) AS t FROM candidates WHERE campaign_id = ?').get(campaign.campaignId)?.t;
+  const baselineFinished = store.db
+    .prepare<[number], { t: string | null }>('SELECT MAX(finished_at) AS t FROM candidates WHERE campaign_id = ? AND ordinal IS NULL')
+    .get(campaign.campaignId)?.t ?? null;
+  const last = all.reduce<string | null>((acc, c) => (c.finishedAt !== null && (acc === null || c.finishedAt > acc) ? c.finishedAt : acc), baselineFinished);
   const started = Date.parse(campaign.createdAt);
   const ended = last ? Date.parse(last) : NaN;
   const wallMinutes = (ended - started) / 60000;
