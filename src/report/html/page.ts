@@ -96,7 +96,8 @@ export async function page(d: HtmlReportData): Promise<string> {
   // 1. objective over time
   let objective: string;
   if (n === 0) objective = empty('objective', noCandidate);
-  else if (allFailed || !scored) objective = empty('objective', allFailedSentence);
+  else if (allFailed) objective = empty('objective', allFailedSentence);
+  else if (!scored) objective = empty('objective', `None of the ${n} candidate(s) has an objective yet (${r.counts.failed} failed; the rest are still being scored).`);
   else {
     const thinned = d.points.length < d.totalPoints ? ` ${d.points.length} of ${d.totalPoints} candidates drawn: in each of equal bins of candidate numbers, the highest and lowest of each status (so the best is always drawn).` : '';
     const failedNote = r.counts.failed ? ` Failed candidates (${failures}) are drawn as crosses under the lowest score.` : '';
