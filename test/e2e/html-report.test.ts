@@ -65,10 +65,19 @@ describe('HTML report', () => {
   it('is written by evomerge search next to its database and shows every plot with data in Chromium', async () => {
     const space = writeSpace(tmp, 'tiny.yaml', tinySpace({ budget: { candidates: 8 } }));
     db = path.join(tmp, 'tiny.sqlite');
+    const html = path.join(tmp, 'tiny.html');
+    // watch the page while the search runs: it is rewritten after each generation (population 4, budget 8)
+    const seen = new Set<string>();
+    const poll = setInterval(() => {
+      if (!existsSync(html)) return;
+      const m = /class="summary">(\d+) candidate\(s\) over (\d+) generation/.exec(readFileSync(html, 'utf8'));
+      if (m) seen.add(`${m[1]}/${m[2]}`);
+    }, 100);
     const r = await runCli(tmp, 'search', space, '--db', db, '--device', 'cpu');
+    clearInterval(poll);
     expect(r.status, r.stderr).toBe(0);
     expect(errorLines(r.stderr).filter((l) => l.includes('warning'))).toEqual([]);
-    const html = path.join(tmp, 'tiny.html');
+    expect(seen).toContain('4/1');
     expect(existsSync(html)).toBe(true);
     // atomic rewrite: no temp file left beside it
     expect(readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
