@@ -1,7 +1,8 @@
 // What the HTML report shows, read from a campaign database and nothing else, so it works on a campaign still
 // running (WAL readers never block the writer), a finished one, and one killed mid-generation. Long series
-// are thinned here (thin.ts), so the page stays small; the text report's tables and verdict come from
-// report.ts, so the two never disagree.
+// are thinned here (thin.ts), so the page stays small. The tables and the 2-SE verdict follow report.ts's
+// rules (its `conclude` itself), read through slim queries: a 100,000-candidate campaign must not be loaded
+// genome by genome.
 import { EvomergeError } from '../../errors.ts';
 import type { Store } from '../../store/db.ts';
 import { decodeReal, type RealType } from '../../store/real.ts';
