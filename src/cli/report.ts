@@ -2,7 +2,6 @@
 // writes it as a self-contained HTML page. No report logic here.
 import type { Command } from 'commander';
 import { buildReport, formatReport } from '../report/report.ts';
-import { htmlPathFor, writeHtmlReport } from '../report/html/page.ts';
 
 export function registerReportCommand(program: Command): void {
   program
@@ -13,6 +12,8 @@ export function registerReportCommand(program: Command): void {
     .option('--html [file]', 'write the report as one self-contained HTML page with plots (default: the database path with .html)')
     .action(async (db: string, opts: { json?: boolean; html?: string | true }) => {
       if (opts.html !== undefined) {
+        // loaded on demand: vega takes a while to load, and the text report never needs it
+        const { htmlPathFor, writeHtmlReport } = await import('../report/html/page.ts');
         const out = opts.html === true ? htmlPathFor(db) : opts.html;
         const bytes = await writeHtmlReport(db, out);
         process.stderr.write(`wrote ${out} (${(bytes / 1e6).toFixed(2)} MB)\n`);

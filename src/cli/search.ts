@@ -6,7 +6,6 @@ import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { selectKernel } from '../kernel/select.ts';
 import { runCampaign, type CampaignProgress } from '../search/campaign.ts';
 import { buildReport, formatReport } from '../report/report.ts';
-import { htmlPathFor, writeHtmlReport } from '../report/html/page.ts';
 
 type Device = 'auto' | 'cpu' | 'gpu';
 
@@ -72,6 +71,8 @@ export function registerSearchCommand(program: Command): void {
 
 /** Rewrites runs/NAME.html next to the database; a report that cannot be written costs a warning, never the campaign. */
 async function refreshHtmlReport(db: string): Promise<void> {
+  // loaded on first use: vega takes a while to load, and the other commands never need it
+  const { htmlPathFor, writeHtmlReport } = await import('../report/html/page.ts');
   try {
     await writeHtmlReport(db, htmlPathFor(db));
   } catch (err) {

@@ -109,7 +109,7 @@ describe('HTML report', () => {
     writeFileSync(path.join(tmp, 'tiny.png'), png);
   }, 300_000);
 
-  it('evomerge report --html writes the same report where asked; a missing database is one line', async () => {
+  it('evomerge report --html writes the same report where asked; a missing database or folder is one line', async () => {
     const out = path.join(tmp, 'elsewhere.html');
     const r = await runCli(tmp, 'report', db, '--html', out);
     expect(r.status, r.stderr).toBe(0);
@@ -117,6 +117,10 @@ describe('HTML report', () => {
     const bad = await runCli(tmp, 'report', path.join(tmp, 'nope.sqlite'), '--html');
     expect(bad.status).toBe(1);
     expect(errorLines(bad.stderr)).toEqual([`evomerge: ${path.join(tmp, 'nope.sqlite')}: no such database file`]);
+    const unwritable = path.join(tmp, 'no-such-folder', 'r.html');
+    const nowhere = await runCli(tmp, 'report', db, '--html', unwritable);
+    expect(nowhere.status).toBe(1);
+    expect(errorLines(nowhere.stderr)).toEqual([expect.stringMatching(new RegExp(`^evomerge: ${unwritable}: cannot write the HTML report: ENOENT`))]);
   }, 120_000);
 
   it('of a campaign stopped before its first candidate says so instead of plotting', async () => {

@@ -5,6 +5,7 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as vega from 'vega';
+import { EvomergeError } from '../../errors.ts';
 import { openStore } from '../../store/db.ts';
 import { htmlReportData, type HtmlReportData } from './data.ts';
 import {
@@ -40,7 +41,7 @@ export async function writeHtmlReport(dbFile: string, outFile: string): Promise<
     renameSync(tmp, outFile);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw new EvomergeError('report.write_failed', `cannot write the HTML report: ${(e as Error).message}`, { file: outFile });
   }
   return Buffer.byteLength(html);
 }
