@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   eval: () => import('./eval.ts'),
   candidate: () => import('./candidate.ts'),
   queue: () => import('./queue.ts'),
+  report: () => import('./report.ts'),
 };
 
 const [name, ...args] = process.argv.slice(2);

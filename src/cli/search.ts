@@ -68,8 +68,10 @@ export function registerSearchCommand(program: Command): void {
           ep: opts.ep,
           signal: controller.signal,
           onProgress: (p) => progress.update(p),
+          onGenerationEnd: (db) => refreshHtmlReport(db),
         });
         progress.done();
+        await refreshHtmlReport(result.db);
         if (result.stop === 'aborted') {
           process.stderr.write(`stopped after ${result.evaluated} candidates; resume with the same command (database ${result.db})\n`);
           process.exitCode = 130;
@@ -82,6 +84,17 @@ export function registerSearchCommand(program: Command): void {
         process.off('SIGINT', onSigint);
       }
     });
+}
+
+/** Rewrites runs/NAME.html next to the database; a report that cannot be written costs a warning, never the campaign. */
+async function refreshHtmlReport(db: string): Promise<void> {
+  // loaded on first use: vega takes a while to load, and the other commands never need it
+  const { htmlPathFor, writeHtmlReport } = await import('../report/html/page.ts');
+  try {
+    await writeHtmlReport(db, htmlPathFor(db));
+  } catch (err) {
+    process.stderr.write(`evomerge: warning: ${htmlPathFor(db)}: the HTML report was not written: ${(err as Error).message}\n`);
+  }
 }
 
 function positiveInt(text: string, field: string, min = 1): number {

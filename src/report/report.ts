@@ -135,8 +135,15 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     return { gate: g, kind: vs[0]!.kind, task: vs[0]!.task, metric: vs[0]!.metric, passed: vs.filter((v) => v.pass).length, judged: vs.length };
   });
 
+  // grouped once: a long campaign has thousands of generations
+  const byGeneration = new Map<number, CandidateRecord[]>();
+  for (const c of search) {
+    const list = byGeneration.get(c.generation ?? 0);
+    if (list) list.push(c);
+    else byGeneration.set(c.generation ?? 0, [c]);
+  }
   const genBest: GenerationBest[] = generations.map((g) => {
-    const inGen = search.filter((c) => (c.generation ?? 0) === g);
+    const inGen = byGeneration.get(g)!;
     const kept = inGen.filter((c) => c.status === 'kept');
     const pool = kept.length ? kept : inGen;
     const c = pool.sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))[0]!;
@@ -171,7 +178,7 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
 
 /** Test gain of the best kept candidate over the best rival on the objective task's own metric, against
  *  2 standard errors of the difference, SE_diff = sqrt(se₁² + se₂²) (independent samples). */
-function conclude(rows: readonly ReportRow[], task: string, metric: string): Conclusion {
+export function conclude(rows: readonly ReportRow[], task: string, metric: string): Conclusion {
   const key = `${task}/${metric}`;
   const best = rows.find((r) => r.kind === 'best');
   const base = { task, metric };

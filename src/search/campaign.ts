@@ -39,6 +39,8 @@ export interface CampaignOptions extends RunOverrides {
   readonly scorer?: ScorerFactory;
   /** Candidates handed to the scorer at once. Default: the space's workers. */
   readonly inFlight?: number;
+  /** Called with the database path when a generation's candidates are all recorded (e.g. to refresh a report). */
+  readonly onGenerationEnd?: (db: string) => void | Promise<void>;
 }
 
 /** Builds a campaign's scorer once its record exists (a remote scorer checks inputs against the record). */
@@ -322,6 +324,7 @@ class CampaignRun {
           }),
         ),
       );
+      await this.options.onGenerationEnd?.(store.path);
       if (!complete) return 'budget';
     }
   }

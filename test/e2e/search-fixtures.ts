@@ -1,7 +1,7 @@
 // Shared fixtures of the search e2e tests: a tiny search space over the vendored micro zoo (few items per
 // task, few candidates) written into a temp folder, and a runner for the real CLI (node bin/evomerge.js).
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -104,4 +104,25 @@ export function searchCount(db: string): number {
   } catch {
     return 0;
   }
+}
+
+/** Copies a zoo model and writes NaN into the first element of one of its tensors. */
+export function poisonedCopy(tmp: string, model: string, tensor: string): string {
+  const dir = path.join(tmp, `${model}-nan`);
+  cpSync(path.join(repoRoot, 'models/micro', model), dir, { recursive: true });
+  for (const f of readdirSync(dir)) chmodSync(path.join(dir, f), 0o644);
+  const file = path.join(dir, 'model.safetensors');
+  const fd = openSync(file, 'r+');
+  try {
+    const len = Buffer.alloc(8);
+    readSync(fd, len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    const header = JSON.parse(readFileSync(file).subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    const nan = Buffer.alloc(4);
+    nan.writeFloatLE(Number.NaN, 0);
+    writeSync(fd, nan, 0, 4, 8 + n + header[tensor]!.data_offsets[0]);
+  } finally {
+    closeSync(fd);
+  }
+  return dir;
 }
