@@ -248,7 +248,8 @@ export function formatReport(r: CampaignReport): string {
 }
 
 /** Parameter names of a recorded recipe: its models' and its method-wide ones. */
-function recipeParameters(recipeYaml: string | null): string[] {
+/** The parameter names a recorded recipe sets: the genes its method reads (the codec leaves out the rest). */
+export function recipeParameters(recipeYaml: string | null): string[] {
   if (!recipeYaml) return [];
   const doc = YAML.parse(recipeYaml) as { models?: { parameters?: Record<string, unknown> }[]; parameters?: Record<string, unknown> };
   const names = new Set<string>(Object.keys(doc.parameters ?? {}));

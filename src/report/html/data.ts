@@ -6,8 +6,7 @@
 import { EvomergeError } from '../../errors.ts';
 import type { Store } from '../../store/db.ts';
 import { decodeReal, type RealType } from '../../store/real.ts';
-import { registryMethodParameters } from '../../search/method-parameters.ts';
-import { conclude, type CampaignReport, type ReportRow } from '../report.ts';
+import { conclude, recipeParameters, type CampaignReport, type ReportRow } from '../report.ts';
 import { evenlySpaced, thinByBins } from './thin.ts';
 
 /** Most candidate marks in the objective plot; longer campaigns are thinned (the extremes of each bin kept). */
@@ -152,7 +151,7 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     if (c?.genomeJson) {
       const genome = JSON.parse(c.genomeJson) as Record<string, number | string>;
       const method = String(genome.method ?? '');
-      bestGenome = { ordinal: best.ordinal, method, objective: best.objective ?? NaN, cells: genomeCells(genome, models, usedParameters(method)) };
+      bestGenome = { ordinal: best.ordinal, method, objective: best.objective ?? NaN, cells: genomeCells(genome, models, new Set(recipeParameters(c.recipeYaml))) };
     }
   }
 
@@ -293,11 +292,6 @@ function summary(
     },
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
   };
-}
-
-function usedParameters(method: string): Set<string> {
-  const used = registryMethodParameters(method);
-  return new Set([...used.perModel, ...used.methodWide]);
 }
 
 /** Genome keys are `<cell>.<model>.<param>` or `<cell>.<param>`; a cell label may itself hold a dot (`layers0-2.mlp`). */
