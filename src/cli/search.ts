@@ -16,6 +16,7 @@ interface SearchCliOptions {
   seed?: string;
   device: Device;
   ep: ExecutionProvider;
+  acceptChangedInputs?: boolean;
 }
 
 export function registerSearchCommand(program: Command): void {
@@ -29,6 +30,7 @@ export function registerSearchCommand(program: Command): void {
     .option('--seed <n>', 'campaign seed (overrides seed)')
     .addOption(new Option('--device <device>', 'where the merge arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
     .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring').choices(['cpu', 'webgpu']).default('cpu'))
+    .option('--accept-changed-inputs', 'resume although a checkpoint, the graph, an eval file or the tokenizer changed since the campaign recorded it (the change is recorded)')
     .action(async (space: string, opts: SearchCliOptions) => {
       const controller = new AbortController();
       let interrupts = 0;
@@ -50,6 +52,7 @@ export function registerSearchCommand(program: Command): void {
           kernel: () => selectKernel(opts.device),
           ep: opts.ep,
           signal: controller.signal,
+          acceptChangedInputs: opts.acceptChangedInputs === true,
           onProgress: (p) => progress.update(p),
         });
         progress.done();

@@ -1,17 +1,19 @@
 // `evomerge export`: one recorded candidate as a release — every gate re-checked on the TEST split (refused,
 // naming the gate, unless forced), then the merged checkpoint, its mergekit recipe and its scores in one folder.
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { EvomergeError } from '../errors.ts';
 import { parseSuiteFile, type Suite } from '../eval/suite.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
-import { mergeRecipeToDir } from '../merge/engine.ts';
+import { isCheckpointOutputFile } from '../checkpoint/model-dir.ts';
+import { checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from '../checkpoint/paths.ts';
+import { mergeRecipeToDir, recipeInputs } from '../merge/engine.ts';
 import { parseRecipe, recipeToYaml } from '../recipe/parse.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
 import { fromRecord } from '../search/campaign.ts';
+import { campaignInputs, changedInputs, inputsChangedError, verifyCampaignInputs } from '../search/fingerprint.ts';
 import type { RecipeDoc } from '../search/genome.ts';
 import type { Measure, Score } from '../search/measures.ts';
 import { Scorer } from '../search/scorer.ts';
@@ -27,6 +29,8 @@ export interface ExportOptions {
   readonly force: boolean;
   readonly kernel: () => Promise<MergeKernel>;
   readonly ep?: ExecutionProvider;
+  /** Export although an input changed since the campaign recorded it (the change is then recorded). */
+  readonly acceptChangedInputs?: boolean;
   /** One-line notices (a forced export past a failed gate). */
   readonly log?: (line: string) => void;
 }
@@ -74,6 +78,22 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
   }
   const doc = YAML.parse(cand.recipeYaml!) as RecipeDoc;
   const recipe = parseRecipe(doc, { file: `${db} candidate #${cand.ordinal}`, baseDir: path.dirname(path.resolve(db)) });
+  // The output is judged before anything is scored or written: never an input, never a full folder unforced.
+  const inputs = [...recipeInputs(recipe), ...exportInputs(ctx, db)];
+  checkOutputAvoidsInputs(options.outDir, inputs);
+  checkOutputReplaceable(options.outDir, { force: options.force, ours: isCheckpointOutputFile });
+  // A re-merge from changed checkpoints, or test scores on changed items, would not be what the campaign chose.
+  const inputsNow = campaignInputs(ctx.space, ctx.suite);
+  const changes = changedInputs(readFingerprints(db, ctx.campaignId), inputsNow);
+  if (changes.length) {
+    if (!options.acceptChangedInputs) throw inputsChangedError(changes, 'exporting');
+    const rw = openStore(db);
+    try {
+      verifyCampaignInputs(rw, ctx.campaignId, inputsNow, { accept: true, what: 'exporting', ...(options.log ? { log: options.log } : {}) });
+    } finally {
+      rw.close();
+    }
+  }
 
   const kernel = await options.kernel();
   try {
@@ -91,17 +111,39 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
     }
     if (failed.length) options.log?.(`exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on the test split (--force)`);
 
-    await mergeRecipeToDir(recipe, { outDir: options.outDir, shardSizeBytes: 5e9, kernel });
     const outDir = path.resolve(options.outDir);
-    writeFileSync(path.join(outDir, 'recipe.yaml'), `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`);
     const fit = readScores(db, cand.candidateId, 'fit');
-    writeFileSync(
-      path.join(outDir, 'scores.json'),
-      `${JSON.stringify({ candidate: cand.ordinal, generation: cand.generation, status_on_fit: cand.status, objective_fit: cand.objective, genome: JSON.parse(cand.genomeJson ?? '{}'), fit, test: testScores.candidate, test_gates: verdicts, forced: failed.length > 0 }, null, 2)}\n`,
-    );
+    // recipe and scores go into the same temporary folder as the tensors: one rename publishes all of it
+    const extraFiles = {
+      'recipe.yaml': `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`,
+      'scores.json': `${JSON.stringify({ candidate: cand.ordinal, generation: cand.generation, status_on_fit: cand.status, objective_fit: cand.objective, genome: JSON.parse(cand.genomeJson ?? '{}'), fit, test: testScores.candidate, test_gates: verdicts, forced: failed.length > 0 }, null, 2)}\n`,
+    };
+    await mergeRecipeToDir(recipe, { outDir: options.outDir, shardSizeBytes: 5e9, kernel, force: options.force, inputs, extraFiles });
     return { ordinal: cand.ordinal!, outDir, verdicts, forced: failed.length > 0 };
   } finally {
     await kernel.close();
+  }
+}
+
+/** What an export reads besides the candidate's models: the database, the suite, its graph, eval files and tokenizer. */
+function exportInputs(ctx: ReturnType<typeof storedSpace>, db: string): InputPath[] {
+  const graph = ctx.space.graph ?? ctx.suite.graph;
+  return [
+    { path: db, role: 'campaign database' },
+    { path: ctx.suite.file, role: 'eval suite' },
+    ...(graph ? [{ path: graph, role: 'graph' }] : []),
+    ...(ctx.suite.tokenizer !== 'byte' ? [{ path: ctx.suite.tokenizer, role: 'tokenizer' }] : []),
+    ...ctx.suite.tasks.flatMap((t) => [t.files.fit, t.files.test].map((f) => ({ path: f, role: `eval file of task ${t.name}` }))),
+    ...[ctx.space.baseModel, ...ctx.space.models].map((m) => ({ path: m.path, role: `campaign source ${m.name}` })),
+  ];
+}
+
+function readFingerprints(db: string, campaignId: number) {
+  const s = openStore(db, { readonly: true });
+  try {
+    return s.listInputFingerprints(campaignId);
+  } finally {
+    s.close();
   }
 }
 

@@ -5,6 +5,7 @@ import { EvomergeError } from '../errors.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, ScoreRecord } from '../store/records.ts';
 import { registryMethodParameters } from '../search/method-parameters.ts';
+import { changedSinceRecorded } from '../search/fingerprint.ts';
 
 export interface ReportScore {
   readonly value: number;
@@ -55,6 +56,10 @@ export interface CampaignReport {
   /** The fit-objective comparison: best kept candidate against every source and reference. */
   readonly fitObjective: { best?: number; bestRival?: { label: string; value: number }; beatsAll: boolean };
   readonly conclusion: Conclusion;
+  /** Whether the inputs the campaign read are as it recorded them; `changed` names those that are not. */
+  readonly inputs: { readonly recorded: number; readonly current: boolean; readonly changed: readonly { path: string; role: string }[] };
+  /** Changes accepted on purpose (--accept-changed-inputs), oldest first. */
+  readonly inputChanges: readonly { path: string; acceptedAt: string }[];
 }
 
 interface StoredConfig {
@@ -151,7 +156,16 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     generations: genBest,
     fitObjective,
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
+    inputs: inputsState(store, id),
+    inputChanges: store.listInputChanges(id).map((c) => ({ path: c.path, acceptedAt: c.acceptedAt })),
   };
+}
+
+/** Whether the campaign's inputs are still those it recorded (a report of changed inputs is not current). */
+function inputsState(store: Store, campaignId: number): CampaignReport['inputs'] {
+  const recorded = store.listInputFingerprints(campaignId);
+  const changed = changedSinceRecorded(recorded).map((c) => ({ path: c.path, role: c.role }));
+  return { recorded: recorded.length, current: changed.length === 0, changed };
 }
 
 /** Test gain of the best kept candidate over the best rival on the objective task's own metric, against
@@ -218,6 +232,10 @@ export function formatReport(r: CampaignReport): string {
   }
   lines.push('');
   lines.push(r.conclusion.sentence);
+  if (!r.inputs.current) {
+    lines.push(`not current: ${r.inputs.changed.map((c) => `${c.path} changed`).join('; ')} since the campaign recorded ${r.inputs.changed.length > 1 ? 'them' : 'it'}; these results are of the inputs as they were.`);
+  } else if (r.inputs.recorded === 0) lines.push('(this campaign recorded no input fingerprints: it predates them)');
+  for (const c of r.inputChanges) lines.push(`accepted change of ${c.path} at ${c.acceptedAt} (--accept-changed-inputs): results before it were made with the earlier file`);
   return lines.join('\n') + '\n';
 }
 

@@ -10,9 +10,11 @@ import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
 import { openStore, type Store } from '../store/db.ts';
+import { acquireDatabaseLock } from '../store/lock.ts';
 import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
 import { createOptimizer, restoreOptimizer, type Optimizer, type OptimizerState, type Solution } from './optimizers/optimizer.ts';
 import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
+import { campaignInputs, verifyCampaignInputs } from './fingerprint.ts';
 import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc } from './genome.ts';
 import { judgeGates, type SourceScores } from './verdicts.ts';
 import { objectiveValue, type Score } from './measures.ts';
@@ -31,6 +33,8 @@ export interface CampaignOptions extends RunOverrides {
   readonly signal?: AbortSignal;
   /** Kept candidates (best fit objective first) scored on the test split at the end. Default 3. */
   readonly testTop?: number;
+  /** Resume although an input (checkpoint, graph, eval file, tokenizer) changed; the change is recorded. */
+  readonly acceptChangedInputs?: boolean;
 }
 
 export interface CampaignProgress {
@@ -68,42 +72,67 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const dbFile = options.db ?? defaultDbPath(setup);
   checkDatabaseIsOurs(dbFile, setup);
 
-  const kernel = typeof options.kernel === 'function' ? await options.kernel() : options.kernel;
-  // On the CPU, candidates are merged and scored on worker threads (onnxruntime-node runs inference on the
-  // calling thread, so only threads use several cores); a GPU kernel lives in this thread, so it scores here.
-  const scoring = {
-    graph: setup.space.graph,
-    baseModelDir: setup.space.baseModel.path,
-    ep: options.ep ?? 'cpu',
-    workers: setup.workers,
-    limit: setup.space.evalLimit,
-    baseDir: path.dirname(setup.space.file),
-  } as const;
-  const scorer: CandidateScorer =
-    kernel.device.startsWith('cpu') && setup.workers > 1
-      ? await ThreadedScorer.create({ ...scoring, suiteFile: setup.space.suite })
-      : await Scorer.create({ ...scoring, suite: setup.suite, kernel });
-  const store = openStore(dbFile);
+  // One writer per database, taken before anything is opened; then the store, the kernel and the scoring
+  // threads, each released in reverse order whatever fails (a live thread would keep the process running).
+  const lock = acquireDatabaseLock(dbFile);
   try {
-    const campaign =
-      store.findCampaign({ configHash: setup.configHash }) ??
-      store.createCampaign({
-        name: setup.space.name,
-        configJson: setup.configJson,
-        configHash: setup.configHash,
-        seed: setup.seed,
-        versionsJson: JSON.stringify(versions()),
-        device: `${kernel.device}; eval ${options.ep ?? 'cpu'}`,
-      });
-    const run = new CampaignRun(setup, store, campaign.campaignId, scorer, options);
-    await run.scoreBaselines('fit');
-    const stop = await run.search();
-    if (stop !== 'aborted') await run.scoreTestSplit(options.testTop ?? 3);
-    return { db: dbFile, campaignId: campaign.campaignId, evaluated: run.evaluatedCount(), stop };
+    const store = openStore(dbFile);
+    try {
+      const note = (message: string) => options.onProgress?.({ phase: 'baselines', done: 0, budget: setup.budget, generation: 0, message });
+      note(`campaign database ${path.resolve(dbFile)}`);
+      // Scores of different weights or items never meet in one campaign: the inputs are as they were recorded.
+      const inputsNow = campaignInputs(setup.space, setup.suite);
+      const existing = store.findCampaign({ configHash: setup.configHash });
+      if (existing) verifyCampaignInputs(store, existing.campaignId, inputsNow, { accept: options.acceptChangedInputs === true, what: 'resuming', log: note });
+      const kernel = typeof options.kernel === 'function' ? await options.kernel() : options.kernel;
+      try {
+        // On the CPU, candidates are merged and scored on worker threads (onnxruntime-node runs inference on
+        // the calling thread, so only threads use several cores); a GPU kernel lives in this thread, so it
+        // scores here.
+        const scoring = {
+          graph: setup.space.graph,
+          baseModelDir: setup.space.baseModel.path,
+          ep: options.ep ?? 'cpu',
+          workers: setup.workers,
+          limit: setup.space.evalLimit,
+          baseDir: path.dirname(setup.space.file),
+        } as const;
+        const scorer: CandidateScorer =
+          kernel.device.startsWith('cpu') && setup.workers > 1
+            ? await ThreadedScorer.create({ ...scoring, suiteFile: setup.space.suite })
+            : await Scorer.create({ ...scoring, suite: setup.suite, kernel });
+        try {
+          // a new campaign and the fingerprints of its inputs are recorded together
+          const campaign =
+            existing ??
+            store.transaction(() => {
+              const c = store.createCampaign({
+                name: setup.space.name,
+                configJson: setup.configJson,
+                configHash: setup.configHash,
+                seed: setup.seed,
+                versionsJson: JSON.stringify(versions()),
+                device: `${kernel.device}; eval ${options.ep ?? 'cpu'}`,
+              });
+              store.saveInputFingerprints(c.campaignId, inputsNow);
+              return c;
+            });
+          const run = new CampaignRun(setup, store, campaign.campaignId, scorer, options);
+          await run.scoreBaselines('fit');
+          const stop = await run.search();
+          if (stop !== 'aborted') await run.scoreTestSplit(options.testTop ?? 3);
+          return { db: dbFile, campaignId: campaign.campaignId, evaluated: run.evaluatedCount(), stop };
+        } finally {
+          await scorer.close();
+        }
+      } finally {
+        await kernel.close();
+      }
+    } finally {
+      store.close();
+    }
   } finally {
-    store.close();
-    await scorer.close();
-    await kernel.close();
+    lock.release();
   }
 }
 
