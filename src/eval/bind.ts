@@ -192,6 +192,14 @@ export function bindWeights(binding: Binding, weights: TensorSource): FeedSet {
         field: `tensor "${e.tensor}"`,
       });
     }
+    const bad = firstNonFinite(t.data);
+    if (bad !== -1) {
+      // scores of such weights are NaN or meaningless, never a result: refused as the merge refuses them
+      throw new EvomergeError('eval.non_finite', `holds ${t.data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be scored`, {
+        file: weights.location,
+        field: `tensor "${e.tensor}"`,
+      });
+    }
     let data = t.data;
     if (e.transpose) {
       const k = e.tensor;
@@ -206,6 +214,14 @@ export function bindWeights(binding: Binding, weights: TensorSource): FeedSet {
 /** Names of the initializers a binding feeds (they become graph inputs). */
 export function boundInitializers(binding: Binding): string[] {
   return binding.entries.map((e) => e.initializer);
+}
+
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v - v !== 0) return i; // NaN and ±Inf
+  }
+  return -1;
 }
 
 function sameDims(a: readonly number[], b: readonly number[]): boolean {

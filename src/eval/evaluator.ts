@@ -1,5 +1,6 @@
 // The evaluator: one graph and one binding, many weight sets. `evaluate(weights)` binds a candidate's tensors
 // (from disk or straight from the merge engine) as the session's weight inputs and scores the suite's tasks.
+import path from 'node:path';
 import pLimit from 'p-limit';
 import { EvomergeError, invariant } from '../errors.ts';
 import type { TensorSource } from '../checkpoint/tensor-source.ts';
@@ -42,6 +43,8 @@ export interface EvaluatorOptions {
   weightMode?: WeightMode;
   /** Decode one token per step through the graph's KV cache when it has one (default true). */
   useKvCache?: boolean;
+  /** The model's context in tokens; default: `max_position_embeddings` of the base model's config.json. */
+  contextLength?: number;
 }
 
 export interface EvaluateOptions {
@@ -64,6 +67,9 @@ export class Evaluator {
   private binding: Binding | undefined;
   private sessions: GraphSession[] = [];
   private readonly items = new Map<string, EvalItem[]>();
+  private contextLength: { tokens: number; from: string } | undefined;
+  /** Task × split × metric × item count whose sequences were checked against the context (once per evaluator). */
+  private readonly contextChecked = new Set<string>();
 
   private constructor(
     readonly suite: Suite,
@@ -80,8 +86,13 @@ export class Evaluator {
     const tokenizer = suite.tokenizer === 'byte' ? new ByteTokenizer() : HfTokenizer.load(suite.tokenizer);
     const ev = new Evaluator(suite, graph, tokenizer, options);
     const baseDir = options.baseModelDir ?? suite.baseModel;
+    if (options.contextLength !== undefined) ev.contextLength = { tokens: options.contextLength, from: 'the evaluator options' };
     if (baseDir) {
       const base = openModelDir(baseDir);
+      const ctx = base.config.max_position_embeddings;
+      if (ev.contextLength === undefined && Number.isSafeInteger(ctx) && (ctx as number) > 0) {
+        ev.contextLength = { tokens: ctx as number, from: `max_position_embeddings in ${path.join(baseDir, 'config.json')}` };
+      }
       try {
         await ev.prepare(base.tensors);
       } finally {
@@ -185,6 +196,7 @@ export class Evaluator {
     }
     let items = this.loadItems(spec, split);
     if (opts.limit !== undefined) items = items.slice(0, Math.max(0, opts.limit));
+    this.checkContext(spec, split, metric, items);
     const batchTokens = this.options.batchTokens ?? 2048;
     const t0 = performance.now();
     let metrics: Record<string, MetricValue>;
@@ -214,6 +226,44 @@ export class Evaluator {
     const main = metrics[metric]!;
     const extra = Object.fromEntries(Object.entries(metrics).filter(([k]) => k !== metric));
     return { task: spec.name, metric, ...main, seconds, extra, ...(opts.withPredictions && predictions ? { predictions } : {}) };
+  }
+
+  /**
+   * Every sequence a task runs must fit the model's context: past it, positions the model never saw give
+   * meaningless scores, and a long generation without a stop runs on for minutes. Refused up front, naming
+   * the suite key or the eval file's line.
+   */
+  private checkContext(spec: TaskSpec, split: Split, metric: string, items: readonly EvalItem[]): void {
+    const ctx = this.contextLength;
+    const key = `${spec.name}\0${split}\0${metric}\0${items.length}`;
+    if (!ctx || this.contextChecked.has(key)) return;
+    const why = `the model's context is ${ctx.tokens} tokens (${ctx.from})`;
+    if (spec.kind === 'generate' && metric === 'exact_match' && spec.maxNewTokens >= ctx.tokens) {
+      throw new EvomergeError('eval.past_context', `max_new_tokens ${spec.maxNewTokens} leaves no room for a prompt: ${why}`, { file: this.suite.file, field: `tasks.${spec.name}.max_new_tokens` });
+    }
+    for (const it of items) {
+      const v = it.values;
+      let tokens: number;
+      let what: string;
+      if (spec.kind === 'loglik') {
+        tokens = this.tokenizer.encode(v.text as string).length;
+        what = `the text is ${tokens} tokens`;
+      } else if (spec.kind === 'generate') {
+        const prompt = this.tokenizer.encode(v.prompt as string).length;
+        const tail = metric === 'exact_match' ? spec.maxNewTokens : this.tokenizer.encode(`${v.answer as string}${spec.stop[0] ?? ''}`).length;
+        tokens = prompt + tail;
+        what = `the prompt is ${prompt} tokens, plus ${tail} ${metric === 'exact_match' ? 'new tokens (max_new_tokens)' : 'of answer'}`;
+      } else {
+        const choices = (v.choices as readonly string[] | undefined) ?? spec.choices ?? [];
+        const prompt = this.tokenizer.encode(v.prompt as string).length;
+        tokens = prompt + Math.max(0, ...choices.map((c) => this.tokenizer.encode(c).length));
+        what = `the prompt and its longest choice are ${tokens} tokens`;
+      }
+      if (tokens > ctx.tokens) {
+        throw new EvomergeError('eval.past_context', `${what}, past the model's context: ${why}; shorten it or drop the item`, { file: spec.files[split], line: it.line, field: spec.kind === 'loglik' ? spec.fields.text : spec.fields.prompt });
+      }
+    }
+    this.contextChecked.add(key);
   }
 
   async close(): Promise<void> {
