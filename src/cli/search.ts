@@ -78,7 +78,8 @@ function positiveInt(text: string, field: string, min = 1): number {
   return n;
 }
 
-/** Progress on stderr: a rewritten line on a terminal; one line per generation (and phase) otherwise. */
+/** Progress on stderr: a rewritten line on a terminal; otherwise one line per phase (the database path first)
+ *  and one at the end of each generation. */
 class ProgressLine {
   private readonly tty = process.stderr.isTTY === true;
   private lastGeneration = -1;
@@ -104,8 +105,8 @@ class ProgressLine {
       process.stderr.write(`${line}\n`);
       return;
     }
-    // one line per generation: print when a generation's first result arrives after the previous one's
-    if (p.generation !== this.lastGeneration) {
+    // one line per generation, when its last candidate is recorded (so the line says how it ended)
+    if (p.generationDone && p.generation !== this.lastGeneration) {
       this.lastGeneration = p.generation;
       process.stderr.write(`${line}\n`);
     }

@@ -57,6 +57,18 @@ export interface EvaluateOptions {
   metrics?: Readonly<Record<string, string>>;
   /** Also return each generate/choice item's prediction (for tests and reports). */
   withPredictions?: boolean;
+  /** Called as each task finishes, with the items scored so far and in all (over the tasks run). */
+  onProgress?: (p: EvalProgress) => void;
+}
+
+export interface EvalProgress {
+  readonly task: string;
+  readonly itemsDone: number;
+  readonly itemsTotal: number;
+  readonly tasksDone: number;
+  readonly tasksTotal: number;
+  /** Seconds since evaluate() started. */
+  readonly seconds: number;
 }
 
 export interface TaskScoreWithPredictions extends TaskScore {
@@ -148,6 +160,11 @@ export class Evaluator {
     }
     const limit = pLimit(sessions.length);
     const free = [...sessions];
+    const count = (spec: TaskSpec) => Math.min(this.loadItems(spec, split).length, opts.limit ?? Infinity);
+    const itemsTotal = opts.onProgress ? specs.reduce((n, spec) => n + count(spec), 0) : 0;
+    let itemsDone = 0;
+    let tasksDone = 0;
+    const t0 = performance.now();
     try {
       return await Promise.all(
         specs.map((spec) =>
@@ -157,7 +174,13 @@ export class Evaluator {
               const forward: Forward = (rows) => runRows(session, rows, feeds);
               const cached: ForwardCached | undefined =
                 session.hasKvCache && this.options.useKvCache !== false ? (rows, past) => runRowsCached(session, rows, past, feeds) : undefined;
-              return await this.runTask(spec, split, forward, opts, cached);
+              const score = await this.runTask(spec, split, forward, opts, cached);
+              if (opts.onProgress) {
+                itemsDone += count(spec);
+                tasksDone++;
+                opts.onProgress({ task: spec.name, itemsDone, itemsTotal, tasksDone, tasksTotal: specs.length, seconds: (performance.now() - t0) / 1000 });
+              }
+              return score;
             } finally {
               free.push(session);
             }

@@ -49,6 +49,8 @@ export interface CampaignProgress {
   readonly rate?: number;
   readonly etaSeconds?: number;
   readonly message?: string;
+  /** Set on the report sent when a generation's candidates are all recorded. */
+  readonly generationDone?: boolean;
 }
 
 export interface CampaignResult {
@@ -203,14 +205,14 @@ class CampaignRun {
     return kept.length ? Math.max(...kept.map((c) => c.objective ?? -Infinity)) : undefined;
   }
 
-  private progress(phase: CampaignProgress['phase'], generation: number, message?: string): void {
+  private progress(phase: CampaignProgress['phase'], generation: number, message?: string, generationDone = false): void {
     if (!this.options.onProgress) return;
     const done = this.evaluatedCount();
     const minutes = (performance.now() - this.started) / 60000;
     const rate = this.evaluatedThisRun > 0 && minutes > 0 ? this.evaluatedThisRun / minutes : undefined;
     const left = this.setup.budget - done;
     const etaSeconds = rate && Number.isFinite(left) ? (left / rate) * 60 : undefined;
-    this.options.onProgress({ phase, done, budget: this.setup.budget, generation, bestKept: this.bestKept(), rate, etaSeconds, message });
+    this.options.onProgress({ phase, done, budget: this.setup.budget, generation, bestKept: this.bestKept(), rate, etaSeconds, message, ...(generationDone ? { generationDone } : {}) });
   }
 
   /** Scores the base, each model and each reference merge on a split, once (kept across resumes). */
@@ -329,6 +331,7 @@ class CampaignRun {
           }),
         ),
       );
+      this.progress('search', g, undefined, true);
       if (!complete) return 'budget';
     }
   }

@@ -94,6 +94,11 @@ describe('campaign guards', () => {
       expect(code, err).toBe(0);
     }
     expect(existsSync(`${db}.lock`)).toBe(false);
+    // progress: the database path first, then one line as each generation ends (4 candidates each)
+    expect(err).toMatch(new RegExp(`^campaign database ${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    expect(err.match(/^gen \d+: \d+\/24 candidates.*$/gm)?.map((l) => l.replace(/,.*/, ''))).toEqual(
+      [0, 1, 2, 3, 4, 5].map((g) => `gen ${g}: ${4 * (g + 1)}/24 candidates`),
+    );
   }, 600_000);
 
   it("export never writes into a campaign's source or eval folder, --force or not", () => {

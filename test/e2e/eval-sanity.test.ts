@@ -70,4 +70,13 @@ describe('eval model sanity', () => {
     expect(c.status, c.stdout).toBe(1);
     expect(errorLines(c.stderr)[0]).toMatch(/text\.jsonl:1: text: the text is 270 tokens, past the model's context/);
   });
+
+  it('--progress prints items done/total, rate and ETA on stderr as each task ends', () => {
+    const r = evalCli(path.join(zoo, 'base'), '--suite', path.join(repoRoot, 'evals/micro.yaml'), '--tasks', 'math,lang', '--limit', '3', '--progress');
+    expect(r.status, r.stderr).toBe(0);
+    const lines = errorLines(r.stderr);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^eval: 3\/6 items \(1\/2 tasks, (math|lang) done\), [\d.]+ items\/s, ETA \d+s$/);
+    expect(lines[1]).toMatch(/^eval: 6\/6 items \(2\/2 tasks, (math|lang) done\), [\d.]+ items\/s, ETA 0s$/);
+  });
 });
