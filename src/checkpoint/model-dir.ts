@@ -6,7 +6,7 @@ import { EvomergeError, invariant, type ErrorPlace } from '../errors.ts';
 import { encodeFromF32, HOST_LE, torchDTypeName } from './dtype.ts';
 import { SafetensorsFile, encodeHeader } from './safetensors.ts';
 import { INDEX_FILE, ShardedTensors, encodeIndex, shardFileName } from './sharded.ts';
-import { checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from './paths.ts';
+import { checkModelFile, checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from './paths.ts';
 import { DTYPE_BYTES, numel, type DType, type Tensor, type TensorSink, type TensorSource } from './tensor-source.ts';
 
 export const SINGLE_FILE = 'model.safetensors';
@@ -38,6 +38,8 @@ export function openModelDir(dir: string): ModelDir {
   const config = readConfig(dir);
   const single = path.join(dir, SINGLE_FILE);
   const index = path.join(dir, INDEX_FILE);
+  checkModelFile(dir, single);
+  checkModelFile(dir, index);
   if (fs.existsSync(single)) {
     const file = SafetensorsFile.open(single);
     return { dir, config, tensors: file, files: [file], close: () => file.close() };
@@ -52,6 +54,7 @@ export function openModelDir(dir: string): ModelDir {
 /** config.json of a model folder, parsed; a missing or unparseable file is a checkpoint.no_config error. */
 export function readConfig(dir: string): Record<string, unknown> {
   const file = path.join(dir, CONFIG_FILE);
+  checkModelFile(dir, file);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -383,6 +386,7 @@ export function copyModelFiles(fromDir: string, dest: string): string[] {
     if (!COPIED_FILE.test(n)) continue;
     const src = path.join(fromDir, n);
     if (!fs.statSync(src).isFile()) continue;
+    checkModelFile(fromDir, src);
     fs.copyFileSync(src, path.join(dest, n));
     copied.push(n);
   }

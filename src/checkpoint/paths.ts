@@ -106,3 +106,28 @@ export function checkOutputReplaceable(outDir: string, options: { readonly force
     throw new EvomergeError('checkpoint.out_exists', `output folder exists and is not empty (${names.length} file(s)); --force replaces it`, place);
   }
 }
+
+/**
+ * A file a model folder provides must be a regular file whose real path lies inside the folder — or, for a
+ * Hugging Face cache snapshot (`…/snapshots/<rev>/`), inside the cache's `blobs/` — so that a link in a
+ * downloaded or hand-made folder can never make a merge read, or copy into a published checkpoint, a file
+ * from elsewhere (a key, a password file). Checked before the file is opened: a FIFO would block the open.
+ */
+export function checkModelFile(dir: string, file: string, field?: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return; // absence is for the caller to report in its own words
+  }
+  const place = { file, ...(field !== undefined ? { field } : {}) };
+  if (!st.isFile()) {
+    throw new EvomergeError('checkpoint.not_a_file', `not a regular file (${st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a folder' : 'a special file'}); refusing to read it`, place);
+  }
+  const real = fs.realpathSync(file);
+  const folder = fs.realpathSync(dir);
+  if (isWithin(real, folder)) return;
+  const blobs = path.join(path.dirname(path.dirname(folder)), 'blobs');
+  if (path.basename(path.dirname(folder)) === 'snapshots' && isWithin(real, blobs)) return;
+  throw new EvomergeError('checkpoint.link_outside', `is a link to ${real}, outside the model folder ${folder}; refusing to read or copy it`, place);
+}
