@@ -52,6 +52,7 @@ export function registerEvalCommand(program: Command): void {
       const evaluator = await Evaluator.create({
         suite: opts.suite,
         ep: opts.ep,
+        refuseNonFinite: true,
         ...(opts.graph ? { graph: opts.graph } : {}),
         ...(threads ? { threads } : {}),
         ...(sessions ? { sessions } : {}),

@@ -174,7 +174,7 @@ function listNames(names: string[]): string {
  * transposed where the binding says so, shape-checked against the base. Reuses the tensors' memory when no
  * transpose is needed.
  */
-export function bindWeights(binding: Binding, weights: TensorSource): FeedSet {
+export function bindWeights(binding: Binding, weights: TensorSource, options: { refuseNonFinite?: boolean } = {}): FeedSet {
   const feeds = new FeedSet();
   const cache = new Map<string, Float32Array>();
   for (const e of binding.entries) {
@@ -192,7 +192,7 @@ export function bindWeights(binding: Binding, weights: TensorSource): FeedSet {
         field: `tensor "${e.tensor}"`,
       });
     }
-    const bad = firstNonFinite(t.data);
+    const bad = options.refuseNonFinite ? firstNonFinite(t.data) : -1;
     if (bad !== -1) {
       // scores of such weights are NaN or meaningless, never a result: refused as the merge refuses them
       throw new EvomergeError('eval.non_finite', `holds ${t.data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be scored`, {

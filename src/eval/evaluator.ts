@@ -43,6 +43,9 @@ export interface EvaluatorOptions {
   weightMode?: WeightMode;
   /** Decode one token per step through the graph's KV cache when it has one (default true). */
   useKvCache?: boolean;
+  /** Refuse weights holding NaN or ±Inf (eval.non_finite) instead of scoring them (the eval command does;
+   *  a campaign records such a candidate's non-finite scores as a failure and goes on). */
+  refuseNonFinite?: boolean;
   /** The model's context in tokens; default: `max_position_embeddings` of the base model's config.json. */
   contextLength?: number;
 }
@@ -144,7 +147,7 @@ export class Evaluator {
   /** Binds `weights` to the graph: the per-candidate cost (reads each tensor, transposes where needed). */
   bind(weights: TensorSource): FeedSet {
     if (!this.binding) throw new EvomergeError('internal', 'evaluator not prepared (this is a bug in evomerge)');
-    return bindWeights(this.binding, weights);
+    return bindWeights(this.binding, weights, { refuseNonFinite: this.options.refuseNonFinite === true });
   }
 
   async evaluate(weights: TensorSource, opts: EvaluateOptions = {}): Promise<TaskScoreWithPredictions[]> {

@@ -4,6 +4,7 @@
 // another host is never guessed stale, since its pid cannot be checked from here.
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { EvomergeError } from '../errors.ts';
 
 export interface LockOwner {
@@ -29,6 +30,7 @@ export function acquireDatabaseLock(dbFile: string): DatabaseLock {
   const text = `${JSON.stringify(me)}\n`;
   for (let attempt = 0; ; attempt++) {
     try {
+      fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
       fs.writeFileSync(file, text, { flag: 'wx' });
       break;
     } catch (err) {
