@@ -6,6 +6,7 @@ import { EvomergeError, invariant, type ErrorPlace } from '../errors.ts';
 import { encodeFromF32, HOST_LE, torchDTypeName } from './dtype.ts';
 import { SafetensorsFile, encodeHeader } from './safetensors.ts';
 import { INDEX_FILE, ShardedTensors, encodeIndex, shardFileName } from './sharded.ts';
+import { checkModelFile, checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from './paths.ts';
 import { DTYPE_BYTES, numel, type DType, type Tensor, type TensorSink, type TensorSource } from './tensor-source.ts';
 
 export const SINGLE_FILE = 'model.safetensors';
@@ -37,6 +38,8 @@ export function openModelDir(dir: string): ModelDir {
   const config = readConfig(dir);
   const single = path.join(dir, SINGLE_FILE);
   const index = path.join(dir, INDEX_FILE);
+  checkModelFile(dir, single);
+  checkModelFile(dir, index);
   if (fs.existsSync(single)) {
     const file = SafetensorsFile.open(single);
     return { dir, config, tensors: file, files: [file], close: () => file.close() };
@@ -51,6 +54,7 @@ export function openModelDir(dir: string): ModelDir {
 /** config.json of a model folder, parsed; a missing or unparseable file is a checkpoint.no_config error. */
 export function readConfig(dir: string): Record<string, unknown> {
   const file = path.join(dir, CONFIG_FILE);
+  checkModelFile(dir, file);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -92,12 +96,25 @@ export interface CheckpointWriterOptions {
   copyFilesFrom?: string;
   /** Extra `__metadata__` entries for every shard header (`format: pt` is always there). */
   metadata?: Record<string, string>;
+  /** Replace an existing non-empty output folder (one holding only files evomerge writes); default false. */
+  force?: boolean;
+  /** What the command reads besides `copyFilesFrom` (the models, a recipe, a graph…): the output may not be,
+   *  hold or lie inside any of them, whatever `force` says. */
+  inputs?: readonly InputPath[];
+  /** Small text files (name → content) written beside the checkpoint before the rename (export's recipe). */
+  extraFiles?: Readonly<Record<string, string>>;
 }
 
 /** Files copied from the base model folder: tokenizers (HF and the zoo's byte tokenizer) and generation settings. */
 const COPIED_FILE = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|byte_tokenizer\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja))$/;
-/** Files a previous evomerge output may hold: only such a folder (or an empty one) is ever replaced. */
-const OUTPUT_FILE = /^(config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d+-of-\d+\.safetensors)$/;
+/** Files a previous evomerge output may hold (export adds its recipe and scores): only such a folder (or an
+ *  empty one) is ever replaced. */
+const OUTPUT_FILE = /^(config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d+-of-\d+\.safetensors|recipe\.yaml|scores\.json)$/;
+
+/** Whether a file name is one an evomerge checkpoint folder holds. */
+export function isCheckpointOutputFile(name: string): boolean {
+  return OUTPUT_FILE.test(name) || COPIED_FILE.test(name);
+}
 
 interface PlannedShard {
   file: string;
@@ -142,10 +159,9 @@ export class CheckpointWriter implements TensorSink {
       invariant(e.shape.every((d) => Number.isSafeInteger(d) && d >= 0), `CheckpointWriter: tensor "${e.name}" has shape ${JSON.stringify(e.shape)}`);
       seen.add(e.name);
     }
-    if (opts.copyFilesFrom !== undefined && path.resolve(opts.copyFilesFrom) === this.outDir) {
-      throw new EvomergeError('checkpoint.out_exists', 'the output folder is the base model folder; choose another output folder', place);
-    }
-    checkReplaceable(this.outDir, opts.outDir);
+    checkOutputAvoidsInputs(opts.outDir, this.inputs());
+    checkOutputReplaceable(opts.outDir, { force: opts.force === true, ours: isCheckpointOutputFile });
+    for (const name of Object.keys(opts.extraFiles ?? {})) invariant(OUTPUT_FILE.test(name), `CheckpointWriter: extra file "${name}" is not an output file`);
 
     // Shard assignment by cumulative tensor bytes (as transformers' shard_checkpoint: a tensor larger than
     // the limit gets a shard of its own).
@@ -169,9 +185,14 @@ export class CheckpointWriter implements TensorSink {
     this.shardOf = this.shards.flatMap((s, i) => s.entries.map(() => i));
 
     fs.mkdirSync(path.dirname(this.outDir), { recursive: true });
+    sweepDeadTemps(this.outDir);
     fs.rmSync(this.tmpDir, { recursive: true, force: true }); // a leftover of an earlier crash with our pid
     fs.mkdirSync(this.tmpDir);
     process.on('exit', this.onExit);
+  }
+
+  private inputs(): InputPath[] {
+    return [...(this.opts.copyFilesFrom !== undefined ? [{ path: this.opts.copyFilesFrom, role: 'base model' }] : []), ...(this.opts.inputs ?? [])];
   }
 
   /** Number of shard files this writer produces. */
@@ -229,6 +250,7 @@ export class CheckpointWriter implements TensorSink {
       if (this.opts.copyFilesFrom !== undefined) copyModelFiles(this.opts.copyFilesFrom, this.tmpDir);
       const config = { ...this.opts.config, torch_dtype: torchDTypeName(this.opts.dtype) };
       fs.writeFileSync(path.join(this.tmpDir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+      for (const [name, text] of Object.entries(this.opts.extraFiles ?? {})) fs.writeFileSync(path.join(this.tmpDir, name), text);
       this.moveIntoPlace();
       this.state = 'finished';
       process.off('exit', this.onExit);
@@ -297,7 +319,9 @@ export class CheckpointWriter implements TensorSink {
 
   /** tmp → outDir; a previous output is moved aside first and deleted only once the new one is in place. */
   private moveIntoPlace(): void {
-    checkReplaceable(this.outDir, this.opts.outDir);
+    // again: the folder may have appeared, or been filled, while the tensors were written
+    checkOutputAvoidsInputs(this.opts.outDir, this.inputs());
+    checkOutputReplaceable(this.opts.outDir, { force: this.opts.force === true, ours: isCheckpointOutputFile });
     if (!fs.existsSync(this.outDir)) {
       fs.renameSync(this.tmpDir, this.outDir);
       return;
@@ -315,23 +339,37 @@ export class CheckpointWriter implements TensorSink {
   }
 }
 
-/** outDir may be absent, an empty folder, or a folder holding only files a checkpoint writer produces. */
-function checkReplaceable(outDir: string, shown: string): void {
-  let st: fs.Stats;
+/**
+ * Removes the temporary folders of earlier writes to the same output whose process is gone (killed before
+ * it could clean up), and puts back a previous output such a write had set aside; those of a live process
+ * are left alone.
+ */
+function sweepDeadTemps(outDir: string): void {
+  const base = path.basename(outDir);
+  const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.evomerge-(tmp|old)-(\\d+)$`);
+  let names: string[];
   try {
-    st = fs.statSync(outDir);
+    names = fs.readdirSync(path.dirname(outDir));
   } catch {
     return;
   }
-  const place = { file: shown };
-  if (!st.isDirectory()) throw new EvomergeError('checkpoint.out_exists', 'output path exists and is not a folder; refusing to replace it', place);
-  const foreign = fs.readdirSync(outDir).filter((n) => !OUTPUT_FILE.test(n) && !COPIED_FILE.test(n));
-  if (foreign.length > 0) {
-    throw new EvomergeError(
-      'checkpoint.out_exists',
-      `output folder exists and holds files that are not a checkpoint (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); refusing to replace it`,
-      place,
-    );
+  for (const n of names) {
+    const m = pattern.exec(n);
+    if (!m || processAlive(Number(m[2]))) continue;
+    const leftover = path.join(path.dirname(outDir), n);
+    // a previous output set aside by a write killed before its rename: the only copy, so it goes back
+    if (m[1] === 'old' && !fs.existsSync(outDir)) fs.renameSync(leftover, outDir);
+    else fs.rmSync(leftover, { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -348,6 +386,7 @@ export function copyModelFiles(fromDir: string, dest: string): string[] {
     if (!COPIED_FILE.test(n)) continue;
     const src = path.join(fromDir, n);
     if (!fs.statSync(src).isFile()) continue;
+    checkModelFile(fromDir, src);
     fs.copyFileSync(src, path.join(dest, n));
     copied.push(n);
   }

@@ -194,6 +194,9 @@ function readHeader(fd: number, path: string, size: number): { metadata: Record<
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new EvomergeError('checkpoint.bad_header', 'header is not a JSON object', file);
   }
+  // JSON.parse keeps the last of two equal keys: a second entry for a tensor would hide the first.
+  const dup = duplicateTopLevelKey(text);
+  if (dup !== undefined) throw new EvomergeError('checkpoint.bad_header', 'the header names this key twice', { file: path, field: dup === '__metadata__' ? dup : `tensor "${dup}"` });
 
   const dataStart = 8 + n;
   const dataBytes = size - dataStart;
@@ -253,11 +256,18 @@ function readHeader(fd: number, path: string, size: number): { metadata: Record<
     entries.push({ name, dtype: d, shape: Object.freeze([...shape]), start: dataStart + begin, byteLength: expected });
   }
 
-  // Sorted by offset, no two tensors may share a byte (the safetensors crate requires the same).
+  // Sorted by offset, no two tensors may share a byte, and the data section holds the tensors and nothing
+  // else: no gap, no trailing bytes (the safetensors crate refuses such an incomplete buffer too).
   entries.sort((a, b) => a.start - b.start || a.byteLength - b.byteLength);
-  for (let i = 1; i < entries.length; i++) {
-    const prev = entries[i - 1];
+  let covered = dataStart;
+  for (let i = 0; i < entries.length; i++) {
     const cur = entries[i];
+    if (cur.start > covered) {
+      throw new EvomergeError('checkpoint.bad_header', `data_offsets start at ${cur.start - dataStart}, leaving ${cur.start - covered} bytes before it that no tensor holds`, { file: path, field: `tensor "${cur.name}"` });
+    }
+    covered = Math.max(covered, cur.start + cur.byteLength);
+    if (i === 0) continue;
+    const prev = entries[i - 1];
     if (cur.start < prev.start + prev.byteLength) {
       throw new EvomergeError(
         'checkpoint.bad_header',
@@ -267,7 +277,36 @@ function readHeader(fd: number, path: string, size: number): { metadata: Record<
       );
     }
   }
+  if (covered !== size) {
+    throw new EvomergeError('checkpoint.bad_header', `${size - covered} bytes follow the last tensor's data; a safetensors file ends with its last tensor`, file);
+  }
   return { metadata, entries };
+}
+
+/** The first key that appears twice at the top level of a JSON object text, if any. */
+function duplicateTopLevelKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === '{' || ch === '[') {
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (ch === '}' || ch === ']') depth--;
+    else if (ch === ',' && depth === 1) expectKey = true;
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------

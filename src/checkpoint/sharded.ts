@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EvomergeError } from '../errors.ts';
+import { checkModelFile } from './paths.ts';
 import { SafetensorsFile } from './safetensors.ts';
 import type { Tensor, TensorInfo, TensorSource } from './tensor-source.ts';
 
@@ -53,6 +54,7 @@ export class ShardedTensors implements TensorSource {
             { file: indexPath, field: `weight_map["${first}"]` },
           );
         }
+        checkModelFile(dir, shardPath, `weight_map shard "${shardName}"`);
         shards.push(SafetensorsFile.open(shardPath));
       }
       const byName = new Map<string, SafetensorsFile>();

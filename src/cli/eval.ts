@@ -5,7 +5,7 @@ import { Option, type Command } from 'commander';
 import { EvomergeError } from '../errors.ts';
 import { openModelDir } from '../checkpoint/model-dir.ts';
 import { MemoryTensors, type TensorSource } from '../checkpoint/tensor-source.ts';
-import { Evaluator } from '../eval/evaluator.ts';
+import { Evaluator, type EvalProgress } from '../eval/evaluator.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import type { Split } from '../eval/suite.ts';
 import type { TaskScore } from '../eval/stats.ts';
@@ -24,6 +24,7 @@ interface EvalCliOptions {
   sessions?: string;
   seed?: string;
   json?: boolean;
+  progress?: boolean;
 }
 
 export function registerEvalCommand(program: Command): void {
@@ -41,6 +42,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--sessions <n>', 'sessions run side by side, tasks spread over them (default 1)')
     .option('--seed <n>', 'seed of DARE/DELLA masks when merging a recipe')
     .option('--json', 'print the scores as JSON')
+    .option('--progress', 'a progress line per task on stderr (items done/total, rate, ETA) even when stderr is not a terminal')
     .action(async (model: string, opts: EvalCliOptions) => {
       const limit = opts.limit === undefined ? undefined : positiveInt(opts.limit, '--limit');
       const threads = opts.threads === undefined ? undefined : positiveInt(opts.threads, '--threads');
@@ -50,6 +52,7 @@ export function registerEvalCommand(program: Command): void {
       const evaluator = await Evaluator.create({
         suite: opts.suite,
         ep: opts.ep,
+        refuseNonFinite: true,
         ...(opts.graph ? { graph: opts.graph } : {}),
         ...(threads ? { threads } : {}),
         ...(sessions ? { sessions } : {}),
@@ -57,7 +60,9 @@ export function registerEvalCommand(program: Command): void {
       try {
         const { weights, close } = await openWeights(model, seed);
         try {
-          const scores = await evaluator.evaluate(weights, { split: opts.split, ...(tasks ? { tasks } : {}), ...(limit !== undefined ? { limit } : {}) });
+          const progress = opts.progress === true || process.stderr.isTTY === true ? progressLine(process.stderr.isTTY === true && opts.progress !== true) : undefined;
+          const scores = await evaluator.evaluate(weights, { split: opts.split, ...(tasks ? { tasks } : {}), ...(limit !== undefined ? { limit } : {}), ...(progress ? { onProgress: progress } : {}) });
+          if (progress && process.stderr.isTTY === true && opts.progress !== true) process.stderr.write('\r\x1b[K');
           if (opts.json) {
             process.stdout.write(`${JSON.stringify({ model, suite: opts.suite, split: opts.split, ep: opts.ep, scores }, null, 2)}\n`);
           } else process.stdout.write(formatTable(scores));
@@ -92,6 +97,16 @@ async function openWeights(model: string, seed: number | undefined): Promise<{ w
     await kernel.close();
   }
   return { weights: merged, close: () => {} };
+}
+
+/** `eval: 150/600 items (3/6 tasks, math done), 41.2 items/s, ETA 11s`: rewritten on a terminal, else a line per task. */
+function progressLine(rewrite: boolean): (p: EvalProgress) => void {
+  return (p) => {
+    const rate = p.seconds > 0 ? p.itemsDone / p.seconds : undefined;
+    const eta = rate ? `, ETA ${Math.round((p.itemsTotal - p.itemsDone) / rate)}s` : '';
+    const line = `eval: ${p.itemsDone}/${p.itemsTotal} items (${p.tasksDone}/${p.tasksTotal} tasks, ${p.task} done)${rate ? `, ${rate.toFixed(1)} items/s` : ''}${eta}`;
+    process.stderr.write(rewrite ? `\r${line}\x1b[K` : `${line}\n`);
+  };
 }
 
 function positiveInt(text: string, field: string, min = 1): number {

@@ -11,6 +11,7 @@ interface ExportCliOptions {
   force?: boolean;
   device: 'auto' | 'cpu' | 'gpu';
   ep: ExecutionProvider;
+  acceptChangedInputs?: boolean;
 }
 
 export function registerExportCommand(program: Command): void {
@@ -20,15 +21,17 @@ export function registerExportCommand(program: Command): void {
     .argument('<db>', 'campaign database written by evomerge search')
     .option('--candidate <id>', 'best (the best kept candidate) or a candidate number as the report shows it (#N)', 'best')
     .requiredOption('-o, --out <dir>', 'output model folder')
-    .option('--force', 'export even if a gate fails on the test split')
+    .option('--force', 'export even if a gate fails on the test split, and replace an existing non-empty output folder (never an input)')
     .addOption(new Option('--device <device>', 'where the merge arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
     .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider for test scoring').choices(['cpu', 'webgpu']).default('cpu'))
+    .option('--accept-changed-inputs', 'export although an input changed since the campaign recorded it (the change is recorded)')
     .action(async (db: string, opts: ExportCliOptions) => {
       const r = await exportCandidate({
         db,
         candidate: opts.candidate,
         outDir: opts.out,
         force: opts.force === true,
+        acceptChangedInputs: opts.acceptChangedInputs === true,
         kernel: () => selectKernel(opts.device),
         ep: opts.ep,
         log: (line) => process.stderr.write(`${line}\n`),

@@ -17,6 +17,7 @@ interface MergeCliOptions {
   seed?: string;
   shardSize: string;
   device: Device;
+  force?: boolean;
 }
 
 export function registerMergeCommand(program: Command): void {
@@ -27,16 +28,18 @@ export function registerMergeCommand(program: Command): void {
     .requiredOption('-o, --out <dir>', 'output model folder (written under a temporary name, renamed when complete)')
     .option('--seed <n>', 'seed of the DARE/DELLA random masks (overrides the recipe\'s random_seed; default 0)')
     .option('--shard-size <size>', 'largest safetensors shard, e.g. 5GB, 500MB, 2GiB', '5GB')
+    .option('--force', 'replace an existing non-empty output folder (never one that is, holds or lies inside an input)')
     .addOption(new Option('--device <device>', 'where the arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
     .action(async (recipePath: string, opts: MergeCliOptions) => {
       const seed = opts.seed === undefined ? undefined : parseSeed(opts.seed);
-      const shardSizeBytes = parseSize(opts.shardSize, { field: '--shard-size' });
+      const shardSizeBytes = usage(() => parseSize(opts.shardSize, { field: '--shard-size' }));
       const recipe = parseRecipeFile(recipePath);
       const bar = new ProgressBar();
       try {
         const r = await mergeRecipeToDir(recipe, {
           outDir: opts.out,
           shardSizeBytes,
+          force: opts.force === true,
           kernel: () => chooseKernel(opts.device),
           onProgress: (p) => bar.update(p),
           ...(seed !== undefined ? { seed } : {}),
@@ -50,6 +53,16 @@ export function registerMergeCommand(program: Command): void {
         bar.done();
       }
     });
+}
+
+/** A bad option value is a usage error (exit 2), whichever module judged it. */
+function usage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof EvomergeError && err.exitCode !== 2) throw new EvomergeError(err.code, err.message, {}, 2);
+    throw err;
+  }
 }
 
 function parseSeed(text: string): number {

@@ -2,6 +2,7 @@
 // writes it as a self-contained HTML page. No report logic here.
 import type { Command } from 'commander';
 import { buildReport, formatReport } from '../report/report.ts';
+import { changedSinceRecorded } from '../search/fingerprint.ts';
 
 export function registerReportCommand(program: Command): void {
   program
@@ -19,7 +20,7 @@ export function registerReportCommand(program: Command): void {
         process.stderr.write(`wrote ${out} (${(bytes / 1e6).toFixed(2)} MB)\n`);
         return;
       }
-      const report = buildReport(db);
+      const report = buildReport(db, changedSinceRecorded);
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
     });
 }

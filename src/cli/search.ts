@@ -6,6 +6,7 @@ import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { selectKernel } from '../kernel/pick-device.ts';
 import { runCampaign, type CampaignProgress } from '../search/campaign.ts';
 import { buildReport, formatReport } from '../report/report.ts';
+import { changedSinceRecorded } from '../search/fingerprint.ts';
 import { queueScorerFactory } from '../queue/coordinator.ts';
 import { parseQueueUrl } from '../queue/job.ts';
 import { checkQueueReachable } from '../queue/queue-scorer.ts';
@@ -21,6 +22,7 @@ interface SearchCliOptions {
   ep: ExecutionProvider;
   queue?: string;
   queueName?: string;
+  acceptChangedInputs?: boolean;
 }
 
 export function registerSearchCommand(program: Command): void {
@@ -36,6 +38,7 @@ export function registerSearchCommand(program: Command): void {
     .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring').choices(['cpu', 'webgpu']).default('cpu'))
     .option('--queue <url>', 'hand candidates to `evomerge worker` processes through this Redis (redis://host:port or rediss://); this process runs the optimiser and writes the database')
     .option('--queue-name <name>', 'queue name (default evomerge-candidates; the workers must use the same)')
+    .option('--accept-changed-inputs', 'resume although a checkpoint, the graph, an eval file or the tokenizer changed since the campaign recorded it (the change is recorded)')
     .action(async (space: string, opts: SearchCliOptions) => {
       const connection = opts.queue !== undefined ? parseQueueUrl(opts.queue) : undefined;
       if (connection) await checkQueueReachable(connection);
@@ -67,6 +70,7 @@ export function registerSearchCommand(program: Command): void {
             : {}),
           ep: opts.ep,
           signal: controller.signal,
+          acceptChangedInputs: opts.acceptChangedInputs === true,
           onProgress: (p) => progress.update(p),
           onGenerationEnd: (db) => refreshHtmlReport(db),
         });
@@ -78,7 +82,7 @@ export function registerSearchCommand(program: Command): void {
           return;
         }
         process.stderr.write(`search finished (${result.stop}): ${result.evaluated} candidates in ${result.db}\n`);
-        process.stdout.write(formatReport(buildReport(result.db)));
+        process.stdout.write(formatReport(buildReport(result.db, changedSinceRecorded)));
       } finally {
         progress.done();
         process.off('SIGINT', onSigint);
@@ -105,7 +109,8 @@ function positiveInt(text: string, field: string, min = 1): number {
   return n;
 }
 
-/** Progress on stderr: a rewritten line on a terminal; one line per generation (and phase) otherwise. */
+/** Progress on stderr: a rewritten line on a terminal; otherwise one line per phase (the database path first)
+ *  and one at the end of each generation. */
 class ProgressLine {
   private readonly tty = process.stderr.isTTY === true;
   private lastGeneration = -1;
@@ -131,8 +136,8 @@ class ProgressLine {
       process.stderr.write(`${line}\n`);
       return;
     }
-    // one line per generation: print when a generation's first result arrives after the previous one's
-    if (p.generation !== this.lastGeneration) {
+    // one line per generation, when its last candidate is recorded (so the line says how it ended)
+    if (p.generationDone && p.generation !== this.lastGeneration) {
       this.lastGeneration = p.generation;
       process.stderr.write(`${line}\n`);
     }

@@ -174,7 +174,7 @@ function listNames(names: string[]): string {
  * transposed where the binding says so, shape-checked against the base. Reuses the tensors' memory when no
  * transpose is needed.
  */
-export function bindWeights(binding: Binding, weights: TensorSource): FeedSet {
+export function bindWeights(binding: Binding, weights: TensorSource, options: { refuseNonFinite?: boolean } = {}): FeedSet {
   const feeds = new FeedSet();
   const cache = new Map<string, Float32Array>();
   for (const e of binding.entries) {
@@ -188,6 +188,14 @@ export function bindWeights(binding: Binding, weights: TensorSource): FeedSet {
     const expected = e.transpose ? [e.dims[1]!, e.dims[0]!] : e.dims;
     if (!sameDims(t.shape, expected)) {
       throw new EvomergeError('eval.shape_mismatch', `shape [${t.shape.join(', ')}] but the graph needs [${expected.join(', ')}]`, {
+        file: weights.location,
+        field: `tensor "${e.tensor}"`,
+      });
+    }
+    const bad = options.refuseNonFinite ? firstNonFinite(t.data) : -1;
+    if (bad !== -1) {
+      // scores of such weights are NaN or meaningless, never a result: refused as the merge refuses them
+      throw new EvomergeError('eval.non_finite', `holds ${t.data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be scored`, {
         file: weights.location,
         field: `tensor "${e.tensor}"`,
       });
@@ -206,6 +214,14 @@ export function bindWeights(binding: Binding, weights: TensorSource): FeedSet {
 /** Names of the initializers a binding feeds (they become graph inputs). */
 export function boundInitializers(binding: Binding): string[] {
   return binding.entries.map((e) => e.initializer);
+}
+
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v - v !== 0) return i; // NaN and ±Inf
+  }
+  return -1;
 }
 
 function sameDims(a: readonly number[], b: readonly number[]): boolean {

@@ -1,5 +1,6 @@
 // The evaluator: one graph and one binding, many weight sets. `evaluate(weights)` binds a candidate's tensors
 // (from disk or straight from the merge engine) as the session's weight inputs and scores the suite's tasks.
+import path from 'node:path';
 import pLimit from 'p-limit';
 import { EvomergeError, invariant } from '../errors.ts';
 import type { TensorSource } from '../checkpoint/tensor-source.ts';
@@ -50,6 +51,11 @@ export interface EvaluatorOptions {
   weightMode?: WeightMode;
   /** Decode one token per step through the graph's KV cache when it has one (default true). */
   useKvCache?: boolean;
+  /** Refuse weights holding NaN or ±Inf (eval.non_finite) instead of scoring them (the eval command does;
+   *  a campaign records such a candidate's non-finite scores as a failure and goes on). */
+  refuseNonFinite?: boolean;
+  /** The model's context in tokens; default: `max_position_embeddings` of the base model's config.json. */
+  contextLength?: number;
 }
 
 export interface EvaluateOptions {
@@ -62,6 +68,18 @@ export interface EvaluateOptions {
   metrics?: Readonly<Record<string, string>>;
   /** Also return each generate/choice item's prediction (for tests and reports). */
   withPredictions?: boolean;
+  /** Called as each task finishes, with the items scored so far and in all (over the tasks run). */
+  onProgress?: (p: EvalProgress) => void;
+}
+
+export interface EvalProgress {
+  readonly task: string;
+  readonly itemsDone: number;
+  readonly itemsTotal: number;
+  readonly tasksDone: number;
+  readonly tasksTotal: number;
+  /** Seconds since evaluate() started. */
+  readonly seconds: number;
 }
 
 export interface TaskScoreWithPredictions extends TaskScore {
@@ -76,6 +94,9 @@ export class Evaluator {
   private prepared = false;
   private sessions: GraphSession[] = [];
   private readonly items = new Map<string, EvalItem[]>();
+  private contextLength: { tokens: number; from: string } | undefined;
+  /** Task × split × metric × item count whose sequences were checked against the context (once per evaluator). */
+  private readonly contextChecked = new Set<string>();
 
   private constructor(
     readonly suite: Suite,
@@ -93,8 +114,10 @@ export class Evaluator {
     const graph = OnnxGraph.load(graphPath);
     const tokenizer = suite.tokenizer === 'byte' || suite.tokenizer === 'auto' ? new ByteTokenizer() : HfTokenizer.load(suite.tokenizer);
     const ev = new Evaluator(suite, graph, tokenizer, options);
+    if (options.contextLength !== undefined) ev.contextLength = { tokens: options.contextLength, from: 'the evaluator options' };
     if (baseDir) {
       const base = openModelDir(baseDir);
+      ev.contextLength ??= configContext(baseDir, base.config);
       try {
         await ev.prepare(base.tensors);
       } finally {
@@ -114,6 +137,7 @@ export class Evaluator {
       const tokenizer =
         suite.tokenizer === 'byte' ? new ByteTokenizer() : HfTokenizer.load(suite.tokenizer === 'auto' ? baseTokenizerFile(baseDir, suite.file) : suite.tokenizer);
       const ev = new Evaluator(suite, auto.graph, tokenizer, options);
+      ev.contextLength = options.contextLength !== undefined ? { tokens: options.contextLength, from: 'the evaluator options' } : configContext(baseDir, base.config);
       ev.binding = auto.binding;
       await ev.prepare(base.tensors);
       return ev;
@@ -157,7 +181,7 @@ export class Evaluator {
   /** Binds `weights` to the graph: the per-candidate cost (reads each tensor, transposes where needed). */
   bind(weights: TensorSource): FeedSet {
     if (!this.binding) throw new EvomergeError('internal', 'evaluator not prepared (this is a bug in evomerge)');
-    return bindWeights(this.binding, weights);
+    return bindWeights(this.binding, weights, { refuseNonFinite: this.options.refuseNonFinite === true });
   }
 
   async evaluate(weights: TensorSource, opts: EvaluateOptions = {}): Promise<TaskScoreWithPredictions[]> {
@@ -176,6 +200,11 @@ export class Evaluator {
     }
     const limit = pLimit(sessions.length);
     const free = [...sessions];
+    const count = (spec: TaskSpec) => Math.min(this.loadItems(spec, split).length, opts.limit ?? Infinity);
+    const itemsTotal = opts.onProgress ? specs.reduce((n, spec) => n + count(spec), 0) : 0;
+    let itemsDone = 0;
+    let tasksDone = 0;
+    const t0 = performance.now();
     try {
       return await Promise.all(
         specs.map((spec) =>
@@ -185,7 +214,13 @@ export class Evaluator {
               const forward: Forward = (rows) => runRows(session, rows, feeds);
               const cached: ForwardCached | undefined =
                 session.hasKvCache && this.options.useKvCache !== false ? (rows, past) => runRowsCached(session, rows, past, feeds) : undefined;
-              return await this.runTask(spec, split, forward, opts, cached);
+              const score = await this.runTask(spec, split, forward, opts, cached);
+              if (opts.onProgress) {
+                itemsDone += count(spec);
+                tasksDone++;
+                opts.onProgress({ task: spec.name, itemsDone, itemsTotal, tasksDone, tasksTotal: specs.length, seconds: (performance.now() - t0) / 1000 });
+              }
+              return score;
             } finally {
               free.push(session);
             }
@@ -231,6 +266,7 @@ export class Evaluator {
     }
     let items = this.loadItems(spec, split);
     if (opts.limit !== undefined) items = items.slice(0, Math.max(0, opts.limit));
+    this.checkContext(spec, split, metric, items);
     const t0 = performance.now();
     let metrics: Record<string, Estimate>;
     let predictions: string[] | undefined;
@@ -259,6 +295,44 @@ export class Evaluator {
     const main = metrics[metric]!;
     const extra = Object.fromEntries(Object.entries(metrics).filter(([k]) => k !== metric));
     return { task: spec.name, metric, ...main, seconds, extra, ...(opts.withPredictions && predictions ? { predictions } : {}) };
+  }
+
+  /**
+   * Every sequence a task runs must fit the model's context: past it, positions the model never saw give
+   * meaningless scores, and a long generation without a stop runs on for minutes. Refused up front, naming
+   * the suite key or the eval file's line.
+   */
+  private checkContext(spec: TaskSpec, split: Split, metric: string, items: readonly EvalItem[]): void {
+    const ctx = this.contextLength;
+    const key = `${spec.name}\0${split}\0${metric}\0${items.length}`;
+    if (!ctx || this.contextChecked.has(key)) return;
+    const why = `the model's context is ${ctx.tokens} tokens (${ctx.from})`;
+    if (spec.kind === 'generate' && metric === 'exact_match' && spec.maxNewTokens >= ctx.tokens) {
+      throw new EvomergeError('eval.past_context', `max_new_tokens ${spec.maxNewTokens} leaves no room for a prompt: ${why}`, { file: this.suite.file, field: `tasks.${spec.name}.max_new_tokens` });
+    }
+    for (const it of items) {
+      const v = it.values;
+      let tokens: number;
+      let what: string;
+      if (spec.kind === 'loglik') {
+        tokens = this.tokenizer.encode(v.text as string).length;
+        what = `the text is ${tokens} tokens`;
+      } else if (spec.kind === 'generate') {
+        const prompt = this.tokenizer.encode(v.prompt as string).length;
+        const tail = metric === 'exact_match' ? spec.maxNewTokens : this.tokenizer.encode(`${v.answer as string}${spec.stop[0] ?? ''}`).length;
+        tokens = prompt + tail;
+        what = `the prompt is ${prompt} tokens, plus ${tail} ${metric === 'exact_match' ? 'new tokens (max_new_tokens)' : 'of answer'}`;
+      } else {
+        const choices = (v.choices as readonly string[] | undefined) ?? spec.choices ?? [];
+        const prompt = this.tokenizer.encode(v.prompt as string).length;
+        tokens = prompt + Math.max(0, ...choices.map((c) => this.tokenizer.encode(c).length));
+        what = `the prompt and its longest choice are ${tokens} tokens`;
+      }
+      if (tokens > ctx.tokens) {
+        throw new EvomergeError('eval.past_context', `${what}, past the model's context: ${why}; shorten it or drop the item`, { file: spec.files[split], line: it.line, field: spec.kind === 'loglik' ? spec.fields.text : spec.fields.prompt });
+      }
+    }
+    this.contextChecked.add(key);
   }
 
   async close(): Promise<void> {
@@ -292,4 +366,10 @@ function runRows(session: GraphSession, rows: readonly (readonly number[])[], fe
   const ids = new Int32Array(rows.length * seq);
   rows.forEach((r, i) => ids.set(r, i * seq));
   return session.forward(ids, rows.length, seq, feeds);
+}
+
+/** The context a model was trained for, from its config.json (max_position_embeddings), if it says. */
+function configContext(baseDir: string, config: Readonly<Record<string, unknown>>): { tokens: number; from: string } | undefined {
+  const ctx = config.max_position_embeddings;
+  return Number.isSafeInteger(ctx) && (ctx as number) > 0 ? { tokens: ctx as number, from: `max_position_embeddings in ${path.join(baseDir, 'config.json')}` } : undefined;
 }

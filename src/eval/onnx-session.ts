@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve, isAbsolute } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { EvomergeError, invariant } from '../errors.ts';
+import { checkModelFile } from '../checkpoint/paths.ts';
 import {
   DATA_LOCATION_EXTERNAL,
   OnnxDataType,
@@ -139,6 +140,7 @@ export class OnnxGraph {
       throw new EvomergeError('eval.bad_graph', `external data location "${location}" must stay beside the model`, { file: this.path, field });
     }
     const file = resolve(dirname(this.path), location);
+    checkModelFile(dirname(this.path), file, field);
     const offset = Number(kv.get('offset') ?? '0');
     let fd: number;
     try {

@@ -2,7 +2,9 @@
 // hand the result to a sink and drop it, in buffers reused across tensors. Peak memory ≈ (inputs + 1) × the
 // largest tensor into a checkpoint (+ what the kernel allocates), never a whole model.
 import { EvomergeError, invariant } from '../errors.ts';
-import { CheckpointWriter, openModelDir, type ModelDir } from '../checkpoint/model-dir.ts';
+import { existsSync } from 'node:fs';
+import { CheckpointWriter, isCheckpointOutputFile, openModelDir, type ModelDir } from '../checkpoint/model-dir.ts';
+import { checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from '../checkpoint/paths.ts';
 import { roundToDType } from '../checkpoint/dtype.ts';
 import { numel, type DType, type TensorSink } from '../checkpoint/tensor-source.ts';
 import type { MergeKernel, SourceRef } from '../kernel/kernel.ts';
@@ -227,6 +229,18 @@ export interface MergeToDirOptions {
    */
   readonly kernel: MergeKernel | (() => Promise<MergeKernel>);
   readonly onProgress?: (p: MergeProgress) => void;
+  /** Replace an existing non-empty output folder (never one that is, holds or lies inside an input). */
+  readonly force?: boolean;
+  /** Inputs besides the recipe's models (which are always protected): a graph, eval files, a database. */
+  readonly inputs?: readonly InputPath[];
+  /** Small text files written beside the checkpoint, inside the same atomic rename (export's recipe). */
+  readonly extraFiles?: Readonly<Record<string, string>>;
+}
+
+/** What a merge reads: every model folder of the recipe, and the recipe file itself when it has one. */
+export function recipeInputs(recipe: Recipe): InputPath[] {
+  const models = recipeModelDirs(recipe).map((dir) => ({ path: dir, role: dir === recipe.baseModel ? 'base_model' : 'model' }));
+  return existsSync(recipe.file) ? [...models, { path: recipe.file, role: 'recipe' }] : models;
 }
 
 /**
@@ -237,6 +251,9 @@ export async function mergeRecipeToDir(
   recipe: Recipe,
   options: MergeToDirOptions,
 ): Promise<MergeResult & { plan: MergePlan; device: string }> {
+  const inputs = [...recipeInputs(recipe), ...(options.inputs ?? [])];
+  checkOutputAvoidsInputs(options.outDir, inputs);
+  checkOutputReplaceable(options.outDir, { force: options.force === true, ours: isCheckpointOutputFile });
   const models = openRecipeModels(recipe);
   let opened: MergeKernel | undefined;
   try {
@@ -250,6 +267,9 @@ export async function mergeRecipeToDir(
       config: plan.config,
       copyFilesFrom: plan.referenceDir,
       metadata: { 'evomerge.merge_method': plan.method.name, 'evomerge.seed': String(plan.seed) },
+      force: options.force === true,
+      inputs,
+      ...(options.extraFiles ? { extraFiles: options.extraFiles } : {}),
     });
     try {
       const result = await runPlan(plan, models, writer, { kernel, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });

@@ -1,17 +1,19 @@
 // `evomerge export`: one recorded candidate as a release — every gate re-checked on the TEST split (refused,
 // naming the gate, unless forced), then the merged checkpoint, its mergekit recipe and its scores in one folder.
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { EvomergeError } from '../errors.ts';
 import { parseSuiteFile, type Suite } from '../eval/suite.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
-import { mergeRecipeToDir } from '../merge/engine.ts';
+import { isCheckpointOutputFile } from '../checkpoint/model-dir.ts';
+import { checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from '../checkpoint/paths.ts';
+import { mergeRecipeToDir, recipeInputs } from '../merge/engine.ts';
 import { parseRecipe, recipeToYaml } from '../recipe/parse.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
 import { bestKeptCandidate } from '../report/report.ts';
+import { campaignInputs, changedInputs, inputsChangedError, verifyCampaignInputs } from '../search/fingerprint.ts';
 import type { RecipeDoc } from '../search/genome.ts';
 import type { Measure } from '../search/measures.ts';
 import { recordedScores, recordedSourceScores } from '../search/score-records.ts';
@@ -28,6 +30,8 @@ export interface ExportOptions {
   readonly force: boolean;
   readonly kernel: () => Promise<MergeKernel>;
   readonly ep?: ExecutionProvider;
+  /** Export although an input changed since the campaign recorded it (the change is then recorded). */
+  readonly acceptChangedInputs?: boolean;
   /** One-line notices (a forced export past a failed gate). */
   readonly log?: (line: string) => void;
 }
@@ -70,6 +74,19 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
     if (cand.status === 'failed') throw new EvomergeError('export.failed_candidate', `candidate #${cand.ordinal} failed (${cand.errorCode}: ${cand.errorMessage}); there is nothing to export`, { file: db, field: '--candidate' });
     const doc = YAML.parse(cand.recipeYaml!) as RecipeDoc;
     const recipe = parseRecipe(doc, { file: `${db} candidate #${cand.ordinal}`, baseDir: path.dirname(path.resolve(db)) });
+    // The output is judged before anything is scored or written: never an input, never a full folder unforced.
+    const inputs = [...recipeInputs(recipe), ...exportInputs(ctx, db)];
+    checkOutputAvoidsInputs(options.outDir, inputs);
+    checkOutputReplaceable(options.outDir, { force: options.force, ours: isCheckpointOutputFile });
+    // A re-merge from changed checkpoints, or test scores on changed items, would not be what the campaign chose.
+    const inputsNow = campaignInputs(ctx.space, ctx.suite);
+    const changes = changedInputs(store.listInputFingerprints(ctx.campaignId), inputsNow);
+    if (changes.length) {
+      if (!options.acceptChangedInputs) throw inputsChangedError(changes, 'exporting');
+      store.close();
+      store = openStore(db);
+      verifyCampaignInputs(store, ctx.campaignId, inputsNow, { accept: true, what: 'exporting', ...(options.log ? { log: options.log } : {}) });
+    }
     // The gates' test-split baselines (the sources) and the candidate itself, scored now where missing.
     const sourceDirs = new Map([ctx.space.baseModel, ...ctx.space.models].map((m) => [m.name, m.path]));
     const jobs: TestSplitJob[] = [...store.listCandidates(ctx.campaignId, { kind: 'source' }).map((c) => ({ candidate: c, dir: sourceDirs.get(c.label!)! })), { candidate: cand }];
@@ -77,9 +94,11 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
 
     const kernel = await options.kernel();
     try {
-      if (missing.length) {
+      if (missing.length && store.readonly) {
         store.close();
         store = openStore(db);
+      }
+      if (missing.length) {
         const scorer = await Scorer.create({ suite: ctx.suite, graph: ctx.space.graph, baseModelDir: ctx.space.baseModel.path, kernel, ep: options.ep ?? 'cpu', workers: 1, limit: ctx.space.evalLimit, baseDir: path.dirname(path.resolve(db)) });
         try {
           await scoreOnTestSplit(store, scorer, ctx.measures, missing, 1);
@@ -102,13 +121,13 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
       }
       if (failed.length) options.log?.(`exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on the test split (--force)`);
 
-      await mergeRecipeToDir(recipe, { outDir: options.outDir, shardSizeBytes: 5e9, kernel });
       const outDir = path.resolve(options.outDir);
-      writeFileSync(path.join(outDir, 'recipe.yaml'), `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`);
-      writeFileSync(
-        path.join(outDir, 'scores.json'),
-        `${JSON.stringify({ candidate: cand.ordinal, generation: cand.generation, status_on_fit: cand.status, objective_fit: cand.objective, genome: JSON.parse(cand.genomeJson ?? '{}'), fit, test, test_gates: verdicts, forced: failed.length > 0 }, null, 2)}\n`,
-      );
+      // recipe and scores go into the same temporary folder as the tensors: one rename publishes all of it
+      const extraFiles = {
+        'recipe.yaml': `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`,
+        'scores.json': `${JSON.stringify({ candidate: cand.ordinal, generation: cand.generation, status_on_fit: cand.status, objective_fit: cand.objective, genome: JSON.parse(cand.genomeJson ?? '{}'), fit, test, test_gates: verdicts, forced: failed.length > 0 }, null, 2)}\n`,
+      };
+      await mergeRecipeToDir(recipe, { outDir: options.outDir, shardSizeBytes: 5e9, kernel, force: options.force, inputs, extraFiles });
       return { ordinal: cand.ordinal!, outDir, verdicts, forced: failed.length > 0 };
     } finally {
       await kernel.close();
@@ -116,6 +135,20 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
   } finally {
     store.close();
   }
+}
+
+/** What an export reads besides the candidate's models: the database, the suite, its graph, eval files and tokenizer. */
+function exportInputs(ctx: ReturnType<typeof storedSpace>, db: string): InputPath[] {
+  const graph = ctx.space.graph ?? ctx.suite.graph;
+  const tokenizer = ctx.suite.tokenizer;
+  return [
+    { path: db, role: 'campaign database' },
+    { path: ctx.suite.file, role: 'eval suite' },
+    ...(graph && graph !== 'auto' ? [{ path: graph, role: 'graph' }] : []),
+    ...(tokenizer !== 'byte' && tokenizer !== 'auto' ? [{ path: tokenizer, role: 'tokenizer' }] : []),
+    ...ctx.suite.tasks.flatMap((t) => [t.files.fit, t.files.test].map((f) => ({ path: f, role: `eval file of task ${t.name}` }))),
+    ...[ctx.space.baseModel, ...ctx.space.models].map((m) => ({ path: m.path, role: `campaign source ${m.name}` })),
+  ];
 }
 
 function fmt(v: number): string {

@@ -5,7 +5,7 @@ import YAML from 'yaml';
 import type { Estimate } from '../estimate.ts';
 import { EvomergeError } from '../errors.ts';
 import { openStore, type Store } from '../store/db.ts';
-import type { CandidateRecord, ScoreRecord } from '../store/records.ts';
+import type { CandidateRecord, InputFingerprintRecord, ScoreRecord } from '../store/records.ts';
 
 /** A score as the report shows it (an unknown SE is NaN, `null` in the JSON). */
 export type ReportScore = Estimate;
@@ -68,6 +68,11 @@ export interface CampaignReport {
   readonly conclusion: Conclusion;
   /** lm-eval tasks: how their fit and test docs and few-shot examples were chosen, as recorded. */
   readonly lmEvalProtocols?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Whether the inputs the campaign read are as it recorded them (null: not checked); `changed` names those
+   *  that are not. */
+  readonly inputs: { readonly recorded: number; readonly current: boolean | null; readonly changed: readonly { path: string; role: string }[] };
+  /** Changes accepted on purpose (--accept-changed-inputs), oldest first. */
+  readonly inputChanges: readonly { path: string; acceptedAt: string }[];
 }
 
 interface StoredConfig {
@@ -81,11 +86,17 @@ interface StoredConfig {
   lmEvalProtocols?: Record<string, Record<string, string>>;
 }
 
+/**
+ * Which of a campaign's recorded inputs differ on disk now. The report reads only the database; the caller,
+ * who knows how inputs are fingerprinted, says whether they changed.
+ */
+export type InputsCheck = (recorded: readonly InputFingerprintRecord[]) => readonly { readonly path: string; readonly role: string }[];
+
 /** Builds the report of the (single) campaign in a database, opened read-only. */
-export function buildReport(dbFile: string): CampaignReport {
+export function buildReport(dbFile: string, checkInputs?: InputsCheck): CampaignReport {
   const store = openStore(dbFile, { readonly: true });
   try {
-    return reportFromStore(store, dbFile);
+    return reportFromStore(store, dbFile, checkInputs);
   } finally {
     store.close();
   }
@@ -98,7 +109,7 @@ export function bestKeptCandidate(store: Store, campaignId: number): CandidateRe
     .sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))[0];
 }
 
-export function reportFromStore(store: Store, dbFile: string): CampaignReport {
+export function reportFromStore(store: Store, dbFile: string, checkInputs?: InputsCheck): CampaignReport {
   const campaign = store.listCampaigns()[0];
   if (!campaign) throw new EvomergeError('report.empty', 'the database holds no campaign', { file: dbFile });
   const cfg = JSON.parse(campaign.configJson) as StoredConfig;
@@ -173,7 +184,17 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     fitObjective,
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
     ...(cfg.lmEvalProtocols ? { lmEvalProtocols: cfg.lmEvalProtocols } : {}),
+    inputs: inputsState(store, id, checkInputs),
+    inputChanges: store.listInputChanges(id).map((c) => ({ path: c.path, acceptedAt: c.acceptedAt })),
   };
+}
+
+/** Whether the campaign's inputs are still those it recorded (a report of changed inputs is not current). */
+function inputsState(store: Store, campaignId: number, checkInputs: InputsCheck | undefined): CampaignReport['inputs'] {
+  const recorded = store.listInputFingerprints(campaignId);
+  if (!checkInputs) return { recorded: recorded.length, current: null, changed: [] };
+  const changed = checkInputs(recorded).map((c) => ({ path: c.path, role: c.role }));
+  return { recorded: recorded.length, current: changed.length === 0, changed };
 }
 
 /** Test gain of the best kept candidate over the best rival on the objective task's own metric, against
@@ -244,6 +265,10 @@ export function formatReport(r: CampaignReport): string {
   }
   lines.push('');
   lines.push(r.conclusion.sentence);
+  if (r.inputs.current === false) {
+    lines.push(`not current: ${r.inputs.changed.map((c) => `${c.path} changed`).join('; ')} since the campaign recorded ${r.inputs.changed.length > 1 ? 'them' : 'it'}; these results are of the inputs as they were.`);
+  } else if (r.inputs.recorded === 0) lines.push('(this campaign recorded no input fingerprints: it predates them)');
+  for (const c of r.inputChanges) lines.push(`accepted change of ${c.path} at ${c.acceptedAt} (--accept-changed-inputs): results before it were made with the earlier file`);
   return lines.join('\n') + '\n';
 }
 

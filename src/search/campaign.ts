@@ -10,10 +10,12 @@ import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
 import { openStore, type Store } from '../store/db.ts';
+import { acquireDatabaseLock } from '../store/lock.ts';
 import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
 import { createOptimizer, restoreOptimizer } from './optimizers/factory.ts';
 import type { Optimizer, OptimizerState, Solution } from './optimizers/optimizer.ts';
 import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
+import { campaignInputs, verifyCampaignInputs } from './fingerprint.ts';
 import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc } from './genome.ts';
 import { judgeGates, type SourceScores } from './verdicts.ts';
 import { objectiveValue, type Score } from './measures.ts';
@@ -41,6 +43,8 @@ export interface CampaignOptions extends RunOverrides {
   readonly inFlight?: number;
   /** Called with the database path when a generation's candidates are all recorded (e.g. to refresh a report). */
   readonly onGenerationEnd?: (db: string) => void | Promise<void>;
+  /** Resume although an input (checkpoint, graph, eval file, tokenizer) changed; the change is recorded. */
+  readonly acceptChangedInputs?: boolean;
 }
 
 /** Builds a campaign's scorer once its record exists (a remote scorer checks inputs against the record). */
@@ -58,6 +62,8 @@ export interface CampaignProgress {
   readonly rate?: number;
   readonly etaSeconds?: number;
   readonly message?: string;
+  /** Set on the report sent when a generation's candidates are all recorded. */
+  readonly generationDone?: boolean;
 }
 
 export interface CampaignResult {
@@ -81,54 +87,70 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const dbFile = options.db ?? defaultDbPath(setup);
   checkDatabaseIsOurs(dbFile, setup);
 
-  if (options.scorer) return runWithScorer(options, setup, dbFile, options.scorer);
-  const kernel = typeof options.kernel === 'function' ? await options.kernel() : options.kernel;
-  // On the CPU, candidates are merged and scored on worker threads (onnxruntime-node runs inference on the
-  // calling thread, so only threads use several cores); a GPU kernel lives in this thread, so it scores here.
-  const scoring = {
-    graph: setup.space.graph,
-    baseModelDir: setup.space.baseModel.path,
-    ep: options.ep ?? 'cpu',
-    workers: setup.workers,
-    limit: setup.space.evalLimit,
-    baseDir: path.dirname(setup.space.file),
-  } as const;
-  const scorer: CandidateScorer =
-    kernel.device.startsWith('cpu') && setup.workers > 1
-      ? await ThreadedScorer.create({ ...scoring, suiteFile: setup.space.suite })
-      : await Scorer.create({ ...scoring, suite: setup.suite, kernel });
-  const store = openStore(dbFile);
+  // One writer per database, taken before anything is opened; then the store, the kernel and the scorer,
+  // each released in reverse order whatever fails (a live thread would keep the process running).
+  const lock = acquireDatabaseLock(dbFile);
   try {
-    const campaign = findOrCreateCampaign(store, setup, `${kernel.device}; eval ${options.ep ?? 'cpu'}`);
-    return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
-  } finally {
-    store.close();
-    await scorer.close();
-    await kernel.close();
-  }
-}
-
-/** A campaign whose candidates are scored elsewhere: the factory's scorer is built once the record exists. */
-async function runWithScorer(options: CampaignOptions, setup: CampaignSetup, dbFile: string, factory: ScorerFactory): Promise<CampaignResult> {
-  const store = openStore(dbFile);
-  try {
-    const campaign = findOrCreateCampaign(store, setup, `remote workers; eval ${options.ep ?? 'cpu'}`);
-    const scorer = await factory({ setup, store, campaignId: campaign.campaignId });
+    const store = openStore(dbFile);
     try {
-      return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
+      const note = (message: string) => options.onProgress?.({ phase: 'baselines', done: 0, budget: setup.budget, generation: 0, message });
+      note(`campaign database ${path.resolve(dbFile)}`);
+      // Scores of different weights or items never meet in one campaign: the inputs are as they were recorded.
+      const inputsNow = campaignInputs(setup.space, setup.suite);
+      const existing = store.findCampaign({ configHash: setup.configHash });
+      if (existing) verifyCampaignInputs(store, existing.campaignId, inputsNow, { accept: options.acceptChangedInputs === true, what: 'resuming', log: note });
+      const campaignOn = (device: string) => existing ?? createCampaign(store, setup, device, inputsNow);
+      if (options.scorer) {
+        // scored elsewhere: the factory's scorer is built once the record exists (it checks inputs against it)
+        const campaign = campaignOn(`remote workers; eval ${options.ep ?? 'cpu'}`);
+        const scorer = await options.scorer({ setup, store, campaignId: campaign.campaignId });
+        try {
+          return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
+        } finally {
+          await scorer.close();
+        }
+      }
+      const kernel = typeof options.kernel === 'function' ? await options.kernel() : options.kernel;
+      try {
+        // On the CPU, candidates are merged and scored on worker threads (onnxruntime-node runs inference on
+        // the calling thread, so only threads use several cores); a GPU kernel lives in this thread, so it
+        // scores here.
+        const scoring = {
+          graph: setup.space.graph,
+          baseModelDir: setup.space.baseModel.path,
+          ep: options.ep ?? 'cpu',
+          workers: setup.workers,
+          limit: setup.space.evalLimit,
+          baseDir: path.dirname(setup.space.file),
+        } as const;
+        const scorer: CandidateScorer =
+          kernel.device.startsWith('cpu') && setup.workers > 1
+            ? await ThreadedScorer.create({ ...scoring, suiteFile: setup.space.suite })
+            : await Scorer.create({ ...scoring, suite: setup.suite, kernel });
+        try {
+          const campaign = campaignOn(`${kernel.device}; eval ${options.ep ?? 'cpu'}`);
+          return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
+        } finally {
+          await scorer.close();
+        }
+      } finally {
+        await kernel.close();
+      }
     } finally {
-      await scorer.close();
+      store.close();
     }
   } finally {
-    store.close();
+    lock.release();
   }
 }
 
-function findOrCreateCampaign(store: Store, setup: CampaignSetup, device: string) {
-  return (
-    store.findCampaign({ configHash: setup.configHash }) ??
-    store.createCampaign({ name: setup.space.name, configJson: setup.configJson, configHash: setup.configHash, seed: setup.seed, versionsJson: JSON.stringify(versions()), device })
-  );
+/** A new campaign and the fingerprints of its inputs, recorded together. */
+function createCampaign(store: Store, setup: CampaignSetup, device: string, inputs: ReturnType<typeof campaignInputs>) {
+  return store.transaction(() => {
+    const c = store.createCampaign({ name: setup.space.name, configJson: setup.configJson, configHash: setup.configHash, seed: setup.seed, versionsJson: JSON.stringify(versions()), device });
+    store.saveInputFingerprints(c.campaignId, inputs);
+    return c;
+  });
 }
 
 async function runSearch(setup: CampaignSetup, store: Store, campaignId: number, scorer: CandidateScorer, options: CampaignOptions, dbFile: string): Promise<CampaignResult> {
@@ -206,14 +228,14 @@ class CampaignRun {
     return kept.length ? Math.max(...kept.map((c) => c.objective ?? -Infinity)) : undefined;
   }
 
-  private progress(phase: CampaignProgress['phase'], generation: number, message?: string): void {
+  private progress(phase: CampaignProgress['phase'], generation: number, message?: string, generationDone = false): void {
     if (!this.options.onProgress) return;
     const done = this.evaluatedCount();
     const minutes = (performance.now() - this.started) / 60000;
     const rate = this.evaluatedThisRun > 0 && minutes > 0 ? this.evaluatedThisRun / minutes : undefined;
     const left = this.setup.budget - done;
     const etaSeconds = rate && Number.isFinite(left) ? (left / rate) * 60 : undefined;
-    this.options.onProgress({ phase, done, budget: this.setup.budget, generation, bestKept: this.bestKept(), rate, etaSeconds, message });
+    this.options.onProgress({ phase, done, budget: this.setup.budget, generation, bestKept: this.bestKept(), rate, etaSeconds, message, ...(generationDone ? { generationDone } : {}) });
   }
 
   /** Scores the base, each model and each reference merge on a split, once (kept across resumes). */
@@ -324,6 +346,7 @@ class CampaignRun {
           }),
         ),
       );
+      this.progress('search', g, undefined, true);
       await this.options.onGenerationEnd?.(store.path);
       if (!complete) return 'budget';
     }

@@ -8,6 +8,7 @@ import { EvomergeError } from '../errors.ts';
 import { CampaignTable } from './campaigns.ts';
 import { CandidateTable, type CandidateFilter } from './candidates.ts';
 import { ModelFileTable, MODEL_FILES_DDL } from './model-files.ts';
+import { InputTable } from './inputs.ts';
 import { OptimizerStateTable } from './optimizer-states.ts';
 import {
   isFinished,
@@ -16,6 +17,8 @@ import {
   type CandidateRecord,
   type GateVerdictRecord,
   type ModelFileRecord,
+  type InputChangeRecord,
+  type InputFingerprintRecord,
   type NewCampaign,
   type NewCandidate,
   type NewGateVerdict,
@@ -30,7 +33,19 @@ import { VerdictTable } from './verdicts.ts';
 export type { CandidateFilter } from './candidates.ts';
 
 /** The schema this code reads and writes (see schema.sql). */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/** Older versions this code still opens: read as they are, migrated when opened for writing. */
+const MIGRATIONS: Record<number, string> = {
+  // 1 → 2: the campaign's input fingerprints and the changes accepted on purpose
+  1: `CREATE TABLE input_fingerprints (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,
+        path TEXT NOT NULL, role TEXT NOT NULL, digest TEXT NOT NULL, recorded_at TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, path));
+      CREATE TABLE input_changes (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,
+        path TEXT NOT NULL, old_digest TEXT NOT NULL, new_digest TEXT NOT NULL, accepted_at TEXT NOT NULL);`,
+};
 
 export interface OpenStoreOptions {
   /** Open an existing database without writing to it (report, export, the other-campaign check). */
@@ -67,9 +82,9 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
   if (readonly && !fs.existsSync(file)) {
     throw new EvomergeError('store.not_found', 'no such database file', { file });
   }
-  if (!readonly) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   let db: Database.Database;
   try {
+    if (!readonly) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     db = new Database(file, { readonly, fileMustExist: readonly });
   } catch (e) {
     throw new EvomergeError('store.open_failed', `cannot open database: ${(e as Error).message}`, { file });
@@ -100,12 +115,23 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
       );
     } else {
       const row = db.prepare<[], { version: number }>('SELECT MAX(version) AS version FROM schema_version').get();
-      if (row?.version !== SCHEMA_VERSION) {
+      let version = row?.version;
+      if (version !== SCHEMA_VERSION && !(typeof version === 'number' && version in MIGRATIONS)) {
         throw new EvomergeError(
           'store.schema_version',
-          `schema version ${row?.version}; this evomerge reads version ${SCHEMA_VERSION}`,
+          `schema version ${row?.version}; this evomerge reads version ${SCHEMA_VERSION} (and migrates ${Object.keys(MIGRATIONS).join(', ')})`,
           { file, field: 'schema_version' },
         );
+      }
+      if (!readonly) {
+        while (version !== SCHEMA_VERSION) {
+          const from = version as number;
+          db.transaction(() => {
+            db.exec(MIGRATIONS[from]!);
+            db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(from + 1, new Date().toISOString());
+          })();
+          version = from + 1;
+        }
       }
       if (!readonly && db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
     }
@@ -136,6 +162,7 @@ export class Store {
   private readonly verdicts: VerdictTable;
   private readonly states: OptimizerStateTable;
   private readonly modelFiles: ModelFileTable;
+  private readonly inputs: InputTable;
 
   constructor(db: Database.Database, file: string, readonly: boolean) {
     this.db = db;
@@ -147,6 +174,7 @@ export class Store {
     this.verdicts = new VerdictTable(db);
     this.states = new OptimizerStateTable(db);
     this.modelFiles = new ModelFileTable(db);
+    this.inputs = new InputTable(db);
   }
 
   // ---- transactions and life cycle
@@ -366,6 +394,38 @@ export class Store {
 
   listModelFiles(campaignId: number): ModelFileRecord[] {
     return this.modelFiles.list(campaignId);
+  }
+
+  // ---- input fingerprints
+
+  /** Record (or re-record) the fingerprints of the inputs a campaign reads, in one transaction. */
+  saveInputFingerprints(campaignId: number, inputs: readonly { path: string; role: string; digest: string }[]): void {
+    this.writable();
+    const at = now();
+    this.transaction(() => {
+      for (const f of inputs) this.inputs.save(campaignId, { ...f, recordedAt: at });
+    });
+  }
+
+  /** The recorded fingerprints, by path; none for a database of schema version 1. */
+  listInputFingerprints(campaignId: number): InputFingerprintRecord[] {
+    return this.inputs.list(campaignId);
+  }
+
+  /** Record changed inputs accepted on purpose and make their new digests the recorded ones, atomically. */
+  acceptInputChanges(campaignId: number, changes: readonly { path: string; role: string; oldDigest: string; newDigest: string }[]): void {
+    this.writable();
+    const at = now();
+    this.transaction(() => {
+      for (const c of changes) {
+        this.inputs.addChange(campaignId, { path: c.path, oldDigest: c.oldDigest, newDigest: c.newDigest, acceptedAt: at });
+        this.inputs.save(campaignId, { path: c.path, role: c.role, digest: c.newDigest, recordedAt: at });
+      }
+    });
+  }
+
+  listInputChanges(campaignId: number): InputChangeRecord[] {
+    return this.inputs.changes(campaignId);
   }
 
   // ---- helpers

@@ -121,3 +121,23 @@ export interface ModelFileRecord {
   size: number;
   headerSha256: string;
 }
+
+/** One input a campaign read, as it was when recorded. */
+export interface InputFingerprintRecord {
+  campaignId: number;
+  /** Absolute path of the file or model folder. */
+  path: string;
+  /** What it is to the campaign: `checkpoint base`, `graph`, `eval file`, `tokenizer`, `suite`. */
+  role: string;
+  digest: string;
+  recordedAt: string;
+}
+
+/** A changed input accepted on purpose (`--accept-changed-inputs`). */
+export interface InputChangeRecord {
+  campaignId: number;
+  path: string;
+  oldDigest: string;
+  newDigest: string;
+  acceptedAt: string;
+}

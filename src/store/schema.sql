@@ -1,4 +1,4 @@
--- evomerge campaign database, schema version 1. Plural snake_case tables, <table>_id keys, *_json for JSON
+-- evomerge campaign database, schema version 2 (version 1 lacked the two input tables at the end). Plural snake_case tables, <table>_id keys, *_json for JSON
 -- text. Non-finite numbers: the REAL column holds NULL and the *_type column says 'inf', '-inf' or 'nan'
 -- (as optuna's trial_values.value_type); 'finite' means the REAL column holds the value.
 
@@ -83,3 +83,24 @@ CREATE TABLE optimizer_states (
 
 CREATE INDEX candidates_by_status ON candidates (campaign_id, status);
 CREATE INDEX candidates_by_generation ON candidates (campaign_id, generation);
+
+-- What a campaign read, as it was when recorded (digest: see search/fingerprint.ts). A resume, an export or a
+-- report compares the inputs as they are now against these rows.
+CREATE TABLE input_fingerprints (
+  campaign_id INTEGER NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,
+  path        TEXT    NOT NULL,
+  role        TEXT    NOT NULL,
+  digest      TEXT    NOT NULL,
+  recorded_at TEXT    NOT NULL,
+  PRIMARY KEY (campaign_id, path)
+);
+
+-- Inputs that changed and were accepted on purpose (--accept-changed-inputs): the campaign's scores from
+-- before accepted_at were made with old_digest.
+CREATE TABLE input_changes (
+  campaign_id INTEGER NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,
+  path        TEXT    NOT NULL,
+  old_digest  TEXT    NOT NULL,
+  new_digest  TEXT    NOT NULL,
+  accepted_at TEXT    NOT NULL
+);

@@ -33,7 +33,7 @@ export interface GenomeCell {
 }
 
 /** The text report's summary (report.ts), without its per-generation genome list, which the plots replace. */
-export type ReportSummary = Omit<CampaignReport, 'generations'>;
+export type ReportSummary = Omit<CampaignReport, 'generations' | 'inputs' | 'inputChanges'>;
 
 export interface HtmlReportData {
   readonly report: ReportSummary;

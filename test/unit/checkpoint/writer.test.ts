@@ -20,10 +20,10 @@ function planOf(dir: string): CheckpointPlanEntry[] {
 }
 
 /** Copies every tensor of `fromDir` through a CheckpointWriter. */
-function copyModel(fromDir: string, outDir: string, dtype: 'F32' | 'F16' | 'BF16', shardSizeBytes = 5e9): CheckpointWriter {
+function copyModel(fromDir: string, outDir: string, dtype: 'F32' | 'F16' | 'BF16', shardSizeBytes = 5e9, force = false): CheckpointWriter {
   const m = openModelDir(fromDir);
   const plan = m.tensors.tensorNames().map((name) => ({ name, shape: m.tensors.tensorInfo(name).shape }));
-  const w = new CheckpointWriter({ outDir, dtype, shardSizeBytes, plan, config: m.config, copyFilesFrom: fromDir });
+  const w = new CheckpointWriter({ outDir, dtype, shardSizeBytes, plan, config: m.config, copyFilesFrom: fromDir, force });
   for (const { name } of plan) w.writeTensor(name, m.tensors.readTensor(name));
   w.finish();
   m.close();
@@ -142,11 +142,12 @@ describe('CheckpointWriter', () => {
     m.close();
   });
 
-  it('replaces a previous output, and refuses a folder with other files', () => {
+  it('replaces a previous output with force only, and refuses a folder with other files', () => {
     const out = path.join(tmp, 'again');
     copyModel(BASE, out, 'F32', 1e6); // sharded first
     expect(fs.existsSync(path.join(out, 'model.safetensors.index.json'))).toBe(true);
-    copyModel(BASE, out, 'BF16'); // then one file: the old shards must be gone
+    expectCode(() => copyModel(BASE, out, 'BF16'), 'checkpoint.out_exists', /not empty.*--force replaces it/);
+    copyModel(BASE, out, 'BF16', 5e9, true); // then one file: the old shards must be gone
     expect(fs.readdirSync(out).sort()).toEqual(['byte_tokenizer.json', 'config.json', 'generation_config.json', 'model.safetensors']);
     const again = openModelDir(out);
     expect(again.config.torch_dtype).toBe('bfloat16');
@@ -156,10 +157,10 @@ describe('CheckpointWriter', () => {
     const foreign = path.join(tmp, 'foreign');
     fs.mkdirSync(foreign);
     fs.writeFileSync(path.join(foreign, 'notes.txt'), 'mine');
-    expectCode(() => copyModel(BASE, foreign, 'F32'), 'checkpoint.out_exists', 'foreign', /notes\.txt/);
+    expectCode(() => copyModel(BASE, foreign, 'F32', 5e9, true), 'checkpoint.out_exists', 'foreign', /notes\.txt/);
     expect(fs.readdirSync(foreign)).toEqual(['notes.txt']);
     expect(leftovers(foreign)).toEqual(['foreign']);
-    expectCode(() => copyModel(BASE, BASE, 'F32'), 'checkpoint.out_exists');
+    expectCode(() => copyModel(BASE, BASE, 'F32', 5e9, true), 'checkpoint.out_is_input', /is an input of this command \(base model/);
   });
 
   it('abort() mid-way leaves no outDir and no temporary folder', () => {

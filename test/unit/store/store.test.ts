@@ -52,7 +52,7 @@ describe('openStore', () => {
       .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .all()
       .map((r) => r.name);
-    expect(tables).toEqual(['campaigns', 'candidates', 'gate_verdicts', 'model_files', 'optimizer_states', 'schema_version', 'scores']);
+    expect(tables).toEqual(['campaigns', 'candidates', 'gate_verdicts', 'input_changes', 'input_fingerprints', 'model_files', 'optimizer_states', 'schema_version', 'scores']);
     expect(store.db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
   });
 
