@@ -193,7 +193,7 @@ export class Evaluator {
       metrics = await evaluateLoglik(items.map((i) => i.values.text as string), this.tokenizer, forward, batchTokens);
     } else if (spec.kind === 'generate') {
       const gen: GenerateItem[] = items.map((i) => ({ prompt: i.values.prompt as string, answer: i.values.answer as string }));
-      if (metric === 'answer_logprob') {
+      if (metric === 'answer_logprob' || metric === 'answer_loglik') {
         metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, { stop: spec.stop, batchTokens });
       } else {
         const r = await evaluateExactMatch(gen, this.tokenizer, forward, { maxNewTokens: spec.maxNewTokens, stop: spec.stop, batchTokens }, forwardCached);
@@ -207,7 +207,10 @@ export class Evaluator {
         choices: (i.values.choices as readonly string[] | undefined) ?? spec.choices!,
       }));
       const r = await evaluateChoice(ch, this.tokenizer, forward, batchTokens);
-      metrics = { accuracy: r.accuracy };
+      if (metric === 'auc' && !r.auc) {
+        throw new EvomergeError('eval.unknown_metric', 'auc needs exactly two choices per item (the first is the positive class)', { file: this.suite.file, field: `tasks.${spec.name}.metric` });
+      }
+      metrics = { accuracy: r.accuracy, ...(r.auc ? { auc: r.auc } : {}) };
       predictions = r.predictions;
     }
     const seconds = (performance.now() - t0) / 1000;

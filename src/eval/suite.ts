@@ -10,8 +10,8 @@ export type Split = 'fit' | 'test';
 
 /** The metrics each kind computes; the first is the default. */
 export const KIND_METRICS: Record<TaskKind, readonly string[]> = {
-  generate: ['exact_match', 'answer_logprob'],
-  choice: ['accuracy'],
+  generate: ['exact_match', 'answer_logprob', 'answer_loglik'],
+  choice: ['accuracy', 'auc'],
   loglik: ['loglik', 'bits_per_byte', 'next_token_accuracy'],
 };
 
