@@ -50,6 +50,9 @@ export interface EvaluateOptions {
   tasks?: readonly string[];
   /** Score only the first N items of each file. */
   limit?: number;
+  /** task → the items to score (0-based indices into its file, in the order given), before `limit`. With split
+   *  `val`, a task without a val file reads these items of its fit file (a campaign's held-out part of fit). */
+  items?: Readonly<Record<string, readonly number[]>>;
   /** task → metric, overriding the suite's metric (e.g. `{ math: 'answer_logprob' }` for a smooth fitness). */
   metrics?: Readonly<Record<string, string>>;
   /** Also return each generate/choice item's prediction (for tests and reports). */
@@ -171,7 +174,7 @@ export class Evaluator {
     const key = `${spec.name}\0${split}`;
     let items = this.items.get(key);
     if (!items) {
-      items = readEvalFile(spec.files[split], spec.fields);
+      items = readEvalFile(fileOf(spec, split), spec.fields);
       if (spec.kind === 'choice') checkChoiceItems(spec, split, items);
       this.items.set(key, items);
     }
@@ -184,6 +187,17 @@ export class Evaluator {
       throw new EvomergeError('eval.unknown_metric', `expected one of ${KIND_METRICS[spec.kind].join(', ')} for kind ${spec.kind}`, { file: this.suite.file, field: `tasks.${spec.name}.metric` });
     }
     let items = this.loadItems(spec, split);
+    const chosen = opts.items?.[spec.name];
+    if (split === 'val' && !spec.files.val && !chosen) {
+      throw new EvomergeError('eval.no_val_split', 'the task has no val file; give the held-out items of its fit file', { file: this.suite.file, field: `tasks.${spec.name}.val` });
+    }
+    if (chosen) {
+      const all = items;
+      items = chosen.map((i) => {
+        if (!Number.isInteger(i) || i < 0 || i >= all.length) throw new EvomergeError('eval.bad_item', `item ${i} does not exist (the file has ${all.length})`, { file: fileOf(spec, split), field: `tasks.${spec.name}` });
+        return all[i]!;
+      });
+    }
     if (opts.limit !== undefined) items = items.slice(0, Math.max(0, opts.limit));
     const batchTokens = this.options.batchTokens ?? 2048;
     const t0 = performance.now();
@@ -225,11 +239,16 @@ export class Evaluator {
   }
 }
 
+/** The file a split reads: val without its own file is the fit file (its items chosen by the caller). */
+function fileOf(spec: TaskSpec, split: Split): string {
+  return split === 'val' ? (spec.files.val ?? spec.files.fit) : spec.files[split];
+}
+
 /** Choice items need labels (their own or the task's) that include the answer. */
 function checkChoiceItems(spec: TaskSpec, split: Split, items: EvalItem[]): void {
   for (const it of items) {
     const choices = (it.values.choices as readonly string[] | undefined) ?? spec.choices;
-    const place = { file: spec.files[split], line: it.line };
+    const place = { file: fileOf(spec, split), line: it.line };
     if (!choices) throw new EvomergeError('eval.bad_jsonl', 'missing field (and the task gives no `choices`)', { ...place, field: spec.fields.choices });
     if (!choices.includes(it.values.answer as string)) {
       throw new EvomergeError('eval.bad_jsonl', `"${it.values.answer as string}" is not one of the choices`, { ...place, field: spec.fields.answer });

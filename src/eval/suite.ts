@@ -6,7 +6,8 @@ import { parse as parseYaml } from 'yaml';
 import { EvomergeError } from '../errors.ts';
 
 export type TaskKind = 'generate' | 'choice' | 'loglik';
-export type Split = 'fit' | 'test';
+/** fit: what a search optimises on; val: what picks among its best (held out from the optimiser); test: held out. */
+export type Split = 'fit' | 'val' | 'test';
 
 /** The metrics each kind computes; the first is the default. */
 export const KIND_METRICS: Record<TaskKind, readonly string[]> = {
@@ -26,8 +27,8 @@ export interface TaskSpec {
   readonly name: string;
   readonly kind: TaskKind;
   readonly metric: string;
-  /** Absolute paths of the JSONL files. */
-  readonly files: Readonly<Record<Split, string>>;
+  /** Absolute paths of the JSONL files; `val` is optional (a campaign then holds out part of fit). */
+  readonly files: Readonly<Record<'fit' | 'test', string>> & { readonly val?: string };
   readonly maxNewTokens: number;
   /** Generation stops at the first of these strings, which is not kept. */
   readonly stop: readonly string[];
@@ -49,7 +50,7 @@ export interface Suite {
 }
 
 const SUITE_KEYS = ['description', 'graph', 'base_model', 'tokenizer', 'tasks'];
-const TASK_KEYS = ['description', 'kind', 'metric', 'fit', 'test', 'max_new_tokens', 'stop', 'fields', 'choices'];
+const TASK_KEYS = ['description', 'kind', 'metric', 'fit', 'val', 'test', 'max_new_tokens', 'stop', 'fields', 'choices'];
 
 export function parseSuiteFile(file: string): Suite {
   let text: string;
@@ -101,7 +102,11 @@ export function parseSuite(text: string, file: string): Suite {
     }
     if (raw.fit === undefined) fail(`${at}.fit`, 'missing (the JSONL file a search may use)');
     if (raw.test === undefined) fail(`${at}.test`, 'missing (the held-out JSONL file)');
-    const files = { fit: pathKey(`${at}.fit`, raw.fit, 'file'), test: pathKey(`${at}.test`, raw.test, 'file') };
+    const files = {
+      fit: pathKey(`${at}.fit`, raw.fit, 'file'),
+      test: pathKey(`${at}.test`, raw.test, 'file'),
+      ...(raw.val !== undefined ? { val: pathKey(`${at}.val`, raw.val, 'file') } : {}),
+    };
     let maxNewTokens = 0;
     if (kind === 'generate') {
       if (!Number.isInteger(raw.max_new_tokens) || (raw.max_new_tokens as number) < 1) fail(`${at}.max_new_tokens`, 'expected a positive integer');

@@ -17,11 +17,11 @@ import type { Measure, Score } from '../search/measures.ts';
 import { Scorer } from '../search/scorer.ts';
 import type { SearchSpace } from '../search/space.ts';
 import { judgeGates } from '../search/verdicts.ts';
-import { bestKeptCandidate } from './report.ts';
+import { pickedCandidate } from './report.ts';
 
 export interface ExportOptions {
   readonly db: string;
-  /** `best` (the best kept candidate) or a candidate's number as the report shows it (`#N`, its ordinal). */
+  /** `best` (the campaign's final pick, else the best kept candidate) or a candidate's number as the report shows it (`#N`, its ordinal). */
   readonly candidate: string;
   readonly outDir: string;
   readonly force: boolean;
@@ -49,7 +49,7 @@ function storedSpace(store: Store, db: string): { space: SearchSpace; suite: Sui
 
 function findCandidate(store: Store, campaignId: number, which: string, db: string): CandidateRecord {
   if (which === 'best') {
-    const best = bestKeptCandidate(store, campaignId);
+    const best = pickedCandidate(store, campaignId)?.candidate;
     if (!best) throw new EvomergeError('export.no_kept', 'no candidate cleared every gate on the fit split; name one with --candidate N (and --force)', { file: db, field: '--candidate best' });
     return best;
   }

@@ -5,6 +5,7 @@ import { EvomergeError } from '../errors.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, ScoreRecord } from '../store/records.ts';
 import { registryMethodParameters } from '../search/method-parameters.ts';
+import { testObjectiveComparison, type TestObjectiveComparison } from './test-objective.ts';
 
 export interface ReportScore {
   readonly value: number;
@@ -55,16 +56,21 @@ export interface CampaignReport {
   /** The fit-objective comparison: best kept candidate against every source and reference. */
   readonly fitObjective: { best?: number; bestRival?: { label: string; value: number }; beatsAll: boolean };
   readonly conclusion: Conclusion;
+  /** How the best row was chosen: the recorded final pick's rule ('val': best of the top-k by fit on val), or
+   *  'fit' (best kept by fit objective, as campaigns without a recorded pick). */
+  readonly pickRule: string;
+  /** The objective on the test split for every row, and the pick against each rival with the paired SE. */
+  readonly testObjective?: TestObjectiveComparison;
 }
 
 interface StoredConfig {
   name: string;
   optimizer: string;
-  objective: { task: string; metric?: string; weight: number }[];
+  objective: { task: string; metric?: string; weight: number; shareOf?: string }[];
   ownMetrics: Record<string, string>;
   measures: { task: string; metric: string }[];
   models: { name: string }[];
-  references: { name: string }[];
+  references: { name: string; group?: string }[];
 }
 
 /** Builds the report of the (single) campaign in a database, opened read-only. */
@@ -75,6 +81,14 @@ export function buildReport(dbFile: string): CampaignReport {
   } finally {
     store.close();
   }
+}
+
+/** The campaign's final pick as recorded (what export takes as best), else the best kept candidate by fit. */
+export function pickedCandidate(store: Store, campaignId: number): { candidate: CandidateRecord; rule: string } | undefined {
+  const pick = store.finalPick(campaignId);
+  if (pick) return { candidate: store.getCandidate(pick.candidateId), rule: pick.rule };
+  const best = bestKeptCandidate(store, campaignId);
+  return best && { candidate: best, rule: 'fit' };
 }
 
 /** The best kept search candidate: highest fit objective, earliest ordinal on ties. */
@@ -107,8 +121,9 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     const list = store.listCandidates(id, { kind }).sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
     for (const c of list) rows.push({ kind, label: c.label ?? `#${c.ordinal}`, ordinal: c.ordinal ?? null, objective: c.objective, scores: scoresOf(c) });
   }
-  const best = bestKeptCandidate(store, id);
-  if (best) rows.push({ kind: 'best', label: `best kept #${best.ordinal}`, ordinal: best.ordinal ?? null, objective: best.objective, scores: scoresOf(best) });
+  const picked = pickedCandidate(store, id);
+  const best = picked?.candidate;
+  if (best) rows.push({ kind: 'best', label: picked.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`, ordinal: best.ordinal ?? null, objective: best.objective, scores: scoresOf(best) });
 
   const search = store.listCandidates(id, { kind: 'search' });
   const count = (status: string) => search.filter((c) => c.status === status).length;
@@ -151,7 +166,26 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     generations: genBest,
     fitObjective,
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
+    pickRule: picked?.rule ?? 'fit',
+    ...(best ? { testObjective: testObjectiveComparison(store, id, cfg.objective, cfg.ownMetrics, best, rivalLabels(rows, cfg.references)) } : {}),
   };
+}
+
+/** Sources and references the pick is compared with: of a reference group (several weights), only the
+ *  member with the best fit objective — the weight a user would have chosen on fit. */
+function rivalLabels(rows: readonly ReportRow[], references: StoredConfig['references']): string[] {
+  const out: string[] = [];
+  for (const r of rows) {
+    if (r.kind === 'best') continue;
+    const group = references.find((x) => x.name === r.label)?.group;
+    if (group !== undefined) {
+      const members = rows.filter((x) => references.find((y) => y.name === x.label)?.group === group);
+      const chosen = members.reduce((a, b) => ((b.objective ?? -Infinity) > (a.objective ?? -Infinity) ? b : a));
+      if (chosen !== r) continue;
+    }
+    out.push(r.label);
+  }
+  return out;
 }
 
 /** Test gain of the best kept candidate over the best rival on the objective task's own metric, against
@@ -218,6 +252,10 @@ export function formatReport(r: CampaignReport): string {
   }
   lines.push('');
   lines.push(r.conclusion.sentence);
+  if (r.testObjective) {
+    lines.push('');
+    lines.push(...r.testObjective.lines);
+  }
   return lines.join('\n') + '\n';
 }
 

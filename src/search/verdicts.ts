@@ -6,18 +6,31 @@ import type { NewGateVerdict } from '../store/records.ts';
 import type { SearchSpace } from './space.ts';
 import type { Suite } from '../eval/suite.ts';
 import { ownMetric, type Score } from './measures.ts';
+import { shareKept, shareMetric } from './objective.ts';
 
 /** Source name → its scores on one split. */
 export type SourceScores = ReadonlyMap<string, readonly Score[]>;
 
 /** Every gate of the space judged on `split` by gates/gates.ts (a missing or non-finite value fails). */
-export function judgeGates(space: SearchSpace, suite: Suite, scores: readonly Score[], sources: SourceScores, split: 'fit' | 'test'): NewGateVerdict[] {
+export function judgeGates(space: SearchSpace, suite: Suite, scores: readonly Score[], sources: SourceScores, split: 'fit' | 'val' | 'test'): NewGateVerdict[] {
   const onSplit = (xs: readonly Score[]) => xs.filter((x) => x.split === split);
+  // A floor with share_of judges a derived score: the share of that source's gain over the base kept.
+  const derived: Score[] = [];
+  for (const g of space.gates) {
+    if (g.shareOf === undefined) continue;
+    const metric = g.metric ?? ownMetric(suite, g.task);
+    const find = (xs: readonly Score[] | undefined) => xs?.find((x) => x.split === split && x.task === g.task && x.metric === metric);
+    const own = find(scores);
+    const base = find(sources.get('base'));
+    const src = find(sources.get(g.shareOf));
+    const value = own && base && src ? shareKept(own.value, base.value, src.value) : Number.NaN;
+    derived.push({ task: g.task, metric: shareMetric(metric, g.shareOf), split, value, se: Number.NaN, n: own?.n ?? 0 });
+  }
   const specs: GateSpec[] = space.gates.map((g) => ({
     kind: g.kind,
     task: g.task,
     name: g.name,
-    metric: g.metric ?? ownMetric(suite, g.task),
+    metric: g.shareOf !== undefined ? shareMetric(g.metric ?? ownMetric(suite, g.task), g.shareOf) : (g.metric ?? ownMetric(suite, g.task)),
     ...(g.value !== undefined ? { value: g.value } : {}),
     ...(g.source !== undefined ? { source: g.source } : {}),
     ...(g.sources !== undefined ? { sources: [...g.sources] } : {}),
@@ -25,5 +38,5 @@ export function judgeGates(space: SearchSpace, suite: Suite, scores: readonly Sc
     ...(g.delta !== undefined ? { delta: g.delta } : {}),
   }));
   const ctx = { sources: Object.fromEntries([...sources].map(([name, xs]) => [name, onSplit(xs)])), base: 'base' };
-  return evaluateGates(onSplit(scores), specs, ctx).map((v) => ({ gate: v.gate, kind: v.kind, task: v.task, metric: v.metric, split, value: v.value, threshold: v.threshold, pass: v.pass }));
+  return evaluateGates([...onSplit(scores), ...derived], specs, ctx).map((v) => ({ gate: v.gate, kind: v.kind, task: v.task, metric: v.metric, split, value: v.value, threshold: v.threshold, pass: v.pass }));
 }

@@ -24,6 +24,8 @@ import {
 } from './records.ts';
 import { ScoreTable } from './scores.ts';
 import { VerdictTable } from './verdicts.ts';
+import { FinalPickTable, ItemValueTable } from './selection-tables.ts';
+import type { FinalPickRecord, ItemValuesRecord } from './records.ts';
 
 export type { CandidateFilter } from './candidates.ts';
 
@@ -107,6 +109,7 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
       }
       if (!readonly && db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
     }
+    if (!readonly) db.exec(fs.readFileSync(new URL('./selection-schema.sql', import.meta.url), 'utf8'));
     db.pragma('foreign_keys = ON');
     // FULL: a committed candidate survives a power cut, not only a crash (one fsync per candidate is cheap).
     if (!readonly) db.pragma('synchronous = FULL');
@@ -131,6 +134,8 @@ export class Store {
   private readonly scores: ScoreTable;
   private readonly verdicts: VerdictTable;
   private readonly states: OptimizerStateTable;
+  private readonly itemValues: ItemValueTable;
+  private readonly picks: FinalPickTable;
 
   constructor(db: Database.Database, file: string, readonly: boolean) {
     this.db = db;
@@ -141,6 +146,8 @@ export class Store {
     this.scores = new ScoreTable(db);
     this.verdicts = new VerdictTable(db);
     this.states = new OptimizerStateTable(db);
+    this.itemValues = new ItemValueTable(db);
+    this.picks = new FinalPickTable(db);
   }
 
   // ---- transactions and life cycle
@@ -349,6 +356,36 @@ export class Store {
 
   listOptimizerStates(campaignId: number): OptimizerStateRecord[] {
     return this.states.list(campaignId);
+  }
+
+  // ---- item values and the final pick
+
+  /** Add per-item pseudo-values of scores; a (task, metric, split) already stored is refused. */
+  addItemValues(records: readonly ItemValuesRecord[]): void {
+    this.writable();
+    this.transaction(() => {
+      for (const r of records) {
+        try {
+          this.itemValues.insert(r);
+        } catch (e) {
+          throw this.constraint(e, 'scores', `item values ${r.task}/${r.metric}/${r.split} of candidate ${r.candidateId}`);
+        }
+      }
+    });
+  }
+
+  listItemValues(candidateId: number, split: string): ItemValuesRecord[] {
+    return this.itemValues.ofCandidate(candidateId, split);
+  }
+
+  /** Record (or replace) the campaign's final pick. */
+  saveFinalPick(p: Omit<FinalPickRecord, 'createdAt'>): void {
+    this.writable();
+    this.picks.save(p, now());
+  }
+
+  finalPick(campaignId: number): FinalPickRecord | undefined {
+    return this.picks.get(campaignId);
   }
 
   // ---- helpers

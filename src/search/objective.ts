@@ -1,0 +1,109 @@
+// The objective on any split, with its standard error, and the paired comparison of two models on it.
+// A term may be normalised against a named source: the share of that source's gain over the base that a model
+// keeps, (score − base) / (source − base) on the same split — the multi-task merging objective (Task
+// Arithmetic, TIES, AdaMerging) that puts metrics of different units (nats, AUC) on one scale: 0 = the base,
+// 1 = the expert. Base and source scores are taken as constants (they are measured once, on the same items).
+import type { ObjectiveTerm } from './space.ts';
+import { pairedDifference } from '../eval/stats.ts';
+import type { Estimate } from './selection.ts';
+
+/** A score as the objective reads it (the campaign's Score and the store's ScoreRecord both fit). */
+export interface ScoreLike {
+  readonly task: string;
+  readonly metric: string;
+  readonly split: string;
+  readonly value: number;
+  readonly se: number | null;
+}
+
+/** Source name ('base' included) → its scores (any splits). */
+export type SourceScoreLists = ReadonlyMap<string, readonly ScoreLike[]>;
+
+/** The share of a source's gain kept: (value − base) / (source − base). */
+export function shareKept(value: number, base: number, source: number): number {
+  return (value - base) / (source - base);
+}
+
+/** The metric name under which a derived share score is judged and shown, e.g. `auc:share_of:expert-spam`. */
+export function shareMetric(metric: string, source: string): string {
+  return `${metric}:share_of:${source}`;
+}
+
+interface Coefficient {
+  readonly task: string;
+  readonly metric: string;
+  /** d objective / d score. */
+  readonly scale: number;
+  /** The constant part: −scale·base for a share term, 0 otherwise. */
+  readonly offset: number;
+}
+
+/** Each term as offset + scale·score on `split`; undefined when a source score it needs is missing. */
+function coefficients(terms: readonly ObjectiveTerm[], ownMetric: (task: string) => string, sources: SourceScoreLists | undefined, split: string): Coefficient[] | undefined {
+  const out: Coefficient[] = [];
+  for (const t of terms) {
+    const metric = t.metric ?? ownMetric(t.task);
+    if (t.shareOf === undefined) {
+      out.push({ task: t.task, metric, scale: t.weight, offset: 0 });
+      continue;
+    }
+    const find = (name: string) => sources?.get(name)?.find((s) => s.split === split && s.task === t.task && s.metric === metric)?.value;
+    const base = find('base');
+    const src = find(t.shareOf);
+    if (base === undefined || src === undefined || !Number.isFinite(base) || !Number.isFinite(src) || src === base) return undefined;
+    const scale = t.weight / (src - base);
+    out.push({ task: t.task, metric, scale, offset: -scale * base });
+  }
+  return out;
+}
+
+/**
+ * The objective on `split` (a weighted sum of terms, share terms normalised against their sources) with its SE,
+ * √Σ (scale·se)² (terms taken as independent: they are different tasks in practice). −∞ when a score is
+ * missing or not finite; NaN when a share term's source or base scores on that split are missing.
+ */
+export function objectiveEstimate(terms: readonly ObjectiveTerm[], ownMetric: (task: string) => string, scores: readonly ScoreLike[], sources: SourceScoreLists | undefined, split: string): Estimate {
+  const coefs = coefficients(terms, ownMetric, sources, split);
+  if (!coefs) return { value: Number.NaN, se: Number.NaN };
+  let value = 0;
+  let variance = 0;
+  for (const c of coefs) {
+    const s = scores.find((x) => x.split === split && x.task === c.task && x.metric === c.metric);
+    if (!s || !Number.isFinite(s.value)) return { value: -Infinity, se: Number.NaN };
+    value += c.offset + c.scale * s.value;
+    variance += (c.scale * (s.se ?? Number.NaN)) ** 2;
+  }
+  return { value, se: Math.sqrt(variance) };
+}
+
+/** `task/metric` → per-item pseudo-values on one split (what the store keeps for test scores). */
+export type ItemValues = ReadonlyMap<string, readonly number[]>;
+
+/**
+ * The objective of model a minus that of model b on `split`, with the paired SE over items: per task, the
+ * per-item differences of the terms' pseudo-values, weighted by the terms' scales, give a paired SE; tasks are
+ * independent item sets, so their variances add. Undefined when item values or source scores are missing.
+ */
+export function pairedObjectiveDifference(terms: readonly ObjectiveTerm[], ownMetric: (task: string) => string, a: ItemValues, b: ItemValues, sources: SourceScoreLists, split: string): Estimate | undefined {
+  const coefs = coefficients(terms, ownMetric, sources, split);
+  if (!coefs) return undefined;
+  const byTask = new Map<string, number[]>();
+  for (const c of coefs) {
+    const key = `${c.task}/${c.metric}`;
+    const xa = a.get(key);
+    const xb = b.get(key);
+    if (!xa || !xb || xa.length !== xb.length) return undefined;
+    const d = byTask.get(c.task) ?? new Array<number>(xa.length).fill(0);
+    if (d.length !== xa.length) return undefined;
+    xa.forEach((v, i) => (d[i]! += c.scale * (v - xb[i]!)));
+    byTask.set(c.task, d);
+  }
+  let value = 0;
+  let variance = 0;
+  for (const d of byTask.values()) {
+    const m = pairedDifference(d, new Array<number>(d.length).fill(0));
+    value += m.value;
+    variance += m.se ** 2;
+  }
+  return { value, se: Math.sqrt(variance) };
+}
