@@ -1,7 +1,9 @@
 // The selection pieces that need no model: the `selection:` block's validation, rank values (LCB), the top-k
 // and the final pick, successive halving's rungs, the seeded val partition, share-of-gain objectives and the
 // paired SE of an objective difference.
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseSpace } from '../../../src/search/space.ts';
 import { EvomergeError } from '../../../src/errors.ts';
 import { finalPick, parseSelection, rankValue, topByFit } from '../../../src/search/selection.ts';
 import { partitionFit, promotedCount, rungCount, rungItems, rungSizes, seededPermutation } from '../../../src/search/fidelity.ts';
@@ -138,5 +140,38 @@ describe('share-of-gain objective', () => {
     expect(d.value).toBeCloseTo(0.25, 12);
     expect(d.se).toBeCloseTo(0, 12);
     expect(pairedObjectiveDifference(terms, own, a, new Map(), sources, 'test')).toBeUndefined();
+  });
+});
+
+describe('search-space keys of the selection machinery', () => {
+  const root = path.resolve(import.meta.dirname, '../../..');
+  const doc = (over: Record<string, unknown> = {}) => ({
+    name: 't',
+    base_model: `${root}/models/zoo-v3/base`,
+    models: [`${root}/models/zoo-v3/expert-math`, `${root}/models/zoo-v3/expert-spam`],
+    suite: `${root}/evals/zoo-v3.yaml`,
+    genome: { methods: ['task_arithmetic'], parameters: { weight: { min: 0, max: 1 } } },
+    objective: [{ task: 'spam', share_of: 'expert-spam' }],
+    budget: { items: 1000 },
+    ...over,
+  });
+
+  it('reads share_of terms and gates, reference weight lists and budget.items', () => {
+    const s = parseSpace(doc({ gates: [{ kind: 'floor', task: 'spam', share_of: 'expert-spam', value: 0.5 }], references: [{ name: 'TA', method: 'task_arithmetic', weight: [0.5, 1] }] }), 's.yaml');
+    expect(s.objective[0]).toEqual({ task: 'spam', weight: 1, shareOf: 'expert-spam' });
+    expect(s.gates[0]!.shareOf).toBe('expert-spam');
+    expect(s.references.map((r) => [r.name, r.weight, r.group])).toEqual([['TA w=0.5', 0.5, 'TA'], ['TA w=1', 1, 'TA']]);
+    expect(s.budget.items).toBe(1000);
+  });
+
+  it('refuses a share of an unknown source or of the base, a share_of on a non-floor gate, a one-weight list', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ objective: [{ task: 'spam', share_of: 'expert-lang' }] }, 's.yaml: objective[0].share_of: unknown source "expert-lang"'],
+      [{ objective: [{ task: 'spam', share_of: 'base' }] }, 's.yaml: objective[0].share_of: unknown source "base"'],
+      [{ gates: [{ kind: 'min_gain', task: 'spam', share_of: 'expert-spam' }] }, 's.yaml: gates[0].share_of: only for floor gates'],
+      [{ references: [{ name: 'TA', method: 'task_arithmetic', weight: [0.5] }] }, 's.yaml: references[0].weight: a list of weights needs at least two'],
+      [{ budget: { items: 0 } }, 's.yaml: budget.items: expected a positive integer'],
+    ];
+    for (const [over, msg] of cases) expect(() => parseSpace(doc(over), 's.yaml')).toThrow(msg);
   });
 });
