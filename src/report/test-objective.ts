@@ -1,7 +1,7 @@
 // The report's verdict on the objective itself, on the test split: the objective of every source, reference and
 // the final pick (share terms normalised against the sources' test scores), and the pick's difference with each
 // rival with the paired SE over the same test items (the per-item pseudo-values the store keeps for test
-// scores): a gain counts when it exceeds 2 paired SEs.
+// scores; the normalising gains' own noise included): a gain counts when it exceeds 2 paired SEs.
 import type { Store } from '../store/db.ts';
 import type { CandidateRecord } from '../store/records.ts';
 import { objectiveEstimate, pairedObjectiveDifference, type ItemValues, type ScoreLike } from '../search/objective.ts';
@@ -23,6 +23,7 @@ export function testObjectiveComparison(store: Store, campaignId: number, terms:
   const scores = (c: CandidateRecord): ScoreLike[] => store.listScores(c.candidateId, 'test');
   const items = (c: CandidateRecord): ItemValues => new Map(store.listItemValues(c.candidateId, 'test').map((r) => [`${r.task}/${r.metric}`, r.values]));
   const sources = new Map(store.listCandidates(campaignId, { kind: 'source' }).map((c) => [c.label!, scores(c)]));
+  const sourceItems = new Map(store.listCandidates(campaignId, { kind: 'source' }).map((c) => [c.label!, items(c)]));
   const pickScores = scores(pick);
   if (pickScores.length === 0) return undefined;
   const values: Record<string, { value: number; se: number }> = {};
@@ -33,7 +34,7 @@ export function testObjectiveComparison(store: Store, campaignId: number, terms:
   const ordered = rivalLabels.map((l) => others.find((c) => c.label === l)).filter((c): c is CandidateRecord => c !== undefined);
   for (const c of ordered) {
     values[c.label!] = objectiveEstimate(terms, own, scores(c), sources, 'test');
-    const d = pairedObjectiveDifference(terms, own, pickItems, items(c), sources, 'test');
+    const d = pairedObjectiveDifference(terms, own, pickItems, items(c), sources, 'test', sourceItems);
     if (d) differences.push({ rival: c.label!, gain: d.value, pairedSe: d.se, significant: d.value > 2 * d.se });
   }
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '—');

@@ -365,9 +365,10 @@ class CampaignRun {
       if (setup.space.selection?.halving) {
         // the whole generation's new recipes: promotions are decided among all of them, resumed or not
         const generation = [...slots].filter(([, slot]) => slot < remaining).map(([hash, slot]) => ({ ask: asks.find((a) => a.hash === hash)!, ordinal: before + slot }));
-        const done = await evaluateByHalving(this.context(), generation, g, baselines, finish, (a, sc) => this.toldValue(objectiveValue(setup.space, setup.suite, sc, baselines), sc, baselines));
-        this.evaluatedThisRun += done;
-        this.progress('search', g);
+        await evaluateByHalving(this.context(), generation, g, baselines, finish, (a, sc) => this.toldValue(objectiveValue(setup.space, setup.suite, sc, baselines), sc, baselines), () => {
+          this.evaluatedThisRun++;
+          this.progress('search', g);
+        });
       } else {
         await Promise.all(
           pending.map((a) =>

@@ -51,6 +51,7 @@ export async function evaluateByHalving(
   baselines: SourceScores,
   finish: (hash: string, value: number) => NewTell | undefined,
   told: (a: Ask, fitScores: Score[]) => number,
+  onScored?: () => void,
 ): Promise<number> {
   const { setup, store, campaignId } = ctx;
   const halving = setup.space.selection!.halving!;
@@ -101,6 +102,7 @@ export async function evaluateByHalving(
               });
             } else store.addScores(c.candidateId, e.scores!.map((s) => toRungScore(s, r)));
           });
+          onScored?.();
         }),
       ),
     );

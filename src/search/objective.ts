@@ -80,30 +80,51 @@ export function objectiveEstimate(terms: readonly ObjectiveTerm[], ownMetric: (t
 export type ItemValues = ReadonlyMap<string, readonly number[]>;
 
 /**
- * The objective of model a minus that of model b on `split`, with the paired SE over items: per task, the
- * per-item differences of the terms' pseudo-values, weighted by the terms' scales, give a paired SE; tasks are
- * independent item sets, so their variances add. Undefined when item values or source scores are missing.
+ * The objective of model a minus that of model b on `split`, with the paired SE over items. Per task, each term's
+ * difference is linearised per item — a plain term w·(aᵢ − bᵢ); a share term, a ratio (A − B)/(S − Z) of the two
+ * models' difference over the source's gain S − Z (Z the base), w·[(aᵢ − bᵢ) − d·(sᵢ − zᵢ)]/(S − Z) with
+ * d = (A − B)/(S − Z), so the noise of the gain that normalises the term counts too (every model is scored on
+ * the same items) — and the SE is that of the per-item sums; tasks are independent item sets, so their
+ * variances add. `sourceItems`: source name ('base' included) → its item values. Undefined when item values or
+ * source scores are missing.
  */
-export function pairedObjectiveDifference(terms: readonly ObjectiveTerm[], ownMetric: (task: string) => string, a: ItemValues, b: ItemValues, sources: SourceScoreLists, split: string): Estimate | undefined {
+export function pairedObjectiveDifference(
+  terms: readonly ObjectiveTerm[],
+  ownMetric: (task: string) => string,
+  a: ItemValues,
+  b: ItemValues,
+  sources: SourceScoreLists,
+  split: string,
+  sourceItems: ReadonlyMap<string, ItemValues>,
+): Estimate | undefined {
   const coefs = coefficients(terms, ownMetric, sources, split);
   if (!coefs) return undefined;
+  const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
   const byTask = new Map<string, number[]>();
-  for (const c of coefs) {
+  let value = 0;
+  for (const [k, c] of coefs.entries()) {
     const key = `${c.task}/${c.metric}`;
     const xa = a.get(key);
     const xb = b.get(key);
     if (!xa || !xb || xa.length !== xb.length) return undefined;
     const d = byTask.get(c.task) ?? new Array<number>(xa.length).fill(0);
     if (d.length !== xa.length) return undefined;
-    xa.forEach((v, i) => (d[i]! += c.scale * (v - xb[i]!)));
+    const diff = mean(xa) - mean(xb);
+    value += c.scale * diff;
+    const shareOf = terms[k]!.shareOf;
+    if (shareOf === undefined) {
+      xa.forEach((v, i) => (d[i]! += c.scale * (v - xb[i]!)));
+    } else {
+      const xs = sourceItems.get(shareOf)?.get(key);
+      const xz = sourceItems.get('base')?.get(key);
+      if (!xs || !xz || xs.length !== xa.length || xz.length !== xa.length) return undefined;
+      const gain = mean(xs) - mean(xz);
+      const ratio = diff / gain;
+      xa.forEach((v, i) => (d[i]! += c.scale * (v - xb[i]! - ratio * (xs[i]! - xz[i]!))));
+    }
     byTask.set(c.task, d);
   }
-  let value = 0;
   let variance = 0;
-  for (const d of byTask.values()) {
-    const m = pairedDifference(d, new Array<number>(d.length).fill(0));
-    value += m.value;
-    variance += m.se ** 2;
-  }
+  for (const d of byTask.values()) variance += pairedDifference(d, new Array<number>(d.length).fill(0)).se ** 2;
   return { value, se: Math.sqrt(variance) };
 }

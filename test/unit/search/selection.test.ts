@@ -135,11 +135,25 @@ describe('share-of-gain objective', () => {
       ['math/answer_loglik', [-1.8, -2.0, -1.9, -2.1]],
       ['spam/auc', [0.9, 0.8, 0.85, 0.83]],
     ]);
-    const d = pairedObjectiveDifference(terms, own, a, b, sources, 'test')!;
+    // the sources' item values, consistent with their scores: the experts' gains are exact on every item
+    const items = (math: number, spam: number) => new Map([
+      ['math/answer_loglik', [math + 0.1, math - 0.1, math, math]],
+      ['spam/auc', [spam, spam, spam + 0.01, spam - 0.01]],
+    ]);
+    const sourceItems = new Map([
+      ['base', items(-2.0, 0.8)],
+      ['expert-math', items(-1.8, 0.8)],
+      ['expert-spam', items(-2.0, 0.84)],
+    ]);
+    const d = pairedObjectiveDifference(terms, own, a, b, sources, 'test', sourceItems)!;
     // math differs by exactly 0.1 on every item: a gain of 0.5 × 0.1 / 0.2 = 0.25 with no paired variance
     expect(d.value).toBeCloseTo(0.25, 12);
     expect(d.se).toBeCloseTo(0, 12);
-    expect(pairedObjectiveDifference(terms, own, a, new Map(), sources, 'test')).toBeUndefined();
+    // a noisy gain of the expert over the base adds to the SE of the normalised difference
+    const noisy = new Map(sourceItems);
+    noisy.set('expert-math', new Map([['math/answer_loglik', [-1.6, -2.0, -1.7, -1.9]], ['spam/auc', [0.8, 0.8, 0.81, 0.79]]]));
+    expect(pairedObjectiveDifference(terms, own, a, b, sources, 'test', noisy)!.se).toBeGreaterThan(0.01);
+    expect(pairedObjectiveDifference(terms, own, a, new Map(), sources, 'test', sourceItems)).toBeUndefined();
   });
 });
 
