@@ -1,4 +1,4 @@
-// `npm run bench -- eval [--threads N] [--ep cpu|webgpu] [--reps N]`: evaluation speed on the micro zoo —
+// `npm run bench -- eval [--threads N] [--ep cpu|webgpu] [--reps N] [--gen-items N]`: evaluation speed on the micro zoo —
 // items/second per task kind, the per-candidate cost of binding new weights as a share of one candidate's
 // evaluation, and the numbers behind onnx-session.ts's choice (weights fed as inputs vs a session per candidate).
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { GraphSession, OnnxGraph, type ExecutionProvider } from '../src/eval/onn
 import { openModelDir } from '../src/checkpoint/model-dir.ts';
 import { MemoryTensors } from '../src/checkpoint/tensor-source.ts';
 import { bindWeights, boundInitializers, resolveBinding } from '../src/eval/bind.ts';
+import { generationBench } from './generation.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const ZOO = join(ROOT, 'models/micro');
@@ -142,4 +143,7 @@ per candidate, all six tasks: weightMode inputs ${best(modes.inputs).toFixed(2)}
   await constant!.close();
   dir.close();
   rmSync(tmp, { recursive: true, force: true });
+
+  // 4. Generation: tokens/s of long greedy answers next to the prefill rate.
+  await generationBench({ ep, ...(threads ? { threads } : {}), reps, items: Number(flag(args, '--gen-items') ?? 16) });
 }

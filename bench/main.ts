@@ -7,6 +7,9 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   search: () => import('./search.ts'),
   'search-selection': () => import('./search-selection.ts'),
   eval: () => import('./eval.ts'),
+  candidate: () => import('./candidate.ts'),
+  queue: () => import('./queue.ts'),
+  report: () => import('./report.ts'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -1,6 +1,6 @@
 // Streaming proof: writes synthetic Llama-like checkpoints (1 base + 3 experts, ≥ 1 GB each) with the project's
 // CheckpointWriter, runs `evomerge merge` on them in a child process and compares the child's peak RSS with
-// (sources + 2) × the largest tensor + the CLI's own baseline RSS (issue 4 §5), not with the model size.
+// (sources + 2) × the largest tensor + the CLI's own baseline RSS, not with the model size.
 // `npm run bench -- merge-memory [--model-gb 1.2] [--keep] [--methods task_arithmetic,ties] [--hidden 4096]
 //  [--intermediate 14336]`
 

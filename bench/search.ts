@@ -5,13 +5,12 @@
 //   [--optimizers cmaes,random] [--workers 2] [--dir runs/bench-search]`
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import YAML from 'yaml';
 import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import { openStore } from '../src/store/db.ts';
 import { runCampaign } from '../src/search/campaign.ts';
 import { prepareCampaign } from '../src/search/campaign-setup.ts';
 import { Scorer } from '../src/search/scorer.ts';
-import type { RecipeDoc } from '../src/search/genome.ts';
+import { missingOnTestSplit, scoreOnTestSplit } from '../src/search/test-split.ts';
 
 interface Row {
   fit: number;
@@ -67,8 +66,7 @@ export async function main(args: string[]): Promise<void> {
           if (best) {
             let s = store.listScores(best.candidateId, 'test').find((x) => x.task === task && x.metric === metric);
             if (!s) {
-              const r = await scorer.scoreRecipe(YAML.parse(best.recipeYaml!) as RecipeDoc, 'test', setup.measures);
-              store.addScores(best.candidateId, r.value.map((v) => ({ ...v, se: Number.isFinite(v.se) ? v.se : null })));
+              await scoreOnTestSplit(store, scorer, setup.measures, missingOnTestSplit(store, [{ candidate: best }]), 1);
               s = store.listScores(best.candidateId, 'test').find((x) => x.task === task && x.metric === metric);
             }
             test = s!.value;

@@ -34,7 +34,7 @@ export function registerEvalCommand(program: Command): void {
     .requiredOption('--suite <suite.yaml>', 'eval suite (e.g. evals/micro.yaml)')
     .addOption(new Option('--split <split>', 'which eval files').choices(['fit', 'test']).default('fit'))
     .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider').choices(['cpu', 'webgpu', 'cuda']).default('cpu'))
-    .option('--graph <model.onnx>', "the ONNX graph (default: the suite's graph:)")
+    .option('--graph <model.onnx>', "the ONNX graph, or auto to build it from the base model's config.json (default: the suite's graph:, else auto)")
     .option('--limit <n>', 'score only the first n items of each task')
     .option('--tasks <names>', 'comma-separated task names (default: all)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: one per core)')

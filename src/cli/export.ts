@@ -2,8 +2,8 @@
 // no export logic here.
 import { Option, type Command } from 'commander';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { selectKernel } from '../kernel/select.ts';
-import { exportCandidate } from '../report/export.ts';
+import { selectKernel } from '../kernel/pick-device.ts';
+import { exportCandidate } from '../release/export.ts';
 
 interface ExportCliOptions {
   candidate: string;

@@ -8,6 +8,7 @@ import { registerEvalCommand } from './eval.ts';
 import { registerSearchCommand } from './search.ts';
 import { registerReportCommand } from './report.ts';
 import { registerExportCommand } from './export.ts';
+import { registerWorkerCommand } from './worker.ts';
 
 export function buildProgram(): Command {
   const program = new Command('evomerge')
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerSearchCommand(program);
   registerReportCommand(program);
   registerExportCommand(program);
+  registerWorkerCommand(program);
   return program;
 }
 

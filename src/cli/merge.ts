@@ -61,22 +61,22 @@ function parseSeed(text: string): number {
 }
 
 /**
- * cpu → CpuKernel. auto/gpu → kernel/select.ts `selectKernel(choice)` when present (the GPU backend decides
+ * cpu → CpuKernel. auto/gpu → kernel/pick-device.ts `selectKernel(choice)` when present (the GPU backend decides
  * there, and falls back); without it, auto means cpu and gpu is refused with a clear message. Called only
  * after the recipe and the checkpoints have been validated.
  */
 async function chooseKernel(device: Device): Promise<MergeKernel> {
   if (device === 'cpu') return new CpuKernel();
-  const select = new URL('../kernel/select.ts', import.meta.url);
+  const select = new URL('../kernel/pick-device.ts', import.meta.url);
   if (!existsSync(fileURLToPath(select))) {
     if (device === 'gpu') {
-      throw new EvomergeError('cli.gpu_unavailable', 'this evomerge has no GPU merge backend yet (src/kernel/select.ts is absent); use --device cpu', { field: '--device gpu' }, 2);
+      throw new EvomergeError('cli.gpu_unavailable', 'this evomerge has no GPU merge backend yet (src/kernel/pick-device.ts is absent); use --device cpu', { field: '--device gpu' }, 2);
     }
     return new CpuKernel();
   }
   const mod = (await import(select.href)) as { selectKernel?: (choice: Device) => Promise<MergeKernel> };
   if (typeof mod.selectKernel !== 'function') {
-    throw new EvomergeError('internal', 'src/kernel/select.ts does not export selectKernel(choice) (this is a bug in evomerge)');
+    throw new EvomergeError('internal', 'src/kernel/pick-device.ts does not export selectKernel(choice) (this is a bug in evomerge)');
   }
   return mod.selectKernel(device);
 }

@@ -1,4 +1,5 @@
-// `evomerge report <db> [--json]`: prints a campaign database's report (read-only). No report logic here.
+// `evomerge report <db> [--json] [--html [out.html]]`: prints a campaign database's report (read-only), or
+// writes it as a self-contained HTML page. No report logic here.
 import type { Command } from 'commander';
 import { buildReport, formatReport } from '../report/report.ts';
 
@@ -8,7 +9,16 @@ export function registerReportCommand(program: Command): void {
     .description('sources vs un-optimised merges vs the best kept candidate, per task on fit and test with SE; gate pass rates; best genome per generation')
     .argument('<db>', 'campaign database written by evomerge search')
     .option('--json', 'print the report as JSON')
-    .action((db: string, opts: { json?: boolean }) => {
+    .option('--html [file]', 'write the report as one self-contained HTML page with plots (default: the database path with .html)')
+    .action(async (db: string, opts: { json?: boolean; html?: string | true }) => {
+      if (opts.html !== undefined) {
+        // loaded on demand: vega takes a while to load, and the text report never needs it
+        const { htmlPathFor, writeHtmlReport } = await import('../report/html/page.ts');
+        const out = opts.html === true ? htmlPathFor(db) : opts.html;
+        const bytes = await writeHtmlReport(db, out);
+        process.stderr.write(`wrote ${out} (${(bytes / 1e6).toFixed(2)} MB)\n`);
+        return;
+      }
       const report = buildReport(db);
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
     });

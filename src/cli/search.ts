@@ -3,9 +3,12 @@
 import { Option, type Command } from 'commander';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { selectKernel } from '../kernel/select.ts';
+import { selectKernel } from '../kernel/pick-device.ts';
 import { runCampaign, type CampaignProgress } from '../search/campaign.ts';
 import { buildReport, formatReport } from '../report/report.ts';
+import { queueScorerFactory } from '../queue/coordinator.ts';
+import { parseQueueUrl } from '../queue/job.ts';
+import { checkQueueReachable } from '../queue/queue-scorer.ts';
 
 type Device = 'auto' | 'cpu' | 'gpu';
 
@@ -16,6 +19,8 @@ interface SearchCliOptions {
   seed?: string;
   device: Device;
   ep: ExecutionProvider;
+  queue?: string;
+  queueName?: string;
 }
 
 export function registerSearchCommand(program: Command): void {
@@ -29,7 +34,11 @@ export function registerSearchCommand(program: Command): void {
     .option('--seed <n>', 'campaign seed (overrides seed)')
     .addOption(new Option('--device <device>', 'where the merge arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
     .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring').choices(['cpu', 'webgpu']).default('cpu'))
+    .option('--queue <url>', 'hand candidates to `evomerge worker` processes through this Redis (redis://host:port or rediss://); this process runs the optimiser and writes the database')
+    .option('--queue-name <name>', 'queue name (default evomerge-candidates; the workers must use the same)')
     .action(async (space: string, opts: SearchCliOptions) => {
+      const connection = opts.queue !== undefined ? parseQueueUrl(opts.queue) : undefined;
+      if (connection) await checkQueueReachable(connection);
       const controller = new AbortController();
       let interrupts = 0;
       const onSigint = () => {
@@ -48,11 +57,21 @@ export function registerSearchCommand(program: Command): void {
           ...(opts.workers !== undefined ? { workers: positiveInt(opts.workers, '--workers') } : {}),
           ...(opts.seed !== undefined ? { seed: positiveInt(opts.seed, '--seed', 0) } : {}),
           kernel: () => selectKernel(opts.device),
+          // with a queue, a whole generation is handed out at once (--workers caps it); the workers decide
+          // how many run side by side
+          ...(connection
+            ? {
+                scorer: queueScorerFactory({ connection, ep: opts.ep, log: (line) => process.stderr.write(`${line}\n`), ...(opts.queueName ? { queueName: opts.queueName } : {}) }),
+                inFlight: opts.workers !== undefined ? positiveInt(opts.workers, '--workers') : Infinity,
+              }
+            : {}),
           ep: opts.ep,
           signal: controller.signal,
           onProgress: (p) => progress.update(p),
+          onGenerationEnd: (db) => refreshHtmlReport(db),
         });
         progress.done();
+        await refreshHtmlReport(result.db);
         if (result.stop === 'aborted') {
           process.stderr.write(`stopped after ${result.evaluated} candidates; resume with the same command (database ${result.db})\n`);
           process.exitCode = 130;
@@ -65,6 +84,17 @@ export function registerSearchCommand(program: Command): void {
         process.off('SIGINT', onSigint);
       }
     });
+}
+
+/** Rewrites runs/NAME.html next to the database; a report that cannot be written costs a warning, never the campaign. */
+async function refreshHtmlReport(db: string): Promise<void> {
+  // loaded on first use: vega takes a while to load, and the other commands never need it
+  const { htmlPathFor, writeHtmlReport } = await import('../report/html/page.ts');
+  try {
+    await writeHtmlReport(db, htmlPathFor(db));
+  } catch (err) {
+    process.stderr.write(`evomerge: warning: ${htmlPathFor(db)}: the HTML report was not written: ${(err as Error).message}\n`);
+  }
 }
 
 function positiveInt(text: string, field: string, min = 1): number {

@@ -6,22 +6,28 @@ import type { TensorSource } from '../checkpoint/tensor-source.ts';
 import { openModelDir } from '../checkpoint/model-dir.ts';
 import { GraphSession, KvCache, OnnxGraph, type ExecutionProvider, type FeedSet, type WeightMode } from './onnx-session.ts';
 import { bindWeights, boundInitializers, resolveBinding, type Binding } from './bind.ts';
-import { KIND_METRICS, parseSuiteFile, type Split, type Suite, type TaskSpec } from './suite.ts';
+import { parseSuiteFile, taskMetrics, type Split, type Suite, type TaskSpec } from './suite.ts';
+import { evaluateLmEvalTask } from './lm-eval/run-task.ts';
 import { readEvalFile, type EvalItem } from './eval-file.ts';
 import type { Tokenizer } from './tokenizers/tokenizer.ts';
+import { baseTokenizerFile, buildAutoGraph } from './graph/auto-graph.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
 import { HfTokenizer } from './tokenizers/hf.ts';
 import type { BatchLogits, Forward, ForwardCached, KvState } from './tasks/forward.ts';
 import { evaluateLoglik } from './tasks/loglik.ts';
 import { evaluateAnswerLogprob, evaluateExactMatch, type GenerateItem } from './tasks/generate.ts';
 import { evaluateChoice, type ChoiceItem } from './tasks/choice.ts';
-import type { MetricValue, TaskScore } from './stats.ts';
+import type { Estimate } from '../estimate.ts';
+import type { TaskScore } from './stats.ts';
 
 export interface EvaluatorOptions {
   /** A parsed suite, or the path of its YAML. */
   suite: Suite | string;
-  /** The ONNX graph; defaults to the suite's `graph:`. */
+  /** The ONNX graph, or `auto` (built from the base model's config.json); defaults to the suite's `graph:`,
+   * else `auto`. */
   graph?: string;
+  /** graph: auto only: the source layers the built graph runs, in order (default: every layer once). */
+  layerPath?: readonly number[];
   /** The base model folder for binding by content; defaults to the suite's `base_model:`. Without one, the
    * binding is built by name against the first weights evaluated. */
   baseModelDir?: string;
@@ -37,8 +43,10 @@ export interface EvaluatorOptions {
   batchTokens?: number;
   /** JSON file caching the (graph, base) binding between runs (e.g. next to a campaign's database). */
   bindingCacheFile?: string;
-  /** 'inputs' (default): one session, weights fed with every run; 'rebuild': a session per candidate with its
-   * weights built in (for GPU providers). See onnx-session.ts for the measurements behind the default. */
+  /** 'inputs': one session, weights fed with every run; 'rebuild': a session per candidate with its weights
+   * built in (under 2 GB); 'external': the same for any size, through an external-data file. Default:
+   * 'external' on GPU providers (a weight fed per run would cross to the device per run), DEFAULT_CPU_WEIGHT_MODE
+   * on the CPU. See onnx-session.ts and bench/candidate.ts for the measurements. */
   weightMode?: WeightMode;
   /** Decode one token per step through the graph's KV cache when it has one (default true). */
   useKvCache?: boolean;
@@ -63,8 +71,12 @@ export interface TaskScoreWithPredictions extends TaskScore {
   readonly predictions?: readonly string[];
 }
 
+/** On the CPU provider a fed weight is used in place (no copy), so feeding costs only per-run marshalling. */
+export const DEFAULT_CPU_WEIGHT_MODE: WeightMode = 'inputs';
+
 export class Evaluator {
   private binding: Binding | undefined;
+  private prepared = false;
   private sessions: GraphSession[] = [];
   private readonly items = new Map<string, EvalItem[]>();
 
@@ -77,12 +89,13 @@ export class Evaluator {
 
   static async create(options: EvaluatorOptions): Promise<Evaluator> {
     const suite = typeof options.suite === 'string' ? parseSuiteFile(options.suite) : options.suite;
-    const graphPath = options.graph ?? suite.graph;
-    if (!graphPath) throw new EvomergeError('eval.no_graph', 'no ONNX graph: give --graph or a `graph:` key in the suite', { file: suite.file, field: 'graph' });
-    const graph = OnnxGraph.load(graphPath);
-    const tokenizer = suite.tokenizer === 'byte' ? new ByteTokenizer() : HfTokenizer.load(suite.tokenizer);
-    const ev = new Evaluator(suite, graph, tokenizer, options);
+    const graphPath = options.graph ?? suite.graph ?? 'auto';
     const baseDir = options.baseModelDir ?? suite.baseModel;
+    if (graphPath === 'auto') return Evaluator.createAuto(suite, baseDir, options);
+    if (options.layerPath) throw new EvomergeError('eval.layer_path_needs_auto', 'a layer path needs the graph evomerge builds (graph: auto), not an exported one', { file: graphPath, field: 'layer_path' });
+    const graph = OnnxGraph.load(graphPath);
+    const tokenizer = suite.tokenizer === 'byte' || suite.tokenizer === 'auto' ? new ByteTokenizer() : HfTokenizer.load(suite.tokenizer);
+    const ev = new Evaluator(suite, graph, tokenizer, options);
     if (baseDir) {
       const base = openModelDir(baseDir);
       try {
@@ -94,11 +107,34 @@ export class Evaluator {
     return ev;
   }
 
+  /** graph: auto: the decoder graph built from the base folder's config.json, its tokenizer.json unless the
+   * suite names one; refused in one line before anything runs when either does not fit. */
+  private static async createAuto(suite: Suite, baseDir: string | undefined, options: EvaluatorOptions): Promise<Evaluator> {
+    if (!baseDir) throw new EvomergeError('eval.no_base_model', 'graph: auto builds the graph from the base model folder; name it with base_model:', { file: suite.file, field: 'base_model' });
+    const base = openModelDir(baseDir);
+    try {
+      const auto = buildAutoGraph(baseDir, base.config, base.tensors, { ep: options.ep ?? 'cpu', ...(options.layerPath ? { layerPath: options.layerPath } : {}) });
+      const tokenizer =
+        suite.tokenizer === 'byte' ? new ByteTokenizer() : HfTokenizer.load(suite.tokenizer === 'auto' ? baseTokenizerFile(baseDir, suite.file) : suite.tokenizer);
+      const ev = new Evaluator(suite, auto.graph, tokenizer, options);
+      ev.binding = auto.binding;
+      await ev.prepare(base.tensors);
+      return ev;
+    } finally {
+      base.close();
+    }
+  }
+
+  private weightMode(): WeightMode {
+    return this.options.weightMode ?? ((this.options.ep ?? 'cpu') === 'cpu' ? DEFAULT_CPU_WEIGHT_MODE : 'external');
+  }
+
   /** The (graph, base) binding and the sessions, built once. */
   private async prepare(base: TensorSource): Promise<void> {
-    if (this.binding) return;
-    this.binding = resolveBinding(this.graph, base, this.options.bindingCacheFile);
-    if (this.options.weightMode === 'rebuild') return;
+    if (this.prepared) return;
+    this.prepared = true;
+    this.binding ??= resolveBinding(this.graph, base, this.options.bindingCacheFile);
+    if (this.weightMode() !== 'inputs') return;
     const names = boundInitializers(this.binding);
     for (let i = 0; i < this.sessionCount(); i++) this.sessions.push(await GraphSession.create(this.graph, names, this.sessionOptions()));
   }
@@ -133,9 +169,12 @@ export class Evaluator {
     const specs = this.selectTasks(opts.tasks);
     let feeds: FeedSet | undefined = this.bind(weights);
     let sessions = this.sessions;
-    if (this.options.weightMode === 'rebuild') {
+    const mode = this.weightMode();
+    if (mode !== 'inputs') {
       sessions = [];
-      for (let i = 0; i < this.sessionCount(); i++) sessions.push(await GraphSession.createWithWeights(this.graph, feeds, this.sessionOptions()));
+      for (let i = 0; i < this.sessionCount(); i++) {
+        sessions.push(mode === 'rebuild' ? await GraphSession.createWithWeights(this.graph, feeds, this.sessionOptions()) : await GraphSession.createWithExternalWeights(this.graph, feeds, this.sessionOptions()));
+      }
       feeds = undefined; // the weights are inside the sessions now
     }
     const limit = pLimit(sessions.length);
@@ -183,8 +222,18 @@ export class Evaluator {
 
   private async runTask(spec: TaskSpec, split: Split, forward: Forward, opts: EvaluateOptions, forwardCached?: ForwardCached): Promise<TaskScoreWithPredictions> {
     const metric = opts.metrics?.[spec.name] ?? spec.metric;
-    if (!KIND_METRICS[spec.kind].includes(metric)) {
-      throw new EvomergeError('eval.unknown_metric', `expected one of ${KIND_METRICS[spec.kind].join(', ')} for kind ${spec.kind}`, { file: this.suite.file, field: `tasks.${spec.name}.metric` });
+    if (!taskMetrics(spec).includes(metric)) {
+      throw new EvomergeError('eval.unknown_metric', `expected one of ${taskMetrics(spec).join(', ')} for ${spec.kind === 'lm_eval' ? 'this lm-eval task' : `kind ${spec.kind}`}`, { file: this.suite.file, field: `tasks.${spec.name}.metric` });
+    }
+    const batchTokens = this.options.batchTokens ?? 2048;
+    if (spec.lmEval) {
+      if (split === 'val' || opts.items?.[spec.name]) {
+        throw new EvomergeError('eval.bad_item', 'an lm-eval task is scored on its whole fit or test docs (no val split, no item subsets)', { file: this.suite.file, field: `tasks.${spec.name}` });
+      }
+      const t0 = performance.now();
+      const r = await evaluateLmEvalTask(spec.lmEval, split, this.tokenizer, forward, { batchTokens, ...(opts.limit !== undefined ? { limit: opts.limit } : {}), ...(forwardCached ? { forwardCached } : {}) });
+      const extra = Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k !== metric));
+      return { task: spec.name, metric, ...r.metrics[metric]!, seconds: (performance.now() - t0) / 1000, extra, ...(opts.withPredictions ? { predictions: r.predictions } : {}) };
     }
     let items = this.loadItems(spec, split);
     const chosen = opts.items?.[spec.name];
@@ -199,9 +248,8 @@ export class Evaluator {
       });
     }
     if (opts.limit !== undefined) items = items.slice(0, Math.max(0, opts.limit));
-    const batchTokens = this.options.batchTokens ?? 2048;
     const t0 = performance.now();
-    let metrics: Record<string, MetricValue>;
+    let metrics: Record<string, Estimate>;
     let predictions: string[] | undefined;
     if (spec.kind === 'loglik') {
       metrics = await evaluateLoglik(items.map((i) => i.values.text as string), this.tokenizer, forward, batchTokens);

@@ -1,6 +1,6 @@
 // ONNX Runtime for evomerge: the only runtime import of onnxruntime-node. Loads one graph and runs it with any
-// weight set, in one of two modes (WeightMode):
-// - 'inputs' (default): the weight initializers become graph inputs once; every run feeds the candidate's
+// weight set, in one of three modes (WeightMode):
+// - 'inputs' (the CPU default): the weight initializers become graph inputs once; every run feeds the candidate's
 //   Float32Arrays (wrapped, not copied, by the node binding). Binding a candidate costs ~0.05 ms; each run pays
 //   ~0.4–0.7 ms more than a session with the weights built in (marshalling 57 feeds; bench/eval.ts, 1 thread:
 //   1.2 vs 0.9 ms at 1×20 tokens, 6.4 vs 5.7 ms at 32×6, equal within noise at 16×128). Folding the graph's
@@ -10,10 +10,14 @@
 //   (70–260 ms per candidate on the zoo depending on load: re-encode + ORT graph optimisation); its runs cost
 //   what a plain session's do. Meant for GPU providers, where 'inputs' copies every weight host→device on
 //   every run; limited to models under 2 GB.
-// Per zoo candidate (six tasks, ~4.5 s on one core of a busy 2-core machine) the two modes came out within
+// - 'external': a session per candidate whose weights ORT loads from an external-data file written once
+//   (tmpfs when it has room): the 'rebuild' mode for any size, no protobuf, no 2 GB limit; the default on GPU
+//   providers (bench/candidate.ts measures it).
+// Per zoo candidate (six tasks, ~4.5 s on one core of a busy 2-core machine) the first two modes came out within
 // ±25% of each other, either way round, across four bench runs (the machine's load dominated); 'inputs' is
-// the default for its scaling to big models and its near-zero per-candidate cost.
-import { readFileSync, openSync, readSync, closeSync, fstatSync, existsSync } from 'node:fs';
+// the CPU default for its scaling to big models and its near-zero per-candidate cost.
+import { readFileSync, openSync, readSync, closeSync, fstatSync, existsSync, mkdtempSync, writeFileSync, writeSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, isAbsolute } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -30,7 +34,7 @@ import {
 } from './onnx-proto.ts';
 
 export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda';
-export type WeightMode = 'inputs' | 'rebuild';
+export type WeightMode = 'inputs' | 'rebuild' | 'external';
 export const EXECUTION_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'webgpu', 'cuda'];
 
 /** One initializer of the graph as stored (name, shape, ONNX data type). */
@@ -58,6 +62,11 @@ export class OnnxGraph {
       infos.push({ name, dims: (t.dims ?? []).map(int64ToNumber), dataType: t.dataType ?? 0 });
     }
     this.initializers = infos;
+  }
+
+  /** A graph built in memory (graph: auto); `label` names it in messages (the config.json it came from). */
+  static fromModel(model: ModelMessage, label: string): OnnxGraph {
+    return new OnnxGraph(label, model);
   }
 
   static load(path: string): OnnxGraph {
@@ -176,6 +185,28 @@ export class OnnxGraph {
     return encodeModel({ ...this.model, graph: { ...graph, initializer } });
   }
 
+  /**
+   * The model bytes with the given initializers pointing into an external data file (`location`, beside the
+   * model) at the offsets given, and every other external-data initializer inlined.
+   */
+  bytesWithExternalWeights(location: string, offsets: ReadonlyMap<string, { offset: number; length: number }>): Uint8Array {
+    const graph = this.model.graph!;
+    const initializer = (graph.initializer ?? []).map((t) => {
+      const at = offsets.get(t.name ?? '');
+      if (at) {
+        const externalData = [
+          { key: 'location', value: location },
+          { key: 'offset', value: String(at.offset) },
+          { key: 'length', value: String(at.length) },
+        ];
+        return { ...t, rawData: new Uint8Array(0), floatData: [], dataLocation: DATA_LOCATION_EXTERNAL, externalData };
+      }
+      if (t.dataLocation === DATA_LOCATION_EXTERNAL) return { ...t, rawData: this.rawBytes(t), dataLocation: 0, externalData: [] };
+      return t;
+    });
+    return encodeModel({ ...this.model, graph: { ...graph, initializer } });
+  }
+
   weightFedBytes(weightNames: readonly string[]): Uint8Array {
     const graph = this.model.graph!;
     const fed = new Set(weightNames);
@@ -225,6 +256,44 @@ function checkCudaInstalled(): void {
   }
 }
 
+const WEIGHT_FILE = 'weights.bin';
+/** Offsets in the weight file are page-aligned so that ONNX Runtime may map each tensor directly. */
+const WEIGHT_ALIGN = 4096;
+
+function alignUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+/** /dev/shm when it exists and holds `bytes` with room to spare (the weights then never touch a disk), else the OS temp folder. */
+function scratchRoot(bytes: number): string {
+  try {
+    const st = statfsSync('/dev/shm');
+    if (st.bavail * st.bsize > bytes * 1.25 + 64 * 2 ** 20) return '/dev/shm';
+  } catch {
+    /* no tmpfs here */
+  }
+  return tmpdir();
+}
+
+/** Writes each array at a page-aligned offset; returns where each went. */
+function writeWeightFile(path: string, arrays: ReadonlyMap<string, Float32Array>): Map<string, { offset: number; length: number }> {
+  const offsets = new Map<string, { offset: number; length: number }>();
+  const fd = openSync(path, 'w');
+  try {
+    let offset = 0;
+    for (const [name, a] of arrays) {
+      const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      let done = 0;
+      while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done, offset + done);
+      offsets.set(name, { offset, length: a.byteLength });
+      offset = alignUp(offset + a.byteLength, WEIGHT_ALIGN);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return offsets;
+}
+
 function numelOf(t: TensorMessage): number {
   let n = 1;
   for (const d of t.dims ?? []) n *= int64ToNumber(d);
@@ -249,6 +318,9 @@ export interface SessionOptions {
   ep: ExecutionProvider;
   /** ORT intra-op threads (0 or undefined = ORT's default, one per core). */
   intraOpThreads?: number;
+  /** Let ORT re-pack constant weight matrices at load (ORT's default; createWithExternalWeights turns it off
+   * unless this says true). */
+  prepack?: boolean;
 }
 
 /** Logits of one forward pass: row-major [batch, seq, vocab]. */
@@ -324,7 +396,30 @@ export class GraphSession {
     return GraphSession.open(graph, [], () => graph.bytesWithWeights(weights.arrays), options);
   }
 
-  private static async open(graph: OnnxGraph, weightNames: readonly string[], encode: () => Uint8Array, options: SessionOptions): Promise<GraphSession> {
+  /**
+   * A session with these weights built in, for any model size (WeightMode 'external'): the weights are written
+   * once to a scratch file (tmpfs when it has room) that the model references as external data, ONNX Runtime
+   * loads them from there straight into the session's device memory, and the files are removed as soon as the
+   * session exists. Nothing passes through protobuf, so there is no 2 GB limit.
+   */
+  static async createWithExternalWeights(graph: OnnxGraph, weights: FeedSet, options: SessionOptions): Promise<GraphSession> {
+    let bytes = 0;
+    for (const a of weights.arrays.values()) bytes += alignUp(a.byteLength, WEIGHT_ALIGN);
+    const dir = mkdtempSync(join(scratchRoot(bytes), 'evomerge-weights-'));
+    try {
+      const offsets = writeWeightFile(join(dir, WEIGHT_FILE), weights.arrays);
+      const modelPath = join(dir, 'model.onnx');
+      writeFileSync(modelPath, graph.bytesWithExternalWeights(WEIGHT_FILE, offsets));
+      // ORT maps the external file and uses it in place; re-packing every weight matrix for MLAS (its default)
+      // would copy the whole model again per candidate (a 0.5 B session: 63.8 s with it, 6.2 s without, and no
+      // faster per run; bench/candidate.ts), so it is turned off for these sessions.
+      return await GraphSession.open(graph, [], () => modelPath, { prepack: false, ...options });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  private static async open(graph: OnnxGraph, weightNames: readonly string[], encode: () => Uint8Array | string, options: SessionOptions): Promise<GraphSession> {
     const inputs = graph.dataInputs().filter((i) => !weightNames.includes(i.name));
     const find = (n: string) => inputs.find((i) => i.name === n)?.name;
     const idsName = find('input_ids') ?? (inputs.length === 1 ? inputs[0]!.name : undefined);
@@ -358,10 +453,11 @@ export class GraphSession {
       executionProviders: [options.ep],
       logSeverityLevel: 3,
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      ...(options.prepack === false ? { extra: { session: { disable_prepacking: '1' } } } : {}),
     };
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, sessionOptions);
+      session = typeof bytes === 'string' ? await ort.InferenceSession.create(bytes, sessionOptions) : await ort.InferenceSession.create(bytes, sessionOptions);
     } catch (err) {
       const msg = (err as Error).message.split('\n')[0]!.slice(0, 300);
       if (options.ep !== 'cpu') {

@@ -2,39 +2,26 @@
 // Binomial SE for accuracies; sample SE of per-item means; the delta-method SE of a ratio estimator for pooled
 // per-byte log-likelihoods (Cochran 1977, Sampling Techniques, eq. 6.13).
 
-/** One metric's value with its uncertainty. */
-export interface MetricValue {
-  readonly value: number;
-  /** Standard error of `value`. */
-  readonly se: number;
-  /** Number of independent items the value averages over. */
-  readonly n: number;
-  /**
-   * Per-item pseudo-values, one per item in file order: their mean is `value` and their sample SE about `se`
-   * (the item values of a mean, the linearised terms of a ratio, DeLong's placements for an AUC). Two models
-   * scored on the same items give the paired SE of their difference from these (`pairedDifference`).
-   */
-  readonly pseudo?: readonly number[];
-}
+import type { Estimate } from '../estimate.ts';
 
 /** What `Evaluator.evaluate` returns per task: the task's selected metric plus the others computed alongside. */
-export interface TaskScore extends MetricValue {
+export interface TaskScore extends Estimate {
   readonly task: string;
   readonly metric: string;
   readonly seconds: number;
   /** Other metrics computed in the same pass (e.g. bits_per_byte next to loglik). */
-  readonly extra: Readonly<Record<string, MetricValue>>;
+  readonly extra: Readonly<Record<string, Estimate>>;
 }
 
 /** Fraction of successes with the binomial SE sqrt(p(1-p)/n). */
-export function proportion(successes: number, n: number): MetricValue {
+export function proportion(successes: number, n: number): Estimate {
   if (n === 0) return { value: Number.NaN, se: Number.NaN, n };
   const p = successes / n;
   return { value: p, se: Math.sqrt((p * (1 - p)) / n), n };
 }
 
 /** Mean of per-item values with the sample SE s/sqrt(n) (s with Bessel's correction). */
-export function mean(values: readonly number[]): MetricValue {
+export function mean(values: readonly number[]): Estimate {
   const n = values.length;
   if (n === 0) return { value: Number.NaN, se: Number.NaN, n };
   let sum = 0;
@@ -51,7 +38,7 @@ export function mean(values: readonly number[]): MetricValue {
  * delta-method SE sqrt(Σ(yᵢ − r·xᵢ)² / (n(n−1))) / x̄ (Cochran 1977, eq. 6.13). With equal xᵢ it is the
  * sample SE of the per-item means.
  */
-export function ratio(ys: readonly number[], xs: readonly number[]): MetricValue {
+export function ratio(ys: readonly number[], xs: readonly number[]): Estimate {
   const n = ys.length;
   let sy = 0;
   let sx = 0;
@@ -74,12 +61,12 @@ export function ratio(ys: readonly number[], xs: readonly number[]): MetricValue
 }
 
 /** Multiplies a value and its SE by a constant (unit changes such as nats → bits). */
-export function scaled(m: MetricValue, factor: number): MetricValue {
+export function scaled(m: Estimate, factor: number): Estimate {
   return { value: m.value * factor, se: m.se * Math.abs(factor), n: m.n, ...(m.pseudo ? { pseudo: m.pseudo.map((v) => v * factor) } : {}) };
 }
 
 /** A fraction of successes from per-item outcomes: `proportion` with the 0/1 outcomes as pseudo-values. */
-export function proportionOf(hits: readonly boolean[]): MetricValue {
+export function proportionOf(hits: readonly boolean[]): Estimate {
   const k = hits.filter(Boolean).length;
   return { ...proportion(k, hits.length), pseudo: hits.map((h) => (h ? 1 : 0)) };
 }
@@ -89,7 +76,7 @@ export function proportionOf(hits: readonly boolean[]): MetricValue {
  * sd(aᵢ − bᵢ)/√n: the items' own difficulty cancels, so it is far smaller than √(se_a² + se_b²) when the
  * two models agree on which items are hard.
  */
-export function pairedDifference(a: readonly number[], b: readonly number[]): MetricValue {
+export function pairedDifference(a: readonly number[], b: readonly number[]): Estimate {
   if (a.length !== b.length) throw new RangeError(`paired values of different lengths (${a.length} vs ${b.length})`);
   return mean(a.map((x, i) => x - b[i]!));
 }

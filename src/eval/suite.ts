@@ -4,16 +4,20 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { EvomergeError } from '../errors.ts';
+import { modelContextLength, parseDatasetFolders, parseLmEvalEntry } from './lm-eval/suite-entry.ts';
+import type { LmEvalSettings } from './lm-eval/protocol.ts';
+import type { Split } from './split.ts';
 
-export type TaskKind = 'generate' | 'choice' | 'loglik';
-/** fit: what a search optimises on; val: what picks among its best (held out from the optimiser); test: held out. */
-export type Split = 'fit' | 'val' | 'test';
+export type { Split } from './split.ts';
+
+export type TaskKind = 'generate' | 'choice' | 'loglik' | 'lm_eval';
 
 /** The metrics each kind computes; the first is the default. */
 export const KIND_METRICS: Record<TaskKind, readonly string[]> = {
   generate: ['exact_match', 'answer_logprob', 'answer_loglik'],
   choice: ['accuracy', 'auc'],
   loglik: ['loglik', 'bits_per_byte', 'next_token_accuracy'],
+  lm_eval: [], // lm-eval's result keys, per task file: TaskSpec.metrics
 };
 
 /** The JSONL fields each kind reads, by role; `fields:` in a task renames them. */
@@ -21,6 +25,7 @@ export const KIND_FIELDS: Record<TaskKind, readonly string[]> = {
   generate: ['prompt', 'answer'],
   choice: ['prompt', 'answer', 'choices'],
   loglik: ['text'],
+  lm_eval: [],
 };
 
 export interface TaskSpec {
@@ -36,20 +41,31 @@ export interface TaskSpec {
   readonly fields: Readonly<Record<string, string>>;
   /** choice: the labels, when the items do not carry their own `choices`. */
   readonly choices?: readonly string[];
+  /** lm_eval: the task file and the suite's settings around it. */
+  readonly lmEval?: LmEvalSettings;
+  /** lm_eval: the metrics the task file defines (`exact_match,strict-match`, `acc,none`…). */
+  readonly metrics?: readonly string[];
+}
+
+/** The metrics a task can be scored with: its kind's, or an lm-eval task file's result keys. */
+export function taskMetrics(spec: TaskSpec): readonly string[] {
+  return spec.metrics ?? KIND_METRICS[spec.kind];
 }
 
 export interface Suite {
   readonly file: string;
-  /** Absolute path of the ONNX graph, if the suite names one. */
+  /** Absolute path of the ONNX graph, or `auto` (evomerge builds it from the base model's config.json; the
+   * default when the suite names no graph). */
   readonly graph?: string;
   /** Absolute path of the base model folder (binding by content), if named. */
   readonly baseModel?: string;
-  /** `byte`, or the absolute path of a tokenizer.json. */
+  /** `byte`, the absolute path of a tokenizer.json, or `auto` (the default): the base model's tokenizer.json
+   * with a graph evomerge builds, `byte` with a user-exported graph (as before graphs were built). */
   readonly tokenizer: string;
   readonly tasks: readonly TaskSpec[];
 }
 
-const SUITE_KEYS = ['description', 'graph', 'base_model', 'tokenizer', 'tasks'];
+const SUITE_KEYS = ['description', 'graph', 'base_model', 'tokenizer', 'tasks', 'datasets', 'apply_chat_template', 'chat_template'];
 const TASK_KEYS = ['description', 'kind', 'metric', 'fit', 'val', 'test', 'max_new_tokens', 'stop', 'fields', 'choices'];
 
 export function parseSuiteFile(file: string): Suite {
@@ -83,19 +99,35 @@ export function parseSuite(text: string, file: string): Suite {
     if (kind === 'dir' ? !statSync(p).isDirectory() : !statSync(p).isFile()) return fail(key, `${value} is not a ${kind === 'dir' ? 'folder' : 'file'}`, 'eval.suite_missing_file');
     return p;
   };
-  const graph = doc.graph === undefined ? undefined : pathKey('graph', doc.graph, 'file');
+  const graph = doc.graph === undefined ? undefined : doc.graph === 'auto' ? 'auto' : pathKey('graph', doc.graph, 'file');
   const baseModel = doc.base_model === undefined ? undefined : pathKey('base_model', doc.base_model, 'dir');
-  let tokenizer = 'byte';
-  if (doc.tokenizer !== undefined) tokenizer = doc.tokenizer === 'byte' ? 'byte' : pathKey('tokenizer', doc.tokenizer, 'file');
+  let tokenizer = 'auto';
+  if (doc.tokenizer !== undefined) tokenizer = doc.tokenizer === 'byte' || doc.tokenizer === 'auto' ? doc.tokenizer : pathKey('tokenizer', doc.tokenizer, 'file');
 
   if (!isRecord(doc.tasks) || Object.keys(doc.tasks).length === 0) return fail('tasks', 'expected a mapping of task name → task');
+  if (doc.apply_chat_template !== undefined && typeof doc.apply_chat_template !== 'boolean') fail('apply_chat_template', 'expected true or false');
+  const chatTemplateFile = doc.chat_template !== undefined ? pathKey('chat_template', doc.chat_template, 'file') : baseModel && existsSync(resolve(baseModel, 'tokenizer_config.json')) ? resolve(baseModel, 'tokenizer_config.json') : undefined;
+  const lmEvalContext = {
+    suiteFile: file,
+    suiteDir: dir,
+    datasets: parseDatasetFolders(doc.datasets, file),
+    applyChatTemplate: doc.apply_chat_template === true,
+    ...(chatTemplateFile ? { chatTemplateFile } : {}),
+    ...(modelContextLength(baseModel) !== undefined ? { maxLength: modelContextLength(baseModel)! } : {}),
+  };
   const tasks: TaskSpec[] = [];
   for (const [name, raw] of Object.entries(doc.tasks)) {
     const at = `tasks.${name}`;
     if (!isRecord(raw)) return fail(at, 'expected a mapping');
+    if (raw.lm_eval !== undefined) {
+      const e = parseLmEvalEntry(raw, at, lmEvalContext);
+      const taskFile = e.settings.task.file;
+      tasks.push({ name, kind: 'lm_eval', metric: e.metric, files: { fit: taskFile, test: taskFile }, maxNewTokens: e.settings.maxGenToks, stop: e.settings.task.until, fields: {}, lmEval: e.settings, metrics: e.metrics });
+      continue;
+    }
     for (const k of Object.keys(raw)) if (!TASK_KEYS.includes(k)) fail(`${at}.${k}`, `unknown key (expected one of ${TASK_KEYS.join(', ')})`, 'eval.suite_unknown_key');
     const kind = raw.kind;
-    if (kind !== 'generate' && kind !== 'choice' && kind !== 'loglik') return fail(`${at}.kind`, 'expected generate, choice or loglik');
+    if (kind !== 'generate' && kind !== 'choice' && kind !== 'loglik') return fail(`${at}.kind`, 'expected generate, choice or loglik (or an lm_eval: task file)');
     const metric = raw.metric === undefined ? KIND_METRICS[kind][0]! : raw.metric;
     if (typeof metric !== 'string' || !KIND_METRICS[kind].includes(metric)) {
       return fail(`${at}.metric`, `expected one of ${KIND_METRICS[kind].join(', ')} for kind ${kind}`);

@@ -1,5 +1,6 @@
-// Release gates: a pure function from (candidate scores, source scores, gate specs) to verdicts, used by
-// search (fit split) and export (test split), plus the check of a spec list against a suite's tasks/sources.
+// Release gates: the gate type, the parsing and validation of a gate list (a search space's `gates:`), and a
+// pure function from (candidate scores, source scores, gate specs) to verdicts, used by search (fit split) and
+// export (test split). The one definition of a gate: nothing else declares, parses or names one.
 
 import { editDistance, EvomergeError } from '../errors.ts';
 
@@ -8,7 +9,7 @@ export type GateKind = (typeof gateKinds)[number];
 
 /**
  * One gate as written in a search space:
- * - `floor`: metric ≥ `value`.
+ * - `floor`: metric ≥ `value` (with `shareOf`: the share of that source's gain over the base kept ≥ `value`, see GateSpec.shareOf).
  * - `no_regression`: metric ≥ score of `source` (default: the base model) − `tolerance` (default 0).
  * - `min_gain`: metric ≥ max over `sources` (default: every source, base included) + `delta` (default 0).
  */
@@ -27,9 +28,18 @@ export interface GateSpec {
   tolerance?: number;
   /** min_gain only: required gain over the best source. */
   delta?: number;
-  /** Unique within a spec list; default `<kind>:<task>[:<metric>][:<source>]`. */
+  /** Unique within a spec list; default `<kind>:<task>` (give a name to tell two gates of a kind and task apart). */
   name?: string;
+  /**
+   * floor only (`share_of:` in YAML): the floor is on the share of this source's gain over the base that the
+   * candidate keeps, (score − base) / (source − base). The caller derives that score (objective.ts's shareKept)
+   * and hands the gate over with `metric` set to `<metric>:share_of:<source>` (shareMetric) and no `shareOf`.
+   */
+  shareOf?: string;
 }
+
+/** A gate as parsed: its name filled in. */
+export type NamedGateSpec = GateSpec & { readonly name: string };
 
 /** A score as gates need it (the store's ScoreRecord fits). */
 export interface GateScore {
@@ -63,14 +73,9 @@ export interface GateVerdict {
 /** Scores that differ from the threshold by float rounding only (e.g. 0.1 + 0.2 vs 0.3) count as equal. */
 const ROUNDING = 1e-12;
 
-/** The name a gate is recorded under. */
+/** The name a gate is recorded under: its own, else `<kind>:<task>`. */
 export function gateName(spec: GateSpec): string {
-  if (spec.name !== undefined) return spec.name;
-  let name = `${spec.kind}:${spec.task}`;
-  if (spec.metric !== undefined) name += `:${spec.metric}`;
-  if (spec.kind === 'no_regression' && spec.source !== undefined) name += `:${spec.source}`;
-  if (spec.kind === 'min_gain' && spec.sources !== undefined) name += `:${spec.sources.join('+')}`;
-  return name;
+  return spec.name ?? `${spec.kind}:${spec.task}`;
 }
 
 /**
@@ -169,8 +174,8 @@ function sourceScore(ctx: GateContext, source: string, task: string, metric: str
 
 /** What a spec list may refer to. */
 export interface GateTargets {
-  /** Task names of the eval suite. */
-  tasks: readonly string[];
+  /** Task names of the eval suite; absent: not checked here (the caller checks them against its suite). */
+  tasks?: readonly string[];
   /** Source model names (base included). */
   sources: readonly string[];
   /** Name of the base model among `sources`, if any ("base" then also refers to it). */
@@ -180,7 +185,7 @@ export interface GateTargets {
 }
 
 const allowedKeys: Record<GateKind, readonly string[]> = {
-  floor: ['kind', 'task', 'metric', 'value', 'name'],
+  floor: ['kind', 'task', 'metric', 'value', 'name', 'share_of'],
   no_regression: ['kind', 'task', 'metric', 'source', 'tolerance', 'name'],
   min_gain: ['kind', 'task', 'metric', 'sources', 'delta', 'name'],
 };
@@ -219,7 +224,9 @@ export function checkGateSpecs(
     }
     const kind = s.kind as GateKind;
     for (const k of Object.keys(s)) {
-      if (!allowedKeys[kind].includes(k)) {
+      if (k === 'share_of' && kind !== 'floor') {
+        err('gates.bad_spec', `${at}.share_of`, "only for floor gates (a floor on the share of that source's gain kept)");
+      } else if (!allowedKeys[kind].includes(k)) {
         const elsewhere = gateKinds.filter((g) => allowedKeys[g].includes(k));
         const hint = elsewhere.length > 0 ? ` (only for ${elsewhere.join(', ')})` : suggest(k, allowedKeys[kind]);
         err('gates.unknown_key', `${at}.${k}`, `unknown key for a ${kind} gate${hint}; allowed: ${allowedKeys[kind].join(', ')}`);
@@ -227,7 +234,7 @@ export function checkGateSpecs(
     }
     if (typeof s.task !== 'string') {
       err('gates.bad_spec', `${at}.task`, 'missing; expected a task name');
-    } else if (!targets.tasks.includes(s.task)) {
+    } else if (targets.tasks && !targets.tasks.includes(s.task)) {
       err('gates.unknown_task', `${at}.task`, `unknown task ${JSON.stringify(s.task)}; the suite has: ${targets.tasks.join(', ')}`);
     }
     if (s.metric !== undefined) {
@@ -238,6 +245,12 @@ export function checkGateSpecs(
     }
     if (kind === 'floor' && !(typeof s.value === 'number' && Number.isFinite(s.value))) {
       err('gates.bad_spec', `${at}.value`, `${s.value === undefined ? 'missing' : `got ${JSON.stringify(s.value)}`}; a floor gate needs a finite number`);
+    }
+    if (kind === 'floor' && s.share_of !== undefined) {
+      if (typeof s.share_of !== 'string' || s.share_of === 'base' || s.share_of === targets.base || !targets.sources.includes(s.share_of)) {
+        const models = targets.sources.filter((n) => n !== 'base' && n !== targets.base);
+        err('gates.unknown_source', `${at}.share_of`, `unknown source ${JSON.stringify(s.share_of)}; expected one of the models: ${models.join(', ')}`);
+      }
     }
     if (kind === 'no_regression') {
       if (s.source === undefined) {
@@ -284,11 +297,11 @@ export function checkGateSpecs(
   return errors;
 }
 
-/** `checkGateSpecs`, throwing the first error; returns the specs typed. */
-export function parseGateSpecs(raw: unknown, targets: GateTargets, place: { file?: string; key?: string } = {}): GateSpec[] {
+/** `checkGateSpecs`, throwing the first error; returns the specs typed, each with its name. */
+export function parseGateSpecs(raw: unknown, targets: GateTargets, place: { file?: string; key?: string } = {}): NamedGateSpec[] {
   const errors = checkGateSpecs(raw, targets, place);
   if (errors.length > 0) throw errors[0];
-  return (raw as GateSpec[]).map((s) => ({ ...s, ...(s.sources ? { sources: [...s.sources] } : {}) }));
+  return (raw as (GateSpec & { share_of?: string })[]).map(({ share_of, ...s }) => ({ ...s, name: gateName(s), ...(s.sources ? { sources: [...s.sources] } : {}), ...(share_of !== undefined ? { shareOf: share_of } : {}) }));
 }
 
 /** ` did you mean "x"?` for a near-miss key (edit distance ≤ 2), else ''. */

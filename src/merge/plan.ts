@@ -1,12 +1,11 @@
 // Recipe + opened checkpoints → the ordered output tensors and one TensorJob each: everything mergekit's
 // planner (plan.py) decides — slices, stacking order, resolved parameters — checked before anything is written.
 import { EvomergeError } from '../errors.ts';
-import { numel, type TensorSource, type DType } from '../checkpoint/tensor-source.ts';
-import type { MergeOp, SourceRef, TaskVectorInput, TensorJob } from '../kernel/kernel.ts';
-import { rngKey } from '../kernel/rng.ts';
+import type { TensorSource, DType } from '../checkpoint/tensor-source.ts';
+import type { SourceRef, TensorJob } from '../kernel/kernel.ts';
 import type { Recipe, RecipeDType, RecipeSource } from '../recipe/recipe.ts';
 import { layerPosition, NON_LAYER_POSITION, resolveParameter, type ParameterLevel, type Scalar } from '../recipe/resolve.ts';
-import { methodParameter, type MergeMethodDef } from './registry.ts';
+import { methodOp, methodParameter, type MergeMethodDef } from './registry.ts';
 import { recipeSlices, validateRecipe, type SliceSpec } from './validate.ts';
 
 /** What the planner needs of a model: its folder, config and tensors (checkpoint/model-dir.ts ModelDir fits). */
@@ -305,69 +304,19 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
       return { value: def?.default, key: `parameters.${name}` };
     };
 
-    let op: MergeOp;
-    switch (method.family) {
-      case 'linear': {
-        const weighted = inputs.map((inp) => ({ ref: inp.ref, weight: perModel(inp.src, inp.ref.tensor, 'weight') as number }));
-        const normalize = global('normalize').value as boolean;
-        if (normalize && weighted.reduce((s, w) => s + w.weight, 0) === 0) {
-          fail('merge.zero_weight_sum', `${inputs[0]!.src.spec.key}.parameters.weight`, `the weights of tensor "${outName}" sum to 0, and normalize divides by that sum`);
-        }
-        op = { kind: 'weighted_sum', inputs: weighted, normalize };
-        break;
-      }
-      case 'passthrough': {
-        const inp = inputs[0]!;
-        const scale = perModel(inp.src, inp.ref.tensor, 'scale');
-        op = { kind: 'weighted_sum', inputs: [{ ref: inp.ref, weight: scale === undefined ? 1 : (scale as number) }], normalize: false };
-        break;
-      }
-      case 'task_arithmetic': {
-        const base = inputs.find((inp) => inp.src.spec.model === recipe.baseModel)!;
-        const tvInputs: TaskVectorInput[] = [];
-        inputs.forEach((inp, modelIndex) => {
-          if (inp.src.spec.model === recipe.baseModel) return; // mergekit skips a model listed as the base
-          const density = (perModel(inp.src, inp.ref.tensor, 'density') as number | undefined) ?? 1;
-          if (method.sparsification === 'magnitude' && density < 1 && Math.trunc(density * numel(shape)) === 0) {
-            // mergekit sparsify.py magnitude: `assert k > 0`.
-            fail('merge.density_keeps_nothing', `${inp.src.spec.key}.parameters.density`, `density ${density} keeps no entry of tensor "${inp.ref.tensor}" (${numel(shape)} elements)`);
-          }
-          tvInputs.push({
-            ref: inp.ref,
-            weight: perModel(inp.src, inp.ref.tensor, 'weight') as number,
-            density,
-            gamma: (perModel(inp.src, inp.ref.tensor, 'gamma') as number | undefined) ?? 0,
-            epsilon: (perModel(inp.src, inp.ref.tensor, 'epsilon') as number | undefined) ?? 0,
-            modelIndex,
-          });
-        });
-        const rescale = global('rescale').value;
-        op = {
-          kind: 'task_arithmetic',
-          base: base.ref,
-          inputs: tvInputs,
-          sparsification: method.sparsification!,
-          consensus: method.consensus!,
-          normalize: global('normalize').value as boolean,
-          lambda: global('lambda').value as number,
-          rescale: rescale === 'density' ? 'density' : rescale === true ? 'l1' : 'none',
-          rng: rngKey(seed, outName),
-        };
-        break;
-      }
-      case 'slerp': {
-        const a = inputs.find((inp) => inp.src.spec.model === recipe.baseModel)!;
-        const b = inputs.find((inp) => inp.src.spec.model !== recipe.baseModel)!;
-        op = { kind: 'slerp', a: a.ref, b: b.ref, t: global('t').value as number };
-        break;
-      }
-      case 'model_stock': {
-        global('filter_wise');
-        const base = inputs.find((inp) => inp.src.spec.model === recipe.baseModel)!;
-        op = { kind: 'model_stock', base: base.ref, inputs: inputs.filter((inp) => inp !== base).map((inp) => inp.ref) };
-        break;
-      }
-    }
+    const opInputs = inputs.map((inp) => ({ ref: inp.ref, key: inp.src.spec.key, isBase: inp.src.spec.model === recipe.baseModel }));
+    const op = methodOp(method, {
+      tensor: outName,
+      shape,
+      inputs: opInputs,
+      seed,
+      perModel: (input, name) => {
+        const inp = inputs[opInputs.indexOf(input)]!;
+        return perModel(inp.src, inp.ref.tensor, name);
+      },
+      global: (name) => global(name).value,
+      fail: (code, field, what) => fail(code, field, what),
+    });
     const distinct = new Map<string, PlannedInput>();
     for (const inp of inputs) distinct.set(refKey(inp.ref), { ref: inp.ref, storedShape: inp.storedShape, storedDtype: inp.storedDtype, file: inp.file });
     return { name: outName, shape, job: { name: outName, shape, op }, inputs: [...distinct.values()] };

@@ -1,6 +1,10 @@
-// The merge methods as data (mergekit merge_methods/registry.py): name, family, sparsifier × consensus, and
-// every parameter with its scope, type and default. The planner and the search read parameters from here.
-import type { Sparsification } from '../kernel/kernel.ts';
+// The merge methods as data (mergekit merge_methods/registry.py): name, family, sparsifier × consensus, every
+// parameter with its scope, type and default, and what each family asks of the kernel for one output tensor.
+// The planner and the search read method behaviour from here only.
+import { numel } from '../checkpoint/tensor-source.ts';
+import type { MergeOp, Sparsification, SourceRef, TaskVectorInput } from '../kernel/kernel.ts';
+import { rngKey } from '../kernel/rng.ts';
+import type { Scalar } from '../recipe/resolve.ts';
 import { EvomergeError } from '../errors.ts';
 
 /** `per_model`: resolved per input model (mergekit tensor_parameters); `global`: once per output tensor. */
@@ -151,3 +155,98 @@ export function findMethod(name: string, file: string): MergeMethodDef {
 export function methodParameter(method: MergeMethodDef, name: string): MethodParameter | undefined {
   return method.parameters.find((p) => p.name === name);
 }
+
+/** Whether a parameter is method-wide (one value per output tensor, not per model) in the methods taking it. */
+export function isMethodWide(name: string): boolean {
+  return MERGE_METHODS.some((m) => m.parameters.some((p) => p.name === name && p.scope === 'global'));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// What each family asks of the kernel for one output tensor
+
+/** One input of an output tensor as a method sees it. */
+export interface OpInput {
+  readonly ref: SourceRef;
+  /** The recipe key of its source (`models[1]`, `slices[0].sources[2]`), for messages. */
+  readonly key: string;
+  /** Whether it is read from the recipe's base_model. */
+  readonly isBase: boolean;
+}
+
+/** One output tensor as the planner hands it to a method: inputs checked, parameter lookups bound to it. */
+export interface OpContext {
+  readonly tensor: string;
+  readonly shape: readonly number[];
+  readonly inputs: readonly OpInput[];
+  /** Seed of the DARE / DELLA streams. */
+  readonly seed: number;
+  /** A per-model parameter of one input: recipe levels, then the default; a missing required one is refused. */
+  perModel(input: OpInput, name: string): Scalar | undefined;
+  /** A method-wide parameter: recipe levels, then the default; a missing required one is refused. */
+  global(name: string): Scalar | undefined;
+  fail(code: string, field: string, what: string): never;
+}
+
+/** The kernel operation of one output tensor under a method. */
+export function methodOp(method: MergeMethodDef, ctx: OpContext): MergeOp {
+  return FAMILY_OPS[method.family](method, ctx);
+}
+
+const FAMILY_OPS: Record<MethodFamily, (method: MergeMethodDef, ctx: OpContext) => MergeOp> = {
+  linear: (_method, ctx) => {
+    const weighted = ctx.inputs.map((inp) => ({ ref: inp.ref, weight: ctx.perModel(inp, 'weight') as number }));
+    const normalize = ctx.global('normalize') as boolean;
+    if (normalize && weighted.reduce((s, w) => s + w.weight, 0) === 0) {
+      ctx.fail('merge.zero_weight_sum', `${ctx.inputs[0]!.key}.parameters.weight`, `the weights of tensor "${ctx.tensor}" sum to 0, and normalize divides by that sum`);
+    }
+    return { kind: 'weighted_sum', inputs: weighted, normalize };
+  },
+  passthrough: (_method, ctx) => {
+    const inp = ctx.inputs[0]!;
+    const scale = ctx.perModel(inp, 'scale');
+    return { kind: 'weighted_sum', inputs: [{ ref: inp.ref, weight: scale === undefined ? 1 : (scale as number) }], normalize: false };
+  },
+  task_arithmetic: (method, ctx) => {
+    const base = ctx.inputs.find((inp) => inp.isBase)!;
+    const size = numel(ctx.shape);
+    const tvInputs: TaskVectorInput[] = [];
+    ctx.inputs.forEach((inp, modelIndex) => {
+      if (inp.isBase) return; // mergekit skips a model listed as the base
+      const density = (ctx.perModel(inp, 'density') as number | undefined) ?? 1;
+      if (method.sparsification === 'magnitude' && density < 1 && Math.trunc(density * size) === 0) {
+        // mergekit sparsify.py magnitude: `assert k > 0`.
+        ctx.fail('merge.density_keeps_nothing', `${inp.key}.parameters.density`, `density ${density} keeps no entry of tensor "${inp.ref.tensor}" (${size} elements)`);
+      }
+      tvInputs.push({
+        ref: inp.ref,
+        weight: ctx.perModel(inp, 'weight') as number,
+        density,
+        gamma: (ctx.perModel(inp, 'gamma') as number | undefined) ?? 0,
+        epsilon: (ctx.perModel(inp, 'epsilon') as number | undefined) ?? 0,
+        modelIndex,
+      });
+    });
+    const rescale = ctx.global('rescale');
+    return {
+      kind: 'task_arithmetic',
+      base: base.ref,
+      inputs: tvInputs,
+      sparsification: method.sparsification!,
+      consensus: method.consensus!,
+      normalize: ctx.global('normalize') as boolean,
+      lambda: ctx.global('lambda') as number,
+      rescale: rescale === 'density' ? 'density' : rescale === true ? 'l1' : 'none',
+      rng: rngKey(ctx.seed, ctx.tensor),
+    };
+  },
+  slerp: (_method, ctx) => {
+    const a = ctx.inputs.find((inp) => inp.isBase)!;
+    const b = ctx.inputs.find((inp) => !inp.isBase)!;
+    return { kind: 'slerp', a: a.ref, b: b.ref, t: ctx.global('t') as number };
+  },
+  model_stock: (_method, ctx) => {
+    ctx.global('filter_wise');
+    const base = ctx.inputs.find((inp) => inp.isBase)!;
+    return { kind: 'model_stock', base: base.ref, inputs: ctx.inputs.filter((inp) => inp !== base).map((inp) => inp.ref) };
+  },
+};

@@ -1,17 +1,22 @@
 // `evomerge report`: what a campaign database says, read-only — sources vs un-optimised merges vs the best
 // kept candidate per task on fit and test with standard errors, gate pass rates, the best genome per
 // generation, and whether the test gain over the best rival exceeds 2 standard errors of the difference.
+import YAML from 'yaml';
+import type { Estimate } from '../estimate.ts';
 import { EvomergeError } from '../errors.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, ScoreRecord } from '../store/records.ts';
-import { registryMethodParameters } from '../search/method-parameters.ts';
 import { testObjectiveComparison, type TestObjectiveComparison } from './test-objective.ts';
 
-export interface ReportScore {
-  readonly value: number;
-  readonly se: number | null;
-  readonly n: number;
-}
+/** A score as the report shows it (an unknown SE is NaN, `null` in the JSON). */
+export type ReportScore = Estimate;
+
+/**
+ * The genes a generation's best candidate's method reads: the parameter names of its recorded recipe (the
+ * genome codec leaves out the genes a method ignores). The text shows only these; the JSON, keyed by strings
+ * only, keeps the whole genome.
+ */
+export const GENES_READ = Symbol('genes read');
 
 export interface ReportRow {
   readonly kind: 'source' | 'reference' | 'best';
@@ -31,17 +36,23 @@ export interface GenerationBest {
   readonly status: string;
   readonly objective: number | null;
   readonly genome: Record<string, number | string>;
+  readonly [GENES_READ]?: readonly string[];
 }
 
 export interface Conclusion {
   readonly task: string;
   readonly metric: string;
-  readonly best?: { label: string; value: number; se: number };
-  readonly rival?: { label: string; value: number; se: number };
+  readonly best?: LabelledScore;
+  readonly rival?: LabelledScore;
   readonly gain?: number;
   readonly seDiff?: number;
   readonly significant?: boolean;
   readonly sentence: string;
+}
+
+/** A model's test score in the conclusion (an unknown SE counts as 0). */
+export interface LabelledScore extends Pick<Estimate, 'value' | 'se'> {
+  readonly label: string;
 }
 
 export interface CampaignReport {
@@ -61,6 +72,8 @@ export interface CampaignReport {
   readonly pickRule: string;
   /** The objective on the test split for every row, and the pick against each rival with the paired SE. */
   readonly testObjective?: TestObjectiveComparison;
+  /** lm-eval tasks: how their fit and test docs and few-shot examples were chosen, as recorded. */
+  readonly lmEvalProtocols?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 interface StoredConfig {
@@ -71,6 +84,7 @@ interface StoredConfig {
   measures: { task: string; metric: string }[];
   models: { name: string }[];
   references: { name: string; group?: string }[];
+  lmEvalProtocols?: Record<string, Record<string, string>>;
 }
 
 /** Builds the report of the (single) campaign in a database, opened read-only. */
@@ -136,12 +150,19 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     return { gate: g, kind: vs[0]!.kind, task: vs[0]!.task, metric: vs[0]!.metric, passed: vs.filter((v) => v.pass).length, judged: vs.length };
   });
 
+  // grouped once: a long campaign has thousands of generations
+  const byGeneration = new Map<number, CandidateRecord[]>();
+  for (const c of search) {
+    const list = byGeneration.get(c.generation ?? 0);
+    if (list) list.push(c);
+    else byGeneration.set(c.generation ?? 0, [c]);
+  }
   const genBest: GenerationBest[] = generations.map((g) => {
-    const inGen = search.filter((c) => (c.generation ?? 0) === g);
+    const inGen = byGeneration.get(g)!;
     const kept = inGen.filter((c) => c.status === 'kept');
     const pool = kept.length ? kept : inGen;
     const c = pool.sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))[0]!;
-    return { generation: g, ordinal: c.ordinal ?? 0, status: c.status, objective: c.objective, genome: c.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : {} };
+    return { generation: g, ordinal: c.ordinal ?? 0, status: c.status, objective: c.objective, genome: c.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : {}, [GENES_READ]: recipeParameters(c.recipeYaml) };
   });
 
   const rivals = rows.filter((r) => r.kind !== 'best');
@@ -168,12 +189,13 @@ export function reportFromStore(store: Store, dbFile: string): CampaignReport {
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
     pickRule: picked?.rule ?? 'fit',
     ...(best ? { testObjective: testObjectiveComparison(store, id, cfg.objective, cfg.ownMetrics, best, rivalLabels(rows, cfg.references)) } : {}),
+    ...(cfg.lmEvalProtocols ? { lmEvalProtocols: cfg.lmEvalProtocols } : {}),
   };
 }
 
 /** Sources and references the pick is compared with: of a reference group (several weights), only the
  *  member with the best fit objective — the weight a user would have chosen on fit. */
-function rivalLabels(rows: readonly ReportRow[], references: StoredConfig['references']): string[] {
+export function rivalLabels(rows: readonly ReportRow[], references: readonly { name: string; group?: string }[]): string[] {
   const out: string[] = [];
   for (const r of rows) {
     if (r.kind === 'best') continue;
@@ -190,19 +212,20 @@ function rivalLabels(rows: readonly ReportRow[], references: StoredConfig['refer
 
 /** Test gain of the best kept candidate over the best rival on the objective task's own metric, against
  *  2 standard errors of the difference, SE_diff = sqrt(se₁² + se₂²) (independent samples). */
-function conclude(rows: readonly ReportRow[], task: string, metric: string): Conclusion {
+export function conclude(rows: readonly ReportRow[], task: string, metric: string): Conclusion {
   const key = `${task}/${metric}`;
   const best = rows.find((r) => r.kind === 'best');
   const base = { task, metric };
   if (!best) return { ...base, sentence: 'No search candidate cleared every gate, so there is no candidate to compare with the sources and the reference merges.' };
   const b = best.scores[key]?.test;
   if (!b) return { ...base, sentence: `The best kept candidate has no ${task} score on the test split yet (the search did not finish); run the search again to complete it.` };
-  let rival: { label: string; value: number; se: number } | undefined;
+  const seOrZero = (se: number) => (Number.isNaN(se) ? 0 : se);
+  let rival: LabelledScore | undefined;
   for (const r of rows) {
     const s = r.kind === 'best' ? undefined : r.scores[key]?.test;
-    if (s && (!rival || s.value > rival.value)) rival = { label: r.label, value: s.value, se: s.se ?? 0 };
+    if (s && (!rival || s.value > rival.value)) rival = { label: r.label, value: s.value, se: seOrZero(s.se) };
   }
-  const bs = { label: best.label, value: b.value, se: b.se ?? 0 };
+  const bs: LabelledScore = { label: best.label, value: b.value, se: seOrZero(b.se) };
   if (!rival) return { ...base, best: bs, sentence: `No source or reference merge has a ${task} test score to compare with.` };
   const gain = bs.value - rival.value;
   const seDiff = Math.sqrt(bs.se ** 2 + rival.se ** 2);
@@ -229,8 +252,11 @@ export function formatReport(r: CampaignReport): string {
   lines.push(`campaign "${r.campaign.name}" (${r.db}): ${r.campaign.optimizer}, seed ${r.campaign.seed}, ${r.campaign.device}`);
   lines.push(`candidates: ${r.counts.evaluated} evaluated over ${r.counts.generations} generation(s): ${r.counts.kept} kept, ${r.counts.rejected} rejected, ${r.counts.failed} failed`);
   lines.push(`objective (fit, maximised): ${r.objective.map((t) => `${t.weight} × ${t.task}/${t.metric}`).join(' + ')}`);
+  for (const [task, p] of Object.entries(r.lmEvalProtocols ?? {})) {
+    lines.push(`lm-eval task ${task} (${p.task_file}): fit = ${p.fit}; test = ${p.test}; few-shot: ${p.fewshot}; chat template: ${p.chat_template}`);
+  }
   lines.push('');
-  const cell = (s?: ReportScore) => (s ? `${f(s.value)} ± ${f(s.se ?? NaN)}` : '—');
+  const cell = (s?: ReportScore) => (s ? `${f(s.value)} ± ${f(s.se)}` : '—');
   // one block per measured task/metric: the models in rows, fit and test side by side
   lines.push(...table(['model', 'fit objective'], r.rows.map((row) => [row.label, f(row.objective, 4)])));
   for (const m of r.measures) {
@@ -248,27 +274,37 @@ export function formatReport(r: CampaignReport): string {
   lines.push('');
   lines.push('best genome per generation (the best kept one if any; per cell, each parameter the method reads, one value per model):');
   for (const g of r.generations) {
-    lines.push(`  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ${f(g.objective, 4).padStart(8)}  ${compactGenome(g.genome)}`);
+    lines.push(`  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ${f(g.objective, 4).padStart(8)}  ${compactGenome(g.genome, g[GENES_READ])}`);
   }
-  lines.push('');
-  lines.push(r.conclusion.sentence);
   if (r.testObjective) {
     lines.push('');
     lines.push(...r.testObjective.lines);
   }
+  lines.push('');
+  // the verdict closes the report
+  lines.push(r.conclusion.sentence);
   return lines.join('\n') + '\n';
 }
 
-/** `method  cell: weight a,b density c,d  …` with only the genes the method reads. */
-function compactGenome(genome: Record<string, number | string>): string {
+/** Parameter names of a recorded recipe: its models' and its method-wide ones. */
+/** The parameter names a recorded recipe sets: the genes its method reads (the codec leaves out the rest). */
+export function recipeParameters(recipeYaml: string | null): string[] {
+  if (!recipeYaml) return [];
+  const doc = YAML.parse(recipeYaml) as { models?: { parameters?: Record<string, unknown> }[]; parameters?: Record<string, unknown> };
+  const names = new Set<string>(Object.keys(doc.parameters ?? {}));
+  for (const m of doc.models ?? []) for (const k of Object.keys(m.parameters ?? {})) names.add(k);
+  return [...names];
+}
+
+/** `method  cell: weight a,b density c,d  …` with only the genes the method reads (all when not known). */
+function compactGenome(genome: Record<string, number | string>, read: readonly string[] | undefined): string {
   const method = String(genome.method ?? '');
-  const used = registryMethodParameters(method);
   const cells = new Map<string, Map<string, number[]>>();
   for (const [k, v] of Object.entries(genome)) {
     if (k === 'method' || typeof v !== 'number') continue;
     const parts = k.split('.');
     const param = parts[parts.length - 1]!;
-    if (![...used.perModel, ...used.methodWide].includes(param)) continue;
+    if (read && !read.includes(param)) continue;
     const cell = parts[0]!;
     const byParam = cells.get(cell) ?? new Map<string, number[]>();
     byParam.set(param, [...(byParam.get(param) ?? []), v]);

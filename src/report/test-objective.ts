@@ -4,8 +4,7 @@
 // scores; the normalising gains' own noise included): a gain counts when it exceeds 2 paired SEs.
 import type { Store } from '../store/db.ts';
 import type { CandidateRecord } from '../store/records.ts';
-import { objectiveEstimate, pairedObjectiveDifference, type ItemValues, type ScoreLike } from '../search/objective.ts';
-import type { ObjectiveTerm } from '../search/space.ts';
+import { objectiveEstimate, pairedObjectiveDifference, type ItemValues, type ObjectiveTerm, type ScoreLike } from '../gates/objective.ts';
 
 export interface TestObjectiveComparison {
   /** label → test objective ± SE. */

@@ -1,6 +1,6 @@
 // Everything a campaign checks before it writes a byte: the space, the suite's tasks and metrics, the merge
 // methods (every method's recipe is planned once on the real models), and the configuration hash that
-// identifies the campaign in its database (issue 7 §3: a changed search space is refused on resume).
+// identifies the campaign in its database (a changed search space is refused on resume).
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { EvomergeError } from '../errors.ts';
@@ -9,6 +9,7 @@ import { parseSuiteFile, type Suite } from '../eval/suite.ts';
 import { readEvalFile } from '../eval/eval-file.ts';
 import { partitionFit, seededPermutation } from './fidelity.ts';
 import type { ItemSubset } from './scorer.ts';
+import { describeProtocol } from '../eval/lm-eval/protocol.ts';
 import { openRecipeModels } from '../merge/engine.ts';
 import { planMerge } from '../merge/plan.ts';
 import { parseRecipe } from '../recipe/parse.ts';
@@ -85,7 +86,10 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
   // What decides the results: everything but the stopping rule and the parallelism.
   // The tasks' own metrics ride along: the report reads them without the suite file.
   const ownMetrics = Object.fromEntries([...new Set(measures.map((m) => m.task))].map((t) => [t, suite.tasks.find((x) => x.name === t)!.metric]));
-  const identity = { ...space, budget: undefined, workers: undefined, file: undefined, ownMetrics, measures, ...(items ? { items: { fit: items.fit, val: items.val } } : {}) };
+  // lm-eval tasks: how their fit and test docs and few-shot examples are chosen (a changed rule is another campaign)
+  const lmEvalTasks = suite.tasks.filter((t) => t.lmEval && measures.some((m) => m.task === t.name));
+  const lmEvalProtocols = lmEvalTasks.length ? Object.fromEntries(lmEvalTasks.map((t) => [t.name, describeProtocol(t.lmEval!)])) : undefined;
+  const identity = { ...space, budget: undefined, workers: undefined, file: undefined, ownMetrics, measures, lmEvalProtocols, ...(items ? { items: { fit: items.fit, val: items.val } } : {}) };
   const configJson = canonicalJson(identity);
   const configHash = createHash('sha256').update(configJson).digest('hex');
   return {
@@ -105,6 +109,7 @@ function campaignItems(space: SearchSpace, suite: Suite, measures: readonly Meas
   const cap = (n: number) => (space.evalLimit !== undefined ? Math.min(n, space.evalLimit) : n);
   for (const task of new Set(measures.map((m) => m.task))) {
     const spec = suite.tasks.find((t) => t.name === task)!;
+    if (spec.lmEval) throw new EvomergeError('space.bad_value', `task "${task}" is an lm-eval task: a val split and successive halving read JSONL tasks only`, { file: space.file, field: 'selection' });
     const n = cap(readEvalFile(spec.files.fit, spec.fields).length);
     let nVal: number;
     if (spec.files.val) {

@@ -1,4 +1,4 @@
-// The campaign loop (issue 7 §3): score the sources and the reference merges once, then ask → decode → hash →
+// The campaign loop: score the sources and the reference merges once, then ask → decode → hash →
 // merge in memory → score on the fit split → objective and gates → one transaction per candidate → tell,
 // with the optimiser state saved in the transaction that closes a generation. Resumable at any instant.
 import { createHash } from 'node:crypto';
@@ -11,18 +11,22 @@ import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
-import { createOptimizer, restoreOptimizer, type Optimizer, type OptimizerState, type Solution } from './optimizers/optimizer.ts';
+import { createOptimizer, restoreOptimizer } from './optimizers/factory.ts';
+import type { Optimizer, OptimizerState, Solution } from './optimizers/optimizer.ts';
 import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
 import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc } from './genome.ts';
 import { judgeGates, type SourceScores } from './verdicts.ts';
 import { objectiveValue, ownMetric, type Score } from './measures.ts';
-import { objectiveEstimate } from './objective.ts';
-import { rankValue, type Estimate } from './selection.ts';
+import { objectiveEstimate, type ObjectiveValue } from '../gates/objective.ts';
+import { rankValue } from './selection.ts';
 import { evaluateByHalving, itemsScored } from './fidelity-loop.ts';
-import { selectFinalPick, testItemValues } from './final-pick.ts';
+import { selectFinalPick } from './final-pick.ts';
 import { registryMethodParameters } from './method-parameters.ts';
-import { Scorer, type CandidateScorer } from './scorer.ts';
+import { isScorerFault, Scorer, type CandidateScorer } from './scorer.ts';
 import { ThreadedScorer } from './scorer-threads.ts';
+import { fromRecord, recordedSourceScores } from './score-records.ts';
+import { missingOnTestSplit, scoreOnTestSplit, testItemValues } from './test-split.ts';
+import type { Ask, NewTell, RunContext } from './run-context.ts';
 
 export interface CampaignOptions extends RunOverrides {
   readonly spaceFile: string;
@@ -35,7 +39,17 @@ export interface CampaignOptions extends RunOverrides {
   readonly signal?: AbortSignal;
   /** Kept candidates (best fit objective first) scored on the test split at the end. Default 3. */
   readonly testTop?: number;
+  /** Replaces the embedded scorer (worker threads in this process), e.g. by one that hands candidates to
+   *  workers on other machines; called once the campaign's record exists. */
+  readonly scorer?: ScorerFactory;
+  /** Candidates handed to the scorer at once. Default: the space's workers. */
+  readonly inFlight?: number;
+  /** Called with the database path when a generation's candidates are all recorded (e.g. to refresh a report). */
+  readonly onGenerationEnd?: (db: string) => void | Promise<void>;
 }
+
+/** Builds a campaign's scorer once its record exists (a remote scorer checks inputs against the record). */
+export type ScorerFactory = (context: { readonly setup: CampaignSetup; readonly store: Store; readonly campaignId: number }) => Promise<CandidateScorer>;
 
 export interface CampaignProgress {
   readonly phase: 'baselines' | 'search' | 'test';
@@ -72,6 +86,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const dbFile = options.db ?? defaultDbPath(setup);
   checkDatabaseIsOurs(dbFile, setup);
 
+  if (options.scorer) return runWithScorer(options, setup, dbFile, options.scorer);
   const kernel = typeof options.kernel === 'function' ? await options.kernel() : options.kernel;
   // On the CPU, candidates are merged and scored on worker threads (onnxruntime-node runs inference on the
   // calling thread, so only threads use several cores); a GPU kernel lives in this thread, so it scores here.
@@ -89,27 +104,45 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       : await Scorer.create({ ...scoring, suite: setup.suite, kernel });
   const store = openStore(dbFile);
   try {
-    const campaign =
-      store.findCampaign({ configHash: setup.configHash }) ??
-      store.createCampaign({
-        name: setup.space.name,
-        configJson: setup.configJson,
-        configHash: setup.configHash,
-        seed: setup.seed,
-        versionsJson: JSON.stringify(versions()),
-        device: `${kernel.device}; eval ${options.ep ?? 'cpu'}`,
-      });
-    const run = new CampaignRun(setup, store, campaign.campaignId, scorer, options);
-    await run.scoreBaselines('fit');
-    const stop = await run.search();
-    if (stop !== 'aborted') await selectFinalPick(run.context());
-    if (stop !== 'aborted') await run.scoreTestSplit(options.testTop ?? 3);
-    return { db: dbFile, campaignId: campaign.campaignId, evaluated: run.evaluatedCount(), stop };
+    const campaign = findOrCreateCampaign(store, setup, `${kernel.device}; eval ${options.ep ?? 'cpu'}`);
+    return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
   } finally {
     store.close();
     await scorer.close();
     await kernel.close();
   }
+}
+
+/** A campaign whose candidates are scored elsewhere: the factory's scorer is built once the record exists. */
+async function runWithScorer(options: CampaignOptions, setup: CampaignSetup, dbFile: string, factory: ScorerFactory): Promise<CampaignResult> {
+  const store = openStore(dbFile);
+  try {
+    const campaign = findOrCreateCampaign(store, setup, `remote workers; eval ${options.ep ?? 'cpu'}`);
+    const scorer = await factory({ setup, store, campaignId: campaign.campaignId });
+    try {
+      return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
+    } finally {
+      await scorer.close();
+    }
+  } finally {
+    store.close();
+  }
+}
+
+function findOrCreateCampaign(store: Store, setup: CampaignSetup, device: string) {
+  return (
+    store.findCampaign({ configHash: setup.configHash }) ??
+    store.createCampaign({ name: setup.space.name, configJson: setup.configJson, configHash: setup.configHash, seed: setup.seed, versionsJson: JSON.stringify(versions()), device })
+  );
+}
+
+async function runSearch(setup: CampaignSetup, store: Store, campaignId: number, scorer: CandidateScorer, options: CampaignOptions, dbFile: string): Promise<CampaignResult> {
+  const run = new CampaignRun(setup, store, campaignId, scorer, options);
+  await run.scoreBaselines('fit');
+  const stop = await run.search();
+  if (stop !== 'aborted') await selectFinalPick(run.context());
+  if (stop !== 'aborted') await run.scoreTestSplit(options.testTop ?? 3);
+  return { db: dbFile, campaignId, evaluated: run.evaluatedCount(), stop };
 }
 
 /** A database that exists must hold this campaign (same config hash) and nothing else; checked read-only. */
@@ -148,28 +181,6 @@ function referenceHash(doc: RecipeDoc): string {
   return createHash('sha256').update(`reference\n${contentHash(doc)}`).digest('hex');
 }
 
-export interface Ask {
-  readonly solution: Solution;
-  readonly genome: Record<string, number | string>;
-  readonly recipe: RecipeDoc;
-  readonly hash: string;
-}
-
-/** What the search's helper modules (fidelity-loop.ts, final-pick.ts) need from a running campaign. */
-export interface RunContext {
-  readonly setup: CampaignSetup;
-  readonly store: Store;
-  readonly campaignId: number;
-  readonly scorer: CandidateScorer;
-  readonly limit: ReturnType<typeof pLimit>;
-  readonly signal?: AbortSignal;
-  scoreBaselines(split: 'fit' | 'val' | 'test'): Promise<void>;
-  /** Source name → its recorded scores on a split. */
-  baselines(split: 'fit' | 'val' | 'test'): Map<string, Score[]>;
-  /** The objective of scores on a split with its SE (share terms against the sources on that split). */
-  estimate(scores: readonly Score[], split: 'fit' | 'val' | 'test', sources: SourceScores): Estimate;
-}
-
 class CampaignRun {
   private readonly started = performance.now();
   private evaluatedThisRun = 0;
@@ -182,7 +193,7 @@ class CampaignRun {
     private readonly scorer: CandidateScorer,
     private readonly options: CampaignOptions,
   ) {
-    this.limit = pLimit(setup.workers);
+    this.limit = pLimit(options.inFlight ?? setup.workers);
   }
 
   context(): RunContext {
@@ -199,7 +210,7 @@ class CampaignRun {
     };
   }
 
-  private estimate(scores: readonly Score[], split: 'fit' | 'val' | 'test', sources: SourceScores): Estimate {
+  private estimate(scores: readonly Score[], split: 'fit' | 'val' | 'test', sources: SourceScores): ObjectiveValue {
     return objectiveEstimate(this.setup.space.objective, (t) => ownMetric(this.setup.suite, t), scores, sources, split);
   }
 
@@ -259,9 +270,9 @@ class CampaignRun {
               c = this.store.insertCandidate({ campaignId: this.campaignId, kind: j.kind, label: j.label, contentHash: j.hash, recipeYaml: j.recipe ? YAML.stringify(j.recipe) : null });
               // share terms need every source's fit scores: such objectives are set below, once all are in
               const objective = split === 'fit' ? objectiveValue(space, this.setup.suite, r.value) : null;
-              this.store.recordOutcome(c.candidateId, { outcome: { status: 'evaluated', objective, mergeMs: r.mergeMs, evalMs: r.evalMs }, scores: r.value.map(toNewScore) });
+              this.store.recordOutcome(c.candidateId, { outcome: { status: 'evaluated', objective, mergeMs: r.mergeMs, evalMs: r.evalMs }, scores: r.value });
             } else {
-              this.store.addScores(c.candidateId, r.value.map(toNewScore));
+              this.store.addScores(c.candidateId, r.value);
             }
             if (split === 'test') this.store.addItemValues(testItemValues(c.candidateId, r.value));
           });
@@ -288,11 +299,7 @@ class CampaignRun {
   }
 
   private baselinesOn(split: 'fit' | 'val' | 'test'): Map<string, Score[]> {
-    const out = new Map<string, Score[]>();
-    for (const c of this.store.listCandidates(this.campaignId, { kind: 'source' })) {
-      out.set(c.label!, this.store.listScores(c.candidateId, split).map(fromRecord));
-    }
-    return out;
+    return recordedSourceScores(this.store, this.campaignId, split);
   }
 
   /** The search: generation after generation until the budget, the time limit or an abort. */
@@ -302,7 +309,7 @@ class CampaignRun {
     const opt: Optimizer = saved
       ? restoreOptimizer(JSON.parse(saved.stateJson) as OptimizerState)
       : createOptimizer(setup.space.optimizer, setup.layout.domain, { seed: setup.seed, ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}) });
-    const baselines: SourceScores = this.fitBaselines();
+    const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
     let empty = 0;
     let toldCount = saved?.toldCount ?? 0;
     for (;;) {
@@ -381,6 +388,7 @@ class CampaignRun {
           ),
         );
       }
+      await this.options.onGenerationEnd?.(store.path);
       if (!complete) return 'budget';
     }
   }
@@ -420,7 +428,9 @@ class CampaignRun {
       if (bad) error = { code: 'search.non_finite_score', message: `${bad.task}/${bad.metric} is ${bad.value}` };
     } catch (err) {
       // A candidate that cannot be merged or scored is recorded as failed; the search goes on.
-      if (err instanceof EvomergeError && err.code === 'internal') throw err;
+      // A failure of the scoring machinery itself (a worker refusing its inputs) is not the candidate's:
+      // recording it would put a result in the record that a healthy run would not have.
+      if (err instanceof EvomergeError && (err.code === 'internal' || isScorerFault(err))) throw err;
       error = { code: err instanceof EvomergeError ? err.code : 'search.candidate_failed', message: (err as Error).message ?? String(err) };
     }
     const objective = error ? -Infinity : objectiveValue(setup.space, setup.suite, scores, baselines);
@@ -439,7 +449,7 @@ class CampaignRun {
       const state = finish(a.hash, this.toldValue(objective, scores, baselines));
       store.recordOutcome(c.candidateId, {
         outcome: { status, objective, errorCode: error?.code ?? null, errorMessage: error?.message ?? null, mergeMs, evalMs },
-        scores: scores.map(toNewScore),
+        scores,
         verdicts,
         ...(state ? { optimizerState: state } : {}),
       });
@@ -451,42 +461,17 @@ class CampaignRun {
   async scoreTestSplit(top: number): Promise<void> {
     await this.scoreBaselines('test');
     const pick = this.store.finalPick(this.campaignId);
-    const kept = this.store
+    const best = this.store
       .listCandidates(this.campaignId, { kind: 'search', status: 'kept' })
       .sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))
-      .filter((c, i) => i < top || c.candidateId === pick?.candidateId)
-      .filter((c) => this.store.listScores(c.candidateId, 'test').length === 0);
-    if (kept.length) this.progress('test', 0, `scoring the ${kept.length} best kept candidate(s) on the test split`);
-    await Promise.all(kept.map((c) => this.limit(() => scoreCandidateOnTest(this.store, this.scorer, this.setup, c))));
+      .filter((c, i) => i < top || c.candidateId === pick?.candidateId);
+    const jobs = missingOnTestSplit(this.store, best.map((candidate) => ({ candidate })));
+    if (jobs.length) this.progress('test', 0, `scoring the ${jobs.length} best kept candidate(s) on the test split`);
+    await scoreOnTestSplit(this.store, this.scorer, this.setup.measures, jobs, this.setup.workers);
   }
-}
-
-export interface NewTell {
-  generation: number;
-  toldCount: number;
-  stateJson: string;
-}
-
-/** Scores one recorded search candidate on the test split and stores the scores (export uses it too). */
-export async function scoreCandidateOnTest(store: Store, scorer: CandidateScorer, setup: CampaignSetup, c: CandidateRecord): Promise<Score[]> {
-  const doc = YAML.parse(c.recipeYaml!) as RecipeDoc;
-  const r = await scorer.scoreRecipe(doc, 'test', setup.measures);
-  store.transaction(() => {
-    store.addScores(c.candidateId, r.value.map(toNewScore));
-    store.addItemValues(testItemValues(c.candidateId, r.value));
-  });
-  return r.value;
 }
 
 /** The optimiser's value of a recorded candidate: its objective, −∞ when it failed. */
 function candidateValue(c: CandidateRecord): number {
   return c.status === 'failed' || c.objective === null ? -Infinity : c.objective;
-}
-
-export function toNewScore(s: Score) {
-  return { task: s.task, metric: s.metric, split: s.split, value: s.value, se: Number.isFinite(s.se) ? s.se : null, n: s.n };
-}
-
-export function fromRecord(s: { task: string; metric: string; split: string; value: number; se: number | null; n: number }): Score {
-  return { task: s.task, metric: s.metric, split: s.split as Score['split'], value: s.value, se: s.se ?? NaN, n: s.n };
 }

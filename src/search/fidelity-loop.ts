@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { EvomergeError } from '../errors.ts';
 import type { Store } from '../store/db.ts';
 import type { NewScore } from '../store/records.ts';
-import type { Ask, NewTell, RunContext } from './campaign.ts';
+import type { Ask, NewTell, RunContext } from './run-context.ts';
 import { promotedCount, rungCount, rungItems, rungSplit } from './fidelity.ts';
 import { objectiveValue, type Score } from './measures.ts';
 import type { ItemSubset } from './scorer.ts';
@@ -147,5 +147,5 @@ function insert(store: Store, campaignId: number, e: Entry, g: number) {
 
 /** A fit score as recorded: under its rung's split, or (rung −1) under `fit`. */
 function toRungScore(s: Score, rung: number): NewScore {
-  return { task: s.task, metric: s.metric, split: rung < 0 ? 'fit' : rungSplit(rung), value: s.value, se: Number.isFinite(s.se) ? s.se : null, n: s.n };
+  return { task: s.task, metric: s.metric, split: rung < 0 ? 'fit' : rungSplit(rung), value: s.value, se: s.se, n: s.n };
 }

@@ -4,15 +4,9 @@
 // pick. Recorded in the database (final_picks) with what was considered; rerun on resume, it scores only what
 // is missing and picks the same.
 import { parse } from 'yaml';
-import type { ItemValuesRecord } from '../store/records.ts';
-import type { RunContext } from './campaign.ts';
+import type { RunContext } from './run-context.ts';
 import type { Score } from './measures.ts';
 import { finalPick, topByFit, type PickEntry } from './selection.ts';
-
-/** Per-item pseudo-values of test scores, as the store keeps them. */
-export function testItemValues(candidateId: number, scores: readonly Score[]): ItemValuesRecord[] {
-  return scores.filter((s) => s.split === 'test' && s.pseudo && s.pseudo.length > 0).map((s) => ({ candidateId, task: s.task, metric: s.metric, split: s.split, values: s.pseudo! }));
-}
 
 interface Entry extends PickEntry {
   readonly candidateId: number;
@@ -46,7 +40,7 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
         if (store.listScores(e.candidateId, 'val').length) return;
         if (ctx.signal?.aborted) return;
         const r = await ctx.scorer.scoreRecipe(parse(e.recipeYaml) as Record<string, unknown>, 'val', setup.measures, setup.items?.val);
-        store.addScores(e.candidateId, r.value.map((s) => ({ task: s.task, metric: s.metric, split: 'val', value: s.value, se: Number.isFinite(s.se) ? s.se : null, n: s.n })));
+        store.addScores(e.candidateId, r.value.map((s) => ({ task: s.task, metric: s.metric, split: 'val', value: s.value, se: s.se, n: s.n })));
       }),
     ),
   );

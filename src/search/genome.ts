@@ -2,6 +2,7 @@
 // mergekit recipe, so any candidate can be reproduced with `evomerge merge`. Layer groups become mergekit
 // filter lists (`layers.3.` matches exactly the tensors of block 3), so the recipe needs nothing mergekit lacks.
 import { createHash } from 'node:crypto';
+import { isMethodWide } from '../merge/registry.ts';
 import type { ReferenceMerge, SearchSpace } from './space.ts';
 
 /** What the optimiser sees: bounded continuous genes and categorical genes (here: the merge method). */
@@ -16,9 +17,6 @@ interface Cell {
   /** mergekit filter substrings selecting this cell's tensors; empty = the catch-all (non-layer tensors). */
   readonly filters: readonly string[];
 }
-
-/** Per-model parameters vary per source model; method-wide ones (t, lambda) are one value per cell. */
-const METHOD_WIDE = new Set(['t', 'lambda']);
 
 export interface GenomeLayout {
   readonly cells: readonly Cell[];
@@ -54,7 +52,8 @@ export function buildLayout(space: SearchSpace, numLayers: number): GenomeLayout
   const continuous: GenomeDomain['continuous'][number][] = [];
   for (const cell of cells) {
     for (const [param, range] of Object.entries(space.genome.ranges)) {
-      if (METHOD_WIDE.has(param)) {
+      // per-model parameters vary per source model; method-wide ones (t, lambda: the registry says) are one per cell
+      if (isMethodWide(param)) {
         continuous.push({ name: `${cell.label}.${param}`, lower: range.min, upper: range.max });
       } else {
         for (const m of space.models) continuous.push({ name: `${cell.label}.${m.name}.${param}`, lower: range.min, upper: range.max });

@@ -1,9 +1,10 @@
 // What a campaign measures: the (task, metric) pairs the objective and the gates read, checked against the
-// eval suite, and the objective itself (a weighted sum of fit-split metrics, issue 7 §1).
+// eval suite, and the objective itself (a weighted sum of fit-split metrics).
+import type { Estimate } from '../estimate.ts';
 import { EvomergeError } from '../errors.ts';
-import { KIND_METRICS, type Suite } from '../eval/suite.ts';
+import { taskMetrics, type Suite } from '../eval/suite.ts';
 import type { SearchSpace } from './space.ts';
-import { objectiveEstimate, type SourceScoreLists } from './objective.ts';
+import { objectiveEstimate, type SourceScoreLists } from '../gates/objective.ts';
 
 /** One measured quantity: a task scored with one of its kind's metrics. */
 export interface Measure {
@@ -11,14 +12,9 @@ export interface Measure {
   readonly metric: string;
 }
 
-/** A stored score of one measure on one split. */
-export interface Score extends Measure {
+/** A score of one measure on one split. */
+export interface Score extends Measure, Estimate {
   readonly split: 'fit' | 'val' | 'test';
-  readonly value: number;
-  readonly se: number;
-  readonly n: number;
-  /** Per-item pseudo-values (eval/stats.ts), for paired comparisons; kept in the store for the test split. */
-  readonly pseudo?: readonly number[];
 }
 
 export function measureKey(m: Measure): string {
@@ -36,8 +32,8 @@ export function campaignMeasures(space: SearchSpace, suite: Suite): Measure[] {
     const spec = suite.tasks.find((t) => t.name === task);
     if (!spec) throw new EvomergeError('space.unknown_task', `the suite ${suite.file} has no task "${task}"; it has: ${tasks.join(', ')}`, { file: space.file, field: `${field}.task` });
     const m = metric ?? spec.metric;
-    if (!KIND_METRICS[spec.kind].includes(m)) {
-      throw new EvomergeError('space.unknown_metric', `task "${task}" (${spec.kind}) has no metric "${m}"; expected one of: ${KIND_METRICS[spec.kind].join(', ')}`, { file: space.file, field: `${field}.metric` });
+    if (!taskMetrics(spec).includes(m)) {
+      throw new EvomergeError('space.unknown_metric', `task "${task}" (${spec.kind}) has no metric "${m}"; expected one of: ${taskMetrics(spec).join(', ')}`, { file: space.file, field: `${field}.metric` });
     }
     return { task, metric: m };
   };

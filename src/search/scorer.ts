@@ -40,7 +40,15 @@ export interface Timed<T> {
   readonly evalMs: number;
 }
 
-/** What a campaign needs from a scorer: in this thread (Scorer) or spread over threads (ThreadedScorer). */
+/** Error codes of a scorer's own faults (`scorer.*`: a remote worker refused a job, a job was lost for good),
+ *  as opposed to a candidate that cannot be merged or scored: they stop the campaign instead of being
+ *  recorded as the candidate's failure. */
+export function isScorerFault(err: EvomergeError): boolean {
+  return err.code.startsWith('scorer.');
+}
+
+/** What a campaign needs from a scorer: in this thread (Scorer), spread over threads (ThreadedScorer), or
+ *  handed to workers through a job queue (src/queue). */
 export interface CandidateScorer {
   scoreRecipe(doc: RecipeDoc, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>>;
   scoreModelDir(dir: string, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>>;

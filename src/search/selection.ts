@@ -4,6 +4,7 @@
 // fit are scored on `val`, and the best of them there is the pick. Ranking may use the lower confidence bound
 // value − z·SE, which prefers a well-measured score to a lucky one. Test stays untouched until the end.
 import { EvomergeError } from '../errors.ts';
+import type { ObjectiveValue } from '../gates/objective.ts';
 
 export interface Selection {
   /** Share of each task's fit items held out as val, for tasks whose suite entry has no `val` file. */
@@ -44,14 +45,8 @@ export function parseSelection(raw: unknown, file: string): Selection {
   return { valFraction, topK, lcbZ, ...(halving ? { halving } : {}) };
 }
 
-/** A value with its standard error (an objective on one split). */
-export interface Estimate {
-  readonly value: number;
-  readonly se: number;
-}
-
 /** What ranking uses: the value, or its lower confidence bound value − z·SE (an unknown SE counts as 0). */
-export function rankValue(e: Estimate, z: number): number {
+export function rankValue(e: ObjectiveValue, z: number): number {
   if (!Number.isFinite(e.value)) return -Infinity;
   return z > 0 && Number.isFinite(e.se) ? e.value - z * e.se : e.value;
 }
@@ -59,8 +54,8 @@ export function rankValue(e: Estimate, z: number): number {
 /** A candidate as the pick sees it: its number and its estimates on fit and (once scored) val. */
 export interface PickEntry {
   readonly ordinal: number;
-  readonly fit: Estimate;
-  readonly val?: Estimate;
+  readonly fit: ObjectiveValue;
+  readonly val?: ObjectiveValue;
 }
 
 /** The k best by fit rank value (ties: lower ordinal), the candidates worth scoring on val. */

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { editDistance, EvomergeError } from '../errors.ts';
 import { parseSelection, type Selection } from './selection.ts';
+import { parseGateSpecs, type NamedGateSpec } from '../gates/gates.ts';
 
 /** A parameter range for one kind of gene, e.g. `weight: {min: 0, max: 1.5}`. */
 export interface GeneRange {
@@ -23,23 +24,6 @@ export interface ObjectiveTerm {
   readonly weight: number;
   /** A source's name: the term is then the share of that source's gain over the base that the candidate keeps,
    *  (score − base) / (source − base) on the same split. */
-  readonly shareOf?: string;
-}
-
-export interface GateSpec {
-  readonly name: string;
-  readonly kind: 'floor' | 'no_regression' | 'min_gain';
-  readonly task: string;
-  readonly metric?: string;
-  /** floor: the minimum value. */
-  readonly value?: number;
-  /** no_regression: the source (a models[] entry's name, or `base`) not to fall below. */
-  readonly source?: string;
-  /** min_gain: the sources to beat (default: all sources and the base). */
-  readonly sources?: readonly string[];
-  readonly tolerance?: number;
-  readonly delta?: number;
-  /** floor only: judge the share of this source's gain over the base kept, not the raw score. */
   readonly shareOf?: string;
 }
 
@@ -71,7 +55,7 @@ export interface SearchSpace {
     readonly fixed: Readonly<Record<string, number | boolean | string>>;
   };
   readonly objective: readonly ObjectiveTerm[];
-  readonly gates: readonly GateSpec[];
+  readonly gates: readonly NamedGateSpec[];
   /** items: search candidates stop once this many eval items (summed over the measures, fit and val) are scored. */
   readonly budget: { readonly candidates?: number; readonly minutes?: number; readonly items?: number };
   readonly optimizer: 'cmaes' | 'random' | 'grid';
@@ -99,8 +83,6 @@ export interface ReferenceMerge {
 
 const TOP_KEYS = ['name', 'base_model', 'models', 'suite', 'graph', 'genome', 'objective', 'gates', 'budget', 'optimizer', 'population_size', 'seed', 'workers', 'references', 'eval_limit', 'selection'];
 const GENOME_KEYS = ['layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
-const GATE_KEYS = ['name', 'kind', 'task', 'metric', 'value', 'source', 'sources', 'tolerance', 'delta', 'share_of'];
-const GATE_KINDS = ['floor', 'no_regression', 'min_gain'];
 const OPTIMIZERS = ['cmaes', 'random', 'grid'];
 
 type Doc = Record<string, unknown>;
@@ -152,7 +134,8 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
   const suite = path.resolve(dir, asString(required(top, 'suite', file), file, 'suite'));
   if (!existsSync(suite)) fail('space.missing_file', 'suite', `eval suite not found: ${suite}`);
   let graph: string | undefined;
-  if (top.graph !== undefined) {
+  if (top.graph === 'auto') graph = 'auto';
+  else if (top.graph !== undefined) {
     graph = path.resolve(dir, asString(top.graph, file, 'graph'));
     if (!existsSync(graph)) fail('space.missing_file', 'graph', `ONNX graph not found: ${graph}`);
   }
@@ -210,40 +193,8 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     };
   });
 
-  // -- gates
-  const gatesRaw = top.gates ?? [];
-  if (!Array.isArray(gatesRaw)) fail('space.bad_value', 'gates', 'expected a list of gates');
-  const gates = (gatesRaw as unknown[]).map((o, i): GateSpec => {
-    const field = `gates[${i}]`;
-    const t = asObject(o, file, field);
-    checkKeys(t, GATE_KEYS, file, field);
-    const kind = asString(required(t, 'kind', file, field), file, `${field}.kind`);
-    if (!GATE_KINDS.includes(kind)) fail('space.bad_value', `${field}.kind`, `unknown gate kind "${kind}"; expected one of: ${GATE_KINDS.join(', ')}`);
-    const task = asString(required(t, 'task', file, field), file, `${field}.task`);
-    const num = (k: string) => (t[k] === undefined ? undefined : asNumber(t[k], file, `${field}.${k}`));
-    const gate: GateSpec = {
-      name: t.name === undefined ? `${kind}:${task}` : asString(t.name, file, `${field}.name`),
-      kind: kind as GateSpec['kind'],
-      task,
-      metric: t.metric === undefined ? undefined : asString(t.metric, file, `${field}.metric`),
-      value: num('value'),
-      source: t.source === undefined ? undefined : asString(t.source, file, `${field}.source`),
-      sources: t.sources === undefined ? undefined : asStringList(t.sources, file, `${field}.sources`),
-      tolerance: num('tolerance'),
-      delta: num('delta'),
-      ...(t.share_of !== undefined ? { shareOf: asString(t.share_of, file, `${field}.share_of`) } : {}),
-    };
-    if (gate.shareOf !== undefined) {
-      if (kind !== 'floor') fail('space.bad_value', `${field}.share_of`, 'only for floor gates (a floor on the share of that source\'s gain kept)');
-      if (gate.shareOf === 'base' || !names.has(gate.shareOf)) fail('space.unknown_source', `${field}.share_of`, `unknown source "${gate.shareOf}"; expected one of the models: ${models.map((m) => m.name).join(', ')}`);
-    }
-    if (kind === 'floor' && gate.value === undefined) fail('space.bad_value', `${field}.value`, 'a floor gate needs a value');
-    if (kind === 'no_regression' && gate.source === undefined) fail('space.bad_value', `${field}.source`, 'a no_regression gate needs a source (a model name or "base")');
-    for (const s of [...(gate.source ? [gate.source] : []), ...(gate.sources ?? [])]) {
-      if (!names.has(s)) fail('space.unknown_source', `${field}.source`, `unknown source "${s}"; expected one of: ${[...names].join(', ')}`);
-    }
-    return gate;
-  });
+  // -- gates (their rules are gates/gates.ts's; task names are checked against the suite with the measures)
+  const gates = parseGateSpecs(top.gates ?? [], { sources: [...names], base: 'base' }, { file });
 
   // -- budget and run settings
   const budgetDoc = top.budget === undefined ? {} : asObject(top.budget, file, 'budget');

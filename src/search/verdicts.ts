@@ -1,12 +1,13 @@
-// Gate verdicts for a campaign (issue 7 §1): the space's gates and the sources' scores on one split handed to
+// Gate verdicts for a campaign: the space's gates and the sources' scores on one split handed to
 // the pure verdicts of gates/gates.ts (floor: value; no_regression: source − tolerance; min_gain: best source
-// + delta; pass = value ≥ threshold), in the shape the store records.
+// + delta; pass = value ≥ threshold), in the shape the store records. A gate naming no metric reads the
+// task's own.
 import { evaluateGates, type GateSpec } from '../gates/gates.ts';
+import { shareKept, shareMetric } from '../gates/objective.ts';
 import type { NewGateVerdict } from '../store/records.ts';
 import type { SearchSpace } from './space.ts';
 import type { Suite } from '../eval/suite.ts';
 import { ownMetric, type Score } from './measures.ts';
-import { shareKept, shareMetric } from './objective.ts';
 
 /** Source name → its scores on one split. */
 export type SourceScores = ReadonlyMap<string, readonly Score[]>;
@@ -16,27 +17,21 @@ export function judgeGates(space: SearchSpace, suite: Suite, scores: readonly Sc
   const onSplit = (xs: readonly Score[]) => xs.filter((x) => x.split === split);
   // A floor with share_of judges a derived score: the share of that source's gain over the base kept.
   const derived: Score[] = [];
-  for (const g of space.gates) {
-    if (g.shareOf === undefined) continue;
+  const specs: GateSpec[] = space.gates.map(({ shareOf, ...g }) => {
+    if (shareOf === undefined) return g;
     const metric = g.metric ?? ownMetric(suite, g.task);
     const find = (xs: readonly Score[] | undefined) => xs?.find((x) => x.split === split && x.task === g.task && x.metric === metric);
     const own = find(scores);
     const base = find(sources.get('base'));
-    const src = find(sources.get(g.shareOf));
+    const src = find(sources.get(shareOf));
     const value = own && base && src ? shareKept(own.value, base.value, src.value) : Number.NaN;
-    derived.push({ task: g.task, metric: shareMetric(metric, g.shareOf), split, value, se: Number.NaN, n: own?.n ?? 0 });
-  }
-  const specs: GateSpec[] = space.gates.map((g) => ({
-    kind: g.kind,
-    task: g.task,
-    name: g.name,
-    metric: g.shareOf !== undefined ? shareMetric(g.metric ?? ownMetric(suite, g.task), g.shareOf) : (g.metric ?? ownMetric(suite, g.task)),
-    ...(g.value !== undefined ? { value: g.value } : {}),
-    ...(g.source !== undefined ? { source: g.source } : {}),
-    ...(g.sources !== undefined ? { sources: [...g.sources] } : {}),
-    ...(g.tolerance !== undefined ? { tolerance: g.tolerance } : {}),
-    ...(g.delta !== undefined ? { delta: g.delta } : {}),
-  }));
-  const ctx = { sources: Object.fromEntries([...sources].map(([name, xs]) => [name, onSplit(xs)])), base: 'base' };
+    derived.push({ task: g.task, metric: shareMetric(metric, shareOf), split, value, se: Number.NaN, n: own?.n ?? 0 });
+    return { ...g, metric: shareMetric(metric, shareOf) };
+  });
+  const ctx = {
+    sources: Object.fromEntries([...sources].map(([name, xs]) => [name, onSplit(xs)])),
+    base: 'base',
+    defaultMetrics: Object.fromEntries(space.gates.map((g) => [g.task, ownMetric(suite, g.task)])),
+  };
   return evaluateGates([...onSplit(scores), ...derived], specs, ctx).map((v) => ({ gate: v.gate, kind: v.kind, task: v.task, metric: v.metric, split, value: v.value, threshold: v.threshold, pass: v.pass }));
 }

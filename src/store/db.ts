@@ -7,13 +7,17 @@ import Database from 'better-sqlite3';
 import { EvomergeError } from '../errors.ts';
 import { CampaignTable } from './campaigns.ts';
 import { CandidateTable, type CandidateFilter } from './candidates.ts';
+import { ModelFileTable, MODEL_FILES_DDL } from './model-files.ts';
 import { OptimizerStateTable } from './optimizer-states.ts';
 import {
   isFinished,
   type CampaignRecord,
   type CandidateOutcome,
   type CandidateRecord,
+  type FinalPickRecord,
   type GateVerdictRecord,
+  type ItemValuesRecord,
+  type ModelFileRecord,
   type NewCampaign,
   type NewCandidate,
   type NewGateVerdict,
@@ -25,7 +29,6 @@ import {
 import { ScoreTable } from './scores.ts';
 import { VerdictTable } from './verdicts.ts';
 import { FinalPickTable, ItemValueTable } from './selection-tables.ts';
-import type { FinalPickRecord, ItemValuesRecord } from './records.ts';
 
 export type { CandidateFilter } from './candidates.ts';
 
@@ -110,6 +113,8 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
       if (!readonly && db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
     }
     if (!readonly) db.exec(fs.readFileSync(new URL('./selection-schema.sql', import.meta.url), 'utf8'));
+    // added after schema version 1 shipped: created on demand, an older database stays readable as it is
+    if (!readonly) db.exec(MODEL_FILES_DDL);
     db.pragma('foreign_keys = ON');
     // FULL: a committed candidate survives a power cut, not only a crash (one fsync per candidate is cheap).
     if (!readonly) db.pragma('synchronous = FULL');
@@ -136,6 +141,7 @@ export class Store {
   private readonly states: OptimizerStateTable;
   private readonly itemValues: ItemValueTable;
   private readonly picks: FinalPickTable;
+  private readonly modelFiles: ModelFileTable;
 
   constructor(db: Database.Database, file: string, readonly: boolean) {
     this.db = db;
@@ -148,6 +154,7 @@ export class Store {
     this.states = new OptimizerStateTable(db);
     this.itemValues = new ItemValueTable(db);
     this.picks = new FinalPickTable(db);
+    this.modelFiles = new ModelFileTable(db);
   }
 
   // ---- transactions and life cycle
@@ -386,6 +393,17 @@ export class Store {
 
   finalPick(campaignId: number): FinalPickRecord | undefined {
     return this.picks.get(campaignId);
+  }
+
+  // ---- model files (what remote workers check their copies of the input models against)
+
+  recordModelFiles(campaignId: number, files: readonly ModelFileRecord[]): void {
+    this.writable();
+    this.transaction(() => this.modelFiles.insertAll(campaignId, files));
+  }
+
+  listModelFiles(campaignId: number): ModelFileRecord[] {
+    return this.modelFiles.list(campaignId);
   }
 
   // ---- helpers

@@ -1,5 +1,6 @@
 // The store's record types: one interface per table row, camelCase, JSON columns kept as text (the caller
 // parses them). Types only; the store makes no decisions about what the values mean.
+import type { Estimate } from '../estimate.ts';
 
 /** Candidate life cycle (a closed union, as optuna's TrialState). */
 export const candidateStatuses = ['pending', 'merged', 'evaluated', 'kept', 'rejected', 'failed'] as const;
@@ -75,16 +76,13 @@ export interface CandidateOutcome {
   finishedAt?: string | null;
 }
 
-export interface ScoreRecord {
+/** A score with its standard error over n items; an unknown (NaN) SE is stored as NULL and read back as NaN. */
+export interface ScoreRecord extends Estimate {
   candidateId: number;
   task: string;
   metric: string;
   /** 'fit' or 'test' by convention; any string is stored. */
   split: string;
-  value: number;
-  /** Standard error; null when unknown (a NaN SE is stored as null). */
-  se: number | null;
-  n: number;
 }
 
 export type NewScore = Omit<ScoreRecord, 'candidateId'>;
@@ -130,4 +128,14 @@ export interface FinalPickRecord {
   rule: string;
   detailJson: string;
   createdAt: string;
+}
+
+/** One safetensors file of an input model as the campaign recorded it: size and sha256 of its header. */
+export interface ModelFileRecord {
+  /** The model folder as the campaign names it (absolute path). */
+  modelDir: string;
+  /** File name inside the folder. */
+  file: string;
+  size: number;
+  headerSha256: string;
 }

@@ -22,7 +22,7 @@ function toRecord(r: ScoreRow): ScoreRecord {
     metric: r.metric,
     split: r.split,
     value: decodeReal(r.value, r.value_type),
-    se: r.se,
+    se: r.se ?? Number.NaN,
     n: r.n,
   };
 }
@@ -49,7 +49,7 @@ export class ScoreTable {
 
   insert(candidateId: number, s: NewScore): void {
     const [value, valueType] = encodeReal(s.value);
-    const se = s.se === null || s.se === undefined || !Number.isFinite(s.se) ? null : s.se;
+    const se = Number.isFinite(s.se) ? s.se : null;
     this.insertStmt.run({ candidateId, task: s.task, metric: s.metric, split: s.split, value, valueType, se, n: s.n });
   }
 

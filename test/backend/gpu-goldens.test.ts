@@ -1,6 +1,7 @@
 // Parity of the GPU kernel with mergekit's own outputs (shared/mergekit-goldens): every golden recipe merged
 // in process through one GpuKernel (sources stay resident across recipes), each tensor within
-// rel_err = max|a−b|/max|b| ≤ 1e-5 of mergekit, as the CPU kernel's golden test demands.
+// rel_err = max|a−b|/max|b| ≤ 1.2e-6 of mergekit: the CPU kernel's 2e-7 plus the README's 1e-6 between the
+// GPU and CPU kernels (lavapipe is at 1.98e-7).
 
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { mergeRecipe } from '../../src/merge/engine.ts';
 import { parseRecipeFile } from '../../src/recipe/parse.ts';
 import { relErr } from '../unit/merge/rel-err.ts';
 
-const TOLERANCE = 1e-5;
+const TOLERANCE = 1.2e-6;
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const goldens = path.resolve(repoRoot, '../shared/mergekit-goldens');
 const have = existsSync(goldens);

@@ -10,7 +10,7 @@ import type { MergeKernel, MergeOp, Rescale, SourceRef, Sparsification, TaskVect
 import { drawU32, keepThreshold, rngKey } from '../../src/kernel/rng.ts';
 import { mulberry32 } from '../fixtures/seeded-random.ts';
 
-/** Relative tolerance of GPU against CPU per tensor: max|gpu − cpu| / max|cpu| (issue 6). */
+/** Relative tolerance of GPU against CPU per tensor: max|gpu − cpu| / max|cpu|. */
 const PARITY_TOLERANCE = 1e-6;
 /** A chunk of 8192 elements (the smallest allowed) makes the 20000-element fixture span three chunks. */
 const TINY_CHUNK = 8192;

@@ -37,7 +37,7 @@ function run(...args: string[]): { status: number | null; stdout: string; stderr
 }
 
 describe.runIf(haveGoldens)('golden through the CLI', () => {
-  it('ties_gradient_filters: every tensor within 1e-5 of mergekit\'s', () => {
+  it('ties_gradient_filters: every tensor within 2e-7 of mergekit\'s', () => {
     const out = path.join(tmp, 'golden-tgf');
     const r = run('merge', path.join(goldens, 'recipes/ties_gradient_filters.yaml'), '-o', out, '--device', 'cpu');
     expect(r.stderr).toBe('');
@@ -49,7 +49,7 @@ describe.runIf(haveGoldens)('golden through the CLI', () => {
       expect([...got.tensors.tensorNames()].sort()).toEqual([...want.tensorNames()].sort());
       for (const n of want.tensorNames()) {
         expect(got.tensors.tensorInfo(n).shape).toEqual(want.tensorInfo(n).shape);
-        expect(relErr(got.tensors.readTensor(n).data, want.readTensor(n).data), n).toBeLessThanOrEqual(1e-5);
+        expect(relErr(got.tensors.readTensor(n).data, want.readTensor(n).data), n).toBeLessThanOrEqual(2e-7);
       }
     } finally {
       got.close();
@@ -62,8 +62,8 @@ describe.runIf(haveGoldens)('golden through the CLI', () => {
     }
   });
 });
-describe.runIf(haveGoldens && existsSync(path.join(repoRoot, 'src/kernel/select.ts')))('golden through the CLI on the WebGPU kernel', () => {
-  it('ties and slerp with --device gpu: every tensor within 1e-5 of mergekit\'s', () => {
+describe.runIf(haveGoldens && existsSync(path.join(repoRoot, 'src/kernel/pick-device.ts')))('golden through the CLI on the WebGPU kernel', () => {
+  it('ties and slerp with --device gpu: every tensor within 1.2e-6 of mergekit\'s (2e-7 + the GPU\'s 1e-6)', () => {
     for (const name of ['ties', 'slerp']) {
       const out = path.join(tmp, `golden-gpu-${name}`);
       const r = run('merge', path.join(goldens, `recipes/${name}.yaml`), '-o', out, '--device', 'gpu');
@@ -73,7 +73,7 @@ describe.runIf(haveGoldens && existsSync(path.join(repoRoot, 'src/kernel/select.
       const want = SafetensorsFile.open(path.join(goldens, `golden/${name}.safetensors`));
       try {
         expect([...got.tensors.tensorNames()].sort()).toEqual([...want.tensorNames()].sort());
-        for (const n of want.tensorNames()) expect(relErr(got.tensors.readTensor(n).data, want.readTensor(n).data), `${name}: ${n}`).toBeLessThanOrEqual(1e-5);
+        for (const n of want.tensorNames()) expect(relErr(got.tensors.readTensor(n).data, want.readTensor(n).data), `${name}: ${n}`).toBeLessThanOrEqual(1.2e-6);
       } finally {
         got.close();
         want.close();
@@ -233,7 +233,7 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
   it('--device gpu without a GPU backend says so; a bad --seed is a usage error', () => {
     const recipe = path.join(tmp, 'ok.yaml');
     writeFileSync(recipe, ties('b'));
-    if (!existsSync(path.join(repoRoot, 'src/kernel/select.ts'))) {
+    if (!existsSync(path.join(repoRoot, 'src/kernel/pick-device.ts'))) {
       const r = run('merge', recipe, '-o', path.join(tmp, 'gpu-out'), '--device', 'gpu');
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(/^evomerge: --device gpu: this evomerge has no GPU merge backend yet/);

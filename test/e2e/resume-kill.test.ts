@@ -1,4 +1,4 @@
-// Resume after kill -9 (issue 7 "Must show"): a campaign is SIGKILLed at pseudo-random moments (fixed seed)
+// Resume after kill -9: a campaign is SIGKILLed at pseudo-random moments (fixed seed)
 // at least three times and resumed each time with the same command; it must end exactly where an
 // uninterrupted run ends — same candidates in the same order, same scores, same optimiser state, same best
 // genome — with as many evaluated candidates as the budget and no content hash twice.

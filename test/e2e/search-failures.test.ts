@@ -1,12 +1,12 @@
 // A candidate that cannot be merged is recorded as failed (error code and message), counts as −∞ for the
 // optimiser, and the campaign goes on to its budget: here every merge meets a NaN weight planted in a copy
 // of an expert, so every candidate fails, yet each generation is told and its state saved.
-import { cpSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync, closeSync, chmodSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/db.ts';
-import { repoRoot, runCli, tinySpace, writeSpace } from './search-fixtures.ts';
+import { poisonedCopy, repoRoot, runCli, tinySpace, writeSpace } from './search-fixtures.ts';
 
 let tmp: string;
 beforeAll(() => {
@@ -14,30 +14,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Copies a zoo model and writes NaN into the first element of one of its tensors. */
-function poisonedCopy(model: string, tensor: string): string {
-  const dir = path.join(tmp, `${model}-nan`);
-  cpSync(path.join(repoRoot, 'models/micro', model), dir, { recursive: true });
-  for (const f of readdirSync(dir)) chmodSync(path.join(dir, f), 0o644);
-  const file = path.join(dir, 'model.safetensors');
-  const fd = openSync(file, 'r+');
-  try {
-    const len = Buffer.alloc(8);
-    readSync(fd, len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    const header = JSON.parse(readFileSync(file).subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
-    const nan = Buffer.alloc(4);
-    nan.writeFloatLE(Number.NaN, 0);
-    writeSync(fd, nan, 0, 4, 8 + n + header[tensor]!.data_offsets[0]);
-  } finally {
-    closeSync(fd);
-  }
-  return dir;
-}
-
 describe('failed candidates', () => {
   it('are recorded with their error and the search still spends its budget', () => {
-    const lang = poisonedCopy('expert-lang', 'model.layers.2.mlp.up_proj.weight');
+    const lang = poisonedCopy(tmp, 'expert-lang', 'model.layers.2.mlp.up_proj.weight');
     const space = writeSpace(tmp, 'fail.yaml', tinySpace({ name: 'fail', models: [path.join(repoRoot, 'models/micro/expert-math'), lang], references: [], budget: { candidates: 8 } }));
     const db = path.join(tmp, 'fail.sqlite');
     const r = runCli(tmp, 'search', space, '--db', db, '--device', 'cpu');

@@ -1,10 +1,11 @@
 // Shared fixtures of the search e2e tests: a tiny search space over the vendored micro zoo (few items per
 // task, few candidates) written into a temp folder, and a runner for the real CLI (node bin/evomerge.js).
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { openStore } from '../../src/store/db.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const cli = path.join(repoRoot, 'bin/evomerge.js');
@@ -59,4 +60,69 @@ export function runCli(cwd: string, ...args: string[]): CliResult {
 /** stderr without the Dawn adapter notices some machines print when --device auto probes for a GPU. */
 export function errorLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Warning: '));
+}
+
+/** Everything two runs of one campaign must agree on: every candidate (by kind and content hash), its
+ *  scores and verdicts, and the optimiser states. Candidates sorted by identity (recording order may differ). */
+export function recordSnapshot(db: string) {
+  const s = openStore(db, { readonly: true });
+  try {
+    const [c] = s.listCampaigns();
+    const all = s.listCandidates(c!.campaignId).map((x) => ({
+      kind: x.kind,
+      label: x.label,
+      ordinal: x.ordinal,
+      generation: x.generation,
+      hash: x.contentHash,
+      status: x.status,
+      objective: x.objective,
+      genome: x.genomeJson,
+      error: x.errorCode,
+      scores: s.listScores(x.candidateId).map((sc) => [sc.task, sc.metric, sc.split, sc.value, sc.se, sc.n]),
+      verdicts: s.listVerdicts(x.candidateId).map((v) => [v.gate, v.split, v.value, v.threshold, v.pass]),
+    }));
+    const key = (x: { kind: string; hash: string }) => `${x.kind}:${x.hash}`;
+    return {
+      candidates: all.sort((p, q) => key(p).localeCompare(key(q))),
+      states: s.listOptimizerStates(c!.campaignId).map((st) => [st.generation, st.toldCount, st.stateJson]),
+    };
+  } finally {
+    s.close();
+  }
+}
+
+/** Search candidates recorded so far (0 while the database does not exist yet). */
+export function searchCount(db: string): number {
+  try {
+    const s = openStore(db, { readonly: true });
+    try {
+      const [c] = s.listCampaigns();
+      return c ? s.countCandidates(c.campaignId, { kind: 'search' }) : 0;
+    } finally {
+      s.close();
+    }
+  } catch {
+    return 0;
+  }
+}
+
+/** Copies a zoo model and writes NaN into the first element of one of its tensors. */
+export function poisonedCopy(tmp: string, model: string, tensor: string): string {
+  const dir = path.join(tmp, `${model}-nan`);
+  cpSync(path.join(repoRoot, 'models/micro', model), dir, { recursive: true });
+  for (const f of readdirSync(dir)) chmodSync(path.join(dir, f), 0o644);
+  const file = path.join(dir, 'model.safetensors');
+  const fd = openSync(file, 'r+');
+  try {
+    const len = Buffer.alloc(8);
+    readSync(fd, len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    const header = JSON.parse(readFileSync(file).subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    const nan = Buffer.alloc(4);
+    nan.writeFloatLE(Number.NaN, 0);
+    writeSync(fd, nan, 0, 4, 8 + n + header[tensor]!.data_offsets[0]);
+  } finally {
+    closeSync(fd);
+  }
+  return dir;
 }

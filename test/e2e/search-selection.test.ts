@@ -10,7 +10,7 @@ import { CpuKernel } from '../../src/kernel/cpu/cpu-kernel.ts';
 import { openStore } from '../../src/store/db.ts';
 import { itemsScored } from '../../src/search/fidelity-loop.ts';
 import { buildReport } from '../../src/report/report.ts';
-import { exportCandidate } from '../../src/report/export.ts';
+import { exportCandidate } from '../../src/release/export.ts';
 import { rankValue } from '../../src/search/selection.ts';
 import { repoRoot, writeSpace } from './search-fixtures.ts';
 

@@ -108,9 +108,11 @@ describe('evomerge search', () => {
       expect(c.sentence).toMatch(/larger than 2 standard errors of the difference/);
     } else {
       expect(best).toBeUndefined();
+      expect(rep.conclusion.sentence).toBe('No search candidate cleared every gate, so there is no candidate to compare with the sources and the reference merges.');
     }
     const text = runCli(tmp, 'report', db);
     expect(text.status).toBe(0);
+    expect(text.stdout.trimEnd().split('\n').at(-1)).toBe(rep.conclusion.sentence);
     expect(text.stdout).toContain('gate pass rates (fit): lang_floor');
     expect(text.stdout).toContain('best genome per generation');
   });

@@ -1,12 +1,16 @@
-// The import direction of STYLE.md §8.2, made executable: checkpoint ← merge ← search; eval knows neither
-// merge nor search; the store, gates, recipes, kernels and optimisers stand alone. Also: one adapter per runtime.
+// The import direction of STYLE.md §8.2, made executable: checkpoint ← merge ← search ← release; eval knows
+// neither merge nor search; the store, gates, recipes, kernels and optimisers stand alone; the report reads only
+// the store and the gates. No file imports itself back through others (no cycles). One adapter per runtime.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const SRC = path.resolve(__dirname, '../../src');
 
-/** Which modules each module may import (errors.ts is open to all). */
+/** Modules every module may import: the error type and the value ± SE type. */
+const OPEN_TO_ALL = ['errors', 'estimate'];
+
+/** Which modules each module may import (besides OPEN_TO_ALL). */
 const ALLOWED: Record<string, string[]> = {
   checkpoint: [],
   kernel: [],
@@ -17,8 +21,11 @@ const ALLOWED: Record<string, string[]> = {
   merge: ['kernel', 'checkpoint', 'recipe'],
   eval: ['checkpoint'],
   search: ['search/optimizers', 'merge', 'eval', 'gates', 'store', 'recipe', 'checkpoint', 'kernel'],
-  report: ['search', 'search/optimizers', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
-  cli: ['report', 'search', 'search/optimizers', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
+  // the job queue sits on the search: it carries the search's candidates to workers and scores them there
+  queue: ['search', 'eval', 'store', 'kernel'],
+  report: ['store', 'gates'],
+  release: ['report', 'search', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
+  cli: ['queue', 'release', 'report', 'search', 'search/optimizers', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
 };
 
 /** Runtime packages that only one module may import: the single adapter for that runtime. */
@@ -38,6 +45,7 @@ function walk(dir: string): string[] {
 function moduleOf(file: string): string {
   const rel = path.relative(SRC, file).split(path.sep).join('/');
   if (rel === 'errors.ts') return 'errors';
+  if (rel === 'estimate.ts') return 'estimate';
   if (rel.startsWith('search/optimizers/')) return 'search/optimizers';
   return rel.split('/')[0];
 }
@@ -67,13 +75,31 @@ describe('architecture', () => {
       for (const { spec, typeOnly } of importsOf(file)) {
         if (!spec.startsWith('.')) continue;
         const to = moduleOf(path.resolve(path.dirname(file), spec));
-        if (to === from || to === 'errors') continue;
+        if (to === from || OPEN_TO_ALL.includes(to)) continue;
         // the store may name the records it stores, nothing that decides
         if (from === 'store' && typeOnly) continue;
         if (!(ALLOWED[from] ?? []).includes(to)) violations.push(`${path.relative(SRC, file)} → ${spec} (${from} may not import ${to})`);
       }
     }
     expect(violations).toEqual([]);
+  });
+
+  it('every module has a rule, and the rules form no cycle', () => {
+    const modules = new Set(files.map(moduleOf).filter((m) => !OPEN_TO_ALL.includes(m)));
+    expect([...modules].filter((m) => !(m in ALLOWED))).toEqual([]);
+    expect(cyclesOf(new Map(Object.entries(ALLOWED)))).toEqual([]);
+  });
+
+  it('no import cycles between files, type-only imports included', () => {
+    const graph = new Map<string, string[]>();
+    for (const file of files) {
+      const rel = path.relative(SRC, file).split(path.sep).join('/');
+      const targets = importsOf(file)
+        .filter(({ spec }) => spec.startsWith('.'))
+        .map(({ spec }) => path.relative(SRC, path.resolve(path.dirname(file), spec)).split(path.sep).join('/'));
+      graph.set(rel, targets);
+    }
+    expect(cyclesOf(graph)).toEqual([]);
   });
 
   it('keeps one adapter per runtime', () => {
@@ -88,3 +114,40 @@ describe('architecture', () => {
     expect(violations).toEqual([]);
   });
 });
+
+/** The strongly connected components of more than one node (or a node importing itself): each is a cycle. */
+function cyclesOf(graph: ReadonlyMap<string, readonly string[]>): string[] {
+  let counter = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[] = [];
+  const visit = (v: string): void => {
+    index.set(v, counter);
+    low.set(v, counter);
+    counter++;
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!graph.has(w)) continue;
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) {
+        low.set(v, Math.min(low.get(v)!, index.get(w)!));
+      }
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const component: string[] = [];
+    let w: string;
+    do {
+      w = stack.pop()!;
+      onStack.delete(w);
+      component.push(w);
+    } while (w !== v);
+    if (component.length > 1 || (graph.get(v) ?? []).includes(v)) cycles.push(component.sort().join(' ⇄ '));
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return cycles.sort();
+}

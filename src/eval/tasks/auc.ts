@@ -1,7 +1,7 @@
 // The `auc` metric of two-choice tasks: the area under the ROC curve of a per-item score (the log-probability
 // margin of the first choice over the second), the first choice being the positive class. Threshold-free and
 // continuous, so a search sees a merge improve the ranking of items before any prediction flips.
-import type { MetricValue } from '../stats.ts';
+import type { Estimate } from '../../estimate.ts';
 
 /**
  * AUC = P(score of a positive > score of a negative), ties counting ½ (the Mann–Whitney statistic / mn), with
@@ -11,7 +11,7 @@ import type { MetricValue } from '../stats.ts';
  * for a negative (N = m + n); their mean is A, and the paired SE of two models' difference follows from them.
  * NaN when either class is empty.
  */
-export function auc(scores: readonly number[], positive: readonly boolean[]): MetricValue {
+export function auc(scores: readonly number[], positive: readonly boolean[]): Estimate {
   const N = scores.length;
   const pos: number[] = [];
   const neg: number[] = [];

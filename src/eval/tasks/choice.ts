@@ -1,7 +1,8 @@
 // The choice task kind: pick the label with the highest summed log-probability given the prompt; accuracy, and
 // for two labels the AUC of their log-probability margin.
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
-import { proportionOf, type MetricValue } from '../stats.ts';
+import { proportionOf } from '../stats.ts';
+import type { Estimate } from '../../estimate.ts';
 import { auc } from './auc.ts';
 import { batchesByLength, logProbAt, type Forward } from './forward.ts';
 
@@ -21,7 +22,7 @@ export async function evaluateChoice(
   tokenizer: Tokenizer,
   forward: Forward,
   batchTokens: number,
-): Promise<{ accuracy: MetricValue; auc?: MetricValue; predictions: string[] }> {
+): Promise<{ accuracy: Estimate; auc?: Estimate; predictions: string[] }> {
   const rows: { item: number; choice: number; ids: number[]; start: number }[] = [];
   items.forEach((it, i) => {
     const prompt = tokenizer.encode(it.prompt);

@@ -1,7 +1,8 @@
 // The generate task kind: greedy decoding until a stop string or max_new_tokens, scored by exact match of the
 // stripped text (zoo README, "generate"); and `answer_logprob`, the continuous fitness a search can climb.
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
-import { mean, proportionOf, type MetricValue } from '../stats.ts';
+import { mean, proportionOf } from '../stats.ts';
+import type { Estimate } from '../../estimate.ts';
 import { argmaxAt, batchesByLength, logProbAt, type Forward, type ForwardCached, type KvState } from './forward.ts';
 
 export interface GenerateItem {
@@ -13,6 +14,8 @@ export interface GenerateOptions {
   readonly maxNewTokens: number;
   readonly stop: readonly string[];
   readonly batchTokens: number;
+  /** Keep only the last N prompt tokens (lm-eval cuts a prompt from the left to leave room for the answer). */
+  readonly maxPromptTokens?: number;
 }
 
 /** Python's str.strip(): str.isspace() characters (JS \s differs: it has U+FEFF, lacks U+001C–U+001F and U+0085). */
@@ -36,7 +39,8 @@ export async function generateGreedy(
   opts: GenerateOptions,
   forwardCached?: ForwardCached,
 ): Promise<string[]> {
-  const promptIds = prompts.map((p) => tokenizer.encode(p));
+  const cut = opts.maxPromptTokens;
+  const promptIds = prompts.map((p) => (cut !== undefined ? tokenizer.encode(p).slice(-Math.max(1, cut)) : tokenizer.encode(p)));
   const outputs = new Array<string>(prompts.length).fill('');
   for (const batch of batchesByLength(promptIds.map((p) => p.length), opts.batchTokens)) {
     let live = batch.map((i) => ({ item: i, seq: [...promptIds[i]!], generated: [] as number[], cacheRow: 0 }));
@@ -86,7 +90,7 @@ export async function evaluateExactMatch(
   forward: Forward,
   opts: GenerateOptions,
   forwardCached?: ForwardCached,
-): Promise<{ exact_match: MetricValue; predictions: string[] }> {
+): Promise<{ exact_match: Estimate; predictions: string[] }> {
   const predictions = await generateGreedy(items.map((i) => i.prompt), tokenizer, forward, opts, forwardCached);
   const hits = predictions.map((p, i) => pythonStrip(p) === items[i]!.answer);
   return { exact_match: proportionOf(hits), predictions };
@@ -103,7 +107,7 @@ export async function evaluateAnswerLogprob(
   tokenizer: Tokenizer,
   forward: Forward,
   opts: Pick<GenerateOptions, 'stop' | 'batchTokens'>,
-): Promise<{ answer_logprob: MetricValue; answer_loglik: MetricValue }> {
+): Promise<{ answer_logprob: Estimate; answer_loglik: Estimate }> {
   const suffix = opts.stop[0] ?? '';
   const seqs = items.map((it) => {
     const prompt = tokenizer.encode(it.prompt);

@@ -1,7 +1,8 @@
 // The loglik task kind: mean log-likelihood of each text, the first token being context only (zoo README,
 // "loglik": Σ log p(x_{t+1} | x_{≤t}) over t = 1..n−1, pooled over the file, divided by the predicted count).
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
-import { proportion, ratio, scaled, type MetricValue } from '../stats.ts';
+import { proportion, ratio, scaled } from '../stats.ts';
+import type { Estimate } from '../../estimate.ts';
 import { argmaxAt, batchesByLength, logProbAt, type Forward } from './forward.ts';
 
 export const LOGLIK_METRICS = ['loglik', 'bits_per_byte', 'next_token_accuracy'] as const;
@@ -19,7 +20,7 @@ export async function evaluateLoglik(
   tokenizer: Tokenizer,
   forward: Forward,
   batchTokens: number,
-): Promise<Record<string, MetricValue>> {
+): Promise<Record<string, Estimate>> {
   const seqs = texts.map((t) => tokenizer.encode(t));
   const sums = new Array<number>(texts.length).fill(0);
   const counts = seqs.map((s) => s.length - 1);

@@ -1,13 +1,13 @@
 // The CPU merge backend: executes a TensorJob (kernel.ts) reproducing mergekit's float32 arithmetic, with the
-// task-arithmetic hot loops in WebAssembly SIMD (simd-kernels.ts) and plain typed-array loops as reference.
+// task-arithmetic hot loops in WebAssembly SIMD (simd-runtime.ts, wasm-*.ts) and plain typed-array loops as reference.
 
 import { EvomergeError, invariant } from '../../errors.ts';
 import type { MergeKernel, SourceRef, TensorJob, TensorReader } from '../kernel.ts';
 import { modelStock } from './model-stock.ts';
-import { SimdRuntime } from './simd-kernels.ts';
+import { SimdRuntime } from './simd-runtime.ts';
 import { combineTaskVectorsSimd } from './simd-task-arithmetic.ts';
 import { slerp } from './slerp.ts';
-import { selectCutsSimd } from './simd-select.ts';
+import { selectCutsSimd } from './simd-select-kth.ts';
 import { bernoulliMaskSimd, maskedL1ManySimd } from './simd-dare.ts';
 import { plainPasses, sparsifyAll, type SparsifyPasses } from './sparsify.ts';
 import { combineTaskVectors } from './task-arithmetic.ts';

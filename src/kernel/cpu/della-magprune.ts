@@ -4,7 +4,7 @@
 import { EvomergeError } from '../../errors.ts';
 import { drawU32, keepThreshold } from '../rng.ts';
 import { l1Ratio } from './l1-rescale.ts';
-import type { SparsifyInput, Trim } from './sparsify.ts';
+import type { SparsifyInput, Trim } from './trim.ts';
 
 /**
  * mergekit della_magprune, float32 like torch:

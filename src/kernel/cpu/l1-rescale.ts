@@ -14,7 +14,7 @@ export function l1Ratio(before: number, after: number): number {
 
 /**
  * ‖τ‖₁ and ‖τ ⊙ mask‖₁ of τ = fround(x − base) for a bitset mask, in float64 with a fixed order that the SIMD
- * loop (simd-kernels.ts masked_l1) reproduces exactly: element e goes to lane accumulator e & 3, and the lanes
+ * loop (wasm-dare.ts masked_l1) reproduces exactly: element e goes to lane accumulator e & 3, and the lanes
  * are combined as (a₀ + a₁) + (a₂ + a₃).
  */
 export function maskedL1(x: Float32Array, base: Float32Array, mask: Uint32Array): { before: number; after: number } {

@@ -3,7 +3,7 @@
 
 import { keepThreshold, type RngKey } from '../rng.ts';
 import { newBitset } from './bernoulli-mask.ts';
-import type { SimdRuntime } from './simd-kernels.ts';
+import type { SimdRuntime } from './simd-runtime.ts';
 
 const WORDS = 4096;
 const CHUNK = 4096;

@@ -3,8 +3,9 @@
 // reference loops (tests compare them); ties at a magnitude cut are settled here in index order.
 
 import { invariant } from '../../errors.ts';
-import { cutVariantName, SIMD_CHUNK, SLOT_BYTES, UNROLLED_MODELS, unrolledName, type CutVariant, type SimdRuntime } from './simd-kernels.ts';
-import { isLocated, type LocatedCut } from './simd-select.ts';
+import { SIMD_CHUNK, SLOT_BYTES, type SimdRuntime } from './simd-runtime.ts';
+import { cutVariantName, UNROLLED_MODELS, unrolledName, type CutVariant } from './wasm-task-arithmetic.ts';
+import { isLocated, type LocatedCut } from './simd-select-kth.ts';
 import { scalarWeightSum, type CombineInput } from './task-arithmetic.ts';
 
 const CHUNK = SIMD_CHUNK;

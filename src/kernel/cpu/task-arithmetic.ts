@@ -2,7 +2,7 @@
 // weighted trimmed deltas, optional sign consensus, normalisation, lambda, base + mixed. float32 throughout,
 // models accumulated in input order; one chunked pass over base and the inputs.
 
-import type { Trim } from './sparsify.ts';
+import type { Trim } from './trim.ts';
 
 export interface CombineInput {
   readonly base: Float32Array;

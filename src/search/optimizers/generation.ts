@@ -2,11 +2,8 @@
 // matching told solutions to asked ones, ranking (ties in ask order), and the JSON encoding of NaN/±Inf.
 
 import { EvomergeError, invariant } from '../../errors.ts';
-import type { Optimizer, OptimizerKind, OptimizerState, SearchDomain, Solution, TellResult } from './optimizer.ts';
+import type { EncodedNumber, Optimizer, OptimizerKind, OptimizerState, SearchDomain, Solution, TellResult } from './optimizer.ts';
 import { Rng } from './rng.ts';
-
-/** A number as JSON can hold it: finite numbers as themselves, NaN and ±Infinity as strings. */
-export type EncodedNumber = number | 'nan' | 'inf' | '-inf';
 
 export function encodeNumber(v: number): EncodedNumber {
   if (Number.isNaN(v)) return 'nan';

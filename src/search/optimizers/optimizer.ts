@@ -1,11 +1,11 @@
-// The optimiser contract (ask / tell / state) and the factory that builds or restores one by name.
+// The optimiser contract (ask / tell / state), what every optimiser checks of its domain, and the default λ.
 // Optimisers never see the objective, merge or eval: the caller evaluates, persists and handles failures.
+// factory.ts builds or restores one by name.
 
 import { EvomergeError } from '../../errors.ts';
-import { CmaOptimizer } from './cma.ts';
-import { GridOptimizer } from './grid.ts';
-import { RandomOptimizer } from './random.ts';
-import type { EncodedNumber } from './generation.ts';
+
+/** A number as JSON can hold it: finite numbers as themselves, NaN and ±Infinity as strings. */
+export type EncodedNumber = number | 'nan' | 'inf' | '-inf';
 
 /** One point of the search domain. */
 export interface Solution {
@@ -116,57 +116,6 @@ export interface OptimizerOptions {
 export function defaultPopulationSize(domain: SearchDomain): number {
   const n = Math.max(1, domain.continuous.length + domain.categorical.length);
   return 4 + Math.floor(3 * Math.log(n));
-}
-
-/** Build an optimiser of the named kind over `domain`. Bad domains or options throw `optimizer.*` errors. */
-export function createOptimizer(kind: OptimizerKind, domain: SearchDomain, opts: OptimizerOptions): Optimizer {
-  validateDomain(domain);
-  const populationSize = opts.populationSize ?? defaultPopulationSize(domain);
-  if (!Number.isInteger(populationSize) || populationSize < (kind === 'cmaes' ? 2 : 1)) {
-    throw new EvomergeError(
-      'optimizer.bad_option',
-      `must be an integer ≥ ${kind === 'cmaes' ? 2 : 1}, got ${populationSize}`,
-      { field: 'populationSize' },
-    );
-  }
-  switch (kind) {
-    case 'cmaes':
-      return CmaOptimizer.create(domain, populationSize, opts);
-    case 'random':
-      return RandomOptimizer.create(domain, populationSize, opts);
-    case 'grid':
-      return GridOptimizer.create(domain, populationSize, opts);
-    default:
-      throw new EvomergeError(
-        'optimizer.unknown_kind',
-        `unknown optimizer "${String(kind)}"; expected one of: ${optimizerKinds.join(', ')}`,
-        { field: 'optimizer' },
-      );
-  }
-}
-
-/** Rebuild an optimiser from `state()` output (e.g. parsed from the store's optimizer_states.state_json). */
-export function restoreOptimizer(state: OptimizerState): Optimizer {
-  if (state === null || typeof state !== 'object' || state.version !== 1) {
-    throw new EvomergeError('optimizer.bad_state', 'unsupported optimizer state (expected version 1)', {
-      field: 'version',
-    });
-  }
-  validateDomain(state.domain);
-  switch (state.kind) {
-    case 'cmaes':
-      return CmaOptimizer.restore(state);
-    case 'random':
-      return RandomOptimizer.restore(state);
-    case 'grid':
-      return GridOptimizer.restore(state);
-    default:
-      throw new EvomergeError(
-        'optimizer.bad_state',
-        `unknown optimizer "${String(state.kind)}"; expected one of: ${optimizerKinds.join(', ')}`,
-        { field: 'kind' },
-      );
-  }
 }
 
 /** Checks the domain's shape: finite lower < upper, at least one choice per categorical gene, ≥ 1 gene. */

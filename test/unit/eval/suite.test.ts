@@ -59,6 +59,14 @@ describe('eval suite', () => {
     expect(e.message).toMatch(message);
   });
 
+  it('defaults to graph: auto with the base model\'s tokenizer when the suite names no graph', () => {
+    const s = parseSuite(task(''), SUITE);
+    expect(s.graph).toBeUndefined(); // the evaluator then builds the graph (graph: auto)
+    expect(s.tokenizer).toBe('auto');
+    const explicit = parseSuite(`graph: auto\ntokenizer: auto\n${task('')}`, SUITE);
+    expect([explicit.graph, explicit.tokenizer]).toEqual(['auto', 'auto']);
+  });
+
   it('accepts renamed fields, several stop strings and the answer_logprob metric', () => {
     const s = parseSuite(task('    metric: answer_logprob\n    stop: ["\\n", "."]\n    fields: {prompt: q, answer: a}\n'), SUITE);
     expect(s.tasks[0]).toMatchObject({ metric: 'answer_logprob', stop: ['\n', '.'], fields: { prompt: 'q', answer: 'a' } });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ByteTokenizer } from '../../../src/eval/tokenizers/byte.ts';
 import { HfTokenizer } from '../../../src/eval/tokenizers/hf.ts';
 import { pythonStrip } from '../../../src/eval/tasks/generate.ts';
+import { byteLevelTokenizerJson } from '../../fixtures/tiny-decoders.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'evomerge-tok-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -70,43 +71,12 @@ describe('a Hugging Face tokenizer.json in an eval suite', () => {
   // GPT-2's byte-level BPE with no merges and the 256 byte symbols as vocabulary, each with its byte value as
   // id: the same ids as the zoo's byte tokenizer, but through @huggingface/tokenizers and the suite's
   // `tokenizer:` key. Scores must then equal the byte tokenizer's.
-  function bytesToUnicode(): Map<number, string> {
-    const bs: number[] = [];
-    for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
-    for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
-    for (let b = 0xae; b <= 0xff; b++) bs.push(b);
-    const cs = [...bs];
-    let n = 0;
-    for (let b = 0; b < 256; b++) {
-      if (!bs.includes(b)) {
-        bs.push(b);
-        cs.push(256 + n++);
-      }
-    }
-    return new Map(bs.map((b, i) => [b, String.fromCodePoint(cs[i]!)]));
-  }
-
   it('scores the zoo exactly as the byte tokenizer does', async () => {
     const { Evaluator } = await import('../../../src/eval/evaluator.ts');
     const { openModelDir } = await import('../../../src/checkpoint/model-dir.ts');
     const ROOT = join(import.meta.dirname, '../../..');
-    const vocab: Record<string, number> = {};
-    for (const [b, ch] of bytesToUnicode()) vocab[ch] = b;
     const tokFile = join(tmp, 'bytes-tokenizer.json');
-    writeFileSync(
-      tokFile,
-      JSON.stringify({
-        version: '1.0',
-        truncation: null,
-        padding: null,
-        added_tokens: [],
-        normalizer: null,
-        pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-        post_processor: null,
-        decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-        model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
-      }),
-    );
+    writeFileSync(tokFile, byteLevelTokenizerJson());
     const hf = HfTokenizer.load(tokFile);
     expect(hf.encode('what is 9 plus 8? é')).toEqual(new ByteTokenizer().encode('what is 9 plus 8? é'));
     const micro = readFileSync(join(ROOT, 'evals/micro.yaml'), 'utf8');

@@ -1,7 +1,8 @@
 // The evaluator reproduces the zoo README's reference scores (PyTorch, float32) for base and every expert, on
 // the fit and the test split: exact-match counts equal, loglik and next-byte accuracy within 1e-3.
 // Measured cost: ~5 s per model per split on one core (the 6 tasks, all items), so the full check (4 models ×
-// 2 splits) runs in well under a minute and needs no subsetting.
+// 2 splits) runs in well under a minute and needs no subsetting. It runs twice: with the shipped model.onnx and
+// with the graph evomerge builds from config.json (graph: auto, weights built into a session per model).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { Evaluator } from '../../../src/eval/evaluator.ts';
@@ -27,11 +28,11 @@ const REFERENCE: Record<'fit' | 'test', Record<string, number[]>> = {
 };
 const EM_TASKS = ['math', 'math_words', 'composite', 'spam'];
 
-describe('zoo reference scores', () => {
+describe.each(['model.onnx', 'auto'])('zoo reference scores (graph: %s)', (graph) => {
   let ev: Evaluator;
   beforeAll(async () => {
     // One intra-op thread: CI has 2 cores and runs test files side by side; spinning ORT threads then fight.
-    ev = await Evaluator.create({ suite: join(ROOT, 'evals/micro.yaml'), threads: 1 });
+    ev = await Evaluator.create({ suite: join(ROOT, 'evals/micro.yaml'), threads: 1, ...(graph === 'auto' ? { graph: 'auto', weightMode: 'external' as const } : {}) });
   });
   afterAll(async () => {
     await ev?.close();

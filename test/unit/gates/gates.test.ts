@@ -34,13 +34,13 @@ describe('evaluateGates', () => {
     { spec: { kind: 'floor', task: 'math_words', value: 0.5 }, threshold: 0.5, pass: true, against: [], name: 'floor:math_words' },
     { spec: { kind: 'floor', task: 'math_words', value: 0.6 }, threshold: 0.6, pass: true, against: [], name: 'floor:math_words' }, // equality passes
     { spec: { kind: 'floor', task: 'math_words', value: 0.61 }, threshold: 0.61, pass: false, against: [], name: 'floor:math_words' },
-    { spec: { kind: 'no_regression', task: 'lang', source: 'expert-lang' }, threshold: 0.9, pass: false, against: ['expert-lang'], name: 'no_regression:lang:expert-lang' },
-    { spec: { kind: 'no_regression', task: 'lang', source: 'expert-lang', tolerance: 0.05 }, threshold: 0.9 - 0.05, pass: true, against: ['expert-lang'], name: 'no_regression:lang:expert-lang' },
+    { spec: { kind: 'no_regression', task: 'lang', source: 'expert-lang' }, threshold: 0.9, pass: false, against: ['expert-lang'], name: 'no_regression:lang' },
+    { spec: { kind: 'no_regression', task: 'lang', source: 'expert-lang', tolerance: 0.05 }, threshold: 0.9 - 0.05, pass: true, against: ['expert-lang'], name: 'no_regression:lang' },
     { spec: { kind: 'no_regression', task: 'math_words' }, threshold: 0.1, pass: true, against: ['base'], name: 'no_regression:math_words' }, // default: the base
-    { spec: { kind: 'no_regression', task: 'math_words', source: 'base', tolerance: 0 }, threshold: 0.1, pass: true, against: ['base'], name: 'no_regression:math_words:base' },
+    { spec: { kind: 'no_regression', task: 'math_words', source: 'base', tolerance: 0 }, threshold: 0.1, pass: true, against: ['base'], name: 'no_regression:math_words' },
     { spec: { kind: 'min_gain', task: 'composite' }, threshold: 0.073, pass: true, against: ['expert-math'], name: 'min_gain:composite' }, // default: all sources
     { spec: { kind: 'min_gain', task: 'composite', delta: 0.03 }, threshold: 0.073 + 0.03, pass: false, against: ['expert-math'], name: 'min_gain:composite' },
-    { spec: { kind: 'min_gain', task: 'composite', sources: ['base', 'expert-lang'], delta: 0.1 }, threshold: 0.1, pass: true, against: ['base', 'expert-lang'], name: 'min_gain:composite:base+expert-lang' }, // tie: both named
+    { spec: { kind: 'min_gain', task: 'composite', sources: ['base', 'expert-lang'], delta: 0.1 }, threshold: 0.1, pass: true, against: ['base', 'expert-lang'], name: 'min_gain:composite' }, // tie: both named
     { spec: { kind: 'floor', task: 'lang', value: 0.8, name: 'lang_alive' }, threshold: 0.8, pass: true, against: [], name: 'lang_alive' },
   ];
 
@@ -108,7 +108,7 @@ describe('evaluateGates', () => {
     const frozen = JSON.parse(JSON.stringify({ candidate, specs, ctx }));
     const suite = { ...ctx, defaultMetrics: { composite: 'exact_match' } };
     const vs = evaluateGates(candidate, specs, suite);
-    expect(vs.map((v) => v.gate)).toEqual(['min_gain:composite:expert-math+expert-lang', 'floor:math_words', 'floor:lang']);
+    expect(vs.map((v) => v.gate)).toEqual(['min_gain:composite', 'floor:math_words', 'floor:lang']);
     expect(allPass(vs)).toBe(true);
     expect(allPass(evaluateGates([em('math_words', 0.4), em('lang', 0.9), em('composite', 0.2)], specs, suite))).toBe(false);
     expect(allPass([])).toBe(true);
@@ -121,7 +121,7 @@ describe('evaluateGates', () => {
     );
     expect(() =>
       evaluateGates(candidate, [{ kind: 'no_regression', task: 'lang', metric: 'mean_logprob' }], ctx),
-    ).toThrow('no_regression:lang:mean_logprob: source "base" has no lang/mean_logprob score');
+    ).toThrow('no_regression:lang: source "base" has no lang/mean_logprob score');
     expect(() => evaluateGates(candidate, [{ kind: 'no_regression', task: 'lang' }], { sources: ctx.sources })).toThrow(
       /no source named and no base model given/,
     );
@@ -142,11 +142,12 @@ describe('checkGateSpecs', () => {
       { kind: 'min_gain', task: 'composite', delta: 0.01 },
       { kind: 'floor', task: 'math_words', value: 0.3, name: 'math_alive' },
       { kind: 'no_regression', task: 'lang', source: 'expert-lang', tolerance: 0.2 },
-      { kind: 'no_regression', task: 'lang', tolerance: 0.2 },
-      { kind: 'min_gain', task: 'composite', metric: 'mean_logprob', sources: ['expert-math'] },
+      { kind: 'no_regression', task: 'lang', tolerance: 0.2, name: 'lang_vs_base' },
+      { kind: 'min_gain', task: 'composite', metric: 'mean_logprob', sources: ['expert-math'], name: 'composite_logprob_gain' },
     ];
     expect(checkGateSpecs(raw, targets, place)).toEqual([]);
-    expect(parseGateSpecs(raw, targets, place)).toEqual(raw);
+    expect(parseGateSpecs(raw, targets, place)).toEqual(raw.map((g) => ({ ...g, name: g.name ?? `${g.kind}:${g.task}` })));
+    expect(parseGateSpecs(raw, targets, place).map((g) => g.name)).toEqual(['min_gain:composite', 'math_alive', 'no_regression:lang', 'lang_vs_base', 'composite_logprob_gain']);
   });
 
   it.each([
@@ -172,6 +173,24 @@ describe('checkGateSpecs', () => {
     expect(errors[0].message).not.toContain('\n');
     expect(errors[0].file).toBe('search-spaces/micro.yaml');
     expect(() => parseGateSpecs(raw, targets, place)).toThrow(errors[0].message);
+  });
+
+  it('two gates of one kind on one task need a name each (the default name is <kind>:<task>)', () => {
+    const errors = checkGateSpecs(
+      [
+        { kind: 'no_regression', task: 'lang', source: 'expert-lang' },
+        { kind: 'no_regression', task: 'lang', source: 'expert-math' },
+      ],
+      targets,
+      place,
+    );
+    expect(errors.map((e) => e.message)).toEqual([
+      'search-spaces/micro.yaml: gates[1].name: gate name "no_regression:lang" is already used by gates[0]; give one a distinct name',
+    ]);
+  });
+
+  it('leaves task names to the caller when it gives no task list', () => {
+    expect(checkGateSpecs([{ kind: 'floor', task: 'anything', value: 0 }], { sources: ['base'], base: 'base' })).toEqual([]);
   });
 
   it('needs a source for no_regression when there is no base; reports every problem; uses the given key', () => {

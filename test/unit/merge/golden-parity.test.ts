@@ -1,5 +1,6 @@
 // Parity with mergekit's own outputs (shared/mergekit-goldens/golden/NAME.safetensors): every tensor of an
-// in-process merge with the CPU kernel within rel_err = max|a−b|/max|b| ≤ 1e-5, names and shapes exact.
+// in-process merge with the CPU kernel within rel_err = max|a−b|/max|b| ≤ 2e-7 (the README's claim; slerp, the
+// worst, is at 1.98e-7), names and shapes exact.
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,7 @@ import { mergeRecipe } from '../../../src/merge/engine.ts';
 import { parseRecipeFile } from '../../../src/recipe/parse.ts';
 import { relErr } from './rel-err.ts';
 
-const TOLERANCE = 1e-5;
+const TOLERANCE = 2e-7;
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const goldens = path.resolve(repoRoot, '../shared/mergekit-goldens');
 const have = existsSync(goldens);

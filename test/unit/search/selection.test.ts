@@ -7,7 +7,7 @@ import { parseSpace } from '../../../src/search/space.ts';
 import { EvomergeError } from '../../../src/errors.ts';
 import { finalPick, parseSelection, rankValue, topByFit } from '../../../src/search/selection.ts';
 import { partitionFit, promotedCount, rungCount, rungItems, rungSizes, seededPermutation } from '../../../src/search/fidelity.ts';
-import { objectiveEstimate, pairedObjectiveDifference, shareKept } from '../../../src/search/objective.ts';
+import { objectiveEstimate, pairedObjectiveDifference, shareKept } from '../../../src/gates/objective.ts';
 import type { ObjectiveTerm } from '../../../src/search/space.ts';
 
 describe('selection block', () => {

@@ -52,7 +52,7 @@ describe('openStore', () => {
       .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .all()
       .map((r) => r.name);
-    expect(tables).toEqual(['campaigns', 'candidates', 'final_picks', 'gate_verdicts', 'item_values', 'optimizer_states', 'schema_version', 'scores']);
+    expect(tables).toEqual(['campaigns', 'candidates', 'final_picks', 'gate_verdicts', 'item_values', 'model_files', 'optimizer_states', 'schema_version', 'scores']);
     expect(store.db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
   });
 
@@ -179,21 +179,22 @@ describe('records round trip', () => {
     expect(() => store.insertCandidate({ campaignId: 42, kind: 'source', contentHash: 'x' })).toThrow(/no campaign 42/);
   });
 
-  it('scores and verdicts keep NaN, ±Inf, null SE and gate order', () => {
+  it('scores and verdicts keep NaN, ±Inf, an unknown SE (NULL in the table) and gate order', () => {
     const { campaignId } = store.createCampaign(campaign);
     const c = searchCandidate(campaignId, 0);
     store.addScores(c.candidateId, [
       { task: 'math_words', metric: 'exact_match', split: 'fit', value: 0.5, se: 0.05, n: 100 },
       { task: 'composite', metric: 'exact_match', split: 'fit', value: NaN, se: NaN, n: 0 },
-      { task: 'composite', metric: 'mean_logprob', split: 'fit', value: -Infinity, se: null, n: 50 },
+      { task: 'composite', metric: 'mean_logprob', split: 'fit', value: -Infinity, se: Infinity, n: 50 },
       { task: 'composite', metric: 'exact_match', split: 'test', value: 0.1, se: 0.03, n: 100 },
     ]);
     expect(store.listScores(c.candidateId, 'fit')).toEqual([
-      { candidateId: c.candidateId, task: 'composite', metric: 'exact_match', split: 'fit', value: NaN, se: null, n: 0 },
-      { candidateId: c.candidateId, task: 'composite', metric: 'mean_logprob', split: 'fit', value: -Infinity, se: null, n: 50 },
+      { candidateId: c.candidateId, task: 'composite', metric: 'exact_match', split: 'fit', value: NaN, se: NaN, n: 0 },
+      { candidateId: c.candidateId, task: 'composite', metric: 'mean_logprob', split: 'fit', value: -Infinity, se: NaN, n: 50 },
       { candidateId: c.candidateId, task: 'math_words', metric: 'exact_match', split: 'fit', value: 0.5, se: 0.05, n: 100 },
     ]);
     expect(store.listScores(c.candidateId)).toHaveLength(4);
+    expect(store.db.prepare('SELECT se FROM scores WHERE candidate_id = ? ORDER BY split, task, metric').pluck().all(c.candidateId)).toEqual([null, null, 0.05, 0.03]);
     expect(store.listCampaignScores(campaignId, 'test').map((s) => s.value)).toEqual([0.1]);
     expect(() =>
       store.addScores(c.candidateId, [{ task: 'math_words', metric: 'exact_match', split: 'fit', value: 1, se: 0, n: 1 }]),

@@ -1,7 +1,8 @@
 // CMA-ES quality on standard test functions (fixed seeds, modest budgets) and the categorical gene.
 import { describe, expect, it } from 'vitest';
 import { CmaOptimizer } from '../../../../src/search/optimizers/cma.ts';
-import { createOptimizer, type OptimizerKind, type SearchDomain, type Solution } from '../../../../src/search/optimizers/optimizer.ts';
+import { createOptimizer } from '../../../../src/search/optimizers/factory.ts';
+import type { OptimizerKind, SearchDomain, Solution } from '../../../../src/search/optimizers/optimizer.ts';
 
 function box(n: number, lower: number, upper: number): SearchDomain {
   return { continuous: Array.from({ length: n }, (_, i) => ({ name: `x${i}`, lower, upper })), categorical: [] };

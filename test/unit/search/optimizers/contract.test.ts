@@ -2,10 +2,9 @@
 // uninterrupted ask; tell leaves its input unchanged; results may be told in any order; bounds hold.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { createOptimizer, restoreOptimizer } from '../../../../src/search/optimizers/factory.ts';
 import {
-  createOptimizer,
   optimizerKinds,
-  restoreOptimizer,
   type Optimizer,
   type OptimizerKind,
   type SearchDomain,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GridOptimizer, MAX_GRID_POINTS } from '../../../../src/search/optimizers/grid.ts';
-import { createOptimizer, type SearchDomain, type Solution } from '../../../../src/search/optimizers/optimizer.ts';
+import { createOptimizer } from '../../../../src/search/optimizers/factory.ts';
+import type { SearchDomain, Solution } from '../../../../src/search/optimizers/optimizer.ts';
 
 const domain: SearchDomain = {
   continuous: [

@@ -9,7 +9,7 @@ import { GpuDevice } from '../../src/kernel/gpu/device.ts';
 import { GpuKernel } from '../../src/kernel/gpu/gpu-kernel.ts';
 import type { MergeKernel, SourceRef, TensorJob, TensorReader } from '../../src/kernel/kernel.ts';
 import { rngKey } from '../../src/kernel/rng.ts';
-import { FallbackKernel, parseDeviceChoice, selectKernel } from '../../src/kernel/select.ts';
+import { FallbackKernel, parseDeviceChoice, selectKernel } from '../../src/kernel/pick-device.ts';
 
 const N = 4096;
 

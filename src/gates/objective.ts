@@ -3,9 +3,23 @@
 // keeps, (score − base) / (source − base) on the same split — the multi-task merging objective (Task
 // Arithmetic, TIES, AdaMerging) that puts metrics of different units (nats, AUC) on one scale: 0 = the base,
 // 1 = the expert. Base and source scores are taken as constants (they are measured once, on the same items).
-import type { ObjectiveTerm } from './space.ts';
-import { pairedDifference } from '../eval/stats.ts';
-import type { Estimate } from './selection.ts';
+// Pure, imports nothing, and open to the report, which compares the final pick with its rivals on the test objective.
+
+/** One objective term as a search space writes it (search/space.ts's ObjectiveTerm fits). */
+export interface ObjectiveTerm {
+  readonly task: string;
+  /** The metric; defaults to the task's own metric. */
+  readonly metric?: string;
+  readonly weight: number;
+  /** A source's name: the term is then the share of that source's gain over the base that the model keeps. */
+  readonly shareOf?: string;
+}
+
+/** An objective's value with its SE (Estimate's value and se; the items are those of several tasks, so no single n). */
+export interface ObjectiveValue {
+  readonly value: number;
+  readonly se: number;
+}
 
 /** A score as the objective reads it (the campaign's Score and the store's ScoreRecord both fit). */
 export interface ScoreLike {
@@ -62,7 +76,7 @@ function coefficients(terms: readonly ObjectiveTerm[], ownMetric: (task: string)
  * √Σ (scale·se)² (terms taken as independent: they are different tasks in practice). −∞ when a score is
  * missing or not finite; NaN when a share term's source or base scores on that split are missing.
  */
-export function objectiveEstimate(terms: readonly ObjectiveTerm[], ownMetric: (task: string) => string, scores: readonly ScoreLike[], sources: SourceScoreLists | undefined, split: string): Estimate {
+export function objectiveEstimate(terms: readonly ObjectiveTerm[], ownMetric: (task: string) => string, scores: readonly ScoreLike[], sources: SourceScoreLists | undefined, split: string): ObjectiveValue {
   const coefs = coefficients(terms, ownMetric, sources, split);
   if (!coefs) return { value: Number.NaN, se: Number.NaN };
   let value = 0;
@@ -96,7 +110,7 @@ export function pairedObjectiveDifference(
   sources: SourceScoreLists,
   split: string,
   sourceItems: ReadonlyMap<string, ItemValues>,
-): Estimate | undefined {
+): ObjectiveValue | undefined {
   const coefs = coefficients(terms, ownMetric, sources, split);
   if (!coefs) return undefined;
   const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
@@ -125,6 +139,10 @@ export function pairedObjectiveDifference(
     byTask.set(c.task, d);
   }
   let variance = 0;
-  for (const d of byTask.values()) variance += pairedDifference(d, new Array<number>(d.length).fill(0)).se ** 2;
+  // the sample variance of the per-item sums over n (SE² of their mean)
+  for (const d of byTask.values()) {
+    const m = mean(d);
+    variance += d.reduce((s, x) => s + (x - m) ** 2, 0) / (d.length - 1) / d.length;
+  }
   return { value, se: Math.sqrt(variance) };
 }

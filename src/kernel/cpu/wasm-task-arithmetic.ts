@@ -1,29 +1,10 @@
-// The CPU kernel's hot loops as WebAssembly 128-bit SIMD (f32x4: IEEE float32 add/sub/mul/div, the same
-// rounding as torch float32 and as the Math.fround reference loops), assembled at run time by wasm-asm.ts.
-// Each function works on one chunk held in the module's memory; the drivers copy chunks in and out.
+// The task-arithmetic family's hot loops as WebAssembly 128-bit SIMD (f32x4: IEEE float32 add/sub/mul/div, the
+// same rounding as torch float32 and as the Math.fround reference loops): the per-model deltas and the combines
+// (sum, sign consensus, magnitude cuts, unrolled forms). Each works on one chunk held in the module's memory;
+// simd-task-arithmetic.ts drives them, simd-runtime.ts assembles the module.
 
-import { buildModule, FunctionBuilder } from './wasm-asm.ts';
-
-/** Loops `i` over [0, bytes) in steps of 16 bytes (one v128). */
-function vectorLoop(f: FunctionBuilder, i: number, bytes: number, body: () => void): void {
-  f.i32(0).set(i);
-  f.block().loop();
-  f.get(i).get(bytes).op('i32.ge_u').brIf(1);
-  body();
-  f.get(i).i32(16).op('i32.add').set(i).br(0);
-  f.end().end();
-}
-
-/** Pushes v128.load(ptr + i). */
-function load(f: FunctionBuilder, ptr: number, i: number): void {
-  f.get(ptr).get(i).op('i32.add').v128Load();
-}
-
-/** Sums the four i32 lanes of a v128 local onto the stack. */
-function sumLanes(f: FunctionBuilder, v: number): void {
-  f.get(v).extractLaneI32(0).get(v).extractLaneI32(1).op('i32.add');
-  f.get(v).extractLaneI32(2).op('i32.add').get(v).extractLaneI32(3).op('i32.add');
-}
+import { FunctionBuilder } from './wasm-asm.ts';
+import { vectorLoop, load, sumLanes } from './wasm-loops.ts';
 
 /** d = (x − b)·w. */
 function deltaAll(): FunctionBuilder {
@@ -258,7 +239,7 @@ export interface CutVariant {
   /** Keep lanes from a bitset (DARE) instead of magnitude cuts: the block's first word is the mask slot address. */
   readonly mask?: boolean;
   /**
-   * The caller already knows which chunks hold an element at a cut (simd-select.ts LocatedCut) and sends them
+   * The caller already knows which chunks hold an element at a cut (simd-select-kth.ts LocatedCut) and sends them
    * to the exact loops: no lanes-at-a-cut count (unrolled forms only).
    */
   readonly located?: boolean;
@@ -519,237 +500,20 @@ function combineUnrolled(v: CutVariant | 'dense', models: number, slotBytes: num
   return f;
 }
 
-/**
- * Selection bracket over |x − b|bits: counts lanes above `hi` (stored as i32 at address 0) and appends the
- * lanes within [lo, hi] to `cand` in index order; returns how many were appended. lo, hi ≤ 0x7fffffff;
- * bytes a multiple of 32.
- */
-function bracket(): FunctionBuilder {
-  const f = new FunctionBuilder('bracket', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'], ['i32']);
-  const [x, b, bytes, lo, hi, cand] = [0, 1, 2, 3, 4, 5];
-  const i = f.local('i32');
-  const c = f.local('i32');
-  const lov = f.local('v128');
-  const hiv = f.local('v128');
-  const absMask = f.local('v128');
-  const bits = [f.local('v128'), f.local('v128')];
-  const inside = [f.local('v128'), f.local('v128')];
-  const outside = f.local('v128');
-  const above = f.local('v128');
-  f.get(lo).op('i32x4.splat').set(lov);
-  f.get(hi).op('i32x4.splat').set(hiv);
-  f.v128i32(0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff).set(absMask);
-  // Two vectors (8 elements) a step: `bytes` is a multiple of 32.
-  f.i32(0).set(i);
-  f.block().loop();
-  f.get(i).get(bytes).op('i32.ge_u').brIf(1);
-  for (let h = 0; h < 2; h++) {
-    f.get(x).get(i).op('i32.add').v128Load(16 * h);
-    f.get(b).get(i).op('i32.add').v128Load(16 * h);
-    f.op('f32x4.sub').get(absMask).op('v128.and').set(bits[h]);
-    // |τ| bits are non-negative as i32, so signed compares (one instruction on x86) order them correctly.
-    f.get(bits[h]).get(hiv).op('i32x4.gt_s').tee(outside);
-    f.get(above).get(outside).op('i32x4.sub').set(above);
-    f.get(lov).get(bits[h]).op('i32x4.gt_s', 'v128.or', 'v128.not').set(inside[h]);
-  }
-  f.get(inside[0]).get(inside[1]).op('v128.or', 'v128.any_true').if();
-  // Branch-free append in index order: always store the lane, advance only when it is inside (lane = −1).
-  for (let h = 0; h < 2; h++) {
-    for (let lane = 0; lane < 4; lane++) {
-      f.get(cand).get(c).i32(2).op('i32.shl', 'i32.add').get(bits[h]).extractLaneI32(lane).i32Store();
-      f.get(c).get(inside[h]).extractLaneI32(lane).op('i32.sub').set(c);
-    }
-  }
-  f.end();
-  f.get(i).i32(32).op('i32.add').set(i).br(0);
-  f.end().end();
-  f.i32(0);
-  sumLanes(f, above);
-  f.i32Store();
-  f.get(c);
-  return f;
-}
-
-/**
- * The DARE keep mask of `words`·32 elements from element e0 (a multiple of 32): pcg4d (rng.ts) on four
- * element counters at once, keep iff (hash >>> 8) < threshold, packed by i32x4.bitmask into bitset words.
- * x0, y0, z0 are pcg4d's first-step words for (seedLo ^ tensorHash, seedHi, model).
- */
-function bernoulliMaskWords(): FunctionBuilder {
-  const f = new FunctionBuilder('bernoulli_mask', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'], []);
-  const [out, words, e0, x0, y0, z0, threshold] = [0, 1, 2, 3, 4, 5, 6];
-  const wi = f.local('i32');
-  const v = f.local('i32');
-  const word = f.local('i32');
-  const e = f.local('v128');
-  const x = f.local('v128');
-  const y = f.local('v128');
-  const z = f.local('v128');
-  const w = f.local('v128');
-  const xv = f.local('v128');
-  const yv = f.local('v128');
-  const zv = f.local('v128');
-  const thr = f.local('v128');
-  const mulC = f.local('v128');
-  const addC = f.local('v128');
-  f.get(x0).op('i32x4.splat').set(xv);
-  f.get(y0).op('i32x4.splat').set(yv);
-  f.get(z0).op('i32x4.splat').set(zv);
-  f.get(threshold).op('i32x4.splat').set(thr);
-  f.v128i32(1664525, 1664525, 1664525, 1664525).set(mulC);
-  f.v128i32(1013904223, 1013904223, 1013904223, 1013904223).set(addC);
-  // e = e0 + [0, 1, 2, 3], advanced by 4 per vector
-  f.get(e0).op('i32x4.splat').v128i32(0, 1, 2, 3).op('i32x4.add').set(e);
-  f.i32(0).set(wi);
-  f.block().loop();
-  f.get(wi).get(words).op('i32.ge_u').brIf(1);
-  f.i32(0).set(word);
-  f.i32(0).set(v);
-  f.block().loop();
-  f.get(v).i32(8).op('i32.ge_u').brIf(1);
-  // pcg4d round 1 (x, y, z from the constant words; w from the element index)
-  f.get(e).get(mulC).op('i32x4.mul').get(addC).op('i32x4.add').set(w);
-  f.get(xv).get(yv).get(w).op('i32x4.mul', 'i32x4.add').set(x);
-  f.get(yv).get(zv).get(x).op('i32x4.mul', 'i32x4.add').set(y);
-  f.get(zv).get(x).get(y).op('i32x4.mul', 'i32x4.add').set(z);
-  f.get(w).get(y).get(z).op('i32x4.mul', 'i32x4.add').set(w);
-  // xor-shift, then the first output word x + y·w
-  f.get(x).get(x).i32(16).op('i32x4.shr_u', 'v128.xor').set(x);
-  f.get(y).get(y).i32(16).op('i32x4.shr_u', 'v128.xor').set(y);
-  f.get(w).get(w).i32(16).op('i32x4.shr_u', 'v128.xor').set(w);
-  f.get(word);
-  f.get(x).get(y).get(w).op('i32x4.mul', 'i32x4.add').i32(8).op('i32x4.shr_u').get(thr).op('i32x4.lt_u', 'i32x4.bitmask');
-  f.get(v).i32(2).op('i32.shl', 'i32.shl', 'i32.or').set(word);
-  f.get(e).v128i32(4, 4, 4, 4).op('i32x4.add').set(e);
-  f.get(v).i32(1).op('i32.add').set(v).br(0);
-  f.end().end();
-  f.get(out).get(wi).i32(2).op('i32.shl', 'i32.add').get(word).i32Store();
-  f.get(wi).i32(1).op('i32.add').set(wi).br(0);
-  f.end().end();
-  return f;
-}
-
-/**
- * L1 norms for DARE's rescale: adds |x − b| and |x − b|·mask into four float64 lane accumulators each
- * (lane j of every vector into accumulator j), kept at acc (4 f64 for all, then 4 for kept).
- */
-function maskedL1(): FunctionBuilder {
-  const f = new FunctionBuilder('masked_l1', ['i32', 'i32', 'i32', 'i32', 'i32'], []);
-  const [x, b, bytes, mask, acc] = [0, 1, 2, 3, 4];
-  const i = f.local('i32');
-  const t = f.local('v128');
-  const k = f.local('v128');
-  const allLo = f.local('v128');
-  const allHi = f.local('v128');
-  const keptLo = f.local('v128');
-  const keptHi = f.local('v128');
-  const laneBits = f.local('v128');
-  const zero = f.local('v128');
-  const high = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
-  f.v128i32(1, 2, 4, 8).set(laneBits);
-  f.get(acc).v128Load(0).set(allLo);
-  f.get(acc).v128Load(16).set(allHi);
-  f.get(acc).v128Load(32).set(keptLo);
-  f.get(acc).v128Load(48).set(keptHi);
-  vectorLoop(f, i, bytes, () => {
-    load(f, x, i);
-    load(f, b, i);
-    f.op('f32x4.sub', 'f32x4.abs').set(t);
-    f.get(t);
-    f.get(mask).get(i).i32(7).op('i32.shr_u').i32(2).op('i32.shl', 'i32.add').i32Load();
-    f.get(i).i32(4).op('i32.shr_u').i32(7).op('i32.and').i32(2).op('i32.shl', 'i32.shr_u').i32(15).op('i32.and');
-    f.op('i32x4.splat').get(laneBits).op('v128.and').get(zero).op('i32x4.ne', 'v128.and').set(k);
-    f.get(allLo).get(t).op('f64x2.promote_low_f32x4', 'f64x2.add').set(allLo);
-    f.get(allHi).get(t).get(t).shuffle(high).op('f64x2.promote_low_f32x4', 'f64x2.add').set(allHi);
-    f.get(keptLo).get(k).op('f64x2.promote_low_f32x4', 'f64x2.add').set(keptLo);
-    f.get(keptHi).get(k).get(k).shuffle(high).op('f64x2.promote_low_f32x4', 'f64x2.add').set(keptHi);
-  });
-  f.get(acc).get(allLo).v128Store(0);
-  f.get(acc).get(allHi).v128Store(16);
-  f.get(acc).get(keptLo).v128Store(32);
-  f.get(acc).get(keptHi).v128Store(48);
-  return f;
-}
-
-export interface SimdExports {
-  bernoulli_mask(out: number, words: number, e0: number, x0: number, y0: number, z0: number, threshold: number): void;
-  masked_l1(x: number, b: number, bytes: number, mask: number, acc: number): void;
-  delta_all(x: number, b: number, d: number, bytes: number, w: number): void;
-  delta_cut(x: number, b: number, d: number, bytes: number, kb: number, db: number, mul: number, w: number): number;
-  delta_mask(x: number, b: number, d: number, bytes: number, mask: number, mul: number, w: number): void;
-  combine_sum(d: number, models: number, slot: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number): void;
-  combine_consensus(d: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, normalize: number, lambda: number, useLambda: number): void;
-  bracket(x: number, b: number, bytes: number, lo: number, hi: number, cand: number): number;
-  combine_dense(xs: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number): void;
-  /** combine_cut variants by cutVariantName, and their unrolled forms by unrolledName. */
-  [variant: `combine_cut_${string}`]: (xs: number, models: number, slot: number, prm: number, ds: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number) => number;
-}
-
-/** Elements per chunk in the SIMD drivers (selection and combine use the same chunks). */
-export const SIMD_CHUNK = 4096;
-/** Bytes per chunk slot in the drivers' memory layout: the unrolled combines bake it in. */
-export const SLOT_BYTES = SIMD_CHUNK * 4;
-
-let compiled: WebAssembly.Module | null | undefined;
-
-function compile(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  const bytes = buildModule([deltaAll(), deltaCut(), deltaMask(), combineSum(), combineConsensus(), bracket(), bernoulliMaskWords(), maskedL1(), combineDense(), ...CUT_VARIANTS.map(combineCut),
+/** Every task-arithmetic function of the module: deltas, combines, every combine_cut variant and the unrolled forms. */
+export function taskArithmeticFunctions(slotBytes: number): FunctionBuilder[] {
+  return [
+    deltaAll(),
+    deltaCut(),
+    deltaMask(),
+    combineSum(),
+    combineConsensus(),
+    combineDense(),
+    ...CUT_VARIANTS.map(combineCut),
     ...[1, 2, 3, 4].flatMap((models) => [
-      combineUnrolled('dense', models, SLOT_BYTES),
-      ...CUT_VARIANTS.map((v) => combineUnrolled(v, models, SLOT_BYTES)),
-      ...CUT_VARIANTS.filter((v) => !v.mask).map((v) => combineUnrolled({ ...v, located: true }, models, SLOT_BYTES)),
+      combineUnrolled('dense', models, slotBytes),
+      ...CUT_VARIANTS.map((v) => combineUnrolled(v, models, slotBytes)),
+      ...CUT_VARIANTS.filter((v) => !v.mask).map((v) => combineUnrolled({ ...v, located: true }, models, slotBytes)),
     ]),
-  ]);
-  compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
-  return compiled;
-}
-
-/** One instance with its own memory; views are refreshed when the memory grows. */
-export class SimdRuntime {
-  readonly fn: SimdExports;
-  private readonly memory: WebAssembly.Memory;
-  f32: Float32Array;
-  u32: Uint32Array;
-  f64: Float64Array;
-
-  private constructor(module: WebAssembly.Module) {
-    this.memory = new WebAssembly.Memory({ initial: 16 });
-    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
-    this.fn = instance.exports as unknown as SimdExports;
-    this.f32 = new Float32Array(this.memory.buffer);
-    this.u32 = new Uint32Array(this.memory.buffer);
-    this.f64 = new Float64Array(this.memory.buffer);
-  }
-
-  /** A runtime, or null where WebAssembly SIMD is unavailable (the kernel then uses the plain loops). */
-  static create(): SimdRuntime | null {
-    const module = compile();
-    return module === null ? null : new SimdRuntime(module);
-  }
-
-  private readonly scratch: Uint32Array[] = [];
-
-  /**
-   * A reusable JS-side buffer of `length` u32 (numbered slot, grown on demand): selection candidates, so
-   * that large merges do not fault in fresh pages for every tensor. Valid until the slot is asked for again.
-   */
-  scratchU32(slot: number, length: number): Uint32Array {
-    let buf = this.scratch[slot];
-    if (buf === undefined || buf.length < length) {
-      buf = new Uint32Array(Math.max(length, Math.ceil((buf?.length ?? 0) * 1.25)));
-      this.scratch[slot] = buf;
-    }
-    return buf.subarray(0, length);
-  }
-
-  /** Makes at least `bytes` of memory addressable. */
-  ensure(bytes: number): void {
-    const have = this.memory.buffer.byteLength;
-    if (bytes <= have) return;
-    this.memory.grow(Math.ceil((bytes - have) / 65536));
-    this.f32 = new Float32Array(this.memory.buffer);
-    this.u32 = new Uint32Array(this.memory.buffer);
-    this.f64 = new Float64Array(this.memory.buffer);
-  }
+  ];
 }

@@ -10,7 +10,7 @@ import {
   type BracketPlan,
   type MagnitudeCut,
 } from '../select-kth.ts';
-import { SIMD_CHUNK, type SimdRuntime } from './simd-kernels.ts';
+import { SIMD_CHUNK, type SimdRuntime } from './simd-runtime.ts';
 import type { CutRequest } from './sparsify.ts';
 
 const CHUNK = SIMD_CHUNK;

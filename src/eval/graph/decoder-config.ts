@@ -1,0 +1,199 @@
+// The part of a Hugging Face config.json that decides the shape of a Llama-family decoder graph, read and
+// checked once. Only what evomerge builds exactly is accepted: LlamaForCausalLM, MistralForCausalLM and
+// Qwen2ForCausalLM with SiLU MLPs and RoPE of type default, linear or llama3. Anything else is refused in one
+// line naming config.json and the key, because a graph that silently ignores a setting scores the wrong model.
+import { EvomergeError } from '../../errors.ts';
+
+export type DecoderFamily = 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM';
+export const DECODER_FAMILIES: readonly DecoderFamily[] = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
+
+export type RopeScaling =
+  | { readonly type: 'default' }
+  | { readonly type: 'linear'; readonly factor: number }
+  | { readonly type: 'llama3'; readonly factor: number; readonly lowFreqFactor: number; readonly highFreqFactor: number; readonly originalMaxPositions: number };
+
+export interface DecoderConfig {
+  /** config.json, for error messages. */
+  readonly file: string;
+  readonly family: DecoderFamily;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly rmsNormEps: number;
+  readonly ropeTheta: number;
+  readonly ropeScaling: RopeScaling;
+  /** Biases on q/k/v projections (always for Qwen2; `attention_bias` for Llama). */
+  readonly qkvBias: boolean;
+  /** Bias on o_proj (Llama's `attention_bias`; never for Qwen2 or Mistral). */
+  readonly oBias: boolean;
+  /** Biases on gate/up/down (Llama's `mlp_bias`). */
+  readonly mlpBias: boolean;
+  /** lm_head shares embed_tokens' weight. */
+  readonly tiedEmbeddings: boolean;
+  /** max_position_embeddings: the longest sequence the rotary tables of the fused kernels cover. */
+  readonly maxPositions: number;
+  /** Keys further back than this many positions are hidden (Mistral's sliding window); undefined = none. */
+  readonly slidingWindow?: number;
+}
+
+/** Parses a decoded config.json; `file` names it in errors. */
+export function parseDecoderConfig(raw: Record<string, unknown>, file: string): DecoderConfig {
+  const fail = (field: string, what: string, code = 'graph.unsupported_config'): never => {
+    throw new EvomergeError(code, what, { file, field });
+  };
+  const archs = raw.architectures;
+  if (!Array.isArray(archs) || archs.length !== 1 || typeof archs[0] !== 'string') {
+    return fail('architectures', `expected one architecture among ${DECODER_FAMILIES.join(', ')}`);
+  }
+  const family = archs[0] as DecoderFamily;
+  if (!DECODER_FAMILIES.includes(family)) {
+    return fail('architectures', `${archs[0]} is not supported; evomerge builds graphs for ${DECODER_FAMILIES.join(', ')} (or give the suite a graph: exported with optimum)`);
+  }
+  const posInt = (key: string, fallback?: number): number => {
+    const v = raw[key] ?? fallback;
+    if (!Number.isSafeInteger(v) || (v as number) < 1) return fail(key, v === undefined ? 'missing (a positive integer)' : `expected a positive integer, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const posNum = (key: string, fallback?: number): number => {
+    const v = raw[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return fail(key, v === undefined ? 'missing (a positive number)' : `expected a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = raw[key] ?? fallback;
+    if (typeof v !== 'boolean') return fail(key, `expected true or false, got ${JSON.stringify(v)}`);
+    return v;
+  };
+
+  if (raw.quantization_config !== undefined && raw.quantization_config !== null) {
+    fail('quantization_config', 'quantized checkpoints (fp8, int8, int4…) cannot be merged or scored; use the float32, float16 or bfloat16 release');
+  }
+  const dtype = raw.torch_dtype ?? raw.dtype;
+  if (dtype !== undefined && dtype !== null && !['float32', 'float16', 'bfloat16'].includes(dtype as string)) {
+    fail(raw.torch_dtype !== undefined ? 'torch_dtype' : 'dtype', `${JSON.stringify(dtype)} is not supported; expected float32, float16 or bfloat16`);
+  }
+  const act = raw.hidden_act ?? 'silu';
+  if (act !== 'silu') fail('hidden_act', `${JSON.stringify(act)} is not supported (only silu, the SiLU-gated MLP of these families)`);
+
+  const hiddenSize = posInt('hidden_size');
+  const heads = posInt('num_attention_heads');
+  const kvHeads = posInt('num_key_value_heads', heads);
+  if (heads % kvHeads !== 0) fail('num_key_value_heads', `${kvHeads} does not divide num_attention_heads ${heads}`);
+  const headDim = raw.head_dim === undefined || raw.head_dim === null ? hiddenSize / heads : posInt('head_dim');
+  if (!Number.isInteger(headDim)) fail('num_attention_heads', `${heads} does not divide hidden_size ${hiddenSize}; give head_dim`);
+  if (headDim % 2 !== 0) fail('head_dim', `${headDim} is odd; rotary embeddings need an even head size`);
+  const partial = raw.partial_rotary_factor;
+  if (partial !== undefined && partial !== null && partial !== 1) fail('partial_rotary_factor', `${JSON.stringify(partial)} is not supported (only 1)`);
+
+  let slidingWindow: number | undefined;
+  if (family === 'MistralForCausalLM') {
+    if (raw.sliding_window !== undefined && raw.sliding_window !== null) slidingWindow = posInt('sliding_window');
+  } else if (family === 'Qwen2ForCausalLM') {
+    if (bool('use_sliding_window', false)) fail('use_sliding_window', 'true is not supported (a sliding window on only some layers); evomerge builds full attention');
+  }
+
+  const attentionBias = family === 'LlamaForCausalLM' ? bool('attention_bias', false) : false;
+  return {
+    file,
+    family,
+    vocabSize: posInt('vocab_size'),
+    hiddenSize,
+    intermediateSize: posInt('intermediate_size'),
+    layers: posInt('num_hidden_layers'),
+    heads,
+    kvHeads,
+    headDim,
+    rmsNormEps: posNum('rms_norm_eps', 1e-6),
+    maxPositions: posInt('max_position_embeddings', 4096),
+    ropeTheta: posNum('rope_theta', 10000),
+    ropeScaling: parseRopeScaling(raw.rope_scaling, fail),
+    qkvBias: family === 'Qwen2ForCausalLM' || attentionBias,
+    oBias: attentionBias,
+    mlpBias: family === 'LlamaForCausalLM' ? bool('mlp_bias', false) : false,
+    tiedEmbeddings: bool('tie_word_embeddings', false),
+    ...(slidingWindow !== undefined ? { slidingWindow } : {}),
+  };
+}
+
+function parseRopeScaling(raw: unknown, fail: (field: string, what: string) => never): RopeScaling {
+  if (raw === undefined || raw === null) return { type: 'default' };
+  if (typeof raw !== 'object' || Array.isArray(raw)) return fail('rope_scaling', 'expected an object or null');
+  const r = raw as Record<string, unknown>;
+  const typeKey = r.rope_type !== undefined ? 'rope_type' : 'type';
+  const type = r[typeKey] ?? 'default';
+  const num = (key: string): number => {
+    const v = r[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return fail(`rope_scaling.${key}`, v === undefined ? 'missing (a positive number)' : `expected a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  switch (type) {
+    case 'default':
+      return { type: 'default' };
+    case 'linear':
+      return { type: 'linear', factor: num('factor') };
+    case 'llama3': {
+      const s = { type: 'llama3' as const, factor: num('factor'), lowFreqFactor: num('low_freq_factor'), highFreqFactor: num('high_freq_factor'), originalMaxPositions: num('original_max_position_embeddings') };
+      if (s.highFreqFactor <= s.lowFreqFactor) fail('rope_scaling.high_freq_factor', `${s.highFreqFactor} must exceed low_freq_factor ${s.lowFreqFactor}`);
+      return s;
+    }
+    default:
+      return fail(`rope_scaling.${typeKey}`, `${JSON.stringify(type)} is not supported (default, linear, llama3)`);
+  }
+}
+
+/** One weight tensor of the checkpoint the graph reads, with the shape the config implies. */
+export interface WeightSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/** The tensors of source layer `layer`, under their Hugging Face names. */
+export function layerWeights(c: DecoderConfig, layer: number): WeightSpec[] {
+  const p = `model.layers.${layer}`;
+  const q = c.heads * c.headDim;
+  const kv = c.kvHeads * c.headDim;
+  const h = c.hiddenSize;
+  const out: WeightSpec[] = [
+    { name: `${p}.input_layernorm.weight`, shape: [h] },
+    { name: `${p}.self_attn.q_proj.weight`, shape: [q, h] },
+    { name: `${p}.self_attn.k_proj.weight`, shape: [kv, h] },
+    { name: `${p}.self_attn.v_proj.weight`, shape: [kv, h] },
+    { name: `${p}.self_attn.o_proj.weight`, shape: [h, q] },
+    { name: `${p}.post_attention_layernorm.weight`, shape: [h] },
+    { name: `${p}.mlp.gate_proj.weight`, shape: [c.intermediateSize, h] },
+    { name: `${p}.mlp.up_proj.weight`, shape: [c.intermediateSize, h] },
+    { name: `${p}.mlp.down_proj.weight`, shape: [h, c.intermediateSize] },
+  ];
+  if (c.qkvBias) {
+    out.push({ name: `${p}.self_attn.q_proj.bias`, shape: [q] }, { name: `${p}.self_attn.k_proj.bias`, shape: [kv] }, { name: `${p}.self_attn.v_proj.bias`, shape: [kv] });
+  }
+  if (c.oBias) out.push({ name: `${p}.self_attn.o_proj.bias`, shape: [h] });
+  if (c.mlpBias) {
+    out.push({ name: `${p}.mlp.gate_proj.bias`, shape: [c.intermediateSize] }, { name: `${p}.mlp.up_proj.bias`, shape: [c.intermediateSize] }, { name: `${p}.mlp.down_proj.bias`, shape: [h] });
+  }
+  return out;
+}
+
+/** The tensors outside the layers: embeddings, final norm and (untied) lm_head. */
+export function outerWeights(c: DecoderConfig): WeightSpec[] {
+  const out: WeightSpec[] = [
+    { name: 'model.embed_tokens.weight', shape: [c.vocabSize, c.hiddenSize] },
+    { name: 'model.norm.weight', shape: [c.hiddenSize] },
+  ];
+  if (!c.tiedEmbeddings) out.push({ name: 'lm_head.weight', shape: [c.vocabSize, c.hiddenSize] });
+  return out;
+}
+
+/** Checks a layer path (source layer indices, in the order the graph runs them) against the config. */
+export function checkLayerPath(c: DecoderConfig, path: readonly number[]): void {
+  if (path.length === 0) throw new EvomergeError('graph.bad_layer_path', 'empty: a decoder runs at least one layer', { field: 'layer_path' });
+  path.forEach((l, i) => {
+    if (!Number.isInteger(l) || l < 0 || l >= c.layers) {
+      throw new EvomergeError('graph.bad_layer_path', `${l} is not a layer of this model (0..${c.layers - 1}, num_hidden_layers in ${c.file})`, { field: `layer_path[${i}]` });
+    }
+  });
+}

@@ -1,0 +1,245 @@
+// Builds the ONNX graph of a Llama-family causal LM (Llama, Mistral, Qwen2) from its config, with a KV cache in
+// the layout optimum exports (inputs input_ids, position_ids, past_key_values.N.key|value [batch, kv_heads,
+// past, head_dim]; outputs logits, present.N.key|value), so that the session and the tasks run it exactly as
+// a user-exported decoder. The graph runs a **layer path**: the list of source layers, in order; graph layer
+// N reads the weights of source layer path[N] (a layer may appear twice, or not at all), which is what a
+// data-flow-space search evolves.
+//
+// Weight initializers carry the checkpoint's tensor names and shapes ([out, in] for projections, as stored) and
+// no data: a candidate's tensors fill them by name (onnx-session.ts decides how they reach the device). Two
+// operator sets:
+// - 'plain': standard ONNX ops only (opset 17), runs on every provider. Projections are MatMul(x, Wᵀ) with
+//   the Transpose on the weight, which ONNX Runtime folds once when the weights are built into the session.
+// - 'cpu': ONNX Runtime's fused CPU kernels (the operators onnxruntime-genai's model builder emits):
+//   com.microsoft FusedMatMul (transB, so no transpose at all, even with weights fed per run),
+//   SimplifiedLayerNormalization (RMSNorm) and GroupQueryAttention (RoPE, cache concatenation, causal and
+//   sliding-window masking and grouped heads in one kernel, with cos/sin tables for max_position_embeddings).
+import { EvomergeError } from '../../errors.ts';
+import { OnnxDataType, type ModelMessage, type ValueInfoMessage } from '../onnx-proto.ts';
+import { checkLayerPath, layerWeights, outerWeights, type DecoderConfig, type WeightSpec } from './decoder-config.ts';
+import { attrFloat, attrInt, attrInts, MS_DOMAIN, OnnxWriter, valueInfo } from './onnx-writer.ts';
+
+export type OpSet = 'plain' | 'cpu';
+
+export interface DecoderGraphOptions {
+  /** Source layers to run, in order (default: every layer once, 0..num_hiddenKeyslayers−1). */
+  layerPath?: readonly number[];
+  opSet?: OpSet;
+}
+
+export interface DecoderGraph {
+  readonly model: ModelMessage;
+  /** The checkpoint tensors the graph reads (each once, in first-use order). */
+  readonly weights: readonly WeightSpec[];
+  readonly layerPath: readonly number[];
+}
+
+/** RoPE inverse frequencies as transformers computes them (float32), with the config's scaling applied. */
+export function ropeInverseFrequencies(c: DecoderConfig): Float32Array {
+  const half = c.headDim / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, Math.fround((2 * i) / c.headDim))));
+  const s = c.ropeScaling;
+  if (s.type === 'linear') for (let i = 0; i < half; i++) inv[i] = Math.fround(inv[i]! / s.factor);
+  if (s.type === 'llama3') {
+    // Long wavelengths are slowed down by `factor`, short ones kept, the band between interpolated.
+    const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
+    const highWavelen = s.originalMaxPositions / s.highFreqFactor;
+    for (let i = 0; i < half; i++) {
+      const f = inv[i]!;
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen < highWavelen) continue;
+      if (wavelen > lowWavelen) inv[i] = Math.fround(f / s.factor);
+      else {
+        const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+        inv[i] = Math.fround((1 - smooth) * (f / s.factor) + smooth * f);
+      }
+    }
+  }
+  return inv;
+}
+
+export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions = {}): DecoderGraph {
+  const path = options.layerPath ?? Array.from({ length: c.layers }, (_, i) => i);
+  checkLayerPath(c, path);
+  const opSet = options.opSet ?? 'plain';
+  const g = new OnnxWriter();
+  const { headDim: D, heads: H, kvHeads: KV } = c;
+  const groups = H / KV;
+
+  const weights: WeightSpec[] = [];
+  const used = new Set<string>();
+  const weight = (spec: WeightSpec): string => {
+    if (!used.has(spec.name)) {
+      used.add(spec.name);
+      weights.push(spec);
+      g.initializers.push({ name: spec.name, dataType: OnnxDataType.FLOAT, dims: [...spec.shape] });
+    }
+    return spec.name;
+  };
+  const outer = new Map(outerWeights(c).map((w) => [w.name, w]));
+
+  let normConsts: { eps: string; two: string; one: string } | undefined;
+  const rmsNorm = (x: string, w: string): string => {
+    if (opSet === 'cpu') return g.node('SimplifiedLayerNormalization', [x, w], [attrInt('axis', -1), attrFloat('epsilon', c.rmsNormEps)]);
+    normConsts ??= { eps: g.constF([c.rmsNormEps], []), two: g.constF([2], []), one: g.constF([1], []) };
+    const { eps, two, one } = normConsts;
+    const meanSquare = g.node('ReduceMean', [g.node('Pow', [x, two])], [attrInts('axes', [-1]), attrInt('keepdims', 1)]);
+    const inv = g.node('Div', [one, g.node('Sqrt', [g.node('Add', [meanSquare, eps])])]);
+    return g.node('Mul', [w, g.node('Mul', [x, inv])]);
+  };
+  const linear = (x: string, w: string, bias?: string): string => {
+    const y = opSet === 'cpu' ? g.node('FusedMatMul', [x, w], [attrInt('transB', 1), attrFloat('alpha', 1)], undefined, MS_DOMAIN) : g.node('MatMul', [x, g.node('Transpose', [w], [attrInts('perm', [1, 0])])]);
+    return bias ? g.node('Add', [y, bias]) : y;
+  };
+
+  // Rotary tables from position_ids: [batch, 1, seq, head_dim], rotate_half layout (the halves, not pairs).
+  let ropeTables: { cos: string; sin: string } | undefined;
+  const rope = (x: string): string => {
+    ropeTables ??= (() => {
+      const invFreq = g.constF(ropeInverseFrequencies(c), [1, D / 2]);
+      const posF = g.node('Unsqueeze', [g.node('Cast', ['position_ids'], [attrInt('to', OnnxDataType.FLOAT)]), g.constI([-1], [1])]);
+      const freqs = g.node('Mul', [posF, invFreq]);
+      const angles = g.node('Concat', [freqs, freqs], [attrInt('axis', -1)]);
+      const axis1 = g.constI([1], [1]);
+      return { cos: g.node('Unsqueeze', [g.node('Cos', [angles]), axis1]), sin: g.node('Unsqueeze', [g.node('Sin', [angles]), axis1]) };
+    })();
+    const x1 = g.node('Slice', [x, g.constI([0], [1]), g.constI([D / 2], [1]), g.constI([3], [1])]);
+    const x2 = g.node('Slice', [x, g.constI([D / 2], [1]), g.constI([D], [1]), g.constI([3], [1])]);
+    const rotated = g.node('Concat', [g.node('Neg', [x2]), x1], [attrInt('axis', -1)]);
+    return g.node('Add', [g.node('Mul', [x, ropeTables.cos]), g.node('Mul', [rotated, ropeTables.sin])]);
+  };
+
+  // Past + new positions (a scalar), from the first cache input and input_ids.
+  let totalLength: string | undefined;
+  const total = (): string =>
+    (totalLength ??= g.node('Add', [
+      g.node('Gather', [g.node('Shape', ['past_key_values.0.key']), g.constI([2], [])], [attrInt('axis', 0)]),
+      g.node('Gather', [g.node('Shape', ['input_ids']), g.constI([1], [])], [attrInt('axis', 0)]),
+    ]));
+
+  // Additive attention mask over past + new keys, [batch, 1, 1, seq, total]: key position j is hidden from a
+  // query at position p when j > p, or (sliding window W) when j ≤ p − W.
+  let maskValue: string | undefined;
+  const mask = (): string => {
+    if (maskValue) return maskValue;
+    const keyPos = g.node('Range', [g.constI([0], []), total(), g.constI([1], [])]);
+    const queryPos = g.node('Unsqueeze', ['position_ids', g.constI([-1], [1])]);
+    let hiddenKeys = g.node('Greater', [keyPos, queryPos]);
+    if (c.slidingWindow !== undefined) {
+      const tooOld = g.node('LessOrEqual', [keyPos, g.node('Sub', [queryPos, g.constI([c.slidingWindow], [])])]);
+      hiddenKeys = g.node('Or', [hiddenKeys, tooOld]);
+    }
+    return (maskValue = g.node('Unsqueeze', [g.node('Where', [hiddenKeys, g.constF([-Infinity], []), g.constF([0], [])]), g.constI([1, 2], [2])]));
+  };
+  const scale = g.constF([1 / Math.sqrt(D)], []);
+
+  // GroupQueryAttention's extra inputs: per row the index of its last key (total − 1; rows are never padded),
+  // the total length, and cos/sin tables [positions, D/2] for every position the config allows.
+  let gqaShared: { seqlensK: string; total: string; cos: string; sin: string } | undefined;
+  const gqaInputs = () =>
+    (gqaShared ??= (() => {
+      const t = total();
+      const batch = g.node('Gather', [g.node('Shape', ['input_ids']), g.constI([0], [1])], [attrInt('axis', 0)]);
+      const last = g.node('Cast', [g.node('Sub', [t, g.constI([1], [])])], [attrInt('to', OnnxDataType.INT32)]);
+      const seqlensK = g.node('Expand', [g.node('Unsqueeze', [last, g.constI([0], [1])]), batch]);
+      const inv = ropeInverseFrequencies(c);
+      const positions = c.maxPositions;
+      const cosT = new Float32Array(positions * (D / 2));
+      const sinT = new Float32Array(positions * (D / 2));
+      for (let p = 0; p < positions; p++) {
+        for (let i = 0; i < D / 2; i++) {
+          const a = Math.fround(p * inv[i]!);
+          cosT[p * (D / 2) + i] = Math.cos(a);
+          sinT[p * (D / 2) + i] = Math.sin(a);
+        }
+      }
+      return { seqlensK, total: g.node('Cast', [t], [attrInt('to', OnnxDataType.INT32)]), cos: g.constF(cosT, [positions, D / 2]), sin: g.constF(sinT, [positions, D / 2]) };
+    })());
+
+  const inputs: ValueInfoMessage[] = [valueInfo('input_ids', OnnxDataType.INT64, ['batch', 'seq']), valueInfo('position_ids', OnnxDataType.INT64, ['batch', 'seq'])];
+  const outputs: ValueInfoMessage[] = [valueInfo('logits', OnnxDataType.FLOAT, ['batch', 'seq', c.vocabSize])];
+
+  let x = g.node('Gather', [weight(outer.get('model.embed_tokens.weight')!), 'input_ids']);
+  path.forEach((source, n) => {
+    const spec = new Map(layerWeights(c, source).map((w) => [w.name.slice(`model.layers.${source}.`.length), w]));
+    const w = (key: string) => weight(spec.get(key)!);
+    const b = (key: string) => (spec.has(key) ? weight(spec.get(key)!) : undefined);
+    const toHeads = (y: string, count: number) => g.node('Transpose', [g.node('Reshape', [y, g.constI([0, 0, count, D], [4])])], [attrInts('perm', [0, 2, 1, 3])]);
+
+    const h = rmsNorm(x, w('input_layernorm.weight'));
+    for (const kv of ['key', 'value']) {
+      inputs.push(valueInfo(`past_key_values.${n}.${kv}`, OnnxDataType.FLOAT, ['batch', KV, 'past', D]));
+      outputs.push(valueInfo(`present.${n}.${kv}`, OnnxDataType.FLOAT, ['batch', KV, 'total', D]));
+    }
+    const qFlat = linear(h, w('self_attn.q_proj.weight'), b('self_attn.q_proj.bias'));
+    const kFlat = linear(h, w('self_attn.k_proj.weight'), b('self_attn.k_proj.bias'));
+    const vFlat = linear(h, w('self_attn.v_proj.weight'), b('self_attn.v_proj.bias'));
+    if (opSet === 'cpu') {
+      // ORT's GroupQueryAttention: RoPE (rotate_half) on q and k, the cache concatenation, causal (and
+      // sliding-window) masking and grouped heads in one kernel, from the flat projections.
+      const out = g.fresh('GroupQueryAttention');
+      const gqa = gqaInputs();
+      g.nodeN('GroupQueryAttention', [qFlat, kFlat, vFlat, `past_key_values.${n}.key`, `past_key_values.${n}.value`, gqa.seqlensK, gqa.total, gqa.cos, gqa.sin], [out, `present.${n}.key`, `present.${n}.value`], [
+        attrInt('num_heads', H),
+        attrInt('kv_num_heads', KV),
+        attrFloat('scale', 1 / Math.sqrt(D)),
+        attrInt('do_rotary', 1),
+        attrInt('rotary_interleaved', 0),
+        ...(c.slidingWindow !== undefined ? [attrInt('local_window_size', c.slidingWindow)] : []),
+      ], MS_DOMAIN);
+      x = g.node('Add', [x, linear(out, w('self_attn.o_proj.weight'), b('self_attn.o_proj.bias'))]);
+    } else {
+      const q = rope(toHeads(qFlat, H));
+      const kNew = rope(toHeads(kFlat, KV));
+      const vNew = toHeads(vFlat, KV);
+      const kAll = g.node('Concat', [`past_key_values.${n}.key`, kNew], [attrInt('axis', 2)], `present.${n}.key`);
+      const vAll = g.node('Concat', [`past_key_values.${n}.value`, vNew], [attrInt('axis', 2)], `present.${n}.value`);
+      // Grouped-query attention without copying keys: queries as [batch, kv, groups, seq, D] against keys as
+      // [batch, kv, 1, D, total] (query head h reads kv head ⌊h / groups⌋, transformers' repeat_kv).
+      const q5 = g.node('Reshape', [q, g.constI([0, KV, groups, -1, D], [5])]);
+      const k5 = g.node('Unsqueeze', [g.node('Transpose', [kAll], [attrInts('perm', [0, 1, 3, 2])]), g.constI([2], [1])]);
+      const v5 = g.node('Unsqueeze', [vAll, g.constI([2], [1])]);
+      const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q5, k5]), scale]), mask()]);
+      const attn = g.node('MatMul', [g.node('Softmax', [scores], [attrInt('axis', -1)]), v5]);
+      const merged = g.node('Reshape', [g.node('Transpose', [g.node('Reshape', [attn, g.constI([0, H, -1, D], [4])])], [attrInts('perm', [0, 2, 1, 3])]), g.constI([0, 0, H * D], [3])]);
+      x = g.node('Add', [x, linear(merged, w('self_attn.o_proj.weight'), b('self_attn.o_proj.bias'))]);
+    }
+
+    const h2 = rmsNorm(x, w('post_attention_layernorm.weight'));
+    const gate = linear(h2, w('mlp.gate_proj.weight'), b('mlp.gate_proj.bias'));
+    const act = g.node('Mul', [gate, g.node('Sigmoid', [gate])]);
+    const up = linear(h2, w('mlp.up_proj.weight'), b('mlp.up_proj.bias'));
+    x = g.node('Add', [x, linear(g.node('Mul', [act, up]), w('mlp.down_proj.weight'), b('mlp.down_proj.bias'))]);
+  });
+  const normed = rmsNorm(x, weight(outer.get('model.norm.weight')!));
+  const head = c.tiedEmbeddings ? 'model.embed_tokens.weight' : weight(outer.get('lm_head.weight')!);
+  const logits = linear(normed, head);
+  g.node('Identity', [logits], [], 'logits');
+
+  const opsetImport = [{ domain: '', version: 17 }, ...(opSet === 'cpu' ? [{ domain: MS_DOMAIN, version: 1 }] : [])];
+  const model: ModelMessage = {
+    irVersion: 8,
+    opsetImport,
+    producerName: 'evomerge',
+    graph: { name: `${c.family}-decoder`, node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
+  };
+  return { model, weights, layerPath: [...path] };
+}
+
+/** The checkpoint's tensors against the shapes the config implies: one line naming the first that disagrees. */
+export function checkCheckpointShapes(
+  c: DecoderConfig,
+  weights: readonly WeightSpec[],
+  checkpoint: { location: string; hasTensor(name: string): boolean; tensorInfo(name: string): { shape: readonly number[] } },
+): void {
+  for (const w of weights) {
+    if (!checkpoint.hasTensor(w.name)) {
+      throw new EvomergeError('graph.missing_tensor', `the checkpoint lacks this tensor, which ${c.family} with this config.json needs`, { file: checkpoint.location, field: `tensor "${w.name}"` });
+    }
+    const shape = checkpoint.tensorInfo(w.name).shape;
+    if (shape.length !== w.shape.length || shape.some((d, i) => d !== w.shape[i])) {
+      throw new EvomergeError('graph.shape_mismatch', `shape [${shape.join(', ')}] but ${c.file} implies [${w.shape.join(', ')}]`, { file: checkpoint.location, field: `tensor "${w.name}"` });
+    }
+  }
+}

@@ -1,0 +1,123 @@
+// `evomerge export`: one recorded candidate as a release — every gate re-checked on the TEST split (refused,
+// naming the gate, unless forced), then the merged checkpoint, its mergekit recipe and its scores in one folder.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { EvomergeError } from '../errors.ts';
+import { parseSuiteFile, type Suite } from '../eval/suite.ts';
+import type { ExecutionProvider } from '../eval/onnx-session.ts';
+import type { MergeKernel } from '../kernel/kernel.ts';
+import { mergeRecipeToDir } from '../merge/engine.ts';
+import { parseRecipe, recipeToYaml } from '../recipe/parse.ts';
+import { openStore, type Store } from '../store/db.ts';
+import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
+import { pickedCandidate } from '../report/report.ts';
+import type { RecipeDoc } from '../search/genome.ts';
+import type { Measure } from '../search/measures.ts';
+import { recordedScores, recordedSourceScores } from '../search/score-records.ts';
+import { Scorer } from '../search/scorer.ts';
+import type { SearchSpace } from '../search/space.ts';
+import { missingOnTestSplit, scoreOnTestSplit, type TestSplitJob } from '../search/test-split.ts';
+import { judgeGates } from '../search/verdicts.ts';
+
+export interface ExportOptions {
+  readonly db: string;
+  /** `best` (the campaign's final pick, else the best kept candidate) or a candidate's number as the report shows it (`#N`, its ordinal). */
+  readonly candidate: string;
+  readonly outDir: string;
+  readonly force: boolean;
+  readonly kernel: () => Promise<MergeKernel>;
+  readonly ep?: ExecutionProvider;
+  /** One-line notices (a forced export past a failed gate). */
+  readonly log?: (line: string) => void;
+}
+
+export interface ExportResult {
+  readonly ordinal: number;
+  readonly outDir: string;
+  readonly verdicts: readonly NewGateVerdict[];
+  readonly forced: boolean;
+}
+
+/** The space a campaign was run with, as stored in its database (absolute paths). */
+function storedSpace(store: Store, db: string): { space: SearchSpace; suite: Suite; measures: Measure[]; campaignId: number } {
+  const campaign = store.listCampaigns()[0];
+  if (!campaign) throw new EvomergeError('export.empty', 'the database holds no campaign', { file: db });
+  const cfg = JSON.parse(campaign.configJson) as SearchSpace & { measures: Measure[] };
+  const space: SearchSpace = { ...cfg, file: db, budget: {}, workers: 1 };
+  return { space, suite: parseSuiteFile(space.suite), measures: cfg.measures, campaignId: campaign.campaignId };
+}
+
+function findCandidate(store: Store, campaignId: number, which: string, db: string): CandidateRecord {
+  if (which === 'best') {
+    const best = pickedCandidate(store, campaignId)?.candidate;
+    if (!best) throw new EvomergeError('export.no_kept', 'no candidate cleared every gate on the fit split; name one with --candidate N (and --force)', { file: db, field: '--candidate best' });
+    return best;
+  }
+  if (!/^#?\d+$/.test(which)) throw new EvomergeError('cli.bad_option', `"${which}" is not a candidate; expected best or a number as the report shows it (#N)`, { field: '--candidate' }, 2);
+  const c = store.findCandidateByOrdinal(campaignId, Number(which.replace('#', '')));
+  if (!c) throw new EvomergeError('export.no_candidate', `no search candidate #${which.replace('#', '')}`, { file: db, field: '--candidate' });
+  return c;
+}
+
+export async function exportCandidate(options: ExportOptions): Promise<ExportResult> {
+  const { db } = options;
+  // Read and check everything first (read-only); the database is written only to add missing test scores.
+  let store = openStore(db, { readonly: true });
+  try {
+    const ctx = storedSpace(store, db);
+    const cand = findCandidate(store, ctx.campaignId, options.candidate, db);
+    if (cand.status === 'failed') throw new EvomergeError('export.failed_candidate', `candidate #${cand.ordinal} failed (${cand.errorCode}: ${cand.errorMessage}); there is nothing to export`, { file: db, field: '--candidate' });
+    const doc = YAML.parse(cand.recipeYaml!) as RecipeDoc;
+    const recipe = parseRecipe(doc, { file: `${db} candidate #${cand.ordinal}`, baseDir: path.dirname(path.resolve(db)) });
+    // The gates' test-split baselines (the sources) and the candidate itself, scored now where missing.
+    const sourceDirs = new Map([ctx.space.baseModel, ...ctx.space.models].map((m) => [m.name, m.path]));
+    const jobs: TestSplitJob[] = [...store.listCandidates(ctx.campaignId, { kind: 'source' }).map((c) => ({ candidate: c, dir: sourceDirs.get(c.label!)! })), { candidate: cand }];
+    const missing = missingOnTestSplit(store, jobs);
+
+    const kernel = await options.kernel();
+    try {
+      if (missing.length) {
+        store.close();
+        store = openStore(db);
+        const scorer = await Scorer.create({ suite: ctx.suite, graph: ctx.space.graph, baseModelDir: ctx.space.baseModel.path, kernel, ep: options.ep ?? 'cpu', workers: 1, limit: ctx.space.evalLimit, baseDir: path.dirname(path.resolve(db)) });
+        try {
+          await scoreOnTestSplit(store, scorer, ctx.measures, missing, 1);
+        } finally {
+          await scorer.close();
+        }
+      }
+      const test = recordedScores(store, cand.candidateId, 'test');
+      const fit = recordedScores(store, cand.candidateId, 'fit');
+      const verdicts = judgeGates(ctx.space, ctx.suite, test, recordedSourceScores(store, ctx.campaignId, 'test'), 'test');
+      store.close();
+      const failed = verdicts.filter((v) => !v.pass);
+      if (failed.length && !options.force) {
+        const v = failed[0]!;
+        throw new EvomergeError(
+          'export.gate_failed',
+          `gate "${v.gate}" fails on the test split: ${v.task}/${v.metric} ${fmt(v.value)} < ${fmt(v.threshold)}${failed.length > 1 ? ` (and ${failed.length - 1} more gate(s))` : ''}; nothing exported (--force exports anyway)`,
+          { file: db, field: `candidate #${cand.ordinal}` },
+        );
+      }
+      if (failed.length) options.log?.(`exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on the test split (--force)`);
+
+      await mergeRecipeToDir(recipe, { outDir: options.outDir, shardSizeBytes: 5e9, kernel });
+      const outDir = path.resolve(options.outDir);
+      writeFileSync(path.join(outDir, 'recipe.yaml'), `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`);
+      writeFileSync(
+        path.join(outDir, 'scores.json'),
+        `${JSON.stringify({ candidate: cand.ordinal, generation: cand.generation, status_on_fit: cand.status, objective_fit: cand.objective, genome: JSON.parse(cand.genomeJson ?? '{}'), fit, test, test_gates: verdicts, forced: failed.length > 0 }, null, 2)}\n`,
+      );
+      return { ordinal: cand.ordinal!, outDir, verdicts, forced: failed.length > 0 };
+    } finally {
+      await kernel.close();
+    }
+  } finally {
+    store.close();
+  }
+}
+
+function fmt(v: number): string {
+  return Number.isFinite(v) ? v.toFixed(4) : String(v);
+}

@@ -1,0 +1,392 @@
+// What the HTML report shows, read from a campaign database and nothing else, so it works on a campaign still
+// running (WAL readers never block the writer), a finished one, and one killed mid-generation. Long series
+// are thinned here (thin.ts), so the page stays small. The tables and the 2-SE verdict follow report.ts's
+// rules (its `conclude` itself), read through slim queries: a 100,000-candidate campaign must not be loaded
+// genome by genome.
+import { EvomergeError } from '../../errors.ts';
+import type { Store } from '../../store/db.ts';
+import { decodeReal, type RealType } from '../../store/real.ts';
+import { conclude, recipeParameters, rivalLabels, type CampaignReport, type ReportRow } from '../report.ts';
+import { testObjectiveComparison } from '../test-objective.ts';
+import { evenlySpaced, thinByBins } from './thin.ts';
+
+/** Most candidate marks in the objective plot; longer campaigns are thinned (the extremes of each bin kept). */
+export const MAX_CANDIDATE_POINTS = 3000;
+/** Most generations shown in the per-generation plots (evenly spaced, first and last kept). */
+export const MAX_GENERATIONS = 200;
+/** Most generations in the genome-moves plot, which draws one series per (layer group, model). */
+export const MAX_GENOME_GENERATIONS = 60;
+
+export interface CandidatePoint {
+  readonly ordinal: number;
+  readonly generation: number;
+  readonly status: 'kept' | 'rejected' | 'failed' | 'unfinished';
+  /** Fit objective; null for failed and unfinished candidates. */
+  readonly objective: number | null;
+}
+
+export interface GenomeCell {
+  readonly cell: string;
+  /** A source model's name, or null for a method-wide gene (t, lambda). */
+  readonly model: string | null;
+  readonly param: string;
+  readonly value: number;
+}
+
+/** The text report's summary (report.ts), without its per-generation genome list, which the plots replace. */
+export type ReportSummary = Omit<CampaignReport, 'generations'>;
+
+export interface HtmlReportData {
+  readonly report: ReportSummary;
+  readonly facts: { label: string; value: string }[];
+  readonly models: readonly string[];
+  /** Thinned: every candidate when there are few; else per bin of ordinals the best and worst per status. */
+  readonly points: readonly CandidatePoint[];
+  readonly totalPoints: number;
+  /** Running best kept objective, one point per improvement and one at the last candidate. */
+  readonly bestCurve: readonly { ordinal: number; objective: number }[];
+  readonly yardsticks: readonly { label: string; kind: string; objective: number }[];
+  readonly gateRates: readonly { gate: string; generation: number; rate: number; passed: number; judged: number }[];
+  readonly gateRejections: readonly { gate: string; rejected: number; sole: number }[];
+  readonly bestGenome?: { ordinal: number; method: string; objective: number; cells: readonly GenomeCell[] };
+  /** The per-model weights (or first per-model parameter) of each generation's best candidate. */
+  readonly genomeMoves: readonly { generation: number; ordinal: number; cell: string; model: string; value: number }[];
+  readonly movesParam?: string;
+  /** Categorical probabilities per generation (CMA-ES); empty for other optimisers. */
+  readonly methodProbabilities: readonly { generation: number; gene: string; choice: string; p: number }[];
+  /** Objective task's own metric, fit against test, for everything scored on test. */
+  readonly fitVsTest: readonly { label: string; kind: string; fit: number; fitSe: number; test: number; testSe: number }[];
+  readonly fitVsTestMeasure: string;
+  /** Failed search candidates by error code, most frequent first, with one message as an example. */
+  readonly failures: readonly { code: string; count: number; message: string }[];
+}
+
+interface StoredConfig {
+  name: string;
+  optimizer: string;
+  populationSize?: number;
+  seed: number;
+  suite: string;
+  evalLimit?: number;
+  baseModel: { name: string; path: string };
+  models: { name: string; path: string }[];
+  ownMetrics: Record<string, string>;
+  objective: { task: string; metric?: string; weight: number }[];
+  genome?: { methods?: string[]; layerGroups?: number | string; filters?: string[] };
+  measures: { task: string; metric: string }[];
+  references: { name: string; group?: string }[];
+}
+
+/** Reads everything the page shows from an open (read-only) store. */
+export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
+  const campaign = store.listCampaigns()[0];
+  if (!campaign) throw new EvomergeError('report.empty', 'the database holds no campaign', { file: dbFile });
+  const cfg = JSON.parse(campaign.configJson) as StoredConfig;
+  const id = campaign.campaignId;
+  const models = cfg.models.map((m) => m.name);
+
+  // one slim row per search candidate (no genome, no recipe): 100,000 of them read in a blink
+  const all = store.db
+    .prepare<[number], { ordinal: number; generation: number | null; status: string; objective: number | null; objective_type: RealType | null; created_at: string; finished_at: string | null }>(
+      `SELECT ordinal, generation, status, objective, objective_type, created_at, finished_at FROM candidates
+       WHERE campaign_id = ? AND kind = 'search' ORDER BY ordinal`,
+    )
+    .all(id)
+    .map((r) => {
+      const objective = r.objective_type === null ? null : decodeReal(r.objective, r.objective_type);
+      const status = r.status === 'kept' || r.status === 'rejected' || r.status === 'failed' ? r.status : 'unfinished';
+      return { ordinal: r.ordinal, generation: r.generation ?? 0, status, objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective, createdAt: r.created_at, finishedAt: r.finished_at } as const;
+    });
+  // every fit verdict in one pass, per generation and gate: passed, judged, and rejections where this gate
+  // was the only one failed (the window counts each candidate's failed gates)
+  const verdictRows = store.db
+    .prepare<[number], { generation: number | null; gate: string; kind: string; task: string; metric: string; first: number; passed: number; judged: number; sole: number }>(
+      `WITH v AS (SELECT candidate_id, rowid AS r, gate, kind, task, metric, pass,
+                         SUM(1 - pass) OVER (PARTITION BY candidate_id) AS failing
+                  FROM gate_verdicts WHERE split = 'fit')
+       SELECT c.generation AS generation, v.gate AS gate, v.kind AS kind, v.task AS task, v.metric AS metric,
+              MIN(v.r) AS first, SUM(v.pass) AS passed, COUNT(*) AS judged, SUM(v.pass = 0 AND v.failing = 1) AS sole
+       FROM v JOIN candidates c ON c.candidate_id = v.candidate_id
+       WHERE c.campaign_id = ? GROUP BY c.generation, v.gate`,
+    )
+    .all(id);
+  const report = summary(store, dbFile, campaign, cfg, all, verdictRows);
+
+  const points = thinByBins(all, {
+    maxPoints: MAX_CANDIDATE_POINTS,
+    x: (p) => p.ordinal,
+    y: (p) => p.objective ?? -Infinity,
+    series: (p) => p.status,
+  }).map(({ ordinal, generation, status, objective }) => ({ ordinal, generation, status, objective }));
+
+  const bestCurve: { ordinal: number; objective: number }[] = [];
+  for (const p of all) {
+    if (p.status !== 'kept' || p.objective === null) continue;
+    if (!bestCurve.length || p.objective > bestCurve[bestCurve.length - 1]!.objective) bestCurve.push({ ordinal: p.ordinal, objective: p.objective });
+  }
+  const lastOrdinal = all.length ? all[all.length - 1]!.ordinal : 0;
+  if (bestCurve.length && bestCurve[bestCurve.length - 1]!.ordinal < lastOrdinal) bestCurve.push({ ordinal: lastOrdinal, objective: bestCurve[bestCurve.length - 1]!.objective });
+
+  const yardsticks = report.rows
+    .filter((r) => r.kind !== 'best' && r.objective !== null && Number.isFinite(r.objective))
+    .map((r) => ({ label: r.label, kind: r.kind, objective: r.objective! }));
+
+  // gates: pass rate per generation, and which gate turned candidates away (alone or with others)
+  const gateOrder = report.gates.map((g) => g.gate);
+  const shownGenerations = new Set(evenlySpaced([...new Set(verdictRows.map((r) => r.generation ?? 0))].sort((a, b) => a - b), MAX_GENERATIONS));
+  const gateRates = verdictRows
+    .filter((r) => shownGenerations.has(r.generation ?? 0))
+    .sort((a, b) => (a.generation ?? 0) - (b.generation ?? 0) || gateOrder.indexOf(a.gate) - gateOrder.indexOf(b.gate))
+    .map((r) => ({ gate: r.gate, generation: r.generation ?? 0, rate: r.passed / r.judged, passed: r.passed, judged: r.judged }));
+  const gateRejections = report.gates.map((g) => ({
+    gate: g.gate,
+    rejected: g.judged - g.passed,
+    sole: verdictRows.filter((r) => r.gate === g.gate).reduce((acc, r) => acc + r.sole, 0),
+  }));
+
+  // the best kept genome, cell by cell, with only the genes its method reads
+  const best = report.rows.find((r) => r.kind === 'best');
+  let bestGenome: HtmlReportData['bestGenome'];
+  if (best && best.ordinal !== null) {
+    const c = store.findCandidateByOrdinal(id, best.ordinal);
+    if (c?.genomeJson) {
+      const genome = JSON.parse(c.genomeJson) as Record<string, number | string>;
+      const method = String(genome.method ?? '');
+      bestGenome = { ordinal: best.ordinal, method, objective: best.objective ?? NaN, cells: genomeCells(genome, models, new Set(recipeParameters(c.recipeYaml))) };
+    }
+  }
+
+  // each generation's best (kept if any, else the best scored one): how its weights moved
+  const genBest = new Map<number, { ordinal: number; kept: boolean; objective: number }>();
+  for (const p of all) {
+    if (p.objective === null) continue;
+    const cur = genBest.get(p.generation);
+    const kept = p.status === 'kept';
+    if (!cur || (kept && !cur.kept) || (kept === cur.kept && p.objective > cur.objective)) genBest.set(p.generation, { ordinal: p.ordinal, kept, objective: p.objective });
+  }
+  const moveGenerations = evenlySpaced([...genBest.keys()].sort((a, b) => a - b), MAX_GENOME_GENERATIONS);
+  const genomeOf = store.db.prepare<[number, number], { genome_json: string | null }>('SELECT genome_json FROM candidates WHERE campaign_id = ? AND ordinal = ?');
+  const genomeMoves: { generation: number; ordinal: number; cell: string; model: string; value: number }[] = [];
+  let movesParam: string | undefined;
+  for (const g of moveGenerations) {
+    const { ordinal } = genBest.get(g)!;
+    const json = genomeOf.get(id, ordinal)?.genome_json;
+    if (!json) continue;
+    const cells = genomeCells(JSON.parse(json) as Record<string, number | string>, models, undefined);
+    movesParam ??= cells.some((c) => c.param === 'weight') ? 'weight' : cells.find((c) => c.model !== null)?.param;
+    for (const c of cells) if (c.param === movesParam && c.model !== null) genomeMoves.push({ generation: g, ordinal, cell: c.cell, model: c.model, value: c.value });
+  }
+
+  const methodProbabilities = categoricalProbabilities(store, id);
+
+  // fit vs test on the objective task's own metric, for everything whose test split was scored
+  const task = report.conclusion.task;
+  const key = `${task}/${report.conclusion.metric}`;
+  const fitVsTest: HtmlReportData['fitVsTest'][number][] = [];
+  const testScored = store.db
+    .prepare<[number, string, string], { candidate_id: number }>(
+      `SELECT DISTINCT s.candidate_id FROM scores s JOIN candidates c ON c.candidate_id = s.candidate_id
+       WHERE c.campaign_id = ? AND s.split = 'test' AND s.task = ? AND s.metric = ? ORDER BY s.candidate_id`,
+    )
+    .all(id, task, report.conclusion.metric);
+  for (const { candidate_id } of testScored) {
+    const c = store.getCandidate(candidate_id);
+    const scores = store.listScores(candidate_id).filter((s) => `${s.task}/${s.metric}` === key);
+    const fit = scores.find((s) => s.split === 'fit');
+    const test = scores.find((s) => s.split === 'test');
+    if (!fit || !test || !Number.isFinite(fit.value) || !Number.isFinite(test.value)) continue;
+    fitVsTest.push({ label: c.label ?? `#${c.ordinal}`, kind: c.kind === 'search' ? (c.ordinal === best?.ordinal ? 'best kept' : 'kept') : c.kind, fit: fit.value, fitSe: fit.se ?? 0, test: test.value, testSe: test.se ?? 0 });
+  }
+
+  const failures = store.db
+    .prepare<[number], { code: string | null; count: number; message: string | null }>(
+      `SELECT error_code AS code, COUNT(*) AS count, MIN(error_message) AS message FROM candidates
+       WHERE campaign_id = ? AND kind = 'search' AND status = 'failed' GROUP BY error_code ORDER BY count DESC, code`,
+    )
+    .all(id)
+    .map((f) => ({ code: f.code ?? 'unknown', count: f.count, message: f.message ?? '' }));
+
+  return {
+    report,
+    failures,
+    facts: campaignFacts(store, campaign, cfg, all),
+    models,
+    points,
+    totalPoints: all.length,
+    bestCurve,
+    yardsticks,
+    gateRates,
+    gateRejections,
+    ...(bestGenome ? { bestGenome } : {}),
+    genomeMoves,
+    ...(movesParam ? { movesParam } : {}),
+    methodProbabilities,
+    fitVsTest,
+    fitVsTestMeasure: key,
+  };
+}
+
+/** What the text report says (report.ts's rules: the same rows, best kept, fit comparison and test verdict),
+ *  built from slim queries because its full candidate list is too slow to read at 100,000 candidates. */
+function summary(
+  store: Store,
+  dbFile: string,
+  campaign: { campaignId: number; name: string; seed: number; device: string; configHash: string },
+  cfg: StoredConfig,
+  all: readonly { ordinal: number; generation: number; status: string; objective: number | null }[],
+  verdictRows: readonly { gate: string; kind: string; task: string; metric: string; first: number; passed: number; judged: number }[],
+): ReportSummary {
+  const id = campaign.campaignId;
+  const objective = cfg.objective.map((t) => ({ task: t.task, metric: t.metric ?? cfg.ownMetrics[t.task]!, weight: t.weight }));
+  const scoresOf = (candidateId: number) => {
+    const out: ReportRow['scores'] = {};
+    for (const s of store.listScores(candidateId)) (out[`${s.task}/${s.metric}`] ??= {})[s.split as 'fit' | 'test'] = { value: s.value, se: s.se, n: s.n };
+    return out;
+  };
+  const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
+  const rows: ReportRow[] = [];
+  // sources and references have no ordinal (schema CHECK): found through the (campaign, ordinal) index
+  // instead of a scan of every candidate for their kind
+  const baselines = store.db
+    .prepare<[number], { candidate_id: number }>('SELECT candidate_id FROM candidates WHERE campaign_id = ? AND ordinal IS NULL')
+    .all(id)
+    .map((r) => store.getCandidate(r.candidate_id));
+  for (const kind of ['source', 'reference'] as const) {
+    const list = baselines.filter((c) => c.kind === kind).sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
+    for (const c of list) rows.push({ kind, label: c.label ?? `#${c.ordinal}`, ordinal: c.ordinal ?? null, objective: c.objective, scores: scoresOf(c.candidateId) });
+  }
+  // the recorded final pick, else best kept: highest fit objective, earliest ordinal on ties (report.ts's pickedCandidate)
+  const pick = store.finalPick(id);
+  const picked = pick ? store.getCandidate(pick.candidateId) : undefined;
+  let best: { ordinal: number; objective: number } | undefined;
+  if (picked) best = { ordinal: picked.ordinal ?? 0, objective: picked.objective ?? -Infinity };
+  else for (const c of all) if (c.status === 'kept' && c.objective !== null && (!best || c.objective > best.objective)) best = { ordinal: c.ordinal, objective: c.objective };
+  const bestRecord = best ? (picked ?? store.findCandidateByOrdinal(id, best.ordinal)!) : undefined;
+  if (best && bestRecord) {
+    rows.push({ kind: 'best', label: pick?.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`, ordinal: best.ordinal, objective: bestRecord.objective, scores: scoresOf(bestRecord.candidateId) });
+  }
+  const rivals = rows.filter((r) => r.kind !== 'best');
+  let bestRival: { label: string; value: number } | undefined;
+  for (const r of rivals) if (r.objective !== null && Number.isFinite(r.objective) && (!bestRival || r.objective > bestRival.value)) bestRival = { label: r.label, value: r.objective };
+  // gate pass rates over the whole campaign, in the order the gates were judged (the text report's order)
+  const byGate = new Map<string, { gate: string; kind: string; task: string; metric: string; passed: number; judged: number; first: number }>();
+  for (const r of verdictRows) {
+    const g = byGate.get(r.gate);
+    if (!g) byGate.set(r.gate, { gate: r.gate, kind: r.kind, task: r.task, metric: r.metric, passed: r.passed, judged: r.judged, first: r.first });
+    else {
+      g.passed += r.passed;
+      g.judged += r.judged;
+      g.first = Math.min(g.first, r.first);
+    }
+  }
+  const gates = [...byGate.values()].sort((a, b) => a.first - b.first).map(({ first: _, ...g }) => g);
+  const count = (status: string) => all.filter((c) => c.status === status).length;
+  return {
+    db: dbFile,
+    campaign: { id, name: campaign.name, seed: campaign.seed, device: campaign.device, configHash: campaign.configHash, optimizer: cfg.optimizer },
+    objective,
+    measures: cfg.measures.map((m) => `${m.task}/${m.metric}`),
+    counts: { evaluated: all.length, kept: count('kept'), rejected: count('rejected'), failed: count('failed'), generations: new Set(all.map((c) => c.generation)).size },
+    rows,
+    gates,
+    fitObjective: {
+      ...(best ? { best: best.objective } : {}),
+      ...(bestRival ? { bestRival } : {}),
+      beatsAll: best !== undefined && rivals.every((r) => r.objective === null || best.objective > r.objective),
+    },
+    conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
+    pickRule: pick?.rule ?? 'fit',
+    ...(bestRecord ? { testObjective: testObjectiveComparison(store, id, cfg.objective, cfg.ownMetrics, bestRecord, rivalLabels(rows, cfg.references)) } : {}),
+  };
+}
+
+/** Genome keys are `<cell>.<model>.<param>` or `<cell>.<param>`; a cell label may itself hold a dot (`layers0-2.mlp`). */
+function genomeCells(genome: Record<string, number | string>, models: readonly string[], used: Set<string> | undefined): GenomeCell[] {
+  const out: GenomeCell[] = [];
+  for (const [k, v] of Object.entries(genome)) {
+    if (k === 'method' || typeof v !== 'number') continue;
+    const parts = k.split('.');
+    const param = parts.pop()!;
+    if (used && !used.has(param)) continue;
+    const maybeModel = parts[parts.length - 1]!;
+    const model = parts.length >= 2 && models.includes(maybeModel) ? maybeModel : null;
+    if (model !== null) parts.pop();
+    out.push({ cell: parts.join('.'), model, param, value: v });
+  }
+  return out;
+}
+
+/** θ of each categorical gene from the saved CMA-ES states: the distribution each generation was asked from. */
+function categoricalProbabilities(store: Store, campaignId: number): HtmlReportData['methodProbabilities'][number][] {
+  // the states are large (covariance matrix): read the generation list first, then θ of the few shown
+  const generations = store.db
+    .prepare<[number], { generation: number; told: number }>(
+      'SELECT generation, MAX(told_count) AS told FROM optimizer_states WHERE campaign_id = ? GROUP BY generation ORDER BY generation',
+    )
+    .all(campaignId);
+  const shown = evenlySpaced(generations, MAX_GENERATIONS);
+  const read = store.db.prepare<[number, number, number], { theta: string | null; categorical: string | null }>(
+    `SELECT json_extract(state_json, '$.algorithm.theta') AS theta, json_extract(state_json, '$.domain.categorical') AS categorical
+     FROM optimizer_states WHERE campaign_id = ? AND generation = ? AND told_count = ?`,
+  );
+  const out: HtmlReportData['methodProbabilities'][number][] = [];
+  for (const { generation, told } of shown) {
+    const row = read.get(campaignId, generation, told);
+    if (!row?.theta || !row.categorical) continue;
+    const theta = JSON.parse(row.theta) as number[][];
+    const genes = JSON.parse(row.categorical) as { name: string; choices: string[] }[];
+    genes.forEach((g, i) => {
+      if (g.choices.length < 2) return;
+      g.choices.forEach((choice, j) => out.push({ generation, gene: g.name, choice, p: theta[i]?.[j] ?? NaN }));
+    });
+  }
+  return out;
+}
+
+function campaignFacts(
+  store: Store,
+  campaign: { campaignId: number; name: string; seed: number; device: string; versionsJson: string; createdAt: string },
+  cfg: StoredConfig,
+  all: readonly { createdAt: string; finishedAt: string | null }[],
+): { label: string; value: string }[] {
+  let versions: Record<string, string> = {};
+  try {
+    versions = JSON.parse(campaign.versionsJson) as Record<string, string>;
+  } catch {
+    throw new EvomergeError('report.bad_versions', 'versions_json is not JSON', { file: store.path, field: 'campaigns.versions_json' });
+  }
+  const baselineFinished = store.db
+    .prepare<[number], { t: string | null }>('SELECT MAX(finished_at) AS t FROM candidates WHERE campaign_id = ? AND ordinal IS NULL')
+    .get(campaign.campaignId)?.t ?? null;
+  const last = all.reduce<string | null>((acc, c) => (c.finishedAt !== null && (acc === null || c.finishedAt > acc) ? c.finishedAt : acc), baselineFinished);
+  const started = Date.parse(campaign.createdAt);
+  const ended = last ? Date.parse(last) : NaN;
+  const wallMinutes = (ended - started) / 60000;
+  const finished = all.filter((c) => c.finishedAt !== null);
+  const firstSearch = all.length ? Date.parse(all.reduce((a, c) => (c.createdAt < a ? c.createdAt : a), all[0]!.createdAt)) : NaN;
+  const lastSearch = finished.length ? Date.parse(finished.reduce((a, c) => (c.finishedAt! > a ? c.finishedAt! : a), finished[0]!.finishedAt!)) : NaN;
+  const searchMinutes = (lastSearch - firstSearch) / 60000;
+  const rate = finished.length && searchMinutes > 0 ? `${(finished.length / searchMinutes).toFixed(1)} candidates/minute (${finished.length} finished over ${formatMinutes(searchMinutes)}, pauses between runs included)` : '—';
+  const genome = cfg.genome ?? {};
+  return [
+    { label: 'campaign', value: campaign.name },
+    { label: 'database', value: store.path },
+    { label: 'started', value: campaign.createdAt },
+    { label: 'last candidate finished', value: last ?? '—' },
+    { label: 'wall time', value: Number.isFinite(wallMinutes) ? formatMinutes(wallMinutes) : '—' },
+    { label: 'rate', value: rate },
+    { label: 'seed', value: String(campaign.seed) },
+    { label: 'optimizer', value: `${cfg.optimizer}${cfg.populationSize ? `, population ${cfg.populationSize}` : ''}` },
+    { label: 'genome', value: `${genome.layerGroups ?? '?'} layer group(s)${genome.filters?.length ? `, filters ${genome.filters.join(', ')}` : ''}; methods ${(genome.methods ?? []).join(', ')}` },
+    { label: 'models', value: [`${cfg.baseModel.name} (base): ${cfg.baseModel.path}`, ...cfg.models.map((m) => `${m.name}: ${m.path}`)].join('; ') },
+    { label: 'eval suite', value: `${cfg.suite}${cfg.evalLimit ? ` (first ${cfg.evalLimit} items per file)` : ''}` },
+    { label: 'devices', value: campaign.device },
+    { label: 'versions', value: Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ') },
+  ];
+}
+
+function formatMinutes(m: number): string {
+  if (m < 1) return `${Math.round(m * 60)} s`;
+  if (m < 90) return `${Math.floor(m)} min ${Math.round((m % 1) * 60)} s`;
+  return `${(m / 60).toFixed(1)} h`;
+}

@@ -1,0 +1,133 @@
+// What a worker checks before it scores a job, without a queue: the queue URL, job ids, the model-file
+// fingerprints (size + header hash) and the refusal of a job that names files outside the worker's roots
+// or whose model files differ from the campaign's record.
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EvomergeError } from '../../../src/errors.ts';
+import { jobIdOf, parseQueueUrl, type CandidateJob } from '../../../src/queue/job.ts';
+import { fingerprintModelDir, modelFilesDiffer } from '../../../src/queue/model-files.ts';
+import { checkJobInputs } from '../../../src/queue/worker.ts';
+
+const repo = path.resolve(__dirname, '../../..');
+const zoo = path.join(repo, 'models/micro');
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'evomerge-queue-unit-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function job(overrides: Partial<CandidateJob> = {}): CandidateJob {
+  return {
+    campaign: 'c'.repeat(64),
+    kind: 'recipe',
+    doc: { merge_method: 'task_arithmetic', base_model: `${zoo}/base`, models: [{ model: `${zoo}/expert-math`, parameters: { weight: 0.5 } }] },
+    split: 'fit',
+    measures: [{ task: 'lang', metric: 'loglik' }],
+    evaluator: { suiteFile: path.join(repo, 'evals/micro.yaml'), baseModelDir: `${zoo}/base`, ep: 'cpu', baseDir: repo },
+    modelFiles: [...fingerprintModelDir(`${zoo}/base`), ...fingerprintModelDir(`${zoo}/expert-math`)],
+    ...overrides,
+  };
+}
+
+function refusal(fn: () => void): EvomergeError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(EvomergeError);
+    expect((err as EvomergeError).code).toBe('scorer.refused');
+    return err as EvomergeError;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('queue URL', () => {
+  it('reads host, port, db, credentials and TLS, and hides the password in messages', () => {
+    expect(parseQueueUrl('redis://10.0.0.5:6380')).toMatchObject({ host: '10.0.0.5', port: 6380 });
+    const c = parseQueueUrl('rediss://evo:s%40cret@queue.lan:6390/2');
+    expect(c).toMatchObject({ host: 'queue.lan', port: 6390, db: 2, username: 'evo', password: 's@cret', tls: { servername: 'queue.lan' } });
+    expect(c.display).not.toContain('cret');
+    expect(parseQueueUrl('redis://localhost').port).toBe(6379);
+  });
+
+  it('refuses other schemes and malformed URLs as usage errors naming --queue', () => {
+    for (const bad of ['http://localhost:6379', 'localhost:6379x', 'redis://h:1/x']) {
+      const err = (() => {
+        try {
+          parseQueueUrl(bad);
+        } catch (e) {
+          return e as EvomergeError;
+        }
+      })();
+      expect(err?.exitCode).toBe(2);
+      expect(err?.message).toMatch(/^--queue: /);
+    }
+  });
+});
+
+describe('job ids', () => {
+  it('are the same for the same content and differ by split, recipe and campaign', () => {
+    const j = job();
+    expect(jobIdOf(j)).toBe(jobIdOf(job()));
+    expect(jobIdOf({ ...j, split: 'test' })).not.toBe(jobIdOf(j));
+    expect(jobIdOf({ ...j, doc: { ...j.doc, merge_method: 'ties' } })).not.toBe(jobIdOf(j));
+    expect(jobIdOf({ ...j, campaign: 'd'.repeat(64) })).not.toBe(jobIdOf(j));
+    expect(jobIdOf(j)).not.toContain(':');
+  });
+});
+
+describe('model files', () => {
+  it('fingerprints each safetensors file by size and header hash', () => {
+    const [f] = fingerprintModelDir(`${zoo}/expert-math`);
+    expect(f).toMatchObject({ modelDir: `${zoo}/expert-math`, file: 'model.safetensors' });
+    expect(f!.size).toBeGreaterThan(1000);
+    expect(f!.headerSha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('names the file that differs: another dtype, a missing or an extra file', () => {
+    const recorded = fingerprintModelDir(`${zoo}/expert-math`);
+    const bf16 = fingerprintModelDir(`${zoo}/expert-math-bf16`).map((f) => ({ ...f, modelDir: `${zoo}/expert-math` }));
+    expect(modelFilesDiffer(recorded, recorded)).toBeUndefined();
+    expect(modelFilesDiffer(recorded, bf16)?.message).toMatch(/expert-math\/model\.safetensors: size: differs from the campaign's copy/);
+    expect(modelFilesDiffer(recorded, [])?.message).toMatch(/model\.safetensors: missing on this worker/);
+    expect(modelFilesDiffer(recorded, [...recorded, { ...recorded[0]!, file: 'extra.safetensors' }])?.message).toMatch(/extra\.safetensors: not in the campaign's record/);
+    const sameSizeOtherHeader = recorded.map((f) => ({ ...f, headerSha256: '0'.repeat(64) }));
+    expect(modelFilesDiffer(recorded, sameSizeOtherHeader)?.message).toMatch(/header: differs/);
+  });
+});
+
+describe('a worker checks a job before scoring it', () => {
+  it('accepts a job whose files lie under its root and match the record', () => {
+    expect(() => checkJobInputs(job(), [repo])).not.toThrow();
+  });
+
+  it('refuses a file outside its roots, naming it', () => {
+    const err = refusal(() => checkJobInputs(job(), [zoo]));
+    expect(err.message).toMatch(/evals\/micro\.yaml: outside this worker's models roots/);
+    const elsewhere = path.join(tmp, 'expert-math');
+    cpSync(`${zoo}/expert-math`, elsewhere, { recursive: true });
+    const doc = { ...job().doc, models: [{ model: elsewhere, parameters: { weight: 0.5 } }] };
+    expect(refusal(() => checkJobInputs(job({ doc }), [repo])).message).toContain(`${elsewhere}: outside`);
+    // neither `..` nor a symbolic link inside a root leads out of it: the real path is checked
+    expect(refusal(() => checkJobInputs(job({ doc: { ...doc, models: [{ model: `${repo}/../../../..${elsewhere}` }] } }), [repo])).message).toMatch(/outside/);
+    const root = path.join(tmp, 'root');
+    mkdirSync(root);
+    symlinkSync(elsewhere, path.join(root, 'link'));
+    expect(refusal(() => checkJobInputs(job({ doc: { ...doc, models: [{ model: path.join(root, 'link') }] } }), [repo, root])).message).toMatch(/link: outside/);
+  });
+
+  it('refuses a model whose files differ from the campaign record', () => {
+    const copy = path.join(tmp, 'models/base');
+    cpSync(`${zoo}/base`, copy, { recursive: true });
+    const modelFiles = fingerprintModelDir(copy);
+    writeFileSync(path.join(copy, 'model.safetensors'), Buffer.alloc(64));
+    const err = refusal(() => checkJobInputs(job({ modelFiles }), [repo, tmp]));
+    expect(err.message).toMatch(/models\/base\/model\.safetensors: (size|header): /);
+  });
+
+  it('refuses a relative path and one missing on the worker', () => {
+    expect(refusal(() => checkJobInputs(job({ dir: 'models/micro/base', kind: 'model' }), [repo])).message).toMatch(/absolute paths/);
+    expect(refusal(() => checkJobInputs(job({ dir: `${zoo}/no-such-model`, kind: 'model' }), [repo])).message).toMatch(/does not exist on this worker/);
+  });
+});
