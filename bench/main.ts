@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   merge: () => import('./merge.ts'),
   'merge-memory': () => import('./merge-memory.ts'),
   search: () => import('./search.ts'),
+  'search-selection': () => import('./search-selection.ts'),
   eval: () => import('./eval.ts'),
   candidate: () => import('./candidate.ts'),
   queue: () => import('./queue.ts'),

@@ -8,4 +8,11 @@ export interface Estimate {
   readonly se: number;
   /** Number of independent items the value averages over. */
   readonly n: number;
+  /**
+   * Per-item pseudo-values, one per item in file order: their mean is `value` and their sample SE about `se`
+   * (the item values of a mean, the linearised terms of a ratio, DeLong's placements for an AUC). Two models
+   * scored on the same items give the paired SE of their difference from these (`pairedDifference` in
+   * eval/stats.ts). Absent where the items were not kept.
+   */
+  readonly pseudo?: readonly number[];
 }

@@ -64,7 +64,9 @@ export function registerEvalCommand(program: Command): void {
           const scores = await evaluator.evaluate(weights, { split: opts.split, ...(tasks ? { tasks } : {}), ...(limit !== undefined ? { limit } : {}), ...(progress ? { onProgress: progress } : {}) });
           if (progress && process.stderr.isTTY === true && opts.progress !== true) process.stderr.write('\r\x1b[K');
           if (opts.json) {
-            process.stdout.write(`${JSON.stringify({ model, suite: opts.suite, split: opts.split, ep: opts.ep, scores }, null, 2)}\n`);
+            // per-item pseudo-values (for paired comparisons inside a campaign) would swamp the output
+            const omitPseudo = (k: string, v: unknown) => (k === 'pseudo' ? undefined : v);
+            process.stdout.write(`${JSON.stringify({ model, suite: opts.suite, split: opts.split, ep: opts.ep, scores }, omitPseudo, 2)}\n`);
           } else process.stdout.write(formatTable(scores));
         } finally {
           close();

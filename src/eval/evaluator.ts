@@ -64,6 +64,9 @@ export interface EvaluateOptions {
   tasks?: readonly string[];
   /** Score only the first N items of each file. */
   limit?: number;
+  /** task → the items to score (0-based indices into its file, in the order given), before `limit`. With split
+   *  `val`, a task without a val file reads these items of its fit file (a campaign's held-out part of fit). */
+  items?: Readonly<Record<string, readonly number[]>>;
   /** task → metric, overriding the suite's metric (e.g. `{ math: 'answer_logprob' }` for a smooth fitness). */
   metrics?: Readonly<Record<string, string>>;
   /** Also return each generate/choice item's prediction (for tests and reports). */
@@ -245,7 +248,7 @@ export class Evaluator {
     const key = `${spec.name}\0${split}`;
     let items = this.items.get(key);
     if (!items) {
-      items = readEvalFile(spec.files[split], spec.fields);
+      items = readEvalFile(fileOf(spec, split), spec.fields);
       if (spec.kind === 'choice') checkChoiceItems(spec, split, items);
       this.items.set(key, items);
     }
@@ -259,12 +262,26 @@ export class Evaluator {
     }
     const batchTokens = this.options.batchTokens ?? 2048;
     if (spec.lmEval) {
+      if (split === 'val' || opts.items?.[spec.name]) {
+        throw new EvomergeError('eval.bad_item', 'an lm-eval task is scored on its whole fit or test docs (no val split, no item subsets)', { file: this.suite.file, field: `tasks.${spec.name}` });
+      }
       const t0 = performance.now();
       const r = await evaluateLmEvalTask(spec.lmEval, split, this.tokenizer, forward, { batchTokens, ...(opts.limit !== undefined ? { limit: opts.limit } : {}), ...(forwardCached ? { forwardCached } : {}) });
       const extra = Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k !== metric));
       return { task: spec.name, metric, ...r.metrics[metric]!, seconds: (performance.now() - t0) / 1000, extra, ...(opts.withPredictions ? { predictions: r.predictions } : {}) };
     }
     let items = this.loadItems(spec, split);
+    const chosen = opts.items?.[spec.name];
+    if (split === 'val' && !spec.files.val && !chosen) {
+      throw new EvomergeError('eval.no_val_split', 'the task has no val file; give the held-out items of its fit file', { file: this.suite.file, field: `tasks.${spec.name}.val` });
+    }
+    if (chosen) {
+      const all = items;
+      items = chosen.map((i) => {
+        if (!Number.isInteger(i) || i < 0 || i >= all.length) throw new EvomergeError('eval.bad_item', `item ${i} does not exist (the file has ${all.length})`, { file: fileOf(spec, split), field: `tasks.${spec.name}` });
+        return all[i]!;
+      });
+    }
     if (opts.limit !== undefined) items = items.slice(0, Math.max(0, opts.limit));
     this.checkContext(spec, split, metric, items);
     const t0 = performance.now();
@@ -274,7 +291,7 @@ export class Evaluator {
       metrics = await evaluateLoglik(items.map((i) => i.values.text as string), this.tokenizer, forward, batchTokens);
     } else if (spec.kind === 'generate') {
       const gen: GenerateItem[] = items.map((i) => ({ prompt: i.values.prompt as string, answer: i.values.answer as string }));
-      if (metric === 'answer_logprob') {
+      if (metric === 'answer_logprob' || metric === 'answer_loglik') {
         metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, { stop: spec.stop, batchTokens });
       } else {
         const r = await evaluateExactMatch(gen, this.tokenizer, forward, { maxNewTokens: spec.maxNewTokens, stop: spec.stop, batchTokens }, forwardCached);
@@ -288,7 +305,10 @@ export class Evaluator {
         choices: (i.values.choices as readonly string[] | undefined) ?? spec.choices!,
       }));
       const r = await evaluateChoice(ch, this.tokenizer, forward, batchTokens);
-      metrics = { accuracy: r.accuracy };
+      if (metric === 'auc' && !r.auc) {
+        throw new EvomergeError('eval.unknown_metric', 'auc needs exactly two choices per item (the first is the positive class)', { file: this.suite.file, field: `tasks.${spec.name}.metric` });
+      }
+      metrics = { accuracy: r.accuracy, ...(r.auc ? { auc: r.auc } : {}) };
       predictions = r.predictions;
     }
     const seconds = (performance.now() - t0) / 1000;
@@ -341,11 +361,16 @@ export class Evaluator {
   }
 }
 
+/** The file a split reads: val without its own file is the fit file (its items chosen by the caller). */
+function fileOf(spec: TaskSpec, split: Split): string {
+  return split === 'val' ? (spec.files.val ?? spec.files.fit) : spec.files[split];
+}
+
 /** Choice items need labels (their own or the task's) that include the answer. */
 function checkChoiceItems(spec: TaskSpec, split: Split, items: EvalItem[]): void {
   for (const it of items) {
     const choices = (it.values.choices as readonly string[] | undefined) ?? spec.choices;
-    const place = { file: spec.files[split], line: it.line };
+    const place = { file: fileOf(spec, split), line: it.line };
     if (!choices) throw new EvomergeError('eval.bad_jsonl', 'missing field (and the task gives no `choices`)', { ...place, field: spec.fields.choices });
     if (!choices.includes(it.values.answer as string)) {
       throw new EvomergeError('eval.bad_jsonl', `"${it.values.answer as string}" is not one of the choices`, { ...place, field: spec.fields.answer });

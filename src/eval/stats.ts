@@ -30,7 +30,7 @@ export function mean(values: readonly number[]): Estimate {
   if (n === 1) return { value: m, se: Number.NaN, n };
   let ss = 0;
   for (const v of values) ss += (v - m) * (v - m);
-  return { value: m, se: Math.sqrt(ss / (n - 1) / n), n };
+  return { value: m, se: Math.sqrt(ss / (n - 1) / n), n, pseudo: [...values] };
 }
 
 /**
@@ -54,10 +54,29 @@ export function ratio(ys: readonly number[], xs: readonly number[]): Estimate {
     const d = ys[i]! - r * xs[i]!;
     ss += d * d;
   }
-  return { value: r, se: Math.sqrt(ss / (n * (n - 1))) / (sx / n), n };
+  // Linearised per-item terms r + (yᵢ − r·xᵢ)/x̄: their mean is r and their sample SE the delta-method SE.
+  const xbar = sx / n;
+  const pseudo = ys.map((y, i) => r + (y - r * xs[i]!) / xbar);
+  return { value: r, se: Math.sqrt(ss / (n * (n - 1))) / xbar, n, pseudo };
 }
 
 /** Multiplies a value and its SE by a constant (unit changes such as nats → bits). */
 export function scaled(m: Estimate, factor: number): Estimate {
-  return { value: m.value * factor, se: m.se * Math.abs(factor), n: m.n };
+  return { value: m.value * factor, se: m.se * Math.abs(factor), n: m.n, ...(m.pseudo ? { pseudo: m.pseudo.map((v) => v * factor) } : {}) };
+}
+
+/** A fraction of successes from per-item outcomes: `proportion` with the 0/1 outcomes as pseudo-values. */
+export function proportionOf(hits: readonly boolean[]): Estimate {
+  const k = hits.filter(Boolean).length;
+  return { ...proportion(k, hits.length), pseudo: hits.map((h) => (h ? 1 : 0)) };
+}
+
+/**
+ * The mean of a − b over paired items (two models on the same items, as pseudo-values) and its paired SE,
+ * sd(aᵢ − bᵢ)/√n: the items' own difficulty cancels, so it is far smaller than √(se_a² + se_b²) when the
+ * two models agree on which items are hard.
+ */
+export function pairedDifference(a: readonly number[], b: readonly number[]): Estimate {
+  if (a.length !== b.length) throw new RangeError(`paired values of different lengths (${a.length} vs ${b.length})`);
+  return mean(a.map((x, i) => x - b[i]!));
 }

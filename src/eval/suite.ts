@@ -14,8 +14,8 @@ export type TaskKind = 'generate' | 'choice' | 'loglik' | 'lm_eval';
 
 /** The metrics each kind computes; the first is the default. */
 export const KIND_METRICS: Record<TaskKind, readonly string[]> = {
-  generate: ['exact_match', 'answer_logprob'],
-  choice: ['accuracy'],
+  generate: ['exact_match', 'answer_logprob', 'answer_loglik'],
+  choice: ['accuracy', 'auc'],
   loglik: ['loglik', 'bits_per_byte', 'next_token_accuracy'],
   lm_eval: [], // lm-eval's result keys, per task file: TaskSpec.metrics
 };
@@ -32,8 +32,8 @@ export interface TaskSpec {
   readonly name: string;
   readonly kind: TaskKind;
   readonly metric: string;
-  /** Absolute paths of the JSONL files. */
-  readonly files: Readonly<Record<Split, string>>;
+  /** Absolute paths of the JSONL files; `val` is optional (a campaign then holds out part of fit). */
+  readonly files: Readonly<Record<'fit' | 'test', string>> & { readonly val?: string };
   readonly maxNewTokens: number;
   /** Generation stops at the first of these strings, which is not kept. */
   readonly stop: readonly string[];
@@ -66,7 +66,7 @@ export interface Suite {
 }
 
 const SUITE_KEYS = ['description', 'graph', 'base_model', 'tokenizer', 'tasks', 'datasets', 'apply_chat_template', 'chat_template'];
-const TASK_KEYS = ['description', 'kind', 'metric', 'fit', 'test', 'max_new_tokens', 'stop', 'fields', 'choices'];
+const TASK_KEYS = ['description', 'kind', 'metric', 'fit', 'val', 'test', 'max_new_tokens', 'stop', 'fields', 'choices'];
 
 export function parseSuiteFile(file: string): Suite {
   let text: string;
@@ -134,7 +134,11 @@ export function parseSuite(text: string, file: string): Suite {
     }
     if (raw.fit === undefined) fail(`${at}.fit`, 'missing (the JSONL file a search may use)');
     if (raw.test === undefined) fail(`${at}.test`, 'missing (the held-out JSONL file)');
-    const files = { fit: pathKey(`${at}.fit`, raw.fit, 'file'), test: pathKey(`${at}.test`, raw.test, 'file') };
+    const files = {
+      fit: pathKey(`${at}.fit`, raw.fit, 'file'),
+      test: pathKey(`${at}.test`, raw.test, 'file'),
+      ...(raw.val !== undefined ? { val: pathKey(`${at}.val`, raw.val, 'file') } : {}),
+    };
     let maxNewTokens = 0;
     if (kind === 'generate') {
       if (!Number.isInteger(raw.max_new_tokens) || (raw.max_new_tokens as number) < 1) fail(`${at}.max_new_tokens`, 'expected a positive integer');

@@ -9,7 +9,7 @@ export type GateKind = (typeof gateKinds)[number];
 
 /**
  * One gate as written in a search space:
- * - `floor`: metric ≥ `value`.
+ * - `floor`: metric ≥ `value` (with `shareOf`: the share of that source's gain over the base kept ≥ `value`, see GateSpec.shareOf).
  * - `no_regression`: metric ≥ score of `source` (default: the base model) − `tolerance` (default 0).
  * - `min_gain`: metric ≥ max over `sources` (default: every source, base included) + `delta` (default 0).
  */
@@ -30,6 +30,12 @@ export interface GateSpec {
   delta?: number;
   /** Unique within a spec list; default `<kind>:<task>` (give a name to tell two gates of a kind and task apart). */
   name?: string;
+  /**
+   * floor only (`share_of:` in YAML): the floor is on the share of this source's gain over the base that the
+   * candidate keeps, (score − base) / (source − base). The caller derives that score (objective.ts's shareKept)
+   * and hands the gate over with `metric` set to `<metric>:share_of:<source>` (shareMetric) and no `shareOf`.
+   */
+  shareOf?: string;
 }
 
 /** A gate as parsed: its name filled in. */
@@ -179,7 +185,7 @@ export interface GateTargets {
 }
 
 const allowedKeys: Record<GateKind, readonly string[]> = {
-  floor: ['kind', 'task', 'metric', 'value', 'name'],
+  floor: ['kind', 'task', 'metric', 'value', 'name', 'share_of'],
   no_regression: ['kind', 'task', 'metric', 'source', 'tolerance', 'name'],
   min_gain: ['kind', 'task', 'metric', 'sources', 'delta', 'name'],
 };
@@ -218,7 +224,9 @@ export function checkGateSpecs(
     }
     const kind = s.kind as GateKind;
     for (const k of Object.keys(s)) {
-      if (!allowedKeys[kind].includes(k)) {
+      if (k === 'share_of' && kind !== 'floor') {
+        err('gates.bad_spec', `${at}.share_of`, "only for floor gates (a floor on the share of that source's gain kept)");
+      } else if (!allowedKeys[kind].includes(k)) {
         const elsewhere = gateKinds.filter((g) => allowedKeys[g].includes(k));
         const hint = elsewhere.length > 0 ? ` (only for ${elsewhere.join(', ')})` : suggest(k, allowedKeys[kind]);
         err('gates.unknown_key', `${at}.${k}`, `unknown key for a ${kind} gate${hint}; allowed: ${allowedKeys[kind].join(', ')}`);
@@ -237,6 +245,12 @@ export function checkGateSpecs(
     }
     if (kind === 'floor' && !(typeof s.value === 'number' && Number.isFinite(s.value))) {
       err('gates.bad_spec', `${at}.value`, `${s.value === undefined ? 'missing' : `got ${JSON.stringify(s.value)}`}; a floor gate needs a finite number`);
+    }
+    if (kind === 'floor' && s.share_of !== undefined) {
+      if (typeof s.share_of !== 'string' || s.share_of === 'base' || s.share_of === targets.base || !targets.sources.includes(s.share_of)) {
+        const models = targets.sources.filter((n) => n !== 'base' && n !== targets.base);
+        err('gates.unknown_source', `${at}.share_of`, `unknown source ${JSON.stringify(s.share_of)}; expected one of the models: ${models.join(', ')}`);
+      }
     }
     if (kind === 'no_regression') {
       if (s.source === undefined) {
@@ -287,7 +301,7 @@ export function checkGateSpecs(
 export function parseGateSpecs(raw: unknown, targets: GateTargets, place: { file?: string; key?: string } = {}): NamedGateSpec[] {
   const errors = checkGateSpecs(raw, targets, place);
   if (errors.length > 0) throw errors[0];
-  return (raw as GateSpec[]).map((s) => ({ ...s, name: gateName(s), ...(s.sources ? { sources: [...s.sources] } : {}) }));
+  return (raw as (GateSpec & { share_of?: string })[]).map(({ share_of, ...s }) => ({ ...s, name: gateName(s), ...(s.sources ? { sources: [...s.sources] } : {}), ...(share_of !== undefined ? { shareOf: share_of } : {}) }));
 }
 
 /** ` did you mean "x"?` for a near-miss key (edit distance ≤ 2), else ''. */

@@ -6,7 +6,7 @@ import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { canonicalJson, type RecipeDoc } from '../search/genome.ts';
 import type { Measure, Score } from '../search/measures.ts';
-import type { Timed } from '../search/scorer.ts';
+import type { ItemSubset, ScoreSplit, Timed } from '../search/scorer.ts';
 import type { ModelFileRecord } from '../store/records.ts';
 
 /** The one queue every coordinator and worker of an installation shares (a Redis can host several: --queue-name). */
@@ -29,8 +29,10 @@ export interface CandidateJob {
   readonly kind: 'recipe' | 'model';
   readonly doc?: RecipeDoc;
   readonly dir?: string;
-  readonly split: 'fit' | 'test';
+  readonly split: ScoreSplit;
   readonly measures: readonly Measure[];
+  /** task → the items to score (a val part held out of fit, a successive-halving rung); absent: every item. */
+  readonly items?: ItemSubset;
   readonly evaluator: EvaluatorSetup;
   /** The input models' safetensors files as the campaign recorded them: a worker whose copy differs refuses. */
   readonly modelFiles: readonly ModelFileRecord[];
@@ -46,12 +48,12 @@ export type CandidateResult =
 export const REFUSED_PREFIX = 'refused: ';
 
 /**
- * The job id: the campaign and the content of what is scored (recipe or folder, split, measures). A job
+ * The job id: the campaign and the content of what is scored (recipe or folder, split, measures, items). A job
  * re-added after a coordinator restart gets the same id, so the queue holds it once and its result, if a
  * worker already produced it, is picked up instead of scored again.
  */
-export function jobIdOf(job: Pick<CandidateJob, 'campaign' | 'kind' | 'doc' | 'dir' | 'split' | 'measures'>): string {
-  const what = canonicalJson({ kind: job.kind, doc: job.doc ?? null, dir: job.dir ?? null, split: job.split, measures: job.measures });
+export function jobIdOf(job: Pick<CandidateJob, 'campaign' | 'kind' | 'doc' | 'dir' | 'split' | 'measures' | 'items'>): string {
+  const what = canonicalJson({ kind: job.kind, doc: job.doc ?? null, dir: job.dir ?? null, split: job.split, measures: job.measures, ...(job.items ? { items: job.items } : {}) });
   return `${job.campaign.slice(0, 16)}-${job.split}-${createHash('sha256').update(what).digest('hex').slice(0, 32)}`;
 }
 

@@ -10,7 +10,7 @@ import { Job, Queue, QueueEvents } from 'bullmq';
 import { EvomergeError } from '../errors.ts';
 import type { RecipeDoc } from '../search/genome.ts';
 import type { Measure, Score } from '../search/measures.ts';
-import type { CandidateScorer, Timed } from '../search/scorer.ts';
+import type { CandidateScorer, ItemSubset, ScoreSplit, Timed } from '../search/scorer.ts';
 import type { ModelFileRecord } from '../store/records.ts';
 import { DEFAULT_QUEUE_NAME, jobIdOf, redisOptions, REFUSED_PREFIX, type CandidateJob, type CandidateResult, type EvaluatorSetup, type QueueConnection } from './job.ts';
 
@@ -32,7 +32,7 @@ export interface QueueScorerOptions {
 /** Per answered job: when it was asked for, picked up, answered, and its merge + score time (the bench). */
 export interface JobTiming {
   readonly id: string;
-  readonly split: 'fit' | 'test';
+  readonly split: ScoreSplit;
   readonly waitMs: number;
   readonly roundTripMs: number;
   readonly workMs: number;
@@ -95,12 +95,12 @@ export class QueueScorer implements CandidateScorer {
     return new QueueScorer(queue, events, options);
   }
 
-  scoreRecipe(doc: RecipeDoc, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>> {
-    return this.submit({ kind: 'recipe', doc, split, measures });
+  scoreRecipe(doc: RecipeDoc, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+    return this.submit({ kind: 'recipe', doc, split, measures, ...(items ? { items } : {}) });
   }
 
-  scoreModelDir(dir: string, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>> {
-    return this.submit({ kind: 'model', dir, split, measures });
+  scoreModelDir(dir: string, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+    return this.submit({ kind: 'model', dir, split, measures, ...(items ? { items } : {}) });
   }
 
   async close(): Promise<void> {
@@ -112,7 +112,7 @@ export class QueueScorer implements CandidateScorer {
     await this.queue.close();
   }
 
-  private submit(part: Pick<CandidateJob, 'kind' | 'doc' | 'dir' | 'split' | 'measures'>): Promise<Timed<Score[]>> {
+  private submit(part: Pick<CandidateJob, 'kind' | 'doc' | 'dir' | 'split' | 'measures' | 'items'>): Promise<Timed<Score[]>> {
     const data: CandidateJob = { campaign: this.options.campaign, ...part, evaluator: this.options.evaluator, modelFiles: this.options.modelFiles };
     const id = jobIdOf(data);
     return new Promise((resolve, reject) => {

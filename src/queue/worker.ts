@@ -76,7 +76,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
       throw new UnrecoverableError(REFUSED_PREFIX + line);
     }
     try {
-      const result = data.kind === 'recipe' ? await scorer.scoreRecipe(data.doc!, data.split, data.measures) : await scorer.scoreModelDir(data.dir!, data.split, data.measures);
+      const result = data.kind === 'recipe' ? await scorer.scoreRecipe(data.doc!, data.split, data.measures, data.items) : await scorer.scoreModelDir(data.dir!, data.split, data.measures, data.items);
       options.log(`job ${job.id} answered in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       return { ok: true, result, worker: options.name, startedAt };
     } catch (err) {

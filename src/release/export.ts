@@ -12,7 +12,7 @@ import { mergeRecipeToDir, recipeInputs } from '../merge/engine.ts';
 import { parseRecipe, recipeToYaml } from '../recipe/parse.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
-import { bestKeptCandidate } from '../report/report.ts';
+import { pickedCandidate } from '../report/report.ts';
 import { campaignInputs, changedInputs, inputsChangedError, verifyCampaignInputs } from '../search/fingerprint.ts';
 import type { RecipeDoc } from '../search/genome.ts';
 import type { Measure } from '../search/measures.ts';
@@ -24,7 +24,7 @@ import { judgeGates } from '../search/verdicts.ts';
 
 export interface ExportOptions {
   readonly db: string;
-  /** `best` (the best kept candidate) or a candidate's number as the report shows it (`#N`, its ordinal). */
+  /** `best` (the campaign's final pick, else the best kept candidate) or a candidate's number as the report shows it (`#N`, its ordinal). */
   readonly candidate: string;
   readonly outDir: string;
   readonly force: boolean;
@@ -54,7 +54,7 @@ function storedSpace(store: Store, db: string): { space: SearchSpace; suite: Sui
 
 function findCandidate(store: Store, campaignId: number, which: string, db: string): CandidateRecord {
   if (which === 'best') {
-    const best = bestKeptCandidate(store, campaignId);
+    const best = pickedCandidate(store, campaignId)?.candidate;
     if (!best) throw new EvomergeError('export.no_kept', 'no candidate cleared every gate on the fit split; name one with --candidate N (and --force)', { file: db, field: '--candidate best' });
     return best;
   }
@@ -146,7 +146,7 @@ function exportInputs(ctx: ReturnType<typeof storedSpace>, db: string): InputPat
     { path: ctx.suite.file, role: 'eval suite' },
     ...(graph && graph !== 'auto' ? [{ path: graph, role: 'graph' }] : []),
     ...(tokenizer !== 'byte' && tokenizer !== 'auto' ? [{ path: tokenizer, role: 'tokenizer' }] : []),
-    ...ctx.suite.tasks.flatMap((t) => [t.files.fit, t.files.test].map((f) => ({ path: f, role: `eval file of task ${t.name}` }))),
+    ...ctx.suite.tasks.flatMap((t) => Object.values(t.files).map((f) => ({ path: f, role: `eval file of task ${t.name}` }))),
     ...[ctx.space.baseModel, ...ctx.space.models].map((m) => ({ path: m.path, role: `campaign source ${m.name}` })),
   ];
 }

@@ -6,6 +6,7 @@ import type { Estimate } from '../estimate.ts';
 import { EvomergeError } from '../errors.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, InputFingerprintRecord, ScoreRecord } from '../store/records.ts';
+import { testObjectiveComparison, type TestObjectiveComparison } from './test-objective.ts';
 
 /** A score as the report shows it (an unknown SE is NaN, `null` in the JSON). */
 export type ReportScore = Estimate;
@@ -66,6 +67,11 @@ export interface CampaignReport {
   /** The fit-objective comparison: best kept candidate against every source and reference. */
   readonly fitObjective: { best?: number; bestRival?: { label: string; value: number }; beatsAll: boolean };
   readonly conclusion: Conclusion;
+  /** How the best row was chosen: the recorded final pick's rule ('val': best of the top-k by fit on val), or
+   *  'fit' (best kept by fit objective, as campaigns without a recorded pick). */
+  readonly pickRule: string;
+  /** The objective on the test split for every row, and the pick against each rival with the paired SE. */
+  readonly testObjective?: TestObjectiveComparison;
   /** lm-eval tasks: how their fit and test docs and few-shot examples were chosen, as recorded. */
   readonly lmEvalProtocols?: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** Whether the inputs the campaign read are as it recorded them (null: not checked); `changed` names those
@@ -78,11 +84,11 @@ export interface CampaignReport {
 interface StoredConfig {
   name: string;
   optimizer: string;
-  objective: { task: string; metric?: string; weight: number }[];
+  objective: { task: string; metric?: string; weight: number; shareOf?: string }[];
   ownMetrics: Record<string, string>;
   measures: { task: string; metric: string }[];
   models: { name: string }[];
-  references: { name: string }[];
+  references: { name: string; group?: string }[];
   lmEvalProtocols?: Record<string, Record<string, string>>;
 }
 
@@ -100,6 +106,14 @@ export function buildReport(dbFile: string, checkInputs?: InputsCheck): Campaign
   } finally {
     store.close();
   }
+}
+
+/** The campaign's final pick as recorded (what export takes as best), else the best kept candidate by fit. */
+export function pickedCandidate(store: Store, campaignId: number): { candidate: CandidateRecord; rule: string } | undefined {
+  const pick = store.finalPick(campaignId);
+  if (pick) return { candidate: store.getCandidate(pick.candidateId), rule: pick.rule };
+  const best = bestKeptCandidate(store, campaignId);
+  return best && { candidate: best, rule: 'fit' };
 }
 
 /** The best kept search candidate: highest fit objective, earliest ordinal on ties. */
@@ -132,8 +146,9 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
     const list = store.listCandidates(id, { kind }).sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
     for (const c of list) rows.push({ kind, label: c.label ?? `#${c.ordinal}`, ordinal: c.ordinal ?? null, objective: c.objective, scores: scoresOf(c) });
   }
-  const best = bestKeptCandidate(store, id);
-  if (best) rows.push({ kind: 'best', label: `best kept #${best.ordinal}`, ordinal: best.ordinal ?? null, objective: best.objective, scores: scoresOf(best) });
+  const picked = pickedCandidate(store, id);
+  const best = picked?.candidate;
+  if (best) rows.push({ kind: 'best', label: picked.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`, ordinal: best.ordinal ?? null, objective: best.objective, scores: scoresOf(best) });
 
   const search = store.listCandidates(id, { kind: 'search' });
   const count = (status: string) => search.filter((c) => c.status === status).length;
@@ -183,6 +198,8 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
     generations: genBest,
     fitObjective,
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
+    pickRule: picked?.rule ?? 'fit',
+    ...(best ? { testObjective: testObjectiveComparison(store, id, cfg.objective, cfg.ownMetrics, best, rivalLabels(rows, cfg.references)) } : {}),
     ...(cfg.lmEvalProtocols ? { lmEvalProtocols: cfg.lmEvalProtocols } : {}),
     inputs: inputsState(store, id, checkInputs),
     inputChanges: store.listInputChanges(id).map((c) => ({ path: c.path, acceptedAt: c.acceptedAt })),
@@ -195,6 +212,23 @@ function inputsState(store: Store, campaignId: number, checkInputs: InputsCheck 
   if (!checkInputs) return { recorded: recorded.length, current: null, changed: [] };
   const changed = checkInputs(recorded).map((c) => ({ path: c.path, role: c.role }));
   return { recorded: recorded.length, current: changed.length === 0, changed };
+}
+
+/** Sources and references the pick is compared with: of a reference group (several weights), only the
+ *  member with the best fit objective — the weight a user would have chosen on fit. */
+export function rivalLabels(rows: readonly ReportRow[], references: readonly { name: string; group?: string }[]): string[] {
+  const out: string[] = [];
+  for (const r of rows) {
+    if (r.kind === 'best') continue;
+    const group = references.find((x) => x.name === r.label)?.group;
+    if (group !== undefined) {
+      const members = rows.filter((x) => references.find((y) => y.name === x.label)?.group === group);
+      const chosen = members.reduce((a, b) => ((b.objective ?? -Infinity) > (a.objective ?? -Infinity) ? b : a));
+      if (chosen !== r) continue;
+    }
+    out.push(r.label);
+  }
+  return out;
 }
 
 /** Test gain of the best kept candidate over the best rival on the objective task's own metric, against
@@ -263,7 +297,12 @@ export function formatReport(r: CampaignReport): string {
   for (const g of r.generations) {
     lines.push(`  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ${f(g.objective, 4).padStart(8)}  ${compactGenome(g.genome, g[GENES_READ])}`);
   }
+  if (r.testObjective) {
+    lines.push('');
+    lines.push(...r.testObjective.lines);
+  }
   lines.push('');
+  // the verdict closes the report
   lines.push(r.conclusion.sentence);
   if (r.inputs.current === false) {
     lines.push(`not current: ${r.inputs.changed.map((c) => `${c.path} changed`).join('; ')} since the campaign recorded ${r.inputs.changed.length > 1 ? 'them' : 'it'}; these results are of the inputs as they were.`);

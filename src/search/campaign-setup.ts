@@ -6,6 +6,9 @@ import path from 'node:path';
 import { EvomergeError } from '../errors.ts';
 import { readConfig } from '../checkpoint/model-dir.ts';
 import { parseSuiteFile, type Suite } from '../eval/suite.ts';
+import { readEvalFile } from '../eval/eval-file.ts';
+import { partitionFit, seededPermutation } from './fidelity.ts';
+import type { ItemSubset } from './scorer.ts';
 import { describeProtocol } from '../eval/lm-eval/protocol.ts';
 import { openRecipeModels } from '../merge/engine.ts';
 import { planMerge } from '../merge/plan.ts';
@@ -36,6 +39,22 @@ export interface CampaignSetup {
   /** sha256 of what decides the results: the space without budget and workers, the effective seed. */
   readonly configHash: string;
   readonly configJson: string;
+  /** With a `selection:` block: the items each split scores, per measured task (recorded in the config). */
+  readonly items?: CampaignItems;
+  /** budget.items: search stops once this many items (fit and val) have been scored. */
+  readonly itemBudget?: number;
+}
+
+/** Which eval items a campaign with a `selection:` block scores, per measured task (file indices). */
+export interface CampaignItems {
+  /** What the optimiser sees: the fit file minus the held-out part (all of it when the task has a val file). */
+  readonly fit: ItemSubset;
+  /** The held-out part of the fit file, for tasks without a val file (the others score their val file). */
+  readonly val: ItemSubset;
+  /** Successive halving's order: a seeded permutation of `fit`; rung r scores its first rungSizes[r]. */
+  readonly order: ItemSubset;
+  /** Val items scored per candidate, summed over the measures (the val pick's cost in items). */
+  readonly valPerCandidate: number;
 }
 
 /** Parses and checks a search space with the command-line overrides applied; touches no database. */
@@ -62,6 +81,7 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
   }
   checkRecipesPlan(space, layout);
 
+  const items = space.selection ? campaignItems(space, suite, measures) : undefined;
   const budget = overrides.budget ?? space.budget.candidates ?? Infinity;
   // What decides the results: everything but the stopping rule and the parallelism.
   // The tasks' own metrics ride along: the report reads them without the suite file.
@@ -69,10 +89,43 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
   // lm-eval tasks: how their fit and test docs and few-shot examples are chosen (a changed rule is another campaign)
   const lmEvalTasks = suite.tasks.filter((t) => t.lmEval && measures.some((m) => m.task === t.name));
   const lmEvalProtocols = lmEvalTasks.length ? Object.fromEntries(lmEvalTasks.map((t) => [t.name, describeProtocol(t.lmEval!)])) : undefined;
-  const identity = { ...space, budget: undefined, workers: undefined, file: undefined, ownMetrics, measures, lmEvalProtocols };
+  const identity = { ...space, budget: undefined, workers: undefined, file: undefined, ownMetrics, measures, lmEvalProtocols, ...(items ? { items: { fit: items.fit, val: items.val } } : {}) };
   const configJson = canonicalJson(identity);
   const configHash = createHash('sha256').update(configJson).digest('hex');
-  return { space, suite, layout, measures, budget, minutes: space.budget.minutes, workers: space.workers, seed: space.seed, configHash, configJson };
+  return {
+    space, suite, layout, measures, budget, minutes: space.budget.minutes, workers: space.workers, seed: space.seed, configHash, configJson,
+    ...(items ? { items } : {}),
+    ...(space.budget.items !== undefined ? { itemBudget: space.budget.items } : {}),
+  };
+}
+
+/** The seeded partition of each measured task's fit items into fit and val (tasks with a val file keep all of
+ *  fit), and successive halving's order of the fit part; seeded by the campaign seed. */
+function campaignItems(space: SearchSpace, suite: Suite, measures: readonly Measure[]): CampaignItems {
+  const fit: Record<string, number[]> = {};
+  const val: Record<string, number[]> = {};
+  const order: Record<string, number[]> = {};
+  let valPerCandidate = 0;
+  const cap = (n: number) => (space.evalLimit !== undefined ? Math.min(n, space.evalLimit) : n);
+  for (const task of new Set(measures.map((m) => m.task))) {
+    const spec = suite.tasks.find((t) => t.name === task)!;
+    if (spec.lmEval) throw new EvomergeError('space.bad_value', `task "${task}" is an lm-eval task: a val split and successive halving read JSONL tasks only`, { file: space.file, field: 'selection' });
+    const n = cap(readEvalFile(spec.files.fit, spec.fields).length);
+    let nVal: number;
+    if (spec.files.val) {
+      fit[task] = Array.from({ length: n }, (_, i) => i);
+      nVal = cap(readEvalFile(spec.files.val, spec.fields).length);
+    } else {
+      if (n < 2) throw new EvomergeError('space.bad_value', `task "${task}" has ${n} fit item(s): too few to hold out a val part`, { file: space.file, field: 'selection.val_fraction' });
+      const p = partitionFit(n, space.selection!.valFraction, space.seed, task);
+      fit[task] = p.fit;
+      val[task] = p.val;
+      nVal = p.val.length;
+    }
+    order[task] = seededPermutation(fit[task]!.length, space.seed, `halving:${task}`).map((i) => fit[task]![i]!);
+    valPerCandidate += nVal * measures.filter((m) => m.task === task).length;
+  }
+  return { fit, val, order, valPerCandidate };
 }
 
 /** Plans one recipe per method (the range centres) and each reference on the real models: a method that

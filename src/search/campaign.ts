@@ -18,12 +18,17 @@ import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campai
 import { campaignInputs, verifyCampaignInputs } from './fingerprint.ts';
 import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc } from './genome.ts';
 import { judgeGates, type SourceScores } from './verdicts.ts';
-import { objectiveValue, type Score } from './measures.ts';
+import { objectiveValue, ownMetric, type Score } from './measures.ts';
+import { objectiveEstimate, type ObjectiveValue } from '../gates/objective.ts';
+import { rankValue } from './selection.ts';
+import { evaluateByHalving, itemsScored } from './fidelity-loop.ts';
+import { selectFinalPick } from './final-pick.ts';
 import { registryMethodParameters } from './method-parameters.ts';
 import { isScorerFault, Scorer, type CandidateScorer } from './scorer.ts';
 import { ThreadedScorer } from './scorer-threads.ts';
-import { recordedSourceScores } from './score-records.ts';
-import { missingOnTestSplit, scoreOnTestSplit } from './test-split.ts';
+import { fromRecord, recordedSourceScores } from './score-records.ts';
+import { missingOnTestSplit, scoreOnTestSplit, testItemValues } from './test-split.ts';
+import type { Ask, NewTell, RunContext } from './run-context.ts';
 
 export interface CampaignOptions extends RunOverrides {
   readonly spaceFile: string;
@@ -157,6 +162,7 @@ async function runSearch(setup: CampaignSetup, store: Store, campaignId: number,
   const run = new CampaignRun(setup, store, campaignId, scorer, options);
   await run.scoreBaselines('fit');
   const stop = await run.search();
+  if (stop !== 'aborted') await selectFinalPick(run.context());
   if (stop !== 'aborted') await run.scoreTestSplit(options.testTop ?? 3);
   return { db: dbFile, campaignId, evaluated: run.evaluatedCount(), stop };
 }
@@ -197,13 +203,6 @@ function referenceHash(doc: RecipeDoc): string {
   return createHash('sha256').update(`reference\n${contentHash(doc)}`).digest('hex');
 }
 
-interface Ask {
-  readonly solution: Solution;
-  readonly genome: Record<string, number | string>;
-  readonly recipe: RecipeDoc;
-  readonly hash: string;
-}
-
 class CampaignRun {
   private readonly started = performance.now();
   private evaluatedThisRun = 0;
@@ -217,6 +216,36 @@ class CampaignRun {
     private readonly options: CampaignOptions,
   ) {
     this.limit = pLimit(options.inFlight ?? setup.workers);
+  }
+
+  context(): RunContext {
+    return {
+      setup: this.setup,
+      store: this.store,
+      campaignId: this.campaignId,
+      scorer: this.scorer,
+      limit: this.limit,
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
+      scoreBaselines: (split) => this.scoreBaselines(split),
+      baselines: (split) => this.baselinesOn(split),
+      estimate: (scores, split, sources) => this.estimate(scores, split, sources),
+    };
+  }
+
+  private estimate(scores: readonly Score[], split: 'fit' | 'val' | 'test', sources: SourceScores): ObjectiveValue {
+    return objectiveEstimate(this.setup.space.objective, (t) => ownMetric(this.setup.suite, t), scores, sources, split);
+  }
+
+  /** The value told to the optimiser: the fit objective, or its lower confidence bound (selection.lcb_z). */
+  private toldValue(objective: number, scores: readonly Score[], baselines: SourceScores): number {
+    const z = this.setup.space.selection?.lcbZ ?? 0;
+    if (z === 0 || !Number.isFinite(objective)) return objective;
+    return rankValue({ value: objective, se: this.estimate(scores, 'fit', baselines).se }, z);
+  }
+
+  /** The items a split scores in this campaign (undefined: every item of the split's file). */
+  private itemsFor(split: 'fit' | 'val' | 'test') {
+    return split === 'test' ? undefined : this.setup.items?.[split];
   }
 
   evaluatedCount(): number {
@@ -239,7 +268,7 @@ class CampaignRun {
   }
 
   /** Scores the base, each model and each reference merge on a split, once (kept across resumes). */
-  async scoreBaselines(split: 'fit' | 'test'): Promise<void> {
+  async scoreBaselines(split: 'fit' | 'val' | 'test'): Promise<void> {
     const { space, measures } = this.setup;
     const jobs: { kind: 'source' | 'reference'; label: string; hash: string; recipe?: RecipeDoc; dir?: string }[] = [];
     for (const m of [space.baseModel, ...space.models]) jobs.push({ kind: 'source', label: m.name, hash: sourceHash(m.name, m.path), dir: m.path });
@@ -255,20 +284,44 @@ class CampaignRun {
     await Promise.all(
       todo.map((j) =>
         this.limit(async () => {
-          const r = j.dir ? await this.scorer.scoreModelDir(j.dir, split, measures) : await this.scorer.scoreRecipe(j.recipe!, split, measures);
+          const items = this.itemsFor(split);
+          const r = j.dir ? await this.scorer.scoreModelDir(j.dir, split, measures, items) : await this.scorer.scoreRecipe(j.recipe!, split, measures, items);
           this.store.transaction(() => {
             let c = this.store.findCandidateByHash(this.campaignId, j.hash);
             if (!c) {
               c = this.store.insertCandidate({ campaignId: this.campaignId, kind: j.kind, label: j.label, contentHash: j.hash, recipeYaml: j.recipe ? YAML.stringify(j.recipe) : null });
+              // share terms need every source's fit scores: such objectives are set below, once all are in
               const objective = split === 'fit' ? objectiveValue(space, this.setup.suite, r.value) : null;
               this.store.recordOutcome(c.candidateId, { outcome: { status: 'evaluated', objective, mergeMs: r.mergeMs, evalMs: r.evalMs }, scores: r.value });
             } else {
               this.store.addScores(c.candidateId, r.value);
             }
+            if (split === 'test') this.store.addItemValues(testItemValues(c.candidateId, r.value));
           });
         }),
       ),
     );
+    if (split === 'fit') this.setBaselineObjectives();
+  }
+
+  /** Objectives of sources and references that share terms left unset (NaN) until every source was scored. */
+  private setBaselineObjectives(): void {
+    const sources = this.fitBaselines();
+    for (const kind of ['source', 'reference'] as const) {
+      for (const c of this.store.listCandidates(this.campaignId, { kind })) {
+        if (c.status !== 'evaluated' || (c.objective !== null && !Number.isNaN(c.objective))) continue;
+        const objective = objectiveValue(this.setup.space, this.setup.suite, this.store.listScores(c.candidateId, 'fit').map(fromRecord), sources);
+        this.store.updateCandidate(c.candidateId, { status: 'evaluated', objective, mergeMs: c.mergeMs, evalMs: c.evalMs, finishedAt: c.finishedAt });
+      }
+    }
+  }
+
+  private fitBaselines(): Map<string, Score[]> {
+    return this.baselinesOn('fit');
+  }
+
+  private baselinesOn(split: 'fit' | 'val' | 'test'): Map<string, Score[]> {
+    return recordedSourceScores(this.store, this.campaignId, split);
   }
 
   /** The search: generation after generation until the budget, the time limit or an abort. */
@@ -286,6 +339,8 @@ class CampaignRun {
       const all = store.listCandidates(campaignId, { kind: 'search' });
       if (all.length >= setup.budget) return 'budget';
       if (setup.minutes !== undefined && performance.now() - this.started > setup.minutes * 60000) return 'minutes';
+      // budget.items: the val pick's items (top_k candidates) are reserved from the start
+      if (setup.itemBudget !== undefined && itemsScored(store, campaignId) + (setup.items ? setup.items.valPerCandidate * (setup.space.selection?.topK ?? 0) : 0) >= setup.itemBudget) return 'budget';
       if (opt.exhausted) return 'exhausted';
       const g = opt.generation;
 
@@ -326,7 +381,7 @@ class CampaignRun {
         const slot = slots.get(a.hash);
         if (slot === undefined || slot >= remaining || pending.some((p) => p.hash === a.hash) || results.has(a.hash)) continue;
         const prior = store.findCandidateByHash(campaignId, a.hash);
-        if (prior) results.set(a.hash, candidateValue(prior));
+        if (prior && prior.status !== 'evaluated') results.set(a.hash, this.valueOf(prior, baselines));
         else pending.push(a);
       }
       if (pending.length === 0 && complete) {
@@ -336,16 +391,25 @@ class CampaignRun {
         if (tell) store.transaction(() => store.saveOptimizerState(campaignId, tell));
         continue;
       }
-      await Promise.all(
-        pending.map((a) =>
-          this.limit(async () => {
-            if (this.options.signal?.aborted) return;
-            if (setup.minutes !== undefined && performance.now() - this.started > setup.minutes * 60000) return;
-            await this.evaluate(a, g, before + slots.get(a.hash)!, baselines, finish);
-            this.progress('search', g);
-          }),
-        ),
-      );
+      if (setup.space.selection?.halving) {
+        // the whole generation's new recipes: promotions are decided among all of them, resumed or not
+        const generation = [...slots].filter(([, slot]) => slot < remaining).map(([hash, slot]) => ({ ask: asks.find((a) => a.hash === hash)!, ordinal: before + slot }));
+        await evaluateByHalving(this.context(), generation, g, baselines, finish, (a, sc) => this.toldValue(objectiveValue(setup.space, setup.suite, sc, baselines), sc, baselines), () => {
+          this.evaluatedThisRun++;
+          this.progress('search', g);
+        });
+      } else {
+        await Promise.all(
+          pending.map((a) =>
+            this.limit(async () => {
+              if (this.options.signal?.aborted) return;
+              if (setup.minutes !== undefined && performance.now() - this.started > setup.minutes * 60000) return;
+              await this.evaluate(a, g, before + slots.get(a.hash)!, baselines, finish);
+              this.progress('search', g);
+            }),
+          ),
+        );
+      }
       this.progress('search', g, undefined, true);
       await this.options.onGenerationEnd?.(store.path);
       if (!complete) return 'budget';
@@ -361,7 +425,14 @@ class CampaignRun {
 
   private priorValue(hash: string): number {
     const prior = this.store.findCandidateByHash(this.campaignId, hash);
-    return prior ? candidateValue(prior) : -Infinity;
+    return prior ? this.valueOf(prior, this.fitBaselines()) : -Infinity;
+  }
+
+  /** A recorded candidate's value for the optimiser (its LCB when ranking uses one). */
+  private valueOf(c: CandidateRecord, baselines: SourceScores): number {
+    const v = candidateValue(c);
+    if (!Number.isFinite(v) || !(this.setup.space.selection?.lcbZ)) return v;
+    return this.toldValue(v, this.store.listScores(c.candidateId, 'fit').map(fromRecord), baselines);
   }
 
   /** Merge, score, judge and record one candidate in one transaction (with the state if it closes the generation). */
@@ -372,7 +443,7 @@ class CampaignRun {
     let evalMs: number | null = null;
     let error: { code: string; message: string } | undefined;
     try {
-      const r = await this.scorer.scoreRecipe(a.recipe, 'fit', setup.measures);
+      const r = await this.scorer.scoreRecipe(a.recipe, 'fit', setup.measures, this.itemsFor('fit'));
       scores = r.value;
       mergeMs = r.mergeMs;
       evalMs = r.evalMs;
@@ -385,7 +456,7 @@ class CampaignRun {
       if (err instanceof EvomergeError && (err.code === 'internal' || isScorerFault(err))) throw err;
       error = { code: err instanceof EvomergeError ? err.code : 'search.candidate_failed', message: (err as Error).message ?? String(err) };
     }
-    const objective = error ? -Infinity : objectiveValue(setup.space, setup.suite, scores);
+    const objective = error ? -Infinity : objectiveValue(setup.space, setup.suite, scores, baselines);
     const verdicts: NewGateVerdict[] = error ? [] : judgeGates(setup.space, setup.suite, scores, baselines, 'fit');
     const status = error ? 'failed' : verdicts.every((v) => v.pass) ? 'kept' : 'rejected';
     store.transaction(() => {
@@ -398,7 +469,7 @@ class CampaignRun {
         recipeYaml: YAML.stringify(a.recipe),
         contentHash: a.hash,
       });
-      const state = finish(a.hash, objective);
+      const state = finish(a.hash, this.toldValue(objective, scores, baselines));
       store.recordOutcome(c.candidateId, {
         outcome: { status, objective, errorCode: error?.code ?? null, errorMessage: error?.message ?? null, mergeMs, evalMs },
         scores,
@@ -412,20 +483,15 @@ class CampaignRun {
   /** Test split, after the search: sources, references and the best kept candidates. Never told to the optimiser. */
   async scoreTestSplit(top: number): Promise<void> {
     await this.scoreBaselines('test');
+    const pick = this.store.finalPick(this.campaignId);
     const best = this.store
       .listCandidates(this.campaignId, { kind: 'search', status: 'kept' })
       .sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))
-      .slice(0, top);
+      .filter((c, i) => i < top || c.candidateId === pick?.candidateId);
     const jobs = missingOnTestSplit(this.store, best.map((candidate) => ({ candidate })));
     if (jobs.length) this.progress('test', 0, `scoring the ${jobs.length} best kept candidate(s) on the test split`);
     await scoreOnTestSplit(this.store, this.scorer, this.setup.measures, jobs, this.setup.workers);
   }
-}
-
-interface NewTell {
-  generation: number;
-  toldCount: number;
-  stateJson: string;
 }
 
 /** The optimiser's value of a recorded candidate: its objective, −∞ when it failed. */

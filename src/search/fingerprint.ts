@@ -36,7 +36,7 @@ export function campaignInputs(space: Pick<SearchSpace, 'baseModel' | 'models' |
   const graph = space.graph ?? suite.graph;
   if (graph && graph !== 'auto') out.push({ path: graph, role: 'graph', digest: fileDigest(graph) });
   out.push({ path: suite.file, role: 'eval suite', digest: fileDigest(suite.file) });
-  for (const t of suite.tasks) for (const f of [t.files.fit, t.files.test]) out.push({ path: f, role: `eval file of task ${t.name}`, digest: fileDigest(f) });
+  for (const t of suite.tasks) for (const f of Object.values(t.files)) out.push({ path: f, role: `eval file of task ${t.name}`, digest: fileDigest(f) });
   // tokenizer: auto is the base's tokenizer.json beside a built graph, and bytes beside an exported one
   const builtGraph = !graph || graph === 'auto';
   const tokenizer = suite.tokenizer === 'byte' ? undefined : suite.tokenizer !== 'auto' ? suite.tokenizer : builtGraph ? baseTokenizerFile(space.baseModel.path, suite.file) : undefined;

@@ -4,6 +4,7 @@ import type { Estimate } from '../estimate.ts';
 import { EvomergeError } from '../errors.ts';
 import { taskMetrics, type Suite } from '../eval/suite.ts';
 import type { SearchSpace } from './space.ts';
+import { objectiveEstimate, type SourceScoreLists } from '../gates/objective.ts';
 
 /** One measured quantity: a task scored with one of its kind's metrics. */
 export interface Measure {
@@ -13,7 +14,7 @@ export interface Measure {
 
 /** A score of one measure on one split. */
 export interface Score extends Measure, Estimate {
-  readonly split: 'fit' | 'test';
+  readonly split: 'fit' | 'val' | 'test';
 }
 
 export function measureKey(m: Measure): string {
@@ -51,16 +52,10 @@ export function ownMetric(suite: Suite, task: string): string {
   return suite.tasks.find((t) => t.name === task)!.metric;
 }
 
-/** Weighted sum of the objective terms over fit scores; −∞ if one is missing or not finite. */
-export function objectiveValue(space: SearchSpace, suite: Suite, scores: readonly Score[]): number {
-  let total = 0;
-  for (const term of space.objective) {
-    const metric = term.metric ?? ownMetric(suite, term.task);
-    const s = scores.find((x) => x.split === 'fit' && x.task === term.task && x.metric === metric);
-    if (!s || !Number.isFinite(s.value)) return -Infinity;
-    total += term.weight * s.value;
-  }
-  return total;
+/** Weighted sum of the objective terms over the scores of a split (share terms normalised against the sources'
+ *  scores on it, objective.ts); −∞ if one is missing or not finite. */
+export function objectiveValue(space: SearchSpace, suite: Suite, scores: readonly Score[], sources?: SourceScoreLists, split: Score['split'] = 'fit'): number {
+  return objectiveEstimate(space.objective, (t) => ownMetric(suite, t), scores, sources, split).value;
 }
 
 /** Splits measures into evaluator rounds: each round scores every task at most once (one metric per task). */

@@ -32,7 +32,7 @@ try {
   });
   port.on('message', async (req: ScoreRequest) => {
     try {
-      const result = req.kind === 'recipe' ? await scorer.scoreRecipe(req.doc, req.split, req.measures) : await scorer.scoreModelDir(req.dir, req.split, req.measures);
+      const result = req.kind === 'recipe' ? await scorer.scoreRecipe(req.doc, req.split, req.measures, req.items) : await scorer.scoreModelDir(req.dir, req.split, req.measures, req.items);
       port.postMessage({ id: req.id, ok: true, result } satisfies ScoreReply);
     } catch (err) {
       port.postMessage(errorReply(req.id, err));

@@ -7,7 +7,7 @@ import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import type { RecipeDoc } from './genome.ts';
 import type { Measure, Score } from './measures.ts';
-import type { Timed } from './scorer.ts';
+import type { ItemSubset, ScoreSplit, Timed } from './scorer.ts';
 
 export interface ThreadedScorerOptions {
   /** The suite YAML file; each thread parses it again. */
@@ -23,8 +23,8 @@ export interface ThreadedScorerOptions {
 
 /** What a thread is asked to do. */
 export type ScoreRequest =
-  | { readonly id: number; readonly kind: 'recipe'; readonly doc: RecipeDoc; readonly split: 'fit' | 'test'; readonly measures: readonly Measure[] }
-  | { readonly id: number; readonly kind: 'model'; readonly dir: string; readonly split: 'fit' | 'test'; readonly measures: readonly Measure[] };
+  | { readonly id: number; readonly kind: 'recipe'; readonly doc: RecipeDoc; readonly split: ScoreSplit; readonly measures: readonly Measure[]; readonly items?: ItemSubset }
+  | { readonly id: number; readonly kind: 'model'; readonly dir: string; readonly split: ScoreSplit; readonly measures: readonly Measure[]; readonly items?: ItemSubset };
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
@@ -72,12 +72,12 @@ export class ThreadedScorer {
     return new ThreadedScorer(workers);
   }
 
-  scoreRecipe(doc: RecipeDoc, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>> {
-    return this.request({ kind: 'recipe', doc, split, measures });
+  scoreRecipe(doc: RecipeDoc, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+    return this.request({ kind: 'recipe', doc, split, measures, ...(items ? { items } : {}) });
   }
 
-  scoreModelDir(dir: string, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>> {
-    return this.request({ kind: 'model', dir, split, measures });
+  scoreModelDir(dir: string, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+    return this.request({ kind: 'model', dir, split, measures, ...(items ? { items } : {}) });
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,11 @@ import { parseRecipe } from '../recipe/parse.ts';
 import { evaluationRounds, type Measure, type Score } from './measures.ts';
 import type { RecipeDoc } from './genome.ts';
 
+/** task → the items of its eval file to score (0-based indices); absent tasks score every item. */
+export type ItemSubset = Readonly<Record<string, readonly number[]>>;
+/** The splits a campaign scores. */
+export type ScoreSplit = Score['split'];
+
 export interface ScorerOptions {
   readonly suite: Suite;
   readonly graph?: string;
@@ -45,8 +50,8 @@ export function isScorerFault(err: EvomergeError): boolean {
 /** What a campaign needs from a scorer: in this thread (Scorer), spread over threads (ThreadedScorer), or
  *  handed to workers through a job queue (src/queue). */
 export interface CandidateScorer {
-  scoreRecipe(doc: RecipeDoc, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>>;
-  scoreModelDir(dir: string, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>>;
+  scoreRecipe(doc: RecipeDoc, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>>;
+  scoreModelDir(dir: string, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>>;
   close(): Promise<void>;
 }
 
@@ -72,30 +77,30 @@ export class Scorer implements CandidateScorer {
   }
 
   /** Merges a recipe document in memory, then scores it. A merge error propagates (the caller records it). */
-  async scoreRecipe(doc: RecipeDoc, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>> {
+  async scoreRecipe(doc: RecipeDoc, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
     const t0 = performance.now();
     const recipe = parseRecipe(doc, { file: '<candidate>', baseDir: this.options.baseDir });
     const weights = new MemoryTensors('<candidate>');
     await mergeRecipe(recipe, weights, { kernel: this.options.kernel });
     const mergeMs = performance.now() - t0;
     const t1 = performance.now();
-    const value = await this.score(weights, split, measures);
+    const value = await this.score(weights, split, measures, items);
     return { value, mergeMs, evalMs: performance.now() - t1 };
   }
 
   /** Scores a model folder as it is (a source). */
-  async scoreModelDir(dir: string, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Timed<Score[]>> {
+  async scoreModelDir(dir: string, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
     const model = openModelDir(dir);
     try {
       const t1 = performance.now();
-      const value = await this.score(model.tensors, split, measures);
+      const value = await this.score(model.tensors, split, measures, items);
       return { value, mergeMs: 0, evalMs: performance.now() - t1 };
     } finally {
       model.close();
     }
   }
 
-  private async score(weights: TensorSource, split: 'fit' | 'test', measures: readonly Measure[]): Promise<Score[]> {
+  private async score(weights: TensorSource, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Score[]> {
     const ev = this.free.pop();
     if (!ev) throw new EvomergeError('internal', 'more candidates in flight than evaluators (this is a bug in evomerge)');
     try {
@@ -106,8 +111,9 @@ export class Scorer implements CandidateScorer {
           tasks: round.map((m) => m.task),
           metrics: Object.fromEntries(round.map((m) => [m.task, m.metric])),
           ...(this.options.limit !== undefined ? { limit: this.options.limit } : {}),
+          ...(items ? { items } : {}),
         });
-        for (const r of results) out.push({ task: r.task, metric: r.metric, split, value: r.value, se: r.se, n: r.n });
+        for (const r of results) out.push({ task: r.task, metric: r.metric, split, value: r.value, se: r.se, n: r.n, ...(r.pseudo ? { pseudo: r.pseudo } : {}) });
       }
       // stable order: the measures' order
       return measures.map((m) => out.find((s) => s.task === m.task && s.metric === m.metric)!);

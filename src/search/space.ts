@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { editDistance, EvomergeError } from '../errors.ts';
+import { parseSelection, type Selection } from './selection.ts';
 import { parseGateSpecs, type NamedGateSpec } from '../gates/gates.ts';
 
 /** A parameter range for one kind of gene, e.g. `weight: {min: 0, max: 1.5}`. */
@@ -21,6 +22,9 @@ export interface ObjectiveTerm {
   /** The metric maximised; defaults to the task's own metric. `answer_logprob` is the continuous fitness. */
   readonly metric?: string;
   readonly weight: number;
+  /** A source's name: the term is then the share of that source's gain over the base that the candidate keeps,
+   *  (score − base) / (source − base) on the same split. */
+  readonly shareOf?: string;
 }
 
 export interface SourceModel {
@@ -52,7 +56,8 @@ export interface SearchSpace {
   };
   readonly objective: readonly ObjectiveTerm[];
   readonly gates: readonly NamedGateSpec[];
-  readonly budget: { readonly candidates?: number; readonly minutes?: number };
+  /** items: search candidates stop once this many eval items (summed over the measures, fit and val) are scored. */
+  readonly budget: { readonly candidates?: number; readonly minutes?: number; readonly items?: number };
   readonly optimizer: 'cmaes' | 'random' | 'grid';
   readonly populationSize?: number;
   readonly seed: number;
@@ -61,6 +66,8 @@ export interface SearchSpace {
   readonly references: readonly ReferenceMerge[];
   /** Score only the first N items of each eval file (quick trial campaigns and tests); absent = all. */
   readonly evalLimit?: number;
+  /** How the final pick is chosen and how fit items are spent (absent: best kept by fit, every item). */
+  readonly selection?: Selection;
 }
 
 /** An un-optimised merge to compare the search against, e.g. TIES with density 0.5 and equal weights. */
@@ -69,9 +76,12 @@ export interface ReferenceMerge {
   readonly method: string;
   readonly weight: number;
   readonly density?: number;
+  /** Set when the entry listed several weights: the entry's name. Of the group, the member with the best fit
+   *  objective is the rival (one λ chosen on fit); the others are shown, not compared with. */
+  readonly group?: string;
 }
 
-const TOP_KEYS = ['name', 'base_model', 'models', 'suite', 'graph', 'genome', 'objective', 'gates', 'budget', 'optimizer', 'population_size', 'seed', 'workers', 'references', 'eval_limit'];
+const TOP_KEYS = ['name', 'base_model', 'models', 'suite', 'graph', 'genome', 'objective', 'gates', 'budget', 'optimizer', 'population_size', 'seed', 'workers', 'references', 'eval_limit', 'selection'];
 const GENOME_KEYS = ['layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
 const OPTIMIZERS = ['cmaes', 'random', 'grid'];
 
@@ -170,11 +180,16 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
   const objective = (objRaw as unknown[]).map((o, i): ObjectiveTerm => {
     const field = `objective[${i}]`;
     const t = asObject(o, file, field);
-    checkKeys(t, ['task', 'metric', 'weight'], file, field);
+    checkKeys(t, ['task', 'metric', 'weight', 'share_of'], file, field);
+    const shareOf = t.share_of === undefined ? undefined : asString(t.share_of, file, `${field}.share_of`);
+    if (shareOf !== undefined && (shareOf === 'base' || !names.has(shareOf))) {
+      fail('space.unknown_source', `${field}.share_of`, `unknown source "${shareOf}"; expected one of the models: ${models.map((m) => m.name).join(', ')}`);
+    }
     return {
       task: asString(required(t, 'task', file, field), file, `${field}.task`),
       metric: t.metric === undefined ? undefined : asString(t.metric, file, `${field}.metric`),
       weight: t.weight === undefined ? 1 : asNumber(t.weight, file, `${field}.weight`),
+      ...(shareOf !== undefined ? { shareOf } : {}),
     };
   });
 
@@ -183,27 +198,31 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
 
   // -- budget and run settings
   const budgetDoc = top.budget === undefined ? {} : asObject(top.budget, file, 'budget');
-  checkKeys(budgetDoc, ['candidates', 'minutes'], file, 'budget');
+  checkKeys(budgetDoc, ['candidates', 'minutes', 'items'], file, 'budget');
   const budget = {
     candidates: budgetDoc.candidates === undefined ? undefined : asPositiveInt(budgetDoc.candidates, file, 'budget.candidates'),
     minutes: budgetDoc.minutes === undefined ? undefined : asNumber(budgetDoc.minutes, file, 'budget.minutes'),
+    ...(budgetDoc.items !== undefined ? { items: asPositiveInt(budgetDoc.items, file, 'budget.items') } : {}),
   };
-  if (budget.candidates === undefined && budget.minutes === undefined) fail('space.bad_value', 'budget', 'give budget.candidates and/or budget.minutes');
+  if (budget.candidates === undefined && budget.minutes === undefined && budget.items === undefined) fail('space.bad_value', 'budget', 'give budget.candidates, budget.minutes and/or budget.items');
   const optimizer = top.optimizer === undefined ? 'cmaes' : asString(top.optimizer, file, 'optimizer');
   if (!OPTIMIZERS.includes(optimizer)) fail('space.bad_value', 'optimizer', `unknown optimizer "${optimizer}"; expected one of: ${OPTIMIZERS.join(', ')}`);
 
   const refsRaw = top.references ?? [];
   if (!Array.isArray(refsRaw)) fail('space.bad_value', 'references', 'expected a list of {name, method, weight, density?}');
-  const references = (refsRaw as unknown[]).map((o, i): ReferenceMerge => {
+  const references = (refsRaw as unknown[]).flatMap((o, i): ReferenceMerge[] => {
     const field = `references[${i}]`;
     const t = asObject(o, file, field);
     checkKeys(t, ['name', 'method', 'weight', 'density'], file, field);
-    return {
-      name: asString(required(t, 'name', file, field), file, `${field}.name`),
-      method: asString(required(t, 'method', file, field), file, `${field}.method`),
-      weight: t.weight === undefined ? 1 : asNumber(t.weight, file, `${field}.weight`),
-      density: t.density === undefined ? undefined : asNumber(t.density, file, `${field}.density`),
-    };
+    const name = asString(required(t, 'name', file, field), file, `${field}.name`);
+    const method = asString(required(t, 'method', file, field), file, `${field}.method`);
+    const density = t.density === undefined ? undefined : asNumber(t.density, file, `${field}.density`);
+    // weight: [a, b, …] — one merge per weight; the best on the fit objective is the reference (λ chosen on fit)
+    if (Array.isArray(t.weight)) {
+      if (t.weight.length < 2) fail('space.bad_value', `${field}.weight`, 'a list of weights needs at least two (the best on fit is chosen)');
+      return (t.weight as unknown[]).map((w, k) => ({ name: `${name} w=${asNumber(w, file, `${field}.weight[${k}]`)}`, method, weight: w as number, density, group: name }));
+    }
+    return [{ name, method, weight: t.weight === undefined ? 1 : asNumber(t.weight, file, `${field}.weight`), density }];
   });
 
   return {
@@ -223,6 +242,7 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     workers: top.workers === undefined ? 1 : asPositiveInt(top.workers, file, 'workers'),
     references,
     evalLimit: top.eval_limit === undefined ? undefined : asPositiveInt(top.eval_limit, file, 'eval_limit'),
+    ...(top.selection !== undefined ? { selection: parseSelection(top.selection, file) } : {}),
   };
 }
 

@@ -4,10 +4,15 @@
 import pLimit from 'p-limit';
 import YAML from 'yaml';
 import type { Store } from '../store/db.ts';
-import type { CandidateRecord } from '../store/records.ts';
+import type { CandidateRecord, ItemValuesRecord } from '../store/records.ts';
 import type { RecipeDoc } from './genome.ts';
-import type { Measure } from './measures.ts';
+import type { Measure, Score } from './measures.ts';
 import type { CandidateScorer } from './scorer.ts';
+
+/** Per-item pseudo-values of test scores, as the store keeps them. */
+export function testItemValues(candidateId: number, scores: readonly Score[]): ItemValuesRecord[] {
+  return scores.filter((s) => s.split === 'test' && s.pseudo && s.pseudo.length > 0).map((s) => ({ candidateId, task: s.task, metric: s.metric, split: s.split, values: s.pseudo! }));
+}
 
 /** A recorded candidate to score: a source model from its folder, a merge from its recorded recipe. */
 export interface TestSplitJob {
@@ -31,7 +36,10 @@ export async function scoreOnTestSplit(store: Store, scorer: CandidateScorer, me
     jobs.map((j) =>
       limit(async () => {
         const r = j.dir ? await scorer.scoreModelDir(j.dir, 'test', measures) : await scorer.scoreRecipe(YAML.parse(j.candidate.recipeYaml!) as RecipeDoc, 'test', measures);
-        store.addScores(j.candidate.candidateId, r.value);
+        store.transaction(() => {
+          store.addScores(j.candidate.candidateId, r.value);
+          store.addItemValues(testItemValues(j.candidate.candidateId, r.value));
+        });
       }),
     ),
   );

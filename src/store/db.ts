@@ -15,7 +15,9 @@ import {
   type CampaignRecord,
   type CandidateOutcome,
   type CandidateRecord,
+  type FinalPickRecord,
   type GateVerdictRecord,
+  type ItemValuesRecord,
   type ModelFileRecord,
   type InputChangeRecord,
   type InputFingerprintRecord,
@@ -29,6 +31,7 @@ import {
 } from './records.ts';
 import { ScoreTable } from './scores.ts';
 import { VerdictTable } from './verdicts.ts';
+import { FinalPickTable, ItemValueTable } from './selection-tables.ts';
 
 export type { CandidateFilter } from './candidates.ts';
 
@@ -135,6 +138,7 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
       }
       if (!readonly && db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
     }
+    if (!readonly) db.exec(fs.readFileSync(new URL('./selection-schema.sql', import.meta.url), 'utf8'));
     // added after schema version 1 shipped: created on demand, an older database stays readable as it is
     if (!readonly) db.exec(MODEL_FILES_DDL);
     db.pragma('foreign_keys = ON');
@@ -161,6 +165,8 @@ export class Store {
   private readonly scores: ScoreTable;
   private readonly verdicts: VerdictTable;
   private readonly states: OptimizerStateTable;
+  private readonly itemValues: ItemValueTable;
+  private readonly picks: FinalPickTable;
   private readonly modelFiles: ModelFileTable;
   private readonly inputs: InputTable;
 
@@ -173,6 +179,8 @@ export class Store {
     this.scores = new ScoreTable(db);
     this.verdicts = new VerdictTable(db);
     this.states = new OptimizerStateTable(db);
+    this.itemValues = new ItemValueTable(db);
+    this.picks = new FinalPickTable(db);
     this.modelFiles = new ModelFileTable(db);
     this.inputs = new InputTable(db);
   }
@@ -383,6 +391,36 @@ export class Store {
 
   listOptimizerStates(campaignId: number): OptimizerStateRecord[] {
     return this.states.list(campaignId);
+  }
+
+  // ---- item values and the final pick
+
+  /** Add per-item pseudo-values of scores; a (task, metric, split) already stored is refused. */
+  addItemValues(records: readonly ItemValuesRecord[]): void {
+    this.writable();
+    this.transaction(() => {
+      for (const r of records) {
+        try {
+          this.itemValues.insert(r);
+        } catch (e) {
+          throw this.constraint(e, 'scores', `item values ${r.task}/${r.metric}/${r.split} of candidate ${r.candidateId}`);
+        }
+      }
+    });
+  }
+
+  listItemValues(candidateId: number, split: string): ItemValuesRecord[] {
+    return this.itemValues.ofCandidate(candidateId, split);
+  }
+
+  /** Record (or replace) the campaign's final pick. */
+  saveFinalPick(p: Omit<FinalPickRecord, 'createdAt'>): void {
+    this.writable();
+    this.picks.save(p, now());
+  }
+
+  finalPick(campaignId: number): FinalPickRecord | undefined {
+    return this.picks.get(campaignId);
   }
 
   // ---- model files (what remote workers check their copies of the input models against)

@@ -112,6 +112,24 @@ export interface OptimizerStateRecord {
 
 export type NewOptimizerState = Omit<OptimizerStateRecord, 'campaignId' | 'createdAt'> & { createdAt?: string };
 
+/** Per-item pseudo-values of one score (test split), in file order. */
+export interface ItemValuesRecord {
+  candidateId: number;
+  task: string;
+  metric: string;
+  split: string;
+  values: readonly number[];
+}
+
+/** A campaign's final pick: the candidate, the rule that chose it ('fit' or 'val') and what it considered (JSON). */
+export interface FinalPickRecord {
+  campaignId: number;
+  candidateId: number;
+  rule: string;
+  detailJson: string;
+  createdAt: string;
+}
+
 /** One safetensors file of an input model as the campaign recorded it: size and sha256 of its header. */
 export interface ModelFileRecord {
   /** The model folder as the campaign names it (absolute path). */

@@ -1,7 +1,9 @@
-// The choice task kind: pick the label with the highest summed log-probability given the prompt; accuracy.
+// The choice task kind: pick the label with the highest summed log-probability given the prompt; accuracy, and
+// for two labels the AUC of their log-probability margin.
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
-import { proportion } from '../stats.ts';
+import { proportionOf } from '../stats.ts';
 import type { Estimate } from '../../estimate.ts';
+import { auc } from './auc.ts';
 import { batchesByLength, logProbAt, type Forward } from './forward.ts';
 
 /** One item; the evaluator has checked that `answer` is one of `choices`. */
@@ -20,7 +22,7 @@ export async function evaluateChoice(
   tokenizer: Tokenizer,
   forward: Forward,
   batchTokens: number,
-): Promise<{ accuracy: Estimate; predictions: string[] }> {
+): Promise<{ accuracy: Estimate; auc?: Estimate; predictions: string[] }> {
   const rows: { item: number; choice: number; ids: number[]; start: number }[] = [];
   items.forEach((it, i) => {
     const prompt = tokenizer.encode(it.prompt);
@@ -36,13 +38,21 @@ export async function evaluateChoice(
       scores[r.item]![r.choice] = sum;
     });
   }
-  let hits = 0;
+  const hits: boolean[] = [];
   const predictions = items.map((it, i) => {
     const s = scores[i]!;
     let best = 0;
     for (let k = 1; k < s.length; k++) if (s[k]! > s[best]!) best = k;
-    if (it.choices[best] === it.answer) hits++;
+    hits.push(it.choices[best] === it.answer);
     return it.choices[best]!;
   });
-  return { accuracy: proportion(hits, items.length), predictions };
+  // auc: the margin Σ log p(first label) − Σ log p(second label), the first label being the positive class
+  // (two-label tasks only).
+  const twoLabels = items.every((it) => it.choices.length === 2);
+  const margins = twoLabels ? scores.map((s) => s[0]! - s[1]!) : [];
+  return {
+    accuracy: proportionOf(hits),
+    ...(twoLabels ? { auc: auc(margins, items.map((it) => it.answer === it.choices[0])) } : {}),
+    predictions,
+  };
 }

@@ -1,7 +1,7 @@
 // The generate task kind: greedy decoding until a stop string or max_new_tokens, scored by exact match of the
 // stripped text (zoo README, "generate"); and `answer_logprob`, the continuous fitness a search can climb.
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
-import { mean, proportion } from '../stats.ts';
+import { mean, proportionOf } from '../stats.ts';
 import type { Estimate } from '../../estimate.ts';
 import { argmaxAt, batchesByLength, logProbAt, type Forward, type ForwardCached, type KvState } from './forward.ts';
 
@@ -92,24 +92,22 @@ export async function evaluateExactMatch(
   forwardCached?: ForwardCached,
 ): Promise<{ exact_match: Estimate; predictions: string[] }> {
   const predictions = await generateGreedy(items.map((i) => i.prompt), tokenizer, forward, opts, forwardCached);
-  let hits = 0;
-  predictions.forEach((p, i) => {
-    if (pythonStrip(p) === items[i]!.answer) hits++;
-  });
-  return { exact_match: proportion(hits, items.length), predictions };
+  const hits = predictions.map((p, i) => pythonStrip(p) === items[i]!.answer);
+  return { exact_match: proportionOf(hits), predictions };
 }
 
 /**
  * answer_logprob: for each item, the mean log-probability per token of answer + the first stop string given
  * the prompt, teacher-forced in one forward pass; averaged over items (sample SE). A smooth version of
- * exact_match for the search: it rises before the argmax flips.
+ * exact_match for the search: it rises before the argmax flips. answer_loglik, computed alongside: the same
+ * log-probabilities summed per item (nats per answer, the zoo-v3 README's "math ans-ll"), averaged over items.
  */
 export async function evaluateAnswerLogprob(
   items: readonly GenerateItem[],
   tokenizer: Tokenizer,
   forward: Forward,
   opts: Pick<GenerateOptions, 'stop' | 'batchTokens'>,
-): Promise<{ answer_logprob: Estimate }> {
+): Promise<{ answer_logprob: Estimate; answer_loglik: Estimate }> {
   const suffix = opts.stop[0] ?? '';
   const seqs = items.map((it) => {
     const prompt = tokenizer.encode(it.prompt);
@@ -117,6 +115,7 @@ export async function evaluateAnswerLogprob(
     return { ids: [...prompt, ...target], start: prompt.length };
   });
   const perItem = new Array<number>(items.length).fill(0);
+  const sums = new Array<number>(items.length).fill(0);
   for (const batch of batchesByLength(seqs.map((s) => s.ids.length), opts.batchTokens)) {
     const logits = await forward(batch.map((i) => seqs[i]!.ids));
     batch.forEach((item, row) => {
@@ -126,7 +125,8 @@ export async function evaluateAnswerLogprob(
       const first = Math.max(start, 1);
       for (let t = first; t < ids.length; t++) sum += logProbAt(logits, row, t - 1, ids[t]!);
       perItem[item] = ids.length > first ? sum / (ids.length - first) : 0;
+      sums[item] = sum;
     });
   }
-  return { answer_logprob: mean(perItem) };
+  return { answer_logprob: mean(perItem), answer_loglik: mean(sums) };
 }

@@ -6,7 +6,8 @@
 import { EvomergeError } from '../../errors.ts';
 import type { Store } from '../../store/db.ts';
 import { decodeReal, type RealType } from '../../store/real.ts';
-import { conclude, recipeParameters, type CampaignReport, type ReportRow } from '../report.ts';
+import { conclude, recipeParameters, rivalLabels, type CampaignReport, type ReportRow } from '../report.ts';
+import { testObjectiveComparison } from '../test-objective.ts';
 import { evenlySpaced, thinByBins } from './thin.ts';
 
 /** Most candidate marks in the objective plot; longer campaigns are thinned (the extremes of each bin kept). */
@@ -73,7 +74,7 @@ interface StoredConfig {
   objective: { task: string; metric?: string; weight: number }[];
   genome?: { methods?: string[]; layerGroups?: number | string; filters?: string[] };
   measures: { task: string; metric: string }[];
-  references: { name: string }[];
+  references: { name: string; group?: string }[];
 }
 
 /** Reads everything the page shows from an open (read-only) store. */
@@ -254,12 +255,15 @@ function summary(
     const list = baselines.filter((c) => c.kind === kind).sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
     for (const c of list) rows.push({ kind, label: c.label ?? `#${c.ordinal}`, ordinal: c.ordinal ?? null, objective: c.objective, scores: scoresOf(c.candidateId) });
   }
-  // best kept: highest fit objective, earliest ordinal on ties (report.ts's bestKeptCandidate)
+  // the recorded final pick, else best kept: highest fit objective, earliest ordinal on ties (report.ts's pickedCandidate)
+  const pick = store.finalPick(id);
+  const picked = pick ? store.getCandidate(pick.candidateId) : undefined;
   let best: { ordinal: number; objective: number } | undefined;
-  for (const c of all) if (c.status === 'kept' && c.objective !== null && (!best || c.objective > best.objective)) best = { ordinal: c.ordinal, objective: c.objective };
-  if (best) {
-    const c = store.findCandidateByOrdinal(id, best.ordinal)!;
-    rows.push({ kind: 'best', label: `best kept #${best.ordinal}`, ordinal: best.ordinal, objective: c.objective, scores: scoresOf(c.candidateId) });
+  if (picked) best = { ordinal: picked.ordinal ?? 0, objective: picked.objective ?? -Infinity };
+  else for (const c of all) if (c.status === 'kept' && c.objective !== null && (!best || c.objective > best.objective)) best = { ordinal: c.ordinal, objective: c.objective };
+  const bestRecord = best ? (picked ?? store.findCandidateByOrdinal(id, best.ordinal)!) : undefined;
+  if (best && bestRecord) {
+    rows.push({ kind: 'best', label: pick?.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`, ordinal: best.ordinal, objective: bestRecord.objective, scores: scoresOf(bestRecord.candidateId) });
   }
   const rivals = rows.filter((r) => r.kind !== 'best');
   let bestRival: { label: string; value: number } | undefined;
@@ -291,6 +295,8 @@ function summary(
       beatsAll: best !== undefined && rivals.every((r) => r.objective === null || best.objective > r.objective),
     },
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
+    pickRule: pick?.rule ?? 'fit',
+    ...(bestRecord ? { testObjective: testObjectiveComparison(store, id, cfg.objective, cfg.ownMetrics, bestRecord, rivalLabels(rows, cfg.references)) } : {}),
   };
 }
 

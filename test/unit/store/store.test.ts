@@ -52,7 +52,7 @@ describe('openStore', () => {
       .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .all()
       .map((r) => r.name);
-    expect(tables).toEqual(['campaigns', 'candidates', 'gate_verdicts', 'input_changes', 'input_fingerprints', 'model_files', 'optimizer_states', 'schema_version', 'scores']);
+    expect(tables).toEqual(['campaigns', 'candidates', 'final_picks', 'gate_verdicts', 'input_changes', 'input_fingerprints', 'item_values', 'model_files', 'optimizer_states', 'schema_version', 'scores']);
     expect(store.db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
   });
 
@@ -318,5 +318,36 @@ describe('crash safety', () => {
     store = openStore(file);
     expect(store.listCandidates(campaignId).map((c) => c.ordinal)).toEqual([0, 1]);
     expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok');
+  });
+});
+
+describe('item values and the final pick', () => {
+  it('round-trip exactly, the pick is replaced, and a database that predates them reads them as empty', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evomerge-picks-'));
+    try {
+      const f = path.join(dir, 'p.sqlite');
+      const s = openStore(f);
+      const c = s.createCampaign(campaign);
+      const a = s.insertCandidate({ campaignId: c.campaignId, kind: 'source', label: 'base', contentHash: 'a' });
+      const b = s.insertCandidate({ campaignId: c.campaignId, kind: 'source', label: 'x', contentHash: 'b' });
+      const values = [0.1, -2.5, 1 / 3, 1e-300];
+      s.addItemValues([{ candidateId: a.candidateId, task: 't', metric: 'auc', split: 'test', values }]);
+      expect(s.listItemValues(a.candidateId, 'test')).toEqual([{ candidateId: a.candidateId, task: 't', metric: 'auc', split: 'test', values }]);
+      expect(() => s.addItemValues([{ candidateId: a.candidateId, task: 't', metric: 'auc', split: 'test', values }])).toThrow(/already recorded/);
+      s.saveFinalPick({ campaignId: c.campaignId, candidateId: a.candidateId, rule: 'fit', detailJson: '{}' });
+      s.saveFinalPick({ campaignId: c.campaignId, candidateId: b.candidateId, rule: 'val', detailJson: '{"k":1}' });
+      expect(s.finalPick(c.campaignId)).toMatchObject({ candidateId: b.candidateId, rule: 'val', detailJson: '{"k":1}' });
+      s.db.exec('DROP TABLE item_values; DROP TABLE final_picks');
+      s.close();
+      const ro = openStore(f, { readonly: true });
+      expect(ro.finalPick(c.campaignId)).toBeUndefined();
+      expect(ro.listItemValues(a.candidateId, 'test')).toEqual([]);
+      ro.close();
+      const rw = openStore(f); // writable: the tables come back
+      expect(rw.finalPick(c.campaignId)).toBeUndefined();
+      rw.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
