@@ -302,16 +302,15 @@ export function formatReport(r: CampaignReport): string {
     lines.push(...r.testObjective.lines);
   }
   lines.push('');
-  // the verdict closes the report
-  lines.push(r.conclusion.sentence);
   if (r.inputs.current === false) {
     lines.push(`not current: ${r.inputs.changed.map((c) => `${c.path} changed`).join('; ')} since the campaign recorded ${r.inputs.changed.length > 1 ? 'them' : 'it'}; these results are of the inputs as they were.`);
   } else if (r.inputs.recorded === 0) lines.push('(this campaign recorded no input fingerprints: it predates them)');
   for (const c of r.inputChanges) lines.push(`accepted change of ${c.path} at ${c.acceptedAt} (--accept-changed-inputs): results before it were made with the earlier file`);
+  // the verdict closes the report
+  lines.push(r.conclusion.sentence);
   return lines.join('\n') + '\n';
 }
 
-/** Parameter names of a recorded recipe: its models' and its method-wide ones. */
 /** The parameter names a recorded recipe sets: the genes its method reads (the codec leaves out the rest). */
 export function recipeParameters(recipeYaml: string | null): string[] {
   if (!recipeYaml) return [];

@@ -16,7 +16,7 @@ import { createOptimizer, restoreOptimizer } from './optimizers/factory.ts';
 import type { Optimizer, OptimizerState, Solution } from './optimizers/optimizer.ts';
 import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
 import { campaignInputs, verifyCampaignInputs } from './fingerprint.ts';
-import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc } from './genome.ts';
+import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc, type SourceNames } from './genome.ts';
 import { judgeGates, type SourceScores } from './verdicts.ts';
 import { objectiveValue, ownMetric, type Score } from './measures.ts';
 import { objectiveEstimate, type ObjectiveValue } from '../gates/objective.ts';
@@ -199,8 +199,8 @@ function sourceHash(name: string, dir: string): string {
 }
 
 /** References live beside search candidates; their hash is kept apart so a search may still propose one. */
-function referenceHash(doc: RecipeDoc): string {
-  return createHash('sha256').update(`reference\n${contentHash(doc)}`).digest('hex');
+function referenceHash(doc: RecipeDoc, space: SourceNames): string {
+  return createHash('sha256').update(`reference\n${contentHash(doc, space)}`).digest('hex');
 }
 
 class CampaignRun {
@@ -274,7 +274,7 @@ class CampaignRun {
     for (const m of [space.baseModel, ...space.models]) jobs.push({ kind: 'source', label: m.name, hash: sourceHash(m.name, m.path), dir: m.path });
     for (const r of space.references) {
       const doc = referenceRecipe(space, r, registryMethodParameters, space.seed);
-      jobs.push({ kind: 'reference', label: r.name, hash: referenceHash(doc), recipe: doc });
+      jobs.push({ kind: 'reference', label: r.name, hash: referenceHash(doc, space), recipe: doc });
     }
     const todo = jobs.filter((j) => {
       const c = this.store.findCandidateByHash(this.campaignId, j.hash);
@@ -349,7 +349,7 @@ class CampaignRun {
       while (opt.remainingAsks > 0 && !opt.exhausted) {
         const solution = opt.ask();
         const { genome, recipe } = decodeGenome(setup.layout, solution.x, solution.c, registryMethodParameters, setup.seed);
-        asks.push({ solution, genome, recipe, hash: contentHash(recipe) });
+        asks.push({ solution, genome, recipe, hash: contentHash(recipe, setup.space) });
       }
       const before = all.filter((c) => (c.generation ?? 0) < g).length;
       const remaining = setup.budget - before;

@@ -137,14 +137,33 @@ export function referenceRecipe(space: SearchSpace, ref: ReferenceMerge, methodP
 function finishRecipe(method: string, space: SearchSpace, models: unknown[], parameters: Record<string, unknown>, campaignSeed: number): RecipeDoc {
   const recipe: RecipeDoc = { merge_method: method, base_model: space.baseModel.path, dtype: 'float32', models };
   if (Object.keys(parameters).length) recipe.parameters = parameters;
-  // The DARE/DELLA seed is derived from the recipe itself: the same genome gets the same mask in any run.
-  recipe.random_seed = parseInt(sha256(`${campaignSeed}\n${canonicalJson(recipe)}`).slice(0, 8), 16);
+  // The DARE/DELLA seed is derived from the recipe itself: the same genome gets the same mask in any run, on
+  // any machine (model folders enter by their names in the space, not by where they lie).
+  recipe.random_seed = parseInt(sha256(`${campaignSeed}\n${canonicalJson(portableRecipe(recipe, space))}`).slice(0, 8), 16);
   return recipe;
 }
 
-/** The identity of a candidate: sha256 of its canonical recipe (seed included). */
-export function contentHash(recipe: RecipeDoc): string {
-  return sha256(canonicalJson(recipe));
+/** The sources of a space by name: what a recipe's identity knows of its model folders. */
+export type SourceNames = Pick<SearchSpace, 'baseModel' | 'models'>;
+
+/**
+ * A recipe with each model folder replaced by its name in the space. Two checkouts of one campaign at
+ * different paths (a fresh clone, another host) then give every merge the same identity and DARE seed.
+ */
+export function portableRecipe(recipe: RecipeDoc, space: SourceNames): RecipeDoc {
+  const names = new Map([space.baseModel, ...space.models].map((m) => [m.path, `source:${m.name}`]));
+  const rename = (v: unknown): unknown => {
+    if (typeof v === 'string') return names.get(v) ?? v;
+    if (Array.isArray(v)) return v.map(rename);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rename(x)]));
+    return v;
+  };
+  return rename(recipe) as RecipeDoc;
+}
+
+/** The identity of a candidate: sha256 of its canonical, portable recipe (seed included). */
+export function contentHash(recipe: RecipeDoc, space: SourceNames): string {
+  return sha256(canonicalJson(portableRecipe(recipe, space)));
 }
 
 /** JSON with sorted object keys, so equal documents give equal text. */

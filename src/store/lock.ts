@@ -28,9 +28,15 @@ export function acquireDatabaseLock(dbFile: string): DatabaseLock {
   const file = lockFileOf(dbFile);
   const me: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() };
   const text = `${JSON.stringify(me)}\n`;
+  const dir = path.dirname(path.resolve(file));
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    if (!fs.statSync(dir).isDirectory()) throw new Error(`${dir} is not a folder`);
+  } catch (err) {
+    throw new EvomergeError('store.lock_failed', `cannot make the database's folder (${(err as Error).message})`, { file: dbFile });
+  }
   for (let attempt = 0; ; attempt++) {
     try {
-      fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
       fs.writeFileSync(file, text, { flag: 'wx' });
       break;
     } catch (err) {

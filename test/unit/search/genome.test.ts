@@ -83,8 +83,26 @@ describe('genome codec', () => {
     const x = layout.domain.continuous.map(() => 0.5);
     const y = [...x];
     y[2] = 0.9; // layers0-1.expert-math.density: unused by task_arithmetic
-    expect(contentHash(decodeGenome(layout, x, [0], params, 1).recipe)).toBe(contentHash(decodeGenome(layout, y, [0], params, 1).recipe));
-    expect(contentHash(decodeGenome(layout, x, [1], params, 1).recipe)).not.toBe(contentHash(decodeGenome(layout, y, [1], params, 1).recipe));
+    const s = space();
+    expect(contentHash(decodeGenome(layout, x, [0], params, 1).recipe, s)).toBe(contentHash(decodeGenome(layout, y, [0], params, 1).recipe, s));
+    expect(contentHash(decodeGenome(layout, x, [1], params, 1).recipe, s)).not.toBe(contentHash(decodeGenome(layout, y, [1], params, 1).recipe, s));
+  });
+
+  it('gives a merge the same identity and DARE seed wherever its model folders lie', () => {
+    const here = space();
+    const moved = { ...here, baseModel: { ...here.baseModel, path: '/elsewhere/base' }, models: here.models.map((m) => ({ ...m, path: `/elsewhere/${m.name}` })) };
+    const x = buildLayout(here, 6).domain.continuous.map(() => 0.4);
+    for (const method of [0, 1]) {
+      const a = decodeGenome(buildLayout(here, 6), x, [method], params, 7).recipe;
+      const b = decodeGenome(buildLayout(moved, 6), x, [method], params, 7).recipe;
+      expect(b.base_model).toBe('/elsewhere/base');
+      expect(b.random_seed).toBe(a.random_seed);
+      expect(contentHash(b, moved)).toBe(contentHash(a, here));
+    }
+    // the names matter: another source under the same folder is another merge
+    const renamed = { ...here, models: here.models.map((m, i) => (i === 0 ? { ...m, name: 'other' } : m)) };
+    const r = decodeGenome(buildLayout(here, 6), x, [1], params, 7).recipe;
+    expect(contentHash(r, renamed)).not.toBe(contentHash(r, here));
   });
 
   it('clips genes to their range and splits filters per group', () => {
