@@ -19,7 +19,13 @@ import { MemoryTensors, type DType } from '../src/checkpoint/tensor-source.ts';
 import { Evaluator } from '../src/eval/evaluator.ts';
 import { buildAutoGraph } from '../src/eval/graph/auto-graph.ts';
 import { bindWeights } from '../src/eval/bind.ts';
-import { GraphSession, type ExecutionProvider, type FeedSet, type KvCache, type WeightMode } from '../src/eval/onnx-session.ts';
+import {
+  GraphSession,
+  type ExecutionProvider,
+  type FeedSet,
+  type KvCache,
+  type WeightMode,
+} from '../src/eval/onnx-session.ts';
 import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import { mergeRecipe } from '../src/merge/engine.ts';
 import { parseRecipe } from '../src/recipe/parse.ts';
@@ -131,7 +137,10 @@ function copyBandwidth(): number {
 
 const peakRssGB = () => process.resourceUsage().maxRSS / 2 ** 20;
 
-async function decodeRates(session: GraphSession, feeds: FeedSet | undefined): Promise<{ prefill: number; decode: number }> {
+async function decodeRates(
+  session: GraphSession,
+  feeds: FeedSet | undefined,
+): Promise<{ prefill: number; decode: number }> {
   const prompt = Int32Array.from({ length: 128 }, (_, i) => 32 + ((i * 7) % 90));
   let best = Infinity;
   for (let r = 0; r < 2; r++) {
@@ -143,7 +152,8 @@ async function decodeRates(session: GraphSession, feeds: FeedSet | undefined): P
   let { cache } = await session.forwardWithCache(prompt.subarray(0, 32), 1, 32, undefined, feeds);
   const steps = 16;
   const t0 = performance.now();
-  for (let i = 0; i < steps; i++) cache = (await session.forwardWithCache(Int32Array.of(65 + i), 1, 1, cache as KvCache, feeds)).cache;
+  for (let i = 0; i < steps; i++)
+    cache = (await session.forwardWithCache(Int32Array.of(65 + i), 1, 1, cache as KvCache, feeds)).cache;
   return { prefill, decode: steps / ((performance.now() - t0) / 1000) };
 }
 
@@ -156,7 +166,8 @@ export async function main(args: string[]): Promise<void> {
   const loglikItems = Number(flag(args, '--loglik-items') ?? 50);
   const candidates = Number(flag(args, '--candidates') ?? 2);
   const threads = Number(flag(args, '--threads') ?? 0) || undefined;
-  const dtype = ({ bf16: 'BF16', f16: 'F16', f32: 'F32' } as const)[(flag(args, '--dtype') ?? 'bf16') as 'bf16'] ?? 'BF16';
+  const dtype =
+    ({ bf16: 'BF16', f16: 'F16', f32: 'F32' } as const)[(flag(args, '--dtype') ?? 'bf16') as 'bf16'] ?? 'BF16';
   const keep = flag(args, '--keep');
   const tmp = keep ?? mkdtempSync(join(tmpdir(), 'evomerge-bench-candidate-'));
   mkdirSync(tmp, { recursive: true });
@@ -180,9 +191,13 @@ export async function main(args: string[]): Promise<void> {
       console.log(`wrote base + 2 experts in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
 
-    const prompts = Array.from({ length: items }, (_, i) => JSON.stringify({ prompt: `Q${i}: what is ${i % 17} plus ${i % 5}? A:`, answer: String((i % 17) + (i % 5)) }));
+    const prompts = Array.from({ length: items }, (_, i) =>
+      JSON.stringify({ prompt: `Q${i}: what is ${i % 17} plus ${i % 5}? A:`, answer: String((i % 17) + (i % 5)) }),
+    );
     writeFileSync(join(tmp, 'gen.jsonl'), prompts.join('\n') + '\n');
-    const texts = Array.from({ length: loglikItems }, (_, i) => JSON.stringify({ text: `Item ${i}. `.repeat(12).slice(0, 120) }));
+    const texts = Array.from({ length: loglikItems }, (_, i) =>
+      JSON.stringify({ text: `Item ${i}. `.repeat(12).slice(0, 120) }),
+    );
     writeFileSync(join(tmp, 'text.jsonl'), texts.join('\n') + '\n');
     const suite = join(tmp, 'suite.yaml');
     writeFileSync(
@@ -191,18 +206,47 @@ export async function main(args: string[]): Promise<void> {
     );
     const bandwidth = copyBandwidth();
     const bound = bandwidth / bytesPerToken;
-    console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s → batch-1 decode bound ${bound.toFixed(1)} tokens/s (${(bytesPerToken / 1e9).toFixed(2)} GB of float32 weights read per token)`);
+    console.log(
+      `copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s → batch-1 decode bound ${bound.toFixed(1)} tokens/s (${(bytesPerToken / 1e9).toFixed(2)} GB of float32 weights read per token)`,
+    );
 
     const recipes = [
-      { merge_method: 'task_arithmetic', base_model: dirs[0], models: [{ model: dirs[1], parameters: { weight: 0.6 } }, { model: dirs[2], parameters: { weight: 0.4 } }] },
-      { merge_method: 'ties', base_model: dirs[0], models: [{ model: dirs[1], parameters: { weight: 1, density: 0.5 } }, { model: dirs[2], parameters: { weight: 1, density: 0.5 } }] },
+      {
+        merge_method: 'task_arithmetic',
+        base_model: dirs[0],
+        models: [
+          { model: dirs[1], parameters: { weight: 0.6 } },
+          { model: dirs[2], parameters: { weight: 0.4 } },
+        ],
+      },
+      {
+        merge_method: 'ties',
+        base_model: dirs[0],
+        models: [
+          { model: dirs[1], parameters: { weight: 1, density: 0.5 } },
+          { model: dirs[2], parameters: { weight: 1, density: 0.5 } },
+        ],
+      },
     ].slice(0, candidates);
 
     const base = openModelDir(dirs[0]!);
     const auto = buildAutoGraph(dirs[0]!, base.config, base.tensors, { ep });
     base.close();
     const kernel = new CpuKernel();
-    const header = ['mode', 'candidate', 'merge s', 'weights→session s', 'share of eval', 'gen s', 'loglik s', 'prefill tok/s', 'decode tok/s', 'of bound', 'peak RSS GB', 'bytes fed per decode step'];
+    const header = [
+      'mode',
+      'candidate',
+      'merge s',
+      'weights→session s',
+      'share of eval',
+      'gen s',
+      'loglik s',
+      'prefill tok/s',
+      'decode tok/s',
+      'of bound',
+      'peak RSS GB',
+      'bytes fed per decode step',
+    ];
     const rows: string[][] = [header];
     try {
       for (const mode of modes) {
@@ -223,9 +267,15 @@ export async function main(args: string[]): Promise<void> {
             const feeds = bindWeights(auto.binding, merged);
             const opts = { ep, ...(threads ? { intraOpThreads: threads } : {}) };
             const session =
-              mode === 'inputs' ? await GraphSession.create(auto.graph, auto.binding.entries.map((e) => e.initializer), opts)
-              : mode === 'rebuild' ? await GraphSession.createWithWeights(auto.graph, feeds, opts)
-              : await GraphSession.createWithExternalWeights(auto.graph, feeds, opts);
+              mode === 'inputs'
+                ? await GraphSession.create(
+                    auto.graph,
+                    auto.binding.entries.map((e) => e.initializer),
+                    opts,
+                  )
+                : mode === 'rebuild'
+                  ? await GraphSession.createWithWeights(auto.graph, feeds, opts)
+                  : await GraphSession.createWithExternalWeights(auto.graph, feeds, opts);
             const rates = await decodeRates(session, mode === 'inputs' ? feeds : undefined);
             await session.close();
             if (mode === 'external' && k === 0) {
@@ -236,10 +286,13 @@ export async function main(args: string[]): Promise<void> {
                 const loadS = (performance.now() - t1) / 1000;
                 const r2 = await decodeRates(s2, undefined);
                 await s2.close();
-                console.log(`external session ${prepack ? 'with' : 'without'} ORT weight re-packing: created in ${loadS.toFixed(2)} s, prefill ${r2.prefill.toFixed(0)} tok/s, decode ${r2.decode.toFixed(2)} tok/s`);
+                console.log(
+                  `external session ${prepack ? 'with' : 'without'} ORT weight re-packing: created in ${loadS.toFixed(2)} s, prefill ${r2.prefill.toFixed(0)} tok/s, decode ${r2.decode.toFixed(2)} tok/s`,
+                );
               }
             }
-            const kvBytes = 2 * (config.num_hidden_layers as number) * (config.num_key_value_heads as number) * 64 * 48 * 4; // ~48 cached positions
+            const kvBytes =
+              2 * (config.num_hidden_layers as number) * (config.num_key_value_heads as number) * 64 * 48 * 4; // ~48 cached positions
             const fed = (mode === 'inputs' ? total * 4 : 0) + kvBytes + 16;
             rows.push([
               mode,

@@ -36,7 +36,9 @@ export async function main(args: string[]): Promise<void> {
       `  spam_choice: {kind: choice, fit: ${spam}, test: ${spam}, choices: [spam, ham]}\n` +
       `  math_logprob: {kind: generate, metric: answer_logprob, fit: ${math}, test: ${math}, max_new_tokens: 4, stop: "\\n"}\n`,
   );
-  console.log(`eval bench: ep ${ep}, intra-op threads ${threads ?? 'default'}, best of ${reps}, fit split, expert-math weights`);
+  console.log(
+    `eval bench: ep ${ep}, intra-op threads ${threads ?? 'default'}, best of ${reps}, fit split, expert-math weights`,
+  );
 
   const dir = openModelDir(join(ZOO, 'expert-math'));
   const candidate = new MemoryTensors('candidate');
@@ -53,7 +55,14 @@ export async function main(args: string[]): Promise<void> {
     wall.push((performance.now() - t0) / 1000);
     scores.push(...(await extra.evaluate(candidate, { split: 'fit' })));
     for (const s of scores) {
-      const kind = s.metric === 'answer_logprob' ? 'generate (answer_logprob)' : s.metric === 'accuracy' ? 'choice' : s.metric === 'exact_match' ? 'generate (exact_match)' : 'loglik';
+      const kind =
+        s.metric === 'answer_logprob'
+          ? 'generate (answer_logprob)'
+          : s.metric === 'accuracy'
+            ? 'choice'
+            : s.metric === 'exact_match'
+              ? 'generate (exact_match)'
+              : 'loglik';
       const e = perTask.get(s.task) ?? { kind, n: s.n, seconds: [] };
       e.seconds.push(s.seconds);
       perTask.set(s.task, e);
@@ -63,7 +72,9 @@ export async function main(args: string[]): Promise<void> {
   const byKind = new Map<string, { n: number; s: number }>();
   for (const [task, e] of perTask) {
     const s = best(e.seconds);
-    console.log(`${task.padEnd(14)} ${e.kind.padEnd(26)} ${String(e.n).padStart(6)} ${s.toFixed(3).padStart(9)} ${(e.n / s).toFixed(0).padStart(9)}`);
+    console.log(
+      `${task.padEnd(14)} ${e.kind.padEnd(26)} ${String(e.n).padStart(6)} ${s.toFixed(3).padStart(9)} ${(e.n / s).toFixed(0).padStart(9)}`,
+    );
     const k = byKind.get(e.kind) ?? { n: 0, s: 0 };
     byKind.set(e.kind, { n: k.n + e.n, s: k.s + s });
   }
@@ -85,7 +96,9 @@ export async function main(args: string[]): Promise<void> {
   }
   const bm = best(bindMem);
   const bd = best(bindDisk);
-  console.log(`\nbinding a candidate's weights: in memory ${(bm * 1000).toFixed(2)} ms = ${((100 * bm) / (bm + evalSeconds)).toFixed(3)}% of its evaluation; from disk ${(bd * 1000).toFixed(1)} ms = ${((100 * bd) / (bd + evalSeconds)).toFixed(2)}%`);
+  console.log(
+    `\nbinding a candidate's weights: in memory ${(bm * 1000).toFixed(2)} ms = ${((100 * bm) / (bm + evalSeconds)).toFixed(3)}% of its evaluation; from disk ${(bd * 1000).toFixed(1)} ms = ${((100 * bd) / (bd + evalSeconds)).toFixed(2)}%`,
+  );
   await ev.close();
   await extra.close();
 
@@ -93,8 +106,18 @@ export async function main(args: string[]): Promise<void> {
   // (all six tasks per candidate, the two modes interleaved), then per forward pass.
   const modes = { inputs: [] as number[], rebuild: [] as number[] };
   const evs = {
-    inputs: await Evaluator.create({ suite: join(ROOT, 'evals/micro.yaml'), ep, weightMode: 'inputs', ...(threads ? { threads } : {}) }),
-    rebuild: await Evaluator.create({ suite: join(ROOT, 'evals/micro.yaml'), ep, weightMode: 'rebuild', ...(threads ? { threads } : {}) }),
+    inputs: await Evaluator.create({
+      suite: join(ROOT, 'evals/micro.yaml'),
+      ep,
+      weightMode: 'inputs',
+      ...(threads ? { threads } : {}),
+    }),
+    rebuild: await Evaluator.create({
+      suite: join(ROOT, 'evals/micro.yaml'),
+      ep,
+      weightMode: 'rebuild',
+      ...(threads ? { threads } : {}),
+    }),
   };
   for (let r = 0; r < reps; r++) {
     for (const mode of ['inputs', 'rebuild'] as const) {
@@ -124,7 +147,11 @@ per candidate, all six tasks: weightMode inputs ${best(modes.inputs).toFixed(2)}
     rebuild.push((performance.now() - t0) / 1000);
   }
   console.log(`session rebuild (encode + create): ${(best(rebuild) * 1000).toFixed(0)} ms per candidate`);
-  for (const [batch, seq] of [[1, 20], [32, 6], [16, 128]] as const) {
+  for (const [batch, seq] of [
+    [1, 20],
+    [32, 6],
+    [16, 128],
+  ] as const) {
     const ids = new Int32Array(batch * seq).map((_, i) => 97 + (i % 26));
     const tf: number[] = [];
     const tc: number[] = [];
@@ -137,7 +164,9 @@ per candidate, all six tasks: weightMode inputs ${best(modes.inputs).toFixed(2)}
       tc.push(performance.now() - t0);
     }
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-    console.log(`  forward ${batch}x${seq}: weights fed ${med(tf).toFixed(2)} ms, built in ${med(tc).toFixed(2)} ms (median of 15, interleaved)`);
+    console.log(
+      `  forward ${batch}x${seq}: weights fed ${med(tf).toFixed(2)} ms, built in ${med(tc).toFixed(2)} ms (median of 15, interleaved)`,
+    );
   }
   await fed.close();
   await constant!.close();

@@ -20,7 +20,11 @@ const WEIGHTS = [0.5, 0.3, 0.2];
 const GB = 1e9;
 
 /** A Llama-style layout (mergekit llama.json names, GQA with a quarter of the heads for k/v) of ≥ targetBytes. */
-function llamaLayout(targetBytes: number, hidden: number, intermediate: number): { plan: CheckpointPlanEntry[]; config: Record<string, unknown> } {
+function llamaLayout(
+  targetBytes: number,
+  hidden: number,
+  intermediate: number,
+): { plan: CheckpointPlanEntry[]; config: Record<string, unknown> } {
   const kv = hidden / 4;
   const layer = (i: number): CheckpointPlanEntry[] => [
     { name: `model.layers.${i}.input_layernorm.weight`, shape: [hidden] },
@@ -38,7 +42,7 @@ function llamaLayout(targetBytes: number, hidden: number, intermediate: number):
   // Fewest layers whose remainder the two embedding matrices can fill without outgrowing an MLP matrix.
   let layers = Math.max(1, Math.floor(targetBytes / layerBytes));
   let vocab = 256;
-  for (;; layers++) {
+  for (; ; layers++) {
     const rest = targetBytes - layers * layerBytes - hidden * 4;
     const need = Math.ceil(Math.max(0, rest) / (2 * hidden * 4) / 256) * 256;
     if (need <= intermediate) {
@@ -88,7 +92,9 @@ function fill(out: Float32Array, seed: number, scale: number, offset: number | F
  * (the base's and one expert's), never a model.
  */
 function writeModels(dir: string, names: string[], plan: CheckpointPlanEntry[], config: Record<string, unknown>): void {
-  const writers = names.map((n) => new CheckpointWriter({ outDir: join(dir, n), dtype: 'F32', shardSizeBytes: 5 * GB, plan, config }));
+  const writers = names.map(
+    (n) => new CheckpointWriter({ outDir: join(dir, n), dtype: 'F32', shardSizeBytes: 5 * GB, plan, config }),
+  );
   const largest = Math.max(...plan.map((e) => numel(e.shape)));
   const baseBuf = new Float32Array(largest);
   const expertBuf = new Float32Array(largest);
@@ -189,8 +195,12 @@ function checkTaskArithmetic(dir: string, out: string, plan: CheckpointPlanEntry
     const got = merged.tensors.readTensor('model.norm.weight').data;
     let worst = 0;
     for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] - expected[i]) / Math.abs(expected[i]));
-    if (merged.tensors.tensorNames().length !== plan.length) throw new Error(`output has ${merged.tensors.tensorNames().length} tensors, expected ${plan.length}`);
-    if (worst > 1e-5) throw new Error(`task_arithmetic output model.norm.weight differs from the expected merge by ${worst} (relative)`);
+    if (merged.tensors.tensorNames().length !== plan.length)
+      throw new Error(`output has ${merged.tensors.tensorNames().length} tensors, expected ${plan.length}`);
+    if (worst > 1e-5)
+      throw new Error(
+        `task_arithmetic output model.norm.weight differs from the expected merge by ${worst} (relative)`,
+      );
     return `output checked: ${plan.length} tensors, model.norm.weight = base + Σ wᵢ(xᵢ − base) within ${worst.toExponential(1)}`;
   } finally {
     merged.close();
@@ -212,9 +222,16 @@ export async function main(argv: string[]): Promise<void> {
   });
   const methods = values.methods.split(',');
   for (const m of methods) {
-    if (!['task_arithmetic', 'ties', 'dare_ties'].includes(m)) throw new Error(`--methods: "${m}" is not one of task_arithmetic, ties, dare_ties (methods reading base + ${EXPERTS} experts)`);
+    if (!['task_arithmetic', 'ties', 'dare_ties'].includes(m))
+      throw new Error(
+        `--methods: "${m}" is not one of task_arithmetic, ties, dare_ties (methods reading base + ${EXPERTS} experts)`,
+      );
   }
-  const { plan, config } = llamaLayout(Number(values['model-gb']) * GB, Number(values.hidden), Number(values.intermediate));
+  const { plan, config } = llamaLayout(
+    Number(values['model-gb']) * GB,
+    Number(values.hidden),
+    Number(values.intermediate),
+  );
   const modelBytes = plan.reduce((s, e) => s + numel(e.shape) * 4, 0);
   const largest = plan.reduce((a, e) => (numel(e.shape) > numel(a.shape) ? e : a));
   const largestBytes = numel(largest.shape) * 4;
@@ -224,7 +241,21 @@ export async function main(argv: string[]): Promise<void> {
   const preload = join(dir, 'max-rss.mjs');
   const rssFile = join(dir, 'max-rss.txt');
   writeFileSync(preload, PRELOAD);
-  const rows: string[][] = [['method', 'model GB', 'largest tensor GB', 'sources', 'bound GB', 'peak RSS GB', 'polled VmHWM GB', '(peak − baseline) / largest', 'merge s', 'child wall s', 'peak ≤ bound']];
+  const rows: string[][] = [
+    [
+      'method',
+      'model GB',
+      'largest tensor GB',
+      'sources',
+      'bound GB',
+      'peak RSS GB',
+      'polled VmHWM GB',
+      '(peak − baseline) / largest',
+      'merge s',
+      'child wall s',
+      'peak ≤ bound',
+    ],
+  ];
   const notes: string[] = [];
   let allWithin = true;
   let worstPeak = 0;
@@ -241,7 +272,19 @@ export async function main(argv: string[]): Promise<void> {
     const baseline = await runChild(['--help'], preload, rssFile);
     if (baseline.code !== 0) throw new Error(`evomerge --help exited ${baseline.code}: ${baseline.stderr.trim()}`);
     bound = (sources + 2) * largestBytes + baseline.maxRss;
-    rows.push(['(evomerge --help)', '', '', '', '', fmtGB(baseline.maxRss), fmtGB(baseline.polledHwm), '', '', baseline.wallS.toFixed(2), '']);
+    rows.push([
+      '(evomerge --help)',
+      '',
+      '',
+      '',
+      '',
+      fmtGB(baseline.maxRss),
+      fmtGB(baseline.polledHwm),
+      '',
+      '',
+      baseline.wallS.toFixed(2),
+      '',
+    ]);
 
     for (const method of methods) {
       const recipe = join(dir, `${method}.yaml`);
@@ -254,8 +297,17 @@ export async function main(argv: string[]): Promise<void> {
       allWithin &&= within;
       worstPeak = Math.max(worstPeak, r.maxRss);
       rows.push([
-        method, fmtGB(modelBytes), fmtGB(largestBytes), String(sources), fmtGB(bound), fmtGB(r.maxRss), fmtGB(r.polledHwm),
-        ((r.maxRss - baseline.maxRss) / largestBytes).toFixed(2), mergeS, r.wallS.toFixed(1), within ? 'yes' : 'NO',
+        method,
+        fmtGB(modelBytes),
+        fmtGB(largestBytes),
+        String(sources),
+        fmtGB(bound),
+        fmtGB(r.maxRss),
+        fmtGB(r.polledHwm),
+        ((r.maxRss - baseline.maxRss) / largestBytes).toFixed(2),
+        mergeS,
+        r.wallS.toFixed(1),
+        within ? 'yes' : 'NO',
       ]);
       notes.push(`${method}: ${r.stdout.trim()}`);
       if (method === 'task_arithmetic') notes.push(checkTaskArithmetic(dir, out, plan));
@@ -269,7 +321,9 @@ export async function main(argv: string[]): Promise<void> {
   for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  '));
   console.log(
     `bound = (sources + 2) × largest tensor + baseline (peak RSS of \`evomerge --help\`); peak RSS = the child's VmHWM at exit; ` +
-      `GB = 1e9 bytes; node ${process.version}; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores`,
+      `GB = 1e9 bytes; node ${process.version}; load average at the end ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} on ${cpus().length} cores`,
   );
   for (const note of notes) console.log(note);
   console.log(

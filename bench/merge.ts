@@ -44,7 +44,12 @@ function jobFor(method: string, shape: number[]): { job: TensorJob; inputs: numb
     epsilon: 0.15,
     modelIndex: i,
   }));
-  const ta = (sparsification: 'none' | 'magnitude' | 'random', consensus: 'none' | 'sum', normalize: boolean, rescale: 'none' | 'l1'): MergeOp => ({
+  const ta = (
+    sparsification: 'none' | 'magnitude' | 'random',
+    consensus: 'none' | 'sum',
+    normalize: boolean,
+    rescale: 'none' | 'l1',
+  ): MergeOp => ({
     kind: 'task_arithmetic',
     base: ref('base'),
     inputs: sparsification === 'none' ? experts.map((e) => ({ ...e, density: 1 })) : experts,
@@ -63,7 +68,10 @@ function jobFor(method: string, shape: number[]): { job: TensorJob; inputs: numb
     case 'dare_ties':
       return { job: { name: TENSOR, shape, op: ta('random', 'sum', false, 'l1') }, inputs: EXPERTS + 1 };
     case 'slerp':
-      return { job: { name: TENSOR, shape, op: { kind: 'slerp', a: ref('base'), b: ref('expert0'), t: 0.4 } }, inputs: 2 };
+      return {
+        job: { name: TENSOR, shape, op: { kind: 'slerp', a: ref('base'), b: ref('expert0'), t: 0.4 } },
+        inputs: 2,
+      };
     default:
       throw new Error(`unknown method ${method}`);
   }
@@ -86,13 +94,16 @@ export async function main(argv: string[]): Promise<void> {
     },
   });
   const factory = kernelFactories[values.device];
-  if (factory === undefined) throw new Error(`--device: unknown "${values.device}"; have ${Object.keys(kernelFactories).join(', ')}`);
+  if (factory === undefined)
+    throw new Error(`--device: unknown "${values.device}"; have ${Object.keys(kernelFactories).join(', ')}`);
   const shape = [Number(values.rows), Number(values.cols)];
   const n = shape[0] * shape[1];
   const reps = Number(values.reps);
   const tensorBytes = n * 4;
 
-  console.log(`generating 1 base + ${EXPERTS} experts of ${shape.join('×')} float32 (${(tensorBytes / 1e9).toFixed(3)} GB each)`);
+  console.log(
+    `generating 1 base + ${EXPERTS} experts of ${shape.join('×')} float32 (${(tensorBytes / 1e9).toFixed(3)} GB each)`,
+  );
   const tensors = new Map<string, Float32Array>();
   const base = new Float32Array(n);
   fillUniform(base, 1, 0.02);
@@ -127,13 +138,43 @@ export async function main(argv: string[]): Promise<void> {
   // CPU seconds (user + system of this process) beside wall seconds: on a shared machine the wall clock also
   // counts the time spent waiting for a core.
   const rows: string[][] = [
-    ['method', 'device', 'output', 'seconds (median)', 'seconds (min)', 'cpu s (median)', 'GB moved', 'GB/s', 'vs copy', 'vs task_arithmetic'],
+    [
+      'method',
+      'device',
+      'output',
+      'seconds (median)',
+      'seconds (min)',
+      'cpu s (median)',
+      'GB moved',
+      'GB/s',
+      'vs copy',
+      'vs task_arithmetic',
+    ],
   ];
-  const row = (label: string, device: string, output: string, times: number[], cpuTimes: number[], bytes: number, taS?: number) => {
+  const row = (
+    label: string,
+    device: string,
+    output: string,
+    times: number[],
+    cpuTimes: number[],
+    bytes: number,
+    taS?: number,
+  ) => {
     const s = median(times);
     const gbs = bytes / s / 1e9;
     const cpuS = cpuTimes.length === 0 ? '' : median(cpuTimes).toFixed(3);
-    rows.push([label, device, output, s.toFixed(3), Math.min(...times).toFixed(3), cpuS, (bytes / 1e9).toFixed(2), gbs.toFixed(2), (gbs / copyGBs).toFixed(2), taS === undefined ? '' : `${(s / taS).toFixed(2)}×`]);
+    rows.push([
+      label,
+      device,
+      output,
+      s.toFixed(3),
+      Math.min(...times).toFixed(3),
+      cpuS,
+      (bytes / 1e9).toFixed(2),
+      gbs.toFixed(2),
+      (gbs / copyGBs).toFixed(2),
+      taS === undefined ? '' : `${(s / taS).toFixed(2)}×`,
+    ]);
     return s;
   };
   row('Float32Array copy', 'cpu', 'reused', warmCopy, [], 2 * tensorBytes);
@@ -145,7 +186,9 @@ export async function main(argv: string[]): Promise<void> {
   for (const device of devices) {
     const kernel = await kernelFactories[device]();
     if (/software/.test(kernel.device)) {
-      notes.push(`note: ${kernel.device} is a software rasteriser running on the CPU: its figures only prove that the GPU path runs`);
+      notes.push(
+        `note: ${kernel.device} is a software rasteriser running on the CPU: its figures only prove that the GPU path runs`,
+      );
     }
     // A kernel that can write into a caller's buffer (CpuKernel.mergeTensorInto) is also timed that way: it
     // separates the arithmetic from the first-touch cost of a new output array.
@@ -153,14 +196,18 @@ export async function main(argv: string[]): Promise<void> {
     const reusedOut = into === undefined ? undefined : new Float32Array(n);
     const taSeconds: Record<string, number> = {};
     // A GPU kernel is also timed without the copy back to the host: the device's own throughput.
-    const onDevice = (kernel as { mergeTensorOnDevice?: (j: TensorJob, r: typeof read) => Promise<void> }).mergeTensorOnDevice?.bind(kernel);
+    const onDevice = (
+      kernel as { mergeTensorOnDevice?: (j: TensorJob, r: typeof read) => Promise<void> }
+    ).mergeTensorOnDevice?.bind(kernel);
     const placeholder = onDevice === undefined ? undefined : new Float32Array(n);
     for (const method of values.methods.split(',')) {
       const { job, inputs } = jobFor(method, shape);
       const bytes = (inputs + 1) * tensorBytes;
       const variants: [string, () => Promise<Float32Array>][] = [['fresh', () => kernel.mergeTensor(job, read)]];
-      if (into !== undefined && reusedOut !== undefined) variants.push(['reused', async () => into(job, read, reusedOut)]);
-      if (onDevice !== undefined && placeholder !== undefined) variants.push(['on device', async () => (await onDevice(job, read), placeholder)]);
+      if (into !== undefined && reusedOut !== undefined)
+        variants.push(['reused', async () => into(job, read, reusedOut)]);
+      if (onDevice !== undefined && placeholder !== undefined)
+        variants.push(['on device', async () => (await onDevice(job, read), placeholder)]);
       if (device !== 'cpu') await kernel.mergeTensor(job, read);
       for (const [output, run] of variants) {
         const times: number[] = [];
@@ -185,7 +232,9 @@ export async function main(argv: string[]): Promise<void> {
   for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  '));
   console.log(
     `GB moved = (inputs read + output written) bytes; node ${process.version}; ${reps} reps; ` +
-      `load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores`,
+      `load average at the end ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} on ${cpus().length} cores`,
   );
   for (const note of notes) console.log(note);
 }

@@ -45,7 +45,11 @@ export async function main(args: string[]): Promise<void> {
   const budget = Number(values.budget);
   const seed = Number(values.seed);
   const port = await freePort();
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const redis = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   const connection = parseQueueUrl(`redis://127.0.0.1:${port}`);
   const rows: Row[] = [];
   try {
@@ -60,7 +64,15 @@ export async function main(args: string[]): Promise<void> {
         if (p.phase === 'search') finishes.push(performance.now());
       };
       if (config === 'embedded') {
-        await runCampaign({ spaceFile: values.space, db, budget, seed, kernel: new CpuKernel(), testTop: 0, onProgress });
+        await runCampaign({
+          spaceFile: values.space,
+          db,
+          budget,
+          seed,
+          kernel: new CpuKernel(),
+          testTop: 0,
+          onProgress,
+        });
         rows.push(summarise(config, 2, db, finishes));
       } else {
         const m = /^(\d+)x(\d+)$/.exec(config);
@@ -84,7 +96,9 @@ export async function main(args: string[]): Promise<void> {
           });
         } finally {
           for (const w of workers) w.kill('SIGTERM');
-          await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));
+          await Promise.all(
+            workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))),
+          );
         }
         const row = summarise(config, processes * concurrency, db, finishes);
         // overhead of the search candidates' jobs (the sources' first jobs also build the workers' evaluators)
@@ -101,17 +115,31 @@ export async function main(args: string[]): Promise<void> {
     redis.kill('SIGTERM');
   }
 
-  console.log(`\n${values.space}, ${budget} candidates, seed ${seed}; search phase only (sources and references excluded)\n`);
-  console.log('| scorer | slots | candidates/min | merge + score per candidate | idle slots (generation barrier) | queue overhead per job (median) | overhead / candidate |');
+  console.log(
+    `\n${values.space}, ${budget} candidates, seed ${seed}; search phase only (sources and references excluded)\n`,
+  );
+  console.log(
+    '| scorer | slots | candidates/min | merge + score per candidate | idle slots (generation barrier) | queue overhead per job (median) | overhead / candidate |',
+  );
   console.log('|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    const label = r.config === 'embedded' ? 'embedded pool (2 threads)' : `${r.config.split('x')[0]} worker process(es) × ${r.config.split('x')[1]}`;
+    const label =
+      r.config === 'embedded'
+        ? 'embedded pool (2 threads)'
+        : `${r.config.split('x')[0]} worker process(es) × ${r.config.split('x')[1]}`;
     const oh = r.overheadMs === undefined ? '—' : `${r.overheadMs.toFixed(1)} ms`;
     const ohf = r.overheadFraction === undefined ? '—' : `${(100 * r.overheadFraction).toFixed(2)} %`;
-    console.log(`| ${label} | ${r.slots} | ${r.perMinute.toFixed(1)} | ${r.workMs.toFixed(0)} ms | ${(100 * r.idle).toFixed(1)} % | ${oh} | ${ohf} |`);
+    console.log(
+      `| ${label} | ${r.slots} | ${r.perMinute.toFixed(1)} | ${r.workMs.toFixed(0)} ms | ${(100 * r.idle).toFixed(1)} % | ${oh} | ${ohf} |`,
+    );
   }
   const base = rows.find((r) => r.config === 'embedded');
-  if (base) for (const r of rows) if (r !== base) console.log(`${r.config}: ${((100 * r.perMinute) / base.perMinute).toFixed(1)} % of the embedded pool's throughput`);
+  if (base)
+    for (const r of rows)
+      if (r !== base)
+        console.log(
+          `${r.config}: ${((100 * r.perMinute) / base.perMinute).toFixed(1)} % of the embedded pool's throughput`,
+        );
 }
 
 /** Throughput over the search phase: candidates finished after the first, per minute between first and last. */
@@ -125,7 +153,14 @@ function summarise(config: string, slots: number, db: string, finishes: number[]
     const perMinute = ((finishes.length - 1) / wallMs) * 60000;
     // busy slot time over the same span (the first candidate's own time lies before it)
     const busy = work.reduce((a, b) => a + b, 0) - work[0]!;
-    return { config, slots, candidates: search.length, perMinute, workMs: median(work), idle: Math.max(0, 1 - busy / (wallMs * slots)) };
+    return {
+      config,
+      slots,
+      candidates: search.length,
+      perMinute,
+      workMs: median(work),
+      idle: Math.max(0, 1 - busy / (wallMs * slots)),
+    };
   } finally {
     store.close();
   }
@@ -141,11 +176,33 @@ function baselineCount(db: string): number {
   }
 }
 
-async function startWorkers(processes: number, concurrency: number, port: number, queueName: string): Promise<ChildProcess[]> {
+async function startWorkers(
+  processes: number,
+  concurrency: number,
+  port: number,
+  queueName: string,
+): Promise<ChildProcess[]> {
   const out: ChildProcess[] = [];
   const ready: Promise<void>[] = [];
   for (let i = 0; i < processes; i++) {
-    const w = spawn(process.execPath, [path.join(root, 'bin/evomerge.js'), 'worker', '--queue', `redis://127.0.0.1:${port}`, '--queue-name', queueName, '--device', 'cpu', '--concurrency', String(concurrency), '--models-root', root], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const w = spawn(
+      process.execPath,
+      [
+        path.join(root, 'bin/evomerge.js'),
+        'worker',
+        '--queue',
+        `redis://127.0.0.1:${port}`,
+        '--queue-name',
+        queueName,
+        '--device',
+        'cpu',
+        '--concurrency',
+        String(concurrency),
+        '--models-root',
+        root,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     out.push(w);
     ready.push(
       new Promise((resolve, reject) => {

@@ -48,7 +48,9 @@ export async function main(args: string[]): Promise<void> {
   await renderHtmlReport(warm);
   const firstMs = performance.now() - t0;
   console.log(`first render in this process (vega start-up, 200 candidates): ${firstMs.toFixed(0)} ms`);
-  console.log(`| candidates | database | write (not timed) | render, wall (best of ${reps}) | render, CPU (best of ${reps}) | HTML size | candidates drawn |`);
+  console.log(
+    `| candidates | database | write (not timed) | render, wall (best of ${reps}) | render, CPU (best of ${reps}) | HTML size | candidates drawn |`,
+  );
   console.log('|---|---|---|---|---|---|---|');
   for (const n of values.sizes.split(',').map(Number)) {
     const db = path.join(values.dir, `synthetic-${n}.sqlite`);
@@ -69,7 +71,9 @@ export async function main(args: string[]): Promise<void> {
     }
     const points = (html.match(/<title>#/g) ?? []).length;
     const { size } = statSync(db);
-    console.log(`| ${n.toLocaleString('en')} | ${(size / 1e6).toFixed(0)} MB | ${write} | ${(best / 1000).toFixed(2)} s | ${(bestCpu / 1000).toFixed(2)} s | ${(Buffer.byteLength(html) / 1e6).toFixed(2)} MB | ${points} |`);
+    console.log(
+      `| ${n.toLocaleString('en')} | ${(size / 1e6).toFixed(0)} MB | ${write} | ${(best / 1000).toFixed(2)} s | ${(bestCpu / 1000).toFixed(2)} s | ${(Buffer.byteLength(html) / 1e6).toFixed(2)} MB | ${points} |`,
+    );
     if (!values.keep) for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
   }
   for (const f of [warm, `${warm}-wal`, `${warm}-shm`]) rmSync(f, { force: true });
@@ -86,7 +90,13 @@ export function syntheticCampaign(file: string, n: number, seed = 1): void {
       baseModel: { name: 'base', path: '/models/base' },
       models: MODELS.map((m) => ({ name: m, path: `/models/${m}` })),
       suite: '/evals/micro.yaml',
-      genome: { layerGroups: 'per_layer', filters: [], methods: METHODS, ranges: { weight: { min: 0, max: 1.5 }, density: { min: 0.1, max: 1 } }, fixed: {} },
+      genome: {
+        layerGroups: 'per_layer',
+        filters: [],
+        methods: METHODS,
+        ranges: { weight: { min: 0, max: 1.5 }, density: { min: 0.1, max: 1 } },
+        fixed: {},
+      },
       objective: [{ task: 'composite', metric: 'exact_match', weight: 1 }],
       gates: GATES,
       references: [{ name: 'TIES d=0.5', method: 'ties', weight: 1, density: 0.5 }],
@@ -96,16 +106,43 @@ export function syntheticCampaign(file: string, n: number, seed = 1): void {
       ownMetrics: { composite: 'exact_match', math_words: 'exact_match', lang: 'loglik' },
       measures: MEASURES,
     };
-    const campaign = store.createCampaign({ name: 'synthetic', configJson: JSON.stringify(config), configHash: `synthetic-${n}`, seed, versionsJson: JSON.stringify({ evomerge: 'bench' }), device: 'cpu (synthetic)' });
+    const campaign = store.createCampaign({
+      name: 'synthetic',
+      configJson: JSON.stringify(config),
+      configHash: `synthetic-${n}`,
+      seed,
+      versionsJson: JSON.stringify({ evomerge: 'bench' }),
+      device: 'cpu (synthetic)',
+    });
     const id = campaign.campaignId;
     const scoresOf = (quality: number, split: string) =>
-      MEASURES.map((m) => ({ task: m.task, metric: m.metric, split, value: m.metric === 'loglik' ? -2.6 + quality : m.metric === 'answer_logprob' ? -5 + 4 * quality : Math.min(1, Math.max(0, quality + 0.05 * (rand() - 0.5))), se: 0.02, n: 150 }));
+      MEASURES.map((m) => ({
+        task: m.task,
+        metric: m.metric,
+        split,
+        value:
+          m.metric === 'loglik'
+            ? -2.6 + quality
+            : m.metric === 'answer_logprob'
+              ? -5 + 4 * quality
+              : Math.min(1, Math.max(0, quality + 0.05 * (rand() - 0.5))),
+        se: 0.02,
+        n: 150,
+      }));
     const t = Date.parse('2026-01-01T00:00:00Z');
     store.transaction(() => {
       for (const [i, label] of ['base', ...MODELS, 'TIES d=0.5'].entries()) {
-        const c = store.insertCandidate({ campaignId: id, kind: i > MODELS.length ? 'reference' : 'source', label, contentHash: `baseline-${label}` });
+        const c = store.insertCandidate({
+          campaignId: id,
+          kind: i > MODELS.length ? 'reference' : 'source',
+          label,
+          contentHash: `baseline-${label}`,
+        });
         const q = [0, 0.035, -0.1, 0.02][i]!;
-        store.recordOutcome(c.candidateId, { outcome: { status: 'evaluated', objective: q }, scores: [...scoresOf(q, 'fit'), ...scoresOf(q, 'test')] });
+        store.recordOutcome(c.candidateId, {
+          outcome: { status: 'evaluated', objective: q },
+          scores: [...scoresOf(q, 'fit'), ...scoresOf(q, 'test')],
+        });
       }
       const theta = [1 / 3, 1 / 3, 1 / 3];
       for (let i = 0; i < n; i++) {
@@ -114,10 +151,32 @@ export function syntheticCampaign(file: string, n: number, seed = 1): void {
         const progress = 1 - Math.exp(-i / (n / 5));
         const quality = 0.1 * progress + 0.05 * (rand() - 0.5);
         const genome: Record<string, number | string> = { method: METHODS[Math.floor(rand() * 3)]! };
-        for (const cell of CELLS) for (const m of MODELS) for (const p of ['weight', 'density']) genome[`${cell}.${m}.${p}`] = Math.round(rand() * 1e6) / 1e6;
-        const c = store.insertCandidate({ campaignId: id, kind: 'search', ordinal: i, generation, genomeJson: JSON.stringify(genome), recipeYaml: 'merge_method: ties\n', contentHash: `c${i}`, createdAt: new Date(t + i * 1000).toISOString() });
+        for (const cell of CELLS)
+          for (const m of MODELS)
+            for (const p of ['weight', 'density']) genome[`${cell}.${m}.${p}`] = Math.round(rand() * 1e6) / 1e6;
+        const c = store.insertCandidate({
+          campaignId: id,
+          kind: 'search',
+          ordinal: i,
+          generation,
+          genomeJson: JSON.stringify(genome),
+          recipeYaml: 'merge_method: ties\n',
+          contentHash: `c${i}`,
+          createdAt: new Date(t + i * 1000).toISOString(),
+        });
         const failed = rand() < 0.03;
-        const verdicts = failed ? [] : GATES.map((g, k) => ({ gate: g.name, kind: g.kind, task: g.task, metric: g.metric, split: 'fit', value: quality, threshold: 0.03 * k, pass: rand() < [0.3, 0.8, 0.9][k]! }));
+        const verdicts = failed
+          ? []
+          : GATES.map((g, k) => ({
+              gate: g.name,
+              kind: g.kind,
+              task: g.task,
+              metric: g.metric,
+              split: 'fit',
+              value: quality,
+              threshold: 0.03 * k,
+              pass: rand() < [0.3, 0.8, 0.9][k]!,
+            }));
         const status = failed ? 'failed' : verdicts.every((v) => v.pass) ? 'kept' : 'rejected';
         const closes = i % POPULATION === POPULATION - 1;
         if (closes) {
@@ -125,15 +184,31 @@ export function syntheticCampaign(file: string, n: number, seed = 1): void {
           theta.splice(0, 3, w, (1 - w) / 2, (1 - w) / 2);
         }
         store.recordOutcome(c.candidateId, {
-          outcome: { status, objective: failed ? -Infinity : quality, ...(failed ? { errorCode: 'merge.non_finite', errorMessage: 'a NaN weight' } : {}), finishedAt: new Date(t + i * 1000 + 900).toISOString() },
+          outcome: {
+            status,
+            objective: failed ? -Infinity : quality,
+            ...(failed ? { errorCode: 'merge.non_finite', errorMessage: 'a NaN weight' } : {}),
+            finishedAt: new Date(t + i * 1000 + 900).toISOString(),
+          },
           scores: failed ? [] : scoresOf(quality, 'fit'),
           verdicts,
-          ...(closes ? { optimizerState: { generation: generation + 1, toldCount: i + 1, stateJson: JSON.stringify(cmaState(theta, rand)) } } : {}),
+          ...(closes
+            ? {
+                optimizerState: {
+                  generation: generation + 1,
+                  toldCount: i + 1,
+                  stateJson: JSON.stringify(cmaState(theta, rand)),
+                },
+              }
+            : {}),
         });
       }
     });
     // the three best kept, scored on the test split as a finished campaign does
-    const kept = store.listCandidates(id, { kind: 'search', status: 'kept' }).sort((a, b) => (b.objective ?? 0) - (a.objective ?? 0)).slice(0, 3);
+    const kept = store
+      .listCandidates(id, { kind: 'search', status: 'kept' })
+      .sort((a, b) => (b.objective ?? 0) - (a.objective ?? 0))
+      .slice(0, 3);
     for (const c of kept) store.addScores(c.candidateId, scoresOf((c.objective ?? 0) - 0.01, 'test'));
   } finally {
     store.close();
@@ -147,7 +222,17 @@ function cmaState(theta: number[], rand: () => number): Record<string, unknown> 
   return {
     kind: 'cmaes',
     version: 1,
-    domain: { continuous: Array.from({ length: dim }, (_, i) => ({ name: `g${i}`, lower: 0, upper: 1 })), categorical: [{ name: 'method', choices: METHODS }] },
-    algorithm: { mean: vec(), sigma: 0.2, C: Array.from({ length: dim }, vec), pc: vec(), ps: vec(), theta: [theta.slice()] },
+    domain: {
+      continuous: Array.from({ length: dim }, (_, i) => ({ name: `g${i}`, lower: 0, upper: 1 })),
+      categorical: [{ name: 'method', choices: METHODS }],
+    },
+    algorithm: {
+      mean: vec(),
+      sigma: 0.2,
+      C: Array.from({ length: dim }, vec),
+      pc: vec(),
+      ps: vec(),
+      theta: [theta.slice()],
+    },
   };
 }

@@ -49,7 +49,8 @@ export async function main(args: string[]): Promise<void> {
   });
   const seeds = values.seeds.split(',').map(Number);
   const configs = values.configs.split(',');
-  for (const c of configs) if (!CONFIGS[c]) throw new Error(`unknown config ${c}; expected ${Object.keys(CONFIGS).join(', ')}`);
+  for (const c of configs)
+    if (!CONFIGS[c]) throw new Error(`unknown config ${c}; expected ${Object.keys(CONFIGS).join(', ')}`);
   mkdirSync(values.dir, { recursive: true });
   const spaceFile = path.resolve(values.space);
   const doc = YAML.parse(readFileSync(spaceFile, 'utf8')) as Record<string, unknown>;
@@ -58,7 +59,9 @@ export async function main(args: string[]): Promise<void> {
   doc.base_model = abs(doc.base_model);
   doc.suite = abs(doc.suite);
   if (doc.graph !== undefined) doc.graph = abs(doc.graph);
-  doc.models = (doc.models as unknown[]).map((m) => (typeof m === 'string' ? abs(m) : { ...(m as object), model: abs((m as { model: string }).model) }));
+  doc.models = (doc.models as unknown[]).map((m) =>
+    typeof m === 'string' ? abs(m) : { ...(m as object), model: abs((m as { model: string }).model) },
+  );
   doc.budget = { items: Number(values.items) };
   if (values['eval-limit']) doc.eval_limit = Number(values['eval-limit']);
   delete doc.selection;
@@ -74,7 +77,13 @@ export async function main(args: string[]): Promise<void> {
     for (const seed of seeds) {
       const db = path.join(values.dir, `${doc.name as string}-${config}-seed${seed}.sqlite`);
       const t0 = performance.now();
-      const r = await runCampaign({ spaceFile: file, db, seed, workers: Number(values.workers), kernel: new CpuKernel() });
+      const r = await runCampaign({
+        spaceFile: file,
+        db,
+        seed,
+        workers: Number(values.workers),
+        kernel: new CpuKernel(),
+      });
       const seconds = (performance.now() - t0) / 1000;
       const rep = buildReport(db);
       const t = rep.testObjective;
@@ -84,17 +93,32 @@ export async function main(args: string[]): Promise<void> {
       }
       const worst = t.differences.reduce((a, b) => (b.gain < a.gain ? b : a));
       const pickTest = Object.values(t.values)[0]!.value;
-      list.push({ seed, gain: worst.gain, pairedSe: worst.pairedSe, pickTest, rival: worst.rival, candidates: r.evaluated, seconds });
-      process.stderr.write(`${config} seed ${seed}: ${r.evaluated} candidates in ${seconds.toFixed(0)} s; pick test ${pickTest.toFixed(3)}, vs best rival ${worst.rival}: ${worst.gain.toFixed(3)} ± ${worst.pairedSe.toFixed(3)} (${db})\n`);
+      list.push({
+        seed,
+        gain: worst.gain,
+        pairedSe: worst.pairedSe,
+        pickTest,
+        rival: worst.rival,
+        candidates: r.evaluated,
+        seconds,
+      });
+      process.stderr.write(
+        `${config} seed ${seed}: ${r.evaluated} candidates in ${seconds.toFixed(0)} s; pick test ${pickTest.toFixed(3)}, vs best rival ${worst.rival}: ${worst.gain.toFixed(3)} ± ${worst.pairedSe.toFixed(3)} (${db})\n`,
+      );
     }
     results.set(config, list);
   }
 
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = (xs: number[]) => (xs.length < 2 ? Number.NaN : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+  const sd = (xs: number[]) =>
+    xs.length < 2 ? Number.NaN : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '—');
-  console.log(`\n${doc.name as string}: final pick vs the best rival on the test objective, ${values.items} items per campaign, seeds ${seeds.join(', ')}`);
-  console.log('\n| pick | candidates (mean) | pick test objective (mean) | pick − best rival: mean [min, max] | SE over seeds | mean paired SE within a seed | seeds with gain > 2 paired SE |');
+  console.log(
+    `\n${doc.name as string}: final pick vs the best rival on the test objective, ${values.items} items per campaign, seeds ${seeds.join(', ')}`,
+  );
+  console.log(
+    '\n| pick | candidates (mean) | pick test objective (mean) | pick − best rival: mean [min, max] | SE over seeds | mean paired SE within a seed | seeds with gain > 2 paired SE |',
+  );
   console.log('|---|---|---|---|---|---|---|');
   for (const [config, list] of results) {
     if (!list.length) {
@@ -117,7 +141,8 @@ export async function main(args: string[]): Promise<void> {
         const b = base.find((x) => x.seed === o.seed);
         return b ? [o.pickTest - b.pickTest] : [];
       });
-      if (d.length) console.log(`| ${config} | ${f(mean(d))} ± ${f(sd(d) / Math.sqrt(d.length))} (${d.length} seeds) |`);
+      if (d.length)
+        console.log(`| ${config} | ${f(mean(d))} ± ${f(sd(d) / Math.sqrt(d.length))} (${d.length} seeds) |`);
     }
   }
 }

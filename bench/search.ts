@@ -35,7 +35,10 @@ export async function main(args: string[]): Promise<void> {
       dir: { type: 'string', default: 'runs/bench-search' },
     },
   });
-  const budgets = values.budgets.split(',').map(Number).sort((a, b) => a - b);
+  const budgets = values.budgets
+    .split(',')
+    .map(Number)
+    .sort((a, b) => a - b);
   const seeds = values.seeds.split(',').map(Number);
   const optimizers = values.optimizers.split(',') as ('cmaes' | 'random' | 'grid')[];
   const workers = Number(values.workers);
@@ -49,31 +52,63 @@ export async function main(args: string[]): Promise<void> {
     for (const seed of seeds) {
       const db = path.join(values.dir, `${path.basename(values.space, '.yaml')}-${optimizer}-seed${seed}.sqlite`);
       const t0 = performance.now();
-      await runCampaign({ spaceFile: values.space, db, budget: max, seed, workers, optimizer, kernel: new CpuKernel(), testTop: 0 });
+      await runCampaign({
+        spaceFile: values.space,
+        db,
+        budget: max,
+        seed,
+        workers,
+        optimizer,
+        kernel: new CpuKernel(),
+        testTop: 0,
+      });
       const seconds = (performance.now() - t0) / 1000;
       const setup = prepareCampaign(values.space, { seed, workers, optimizer, budget: max });
       const task = setup.space.objective[0]!.task;
       const metric = setup.suite.tasks.find((t) => t.name === task)!.metric;
       const store = openStore(db);
-      const scorer = await Scorer.create({ suite: setup.suite, graph: setup.space.graph, baseModelDir: setup.space.baseModel.path, kernel: new CpuKernel(), ep: 'cpu', workers: 1, limit: setup.space.evalLimit, baseDir: path.dirname(setup.space.file) });
+      const scorer = await Scorer.create({
+        suite: setup.suite,
+        graph: setup.space.graph,
+        baseModelDir: setup.space.baseModel.path,
+        kernel: new CpuKernel(),
+        ep: 'cpu',
+        workers: 1,
+        limit: setup.space.evalLimit,
+        baseDir: path.dirname(setup.space.file),
+      });
       try {
         const [c] = store.listCampaigns();
         const kept = store.listCandidates(c!.campaignId, { kind: 'search', status: 'kept' });
         const all = store.listCandidates(c!.campaignId, { kind: 'search' });
         for (const b of budgets) {
-          const best = kept.filter((k) => k.ordinal! < b).sort((x, y) => y.objective! - x.objective! || x.ordinal! - y.ordinal!)[0];
+          const best = kept
+            .filter((k) => k.ordinal! < b)
+            .sort((x, y) => y.objective! - x.objective! || x.ordinal! - y.ordinal!)[0];
           let test = NaN;
           if (best) {
             let s = store.listScores(best.candidateId, 'test').find((x) => x.task === task && x.metric === metric);
             if (!s) {
-              await scoreOnTestSplit(store, scorer, setup.measures, missingOnTestSplit(store, [{ candidate: best }]), 1);
+              await scoreOnTestSplit(
+                store,
+                scorer,
+                setup.measures,
+                missingOnTestSplit(store, [{ candidate: best }]),
+                1,
+              );
               s = store.listScores(best.candidateId, 'test').find((x) => x.task === task && x.metric === metric);
             }
             test = s!.value;
           }
           const list = perBudget.get(b) ?? [];
           const upTo = all.filter((x) => x.ordinal! < b);
-          list.push({ fit: best?.objective ?? NaN, test, seconds, anyFit: Math.max(...upTo.map((x) => x.objective ?? -Infinity)), kept: kept.filter((k) => k.ordinal! < b).length });
+          list.push({
+            fit: best?.objective ?? NaN,
+            test,
+            seconds,
+            anyFit: Math.max(...upTo.map((x) => x.objective ?? -Infinity)),
+            kept: kept.filter((k) => k.ordinal! < b).length,
+          });
           perBudget.set(b, list);
         }
       } finally {
@@ -93,14 +128,22 @@ export async function main(args: string[]): Promise<void> {
     const m = ok.reduce((a, b) => a + b, 0) / ok.length;
     return `${m.toFixed(4)} [${Math.min(...ok).toFixed(3)}, ${Math.max(...ok).toFixed(3)}]${ok.length < xs.length ? ` (${ok.length}/${xs.length} kept)` : ''}`;
   };
-  console.log(`\n${setup.space.name}: best kept candidate after b evaluated candidates; mean [min, max] over seeds ${seeds.join(', ')}`);
-  console.log(`fit objective = ${setup.space.objective.map((t) => `${t.weight}×${t.task}/${t.metric ?? 'own'}`).join(' + ')}; test = ${task}/${metric}\n`);
-  console.log(`| optimizer | b | best kept fit objective | its test ${task} ${metric} | best fit objective, kept or not | kept candidates |`);
+  console.log(
+    `\n${setup.space.name}: best kept candidate after b evaluated candidates; mean [min, max] over seeds ${seeds.join(', ')}`,
+  );
+  console.log(
+    `fit objective = ${setup.space.objective.map((t) => `${t.weight}×${t.task}/${t.metric ?? 'own'}`).join(' + ')}; test = ${task}/${metric}\n`,
+  );
+  console.log(
+    `| optimizer | b | best kept fit objective | its test ${task} ${metric} | best fit objective, kept or not | kept candidates |`,
+  );
   console.log('|---|---|---|---|---|---|');
   for (const [opt, per] of results) {
     for (const b of budgets) {
       const rs = per.get(b)!;
-      console.log(`| ${opt} | ${b} | ${f(rs.map((r) => r.fit))} | ${f(rs.map((r) => r.test))} | ${f(rs.map((r) => r.anyFit))} | ${rs.map((r) => r.kept).join(', ')} |`);
+      console.log(
+        `| ${opt} | ${b} | ${f(rs.map((r) => r.fit))} | ${f(rs.map((r) => r.test))} | ${f(rs.map((r) => r.anyFit))} | ${rs.map((r) => r.kept).join(', ')} |`,
+      );
     }
   }
 }

@@ -99,20 +99,28 @@ function aligned(bytes: Uint8Array, align: number): Uint8Array {
 export function decodeToF32(dtype: DType, bytes: Uint8Array, out?: Float32Array): Float32Array {
   const size = DTYPE_BYTES[dtype];
   if (bytes.byteLength % size !== 0) {
-    throw new EvomergeError('internal', `decodeToF32: ${bytes.byteLength} bytes is not a multiple of ${size} (this is a bug in evomerge)`);
+    throw new EvomergeError(
+      'internal',
+      `decodeToF32: ${bytes.byteLength} bytes is not a multiple of ${size} (this is a bug in evomerge)`,
+    );
   }
   const n = bytes.byteLength / size;
   if (out !== undefined && out.length !== n) {
-    throw new EvomergeError('internal', `decodeToF32: ${n} ${dtype} values into an array of ${out.length} (this is a bug in evomerge)`);
+    throw new EvomergeError(
+      'internal',
+      `decodeToF32: ${n} ${dtype} values into an array of ${out.length} (this is a bug in evomerge)`,
+    );
   }
   out ??= new Float32Array(n);
   if (!HOST_LE) {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let i = 0; i < n; i++) {
       out[i] =
-        dtype === 'F32' ? view.getFloat32(4 * i, true)
-        : dtype === 'F16' ? f16ToF32(view.getUint16(2 * i, true))
-        : bf16ToF32(view.getUint16(2 * i, true));
+        dtype === 'F32'
+          ? view.getFloat32(4 * i, true)
+          : dtype === 'F16'
+            ? f16ToF32(view.getUint16(2 * i, true))
+            : bf16ToF32(view.getUint16(2 * i, true));
     }
     return out;
   }
@@ -159,7 +167,10 @@ export function roundToDType(dtype: DType, data: Float32Array): void {
 export function encodeFromF32(dtype: DType, data: Float32Array, out?: Uint8Array): Uint8Array {
   const n = data.length;
   if (out !== undefined && (out.byteLength !== n * DTYPE_BYTES[dtype] || out.byteOffset % 2 !== 0)) {
-    throw new EvomergeError('internal', `encodeFromF32: ${n} ${dtype} values into ${out.byteLength} bytes at offset ${out.byteOffset} (this is a bug in evomerge)`);
+    throw new EvomergeError(
+      'internal',
+      `encodeFromF32: ${n} ${dtype} values into ${out.byteLength} bytes at offset ${out.byteOffset} (this is a bug in evomerge)`,
+    );
   }
   out ??= new Uint8Array(n * DTYPE_BYTES[dtype]);
   const bits = new Uint32Array(data.buffer, data.byteOffset, n); // Float32Array offsets are always 4-aligned
@@ -198,9 +209,19 @@ export function encodeFromF32(dtype: DType, data: Float32Array, out?: Uint8Array
 // Names
 
 const DTYPE_NAMES: Record<string, DType> = {
-  f32: 'F32', float32: 'F32', fp32: 'F32', float: 'F32', 'torch.float32': 'F32',
-  f16: 'F16', float16: 'F16', fp16: 'F16', half: 'F16', 'torch.float16': 'F16',
-  bf16: 'BF16', bfloat16: 'BF16', 'torch.bfloat16': 'BF16',
+  f32: 'F32',
+  float32: 'F32',
+  fp32: 'F32',
+  float: 'F32',
+  'torch.float32': 'F32',
+  f16: 'F16',
+  float16: 'F16',
+  fp16: 'F16',
+  half: 'F16',
+  'torch.float16': 'F16',
+  bf16: 'BF16',
+  bfloat16: 'BF16',
+  'torch.bfloat16': 'BF16',
 };
 
 /** A dtype name as users and configs write it (`float32`, `bfloat16`, `F16`, `bf16`, …) → DType. */

@@ -34,7 +34,10 @@ export function openModelDir(dir: string): ModelDir {
   } catch {
     throw new EvomergeError('checkpoint.not_found', 'model folder not found', { file: dir });
   }
-  if (!st.isDirectory()) throw new EvomergeError('checkpoint.not_found', 'not a folder; expected a Hugging Face model folder', { file: dir });
+  if (!st.isDirectory())
+    throw new EvomergeError('checkpoint.not_found', 'not a folder; expected a Hugging Face model folder', {
+      file: dir,
+    });
   const config = readConfig(dir);
   const single = path.join(dir, SINGLE_FILE);
   const index = path.join(dir, INDEX_FILE);
@@ -59,13 +62,19 @@ export function readConfig(dir: string): Record<string, unknown> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
-    throw new EvomergeError('checkpoint.no_config', 'config.json is missing; a model folder needs its Hugging Face config', { file });
+    throw new EvomergeError(
+      'checkpoint.no_config',
+      'config.json is missing; a model folder needs its Hugging Face config',
+      { file },
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new EvomergeError('checkpoint.no_config', `config.json is not valid JSON (${(err as Error).message})`, { file });
+    throw new EvomergeError('checkpoint.no_config', `config.json is not valid JSON (${(err as Error).message})`, {
+      file,
+    });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new EvomergeError('checkpoint.no_config', 'config.json is not a JSON object', { file });
@@ -106,10 +115,12 @@ export interface CheckpointWriterOptions {
 }
 
 /** Files copied from the base model folder: tokenizers (HF and the zoo's byte tokenizer) and generation settings. */
-const COPIED_FILE = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|byte_tokenizer\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja))$/;
+const COPIED_FILE =
+  /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|byte_tokenizer\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja))$/;
 /** Files a previous evomerge output may hold (export adds its recipe and scores): only such a folder (or an
  *  empty one) is ever replaced. */
-const OUTPUT_FILE = /^(config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d+-of-\d+\.safetensors|recipe\.yaml|scores\.json)$/;
+const OUTPUT_FILE =
+  /^(config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d+-of-\d+\.safetensors|recipe\.yaml|scores\.json)$/;
 
 /** Whether a file name is one an evomerge checkpoint folder holds. */
 export function isCheckpointOutputFile(name: string): boolean {
@@ -150,18 +161,26 @@ export class CheckpointWriter implements TensorSink {
     this.tmpDir = `${this.outDir}.evomerge-tmp-${process.pid}`;
     const place: ErrorPlace = { file: opts.outDir };
     if (!(Number.isFinite(opts.shardSizeBytes) && opts.shardSizeBytes > 0)) {
-      throw new EvomergeError('checkpoint.bad_size', `shard size ${opts.shardSizeBytes} must be a positive number of bytes`, place);
+      throw new EvomergeError(
+        'checkpoint.bad_size',
+        `shard size ${opts.shardSizeBytes} must be a positive number of bytes`,
+        place,
+      );
     }
     invariant(opts.dtype in DTYPE_BYTES, `CheckpointWriter: unknown dtype ${String(opts.dtype)}`);
     const seen = new Set<string>();
     for (const e of opts.plan) {
       invariant(!seen.has(e.name), `CheckpointWriter: tensor "${e.name}" planned twice`);
-      invariant(e.shape.every((d) => Number.isSafeInteger(d) && d >= 0), `CheckpointWriter: tensor "${e.name}" has shape ${JSON.stringify(e.shape)}`);
+      invariant(
+        e.shape.every((d) => Number.isSafeInteger(d) && d >= 0),
+        `CheckpointWriter: tensor "${e.name}" has shape ${JSON.stringify(e.shape)}`,
+      );
       seen.add(e.name);
     }
     checkOutputAvoidsInputs(opts.outDir, this.inputs());
     checkOutputReplaceable(opts.outDir, { force: opts.force === true, ours: isCheckpointOutputFile });
-    for (const name of Object.keys(opts.extraFiles ?? {})) invariant(OUTPUT_FILE.test(name), `CheckpointWriter: extra file "${name}" is not an output file`);
+    for (const name of Object.keys(opts.extraFiles ?? {}))
+      invariant(OUTPUT_FILE.test(name), `CheckpointWriter: extra file "${name}" is not an output file`);
 
     // Shard assignment by cumulative tensor bytes (as transformers' shard_checkpoint: a tensor larger than
     // the limit gets a shard of its own).
@@ -192,7 +211,10 @@ export class CheckpointWriter implements TensorSink {
   }
 
   private inputs(): InputPath[] {
-    return [...(this.opts.copyFilesFrom !== undefined ? [{ path: this.opts.copyFilesFrom, role: 'base model' }] : []), ...(this.opts.inputs ?? [])];
+    return [
+      ...(this.opts.copyFilesFrom !== undefined ? [{ path: this.opts.copyFilesFrom, role: 'base model' }] : []),
+      ...(this.opts.inputs ?? []),
+    ];
   }
 
   /** Number of shard files this writer produces. */
@@ -203,14 +225,22 @@ export class CheckpointWriter implements TensorSink {
   /** Writes the next planned tensor; a name or shape out of plan aborts the write and throws. */
   writeTensor(name: string, tensor: Tensor): void {
     if (this.state !== 'writing') {
-      throw new EvomergeError('internal', `CheckpointWriter: writeTensor("${name}") after ${this.state} (this is a bug in evomerge)`);
+      throw new EvomergeError(
+        'internal',
+        `CheckpointWriter: writeTensor("${name}") after ${this.state} (this is a bug in evomerge)`,
+      );
     }
     try {
       const want = this.opts.plan[this.next];
-      invariant(want !== undefined, `CheckpointWriter: tensor "${name}" is beyond the plan of ${this.opts.plan.length} tensors`);
+      invariant(
+        want !== undefined,
+        `CheckpointWriter: tensor "${name}" is beyond the plan of ${this.opts.plan.length} tensors`,
+      );
       invariant(want.name === name, `CheckpointWriter: got tensor "${name}" but the plan expects "${want.name}" next`);
       invariant(
-        tensor.shape.length === want.shape.length && tensor.shape.every((d, i) => d === want.shape[i]) && tensor.data.length === numel(want.shape),
+        tensor.shape.length === want.shape.length &&
+          tensor.shape.every((d, i) => d === want.shape[i]) &&
+          tensor.data.length === numel(want.shape),
         `CheckpointWriter: tensor "${name}" has shape ${JSON.stringify(tensor.shape)} (${tensor.data.length} values), plan says ${JSON.stringify(want.shape)}`,
       );
       this.enterShard(this.shardOf[this.next]);
@@ -250,7 +280,8 @@ export class CheckpointWriter implements TensorSink {
       if (this.opts.copyFilesFrom !== undefined) copyModelFiles(this.opts.copyFilesFrom, this.tmpDir);
       const config = { ...this.opts.config, torch_dtype: torchDTypeName(this.opts.dtype) };
       fs.writeFileSync(path.join(this.tmpDir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
-      for (const [name, text] of Object.entries(this.opts.extraFiles ?? {})) fs.writeFileSync(path.join(this.tmpDir, name), text);
+      for (const [name, text] of Object.entries(this.opts.extraFiles ?? {}))
+        fs.writeFileSync(path.join(this.tmpDir, name), text);
       this.moveIntoPlace();
       this.state = 'finished';
       process.off('exit', this.onExit);
@@ -294,7 +325,10 @@ export class CheckpointWriter implements TensorSink {
     this.fd = fs.openSync(file, 'wx');
     this.openShard = i;
     const metadata = { format: 'pt', ...(this.opts.metadata ?? {}) };
-    const header = encodeHeader(shard.entries.map((e) => ({ ...e, dtype: this.opts.dtype })), metadata);
+    const header = encodeHeader(
+      shard.entries.map((e) => ({ ...e, dtype: this.opts.dtype })),
+      metadata,
+    );
     this.writeAll(header.bytes, 'header');
   }
 
@@ -313,7 +347,10 @@ export class CheckpointWriter implements TensorSink {
     try {
       while (done < bytes.length) done += fs.writeSync(this.fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
     } catch (err) {
-      throw new EvomergeError('checkpoint.write_failed', `cannot write (${(err as Error).message})`, { file, field: what });
+      throw new EvomergeError('checkpoint.write_failed', `cannot write (${(err as Error).message})`, {
+        file,
+        field: what,
+      });
     }
   }
 
@@ -379,7 +416,9 @@ export function copyModelFiles(fromDir: string, dest: string): string[] {
   try {
     names = fs.readdirSync(fromDir);
   } catch {
-    throw new EvomergeError('checkpoint.not_found', 'model folder not found (copying tokenizer files)', { file: fromDir });
+    throw new EvomergeError('checkpoint.not_found', 'model folder not found (copying tokenizer files)', {
+      file: fromDir,
+    });
   }
   const copied: string[] = [];
   for (const n of names.sort()) {
@@ -394,10 +433,20 @@ export function copyModelFiles(fromDir: string, dest: string): string[] {
 }
 
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, B: 1,
-  KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12,
-  K: 1e3, M: 1e6, G: 1e9, T: 1e12,
-  KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
+  '': 1,
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  K: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  KIB: 2 ** 10,
+  MIB: 2 ** 20,
+  GIB: 2 ** 30,
+  TIB: 2 ** 40,
 };
 
 /**

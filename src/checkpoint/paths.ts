@@ -82,7 +82,10 @@ export function checkOutputAvoidsInputs(outDir: string, inputs: readonly InputPa
  * An existing output may be replaced only with `force`, and only when it is a folder holding nothing but
  * files evomerge itself writes there (`ours`): a folder with anything else is someone's data.
  */
-export function checkOutputReplaceable(outDir: string, options: { readonly force: boolean; readonly ours: (name: string) => boolean }): void {
+export function checkOutputReplaceable(
+  outDir: string,
+  options: { readonly force: boolean; readonly ours: (name: string) => boolean },
+): void {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(outDir);
@@ -90,8 +93,14 @@ export function checkOutputReplaceable(outDir: string, options: { readonly force
     return;
   }
   const place = { file: outDir, field: '-o' };
-  if (st.isSymbolicLink()) throw new EvomergeError('checkpoint.out_exists', 'output path is a symbolic link; refusing to replace it', place);
-  if (!st.isDirectory()) throw new EvomergeError('checkpoint.out_exists', 'output path exists and is not a folder; refusing to replace it', place);
+  if (st.isSymbolicLink())
+    throw new EvomergeError('checkpoint.out_exists', 'output path is a symbolic link; refusing to replace it', place);
+  if (!st.isDirectory())
+    throw new EvomergeError(
+      'checkpoint.out_exists',
+      'output path exists and is not a folder; refusing to replace it',
+      place,
+    );
   const names = fs.readdirSync(outDir);
   if (names.length === 0) return;
   const foreign = names.filter((n) => !options.ours(n));
@@ -103,7 +112,11 @@ export function checkOutputReplaceable(outDir: string, options: { readonly force
     );
   }
   if (!options.force) {
-    throw new EvomergeError('checkpoint.out_exists', `output folder exists and is not empty (${names.length} file(s)); --force replaces it`, place);
+    throw new EvomergeError(
+      'checkpoint.out_exists',
+      `output folder exists and is not empty (${names.length} file(s)); --force replaces it`,
+      place,
+    );
   }
 }
 
@@ -122,12 +135,20 @@ export function checkModelFile(dir: string, file: string, field?: string): void 
   }
   const place = { file, ...(field !== undefined ? { field } : {}) };
   if (!st.isFile()) {
-    throw new EvomergeError('checkpoint.not_a_file', `not a regular file (${st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a folder' : 'a special file'}); refusing to read it`, place);
+    throw new EvomergeError(
+      'checkpoint.not_a_file',
+      `not a regular file (${st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a folder' : 'a special file'}); refusing to read it`,
+      place,
+    );
   }
   const real = fs.realpathSync(file);
   const folder = fs.realpathSync(dir);
   if (isWithin(real, folder)) return;
   const blobs = path.join(path.dirname(path.dirname(folder)), 'blobs');
   if (path.basename(path.dirname(folder)) === 'snapshots' && isWithin(real, blobs)) return;
-  throw new EvomergeError('checkpoint.link_outside', `is a link to ${real}, outside the model folder ${folder}; refusing to read or copy it`, place);
+  throw new EvomergeError(
+    'checkpoint.link_outside',
+    `is a link to ${real}, outside the model folder ${folder}; refusing to read or copy it`,
+    place,
+  );
 }

@@ -10,8 +10,23 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 /** Safetensors dtypes that are real but that evomerge does not compute with (named in the error). */
 const OTHER_SAFETENSORS_DTYPES = new Set([
-  'F64', 'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL',
-  'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64',
+  'F64',
+  'I64',
+  'I32',
+  'I16',
+  'I8',
+  'U64',
+  'U32',
+  'U16',
+  'U8',
+  'BOOL',
+  'F8_E4M3',
+  'F8_E5M2',
+  'F8_E8M0',
+  'F6_E2M3',
+  'F6_E3M2',
+  'F4',
+  'C64',
 ]);
 
 /** One tensor's place in a file: absolute byte range (header included) plus its info. */
@@ -35,7 +50,13 @@ export class SafetensorsFile implements TensorSource {
   private readonly entries: Map<string, TensorEntry>;
   private readonly order: string[];
 
-  private constructor(path: string, fd: number, fileBytes: number, metadata: Record<string, string>, entries: TensorEntry[]) {
+  private constructor(
+    path: string,
+    fd: number,
+    fileBytes: number,
+    metadata: Record<string, string>,
+    entries: TensorEntry[],
+  ) {
     this.location = path;
     this.fd = fd;
     this.fileBytes = fileBytes;
@@ -84,7 +105,11 @@ export class SafetensorsFile implements TensorSource {
   /** Byte range and info of one tensor (for inspect and sharded readers). */
   entry(name: string): TensorEntry {
     const e = this.entries.get(name);
-    if (!e) throw new EvomergeError('checkpoint.missing_tensor', 'no such tensor in this file', { file: this.location, field: `tensor "${name}"` });
+    if (!e)
+      throw new EvomergeError('checkpoint.missing_tensor', 'no such tensor in this file', {
+        file: this.location,
+        field: `tensor "${name}"`,
+      });
     return e;
   }
 
@@ -113,10 +138,14 @@ export class SafetensorsFile implements TensorSource {
     const e = this.entry(name);
     const n = numel(e.shape);
     if (out.length !== n) {
-      throw new EvomergeError('internal', `readTensorInto: an array of ${out.length} elements for ${n} (this is a bug in evomerge)`, {
-        file: this.location,
-        field: `tensor "${name}"`,
-      });
+      throw new EvomergeError(
+        'internal',
+        `readTensorInto: an array of ${out.length} elements for ${n} (this is a bug in evomerge)`,
+        {
+          file: this.location,
+          field: `tensor "${name}"`,
+        },
+      );
     }
     const bytes = new Uint8Array(out.buffer, out.byteOffset + out.byteLength - e.byteLength, e.byteLength);
     this.readInto(e, bytes);
@@ -133,7 +162,10 @@ export class SafetensorsFile implements TensorSource {
 
   private readInto(e: TensorEntry, out: Uint8Array): void {
     if (this.fd === undefined) {
-      throw new EvomergeError('internal', `${this.location}: read of tensor "${e.name}" after close (this is a bug in evomerge)`);
+      throw new EvomergeError(
+        'internal',
+        `${this.location}: read of tensor "${e.name}" after close (this is a bug in evomerge)`,
+      );
     }
     let done = 0;
     while (done < e.byteLength) {
@@ -169,21 +201,38 @@ function isNonNegativeInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function readHeader(fd: number, path: string, size: number): { metadata: Record<string, string>; entries: TensorEntry[] } {
+function readHeader(
+  fd: number,
+  path: string,
+  size: number,
+): { metadata: Record<string, string>; entries: TensorEntry[] } {
   const file = { file: path };
   if (size < 8) {
-    throw new EvomergeError('checkpoint.truncated', `file is ${size} bytes, shorter than the 8-byte header length; truncated?`, file);
+    throw new EvomergeError(
+      'checkpoint.truncated',
+      `file is ${size} bytes, shorter than the 8-byte header length; truncated?`,
+      file,
+    );
   }
   const lenBytes = readExact(fd, 8, 0);
   const headerLen = new DataView(lenBytes.buffer).getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
-    throw new EvomergeError('checkpoint.bad_header', `header length ${headerLen} is absurd (limit ${MAX_HEADER_BYTES} bytes); not a safetensors file?`, file);
+    throw new EvomergeError(
+      'checkpoint.bad_header',
+      `header length ${headerLen} is absurd (limit ${MAX_HEADER_BYTES} bytes); not a safetensors file?`,
+      file,
+    );
   }
   const n = Number(headerLen);
   if (8 + n > size) {
-    throw new EvomergeError('checkpoint.truncated', `header length ${n} runs past end of file (${size} bytes); truncated or not a safetensors file?`, file);
+    throw new EvomergeError(
+      'checkpoint.truncated',
+      `header length ${n} runs past end of file (${size} bytes); truncated or not a safetensors file?`,
+      file,
+    );
   }
-  if (n < 2) throw new EvomergeError('checkpoint.bad_header', `header length ${n} is too short for a JSON object`, file);
+  if (n < 2)
+    throw new EvomergeError('checkpoint.bad_header', `header length ${n} is too short for a JSON object`, file);
   const text = new TextDecoder('utf-8', { fatal: false }).decode(readExact(fd, n, 8));
   let header: unknown;
   try {
@@ -196,7 +245,11 @@ function readHeader(fd: number, path: string, size: number): { metadata: Record<
   }
   // JSON.parse keeps the last of two equal keys: a second entry for a tensor would hide the first.
   const dup = duplicateTopLevelKey(text);
-  if (dup !== undefined) throw new EvomergeError('checkpoint.bad_header', 'the header names this key twice', { file: path, field: dup === '__metadata__' ? dup : `tensor "${dup}"` });
+  if (dup !== undefined)
+    throw new EvomergeError('checkpoint.bad_header', 'the header names this key twice', {
+      file: path,
+      field: dup === '__metadata__' ? dup : `tensor "${dup}"`,
+    });
 
   const dataStart = 8 + n;
   const dataBytes = size - dataStart;
@@ -205,11 +258,17 @@ function readHeader(fd: number, path: string, size: number): { metadata: Record<
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-        throw new EvomergeError('checkpoint.bad_header', '__metadata__ is not an object of strings', { file: path, field: '__metadata__' });
+        throw new EvomergeError('checkpoint.bad_header', '__metadata__ is not an object of strings', {
+          file: path,
+          field: '__metadata__',
+        });
       }
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
         if (typeof v !== 'string') {
-          throw new EvomergeError('checkpoint.bad_header', `__metadata__ value of "${k}" is not a string`, { file: path, field: '__metadata__' });
+          throw new EvomergeError('checkpoint.bad_header', `__metadata__ value of "${k}" is not a string`, {
+            file: path,
+            field: '__metadata__',
+          });
         }
         metadata[k] = v;
       }
@@ -217,10 +276,15 @@ function readHeader(fd: number, path: string, size: number): { metadata: Record<
     }
     const place = { file: path, field: `tensor "${name}"` };
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      throw new EvomergeError('checkpoint.bad_header', 'entry is not an object with dtype, shape and data_offsets', place);
+      throw new EvomergeError(
+        'checkpoint.bad_header',
+        'entry is not an object with dtype, shape and data_offsets',
+        place,
+      );
     }
     const { dtype, shape, data_offsets: offsets } = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof dtype !== 'string') throw new EvomergeError('checkpoint.bad_header', 'dtype is missing or not a string', place);
+    if (typeof dtype !== 'string')
+      throw new EvomergeError('checkpoint.bad_header', 'dtype is missing or not a string', place);
     if (!(dtype in DTYPE_BYTES)) {
       throw new EvomergeError(
         'checkpoint.unsupported_dtype',
@@ -231,10 +295,23 @@ function readHeader(fd: number, path: string, size: number): { metadata: Record<
       );
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegativeInt)) {
-      throw new EvomergeError('checkpoint.bad_header', `shape ${JSON.stringify(shape)} is not a list of non-negative integers`, place);
+      throw new EvomergeError(
+        'checkpoint.bad_header',
+        `shape ${JSON.stringify(shape)} is not a list of non-negative integers`,
+        place,
+      );
     }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInt) || offsets[1] < offsets[0]) {
-      throw new EvomergeError('checkpoint.bad_header', `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end`, place);
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every(isNonNegativeInt) ||
+      offsets[1] < offsets[0]
+    ) {
+      throw new EvomergeError(
+        'checkpoint.bad_header',
+        `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end`,
+        place,
+      );
     }
     const [begin, end] = offsets as [number, number];
     if (end > dataBytes) {
@@ -263,7 +340,11 @@ function readHeader(fd: number, path: string, size: number): { metadata: Record<
   for (let i = 0; i < entries.length; i++) {
     const cur = entries[i];
     if (cur.start > covered) {
-      throw new EvomergeError('checkpoint.bad_header', `data_offsets start at ${cur.start - dataStart}, leaving ${cur.start - covered} bytes before it that no tensor holds`, { file: path, field: `tensor "${cur.name}"` });
+      throw new EvomergeError(
+        'checkpoint.bad_header',
+        `data_offsets start at ${cur.start - dataStart}, leaving ${cur.start - covered} bytes before it that no tensor holds`,
+        { file: path, field: `tensor "${cur.name}"` },
+      );
     }
     covered = Math.max(covered, cur.start + cur.byteLength);
     if (i === 0) continue;
@@ -278,7 +359,11 @@ function readHeader(fd: number, path: string, size: number): { metadata: Record<
     }
   }
   if (covered !== size) {
-    throw new EvomergeError('checkpoint.bad_header', `${size - covered} bytes follow the last tensor's data; a safetensors file ends with its last tensor`, file);
+    throw new EvomergeError(
+      'checkpoint.bad_header',
+      `${size - covered} bytes follow the last tensor's data; a safetensors file ends with its last tensor`,
+      file,
+    );
   }
   return { metadata, entries };
 }

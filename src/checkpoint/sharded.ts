@@ -74,10 +74,14 @@ export class ShardedTensors implements TensorSource {
       for (const [t, shardName] of Object.entries(weightMap)) {
         const holder = byName.get(t);
         if (!holder) {
-          throw new EvomergeError('checkpoint.missing_tensor', `tensor is in weight_map but not in its shard "${shardName}"`, {
-            file: indexPath,
-            field: `tensor "${t}"`,
-          });
+          throw new EvomergeError(
+            'checkpoint.missing_tensor',
+            `tensor is in weight_map but not in its shard "${shardName}"`,
+            {
+              file: indexPath,
+              field: `tensor "${t}"`,
+            },
+          );
         }
         if (path.basename(holder.location) !== shardName) {
           throw new EvomergeError(
@@ -114,7 +118,11 @@ export class ShardedTensors implements TensorSource {
   /** The shard file holding a tensor. */
   shardOf(name: string): SafetensorsFile {
     const s = this.byName.get(name);
-    if (!s) throw new EvomergeError('checkpoint.missing_tensor', 'no such tensor in this checkpoint', { file: this.location, field: `tensor "${name}"` });
+    if (!s)
+      throw new EvomergeError('checkpoint.missing_tensor', 'no such tensor in this checkpoint', {
+        file: this.location,
+        field: `tensor "${name}"`,
+      });
     return s;
   }
 
@@ -145,19 +153,34 @@ function parseIndex(indexPath: string): Record<string, string> {
   try {
     parsed = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
   } catch (err) {
-    throw new EvomergeError('checkpoint.bad_index', `cannot parse JSON (${(err as Error).message})`, { file: indexPath });
+    throw new EvomergeError('checkpoint.bad_index', `cannot parse JSON (${(err as Error).message})`, {
+      file: indexPath,
+    });
   }
   const wm = (parsed as { weight_map?: unknown } | null)?.weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {
-    throw new EvomergeError('checkpoint.bad_index', 'weight_map is missing or not an object', { file: indexPath, field: 'weight_map' });
+    throw new EvomergeError('checkpoint.bad_index', 'weight_map is missing or not an object', {
+      file: indexPath,
+      field: 'weight_map',
+    });
   }
   const out: Record<string, string> = {};
   for (const [t, shard] of Object.entries(wm as Record<string, unknown>)) {
-    if (typeof shard !== 'string' || shard === '' || shard !== path.basename(shard) || shard === '.' || shard === '..') {
-      throw new EvomergeError('checkpoint.bad_index', `shard ${JSON.stringify(shard)} is not a file name in this folder`, {
-        file: indexPath,
-        field: `weight_map["${t}"]`,
-      });
+    if (
+      typeof shard !== 'string' ||
+      shard === '' ||
+      shard !== path.basename(shard) ||
+      shard === '.' ||
+      shard === '..'
+    ) {
+      throw new EvomergeError(
+        'checkpoint.bad_index',
+        `shard ${JSON.stringify(shard)} is not a file name in this folder`,
+        {
+          file: indexPath,
+          field: `weight_map["${t}"]`,
+        },
+      );
     }
     out[t] = shard;
   }

@@ -30,25 +30,40 @@ interface EvalCliOptions {
 export function registerEvalCommand(program: Command): void {
   program
     .command('eval')
-    .description('score a model folder, or a recipe merged in memory, on the tasks of an eval suite through ONNX Runtime')
+    .description(
+      'score a model folder, or a recipe merged in memory, on the tasks of an eval suite through ONNX Runtime',
+    )
     .argument('<model>', 'a Hugging Face model folder, or a mergekit recipe (.yaml) to merge in memory first')
     .requiredOption('--suite <suite.yaml>', 'eval suite (e.g. evals/micro.yaml)')
     .addOption(new Option('--split <split>', 'which eval files').choices(['fit', 'test']).default('fit'))
-    .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider').choices(['cpu', 'webgpu', 'cuda']).default('cpu'))
-    .option('--graph <model.onnx>', "the ONNX graph, or auto to build it from the base model's config.json (default: the suite's graph:, else auto)")
+    .addOption(
+      new Option('--ep <provider>', 'ONNX Runtime execution provider')
+        .choices(['cpu', 'webgpu', 'cuda'])
+        .default('cpu'),
+    )
+    .option(
+      '--graph <model.onnx>',
+      "the ONNX graph, or auto to build it from the base model's config.json (default: the suite's graph:, else auto)",
+    )
     .option('--limit <n>', 'score only the first n items of each task')
     .option('--tasks <names>', 'comma-separated task names (default: all)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: one per core)')
     .option('--sessions <n>', 'sessions run side by side, tasks spread over them (default 1)')
     .option('--seed <n>', 'seed of DARE/DELLA masks when merging a recipe')
     .option('--json', 'print the scores as JSON')
-    .option('--progress', 'a progress line per task on stderr (items done/total, rate, ETA) even when stderr is not a terminal')
+    .option(
+      '--progress',
+      'a progress line per task on stderr (items done/total, rate, ETA) even when stderr is not a terminal',
+    )
     .action(async (model: string, opts: EvalCliOptions) => {
       const limit = opts.limit === undefined ? undefined : positiveInt(opts.limit, '--limit');
       const threads = opts.threads === undefined ? undefined : positiveInt(opts.threads, '--threads');
       const sessions = opts.sessions === undefined ? undefined : positiveInt(opts.sessions, '--sessions');
       const seed = opts.seed === undefined ? undefined : positiveInt(opts.seed, '--seed', 0);
-      const tasks = opts.tasks?.split(',').map((t) => t.trim()).filter((t) => t !== '');
+      const tasks = opts.tasks
+        ?.split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== '');
       const evaluator = await Evaluator.create({
         suite: opts.suite,
         ep: opts.ep,
@@ -60,13 +75,23 @@ export function registerEvalCommand(program: Command): void {
       try {
         const { weights, close } = await openWeights(model, seed);
         try {
-          const progress = opts.progress === true || process.stderr.isTTY === true ? progressLine(process.stderr.isTTY === true && opts.progress !== true) : undefined;
-          const scores = await evaluator.evaluate(weights, { split: opts.split, ...(tasks ? { tasks } : {}), ...(limit !== undefined ? { limit } : {}), ...(progress ? { onProgress: progress } : {}) });
+          const progress =
+            opts.progress === true || process.stderr.isTTY === true
+              ? progressLine(process.stderr.isTTY === true && opts.progress !== true)
+              : undefined;
+          const scores = await evaluator.evaluate(weights, {
+            split: opts.split,
+            ...(tasks ? { tasks } : {}),
+            ...(limit !== undefined ? { limit } : {}),
+            ...(progress ? { onProgress: progress } : {}),
+          });
           if (progress && process.stderr.isTTY === true && opts.progress !== true) process.stderr.write('\r\x1b[K');
           if (opts.json) {
             // per-item pseudo-values (for paired comparisons inside a campaign) would swamp the output
             const omitPseudo = (k: string, v: unknown) => (k === 'pseudo' ? undefined : v);
-            process.stdout.write(`${JSON.stringify({ model, suite: opts.suite, split: opts.split, ep: opts.ep, scores }, omitPseudo, 2)}\n`);
+            process.stdout.write(
+              `${JSON.stringify({ model, suite: opts.suite, split: opts.split, ep: opts.ep, scores }, omitPseudo, 2)}\n`,
+            );
           } else process.stdout.write(formatTable(scores));
         } finally {
           close();
@@ -78,18 +103,27 @@ export function registerEvalCommand(program: Command): void {
 }
 
 /** A model folder is read lazily from disk; a recipe is merged into memory (the merge engine, CPU kernel). */
-async function openWeights(model: string, seed: number | undefined): Promise<{ weights: TensorSource; close: () => void }> {
+async function openWeights(
+  model: string,
+  seed: number | undefined,
+): Promise<{ weights: TensorSource; close: () => void }> {
   let isDir = false;
   try {
     isDir = statSync(model).isDirectory();
   } catch {
-    throw new EvomergeError('cli.not_found', 'not found; expected a model folder or a recipe .yaml', { file: model }, 2);
+    throw new EvomergeError(
+      'cli.not_found',
+      'not found; expected a model folder or a recipe .yaml',
+      { file: model },
+      2,
+    );
   }
   if (isDir) {
     const dir = openModelDir(model);
     return { weights: dir.tensors, close: () => dir.close() };
   }
-  if (!/\.ya?ml$/i.test(model)) throw new EvomergeError('cli.bad_argument', 'expected a model folder or a recipe .yaml', { file: model }, 2);
+  if (!/\.ya?ml$/i.test(model))
+    throw new EvomergeError('cli.bad_argument', 'expected a model folder or a recipe .yaml', { file: model }, 2);
   const recipe = parseRecipeFile(model);
   const merged = new MemoryTensors(`merge of ${model}`);
   const kernel = new CpuKernel();
@@ -114,7 +148,12 @@ function progressLine(rewrite: boolean): (p: EvalProgress) => void {
 function positiveInt(text: string, field: string, min = 1): number {
   const n = Number(text);
   if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min) {
-    throw new EvomergeError('cli.bad_option', `"${text}" is not ${min === 0 ? 'a non-negative' : 'a positive'} integer`, { field }, 2);
+    throw new EvomergeError(
+      'cli.bad_option',
+      `"${text}" is not ${min === 0 ? 'a non-negative' : 'a positive'} integer`,
+      { field },
+      2,
+    );
   }
   return n;
 }
@@ -128,9 +167,19 @@ export function formatTable(scores: readonly TaskScore[]): string {
   };
   for (const s of scores) {
     rows.push([s.task, s.metric, fmt(s.metric, s.value, s.se), String(s.n), s.seconds.toFixed(2)]);
-    for (const [metric, m] of Object.entries(s.extra)) rows.push(['', `  ${metric}`, fmt(metric, m.value, m.se), String(m.n), '']);
+    for (const [metric, m] of Object.entries(s.extra))
+      rows.push(['', `  ${metric}`, fmt(metric, m.value, m.se), String(m.n), '']);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   const right = [false, false, true, true, true];
-  return rows.map((r) => r.map((cell, c) => (right[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((cell, c) => (right[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }

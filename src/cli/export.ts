@@ -17,14 +17,34 @@ interface ExportCliOptions {
 export function registerExportCommand(program: Command): void {
   program
     .command('export')
-    .description('write a campaign candidate as a checkpoint with its mergekit recipe and scores, after re-checking every gate on the test split')
+    .description(
+      'write a campaign candidate as a checkpoint with its mergekit recipe and scores, after re-checking every gate on the test split',
+    )
     .argument('<db>', 'campaign database written by evomerge search')
-    .option('--candidate <id>', 'best (the best kept candidate) or a candidate number as the report shows it (#N)', 'best')
+    .option(
+      '--candidate <id>',
+      'best (the best kept candidate) or a candidate number as the report shows it (#N)',
+      'best',
+    )
     .requiredOption('-o, --out <dir>', 'output model folder')
-    .option('--force', 'export even if a gate fails on the test split, and replace an existing non-empty output folder (never an input)')
-    .addOption(new Option('--device <device>', 'where the merge arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
-    .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider for test scoring').choices(['cpu', 'webgpu']).default('cpu'))
-    .option('--accept-changed-inputs', 'export although an input changed since the campaign recorded it (the change is recorded)')
+    .option(
+      '--force',
+      'export even if a gate fails on the test split, and replace an existing non-empty output folder (never an input)',
+    )
+    .addOption(
+      new Option('--device <device>', 'where the merge arithmetic runs')
+        .choices(['auto', 'cpu', 'gpu'])
+        .default('auto'),
+    )
+    .addOption(
+      new Option('--ep <provider>', 'ONNX Runtime execution provider for test scoring')
+        .choices(['cpu', 'webgpu'])
+        .default('cpu'),
+    )
+    .option(
+      '--accept-changed-inputs',
+      'export although an input changed since the campaign recorded it (the change is recorded)',
+    )
     .action(async (db: string, opts: ExportCliOptions) => {
       const r = await exportCandidate({
         db,
@@ -37,6 +57,8 @@ export function registerExportCommand(program: Command): void {
         log: (line) => process.stderr.write(`${line}\n`),
       });
       const gates = r.verdicts.map((v) => `${v.gate} ${v.pass ? 'pass' : 'FAIL'}`).join(', ');
-      process.stdout.write(`exported candidate #${r.ordinal} to ${r.outDir} (checkpoint, recipe.yaml, scores.json); test-split gates: ${gates || 'none'}${r.forced ? ' (forced)' : ''}\n`);
+      process.stdout.write(
+        `exported candidate #${r.ordinal} to ${r.outDir} (checkpoint, recipe.yaml, scores.json); test-split gates: ${gates || 'none'}${r.forced ? ' (forced)' : ''}\n`,
+      );
     });
 }

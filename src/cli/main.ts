@@ -13,7 +13,9 @@ import { registerWorkerCommand } from './worker.ts';
 
 export function buildProgram(): Command {
   const program = new Command('evomerge')
-    .description('Find model-merge recipes automatically: mergekit-compatible merges, ONNX Runtime evaluation, CMA-ES campaigns with release gates.')
+    .description(
+      'Find model-merge recipes automatically: mergekit-compatible merges, ONNX Runtime evaluation, CMA-ES campaigns with release gates.',
+    )
     .version(packageVersion(), '-V, --version', 'print the version of evomerge')
     .option('--verbose', 'print stack traces of errors')
     .exitOverride();
@@ -28,7 +30,8 @@ export function buildProgram(): Command {
 }
 
 function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
 }
 
 /** After an error is printed, the process ends even if something (a thread, a socket) would keep it alive. */

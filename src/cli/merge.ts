@@ -26,10 +26,12 @@ export function registerMergeCommand(program: Command): void {
     .description('merge the models of a mergekit YAML recipe into a new checkpoint folder')
     .argument('<recipe>', 'mergekit YAML recipe; model paths are relative to its folder')
     .requiredOption('-o, --out <dir>', 'output model folder (written under a temporary name, renamed when complete)')
-    .option('--seed <n>', 'seed of the DARE/DELLA random masks (overrides the recipe\'s random_seed; default 0)')
+    .option('--seed <n>', "seed of the DARE/DELLA random masks (overrides the recipe's random_seed; default 0)")
     .option('--shard-size <size>', 'largest safetensors shard, e.g. 5GB, 500MB, 2GiB', '5GB')
     .option('--force', 'replace an existing non-empty output folder (never one that is, holds or lies inside an input)')
-    .addOption(new Option('--device <device>', 'where the arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
+    .addOption(
+      new Option('--device <device>', 'where the arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'),
+    )
     .action(async (recipePath: string, opts: MergeCliOptions) => {
       const seed = opts.seed === undefined ? undefined : parseSeed(opts.seed);
       const shardSizeBytes = usage(() => parseSize(opts.shardSize, { field: '--shard-size' }));
@@ -45,7 +47,11 @@ export function registerMergeCommand(program: Command): void {
           ...(seed !== undefined ? { seed } : {}),
         });
         bar.done();
-        const seedNote = r.plan.method.family === 'task_arithmetic' && ['random', 'della_magprune'].includes(r.plan.method.sparsification ?? '') ? `, seed ${r.plan.seed}` : '';
+        const seedNote =
+          r.plan.method.family === 'task_arithmetic' &&
+          ['random', 'della_magprune'].includes(r.plan.method.sparsification ?? '')
+            ? `, seed ${r.plan.seed}`
+            : '';
         process.stdout.write(
           `merged ${r.tensors} tensors (${r.plan.method.name}${seedNote}, ${r.plan.outDtype}, ${r.device}) into ${opts.out} in ${r.seconds.toFixed(2)} s\n`,
         );
@@ -68,7 +74,12 @@ function usage<T>(fn: () => T): T {
 function parseSeed(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) {
-    throw new EvomergeError('cli.bad_option', `"${text}" is not a seed; expected a non-negative integer`, { field: '--seed' }, 2);
+    throw new EvomergeError(
+      'cli.bad_option',
+      `"${text}" is not a seed; expected a non-negative integer`,
+      { field: '--seed' },
+      2,
+    );
   }
   return n;
 }
@@ -83,13 +94,21 @@ async function chooseKernel(device: Device): Promise<MergeKernel> {
   const select = new URL('../kernel/pick-device.ts', import.meta.url);
   if (!existsSync(fileURLToPath(select))) {
     if (device === 'gpu') {
-      throw new EvomergeError('cli.gpu_unavailable', 'this evomerge has no GPU merge backend yet (src/kernel/pick-device.ts is absent); use --device cpu', { field: '--device gpu' }, 2);
+      throw new EvomergeError(
+        'cli.gpu_unavailable',
+        'this evomerge has no GPU merge backend yet (src/kernel/pick-device.ts is absent); use --device cpu',
+        { field: '--device gpu' },
+        2,
+      );
     }
     return new CpuKernel();
   }
   const mod = (await import(select.href)) as { selectKernel?: (choice: Device) => Promise<MergeKernel> };
   if (typeof mod.selectKernel !== 'function') {
-    throw new EvomergeError('internal', 'src/kernel/pick-device.ts does not export selectKernel(choice) (this is a bug in evomerge)');
+    throw new EvomergeError(
+      'internal',
+      'src/kernel/pick-device.ts does not export selectKernel(choice) (this is a bug in evomerge)',
+    );
   }
   return mod.selectKernel(device);
 }

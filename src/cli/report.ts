@@ -7,10 +7,15 @@ import { changedSinceRecorded } from '../search/fingerprint.ts';
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
-    .description('sources vs un-optimised merges vs the best kept candidate, per task on fit and test with SE; gate pass rates; best genome per generation')
+    .description(
+      'sources vs un-optimised merges vs the best kept candidate, per task on fit and test with SE; gate pass rates; best genome per generation',
+    )
     .argument('<db>', 'campaign database written by evomerge search')
     .option('--json', 'print the report as JSON')
-    .option('--html [file]', 'write the report as one self-contained HTML page with plots (default: the database path with .html)')
+    .option(
+      '--html [file]',
+      'write the report as one self-contained HTML page with plots (default: the database path with .html)',
+    )
     .action(async (db: string, opts: { json?: boolean; html?: string | true }) => {
       if (opts.html !== undefined) {
         // loaded on demand: vega takes a while to load, and the text report never needs it

@@ -28,17 +28,36 @@ interface SearchCliOptions {
 export function registerSearchCommand(program: Command): void {
   program
     .command('search')
-    .description('run (or resume) a merge-recipe search campaign described by a search-space YAML; ends with its report')
+    .description(
+      'run (or resume) a merge-recipe search campaign described by a search-space YAML; ends with its report',
+    )
     .argument('<space>', 'search space YAML (e.g. search-spaces/micro-evollm.yaml)')
-    .option('--db <file>', 'campaign database (default: runs/<space name>.sqlite); the same command on the same database resumes')
+    .option(
+      '--db <file>',
+      'campaign database (default: runs/<space name>.sqlite); the same command on the same database resumes',
+    )
     .option('--budget <n>', 'candidates to evaluate in all (overrides budget.candidates)')
     .option('--workers <n>', 'candidates merged and scored side by side (overrides workers)')
     .option('--seed <n>', 'campaign seed (overrides seed)')
-    .addOption(new Option('--device <device>', 'where the merge arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
-    .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring').choices(['cpu', 'webgpu']).default('cpu'))
-    .option('--queue <url>', 'hand candidates to `evomerge worker` processes through this Redis (redis://host:port or rediss://); this process runs the optimiser and writes the database')
+    .addOption(
+      new Option('--device <device>', 'where the merge arithmetic runs')
+        .choices(['auto', 'cpu', 'gpu'])
+        .default('auto'),
+    )
+    .addOption(
+      new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring')
+        .choices(['cpu', 'webgpu'])
+        .default('cpu'),
+    )
+    .option(
+      '--queue <url>',
+      'hand candidates to `evomerge worker` processes through this Redis (redis://host:port or rediss://); this process runs the optimiser and writes the database',
+    )
     .option('--queue-name <name>', 'queue name (default evomerge-candidates; the workers must use the same)')
-    .option('--accept-changed-inputs', 'resume although a checkpoint, the graph, an eval file or the tokenizer changed since the campaign recorded it (the change is recorded)')
+    .option(
+      '--accept-changed-inputs',
+      'resume although a checkpoint, the graph, an eval file or the tokenizer changed since the campaign recorded it (the change is recorded)',
+    )
     .action(async (space: string, opts: SearchCliOptions) => {
       const connection = opts.queue !== undefined ? parseQueueUrl(opts.queue) : undefined;
       if (connection) await checkQueueReachable(connection);
@@ -47,7 +66,9 @@ export function registerSearchCommand(program: Command): void {
       const onSigint = () => {
         interrupts++;
         if (interrupts > 1) process.exit(130);
-        process.stderr.write('\ninterrupted: finishing the candidates in flight (Ctrl-C again to quit now); run the same command to resume\n');
+        process.stderr.write(
+          '\ninterrupted: finishing the candidates in flight (Ctrl-C again to quit now); run the same command to resume\n',
+        );
         controller.abort();
       };
       process.on('SIGINT', onSigint);
@@ -64,7 +85,12 @@ export function registerSearchCommand(program: Command): void {
           // how many run side by side
           ...(connection
             ? {
-                scorer: queueScorerFactory({ connection, ep: opts.ep, log: (line) => process.stderr.write(`${line}\n`), ...(opts.queueName ? { queueName: opts.queueName } : {}) }),
+                scorer: queueScorerFactory({
+                  connection,
+                  ep: opts.ep,
+                  log: (line) => process.stderr.write(`${line}\n`),
+                  ...(opts.queueName ? { queueName: opts.queueName } : {}),
+                }),
                 inFlight: opts.workers !== undefined ? positiveInt(opts.workers, '--workers') : Infinity,
               }
             : {}),
@@ -77,7 +103,9 @@ export function registerSearchCommand(program: Command): void {
         progress.done();
         await refreshHtmlReport(result.db);
         if (result.stop === 'aborted') {
-          process.stderr.write(`stopped after ${result.evaluated} candidates; resume with the same command (database ${result.db})\n`);
+          process.stderr.write(
+            `stopped after ${result.evaluated} candidates; resume with the same command (database ${result.db})\n`,
+          );
           process.exitCode = 130;
           return;
         }
@@ -97,7 +125,9 @@ async function refreshHtmlReport(db: string): Promise<void> {
   try {
     await writeHtmlReport(db, htmlPathFor(db));
   } catch (err) {
-    process.stderr.write(`evomerge: warning: ${htmlPathFor(db)}: the HTML report was not written: ${(err as Error).message}\n`);
+    process.stderr.write(
+      `evomerge: warning: ${htmlPathFor(db)}: the HTML report was not written: ${(err as Error).message}\n`,
+    );
   }
 }
 
@@ -121,7 +151,10 @@ class ProgressLine {
     const rate = p.rate === undefined ? '' : `, ${p.rate.toFixed(1)}/min`;
     const eta = p.etaSeconds === undefined ? '' : `, ETA ${formatDuration(p.etaSeconds)}`;
     const budget = Number.isFinite(p.budget) ? `/${p.budget}` : '';
-    const line = p.phase === 'search' ? `gen ${p.generation}: ${p.done}${budget} candidates, ${best}${rate}${eta}` : `${p.message ?? p.phase}`;
+    const line =
+      p.phase === 'search'
+        ? `gen ${p.generation}: ${p.done}${budget} candidates, ${best}${rate}${eta}`
+        : `${p.message ?? p.phase}`;
     if (this.tty) {
       const cols = process.stderr.columns ?? 100;
       process.stderr.write(`\r${line.slice(0, cols - 1)}\x1b[K`);

@@ -25,21 +25,48 @@ interface WorkerCliOptions {
 export function registerWorkerCommand(program: Command): void {
   program
     .command('worker')
-    .description('merge and score candidates for campaigns started with `evomerge search … --queue` (one per GPU or host)')
+    .description(
+      'merge and score candidates for campaigns started with `evomerge search … --queue` (one per GPU or host)',
+    )
     .requiredOption('--queue <url>', 'the job queue: redis://[user:password@]host:port[/db] or rediss:// (TLS)')
     .option('--queue-name <name>', 'queue name, to share one Redis between installations (default evomerge-candidates)')
-    .addOption(new Option('--device <device>', 'where the merge arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'))
-    .addOption(new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring').choices(['cpu', 'webgpu']).default('cpu'))
+    .addOption(
+      new Option('--device <device>', 'where the merge arithmetic runs')
+        .choices(['auto', 'cpu', 'gpu'])
+        .default('auto'),
+    )
+    .addOption(
+      new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring')
+        .choices(['cpu', 'webgpu'])
+        .default('cpu'),
+    )
     .option('--concurrency <n>', 'candidates merged and scored at once (one thread each on the CPU)', '1')
-    .option('--models-root <dir>', 'a folder jobs may read under (models, eval suites, graphs); repeatable (default: the current folder)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--stall-seconds <s>', 'a job whose worker has not renewed its lock for this long goes to another worker', '30')
+    .option(
+      '--models-root <dir>',
+      'a folder jobs may read under (models, eval suites, graphs); repeatable (default: the current folder)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option(
+      '--stall-seconds <s>',
+      'a job whose worker has not renewed its lock for this long goes to another worker',
+      '30',
+    )
     .action(async (opts: WorkerCliOptions) => {
       const connection = parseQueueUrl(opts.queue);
       const concurrency = positiveInt(opts.concurrency, '--concurrency');
       const stallSeconds = Number(opts.stallSeconds);
-      if (!(stallSeconds >= 1 && stallSeconds <= 3600)) throw new EvomergeError('cli.bad_option', `"${opts.stallSeconds}" is not a number of seconds in [1, 3600]`, { field: '--stall-seconds' }, 2);
+      if (!(stallSeconds >= 1 && stallSeconds <= 3600))
+        throw new EvomergeError(
+          'cli.bad_option',
+          `"${opts.stallSeconds}" is not a number of seconds in [1, 3600]`,
+          { field: '--stall-seconds' },
+          2,
+        );
       const roots = (opts.modelsRoot.length ? opts.modelsRoot : ['.']).map((r) => path.resolve(r));
-      for (const r of roots) if (!existsSync(r)) throw new EvomergeError('cli.bad_option', `no such folder: ${r}`, { field: '--models-root' }, 2);
+      for (const r of roots)
+        if (!existsSync(r))
+          throw new EvomergeError('cli.bad_option', `no such folder: ${r}`, { field: '--models-root' }, 2);
       await checkQueueReachable(connection);
       const log = (line: string) => process.stderr.write(`${line}\n`);
       const kernel = await selectKernel(opts.device, { log });
@@ -65,7 +92,9 @@ export function registerWorkerCommand(program: Command): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
-      log(`worker ${name} ready: merges on ${worker.device}, scores on ${opts.ep}, ${concurrency} at once, reads under ${roots.join(', ')}; queue ${connection.display}`);
+      log(
+        `worker ${name} ready: merges on ${worker.device}, scores on ${opts.ep}, ${concurrency} at once, reads under ${roots.join(', ')}; queue ${connection.display}`,
+      );
       await stopped;
       await worker.close();
       log(`worker ${name} stopped`);
@@ -74,6 +103,7 @@ export function registerWorkerCommand(program: Command): void {
 
 function positiveInt(text: string, field: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1) throw new EvomergeError('cli.bad_option', `"${text}" is not an integer ≥ 1`, { field }, 2);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1)
+    throw new EvomergeError('cli.bad_option', `"${text}" is not an integer ≥ 1`, { field }, 2);
   return n;
 }

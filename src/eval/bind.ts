@@ -152,14 +152,23 @@ function checkComplete(
   const unusedTensors = baseNames.filter((n) => !mapped.has(n));
   if (unmatched.length > 0 || unusedTensors.length > 0) {
     const parts: string[] = [];
-    if (unmatched.length > 0) parts.push(`initializers matching no tensor of ${base.location}: ${listNames(unmatched)}`);
-    if (unusedTensors.length > 0) parts.push(`tensors of ${base.location} matching no initializer: ${listNames(unusedTensors)}`);
-    const lowPrecision = graph.initializers.filter((i) => i.dataType === OnnxDataType.FLOAT16 || i.dataType === OnnxDataType.BFLOAT16);
-    if (lowPrecision.length > 0) parts.push(`the graph stores ${lowPrecision.length} initializers in 16-bit floats; export it in float32`);
-    throw new EvomergeError('eval.unbound_initializer', `cannot bind the checkpoint to the graph; ${parts.join('; ')}`, {
-      file: graph.path,
-      field: 'initializers',
-    });
+    if (unmatched.length > 0)
+      parts.push(`initializers matching no tensor of ${base.location}: ${listNames(unmatched)}`);
+    if (unusedTensors.length > 0)
+      parts.push(`tensors of ${base.location} matching no initializer: ${listNames(unusedTensors)}`);
+    const lowPrecision = graph.initializers.filter(
+      (i) => i.dataType === OnnxDataType.FLOAT16 || i.dataType === OnnxDataType.BFLOAT16,
+    );
+    if (lowPrecision.length > 0)
+      parts.push(`the graph stores ${lowPrecision.length} initializers in 16-bit floats; export it in float32`);
+    throw new EvomergeError(
+      'eval.unbound_initializer',
+      `cannot bind the checkpoint to the graph; ${parts.join('; ')}`,
+      {
+        file: graph.path,
+        field: 'initializers',
+      },
+    );
   }
   return { entries, byContent };
 }
@@ -174,7 +183,11 @@ function listNames(names: string[]): string {
  * transposed where the binding says so, shape-checked against the base. Reuses the tensors' memory when no
  * transpose is needed.
  */
-export function bindWeights(binding: Binding, weights: TensorSource, options: { refuseNonFinite?: boolean } = {}): FeedSet {
+export function bindWeights(
+  binding: Binding,
+  weights: TensorSource,
+  options: { refuseNonFinite?: boolean } = {},
+): FeedSet {
   const feeds = new FeedSet();
   const cache = new Map<string, Float32Array>();
   for (const e of binding.entries) {
@@ -187,18 +200,26 @@ export function bindWeights(binding: Binding, weights: TensorSource, options: { 
     const t = weights.readTensor(e.tensor);
     const expected = e.transpose ? [e.dims[1]!, e.dims[0]!] : e.dims;
     if (!sameDims(t.shape, expected)) {
-      throw new EvomergeError('eval.shape_mismatch', `shape [${t.shape.join(', ')}] but the graph needs [${expected.join(', ')}]`, {
-        file: weights.location,
-        field: `tensor "${e.tensor}"`,
-      });
+      throw new EvomergeError(
+        'eval.shape_mismatch',
+        `shape [${t.shape.join(', ')}] but the graph needs [${expected.join(', ')}]`,
+        {
+          file: weights.location,
+          field: `tensor "${e.tensor}"`,
+        },
+      );
     }
     const bad = options.refuseNonFinite ? firstNonFinite(t.data) : -1;
     if (bad !== -1) {
       // scores of such weights are NaN or meaningless, never a result: refused as the merge refuses them
-      throw new EvomergeError('eval.non_finite', `holds ${t.data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be scored`, {
-        file: weights.location,
-        field: `tensor "${e.tensor}"`,
-      });
+      throw new EvomergeError(
+        'eval.non_finite',
+        `holds ${t.data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be scored`,
+        {
+          file: weights.location,
+          field: `tensor "${e.tensor}"`,
+        },
+      );
     }
     let data = t.data;
     if (e.transpose) {

@@ -30,7 +30,10 @@ export function readEvalFile(file: string, fields: Readonly<Record<string, strin
     try {
       obj = JSON.parse(line);
     } catch (err) {
-      throw new EvomergeError('eval.bad_jsonl', `not valid JSON (${(err as Error).message})`, { ...place, field: '(line)' });
+      throw new EvomergeError('eval.bad_jsonl', `not valid JSON (${(err as Error).message})`, {
+        ...place,
+        field: '(line)',
+      });
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
       throw new EvomergeError('eval.bad_jsonl', 'expected a JSON object', { ...place, field: '(line)' });
@@ -42,17 +45,25 @@ export function readEvalFile(file: string, fields: Readonly<Record<string, strin
       if (role === 'choices') {
         if (v === undefined) continue; // the task may give the labels instead
         if (!Array.isArray(v) || v.length < 2 || v.some((c) => typeof c !== 'string')) {
-          throw new EvomergeError('eval.bad_jsonl', 'expected a list of at least two strings', { ...place, field: name });
+          throw new EvomergeError('eval.bad_jsonl', 'expected a list of at least two strings', {
+            ...place,
+            field: name,
+          });
         }
         item[role] = v as string[];
         continue;
       }
       if (v === undefined) throw new EvomergeError('eval.bad_jsonl', 'missing field', { ...place, field: name });
-      if (typeof v !== 'string') throw new EvomergeError('eval.bad_jsonl', `expected a string, got ${Array.isArray(v) ? 'a list' : typeof v}`, { ...place, field: name });
+      if (typeof v !== 'string')
+        throw new EvomergeError('eval.bad_jsonl', `expected a string, got ${Array.isArray(v) ? 'a list' : typeof v}`, {
+          ...place,
+          field: name,
+        });
       item[role] = v;
     }
     items.push({ line: i + 1, values: item });
   }
-  if (items.length === 0) throw new EvomergeError('eval.empty_file', 'the eval file has no items', { file, field: '(file)' });
+  if (items.length === 0)
+    throw new EvomergeError('eval.empty_file', 'the eval file has no items', { file, field: '(file)' });
   return items;
 }

@@ -5,7 +5,14 @@ import pLimit from 'p-limit';
 import { EvomergeError, invariant } from '../errors.ts';
 import type { TensorSource } from '../checkpoint/tensor-source.ts';
 import { openModelDir } from '../checkpoint/model-dir.ts';
-import { GraphSession, KvCache, OnnxGraph, type ExecutionProvider, type FeedSet, type WeightMode } from './onnx-session.ts';
+import {
+  GraphSession,
+  KvCache,
+  OnnxGraph,
+  type ExecutionProvider,
+  type FeedSet,
+  type WeightMode,
+} from './onnx-session.ts';
 import { bindWeights, boundInitializers, resolveBinding, type Binding } from './bind.ts';
 import { parseSuiteFile, taskMetrics, type Split, type Suite, type TaskSpec } from './suite.ts';
 import { evaluateLmEvalTask } from './lm-eval/run-task.ts';
@@ -113,11 +120,20 @@ export class Evaluator {
     const graphPath = options.graph ?? suite.graph ?? 'auto';
     const baseDir = options.baseModelDir ?? suite.baseModel;
     if (graphPath === 'auto') return Evaluator.createAuto(suite, baseDir, options);
-    if (options.layerPath) throw new EvomergeError('eval.layer_path_needs_auto', 'a layer path needs the graph evomerge builds (graph: auto), not an exported one', { file: graphPath, field: 'layer_path' });
+    if (options.layerPath)
+      throw new EvomergeError(
+        'eval.layer_path_needs_auto',
+        'a layer path needs the graph evomerge builds (graph: auto), not an exported one',
+        { file: graphPath, field: 'layer_path' },
+      );
     const graph = OnnxGraph.load(graphPath);
-    const tokenizer = suite.tokenizer === 'byte' || suite.tokenizer === 'auto' ? new ByteTokenizer() : HfTokenizer.load(suite.tokenizer);
+    const tokenizer =
+      suite.tokenizer === 'byte' || suite.tokenizer === 'auto'
+        ? new ByteTokenizer()
+        : HfTokenizer.load(suite.tokenizer);
     const ev = new Evaluator(suite, graph, tokenizer, options);
-    if (options.contextLength !== undefined) ev.contextLength = { tokens: options.contextLength, from: 'the evaluator options' };
+    if (options.contextLength !== undefined)
+      ev.contextLength = { tokens: options.contextLength, from: 'the evaluator options' };
     if (baseDir) {
       const base = openModelDir(baseDir);
       ev.contextLength ??= configContext(baseDir, base.config);
@@ -132,15 +148,32 @@ export class Evaluator {
 
   /** graph: auto: the decoder graph built from the base folder's config.json, its tokenizer.json unless the
    * suite names one; refused in one line before anything runs when either does not fit. */
-  private static async createAuto(suite: Suite, baseDir: string | undefined, options: EvaluatorOptions): Promise<Evaluator> {
-    if (!baseDir) throw new EvomergeError('eval.no_base_model', 'graph: auto builds the graph from the base model folder; name it with base_model:', { file: suite.file, field: 'base_model' });
+  private static async createAuto(
+    suite: Suite,
+    baseDir: string | undefined,
+    options: EvaluatorOptions,
+  ): Promise<Evaluator> {
+    if (!baseDir)
+      throw new EvomergeError(
+        'eval.no_base_model',
+        'graph: auto builds the graph from the base model folder; name it with base_model:',
+        { file: suite.file, field: 'base_model' },
+      );
     const base = openModelDir(baseDir);
     try {
-      const auto = buildAutoGraph(baseDir, base.config, base.tensors, { ep: options.ep ?? 'cpu', ...(options.layerPath ? { layerPath: options.layerPath } : {}) });
+      const auto = buildAutoGraph(baseDir, base.config, base.tensors, {
+        ep: options.ep ?? 'cpu',
+        ...(options.layerPath ? { layerPath: options.layerPath } : {}),
+      });
       const tokenizer =
-        suite.tokenizer === 'byte' ? new ByteTokenizer() : HfTokenizer.load(suite.tokenizer === 'auto' ? baseTokenizerFile(baseDir, suite.file) : suite.tokenizer);
+        suite.tokenizer === 'byte'
+          ? new ByteTokenizer()
+          : HfTokenizer.load(suite.tokenizer === 'auto' ? baseTokenizerFile(baseDir, suite.file) : suite.tokenizer);
       const ev = new Evaluator(suite, auto.graph, tokenizer, options);
-      ev.contextLength = options.contextLength !== undefined ? { tokens: options.contextLength, from: 'the evaluator options' } : configContext(baseDir, base.config);
+      ev.contextLength =
+        options.contextLength !== undefined
+          ? { tokens: options.contextLength, from: 'the evaluator options' }
+          : configContext(baseDir, base.config);
       ev.binding = auto.binding;
       await ev.prepare(base.tensors);
       return ev;
@@ -160,7 +193,8 @@ export class Evaluator {
     this.binding ??= resolveBinding(this.graph, base, this.options.bindingCacheFile);
     if (this.weightMode() !== 'inputs') return;
     const names = boundInitializers(this.binding);
-    for (let i = 0; i < this.sessionCount(); i++) this.sessions.push(await GraphSession.create(this.graph, names, this.sessionOptions()));
+    for (let i = 0; i < this.sessionCount(); i++)
+      this.sessions.push(await GraphSession.create(this.graph, names, this.sessionOptions()));
   }
 
   private sessionCount(): number {
@@ -197,7 +231,11 @@ export class Evaluator {
     if (mode !== 'inputs') {
       sessions = [];
       for (let i = 0; i < this.sessionCount(); i++) {
-        sessions.push(mode === 'rebuild' ? await GraphSession.createWithWeights(this.graph, feeds, this.sessionOptions()) : await GraphSession.createWithExternalWeights(this.graph, feeds, this.sessionOptions()));
+        sessions.push(
+          mode === 'rebuild'
+            ? await GraphSession.createWithWeights(this.graph, feeds, this.sessionOptions())
+            : await GraphSession.createWithExternalWeights(this.graph, feeds, this.sessionOptions()),
+        );
       }
       feeds = undefined; // the weights are inside the sessions now
     }
@@ -216,12 +254,21 @@ export class Evaluator {
             try {
               const forward: Forward = (rows) => runRows(session, rows, feeds);
               const cached: ForwardCached | undefined =
-                session.hasKvCache && this.options.useKvCache !== false ? (rows, past) => runRowsCached(session, rows, past, feeds) : undefined;
+                session.hasKvCache && this.options.useKvCache !== false
+                  ? (rows, past) => runRowsCached(session, rows, past, feeds)
+                  : undefined;
               const score = await this.runTask(spec, split, forward, opts, cached);
               if (opts.onProgress) {
                 itemsDone += count(spec);
                 tasksDone++;
-                opts.onProgress({ task: spec.name, itemsDone, itemsTotal, tasksDone, tasksTotal: specs.length, seconds: (performance.now() - t0) / 1000 });
+                opts.onProgress({
+                  task: spec.name,
+                  itemsDone,
+                  itemsTotal,
+                  tasksDone,
+                  tasksTotal: specs.length,
+                  seconds: (performance.now() - t0) / 1000,
+                });
               }
               return score;
             } finally {
@@ -239,7 +286,12 @@ export class Evaluator {
     if (!names) return [...this.suite.tasks];
     return names.map((n) => {
       const spec = this.suite.tasks.find((t) => t.name === n);
-      if (!spec) throw new EvomergeError('eval.unknown_task', `no such task (the suite has ${this.suite.tasks.map((t) => t.name).join(', ')})`, { file: this.suite.file, field: n });
+      if (!spec)
+        throw new EvomergeError(
+          'eval.unknown_task',
+          `no such task (the suite has ${this.suite.tasks.map((t) => t.name).join(', ')})`,
+          { file: this.suite.file, field: n },
+        );
       return spec;
     });
   }
@@ -255,30 +307,63 @@ export class Evaluator {
     return items;
   }
 
-  private async runTask(spec: TaskSpec, split: Split, forward: Forward, opts: EvaluateOptions, forwardCached?: ForwardCached): Promise<TaskScoreWithPredictions> {
+  private async runTask(
+    spec: TaskSpec,
+    split: Split,
+    forward: Forward,
+    opts: EvaluateOptions,
+    forwardCached?: ForwardCached,
+  ): Promise<TaskScoreWithPredictions> {
     const metric = opts.metrics?.[spec.name] ?? spec.metric;
     if (!taskMetrics(spec).includes(metric)) {
-      throw new EvomergeError('eval.unknown_metric', `expected one of ${taskMetrics(spec).join(', ')} for ${spec.kind === 'lm_eval' ? 'this lm-eval task' : `kind ${spec.kind}`}`, { file: this.suite.file, field: `tasks.${spec.name}.metric` });
+      throw new EvomergeError(
+        'eval.unknown_metric',
+        `expected one of ${taskMetrics(spec).join(', ')} for ${spec.kind === 'lm_eval' ? 'this lm-eval task' : `kind ${spec.kind}`}`,
+        { file: this.suite.file, field: `tasks.${spec.name}.metric` },
+      );
     }
     const batchTokens = this.options.batchTokens ?? 2048;
     if (spec.lmEval) {
       if (split === 'val' || opts.items?.[spec.name]) {
-        throw new EvomergeError('eval.bad_item', 'an lm-eval task is scored on its whole fit or test docs (no val split, no item subsets)', { file: this.suite.file, field: `tasks.${spec.name}` });
+        throw new EvomergeError(
+          'eval.bad_item',
+          'an lm-eval task is scored on its whole fit or test docs (no val split, no item subsets)',
+          { file: this.suite.file, field: `tasks.${spec.name}` },
+        );
       }
       const t0 = performance.now();
-      const r = await evaluateLmEvalTask(spec.lmEval, split, this.tokenizer, forward, { batchTokens, ...(opts.limit !== undefined ? { limit: opts.limit } : {}), ...(forwardCached ? { forwardCached } : {}) });
+      const r = await evaluateLmEvalTask(spec.lmEval, split, this.tokenizer, forward, {
+        batchTokens,
+        ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+        ...(forwardCached ? { forwardCached } : {}),
+      });
       const extra = Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k !== metric));
-      return { task: spec.name, metric, ...r.metrics[metric]!, seconds: (performance.now() - t0) / 1000, extra, ...(opts.withPredictions ? { predictions: r.predictions } : {}) };
+      return {
+        task: spec.name,
+        metric,
+        ...r.metrics[metric]!,
+        seconds: (performance.now() - t0) / 1000,
+        extra,
+        ...(opts.withPredictions ? { predictions: r.predictions } : {}),
+      };
     }
     let items = this.loadItems(spec, split);
     const chosen = opts.items?.[spec.name];
     if (split === 'val' && !spec.files.val && !chosen) {
-      throw new EvomergeError('eval.no_val_split', 'the task has no val file; give the held-out items of its fit file', { file: this.suite.file, field: `tasks.${spec.name}.val` });
+      throw new EvomergeError(
+        'eval.no_val_split',
+        'the task has no val file; give the held-out items of its fit file',
+        { file: this.suite.file, field: `tasks.${spec.name}.val` },
+      );
     }
     if (chosen) {
       const all = items;
       items = chosen.map((i) => {
-        if (!Number.isInteger(i) || i < 0 || i >= all.length) throw new EvomergeError('eval.bad_item', `item ${i} does not exist (the file has ${all.length})`, { file: fileOf(spec, split), field: `tasks.${spec.name}` });
+        if (!Number.isInteger(i) || i < 0 || i >= all.length)
+          throw new EvomergeError('eval.bad_item', `item ${i} does not exist (the file has ${all.length})`, {
+            file: fileOf(spec, split),
+            field: `tasks.${spec.name}`,
+          });
         return all[i]!;
       });
     }
@@ -288,13 +373,27 @@ export class Evaluator {
     let metrics: Record<string, Estimate>;
     let predictions: string[] | undefined;
     if (spec.kind === 'loglik') {
-      metrics = await evaluateLoglik(items.map((i) => i.values.text as string), this.tokenizer, forward, batchTokens);
+      metrics = await evaluateLoglik(
+        items.map((i) => i.values.text as string),
+        this.tokenizer,
+        forward,
+        batchTokens,
+      );
     } else if (spec.kind === 'generate') {
-      const gen: GenerateItem[] = items.map((i) => ({ prompt: i.values.prompt as string, answer: i.values.answer as string }));
+      const gen: GenerateItem[] = items.map((i) => ({
+        prompt: i.values.prompt as string,
+        answer: i.values.answer as string,
+      }));
       if (metric === 'answer_logprob' || metric === 'answer_loglik') {
         metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, { stop: spec.stop, batchTokens });
       } else {
-        const r = await evaluateExactMatch(gen, this.tokenizer, forward, { maxNewTokens: spec.maxNewTokens, stop: spec.stop, batchTokens }, forwardCached);
+        const r = await evaluateExactMatch(
+          gen,
+          this.tokenizer,
+          forward,
+          { maxNewTokens: spec.maxNewTokens, stop: spec.stop, batchTokens },
+          forwardCached,
+        );
         metrics = { exact_match: r.exact_match };
         predictions = r.predictions;
       }
@@ -306,7 +405,11 @@ export class Evaluator {
       }));
       const r = await evaluateChoice(ch, this.tokenizer, forward, batchTokens);
       if (metric === 'auc' && !r.auc) {
-        throw new EvomergeError('eval.unknown_metric', 'auc needs exactly two choices per item (the first is the positive class)', { file: this.suite.file, field: `tasks.${spec.name}.metric` });
+        throw new EvomergeError(
+          'eval.unknown_metric',
+          'auc needs exactly two choices per item (the first is the positive class)',
+          { file: this.suite.file, field: `tasks.${spec.name}.metric` },
+        );
       }
       metrics = { accuracy: r.accuracy, ...(r.auc ? { auc: r.auc } : {}) };
       predictions = r.predictions;
@@ -314,7 +417,14 @@ export class Evaluator {
     const seconds = (performance.now() - t0) / 1000;
     const main = metrics[metric]!;
     const extra = Object.fromEntries(Object.entries(metrics).filter(([k]) => k !== metric));
-    return { task: spec.name, metric, ...main, seconds, extra, ...(opts.withPredictions && predictions ? { predictions } : {}) };
+    return {
+      task: spec.name,
+      metric,
+      ...main,
+      seconds,
+      extra,
+      ...(opts.withPredictions && predictions ? { predictions } : {}),
+    };
   }
 
   /**
@@ -328,7 +438,11 @@ export class Evaluator {
     if (!ctx || this.contextChecked.has(key)) return;
     const why = `the model's context is ${ctx.tokens} tokens (${ctx.from})`;
     if (spec.kind === 'generate' && metric === 'exact_match' && spec.maxNewTokens >= ctx.tokens) {
-      throw new EvomergeError('eval.past_context', `max_new_tokens ${spec.maxNewTokens} leaves no room for a prompt: ${why}`, { file: this.suite.file, field: `tasks.${spec.name}.max_new_tokens` });
+      throw new EvomergeError(
+        'eval.past_context',
+        `max_new_tokens ${spec.maxNewTokens} leaves no room for a prompt: ${why}`,
+        { file: this.suite.file, field: `tasks.${spec.name}.max_new_tokens` },
+      );
     }
     for (const it of items) {
       const v = it.values;
@@ -339,7 +453,10 @@ export class Evaluator {
         what = `the text is ${tokens} tokens`;
       } else if (spec.kind === 'generate') {
         const prompt = this.tokenizer.encode(v.prompt as string).length;
-        const tail = metric === 'exact_match' ? spec.maxNewTokens : this.tokenizer.encode(`${v.answer as string}${spec.stop[0] ?? ''}`).length;
+        const tail =
+          metric === 'exact_match'
+            ? spec.maxNewTokens
+            : this.tokenizer.encode(`${v.answer as string}${spec.stop[0] ?? ''}`).length;
         tokens = prompt + tail;
         what = `the prompt is ${prompt} tokens, plus ${tail} ${metric === 'exact_match' ? 'new tokens (max_new_tokens)' : 'of answer'}`;
       } else {
@@ -349,7 +466,15 @@ export class Evaluator {
         what = `the prompt and its longest choice are ${tokens} tokens`;
       }
       if (tokens > ctx.tokens) {
-        throw new EvomergeError('eval.past_context', `${what}, past the model's context: ${why}; shorten it or drop the item`, { file: spec.files[split], line: it.line, field: spec.kind === 'loglik' ? spec.fields.text : spec.fields.prompt });
+        throw new EvomergeError(
+          'eval.past_context',
+          `${what}, past the model's context: ${why}; shorten it or drop the item`,
+          {
+            file: spec.files[split],
+            line: it.line,
+            field: spec.kind === 'loglik' ? spec.fields.text : spec.fields.prompt,
+          },
+        );
       }
     }
     this.contextChecked.add(key);
@@ -371,14 +496,26 @@ function checkChoiceItems(spec: TaskSpec, split: Split, items: EvalItem[]): void
   for (const it of items) {
     const choices = (it.values.choices as readonly string[] | undefined) ?? spec.choices;
     const place = { file: fileOf(spec, split), line: it.line };
-    if (!choices) throw new EvomergeError('eval.bad_jsonl', 'missing field (and the task gives no `choices`)', { ...place, field: spec.fields.choices });
+    if (!choices)
+      throw new EvomergeError('eval.bad_jsonl', 'missing field (and the task gives no `choices`)', {
+        ...place,
+        field: spec.fields.choices,
+      });
     if (!choices.includes(it.values.answer as string)) {
-      throw new EvomergeError('eval.bad_jsonl', `"${it.values.answer as string}" is not one of the choices`, { ...place, field: spec.fields.answer });
+      throw new EvomergeError('eval.bad_jsonl', `"${it.values.answer as string}" is not one of the choices`, {
+        ...place,
+        field: spec.fields.answer,
+      });
     }
   }
 }
 
-async function runRowsCached(session: GraphSession, rows: readonly (readonly number[])[], past: KvState | undefined, feeds: FeedSet | undefined) {
+async function runRowsCached(
+  session: GraphSession,
+  rows: readonly (readonly number[])[],
+  past: KvState | undefined,
+  feeds: FeedSet | undefined,
+) {
   const seq = rows[0]!.length;
   const ids = new Int32Array(rows.length * seq);
   rows.forEach((r, i) => ids.set(r, i * seq));
@@ -386,7 +523,11 @@ async function runRowsCached(session: GraphSession, rows: readonly (readonly num
   return session.forwardWithCache(ids, rows.length, seq, past, feeds);
 }
 
-function runRows(session: GraphSession, rows: readonly (readonly number[])[], feeds: FeedSet | undefined): Promise<BatchLogits> {
+function runRows(
+  session: GraphSession,
+  rows: readonly (readonly number[])[],
+  feeds: FeedSet | undefined,
+): Promise<BatchLogits> {
   const seq = rows[0]!.length;
   const ids = new Int32Array(rows.length * seq);
   rows.forEach((r, i) => ids.set(r, i * seq));
@@ -394,7 +535,12 @@ function runRows(session: GraphSession, rows: readonly (readonly number[])[], fe
 }
 
 /** The context a model was trained for, from its config.json (max_position_embeddings), if it says. */
-function configContext(baseDir: string, config: Readonly<Record<string, unknown>>): { tokens: number; from: string } | undefined {
+function configContext(
+  baseDir: string,
+  config: Readonly<Record<string, unknown>>,
+): { tokens: number; from: string } | undefined {
   const ctx = config.max_position_embeddings;
-  return Number.isSafeInteger(ctx) && (ctx as number) > 0 ? { tokens: ctx as number, from: `max_position_embeddings in ${path.join(baseDir, 'config.json')}` } : undefined;
+  return Number.isSafeInteger(ctx) && (ctx as number) > 0
+    ? { tokens: ctx as number, from: `max_position_embeddings in ${path.join(baseDir, 'config.json')}` }
+    : undefined;
 }

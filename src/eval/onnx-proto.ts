@@ -152,7 +152,10 @@ message ModelProto {
 /** protobufjs decodes int64 as a Long when the `long` package is installed, else as a number. */
 export type Int64 = number | { toNumber(): number };
 
-export interface StringStringEntry { key?: string; value?: string }
+export interface StringStringEntry {
+  key?: string;
+  value?: string;
+}
 export interface TensorMessage {
   dims?: Int64[];
   dataType?: number;
@@ -170,8 +173,19 @@ export interface TypeMessage {
   tensorType?: { elemType?: number; shape?: { dim?: { dimValue?: Int64; dimParam?: string }[] } };
   [key: string]: unknown;
 }
-export interface ValueInfoMessage { name?: string; type?: TypeMessage; [key: string]: unknown }
-export interface AttributeMessage { name?: string; type?: number; i?: Int64; ints?: Int64[]; t?: TensorMessage; [key: string]: unknown }
+export interface ValueInfoMessage {
+  name?: string;
+  type?: TypeMessage;
+  [key: string]: unknown;
+}
+export interface AttributeMessage {
+  name?: string;
+  type?: number;
+  i?: Int64;
+  ints?: Int64[];
+  t?: TensorMessage;
+  [key: string]: unknown;
+}
 export interface NodeMessage {
   input?: string[];
   output?: string[];
@@ -199,7 +213,16 @@ export interface ModelMessage {
 }
 
 /** ONNX TensorProto.DataType values evomerge deals with. */
-export const OnnxDataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, FLOAT16: 10, DOUBLE: 11, BFLOAT16: 16 } as const;
+export const OnnxDataType = {
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  INT32: 6,
+  INT64: 7,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  BFLOAT16: 16,
+} as const;
 /** TensorProto.DataLocation.EXTERNAL */
 export const DATA_LOCATION_EXTERNAL = 1;
 

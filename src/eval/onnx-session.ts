@@ -16,7 +16,19 @@
 // Per zoo candidate (six tasks, ~4.5 s on one core of a busy 2-core machine) the first two modes came out within
 // ±25% of each other, either way round, across four bench runs (the machine's load dominated); 'inputs' is
 // the CPU default for its scaling to big models and its near-zero per-candidate cost.
-import { readFileSync, openSync, readSync, closeSync, fstatSync, existsSync, mkdtempSync, writeFileSync, writeSync, rmSync, statfsSync } from 'node:fs';
+import {
+  readFileSync,
+  openSync,
+  readSync,
+  closeSync,
+  fstatSync,
+  existsSync,
+  mkdtempSync,
+  writeFileSync,
+  writeSync,
+  rmSync,
+  statfsSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, isAbsolute } from 'node:path';
@@ -75,7 +87,11 @@ export class OnnxGraph {
     try {
       bytes = readFileSync(path);
     } catch (err) {
-      throw new EvomergeError('eval.graph_not_found', `cannot read the ONNX graph (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { file: path });
+      throw new EvomergeError(
+        'eval.graph_not_found',
+        `cannot read the ONNX graph (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        { file: path },
+      );
     }
     let model: ModelMessage;
     try {
@@ -95,7 +111,9 @@ export class OnnxGraph {
       .map((v) => ({
         name: v.name ?? '',
         elemType: v.type?.tensorType?.elemType ?? 0,
-        dims: (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null ? int64ToNumber(d.dimValue) : (d.dimParam ?? '?'))),
+        dims: (v.type?.tensorType?.shape?.dim ?? []).map((d) =>
+          d.dimValue !== undefined && d.dimValue !== null ? int64ToNumber(d.dimValue) : (d.dimParam ?? '?'),
+        ),
       }));
   }
 
@@ -109,13 +127,20 @@ export class OnnxGraph {
     invariant(t, `initializer ${name} looked up but absent`);
     const field = `initializer "${name}"`;
     if (t.dataType !== OnnxDataType.FLOAT) {
-      throw new EvomergeError('eval.unsupported_initializer', `data type ${t.dataType} (only float32 weights can be bound)`, { file: this.path, field });
+      throw new EvomergeError(
+        'eval.unsupported_initializer',
+        `data type ${t.dataType} (only float32 weights can be bound)`,
+        { file: this.path, field },
+      );
     }
     const n = numelOf(t);
     const raw = this.rawBytes(t);
     if (raw) {
       if (raw.byteLength !== n * 4) {
-        throw new EvomergeError('eval.bad_graph', `holds ${raw.byteLength} bytes, its shape needs ${n * 4}`, { file: this.path, field });
+        throw new EvomergeError('eval.bad_graph', `holds ${raw.byteLength} bytes, its shape needs ${n * 4}`, {
+          file: this.path,
+          field,
+        });
       }
       // Copy into an aligned buffer: raw_data is a view at an arbitrary offset of the file.
       const out = new Float32Array(n);
@@ -124,7 +149,10 @@ export class OnnxGraph {
     }
     const data = t.floatData ?? [];
     if (data.length !== n) {
-      throw new EvomergeError('eval.bad_graph', `holds ${data.length} floats, its shape needs ${n}`, { file: this.path, field });
+      throw new EvomergeError('eval.bad_graph', `holds ${data.length} floats, its shape needs ${n}`, {
+        file: this.path,
+        field,
+      });
     }
     return Float32Array.from(data);
   }
@@ -135,9 +163,13 @@ export class OnnxGraph {
     const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
     const field = `initializer "${t.name}"`;
     const location = kv.get('location');
-    if (!location) throw new EvomergeError('eval.bad_graph', 'external data without a location', { file: this.path, field });
+    if (!location)
+      throw new EvomergeError('eval.bad_graph', 'external data without a location', { file: this.path, field });
     if (isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
-      throw new EvomergeError('eval.bad_graph', `external data location "${location}" must stay beside the model`, { file: this.path, field });
+      throw new EvomergeError('eval.bad_graph', `external data location "${location}" must stay beside the model`, {
+        file: this.path,
+        field,
+      });
     }
     const file = resolve(dirname(this.path), location);
     checkModelFile(dirname(this.path), file, field);
@@ -151,8 +183,18 @@ export class OnnxGraph {
     try {
       const size = fstatSync(fd).size;
       const length = kv.has('length') ? Number(kv.get('length')) : size - offset;
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-        throw new EvomergeError('eval.bad_graph', `external data [${offset}, +${length}) outside ${location} (${size} bytes)`, { file: this.path, field });
+      if (
+        !Number.isSafeInteger(offset) ||
+        !Number.isSafeInteger(length) ||
+        offset < 0 ||
+        length < 0 ||
+        offset + length > size
+      ) {
+        throw new EvomergeError(
+          'eval.bad_graph',
+          `external data [${offset}, +${length}) outside ${location} (${size} bytes)`,
+          { file: this.path, field },
+        );
       }
       const buf = new Uint8Array(length);
       let done = 0;
@@ -180,8 +222,16 @@ export class OnnxGraph {
     const graph = this.model.graph!;
     const initializer = (graph.initializer ?? []).map((t) => {
       const w = weights.get(t.name ?? '');
-      if (w) return { ...t, rawData: new Uint8Array(w.buffer, w.byteOffset, w.byteLength), floatData: [], dataLocation: 0, externalData: [] };
-      if (t.dataLocation === DATA_LOCATION_EXTERNAL) return { ...t, rawData: this.rawBytes(t), dataLocation: 0, externalData: [] };
+      if (w)
+        return {
+          ...t,
+          rawData: new Uint8Array(w.buffer, w.byteOffset, w.byteLength),
+          floatData: [],
+          dataLocation: 0,
+          externalData: [],
+        };
+      if (t.dataLocation === DATA_LOCATION_EXTERNAL)
+        return { ...t, rawData: this.rawBytes(t), dataLocation: 0, externalData: [] };
       return t;
     });
     return encodeModel({ ...this.model, graph: { ...graph, initializer } });
@@ -191,7 +241,10 @@ export class OnnxGraph {
    * The model bytes with the given initializers pointing into an external data file (`location`, beside the
    * model) at the offsets given, and every other external-data initializer inlined.
    */
-  bytesWithExternalWeights(location: string, offsets: ReadonlyMap<string, { offset: number; length: number }>): Uint8Array {
+  bytesWithExternalWeights(
+    location: string,
+    offsets: ReadonlyMap<string, { offset: number; length: number }>,
+  ): Uint8Array {
     const graph = this.model.graph!;
     const initializer = (graph.initializer ?? []).map((t) => {
       const at = offsets.get(t.name ?? '');
@@ -203,7 +256,8 @@ export class OnnxGraph {
         ];
         return { ...t, rawData: new Uint8Array(0), floatData: [], dataLocation: DATA_LOCATION_EXTERNAL, externalData };
       }
-      if (t.dataLocation === DATA_LOCATION_EXTERNAL) return { ...t, rawData: this.rawBytes(t), dataLocation: 0, externalData: [] };
+      if (t.dataLocation === DATA_LOCATION_EXTERNAL)
+        return { ...t, rawData: this.rawBytes(t), dataLocation: 0, externalData: [] };
       return t;
     });
     return encodeModel({ ...this.model, graph: { ...graph, initializer } });
@@ -227,7 +281,9 @@ export class OnnxGraph {
       invariant(info, `weight ${name} is not an initializer`);
       newInputs.push({
         name,
-        type: { tensorType: { elemType: OnnxDataType.FLOAT, shape: { dim: (info.dims ?? []).map((d) => ({ dimValue: d })) } } },
+        type: {
+          tensorType: { elemType: OnnxDataType.FLOAT, shape: { dim: (info.dims ?? []).map((d) => ({ dimValue: d })) } },
+        },
       });
     }
     const model: ModelMessage = {
@@ -254,7 +310,11 @@ function checkCudaInstalled(): void {
   }
   const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
   if (existsSync(binDir) && !existsSync(join(binDir, lib))) {
-    throw new EvomergeError('eval.ep_unavailable', `execution provider "cuda" is not available here (${lib} is not installed); ${CUDA_HINT}`, { field: '--ep' });
+    throw new EvomergeError(
+      'eval.ep_unavailable',
+      `execution provider "cuda" is not available here (${lib} is not installed); ${CUDA_HINT}`,
+      { field: '--ep' },
+    );
   }
 }
 
@@ -278,7 +338,10 @@ function scratchRoot(bytes: number): string {
 }
 
 /** Writes each array at a page-aligned offset; returns where each went. */
-function writeWeightFile(path: string, arrays: ReadonlyMap<string, Float32Array>): Map<string, { offset: number; length: number }> {
+function writeWeightFile(
+  path: string,
+  arrays: ReadonlyMap<string, Float32Array>,
+): Map<string, { offset: number; length: number }> {
   const offsets = new Map<string, { offset: number; length: number }>();
   const fd = openSync(path, 'w');
   try {
@@ -404,7 +467,11 @@ export class GraphSession {
    * loads them from there straight into the session's device memory, and the files are removed as soon as the
    * session exists. Nothing passes through protobuf, so there is no 2 GB limit.
    */
-  static async createWithExternalWeights(graph: OnnxGraph, weights: FeedSet, options: SessionOptions): Promise<GraphSession> {
+  static async createWithExternalWeights(
+    graph: OnnxGraph,
+    weights: FeedSet,
+    options: SessionOptions,
+  ): Promise<GraphSession> {
     let bytes = 0;
     for (const a of weights.arrays.values()) bytes += alignUp(a.byteLength, WEIGHT_ALIGN);
     const dir = mkdtempSync(join(scratchRoot(bytes), 'evomerge-weights-'));
@@ -421,12 +488,20 @@ export class GraphSession {
     }
   }
 
-  private static async open(graph: OnnxGraph, weightNames: readonly string[], encode: () => Uint8Array | string, options: SessionOptions): Promise<GraphSession> {
+  private static async open(
+    graph: OnnxGraph,
+    weightNames: readonly string[],
+    encode: () => Uint8Array | string,
+    options: SessionOptions,
+  ): Promise<GraphSession> {
     const inputs = graph.dataInputs().filter((i) => !weightNames.includes(i.name));
     const find = (n: string) => inputs.find((i) => i.name === n)?.name;
     const idsName = find('input_ids') ?? (inputs.length === 1 ? inputs[0]!.name : undefined);
     if (!idsName) {
-      throw new EvomergeError('eval.unsupported_graph_input', 'the graph has no input_ids input', { file: graph.path, field: 'graph.input' });
+      throw new EvomergeError('eval.unsupported_graph_input', 'the graph has no input_ids input', {
+        file: graph.path,
+        field: 'graph.input',
+      });
     }
     const maskName = find('attention_mask');
     const positionsName = find('position_ids');
@@ -437,18 +512,31 @@ export class GraphSession {
       if (!m) continue;
       const output = `present.${m[1]}.${m[2]}`;
       const [, heads, , headDim] = i.dims;
-      if (i.dims.length !== 4 || typeof heads !== 'number' || typeof headDim !== 'number' || !outputs.includes(output)) {
-        throw new EvomergeError('eval.unsupported_graph_input', `a KV-cache input needs dims [batch, heads, past, head_dim] with fixed heads and head_dim, and a ${output} output`, { file: graph.path, field: `graph.input ${i.name}` });
+      if (
+        i.dims.length !== 4 ||
+        typeof heads !== 'number' ||
+        typeof headDim !== 'number' ||
+        !outputs.includes(output)
+      ) {
+        throw new EvomergeError(
+          'eval.unsupported_graph_input',
+          `a KV-cache input needs dims [batch, heads, past, head_dim] with fixed heads and head_dim, and a ${output} output`,
+          { file: graph.path, field: `graph.input ${i.name}` },
+        );
       }
       kvSlots.push({ input: i.name, output, heads, headDim });
     }
     const fed = new Set([idsName, maskName, positionsName, ...kvSlots.map((s) => s.input)]);
     const other = inputs.filter((i) => !fed.has(i.name)).map((i) => i.name);
     if (other.length > 0) {
-      throw new EvomergeError('eval.unsupported_graph_input', `inputs evomerge cannot feed: ${other.join(', ')}`, { file: graph.path, field: 'graph.input' });
+      throw new EvomergeError('eval.unsupported_graph_input', `inputs evomerge cannot feed: ${other.join(', ')}`, {
+        file: graph.path,
+        field: 'graph.input',
+      });
     }
     const logitsName = outputs.includes('logits') ? 'logits' : outputs[0];
-    if (!logitsName) throw new EvomergeError('eval.bad_graph', 'the graph has no output', { file: graph.path, field: 'graph.output' });
+    if (!logitsName)
+      throw new EvomergeError('eval.bad_graph', 'the graph has no output', { file: graph.path, field: 'graph.output' });
     if (options.ep === 'cuda') checkCudaInstalled();
     const bytes = encode();
     const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -459,11 +547,18 @@ export class GraphSession {
     };
     let session: ort.InferenceSession;
     try {
-      session = typeof bytes === 'string' ? await ort.InferenceSession.create(bytes, sessionOptions) : await ort.InferenceSession.create(bytes, sessionOptions);
+      session =
+        typeof bytes === 'string'
+          ? await ort.InferenceSession.create(bytes, sessionOptions)
+          : await ort.InferenceSession.create(bytes, sessionOptions);
     } catch (err) {
       const msg = (err as Error).message.split('\n')[0]!.slice(0, 300);
       if (options.ep !== 'cpu') {
-        throw new EvomergeError('eval.ep_unavailable', `execution provider "${options.ep}" is not available here (${msg})${options.ep === 'cuda' ? `; ${CUDA_HINT}` : ''}`, { field: '--ep' });
+        throw new EvomergeError(
+          'eval.ep_unavailable',
+          `execution provider "${options.ep}" is not available here (${msg})${options.ep === 'cuda' ? `; ${CUDA_HINT}` : ''}`,
+          { field: '--ep' },
+        );
       }
       throw new EvomergeError('eval.bad_graph', `ONNX Runtime cannot load the graph: ${msg}`, { file: graph.path });
     }
@@ -485,13 +580,26 @@ export class GraphSession {
   }
 
   /** Runs `seq` new tokens per row after the cached ones (none when `past` is undefined); returns the cache grown by them. */
-  async forwardWithCache(ids: Int32Array, batch: number, seq: number, past: KvCache | undefined, weights: FeedSet = NO_FEEDS): Promise<{ logits: Logits; cache: KvCache }> {
+  async forwardWithCache(
+    ids: Int32Array,
+    batch: number,
+    seq: number,
+    past: KvCache | undefined,
+    weights: FeedSet = NO_FEEDS,
+  ): Promise<{ logits: Logits; cache: KvCache }> {
     invariant(this.hasKvCache, 'forwardWithCache on a graph without KV-cache inputs');
     const r = await this.run(ids, batch, seq, past, weights, true);
     return { logits: r.logits, cache: r.cache! };
   }
 
-  private async run(ids: Int32Array, batch: number, seq: number, past: KvCache | undefined, weights: FeedSet, keep: boolean): Promise<{ logits: Logits; cache?: KvCache }> {
+  private async run(
+    ids: Int32Array,
+    batch: number,
+    seq: number,
+    past: KvCache | undefined,
+    weights: FeedSet,
+    keep: boolean,
+  ): Promise<{ logits: Logits; cache?: KvCache }> {
     invariant(ids.length === batch * seq, 'forward: ids length != batch*seq');
     invariant(!past || past.batch === batch, 'forward: cache batch != batch');
     const pastLength = past?.length ?? 0;
@@ -499,7 +607,11 @@ export class GraphSession {
     const big = new BigInt64Array(ids.length);
     for (let i = 0; i < ids.length; i++) big[i] = BigInt(ids[i]!);
     feeds[this.idsName] = new ort.Tensor('int64', big, [batch, seq]);
-    if (this.maskName) feeds[this.maskName] = new ort.Tensor('int64', new BigInt64Array(batch * (pastLength + seq)).fill(1n), [batch, pastLength + seq]);
+    if (this.maskName)
+      feeds[this.maskName] = new ort.Tensor('int64', new BigInt64Array(batch * (pastLength + seq)).fill(1n), [
+        batch,
+        pastLength + seq,
+      ]);
     if (this.positionsName) {
       const pos = new BigInt64Array(batch * seq);
       for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) pos[b * seq + t] = BigInt(pastLength + t);

@@ -62,7 +62,12 @@ export function ratio(ys: readonly number[], xs: readonly number[]): Estimate {
 
 /** Multiplies a value and its SE by a constant (unit changes such as nats → bits). */
 export function scaled(m: Estimate, factor: number): Estimate {
-  return { value: m.value * factor, se: m.se * Math.abs(factor), n: m.n, ...(m.pseudo ? { pseudo: m.pseudo.map((v) => v * factor) } : {}) };
+  return {
+    value: m.value * factor,
+    se: m.se * Math.abs(factor),
+    n: m.n,
+    ...(m.pseudo ? { pseudo: m.pseudo.map((v) => v * factor) } : {}),
+  };
 }
 
 /** A fraction of successes from per-item outcomes: `proportion` with the 0/1 outcomes as pseudo-values. */

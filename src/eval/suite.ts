@@ -65,8 +65,28 @@ export interface Suite {
   readonly tasks: readonly TaskSpec[];
 }
 
-const SUITE_KEYS = ['description', 'graph', 'base_model', 'tokenizer', 'tasks', 'datasets', 'apply_chat_template', 'chat_template'];
-const TASK_KEYS = ['description', 'kind', 'metric', 'fit', 'val', 'test', 'max_new_tokens', 'stop', 'fields', 'choices'];
+const SUITE_KEYS = [
+  'description',
+  'graph',
+  'base_model',
+  'tokenizer',
+  'tasks',
+  'datasets',
+  'apply_chat_template',
+  'chat_template',
+];
+const TASK_KEYS = [
+  'description',
+  'kind',
+  'metric',
+  'fit',
+  'val',
+  'test',
+  'max_new_tokens',
+  'stop',
+  'fields',
+  'choices',
+];
 
 export function parseSuiteFile(file: string): Suite {
   let text: string;
@@ -90,23 +110,38 @@ export function parseSuite(text: string, file: string): Suite {
     throw new EvomergeError('eval.bad_suite', `not valid YAML: ${(err as Error).message.split('\n')[0]}`, { file });
   }
   if (!isRecord(doc)) return fail('(top level)', 'expected a mapping with a `tasks` key');
-  for (const k of Object.keys(doc)) if (!SUITE_KEYS.includes(k)) fail(k, `unknown key (expected one of ${SUITE_KEYS.join(', ')})`, 'eval.suite_unknown_key');
+  for (const k of Object.keys(doc))
+    if (!SUITE_KEYS.includes(k))
+      fail(k, `unknown key (expected one of ${SUITE_KEYS.join(', ')})`, 'eval.suite_unknown_key');
   const dir = dirname(resolve(file));
   const pathKey = (key: string, value: unknown, kind: 'file' | 'dir'): string => {
     if (typeof value !== 'string' || value === '') return fail(key, 'expected a path (relative to the suite file)');
     const p = resolve(dir, value);
     if (!existsSync(p)) return fail(key, `${value} not found`, 'eval.suite_missing_file');
-    if (kind === 'dir' ? !statSync(p).isDirectory() : !statSync(p).isFile()) return fail(key, `${value} is not a ${kind === 'dir' ? 'folder' : 'file'}`, 'eval.suite_missing_file');
+    if (kind === 'dir' ? !statSync(p).isDirectory() : !statSync(p).isFile())
+      return fail(key, `${value} is not a ${kind === 'dir' ? 'folder' : 'file'}`, 'eval.suite_missing_file');
     return p;
   };
-  const graph = doc.graph === undefined ? undefined : doc.graph === 'auto' ? 'auto' : pathKey('graph', doc.graph, 'file');
+  const graph =
+    doc.graph === undefined ? undefined : doc.graph === 'auto' ? 'auto' : pathKey('graph', doc.graph, 'file');
   const baseModel = doc.base_model === undefined ? undefined : pathKey('base_model', doc.base_model, 'dir');
   let tokenizer = 'auto';
-  if (doc.tokenizer !== undefined) tokenizer = doc.tokenizer === 'byte' || doc.tokenizer === 'auto' ? doc.tokenizer : pathKey('tokenizer', doc.tokenizer, 'file');
+  if (doc.tokenizer !== undefined)
+    tokenizer =
+      doc.tokenizer === 'byte' || doc.tokenizer === 'auto'
+        ? doc.tokenizer
+        : pathKey('tokenizer', doc.tokenizer, 'file');
 
-  if (!isRecord(doc.tasks) || Object.keys(doc.tasks).length === 0) return fail('tasks', 'expected a mapping of task name → task');
-  if (doc.apply_chat_template !== undefined && typeof doc.apply_chat_template !== 'boolean') fail('apply_chat_template', 'expected true or false');
-  const chatTemplateFile = doc.chat_template !== undefined ? pathKey('chat_template', doc.chat_template, 'file') : baseModel && existsSync(resolve(baseModel, 'tokenizer_config.json')) ? resolve(baseModel, 'tokenizer_config.json') : undefined;
+  if (!isRecord(doc.tasks) || Object.keys(doc.tasks).length === 0)
+    return fail('tasks', 'expected a mapping of task name → task');
+  if (doc.apply_chat_template !== undefined && typeof doc.apply_chat_template !== 'boolean')
+    fail('apply_chat_template', 'expected true or false');
+  const chatTemplateFile =
+    doc.chat_template !== undefined
+      ? pathKey('chat_template', doc.chat_template, 'file')
+      : baseModel && existsSync(resolve(baseModel, 'tokenizer_config.json'))
+        ? resolve(baseModel, 'tokenizer_config.json')
+        : undefined;
   const lmEvalContext = {
     suiteFile: file,
     suiteDir: dir,
@@ -122,12 +157,25 @@ export function parseSuite(text: string, file: string): Suite {
     if (raw.lm_eval !== undefined) {
       const e = parseLmEvalEntry(raw, at, lmEvalContext);
       const taskFile = e.settings.task.file;
-      tasks.push({ name, kind: 'lm_eval', metric: e.metric, files: { fit: taskFile, test: taskFile }, maxNewTokens: e.settings.maxGenToks, stop: e.settings.task.until, fields: {}, lmEval: e.settings, metrics: e.metrics });
+      tasks.push({
+        name,
+        kind: 'lm_eval',
+        metric: e.metric,
+        files: { fit: taskFile, test: taskFile },
+        maxNewTokens: e.settings.maxGenToks,
+        stop: e.settings.task.until,
+        fields: {},
+        lmEval: e.settings,
+        metrics: e.metrics,
+      });
       continue;
     }
-    for (const k of Object.keys(raw)) if (!TASK_KEYS.includes(k)) fail(`${at}.${k}`, `unknown key (expected one of ${TASK_KEYS.join(', ')})`, 'eval.suite_unknown_key');
+    for (const k of Object.keys(raw))
+      if (!TASK_KEYS.includes(k))
+        fail(`${at}.${k}`, `unknown key (expected one of ${TASK_KEYS.join(', ')})`, 'eval.suite_unknown_key');
     const kind = raw.kind;
-    if (kind !== 'generate' && kind !== 'choice' && kind !== 'loglik') return fail(`${at}.kind`, 'expected generate, choice or loglik (or an lm_eval: task file)');
+    if (kind !== 'generate' && kind !== 'choice' && kind !== 'loglik')
+      return fail(`${at}.kind`, 'expected generate, choice or loglik (or an lm_eval: task file)');
     const metric = raw.metric === undefined ? KIND_METRICS[kind][0]! : raw.metric;
     if (typeof metric !== 'string' || !KIND_METRICS[kind].includes(metric)) {
       return fail(`${at}.metric`, `expected one of ${KIND_METRICS[kind].join(', ')} for kind ${kind}`);
@@ -141,13 +189,15 @@ export function parseSuite(text: string, file: string): Suite {
     };
     let maxNewTokens = 0;
     if (kind === 'generate') {
-      if (!Number.isInteger(raw.max_new_tokens) || (raw.max_new_tokens as number) < 1) fail(`${at}.max_new_tokens`, 'expected a positive integer');
+      if (!Number.isInteger(raw.max_new_tokens) || (raw.max_new_tokens as number) < 1)
+        fail(`${at}.max_new_tokens`, 'expected a positive integer');
       maxNewTokens = raw.max_new_tokens as number;
     } else if (raw.max_new_tokens !== undefined) fail(`${at}.max_new_tokens`, `only for kind generate`);
     let stop: string[] = [];
     if (raw.stop !== undefined) {
       const s = typeof raw.stop === 'string' ? [raw.stop] : raw.stop;
-      if (!Array.isArray(s) || s.some((x) => typeof x !== 'string' || x === '')) fail(`${at}.stop`, 'expected a non-empty string or a list of them');
+      if (!Array.isArray(s) || s.some((x) => typeof x !== 'string' || x === ''))
+        fail(`${at}.stop`, 'expected a non-empty string or a list of them');
       if (kind !== 'generate') fail(`${at}.stop`, 'only for kind generate');
       stop = s as string[];
     }
@@ -155,7 +205,12 @@ export function parseSuite(text: string, file: string): Suite {
     if (raw.fields !== undefined) {
       if (!isRecord(raw.fields)) fail(`${at}.fields`, 'expected a mapping of role → JSONL field name');
       for (const [role, f] of Object.entries(raw.fields as Record<string, unknown>)) {
-        if (!KIND_FIELDS[kind].includes(role)) fail(`${at}.fields.${role}`, `unknown role (expected one of ${KIND_FIELDS[kind].join(', ')})`, 'eval.suite_unknown_key');
+        if (!KIND_FIELDS[kind].includes(role))
+          fail(
+            `${at}.fields.${role}`,
+            `unknown role (expected one of ${KIND_FIELDS[kind].join(', ')})`,
+            'eval.suite_unknown_key',
+          );
         if (typeof f !== 'string' || f === '') fail(`${at}.fields.${role}`, 'expected a field name');
         fields[role] = f as string;
       }
@@ -163,7 +218,11 @@ export function parseSuite(text: string, file: string): Suite {
     let choices: string[] | undefined;
     if (raw.choices !== undefined) {
       if (kind !== 'choice') fail(`${at}.choices`, 'only for kind choice');
-      if (!Array.isArray(raw.choices) || raw.choices.length < 2 || raw.choices.some((c) => typeof c !== 'string' || c === '')) {
+      if (
+        !Array.isArray(raw.choices) ||
+        raw.choices.length < 2 ||
+        raw.choices.some((c) => typeof c !== 'string' || c === '')
+      ) {
         fail(`${at}.choices`, 'expected a list of at least two non-empty labels');
       }
       choices = raw.choices as string[];

@@ -121,7 +121,9 @@ export function evaluateGates(
         });
     }
     const pass =
-      Number.isFinite(value) && !Number.isNaN(threshold) && value >= threshold - ROUNDING * Math.max(1, Math.abs(threshold));
+      Number.isFinite(value) &&
+      !Number.isNaN(threshold) &&
+      value >= threshold - ROUNDING * Math.max(1, Math.abs(threshold));
     return { gate, kind: spec.kind, task: spec.task, metric, value, threshold, against, pass };
   });
 }
@@ -141,7 +143,8 @@ function resolveMetric(spec: GateSpec, candidate: readonly GateScore[], ctx: Gat
   if (fromSuite !== undefined) return fromSuite;
   const metrics = new Set<string>();
   for (const s of candidate) if (s.task === spec.task) metrics.add(s.metric);
-  for (const scores of Object.values(ctx.sources)) for (const s of scores) if (s.task === spec.task) metrics.add(s.metric);
+  for (const scores of Object.values(ctx.sources))
+    for (const s of scores) if (s.task === spec.task) metrics.add(s.metric);
   if (metrics.size === 1) return [...metrics][0];
   throw new EvomergeError(
     'gates.ambiguous_metric',
@@ -165,7 +168,9 @@ function resolveSource(name: string | undefined, ctx: GateContext, gate: string)
 function sourceScore(ctx: GateContext, source: string, task: string, metric: string, gate: string): number {
   const v = lookup(ctx.sources[source] ?? [], task, metric);
   if (v === undefined) {
-    throw new EvomergeError('gates.missing_score', `source "${source}" has no ${task}/${metric} score`, { field: gate });
+    throw new EvomergeError('gates.missing_score', `source "${source}" has no ${task}/${metric} score`, {
+      field: gate,
+    });
   }
   return v;
 }
@@ -209,7 +214,10 @@ export function checkGateSpecs(
     err('gates.bad_spec', key, 'expected a list of gates');
     return errors;
   }
-  const sourceNames = [...targets.sources, ...(targets.base !== undefined && !targets.sources.includes('base') ? ['base'] : [])];
+  const sourceNames = [
+    ...targets.sources,
+    ...(targets.base !== undefined && !targets.sources.includes('base') ? ['base'] : []),
+  ];
   const names = new Map<string, number>();
   raw.forEach((spec, i) => {
     const at = `${key}[${i}]`;
@@ -219,46 +227,96 @@ export function checkGateSpecs(
     }
     const s = spec as Record<string, unknown>;
     if (!gateKinds.includes(s.kind as GateKind)) {
-      err('gates.bad_spec', `${at}.kind`, `${s.kind === undefined ? 'missing' : `unknown kind ${JSON.stringify(s.kind)}`}; expected one of: ${gateKinds.join(', ')}`);
+      err(
+        'gates.bad_spec',
+        `${at}.kind`,
+        `${s.kind === undefined ? 'missing' : `unknown kind ${JSON.stringify(s.kind)}`}; expected one of: ${gateKinds.join(', ')}`,
+      );
       return;
     }
     const kind = s.kind as GateKind;
     for (const k of Object.keys(s)) {
       if (k === 'share_of' && kind !== 'floor') {
-        err('gates.bad_spec', `${at}.share_of`, "only for floor gates (a floor on the share of that source's gain kept)");
+        err(
+          'gates.bad_spec',
+          `${at}.share_of`,
+          "only for floor gates (a floor on the share of that source's gain kept)",
+        );
       } else if (!allowedKeys[kind].includes(k)) {
         const elsewhere = gateKinds.filter((g) => allowedKeys[g].includes(k));
         const hint = elsewhere.length > 0 ? ` (only for ${elsewhere.join(', ')})` : suggest(k, allowedKeys[kind]);
-        err('gates.unknown_key', `${at}.${k}`, `unknown key for a ${kind} gate${hint}; allowed: ${allowedKeys[kind].join(', ')}`);
+        err(
+          'gates.unknown_key',
+          `${at}.${k}`,
+          `unknown key for a ${kind} gate${hint}; allowed: ${allowedKeys[kind].join(', ')}`,
+        );
       }
     }
     if (typeof s.task !== 'string') {
       err('gates.bad_spec', `${at}.task`, 'missing; expected a task name');
     } else if (targets.tasks && !targets.tasks.includes(s.task)) {
-      err('gates.unknown_task', `${at}.task`, `unknown task ${JSON.stringify(s.task)}; the suite has: ${targets.tasks.join(', ')}`);
+      err(
+        'gates.unknown_task',
+        `${at}.task`,
+        `unknown task ${JSON.stringify(s.task)}; the suite has: ${targets.tasks.join(', ')}`,
+      );
     }
     if (s.metric !== undefined) {
       if (typeof s.metric !== 'string') err('gates.bad_spec', `${at}.metric`, 'expected a metric name');
-      else if (targets.metrics && typeof s.task === 'string' && targets.metrics[s.task] && !targets.metrics[s.task].includes(s.metric)) {
-        err('gates.unknown_metric', `${at}.metric`, `unknown metric ${JSON.stringify(s.metric)} for task ${s.task}; it has: ${targets.metrics[s.task].join(', ')}`);
+      else if (
+        targets.metrics &&
+        typeof s.task === 'string' &&
+        targets.metrics[s.task] &&
+        !targets.metrics[s.task].includes(s.metric)
+      ) {
+        err(
+          'gates.unknown_metric',
+          `${at}.metric`,
+          `unknown metric ${JSON.stringify(s.metric)} for task ${s.task}; it has: ${targets.metrics[s.task].join(', ')}`,
+        );
       }
     }
     if (kind === 'floor' && !(typeof s.value === 'number' && Number.isFinite(s.value))) {
-      err('gates.bad_spec', `${at}.value`, `${s.value === undefined ? 'missing' : `got ${JSON.stringify(s.value)}`}; a floor gate needs a finite number`);
+      err(
+        'gates.bad_spec',
+        `${at}.value`,
+        `${s.value === undefined ? 'missing' : `got ${JSON.stringify(s.value)}`}; a floor gate needs a finite number`,
+      );
     }
     if (kind === 'floor' && s.share_of !== undefined) {
-      if (typeof s.share_of !== 'string' || s.share_of === 'base' || s.share_of === targets.base || !targets.sources.includes(s.share_of)) {
+      if (
+        typeof s.share_of !== 'string' ||
+        s.share_of === 'base' ||
+        s.share_of === targets.base ||
+        !targets.sources.includes(s.share_of)
+      ) {
         const models = targets.sources.filter((n) => n !== 'base' && n !== targets.base);
-        err('gates.unknown_source', `${at}.share_of`, `unknown source ${JSON.stringify(s.share_of)}; expected one of the models: ${models.join(', ')}`);
+        err(
+          'gates.unknown_source',
+          `${at}.share_of`,
+          `unknown source ${JSON.stringify(s.share_of)}; expected one of the models: ${models.join(', ')}`,
+        );
       }
     }
     if (kind === 'no_regression') {
       if (s.source === undefined) {
-        if (targets.base === undefined) err('gates.unknown_source', `${at}.source`, `missing and there is no base model; sources: ${targets.sources.join(', ')}`);
+        if (targets.base === undefined)
+          err(
+            'gates.unknown_source',
+            `${at}.source`,
+            `missing and there is no base model; sources: ${targets.sources.join(', ')}`,
+          );
       } else if (typeof s.source !== 'string' || !sourceNames.includes(s.source)) {
-        err('gates.unknown_source', `${at}.source`, `unknown source ${JSON.stringify(s.source)}; sources: ${sourceNames.join(', ')}`);
+        err(
+          'gates.unknown_source',
+          `${at}.source`,
+          `unknown source ${JSON.stringify(s.source)}; sources: ${sourceNames.join(', ')}`,
+        );
       }
-      if (s.tolerance !== undefined && !(typeof s.tolerance === 'number' && Number.isFinite(s.tolerance) && s.tolerance >= 0)) {
+      if (
+        s.tolerance !== undefined &&
+        !(typeof s.tolerance === 'number' && Number.isFinite(s.tolerance) && s.tolerance >= 0)
+      ) {
         err('gates.bad_spec', `${at}.tolerance`, `got ${JSON.stringify(s.tolerance)}; expected a number ≥ 0`);
       }
     }
@@ -269,7 +327,11 @@ export function checkGateSpecs(
         } else {
           s.sources.forEach((name, j) => {
             if (typeof name !== 'string' || !sourceNames.includes(name)) {
-              err('gates.unknown_source', `${at}.sources[${j}]`, `unknown source ${JSON.stringify(name)}; sources: ${sourceNames.join(', ')}`);
+              err(
+                'gates.unknown_source',
+                `${at}.sources[${j}]`,
+                `unknown source ${JSON.stringify(name)}; sources: ${sourceNames.join(', ')}`,
+              );
             }
           });
         }
@@ -288,7 +350,11 @@ export function checkGateSpecs(
       const name = gateName(s as unknown as GateSpec);
       const first = names.get(name);
       if (first !== undefined) {
-        err('gates.duplicate_name', `${at}.name`, `gate name ${JSON.stringify(name)} is already used by ${key}[${first}]; give one a distinct name`);
+        err(
+          'gates.duplicate_name',
+          `${at}.name`,
+          `gate name ${JSON.stringify(name)} is already used by ${key}[${first}]; give one a distinct name`,
+        );
       } else {
         names.set(name, i);
       }
@@ -298,10 +364,19 @@ export function checkGateSpecs(
 }
 
 /** `checkGateSpecs`, throwing the first error; returns the specs typed, each with its name. */
-export function parseGateSpecs(raw: unknown, targets: GateTargets, place: { file?: string; key?: string } = {}): NamedGateSpec[] {
+export function parseGateSpecs(
+  raw: unknown,
+  targets: GateTargets,
+  place: { file?: string; key?: string } = {},
+): NamedGateSpec[] {
   const errors = checkGateSpecs(raw, targets, place);
   if (errors.length > 0) throw errors[0];
-  return (raw as (GateSpec & { share_of?: string })[]).map(({ share_of, ...s }) => ({ ...s, name: gateName(s), ...(s.sources ? { sources: [...s.sources] } : {}), ...(share_of !== undefined ? { shareOf: share_of } : {}) }));
+  return (raw as (GateSpec & { share_of?: string })[]).map(({ share_of, ...s }) => ({
+    ...s,
+    name: gateName(s),
+    ...(s.sources ? { sources: [...s.sources] } : {}),
+    ...(share_of !== undefined ? { shareOf: share_of } : {}),
+  }));
 }
 
 /** ` did you mean "x"?` for a near-miss key (edit distance ≤ 2), else ''. */

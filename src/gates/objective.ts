@@ -53,7 +53,12 @@ interface Coefficient {
 }
 
 /** Each term as offset + scale·score on `split`; undefined when a source score it needs is missing. */
-function coefficients(terms: readonly ObjectiveTerm[], ownMetric: (task: string) => string, sources: SourceScoreLists | undefined, split: string): Coefficient[] | undefined {
+function coefficients(
+  terms: readonly ObjectiveTerm[],
+  ownMetric: (task: string) => string,
+  sources: SourceScoreLists | undefined,
+  split: string,
+): Coefficient[] | undefined {
   const out: Coefficient[] = [];
   for (const t of terms) {
     const metric = t.metric ?? ownMetric(t.task);
@@ -61,10 +66,12 @@ function coefficients(terms: readonly ObjectiveTerm[], ownMetric: (task: string)
       out.push({ task: t.task, metric, scale: t.weight, offset: 0 });
       continue;
     }
-    const find = (name: string) => sources?.get(name)?.find((s) => s.split === split && s.task === t.task && s.metric === metric)?.value;
+    const find = (name: string) =>
+      sources?.get(name)?.find((s) => s.split === split && s.task === t.task && s.metric === metric)?.value;
     const base = find('base');
     const src = find(t.shareOf);
-    if (base === undefined || src === undefined || !Number.isFinite(base) || !Number.isFinite(src) || src === base) return undefined;
+    if (base === undefined || src === undefined || !Number.isFinite(base) || !Number.isFinite(src) || src === base)
+      return undefined;
     const scale = t.weight / (src - base);
     out.push({ task: t.task, metric, scale, offset: -scale * base });
   }
@@ -76,7 +83,13 @@ function coefficients(terms: readonly ObjectiveTerm[], ownMetric: (task: string)
  * √Σ (scale·se)² (terms taken as independent: they are different tasks in practice). −∞ when a score is
  * missing or not finite; NaN when a share term's source or base scores on that split are missing.
  */
-export function objectiveEstimate(terms: readonly ObjectiveTerm[], ownMetric: (task: string) => string, scores: readonly ScoreLike[], sources: SourceScoreLists | undefined, split: string): ObjectiveValue {
+export function objectiveEstimate(
+  terms: readonly ObjectiveTerm[],
+  ownMetric: (task: string) => string,
+  scores: readonly ScoreLike[],
+  sources: SourceScoreLists | undefined,
+  split: string,
+): ObjectiveValue {
   const coefs = coefficients(terms, ownMetric, sources, split);
   if (!coefs) return { value: Number.NaN, se: Number.NaN };
   let value = 0;

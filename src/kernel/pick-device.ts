@@ -13,7 +13,12 @@ export type DeviceChoice = (typeof DEVICE_CHOICES)[number];
 /** Parses the `--device` option; a usage error (exit 2) naming the choices otherwise. */
 export function parseDeviceChoice(text: string): DeviceChoice {
   if ((DEVICE_CHOICES as readonly string[]).includes(text)) return text as DeviceChoice;
-  throw new EvomergeError('cli.bad_device', `unknown device "${text}"; should be one of: ${DEVICE_CHOICES.join(', ')}`, { field: '--device' }, 2);
+  throw new EvomergeError(
+    'cli.bad_device',
+    `unknown device "${text}"; should be one of: ${DEVICE_CHOICES.join(', ')}`,
+    { field: '--device' },
+    2,
+  );
 }
 
 /** GPU fault codes after which the GPU is abandoned for the rest of the run. */
@@ -41,9 +46,13 @@ export async function selectKernel(choice: DeviceChoice, options: SelectKernelOp
   try {
     // Loaded on demand: a platform without the WebGPU native addon still runs `--device cpu`.
     const { GpuKernel } = await import('./gpu/gpu-kernel.ts').catch((err: unknown) => {
-      throw new EvomergeError('gpu.no_adapter', `the WebGPU runtime (npm package "webgpu") could not be loaded: ${(err as Error).message}`, {
-        field: '--device',
-      });
+      throw new EvomergeError(
+        'gpu.no_adapter',
+        `the WebGPU runtime (npm package "webgpu") could not be loaded: ${(err as Error).message}`,
+        {
+          field: '--device',
+        },
+      );
     });
     gpu = await GpuKernel.create({ ...options.gpu, allowSoftware: choice === 'gpu', log });
   } catch (err) {

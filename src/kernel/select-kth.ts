@@ -219,7 +219,13 @@ export function finishBracket(plan: BracketPlan, above: number, count: number): 
  * kthLargestU32 for keys known to lie in [lo, hi]: radix select on (key − lo), 12 bits per round, each round
  * keeping only the chosen bucket's keys. Small histograms, so cheap on a few thousand candidates too.
  */
-export function kthLargestInRange(arr: Uint32Array, len: number, kk: number, lo: number, hi: number): { value: number; greater: number } {
+export function kthLargestInRange(
+  arr: Uint32Array,
+  len: number,
+  kk: number,
+  lo: number,
+  hi: number,
+): { value: number; greater: number } {
   let keys = arr;
   let n = len;
   let base = lo >>> 0;

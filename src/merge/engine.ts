@@ -63,35 +63,51 @@ export function openRecipeModels(recipe: Recipe): Map<string, ModelDir> {
  * tensor then, so no dead tensor waits for the garbage collector: peak ≈ (inputs + 1) × the largest tensor.
  * A sink that keeps its tensors (MemoryTensors) gets a fresh array per tensor, never an input buffer.
  */
-export async function runPlan(plan: MergePlan, models: ReadonlyMap<string, PlanModel>, sink: TensorSink, options: RunOptions): Promise<MergeResult> {
+export async function runPlan(
+  plan: MergePlan,
+  models: ReadonlyMap<string, PlanModel>,
+  sink: TensorSink,
+  options: RunOptions,
+): Promise<MergeResult> {
   const started = performance.now();
   const totalBytes = plan.tensors.reduce((s, t) => s + numel(t.shape) * 4, 0);
   const slots = new InputSlots(plan);
   const kernel = options.kernel;
   const reuseOutput = sink.retainsTensors === false && kernel.mergeTensorInto !== undefined;
-  const outBuffer = reuseOutput ? new Float32Array(plan.tensors.reduce((m, t) => Math.max(m, numel(t.shape)), 0)) : undefined;
+  const outBuffer = reuseOutput
+    ? new Float32Array(plan.tensors.reduce((m, t) => Math.max(m, numel(t.shape)), 0))
+    : undefined;
   let doneBytes = 0;
   let done = 0;
   for (const planned of plan.tensors) {
     const inputs = readInputs(planned, models, plan.loadDtype, slots);
     const read = (ref: SourceRef): Float32Array => {
       const d = inputs.get(refKey(ref));
-      invariant(d !== undefined, `kernel asked for "${ref.tensor}" of ${ref.model}, which job "${planned.name}" does not read`);
+      invariant(
+        d !== undefined,
+        `kernel asked for "${ref.tensor}" of ${ref.model}, which job "${planned.name}" does not read`,
+      );
       return d;
     };
     const n = numel(planned.shape);
     let data =
-      outBuffer !== undefined ? await kernel.mergeTensorInto!(planned.job, read, outBuffer.subarray(0, n)) : await kernel.mergeTensor(planned.job, read);
+      outBuffer !== undefined
+        ? await kernel.mergeTensorInto!(planned.job, read, outBuffer.subarray(0, n))
+        : await kernel.mergeTensor(planned.job, read);
     inputs.clear();
     invariant(data.length === n, `kernel returned ${data.length} values for "${planned.name}", expected ${n}`);
     // A kernel that hands back an input's own array (or the wrong buffer) must not let a reused buffer escape.
     if (outBuffer !== undefined ? data.buffer !== outBuffer.buffer : slots.owns(data)) data = data.slice();
     const bad = firstNonFinite(data);
     if (bad !== -1) {
-      throw new EvomergeError('merge.non_finite_output', `the merge gives ${data[bad]} at element ${bad}; check the weights of this tensor`, {
-        file: plan.recipe.file,
-        field: `tensor "${planned.name}"`,
-      });
+      throw new EvomergeError(
+        'merge.non_finite_output',
+        `the merge gives ${data[bad]} at element ${bad}; check the weights of this tensor`,
+        {
+          file: plan.recipe.file,
+          field: `tensor "${planned.name}"`,
+        },
+      );
     }
     sink.writeTensor(planned.name, { shape: planned.shape, data });
     done++;
@@ -135,7 +151,12 @@ class InputSlots {
  * slot buffers; a source without readTensorInto is used as it returns (never modified: a rounding or a crop of it
  * goes into the slot).
  */
-function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanModel>, loadDtype: DType | undefined, slots: InputSlots): Map<string, Float32Array> {
+function readInputs(
+  planned: PlannedTensor,
+  models: ReadonlyMap<string, PlanModel>,
+  loadDtype: DType | undefined,
+  slots: InputSlots,
+): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   const n = numel(planned.shape);
   planned.inputs.forEach((inp, i) => {
@@ -153,13 +174,20 @@ function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanMode
       data = src.readTensor(inp.ref.tensor).data;
       inSlot = false;
     }
-    invariant(data.length === storedN, `tensor "${inp.ref.tensor}" of ${inp.ref.model} has ${data.length} elements, its header says ${storedN}`);
+    invariant(
+      data.length === storedN,
+      `tensor "${inp.ref.tensor}" of ${inp.ref.model} has ${data.length} elements, its header says ${storedN}`,
+    );
     const bad = firstNonFinite(data);
     if (bad !== -1) {
-      throw new EvomergeError('merge.non_finite', `holds ${data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be merged`, {
-        file: inp.file,
-        field: `tensor "${inp.ref.tensor}"`,
-      });
+      throw new EvomergeError(
+        'merge.non_finite',
+        `holds ${data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be merged`,
+        {
+          file: inp.file,
+          field: `tensor "${inp.ref.tensor}"`,
+        },
+      );
     }
     // mergekit LoadTensor `x.to(dtype)`: a narrower recipe dtype rounds the inputs (nearest even); to F32 is exact.
     if (loadDtype !== undefined && loadDtype !== 'F32' && loadDtype !== inp.storedDtype) {
@@ -171,7 +199,8 @@ function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanMode
       }
       roundToDType(loadDtype, data);
     }
-    if (storedN !== n) data = cropTopLeft(data, inp.storedShape, planned.shape, inSlot ? data.subarray(0, n) : slots.view(i, n));
+    if (storedN !== n)
+      data = cropTopLeft(data, inp.storedShape, planned.shape, inSlot ? data.subarray(0, n) : slots.view(i, n));
     out.set(refKey(inp.ref), data);
   });
   return out;
@@ -181,10 +210,18 @@ function readInputs(planned: PlannedTensor, models: ReadonlyMap<string, PlanMode
  * The top-left rows × cols block of a row-major matrix (mergekit rectify_embed.py take_common_submatrix), into
  * `out`, which may start at `data`'s own first element (rows then move down in place, in increasing order).
  */
-function cropTopLeft(data: Float32Array, from: readonly number[], to: readonly number[], out: Float32Array): Float32Array {
+function cropTopLeft(
+  data: Float32Array,
+  from: readonly number[],
+  to: readonly number[],
+  out: Float32Array,
+): Float32Array {
   invariant(from.length === 2 && to.length === 2, `crop of a ${from.length}-d tensor`);
   const [rows, cols, fromCols] = [to[0]!, to[1]!, from[1]!];
-  invariant(rows <= from[0]! && cols <= fromCols && out.length === rows * cols, `crop of ${from.join('×')} to ${to.join('×')}`);
+  invariant(
+    rows <= from[0]! && cols <= fromCols && out.length === rows * cols,
+    `crop of ${from.join('×')} to ${to.join('×')}`,
+  );
   const inPlace = out.buffer === data.buffer && out.byteOffset === data.byteOffset;
   for (let r = 0; r < rows; r++) {
     if (inPlace) data.copyWithin(r * cols, r * fromCols, r * fromCols + cols);
@@ -239,7 +276,10 @@ export interface MergeToDirOptions {
 
 /** What a merge reads: every model folder of the recipe, and the recipe file itself when it has one. */
 export function recipeInputs(recipe: Recipe): InputPath[] {
-  const models = recipeModelDirs(recipe).map((dir) => ({ path: dir, role: dir === recipe.baseModel ? 'base_model' : 'model' }));
+  const models = recipeModelDirs(recipe).map((dir) => ({
+    path: dir,
+    role: dir === recipe.baseModel ? 'base_model' : 'model',
+  }));
   return existsSync(recipe.file) ? [...models, { path: recipe.file, role: 'recipe' }] : models;
 }
 
@@ -272,7 +312,10 @@ export async function mergeRecipeToDir(
       ...(options.extraFiles ? { extraFiles: options.extraFiles } : {}),
     });
     try {
-      const result = await runPlan(plan, models, writer, { kernel, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+      const result = await runPlan(plan, models, writer, {
+        kernel,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
       writer.finish();
       return { ...result, plan, device: kernel.device };
     } catch (err) {

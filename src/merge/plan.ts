@@ -4,7 +4,13 @@ import { EvomergeError } from '../errors.ts';
 import type { TensorSource, DType } from '../checkpoint/tensor-source.ts';
 import type { SourceRef, TensorJob } from '../kernel/kernel.ts';
 import type { Recipe, RecipeDType, RecipeSource } from '../recipe/recipe.ts';
-import { layerPosition, NON_LAYER_POSITION, resolveParameter, type ParameterLevel, type Scalar } from '../recipe/resolve.ts';
+import {
+  layerPosition,
+  NON_LAYER_POSITION,
+  resolveParameter,
+  type ParameterLevel,
+  type Scalar,
+} from '../recipe/resolve.ts';
 import { methodOp, methodParameter, type MergeMethodDef } from './registry.ts';
 import { recipeSlices, validateRecipe, type SliceSpec } from './validate.ts';
 
@@ -66,8 +72,15 @@ const LAYER_NAME = /^((?:.+\.)?layers)\.(\d+)\.(.+)$/;
 
 /** mergekit _data/architectures/llama.json: the order of a layer's tensors (others follow, by name). */
 const KNOWN_LAYER_ORDER = [
-  'input_layernorm', 'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
-  'post_attention_layernorm', 'mlp.up_proj', 'mlp.gate_proj', 'mlp.down_proj',
+  'input_layernorm',
+  'self_attn.q_proj',
+  'self_attn.k_proj',
+  'self_attn.v_proj',
+  'self_attn.o_proj',
+  'post_attention_layernorm',
+  'mlp.up_proj',
+  'mlp.gate_proj',
+  'mlp.down_proj',
 ];
 
 /** mergekit's tied_names for Llama: a model without lm_head.weight contributes its embeddings instead. */
@@ -131,17 +144,25 @@ function layoutOf(model: PlanModel): Layout {
       continue;
     }
     if (prefix !== undefined && prefix !== l.prefix) {
-      throw new EvomergeError('merge.unsupported_layout', `two layer stacks ("${prefix}" and "${l.prefix}"); evomerge merges one stack of layers`, {
-        file: fileOf(model, name),
-        field: `tensor "${name}"`,
-      });
+      throw new EvomergeError(
+        'merge.unsupported_layout',
+        `two layer stacks ("${prefix}" and "${l.prefix}"); evomerge merges one stack of layers`,
+        {
+          file: fileOf(model, name),
+          field: `tensor "${name}"`,
+        },
+      );
     }
     prefix = l.prefix;
     (layers[l.index] ??= []).push(l.suffix);
   }
   for (let i = 0; i < layers.length; i++) {
     if (!layers[i]) {
-      throw new EvomergeError('merge.unsupported_layout', `layer ${i} has no tensors but layer ${layers.length - 1} has`, { file: model.tensors.location });
+      throw new EvomergeError(
+        'merge.unsupported_layout',
+        `layer ${i} has no tensors but layer ${layers.length - 1} has`,
+        { file: model.tensors.location },
+      );
     }
     layers[i]!.sort(compareLayerSuffix);
   }
@@ -181,7 +202,11 @@ interface Slice {
  * shapes, layer ranges, required parameters), then builds one job per output tensor. Reads no tensor data.
  * `models` maps each absolute model folder of the recipe to its opened checkpoint.
  */
-export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>, options: PlanOptions = {}): MergePlan {
+export function planMerge(
+  recipe: Recipe,
+  models: ReadonlyMap<string, PlanModel>,
+  options: PlanOptions = {},
+): MergePlan {
   const method = validateRecipe(recipe);
   const seed = options.seed ?? recipe.randomSeed ?? 0;
   const fail = (code: string, field: string | undefined, what: string, file: string = recipe.file): never => {
@@ -202,25 +227,43 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
   // Slices with their layer ranges (models: → one slice [0, L) per model; all models must have L layers).
   const specs = recipeSlices(recipe);
   const slices: Slice[] = specs.map((spec) => {
-    const refIndex = Math.max(0, spec.sources.findIndex((s) => s.model === recipe.baseModel));
+    const refIndex = Math.max(
+      0,
+      spec.sources.findIndex((s) => s.model === recipe.baseModel),
+    );
     const sources: Source[] = spec.sources.map((src) => {
       const model = modelOf(src.model);
       const layout = layoutFor(src.model);
       const range = src.layerRange ?? [0, layout.layers.length];
       if (range[1] > layout.layers.length) {
-        fail('recipe.layer_range_out_of_bounds', `${src.key}.layer_range`, `[${range[0]}, ${range[1]}] is past the model's ${layout.layers.length} layers`);
+        fail(
+          'recipe.layer_range_out_of_bounds',
+          `${src.key}.layer_range`,
+          `[${range[0]}, ${range[1]}] is past the model's ${layout.layers.length} layers`,
+        );
       }
       return { spec: src, model, layout, start: range[0] };
     });
-    const lengths = spec.sources.map((src, i) => (src.layerRange ? src.layerRange[1] - src.layerRange[0] : sources[i]!.layout.layers.length));
+    const lengths = spec.sources.map((src, i) =>
+      src.layerRange ? src.layerRange[1] - src.layerRange[0] : sources[i]!.layout.layers.length,
+    );
     const ref = sources[refIndex]!;
     lengths.forEach((n, i) => {
       if (n !== lengths[refIndex]) {
         const src = sources[i]!;
         if (spec.sources[i]!.layerRange) {
-          fail('recipe.slice_length_mismatch', `${src.spec.key}.layer_range`, `covers ${n} layers but ${ref.spec.key} covers ${lengths[refIndex]}; every source of a slice needs the same number of layers`);
+          fail(
+            'recipe.slice_length_mismatch',
+            `${src.spec.key}.layer_range`,
+            `covers ${n} layers but ${ref.spec.key} covers ${lengths[refIndex]}; every source of a slice needs the same number of layers`,
+          );
         }
-        fail('merge.layer_count_mismatch', undefined, `has ${n} layers but ${ref.model.dir} has ${lengths[refIndex]}; models: recipes need models with the same layer count`, src.model.dir);
+        fail(
+          'merge.layer_count_mismatch',
+          undefined,
+          `has ${n} layers but ${ref.model.dir} has ${lengths[refIndex]}; models: recipes need models with the same layer count`,
+          src.model.dir,
+        );
       }
     });
     return { spec, sources, length: lengths[refIndex]!, refIndex };
@@ -239,16 +282,31 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
     const nonLayer = new Set([...layout.pre, ...layout.post]);
     for (const name of refNonLayer) {
       if (!nonLayer.has(name) && !(name === LM_HEAD && tiedEmbedding(model) !== undefined)) {
-        fail('merge.tensor_missing', `tensor "${name}"`, `missing; ${reference.model.tensors.location} has it (every model needs the same tensor names)`, model.tensors.location);
+        fail(
+          'merge.tensor_missing',
+          `tensor "${name}"`,
+          `missing; ${reference.model.tensors.location} has it (every model needs the same tensor names)`,
+          model.tensors.location,
+        );
       }
     }
     for (const name of nonLayer) {
       if (!refNonLayer.has(name) && name !== LM_HEAD) {
-        fail('merge.tensor_extra', `tensor "${name}"`, `not in ${reference.model.tensors.location} (every model needs the same tensor names)`, fileOf(model, name));
+        fail(
+          'merge.tensor_extra',
+          `tensor "${name}"`,
+          `not in ${reference.model.tensors.location} (every model needs the same tensor names)`,
+          fileOf(model, name),
+        );
       }
     }
     if (layout.layers.length > 0 && refLayout.layers.length > 0 && layout.prefix !== refLayout.prefix) {
-      fail('merge.tensor_missing', undefined, `layers are named "${layout.prefix}.N" but "${refLayout.prefix}.N" in ${reference.model.tensors.location}`, model.tensors.location);
+      fail(
+        'merge.tensor_missing',
+        undefined,
+        `layers are named "${layout.prefix}.N" but "${refLayout.prefix}.N" in ${reference.model.tensors.location}`,
+        model.tensors.location,
+      );
     }
   }
 
@@ -259,14 +317,26 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
   };
 
   /** One output tensor: inputs checked (present, same shape), parameters resolved, the job built. */
-  const planTensor = (outName: string, slice: Slice, inputNameOf: (src: Source) => string, t: number): PlannedTensor => {
-    const sliceLevels: ParameterLevel[] = slice.spec.parametersKey ? [{ parameters: slice.spec.parameters, key: slice.spec.parametersKey }] : [];
+  const planTensor = (
+    outName: string,
+    slice: Slice,
+    inputNameOf: (src: Source) => string,
+    t: number,
+  ): PlannedTensor => {
+    const sliceLevels: ParameterLevel[] = slice.spec.parametersKey
+      ? [{ parameters: slice.spec.parameters, key: slice.spec.parametersKey }]
+      : [];
     const inputs = slice.sources.map((src) => {
       let tensor = inputNameOf(src);
       if (!src.model.tensors.hasTensor(tensor)) {
         const tied = tensor === LM_HEAD ? tiedEmbedding(src.model) : undefined;
         if (tied === undefined) {
-          fail('merge.tensor_missing', `tensor "${tensor}"`, `missing; needed for output tensor "${outName}" (${src.spec.key})`, src.model.tensors.location);
+          fail(
+            'merge.tensor_missing',
+            `tensor "${tensor}"`,
+            `missing; needed for output tensor "${outName}" (${src.spec.key})`,
+            src.model.tensors.location,
+          );
         }
         tensor = tied!;
       }
@@ -283,16 +353,29 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
         shape = [Math.min(shape[0]!, inp.storedShape[0]!), Math.min(shape[1]!, inp.storedShape[1]!)];
         continue;
       }
-      fail('merge.shape_mismatch', `tensor "${inp.ref.tensor}"`, `shape [${inp.storedShape.join(', ')}] differs from [${refInput.storedShape.join(', ')}] in ${refInput.file}`, inp.file);
+      fail(
+        'merge.shape_mismatch',
+        `tensor "${inp.ref.tensor}"`,
+        `shape [${inp.storedShape.join(', ')}] differs from [${refInput.storedShape.join(', ')}] in ${refInput.file}`,
+        inp.file,
+      );
     }
 
     const perModel = (src: Source, inputName: string, name: string): Scalar | undefined => {
-      const levels = [{ parameters: src.spec.parameters, key: `${src.spec.key}.parameters` }, ...sliceLevels, globalLevel];
+      const levels = [
+        { parameters: src.spec.parameters, key: `${src.spec.key}.parameters` },
+        ...sliceLevels,
+        globalLevel,
+      ];
       const def = methodParameter(method, name);
       const r = resolveParameter(name, levels, inputName, t);
       if (r !== undefined) return r.value;
       if (def?.required) {
-        fail('recipe.missing_parameter', `${src.spec.key}.parameters.${name}`, `${method.name} needs "${name}" for every model; none is given for tensor "${inputName}"`);
+        fail(
+          'recipe.missing_parameter',
+          `${src.spec.key}.parameters.${name}`,
+          `${method.name} needs "${name}" for every model; none is given for tensor "${inputName}"`,
+        );
       }
       return def?.default;
     };
@@ -300,11 +383,20 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
       const r = resolveParameter(name, [...sliceLevels, globalLevel], outName, t);
       if (r !== undefined) return r;
       const def = methodParameter(method, name);
-      if (def?.required) fail('recipe.missing_parameter', `parameters.${name}`, `${method.name} needs "${name}"; none is given for tensor "${outName}"`);
+      if (def?.required)
+        fail(
+          'recipe.missing_parameter',
+          `parameters.${name}`,
+          `${method.name} needs "${name}"; none is given for tensor "${outName}"`,
+        );
       return { value: def?.default, key: `parameters.${name}` };
     };
 
-    const opInputs = inputs.map((inp) => ({ ref: inp.ref, key: inp.src.spec.key, isBase: inp.src.spec.model === recipe.baseModel }));
+    const opInputs = inputs.map((inp) => ({
+      ref: inp.ref,
+      key: inp.src.spec.key,
+      isBase: inp.src.spec.model === recipe.baseModel,
+    }));
     const op = methodOp(method, {
       tensor: outName,
       shape,
@@ -318,7 +410,13 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
       fail: (code, field, what) => fail(code, field, what),
     });
     const distinct = new Map<string, PlannedInput>();
-    for (const inp of inputs) distinct.set(refKey(inp.ref), { ref: inp.ref, storedShape: inp.storedShape, storedDtype: inp.storedDtype, file: inp.file });
+    for (const inp of inputs)
+      distinct.set(refKey(inp.ref), {
+        ref: inp.ref,
+        storedShape: inp.storedShape,
+        storedDtype: inp.storedDtype,
+        file: inp.file,
+      });
     return { name: outName, shape, job: { name: outName, shape, op }, inputs: [...distinct.values()] };
   };
 
@@ -337,11 +435,21 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
         const extra = suffixes.find((s) => !refSuffixes.includes(s));
         if (missing !== undefined) {
           const name = `${src.layout.prefix}.${src.start + i}.${missing}`;
-          fail('merge.tensor_missing', `tensor "${name}"`, `missing; ${ref.model.tensors.location} has ${ref.layout.prefix}.${ref.start + i}.${missing}`, src.model.tensors.location);
+          fail(
+            'merge.tensor_missing',
+            `tensor "${name}"`,
+            `missing; ${ref.model.tensors.location} has ${ref.layout.prefix}.${ref.start + i}.${missing}`,
+            src.model.tensors.location,
+          );
         }
         if (extra !== undefined) {
           const name = `${src.layout.prefix}.${src.start + i}.${extra}`;
-          fail('merge.tensor_extra', `tensor "${name}"`, `not in ${ref.model.tensors.location} (every model needs the same tensor names)`, fileOf(src.model, name));
+          fail(
+            'merge.tensor_extra',
+            `tensor "${name}"`,
+            `not in ${ref.model.tensors.location} (every model needs the same tensor names)`,
+            fileOf(src.model, name),
+          );
         }
       }
       for (const suffix of refSuffixes) {
@@ -359,12 +467,23 @@ export function planMerge(recipe: Recipe, models: ReadonlyMap<string, PlanModel>
   const referenceModel = modelOf(referenceDir);
   const firstTensor = referenceModel.tensors.tensorNames()[0];
   const storedDtype: DType = firstTensor !== undefined ? referenceModel.tensors.tensorInfo(firstTensor).dtype : 'F32';
-  const outDtype = recipe.outDtype ? RECIPE_TO_DTYPE[recipe.outDtype] : recipe.dtype ? RECIPE_TO_DTYPE[recipe.dtype] : storedDtype;
+  const outDtype = recipe.outDtype
+    ? RECIPE_TO_DTYPE[recipe.outDtype]
+    : recipe.dtype
+      ? RECIPE_TO_DTYPE[recipe.dtype]
+      : storedDtype;
   const config: Record<string, unknown> = { ...referenceModel.config, torch_dtype: DTYPE_TO_TORCH[outDtype] };
   if (refLayout.layers.length > 0 || 'num_hidden_layers' in config) config.num_hidden_layers = outLayer;
 
   return {
-    recipe, method, seed, tensors: planned, referenceDir, config, outDtype, layerCount: outLayer,
+    recipe,
+    method,
+    seed,
+    tensors: planned,
+    referenceDir,
+    config,
+    outDtype,
+    layerCount: outLayer,
     ...(recipe.dtype !== undefined ? { loadDtype: RECIPE_TO_DTYPE[recipe.dtype] } : {}),
   };
 }

@@ -30,10 +30,18 @@ export function validateRecipe(recipe: Recipe): MergeMethodDef {
       const def = methodParameter(method, name);
       if (!def) {
         const takes = method.parameters.map((p) => p.name).join(', ') || 'no parameters';
-        fail('recipe.parameter_not_for_method', field, `${method.name} takes no parameter "${name}"; it takes ${takes}`);
+        fail(
+          'recipe.parameter_not_for_method',
+          field,
+          `${method.name} takes no parameter "${name}"; it takes ${takes}`,
+        );
       }
       if (perModelOnly && def.scope === 'global') {
-        fail('recipe.parameter_scope', field, `"${name}" applies to the whole merge, not to one model (mergekit ignores it here); set it under parameters:`);
+        fail(
+          'recipe.parameter_scope',
+          field,
+          `"${name}" applies to the whole merge, not to one model (mergekit ignores it here); set it under parameters:`,
+        );
       }
       checkSetting(def, setting, field, fail);
     }
@@ -57,7 +65,11 @@ export function validateRecipe(recipe: Recipe): MergeMethodDef {
   if (method.needsBase && recipe.slices !== undefined) {
     for (const s of recipe.slices) {
       if (!s.sources.some((x) => x.model === recipe.baseModel)) {
-        fail('recipe.base_not_in_slice', `${s.key}.sources`, `${method.name} needs base_model among the sources of every slice`);
+        fail(
+          'recipe.base_not_in_slice',
+          `${s.key}.sources`,
+          `${method.name} needs base_model among the sources of every slice`,
+        );
       }
     }
   }
@@ -65,13 +77,25 @@ export function validateRecipe(recipe: Recipe): MergeMethodDef {
   switch (method.family) {
     case 'linear':
       // mergekit appends an unlisted base without a weight and then fails (MERGEKIT-SEMANTICS.md §4).
-      if (recipe.baseModel !== undefined && recipe.models !== undefined && !recipe.models.some((m) => m.model === recipe.baseModel)) {
-        fail('recipe.base_not_in_models', 'base_model', 'linear has no base: list this model under models: with a weight, or remove base_model');
+      if (
+        recipe.baseModel !== undefined &&
+        recipe.models !== undefined &&
+        !recipe.models.some((m) => m.model === recipe.baseModel)
+      ) {
+        fail(
+          'recipe.base_not_in_models',
+          'base_model',
+          'linear has no base: list this model under models: with a weight, or remove base_model',
+        );
       }
       if (recipe.baseModel !== undefined && recipe.slices !== undefined) {
         recipe.slices.forEach((s) => {
           if (!s.sources.some((x) => x.model === recipe.baseModel)) {
-            fail('recipe.base_not_in_models', `${s.key}.sources`, 'linear has no base: list base_model among the sources with a weight, or remove base_model');
+            fail(
+              'recipe.base_not_in_models',
+              `${s.key}.sources`,
+              'linear has no base: list base_model among the sources with a weight, or remove base_model',
+            );
           }
         });
       }
@@ -87,21 +111,33 @@ export function validateRecipe(recipe: Recipe): MergeMethodDef {
       for (const s of slices) {
         const distinct = new Set(listed(s));
         if (s.sources.length !== 2 || distinct.size !== 2) {
-          fail('recipe.slerp_needs_two', s.key, `slerp merges exactly 2 models (base_model and one other); got ${s.sources.length}`);
+          fail(
+            'recipe.slerp_needs_two',
+            s.key,
+            `slerp merges exactly 2 models (base_model and one other); got ${s.sources.length}`,
+          );
         }
       }
       break;
     case 'model_stock':
       for (const s of slices) {
         if (s.sources.length < 3) {
-          fail('recipe.model_stock_needs_three', s.key, `model_stock needs base_model and at least 2 other models; got ${s.sources.length} in all`);
+          fail(
+            'recipe.model_stock_needs_three',
+            s.key,
+            `model_stock needs base_model and at least 2 other models; got ${s.sources.length} in all`,
+          );
         }
       }
       break;
     case 'passthrough':
       for (const s of slices) {
         if (s.sources.length !== 1) {
-          fail('recipe.passthrough_one_source', s.key, `passthrough copies one model per slice; got ${s.sources.length}`);
+          fail(
+            'recipe.passthrough_one_source',
+            s.key,
+            `passthrough copies one model per slice; got ${s.sources.length}`,
+          );
         }
       }
       break;
@@ -115,7 +151,12 @@ export function validateRecipe(recipe: Recipe): MergeMethodDef {
  */
 export function recipeSlices(recipe: Recipe): SliceSpec[] {
   if (recipe.slices !== undefined) {
-    return recipe.slices.map((s) => ({ sources: s.sources, parameters: s.parameters, key: s.key, parametersKey: `${s.key}.parameters` }));
+    return recipe.slices.map((s) => ({
+      sources: s.sources,
+      parameters: s.parameters,
+      key: s.key,
+      parametersKey: `${s.key}.parameters`,
+    }));
   }
   const sources = [...(recipe.models ?? [])];
   if (recipe.baseModel !== undefined && !sources.some((m) => m.model === recipe.baseModel)) {
@@ -136,22 +177,39 @@ function checkSetting(
   }
   const leaves: unknown[] = typeof setting === 'object' ? [...setting.values] : [setting];
   if (typeof setting === 'object' && def.type !== 'number') {
-    fail('recipe.bad_value', field, `"${def.name}" cannot be a gradient; give ${def.type === 'boolean' ? 'true or false' : 'true, false or "density"'}`);
+    fail(
+      'recipe.bad_value',
+      field,
+      `"${def.name}" cannot be a gradient; give ${def.type === 'boolean' ? 'true or false' : 'true, false or "density"'}`,
+    );
   }
   for (const v of leaves) {
     switch (def.type) {
       case 'number':
-        if (typeof v !== 'number') fail('recipe.bad_value', field, `"${def.name}" must be a number, got ${JSON.stringify(v)}`);
-        if (def.min !== undefined && v < def.min) fail('recipe.bad_value', field, `"${def.name}" must be ≥ ${def.min}, got ${v}`);
-        if (def.max !== undefined && v > def.max) fail('recipe.bad_value', field, `"${def.name}" must be ≤ ${def.max}, got ${v}`);
+        if (typeof v !== 'number')
+          fail('recipe.bad_value', field, `"${def.name}" must be a number, got ${JSON.stringify(v)}`);
+        if (def.min !== undefined && v < def.min)
+          fail('recipe.bad_value', field, `"${def.name}" must be ≥ ${def.min}, got ${v}`);
+        if (def.max !== undefined && v > def.max)
+          fail('recipe.bad_value', field, `"${def.name}" must be ≤ ${def.max}, got ${v}`);
         break;
       case 'boolean':
-        if (typeof v !== 'boolean') fail('recipe.bad_value', field, `"${def.name}" must be true or false, got ${JSON.stringify(v)}`);
-        if (def.name === 'filter_wise' && v) fail('recipe.unsupported_value', field, 'filter_wise: true is not supported; model_stock works per whole tensor');
+        if (typeof v !== 'boolean')
+          fail('recipe.bad_value', field, `"${def.name}" must be true or false, got ${JSON.stringify(v)}`);
+        if (def.name === 'filter_wise' && v)
+          fail(
+            'recipe.unsupported_value',
+            field,
+            'filter_wise: true is not supported; model_stock works per whole tensor',
+          );
         break;
       case 'rescale':
         if (typeof v !== 'boolean' && v !== 'density') {
-          fail('recipe.bad_value', field, `"rescale" must be true (L1-norm ratio, mergekit), "density" (1/density, DARE paper) or false; got ${JSON.stringify(v)}`);
+          fail(
+            'recipe.bad_value',
+            field,
+            `"rescale" must be true (L1-norm ratio, mergekit), "density" (1/density, DARE paper) or false; got ${JSON.stringify(v)}`,
+          );
         }
         break;
     }

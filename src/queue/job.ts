@@ -41,8 +41,17 @@ export interface CandidateJob {
 /** A worker's answer. A candidate that cannot be merged or scored is an answer too (ok: false); a worker that
  *  refuses the job (inputs outside its roots, different model files) fails the job instead. */
 export type CandidateResult =
-  | { readonly ok: true; readonly result: Timed<Score[]>; readonly worker: string; /** Date.now() when the worker took the job. */ readonly startedAt: number }
-  | { readonly ok: false; readonly error: { readonly code: string; readonly message: string }; readonly worker: string };
+  | {
+      readonly ok: true;
+      readonly result: Timed<Score[]>;
+      readonly worker: string;
+      /** Date.now() when the worker took the job. */ readonly startedAt: number;
+    }
+  | {
+      readonly ok: false;
+      readonly error: { readonly code: string; readonly message: string };
+      readonly worker: string;
+    };
 
 /** A failed job whose reason starts with this was refused by a worker (not lost): the coordinator stops. */
 export const REFUSED_PREFIX = 'refused: ';
@@ -52,8 +61,17 @@ export const REFUSED_PREFIX = 'refused: ';
  * re-added after a coordinator restart gets the same id, so the queue holds it once and its result, if a
  * worker already produced it, is picked up instead of scored again.
  */
-export function jobIdOf(job: Pick<CandidateJob, 'campaign' | 'kind' | 'doc' | 'dir' | 'split' | 'measures' | 'items'>): string {
-  const what = canonicalJson({ kind: job.kind, doc: job.doc ?? null, dir: job.dir ?? null, split: job.split, measures: job.measures, ...(job.items ? { items: job.items } : {}) });
+export function jobIdOf(
+  job: Pick<CandidateJob, 'campaign' | 'kind' | 'doc' | 'dir' | 'split' | 'measures' | 'items'>,
+): string {
+  const what = canonicalJson({
+    kind: job.kind,
+    doc: job.doc ?? null,
+    dir: job.dir ?? null,
+    split: job.split,
+    measures: job.measures,
+    ...(job.items ? { items: job.items } : {}),
+  });
   return `${job.campaign.slice(0, 16)}-${job.split}-${createHash('sha256').update(what).digest('hex').slice(0, 32)}`;
 }
 
@@ -74,15 +92,26 @@ export function parseQueueUrl(text: string, field = '--queue'): QueueConnection 
   try {
     url = new URL(text);
   } catch {
-    throw new EvomergeError('cli.bad_option', `"${text}" is not a URL; expected redis://host:port or rediss://host:port`, { field }, 2);
+    throw new EvomergeError(
+      'cli.bad_option',
+      `"${text}" is not a URL; expected redis://host:port or rediss://host:port`,
+      { field },
+      2,
+    );
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-    throw new EvomergeError('cli.bad_option', `unsupported scheme "${url.protocol}"; expected redis:// or rediss:// (TLS)`, { field }, 2);
+    throw new EvomergeError(
+      'cli.bad_option',
+      `unsupported scheme "${url.protocol}"; expected redis:// or rediss:// (TLS)`,
+      { field },
+      2,
+    );
   }
   if (!url.hostname) throw new EvomergeError('cli.bad_option', `"${url.protocol}//" names no host`, { field }, 2);
   const port = url.port ? Number(url.port) : 6379;
   const dbText = url.pathname.replace(/^\//, '');
-  if (dbText !== '' && !/^\d+$/.test(dbText)) throw new EvomergeError('cli.bad_option', `"/${dbText}" is not a Redis database number`, { field }, 2);
+  if (dbText !== '' && !/^\d+$/.test(dbText))
+    throw new EvomergeError('cli.bad_option', `"/${dbText}" is not a Redis database number`, { field }, 2);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const shown = new URL(text);
   if (shown.password) shown.password = '***';

@@ -12,7 +12,16 @@ import type { RecipeDoc } from '../search/genome.ts';
 import type { Measure, Score } from '../search/measures.ts';
 import type { CandidateScorer, ItemSubset, ScoreSplit, Timed } from '../search/scorer.ts';
 import type { ModelFileRecord } from '../store/records.ts';
-import { DEFAULT_QUEUE_NAME, jobIdOf, redisOptions, REFUSED_PREFIX, type CandidateJob, type CandidateResult, type EvaluatorSetup, type QueueConnection } from './job.ts';
+import {
+  DEFAULT_QUEUE_NAME,
+  jobIdOf,
+  redisOptions,
+  REFUSED_PREFIX,
+  type CandidateJob,
+  type CandidateResult,
+  type EvaluatorSetup,
+  type QueueConnection,
+} from './job.ts';
 
 export interface QueueScorerOptions {
   readonly connection: QueueConnection;
@@ -95,25 +104,43 @@ export class QueueScorer implements CandidateScorer {
     return new QueueScorer(queue, events, options);
   }
 
-  scoreRecipe(doc: RecipeDoc, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+  scoreRecipe(
+    doc: RecipeDoc,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Timed<Score[]>> {
     return this.submit({ kind: 'recipe', doc, split, measures, ...(items ? { items } : {}) });
   }
 
-  scoreModelDir(dir: string, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+  scoreModelDir(
+    dir: string,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Timed<Score[]>> {
     return this.submit({ kind: 'model', dir, split, measures, ...(items ? { items } : {}) });
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.options.onClose?.(this.timings);
-    for (const p of this.pending.values()) p.reject(new EvomergeError('scorer.closed', 'the campaign stopped before this job was answered'));
+    for (const p of this.pending.values())
+      p.reject(new EvomergeError('scorer.closed', 'the campaign stopped before this job was answered'));
     this.pending.clear();
     await this.events.close();
     await this.queue.close();
   }
 
-  private submit(part: Pick<CandidateJob, 'kind' | 'doc' | 'dir' | 'split' | 'measures' | 'items'>): Promise<Timed<Score[]>> {
-    const data: CandidateJob = { campaign: this.options.campaign, ...part, evaluator: this.options.evaluator, modelFiles: this.options.modelFiles };
+  private submit(
+    part: Pick<CandidateJob, 'kind' | 'doc' | 'dir' | 'split' | 'measures' | 'items'>,
+  ): Promise<Timed<Score[]>> {
+    const data: CandidateJob = {
+      campaign: this.options.campaign,
+      ...part,
+      evaluator: this.options.evaluator,
+      modelFiles: this.options.modelFiles,
+    };
     const id = jobIdOf(data);
     return new Promise((resolve, reject) => {
       const p: Pending = { data, resolve, reject, askedAt: Date.now(), retries: 0, busy: true };
@@ -135,8 +162,13 @@ export class QueueScorer implements CandidateScorer {
   /** Adds the job (a no-op when its id is already on the queue). A job that failed before this request —
    *  refused by a worker since fixed, or left by an earlier run — is tried again. */
   private async enqueue(id: string, p: Pending): Promise<void> {
-    const job = await this.queue.add('candidate', p.data, { jobId: id, removeOnComplete: { age: KEEP_SECONDS }, removeOnFail: { age: KEEP_SECONDS } });
-    if (job.finishedOn !== undefined && job.finishedOn < p.askedAt && (await job.getState()) === 'failed') await job.retry('failed');
+    const job = await this.queue.add('candidate', p.data, {
+      jobId: id,
+      removeOnComplete: { age: KEEP_SECONDS },
+      removeOnFail: { age: KEEP_SECONDS },
+    });
+    if (job.finishedOn !== undefined && job.finishedOn < p.askedAt && (await job.getState()) === 'failed')
+      await job.retry('failed');
   }
 
   /** Looks the job up and settles its request when it is answered; re-adds it when the queue lost it. */
@@ -170,7 +202,14 @@ export class QueueScorer implements CandidateScorer {
       if (r.ok) {
         // the worker's clock: exact on one machine (the bench), indicative across hosts
         const waitMs = Math.max(0, r.startedAt - p.askedAt);
-        this.timings.push({ id, split: p.data.split, waitMs, roundTripMs: Date.now() - p.askedAt, workMs: r.result.mergeMs + r.result.evalMs, worker: r.worker });
+        this.timings.push({
+          id,
+          split: p.data.split,
+          waitMs,
+          roundTripMs: Date.now() - p.askedAt,
+          workMs: r.result.mergeMs + r.result.evalMs,
+          worker: r.worker,
+        });
         p.resolve(r.result);
       } else {
         // the candidate itself could not be merged or scored: the campaign records it as failed
@@ -190,7 +229,9 @@ export class QueueScorer implements CandidateScorer {
       return;
     }
     if (++p.retries > MAX_RETRIES) {
-      this.settle(id, () => p.reject(new EvomergeError('scorer.job_failed', `job ${id} failed ${MAX_RETRIES + 1} times; last: ${reason}`)));
+      this.settle(id, () =>
+        p.reject(new EvomergeError('scorer.job_failed', `job ${id} failed ${MAX_RETRIES + 1} times; last: ${reason}`)),
+      );
       return;
     }
     await job.retry('failed');
@@ -205,14 +246,24 @@ export class QueueScorer implements CandidateScorer {
 /** Checks that a queue's Redis answers (a one-line error otherwise, before anything is recorded). */
 export async function checkQueueReachable(connection: QueueConnection, timeoutMs = 5000): Promise<void> {
   const { Redis } = await import('ioredis');
-  const client = new Redis({ ...redisOptions(connection), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });
+  const client = new Redis({
+    ...redisOptions(connection),
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: timeoutMs,
+  });
   let cause: Error | undefined; // the socket's own error (ECONNREFUSED…) says more than "Connection is closed"
   client.on('error', (err: Error) => (cause ??= err));
   try {
     await client.connect();
     await client.ping();
   } catch (err) {
-    throw new EvomergeError('scorer.unreachable', `cannot reach the queue's Redis at ${connection.display}: ${(cause ?? (err as Error)).message}`, { field: '--queue' });
+    throw new EvomergeError(
+      'scorer.unreachable',
+      `cannot reach the queue's Redis at ${connection.display}: ${(cause ?? (err as Error)).message}`,
+      { field: '--queue' },
+    );
   } finally {
     client.disconnect();
   }

@@ -12,7 +12,15 @@ import type { MergeKernel } from '../kernel/kernel.ts';
 import { canonicalJson, type RecipeDoc } from '../search/genome.ts';
 import { Scorer, type CandidateScorer } from '../search/scorer.ts';
 import { ThreadedScorer } from '../search/scorer-threads.ts';
-import { DEFAULT_QUEUE_NAME, redisOptions, REFUSED_PREFIX, type CandidateJob, type CandidateResult, type EvaluatorSetup, type QueueConnection } from './job.ts';
+import {
+  DEFAULT_QUEUE_NAME,
+  redisOptions,
+  REFUSED_PREFIX,
+  type CandidateJob,
+  type CandidateResult,
+  type EvaluatorSetup,
+  type QueueConnection,
+} from './job.ts';
 import { fingerprintModelDir, modelFilesDiffer } from './model-files.ts';
 
 export interface QueueWorkerOptions {
@@ -76,7 +84,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
       throw new UnrecoverableError(REFUSED_PREFIX + line);
     }
     try {
-      const result = data.kind === 'recipe' ? await scorer.scoreRecipe(data.doc!, data.split, data.measures, data.items) : await scorer.scoreModelDir(data.dir!, data.split, data.measures, data.items);
+      const result =
+        data.kind === 'recipe'
+          ? await scorer.scoreRecipe(data.doc!, data.split, data.measures, data.items)
+          : await scorer.scoreModelDir(data.dir!, data.split, data.measures, data.items);
       options.log(`job ${job.id} answered in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       return { ok: true, result, worker: options.name, startedAt };
     } catch (err) {
@@ -84,7 +95,14 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
       // the candidate cannot be merged or scored: that is its result, recorded as failed by the campaign
       const e = err as EvomergeError;
       options.log(`job ${job.id} answered: candidate failed: ${e.message}`);
-      return { ok: false, error: { code: err instanceof EvomergeError ? e.code : 'search.candidate_failed', message: e.message ?? String(err) }, worker: options.name };
+      return {
+        ok: false,
+        error: {
+          code: err instanceof EvomergeError ? e.code : 'search.candidate_failed',
+          message: e.message ?? String(err),
+        },
+        worker: options.name,
+      };
     }
   };
 
@@ -114,7 +132,14 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
 /** The evaluator of a campaign setup: on the CPU, one scoring thread per concurrent job; on a GPU kernel,
  *  evaluators in this thread sharing the kernel's resident sources. */
 async function createScorer(setup: EvaluatorSetup, options: QueueWorkerOptions): Promise<CandidateScorer> {
-  const common = { graph: setup.graph, baseModelDir: setup.baseModelDir, ep: setup.ep, workers: options.concurrency, limit: setup.limit, baseDir: setup.baseDir };
+  const common = {
+    graph: setup.graph,
+    baseModelDir: setup.baseModelDir,
+    ep: setup.ep,
+    workers: options.concurrency,
+    limit: setup.limit,
+    baseDir: setup.baseDir,
+  };
   if (options.kernel.device.startsWith('cpu')) return ThreadedScorer.create({ ...common, suiteFile: setup.suiteFile });
   return Scorer.create({ ...common, suite: parseSuiteFile(setup.suiteFile), kernel: options.kernel });
 }
@@ -123,14 +148,27 @@ async function createScorer(setup: EvaluatorSetup, options: QueueWorkerOptions):
  * Refuses a job (EvomergeError scorer.refused) that names a file outside `roots` — the suite, its graph and
  * eval files, the base and every model of the recipe — or whose model files differ from the campaign's record.
  */
-export function checkJobInputs(job: CandidateJob, roots: readonly string[], suiteFiles = new Map<string, string[]>()): void {
-  const files = [job.evaluator.suiteFile, job.evaluator.baseModelDir, ...(job.evaluator.graph ? [job.evaluator.graph] : []), ...(job.dir ? [job.dir] : []), ...(job.doc ? recipeModels(job.doc) : []), ...job.modelFiles.map((f) => f.modelDir)];
+export function checkJobInputs(
+  job: CandidateJob,
+  roots: readonly string[],
+  suiteFiles = new Map<string, string[]>(),
+): void {
+  const files = [
+    job.evaluator.suiteFile,
+    job.evaluator.baseModelDir,
+    ...(job.evaluator.graph ? [job.evaluator.graph] : []),
+    ...(job.dir ? [job.dir] : []),
+    ...(job.doc ? recipeModels(job.doc) : []),
+    ...job.modelFiles.map((f) => f.modelDir),
+  ];
   for (const f of new Set(files)) checkUnderRoots(f, roots);
   // the files the suite names (graph, eval sets), parsed once per suite
   let named = suiteFiles.get(job.evaluator.suiteFile);
   if (!named) {
     const suite = parseSuiteFile(job.evaluator.suiteFile);
-    named = [suite.graph, suite.baseModel, ...suite.tasks.flatMap((t) => Object.values(t.files))].filter((f): f is string => f !== undefined);
+    named = [suite.graph, suite.baseModel, ...suite.tasks.flatMap((t) => Object.values(t.files))].filter(
+      (f): f is string => f !== undefined,
+    );
     suiteFiles.set(job.evaluator.suiteFile, named);
   }
   for (const f of named) checkUnderRoots(f, roots);
@@ -149,16 +187,28 @@ function checkUnderRoots(file: string, roots: readonly string[]): void {
   try {
     real = realpathSync(file);
   } catch {
-    throw new EvomergeError('scorer.refused', 'does not exist on this worker (put the models at the same paths as on the coordinator)', { file });
+    throw new EvomergeError(
+      'scorer.refused',
+      'does not exist on this worker (put the models at the same paths as on the coordinator)',
+      { file },
+    );
   }
   if (!roots.some((r) => real === r || real.startsWith(r.endsWith(path.sep) ? r : r + path.sep))) {
-    throw new EvomergeError('scorer.refused', `outside this worker's models roots (${roots.join(', ')}); start it with --models-root`, { file });
+    throw new EvomergeError(
+      'scorer.refused',
+      `outside this worker's models roots (${roots.join(', ')}); start it with --models-root`,
+      { file },
+    );
   }
 }
 
 /** Every model folder a recipe document names. */
 function recipeModels(doc: RecipeDoc): string[] {
-  const d = doc as { base_model?: unknown; models?: { model?: unknown }[]; slices?: { sources?: { model?: unknown }[] }[] };
+  const d = doc as {
+    base_model?: unknown;
+    models?: { model?: unknown }[];
+    slices?: { sources?: { model?: unknown }[] }[];
+  };
   const out: string[] = [];
   if (typeof d.base_model === 'string') out.push(d.base_model);
   for (const m of d.models ?? []) if (typeof m.model === 'string') out.push(m.model);

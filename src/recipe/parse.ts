@@ -23,13 +23,21 @@ export interface RecipeOrigin {
 }
 
 const TOP_KEYS = [
-  'merge_method', 'base_model', 'models', 'parameters', 'slices', 'dtype', 'out_dtype', 'tokenizer_source', 'random_seed',
+  'merge_method',
+  'base_model',
+  'models',
+  'parameters',
+  'slices',
+  'dtype',
+  'out_dtype',
+  'tokenizer_source',
+  'random_seed',
 ];
 /** mergekit keys evomerge recognises but does not implement: a clearer message than "unknown key". */
 const UNSUPPORTED_TOP_KEYS: Record<string, string> = {
   modules: 'multi-module recipes are not supported; use models: or slices:',
-  tokenizer: 'tokenizer merging is not supported; the output takes the base model\'s tokenizer (tokenizer_source: base)',
-  chat_template: 'chat templates are not supported; the output keeps the base model\'s files',
+  tokenizer: "tokenizer merging is not supported; the output takes the base model's tokenizer (tokenizer_source: base)",
+  chat_template: "chat templates are not supported; the output keeps the base model's files",
   name: 'multi-stage recipes are not supported',
 };
 const MODEL_KEYS = ['model', 'parameters'];
@@ -43,7 +51,11 @@ export function parseRecipeFile(file: string): Recipe {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new EvomergeError('recipe.unreadable', `cannot read the recipe: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
+    throw new EvomergeError(
+      'recipe.unreadable',
+      `cannot read the recipe: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { file },
+    );
   }
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -71,20 +83,30 @@ class Parser {
   }
 
   recipe(doc: unknown): Recipe {
-    if (!isPlainObject(doc)) this.fail('recipe.not_a_mapping', undefined, 'a recipe must be a YAML mapping with merge_method and models or slices');
+    if (!isPlainObject(doc))
+      this.fail(
+        'recipe.not_a_mapping',
+        undefined,
+        'a recipe must be a YAML mapping with merge_method and models or slices',
+      );
     this.checkKeys(doc, TOP_KEYS, '', UNSUPPORTED_TOP_KEYS);
 
     const mergeMethod = doc.merge_method;
-    if (mergeMethod === undefined || mergeMethod === null) this.fail('recipe.missing_key', 'merge_method', 'required; e.g. merge_method: ties');
-    if (typeof mergeMethod !== 'string') this.fail('recipe.bad_value', 'merge_method', `expected a method name, got ${describe(mergeMethod)}`);
+    if (mergeMethod === undefined || mergeMethod === null)
+      this.fail('recipe.missing_key', 'merge_method', 'required; e.g. merge_method: ties');
+    if (typeof mergeMethod !== 'string')
+      this.fail('recipe.bad_value', 'merge_method', `expected a method name, got ${describe(mergeMethod)}`);
 
     const hasModels = doc.models !== undefined && doc.models !== null;
     const hasSlices = doc.slices !== undefined && doc.slices !== null;
-    if (hasModels && hasSlices) this.fail('recipe.models_and_slices', 'slices', 'give either models: or slices:, not both');
-    if (!hasModels && !hasSlices) this.fail('recipe.missing_key', 'models', 'required (or slices:): the models to merge');
+    if (hasModels && hasSlices)
+      this.fail('recipe.models_and_slices', 'slices', 'give either models: or slices:, not both');
+    if (!hasModels && !hasSlices)
+      this.fail('recipe.missing_key', 'models', 'required (or slices:): the models to merge');
 
     let baseModel: string | undefined;
-    if (doc.base_model !== undefined && doc.base_model !== null) baseModel = this.modelPath(doc.base_model, 'base_model');
+    if (doc.base_model !== undefined && doc.base_model !== null)
+      baseModel = this.modelPath(doc.base_model, 'base_model');
 
     const models = hasModels ? this.models(doc.models) : undefined;
     const slices = hasSlices ? this.slices(doc.slices) : undefined;
@@ -95,7 +117,11 @@ class Parser {
     let tokenizerSource: 'base' | undefined;
     if (doc.tokenizer_source !== undefined && doc.tokenizer_source !== null) {
       if (doc.tokenizer_source !== 'base') {
-        this.fail('recipe.unsupported_value', 'tokenizer_source', `${describe(doc.tokenizer_source)} is not supported; only "base" (the output takes the base model's tokenizer)`);
+        this.fail(
+          'recipe.unsupported_value',
+          'tokenizer_source',
+          `${describe(doc.tokenizer_source)} is not supported; only "base" (the output takes the base model's tokenizer)`,
+        );
       }
       tokenizerSource = 'base';
     }
@@ -125,26 +151,45 @@ class Parser {
   }
 
   models(value: unknown): RecipeSource[] {
-    if (!Array.isArray(value) || value.length === 0) this.fail('recipe.bad_value', 'models', `expected a non-empty list of {model, parameters}, got ${describe(value)}`);
+    if (!Array.isArray(value) || value.length === 0)
+      this.fail(
+        'recipe.bad_value',
+        'models',
+        `expected a non-empty list of {model, parameters}, got ${describe(value)}`,
+      );
     return value.map((m, i) => {
       const key = `models[${i}]`;
       if (typeof m === 'string') return { model: this.modelPath(m, `${key}`), parameters: {}, key };
       if (!isPlainObject(m)) this.fail('recipe.bad_value', key, `expected {model, parameters}, got ${describe(m)}`);
       this.checkKeys(m, MODEL_KEYS, key);
-      if (m.model === undefined || m.model === null) this.fail('recipe.missing_key', `${key}.model`, 'required: the model folder');
-      return { model: this.modelPath(m.model, `${key}.model`), parameters: this.parameterMap(m.parameters, `${key}.parameters`), key };
+      if (m.model === undefined || m.model === null)
+        this.fail('recipe.missing_key', `${key}.model`, 'required: the model folder');
+      return {
+        model: this.modelPath(m.model, `${key}.model`),
+        parameters: this.parameterMap(m.parameters, `${key}.parameters`),
+        key,
+      };
     });
   }
 
   slices(value: unknown): RecipeSlice[] {
-    if (!Array.isArray(value) || value.length === 0) this.fail('recipe.bad_value', 'slices', `expected a non-empty list of {sources, parameters}, got ${describe(value)}`);
+    if (!Array.isArray(value) || value.length === 0)
+      this.fail(
+        'recipe.bad_value',
+        'slices',
+        `expected a non-empty list of {sources, parameters}, got ${describe(value)}`,
+      );
     return value.map((s, i) => {
       const key = `slices[${i}]`;
       if (!isPlainObject(s)) this.fail('recipe.bad_value', key, `expected {sources, parameters}, got ${describe(s)}`);
       this.checkKeys(s, SLICE_KEYS, key);
       const sources = s.sources;
       if (!Array.isArray(sources) || sources.length === 0) {
-        this.fail('recipe.bad_value', `${key}.sources`, `expected a non-empty list of {model, layer_range}, got ${describe(sources)}`);
+        this.fail(
+          'recipe.bad_value',
+          `${key}.sources`,
+          `expected a non-empty list of {model, layer_range}, got ${describe(sources)}`,
+        );
       }
       return {
         sources: sources.map((src, j) => this.source(src, `${key}.sources[${j}]`)),
@@ -155,41 +200,64 @@ class Parser {
   }
 
   source(value: unknown, key: string): RecipeSource {
-    if (!isPlainObject(value)) this.fail('recipe.bad_value', key, `expected {model, layer_range, parameters}, got ${describe(value)}`);
+    if (!isPlainObject(value))
+      this.fail('recipe.bad_value', key, `expected {model, layer_range, parameters}, got ${describe(value)}`);
     this.checkKeys(value, SOURCE_KEYS, key);
-    if (value.model === undefined || value.model === null) this.fail('recipe.missing_key', `${key}.model`, 'required: the model folder');
+    if (value.model === undefined || value.model === null)
+      this.fail('recipe.missing_key', `${key}.model`, 'required: the model folder');
     const model = this.modelPath(value.model, `${key}.model`);
     const lr = value.layer_range;
-    if (lr === undefined || lr === null) this.fail('recipe.missing_key', `${key}.layer_range`, 'required in slices: [start, end) of the input layers');
+    if (lr === undefined || lr === null)
+      this.fail('recipe.missing_key', `${key}.layer_range`, 'required in slices: [start, end) of the input layers');
     if (
-      !Array.isArray(lr) || lr.length !== 2 ||
-      !lr.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0) || !(lr[0] < lr[1])
+      !Array.isArray(lr) ||
+      lr.length !== 2 ||
+      !lr.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0) ||
+      !(lr[0] < lr[1])
     ) {
-      this.fail('recipe.bad_value', `${key}.layer_range`, `expected [start, end] with integers 0 <= start < end, got ${describe(lr)}`);
+      this.fail(
+        'recipe.bad_value',
+        `${key}.layer_range`,
+        `expected [start, end] with integers 0 <= start < end, got ${describe(lr)}`,
+      );
     }
-    return { model, layerRange: [lr[0], lr[1]], parameters: this.parameterMap(value.parameters, `${key}.parameters`), key };
+    return {
+      model,
+      layerRange: [lr[0], lr[1]],
+      parameters: this.parameterMap(value.parameters, `${key}.parameters`),
+      key,
+    };
   }
 
   modelPath(value: unknown, key: string): string {
-    if (typeof value !== 'string' || value.length === 0) this.fail('recipe.bad_value', key, `expected a model folder path, got ${describe(value)}`);
-    if (value.includes('+')) this.fail('recipe.unsupported_value', key, `"${value}": LoRA adapters (model+lora) are not supported`);
+    if (typeof value !== 'string' || value.length === 0)
+      this.fail('recipe.bad_value', key, `expected a model folder path, got ${describe(value)}`);
+    if (value.includes('+'))
+      this.fail('recipe.unsupported_value', key, `"${value}": LoRA adapters (model+lora) are not supported`);
     const abs = path.resolve(this.where.baseDir, value);
-    if (!existsSync(abs)) this.fail('recipe.model_not_found', key, `model folder "${value}" does not exist (resolved to ${abs})`);
-    if (!statSync(abs).isDirectory()) this.fail('recipe.model_not_found', key, `"${value}" is not a folder (resolved to ${abs})`);
+    if (!existsSync(abs))
+      this.fail('recipe.model_not_found', key, `model folder "${value}" does not exist (resolved to ${abs})`);
+    if (!statSync(abs).isDirectory())
+      this.fail('recipe.model_not_found', key, `"${value}" is not a folder (resolved to ${abs})`);
     return abs;
   }
 
   dtype(value: unknown, key: string): RecipeDType | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'string' || !(RECIPE_DTYPES as readonly string[]).includes(value)) {
-      this.fail('recipe.bad_value', key, `unsupported dtype ${describe(value)}; expected one of ${RECIPE_DTYPES.join(', ')}`);
+      this.fail(
+        'recipe.bad_value',
+        key,
+        `unsupported dtype ${describe(value)}; expected one of ${RECIPE_DTYPES.join(', ')}`,
+      );
     }
     return value as RecipeDType;
   }
 
   parameterMap(value: unknown, key: string): ParameterMap {
     if (value === undefined || value === null) return {};
-    if (!isPlainObject(value)) this.fail('recipe.bad_value', key, `expected a mapping of parameter names to values, got ${describe(value)}`);
+    if (!isPlainObject(value))
+      this.fail('recipe.bad_value', key, `expected a mapping of parameter names to values, got ${describe(value)}`);
     this.checkKeys(value, PARAMETER_NAMES, key);
     const out: Record<string, Setting> = {};
     for (const [name, v] of Object.entries(value)) {
@@ -207,7 +275,12 @@ class Parser {
     }
     if (typeof value === 'boolean' || typeof value === 'string') return value;
     if (Array.isArray(value)) {
-      if (value.length === 0) this.fail('recipe.bad_value', key, 'an empty list is not a value; give a number, a gradient [a, b, …] or a list of {filter, value}');
+      if (value.length === 0)
+        this.fail(
+          'recipe.bad_value',
+          key,
+          'an empty list is not a value; give a number, a gradient [a, b, …] or a list of {filter, value}',
+        );
       if (value.every((x) => typeof x === 'number')) {
         value.forEach((x, i) => {
           if (!Number.isFinite(x)) this.fail('recipe.bad_value', `${key}[${i}]`, `expected a finite number, got ${x}`);
@@ -218,10 +291,16 @@ class Parser {
         const entries: FilterSetting['entries'][number][] = value.map((e: Record<string, unknown>, i) => {
           const ek = `${key}[${i}]`;
           this.checkKeys(e, FILTER_KEYS, ek);
-          if (e.value === undefined || e.value === null) this.fail('recipe.missing_key', `${ek}.value`, 'required in a {filter, value} entry');
+          if (e.value === undefined || e.value === null)
+            this.fail('recipe.missing_key', `${ek}.value`, 'required in a {filter, value} entry');
           let filter: string | undefined;
           if (e.filter !== undefined && e.filter !== null) {
-            if (typeof e.filter !== 'string') this.fail('recipe.bad_value', `${ek}.filter`, `expected a substring of tensor names, got ${describe(e.filter)}`);
+            if (typeof e.filter !== 'string')
+              this.fail(
+                'recipe.bad_value',
+                `${ek}.filter`,
+                `expected a substring of tensor names, got ${describe(e.filter)}`,
+              );
             filter = e.filter;
           }
           const inner = this.setting(e.value, `${ek}.value`);
@@ -232,18 +311,33 @@ class Parser {
       this.fail('recipe.bad_value', key, 'a list must be all numbers (a gradient) or all {filter, value} entries');
     }
     if (isPlainObject(value)) {
-      this.fail('recipe.bad_value', key, 'a {filter, value} mapping must be inside a list (mergekit evaluate_setting); write "- filter: …"');
+      this.fail(
+        'recipe.bad_value',
+        key,
+        'a {filter, value} mapping must be inside a list (mergekit evaluate_setting); write "- filter: …"',
+      );
     }
     this.fail('recipe.bad_value', key, `unsupported value ${describe(value)}`);
   }
 
-  checkKeys(obj: Record<string, unknown>, known: readonly string[], prefix: string, unsupported: Record<string, string> = {}): void {
+  checkKeys(
+    obj: Record<string, unknown>,
+    known: readonly string[],
+    prefix: string,
+    unsupported: Record<string, string> = {},
+  ): void {
     for (const k of Object.keys(obj)) {
       if (known.includes(k)) continue;
       const field = prefix === '' ? k : `${prefix}.${k}`;
       if (k in unsupported) this.fail('recipe.unsupported_key', field, unsupported[k]!);
       const guess = closest(k, known);
-      this.fail('recipe.unknown_key', field, guess !== undefined ? `unknown key; did you mean "${guess}"?` : `unknown key; expected one of ${known.join(', ')}`);
+      this.fail(
+        'recipe.unknown_key',
+        field,
+        guess !== undefined
+          ? `unknown key; did you mean "${guess}"?`
+          : `unknown key; expected one of ${known.join(', ')}`,
+      );
     }
   }
 }
@@ -333,5 +427,7 @@ function parameterMapToPlain(params: ParameterMap): Record<string, unknown> {
 function settingToPlain(s: Setting): unknown {
   if (typeof s !== 'object') return s;
   if (s.kind === 'gradient') return [...s.values];
-  return s.entries.map((e) => (e.filter !== undefined ? { filter: e.filter, value: settingToPlain(e.value) } : { value: settingToPlain(e.value) }));
+  return s.entries.map((e) =>
+    e.filter !== undefined ? { filter: e.filter, value: settingToPlain(e.value) } : { value: settingToPlain(e.value) },
+  );
 }

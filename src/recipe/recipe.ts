@@ -24,7 +24,17 @@ export type ParameterMap = Readonly<Record<string, Setting>>;
  * is merge/registry.ts's table; a test checks that this list is exactly the union of that table.
  */
 export const PARAMETER_NAMES: readonly string[] = [
-  'weight', 'density', 'gamma', 'epsilon', 'scale', 't', 'normalize', 'lambda', 'rescale', 'int8_mask', 'filter_wise',
+  'weight',
+  'density',
+  'gamma',
+  'epsilon',
+  'scale',
+  't',
+  'normalize',
+  'lambda',
+  'rescale',
+  'int8_mask',
+  'filter_wise',
 ];
 
 /** Storage dtype names as mergekit writes them in a recipe. */

@@ -26,7 +26,12 @@ export function evaluateSetting(setting: Setting, tensorName: string, t: number)
   if (setting.kind === 'gradient') return interpolateGradient(setting.values, t);
   for (const entry of setting.entries) {
     // First entry whose filter is absent, "*", or a substring of the tensor name wins.
-    if (entry.filter === undefined || entry.filter === '' || entry.filter === '*' || tensorName.includes(entry.filter)) {
+    if (
+      entry.filter === undefined ||
+      entry.filter === '' ||
+      entry.filter === '*' ||
+      tensorName.includes(entry.filter)
+    ) {
       return evaluateSetting(entry.value, tensorName, t);
     }
   }

@@ -44,7 +44,10 @@ export interface ExportResult {
 }
 
 /** The space a campaign was run with, as stored in its database (absolute paths). */
-function storedSpace(store: Store, db: string): { space: SearchSpace; suite: Suite; measures: Measure[]; campaignId: number } {
+function storedSpace(
+  store: Store,
+  db: string,
+): { space: SearchSpace; suite: Suite; measures: Measure[]; campaignId: number } {
   const campaign = store.listCampaigns()[0];
   if (!campaign) throw new EvomergeError('export.empty', 'the database holds no campaign', { file: db });
   const cfg = JSON.parse(campaign.configJson) as SearchSpace & { measures: Measure[] };
@@ -55,12 +58,27 @@ function storedSpace(store: Store, db: string): { space: SearchSpace; suite: Sui
 function findCandidate(store: Store, campaignId: number, which: string, db: string): CandidateRecord {
   if (which === 'best') {
     const best = pickedCandidate(store, campaignId)?.candidate;
-    if (!best) throw new EvomergeError('export.no_kept', 'no candidate cleared every gate on the fit split; name one with --candidate N (and --force)', { file: db, field: '--candidate best' });
+    if (!best)
+      throw new EvomergeError(
+        'export.no_kept',
+        'no candidate cleared every gate on the fit split; name one with --candidate N (and --force)',
+        { file: db, field: '--candidate best' },
+      );
     return best;
   }
-  if (!/^#?\d+$/.test(which)) throw new EvomergeError('cli.bad_option', `"${which}" is not a candidate; expected best or a number as the report shows it (#N)`, { field: '--candidate' }, 2);
+  if (!/^#?\d+$/.test(which))
+    throw new EvomergeError(
+      'cli.bad_option',
+      `"${which}" is not a candidate; expected best or a number as the report shows it (#N)`,
+      { field: '--candidate' },
+      2,
+    );
   const c = store.findCandidateByOrdinal(campaignId, Number(which.replace('#', '')));
-  if (!c) throw new EvomergeError('export.no_candidate', `no search candidate #${which.replace('#', '')}`, { file: db, field: '--candidate' });
+  if (!c)
+    throw new EvomergeError('export.no_candidate', `no search candidate #${which.replace('#', '')}`, {
+      file: db,
+      field: '--candidate',
+    });
   return c;
 }
 
@@ -71,9 +89,17 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
   try {
     const ctx = storedSpace(store, db);
     const cand = findCandidate(store, ctx.campaignId, options.candidate, db);
-    if (cand.status === 'failed') throw new EvomergeError('export.failed_candidate', `candidate #${cand.ordinal} failed (${cand.errorCode}: ${cand.errorMessage}); there is nothing to export`, { file: db, field: '--candidate' });
+    if (cand.status === 'failed')
+      throw new EvomergeError(
+        'export.failed_candidate',
+        `candidate #${cand.ordinal} failed (${cand.errorCode}: ${cand.errorMessage}); there is nothing to export`,
+        { file: db, field: '--candidate' },
+      );
     const doc = YAML.parse(cand.recipeYaml!) as RecipeDoc;
-    const recipe = parseRecipe(doc, { file: `${db} candidate #${cand.ordinal}`, baseDir: path.dirname(path.resolve(db)) });
+    const recipe = parseRecipe(doc, {
+      file: `${db} candidate #${cand.ordinal}`,
+      baseDir: path.dirname(path.resolve(db)),
+    });
     // The output is judged before anything is scored or written: never an input, never a full folder unforced.
     const inputs = [...recipeInputs(recipe), ...exportInputs(ctx, db)];
     checkOutputAvoidsInputs(options.outDir, inputs);
@@ -85,11 +111,20 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
       if (!options.acceptChangedInputs) throw inputsChangedError(changes, 'exporting');
       store.close();
       store = openStore(db);
-      verifyCampaignInputs(store, ctx.campaignId, inputsNow, { accept: true, what: 'exporting', ...(options.log ? { log: options.log } : {}) });
+      verifyCampaignInputs(store, ctx.campaignId, inputsNow, {
+        accept: true,
+        what: 'exporting',
+        ...(options.log ? { log: options.log } : {}),
+      });
     }
     // The gates' test-split baselines (the sources) and the candidate itself, scored now where missing.
     const sourceDirs = new Map([ctx.space.baseModel, ...ctx.space.models].map((m) => [m.name, m.path]));
-    const jobs: TestSplitJob[] = [...store.listCandidates(ctx.campaignId, { kind: 'source' }).map((c) => ({ candidate: c, dir: sourceDirs.get(c.label!)! })), { candidate: cand }];
+    const jobs: TestSplitJob[] = [
+      ...store
+        .listCandidates(ctx.campaignId, { kind: 'source' })
+        .map((c) => ({ candidate: c, dir: sourceDirs.get(c.label!)! })),
+      { candidate: cand },
+    ];
     const missing = missingOnTestSplit(store, jobs);
 
     const kernel = await options.kernel();
@@ -99,7 +134,16 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
         store = openStore(db);
       }
       if (missing.length) {
-        const scorer = await Scorer.create({ suite: ctx.suite, graph: ctx.space.graph, baseModelDir: ctx.space.baseModel.path, kernel, ep: options.ep ?? 'cpu', workers: 1, limit: ctx.space.evalLimit, baseDir: path.dirname(path.resolve(db)) });
+        const scorer = await Scorer.create({
+          suite: ctx.suite,
+          graph: ctx.space.graph,
+          baseModelDir: ctx.space.baseModel.path,
+          kernel,
+          ep: options.ep ?? 'cpu',
+          workers: 1,
+          limit: ctx.space.evalLimit,
+          baseDir: path.dirname(path.resolve(db)),
+        });
         try {
           await scoreOnTestSplit(store, scorer, ctx.measures, missing, 1);
         } finally {
@@ -108,7 +152,13 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
       }
       const test = recordedScores(store, cand.candidateId, 'test');
       const fit = recordedScores(store, cand.candidateId, 'fit');
-      const verdicts = judgeGates(ctx.space, ctx.suite, test, recordedSourceScores(store, ctx.campaignId, 'test'), 'test');
+      const verdicts = judgeGates(
+        ctx.space,
+        ctx.suite,
+        test,
+        recordedSourceScores(store, ctx.campaignId, 'test'),
+        'test',
+      );
       store.close();
       const failed = verdicts.filter((v) => !v.pass);
       if (failed.length && !options.force) {
@@ -119,7 +169,10 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
           { file: db, field: `candidate #${cand.ordinal}` },
         );
       }
-      if (failed.length) options.log?.(`exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on the test split (--force)`);
+      if (failed.length)
+        options.log?.(
+          `exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on the test split (--force)`,
+        );
 
       const outDir = path.resolve(options.outDir);
       // recipe and scores go into the same temporary folder as the tensors: one rename publishes all of it
@@ -127,7 +180,14 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
         'recipe.yaml': `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`,
         'scores.json': `${JSON.stringify({ candidate: cand.ordinal, generation: cand.generation, status_on_fit: cand.status, objective_fit: cand.objective, genome: JSON.parse(cand.genomeJson ?? '{}'), fit, test, test_gates: verdicts, forced: failed.length > 0 }, null, 2)}\n`,
       };
-      await mergeRecipeToDir(recipe, { outDir: options.outDir, shardSizeBytes: 5e9, kernel, force: options.force, inputs, extraFiles });
+      await mergeRecipeToDir(recipe, {
+        outDir: options.outDir,
+        shardSizeBytes: 5e9,
+        kernel,
+        force: options.force,
+        inputs,
+        extraFiles,
+      });
       return { ordinal: cand.ordinal!, outDir, verdicts, forced: failed.length > 0 };
     } finally {
       await kernel.close();
@@ -146,7 +206,9 @@ function exportInputs(ctx: ReturnType<typeof storedSpace>, db: string): InputPat
     { path: ctx.suite.file, role: 'eval suite' },
     ...(graph && graph !== 'auto' ? [{ path: graph, role: 'graph' }] : []),
     ...(tokenizer !== 'byte' && tokenizer !== 'auto' ? [{ path: tokenizer, role: 'tokenizer' }] : []),
-    ...ctx.suite.tasks.flatMap((t) => Object.values(t.files).map((f) => ({ path: f, role: `eval file of task ${t.name}` }))),
+    ...ctx.suite.tasks.flatMap((t) =>
+      Object.values(t.files).map((f) => ({ path: f, role: `eval file of task ${t.name}` })),
+    ),
     ...[ctx.space.baseModel, ...ctx.space.models].map((m) => ({ path: m.path, role: `campaign source ${m.name}` })),
   ];
 }

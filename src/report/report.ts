@@ -62,7 +62,14 @@ export interface CampaignReport {
   readonly measures: readonly string[];
   readonly counts: { evaluated: number; kept: number; rejected: number; failed: number; generations: number };
   readonly rows: readonly ReportRow[];
-  readonly gates: readonly { gate: string; kind: string; task: string; metric: string; passed: number; judged: number }[];
+  readonly gates: readonly {
+    gate: string;
+    kind: string;
+    task: string;
+    metric: string;
+    passed: number;
+    judged: number;
+  }[];
   readonly generations: readonly GenerationBest[];
   /** The fit-objective comparison: best kept candidate against every source and reference. */
   readonly fitObjective: { best?: number; bestRival?: { label: string; value: number }; beatsAll: boolean };
@@ -76,7 +83,11 @@ export interface CampaignReport {
   readonly lmEvalProtocols?: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** Whether the inputs the campaign read are as it recorded them (null: not checked); `changed` names those
    *  that are not. */
-  readonly inputs: { readonly recorded: number; readonly current: boolean | null; readonly changed: readonly { path: string; role: string }[] };
+  readonly inputs: {
+    readonly recorded: number;
+    readonly current: boolean | null;
+    readonly changed: readonly { path: string; role: string }[];
+  };
   /** Changes accepted on purpose (--accept-changed-inputs), oldest first. */
   readonly inputChanges: readonly { path: string; acceptedAt: string }[];
 }
@@ -96,7 +107,9 @@ interface StoredConfig {
  * Which of a campaign's recorded inputs differ on disk now. The report reads only the database; the caller,
  * who knows how inputs are fingerprinted, says whether they changed.
  */
-export type InputsCheck = (recorded: readonly InputFingerprintRecord[]) => readonly { readonly path: string; readonly role: string }[];
+export type InputsCheck = (
+  recorded: readonly InputFingerprintRecord[],
+) => readonly { readonly path: string; readonly role: string }[];
 
 /** Builds the report of the (single) campaign in a database, opened read-only. */
 export function buildReport(dbFile: string, checkInputs?: InputsCheck): CampaignReport {
@@ -109,7 +122,10 @@ export function buildReport(dbFile: string, checkInputs?: InputsCheck): Campaign
 }
 
 /** The campaign's final pick as recorded (what export takes as best), else the best kept candidate by fit. */
-export function pickedCandidate(store: Store, campaignId: number): { candidate: CandidateRecord; rule: string } | undefined {
+export function pickedCandidate(
+  store: Store,
+  campaignId: number,
+): { candidate: CandidateRecord; rule: string } | undefined {
   const pick = store.finalPick(campaignId);
   if (pick) return { candidate: store.getCandidate(pick.candidateId), rule: pick.rule };
   const best = bestKeptCandidate(store, campaignId);
@@ -128,7 +144,11 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
   if (!campaign) throw new EvomergeError('report.empty', 'the database holds no campaign', { file: dbFile });
   const cfg = JSON.parse(campaign.configJson) as StoredConfig;
   const id = campaign.campaignId;
-  const objective = cfg.objective.map((t) => ({ task: t.task, metric: t.metric ?? cfg.ownMetrics[t.task]!, weight: t.weight }));
+  const objective = cfg.objective.map((t) => ({
+    task: t.task,
+    metric: t.metric ?? cfg.ownMetrics[t.task]!,
+    weight: t.weight,
+  }));
   const measures = cfg.measures.map((m) => `${m.task}/${m.metric}`);
 
   const scoresOf = (c: CandidateRecord) => {
@@ -143,12 +163,28 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
   // in the space's order (they are scored concurrently, so the ids are not)
   const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
   for (const kind of ['source', 'reference'] as const) {
-    const list = store.listCandidates(id, { kind }).sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
-    for (const c of list) rows.push({ kind, label: c.label ?? `#${c.ordinal}`, ordinal: c.ordinal ?? null, objective: c.objective, scores: scoresOf(c) });
+    const list = store
+      .listCandidates(id, { kind })
+      .sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
+    for (const c of list)
+      rows.push({
+        kind,
+        label: c.label ?? `#${c.ordinal}`,
+        ordinal: c.ordinal ?? null,
+        objective: c.objective,
+        scores: scoresOf(c),
+      });
   }
   const picked = pickedCandidate(store, id);
   const best = picked?.candidate;
-  if (best) rows.push({ kind: 'best', label: picked.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`, ordinal: best.ordinal ?? null, objective: best.objective, scores: scoresOf(best) });
+  if (best)
+    rows.push({
+      kind: 'best',
+      label: picked.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`,
+      ordinal: best.ordinal ?? null,
+      objective: best.objective,
+      scores: scoresOf(best),
+    });
 
   const search = store.listCandidates(id, { kind: 'search' });
   const count = (status: string) => search.filter((c) => c.status === status).length;
@@ -158,7 +194,14 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
   const gateNames = [...new Set(verdicts.map((v) => v.gate))];
   const gates = gateNames.map((g) => {
     const vs = verdicts.filter((v) => v.gate === g);
-    return { gate: g, kind: vs[0]!.kind, task: vs[0]!.task, metric: vs[0]!.metric, passed: vs.filter((v) => v.pass).length, judged: vs.length };
+    return {
+      gate: g,
+      kind: vs[0]!.kind,
+      task: vs[0]!.task,
+      metric: vs[0]!.metric,
+      passed: vs.filter((v) => v.pass).length,
+      judged: vs.length,
+    };
   });
 
   // grouped once: a long campaign has thousands of generations
@@ -172,13 +215,25 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
     const inGen = byGeneration.get(g)!;
     const kept = inGen.filter((c) => c.status === 'kept');
     const pool = kept.length ? kept : inGen;
-    const c = pool.sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))[0]!;
-    return { generation: g, ordinal: c.ordinal ?? 0, status: c.status, objective: c.objective, genome: c.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : {}, [GENES_READ]: recipeParameters(c.recipeYaml) };
+    const c = pool.sort(
+      (x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0),
+    )[0]!;
+    return {
+      generation: g,
+      ordinal: c.ordinal ?? 0,
+      status: c.status,
+      objective: c.objective,
+      genome: c.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : {},
+      [GENES_READ]: recipeParameters(c.recipeYaml),
+    };
   });
 
   const rivals = rows.filter((r) => r.kind !== 'best');
   const rivalBest = rivals.reduce<{ label: string; value: number } | undefined>(
-    (acc, r) => (r.objective !== null && Number.isFinite(r.objective) && (!acc || r.objective > acc.value) ? { label: r.label, value: r.objective } : acc),
+    (acc, r) =>
+      r.objective !== null && Number.isFinite(r.objective) && (!acc || r.objective > acc.value)
+        ? { label: r.label, value: r.objective }
+        : acc,
     undefined,
   );
   const fitObjective = {
@@ -189,17 +244,41 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
 
   return {
     db: dbFile,
-    campaign: { id, name: campaign.name, seed: campaign.seed, device: campaign.device, configHash: campaign.configHash, optimizer: cfg.optimizer },
+    campaign: {
+      id,
+      name: campaign.name,
+      seed: campaign.seed,
+      device: campaign.device,
+      configHash: campaign.configHash,
+      optimizer: cfg.optimizer,
+    },
     objective,
     measures,
-    counts: { evaluated: search.length, kept: count('kept'), rejected: count('rejected'), failed: count('failed'), generations: generations.length },
+    counts: {
+      evaluated: search.length,
+      kept: count('kept'),
+      rejected: count('rejected'),
+      failed: count('failed'),
+      generations: generations.length,
+    },
     rows,
     gates,
     generations: genBest,
     fitObjective,
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
     pickRule: picked?.rule ?? 'fit',
-    ...(best ? { testObjective: testObjectiveComparison(store, id, cfg.objective, cfg.ownMetrics, best, rivalLabels(rows, cfg.references)) } : {}),
+    ...(best
+      ? {
+          testObjective: testObjectiveComparison(
+            store,
+            id,
+            cfg.objective,
+            cfg.ownMetrics,
+            best,
+            rivalLabels(rows, cfg.references),
+          ),
+        }
+      : {}),
     ...(cfg.lmEvalProtocols ? { lmEvalProtocols: cfg.lmEvalProtocols } : {}),
     inputs: inputsState(store, id, checkInputs),
     inputChanges: store.listInputChanges(id).map((c) => ({ path: c.path, acceptedAt: c.acceptedAt })),
@@ -216,7 +295,10 @@ function inputsState(store: Store, campaignId: number, checkInputs: InputsCheck 
 
 /** Sources and references the pick is compared with: of a reference group (several weights), only the
  *  member with the best fit objective — the weight a user would have chosen on fit. */
-export function rivalLabels(rows: readonly ReportRow[], references: readonly { name: string; group?: string }[]): string[] {
+export function rivalLabels(
+  rows: readonly ReportRow[],
+  references: readonly { name: string; group?: string }[],
+): string[] {
   const out: string[] = [];
   for (const r of rows) {
     if (r.kind === 'best') continue;
@@ -237,9 +319,18 @@ export function conclude(rows: readonly ReportRow[], task: string, metric: strin
   const key = `${task}/${metric}`;
   const best = rows.find((r) => r.kind === 'best');
   const base = { task, metric };
-  if (!best) return { ...base, sentence: 'No search candidate cleared every gate, so there is no candidate to compare with the sources and the reference merges.' };
+  if (!best)
+    return {
+      ...base,
+      sentence:
+        'No search candidate cleared every gate, so there is no candidate to compare with the sources and the reference merges.',
+    };
   const b = best.scores[key]?.test;
-  if (!b) return { ...base, sentence: `The best kept candidate has no ${task} score on the test split yet (the search did not finish); run the search again to complete it.` };
+  if (!b)
+    return {
+      ...base,
+      sentence: `The best kept candidate has no ${task} score on the test split yet (the search did not finish); run the search again to complete it.`,
+    };
   const seOrZero = (se: number) => (Number.isNaN(se) ? 0 : se);
   let rival: LabelledScore | undefined;
   for (const r of rows) {
@@ -247,7 +338,8 @@ export function conclude(rows: readonly ReportRow[], task: string, metric: strin
     if (s && (!rival || s.value > rival.value)) rival = { label: r.label, value: s.value, se: seOrZero(s.se) };
   }
   const bs: LabelledScore = { label: best.label, value: b.value, se: seOrZero(b.se) };
-  if (!rival) return { ...base, best: bs, sentence: `No source or reference merge has a ${task} test score to compare with.` };
+  if (!rival)
+    return { ...base, best: bs, sentence: `No source or reference merge has a ${task} test score to compare with.` };
   const gain = bs.value - rival.value;
   const seDiff = Math.sqrt(bs.se ** 2 + rival.se ** 2);
   const significant = gain > 2 * seDiff;
@@ -269,33 +361,58 @@ function toScore(s: ScoreRecord): ReportScore {
 /** The report as plain text for a terminal. */
 export function formatReport(r: CampaignReport): string {
   const lines: string[] = [];
-  const f = (v: number | null | undefined, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
-  lines.push(`campaign "${r.campaign.name}" (${r.db}): ${r.campaign.optimizer}, seed ${r.campaign.seed}, ${r.campaign.device}`);
-  lines.push(`candidates: ${r.counts.evaluated} evaluated over ${r.counts.generations} generation(s): ${r.counts.kept} kept, ${r.counts.rejected} rejected, ${r.counts.failed} failed`);
-  lines.push(`objective (fit, maximised): ${r.objective.map((t) => `${t.weight} × ${t.task}/${t.metric}`).join(' + ')}`);
+  const f = (v: number | null | undefined, d = 3) =>
+    v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d);
+  lines.push(
+    `campaign "${r.campaign.name}" (${r.db}): ${r.campaign.optimizer}, seed ${r.campaign.seed}, ${r.campaign.device}`,
+  );
+  lines.push(
+    `candidates: ${r.counts.evaluated} evaluated over ${r.counts.generations} generation(s): ${r.counts.kept} kept, ${r.counts.rejected} rejected, ${r.counts.failed} failed`,
+  );
+  lines.push(
+    `objective (fit, maximised): ${r.objective.map((t) => `${t.weight} × ${t.task}/${t.metric}`).join(' + ')}`,
+  );
   for (const [task, p] of Object.entries(r.lmEvalProtocols ?? {})) {
-    lines.push(`lm-eval task ${task} (${p.task_file}): fit = ${p.fit}; test = ${p.test}; few-shot: ${p.fewshot}; chat template: ${p.chat_template}`);
+    lines.push(
+      `lm-eval task ${task} (${p.task_file}): fit = ${p.fit}; test = ${p.test}; few-shot: ${p.fewshot}; chat template: ${p.chat_template}`,
+    );
   }
   lines.push('');
   const cell = (s?: ReportScore) => (s ? `${f(s.value)} ± ${f(s.se)}` : '—');
   // one block per measured task/metric: the models in rows, fit and test side by side
-  lines.push(...table(['model', 'fit objective'], r.rows.map((row) => [row.label, f(row.objective, 4)])));
+  lines.push(
+    ...table(
+      ['model', 'fit objective'],
+      r.rows.map((row) => [row.label, f(row.objective, 4)]),
+    ),
+  );
   for (const m of r.measures) {
     lines.push('');
-    lines.push(...table([m, 'fit', 'test'], r.rows.map((row) => [row.label, cell(row.scores[m]?.fit), cell(row.scores[m]?.test)])));
+    lines.push(
+      ...table(
+        [m, 'fit', 'test'],
+        r.rows.map((row) => [row.label, cell(row.scores[m]?.fit), cell(row.scores[m]?.test)]),
+      ),
+    );
   }
   lines.push('');
   if (r.fitObjective.best !== undefined) {
     const riv = r.fitObjective.bestRival;
-    lines.push(`fit objective: best kept ${f(r.fitObjective.best, 4)}${riv ? ` vs best source/reference ${f(riv.value, 4)} (${riv.label})` : ''}: ${r.fitObjective.beatsAll ? 'beats every source and reference merge' : 'does NOT beat every source and reference merge'}.`);
+    lines.push(
+      `fit objective: best kept ${f(r.fitObjective.best, 4)}${riv ? ` vs best source/reference ${f(riv.value, 4)} (${riv.label})` : ''}: ${r.fitObjective.beatsAll ? 'beats every source and reference merge' : 'does NOT beat every source and reference merge'}.`,
+    );
   }
   if (r.gates.length) {
     lines.push('gate pass rates (fit): ' + r.gates.map((g) => `${g.gate} ${g.passed}/${g.judged}`).join(', '));
   }
   lines.push('');
-  lines.push('best genome per generation (the best kept one if any; per cell, each parameter the method reads, one value per model):');
+  lines.push(
+    'best genome per generation (the best kept one if any; per cell, each parameter the method reads, one value per model):',
+  );
   for (const g of r.generations) {
-    lines.push(`  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ${f(g.objective, 4).padStart(8)}  ${compactGenome(g.genome, g[GENES_READ])}`);
+    lines.push(
+      `  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ${f(g.objective, 4).padStart(8)}  ${compactGenome(g.genome, g[GENES_READ])}`,
+    );
   }
   if (r.testObjective) {
     lines.push('');
@@ -303,9 +420,14 @@ export function formatReport(r: CampaignReport): string {
   }
   lines.push('');
   if (r.inputs.current === false) {
-    lines.push(`not current: ${r.inputs.changed.map((c) => `${c.path} changed`).join('; ')} since the campaign recorded ${r.inputs.changed.length > 1 ? 'them' : 'it'}; these results are of the inputs as they were.`);
+    lines.push(
+      `not current: ${r.inputs.changed.map((c) => `${c.path} changed`).join('; ')} since the campaign recorded ${r.inputs.changed.length > 1 ? 'them' : 'it'}; these results are of the inputs as they were.`,
+    );
   } else if (r.inputs.recorded === 0) lines.push('(this campaign recorded no input fingerprints: it predates them)');
-  for (const c of r.inputChanges) lines.push(`accepted change of ${c.path} at ${c.acceptedAt} (--accept-changed-inputs): results before it were made with the earlier file`);
+  for (const c of r.inputChanges)
+    lines.push(
+      `accepted change of ${c.path} at ${c.acceptedAt} (--accept-changed-inputs): results before it were made with the earlier file`,
+    );
   // the verdict closes the report
   lines.push(r.conclusion.sentence);
   return lines.join('\n') + '\n';
@@ -314,7 +436,10 @@ export function formatReport(r: CampaignReport): string {
 /** The parameter names a recorded recipe sets: the genes its method reads (the codec leaves out the rest). */
 export function recipeParameters(recipeYaml: string | null): string[] {
   if (!recipeYaml) return [];
-  const doc = YAML.parse(recipeYaml) as { models?: { parameters?: Record<string, unknown> }[]; parameters?: Record<string, unknown> };
+  const doc = YAML.parse(recipeYaml) as {
+    models?: { parameters?: Record<string, unknown> }[];
+    parameters?: Record<string, unknown>;
+  };
   const names = new Set<string>(Object.keys(doc.parameters ?? {}));
   for (const m of doc.models ?? []) for (const k of Object.keys(m.parameters ?? {})) names.add(k);
   return [...names];
@@ -334,7 +459,9 @@ function compactGenome(genome: Record<string, number | string>, read: readonly s
     byParam.set(param, [...(byParam.get(param) ?? []), v]);
     cells.set(cell, byParam);
   }
-  const body = [...cells].map(([cell, ps]) => `${cell}: ${[...ps].map(([p, vs]) => `${p} ${vs.map((x) => x.toFixed(2)).join(',')}`).join(' ')}`);
+  const body = [...cells].map(
+    ([cell, ps]) => `${cell}: ${[...ps].map(([p, vs]) => `${p} ${vs.map((x) => x.toFixed(2)).join(',')}`).join(' ')}`,
+  );
   return [method, ...body].join('  ');
 }
 

@@ -13,7 +13,14 @@ import { describeProtocol } from '../eval/lm-eval/protocol.ts';
 import { openRecipeModels } from '../merge/engine.ts';
 import { planMerge } from '../merge/plan.ts';
 import { parseRecipe } from '../recipe/parse.ts';
-import { buildLayout, canonicalJson, decodeGenome, referenceRecipe, type GenomeLayout, type RecipeDoc } from './genome.ts';
+import {
+  buildLayout,
+  canonicalJson,
+  decodeGenome,
+  referenceRecipe,
+  type GenomeLayout,
+  type RecipeDoc,
+} from './genome.ts';
 import { campaignMeasures, type Measure } from './measures.ts';
 import { checkSpaceMethods, registryMethodParameters } from './method-parameters.ts';
 import { parseSpaceFile, type SearchSpace } from './space.ts';
@@ -71,12 +78,20 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
   const measures = campaignMeasures(space, suite);
   const numLayers = readConfig(space.baseModel.path).num_hidden_layers;
   if (!Number.isInteger(numLayers) || (numLayers as number) < 1) {
-    throw new EvomergeError('space.bad_model', 'config.json has no positive num_hidden_layers; cannot lay out layer groups', { file: path.join(space.baseModel.path, 'config.json'), field: 'num_hidden_layers' });
+    throw new EvomergeError(
+      'space.bad_model',
+      'config.json has no positive num_hidden_layers; cannot lay out layer groups',
+      { file: path.join(space.baseModel.path, 'config.json'), field: 'num_hidden_layers' },
+    );
   }
   const layout = buildLayout(space, numLayers as number);
   for (const g of layout.domain.continuous) {
     if (!(g.lower < g.upper)) {
-      throw new EvomergeError('space.bad_value', `min equals max (${g.lower}); a gene needs a range, put a constant under genome.fixed`, { file: space.file, field: `genome.parameters.${g.name.split('.').pop()}` });
+      throw new EvomergeError(
+        'space.bad_value',
+        `min equals max (${g.lower}); a gene needs a range, put a constant under genome.fixed`,
+        { file: space.file, field: `genome.parameters.${g.name.split('.').pop()}` },
+      );
     }
   }
   checkRecipesPlan(space, layout);
@@ -85,15 +100,37 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
   const budget = overrides.budget ?? space.budget.candidates ?? Infinity;
   // What decides the results: everything but the stopping rule and the parallelism.
   // The tasks' own metrics ride along: the report reads them without the suite file.
-  const ownMetrics = Object.fromEntries([...new Set(measures.map((m) => m.task))].map((t) => [t, suite.tasks.find((x) => x.name === t)!.metric]));
+  const ownMetrics = Object.fromEntries(
+    [...new Set(measures.map((m) => m.task))].map((t) => [t, suite.tasks.find((x) => x.name === t)!.metric]),
+  );
   // lm-eval tasks: how their fit and test docs and few-shot examples are chosen (a changed rule is another campaign)
   const lmEvalTasks = suite.tasks.filter((t) => t.lmEval && measures.some((m) => m.task === t.name));
-  const lmEvalProtocols = lmEvalTasks.length ? Object.fromEntries(lmEvalTasks.map((t) => [t.name, describeProtocol(t.lmEval!)])) : undefined;
-  const identity = { ...space, budget: undefined, workers: undefined, file: undefined, ownMetrics, measures, lmEvalProtocols, ...(items ? { items: { fit: items.fit, val: items.val } } : {}) };
+  const lmEvalProtocols = lmEvalTasks.length
+    ? Object.fromEntries(lmEvalTasks.map((t) => [t.name, describeProtocol(t.lmEval!)]))
+    : undefined;
+  const identity = {
+    ...space,
+    budget: undefined,
+    workers: undefined,
+    file: undefined,
+    ownMetrics,
+    measures,
+    lmEvalProtocols,
+    ...(items ? { items: { fit: items.fit, val: items.val } } : {}),
+  };
   const configJson = canonicalJson(identity);
   const configHash = createHash('sha256').update(configJson).digest('hex');
   return {
-    space, suite, layout, measures, budget, minutes: space.budget.minutes, workers: space.workers, seed: space.seed, configHash, configJson,
+    space,
+    suite,
+    layout,
+    measures,
+    budget,
+    minutes: space.budget.minutes,
+    workers: space.workers,
+    seed: space.seed,
+    configHash,
+    configJson,
     ...(items ? { items } : {}),
     ...(space.budget.items !== undefined ? { itemBudget: space.budget.items } : {}),
   };
@@ -109,14 +146,24 @@ function campaignItems(space: SearchSpace, suite: Suite, measures: readonly Meas
   const cap = (n: number) => (space.evalLimit !== undefined ? Math.min(n, space.evalLimit) : n);
   for (const task of new Set(measures.map((m) => m.task))) {
     const spec = suite.tasks.find((t) => t.name === task)!;
-    if (spec.lmEval) throw new EvomergeError('space.bad_value', `task "${task}" is an lm-eval task: a val split and successive halving read JSONL tasks only`, { file: space.file, field: 'selection' });
+    if (spec.lmEval)
+      throw new EvomergeError(
+        'space.bad_value',
+        `task "${task}" is an lm-eval task: a val split and successive halving read JSONL tasks only`,
+        { file: space.file, field: 'selection' },
+      );
     const n = cap(readEvalFile(spec.files.fit, spec.fields).length);
     let nVal: number;
     if (spec.files.val) {
       fit[task] = Array.from({ length: n }, (_, i) => i);
       nVal = cap(readEvalFile(spec.files.val, spec.fields).length);
     } else {
-      if (n < 2) throw new EvomergeError('space.bad_value', `task "${task}" has ${n} fit item(s): too few to hold out a val part`, { file: space.file, field: 'selection.val_fraction' });
+      if (n < 2)
+        throw new EvomergeError(
+          'space.bad_value',
+          `task "${task}" has ${n} fit item(s): too few to hold out a val part`,
+          { file: space.file, field: 'selection.val_fraction' },
+        );
       const p = partitionFit(n, space.selection!.valFraction, space.seed, task);
       fit[task] = p.fit;
       val[task] = p.val;
@@ -135,9 +182,14 @@ function checkRecipesPlan(space: SearchSpace, layout: GenomeLayout): void {
   const docs: { doc: RecipeDoc; field: string }[] = [];
   space.genome.methods.forEach((m, i) => {
     const c = layout.domain.categorical.length ? [layout.domain.categorical[0]!.choices.indexOf(m)] : [];
-    docs.push({ doc: decodeGenome(layout, centre, c, registryMethodParameters, space.seed).recipe, field: `genome.methods[${i}]` });
+    docs.push({
+      doc: decodeGenome(layout, centre, c, registryMethodParameters, space.seed).recipe,
+      field: `genome.methods[${i}]`,
+    });
   });
-  space.references.forEach((r, i) => docs.push({ doc: referenceRecipe(space, r, registryMethodParameters, space.seed), field: `references[${i}]` }));
+  space.references.forEach((r, i) =>
+    docs.push({ doc: referenceRecipe(space, r, registryMethodParameters, space.seed), field: `references[${i}]` }),
+  );
   for (const { doc, field } of docs) {
     try {
       const recipe = parseRecipe(doc, { file: space.file, baseDir: path.dirname(space.file) });
@@ -150,7 +202,11 @@ function checkRecipesPlan(space: SearchSpace, layout: GenomeLayout): void {
     } catch (err) {
       if (!(err instanceof EvomergeError)) throw err;
       const what = err.message.slice(err.message.lastIndexOf(': ') + 2);
-      throw new EvomergeError('space.bad_method', `this merge cannot be made: ${err.field ? `${err.field}: ` : ''}${what}`, { file: space.file, field });
+      throw new EvomergeError(
+        'space.bad_method',
+        `this merge cannot be made: ${err.field ? `${err.field}: ` : ''}${what}`,
+        { file: space.file, field },
+      );
     }
   }
 }

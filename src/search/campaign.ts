@@ -53,7 +53,11 @@ export interface CampaignOptions extends RunOverrides {
 }
 
 /** Builds a campaign's scorer once its record exists (a remote scorer checks inputs against the record). */
-export type ScorerFactory = (context: { readonly setup: CampaignSetup; readonly store: Store; readonly campaignId: number }) => Promise<CandidateScorer>;
+export type ScorerFactory = (context: {
+  readonly setup: CampaignSetup;
+  readonly store: Store;
+  readonly campaignId: number;
+}) => Promise<CandidateScorer>;
 
 export interface CampaignProgress {
   readonly phase: 'baselines' | 'search' | 'test';
@@ -98,12 +102,18 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   try {
     const store = openStore(dbFile);
     try {
-      const note = (message: string) => options.onProgress?.({ phase: 'baselines', done: 0, budget: setup.budget, generation: 0, message });
+      const note = (message: string) =>
+        options.onProgress?.({ phase: 'baselines', done: 0, budget: setup.budget, generation: 0, message });
       note(`campaign database ${path.resolve(dbFile)}`);
       // Scores of different weights or items never meet in one campaign: the inputs are as they were recorded.
       const inputsNow = campaignInputs(setup.space, setup.suite);
       const existing = store.findCampaign({ configHash: setup.configHash });
-      if (existing) verifyCampaignInputs(store, existing.campaignId, inputsNow, { accept: options.acceptChangedInputs === true, what: 'resuming', log: note });
+      if (existing)
+        verifyCampaignInputs(store, existing.campaignId, inputsNow, {
+          accept: options.acceptChangedInputs === true,
+          what: 'resuming',
+          log: note,
+        });
       const campaignOn = (device: string) => existing ?? createCampaign(store, setup, device, inputsNow);
       if (options.scorer) {
         // scored elsewhere: the factory's scorer is built once the record exists (it checks inputs against it)
@@ -152,13 +162,27 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
 /** A new campaign and the fingerprints of its inputs, recorded together. */
 function createCampaign(store: Store, setup: CampaignSetup, device: string, inputs: ReturnType<typeof campaignInputs>) {
   return store.transaction(() => {
-    const c = store.createCampaign({ name: setup.space.name, configJson: setup.configJson, configHash: setup.configHash, seed: setup.seed, versionsJson: JSON.stringify(versions()), device });
+    const c = store.createCampaign({
+      name: setup.space.name,
+      configJson: setup.configJson,
+      configHash: setup.configHash,
+      seed: setup.seed,
+      versionsJson: JSON.stringify(versions()),
+      device,
+    });
     store.saveInputFingerprints(c.campaignId, inputs);
     return c;
   });
 }
 
-async function runSearch(setup: CampaignSetup, store: Store, campaignId: number, scorer: CandidateScorer, options: CampaignOptions, dbFile: string): Promise<CampaignResult> {
+async function runSearch(
+  setup: CampaignSetup,
+  store: Store,
+  campaignId: number,
+  scorer: CandidateScorer,
+  options: CampaignOptions,
+  dbFile: string,
+): Promise<CampaignResult> {
   const run = new CampaignRun(setup, store, campaignId, scorer, options);
   await run.scoreBaselines('fit');
   const stop = await run.search();
@@ -180,8 +204,15 @@ export function checkDatabaseIsOurs(dbFile: string, setup: CampaignSetup): void 
     const all = store.listCampaigns();
     const other = all.find((c) => c.configHash !== setup.configHash);
     if (other) {
-      const why = other.name === setup.space.name ? 'the search space has changed since it was started' : `it holds campaign "${other.name}"`;
-      throw new EvomergeError('search.other_campaign', `this database belongs to another campaign (${why}; config hash ${other.configHash.slice(0, 12)} ≠ ${setup.configHash.slice(0, 12)}); use another --db`, { file: dbFile });
+      const why =
+        other.name === setup.space.name
+          ? 'the search space has changed since it was started'
+          : `it holds campaign "${other.name}"`;
+      throw new EvomergeError(
+        'search.other_campaign',
+        `this database belongs to another campaign (${why}; config hash ${other.configHash.slice(0, 12)} ≠ ${setup.configHash.slice(0, 12)}); use another --db`,
+        { file: dbFile },
+      );
     }
   } finally {
     store.close();
@@ -189,8 +220,16 @@ export function checkDatabaseIsOurs(dbFile: string, setup: CampaignSetup): void 
 }
 
 function versions(): Record<string, string> {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; dependencies: Record<string, string> };
-  return { evomerge: pkg.version, 'onnxruntime-node': pkg.dependencies['onnxruntime-node'] ?? '?', node: process.versions.node, platform: `${process.platform}-${process.arch}` };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+    dependencies: Record<string, string>;
+  };
+  return {
+    evomerge: pkg.version,
+    'onnxruntime-node': pkg.dependencies['onnxruntime-node'] ?? '?',
+    node: process.versions.node,
+    platform: `${process.platform}-${process.arch}`,
+  };
 }
 
 /** A content hash for a source model (they are not recipes): its role, name and folder. */
@@ -200,7 +239,9 @@ function sourceHash(name: string, dir: string): string {
 
 /** References live beside search candidates; their hash is kept apart so a search may still propose one. */
 function referenceHash(doc: RecipeDoc, space: SourceNames): string {
-  return createHash('sha256').update(`reference\n${contentHash(doc, space)}`).digest('hex');
+  return createHash('sha256')
+    .update(`reference\n${contentHash(doc, space)}`)
+    .digest('hex');
 }
 
 class CampaignRun {
@@ -257,21 +298,37 @@ class CampaignRun {
     return kept.length ? Math.max(...kept.map((c) => c.objective ?? -Infinity)) : undefined;
   }
 
-  private progress(phase: CampaignProgress['phase'], generation: number, message?: string, generationDone = false): void {
+  private progress(
+    phase: CampaignProgress['phase'],
+    generation: number,
+    message?: string,
+    generationDone = false,
+  ): void {
     if (!this.options.onProgress) return;
     const done = this.evaluatedCount();
     const minutes = (performance.now() - this.started) / 60000;
     const rate = this.evaluatedThisRun > 0 && minutes > 0 ? this.evaluatedThisRun / minutes : undefined;
     const left = this.setup.budget - done;
     const etaSeconds = rate && Number.isFinite(left) ? (left / rate) * 60 : undefined;
-    this.options.onProgress({ phase, done, budget: this.setup.budget, generation, bestKept: this.bestKept(), rate, etaSeconds, message, ...(generationDone ? { generationDone } : {}) });
+    this.options.onProgress({
+      phase,
+      done,
+      budget: this.setup.budget,
+      generation,
+      bestKept: this.bestKept(),
+      rate,
+      etaSeconds,
+      message,
+      ...(generationDone ? { generationDone } : {}),
+    });
   }
 
   /** Scores the base, each model and each reference merge on a split, once (kept across resumes). */
   async scoreBaselines(split: 'fit' | 'val' | 'test'): Promise<void> {
     const { space, measures } = this.setup;
     const jobs: { kind: 'source' | 'reference'; label: string; hash: string; recipe?: RecipeDoc; dir?: string }[] = [];
-    for (const m of [space.baseModel, ...space.models]) jobs.push({ kind: 'source', label: m.name, hash: sourceHash(m.name, m.path), dir: m.path });
+    for (const m of [space.baseModel, ...space.models])
+      jobs.push({ kind: 'source', label: m.name, hash: sourceHash(m.name, m.path), dir: m.path });
     for (const r of space.references) {
       const doc = referenceRecipe(space, r, registryMethodParameters, space.seed);
       jobs.push({ kind: 'reference', label: r.name, hash: referenceHash(doc, space), recipe: doc });
@@ -280,19 +337,31 @@ class CampaignRun {
       const c = this.store.findCandidateByHash(this.campaignId, j.hash);
       return !c || !this.store.listScores(c.candidateId, split).length;
     });
-    if (todo.length) this.progress('baselines', 0, `scoring ${todo.length} source and reference model(s) on the ${split} split`);
+    if (todo.length)
+      this.progress('baselines', 0, `scoring ${todo.length} source and reference model(s) on the ${split} split`);
     await Promise.all(
       todo.map((j) =>
         this.limit(async () => {
           const items = this.itemsFor(split);
-          const r = j.dir ? await this.scorer.scoreModelDir(j.dir, split, measures, items) : await this.scorer.scoreRecipe(j.recipe!, split, measures, items);
+          const r = j.dir
+            ? await this.scorer.scoreModelDir(j.dir, split, measures, items)
+            : await this.scorer.scoreRecipe(j.recipe!, split, measures, items);
           this.store.transaction(() => {
             let c = this.store.findCandidateByHash(this.campaignId, j.hash);
             if (!c) {
-              c = this.store.insertCandidate({ campaignId: this.campaignId, kind: j.kind, label: j.label, contentHash: j.hash, recipeYaml: j.recipe ? YAML.stringify(j.recipe) : null });
+              c = this.store.insertCandidate({
+                campaignId: this.campaignId,
+                kind: j.kind,
+                label: j.label,
+                contentHash: j.hash,
+                recipeYaml: j.recipe ? YAML.stringify(j.recipe) : null,
+              });
               // share terms need every source's fit scores: such objectives are set below, once all are in
               const objective = split === 'fit' ? objectiveValue(space, this.setup.suite, r.value) : null;
-              this.store.recordOutcome(c.candidateId, { outcome: { status: 'evaluated', objective, mergeMs: r.mergeMs, evalMs: r.evalMs }, scores: r.value });
+              this.store.recordOutcome(c.candidateId, {
+                outcome: { status: 'evaluated', objective, mergeMs: r.mergeMs, evalMs: r.evalMs },
+                scores: r.value,
+              });
             } else {
               this.store.addScores(c.candidateId, r.value);
             }
@@ -310,8 +379,19 @@ class CampaignRun {
     for (const kind of ['source', 'reference'] as const) {
       for (const c of this.store.listCandidates(this.campaignId, { kind })) {
         if (c.status !== 'evaluated' || (c.objective !== null && !Number.isNaN(c.objective))) continue;
-        const objective = objectiveValue(this.setup.space, this.setup.suite, this.store.listScores(c.candidateId, 'fit').map(fromRecord), sources);
-        this.store.updateCandidate(c.candidateId, { status: 'evaluated', objective, mergeMs: c.mergeMs, evalMs: c.evalMs, finishedAt: c.finishedAt });
+        const objective = objectiveValue(
+          this.setup.space,
+          this.setup.suite,
+          this.store.listScores(c.candidateId, 'fit').map(fromRecord),
+          sources,
+        );
+        this.store.updateCandidate(c.candidateId, {
+          status: 'evaluated',
+          objective,
+          mergeMs: c.mergeMs,
+          evalMs: c.evalMs,
+          finishedAt: c.finishedAt,
+        });
       }
     }
   }
@@ -330,7 +410,10 @@ class CampaignRun {
     const saved = store.latestOptimizerState(campaignId);
     const opt: Optimizer = saved
       ? restoreOptimizer(JSON.parse(saved.stateJson) as OptimizerState)
-      : createOptimizer(setup.space.optimizer, setup.layout.domain, { seed: setup.seed, ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}) });
+      : createOptimizer(setup.space.optimizer, setup.layout.domain, {
+          seed: setup.seed,
+          ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}),
+        });
     const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
     let empty = 0;
     let toldCount = saved?.toldCount ?? 0;
@@ -340,7 +423,13 @@ class CampaignRun {
       if (all.length >= setup.budget) return 'budget';
       if (setup.minutes !== undefined && performance.now() - this.started > setup.minutes * 60000) return 'minutes';
       // budget.items: the val pick's items (top_k candidates) are reserved from the start
-      if (setup.itemBudget !== undefined && itemsScored(store, campaignId) + (setup.items ? setup.items.valPerCandidate * (setup.space.selection?.topK ?? 0) : 0) >= setup.itemBudget) return 'budget';
+      if (
+        setup.itemBudget !== undefined &&
+        itemsScored(store, campaignId) +
+          (setup.items ? setup.items.valPerCandidate * (setup.space.selection?.topK ?? 0) : 0) >=
+          setup.itemBudget
+      )
+        return 'budget';
       if (opt.exhausted) return 'exhausted';
       const g = opt.generation;
 
@@ -348,7 +437,13 @@ class CampaignRun {
       const asks: Ask[] = [];
       while (opt.remainingAsks > 0 && !opt.exhausted) {
         const solution = opt.ask();
-        const { genome, recipe } = decodeGenome(setup.layout, solution.x, solution.c, registryMethodParameters, setup.seed);
+        const { genome, recipe } = decodeGenome(
+          setup.layout,
+          solution.x,
+          solution.c,
+          registryMethodParameters,
+          setup.seed,
+        );
         asks.push({ solution, genome, recipe, hash: contentHash(recipe, setup.space) });
       }
       const before = all.filter((c) => (c.generation ?? 0) < g).length;
@@ -369,7 +464,10 @@ class CampaignRun {
       const finish = (hash: string, value: number): NewTell | undefined => {
         results.set(hash, value);
         if (!complete || !asks.every((a) => results.has(a.hash) || this.reusable(a.hash, g, results))) return undefined;
-        const tells = asks.map((a) => ({ solution: a.solution, value: results.get(a.hash) ?? this.priorValue(a.hash) }));
+        const tells = asks.map((a) => ({
+          solution: a.solution,
+          value: results.get(a.hash) ?? this.priorValue(a.hash),
+        }));
         opt.tell(tells);
         toldCount += tells.length;
         return { generation: opt.generation, toldCount, stateJson: JSON.stringify(opt.state()) };
@@ -379,7 +477,8 @@ class CampaignRun {
       const pending: Ask[] = [];
       for (const a of asks) {
         const slot = slots.get(a.hash);
-        if (slot === undefined || slot >= remaining || pending.some((p) => p.hash === a.hash) || results.has(a.hash)) continue;
+        if (slot === undefined || slot >= remaining || pending.some((p) => p.hash === a.hash) || results.has(a.hash))
+          continue;
         const prior = store.findCandidateByHash(campaignId, a.hash);
         if (prior && prior.status !== 'evaluated') results.set(a.hash, this.valueOf(prior, baselines));
         else pending.push(a);
@@ -393,11 +492,21 @@ class CampaignRun {
       }
       if (setup.space.selection?.halving) {
         // the whole generation's new recipes: promotions are decided among all of them, resumed or not
-        const generation = [...slots].filter(([, slot]) => slot < remaining).map(([hash, slot]) => ({ ask: asks.find((a) => a.hash === hash)!, ordinal: before + slot }));
-        await evaluateByHalving(this.context(), generation, g, baselines, finish, (a, sc) => this.toldValue(objectiveValue(setup.space, setup.suite, sc, baselines), sc, baselines), () => {
-          this.evaluatedThisRun++;
-          this.progress('search', g);
-        });
+        const generation = [...slots]
+          .filter(([, slot]) => slot < remaining)
+          .map(([hash, slot]) => ({ ask: asks.find((a) => a.hash === hash)!, ordinal: before + slot }));
+        await evaluateByHalving(
+          this.context(),
+          generation,
+          g,
+          baselines,
+          finish,
+          (a, sc) => this.toldValue(objectiveValue(setup.space, setup.suite, sc, baselines), sc, baselines),
+          () => {
+            this.evaluatedThisRun++;
+            this.progress('search', g);
+          },
+        );
       } else {
         await Promise.all(
           pending.map((a) =>
@@ -431,12 +540,18 @@ class CampaignRun {
   /** A recorded candidate's value for the optimiser (its LCB when ranking uses one). */
   private valueOf(c: CandidateRecord, baselines: SourceScores): number {
     const v = candidateValue(c);
-    if (!Number.isFinite(v) || !(this.setup.space.selection?.lcbZ)) return v;
+    if (!Number.isFinite(v) || !this.setup.space.selection?.lcbZ) return v;
     return this.toldValue(v, this.store.listScores(c.candidateId, 'fit').map(fromRecord), baselines);
   }
 
   /** Merge, score, judge and record one candidate in one transaction (with the state if it closes the generation). */
-  private async evaluate(a: Ask, generation: number, ordinal: number, baselines: SourceScores, finish: (hash: string, value: number) => NewTell | undefined): Promise<void> {
+  private async evaluate(
+    a: Ask,
+    generation: number,
+    ordinal: number,
+    baselines: SourceScores,
+    finish: (hash: string, value: number) => NewTell | undefined,
+  ): Promise<void> {
     const { setup, store, campaignId } = this;
     let scores: Score[] = [];
     let mergeMs: number | null = null;
@@ -454,7 +569,10 @@ class CampaignRun {
       // A failure of the scoring machinery itself (a worker refusing its inputs) is not the candidate's:
       // recording it would put a result in the record that a healthy run would not have.
       if (err instanceof EvomergeError && (err.code === 'internal' || isScorerFault(err))) throw err;
-      error = { code: err instanceof EvomergeError ? err.code : 'search.candidate_failed', message: (err as Error).message ?? String(err) };
+      error = {
+        code: err instanceof EvomergeError ? err.code : 'search.candidate_failed',
+        message: (err as Error).message ?? String(err),
+      };
     }
     const objective = error ? -Infinity : objectiveValue(setup.space, setup.suite, scores, baselines);
     const verdicts: NewGateVerdict[] = error ? [] : judgeGates(setup.space, setup.suite, scores, baselines, 'fit');
@@ -471,7 +589,14 @@ class CampaignRun {
       });
       const state = finish(a.hash, this.toldValue(objective, scores, baselines));
       store.recordOutcome(c.candidateId, {
-        outcome: { status, objective, errorCode: error?.code ?? null, errorMessage: error?.message ?? null, mergeMs, evalMs },
+        outcome: {
+          status,
+          objective,
+          errorCode: error?.code ?? null,
+          errorMessage: error?.message ?? null,
+          mergeMs,
+          evalMs,
+        },
         scores,
         verdicts,
         ...(state ? { optimizerState: state } : {}),
@@ -488,7 +613,10 @@ class CampaignRun {
       .listCandidates(this.campaignId, { kind: 'search', status: 'kept' })
       .sort((x, y) => (y.objective ?? -Infinity) - (x.objective ?? -Infinity) || (x.ordinal ?? 0) - (y.ordinal ?? 0))
       .filter((c, i) => i < top || c.candidateId === pick?.candidateId);
-    const jobs = missingOnTestSplit(this.store, best.map((candidate) => ({ candidate })));
+    const jobs = missingOnTestSplit(
+      this.store,
+      best.map((candidate) => ({ candidate })),
+    );
     if (jobs.length) this.progress('test', 0, `scoring the ${jobs.length} best kept candidate(s) on the test split`);
     await scoreOnTestSplit(this.store, this.scorer, this.setup.measures, jobs, this.setup.workers);
   }

@@ -56,12 +56,18 @@ export async function evaluateByHalving(
   const { setup, store, campaignId } = ctx;
   const halving = setup.space.selection!.halving!;
   const order = setup.items!.order;
-  const rungs = rungCount(Object.values(order).map((o) => o.length), halving.minItems, halving.eta);
+  const rungs = rungCount(
+    Object.values(order).map((o) => o.length),
+    halving.minItems,
+    halving.eta,
+  );
   const entries: Entry[] = generation.map((x) => ({ ask: x.ask, ordinal: x.ordinal, rung: -1, mergeMs: 0, evalMs: 0 }));
   let merges = 0;
   let alive = entries;
   for (let r = 0; r < rungs && alive.length > 0; r++) {
-    const items: ItemSubset = Object.fromEntries(Object.entries(order).map(([task, o]) => [task, rungItems(o, halving.minItems, halving.eta, r)]));
+    const items: ItemSubset = Object.fromEntries(
+      Object.entries(order).map(([task, o]) => [task, rungItems(o, halving.minItems, halving.eta, r)]),
+    );
     await Promise.all(
       alive.map((e) =>
         ctx.limit(async () => {
@@ -72,7 +78,14 @@ export async function evaluateByHalving(
           }
           const recorded = prior ? store.listScores(prior.candidateId, rungSplit(r)) : [];
           if (recorded.length) {
-            e.scores = recorded.map((s) => ({ task: s.task, metric: s.metric, split: 'fit', value: s.value, se: s.se ?? Number.NaN, n: s.n }));
+            e.scores = recorded.map((s) => ({
+              task: s.task,
+              metric: s.metric,
+              split: 'fit',
+              value: s.value,
+              se: s.se ?? Number.NaN,
+              n: s.n,
+            }));
             e.rung = r;
             return;
           }
@@ -83,24 +96,39 @@ export async function evaluateByHalving(
             e.mergeMs += res.mergeMs;
             e.evalMs += res.evalMs;
             const bad = res.value.find((s) => !Number.isFinite(s.value));
-            if (bad) e.error = { code: 'search.non_finite_score', message: `${bad.task}/${bad.metric} is ${bad.value}` };
+            if (bad)
+              e.error = { code: 'search.non_finite_score', message: `${bad.task}/${bad.metric} is ${bad.value}` };
             else {
               e.scores = res.value;
               e.rung = r;
             }
           } catch (err) {
             if (err instanceof EvomergeError && err.code === 'internal') throw err;
-            e.error = { code: err instanceof EvomergeError ? err.code : 'search.candidate_failed', message: (err as Error).message ?? String(err) };
+            e.error = {
+              code: err instanceof EvomergeError ? err.code : 'search.candidate_failed',
+              message: (err as Error).message ?? String(err),
+            };
           }
           store.transaction(() => {
             const c = store.findCandidateByHash(campaignId, e.ask.hash) ?? insert(store, campaignId, e, g);
             if (e.error) {
               const state = finish(e.ask.hash, -Infinity);
               store.recordOutcome(c.candidateId, {
-                outcome: { status: 'failed', objective: -Infinity, errorCode: e.error.code, errorMessage: e.error.message, mergeMs: e.mergeMs, evalMs: e.evalMs },
+                outcome: {
+                  status: 'failed',
+                  objective: -Infinity,
+                  errorCode: e.error.code,
+                  errorMessage: e.error.message,
+                  mergeMs: e.mergeMs,
+                  evalMs: e.evalMs,
+                },
                 ...(state ? { optimizerState: state } : {}),
               });
-            } else store.addScores(c.candidateId, e.scores!.map((s) => toRungScore(s, r)));
+            } else
+              store.addScores(
+                c.candidateId,
+                e.scores!.map((s) => toRungScore(s, r)),
+              );
           });
           onScored?.();
         }),
@@ -110,7 +138,9 @@ export async function evaluateByHalving(
     const ranked = alive.filter((e) => !e.error && e.rung === r);
     if (r === rungs - 1) break;
     const value = new Map(ranked.map((e) => [e, told(e.ask, e.scores!)]));
-    alive = ranked.sort((a, b) => value.get(b)! - value.get(a)! || a.ordinal - b.ordinal).slice(0, promotedCount(ranked.length, halving.eta));
+    alive = ranked
+      .sort((a, b) => value.get(b)! - value.get(a)! || a.ordinal - b.ordinal)
+      .slice(0, promotedCount(ranked.length, halving.eta));
   }
   // Close the generation: each candidate's scores at its reached rung are its fit scores.
   for (const e of entries) {
@@ -147,5 +177,12 @@ function insert(store: Store, campaignId: number, e: Entry, g: number) {
 
 /** A fit score as recorded: under its rung's split, or (rung −1) under `fit`. */
 function toRungScore(s: Score, rung: number): NewScore {
-  return { task: s.task, metric: s.metric, split: rung < 0 ? 'fit' : rungSplit(rung), value: s.value, se: s.se, n: s.n };
+  return {
+    task: s.task,
+    metric: s.metric,
+    split: rung < 0 ? 'fit' : rungSplit(rung),
+    value: s.value,
+    se: s.se,
+    n: s.n,
+  };
 }

@@ -58,7 +58,12 @@ export function seededPermutation(n: number, seed: number, salt: string): number
  * Each task's fit items split into the items the optimiser sees and the held-out val items: a seeded
  * permutation, the last ⌈fraction·n⌉ of it to val (at least one item on each side). Both lists ascending.
  */
-export function partitionFit(n: number, fraction: number, seed: number, task: string): { fit: number[]; val: number[] } {
+export function partitionFit(
+  n: number,
+  fraction: number,
+  seed: number,
+  task: string,
+): { fit: number[]; val: number[] } {
   const p = seededPermutation(n, seed, `val:${task}`);
   const nVal = Math.min(n - 1, Math.max(1, Math.ceil(fraction * n)));
   const asc = (xs: number[]) => xs.sort((a, b) => a - b);

@@ -24,12 +24,20 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
     candidateId: c.candidateId,
     ordinal: c.ordinal!,
     recipeYaml: c.recipeYaml!,
-    fit: { value: c.objective ?? -Infinity, se: ctx.estimate(store.listScores(c.candidateId, 'fit').map(toScore), 'fit', fitSources).se },
+    fit: {
+      value: c.objective ?? -Infinity,
+      se: ctx.estimate(store.listScores(c.candidateId, 'fit').map(toScore), 'fit', fitSources).se,
+    },
   });
   const entries = kept.map(fitEntry);
   if (topK === 0) {
     const pick = finalPick(entries, z)!;
-    store.saveFinalPick({ campaignId, candidateId: pick.candidateId, rule: 'fit', detailJson: JSON.stringify({ lcb_z: z, considered: [detail(pick)] }) });
+    store.saveFinalPick({
+      campaignId,
+      candidateId: pick.candidateId,
+      rule: 'fit',
+      detailJson: JSON.stringify({ lcb_z: z, considered: [detail(pick)] }),
+    });
     return;
   }
   await ctx.scoreBaselines('val');
@@ -39,22 +47,52 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
       ctx.limit(async () => {
         if (store.listScores(e.candidateId, 'val').length) return;
         if (ctx.signal?.aborted) return;
-        const r = await ctx.scorer.scoreRecipe(parse(e.recipeYaml) as Record<string, unknown>, 'val', setup.measures, setup.items?.val);
-        store.addScores(e.candidateId, r.value.map((s) => ({ task: s.task, metric: s.metric, split: 'val', value: s.value, se: s.se, n: s.n })));
+        const r = await ctx.scorer.scoreRecipe(
+          parse(e.recipeYaml) as Record<string, unknown>,
+          'val',
+          setup.measures,
+          setup.items?.val,
+        );
+        store.addScores(
+          e.candidateId,
+          r.value.map((s) => ({ task: s.task, metric: s.metric, split: 'val', value: s.value, se: s.se, n: s.n })),
+        );
       }),
     ),
   );
   if (ctx.signal?.aborted) return;
   const valSources = ctx.baselines('val');
-  const withVal: Entry[] = top.map((e) => ({ ...e, val: ctx.estimate(store.listScores(e.candidateId, 'val').map(toScore), 'val', valSources) }));
+  const withVal: Entry[] = top.map((e) => ({
+    ...e,
+    val: ctx.estimate(store.listScores(e.candidateId, 'val').map(toScore), 'val', valSources),
+  }));
   const pick = finalPick(withVal, z)!;
-  store.saveFinalPick({ campaignId, candidateId: pick.candidateId, rule: 'val', detailJson: JSON.stringify({ lcb_z: z, top_k: topK, considered: withVal.map(detail) }) });
+  store.saveFinalPick({
+    campaignId,
+    candidateId: pick.candidateId,
+    rule: 'val',
+    detailJson: JSON.stringify({ lcb_z: z, top_k: topK, considered: withVal.map(detail) }),
+  });
 }
 
 function detail(e: Entry) {
   return { ordinal: e.ordinal, fit: e.fit, ...(e.val ? { val: e.val } : {}) };
 }
 
-function toScore(s: { task: string; metric: string; split: string; value: number; se: number | null; n: number }): Score {
-  return { task: s.task, metric: s.metric, split: s.split as Score['split'], value: s.value, se: s.se ?? Number.NaN, n: s.n };
+function toScore(s: {
+  task: string;
+  metric: string;
+  split: string;
+  value: number;
+  se: number | null;
+  n: number;
+}): Score {
+  return {
+    task: s.task,
+    metric: s.metric,
+    split: s.split as Score['split'],
+    value: s.value,
+    se: s.se ?? Number.NaN,
+    n: s.n,
+  };
 }

@@ -29,17 +29,30 @@ const WHOLE_FILE_BYTES = 64 * 2 ** 20;
 const MISSING = 'missing';
 
 /** The inputs of a campaign (as its space and suite name them) and their digests now. */
-export function campaignInputs(space: Pick<SearchSpace, 'baseModel' | 'models' | 'graph' | 'suite'>, suite: Suite): InputFingerprint[] {
+export function campaignInputs(
+  space: Pick<SearchSpace, 'baseModel' | 'models' | 'graph' | 'suite'>,
+  suite: Suite,
+): InputFingerprint[] {
   const out: InputFingerprint[] = [];
-  for (const m of [space.baseModel, ...space.models]) out.push({ path: m.path, role: `checkpoint ${m.name}`, digest: checkpointDigest(m.path) });
+  for (const m of [space.baseModel, ...space.models])
+    out.push({ path: m.path, role: `checkpoint ${m.name}`, digest: checkpointDigest(m.path) });
   // graph: auto is built from the base's config.json, which the base checkpoint's digest covers
   const graph = space.graph ?? suite.graph;
   if (graph && graph !== 'auto') out.push({ path: graph, role: 'graph', digest: fileDigest(graph) });
   out.push({ path: suite.file, role: 'eval suite', digest: fileDigest(suite.file) });
-  for (const t of suite.tasks) for (const f of Object.values(t.files)) out.push({ path: f, role: `eval file of task ${t.name}`, digest: fileDigest(f) });
+  for (const t of suite.tasks)
+    for (const f of Object.values(t.files))
+      out.push({ path: f, role: `eval file of task ${t.name}`, digest: fileDigest(f) });
   // tokenizer: auto is the base's tokenizer.json beside a built graph, and bytes beside an exported one
   const builtGraph = !graph || graph === 'auto';
-  const tokenizer = suite.tokenizer === 'byte' ? undefined : suite.tokenizer !== 'auto' ? suite.tokenizer : builtGraph ? baseTokenizerFile(space.baseModel.path, suite.file) : undefined;
+  const tokenizer =
+    suite.tokenizer === 'byte'
+      ? undefined
+      : suite.tokenizer !== 'auto'
+        ? suite.tokenizer
+        : builtGraph
+          ? baseTokenizerFile(space.baseModel.path, suite.file)
+          : undefined;
   if (tokenizer) out.push({ path: tokenizer, role: 'tokenizer', digest: fileDigest(tokenizer) });
   const seen = new Set<string>();
   return out.filter((f) => !seen.has(f.path) && seen.add(f.path));
@@ -60,7 +73,13 @@ export function changedInputs(recorded: readonly InputFingerprint[], now: readon
 /** The refusal for changed inputs: one line naming the first changed file. */
 export function inputsChangedError(changes: readonly InputChange[], what: string): EvomergeError {
   const first = changes[0]!;
-  const more = changes.length > 1 ? ` (and ${changes.length - 1} more input(s): ${changes.slice(1, 4).map((c) => path.basename(c.path)).join(', ')})` : '';
+  const more =
+    changes.length > 1
+      ? ` (and ${changes.length - 1} more input(s): ${changes
+          .slice(1, 4)
+          .map((c) => path.basename(c.path))
+          .join(', ')})`
+      : '';
   return new EvomergeError(
     'search.inputs_changed',
     `${first.role} ${first.newDigest === MISSING ? 'is gone' : 'changed'} since the campaign recorded it${more}; ${what} would mix results of different inputs — restore it, use another --db, or pass --accept-changed-inputs (recorded in the campaign)`,
@@ -157,7 +176,10 @@ export function verifyCampaignInputs(
   const recorded = store.listInputFingerprints(campaignId);
   const changes = changedInputs(recorded, now);
   if (changes.length && !options.accept) throw inputsChangedError(changes, options.what);
-  for (const c of changes) options.log?.(`${c.role} ${c.path} changed since the campaign recorded it; accepted (--accept-changed-inputs), recorded in the campaign`);
+  for (const c of changes)
+    options.log?.(
+      `${c.role} ${c.path} changed since the campaign recorded it; accepted (--accept-changed-inputs), recorded in the campaign`,
+    );
   if (!store.readonly) {
     if (changes.length) store.acceptInputChanges(campaignId, changes);
     const known = new Set(recorded.map((r) => r.path));
@@ -169,6 +191,9 @@ export function verifyCampaignInputs(
 
 /** The recorded inputs that differ now, each re-digested as its role says (no suite needed: for a report). */
 export function changedSinceRecorded(recorded: readonly InputFingerprint[]): InputChange[] {
-  const now = recorded.map((r) => ({ ...r, digest: r.role.startsWith('checkpoint ') ? checkpointDigest(r.path) : fileDigest(r.path) }));
+  const now = recorded.map((r) => ({
+    ...r,
+    digest: r.role.startsWith('checkpoint ') ? checkpointDigest(r.path) : fileDigest(r.path),
+  }));
   return changedInputs(recorded, now);
 }

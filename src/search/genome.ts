@@ -44,8 +44,12 @@ export function buildLayout(space: SearchSpace, numLayers: number): GenomeLayout
     const to = Math.floor(((g + 1) * numLayers) / groups);
     const layers = Array.from({ length: to - from }, (_, i) => from + i);
     const label = groups === 1 ? 'layers' : to - from === 1 ? `layer${from}` : `layers${from}-${to - 1}`;
-    for (const f of space.genome.filters) cells.push({ label: `${label}.${f}`, filters: layers.map((l) => `layers.${l}.${f}`) });
-    cells.push({ label: space.genome.filters.length ? `${label}.other` : label, filters: layers.map((l) => `layers.${l}.`) });
+    for (const f of space.genome.filters)
+      cells.push({ label: `${label}.${f}`, filters: layers.map((l) => `layers.${l}.${f}`) });
+    cells.push({
+      label: space.genome.filters.length ? `${label}.other` : label,
+      filters: layers.map((l) => `layers.${l}.`),
+    });
   }
   cells.push({ label: 'nonlayer', filters: [] });
 
@@ -56,7 +60,8 @@ export function buildLayout(space: SearchSpace, numLayers: number): GenomeLayout
       if (isMethodWide(param)) {
         continuous.push({ name: `${cell.label}.${param}`, lower: range.min, upper: range.max });
       } else {
-        for (const m of space.models) continuous.push({ name: `${cell.label}.${m.name}.${param}`, lower: range.min, upper: range.max });
+        for (const m of space.models)
+          continuous.push({ name: `${cell.label}.${m.name}.${param}`, lower: range.min, upper: range.max });
       }
     }
   }
@@ -121,7 +126,12 @@ export function decodeGenome(
 }
 
 /** An un-optimised reference merge (equal weights, one density) as a recipe document. */
-export function referenceRecipe(space: SearchSpace, ref: ReferenceMerge, methodParameters: MethodParameters, campaignSeed: number): RecipeDoc {
+export function referenceRecipe(
+  space: SearchSpace,
+  ref: ReferenceMerge,
+  methodParameters: MethodParameters,
+  campaignSeed: number,
+): RecipeDoc {
   const used = methodParameters(ref.method);
   const models = space.models.map((m) => {
     const params: Record<string, unknown> = {};
@@ -134,12 +144,21 @@ export function referenceRecipe(space: SearchSpace, ref: ReferenceMerge, methodP
   return finishRecipe(ref.method, space, models, parameters, campaignSeed);
 }
 
-function finishRecipe(method: string, space: SearchSpace, models: unknown[], parameters: Record<string, unknown>, campaignSeed: number): RecipeDoc {
+function finishRecipe(
+  method: string,
+  space: SearchSpace,
+  models: unknown[],
+  parameters: Record<string, unknown>,
+  campaignSeed: number,
+): RecipeDoc {
   const recipe: RecipeDoc = { merge_method: method, base_model: space.baseModel.path, dtype: 'float32', models };
   if (Object.keys(parameters).length) recipe.parameters = parameters;
   // The DARE/DELLA seed is derived from the recipe itself: the same genome gets the same mask in any run, on
   // any machine (model folders enter by their names in the space, not by where they lie).
-  recipe.random_seed = parseInt(sha256(`${campaignSeed}\n${canonicalJson(portableRecipe(recipe, space))}`).slice(0, 8), 16);
+  recipe.random_seed = parseInt(
+    sha256(`${campaignSeed}\n${canonicalJson(portableRecipe(recipe, space))}`).slice(0, 8),
+    16,
+  );
   return recipe;
 }
 
@@ -155,7 +174,8 @@ export function portableRecipe(recipe: RecipeDoc, space: SourceNames): RecipeDoc
   const rename = (v: unknown): unknown => {
     if (typeof v === 'string') return names.get(v) ?? v;
     if (Array.isArray(v)) return v.map(rename);
-    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rename(x)]));
+    if (v !== null && typeof v === 'object')
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rename(x)]));
     return v;
   };
   return rename(recipe) as RecipeDoc;

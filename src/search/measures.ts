@@ -30,10 +30,19 @@ export function campaignMeasures(space: SearchSpace, suite: Suite): Measure[] {
   const tasks = suite.tasks.map((t) => t.name);
   const lookup = (task: string, metric: string | undefined, field: string): Measure => {
     const spec = suite.tasks.find((t) => t.name === task);
-    if (!spec) throw new EvomergeError('space.unknown_task', `the suite ${suite.file} has no task "${task}"; it has: ${tasks.join(', ')}`, { file: space.file, field: `${field}.task` });
+    if (!spec)
+      throw new EvomergeError(
+        'space.unknown_task',
+        `the suite ${suite.file} has no task "${task}"; it has: ${tasks.join(', ')}`,
+        { file: space.file, field: `${field}.task` },
+      );
     const m = metric ?? spec.metric;
     if (!taskMetrics(spec).includes(m)) {
-      throw new EvomergeError('space.unknown_metric', `task "${task}" (${spec.kind}) has no metric "${m}"; expected one of: ${taskMetrics(spec).join(', ')}`, { file: space.file, field: `${field}.metric` });
+      throw new EvomergeError(
+        'space.unknown_metric',
+        `task "${task}" (${spec.kind}) has no metric "${m}"; expected one of: ${taskMetrics(spec).join(', ')}`,
+        { file: space.file, field: `${field}.metric` },
+      );
     }
     return { task, metric: m };
   };
@@ -54,7 +63,13 @@ export function ownMetric(suite: Suite, task: string): string {
 
 /** Weighted sum of the objective terms over the scores of a split (share terms normalised against the sources'
  *  scores on it, objective.ts); −∞ if one is missing or not finite. */
-export function objectiveValue(space: SearchSpace, suite: Suite, scores: readonly Score[], sources?: SourceScoreLists, split: Score['split'] = 'fit'): number {
+export function objectiveValue(
+  space: SearchSpace,
+  suite: Suite,
+  scores: readonly Score[],
+  sources?: SourceScoreLists,
+  split: Score['split'] = 'fit',
+): number {
   return objectiveEstimate(space.objective, (t) => ownMetric(suite, t), scores, sources, split).value;
 }
 

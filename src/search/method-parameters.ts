@@ -26,8 +26,18 @@ export function checkSpaceMethods(space: SearchSpace): void {
   const file = space.file;
   const known = MERGE_METHODS.map((m) => m.name).filter((n) => !NOT_SEARCHABLE.has(n));
   const check = (name: string, field: string) => {
-    if (NOT_SEARCHABLE.has(name)) throw new EvomergeError('space.unsearchable_method', `"${name}" copies tensors and has nothing to search; expected one of: ${known.join(', ')}`, { file, field });
-    if (!MERGE_METHODS.some((m) => m.name === name)) throw new EvomergeError('space.unknown_method', `unknown merge method "${name}"; expected one of: ${known.join(', ')}`, { file, field });
+    if (NOT_SEARCHABLE.has(name))
+      throw new EvomergeError(
+        'space.unsearchable_method',
+        `"${name}" copies tensors and has nothing to search; expected one of: ${known.join(', ')}`,
+        { file, field },
+      );
+    if (!MERGE_METHODS.some((m) => m.name === name))
+      throw new EvomergeError(
+        'space.unknown_method',
+        `unknown merge method "${name}"; expected one of: ${known.join(', ')}`,
+        { file, field },
+      );
   };
   space.genome.methods.forEach((m, i) => check(m, `genome.methods[${i}]`));
   space.references.forEach((r, i) => check(r.method, `references[${i}].method`));
@@ -36,17 +46,38 @@ export function checkSpaceMethods(space: SearchSpace): void {
     const readers = defs.map((d) => d.parameters.find((p) => p.name === param)).filter((p) => p !== undefined);
     const field = `genome.parameters.${param}`;
     if (readers.length === 0) {
-      throw new EvomergeError('space.unused_parameter', `no method of genome.methods (${space.genome.methods.join(', ')}) reads "${param}"`, { file, field });
+      throw new EvomergeError(
+        'space.unused_parameter',
+        `no method of genome.methods (${space.genome.methods.join(', ')}) reads "${param}"`,
+        { file, field },
+      );
     }
     for (const p of readers) {
-      if (p.type !== 'number') throw new EvomergeError('space.bad_value', `"${param}" is not numeric; put it under genome.fixed`, { file, field });
-      if (p.min !== undefined && range.min < p.min) throw new EvomergeError('space.bad_value', `min ${range.min} is below the smallest allowed ${param}, ${p.min}`, { file, field });
-      if (p.max !== undefined && range.max > p.max) throw new EvomergeError('space.bad_value', `max ${range.max} is above the largest allowed ${param}, ${p.max}`, { file, field });
+      if (p.type !== 'number')
+        throw new EvomergeError('space.bad_value', `"${param}" is not numeric; put it under genome.fixed`, {
+          file,
+          field,
+        });
+      if (p.min !== undefined && range.min < p.min)
+        throw new EvomergeError(
+          'space.bad_value',
+          `min ${range.min} is below the smallest allowed ${param}, ${p.min}`,
+          { file, field },
+        );
+      if (p.max !== undefined && range.max > p.max)
+        throw new EvomergeError('space.bad_value', `max ${range.max} is above the largest allowed ${param}, ${p.max}`, {
+          file,
+          field,
+        });
     }
   }
   for (const key of Object.keys(space.genome.fixed)) {
     if (!defs.some((d) => d.parameters.some((p) => p.name === key && p.scope === 'global'))) {
-      throw new EvomergeError('space.unused_parameter', `no method of genome.methods (${space.genome.methods.join(', ')}) takes a method-wide "${key}"`, { file, field: `genome.fixed.${key}` });
+      throw new EvomergeError(
+        'space.unused_parameter',
+        `no method of genome.methods (${space.genome.methods.join(', ')}) takes a method-wide "${key}"`,
+        { file, field: `genome.fixed.${key}` },
+      );
     }
   }
 }

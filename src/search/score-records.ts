@@ -17,6 +17,7 @@ export function recordedScores(store: Store, candidateId: number, split: Score['
 /** Source name → its recorded scores on one split: the gates' baselines. */
 export function recordedSourceScores(store: Store, campaignId: number, split: Score['split']): Map<string, Score[]> {
   const out = new Map<string, Score[]>();
-  for (const c of store.listCandidates(campaignId, { kind: 'source' })) out.set(c.label!, recordedScores(store, c.candidateId, split));
+  for (const c of store.listCandidates(campaignId, { kind: 'source' }))
+    out.set(c.label!, recordedScores(store, c.candidateId, split));
   return out;
 }

@@ -12,7 +12,15 @@ function errorReply(id: number, err: unknown): ScoreReply {
   return {
     id,
     ok: false,
-    error: { isEvomerge: err instanceof EvomergeError, code: e.code, message: e.message ?? String(err), file: e.file, field: e.field, line: e.line, exitCode: e.exitCode },
+    error: {
+      isEvomerge: err instanceof EvomergeError,
+      code: e.code,
+      message: e.message ?? String(err),
+      file: e.file,
+      field: e.field,
+      line: e.line,
+      exitCode: e.exitCode,
+    },
   };
 }
 
@@ -32,7 +40,10 @@ try {
   });
   port.on('message', async (req: ScoreRequest) => {
     try {
-      const result = req.kind === 'recipe' ? await scorer.scoreRecipe(req.doc, req.split, req.measures, req.items) : await scorer.scoreModelDir(req.dir, req.split, req.measures, req.items);
+      const result =
+        req.kind === 'recipe'
+          ? await scorer.scoreRecipe(req.doc, req.split, req.measures, req.items)
+          : await scorer.scoreModelDir(req.dir, req.split, req.measures, req.items);
       port.postMessage({ id: req.id, ok: true, result } satisfies ScoreReply);
     } catch (err) {
       port.postMessage(errorReply(req.id, err));

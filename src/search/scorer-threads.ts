@@ -23,16 +23,41 @@ export interface ThreadedScorerOptions {
 
 /** What a thread is asked to do. */
 export type ScoreRequest =
-  | { readonly id: number; readonly kind: 'recipe'; readonly doc: RecipeDoc; readonly split: ScoreSplit; readonly measures: readonly Measure[]; readonly items?: ItemSubset }
-  | { readonly id: number; readonly kind: 'model'; readonly dir: string; readonly split: ScoreSplit; readonly measures: readonly Measure[]; readonly items?: ItemSubset };
+  | {
+      readonly id: number;
+      readonly kind: 'recipe';
+      readonly doc: RecipeDoc;
+      readonly split: ScoreSplit;
+      readonly measures: readonly Measure[];
+      readonly items?: ItemSubset;
+    }
+  | {
+      readonly id: number;
+      readonly kind: 'model';
+      readonly dir: string;
+      readonly split: ScoreSplit;
+      readonly measures: readonly Measure[];
+      readonly items?: ItemSubset;
+    };
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
 /** What a thread answers: the timed scores, or the error to re-throw in the campaign's thread. */
 export type ScoreReply =
   | { readonly id: number; readonly ok: true; readonly result: Timed<Score[]> }
-  | { readonly id: number; readonly ok: false; readonly error: { code?: string; message: string; file?: string; field?: string; line?: number; exitCode?: number; isEvomerge: boolean } };
-
+  | {
+      readonly id: number;
+      readonly ok: false;
+      readonly error: {
+        code?: string;
+        message: string;
+        file?: string;
+        field?: string;
+        line?: number;
+        exitCode?: number;
+        isEvomerge: boolean;
+      };
+    };
 
 /** The same surface as Scorer (scoreRecipe, scoreModelDir, close), spread over threads. */
 export class ThreadedScorer {
@@ -61,10 +86,17 @@ export class ThreadedScorer {
     }
     // Each thread says 'ready' once its evaluator is built (or the error that stopped it).
     try {
-      await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
-        w.once('message', (m: ScoreReply | 'ready') => (m === 'ready' ? resolve() : reject(reviveError((m as Extract<ScoreReply, { ok: false }>).error))));
-        w.once('error', reject);
-      })));
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve, reject) => {
+              w.once('message', (m: ScoreReply | 'ready') =>
+                m === 'ready' ? resolve() : reject(reviveError((m as Extract<ScoreReply, { ok: false }>).error)),
+              );
+              w.once('error', reject);
+            }),
+        ),
+      );
     } catch (err) {
       await Promise.all(workers.map((w) => w.terminate()));
       throw err;
@@ -72,11 +104,21 @@ export class ThreadedScorer {
     return new ThreadedScorer(workers);
   }
 
-  scoreRecipe(doc: RecipeDoc, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+  scoreRecipe(
+    doc: RecipeDoc,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Timed<Score[]>> {
     return this.request({ kind: 'recipe', doc, split, measures, ...(items ? { items } : {}) });
   }
 
-  scoreModelDir(dir: string, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+  scoreModelDir(
+    dir: string,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Timed<Score[]>> {
     return this.request({ kind: 'model', dir, split, measures, ...(items ? { items } : {}) });
   }
 

@@ -50,15 +50,28 @@ export function isScorerFault(err: EvomergeError): boolean {
 /** What a campaign needs from a scorer: in this thread (Scorer), spread over threads (ThreadedScorer), or
  *  handed to workers through a job queue (src/queue). */
 export interface CandidateScorer {
-  scoreRecipe(doc: RecipeDoc, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>>;
-  scoreModelDir(dir: string, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>>;
+  scoreRecipe(
+    doc: RecipeDoc,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Timed<Score[]>>;
+  scoreModelDir(
+    dir: string,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Timed<Score[]>>;
   close(): Promise<void>;
 }
 
 export class Scorer implements CandidateScorer {
   private readonly free: Evaluator[];
 
-  private constructor(private readonly evaluators: Evaluator[], private readonly options: ScorerOptions) {
+  private constructor(
+    private readonly evaluators: Evaluator[],
+    private readonly options: ScorerOptions,
+  ) {
     this.free = [...evaluators];
   }
 
@@ -67,7 +80,16 @@ export class Scorer implements CandidateScorer {
     const evaluators: Evaluator[] = [];
     try {
       for (let i = 0; i < options.workers; i++) {
-        evaluators.push(await Evaluator.create({ suite: options.suite, graph: options.graph, baseModelDir: options.baseModelDir, ep: options.ep, threads, sessions: 1 }));
+        evaluators.push(
+          await Evaluator.create({
+            suite: options.suite,
+            graph: options.graph,
+            baseModelDir: options.baseModelDir,
+            ep: options.ep,
+            threads,
+            sessions: 1,
+          }),
+        );
       }
     } catch (err) {
       for (const e of evaluators) await e.close();
@@ -77,7 +99,12 @@ export class Scorer implements CandidateScorer {
   }
 
   /** Merges a recipe document in memory, then scores it. A merge error propagates (the caller records it). */
-  async scoreRecipe(doc: RecipeDoc, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+  async scoreRecipe(
+    doc: RecipeDoc,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Timed<Score[]>> {
     const t0 = performance.now();
     const recipe = parseRecipe(doc, { file: '<candidate>', baseDir: this.options.baseDir });
     const weights = new MemoryTensors('<candidate>');
@@ -89,7 +116,12 @@ export class Scorer implements CandidateScorer {
   }
 
   /** Scores a model folder as it is (a source). */
-  async scoreModelDir(dir: string, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
+  async scoreModelDir(
+    dir: string,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Timed<Score[]>> {
     const model = openModelDir(dir);
     try {
       const t1 = performance.now();
@@ -100,9 +132,15 @@ export class Scorer implements CandidateScorer {
     }
   }
 
-  private async score(weights: TensorSource, split: ScoreSplit, measures: readonly Measure[], items?: ItemSubset): Promise<Score[]> {
+  private async score(
+    weights: TensorSource,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Score[]> {
     const ev = this.free.pop();
-    if (!ev) throw new EvomergeError('internal', 'more candidates in flight than evaluators (this is a bug in evomerge)');
+    if (!ev)
+      throw new EvomergeError('internal', 'more candidates in flight than evaluators (this is a bug in evomerge)');
     try {
       const out: Score[] = [];
       for (const round of evaluationRounds(measures)) {
@@ -113,7 +151,16 @@ export class Scorer implements CandidateScorer {
           ...(this.options.limit !== undefined ? { limit: this.options.limit } : {}),
           ...(items ? { items } : {}),
         });
-        for (const r of results) out.push({ task: r.task, metric: r.metric, split, value: r.value, se: r.se, n: r.n, ...(r.pseudo ? { pseudo: r.pseudo } : {}) });
+        for (const r of results)
+          out.push({
+            task: r.task,
+            metric: r.metric,
+            split,
+            value: r.value,
+            se: r.se,
+            n: r.n,
+            ...(r.pseudo ? { pseudo: r.pseudo } : {}),
+          });
       }
       // stable order: the measures' order
       return measures.map((m) => out.find((s) => s.task === m.task && s.metric === m.metric)!);

@@ -25,18 +25,32 @@ export function parseSelection(raw: unknown, file: string): Selection {
     throw new EvomergeError(code, what, { file, field });
   };
   const obj = (v: unknown, field: string): Record<string, unknown> =>
-    v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : fail(field, 'expected a mapping');
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : fail(field, 'expected a mapping');
   const doc = obj(raw, 'selection');
-  for (const k of Object.keys(doc)) if (!KEYS.includes(k)) fail(`selection.${k}`, `unknown key; expected one of: ${KEYS.join(', ')}`, 'space.unknown_key');
+  for (const k of Object.keys(doc))
+    if (!KEYS.includes(k))
+      fail(`selection.${k}`, `unknown key; expected one of: ${KEYS.join(', ')}`, 'space.unknown_key');
   const num = (v: unknown, field: string, ok: (x: number) => boolean, what: string): number =>
-    typeof v === 'number' && Number.isFinite(v) && ok(v) ? v : fail(field, `expected ${what}, got ${JSON.stringify(v)}`);
-  const valFraction = doc.val_fraction === undefined ? 0.3 : num(doc.val_fraction, 'selection.val_fraction', (x) => x > 0 && x < 1, 'a number between 0 and 1 (exclusive)');
-  const topK = doc.top_k === undefined ? 8 : num(doc.top_k, 'selection.top_k', (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+    typeof v === 'number' && Number.isFinite(v) && ok(v)
+      ? v
+      : fail(field, `expected ${what}, got ${JSON.stringify(v)}`);
+  const valFraction =
+    doc.val_fraction === undefined
+      ? 0.3
+      : num(doc.val_fraction, 'selection.val_fraction', (x) => x > 0 && x < 1, 'a number between 0 and 1 (exclusive)');
+  const topK =
+    doc.top_k === undefined
+      ? 8
+      : num(doc.top_k, 'selection.top_k', (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
   const lcbZ = doc.lcb_z === undefined ? 0 : num(doc.lcb_z, 'selection.lcb_z', (x) => x >= 0, 'a number ≥ 0');
   let halving: Selection['halving'];
   if (doc.halving !== undefined) {
     const h = obj(doc.halving, 'selection.halving');
-    for (const k of Object.keys(h)) if (k !== 'min_items' && k !== 'eta') fail(`selection.halving.${k}`, 'unknown key; expected one of: min_items, eta', 'space.unknown_key');
+    for (const k of Object.keys(h))
+      if (k !== 'min_items' && k !== 'eta')
+        fail(`selection.halving.${k}`, 'unknown key; expected one of: min_items, eta', 'space.unknown_key');
     halving = {
       minItems: num(h.min_items, 'selection.halving.min_items', (x) => Number.isInteger(x) && x >= 2, 'an integer ≥ 2'),
       eta: h.eta === undefined ? 3 : num(h.eta, 'selection.halving.eta', (x) => x > 1, 'a number > 1'),
@@ -70,5 +84,8 @@ export function topByFit<T extends PickEntry>(entries: readonly T[], k: number, 
 export function finalPick<T extends PickEntry>(entries: readonly T[], z: number): T | undefined {
   const withVal = entries.filter((e) => e.val);
   if (withVal.length === 0) return topByFit(entries, 1, z)[0];
-  return [...withVal].sort((a, b) => rankValue(b.val!, z) - rankValue(a.val!, z) || rankValue(b.fit, z) - rankValue(a.fit, z) || a.ordinal - b.ordinal)[0];
+  return [...withVal].sort(
+    (a, b) =>
+      rankValue(b.val!, z) - rankValue(a.val!, z) || rankValue(b.fit, z) - rankValue(a.fit, z) || a.ordinal - b.ordinal,
+  )[0];
 }

@@ -81,7 +81,24 @@ export interface ReferenceMerge {
   readonly group?: string;
 }
 
-const TOP_KEYS = ['name', 'base_model', 'models', 'suite', 'graph', 'genome', 'objective', 'gates', 'budget', 'optimizer', 'population_size', 'seed', 'workers', 'references', 'eval_limit', 'selection'];
+const TOP_KEYS = [
+  'name',
+  'base_model',
+  'models',
+  'suite',
+  'graph',
+  'genome',
+  'objective',
+  'gates',
+  'budget',
+  'optimizer',
+  'population_size',
+  'seed',
+  'workers',
+  'references',
+  'eval_limit',
+  'selection',
+];
 const GENOME_KEYS = ['layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
 const OPTIMIZERS = ['cmaes', 'random', 'grid'];
 
@@ -123,11 +140,17 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
   };
   const baseModel = modelPath(required(top, 'base_model', file), 'base_model');
   const modelsRaw = required(top, 'models', file);
-  if (!Array.isArray(modelsRaw) || modelsRaw.length === 0) fail('space.bad_value', 'models', 'expected a non-empty list of model folders');
+  if (!Array.isArray(modelsRaw) || modelsRaw.length === 0)
+    fail('space.bad_value', 'models', 'expected a non-empty list of model folders');
   const models = (modelsRaw as unknown[]).map((m, i) => modelPath(m, `models[${i}]`));
   const names = new Set<string>(['base']);
   models.forEach((m, i) => {
-    if (names.has(m.name)) fail('space.duplicate_model', `models[${i}]`, `model name "${m.name}" is used twice; give each model a distinct name`);
+    if (names.has(m.name))
+      fail(
+        'space.duplicate_model',
+        `models[${i}]`,
+        `model name "${m.name}" is used twice; give each model a distinct name`,
+      );
     names.add(m.name);
   });
 
@@ -146,8 +169,14 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
   let layerGroups: LayerGroups = 1;
   if (g.layer_groups !== undefined) {
     if (g.layer_groups === 'per_layer') layerGroups = 'per_layer';
-    else if (Number.isInteger(g.layer_groups) && (g.layer_groups as number) >= 1) layerGroups = g.layer_groups as number;
-    else fail('space.bad_value', 'genome.layer_groups', `expected a positive integer or "per_layer", got ${JSON.stringify(g.layer_groups)}`);
+    else if (Number.isInteger(g.layer_groups) && (g.layer_groups as number) >= 1)
+      layerGroups = g.layer_groups as number;
+    else
+      fail(
+        'space.bad_value',
+        'genome.layer_groups',
+        `expected a positive integer or "per_layer", got ${JSON.stringify(g.layer_groups)}`,
+      );
   }
   const filters = g.filters === undefined ? [] : asStringList(g.filters, file, 'genome.filters');
   const methods = asStringList(required(g, 'methods', file, 'genome'), file, 'genome.methods');
@@ -176,14 +205,19 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
 
   // -- objective
   const objRaw = required(top, 'objective', file);
-  if (!Array.isArray(objRaw) || objRaw.length === 0) fail('space.bad_value', 'objective', 'expected a non-empty list of {task, metric?, weight?}');
+  if (!Array.isArray(objRaw) || objRaw.length === 0)
+    fail('space.bad_value', 'objective', 'expected a non-empty list of {task, metric?, weight?}');
   const objective = (objRaw as unknown[]).map((o, i): ObjectiveTerm => {
     const field = `objective[${i}]`;
     const t = asObject(o, file, field);
     checkKeys(t, ['task', 'metric', 'weight', 'share_of'], file, field);
     const shareOf = t.share_of === undefined ? undefined : asString(t.share_of, file, `${field}.share_of`);
     if (shareOf !== undefined && (shareOf === 'base' || !names.has(shareOf))) {
-      fail('space.unknown_source', `${field}.share_of`, `unknown source "${shareOf}"; expected one of the models: ${models.map((m) => m.name).join(', ')}`);
+      fail(
+        'space.unknown_source',
+        `${field}.share_of`,
+        `unknown source "${shareOf}"; expected one of the models: ${models.map((m) => m.name).join(', ')}`,
+      );
     }
     return {
       task: asString(required(t, 'task', file, field), file, `${field}.task`),
@@ -200,16 +234,20 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
   const budgetDoc = top.budget === undefined ? {} : asObject(top.budget, file, 'budget');
   checkKeys(budgetDoc, ['candidates', 'minutes', 'items'], file, 'budget');
   const budget = {
-    candidates: budgetDoc.candidates === undefined ? undefined : asPositiveInt(budgetDoc.candidates, file, 'budget.candidates'),
+    candidates:
+      budgetDoc.candidates === undefined ? undefined : asPositiveInt(budgetDoc.candidates, file, 'budget.candidates'),
     minutes: budgetDoc.minutes === undefined ? undefined : asNumber(budgetDoc.minutes, file, 'budget.minutes'),
     ...(budgetDoc.items !== undefined ? { items: asPositiveInt(budgetDoc.items, file, 'budget.items') } : {}),
   };
-  if (budget.candidates === undefined && budget.minutes === undefined && budget.items === undefined) fail('space.bad_value', 'budget', 'give budget.candidates, budget.minutes and/or budget.items');
+  if (budget.candidates === undefined && budget.minutes === undefined && budget.items === undefined)
+    fail('space.bad_value', 'budget', 'give budget.candidates, budget.minutes and/or budget.items');
   const optimizer = top.optimizer === undefined ? 'cmaes' : asString(top.optimizer, file, 'optimizer');
-  if (!OPTIMIZERS.includes(optimizer)) fail('space.bad_value', 'optimizer', `unknown optimizer "${optimizer}"; expected one of: ${OPTIMIZERS.join(', ')}`);
+  if (!OPTIMIZERS.includes(optimizer))
+    fail('space.bad_value', 'optimizer', `unknown optimizer "${optimizer}"; expected one of: ${OPTIMIZERS.join(', ')}`);
 
   const refsRaw = top.references ?? [];
-  if (!Array.isArray(refsRaw)) fail('space.bad_value', 'references', 'expected a list of {name, method, weight, density?}');
+  if (!Array.isArray(refsRaw))
+    fail('space.bad_value', 'references', 'expected a list of {name, method, weight, density?}');
   const references = (refsRaw as unknown[]).flatMap((o, i): ReferenceMerge[] => {
     const field = `references[${i}]`;
     const t = asObject(o, file, field);
@@ -219,10 +257,19 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     const density = t.density === undefined ? undefined : asNumber(t.density, file, `${field}.density`);
     // weight: [a, b, …] — one merge per weight; the best on the fit objective is the reference (λ chosen on fit)
     if (Array.isArray(t.weight)) {
-      if (t.weight.length < 2) fail('space.bad_value', `${field}.weight`, 'a list of weights needs at least two (the best on fit is chosen)');
-      return (t.weight as unknown[]).map((w, k) => ({ name: `${name} w=${asNumber(w, file, `${field}.weight[${k}]`)}`, method, weight: w as number, density, group: name }));
+      if (t.weight.length < 2)
+        fail('space.bad_value', `${field}.weight`, 'a list of weights needs at least two (the best on fit is chosen)');
+      return (t.weight as unknown[]).map((w, k) => ({
+        name: `${name} w=${asNumber(w, file, `${field}.weight[${k}]`)}`,
+        method,
+        weight: w as number,
+        density,
+        group: name,
+      }));
     }
-    return [{ name, method, weight: t.weight === undefined ? 1 : asNumber(t.weight, file, `${field}.weight`), density }];
+    return [
+      { name, method, weight: t.weight === undefined ? 1 : asNumber(t.weight, file, `${field}.weight`), density },
+    ];
   });
 
   return {
@@ -237,7 +284,8 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     gates,
     budget,
     optimizer: optimizer as SearchSpace['optimizer'],
-    populationSize: top.population_size === undefined ? undefined : asPositiveInt(top.population_size, file, 'population_size'),
+    populationSize:
+      top.population_size === undefined ? undefined : asPositiveInt(top.population_size, file, 'population_size'),
     seed: top.seed === undefined ? 0 : asNonNegativeInt(top.seed, file, 'seed'),
     workers: top.workers === undefined ? 1 : asPositiveInt(top.workers, file, 'workers'),
     references,
@@ -249,13 +297,17 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
 // -- small validators: each names the file and the field
 
 function asObject(v: unknown, file: string, field: string): Doc {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new EvomergeError('space.bad_value', 'expected a mapping', { file, field });
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new EvomergeError('space.bad_value', 'expected a mapping', { file, field });
   return v as Doc;
 }
 
 function required(o: Doc, key: string, file: string, parent = ''): unknown {
   if (o[key] === undefined || o[key] === null) {
-    throw new EvomergeError('space.missing_key', 'required key is missing', { file, field: parent ? `${parent}.${key}` : key });
+    throw new EvomergeError('space.missing_key', 'required key is missing', {
+      file,
+      field: parent ? `${parent}.${key}` : key,
+    });
   }
   return o[key];
 }
@@ -265,12 +317,17 @@ function checkKeys(o: Doc, allowed: readonly string[], file: string, parent: str
     if (allowed.includes(key)) continue;
     const near = allowed.find((a) => editDistance(a, key) <= 2);
     const field = parent ? `${parent}.${key}` : key;
-    throw new EvomergeError('space.unknown_key', `unknown key${near ? `; did you mean "${near}"?` : `; expected one of: ${allowed.join(', ')}`}`, { file, field });
+    throw new EvomergeError(
+      'space.unknown_key',
+      `unknown key${near ? `; did you mean "${near}"?` : `; expected one of: ${allowed.join(', ')}`}`,
+      { file, field },
+    );
   }
 }
 
 function asString(v: unknown, file: string, field: string): string {
-  if (typeof v !== 'string' || v.length === 0) throw new EvomergeError('space.bad_value', `expected a string, got ${JSON.stringify(v)}`, { file, field });
+  if (typeof v !== 'string' || v.length === 0)
+    throw new EvomergeError('space.bad_value', `expected a string, got ${JSON.stringify(v)}`, { file, field });
   return v;
 }
 
@@ -280,16 +337,25 @@ function asStringList(v: unknown, file: string, field: string): string[] {
 }
 
 function asNumber(v: unknown, file: string, field: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new EvomergeError('space.bad_value', `expected a finite number, got ${JSON.stringify(v)}`, { file, field });
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new EvomergeError('space.bad_value', `expected a finite number, got ${JSON.stringify(v)}`, { file, field });
   return v;
 }
 
 function asPositiveInt(v: unknown, file: string, field: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) throw new EvomergeError('space.bad_value', `expected a positive integer, got ${JSON.stringify(v)}`, { file, field });
+  if (!Number.isInteger(v) || (v as number) < 1)
+    throw new EvomergeError('space.bad_value', `expected a positive integer, got ${JSON.stringify(v)}`, {
+      file,
+      field,
+    });
   return v as number;
 }
 
 function asNonNegativeInt(v: unknown, file: string, field: string): number {
-  if (!Number.isInteger(v) || (v as number) < 0) throw new EvomergeError('space.bad_value', `expected a non-negative integer, got ${JSON.stringify(v)}`, { file, field });
+  if (!Number.isInteger(v) || (v as number) < 0)
+    throw new EvomergeError('space.bad_value', `expected a non-negative integer, got ${JSON.stringify(v)}`, {
+      file,
+      field,
+    });
   return v as number;
 }

@@ -11,7 +11,9 @@ import type { CandidateScorer } from './scorer.ts';
 
 /** Per-item pseudo-values of test scores, as the store keeps them. */
 export function testItemValues(candidateId: number, scores: readonly Score[]): ItemValuesRecord[] {
-  return scores.filter((s) => s.split === 'test' && s.pseudo && s.pseudo.length > 0).map((s) => ({ candidateId, task: s.task, metric: s.metric, split: s.split, values: s.pseudo! }));
+  return scores
+    .filter((s) => s.split === 'test' && s.pseudo && s.pseudo.length > 0)
+    .map((s) => ({ candidateId, task: s.task, metric: s.metric, split: s.split, values: s.pseudo! }));
 }
 
 /** A recorded candidate to score: a source model from its folder, a merge from its recorded recipe. */
@@ -30,12 +32,20 @@ export function missingOnTestSplit(store: Store, jobs: readonly TestSplitJob[]):
  * Scores each job on the test split (up to `concurrency` at once) and records the scores as each finishes.
  * Callers pass only jobs without test scores (`missingOnTestSplit`): the store refuses a score twice.
  */
-export async function scoreOnTestSplit(store: Store, scorer: CandidateScorer, measures: readonly Measure[], jobs: readonly TestSplitJob[], concurrency: number): Promise<void> {
+export async function scoreOnTestSplit(
+  store: Store,
+  scorer: CandidateScorer,
+  measures: readonly Measure[],
+  jobs: readonly TestSplitJob[],
+  concurrency: number,
+): Promise<void> {
   const limit = pLimit(concurrency);
   await Promise.all(
     jobs.map((j) =>
       limit(async () => {
-        const r = j.dir ? await scorer.scoreModelDir(j.dir, 'test', measures) : await scorer.scoreRecipe(YAML.parse(j.candidate.recipeYaml!) as RecipeDoc, 'test', measures);
+        const r = j.dir
+          ? await scorer.scoreModelDir(j.dir, 'test', measures)
+          : await scorer.scoreRecipe(YAML.parse(j.candidate.recipeYaml!) as RecipeDoc, 'test', measures);
         store.transaction(() => {
           store.addScores(j.candidate.candidateId, r.value);
           store.addItemValues(testItemValues(j.candidate.candidateId, r.value));

@@ -13,14 +13,21 @@ import { ownMetric, type Score } from './measures.ts';
 export type SourceScores = ReadonlyMap<string, readonly Score[]>;
 
 /** Every gate of the space judged on `split` by gates/gates.ts (a missing or non-finite value fails). */
-export function judgeGates(space: SearchSpace, suite: Suite, scores: readonly Score[], sources: SourceScores, split: 'fit' | 'val' | 'test'): NewGateVerdict[] {
+export function judgeGates(
+  space: SearchSpace,
+  suite: Suite,
+  scores: readonly Score[],
+  sources: SourceScores,
+  split: 'fit' | 'val' | 'test',
+): NewGateVerdict[] {
   const onSplit = (xs: readonly Score[]) => xs.filter((x) => x.split === split);
   // A floor with share_of judges a derived score: the share of that source's gain over the base kept.
   const derived: Score[] = [];
   const specs: GateSpec[] = space.gates.map(({ shareOf, ...g }) => {
     if (shareOf === undefined) return g;
     const metric = g.metric ?? ownMetric(suite, g.task);
-    const find = (xs: readonly Score[] | undefined) => xs?.find((x) => x.split === split && x.task === g.task && x.metric === metric);
+    const find = (xs: readonly Score[] | undefined) =>
+      xs?.find((x) => x.split === split && x.task === g.task && x.metric === metric);
     const own = find(scores);
     const base = find(sources.get('base'));
     const src = find(sources.get(shareOf));
@@ -33,5 +40,14 @@ export function judgeGates(space: SearchSpace, suite: Suite, scores: readonly Sc
     base: 'base',
     defaultMetrics: Object.fromEntries(space.gates.map((g) => [g.task, ownMetric(suite, g.task)])),
   };
-  return evaluateGates([...onSplit(scores), ...derived], specs, ctx).map((v) => ({ gate: v.gate, kind: v.kind, task: v.task, metric: v.metric, split, value: v.value, threshold: v.threshold, pass: v.pass }));
+  return evaluateGates([...onSplit(scores), ...derived], specs, ctx).map((v) => ({
+    gate: v.gate,
+    kind: v.kind,
+    task: v.task,
+    metric: v.metric,
+    split,
+    value: v.value,
+    threshold: v.threshold,
+    pass: v.pass,
+  }));
 }

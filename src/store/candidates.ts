@@ -154,8 +154,9 @@ export class CandidateTable {
 
   count(campaignId: number, filter: CandidateFilter = {}): number {
     const { where, params } = whereClause(campaignId, filter);
-    return this.db.prepare<unknown[], { n: number }>(`SELECT COUNT(*) AS n FROM candidates WHERE ${where}`).get(...params)!
-      .n;
+    return this.db
+      .prepare<unknown[], { n: number }>(`SELECT COUNT(*) AS n FROM candidates WHERE ${where}`)
+      .get(...params)!.n;
   }
 }
 

@@ -131,7 +131,10 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
           const from = version as number;
           db.transaction(() => {
             db.exec(MIGRATIONS[from]!);
-            db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(from + 1, new Date().toISOString());
+            db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(
+              from + 1,
+              new Date().toISOString(),
+            );
           })();
           version = from + 1;
         }
@@ -148,7 +151,8 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
     db.close();
     if (e instanceof EvomergeError) throw e;
     const code = (e as { code?: string }).code;
-    if (code === 'SQLITE_NOTADB') throw new EvomergeError('store.not_a_database', 'file is not a SQLite database', { file });
+    if (code === 'SQLITE_NOTADB')
+      throw new EvomergeError('store.not_a_database', 'file is not a SQLite database', { file });
     throw new EvomergeError('store.open_failed', `cannot open database: ${(e as Error).message}`, { file });
   }
   return new Store(db, file, readonly);
@@ -298,7 +302,8 @@ export class Store {
           { file: this.path, field: 'candidates.status' },
         );
       }
-      const finishedAt = outcome.finishedAt !== undefined ? outcome.finishedAt : isFinished(outcome.status) ? now() : null;
+      const finishedAt =
+        outcome.finishedAt !== undefined ? outcome.finishedAt : isFinished(outcome.status) ? now() : null;
       this.candidates.update(candidateId, outcome, finishedAt);
       return this.getCandidate(candidateId);
     });
@@ -403,7 +408,11 @@ export class Store {
         try {
           this.itemValues.insert(r);
         } catch (e) {
-          throw this.constraint(e, 'scores', `item values ${r.task}/${r.metric}/${r.split} of candidate ${r.candidateId}`);
+          throw this.constraint(
+            e,
+            'scores',
+            `item values ${r.task}/${r.metric}/${r.split} of candidate ${r.candidateId}`,
+          );
         }
       }
     });
@@ -451,12 +460,20 @@ export class Store {
   }
 
   /** Record changed inputs accepted on purpose and make their new digests the recorded ones, atomically. */
-  acceptInputChanges(campaignId: number, changes: readonly { path: string; role: string; oldDigest: string; newDigest: string }[]): void {
+  acceptInputChanges(
+    campaignId: number,
+    changes: readonly { path: string; role: string; oldDigest: string; newDigest: string }[],
+  ): void {
     this.writable();
     const at = now();
     this.transaction(() => {
       for (const c of changes) {
-        this.inputs.addChange(campaignId, { path: c.path, oldDigest: c.oldDigest, newDigest: c.newDigest, acceptedAt: at });
+        this.inputs.addChange(campaignId, {
+          path: c.path,
+          oldDigest: c.oldDigest,
+          newDigest: c.newDigest,
+          acceptedAt: at,
+        });
         this.inputs.save(campaignId, { path: c.path, role: c.role, digest: c.newDigest, recordedAt: at });
       }
     });
@@ -481,10 +498,14 @@ export class Store {
   private constraint(e: unknown, table: string, what: string): unknown {
     const code = (e as { code?: string }).code ?? '';
     if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
-      return new EvomergeError(`store.duplicate_${table === 'scores' ? 'score' : 'verdict'}`, `${what} is already recorded`, {
-        file: this.path,
-        field: table,
-      });
+      return new EvomergeError(
+        `store.duplicate_${table === 'scores' ? 'score' : 'verdict'}`,
+        `${what} is already recorded`,
+        {
+          file: this.path,
+          field: table,
+        },
+      );
     }
     if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
       return new EvomergeError('store.not_found', `${what}: no such candidate`, { file: this.path, field: table });

@@ -26,12 +26,16 @@ export class InputTable {
 
   constructor(db: Database.Database) {
     this.db = db;
-    this.present = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'input_fingerprints'").get() !== undefined;
+    this.present =
+      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'input_fingerprints'").get() !==
+      undefined;
   }
 
   save(campaignId: number, f: Omit<InputFingerprintRecord, 'campaignId'>): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO input_fingerprints (campaign_id, path, role, digest, recorded_at) VALUES (?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT OR REPLACE INTO input_fingerprints (campaign_id, path, role, digest, recorded_at) VALUES (?, ?, ?, ?, ?)',
+      )
       .run(campaignId, f.path, f.role, f.digest, f.recordedAt);
   }
 
@@ -40,11 +44,21 @@ export class InputTable {
     return this.db
       .prepare<[number], FingerprintRow>('SELECT * FROM input_fingerprints WHERE campaign_id = ? ORDER BY path')
       .all(campaignId)
-      .map((r) => ({ campaignId: r.campaign_id, path: r.path, role: r.role, digest: r.digest, recordedAt: r.recorded_at }));
+      .map((r) => ({
+        campaignId: r.campaign_id,
+        path: r.path,
+        role: r.role,
+        digest: r.digest,
+        recordedAt: r.recorded_at,
+      }));
   }
 
   addChange(campaignId: number, c: Omit<InputChangeRecord, 'campaignId'>): void {
-    this.db.prepare('INSERT INTO input_changes (campaign_id, path, old_digest, new_digest, accepted_at) VALUES (?, ?, ?, ?, ?)').run(campaignId, c.path, c.oldDigest, c.newDigest, c.acceptedAt);
+    this.db
+      .prepare(
+        'INSERT INTO input_changes (campaign_id, path, old_digest, new_digest, accepted_at) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(campaignId, c.path, c.oldDigest, c.newDigest, c.acceptedAt);
   }
 
   changes(campaignId: number): InputChangeRecord[] {
@@ -52,6 +66,12 @@ export class InputTable {
     return this.db
       .prepare<[number], ChangeRow>('SELECT * FROM input_changes WHERE campaign_id = ? ORDER BY rowid')
       .all(campaignId)
-      .map((r) => ({ campaignId: r.campaign_id, path: r.path, oldDigest: r.old_digest, newDigest: r.new_digest, acceptedAt: r.accepted_at }));
+      .map((r) => ({
+        campaignId: r.campaign_id,
+        path: r.path,
+        oldDigest: r.old_digest,
+        newDigest: r.new_digest,
+        acceptedAt: r.accepted_at,
+      }));
   }
 }

@@ -33,7 +33,9 @@ export function acquireDatabaseLock(dbFile: string): DatabaseLock {
     fs.mkdirSync(dir, { recursive: true });
     if (!fs.statSync(dir).isDirectory()) throw new Error(`${dir} is not a folder`);
   } catch (err) {
-    throw new EvomergeError('store.lock_failed', `cannot make the database's folder (${(err as Error).message})`, { file: dbFile });
+    throw new EvomergeError('store.lock_failed', `cannot make the database's folder (${(err as Error).message})`, {
+      file: dbFile,
+    });
   }
   for (let attempt = 0; ; attempt++) {
     try {
@@ -41,7 +43,11 @@ export function acquireDatabaseLock(dbFile: string): DatabaseLock {
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new EvomergeError('store.lock_failed', `cannot create the writer's lock file (${(err as Error).message})`, { file });
+        throw new EvomergeError(
+          'store.lock_failed',
+          `cannot create the writer's lock file (${(err as Error).message})`,
+          { file },
+        );
       }
     }
     const owner = readOwner(file);

@@ -26,10 +26,17 @@ export class ModelFileTable {
   private readonly listStmt;
 
   constructor(private readonly db: Database.Database) {
-    const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'model_files'").get() !== undefined;
+    const exists =
+      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'model_files'").get() !== undefined;
     // a read-only handle on an older database has no such table: it lists nothing
-    this.insertStmt = exists ? db.prepare('INSERT INTO model_files (campaign_id, model_dir, file, size, header_sha256) VALUES (?, ?, ?, ?, ?)') : undefined;
-    this.listStmt = exists ? db.prepare<[number], ModelFileRow>('SELECT model_dir, file, size, header_sha256 FROM model_files WHERE campaign_id = ? ORDER BY model_dir, file') : undefined;
+    this.insertStmt = exists
+      ? db.prepare('INSERT INTO model_files (campaign_id, model_dir, file, size, header_sha256) VALUES (?, ?, ?, ?, ?)')
+      : undefined;
+    this.listStmt = exists
+      ? db.prepare<[number], ModelFileRow>(
+          'SELECT model_dir, file, size, header_sha256 FROM model_files WHERE campaign_id = ? ORDER BY model_dir, file',
+        )
+      : undefined;
   }
 
   insertAll(campaignId: number, files: readonly ModelFileRecord[]): void {
@@ -37,6 +44,11 @@ export class ModelFileTable {
   }
 
   list(campaignId: number): ModelFileRecord[] {
-    return (this.listStmt?.all(campaignId) ?? []).map((r) => ({ modelDir: r.model_dir, file: r.file, size: r.size, headerSha256: r.header_sha256 }));
+    return (this.listStmt?.all(campaignId) ?? []).map((r) => ({
+      modelDir: r.model_dir,
+      file: r.file,
+      size: r.size,
+      headerSha256: r.header_sha256,
+    }));
   }
 }

@@ -22,7 +22,11 @@ interface FinalPickRow {
 }
 
 function hasTable(db: Database.Database, name: string): boolean {
-  return db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?").get(name)!.n > 0;
+  return (
+    db
+      .prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?")
+      .get(name)!.n > 0
+  );
 }
 
 export class ItemValueTable {
@@ -43,9 +47,17 @@ export class ItemValueTable {
   ofCandidate(candidateId: number, split: string): ItemValuesRecord[] {
     if (!this.present) return [];
     return this.db
-      .prepare<[number, string], ItemValuesRow>('SELECT * FROM item_values WHERE candidate_id = ? AND split = ? ORDER BY task, metric')
+      .prepare<[number, string], ItemValuesRow>(
+        'SELECT * FROM item_values WHERE candidate_id = ? AND split = ? ORDER BY task, metric',
+      )
       .all(candidateId, split)
-      .map((r) => ({ candidateId: r.candidate_id, task: r.task, metric: r.metric, split: r.split, values: Array.from({ length: r.n }, (_, i) => r.vals.readDoubleLE(8 * i)) }));
+      .map((r) => ({
+        candidateId: r.candidate_id,
+        task: r.task,
+        metric: r.metric,
+        split: r.split,
+        values: Array.from({ length: r.n }, (_, i) => r.vals.readDoubleLE(8 * i)),
+      }));
   }
 }
 
@@ -58,13 +70,25 @@ export class FinalPickTable {
 
   save(r: Omit<FinalPickRecord, 'createdAt'>, createdAt: string): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO final_picks (campaign_id, candidate_id, rule, detail_json, created_at) VALUES (?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT OR REPLACE INTO final_picks (campaign_id, candidate_id, rule, detail_json, created_at) VALUES (?, ?, ?, ?, ?)',
+      )
       .run(r.campaignId, r.candidateId, r.rule, r.detailJson, createdAt);
   }
 
   get(campaignId: number): FinalPickRecord | undefined {
     if (!this.present) return undefined;
-    const r = this.db.prepare<[number], FinalPickRow>('SELECT * FROM final_picks WHERE campaign_id = ?').get(campaignId);
-    return r && { campaignId: r.campaign_id, candidateId: r.candidate_id, rule: r.rule, detailJson: r.detail_json, createdAt: r.created_at };
+    const r = this.db
+      .prepare<[number], FinalPickRow>('SELECT * FROM final_picks WHERE campaign_id = ?')
+      .get(campaignId);
+    return (
+      r && {
+        campaignId: r.campaign_id,
+        candidateId: r.candidate_id,
+        rule: r.rule,
+        detailJson: r.detail_json,
+        createdAt: r.created_at,
+      }
+    );
   }
 }

@@ -18,7 +18,11 @@ const TOLERANCE = 1.2e-6;
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const goldens = path.resolve(repoRoot, '../shared/mergekit-goldens');
 const have = existsSync(goldens);
-const names = have ? readdirSync(path.join(goldens, 'golden')).filter((f) => f.endsWith('.safetensors')).map((f) => f.replace(/\.safetensors$/, '')) : [];
+const names = have
+  ? readdirSync(path.join(goldens, 'golden'))
+      .filter((f) => f.endsWith('.safetensors'))
+      .map((f) => f.replace(/\.safetensors$/, ''))
+  : [];
 
 describe.runIf(have)('golden parity (in-process, GPU kernel)', () => {
   let kernel: GpuKernel;

@@ -6,7 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CpuKernel } from '../../src/kernel/cpu/cpu-kernel.ts';
 import { GpuKernel } from '../../src/kernel/gpu/gpu-kernel.ts';
-import type { MergeKernel, MergeOp, Rescale, SourceRef, Sparsification, TaskVectorInput, TensorJob } from '../../src/kernel/kernel.ts';
+import type {
+  MergeKernel,
+  MergeOp,
+  Rescale,
+  SourceRef,
+  Sparsification,
+  TaskVectorInput,
+  TensorJob,
+} from '../../src/kernel/kernel.ts';
 import { drawU32, keepThreshold, rngKey } from '../../src/kernel/rng.ts';
 import { mulberry32 } from '../fixtures/seeded-random.ts';
 
@@ -43,7 +51,15 @@ class Zoo {
  * base ~ N-ish(0, 1); each expert = base + τ with τ of scale 0.05. `levels` > 0: τ is quantised to that many
  * levels, so |τ| values repeat at any cut (16: ties everywhere, as with bf16 experts; 3000: a few per value).
  */
-function family(zoo: Zoo, tensor: string, n: number, experts: number, seed: number, levels = 0, bf16 = false): { base: SourceRef; xs: SourceRef[] } {
+function family(
+  zoo: Zoo,
+  tensor: string,
+  n: number,
+  experts: number,
+  seed: number,
+  levels = 0,
+  bf16 = false,
+): { base: SourceRef; xs: SourceRef[] } {
   const rnd = mulberry32(seed);
   const base = new Float32Array(n);
   for (let e = 0; e < n; e++) base[e] = (rnd() + rnd() + rnd() - 1.5) * 0.8;
@@ -69,7 +85,15 @@ function toBf16(values: Float32Array): void {
 }
 
 function tv(ref: SourceRef, m: number, over: Partial<TaskVectorInput> = {}): TaskVectorInput {
-  return { ref, weight: [0.6, 0.3, -0.25, 0.9][m % 4], density: [0.3, 0.55, 0.7, 0.45][m % 4], gamma: 0.05, epsilon: 0.1, modelIndex: m + 1, ...over };
+  return {
+    ref,
+    weight: [0.6, 0.3, -0.25, 0.9][m % 4],
+    density: [0.3, 0.55, 0.7, 0.45][m % 4],
+    gamma: 0.05,
+    epsilon: 0.1,
+    modelIndex: m + 1,
+    ...over,
+  };
 }
 
 function ta(
@@ -105,15 +129,28 @@ function parityCases(zoo: Zoo, shape: number[], seed: number, bf16 = false): Cas
   const n = shape.reduce((a, b) => a * b, 1);
   const tag = shape.join('x') + (bf16 ? ' bf16' : '');
   const cases: Case[] = [];
-  const add = (label: string, op: MergeOp, name: string) => cases.push({ label: `${label} [${tag}]`, job: { name, shape, op } });
+  const add = (label: string, op: MergeOp, name: string) =>
+    cases.push({ label: `${label} [${tag}]`, job: { name, shape, op } });
   const f3 = family(zoo, `t3.${tag}`, n, 3, seed, 0, bf16);
   const f2 = family(zoo, `t2.${tag}`, n, 2, seed + 1, 0, bf16);
   const fTies = family(zoo, `ties.${tag}`, n, 3, seed + 2, 16, bf16);
   const fFew = family(zoo, `few.${tag}`, n, 3, seed + 3, 3000, bf16);
   const nm3 = `t3.${tag}`;
   const nmT = `ties.${tag}`;
-  add('linear normalize', { kind: 'weighted_sum', inputs: f3.xs.map((ref, m) => ({ ref, weight: [0.2, 0.5, 0.45][m] })), normalize: true }, nm3);
-  add('linear no normalize', { kind: 'weighted_sum', inputs: [f3.base, ...f3.xs].map((ref, m) => ({ ref, weight: [1, 0.3, -0.7, 0.1][m] })), normalize: false }, nm3);
+  add(
+    'linear normalize',
+    { kind: 'weighted_sum', inputs: f3.xs.map((ref, m) => ({ ref, weight: [0.2, 0.5, 0.45][m] })), normalize: true },
+    nm3,
+  );
+  add(
+    'linear no normalize',
+    {
+      kind: 'weighted_sum',
+      inputs: [f3.base, ...f3.xs].map((ref, m) => ({ ref, weight: [1, 0.3, -0.7, 0.1][m] })),
+      normalize: false,
+    },
+    nm3,
+  );
   add('task_arithmetic', ta(nm3, f3, 'none', 'none', false, 'none'), nm3);
   add('task_arithmetic normalize lambda', ta(nm3, f3, 'none', 'none', true, 'none', 0.7), nm3);
   add('ties', ta(nm3, f3, 'magnitude', 'sum', true, 'none'), nm3);
@@ -121,15 +158,27 @@ function parityCases(zoo: Zoo, shape: number[], seed: number, bf16 = false): Cas
   add('ties rescale l1', ta(nm3, f3, 'magnitude', 'sum', true, 'l1'), nm3);
   add('ties on tied magnitudes', ta(nmT, fTies, 'magnitude', 'sum', true, 'none'), nmT);
   add('magnitude without consensus, rescale density', ta(nmT, fTies, 'magnitude', 'none', false, 'density'), nmT);
-  add('ties with a few equal magnitudes per value', ta(`few.${tag}`, fFew, 'magnitude', 'sum', true, 'l1'), `few.${tag}`);
-  add('breadcrumbs with a few equal magnitudes per value', ta(`few.${tag}`, fFew, 'magnitude_outliers', 'none', false, 'none'), `few.${tag}`);
+  add(
+    'ties with a few equal magnitudes per value',
+    ta(`few.${tag}`, fFew, 'magnitude', 'sum', true, 'l1'),
+    `few.${tag}`,
+  );
+  add(
+    'breadcrumbs with a few equal magnitudes per value',
+    ta(`few.${tag}`, fFew, 'magnitude_outliers', 'none', false, 'none'),
+    `few.${tag}`,
+  );
   add('dare_linear (l1)', ta(nm3, f3, 'random', 'none', false, 'l1'), nm3);
   add('dare_ties (l1)', ta(nm3, f3, 'random', 'sum', false, 'l1'), nm3);
   add('dare rescale density', ta(nm3, f3, 'random', 'none', false, 'density'), nm3);
   add('dare rescale none normalize', ta(nm3, f3, 'random', 'none', true, 'none'), nm3);
   add('breadcrumbs', ta(nm3, f3, 'magnitude_outliers', 'none', false, 'none'), nm3);
   add('breadcrumbs_ties l1', ta(nm3, f3, 'magnitude_outliers', 'sum', true, 'l1'), nm3);
-  add('breadcrumbs on tied magnitudes', ta(nmT, fTies, 'magnitude_outliers', 'none', false, 'none', 1, { gamma: 0.1 }), nmT);
+  add(
+    'breadcrumbs on tied magnitudes',
+    ta(nmT, fTies, 'magnitude_outliers', 'none', false, 'none', 1, { gamma: 0.1 }),
+    nmT,
+  );
   // DELLA ranks within rows (O(n · row length) on the GPU): only shapes with short rows, to keep CI fast.
   const rowLength = shape.length < 2 ? n : shape[1];
   if (rowLength <= 1024) {
@@ -139,9 +188,19 @@ function parityCases(zoo: Zoo, shape: number[], seed: number, bf16 = false): Cas
     add('della rescale none lambda', ta(nmT, fTies, 'della_magprune', 'sum', false, 'none', 0.8), nmT);
   }
   const withDensities = (op: MergeOp, densities: number[]): MergeOp =>
-    op.kind === 'task_arithmetic' ? { ...op, inputs: op.inputs.map((input, m) => ({ ...input, density: densities[m] })) } : op;
-  add('densities 0, 1 and 0.5 (dare_ties, l1)', withDensities(ta(nm3, f3, 'random', 'sum', false, 'l1'), [0, 1, 0.5]), nm3);
-  add('magnitude at densities 1, 0.9, 1 (l1)', withDensities(ta(nm3, f3, 'magnitude', 'sum', true, 'l1'), [1, 0.9, 1]), nm3);
+    op.kind === 'task_arithmetic'
+      ? { ...op, inputs: op.inputs.map((input, m) => ({ ...input, density: densities[m] })) }
+      : op;
+  add(
+    'densities 0, 1 and 0.5 (dare_ties, l1)',
+    withDensities(ta(nm3, f3, 'random', 'sum', false, 'l1'), [0, 1, 0.5]),
+    nm3,
+  );
+  add(
+    'magnitude at densities 1, 0.9, 1 (l1)',
+    withDensities(ta(nm3, f3, 'magnitude', 'sum', true, 'l1'), [1, 0.9, 1]),
+    nm3,
+  );
   add('slerp', { kind: 'slerp', a: f2.base, b: f2.xs[0], t: 0.35 }, `t2.${tag}`);
   add('slerp far apart', { kind: 'slerp', a: f2.xs[0], b: f3.base, t: 0.6 }, `t2.${tag}`);
   add('model_stock 2', { kind: 'model_stock', base: f2.base, inputs: f2.xs }, `t2.${tag}`);
@@ -173,18 +232,41 @@ describe.each(BACKENDS)('kernel contract: %s', (backend) => {
   const zoo = new Zoo();
   const z = (m: string, values: number[]) => zoo.add(m, 'v', new Float32Array(values));
   const run = (shape: number[], op: MergeOp) => kernel.mergeTensor({ name: 'v', shape, op }, zoo.read);
-  const ti = (ref: SourceRef, m: number, density = 1, weight = 1): TaskVectorInput => ({ ref, weight, density, gamma: 0.01, epsilon: 0.1, modelIndex: m });
+  const ti = (ref: SourceRef, m: number, density = 1, weight = 1): TaskVectorInput => ({
+    ref,
+    weight,
+    density,
+    gamma: 0.01,
+    epsilon: 0.1,
+    modelIndex: m,
+  });
 
   it('describes its device', () => {
-    expect(kernel.device).toMatch(backend === 'cpu' ? /^cpu( \(.+\))?$/ : /^gpu: .+ \((vulkan|metal|d3d12)(, software)?\)$/);
+    expect(kernel.device).toMatch(
+      backend === 'cpu' ? /^cpu( \(.+\))?$/ : /^gpu: .+ \((vulkan|metal|d3d12)(, software)?\)$/,
+    );
   });
 
   it('linear: Σ wᵢxᵢ / Σ wᵢ (hand-checked)', async () => {
     const a = z('a', [1, 2, 3, -4]);
     const b = z('b', [5, 6, 7, 8]);
-    const out = await run([4], { kind: 'weighted_sum', inputs: [{ ref: a, weight: 1 }, { ref: b, weight: 3 }], normalize: true });
+    const out = await run([4], {
+      kind: 'weighted_sum',
+      inputs: [
+        { ref: a, weight: 1 },
+        { ref: b, weight: 3 },
+      ],
+      normalize: true,
+    });
     expect(Array.from(out)).toEqual([4, 5, 6, 5]);
-    const raw = await run([4], { kind: 'weighted_sum', inputs: [{ ref: a, weight: 1 }, { ref: b, weight: 3 }], normalize: false });
+    const raw = await run([4], {
+      kind: 'weighted_sum',
+      inputs: [
+        { ref: a, weight: 1 },
+        { ref: b, weight: 3 },
+      ],
+      normalize: false,
+    });
     expect(Array.from(raw)).toEqual([16, 20, 24, 20]);
   });
 
@@ -243,7 +325,11 @@ describe.each(BACKENDS)('kernel contract: %s', (backend) => {
   it('DARE keeps exactly the elements whose counter-based draw is under the threshold', async () => {
     const n = 3000;
     const base = zoo.add('dbase', 'v', new Float32Array(n));
-    const x = zoo.add('dx', 'v', Float32Array.from({ length: n }, (_, e) => 1 + (e % 7)));
+    const x = zoo.add(
+      'dx',
+      'v',
+      Float32Array.from({ length: n }, (_, e) => 1 + (e % 7)),
+    );
     const key = rngKey(99, 'v');
     const out = await run([n], {
       kind: 'task_arithmetic',
@@ -272,7 +358,11 @@ describe.each(BACKENDS)('kernel contract: %s', (backend) => {
   });
 
   it('model_stock with orthogonal offsets (cos 0) returns the base', async () => {
-    const out = await run([2], { kind: 'model_stock', base: z('mb', [1, 1]), inputs: [z('m1', [2, 1]), z('m2', [1, 2])] });
+    const out = await run([2], {
+      kind: 'model_stock',
+      base: z('mb', [1, 1]),
+      inputs: [z('m1', [2, 1]), z('m2', [1, 2])],
+    });
     expect(Array.from(out)).toEqual([1, 1]);
   });
 
@@ -280,37 +370,50 @@ describe.each(BACKENDS)('kernel contract: %s', (backend) => {
     ['magnitude keeping int(density·n) = 0', 'magnitude', [8, 8], 0.01, 0.1, 'merge.density_zero'],
     ['della with density ± epsilon outside (0, 1)', 'della_magprune', [8, 8], 0.1, 0.2, 'merge.della_epsilon'],
     ['della on a single column', 'della_magprune', [64, 1], 0.5, 0.1, 'merge.della_single_column'],
-  ] as const)('refuses %s with the same code as every backend', async (_what, sparsification, shape, density, epsilon, code) => {
-    const n = shape[0] * shape[1];
-    const base = zoo.add('rb', `r${n}`, new Float32Array(n));
-    const x = zoo.add('rx', `r${n}`, Float32Array.from({ length: n }, (_, e) => e + 1));
-    const err = await kernel
-      .mergeTensor(
-        {
-          name: 'bad.weight',
-          shape: [...shape],
-          op: {
-            kind: 'task_arithmetic',
-            base,
-            inputs: [{ ref: x, weight: 1, density, gamma: 0.01, epsilon, modelIndex: 0 }],
-            sparsification,
-            consensus: 'none',
-            normalize: false,
-            lambda: 1,
-            rescale: 'l1',
-            rng: rngKey(0, 'bad.weight'),
+  ] as const)(
+    'refuses %s with the same code as every backend',
+    async (_what, sparsification, shape, density, epsilon, code) => {
+      const n = shape[0] * shape[1];
+      const base = zoo.add('rb', `r${n}`, new Float32Array(n));
+      const x = zoo.add(
+        'rx',
+        `r${n}`,
+        Float32Array.from({ length: n }, (_, e) => e + 1),
+      );
+      const err = await kernel
+        .mergeTensor(
+          {
+            name: 'bad.weight',
+            shape: [...shape],
+            op: {
+              kind: 'task_arithmetic',
+              base,
+              inputs: [{ ref: x, weight: 1, density, gamma: 0.01, epsilon, modelIndex: 0 }],
+              sparsification,
+              consensus: 'none',
+              normalize: false,
+              lambda: 1,
+              rescale: 'l1',
+              rng: rngKey(0, 'bad.weight'),
+            },
           },
-        },
-        zoo.read,
-      )
-      .catch((e: unknown) => e);
-    expect((err as { code?: string }).code).toBe(code);
-    expect((err as Error).message).toMatch(/^tensor "bad.weight": /);
-  });
+          zoo.read,
+        )
+        .catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toBe(code);
+      expect((err as Error).message).toMatch(/^tensor "bad.weight": /);
+    },
+  );
 
   it('breadcrumbs on a tensor with gamma·n < 1 drops the whole task vector (mergekit slice quirk)', async () => {
-    const base = z('q.base', Array.from({ length: 16 }, (_, e) => e / 8));
-    const x = z('q.x', Array.from({ length: 16 }, (_, e) => e / 8 + 0.25 * ((e % 3) - 1) + 0.1));
+    const base = z(
+      'q.base',
+      Array.from({ length: 16 }, (_, e) => e / 8),
+    );
+    const x = z(
+      'q.x',
+      Array.from({ length: 16 }, (_, e) => e / 8 + 0.25 * ((e % 3) - 1) + 0.1),
+    );
     const out = await run([16], {
       kind: 'task_arithmetic',
       base,
@@ -344,10 +447,20 @@ describe('GPU ↔ CPU parity on edge values', () => {
     const special = [-0, 0, 1e-40, -1e-42, 1.4e-45, 1e-30, 3.3895313892515355e38 / 1e6];
     const base = Float32Array.from({ length: n }, (_, e) => (e % 11 === 0 ? special[e % special.length] : rnd() - 0.5));
     const xs = [0, 1, 2].map((m) =>
-      zoo.add(`edge${m}`, 'e', Float32Array.from({ length: n }, (_, e) => (e % 7 === m ? base[e] + special[(e + m) % special.length] : base[e] + (rnd() - 0.5) * 0.01))),
+      zoo.add(
+        `edge${m}`,
+        'e',
+        Float32Array.from({ length: n }, (_, e) =>
+          e % 7 === m ? base[e] + special[(e + m) % special.length] : base[e] + (rnd() - 0.5) * 0.01,
+        ),
+      ),
     );
     const f = { base: zoo.add('edgebase', 'e', base), xs };
-    for (const op of [ta('e', f, 'magnitude', 'sum', true, 'l1'), ta('e', f, 'random', 'sum', false, 'l1'), ta('e', f, 'none', 'none', true, 'none')]) {
+    for (const op of [
+      ta('e', f, 'magnitude', 'sum', true, 'l1'),
+      ta('e', f, 'random', 'sum', false, 'l1'),
+      ta('e', f, 'none', 'none', true, 'none'),
+    ]) {
       const job: TensorJob = { name: 'e', shape: [64, 64], op };
       const want = await cpu.mergeTensor(job, zoo.read);
       const got = await gpu.mergeTensor(job, zoo.read);
@@ -364,8 +477,20 @@ describe.each(['gpu', 'gpu-chunked'] as const)('GPU ↔ CPU parity: %s', (backen
   // bf16: exactly-bf16 sources, which the GPU keeps packed two per word (odd sizes test the last half word).
   const shapes: [number[], boolean][] =
     backend === 'gpu'
-      ? [[[64, 96], false], [[300, 200], false], [[129], false], [[64, 96], true], [[129], true]]
-      : [[[20000], false], [[3, 8192], false], [[200, 90], false], [[20001], true], [[200, 90], true]];
+      ? [
+          [[64, 96], false],
+          [[300, 200], false],
+          [[129], false],
+          [[64, 96], true],
+          [[129], true],
+        ]
+      : [
+          [[20000], false],
+          [[3, 8192], false],
+          [[200, 90], false],
+          [[20001], true],
+          [[200, 90], true],
+        ];
   const cases = shapes.flatMap(([s, bf16], i) => parityCases(zoo, s, 100 + i * 10, bf16));
   beforeAll(async () => {
     gpu = await openKernel(backend);

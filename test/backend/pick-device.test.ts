@@ -15,8 +15,18 @@ const N = 4096;
 
 function sources(): { read: TensorReader; job: (name: string) => TensorJob } {
   const data = new Map<string, Float32Array>();
-  for (const [m, seed] of [['base', 1], ['a', 2], ['b', 3]] as const) {
-    data.set(m, Float32Array.from({ length: N }, (_, e) => Math.sin(e * 0.37 * seed) + (m === 'base' ? 0 : 0.05 * Math.cos(e * seed))));
+  for (const [m, seed] of [
+    ['base', 1],
+    ['a', 2],
+    ['b', 3],
+  ] as const) {
+    data.set(
+      m,
+      Float32Array.from(
+        { length: N },
+        (_, e) => Math.sin(e * 0.37 * seed) + (m === 'base' ? 0 : 0.05 * Math.cos(e * seed)),
+      ),
+    );
   }
   const read = (ref: SourceRef) => data.get(ref.model)!;
   const job = (name: string): TensorJob => ({
@@ -25,7 +35,14 @@ function sources(): { read: TensorReader; job: (name: string) => TensorJob } {
     op: {
       kind: 'task_arithmetic',
       base: { model: 'base', tensor: name },
-      inputs: (['a', 'b'] as const).map((m, i) => ({ ref: { model: m, tensor: name }, weight: 0.5 + i * 0.25, density: 0.4, gamma: 0.01, epsilon: 0.1, modelIndex: i + 1 })),
+      inputs: (['a', 'b'] as const).map((m, i) => ({
+        ref: { model: m, tensor: name },
+        weight: 0.5 + i * 0.25,
+        density: 0.4,
+        gamma: 0.01,
+        epsilon: 0.1,
+        modelIndex: i + 1,
+      })),
       sparsification: 'random',
       consensus: 'sum',
       normalize: false,
@@ -90,7 +107,9 @@ describe('selectKernel', () => {
     else expect(auto.device).toMatch(/^gpu: (?!.*software)/);
     await auto.close();
     const gpu = await selectKernel('gpu', { log: () => {} });
-    expect(gpu.device).toMatch(software ? /^gpu: .*\(vulkan, software\)$|^gpu: .*\((metal|d3d12), software\)$/ : /^gpu: /);
+    expect(gpu.device).toMatch(
+      software ? /^gpu: .*\(vulkan, software\)$|^gpu: .*\((metal|d3d12), software\)$/ : /^gpu: /,
+    );
     await gpu.close();
   });
 
@@ -102,7 +121,9 @@ describe('selectKernel', () => {
     const err = await GpuKernel.create({ allowSoftware: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EvomergeError);
     expect((err as EvomergeError).code).toBe('gpu.no_adapter');
-    expect((err as Error).message).toMatch(/^--device: only a software adapter is available \(.+\); .*--device gpu.*--device cpu$/);
+    expect((err as Error).message).toMatch(
+      /^--device: only a software adapter is available \(.+\); .*--device gpu.*--device cpu$/,
+    );
   });
 });
 
@@ -159,10 +180,17 @@ describe('FallbackKernel on a real device', () => {
     const lines: string[] = [];
     const kernel = await selectKernel('gpu', { log: (l) => lines.push(l) });
     const gpuName = kernel.device;
-    const limit = (kernel as FallbackKernel).primary instanceof GpuKernel ? ((kernel as FallbackKernel).primary as GpuKernel).gpu.limits.maxStorageBuffersPerShaderStage : 0;
+    const limit =
+      (kernel as FallbackKernel).primary instanceof GpuKernel
+        ? ((kernel as FallbackKernel).primary as GpuKernel).gpu.limits.maxStorageBuffersPerShaderStage
+        : 0;
     const many = Array.from({ length: limit + 1 }, (_, m) => ({ model: `m${m}`, tensor: 'w' }));
     const read = (ref: SourceRef) => Float32Array.from({ length: 64 }, (_, e) => e + Number(ref.model.slice(1)));
-    const job: TensorJob = { name: 'w', shape: [64], op: { kind: 'weighted_sum', inputs: many.map((ref) => ({ ref, weight: 1 })), normalize: true } };
+    const job: TensorJob = {
+      name: 'w',
+      shape: [64],
+      op: { kind: 'weighted_sum', inputs: many.map((ref) => ({ ref, weight: 1 })), normalize: true },
+    };
     const got = await kernel.mergeTensor(job, read);
     expect(sameBits(got, await new CpuKernel().mergeTensor(job, read))).toBe(true);
     expect(lines.length).toBe(1);
@@ -182,7 +210,9 @@ describe('FallbackKernel fault classification', () => {
     calls = 0;
     async mergeTensor(): Promise<Float32Array> {
       this.calls++;
-      throw new EvomergeError('gpu.out_of_memory', 'out of GPU memory (test primary) while merging tensor "t0"', { field: '--device' });
+      throw new EvomergeError('gpu.out_of_memory', 'out of GPU memory (test primary) while merging tensor "t0"', {
+        field: '--device',
+      });
     }
     async close(): Promise<void> {}
   }
@@ -193,10 +223,14 @@ describe('FallbackKernel fault classification', () => {
     const kernel = new FallbackKernel(primary, new CpuKernel(), (l) => lines.push(l));
     const { read, job } = sources();
     for (const name of ['t0', 't1']) {
-      expect(sameBits(await kernel.mergeTensor(job(name), read), await new CpuKernel().mergeTensor(job(name), read))).toBe(true);
+      expect(
+        sameBits(await kernel.mergeTensor(job(name), read), await new CpuKernel().mergeTensor(job(name), read)),
+      ).toBe(true);
     }
     expect(primary.calls).toBe(1);
-    expect(lines).toEqual(['evomerge: --device: out of GPU memory (test primary) while merging tensor "t0"; continuing on the CPU from tensor "t0" on']);
+    expect(lines).toEqual([
+      'evomerge: --device: out of GPU memory (test primary) while merging tensor "t0"; continuing on the CPU from tensor "t0" on',
+    ]);
     expect(kernel.device).toBe(`${new CpuKernel().device} (after gpu.out_of_memory on gpu: test primary)`);
   });
 
@@ -204,7 +238,17 @@ describe('FallbackKernel fault classification', () => {
     const kernel = await selectKernel('gpu', { log: () => {} });
     const { read, job } = sources();
     const j = job('d0');
-    const bad: TensorJob = { ...j, op: { ...(j.op as Extract<TensorJob['op'], { kind: 'task_arithmetic' }>), sparsification: 'magnitude', inputs: (j.op as Extract<TensorJob['op'], { kind: 'task_arithmetic' }>).inputs.map((i) => ({ ...i, density: 1e-9 })) } };
+    const bad: TensorJob = {
+      ...j,
+      op: {
+        ...(j.op as Extract<TensorJob['op'], { kind: 'task_arithmetic' }>),
+        sparsification: 'magnitude',
+        inputs: (j.op as Extract<TensorJob['op'], { kind: 'task_arithmetic' }>).inputs.map((i) => ({
+          ...i,
+          density: 1e-9,
+        })),
+      },
+    };
     const err = await kernel.mergeTensor(bad, read).catch((e: unknown) => e);
     expect((err as EvomergeError).code).toBe('merge.density_zero');
     expect((kernel as FallbackKernel).fault).toBeUndefined();

@@ -15,7 +15,10 @@ function zoo() {
   const read = (ref: SourceRef) => {
     reads.push(`${ref.model}:${ref.tensor}`);
     const s = MODELS.indexOf(ref.model) + 1 + TENSORS.indexOf(ref.tensor) * 7;
-    return Float32Array.from({ length: N }, (_, e) => Math.sin(e * 0.01 * s) + (ref.model === 'base' ? 0 : 0.03 * Math.cos(e * s)));
+    return Float32Array.from(
+      { length: N },
+      (_, e) => Math.sin(e * 0.01 * s) + (ref.model === 'base' ? 0 : 0.03 * Math.cos(e * s)),
+    );
   };
   return { reads, read };
 }
@@ -95,7 +98,11 @@ describe('resident source cache', () => {
     expect(freed).toBe(N * 4);
     expect(kernel.cache.bytes).toBe(resident - N * 4);
     expect(kernel.cache.streaming).toBe(true);
-    expect(lines).toEqual([expect.stringMatching(/^evomerge: gpu: sources do not fit on .+ \(test; 0\.0 MiB released; 0\.2 MiB resident\): streaming/)]);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^evomerge: gpu: sources do not fit on .+ \(test; 0\.0 MiB released; 0\.2 MiB resident\): streaming/,
+      ),
+    ]);
     const readsBefore = reads.length;
     const after = await Promise.all(candidate(0).map((job) => kernel.mergeTensor(job, read)));
     after.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(before[i].buffer))).toBe(true));
@@ -110,7 +117,11 @@ describe('resident source cache', () => {
     const unlimited = await GpuKernel.create({ allowSoftware: true, log: () => {} });
     const lines: string[] = [];
     // Room for two of the six source tensors.
-    const tight = await GpuKernel.create({ allowSoftware: true, residentBudgetBytes: 2 * N * 4, log: (l) => lines.push(l) });
+    const tight = await GpuKernel.create({
+      allowSoftware: true,
+      residentBudgetBytes: 2 * N * 4,
+      log: (l) => lines.push(l),
+    });
     const free = zoo();
     const limited = zoo();
     for (let c = 0; c < 3; c++) {
@@ -121,7 +132,9 @@ describe('resident source cache', () => {
       }
     }
     expect(lines.length).toBe(1);
-    expect(lines[0]).toMatch(/^evomerge: gpu: sources do not fit on .+ \(the resident budget of 0\.1 MiB is reached; 0\.1 MiB resident\): streaming the remaining source tensors per merge/);
+    expect(lines[0]).toMatch(
+      /^evomerge: gpu: sources do not fit on .+ \(the resident budget of 0\.1 MiB is reached; 0\.1 MiB resident\): streaming the remaining source tensors per merge/,
+    );
     expect(tight.cache.streaming).toBe(true);
     expect(tight.cache.bytes).toBe(2 * N * 4);
     // The two resident tensors are read once; the four others once per candidate.

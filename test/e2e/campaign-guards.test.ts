@@ -51,7 +51,17 @@ describe('campaign guards', () => {
   it('every error path exits, scoring threads or not', () => {
     const notADir = path.join(tmp, 'plain-file');
     writeFileSync(notADir, 'x');
-    const s = runTimed(90, 'search', space, '--db', path.join(notADir, 'c.sqlite'), '--workers', '2', '--device', 'cpu');
+    const s = runTimed(
+      90,
+      'search',
+      space,
+      '--db',
+      path.join(notADir, 'c.sqlite'),
+      '--workers',
+      '2',
+      '--device',
+      'cpu',
+    );
     expect(s.status, `search hung or failed oddly: ${s.stderr}`).toBe(1);
     expect(errorLines(s.stderr).at(-1)).toMatch(/^evomerge: .*plain-file\/c\.sqlite.*: /);
     for (const args of [
@@ -70,14 +80,17 @@ describe('campaign guards', () => {
 
   it('one search per database: a second is refused at once naming the pid; report reads meanwhile', async () => {
     // long enough (24 candidates) for a second command to start while it runs
-    const first = spawn(process.execPath, [cli, 'search', space, '--db', db, '--budget', '24', '--device', 'cpu'], { cwd: tmp });
+    const first = spawn(process.execPath, [cli, 'search', space, '--db', db, '--budget', '24', '--device', 'cpu'], {
+      cwd: tmp,
+    });
     let err = '';
     first.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
     try {
       const t0 = Date.now();
       while (!/^gen \d+:/m.test(err)) {
-        if (Date.now() - t0 > 240_000 || first.exitCode !== null) throw new Error(`the first search never reached its search phase: ${err}`);
+        if (Date.now() - t0 > 240_000 || first.exitCode !== null)
+          throw new Error(`the first search never reached its search phase: ${err}`);
         await new Promise((r) => setTimeout(r, 200));
       }
       const started = Date.now();
@@ -85,7 +98,9 @@ describe('campaign guards', () => {
       expect(second.status).toBe(1);
       expect(Date.now() - started).toBeLessThan(30_000);
       const lines = errorLines(second.stderr);
-      expect(lines.at(-1)).toMatch(new RegExp(`guard\\.sqlite: another evomerge is writing this database \\(pid ${first.pid} on `));
+      expect(lines.at(-1)).toMatch(
+        new RegExp(`guard\\.sqlite: another evomerge is writing this database \\(pid ${first.pid} on `),
+      );
       const report = runTimed(60, 'report', db);
       expect(report.status, report.stderr).toBe(0);
       expect(report.stdout).toContain('guard');
@@ -110,7 +125,9 @@ describe('campaign guards', () => {
     ] as const) {
       const r = runTimed(120, 'export', db, '-o', out, '--device', 'cpu', ...(force ? ['--force'] : []));
       expect(r.status, r.stderr).toBe(1);
-      expect(errorLines(r.stderr).at(-1)).toMatch(/-o: the output folder (is|lies inside|contains) an input of this command/);
+      expect(errorLines(r.stderr).at(-1)).toMatch(
+        /-o: the output folder (is|lies inside|contains) an input of this command/,
+      );
       expect(zooHash()).toBe(before);
     }
     expect(existsSync(path.join(zoo.models['expert-math']!, 'recipe.yaml'))).toBe(false);
@@ -122,10 +139,14 @@ describe('campaign guards', () => {
     writeFileSync(evalFile, lines.slice(1).join('\n')); // one item fewer: n would differ within one campaign
     const resumed = runTimed(120, 'search', space, '--db', db, '--budget', '28', '--device', 'cpu');
     expect(resumed.status).toBe(1);
-    expect(errorLines(resumed.stderr).at(-1)).toMatch(/composite\.fit\.jsonl: .*changed since the campaign recorded it.*--accept-changed-inputs/);
+    expect(errorLines(resumed.stderr).at(-1)).toMatch(
+      /composite\.fit\.jsonl: .*changed since the campaign recorded it.*--accept-changed-inputs/,
+    );
     const exported = runTimed(120, 'export', db, '-o', path.join(tmp, 'exp'), '--device', 'cpu');
     expect(exported.status).toBe(1);
-    expect(errorLines(exported.stderr).at(-1)).toMatch(/composite\.fit\.jsonl: .*changed since the campaign recorded it/);
+    expect(errorLines(exported.stderr).at(-1)).toMatch(
+      /composite\.fit\.jsonl: .*changed since the campaign recorded it/,
+    );
     expect(existsSync(path.join(tmp, 'exp'))).toBe(false);
     const report = runTimed(60, 'report', db);
     expect(report.status).toBe(0);
@@ -136,7 +157,18 @@ describe('campaign guards', () => {
     s.close();
     expect(count).toBe(24);
 
-    const accepted = runTimed(300, 'search', space, '--db', db, '--budget', '28', '--device', 'cpu', '--accept-changed-inputs');
+    const accepted = runTimed(
+      300,
+      'search',
+      space,
+      '--db',
+      db,
+      '--budget',
+      '28',
+      '--device',
+      'cpu',
+      '--accept-changed-inputs',
+    );
     expect(accepted.status, accepted.stderr).toBe(0);
     expect(accepted.stderr).toMatch(/composite\.fit\.jsonl changed.*accepted/);
     const after = runTimed(60, 'report', db, '--json');

@@ -32,19 +32,51 @@ const GENERATION_0: [number, string, string, number][] = [
   [13, 'be75220eef1ba276', 'dare_ties', -0.061126],
 ];
 // The README table's first five rows (fit objective).
-const BASELINES: Record<string, number> = { base: -0.143774, 'expert-math': 0.034755, 'expert-lang': -0.144706, 'ties d=0.5': -0.069894, 'dare_ties d=0.5': 0.006004 };
+const BASELINES: Record<string, number> = {
+  base: -0.143774,
+  'expert-math': 0.034755,
+  'expert-lang': -0.144706,
+  'ties d=0.5': -0.069894,
+  'dare_ties d=0.5': 0.006004,
+};
 
 describe('the README demo', () => {
   it('records the pinned first generation (budget = one generation of λ = 14)', async () => {
     const db = path.join(tmp, 'demo.sqlite');
     // asynchronous: a campaign of minutes must not block the test worker's own messages
-    await promisify(execFile)(process.execPath, [cli, 'search', path.join(repoRoot, 'search-spaces/micro-evollm.yaml'), '--db', db, '--budget', '14', '--device', 'cpu'], { cwd: tmp });
+    await promisify(execFile)(
+      process.execPath,
+      [
+        cli,
+        'search',
+        path.join(repoRoot, 'search-spaces/micro-evollm.yaml'),
+        '--db',
+        db,
+        '--budget',
+        '14',
+        '--device',
+        'cpu',
+      ],
+      { cwd: tmp },
+    );
     const s = openStore(db, { readonly: true });
     try {
       const id = s.listCampaigns()[0]!.campaignId;
-      const gen0 = s.listCandidates(id, { kind: 'search' }).map((c) => [c.ordinal, c.contentHash.slice(0, 16), JSON.parse(c.genomeJson!).method, Number(c.objective!.toFixed(6))]);
+      const gen0 = s
+        .listCandidates(id, { kind: 'search' })
+        .map((c) => [
+          c.ordinal,
+          c.contentHash.slice(0, 16),
+          JSON.parse(c.genomeJson!).method,
+          Number(c.objective!.toFixed(6)),
+        ]);
       expect(gen0).toEqual(GENERATION_0);
-      const baselines = Object.fromEntries(s.listCandidates(id).filter((c) => c.kind !== 'search').map((c) => [c.label, Number(c.objective!.toFixed(6))]));
+      const baselines = Object.fromEntries(
+        s
+          .listCandidates(id)
+          .filter((c) => c.kind !== 'search')
+          .map((c) => [c.label, Number(c.objective!.toFixed(6))]),
+      );
       expect(baselines).toEqual(BASELINES);
     } finally {
       s.close();

@@ -25,7 +25,10 @@ function suiteWith(name: string, task: string, lines: readonly object[]): string
   const data = path.join(tmp, `${name}.jsonl`);
   writeFileSync(data, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   const file = path.join(tmp, `${name}.yaml`);
-  writeFileSync(file, `graph: ${zoo}/base/model.onnx\nbase_model: ${zoo}/base\ntokenizer: byte\ntasks:\n  t:\n${task}\n    fit: ${data}\n    test: ${data}\n`);
+  writeFileSync(
+    file,
+    `graph: ${zoo}/base/model.onnx\nbase_model: ${zoo}/base\ntokenizer: byte\ntasks:\n  t:\n${task}\n    fit: ${data}\n    test: ${data}\n`,
+  );
   return file;
 }
 
@@ -39,7 +42,11 @@ describe('eval model sanity', () => {
       const len = Buffer.alloc(8);
       readSync(fd, len, 0, 8, 0);
       const n = Number(len.readBigUInt64LE(0));
-      const header = JSON.parse(readFileSync(file).subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+      const header = JSON.parse(
+        readFileSync(file)
+          .subarray(8, 8 + n)
+          .toString('utf8'),
+      ) as Record<string, { data_offsets: [number, number] }>;
       const nan = Buffer.alloc(4);
       nan.writeFloatLE(Number.NaN, 0);
       writeSync(fd, nan, 0, 4, 8 + n + header['model.layers.1.self_attn.q_proj.weight']!.data_offsets[0]);
@@ -49,21 +56,32 @@ describe('eval model sanity', () => {
     const before = treeHash(dir);
     const r = evalCli(dir, '--suite', path.join(repoRoot, 'evals/micro.yaml'), '--tasks', 'lang', '--limit', '3');
     expect(r.status, r.stdout).toBe(1);
-    expect(errorLines(r.stderr)).toEqual([`evomerge: ${file}: tensor "model.layers.1.self_attn.q_proj.weight": holds NaN at element 0; a checkpoint with NaN or Inf weights cannot be scored`]);
+    expect(errorLines(r.stderr)).toEqual([
+      `evomerge: ${file}: tensor "model.layers.1.self_attn.q_proj.weight": holds NaN at element 0; a checkpoint with NaN or Inf weights cannot be scored`,
+    ]);
     expect(treeHash(dir)).toBe(before);
   });
 
   it('refuses max_new_tokens past the context, and a prompt or text longer than it, naming the key or line', () => {
-    const gen = suiteWith('gen', '    kind: generate\n    max_new_tokens: 1000\n    stop: "@"', [{ prompt: 'what is 2 plus 2? ', answer: '4' }]);
+    const gen = suiteWith('gen', '    kind: generate\n    max_new_tokens: 1000\n    stop: "@"', [
+      { prompt: 'what is 2 plus 2? ', answer: '4' },
+    ]);
     const a = evalCli(path.join(zoo, 'base'), '--suite', gen);
     expect(a.status, `eval hung or passed: ${a.stdout}`).toBe(1);
-    expect(errorLines(a.stderr)).toEqual([`evomerge: ${gen}: tasks.t.max_new_tokens: max_new_tokens 1000 leaves no room for a prompt: the model's context is 256 tokens (max_position_embeddings in ${zoo}/base/config.json)`]);
+    expect(errorLines(a.stderr)).toEqual([
+      `evomerge: ${gen}: tasks.t.max_new_tokens: max_new_tokens 1000 leaves no room for a prompt: the model's context is 256 tokens (max_position_embeddings in ${zoo}/base/config.json)`,
+    ]);
 
     const long = 'what is 2 plus 2? '.repeat(15); // 270 bytes = tokens
-    const prompt = suiteWith('prompt', '    kind: generate\n    max_new_tokens: 4\n    stop: "\\n"', [{ prompt: 'what is 1 plus 1? ', answer: '2' }, { prompt: long, answer: '4' }]);
+    const prompt = suiteWith('prompt', '    kind: generate\n    max_new_tokens: 4\n    stop: "\\n"', [
+      { prompt: 'what is 1 plus 1? ', answer: '2' },
+      { prompt: long, answer: '4' },
+    ]);
     const b = evalCli(path.join(zoo, 'base'), '--suite', prompt);
     expect(b.status, b.stdout).toBe(1);
-    expect(errorLines(b.stderr)).toEqual([`evomerge: ${path.join(tmp, 'prompt.jsonl')}:2: prompt: the prompt is 270 tokens, plus 4 new tokens (max_new_tokens), past the model's context: the model's context is 256 tokens (max_position_embeddings in ${zoo}/base/config.json); shorten it or drop the item`]);
+    expect(errorLines(b.stderr)).toEqual([
+      `evomerge: ${path.join(tmp, 'prompt.jsonl')}:2: prompt: the prompt is 270 tokens, plus 4 new tokens (max_new_tokens), past the model's context: the model's context is 256 tokens (max_position_embeddings in ${zoo}/base/config.json); shorten it or drop the item`,
+    ]);
 
     const text = suiteWith('text', '    kind: loglik', [{ text: long }]);
     const c = evalCli(path.join(zoo, 'base'), '--suite', text);
@@ -72,7 +90,16 @@ describe('eval model sanity', () => {
   });
 
   it('--progress prints items done/total, rate and ETA on stderr as each task ends', () => {
-    const r = evalCli(path.join(zoo, 'base'), '--suite', path.join(repoRoot, 'evals/micro.yaml'), '--tasks', 'math,lang', '--limit', '3', '--progress');
+    const r = evalCli(
+      path.join(zoo, 'base'),
+      '--suite',
+      path.join(repoRoot, 'evals/micro.yaml'),
+      '--tasks',
+      'math,lang',
+      '--limit',
+      '3',
+      '--progress',
+    );
     expect(r.status, r.stderr).toBe(0);
     const lines = errorLines(r.stderr);
     expect(lines).toHaveLength(2);

@@ -34,7 +34,18 @@ interface JsonScore {
 
 describe('evomerge eval', () => {
   it('prints a table of task, metric, score ± SE, n, seconds', () => {
-    const r = run('eval', path.join(zoo, 'expert-math'), '--suite', suite, '--split', 'test', '--tasks', 'math,english', '--limit', '50');
+    const r = run(
+      'eval',
+      path.join(zoo, 'expert-math'),
+      '--suite',
+      suite,
+      '--split',
+      'test',
+      '--tasks',
+      'math,english',
+      '--limit',
+      '50',
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
@@ -55,7 +66,9 @@ describe('evomerge eval', () => {
       writeFileSync(
         recipe,
         `merge_method: task_arithmetic\nbase_model: ${path.join(zoo, 'base')}\ndtype: float32\nmodels:\n` +
-          Object.entries(weights).map(([m, w]) => `  - model: ${path.join(zoo, m)}\n    parameters:\n      weight: ${w}\n`).join(''),
+          Object.entries(weights)
+            .map(([m, w]) => `  - model: ${path.join(zoo, m)}\n    parameters:\n      weight: ${w}\n`)
+            .join(''),
       );
       const r = run('eval', recipe, '--suite', suite, '--json');
       expect(r.stderr).toBe('');
@@ -73,11 +86,36 @@ describe('evomerge eval', () => {
   });
 
   it.each([
-    ['a missing suite', ['eval', path.join(zoo, 'base'), '--suite', 'nope.yaml'], 1, /^evomerge: nope\.yaml: eval suite not found$/],
-    ['a bad --limit', ['eval', path.join(zoo, 'base'), '--suite', suite, '--limit', 'ten'], 2, /^evomerge: --limit: "ten" is not a positive integer$/],
-    ['an unknown task', ['eval', path.join(zoo, 'base'), '--suite', suite, '--tasks', 'maths'], 1, /^evomerge: .*micro\.yaml: maths: no such task/],
-    ['a missing model', ['eval', 'no-such-model', '--suite', suite], 2, /^evomerge: no-such-model: not found; expected a model folder or a recipe \.yaml$/],
-    ['an unavailable provider', ['eval', path.join(zoo, 'base'), '--suite', suite, '--ep', 'cuda', '--limit', '1'], 1, /^evomerge: --ep: execution provider "cuda" is not available here/],
+    [
+      'a missing suite',
+      ['eval', path.join(zoo, 'base'), '--suite', 'nope.yaml'],
+      1,
+      /^evomerge: nope\.yaml: eval suite not found$/,
+    ],
+    [
+      'a bad --limit',
+      ['eval', path.join(zoo, 'base'), '--suite', suite, '--limit', 'ten'],
+      2,
+      /^evomerge: --limit: "ten" is not a positive integer$/,
+    ],
+    [
+      'an unknown task',
+      ['eval', path.join(zoo, 'base'), '--suite', suite, '--tasks', 'maths'],
+      1,
+      /^evomerge: .*micro\.yaml: maths: no such task/,
+    ],
+    [
+      'a missing model',
+      ['eval', 'no-such-model', '--suite', suite],
+      2,
+      /^evomerge: no-such-model: not found; expected a model folder or a recipe \.yaml$/,
+    ],
+    [
+      'an unavailable provider',
+      ['eval', path.join(zoo, 'base'), '--suite', suite, '--ep', 'cuda', '--limit', '1'],
+      1,
+      /^evomerge: --ep: execution provider "cuda" is not available here/,
+    ],
   ])('refuses %s with one line', (_what, args, status, message) => {
     const r = run(...args);
     if (_what === 'an unavailable provider' && r.status === 0) return; // a machine with CUDA installed

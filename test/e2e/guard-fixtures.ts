@@ -9,7 +9,10 @@ import { repoRoot } from './search-fixtures.ts';
 export const zoo = path.join(repoRoot, 'models/micro');
 
 /** Copies zoo models and the micro suite under `dir`; the suite's graph, base model and eval files point at the copies. */
-export function privateZoo(dir: string, models: readonly string[] = ['base', 'expert-math', 'expert-lang']): { models: Record<string, string>; suite: string; evals: string } {
+export function privateZoo(
+  dir: string,
+  models: readonly string[] = ['base', 'expert-math', 'expert-lang'],
+): { models: Record<string, string>; suite: string; evals: string } {
   const out: Record<string, string> = {};
   for (const m of models) {
     out[m] = path.join(dir, 'zoo', m);
@@ -24,7 +27,10 @@ export function privateZoo(dir: string, models: readonly string[] = ['base', 'ex
   writeFileSync(
     suite,
     readFileSync(path.join(repoRoot, 'evals/micro.yaml'), 'utf8')
-      .replace('graph: ../models/micro/base/model.onnx', `graph: ${path.join(out.base ?? path.join(zoo, 'base'), 'model.onnx')}`)
+      .replace(
+        'graph: ../models/micro/base/model.onnx',
+        `graph: ${path.join(out.base ?? path.join(zoo, 'base'), 'model.onnx')}`,
+      )
       .replace('base_model: ../models/micro/base', `base_model: ${out.base ?? path.join(zoo, 'base')}`),
   );
   return { models: out, suite, evals };

@@ -84,12 +84,24 @@ describe('HTML report', () => {
 
     const text = readFileSync(html, 'utf8');
     // one file, no network: nothing is fetched (the SVG namespace URIs are names, not requests)
-    expect(text.replace(/xmlns(:xlink)?="http:\/\/www\.w3\.org\/[^"]*"/g, '')).not.toMatch(/(src|href)=["']?(https?:)?\/\//);
+    expect(text.replace(/xmlns(:xlink)?="http:\/\/www\.w3\.org\/[^"]*"/g, '')).not.toMatch(
+      /(src|href)=["']?(https?:)?\/\//,
+    );
     expect(text).not.toContain('<script');
 
     const page = await view(html);
     const names = page.plots.map((p) => p.name);
-    for (const expected of ['objective', 'gate-rates', 'gate-rejections', 'genome-weight', 'genome-moves', 'method-probabilities', 'fit-vs-test', 'task-composite/answer_logprob', 'task-lang/loglik']) {
+    for (const expected of [
+      'objective',
+      'gate-rates',
+      'gate-rejections',
+      'genome-weight',
+      'genome-moves',
+      'method-probabilities',
+      'fit-vs-test',
+      'task-composite/answer_logprob',
+      'task-lang/loglik',
+    ]) {
       expect(names).toContain(expected);
     }
     for (const p of page.plots) {
@@ -120,7 +132,9 @@ describe('HTML report', () => {
     const unwritable = path.join(tmp, 'no-such-folder', 'r.html');
     const nowhere = await runCli(tmp, 'report', db, '--html', unwritable);
     expect(nowhere.status).toBe(1);
-    expect(errorLines(nowhere.stderr)).toEqual([expect.stringMatching(new RegExp(`^evomerge: ${unwritable}: cannot write the HTML report: ENOENT`))]);
+    expect(errorLines(nowhere.stderr)).toEqual([
+      expect.stringMatching(new RegExp(`^evomerge: ${unwritable}: cannot write the HTML report: ENOENT`)),
+    ]);
   }, 120_000);
 
   it('of a campaign stopped before its first candidate says so instead of plotting', async () => {
@@ -146,7 +160,16 @@ describe('HTML report', () => {
   }, 120_000);
 
   it('of a campaign that kept nothing says there is no best genome, and plots the rest', async () => {
-    const space = writeSpace(tmp, 'none.yaml', tinySpace({ name: 'none', budget: { candidates: 4 }, references: [], gates: [{ name: 'impossible', kind: 'floor', task: 'math_words', value: 2 }] }));
+    const space = writeSpace(
+      tmp,
+      'none.yaml',
+      tinySpace({
+        name: 'none',
+        budget: { candidates: 4 },
+        references: [],
+        gates: [{ name: 'impossible', kind: 'floor', task: 'math_words', value: 2 }],
+      }),
+    );
     const none = path.join(tmp, 'none.sqlite');
     const r = await runCli(tmp, 'search', space, '--db', none, '--device', 'cpu');
     expect(r.status, r.stderr).toBe(0);
@@ -155,20 +178,33 @@ describe('HTML report', () => {
     const sentences = Object.fromEntries(page.empty.map((e) => [e.name, e.text]));
     expect(sentences.genome).toMatch(/None of the 4 candidate\(s\) cleared every gate/);
     expect(page.verdict).toMatch(/No search candidate cleared every gate/);
-    expect(page.plots.map((p) => p.name)).toEqual(expect.arrayContaining(['objective', 'gate-rates', 'gate-rejections', 'genome-moves', 'fit-vs-test']));
+    expect(page.plots.map((p) => p.name)).toEqual(
+      expect.arrayContaining(['objective', 'gate-rates', 'gate-rejections', 'genome-moves', 'fit-vs-test']),
+    );
     for (const p of page.plots) expect(p.marks, p.name).toBeGreaterThan(0);
   }, 300_000);
 
   it('of a campaign where every candidate failed names the error instead of plotting objectives', async () => {
     const lang = poisonedCopy(tmp, 'expert-lang', 'model.layers.2.mlp.up_proj.weight');
-    const space = writeSpace(tmp, 'fail.yaml', tinySpace({ name: 'fail', models: [path.join(repoRoot, 'models/micro/expert-math'), lang], references: [], budget: { candidates: 4 } }));
+    const space = writeSpace(
+      tmp,
+      'fail.yaml',
+      tinySpace({
+        name: 'fail',
+        models: [path.join(repoRoot, 'models/micro/expert-math'), lang],
+        references: [],
+        budget: { candidates: 4 },
+      }),
+    );
     const fail = path.join(tmp, 'fail.sqlite');
     const r = await runCli(tmp, 'search', space, '--db', fail, '--device', 'cpu');
     expect(r.status, r.stderr).toBe(0);
     const page = await view(path.join(tmp, 'fail.html'));
     expect(browser.errors).toEqual([]);
     const sentences = Object.fromEntries(page.empty.map((e) => [e.name, e.text]));
-    expect(sentences.objective).toMatch(/Every one of the 4 candidate\(s\) failed, so none has an objective: merge\.non_finite × 4/);
+    expect(sentences.objective).toMatch(
+      /Every one of the 4 candidate\(s\) failed, so none has an objective: merge\.non_finite × 4/,
+    );
     expect(sentences.gates).toMatch(/every candidate failed before it could be judged/);
     expect(sentences.genome).toMatch(/Every one of the 4 candidate\(s\) failed/);
     expect(page.plots.map((p) => p.name)).not.toContain('objective');

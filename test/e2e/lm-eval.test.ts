@@ -24,7 +24,11 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function withEvaluator<T>(suiteFile: string, model: string, fn: (ev: Evaluator, weights: ReturnType<typeof openModelDir>['tensors']) => Promise<T>): Promise<T> {
+async function withEvaluator<T>(
+  suiteFile: string,
+  model: string,
+  fn: (ev: Evaluator, weights: ReturnType<typeof openModelDir>['tensors']) => Promise<T>,
+): Promise<T> {
   const ev = await Evaluator.create({ suite: suiteFile, threads: 1 });
   const m = openModelDir(path.join(zoo, model));
   try {
@@ -38,7 +42,9 @@ async function withEvaluator<T>(suiteFile: string, model: string, fn: (ev: Evalu
 describe('lm-eval task files on the micro zoo', () => {
   it('every runnable file of ../shared/lm-eval-tasks scores on local data', async () => {
     const suite = writeSharedSuite(tmp);
-    const results = await withEvaluator(suite, 'expert-math', (ev, w) => ev.evaluate(w, { split: 'fit', limit: 2, withPredictions: true }));
+    const results = await withEvaluator(suite, 'expert-math', (ev, w) =>
+      ev.evaluate(w, { split: 'fit', limit: 2, withPredictions: true }),
+    );
     const byTask = Object.fromEntries(results.map((r) => [r.task, r]));
     expect(Object.keys(byTask)).toEqual(['gsm8k', 'gsm8k_cot', 'arc_easy', 'arc_easy_1shot', 'mgsm_en', 'mgsm_ja']);
     for (const r of results) {
@@ -65,13 +71,17 @@ describe('lm-eval task files on the micro zoo', () => {
 
   it('math_words as generate_until = the native generate task; spam as multiple_choice = the native choice task', async () => {
     for (const split of ['fit', 'test'] as const) {
-      const [math, lmMath] = await withEvaluator(microLmEval, 'expert-math', (ev, w) => ev.evaluate(w, { split, tasks: ['math_words', 'lm_math_words'], withPredictions: true }));
+      const [math, lmMath] = await withEvaluator(microLmEval, 'expert-math', (ev, w) =>
+        ev.evaluate(w, { split, tasks: ['math_words', 'lm_math_words'], withPredictions: true }),
+      );
       expect(lmMath!.metric).toBe('exact_match,strip');
       expect(lmMath!.n).toBe(150);
       expect(lmMath!.value).toBe(math!.value);
       expect(lmMath!.predictions).toEqual(math!.predictions);
       expect(math!.value).toBeGreaterThan(0.8); // the expert's own task: a comparison with substance
-      const [spam, lmSpam] = await withEvaluator(microLmEval, 'expert-spam', (ev, w) => ev.evaluate(w, { split, tasks: ['spam_choice', 'lm_spam'], withPredictions: true }));
+      const [spam, lmSpam] = await withEvaluator(microLmEval, 'expert-spam', (ev, w) =>
+        ev.evaluate(w, { split, tasks: ['spam_choice', 'lm_spam'], withPredictions: true }),
+      );
       expect(lmSpam!.metric).toBe('acc,none');
       expect(lmSpam!.n).toBe(200);
       expect(lmSpam!.value).toBe(spam!.value);
@@ -79,7 +89,9 @@ describe('lm-eval task files on the micro zoo', () => {
       expect(Object.keys(lmSpam!.extra)).toEqual(['acc_norm,none']);
     }
     // the zoo README's reference for expert-math's math_words exact match (fit 0.900, test 0.893)
-    const [fit] = await withEvaluator(microLmEval, 'expert-math', (ev, w) => ev.evaluate(w, { split: 'fit', tasks: ['lm_math_words'] }));
+    const [fit] = await withEvaluator(microLmEval, 'expert-math', (ev, w) =>
+      ev.evaluate(w, { split: 'fit', tasks: ['lm_math_words'] }),
+    );
     expect(fit!.value).toBeCloseTo(0.9, 3);
   });
 });
@@ -97,52 +109,73 @@ describe('a campaign over lm-eval tasks', () => {
       eval_limit: 8,
     });
 
-  it('runs, records the fit/test protocol, and resumes to the same records as an uninterrupted run', () => {
-    const file = writeSpace(tmp, 'lm-space.yaml', space());
-    const dbA = path.join(tmp, 'a.sqlite');
-    const dbB = path.join(tmp, 'b.sqlite');
-    const first = runCli(tmp, 'search', file, '--db', dbA, '--device', 'cpu');
-    expect(errorLines(first.stderr).filter((l) => l.startsWith('evomerge:'))).toEqual([]);
-    expect(first.status).toBe(0);
-    expect(first.stdout).toMatch(/candidates: 4 evaluated/);
-    expect(first.stdout).toContain(`lm-eval task lm_math_words (${path.join(repoRoot, 'evals/lm-eval/micro_math_words.yaml')}): fit = split "validation"; test = split "test"; few-shot: none; chat template: none`);
-    const resumed = runCli(tmp, 'search', file, '--db', dbA, '--device', 'cpu', '--budget', '8');
-    expect(resumed.status).toBe(0);
-    expect(resumed.stdout).toMatch(/candidates: 8 evaluated/);
-    const straight = runCli(tmp, 'search', file, '--db', dbB, '--device', 'cpu', '--budget', '8');
-    expect(straight.status).toBe(0);
+  it(
+    'runs, records the fit/test protocol, and resumes to the same records as an uninterrupted run',
+    () => {
+      const file = writeSpace(tmp, 'lm-space.yaml', space());
+      const dbA = path.join(tmp, 'a.sqlite');
+      const dbB = path.join(tmp, 'b.sqlite');
+      const first = runCli(tmp, 'search', file, '--db', dbA, '--device', 'cpu');
+      expect(errorLines(first.stderr).filter((l) => l.startsWith('evomerge:'))).toEqual([]);
+      expect(first.status).toBe(0);
+      expect(first.stdout).toMatch(/candidates: 4 evaluated/);
+      expect(first.stdout).toContain(
+        `lm-eval task lm_math_words (${path.join(repoRoot, 'evals/lm-eval/micro_math_words.yaml')}): fit = split "validation"; test = split "test"; few-shot: none; chat template: none`,
+      );
+      const resumed = runCli(tmp, 'search', file, '--db', dbA, '--device', 'cpu', '--budget', '8');
+      expect(resumed.status).toBe(0);
+      expect(resumed.stdout).toMatch(/candidates: 8 evaluated/);
+      const straight = runCli(tmp, 'search', file, '--db', dbB, '--device', 'cpu', '--budget', '8');
+      expect(straight.status).toBe(0);
 
-    const records = (db: string) => {
-      const s = openStore(db, { readonly: true });
-      try {
-        const [c] = s.listCampaigns();
-        const cfg = JSON.parse(c!.configJson) as { lmEvalProtocols: Record<string, Record<string, string>> };
-        const rows = s.listCandidates(c!.campaignId, { kind: 'search' }).map((x) => ({
-          ordinal: x.ordinal,
-          hash: x.contentHash,
-          status: x.status,
-          scores: s.listScores(x.candidateId, 'fit').map((f) => `${f.task}/${f.metric}=${f.value}`),
-        }));
-        return { cfg, rows };
-      } finally {
-        s.close();
-      }
-    };
-    const a = records(dbA);
-    expect(a.cfg.lmEvalProtocols.lm_math_words).toMatchObject({ fit: 'split "validation"', test: 'split "test"', fewshot: 'none', chat_template: 'none' });
-    expect(a.cfg.lmEvalProtocols.lm_spam!.task_file).toBe(path.join(repoRoot, 'evals/lm-eval/micro_spam.yaml'));
-    expect(a.rows).toHaveLength(8);
-    expect(a.rows[0]!.scores.sort()).toEqual(expect.arrayContaining([expect.stringMatching(/^lm_math_words\/exact_match,strip=/), expect.stringMatching(/^lm_spam\/acc,none=/)]));
-    expect(a.rows).toEqual(records(dbB).rows);
-  }, CAMPAIGN_TIMEOUT_MS);
+      const records = (db: string) => {
+        const s = openStore(db, { readonly: true });
+        try {
+          const [c] = s.listCampaigns();
+          const cfg = JSON.parse(c!.configJson) as { lmEvalProtocols: Record<string, Record<string, string>> };
+          const rows = s.listCandidates(c!.campaignId, { kind: 'search' }).map((x) => ({
+            ordinal: x.ordinal,
+            hash: x.contentHash,
+            status: x.status,
+            scores: s.listScores(x.candidateId, 'fit').map((f) => `${f.task}/${f.metric}=${f.value}`),
+          }));
+          return { cfg, rows };
+        } finally {
+          s.close();
+        }
+      };
+      const a = records(dbA);
+      expect(a.cfg.lmEvalProtocols.lm_math_words).toMatchObject({
+        fit: 'split "validation"',
+        test: 'split "test"',
+        fewshot: 'none',
+        chat_template: 'none',
+      });
+      expect(a.cfg.lmEvalProtocols.lm_spam!.task_file).toBe(path.join(repoRoot, 'evals/lm-eval/micro_spam.yaml'));
+      expect(a.rows).toHaveLength(8);
+      expect(a.rows[0]!.scores.sort()).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^lm_math_words\/exact_match,strip=/),
+          expect.stringMatching(/^lm_spam\/acc,none=/),
+        ]),
+      );
+      expect(a.rows).toEqual(records(dbB).rows);
+    },
+    CAMPAIGN_TIMEOUT_MS,
+  );
 
   it('bad input: one line, exit ≠ 0, nothing written', () => {
-    const suite = writeSharedSuite(path.join(tmp, 'bad'), `  hellaswag:\n    lm_eval: ${sharedTasks}/hellaswag/hellaswag.yaml\n`);
+    const suite = writeSharedSuite(
+      path.join(tmp, 'bad'),
+      `  hellaswag:\n    lm_eval: ${sharedTasks}/hellaswag/hellaswag.yaml\n`,
+    );
     const ev = runCli(tmp, 'eval', path.join(zoo, 'base'), '--suite', suite);
     expect(ev.status).toBe(1);
     const lines = errorLines(ev.stderr);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toBe(`evomerge: ${sharedTasks}/hellaswag/hellaswag.yaml: process_docs: !function utils.process_docs: runs Python code on the dataset, which evomerge cannot run; preprocess the data into local files instead`);
+    expect(lines[0]).toBe(
+      `evomerge: ${sharedTasks}/hellaswag/hellaswag.yaml: process_docs: !function utils.process_docs: runs Python code on the dataset, which evomerge cannot run; preprocess the data into local files instead`,
+    );
     expect(ev.stdout).toBe('');
     const file = writeSpace(tmp, 'bad-space.yaml', { ...space(), suite });
     const db = path.join(tmp, 'bad.sqlite');

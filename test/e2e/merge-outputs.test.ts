@@ -21,7 +21,10 @@ beforeAll(() => {
   rmSync(path.join(models.base!, 'model.onnx')); // a plain checkpoint folder: nothing in it but what a merge writes
   symlinkSync(models.base!, path.join(tmp, 'base-link'));
   recipe = path.join(tmp, 'recipe.yaml');
-  writeFileSync(recipe, `merge_method: task_arithmetic\nbase_model: base-link\nmodels:\n  - model: zoo/expert-math\n    parameters: {weight: 0.5}\n  - model: zoo/expert-lang\n    parameters: {weight: 0.5}\n`);
+  writeFileSync(
+    recipe,
+    `merge_method: task_arithmetic\nbase_model: base-link\nmodels:\n  - model: zoo/expert-math\n    parameters: {weight: 0.5}\n  - model: zoo/expert-lang\n    parameters: {weight: 0.5}\n`,
+  );
   before = zooHash();
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -37,12 +40,18 @@ function refused(args: string[], pattern: RegExp): void {
 
 describe('merge outputs never touch inputs', () => {
   it('refuses the real folder of a base given through a symlink, with or without --force', () => {
-    refused(['-o', models.base!], /^evomerge: .*zoo\/base: -o: the output folder is an input of this command \(base_model .*base-link\)/);
+    refused(
+      ['-o', models.base!],
+      /^evomerge: .*zoo\/base: -o: the output folder is an input of this command \(base_model .*base-link\)/,
+    );
     refused(['-o', models.base!, '--force'], /is an input.*--force never allows this/);
   });
 
   it('refuses a model folder, a folder inside one and a folder holding one', () => {
-    refused(['-o', models['expert-math']!, '--force'], /the output folder is an input of this command \(model .*expert-math\)/);
+    refused(
+      ['-o', models['expert-math']!, '--force'],
+      /the output folder is an input of this command \(model .*expert-math\)/,
+    );
     refused(['-o', path.join(models['expert-lang']!, 'merged')], /the output folder lies inside an input/);
     refused(['-o', path.join(tmp, 'zoo'), '--force'], /the output folder contains an input/);
     refused(['-o', path.join(tmp, 'base-link', 'x')], /lies inside an input/);
@@ -57,7 +66,11 @@ describe('merge outputs never touch inputs', () => {
     mkdirSync(`${out}.evomerge-tmp-${dead}`);
     const r = runCli(tmp, 'merge', recipe, '-o', out, '--force', '--device', 'cpu');
     expect(r.status, r.stderr).toBe(0);
-    expect(readdirSync(tmp).filter((n) => n.startsWith('out')).sort()).toEqual(['out']);
+    expect(
+      readdirSync(tmp)
+        .filter((n) => n.startsWith('out'))
+        .sort(),
+    ).toEqual(['out']);
     // a replacement killed between setting the old output aside and renaming the new one: the old comes back
     const other = path.join(tmp, 'other');
     mkdirSync(`${other}.evomerge-old-${dead}`);
@@ -70,7 +83,9 @@ describe('merge outputs never touch inputs', () => {
   it('a bad --shard-size is a usage error (exit 2) and --version prints the version', () => {
     const r = runCli(tmp, 'merge', recipe, '-o', path.join(tmp, 'never'), '--shard-size', 'abc');
     expect(r.status).toBe(2);
-    expect(errorLines(r.stderr)).toEqual(['evomerge: --shard-size: "abc" is not a size; expected e.g. 5GB, 500MB, 1.5GB, 2GiB or a number of bytes']);
+    expect(errorLines(r.stderr)).toEqual([
+      'evomerge: --shard-size: "abc" is not a size; expected e.g. 5GB, 500MB, 1.5GB, 2GiB or a number of bytes',
+    ]);
     const v = runCli(tmp, '--version');
     expect(v.status).toBe(0);
     expect(v.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);

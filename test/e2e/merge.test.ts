@@ -37,7 +37,7 @@ function run(...args: string[]): { status: number | null; stdout: string; stderr
 }
 
 describe.runIf(haveGoldens)('golden through the CLI', () => {
-  it('ties_gradient_filters: every tensor within 2e-7 of mergekit\'s', () => {
+  it("ties_gradient_filters: every tensor within 2e-7 of mergekit's", () => {
     const out = path.join(tmp, 'golden-tgf');
     const r = run('merge', path.join(goldens, 'recipes/ties_gradient_filters.yaml'), '-o', out, '--device', 'cpu');
     expect(r.stderr).toBe('');
@@ -56,31 +56,40 @@ describe.runIf(haveGoldens)('golden through the CLI', () => {
       want.close();
     }
     if (haveNumpy) {
-      const c = spawnSync('python3', [path.join(goldens, 'check.py'), 'ties_gradient_filters', out], { encoding: 'utf8' });
+      const c = spawnSync('python3', [path.join(goldens, 'check.py'), 'ties_gradient_filters', out], {
+        encoding: 'utf8',
+      });
       expect(c.stdout).toMatch(/ties_gradient_filters: max_rel_err=\S+ over 57 tensors: ok/);
       expect(c.status).toBe(0);
     }
   });
 });
-describe.runIf(haveGoldens && existsSync(path.join(repoRoot, 'src/kernel/pick-device.ts')))('golden through the CLI on the WebGPU kernel', () => {
-  it('ties and slerp with --device gpu: every tensor within 1.2e-6 of mergekit\'s (2e-7 + the GPU\'s 1e-6)', () => {
-    for (const name of ['ties', 'slerp']) {
-      const out = path.join(tmp, `golden-gpu-${name}`);
-      const r = run('merge', path.join(goldens, `recipes/${name}.yaml`), '-o', out, '--device', 'gpu');
-      expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(new RegExp(`^merged 57 tensors \\(${name}, F32, gpu`));
-      const got = openModelDir(out);
-      const want = SafetensorsFile.open(path.join(goldens, `golden/${name}.safetensors`));
-      try {
-        expect([...got.tensors.tensorNames()].sort()).toEqual([...want.tensorNames()].sort());
-        for (const n of want.tensorNames()) expect(relErr(got.tensors.readTensor(n).data, want.readTensor(n).data), `${name}: ${n}`).toBeLessThanOrEqual(1.2e-6);
-      } finally {
-        got.close();
-        want.close();
+describe.runIf(haveGoldens && existsSync(path.join(repoRoot, 'src/kernel/pick-device.ts')))(
+  'golden through the CLI on the WebGPU kernel',
+  () => {
+    it("ties and slerp with --device gpu: every tensor within 1.2e-6 of mergekit's (2e-7 + the GPU's 1e-6)", () => {
+      for (const name of ['ties', 'slerp']) {
+        const out = path.join(tmp, `golden-gpu-${name}`);
+        const r = run('merge', path.join(goldens, `recipes/${name}.yaml`), '-o', out, '--device', 'gpu');
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(new RegExp(`^merged 57 tensors \\(${name}, F32, gpu`));
+        const got = openModelDir(out);
+        const want = SafetensorsFile.open(path.join(goldens, `golden/${name}.safetensors`));
+        try {
+          expect([...got.tensors.tensorNames()].sort()).toEqual([...want.tensorNames()].sort());
+          for (const n of want.tensorNames())
+            expect(
+              relErr(got.tensors.readTensor(n).data, want.readTensor(n).data),
+              `${name}: ${n}`,
+            ).toBeLessThanOrEqual(1.2e-6);
+        } finally {
+          got.close();
+          want.close();
+        }
       }
-    }
-  });
-});
+    });
+  },
+);
 
 describe.skipIf(haveGoldens)('golden through the CLI', () => {
   it.skip(`skipped: ${goldens} is absent`, () => {});
@@ -90,21 +99,24 @@ describe('the micro zoo: ties of base + 3 experts, bf16, sharded', () => {
   it('writes shards of ≤ 1 MB in bf16 that load back equal to the float32 merge rounded to bf16', async () => {
     const recipe = path.join(tmp, 'zoo-ties.yaml');
     const rel = (m: string) => path.relative(tmp, path.join(zoo, m));
-    writeFileSync(recipe, [
-      'merge_method: ties',
-      `base_model: ${rel('base')}`,
-      'dtype: float32',
-      'out_dtype: bfloat16',
-      'tokenizer_source: base',
-      'parameters: {density: 0.5}',
-      'models:',
-      `  - model: ${rel('expert-math')}`,
-      '    parameters: {weight: 1.0}',
-      `  - model: ${rel('expert-lang')}`,
-      '    parameters: {weight: 0.8}',
-      `  - model: ${rel('expert-spam')}`,
-      '    parameters: {weight: [0.2, 0.6]}',
-    ].join('\n'));
+    writeFileSync(
+      recipe,
+      [
+        'merge_method: ties',
+        `base_model: ${rel('base')}`,
+        'dtype: float32',
+        'out_dtype: bfloat16',
+        'tokenizer_source: base',
+        'parameters: {density: 0.5}',
+        'models:',
+        `  - model: ${rel('expert-math')}`,
+        '    parameters: {weight: 1.0}',
+        `  - model: ${rel('expert-lang')}`,
+        '    parameters: {weight: 0.8}',
+        `  - model: ${rel('expert-spam')}`,
+        '    parameters: {weight: [0.2, 0.6]}',
+      ].join('\n'),
+    );
     const out = path.join(tmp, 'zoo-ties');
     const r = run('merge', recipe, '-o', out, '--shard-size', '1MB', '--device', 'cpu');
     expect(r.stderr).toBe('');
@@ -149,11 +161,21 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
     writePico(path.join(models, 'base'), { seed: 1 });
     writePico(path.join(models, 'a'), { seed: 2 });
     writePico(path.join(models, 'b'), { seed: 3 });
-    writePico(path.join(models, 'wide'), { seed: 4, override: { 'model.layers.1.mlp.up_proj.weight': { shape: [7, 4] } } });
-    writePico(path.join(models, 'renamed'), { seed: 5, drop: ['model.layers.0.self_attn.q_proj.weight'], override: { 'model.layers.0.self_attn.qq_proj.weight': { shape: [4, 4] } } });
+    writePico(path.join(models, 'wide'), {
+      seed: 4,
+      override: { 'model.layers.1.mlp.up_proj.weight': { shape: [7, 4] } },
+    });
+    writePico(path.join(models, 'renamed'), {
+      seed: 5,
+      drop: ['model.layers.0.self_attn.q_proj.weight'],
+      override: { 'model.layers.0.self_attn.qq_proj.weight': { shape: [4, 4] } },
+    });
     const nan = new Float32Array(24).fill(0.5);
     nan[13] = NaN;
-    writePico(path.join(models, 'nan'), { seed: 6, override: { 'model.layers.1.mlp.up_proj.weight': { shape: [6, 4], data: nan } } });
+    writePico(path.join(models, 'nan'), {
+      seed: 6,
+      override: { 'model.layers.1.mlp.up_proj.weight': { shape: [6, 4], data: nan } },
+    });
   });
 
   const ties = (expert: string, extra = '') =>
@@ -161,9 +183,16 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
   const cases: { name: string; yaml: () => string; code: string; line: (recipe: string) => RegExp }[] = [
     {
       name: 'unknown key',
-      yaml: () => ties('b').replace('{weight: 1}\n  - model: pico/b\n    parameters: {weight: 1}', '{weight: 1}\n  - model: pico/b\n    parameters: {weight: 1, densty: 0.3}'),
+      yaml: () =>
+        ties('b').replace(
+          '{weight: 1}\n  - model: pico/b\n    parameters: {weight: 1}',
+          '{weight: 1}\n  - model: pico/b\n    parameters: {weight: 1, densty: 0.3}',
+        ),
       code: 'recipe.unknown_key',
-      line: (f) => new RegExp(`^evomerge: ${esc(f)}: models\\[1\\]\\.parameters\\.densty: unknown key; did you mean "density"\\?$`),
+      line: (f) =>
+        new RegExp(
+          `^evomerge: ${esc(f)}: models\\[1\\]\\.parameters\\.densty: unknown key; did you mean "density"\\?$`,
+        ),
     },
     {
       name: 'missing model',
@@ -175,31 +204,45 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
       name: 'shape mismatch',
       yaml: () => ties('wide'),
       code: 'merge.shape_mismatch',
-      line: () => new RegExp(`^evomerge: ${esc(path.join(models, 'wide/model.safetensors'))}: tensor "model\\.layers\\.1\\.mlp\\.up_proj\\.weight": shape \\[7, 4\\] differs from \\[6, 4\\]`),
+      line: () =>
+        new RegExp(
+          `^evomerge: ${esc(path.join(models, 'wide/model.safetensors'))}: tensor "model\\.layers\\.1\\.mlp\\.up_proj\\.weight": shape \\[7, 4\\] differs from \\[6, 4\\]`,
+        ),
     },
     {
       name: 'name mismatch',
       yaml: () => ties('renamed'),
       code: 'merge.tensor_missing',
-      line: () => new RegExp(`^evomerge: ${esc(path.join(models, 'renamed/model.safetensors'))}: tensor "model\\.layers\\.0\\.self_attn\\.q_proj\\.weight": missing`),
+      line: () =>
+        new RegExp(
+          `^evomerge: ${esc(path.join(models, 'renamed/model.safetensors'))}: tensor "model\\.layers\\.0\\.self_attn\\.q_proj\\.weight": missing`,
+        ),
     },
     {
       name: 'linear with base_model not in models',
-      yaml: () => 'merge_method: linear\nbase_model: pico/base\nmodels:\n  - model: pico/a\n    parameters: {weight: 1}\n',
+      yaml: () =>
+        'merge_method: linear\nbase_model: pico/base\nmodels:\n  - model: pico/a\n    parameters: {weight: 1}\n',
       code: 'recipe.base_not_in_models',
       line: (f) => new RegExp(`^evomerge: ${esc(f)}: base_model: linear has no base`),
     },
     {
       name: 'slerp with 3 models',
-      yaml: () => 'merge_method: slerp\nbase_model: pico/base\nparameters: {t: 0.5}\nmodels:\n  - model: pico/a\n  - model: pico/b\n',
+      yaml: () =>
+        'merge_method: slerp\nbase_model: pico/base\nparameters: {t: 0.5}\nmodels:\n  - model: pico/a\n  - model: pico/b\n',
       code: 'recipe.slerp_needs_two',
-      line: (f) => new RegExp(`^evomerge: ${esc(f)}: models: slerp merges exactly 2 models \\(base_model and one other\\); got 3$`),
+      line: (f) =>
+        new RegExp(
+          `^evomerge: ${esc(f)}: models: slerp merges exactly 2 models \\(base_model and one other\\); got 3$`,
+        ),
     },
     {
       name: 'NaN weights in a checkpoint',
       yaml: () => ties('nan'),
       code: 'merge.non_finite',
-      line: () => new RegExp(`^evomerge: ${esc(path.join(models, 'nan/model.safetensors'))}: tensor "model\\.layers\\.1\\.mlp\\.up_proj\\.weight": holds NaN at element 13`),
+      line: () =>
+        new RegExp(
+          `^evomerge: ${esc(path.join(models, 'nan/model.safetensors'))}: tensor "model\\.layers\\.1\\.mlp\\.up_proj\\.weight": holds NaN at element 13`,
+        ),
     },
   ];
 

@@ -12,7 +12,16 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseQueueUrl } from '../../src/queue/job.ts';
 import { checkQueueReachable } from '../../src/queue/queue-scorer.ts';
-import { cli, errorLines, recordSnapshot, repoRoot, runCli, searchCount, tinySpace, writeSpace } from './search-fixtures.ts';
+import {
+  cli,
+  errorLines,
+  recordSnapshot,
+  repoRoot,
+  runCli,
+  searchCount,
+  tinySpace,
+  writeSpace,
+} from './search-fixtures.ts';
 
 const REDIS = '/usr/bin/redis-server';
 const BUDGET = 16;
@@ -36,7 +45,11 @@ function freePort(): Promise<number> {
 
 /** redis-server on 127.0.0.1:port, no persistence; resolves once it accepts connections. */
 async function startRedis(on = port, extra: string[] = []): Promise<ChildProcess> {
-  const child = spawn(REDIS, ['--port', String(on), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], { stdio: 'ignore' });
+  const child = spawn(
+    REDIS,
+    ['--port', String(on), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra],
+    { stdio: 'ignore' },
+  );
   for (let i = 0; i < 100; i++) {
     if (await canConnect(on)) return child;
     await sleep(50);
@@ -56,7 +69,10 @@ function canConnect(on: number): Promise<boolean> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A CLI process whose stderr lines are kept (and passed to `onLine` as they come). */
-function start(args: string[], onLine?: (line: string) => void): { child: ChildProcess; lines: string[]; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+function start(
+  args: string[],
+  onLine?: (line: string) => void,
+): { child: ChildProcess; lines: string[]; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
   const child = spawn(process.execPath, [cli, ...args], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const lines: string[] = [];
@@ -70,7 +86,9 @@ function start(args: string[], onLine?: (line: string) => void): { child: ChildP
     }
   });
   child.stdout!.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, lines, exited };
 }
 
@@ -89,7 +107,11 @@ async function until(what: string, cond: () => boolean, timeoutMs: number): Prom
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'evomerge-e2e-queue-'));
-  space = writeSpace(tmp, 'spread.yaml', tinySpace({ name: 'spread', budget: { candidates: BUDGET }, eval_limit: 8, seed: 13 }));
+  space = writeSpace(
+    tmp,
+    'spread.yaml',
+    tinySpace({ name: 'spread', budget: { candidates: BUDGET }, eval_limit: 8, seed: 13 }),
+  );
   port = await freePort();
   queue = `redis://127.0.0.1:${port}`;
   redis = await startRedis();
@@ -119,13 +141,21 @@ describe('a campaign on a job queue', () => {
     const b = startWorker('B');
     const c = startWorker('C');
     const workers = [a, b, c];
-    await until('three workers ready', () => workers.every((w) => w.lines.some((l) => l.startsWith('worker '))), 60_000);
+    await until(
+      'three workers ready',
+      () => workers.every((w) => w.lines.some((l) => l.startsWith('worker '))),
+      60_000,
+    );
 
     const db = path.join(tmp, 'spread.sqlite');
     const args = ['search', space, '--db', db, '--device', 'cpu', '--queue', queue];
     const first = start(args);
     // the coordinator dies once a third of the budget is recorded (after worker A)
-    await until('a third of the budget recorded', () => searchCount(db) >= BUDGET / 3 || first.child.exitCode !== null, 120_000);
+    await until(
+      'a third of the budget recorded',
+      () => searchCount(db) >= BUDGET / 3 || first.child.exitCode !== null,
+      120_000,
+    );
     first.child.kill('SIGKILL');
     expect((await first.exited).signal).toBe('SIGKILL');
     expect(killedJob).toBeDefined();
@@ -135,7 +165,11 @@ describe('a campaign on a job queue', () => {
 
     // resumed with the same command; Redis dies and comes back empty once two thirds are recorded
     const second = start(args);
-    await until('two thirds of the budget recorded', () => searchCount(db) >= (2 * BUDGET) / 3 || second.child.exitCode !== null, 120_000);
+    await until(
+      'two thirds of the budget recorded',
+      () => searchCount(db) >= (2 * BUDGET) / 3 || second.child.exitCode !== null,
+      120_000,
+    );
     const beforeRestart = searchCount(db);
     redis!.kill('SIGKILL');
     await new Promise((r) => redis!.once('exit', r));
@@ -155,13 +189,15 @@ describe('a campaign on a job queue', () => {
     expect(got.candidates.filter((x) => x.kind === 'search')).toHaveLength(BUDGET);
     expect(new Set(got.candidates.map((x) => x.hash)).size).toBe(got.candidates.length);
     expect(got).toEqual(want);
-    expect(JSON.parse(runCli(tmp, 'report', db, '--json').stdout).rows).toEqual(JSON.parse(runCli(tmp, 'report', straightDb, '--json').stdout).rows);
+    expect(JSON.parse(runCli(tmp, 'report', db, '--json').stdout).rows).toEqual(
+      JSON.parse(runCli(tmp, 'report', straightDb, '--json').stdout).rows,
+    );
 
     for (const w of [b, c]) w.child.kill('SIGTERM');
     for (const w of [b, c]) expect((await w.exited).code).toBe(0);
   }, 300_000);
 
-  it('stops with the worker\'s refusal when a job names files outside its models root, recording no candidate', async () => {
+  it("stops with the worker's refusal when a job names files outside its models root, recording no candidate", async () => {
     const outside = startWorker('D', undefined, ['--queue-name', 'refusals', '--models-root', tmp]);
     await until('worker ready', () => outside.lines.some((l) => l.startsWith('worker ')), 60_000);
     const db = path.join(tmp, 'refused.sqlite');
@@ -171,7 +207,9 @@ describe('a campaign on a job queue', () => {
     const errors = errorLines(r.lines.join('\n')).filter((l) => l.startsWith('evomerge:'));
     expect(errors).toHaveLength(1);
     // the first file the job names outside the root: the eval suite (the models live beside it)
-    expect(errors[0]).toMatch(/^evomerge: \/.*\/evals\/micro\.yaml: outside this worker's models roots \(.*\); start it with --models-root \(job refused by worker .*\)$/);
+    expect(errors[0]).toMatch(
+      /^evomerge: \/.*\/evals\/micro\.yaml: outside this worker's models roots \(.*\); start it with --models-root \(job refused by worker .*\)$/,
+    );
     expect(existsSync(db)).toBe(true);
     expect(searchCount(db)).toBe(0);
     outside.child.kill('SIGTERM');
@@ -184,9 +222,13 @@ describe('a campaign on a job queue', () => {
     children.push(server);
     try {
       await checkQueueReachable(parseQueueUrl(`redis://:${encodeURIComponent('s3cr:t@x')}@127.0.0.1:${guarded}`));
-      const wrong = await checkQueueReachable(parseQueueUrl(`redis://:nope@127.0.0.1:${guarded}`)).catch((e: Error) => e);
+      const wrong = await checkQueueReachable(parseQueueUrl(`redis://:nope@127.0.0.1:${guarded}`)).catch(
+        (e: Error) => e,
+      );
       expect(wrong).toBeInstanceOf(Error);
-      expect((wrong as Error).message).toMatch(/^--queue: cannot reach the queue's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: .*(WRONGPASS|invalid)/);
+      expect((wrong as Error).message).toMatch(
+        /^--queue: cannot reach the queue's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: .*(WRONGPASS|invalid)/,
+      );
       const none = await checkQueueReachable(parseQueueUrl(`redis://127.0.0.1:${guarded}`)).catch((e: Error) => e);
       expect((none as Error).message).toMatch(/NOAUTH/);
     } finally {
@@ -195,31 +237,98 @@ describe('a campaign on a job queue', () => {
   });
 
   // openssl makes the test's certificate (Debian's ca-certificates depends on it)
-  it.skipIf(!existsSync('/usr/bin/openssl'))('connects a worker over TLS (rediss://) to a Redis whose certificate it trusts, and names the failure when it does not', async () => {
-    const certs = path.join(tmp, 'tls');
-    mkdirSync(certs);
-    const made = spawnSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${certs}/key.pem`, '-out', `${certs}/cert.pem`, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
-    expect(made.status).toBe(0);
-    const tlsPort = await freePort();
-    const server = spawn(REDIS, ['--port', '0', '--tls-port', String(tlsPort), '--bind', '127.0.0.1', '--tls-cert-file', `${certs}/cert.pem`, '--tls-key-file', `${certs}/key.pem`, '--tls-ca-cert-file', `${certs}/cert.pem`, '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    children.push(server);
-    try {
-      for (let i = 0; i < 100 && !(await canConnect(tlsPort)); i++) await sleep(50);
-      const url = `rediss://localhost:${tlsPort}`;
-      const untrusted = spawnSync(process.execPath, [cli, 'worker', '--queue', url, '--device', 'cpu', '--models-root', tmp], { cwd: tmp, encoding: 'utf8' });
-      expect(untrusted.status).toBe(1);
-      expect(errorLines(untrusted.stderr)).toEqual([expect.stringMatching(/^evomerge: --queue: cannot reach the queue's Redis at rediss:\/\/localhost:\d+\/?: .*certificate/)]);
-      const trusted = spawn(process.execPath, [cli, 'worker', '--queue', url, '--device', 'cpu', '--models-root', tmp], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_EXTRA_CA_CERTS: `${certs}/cert.pem` } });
-      children.push(trusted);
-      let text = '';
-      trusted.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-      await until('the TLS worker ready', () => /^worker .* ready: .*queue rediss:\/\/localhost/m.test(text) || trusted.exitCode !== null, 60_000);
-      expect(text).toMatch(/^worker .* ready: .*queue rediss:\/\/localhost:\d+/m);
-      // a worker signalled right after its ready line stops cleanly (its handlers are in before the line)
-      trusted.kill('SIGTERM');
-      expect(await new Promise((r) => trusted.once('exit', (code, signal) => r([code, signal])))).toEqual([0, null]);
-    } finally {
-      server.kill('SIGKILL');
-    }
-  }, 90_000);
+  it.skipIf(!existsSync('/usr/bin/openssl'))(
+    'connects a worker over TLS (rediss://) to a Redis whose certificate it trusts, and names the failure when it does not',
+    async () => {
+      const certs = path.join(tmp, 'tls');
+      mkdirSync(certs);
+      const made = spawnSync(
+        '/usr/bin/openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          `${certs}/key.pem`,
+          '-out',
+          `${certs}/cert.pem`,
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        ],
+        { stdio: 'ignore' },
+      );
+      expect(made.status).toBe(0);
+      const tlsPort = await freePort();
+      const server = spawn(
+        REDIS,
+        [
+          '--port',
+          '0',
+          '--tls-port',
+          String(tlsPort),
+          '--bind',
+          '127.0.0.1',
+          '--tls-cert-file',
+          `${certs}/cert.pem`,
+          '--tls-key-file',
+          `${certs}/key.pem`,
+          '--tls-ca-cert-file',
+          `${certs}/cert.pem`,
+          '--tls-auth-clients',
+          'no',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ],
+        { stdio: 'ignore' },
+      );
+      children.push(server);
+      try {
+        for (let i = 0; i < 100 && !(await canConnect(tlsPort)); i++) await sleep(50);
+        const url = `rediss://localhost:${tlsPort}`;
+        const untrusted = spawnSync(
+          process.execPath,
+          [cli, 'worker', '--queue', url, '--device', 'cpu', '--models-root', tmp],
+          { cwd: tmp, encoding: 'utf8' },
+        );
+        expect(untrusted.status).toBe(1);
+        expect(errorLines(untrusted.stderr)).toEqual([
+          expect.stringMatching(
+            /^evomerge: --queue: cannot reach the queue's Redis at rediss:\/\/localhost:\d+\/?: .*certificate/,
+          ),
+        ]);
+        const trusted = spawn(
+          process.execPath,
+          [cli, 'worker', '--queue', url, '--device', 'cpu', '--models-root', tmp],
+          {
+            cwd: tmp,
+            stdio: ['ignore', 'ignore', 'pipe'],
+            env: { ...process.env, NODE_EXTRA_CA_CERTS: `${certs}/cert.pem` },
+          },
+        );
+        children.push(trusted);
+        let text = '';
+        trusted.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+        await until(
+          'the TLS worker ready',
+          () => /^worker .* ready: .*queue rediss:\/\/localhost/m.test(text) || trusted.exitCode !== null,
+          60_000,
+        );
+        expect(text).toMatch(/^worker .* ready: .*queue rediss:\/\/localhost:\d+/m);
+        // a worker signalled right after its ready line stops cleanly (its handlers are in before the line)
+        trusted.kill('SIGTERM');
+        expect(await new Promise((r) => trusted.once('exit', (code, signal) => r([code, signal])))).toEqual([0, null]);
+      } finally {
+        server.kill('SIGKILL');
+      }
+    },
+    90_000,
+  );
 });

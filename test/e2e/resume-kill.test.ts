@@ -16,7 +16,11 @@ let tmp: string;
 let space: string;
 beforeAll(() => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'evomerge-e2e-kill-'));
-  space = writeSpace(tmp, 'killme.yaml', tinySpace({ name: 'killme', budget: { candidates: BUDGET }, eval_limit: 8, seed: 11 }));
+  space = writeSpace(
+    tmp,
+    'killme.yaml',
+    tinySpace({ name: 'killme', budget: { candidates: BUDGET }, eval_limit: 8, seed: 11 }),
+  );
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -27,7 +31,10 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 function runAndKill(db: string, when: { afterMs?: number; afterNewMs?: number }): Promise<{ killed: boolean }> {
   return new Promise((resolve) => {
     const before = searchCount(db);
-    const child = spawn(process.execPath, [cli, 'search', space, '--db', db, '--device', 'cpu'], { cwd: tmp, stdio: 'ignore' });
+    const child = spawn(process.execPath, [cli, 'search', space, '--db', db, '--device', 'cpu'], {
+      cwd: tmp,
+      stdio: 'ignore',
+    });
     let timer: NodeJS.Timeout | undefined;
     let poll: NodeJS.Timeout | undefined;
     if (when.afterMs !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), when.afterMs);
@@ -131,9 +138,12 @@ describe('kill -9 and resume', () => {
     expect(b.candidates.every((x) => ['kept', 'rejected', 'failed', 'evaluated'].includes(x.status))).toBe(true);
     // sources first in the straight run's order may differ (they are scored concurrently): compare by identity
     const key = (x: { kind: string; hash: string }) => `${x.kind}:${x.hash}`;
-    const sortBy = <T extends { kind: string; hash: string }>(xs: T[]) => [...xs].sort((p, q) => key(p).localeCompare(key(q)));
+    const sortBy = <T extends { kind: string; hash: string }>(xs: T[]) =>
+      [...xs].sort((p, q) => key(p).localeCompare(key(q)));
     expect(sortBy(b.candidates)).toEqual(sortBy(a.candidates));
     expect(b.states).toEqual(a.states);
-    expect(JSON.parse(runCli(tmp, 'report', killedDb, '--json').stdout).rows).toEqual(JSON.parse(runCli(tmp, 'report', straightDb, '--json').stdout).rows);
+    expect(JSON.parse(runCli(tmp, 'report', killedDb, '--json').stdout).rows).toEqual(
+      JSON.parse(runCli(tmp, 'report', straightDb, '--json').stdout).rows,
+    );
   });
 });

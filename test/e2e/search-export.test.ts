@@ -39,7 +39,11 @@ function sameTensors(a: string, b: string): void {
   const y = openModelDir(b);
   try {
     expect([...y.tensors.tensorNames()].sort()).toEqual([...x.tensors.tensorNames()].sort());
-    for (const n of x.tensors.tensorNames()) expect(Buffer.from(y.tensors.readTensor(n).data.buffer).equals(Buffer.from(x.tensors.readTensor(n).data.buffer)), n).toBe(true);
+    for (const n of x.tensors.tensorNames())
+      expect(
+        Buffer.from(y.tensors.readTensor(n).data.buffer).equals(Buffer.from(x.tensors.readTensor(n).data.buffer)),
+        n,
+      ).toBe(true);
   } finally {
     x.close();
     y.close();
@@ -54,7 +58,11 @@ describe('evomerge export', () => {
     expect(r.status).toBe(1);
     const lines = errorLines(r.stderr);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`exp\\.sqlite: candidate #${w.ordinal}: gate "math_words_floor" fails on the test split: math_words/exact_match 0\\.\\d+ < 0\\.0500.*--force`));
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `exp\\.sqlite: candidate #${w.ordinal}: gate "math_words_floor" fails on the test split: math_words/exact_match 0\\.\\d+ < 0\\.0500.*--force`,
+      ),
+    );
     expect(existsSync(out)).toBe(false);
   });
 
@@ -64,7 +72,8 @@ describe('evomerge export', () => {
     const r = runCli(tmp, 'export', db, '--candidate', `#${w.ordinal}`, '-o', out, '--force', '--device', 'cpu');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`exported candidate #${w.ordinal} .*math_words_floor FAIL.*\\(forced\\)`));
-    for (const f of ['config.json', 'model.safetensors', 'recipe.yaml', 'scores.json']) expect(existsSync(path.join(out, f)), f).toBe(true);
+    for (const f of ['config.json', 'model.safetensors', 'recipe.yaml', 'scores.json'])
+      expect(existsSync(path.join(out, f)), f).toBe(true);
     const scores = JSON.parse(readFileSync(path.join(out, 'scores.json'), 'utf8'));
     expect(scores.candidate).toBe(w.ordinal);
     expect(scores.forced).toBe(true);
@@ -72,11 +81,24 @@ describe('evomerge export', () => {
     expect(scores.test_gates.find((v: { gate: string }) => v.gate === 'math_words_floor').pass).toBe(false);
 
     // the exported checkpoint, scored from disk, gives the fit scores recorded during the search (in memory)
-    const ev = runCli(tmp, 'eval', out, '--suite', path.join(repoRoot, 'evals/micro.yaml'), '--limit', '12', '--tasks', 'composite,lang', '--json');
+    const ev = runCli(
+      tmp,
+      'eval',
+      out,
+      '--suite',
+      path.join(repoRoot, 'evals/micro.yaml'),
+      '--limit',
+      '12',
+      '--tasks',
+      'composite,lang',
+      '--json',
+    );
     expect(ev.status).toBe(0);
     const got = JSON.parse(ev.stdout).scores as { task: string; value: number }[];
     const fit = scores.fit as { task: string; metric: string; value: number }[];
-    expect(got.find((s) => s.task === 'composite')!.value).toBe(fit.find((s) => s.task === 'composite' && s.metric === 'exact_match')!.value);
+    expect(got.find((s) => s.task === 'composite')!.value).toBe(
+      fit.find((s) => s.task === 'composite' && s.metric === 'exact_match')!.value,
+    );
     expect(got.find((s) => s.task === 'lang')!.value).toBeCloseTo(fit.find((s) => s.task === 'lang')!.value, 6);
 
     // the recipe (model paths relative to the export folder) reproduces the checkpoint with evomerge merge
@@ -98,7 +120,9 @@ describe('evomerge export', () => {
       expect(r.stderr).toMatch(/no candidate cleared every gate/);
       return;
     }
-    const scores = existsSync(path.join(out, 'scores.json')) ? JSON.parse(readFileSync(path.join(out, 'scores.json'), 'utf8')) : undefined;
+    const scores = existsSync(path.join(out, 'scores.json'))
+      ? JSON.parse(readFileSync(path.join(out, 'scores.json'), 'utf8'))
+      : undefined;
     if (r.status === 0) {
       expect(scores.test_gates.every((v: { pass: boolean }) => v.pass)).toBe(true);
       expect(scores.forced).toBe(false);

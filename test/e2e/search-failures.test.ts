@@ -17,7 +17,16 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe('failed candidates', () => {
   it('are recorded with their error and the search still spends its budget', () => {
     const lang = poisonedCopy(tmp, 'expert-lang', 'model.layers.2.mlp.up_proj.weight');
-    const space = writeSpace(tmp, 'fail.yaml', tinySpace({ name: 'fail', models: [path.join(repoRoot, 'models/micro/expert-math'), lang], references: [], budget: { candidates: 8 } }));
+    const space = writeSpace(
+      tmp,
+      'fail.yaml',
+      tinySpace({
+        name: 'fail',
+        models: [path.join(repoRoot, 'models/micro/expert-math'), lang],
+        references: [],
+        budget: { candidates: 8 },
+      }),
+    );
     const db = path.join(tmp, 'fail.sqlite');
     const r = runCli(tmp, 'search', space, '--db', db, '--device', 'cpu');
     expect(r.status).toBe(0);

@@ -1,7 +1,17 @@
 // Shared fixtures of the search e2e tests: a tiny search space over the vendored micro zoo (few items per
 // task, few candidates) written into a temp folder, and a runner for the real CLI (node bin/evomerge.js).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, cpSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  cpSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -12,7 +22,10 @@ export const cli = path.join(repoRoot, 'bin/evomerge.js');
 const zoo = path.join(repoRoot, 'models/micro');
 
 /** A small but real campaign: 2 experts, 2 layer groups, TA or DARE-TIES, 12 items per task. */
-export function tinySpace(overrides: Record<string, unknown> = {}, genome: Record<string, unknown> = {}): Record<string, unknown> {
+export function tinySpace(
+  overrides: Record<string, unknown> = {},
+  genome: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     name: 'tiny',
     base_model: `${zoo}/base`,
@@ -117,7 +130,11 @@ export function poisonedCopy(tmp: string, model: string, tensor: string): string
     const len = Buffer.alloc(8);
     readSync(fd, len, 0, 8, 0);
     const n = Number(len.readBigUInt64LE(0));
-    const header = JSON.parse(readFileSync(file).subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    const header = JSON.parse(
+      readFileSync(file)
+        .subarray(8, 8 + n)
+        .toString('utf8'),
+    ) as Record<string, { data_offsets: [number, number] }>;
     const nan = Buffer.alloc(4);
     nan.writeFloatLE(Number.NaN, 0);
     writeSync(fd, nan, 0, 4, 8 + n + header[tensor]!.data_offsets[0]);

@@ -54,7 +54,9 @@ function snapshot(db: string): Snapshot {
     const cands = [...s.listCandidates(id)].sort((a, b) => a.contentHash.localeCompare(b.contentHash));
     return {
       candidates: cands.map((c) => [c.kind, c.label, c.ordinal, c.generation, c.contentHash, c.status, c.objective]),
-      scores: cands.flatMap((c) => s.listScores(c.candidateId).map((x) => [c.contentHash, x.task, x.metric, x.split, x.value, x.n])),
+      scores: cands.flatMap((c) =>
+        s.listScores(c.candidateId).map((x) => [c.contentHash, x.task, x.metric, x.split, x.value, x.n]),
+      ),
       pick: (() => {
         const p = s.finalPick(id);
         return p && [s.getCandidate(p.candidateId).ordinal, p.rule, p.detailJson];
@@ -82,7 +84,14 @@ describe('selection: val pick, successive halving, LCB ranking', () => {
       expect(itemsScored(s, id)).toBe(2 * 92 + 2 * 12);
       for (const g of [0, 1]) {
         const gen = search.filter((c) => c.generation === g);
-        const reached = gen.map((c) => Math.max(...s.listScores(c.candidateId).filter((x) => x.split.startsWith('fit@')).map((x) => Number(x.split.slice(4)))));
+        const reached = gen.map((c) =>
+          Math.max(
+            ...s
+              .listScores(c.candidateId)
+              .filter((x) => x.split.startsWith('fit@'))
+              .map((x) => Number(x.split.slice(4))),
+          ),
+        );
         expect([...reached].sort()).toEqual([0, 0, 1, 2]);
         // each candidate's fit scores are those of the rung it reached: 4, 8, then all 14 fit items
         gen.forEach((c, k) => {
@@ -92,7 +101,9 @@ describe('selection: val pick, successive halving, LCB ranking', () => {
       }
       const pick = s.finalPick(id)!;
       expect(pick.rule).toBe('val');
-      const detail = JSON.parse(pick.detailJson) as { considered: { ordinal: number; val: { value: number; se: number } }[] };
+      const detail = JSON.parse(pick.detailJson) as {
+        considered: { ordinal: number; val: { value: number; se: number } }[];
+      };
       expect(detail.considered).toHaveLength(2);
       const best = detail.considered.reduce((a, b) => (rankValue(b.val, 1) > rankValue(a.val, 1) ? b : a));
       expect(s.getCandidate(pick.candidateId).ordinal).toBe(best.ordinal);
@@ -140,7 +151,13 @@ describe('selection: val pick, successive halving, LCB ranking', () => {
 
   it('export best takes the final pick', async () => {
     const out = path.join(dir, 'export');
-    const r = await exportCandidate({ db: dbA, candidate: 'best', outDir: out, force: true, kernel: async () => new CpuKernel() });
+    const r = await exportCandidate({
+      db: dbA,
+      candidate: 'best',
+      outDir: out,
+      force: true,
+      kernel: async () => new CpuKernel(),
+    });
     const s = openStore(dbA, { readonly: true });
     try {
       const pick = s.finalPick(s.listCampaigns()[0]!.campaignId)!;

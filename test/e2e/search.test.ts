@@ -45,13 +45,23 @@ describe('evomerge search', () => {
       expect(search.map((x) => x.ordinal)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
       expect(search.map((x) => x.generation)).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
       expect(new Set(search.map((x) => x.contentHash)).size).toBe(8);
-      expect(s.listCandidates(c!.campaignId, { kind: 'source' }).map((x) => x.label).sort()).toEqual(['base', 'expert-lang', 'expert-math']);
+      expect(
+        s
+          .listCandidates(c!.campaignId, { kind: 'source' })
+          .map((x) => x.label)
+          .sort(),
+      ).toEqual(['base', 'expert-lang', 'expert-math']);
       expect(s.listCandidates(c!.campaignId, { kind: 'reference' }).map((x) => x.label)).toEqual(['ties d=0.5']);
       for (const x of search) {
         expect(['kept', 'rejected']).toContain(x.status);
         const fit = s.listScores(x.candidateId, 'fit');
         // objective metric, the gates' metrics, and composite's own metric
-        expect(fit.map((f) => `${f.task}/${f.metric}`).sort()).toEqual(['composite/answer_logprob', 'composite/exact_match', 'lang/loglik', 'math_words/exact_match']);
+        expect(fit.map((f) => `${f.task}/${f.metric}`).sort()).toEqual([
+          'composite/answer_logprob',
+          'composite/exact_match',
+          'lang/loglik',
+          'math_words/exact_match',
+        ]);
         expect(fit.every((f) => f.n === 12)).toBe(true);
         const objective = fit.find((f) => f.task === 'composite' && f.metric === 'answer_logprob')!.value;
         expect(x.objective).toBeCloseTo(objective, 12);
@@ -64,9 +74,15 @@ describe('evomerge search', () => {
         expect(['task_arithmetic', 'dare_ties']).toContain(genome.method);
       }
       // the optimiser state was saved when each generation closed
-      expect(s.listOptimizerStates(c!.campaignId).map((st) => [st.generation, st.toldCount])).toEqual([[1, 4], [2, 8]]);
+      expect(s.listOptimizerStates(c!.campaignId).map((st) => [st.generation, st.toldCount])).toEqual([
+        [1, 4],
+        [2, 8],
+      ]);
       // sources and the reference have fit and test scores
-      for (const x of [...s.listCandidates(c!.campaignId, { kind: 'source' }), ...s.listCandidates(c!.campaignId, { kind: 'reference' })]) {
+      for (const x of [
+        ...s.listCandidates(c!.campaignId, { kind: 'source' }),
+        ...s.listCandidates(c!.campaignId, { kind: 'reference' }),
+      ]) {
         expect(s.listScores(x.candidateId, 'fit')).toHaveLength(4);
         expect(s.listScores(x.candidateId, 'test')).toHaveLength(4);
       }
@@ -96,7 +112,10 @@ describe('evomerge search', () => {
     expect(rep.counts.evaluated).toBe(12);
     expect(rep.rows.filter((x: { kind: string }) => x.kind === 'source')).toHaveLength(3);
     expect(rep.rows.filter((x: { kind: string }) => x.kind === 'reference')).toHaveLength(1);
-    expect(rep.gates.map((g: { gate: string; judged: number }) => [g.gate, g.judged])).toEqual([['lang_floor', 12], ['math_words_floor', 12]]);
+    expect(rep.gates.map((g: { gate: string; judged: number }) => [g.gate, g.judged])).toEqual([
+      ['lang_floor', 12],
+      ['math_words_floor', 12],
+    ]);
     expect(rep.generations.map((g: { generation: number }) => g.generation)).toEqual([0, 1, 2]);
     const best = rep.rows.find((x: { kind: string }) => x.kind === 'best');
     if (rep.counts.kept > 0) {
@@ -108,7 +127,9 @@ describe('evomerge search', () => {
       expect(c.sentence).toMatch(/larger than 2 standard errors of the difference/);
     } else {
       expect(best).toBeUndefined();
-      expect(rep.conclusion.sentence).toBe('No search candidate cleared every gate, so there is no candidate to compare with the sources and the reference merges.');
+      expect(rep.conclusion.sentence).toBe(
+        'No search candidate cleared every gate, so there is no candidate to compare with the sources and the reference merges.',
+      );
     }
     const text = runCli(tmp, 'report', db);
     expect(text.status).toBe(0);
@@ -120,13 +141,41 @@ describe('evomerge search', () => {
 
 describe('bad inputs: one line, exit ≠ 0, the database untouched', () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
-    ['a gate naming a task the suite lacks', tinySpace({ gates: [{ kind: 'floor', task: 'poetry', value: 0 }] }), /tiny-bad\.yaml: gates\[0\]\.task: the suite .* has no task "poetry"/],
-    ['a range with min > max', tinySpace({}, { parameters: { weight: { min: 1, max: 0 } } }), /tiny-bad\.yaml: genome\.parameters\.weight: min 1 is greater than max 0/],
-    ['an unknown method', tinySpace({}, { methods: ['task_arithmetic', 'frankenmerge'] }), /tiny-bad\.yaml: genome\.methods\[1\]: unknown merge method "frankenmerge"/],
-    ['passthrough as a method', tinySpace({}, { methods: ['passthrough'] }), /tiny-bad\.yaml: genome\.methods\[0\]: "passthrough" copies tensors/],
-    ['an objective metric the task lacks', tinySpace({ objective: [{ task: 'lang', metric: 'answer_logprob' }] }), /tiny-bad\.yaml: objective\[0\]\.metric: task "lang" \(loglik\) has no metric "answer_logprob"/],
-    ['a database of another campaign', tinySpace({ name: 'other', seed: 8 }), /tiny\.sqlite: this database belongs to another campaign \(it holds campaign "tiny"/],
-    ['a changed search space on resume', tinySpace({ seed: 8 }), /tiny\.sqlite: this database belongs to another campaign \(the search space has changed/],
+    [
+      'a gate naming a task the suite lacks',
+      tinySpace({ gates: [{ kind: 'floor', task: 'poetry', value: 0 }] }),
+      /tiny-bad\.yaml: gates\[0\]\.task: the suite .* has no task "poetry"/,
+    ],
+    [
+      'a range with min > max',
+      tinySpace({}, { parameters: { weight: { min: 1, max: 0 } } }),
+      /tiny-bad\.yaml: genome\.parameters\.weight: min 1 is greater than max 0/,
+    ],
+    [
+      'an unknown method',
+      tinySpace({}, { methods: ['task_arithmetic', 'frankenmerge'] }),
+      /tiny-bad\.yaml: genome\.methods\[1\]: unknown merge method "frankenmerge"/,
+    ],
+    [
+      'passthrough as a method',
+      tinySpace({}, { methods: ['passthrough'] }),
+      /tiny-bad\.yaml: genome\.methods\[0\]: "passthrough" copies tensors/,
+    ],
+    [
+      'an objective metric the task lacks',
+      tinySpace({ objective: [{ task: 'lang', metric: 'answer_logprob' }] }),
+      /tiny-bad\.yaml: objective\[0\]\.metric: task "lang" \(loglik\) has no metric "answer_logprob"/,
+    ],
+    [
+      'a database of another campaign',
+      tinySpace({ name: 'other', seed: 8 }),
+      /tiny\.sqlite: this database belongs to another campaign \(it holds campaign "tiny"/,
+    ],
+    [
+      'a changed search space on resume',
+      tinySpace({ seed: 8 }),
+      /tiny\.sqlite: this database belongs to another campaign \(the search space has changed/,
+    ],
   ];
   it.each(cases)('%s', (_name, doc, message) => {
     const before = readFileSync(db);

@@ -25,7 +25,20 @@ const ALLOWED: Record<string, string[]> = {
   queue: ['search', 'eval', 'store', 'kernel'],
   report: ['store', 'gates'],
   release: ['report', 'search', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
-  cli: ['queue', 'release', 'report', 'search', 'search/optimizers', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
+  cli: [
+    'queue',
+    'release',
+    'report',
+    'search',
+    'search/optimizers',
+    'store',
+    'gates',
+    'merge',
+    'eval',
+    'recipe',
+    'checkpoint',
+    'kernel',
+  ],
 };
 
 /** Runtime packages that only one module may import: the single adapter for that runtime. */
@@ -78,7 +91,8 @@ describe('architecture', () => {
         if (to === from || OPEN_TO_ALL.includes(to)) continue;
         // the store may name the records it stores, nothing that decides
         if (from === 'store' && typeOnly) continue;
-        if (!(ALLOWED[from] ?? []).includes(to)) violations.push(`${path.relative(SRC, file)} → ${spec} (${from} may not import ${to})`);
+        if (!(ALLOWED[from] ?? []).includes(to))
+          violations.push(`${path.relative(SRC, file)} → ${spec} (${from} may not import ${to})`);
       }
     }
     expect(violations).toEqual([]);
@@ -96,7 +110,12 @@ describe('architecture', () => {
       const rel = path.relative(SRC, file).split(path.sep).join('/');
       const targets = importsOf(file)
         .filter(({ spec }) => spec.startsWith('.'))
-        .map(({ spec }) => path.relative(SRC, path.resolve(path.dirname(file), spec)).split(path.sep).join('/'));
+        .map(({ spec }) =>
+          path
+            .relative(SRC, path.resolve(path.dirname(file), spec))
+            .split(path.sep)
+            .join('/'),
+        );
       graph.set(rel, targets);
     }
     expect(cyclesOf(graph)).toEqual([]);

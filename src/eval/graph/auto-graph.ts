@@ -22,20 +22,42 @@ export function opSetFor(ep: ExecutionProvider): OpSet {
   return ep === 'cpu' ? 'cpu' : 'plain';
 }
 
-export function buildAutoGraph(baseDir: string, config: Record<string, unknown>, base: TensorSource, options: { ep: ExecutionProvider; layerPath?: readonly number[] }): AutoGraph {
+export function buildAutoGraph(
+  baseDir: string,
+  config: Record<string, unknown>,
+  base: TensorSource,
+  options: { ep: ExecutionProvider; layerPath?: readonly number[] },
+): AutoGraph {
   const configFile = join(baseDir, 'config.json');
   const parsed = parseDecoderConfig(config, configFile);
-  const built = buildDecoderGraph(parsed, { opSet: opSetFor(options.ep), ...(options.layerPath ? { layerPath: options.layerPath } : {}) });
+  const built = buildDecoderGraph(parsed, {
+    opSet: opSetFor(options.ep),
+    ...(options.layerPath ? { layerPath: options.layerPath } : {}),
+  });
   checkCheckpointShapes(parsed, built.weights, base);
-  const entries = built.weights.map((w) => ({ initializer: w.name, tensor: w.name, transpose: false, dims: [...w.shape] }));
-  return { graph: OnnxGraph.fromModel(built.model, configFile), binding: { entries, byContent: 0 }, config: parsed, layerPath: built.layerPath };
+  const entries = built.weights.map((w) => ({
+    initializer: w.name,
+    tensor: w.name,
+    transpose: false,
+    dims: [...w.shape],
+  }));
+  return {
+    graph: OnnxGraph.fromModel(built.model, configFile),
+    binding: { entries, byContent: 0 },
+    config: parsed,
+    layerPath: built.layerPath,
+  };
 }
 
 /** The base model's tokenizer.json, which a built graph needs (there is no graph export to carry one). */
 export function baseTokenizerFile(baseDir: string, suiteFile: string): string {
   const file = join(baseDir, 'tokenizer.json');
   if (!existsSync(file)) {
-    throw new EvomergeError('eval.no_tokenizer', `missing: the graph is built from ${baseDir}, whose tokenizer.json the suite's tokenizer: auto reads (or set tokenizer: in ${suiteFile})`, { file, field: 'tokenizer' });
+    throw new EvomergeError(
+      'eval.no_tokenizer',
+      `missing: the graph is built from ${baseDir}, whose tokenizer.json the suite's tokenizer: auto reads (or set tokenizer: in ${suiteFile})`,
+      { file, field: 'tokenizer' },
+    );
   }
   return file;
 }

@@ -5,12 +5,22 @@
 import { EvomergeError } from '../../errors.ts';
 
 export type DecoderFamily = 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM';
-export const DECODER_FAMILIES: readonly DecoderFamily[] = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
+export const DECODER_FAMILIES: readonly DecoderFamily[] = [
+  'LlamaForCausalLM',
+  'MistralForCausalLM',
+  'Qwen2ForCausalLM',
+];
 
 export type RopeScaling =
   | { readonly type: 'default' }
   | { readonly type: 'linear'; readonly factor: number }
-  | { readonly type: 'llama3'; readonly factor: number; readonly lowFreqFactor: number; readonly highFreqFactor: number; readonly originalMaxPositions: number };
+  | {
+      readonly type: 'llama3';
+      readonly factor: number;
+      readonly lowFreqFactor: number;
+      readonly highFreqFactor: number;
+      readonly originalMaxPositions: number;
+    };
 
 export interface DecoderConfig {
   /** config.json, for error messages. */
@@ -51,16 +61,27 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
   }
   const family = archs[0] as DecoderFamily;
   if (!DECODER_FAMILIES.includes(family)) {
-    return fail('architectures', `${archs[0]} is not supported; evomerge builds graphs for ${DECODER_FAMILIES.join(', ')} (or give the suite a graph: exported with optimum)`);
+    return fail(
+      'architectures',
+      `${archs[0]} is not supported; evomerge builds graphs for ${DECODER_FAMILIES.join(', ')} (or give the suite a graph: exported with optimum)`,
+    );
   }
   const posInt = (key: string, fallback?: number): number => {
     const v = raw[key] ?? fallback;
-    if (!Number.isSafeInteger(v) || (v as number) < 1) return fail(key, v === undefined ? 'missing (a positive integer)' : `expected a positive integer, got ${JSON.stringify(v)}`);
+    if (!Number.isSafeInteger(v) || (v as number) < 1)
+      return fail(
+        key,
+        v === undefined ? 'missing (a positive integer)' : `expected a positive integer, got ${JSON.stringify(v)}`,
+      );
     return v as number;
   };
   const posNum = (key: string, fallback?: number): number => {
     const v = raw[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return fail(key, v === undefined ? 'missing (a positive number)' : `expected a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      return fail(
+        key,
+        v === undefined ? 'missing (a positive number)' : `expected a positive number, got ${JSON.stringify(v)}`,
+      );
     return v;
   };
   const bool = (key: string, fallback: boolean): boolean => {
@@ -70,30 +91,43 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
   };
 
   if (raw.quantization_config !== undefined && raw.quantization_config !== null) {
-    fail('quantization_config', 'quantized checkpoints (fp8, int8, int4…) cannot be merged or scored; use the float32, float16 or bfloat16 release');
+    fail(
+      'quantization_config',
+      'quantized checkpoints (fp8, int8, int4…) cannot be merged or scored; use the float32, float16 or bfloat16 release',
+    );
   }
   const dtype = raw.torch_dtype ?? raw.dtype;
   if (dtype !== undefined && dtype !== null && !['float32', 'float16', 'bfloat16'].includes(dtype as string)) {
-    fail(raw.torch_dtype !== undefined ? 'torch_dtype' : 'dtype', `${JSON.stringify(dtype)} is not supported; expected float32, float16 or bfloat16`);
+    fail(
+      raw.torch_dtype !== undefined ? 'torch_dtype' : 'dtype',
+      `${JSON.stringify(dtype)} is not supported; expected float32, float16 or bfloat16`,
+    );
   }
   const act = raw.hidden_act ?? 'silu';
-  if (act !== 'silu') fail('hidden_act', `${JSON.stringify(act)} is not supported (only silu, the SiLU-gated MLP of these families)`);
+  if (act !== 'silu')
+    fail('hidden_act', `${JSON.stringify(act)} is not supported (only silu, the SiLU-gated MLP of these families)`);
 
   const hiddenSize = posInt('hidden_size');
   const heads = posInt('num_attention_heads');
   const kvHeads = posInt('num_key_value_heads', heads);
   if (heads % kvHeads !== 0) fail('num_key_value_heads', `${kvHeads} does not divide num_attention_heads ${heads}`);
   const headDim = raw.head_dim === undefined || raw.head_dim === null ? hiddenSize / heads : posInt('head_dim');
-  if (!Number.isInteger(headDim)) fail('num_attention_heads', `${heads} does not divide hidden_size ${hiddenSize}; give head_dim`);
+  if (!Number.isInteger(headDim))
+    fail('num_attention_heads', `${heads} does not divide hidden_size ${hiddenSize}; give head_dim`);
   if (headDim % 2 !== 0) fail('head_dim', `${headDim} is odd; rotary embeddings need an even head size`);
   const partial = raw.partial_rotary_factor;
-  if (partial !== undefined && partial !== null && partial !== 1) fail('partial_rotary_factor', `${JSON.stringify(partial)} is not supported (only 1)`);
+  if (partial !== undefined && partial !== null && partial !== 1)
+    fail('partial_rotary_factor', `${JSON.stringify(partial)} is not supported (only 1)`);
 
   let slidingWindow: number | undefined;
   if (family === 'MistralForCausalLM') {
     if (raw.sliding_window !== undefined && raw.sliding_window !== null) slidingWindow = posInt('sliding_window');
   } else if (family === 'Qwen2ForCausalLM') {
-    if (bool('use_sliding_window', false)) fail('use_sliding_window', 'true is not supported (a sliding window on only some layers); evomerge builds full attention');
+    if (bool('use_sliding_window', false))
+      fail(
+        'use_sliding_window',
+        'true is not supported (a sliding window on only some layers); evomerge builds full attention',
+      );
   }
 
   const attentionBias = family === 'LlamaForCausalLM' ? bool('attention_bias', false) : false;
@@ -127,7 +161,11 @@ function parseRopeScaling(raw: unknown, fail: (field: string, what: string) => n
   const type = r[typeKey] ?? 'default';
   const num = (key: string): number => {
     const v = r[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return fail(`rope_scaling.${key}`, v === undefined ? 'missing (a positive number)' : `expected a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      return fail(
+        `rope_scaling.${key}`,
+        v === undefined ? 'missing (a positive number)' : `expected a positive number, got ${JSON.stringify(v)}`,
+      );
     return v;
   };
   switch (type) {
@@ -136,8 +174,15 @@ function parseRopeScaling(raw: unknown, fail: (field: string, what: string) => n
     case 'linear':
       return { type: 'linear', factor: num('factor') };
     case 'llama3': {
-      const s = { type: 'llama3' as const, factor: num('factor'), lowFreqFactor: num('low_freq_factor'), highFreqFactor: num('high_freq_factor'), originalMaxPositions: num('original_max_position_embeddings') };
-      if (s.highFreqFactor <= s.lowFreqFactor) fail('rope_scaling.high_freq_factor', `${s.highFreqFactor} must exceed low_freq_factor ${s.lowFreqFactor}`);
+      const s = {
+        type: 'llama3' as const,
+        factor: num('factor'),
+        lowFreqFactor: num('low_freq_factor'),
+        highFreqFactor: num('high_freq_factor'),
+        originalMaxPositions: num('original_max_position_embeddings'),
+      };
+      if (s.highFreqFactor <= s.lowFreqFactor)
+        fail('rope_scaling.high_freq_factor', `${s.highFreqFactor} must exceed low_freq_factor ${s.lowFreqFactor}`);
       return s;
     }
     default:
@@ -169,11 +214,19 @@ export function layerWeights(c: DecoderConfig, layer: number): WeightSpec[] {
     { name: `${p}.mlp.down_proj.weight`, shape: [h, c.intermediateSize] },
   ];
   if (c.qkvBias) {
-    out.push({ name: `${p}.self_attn.q_proj.bias`, shape: [q] }, { name: `${p}.self_attn.k_proj.bias`, shape: [kv] }, { name: `${p}.self_attn.v_proj.bias`, shape: [kv] });
+    out.push(
+      { name: `${p}.self_attn.q_proj.bias`, shape: [q] },
+      { name: `${p}.self_attn.k_proj.bias`, shape: [kv] },
+      { name: `${p}.self_attn.v_proj.bias`, shape: [kv] },
+    );
   }
   if (c.oBias) out.push({ name: `${p}.self_attn.o_proj.bias`, shape: [h] });
   if (c.mlpBias) {
-    out.push({ name: `${p}.mlp.gate_proj.bias`, shape: [c.intermediateSize] }, { name: `${p}.mlp.up_proj.bias`, shape: [c.intermediateSize] }, { name: `${p}.mlp.down_proj.bias`, shape: [h] });
+    out.push(
+      { name: `${p}.mlp.gate_proj.bias`, shape: [c.intermediateSize] },
+      { name: `${p}.mlp.up_proj.bias`, shape: [c.intermediateSize] },
+      { name: `${p}.mlp.down_proj.bias`, shape: [h] },
+    );
   }
   return out;
 }
@@ -190,10 +243,17 @@ export function outerWeights(c: DecoderConfig): WeightSpec[] {
 
 /** Checks a layer path (source layer indices, in the order the graph runs them) against the config. */
 export function checkLayerPath(c: DecoderConfig, path: readonly number[]): void {
-  if (path.length === 0) throw new EvomergeError('graph.bad_layer_path', 'empty: a decoder runs at least one layer', { field: 'layer_path' });
+  if (path.length === 0)
+    throw new EvomergeError('graph.bad_layer_path', 'empty: a decoder runs at least one layer', {
+      field: 'layer_path',
+    });
   path.forEach((l, i) => {
     if (!Number.isInteger(l) || l < 0 || l >= c.layers) {
-      throw new EvomergeError('graph.bad_layer_path', `${l} is not a layer of this model (0..${c.layers - 1}, num_hidden_layers in ${c.file})`, { field: `layer_path[${i}]` });
+      throw new EvomergeError(
+        'graph.bad_layer_path',
+        `${l} is not a layer of this model (0..${c.layers - 1}, num_hidden_layers in ${c.file})`,
+        { field: `layer_path[${i}]` },
+      );
     }
   });
 }

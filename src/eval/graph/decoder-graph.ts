@@ -38,7 +38,8 @@ export interface DecoderGraph {
 export function ropeInverseFrequencies(c: DecoderConfig): Float32Array {
   const half = c.headDim / 2;
   const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) inv[i] = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, Math.fround((2 * i) / c.headDim))));
+  for (let i = 0; i < half; i++)
+    inv[i] = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, Math.fround((2 * i) / c.headDim))));
   const s = c.ropeScaling;
   if (s.type === 'linear') for (let i = 0; i < half; i++) inv[i] = Math.fround(inv[i]! / s.factor);
   if (s.type === 'llama3') {
@@ -81,15 +82,23 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
 
   let normConsts: { eps: string; two: string; one: string } | undefined;
   const rmsNorm = (x: string, w: string): string => {
-    if (opSet === 'cpu') return g.node('SimplifiedLayerNormalization', [x, w], [attrInt('axis', -1), attrFloat('epsilon', c.rmsNormEps)]);
+    if (opSet === 'cpu')
+      return g.node('SimplifiedLayerNormalization', [x, w], [attrInt('axis', -1), attrFloat('epsilon', c.rmsNormEps)]);
     normConsts ??= { eps: g.constF([c.rmsNormEps], []), two: g.constF([2], []), one: g.constF([1], []) };
     const { eps, two, one } = normConsts;
-    const meanSquare = g.node('ReduceMean', [g.node('Pow', [x, two])], [attrInts('axes', [-1]), attrInt('keepdims', 1)]);
+    const meanSquare = g.node(
+      'ReduceMean',
+      [g.node('Pow', [x, two])],
+      [attrInts('axes', [-1]), attrInt('keepdims', 1)],
+    );
     const inv = g.node('Div', [one, g.node('Sqrt', [g.node('Add', [meanSquare, eps])])]);
     return g.node('Mul', [w, g.node('Mul', [x, inv])]);
   };
   const linear = (x: string, w: string, bias?: string): string => {
-    const y = opSet === 'cpu' ? g.node('FusedMatMul', [x, w], [attrInt('transB', 1), attrFloat('alpha', 1)], undefined, MS_DOMAIN) : g.node('MatMul', [x, g.node('Transpose', [w], [attrInts('perm', [1, 0])])]);
+    const y =
+      opSet === 'cpu'
+        ? g.node('FusedMatMul', [x, w], [attrInt('transB', 1), attrFloat('alpha', 1)], undefined, MS_DOMAIN)
+        : g.node('MatMul', [x, g.node('Transpose', [w], [attrInts('perm', [1, 0])])]);
     return bias ? g.node('Add', [y, bias]) : y;
   };
 
@@ -98,11 +107,17 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
   const rope = (x: string): string => {
     ropeTables ??= (() => {
       const invFreq = g.constF(ropeInverseFrequencies(c), [1, D / 2]);
-      const posF = g.node('Unsqueeze', [g.node('Cast', ['position_ids'], [attrInt('to', OnnxDataType.FLOAT)]), g.constI([-1], [1])]);
+      const posF = g.node('Unsqueeze', [
+        g.node('Cast', ['position_ids'], [attrInt('to', OnnxDataType.FLOAT)]),
+        g.constI([-1], [1]),
+      ]);
       const freqs = g.node('Mul', [posF, invFreq]);
       const angles = g.node('Concat', [freqs, freqs], [attrInt('axis', -1)]);
       const axis1 = g.constI([1], [1]);
-      return { cos: g.node('Unsqueeze', [g.node('Cos', [angles]), axis1]), sin: g.node('Unsqueeze', [g.node('Sin', [angles]), axis1]) };
+      return {
+        cos: g.node('Unsqueeze', [g.node('Cos', [angles]), axis1]),
+        sin: g.node('Unsqueeze', [g.node('Sin', [angles]), axis1]),
+      };
     })();
     const x1 = g.node('Slice', [x, g.constI([0], [1]), g.constI([D / 2], [1]), g.constI([3], [1])]);
     const x2 = g.node('Slice', [x, g.constI([D / 2], [1]), g.constI([D], [1]), g.constI([3], [1])]);
@@ -130,7 +145,10 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
       const tooOld = g.node('LessOrEqual', [keyPos, g.node('Sub', [queryPos, g.constI([c.slidingWindow], [])])]);
       hiddenKeys = g.node('Or', [hiddenKeys, tooOld]);
     }
-    return (maskValue = g.node('Unsqueeze', [g.node('Where', [hiddenKeys, g.constF([-Infinity], []), g.constF([0], [])]), g.constI([1, 2], [2])]));
+    return (maskValue = g.node('Unsqueeze', [
+      g.node('Where', [hiddenKeys, g.constF([-Infinity], []), g.constF([0], [])]),
+      g.constI([1, 2], [2]),
+    ]));
   };
   const scale = g.constF([1 / Math.sqrt(D)], []);
 
@@ -154,10 +172,18 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
           sinT[p * (D / 2) + i] = Math.sin(a);
         }
       }
-      return { seqlensK, total: g.node('Cast', [t], [attrInt('to', OnnxDataType.INT32)]), cos: g.constF(cosT, [positions, D / 2]), sin: g.constF(sinT, [positions, D / 2]) };
+      return {
+        seqlensK,
+        total: g.node('Cast', [t], [attrInt('to', OnnxDataType.INT32)]),
+        cos: g.constF(cosT, [positions, D / 2]),
+        sin: g.constF(sinT, [positions, D / 2]),
+      };
     })());
 
-  const inputs: ValueInfoMessage[] = [valueInfo('input_ids', OnnxDataType.INT64, ['batch', 'seq']), valueInfo('position_ids', OnnxDataType.INT64, ['batch', 'seq'])];
+  const inputs: ValueInfoMessage[] = [
+    valueInfo('input_ids', OnnxDataType.INT64, ['batch', 'seq']),
+    valueInfo('position_ids', OnnxDataType.INT64, ['batch', 'seq']),
+  ];
   const outputs: ValueInfoMessage[] = [valueInfo('logits', OnnxDataType.FLOAT, ['batch', 'seq', c.vocabSize])];
 
   let x = g.node('Gather', [weight(outer.get('model.embed_tokens.weight')!), 'input_ids']);
@@ -165,7 +191,8 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
     const spec = new Map(layerWeights(c, source).map((w) => [w.name.slice(`model.layers.${source}.`.length), w]));
     const w = (key: string) => weight(spec.get(key)!);
     const b = (key: string) => (spec.has(key) ? weight(spec.get(key)!) : undefined);
-    const toHeads = (y: string, count: number) => g.node('Transpose', [g.node('Reshape', [y, g.constI([0, 0, count, D], [4])])], [attrInts('perm', [0, 2, 1, 3])]);
+    const toHeads = (y: string, count: number) =>
+      g.node('Transpose', [g.node('Reshape', [y, g.constI([0, 0, count, D], [4])])], [attrInts('perm', [0, 2, 1, 3])]);
 
     const h = rmsNorm(x, w('input_layernorm.weight'));
     for (const kv of ['key', 'value']) {
@@ -180,14 +207,30 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
       // sliding-window) masking and grouped heads in one kernel, from the flat projections.
       const out = g.fresh('GroupQueryAttention');
       const gqa = gqaInputs();
-      g.nodeN('GroupQueryAttention', [qFlat, kFlat, vFlat, `past_key_values.${n}.key`, `past_key_values.${n}.value`, gqa.seqlensK, gqa.total, gqa.cos, gqa.sin], [out, `present.${n}.key`, `present.${n}.value`], [
-        attrInt('num_heads', H),
-        attrInt('kv_num_heads', KV),
-        attrFloat('scale', 1 / Math.sqrt(D)),
-        attrInt('do_rotary', 1),
-        attrInt('rotary_interleaved', 0),
-        ...(c.slidingWindow !== undefined ? [attrInt('local_window_size', c.slidingWindow)] : []),
-      ], MS_DOMAIN);
+      g.nodeN(
+        'GroupQueryAttention',
+        [
+          qFlat,
+          kFlat,
+          vFlat,
+          `past_key_values.${n}.key`,
+          `past_key_values.${n}.value`,
+          gqa.seqlensK,
+          gqa.total,
+          gqa.cos,
+          gqa.sin,
+        ],
+        [out, `present.${n}.key`, `present.${n}.value`],
+        [
+          attrInt('num_heads', H),
+          attrInt('kv_num_heads', KV),
+          attrFloat('scale', 1 / Math.sqrt(D)),
+          attrInt('do_rotary', 1),
+          attrInt('rotary_interleaved', 0),
+          ...(c.slidingWindow !== undefined ? [attrInt('local_window_size', c.slidingWindow)] : []),
+        ],
+        MS_DOMAIN,
+      );
       x = g.node('Add', [x, linear(out, w('self_attn.o_proj.weight'), b('self_attn.o_proj.bias'))]);
     } else {
       const q = rope(toHeads(qFlat, H));
@@ -198,11 +241,21 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
       // Grouped-query attention without copying keys: queries as [batch, kv, groups, seq, D] against keys as
       // [batch, kv, 1, D, total] (query head h reads kv head ⌊h / groups⌋, transformers' repeat_kv).
       const q5 = g.node('Reshape', [q, g.constI([0, KV, groups, -1, D], [5])]);
-      const k5 = g.node('Unsqueeze', [g.node('Transpose', [kAll], [attrInts('perm', [0, 1, 3, 2])]), g.constI([2], [1])]);
+      const k5 = g.node('Unsqueeze', [
+        g.node('Transpose', [kAll], [attrInts('perm', [0, 1, 3, 2])]),
+        g.constI([2], [1]),
+      ]);
       const v5 = g.node('Unsqueeze', [vAll, g.constI([2], [1])]);
       const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q5, k5]), scale]), mask()]);
       const attn = g.node('MatMul', [g.node('Softmax', [scores], [attrInt('axis', -1)]), v5]);
-      const merged = g.node('Reshape', [g.node('Transpose', [g.node('Reshape', [attn, g.constI([0, H, -1, D], [4])])], [attrInts('perm', [0, 2, 1, 3])]), g.constI([0, 0, H * D], [3])]);
+      const merged = g.node('Reshape', [
+        g.node(
+          'Transpose',
+          [g.node('Reshape', [attn, g.constI([0, H, -1, D], [4])])],
+          [attrInts('perm', [0, 2, 1, 3])],
+        ),
+        g.constI([0, 0, H * D], [3]),
+      ]);
       x = g.node('Add', [x, linear(merged, w('self_attn.o_proj.weight'), b('self_attn.o_proj.bias'))]);
     }
 
@@ -231,15 +284,27 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
 export function checkCheckpointShapes(
   c: DecoderConfig,
   weights: readonly WeightSpec[],
-  checkpoint: { location: string; hasTensor(name: string): boolean; tensorInfo(name: string): { shape: readonly number[] } },
+  checkpoint: {
+    location: string;
+    hasTensor(name: string): boolean;
+    tensorInfo(name: string): { shape: readonly number[] };
+  },
 ): void {
   for (const w of weights) {
     if (!checkpoint.hasTensor(w.name)) {
-      throw new EvomergeError('graph.missing_tensor', `the checkpoint lacks this tensor, which ${c.family} with this config.json needs`, { file: checkpoint.location, field: `tensor "${w.name}"` });
+      throw new EvomergeError(
+        'graph.missing_tensor',
+        `the checkpoint lacks this tensor, which ${c.family} with this config.json needs`,
+        { file: checkpoint.location, field: `tensor "${w.name}"` },
+      );
     }
     const shape = checkpoint.tensorInfo(w.name).shape;
     if (shape.length !== w.shape.length || shape.some((d, i) => d !== w.shape[i])) {
-      throw new EvomergeError('graph.shape_mismatch', `shape [${shape.join(', ')}] but ${c.file} implies [${w.shape.join(', ')}]`, { file: checkpoint.location, field: `tensor "${w.name}"` });
+      throw new EvomergeError(
+        'graph.shape_mismatch',
+        `shape [${shape.join(', ')}] but ${c.file} implies [${w.shape.join(', ')}]`,
+        { file: checkpoint.location, field: `tensor "${w.name}"` },
+      );
     }
   }
 }

@@ -1,6 +1,12 @@
 // A small helper to emit ONNX graphs node by node: fresh value names, constants, attributes and value infos.
 // Only what the decoder builder needs; the encoding itself is onnx-proto.ts's.
-import { OnnxDataType, type AttributeMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from '../onnx-proto.ts';
+import {
+  OnnxDataType,
+  type AttributeMessage,
+  type NodeMessage,
+  type TensorMessage,
+  type ValueInfoMessage,
+} from '../onnx-proto.ts';
 
 export const MS_DOMAIN = 'com.microsoft';
 
@@ -16,30 +22,59 @@ export class OnnxWriter {
   /** Appends a node with one output (named `out`, or fresh) and returns that output's name. */
   node(op: string, inputs: string[], attrs: AttributeMessage[] = [], out?: string, domain?: string): string {
     const o = out ?? this.fresh(op);
-    this.nodes.push({ opType: op, input: inputs, output: [o], name: o, attribute: attrs, ...(domain ? { domain } : {}) });
+    this.nodes.push({
+      opType: op,
+      input: inputs,
+      output: [o],
+      name: o,
+      attribute: attrs,
+      ...(domain ? { domain } : {}),
+    });
     return o;
   }
 
   /** Appends a node with several outputs (empty names for outputs not wanted). */
   nodeN(op: string, inputs: string[], outputs: string[], attrs: AttributeMessage[] = [], domain?: string): void {
-    this.nodes.push({ opType: op, input: inputs, output: outputs, name: this.fresh(op), attribute: attrs, ...(domain ? { domain } : {}) });
+    this.nodes.push({
+      opType: op,
+      input: inputs,
+      output: outputs,
+      name: this.fresh(op),
+      attribute: attrs,
+      ...(domain ? { domain } : {}),
+    });
   }
 
   constF(values: ArrayLike<number>, dims: number[]): string {
     const name = this.fresh('constF');
-    this.initializers.push({ name, dataType: OnnxDataType.FLOAT, dims, rawData: new Uint8Array(Float32Array.from(values).buffer) });
+    this.initializers.push({
+      name,
+      dataType: OnnxDataType.FLOAT,
+      dims,
+      rawData: new Uint8Array(Float32Array.from(values).buffer),
+    });
     return name;
   }
 
   constI(values: number[], dims: number[]): string {
     const name = this.fresh('constI');
-    this.initializers.push({ name, dataType: OnnxDataType.INT64, dims, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
+    this.initializers.push({
+      name,
+      dataType: OnnxDataType.INT64,
+      dims,
+      rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer),
+    });
     return name;
   }
 
   constI32(values: number[], dims: number[]): string {
     const name = this.fresh('constI32');
-    this.initializers.push({ name, dataType: OnnxDataType.INT32, dims, rawData: new Uint8Array(Int32Array.from(values).buffer) });
+    this.initializers.push({
+      name,
+      dataType: OnnxDataType.INT32,
+      dims,
+      rawData: new Uint8Array(Int32Array.from(values).buffer),
+    });
     return name;
   }
 }
@@ -49,5 +84,13 @@ export const attrInts = (name: string, ints: number[]): AttributeMessage => ({ n
 export const attrFloat = (name: string, f: number): AttributeMessage => ({ name, type: 1, f });
 
 export function valueInfo(name: string, elemType: number, dims: (number | string)[]): ValueInfoMessage {
-  return { name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } } };
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
 }

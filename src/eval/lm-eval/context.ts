@@ -11,7 +11,10 @@ export function buildContext(s: LmEvalSettings, doc: Doc, shots: readonly Doc[],
   const t = s.task;
   const description = t.description ? renderTemplate(t, 'description', t.description, doc, where) : '';
   const question = questionText(t, doc, where);
-  const examples = shots.map((ex, k) => ({ q: questionText(t, ex, `few-shot example ${k}`), a: targetText(t, ex, `few-shot example ${k}`) }));
+  const examples = shots.map((ex, k) => ({
+    q: questionText(t, ex, `few-shot example ${k}`),
+    a: targetText(t, ex, `few-shot example ${k}`),
+  }));
   if (s.chatTemplate) {
     const messages: ChatMessage[] = [];
     if (description) messages.push({ role: 'system', content: description });

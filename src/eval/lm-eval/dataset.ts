@@ -26,11 +26,20 @@ export function availableSplits(task: LmEvalTask, folders: DatasetFolders): stri
 }
 
 /** Reads every doc of `split`; `splitKey` names the task-file key that asked for it (for messages). */
-export async function loadSplit(task: LmEvalTask, split: string, splitKey: string, folders: DatasetFolders): Promise<Doc[]> {
+export async function loadSplit(
+  task: LmEvalTask,
+  split: string,
+  splitKey: string,
+  folders: DatasetFolders,
+): Promise<Doc[]> {
   const files = splitFiles(task, split, splitKey, folders);
   const docs: Doc[] = [];
   for (const f of files) docs.push(...(await readDataFile(f)));
-  if (docs.length === 0) throw new EvomergeError('lm_eval.empty_split', `split "${split}" has no rows`, { file: files[0]!, field: splitKey });
+  if (docs.length === 0)
+    throw new EvomergeError('lm_eval.empty_split', `split "${split}" has no rows`, {
+      file: files[0]!,
+      field: splitKey,
+    });
   return docs;
 }
 
@@ -38,8 +47,18 @@ function splitFiles(task: LmEvalTask, split: string, splitKey: string, folders: 
   const keyFile = task.keyFiles.get(splitKey) ?? task.file;
   if (task.dataFiles) {
     const files = task.dataFiles[split];
-    if (!files) throw new EvomergeError('lm_eval.no_split', `split "${split}" does not exist (data_files has: ${Object.keys(task.dataFiles).join(', ')})`, { file: keyFile, field: splitKey });
-    for (const f of files) if (!existsSync(f)) throw new EvomergeError('lm_eval.data_not_found', `${f} not found`, { file: task.keyFiles.get('dataset_kwargs') ?? task.file, field: `dataset_kwargs.data_files.${split}` });
+    if (!files)
+      throw new EvomergeError(
+        'lm_eval.no_split',
+        `split "${split}" does not exist (data_files has: ${Object.keys(task.dataFiles).join(', ')})`,
+        { file: keyFile, field: splitKey },
+      );
+    for (const f of files)
+      if (!existsSync(f))
+        throw new EvomergeError('lm_eval.data_not_found', `${f} not found`, {
+          file: task.keyFiles.get('dataset_kwargs') ?? task.file,
+          field: `dataset_kwargs.data_files.${split}`,
+        });
     return files;
   }
   const dir = datasetDir(task, folders);
@@ -49,7 +68,11 @@ function splitFiles(task: LmEvalTask, split: string, splitKey: string, folders: 
     .map((f) => join(dir, f));
   if (files.length === 0) {
     const has = availableSplits(task, folders);
-    throw new EvomergeError('lm_eval.no_split', `split "${split}" does not exist in ${dir} (it has: ${has.join(', ') || 'no split files'})`, { file: keyFile, field: splitKey });
+    throw new EvomergeError(
+      'lm_eval.no_split',
+      `split "${split}" does not exist in ${dir} (it has: ${has.join(', ') || 'no split files'})`,
+      { file: keyFile, field: splitKey },
+    );
   }
   return files;
 }
@@ -58,13 +81,25 @@ function splitFiles(task: LmEvalTask, split: string, splitKey: string, folders: 
 function datasetDir(task: LmEvalTask, folders: DatasetFolders): string {
   const root = folders.get(task.datasetPath);
   if (!root) {
-    throw new EvomergeError('lm_eval.no_local_data', `hub dataset "${task.datasetPath}" has no local folder: map it in the suite's \`datasets:\` (${task.datasetPath}: path/to/folder)`, { file: task.keyFiles.get('dataset_path') ?? task.file, field: 'dataset_path' });
+    throw new EvomergeError(
+      'lm_eval.no_local_data',
+      `hub dataset "${task.datasetPath}" has no local folder: map it in the suite's \`datasets:\` (${task.datasetPath}: path/to/folder)`,
+      { file: task.keyFiles.get('dataset_path') ?? task.file, field: 'dataset_path' },
+    );
   }
-  const candidates = task.datasetName ? [join(root, task.datasetName)] : [root, join(root, 'default'), join(root, 'data')];
-  const dir = candidates.find((d) => existsSync(d) && statSync(d).isDirectory() && readdirSync(d).some((f) => /\.(parquet|jsonl|json|csv)$/.test(f)));
+  const candidates = task.datasetName
+    ? [join(root, task.datasetName)]
+    : [root, join(root, 'default'), join(root, 'data')];
+  const dir = candidates.find(
+    (d) =>
+      existsSync(d) && statSync(d).isDirectory() && readdirSync(d).some((f) => /\.(parquet|jsonl|json|csv)$/.test(f)),
+  );
   if (!dir) {
     const field = task.datasetName ? 'dataset_name' : 'dataset_path';
-    throw new EvomergeError('lm_eval.no_local_data', `no data files in ${candidates[0]}`, { file: task.keyFiles.get(field) ?? task.file, field });
+    throw new EvomergeError('lm_eval.no_local_data', `no data files in ${candidates[0]}`, {
+      file: task.keyFiles.get(field) ?? task.file,
+      field,
+    });
   }
   return dir;
 }
@@ -90,7 +125,8 @@ export async function readDataFile(file: string): Promise<Doc[]> {
   if (trimmed.startsWith('[')) {
     try {
       const arr = JSON.parse(text) as unknown;
-      if (!Array.isArray(arr) || !arr.every((x) => typeof x === 'object' && x !== null && !Array.isArray(x))) throw new Error('expected a list of objects');
+      if (!Array.isArray(arr) || !arr.every((x) => typeof x === 'object' && x !== null && !Array.isArray(x)))
+        throw new Error('expected a list of objects');
       return arr as Doc[];
     } catch (err) {
       throw new EvomergeError('lm_eval.bad_data', `not a JSON list of objects (${(err as Error).message})`, { file });
@@ -103,9 +139,14 @@ export async function readDataFile(file: string): Promise<Doc[]> {
     try {
       obj = JSON.parse(line);
     } catch (err) {
-      throw new EvomergeError('lm_eval.bad_data', `not valid JSON (${(err as Error).message})`, { file, line: i + 1, field: '(line)' });
+      throw new EvomergeError('lm_eval.bad_data', `not valid JSON (${(err as Error).message})`, {
+        file,
+        line: i + 1,
+        field: '(line)',
+      });
     }
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new EvomergeError('lm_eval.bad_data', 'expected a JSON object', { file, line: i + 1, field: '(line)' });
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+      throw new EvomergeError('lm_eval.bad_data', 'expected a JSON object', { file, line: i + 1, field: '(line)' });
     docs.push(obj as Doc);
   });
   return docs;
@@ -116,7 +157,8 @@ function normalise(v: unknown): unknown {
   if (typeof v === 'bigint') return Number(v);
   if (Array.isArray(v)) return v.map(normalise);
   if (v instanceof Date) return v.toISOString();
-  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalise(x)]));
+  if (typeof v === 'object' && v !== null)
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalise(x)]));
   return v;
 }
 
@@ -151,8 +193,15 @@ function readCsv(text: string, file: string): Doc[] {
   const [header, ...body] = rows;
   if (!header) return [];
   body.forEach((r, i) => {
-    if (r.length !== header.length) throw new EvomergeError('lm_eval.bad_data', `expected ${header.length} cells, got ${r.length}`, { file, line: i + 2, field: '(row)' });
+    if (r.length !== header.length)
+      throw new EvomergeError('lm_eval.bad_data', `expected ${header.length} cells, got ${r.length}`, {
+        file,
+        line: i + 2,
+        field: '(row)',
+      });
   });
-  const numeric = header.map((_, c) => body.length > 0 && body.every((r) => /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(r[c]!)));
+  const numeric = header.map(
+    (_, c) => body.length > 0 && body.every((r) => /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(r[c]!)),
+  );
   return body.map((r) => Object.fromEntries(header.map((h, c) => [h, numeric[c] ? Number(r[c]) : r[c]])));
 }

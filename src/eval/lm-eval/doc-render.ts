@@ -21,7 +21,11 @@ export function renderTemplate(task: LmEvalTask, key: string, source: string, do
     return t.render(doc);
   } catch (err) {
     if (!(err instanceof TemplateError)) throw err;
-    throw new EvomergeError('lm_eval.template_error', `Jinja error in ${JSON.stringify(source)} on ${where}: ${err.message}`, { file: task.keyFiles.get(key) ?? task.file, field: key });
+    throw new EvomergeError(
+      'lm_eval.template_error',
+      `Jinja error in ${JSON.stringify(source)} on ${where}: ${err.message}`,
+      { file: task.keyFiles.get(key) ?? task.file, field: key },
+    );
   }
 }
 
@@ -33,7 +37,11 @@ function fieldOrTemplate(task: LmEvalTask, key: string, spec: string, doc: Doc, 
 export function docToText(task: LmEvalTask, doc: Doc, where: string): TextValue {
   const spec = task.docToText;
   if (typeof spec === 'number') return spec;
-  if (typeof spec !== 'string') throw new EvomergeError('lm_eval.bad_task', 'expected a field name or a template', { file: task.keyFiles.get('doc_to_text') ?? task.file, field: 'doc_to_text' });
+  if (typeof spec !== 'string')
+    throw new EvomergeError('lm_eval.bad_task', 'expected a field name or a template', {
+      file: task.keyFiles.get('doc_to_text') ?? task.file,
+      field: 'doc_to_text',
+    });
   const isField = Object.prototype.hasOwnProperty.call(doc, spec);
   const v = fieldOrTemplate(task, 'doc_to_text', spec, doc, where);
   if (!isField && typeof v === 'string' && /^\d+$/.test(v) && task.docToChoice !== undefined) return Number(v);
@@ -82,7 +90,12 @@ export function docToChoice(task: LmEvalTask, doc: Doc, where: string): string[]
       }
     }
   }
-  if (!Array.isArray(v) || v.length === 0) throw new EvomergeError('lm_eval.bad_choices', `on ${where}: expected a list of choices, got ${JSON.stringify(v)}`, field);
+  if (!Array.isArray(v) || v.length === 0)
+    throw new EvomergeError(
+      'lm_eval.bad_choices',
+      `on ${where}: expected a list of choices, got ${JSON.stringify(v)}`,
+      field,
+    );
   return v.map((c) => String(c));
 }
 
@@ -97,6 +110,7 @@ export function targetText(task: LmEvalTask, doc: Doc, where: string): string {
 /** The question as text (an index into the choices when doc_to_text renders one). */
 export function questionText(task: LmEvalTask, doc: Doc, where: string): string {
   const q = docToText(task, doc, where);
-  if (typeof q === 'number') return task.docToChoice !== undefined ? (docToChoice(task, doc, where)[q] ?? String(q)) : String(q);
+  if (typeof q === 'number')
+    return task.docToChoice !== undefined ? (docToChoice(task, doc, where)[q] ?? String(q)) : String(q);
   return q;
 }

@@ -32,7 +32,8 @@ class StrictInterpreter extends HookedInterpreter {
   private guarded = 0;
   override evaluateIdentifier(node: AstNode, env: Environment): RuntimeValue {
     const v = super.evaluateIdentifier(node, env);
-    if (v.type === 'UndefinedValue' && this.guarded === 0) throw new TemplateError(`'${String(node.value)}' is undefined`);
+    if (v.type === 'UndefinedValue' && this.guarded === 0)
+      throw new TemplateError(`'${String(node.value)}' is undefined`);
     return v;
   }
   override evaluateTestExpression(node: AstNode, env: Environment): RuntimeValue {
@@ -85,12 +86,24 @@ export class JinjaTemplate {
   render(context: Readonly<Record<string, unknown>>): string {
     const env = new Environment();
     // jinja2's literals in both spellings, and Python's
-    for (const [k, v] of [['true', true], ['false', false], ['none', null], ['True', true], ['False', false], ['None', null]] as const) env.set(k, v);
+    for (const [k, v] of [
+      ['true', true],
+      ['false', false],
+      ['none', null],
+      ['True', true],
+      ['False', false],
+      ['None', null],
+    ] as const)
+      env.set(k, v);
     env.set('raise_exception', (msg: unknown) => {
       throw new TemplateError(`raise_exception: ${String(msg)}`);
     });
-    for (const [k, v] of Object.entries(context)) if (!['true', 'false', 'none', 'True', 'False', 'None'].includes(k)) env.set(k, v ?? null);
-    const interpreter = this.options.strict === false ? (new Interpreter(env) as unknown as InterpreterHooks) : new StrictInterpreter(env);
+    for (const [k, v] of Object.entries(context))
+      if (!['true', 'false', 'none', 'True', 'False', 'None'].includes(k)) env.set(k, v ?? null);
+    const interpreter =
+      this.options.strict === false
+        ? (new Interpreter(env) as unknown as InterpreterHooks)
+        : new StrictInterpreter(env);
     try {
       const out = interpreter.run(this.program);
       return String(out.value);
@@ -104,7 +117,9 @@ function describe(err: unknown): string {
   if (err instanceof TemplateError) return err.message;
   const msg = err instanceof Error ? err.message : String(err);
   // the engine's parser reports a truncated template as a JS property error
-  return /Cannot read properties of undefined/.test(msg) ? 'the template ends early (an unclosed tag or expression)' : msg;
+  return /Cannot read properties of undefined/.test(msg)
+    ? 'the template ends early (an unclosed tag or expression)'
+    : msg;
 }
 
 /** Adds Python's list.index(x) and list.count(x) to the engine's lists (it has only `length`). */
@@ -114,8 +129,11 @@ function addListMethods(): void {
   probe.set('int', 0);
   const list = probe.lookupVariable('list') as unknown as object;
   const ArrayProto = Object.getPrototypeOf(list) as object;
-  const FunctionValue = (probe.lookupVariable('namespace') as unknown as { constructor: new (fn: unknown) => RuntimeValue }).constructor;
-  const IntegerValue = (probe.lookupVariable('int') as unknown as { constructor: new (n: number) => RuntimeValue }).constructor;
+  const FunctionValue = (
+    probe.lookupVariable('namespace') as unknown as { constructor: new (fn: unknown) => RuntimeValue }
+  ).constructor;
+  const IntegerValue = (probe.lookupVariable('int') as unknown as { constructor: new (n: number) => RuntimeValue })
+    .constructor;
   const desc = Object.getOwnPropertyDescriptor(ArrayProto, 'builtins');
   if (!desc?.get || (ArrayProto as { __evomergeListMethods?: boolean }).__evomergeListMethods) return;
   const original = desc.get;
@@ -124,7 +142,8 @@ function addListMethods(): void {
     get(this: { value: RuntimeValue[] }) {
       const map = original.call(this) as Map<string, RuntimeValue>;
       const items = this.value;
-      const same = (a: RuntimeValue, b: RuntimeValue) => a.value === b.value && (a.type === b.type || (typeof a.value === 'number' && typeof b.value === 'number'));
+      const same = (a: RuntimeValue, b: RuntimeValue) =>
+        a.value === b.value && (a.type === b.type || (typeof a.value === 'number' && typeof b.value === 'number'));
       if (!map.has('index')) {
         map.set(
           'index',
@@ -134,7 +153,12 @@ function addListMethods(): void {
             return new IntegerValue(i);
           }),
         );
-        map.set('count', new FunctionValue(([x]: RuntimeValue[]) => new IntegerValue(items.filter((v) => x !== undefined && same(v, x)).length)));
+        map.set(
+          'count',
+          new FunctionValue(
+            ([x]: RuntimeValue[]) => new IntegerValue(items.filter((v) => x !== undefined && same(v, x)).length),
+          ),
+        );
       }
       return map;
     },

@@ -34,7 +34,11 @@ export function argmax(values: readonly number[]): number {
 
 /** multiple_choice: acc from the summed log-likelihoods, acc_norm from them divided by each choice's length in
  *  characters (Python len: code points). */
-export function choiceHits(logliks: readonly number[], choices: readonly string[], gold: number): { acc: boolean; acc_norm: boolean } {
+export function choiceHits(
+  logliks: readonly number[],
+  choices: readonly string[],
+  gold: number,
+): { acc: boolean; acc_norm: boolean } {
   const norm = logliks.map((l, i) => l / [...choices[i]!].length);
   return { acc: argmax(logliks) === gold, acc_norm: argmax(norm) === gold };
 }

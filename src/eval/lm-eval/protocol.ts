@@ -43,8 +43,12 @@ export interface ScoredDocs {
 /** Protocol, in words and as data, recorded with a campaign. */
 export function describeProtocol(s: LmEvalSettings): Record<string, string> {
   const plan = splitPlan(s);
-  const fit = plan.partition ? `${Math.round(s.fitFraction * 100)}% of split "${plan.evalSplit}" (seeded partition, seed ${s.partitionSeed})` : `split "${plan.fitSplit}"`;
-  const test = plan.partition ? `the other ${100 - Math.round(s.fitFraction * 100)}% of split "${plan.evalSplit}"` : `split "${plan.evalSplit}"`;
+  const fit = plan.partition
+    ? `${Math.round(s.fitFraction * 100)}% of split "${plan.evalSplit}" (seeded partition, seed ${s.partitionSeed})`
+    : `split "${plan.fitSplit}"`;
+  const test = plan.partition
+    ? `the other ${100 - Math.round(s.fitFraction * 100)}% of split "${plan.evalSplit}"`
+    : `split "${plan.evalSplit}"`;
   let fewshot = 'none';
   if (s.numFewshot > 0) {
     const source = s.task.fewshotSamples ? 'fewshot_config.samples (inline)' : `split "${fewshotSource(s)}"`;
@@ -62,12 +66,22 @@ interface SplitPlan {
 function splitPlan(s: LmEvalSettings): SplitPlan {
   const t = s.task;
   const evalSplit = t.testSplit ?? t.validationSplit;
-  if (!evalSplit) throw new EvomergeError('lm_eval.no_split', 'the task names neither test_split nor validation_split', { file: t.file, field: 'test_split' });
+  if (!evalSplit)
+    throw new EvomergeError('lm_eval.no_split', 'the task names neither test_split nor validation_split', {
+      file: t.file,
+      field: 'test_split',
+    });
   if (s.fitSplit !== undefined) {
-    if (s.fitSplit === evalSplit) throw new EvomergeError('suite.bad_lm_eval', `fit_split "${s.fitSplit}" is the split the test scores come from; leave fit_split out to partition it`, { file: s.suiteFile, field: `${s.at}.fit_split` });
+    if (s.fitSplit === evalSplit)
+      throw new EvomergeError(
+        'suite.bad_lm_eval',
+        `fit_split "${s.fitSplit}" is the split the test scores come from; leave fit_split out to partition it`,
+        { file: s.suiteFile, field: `${s.at}.fit_split` },
+      );
     return { evalSplit, fitSplit: s.fitSplit, partition: false };
   }
-  if (t.validationSplit && t.testSplit && t.validationSplit !== t.testSplit) return { evalSplit: t.testSplit, fitSplit: t.validationSplit, partition: false };
+  if (t.validationSplit && t.testSplit && t.validationSplit !== t.testSplit)
+    return { evalSplit: t.testSplit, fitSplit: t.validationSplit, partition: false };
   return { evalSplit, fitSplit: evalSplit, partition: true };
 }
 
@@ -75,7 +89,11 @@ function splitPlan(s: LmEvalSettings): SplitPlan {
 function fewshotSource(s: LmEvalSettings): string {
   const t = s.task;
   const src = s.fewshotSplit ?? t.fewshotSplit ?? t.trainingSplit ?? t.validationSplit ?? t.testSplit;
-  if (!src) throw new EvomergeError('lm_eval.no_split', 'num_fewshot > 0 but no split to draw examples from', { file: t.file, field: 'fewshot_split' });
+  if (!src)
+    throw new EvomergeError('lm_eval.no_split', 'num_fewshot > 0 but no split to draw examples from', {
+      file: t.file,
+      field: 'fewshot_split',
+    });
   return src;
 }
 
@@ -84,19 +102,34 @@ export function checkProtocol(s: LmEvalSettings): void {
   const plan = splitPlan(s);
   const has = availableSplits(s.task, s.datasets);
   const need = (split: string, file: string, field: string) => {
-    if (!has.includes(split)) throw new EvomergeError('lm_eval.no_split', `split "${split}" does not exist (the data has: ${has.join(', ') || 'none'})`, { file, field });
+    if (!has.includes(split))
+      throw new EvomergeError(
+        'lm_eval.no_split',
+        `split "${split}" does not exist (the data has: ${has.join(', ') || 'none'})`,
+        { file, field },
+      );
   };
   const keyFile = (k: string) => s.task.keyFiles.get(k) ?? s.task.file;
-  need(plan.evalSplit, keyFile(s.task.testSplit ? 'test_split' : 'validation_split'), s.task.testSplit ? 'test_split' : 'validation_split');
+  need(
+    plan.evalSplit,
+    keyFile(s.task.testSplit ? 'test_split' : 'validation_split'),
+    s.task.testSplit ? 'test_split' : 'validation_split',
+  );
   if (s.fitSplit !== undefined) need(plan.fitSplit, s.suiteFile, `${s.at}.fit_split`);
   else if (!plan.partition) need(plan.fitSplit, keyFile('validation_split'), 'validation_split');
   if (s.numFewshot > 0 && !s.task.fewshotSamples) {
     const src = fewshotSource(s);
     const field = s.fewshotSplit ? `${s.at}.fewshot_split` : 'fewshot_split';
-    const file = s.fewshotSplit ? s.suiteFile : keyFile(s.task.fewshotSplit ? 'fewshot_split' : s.task.trainingSplit ? 'training_split' : 'validation_split');
+    const file = s.fewshotSplit
+      ? s.suiteFile
+      : keyFile(s.task.fewshotSplit ? 'fewshot_split' : s.task.trainingSplit ? 'training_split' : 'validation_split');
     need(src, file, field);
     if (src === plan.evalSplit || src === plan.fitSplit) {
-      throw new EvomergeError('suite.fewshot_leak', `few-shot examples would come from split "${src}", whose docs are scored; give fewshot_split: <another split> in the suite task`, { file: s.suiteFile, field: `${s.at}.fewshot_split` });
+      throw new EvomergeError(
+        'suite.fewshot_leak',
+        `few-shot examples would come from split "${src}", whose docs are scored; give fewshot_split: <another split> in the suite task`,
+        { file: s.suiteFile, field: `${s.at}.fewshot_split` },
+      );
     }
   }
 }
@@ -105,8 +138,14 @@ export function checkProtocol(s: LmEvalSettings): void {
 export async function scoredDocs(s: LmEvalSettings, split: Split): Promise<ScoredDocs> {
   const plan = splitPlan(s);
   const name = split === 'fit' ? plan.fitSplit : plan.evalSplit;
-  const key = split === 'test' || plan.partition ? (s.task.testSplit ? 'test_split' : 'validation_split') : 'validation_split';
-  const all = await loadSplit(s.task, name, s.fitSplit !== undefined && split === 'fit' ? `${s.at}.fit_split` : key, s.datasets);
+  const key =
+    split === 'test' || plan.partition ? (s.task.testSplit ? 'test_split' : 'validation_split') : 'validation_split';
+  const all = await loadSplit(
+    s.task,
+    name,
+    s.fitSplit !== undefined && split === 'fit' ? `${s.at}.fit_split` : key,
+    s.datasets,
+  );
   let indices = all.map((_, i) => i);
   if (plan.partition) {
     const order = seededPermutation(all.length, s.partitionSeed);
@@ -128,7 +167,12 @@ export async function fewshotPool(s: LmEvalSettings): Promise<readonly Doc[]> {
 export function sampleFewshot(s: LmEvalSettings, pool: readonly Doc[], docIndex: number): Doc[] {
   const n = s.numFewshot;
   if (n === 0) return [];
-  if (pool.length < n) throw new EvomergeError('lm_eval.fewshot_short', `num_fewshot is ${n} but the few-shot source has ${pool.length} docs`, { file: s.task.file, field: 'num_fewshot' });
+  if (pool.length < n)
+    throw new EvomergeError(
+      'lm_eval.fewshot_short',
+      `num_fewshot is ${n} but the few-shot source has ${pool.length} docs`,
+      { file: s.task.file, field: 'num_fewshot' },
+    );
   if (s.task.fewshotSampler === 'first_n') return pool.slice(0, n);
   const order = seededPermutation(pool.length, (s.fewshotSeed * 1000003 + docIndex) >>> 0, n);
   return order.slice(0, n).map((i) => pool[i]!);

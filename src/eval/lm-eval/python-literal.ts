@@ -38,7 +38,16 @@ export function parsePythonLiteral(text: string): unknown {
         if (i >= text.length) fail('unclosed string');
         if (text[i] === '\\') {
           const e = text[++i]!;
-          const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', '0': '\0', '/': '/' };
+          const simple: Record<string, string> = {
+            n: '\n',
+            t: '\t',
+            r: '\r',
+            '\\': '\\',
+            "'": "'",
+            '"': '"',
+            '0': '\0',
+            '/': '/',
+          };
           if (e in simple) s += simple[e];
           else if (e === 'u' || e === 'x') {
             const len = e === 'u' ? 4 : 2;

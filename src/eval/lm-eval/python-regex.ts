@@ -58,7 +58,8 @@ export function compilePythonRegex(pattern: string, global = false): RegExp {
       i = end;
       continue;
     }
-    if (c === '(' && /^\(\?[aiLmsux]+[):]/.test(body.slice(i))) throw new PatternError(`inline flags are supported only at the start of the pattern: ${pattern}`);
+    if (c === '(' && /^\(\?[aiLmsux]+[):]/.test(body.slice(i)))
+      throw new PatternError(`inline flags are supported only at the start of the pattern: ${pattern}`);
     if (c === '$' && !multiline) {
       out += '(?=\\n?(?![\\s\\S]))';
       continue;

@@ -18,7 +18,8 @@ import type { LmEvalTask } from './task-file.ts';
 
 /** lm-eval's result keys of a task: `<metric>,<filter>` (filter `none` where the task has none). */
 export function lmEvalMetricNames(task: LmEvalTask): string[] {
-  if (task.outputType === 'generate_until') return task.filters.flatMap((f) => task.metrics.map((m) => `${m.metric},${f.name}`));
+  if (task.outputType === 'generate_until')
+    return task.filters.flatMap((f) => task.metrics.map((m) => `${m.metric},${f.name}`));
   return task.metrics.map((m) => `${m.metric},none`);
 }
 
@@ -61,7 +62,12 @@ export async function evaluateLmEvalTask(
       req.prompts,
       tokenizer,
       forward,
-      { maxNewTokens: s.maxGenToks, stop: t.until, batchTokens: opts.batchTokens, ...(maxPromptTokens !== undefined ? { maxPromptTokens } : {}) },
+      {
+        maxNewTokens: s.maxGenToks,
+        stop: t.until,
+        batchTokens: opts.batchTokens,
+        ...(maxPromptTokens !== undefined ? { maxPromptTokens } : {}),
+      },
       opts.forwardCached,
     );
     const references = req.docs.map((d, i) => targetText(t, d, req.where[i]!));
@@ -78,7 +84,9 @@ export async function evaluateLmEvalTask(
 
   if (t.outputType === 'multiple_choice') {
     const choices = req.docs.map((d, i) => docToChoice(t, d, req.where[i]!));
-    const pairs = req.prompts.flatMap((p, i) => choices[i]!.map((c) => encodePair(tokenizer, p, t.targetDelimiter + c)));
+    const pairs = req.prompts.flatMap((p, i) =>
+      choices[i]!.map((c) => encodePair(tokenizer, p, t.targetDelimiter + c)),
+    );
     const scores = await scoreContinuations(pairs, forward, opts.batchTokens, s.maxLength);
     let at = 0;
     let acc = 0;
@@ -99,7 +107,9 @@ export async function evaluateLmEvalTask(
   }
 
   if (t.outputType === 'loglikelihood') {
-    const pairs = req.prompts.map((p, i) => encodePair(tokenizer, p, t.targetDelimiter + targetText(t, req.docs[i]!, req.where[i]!)));
+    const pairs = req.prompts.map((p, i) =>
+      encodePair(tokenizer, p, t.targetDelimiter + targetText(t, req.docs[i]!, req.where[i]!)),
+    );
     const scores = await scoreContinuations(pairs, forward, opts.batchTokens, s.maxLength);
     const ll = mean(scores.map((x) => x.loglik));
     // perplexity = exp(−mean log-likelihood), SE by the delta method
@@ -119,7 +129,8 @@ export async function evaluateLmEvalTask(
   const pieces: { ctx: number[]; cont: number[]; text: number }[] = [];
   texts.forEach((text, i) => {
     const ids = tokenizer.encode(text);
-    for (let start = 1; start < ids.length; start += window) pieces.push({ ctx: [ids[start - 1]!], cont: ids.slice(start, start + window), text: i });
+    for (let start = 1; start < ids.length; start += window)
+      pieces.push({ ctx: [ids[start - 1]!], cont: ids.slice(start, start + window), text: i });
   });
   const scores = await scoreContinuations(pieces, forward, opts.batchTokens, s.maxLength);
   const sums = new Array<number>(texts.length).fill(0);
@@ -147,14 +158,22 @@ function goldIndex(t: LmEvalTask, doc: Doc, choices: readonly string[], where: s
   const gold = Array.isArray(g) ? g[0] : g;
   const i = typeof gold === 'number' ? gold : choices.indexOf(String(gold));
   if (!Number.isInteger(i) || i < 0 || i >= choices.length) {
-    throw new EvomergeError('lm_eval.bad_target', `on ${where}: target ${JSON.stringify(gold)} is not one of the ${choices.length} choices`, { file: t.keyFiles.get('doc_to_target') ?? t.file, field: 'doc_to_target' });
+    throw new EvomergeError(
+      'lm_eval.bad_target',
+      `on ${where}: target ${JSON.stringify(gold)} is not one of the ${choices.length} choices`,
+      { file: t.keyFiles.get('doc_to_target') ?? t.file, field: 'doc_to_target' },
+    );
   }
   return i;
 }
 
 /** lm-eval's HFLM._encode_pair: trailing whitespace of the context moves to the continuation; the continuation's
  *  tokens are those of context + continuation after the context's. */
-export function encodePair(tokenizer: Tokenizer, context: string, continuation: string): { ctx: number[]; cont: number[] } {
+export function encodePair(
+  tokenizer: Tokenizer,
+  context: string,
+  continuation: string,
+): { ctx: number[]; cont: number[] } {
   const trimmed = context.replace(/\s+$/u, '');
   const moved = context.slice(trimmed.length);
   const whole = tokenizer.encode(trimmed + moved + continuation);
@@ -180,7 +199,10 @@ export async function scoreContinuations(
   });
   const out = rows.map(() => ({ loglik: 0, greedy: true }));
   const inputs = rows.map((r) => r.ids.slice(0, Math.max(1, r.ids.length - 1)));
-  for (const batch of batchesByLength(inputs.map((x) => x.length), batchTokens)) {
+  for (const batch of batchesByLength(
+    inputs.map((x) => x.length),
+    batchTokens,
+  )) {
     const logits = await forward(batch.map((b) => inputs[b]!));
     batch.forEach((b, row) => {
       const r = rows[b]!;

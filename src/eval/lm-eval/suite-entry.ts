@@ -11,8 +11,17 @@ import { lmEvalMetricNames } from './run-task.ts';
 import { loadLmEvalTask } from './task-file.ts';
 
 export const LM_EVAL_TASK_KEYS = [
-  'description', 'lm_eval', 'metric', 'fit_split', 'fit_fraction', 'partition_seed', 'fewshot_split', 'fewshot_seed',
-  'num_fewshot', 'max_gen_toks', 'apply_chat_template',
+  'description',
+  'lm_eval',
+  'metric',
+  'fit_split',
+  'fit_fraction',
+  'partition_seed',
+  'fewshot_split',
+  'fewshot_seed',
+  'num_fewshot',
+  'max_gen_toks',
+  'apply_chat_template',
 ];
 
 /** Suite-wide settings lm-eval tasks read. */
@@ -43,10 +52,18 @@ export function parseLmEvalEntry(raw: Record<string, unknown>, at: string, ctx: 
   const fail = (key: string, what: string, code = 'eval.bad_suite'): never => {
     throw new EvomergeError(code, what, { file, field: `${at}.${key}` });
   };
-  for (const k of Object.keys(raw)) if (!LM_EVAL_TASK_KEYS.includes(k)) fail(k, `unknown key for an lm_eval task (expected one of ${LM_EVAL_TASK_KEYS.join(', ')})`, 'eval.suite_unknown_key');
-  if (typeof raw.lm_eval !== 'string' || raw.lm_eval === '') return fail('lm_eval', 'expected the path of an lm-eval task YAML (relative to the suite file)');
+  for (const k of Object.keys(raw))
+    if (!LM_EVAL_TASK_KEYS.includes(k))
+      fail(
+        k,
+        `unknown key for an lm_eval task (expected one of ${LM_EVAL_TASK_KEYS.join(', ')})`,
+        'eval.suite_unknown_key',
+      );
+  if (typeof raw.lm_eval !== 'string' || raw.lm_eval === '')
+    return fail('lm_eval', 'expected the path of an lm-eval task YAML (relative to the suite file)');
   const taskFile = resolve(ctx.suiteDir, raw.lm_eval);
-  if (!existsSync(taskFile) || !statSync(taskFile).isFile()) return fail('lm_eval', `${raw.lm_eval} not found`, 'eval.suite_missing_file');
+  if (!existsSync(taskFile) || !statSync(taskFile).isFile())
+    return fail('lm_eval', `${raw.lm_eval} not found`, 'eval.suite_missing_file');
   const task = loadLmEvalTask(taskFile);
 
   const int = (key: string, min: number): number | undefined => {
@@ -63,20 +80,30 @@ export function parseLmEvalEntry(raw: Record<string, unknown>, at: string, ctx: 
   };
   let fitFraction = 0.5;
   if (raw.fit_fraction !== undefined) {
-    if (typeof raw.fit_fraction !== 'number' || !(raw.fit_fraction > 0 && raw.fit_fraction < 1)) fail('fit_fraction', 'expected a number strictly between 0 and 1');
+    if (typeof raw.fit_fraction !== 'number' || !(raw.fit_fraction > 0 && raw.fit_fraction < 1))
+      fail('fit_fraction', 'expected a number strictly between 0 and 1');
     fitFraction = raw.fit_fraction as number;
   }
-  if (raw.apply_chat_template !== undefined && typeof raw.apply_chat_template !== 'boolean') fail('apply_chat_template', 'expected true or false');
+  if (raw.apply_chat_template !== undefined && typeof raw.apply_chat_template !== 'boolean')
+    fail('apply_chat_template', 'expected true or false');
   const chat = (raw.apply_chat_template as boolean | undefined) ?? ctx.applyChatTemplate;
   let chatTemplate: ChatTemplate | undefined;
   if (chat) {
-    if (!ctx.chatTemplateFile) fail('apply_chat_template', 'needs a chat template: give the suite a base_model with a tokenizer_config.json, or chat_template: path/to/tokenizer_config.json');
+    if (!ctx.chatTemplateFile)
+      fail(
+        'apply_chat_template',
+        'needs a chat template: give the suite a base_model with a tokenizer_config.json, or chat_template: path/to/tokenizer_config.json',
+      );
     chatTemplate = ChatTemplate.load(ctx.chatTemplateFile!);
   }
   const maxGenToks = int('max_gen_toks', 1) ?? task.maxGenToks ?? LM_EVAL_DEFAULT_MAX_GEN_TOKS;
   if (task.outputType === 'generate_until' && ctx.maxLength !== undefined && maxGenToks >= ctx.maxLength) {
     const where = raw.max_gen_toks !== undefined ? `${at}.max_gen_toks` : `${at}.lm_eval`;
-    throw new EvomergeError('eval.bad_suite', `max_gen_toks ${maxGenToks} leaves no room for the prompt in the model's ${ctx.maxLength}-token context; set max_gen_toks in the suite task`, { file, field: where });
+    throw new EvomergeError(
+      'eval.bad_suite',
+      `max_gen_toks ${maxGenToks} leaves no room for the prompt in the model's ${ctx.maxLength}-token context; set max_gen_toks in the suite task`,
+      { file, field: where },
+    );
   }
   const fitSplit = str('fit_split');
   const fewshotSplit = str('fewshot_split');
@@ -98,7 +125,8 @@ export function parseLmEvalEntry(raw: Record<string, unknown>, at: string, ctx: 
   checkProtocol(settings);
   const metrics = lmEvalMetricNames(task);
   const metric = raw.metric === undefined ? metrics[0]! : raw.metric;
-  if (typeof metric !== 'string' || !metrics.includes(metric)) fail('metric', `expected one of ${metrics.join(', ')} (lm-eval's result keys for this task)`);
+  if (typeof metric !== 'string' || !metrics.includes(metric))
+    fail('metric', `expected one of ${metrics.join(', ')} (lm-eval's result keys for this task)`);
   return { settings, metrics, metric: metric as string };
 }
 
@@ -107,12 +135,23 @@ export function parseDatasetFolders(raw: unknown, suiteFile: string): Map<string
   const out = new Map<string, string>();
   if (raw === undefined) return out;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new EvomergeError('eval.bad_suite', 'expected a mapping of hub dataset name → local folder', { file: suiteFile, field: 'datasets' });
+    throw new EvomergeError('eval.bad_suite', 'expected a mapping of hub dataset name → local folder', {
+      file: suiteFile,
+      field: 'datasets',
+    });
   }
   for (const [name, p] of Object.entries(raw as Record<string, unknown>)) {
-    if (typeof p !== 'string' || p === '') throw new EvomergeError('eval.bad_suite', 'expected a folder path', { file: suiteFile, field: `datasets.${name}` });
+    if (typeof p !== 'string' || p === '')
+      throw new EvomergeError('eval.bad_suite', 'expected a folder path', {
+        file: suiteFile,
+        field: `datasets.${name}`,
+      });
     const dir = resolve(dirname(resolve(suiteFile)), p);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new EvomergeError('eval.suite_missing_file', `${p} is not a folder`, { file: suiteFile, field: `datasets.${name}` });
+    if (!existsSync(dir) || !statSync(dir).isDirectory())
+      throw new EvomergeError('eval.suite_missing_file', `${p} is not a folder`, {
+        file: suiteFile,
+        field: `datasets.${name}`,
+      });
     out.set(name, dir);
   }
   return out;
@@ -122,7 +161,9 @@ export function parseDatasetFolders(raw: unknown, suiteFile: string): Map<string
 export function modelContextLength(modelDir: string | undefined): number | undefined {
   if (!modelDir) return undefined;
   try {
-    const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as { max_position_embeddings?: unknown };
+    const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as {
+      max_position_embeddings?: unknown;
+    };
     return Number.isInteger(cfg.max_position_embeddings) ? (cfg.max_position_embeddings as number) : undefined;
   } catch {
     return undefined;

@@ -9,13 +9,24 @@ import { compilePythonRegex, PatternError } from './python-regex.ts';
 import { JinjaTemplate, TemplateError } from './jinja.ts';
 
 export type OutputType = 'generate_until' | 'multiple_choice' | 'loglikelihood' | 'loglikelihood_rolling';
-const OUTPUT_TYPES: readonly OutputType[] = ['generate_until', 'multiple_choice', 'loglikelihood', 'loglikelihood_rolling'];
+const OUTPUT_TYPES: readonly OutputType[] = [
+  'generate_until',
+  'multiple_choice',
+  'loglikelihood',
+  'loglikelihood_rolling',
+];
 
 /** doc_to_text / doc_to_target / doc_to_choice: a field name or a Jinja template (a string), a literal index, or a literal list. */
 export type DocField = string | number | readonly string[];
 
 export type FilterStep =
-  | { readonly function: 'regex'; readonly pattern: RegExp; readonly source: string; readonly groupSelect: number; readonly fallback: string }
+  | {
+      readonly function: 'regex';
+      readonly pattern: RegExp;
+      readonly source: string;
+      readonly groupSelect: number;
+      readonly fallback: string;
+    }
   | { readonly function: 'take_first' | 'remove_whitespace' | 'lowercase' | 'uppercase' };
 
 export interface FilterPipeline {
@@ -24,7 +35,8 @@ export interface FilterPipeline {
 }
 
 export interface MetricSpec {
-  readonly metric: 'exact_match' | 'acc' | 'acc_norm' | 'perplexity' | 'word_perplexity' | 'byte_perplexity' | 'bits_per_byte';
+  readonly metric:
+    'exact_match' | 'acc' | 'acc_norm' | 'perplexity' | 'word_perplexity' | 'byte_perplexity' | 'bits_per_byte';
   readonly ignoreCase: boolean;
   readonly ignorePunctuation: boolean;
   readonly regexesToIgnore: readonly RegExp[];
@@ -63,14 +75,39 @@ export interface LmEvalTask {
 }
 
 const KNOWN_KEYS = [
-  'task', 'task_alias', 'tag', 'group', 'include', 'dataset_path', 'dataset_name', 'dataset_kwargs', 'training_split',
-  'validation_split', 'test_split', 'fewshot_split', 'doc_to_text', 'doc_to_target', 'doc_to_choice', 'description',
-  'target_delimiter', 'fewshot_delimiter', 'fewshot_config', 'num_fewshot', 'metric_list', 'output_type',
-  'generation_kwargs', 'repeats', 'filter_list', 'should_decontaminate', 'doc_to_decontamination_query', 'metadata',
+  'task',
+  'task_alias',
+  'tag',
+  'group',
+  'include',
+  'dataset_path',
+  'dataset_name',
+  'dataset_kwargs',
+  'training_split',
+  'validation_split',
+  'test_split',
+  'fewshot_split',
+  'doc_to_text',
+  'doc_to_target',
+  'doc_to_choice',
+  'description',
+  'target_delimiter',
+  'fewshot_delimiter',
+  'fewshot_config',
+  'num_fewshot',
+  'metric_list',
+  'output_type',
+  'generation_kwargs',
+  'repeats',
+  'filter_list',
+  'should_decontaminate',
+  'doc_to_decontamination_query',
+  'metadata',
 ];
 /** Keys lm-eval accepts whose meaning needs Python code or features evomerge does not have. */
 const REFUSED_KEYS: Record<string, string> = {
-  process_docs: 'runs Python code on the dataset, which evomerge cannot run; preprocess the data into local files instead',
+  process_docs:
+    'runs Python code on the dataset, which evomerge cannot run; preprocess the data into local files instead',
   process_results: 'scores with Python code, which evomerge cannot run',
   custom_dataset: 'loads data with Python code, which evomerge cannot run',
   doc_to_image: 'multimodal tasks are not supported',
@@ -109,25 +146,37 @@ function readYaml(file: string): Record<string, unknown> {
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text, { customTags: [{ tag: '!function', resolve: (s: string): FunctionRef => ({ [FUNCTION_TAG]: s }) }] });
+    doc = parseYaml(text, {
+      customTags: [{ tag: '!function', resolve: (s: string): FunctionRef => ({ [FUNCTION_TAG]: s }) }],
+    });
   } catch (err) {
     throw new EvomergeError('lm_eval.bad_yaml', `not valid YAML: ${(err as Error).message.split('\n')[0]}`, { file });
   }
-  if (!isRecord(doc)) throw new EvomergeError('lm_eval.bad_yaml', 'expected a mapping of task keys', { file, field: '(top level)' });
+  if (!isRecord(doc))
+    throw new EvomergeError('lm_eval.bad_yaml', 'expected a mapping of task keys', { file, field: '(top level)' });
   return doc;
 }
 
 function loadWithIncludes(file: string, keyFiles: Map<string, string>, chain: string[]): Record<string, unknown> {
-  if (chain.includes(file)) throw new EvomergeError('lm_eval.bad_include', `includes itself (${[...chain, file].join(' → ')})`, { file: chain[chain.length - 1]!, field: 'include' });
+  if (chain.includes(file))
+    throw new EvomergeError('lm_eval.bad_include', `includes itself (${[...chain, file].join(' → ')})`, {
+      file: chain[chain.length - 1]!,
+      field: 'include',
+    });
   const doc = readYaml(file);
   const merged: Record<string, unknown> = {};
   if (doc.include !== undefined) {
     const list = Array.isArray(doc.include) ? doc.include : [doc.include];
     for (const inc of list) {
-      if (typeof inc !== 'string' || inc === '') throw new EvomergeError('lm_eval.bad_include', 'expected a file path', { file, field: 'include' });
+      if (typeof inc !== 'string' || inc === '')
+        throw new EvomergeError('lm_eval.bad_include', 'expected a file path', { file, field: 'include' });
       const base = isAbsolute(inc) ? inc : resolve(dirname(file), inc);
       const target = [base, `${base}.yaml`, `${base}.yml`].find((p) => existsSync(p) && statSync(p).isFile());
-      if (!target) throw new EvomergeError('lm_eval.bad_include', `${inc} not found (nor ${inc}.yaml) next to the task file`, { file, field: 'include' });
+      if (!target)
+        throw new EvomergeError('lm_eval.bad_include', `${inc} not found (nor ${inc}.yaml) next to the task file`, {
+          file,
+          field: 'include',
+        });
       Object.assign(merged, loadWithIncludes(target, keyFiles, [...chain, file]));
     }
   }
@@ -146,11 +195,13 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
   // Python code and refused features first: they explain why other keys may look odd.
   for (const [k, v] of Object.entries(doc)) {
     const fn = findFunction(v);
-    if (k in REFUSED_KEYS && v !== null && v !== undefined) fail(k, `${fn !== undefined ? `!function ${fn}: ` : ''}${REFUSED_KEYS[k]!}`, 'lm_eval.unsupported');
+    if (k in REFUSED_KEYS && v !== null && v !== undefined)
+      fail(k, `${fn !== undefined ? `!function ${fn}: ` : ''}${REFUSED_KEYS[k]!}`, 'lm_eval.unsupported');
     if (fn !== undefined) fail(k, `!function ${fn} is Python code, which evomerge cannot run`, 'lm_eval.unsupported');
   }
   for (const k of Object.keys(doc)) {
-    if (!KNOWN_KEYS.includes(k) && !(k in REFUSED_KEYS)) fail(k, 'unknown or unsupported lm-eval task key', 'lm_eval.unsupported');
+    if (!KNOWN_KEYS.includes(k) && !(k in REFUSED_KEYS))
+      fail(k, 'unknown or unsupported lm-eval task key', 'lm_eval.unsupported');
   }
 
   const str = (key: string, required = false): string | undefined => {
@@ -160,8 +211,10 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
     return v;
   };
   const outputType = (doc.output_type ?? 'generate_until') as OutputType;
-  if (!OUTPUT_TYPES.includes(outputType)) fail('output_type', `expected one of ${OUTPUT_TYPES.join(', ')}`, 'lm_eval.unsupported');
-  if (doc.repeats !== undefined && doc.repeats !== 1) fail('repeats', 'only 1 is supported (greedy decoding gives the same answer each time)', 'lm_eval.unsupported');
+  if (!OUTPUT_TYPES.includes(outputType))
+    fail('output_type', `expected one of ${OUTPUT_TYPES.join(', ')}`, 'lm_eval.unsupported');
+  if (doc.repeats !== undefined && doc.repeats !== 1)
+    fail('repeats', 'only 1 is supported (greedy decoding gives the same answer each time)', 'lm_eval.unsupported');
 
   // Data
   const datasetPath = str('dataset_path', true)!;
@@ -170,20 +223,25 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
   if (doc.dataset_kwargs !== undefined && doc.dataset_kwargs !== null) {
     if (!isRecord(doc.dataset_kwargs)) fail('dataset_kwargs', 'expected a mapping');
     const kw = doc.dataset_kwargs as Record<string, unknown>;
-    for (const k of Object.keys(kw)) if (k !== 'data_files') fail('dataset_kwargs', 'only data_files is supported', 'lm_eval.unsupported', `.${k}`);
+    for (const k of Object.keys(kw))
+      if (k !== 'data_files') fail('dataset_kwargs', 'only data_files is supported', 'lm_eval.unsupported', `.${k}`);
     const dir = dirname(keyFiles.get('dataset_kwargs') ?? file);
     const paths = (v: unknown, at: string): string[] => {
       const list = typeof v === 'string' ? [v] : v;
-      if (!Array.isArray(list) || list.length === 0 || list.some((p) => typeof p !== 'string')) return fail('dataset_kwargs', 'expected a path or a list of paths', 'lm_eval.bad_task', at);
+      if (!Array.isArray(list) || list.length === 0 || list.some((p) => typeof p !== 'string'))
+        return fail('dataset_kwargs', 'expected a path or a list of paths', 'lm_eval.bad_task', at);
       return (list as string[]).map((p) => resolve(dir, p));
     };
     const df = kw.data_files;
     if (df !== undefined) {
       // load_dataset: a bare path or list is the "train" split
-      dataFiles = isRecord(df) ? Object.fromEntries(Object.entries(df).map(([split, v]) => [split, paths(v, `.data_files.${split}`)])) : { train: paths(df, '.data_files') };
+      dataFiles = isRecord(df)
+        ? Object.fromEntries(Object.entries(df).map(([split, v]) => [split, paths(v, `.data_files.${split}`)]))
+        : { train: paths(df, '.data_files') };
     }
   }
-  if (['json', 'csv', 'parquet'].includes(datasetPath) && !dataFiles) fail('dataset_kwargs', `dataset_path ${datasetPath} needs dataset_kwargs.data_files`);
+  if (['json', 'csv', 'parquet'].includes(datasetPath) && !dataFiles)
+    fail('dataset_kwargs', `dataset_path ${datasetPath} needs dataset_kwargs.data_files`);
 
   // Prompt
   const docField = (key: string, required: boolean): DocField | undefined => {
@@ -209,7 +267,8 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
   // Few-shot
   let numFewshot = 0;
   if (doc.num_fewshot !== undefined && doc.num_fewshot !== null) {
-    if (!Number.isInteger(doc.num_fewshot) || (doc.num_fewshot as number) < 0) fail('num_fewshot', 'expected a non-negative integer');
+    if (!Number.isInteger(doc.num_fewshot) || (doc.num_fewshot as number) < 0)
+      fail('num_fewshot', 'expected a non-negative integer');
     numFewshot = doc.num_fewshot as number;
   }
   let fewshotSampler: 'default' | 'first_n' = 'default';
@@ -217,13 +276,17 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
   if (doc.fewshot_config !== undefined && doc.fewshot_config !== null) {
     if (!isRecord(doc.fewshot_config)) fail('fewshot_config', 'expected a mapping');
     const fc = doc.fewshot_config as Record<string, unknown>;
-    for (const k of Object.keys(fc)) if (!['sampler', 'samples'].includes(k)) fail('fewshot_config', 'unsupported key (sampler and samples are)', 'lm_eval.unsupported', `.${k}`);
+    for (const k of Object.keys(fc))
+      if (!['sampler', 'samples'].includes(k))
+        fail('fewshot_config', 'unsupported key (sampler and samples are)', 'lm_eval.unsupported', `.${k}`);
     if (fc.sampler !== undefined) {
-      if (fc.sampler !== 'first_n' && fc.sampler !== 'default') fail('fewshot_config', 'expected first_n or default', 'lm_eval.unsupported', '.sampler');
+      if (fc.sampler !== 'first_n' && fc.sampler !== 'default')
+        fail('fewshot_config', 'expected first_n or default', 'lm_eval.unsupported', '.sampler');
       fewshotSampler = fc.sampler as 'first_n' | 'default';
     }
     if (fc.samples !== undefined) {
-      if (!Array.isArray(fc.samples) || fc.samples.length === 0 || !fc.samples.every(isRecord)) fail('fewshot_config', 'expected a list of example docs', 'lm_eval.bad_task', '.samples');
+      if (!Array.isArray(fc.samples) || fc.samples.length === 0 || !fc.samples.every(isRecord))
+        fail('fewshot_config', 'expected a list of example docs', 'lm_eval.bad_task', '.samples');
       fewshotSamples = fc.samples as Record<string, unknown>[];
     }
   }
@@ -239,18 +302,43 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
       const sub = `.${k}`;
       if (k === 'until') {
         const list = typeof v === 'string' ? [v] : v;
-        if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) fail('generation_kwargs', 'expected a string or a list of strings', 'lm_eval.bad_task', sub);
+        if (!Array.isArray(list) || list.some((s) => typeof s !== 'string'))
+          fail('generation_kwargs', 'expected a string or a list of strings', 'lm_eval.bad_task', sub);
         until = (list as string[]).filter((s) => s !== '');
       } else if (k === 'max_gen_toks') {
-        if (!Number.isInteger(v) || (v as number) < 1) fail('generation_kwargs', 'expected a positive integer', 'lm_eval.bad_task', sub);
+        if (!Number.isInteger(v) || (v as number) < 1)
+          fail('generation_kwargs', 'expected a positive integer', 'lm_eval.bad_task', sub);
         maxGenToks = v as number;
       } else if (k === 'do_sample') {
-        if (v !== false) fail('generation_kwargs', 'sampling is not supported: evomerge decodes greedily (do_sample: false)', 'lm_eval.unsupported', sub);
+        if (v !== false)
+          fail(
+            'generation_kwargs',
+            'sampling is not supported: evomerge decodes greedily (do_sample: false)',
+            'lm_eval.unsupported',
+            sub,
+          );
       } else if (k === 'temperature') {
-        if (v !== 0 && v !== 0.0) fail('generation_kwargs', 'sampling is not supported: evomerge decodes greedily (temperature 0)', 'lm_eval.unsupported', sub);
+        if (v !== 0 && v !== 0.0)
+          fail(
+            'generation_kwargs',
+            'sampling is not supported: evomerge decodes greedily (temperature 0)',
+            'lm_eval.unsupported',
+            sub,
+          );
       } else if (k === 'top_p' || k === 'top_k' || k === 'num_beams') {
-        fail('generation_kwargs', 'sampling and beam search are not supported: evomerge decodes greedily', 'lm_eval.unsupported', sub);
-      } else fail('generation_kwargs', 'unsupported generation argument (until, max_gen_toks, do_sample: false, temperature: 0 are)', 'lm_eval.unsupported', sub);
+        fail(
+          'generation_kwargs',
+          'sampling and beam search are not supported: evomerge decodes greedily',
+          'lm_eval.unsupported',
+          sub,
+        );
+      } else
+        fail(
+          'generation_kwargs',
+          'unsupported generation argument (until, max_gen_toks, do_sample: false, temperature: 0 are)',
+          'lm_eval.unsupported',
+          sub,
+        );
     }
   }
 
@@ -260,12 +348,18 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
     if (!Array.isArray(doc.filter_list)) fail('filter_list', 'expected a list of {name, filter}');
     (doc.filter_list as unknown[]).forEach((p, i) => {
       const at = `[${i}]`;
-      if (!isRecord(p) || typeof p.name !== 'string' || !Array.isArray(p.filter)) return fail('filter_list', 'expected {name, filter: [steps]}', 'lm_eval.bad_task', at);
-      const steps = (p.filter as unknown[]).map((s, j) => parseFilterStep(s, (what, sub = '') => fail('filter_list', what, 'lm_eval.unsupported', `${at}.filter[${j}]${sub}`)));
+      if (!isRecord(p) || typeof p.name !== 'string' || !Array.isArray(p.filter))
+        return fail('filter_list', 'expected {name, filter: [steps]}', 'lm_eval.bad_task', at);
+      const steps = (p.filter as unknown[]).map((s, j) =>
+        parseFilterStep(s, (what, sub = '') =>
+          fail('filter_list', what, 'lm_eval.unsupported', `${at}.filter[${j}]${sub}`),
+        ),
+      );
       filters.push({ name: p.name, steps });
     });
   }
-  if (outputType === 'generate_until' && filters.length === 0) filters.push({ name: 'none', steps: [{ function: 'take_first' }] });
+  if (outputType === 'generate_until' && filters.length === 0)
+    filters.push({ name: 'none', steps: [{ function: 'take_first' }] });
 
   // Metrics
   const metrics: MetricSpec[] = [];
@@ -273,19 +367,32 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
     if (!Array.isArray(doc.metric_list)) fail('metric_list', 'expected a list');
     (doc.metric_list as unknown[]).forEach((m, i) => {
       const at = `[${i}]`;
-      if (!isRecord(m) || typeof m.metric !== 'string') return fail('metric_list', 'expected {metric: name, …}', 'lm_eval.bad_task', at);
+      if (!isRecord(m) || typeof m.metric !== 'string')
+        return fail('metric_list', 'expected {metric: name, …}', 'lm_eval.bad_task', at);
       if (!METRICS_OF[outputType].includes(m.metric as MetricSpec['metric'])) {
-        return fail('metric_list', `metric "${m.metric}" is not supported for ${outputType} (supported: ${METRICS_OF[outputType].join(', ')})`, 'lm_eval.unsupported', `${at}.metric`);
+        return fail(
+          'metric_list',
+          `metric "${m.metric}" is not supported for ${outputType} (supported: ${METRICS_OF[outputType].join(', ')})`,
+          'lm_eval.unsupported',
+          `${at}.metric`,
+        );
       }
       for (const k of Object.keys(m)) {
-        const ok = ['metric', 'aggregation', 'higher_is_better'].includes(k) || (m.metric === 'exact_match' && ['ignore_case', 'ignore_punctuation', 'regexes_to_ignore'].includes(k));
+        const ok =
+          ['metric', 'aggregation', 'higher_is_better'].includes(k) ||
+          (m.metric === 'exact_match' && ['ignore_case', 'ignore_punctuation', 'regexes_to_ignore'].includes(k));
         if (!ok) fail('metric_list', `unsupported option of ${m.metric}`, 'lm_eval.unsupported', `${at}.${k}`);
       }
-      if (m.aggregation !== undefined && m.aggregation !== 'mean' && !(typeof m.aggregation === 'string' && m.aggregation === m.metric)) {
+      if (
+        m.aggregation !== undefined &&
+        m.aggregation !== 'mean' &&
+        !(typeof m.aggregation === 'string' && m.aggregation === m.metric)
+      ) {
         fail('metric_list', 'only the mean aggregation is supported', 'lm_eval.unsupported', `${at}.aggregation`);
       }
       const regexes = m.regexes_to_ignore === undefined ? [] : m.regexes_to_ignore;
-      if (!Array.isArray(regexes) || regexes.some((r) => typeof r !== 'string')) fail('metric_list', 'expected a list of patterns', 'lm_eval.bad_task', `${at}.regexes_to_ignore`);
+      if (!Array.isArray(regexes) || regexes.some((r) => typeof r !== 'string'))
+        fail('metric_list', 'expected a list of patterns', 'lm_eval.bad_task', `${at}.regexes_to_ignore`);
       const compiled = (regexes as string[]).map((r, j) => {
         try {
           return compilePythonRegex(r, true);
@@ -293,10 +400,16 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
           return fail('metric_list', (err as Error).message, 'lm_eval.bad_task', `${at}.regexes_to_ignore[${j}]`);
         }
       });
-      metrics.push({ metric: m.metric as MetricSpec['metric'], ignoreCase: m.ignore_case === true, ignorePunctuation: m.ignore_punctuation === true, regexesToIgnore: compiled });
+      metrics.push({
+        metric: m.metric as MetricSpec['metric'],
+        ignoreCase: m.ignore_case === true,
+        ignorePunctuation: m.ignore_punctuation === true,
+        regexesToIgnore: compiled,
+      });
     });
   } else {
-    for (const m of METRICS_OF[outputType]) metrics.push({ metric: m, ignoreCase: false, ignorePunctuation: false, regexesToIgnore: [] });
+    for (const m of METRICS_OF[outputType])
+      metrics.push({ metric: m, ignoreCase: false, ignorePunctuation: false, regexesToIgnore: [] });
   }
 
   const split = (k: string) => str(k);
@@ -330,10 +443,21 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
 
 function parseFilterStep(s: unknown, fail: (what: string, sub?: string) => never): FilterStep {
   if (!isRecord(s) || typeof s.function !== 'string') return fail('expected {function: name, …}');
-  const allowed: Record<string, string[]> = { regex: ['regex_pattern', 'group_select', 'fallback'], take_first: [], remove_whitespace: [], lowercase: [], uppercase: [] };
+  const allowed: Record<string, string[]> = {
+    regex: ['regex_pattern', 'group_select', 'fallback'],
+    take_first: [],
+    remove_whitespace: [],
+    lowercase: [],
+    uppercase: [],
+  };
   const keys = allowed[s.function];
-  if (!keys) return fail(`filter "${s.function}" is not supported (regex, take_first, remove_whitespace, lowercase, uppercase are)`, '.function');
-  for (const k of Object.keys(s)) if (k !== 'function' && !keys.includes(k)) fail(`unsupported option of ${s.function}`, `.${k}`);
+  if (!keys)
+    return fail(
+      `filter "${s.function}" is not supported (regex, take_first, remove_whitespace, lowercase, uppercase are)`,
+      '.function',
+    );
+  for (const k of Object.keys(s))
+    if (k !== 'function' && !keys.includes(k)) fail(`unsupported option of ${s.function}`, `.${k}`);
   if (s.function !== 'regex') return { function: s.function as 'take_first' };
   const source = s.regex_pattern ?? '#### (\\-?[0-9\\.\\,]+)';
   if (typeof source !== 'string') return fail('expected a pattern', '.regex_pattern');
@@ -346,7 +470,13 @@ function parseFilterStep(s: unknown, fail: (what: string, sub?: string) => never
     if (err instanceof PatternError) return fail(err.message, '.regex_pattern');
     throw err;
   }
-  return { function: 'regex', pattern, source, groupSelect: (s.group_select as number | undefined) ?? 0, fallback: (s.fallback as string | undefined) ?? '[invalid]' };
+  return {
+    function: 'regex',
+    pattern,
+    source,
+    groupSelect: (s.group_select as number | undefined) ?? 0,
+    fallback: (s.fallback as string | undefined) ?? '[invalid]',
+  };
 }
 
 /** A template that does not parse is refused with its text. */
@@ -362,14 +492,16 @@ function checkTemplate(source: string, fail: (what: string) => never): void {
 
 function findFunction(v: unknown): string | undefined {
   if (isRecord(v) && FUNCTION_TAG in v) return (v as unknown as FunctionRef)[FUNCTION_TAG];
-  if (Array.isArray(v)) for (const x of v) {
-    const f = findFunction(x);
-    if (f !== undefined) return f;
-  }
-  if (isRecord(v)) for (const x of Object.values(v)) {
-    const f = findFunction(x);
-    if (f !== undefined) return f;
-  }
+  if (Array.isArray(v))
+    for (const x of v) {
+      const f = findFunction(x);
+      if (f !== undefined) return f;
+    }
+  if (isRecord(v))
+    for (const x of Object.values(v)) {
+      const f = findFunction(x);
+      if (f !== undefined) return f;
+    }
   return undefined;
 }
 

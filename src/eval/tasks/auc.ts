@@ -22,7 +22,8 @@ export function auc(scores: readonly number[], positive: readonly boolean[]): Es
   // Placements by sorting: for a value v, #negatives below v + ½ #negatives equal to v (and likewise).
   const sortedNeg = [...neg].sort((a, b) => a - b);
   const sortedPos = [...pos].sort((a, b) => a - b);
-  const below = (sorted: number[], v: number): number => lowerBound(sorted, v) + (upperBound(sorted, v) - lowerBound(sorted, v)) / 2;
+  const below = (sorted: number[], v: number): number =>
+    lowerBound(sorted, v) + (upperBound(sorted, v) - lowerBound(sorted, v)) / 2;
   const v10 = pos.map((v) => below(sortedNeg, v) / n);
   const v01 = neg.map((v) => (m - below(sortedPos, v)) / m);
   const A = v10.reduce((a, b) => a + b, 0) / m;
@@ -34,7 +35,9 @@ export function auc(scores: readonly number[], positive: readonly boolean[]): Es
   const se = m < 2 && n < 2 ? Number.NaN : Math.sqrt(variance(v10) / m + variance(v01) / n);
   let ip = 0;
   let ineg = 0;
-  const pseudo = scores.map((_, i) => (positive[i] ? A + (N / m) * (v10[ip++]! - A) : A + (N / n) * (v01[ineg++]! - A)));
+  const pseudo = scores.map((_, i) =>
+    positive[i] ? A + (N / m) * (v10[ip++]! - A) : A + (N / n) * (v01[ineg++]! - A),
+  );
   return { value: A, se, n: N, pseudo };
 }
 

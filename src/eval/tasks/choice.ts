@@ -26,10 +26,15 @@ export async function evaluateChoice(
   const rows: { item: number; choice: number; ids: number[]; start: number }[] = [];
   items.forEach((it, i) => {
     const prompt = tokenizer.encode(it.prompt);
-    it.choices.forEach((c, k) => rows.push({ item: i, choice: k, ids: [...prompt, ...tokenizer.encode(c)], start: Math.max(1, prompt.length) }));
+    it.choices.forEach((c, k) =>
+      rows.push({ item: i, choice: k, ids: [...prompt, ...tokenizer.encode(c)], start: Math.max(1, prompt.length) }),
+    );
   });
   const scores = items.map((it) => new Array<number>(it.choices.length).fill(-Infinity));
-  for (const batch of batchesByLength(rows.map((r) => r.ids.length), batchTokens)) {
+  for (const batch of batchesByLength(
+    rows.map((r) => r.ids.length),
+    batchTokens,
+  )) {
     const logits = await forward(batch.map((b) => rows[b]!.ids));
     batch.forEach((b, row) => {
       const r = rows[b]!;
@@ -52,7 +57,14 @@ export async function evaluateChoice(
   const margins = twoLabels ? scores.map((s) => s[0]! - s[1]!) : [];
   return {
     accuracy: proportionOf(hits),
-    ...(twoLabels ? { auc: auc(margins, items.map((it) => it.answer === it.choices[0])) } : {}),
+    ...(twoLabels
+      ? {
+          auc: auc(
+            margins,
+            items.map((it) => it.answer === it.choices[0]),
+          ),
+        }
+      : {}),
     predictions,
   };
 }

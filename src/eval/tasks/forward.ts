@@ -22,7 +22,10 @@ export interface KvState {
 }
 
 /** For graphs with a KV cache: runs only the new tokens of each row after `past` (undefined: from scratch). */
-export type ForwardCached = (rows: readonly (readonly number[])[], past: KvState | undefined) => Promise<{ logits: BatchLogits; cache: KvState }>;
+export type ForwardCached = (
+  rows: readonly (readonly number[])[],
+  past: KvState | undefined,
+) => Promise<{ logits: BatchLogits; cache: KvState }>;
 
 /** log_softmax(logits[row, pos])[target] in float64 (max-shifted log-sum-exp). */
 export function logProbAt(l: BatchLogits, row: number, pos: number, target: number): number {

@@ -40,9 +40,14 @@ export async function generateGreedy(
   forwardCached?: ForwardCached,
 ): Promise<string[]> {
   const cut = opts.maxPromptTokens;
-  const promptIds = prompts.map((p) => (cut !== undefined ? tokenizer.encode(p).slice(-Math.max(1, cut)) : tokenizer.encode(p)));
+  const promptIds = prompts.map((p) =>
+    cut !== undefined ? tokenizer.encode(p).slice(-Math.max(1, cut)) : tokenizer.encode(p),
+  );
   const outputs = new Array<string>(prompts.length).fill('');
-  for (const batch of batchesByLength(promptIds.map((p) => p.length), opts.batchTokens)) {
+  for (const batch of batchesByLength(
+    promptIds.map((p) => p.length),
+    opts.batchTokens,
+  )) {
     let live = batch.map((i) => ({ item: i, seq: [...promptIds[i]!], generated: [] as number[], cacheRow: 0 }));
     let cache: KvState | undefined;
     for (let step = 0; step < opts.maxNewTokens && live.length > 0; step++) {
@@ -91,7 +96,13 @@ export async function evaluateExactMatch(
   opts: GenerateOptions,
   forwardCached?: ForwardCached,
 ): Promise<{ exact_match: Estimate; predictions: string[] }> {
-  const predictions = await generateGreedy(items.map((i) => i.prompt), tokenizer, forward, opts, forwardCached);
+  const predictions = await generateGreedy(
+    items.map((i) => i.prompt),
+    tokenizer,
+    forward,
+    opts,
+    forwardCached,
+  );
   const hits = predictions.map((p, i) => pythonStrip(p) === items[i]!.answer);
   return { exact_match: proportionOf(hits), predictions };
 }
@@ -116,7 +127,10 @@ export async function evaluateAnswerLogprob(
   });
   const perItem = new Array<number>(items.length).fill(0);
   const sums = new Array<number>(items.length).fill(0);
-  for (const batch of batchesByLength(seqs.map((s) => s.ids.length), opts.batchTokens)) {
+  for (const batch of batchesByLength(
+    seqs.map((s) => s.ids.length),
+    opts.batchTokens,
+  )) {
     const logits = await forward(batch.map((i) => seqs[i]!.ids));
     batch.forEach((item, row) => {
       const { ids, start } = seqs[item]!;

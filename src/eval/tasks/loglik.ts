@@ -24,12 +24,17 @@ export async function evaluateLoglik(
   const seqs = texts.map((t) => tokenizer.encode(t));
   const sums = new Array<number>(texts.length).fill(0);
   const counts = seqs.map((s) => s.length - 1);
-  const predictedBytes = texts.map((t, i) => utf8.encode(t).length - utf8.encode(tokenizer.decode(seqs[i]!.slice(0, 1))).length);
+  const predictedBytes = texts.map(
+    (t, i) => utf8.encode(t).length - utf8.encode(tokenizer.decode(seqs[i]!.slice(0, 1))).length,
+  );
   let hits = 0;
   let positions = 0;
   // A one-token text predicts nothing; it still counts as an item with 0 predicted tokens.
   const scorable = seqs.map((s, i) => (s.length >= 2 ? i : -1)).filter((i) => i >= 0);
-  for (const batch of batchesByLength(scorable.map((i) => seqs[i]!.length), batchTokens)) {
+  for (const batch of batchesByLength(
+    scorable.map((i) => seqs[i]!.length),
+    batchTokens,
+  )) {
     const items = batch.map((b) => scorable[b]!);
     const logits = await forward(items.map((i) => seqs[i]!));
     items.forEach((item, row) => {

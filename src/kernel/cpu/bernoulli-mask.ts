@@ -38,7 +38,7 @@ export function bernoulliMask(key: RngKey, modelIndex: number, n: number, densit
       z ^= z >>> 16;
       w ^= w >>> 16;
       x = (x + Math.imul(y, w)) >>> 0;
-      if ((x >>> 8) < threshold) word |= 1 << bit;
+      if (x >>> 8 < threshold) word |= 1 << bit;
     }
     mask[wordIndex] = word;
   }

@@ -35,7 +35,11 @@ export function modelStockT(base: Float32Array, xs: readonly Float32Array[]): nu
 }
 
 /** out = t·mean(wᵢ) + (1 − t)·w₀ with mean = (Σ wᵢ)/N in float32 (mergekit: `sum(ws) / len(ws)`). */
-export function modelStock(base: Float32Array, xs: readonly Float32Array[], out: Float32Array = new Float32Array(base.length)): Float32Array {
+export function modelStock(
+  base: Float32Array,
+  xs: readonly Float32Array[],
+  out: Float32Array = new Float32Array(base.length),
+): Float32Array {
   const n = base.length;
   const models = xs.length;
   const t = modelStockT(base, xs);
@@ -46,6 +50,7 @@ export function modelStock(base: Float32Array, xs: readonly Float32Array[], out:
     const x = xs[i];
     for (let e = 0; e < n; e++) mean[e] += x[e];
   }
-  for (let e = 0; e < n; e++) mean[e] = Math.fround(Math.fround(mean[e] / models) * t) + Math.fround(oneMinusT * base[e]);
+  for (let e = 0; e < n; e++)
+    mean[e] = Math.fround(Math.fround(mean[e] / models) * t) + Math.fround(oneMinusT * base[e]);
   return mean;
 }

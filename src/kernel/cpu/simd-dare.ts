@@ -9,7 +9,13 @@ const WORDS = 4096;
 const CHUNK = 4096;
 
 /** bernoulliMask(key, modelIndex, n, density), four draws per SIMD step. */
-export function bernoulliMaskSimd(rt: SimdRuntime, key: RngKey, modelIndex: number, n: number, density: number): Uint32Array {
+export function bernoulliMaskSimd(
+  rt: SimdRuntime,
+  key: RngKey,
+  modelIndex: number,
+  n: number,
+  density: number,
+): Uint32Array {
   const mask = newBitset(n);
   const threshold = keepThreshold(density);
   if (threshold === 0) return mask;
@@ -71,6 +77,11 @@ export function maskedL1ManySimd(
 }
 
 /** maskedL1(x, base, mask) with the same float64 lane order. */
-export function maskedL1Simd(rt: SimdRuntime, x: Float32Array, base: Float32Array, mask: Uint32Array): { before: number; after: number } {
+export function maskedL1Simd(
+  rt: SimdRuntime,
+  x: Float32Array,
+  base: Float32Array,
+  mask: Uint32Array,
+): { before: number; after: number } {
   return maskedL1ManySimd(rt, base, [{ x, mask }])[0];
 }

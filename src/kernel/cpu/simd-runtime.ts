@@ -13,12 +13,59 @@ export interface SimdExports {
   delta_all(x: number, b: number, d: number, bytes: number, w: number): void;
   delta_cut(x: number, b: number, d: number, bytes: number, kb: number, db: number, mul: number, w: number): number;
   delta_mask(x: number, b: number, d: number, bytes: number, mask: number, mul: number, w: number): void;
-  combine_sum(d: number, models: number, slot: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number): void;
-  combine_consensus(d: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, normalize: number, lambda: number, useLambda: number): void;
+  combine_sum(
+    d: number,
+    models: number,
+    slot: number,
+    b: number,
+    out: number,
+    bytes: number,
+    div: number,
+    useDiv: number,
+    lambda: number,
+    useLambda: number,
+  ): void;
+  combine_consensus(
+    d: number,
+    models: number,
+    slot: number,
+    wp: number,
+    b: number,
+    out: number,
+    bytes: number,
+    normalize: number,
+    lambda: number,
+    useLambda: number,
+  ): void;
   bracket(x: number, b: number, bytes: number, lo: number, hi: number, cand: number): number;
-  combine_dense(xs: number, models: number, slot: number, wp: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number): void;
+  combine_dense(
+    xs: number,
+    models: number,
+    slot: number,
+    wp: number,
+    b: number,
+    out: number,
+    bytes: number,
+    div: number,
+    useDiv: number,
+    lambda: number,
+    useLambda: number,
+  ): void;
   /** combine_cut variants by cutVariantName, and their unrolled forms by unrolledName. */
-  [variant: `combine_cut_${string}`]: (xs: number, models: number, slot: number, prm: number, ds: number, b: number, out: number, bytes: number, div: number, useDiv: number, lambda: number, useLambda: number) => number;
+  [variant: `combine_cut_${string}`]: (
+    xs: number,
+    models: number,
+    slot: number,
+    prm: number,
+    ds: number,
+    b: number,
+    out: number,
+    bytes: number,
+    div: number,
+    useDiv: number,
+    lambda: number,
+    useLambda: number,
+  ) => number;
 }
 
 /** Elements per chunk in the SIMD drivers (selection and combine use the same chunks). */

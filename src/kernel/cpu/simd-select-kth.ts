@@ -106,7 +106,8 @@ function runFusedBrackets(
     }
   }
   plans.forEach((plan, r) => {
-    if (plan !== null) plan.cand.set(u32.subarray(regionOff[r] >> 2, (regionOff[r] >> 2) + Math.min(counts[r].count, plan.cand.length)));
+    if (plan !== null)
+      plan.cand.set(u32.subarray(regionOff[r] >> 2, (regionOff[r] >> 2) + Math.min(counts[r].count, plan.cand.length)));
   });
   return counts;
 }

@@ -13,7 +13,11 @@ const SLOT = CHUNK * 4;
 const MASK_SLOT = CHUNK / 8;
 
 /** out = the same bits as combineTaskVectors(input). */
-export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out: Float32Array = new Float32Array(input.base.length)): Float32Array {
+export function combineTaskVectorsSimd(
+  rt: SimdRuntime,
+  input: CombineInput,
+  out: Float32Array = new Float32Array(input.base.length),
+): Float32Array {
   const { base, xs, trims, consensus, normalize } = input;
   const n = base.length;
   const models = xs.length;
@@ -65,7 +69,8 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
       // The mask variant reads the model's bitset chunk at the address in the block's first word; models
       // without a mask get all-ones ('all') or all-zeros ('zero') words.
       u32[q] = maskOff(m);
-      if (t.kind !== 'mask') u32.fill(t.kind === 'zero' ? 0 : 0xffffffff, maskOff(m) >> 2, (maskOff(m) + MASK_SLOT) >> 2);
+      if (t.kind !== 'mask')
+        u32.fill(t.kind === 'zero' ? 0 : 0xffffffff, maskOff(m) >> 2, (maskOff(m) + MASK_SLOT) >> 2);
       f32.fill(t.kind === 'mask' ? t.mul : 1, q + 12, q + 16);
     }
   }
@@ -92,7 +97,8 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
     mask: anyMask,
     located,
   };
-  const combineCut = fn[(unrolled ? unrolledName(variant, models) : cutVariantName(variant)) as `combine_cut_${string}`];
+  const combineCut =
+    fn[(unrolled ? unrolledName(variant, models) : cutVariantName(variant)) as `combine_cut_${string}`];
   const combineDense = unrolled ? fn[unrolledName('dense', models) as `combine_cut_${string}`] : null;
 
   const keepEqualSeen = new Float64Array(models);
@@ -113,15 +119,68 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
         if (t.kind === 'mask') u32.set(t.mask.subarray(start >>> 5, (start + count + 31) >>> 5), maskOff(m) >> 2);
       }
       if (dense) {
-        if (combineDense !== null) combineDense(xOff(0), models, SLOT, wOff, dOff(0), bOff, outOff, bytes, scalarDivisor, useScalarDiv, lambda32, useLambda);
-        else fn.combine_dense(xOff(0), models, SLOT, wOff, bOff, outOff, bytes, scalarDivisor, useScalarDiv, lambda32, useLambda);
+        if (combineDense !== null)
+          combineDense(
+            xOff(0),
+            models,
+            SLOT,
+            wOff,
+            dOff(0),
+            bOff,
+            outOff,
+            bytes,
+            scalarDivisor,
+            useScalarDiv,
+            lambda32,
+            useLambda,
+          );
+        else
+          fn.combine_dense(
+            xOff(0),
+            models,
+            SLOT,
+            wOff,
+            bOff,
+            outOff,
+            bytes,
+            scalarDivisor,
+            useScalarDiv,
+            lambda32,
+            useLambda,
+          );
         out.set(f32.subarray(outOff >> 2, (outOff >> 2) + count), start);
         continue;
       }
       const atCut =
         consensus === 'none'
-          ? combineCut(xOff(0), models, SLOT, prmOff, dOff(0), bOff, outOff, bytes, scalarDivisor, useScalarDiv, lambda32, useLambda)
-          : combineCut(xOff(0), models, SLOT, prmOff, dOff(0), bOff, outOff, bytes, 1, normalize ? 1 : 0, lambda32, useLambda);
+          ? combineCut(
+              xOff(0),
+              models,
+              SLOT,
+              prmOff,
+              dOff(0),
+              bOff,
+              outOff,
+              bytes,
+              scalarDivisor,
+              useScalarDiv,
+              lambda32,
+              useLambda,
+            )
+          : combineCut(
+              xOff(0),
+              models,
+              SLOT,
+              prmOff,
+              dOff(0),
+              bOff,
+              outOff,
+              bytes,
+              1,
+              normalize ? 1 : 0,
+              lambda32,
+              useLambda,
+            );
       if (atCut === 0) {
         out.set(f32.subarray(outOff >> 2, (outOff >> 2) + count), start);
         continue;
@@ -152,7 +211,8 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
             const mask = trim.mask;
             for (let j = 0; j < count; j++) {
               const e = start + j;
-              f32[d0 + j] = (mask[e >>> 5] >>> (e & 31)) & 1 ? Math.fround(Math.fround(x[e] - base[e]) / trim.div) * w : 0;
+              f32[d0 + j] =
+                (mask[e >>> 5] >>> (e & 31)) & 1 ? Math.fround(Math.fround(x[e] - base[e]) / trim.div) * w : 0;
             }
             break;
           }
@@ -191,7 +251,18 @@ export function combineTaskVectorsSimd(rt: SimdRuntime, input: CombineInput, out
       }
     }
     if (consensus === 'none') {
-      fn.combine_sum(dOff(0), models, SLOT, bOff, outOff, bytes, scalarDivisor, scalarDivisor !== 1 ? 1 : 0, lambda32, useLambda);
+      fn.combine_sum(
+        dOff(0),
+        models,
+        SLOT,
+        bOff,
+        outOff,
+        bytes,
+        scalarDivisor,
+        scalarDivisor !== 1 ? 1 : 0,
+        lambda32,
+        useLambda,
+      );
     } else {
       fn.combine_consensus(dOff(0), models, SLOT, wOff, bOff, outOff, bytes, normalize ? 1 : 0, lambda32, useLambda);
     }

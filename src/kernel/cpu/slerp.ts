@@ -29,7 +29,12 @@ export function slerpBranch(a: Float32Array, b: Float32Array): { dot: number; li
  * Scalars are computed in float64 (mergekit: numpy float32 scalars; within 1e-6), then rounded to float32
  * as numpy does when it multiplies a float32 array by a scalar; the element-wise work is float32.
  */
-export function slerp(t: number, a: Float32Array, b: Float32Array, out: Float32Array = new Float32Array(a.length)): Float32Array {
+export function slerp(
+  t: number,
+  a: Float32Array,
+  b: Float32Array,
+  out: Float32Array = new Float32Array(a.length),
+): Float32Array {
   const n = a.length;
   const { dot, linear } = slerpBranch(a, b);
   let s0: number;

@@ -25,7 +25,10 @@ export interface SparsifyPasses {
   readonly selectCuts: CutSelector;
   readonly bernoulliMask: typeof bernoulliMask;
   /** ‖τ‖₁ and ‖τ ⊙ mask‖₁ (l1-rescale.ts maskedL1) of several models over one base. */
-  readonly maskedL1Many: (base: Float32Array, items: readonly { x: Float32Array; mask: Uint32Array }[]) => { before: number; after: number }[];
+  readonly maskedL1Many: (
+    base: Float32Array,
+    items: readonly { x: Float32Array; mask: Uint32Array }[],
+  ) => { before: number; after: number }[];
 }
 
 /** The plain typed-array loops. */

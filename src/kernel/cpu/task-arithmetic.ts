@@ -33,7 +33,10 @@ export function scalarWeightSum(weights32: ArrayLike<number>): number {
   return Math.abs(sum) < 1e-8 ? 1 : sum;
 }
 
-export function combineTaskVectors(input: CombineInput, out: Float32Array = new Float32Array(input.base.length)): Float32Array {
+export function combineTaskVectors(
+  input: CombineInput,
+  out: Float32Array = new Float32Array(input.base.length),
+): Float32Array {
   const { base, xs, trims, consensus, normalize } = input;
   const n = base.length;
   const models = xs.length;

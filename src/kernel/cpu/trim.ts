@@ -15,7 +15,13 @@ export type Trim =
   /** Every element dropped (breadcrumbs n_top == 0 quirk, DARE density ≤ 0). */
   | { readonly kind: 'zero' }
   /** Kept iff in the top `keep` and not in the top `drop` magnitudes (magnitude: drop = KEEP_NONE). */
-  | { readonly kind: 'cut'; readonly keep: MagnitudeCut; readonly drop: MagnitudeCut; readonly mul: number; readonly div: number }
+  | {
+      readonly kind: 'cut';
+      readonly keep: MagnitudeCut;
+      readonly drop: MagnitudeCut;
+      readonly mul: number;
+      readonly div: number;
+    }
   /** Kept iff the bit is set (DARE). */
   | { readonly kind: 'mask'; readonly mask: Uint32Array; readonly mul: number; readonly div: number }
   /** trim(τ) already computed (DELLA: per-element keep probabilities and rescale). */

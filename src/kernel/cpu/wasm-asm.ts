@@ -218,7 +218,14 @@ export function buildModule(functions: readonly FunctionBuilder[]): Uint8Array<A
     types.push(...uleb(f.results.length), ...f.results.map((t) => VALTYPE[t]));
   }
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [...uleb(functions.length), ...types]),
     ...section(2, [...uleb(1), ...name('env'), ...name('memory'), 0x02, 0x00, 0x01]),
     ...section(3, [...uleb(functions.length), ...functions.flatMap((_, i) => uleb(i))]),

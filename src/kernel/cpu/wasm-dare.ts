@@ -52,7 +52,14 @@ export function bernoulliMaskWords(): FunctionBuilder {
   f.get(y).get(y).i32(16).op('i32x4.shr_u', 'v128.xor').set(y);
   f.get(w).get(w).i32(16).op('i32x4.shr_u', 'v128.xor').set(w);
   f.get(word);
-  f.get(x).get(y).get(w).op('i32x4.mul', 'i32x4.add').i32(8).op('i32x4.shr_u').get(thr).op('i32x4.lt_u', 'i32x4.bitmask');
+  f.get(x)
+    .get(y)
+    .get(w)
+    .op('i32x4.mul', 'i32x4.add')
+    .i32(8)
+    .op('i32x4.shr_u')
+    .get(thr)
+    .op('i32x4.lt_u', 'i32x4.bitmask');
   f.get(v).i32(2).op('i32.shl', 'i32.shl', 'i32.or').set(word);
   f.get(e).v128i32(4, 4, 4, 4).op('i32x4.add').set(e);
   f.get(v).i32(1).op('i32.add').set(v).br(0);

@@ -29,8 +29,14 @@ export function bracket(): FunctionBuilder {
   f.block().loop();
   f.get(i).get(bytes).op('i32.ge_u').brIf(1);
   for (let h = 0; h < 2; h++) {
-    f.get(x).get(i).op('i32.add').v128Load(16 * h);
-    f.get(b).get(i).op('i32.add').v128Load(16 * h);
+    f.get(x)
+      .get(i)
+      .op('i32.add')
+      .v128Load(16 * h);
+    f.get(b)
+      .get(i)
+      .op('i32.add')
+      .v128Load(16 * h);
     f.op('f32x4.sub').get(absMask).op('v128.and').set(bits[h]);
     // |τ| bits are non-negative as i32, so signed compares (one instruction on x86) order them correctly.
     f.get(bits[h]).get(hiv).op('i32x4.gt_s').tee(outside);

@@ -85,7 +85,11 @@ function deltaMask(): FunctionBuilder {
 
 /** out = b + λ·((Σₘ dₘ) / div), models summed in order; div and λ applied only when their flags are set. */
 function combineSum(): FunctionBuilder {
-  const f = new FunctionBuilder('combine_sum', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'], []);
+  const f = new FunctionBuilder(
+    'combine_sum',
+    ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'],
+    [],
+  );
   const [d, models, slot, b, out, bytes, div, useDiv, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const i = f.local('i32');
   const m = f.local('i32');
@@ -120,7 +124,11 @@ function combineSum(): FunctionBuilder {
  * elected; mixed = Σ (agree ? dₘ : dₘ·0); div = Σ agree·wₘ (wₘ as splatted v128 at wp + 16m), 0 → 1.
  */
 function combineConsensus(): FunctionBuilder {
-  const f = new FunctionBuilder('combine_consensus', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32'], []);
+  const f = new FunctionBuilder(
+    'combine_consensus',
+    ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32'],
+    [],
+  );
   const [d, models, slot, wp, b, out, bytes, normalize, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const i = f.local('i32');
   const m = f.local('i32');
@@ -158,7 +166,15 @@ function combineConsensus(): FunctionBuilder {
       f.get(p).v128Load().set(dv);
       f.get(dv).get(zero).op('f32x4.gt').get(dv).get(zero).op('f32x4.lt').get(positive).op('v128.bitselect').set(agree);
       f.get(mixed).get(dv).get(dv).get(zero).op('f32x4.mul').get(agree).op('v128.bitselect', 'f32x4.add').set(mixed);
-      f.get(divisor).get(agree).get(wp).get(m).i32(4).op('i32.shl', 'i32.add').v128Load().op('v128.and', 'f32x4.add').set(divisor);
+      f.get(divisor)
+        .get(agree)
+        .get(wp)
+        .get(m)
+        .i32(4)
+        .op('i32.shl', 'i32.add')
+        .v128Load()
+        .op('v128.and', 'f32x4.add')
+        .set(divisor);
     });
     f.get(normalize).if();
     f.get(mixed).get(one).get(divisor).get(divisor).get(zero).op('f32x4.eq', 'v128.bitselect', 'f32x4.div').set(mixed);
@@ -173,7 +189,11 @@ function combineConsensus(): FunctionBuilder {
 
 /** out = b + λ·((Σₘ (xₘ − b)·wₘ) / div): task_arithmetic in one pass over the chunk (wₘ splatted at wp + 16m). */
 function combineDense(): FunctionBuilder {
-  const f = new FunctionBuilder('combine_dense', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'], []);
+  const f = new FunctionBuilder(
+    'combine_dense',
+    ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'],
+    [],
+  );
   const [xs, models, slot, wp, b, out, bytes, div, useDiv, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
   const i = f.local('i32');
   const m = f.local('i32');
@@ -255,7 +275,9 @@ function combineCut(v: CutVariant): FunctionBuilder {
     ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'f32', 'i32'],
     ['i32'],
   );
-  const [xs, models, slot, prm, ds, b, out, bytes, div, useDiv, lambda, useLambda] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const [xs, models, slot, prm, ds, b, out, bytes, div, useDiv, lambda, useLambda] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+  ];
   const i = f.local('i32');
   const m = f.local('i32');
   const p = f.local('i32');
@@ -325,7 +347,11 @@ function combineCut(v: CutVariant): FunctionBuilder {
     f.end().end();
     if (v.consensus) {
       // flip = sign bit where the elected sign is −; then agree ⇔ (δ ⊕ flip) > 0 (false for 0 and NaN).
-      f.v128i32(0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0).get(acc).get(zero).op('f32x4.ge', 'v128.andnot').set(positive);
+      f.v128i32(0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0)
+        .get(acc)
+        .get(zero)
+        .op('f32x4.ge', 'v128.andnot')
+        .set(positive);
       markNonFinite(f, acc, zero, nonFinite);
       f.get(zero).set(mixed);
       f.get(zero).set(divisor);
@@ -344,7 +370,13 @@ function combineCut(v: CutVariant): FunctionBuilder {
       f.end().end();
       // useDiv is `normalize` here: element-wise by the agreeing weights, 0 → 1
       f.get(useDiv).if();
-      f.get(mixed).get(one).get(divisor).get(divisor).get(zero).op('f32x4.eq', 'v128.bitselect', 'f32x4.div').set(mixed);
+      f.get(mixed)
+        .get(one)
+        .get(divisor)
+        .get(divisor)
+        .get(zero)
+        .op('f32x4.eq', 'v128.bitselect', 'f32x4.div')
+        .set(mixed);
       f.end();
       f.get(mixed).set(acc);
     } else {
@@ -428,16 +460,26 @@ function combineUnrolled(v: CutVariant | 'dense', models: number, slotBytes: num
   f.v128i32(1, 2, 4, 8).set(laneBits);
   for (let m = 0; m < models; m++) {
     if (dense) {
-      f.get(prm).v128Load(16 * m).set(wv[m]);
+      f.get(prm)
+        .v128Load(16 * m)
+        .set(wv[m]);
       continue;
     }
     const q = 80 * m;
     f.get(prm).v128Load(q).set(keepAbove[m]);
     f.get(prm).i32Load(q).set(maskPtr[m]);
-    f.get(prm).v128Load(q + 16).set(keepAt[m]);
-    f.get(prm).v128Load(q + 32).set(dropAt[m]);
-    f.get(prm).v128Load(q + 48).set(mulv[m]);
-    f.get(prm).v128Load(q + 64).set(wv[m]);
+    f.get(prm)
+      .v128Load(q + 16)
+      .set(keepAt[m]);
+    f.get(prm)
+      .v128Load(q + 32)
+      .set(dropAt[m]);
+    f.get(prm)
+      .v128Load(q + 48)
+      .set(mulv[m]);
+    f.get(prm)
+      .v128Load(q + 64)
+      .set(wv[m]);
   }
   vectorLoop(f, i, bytes, () => {
     load(f, b, i);
@@ -447,7 +489,12 @@ function combineUnrolled(v: CutVariant | 'dense', models: number, slotBytes: num
       f.get(i).i32(4).op('i32.shr_u').i32(7).op('i32.and').i32(2).op('i32.shl').set(shift);
     }
     for (let m = 0; m < models; m++) {
-      f.get(xs).get(i).op('i32.add').v128Load(m * slotBytes).get(bv).op('f32x4.sub');
+      f.get(xs)
+        .get(i)
+        .op('i32.add')
+        .v128Load(m * slotBytes)
+        .get(bv)
+        .op('f32x4.sub');
       if (dense) {
         f.get(wv[m]).op('f32x4.mul');
         if (m === 0) f.set(acc);
@@ -474,20 +521,42 @@ function combineUnrolled(v: CutVariant | 'dense', models: number, slotBytes: num
         f.op('v128.and').set(d[m]);
       }
       // vote Σ δₘ from 0 (consensus), or the plain sum starting with δ₀ itself
-      if (cv.consensus) f.get(m === 0 ? zero : acc).get(d[m]).op('f32x4.add').set(acc);
+      if (cv.consensus)
+        f.get(m === 0 ? zero : acc)
+          .get(d[m])
+          .op('f32x4.add')
+          .set(acc);
       else if (m === 0) f.get(d[m]).set(acc);
       else f.get(acc).get(d[m]).op('f32x4.add').set(acc);
     }
     if (cv.consensus) {
-      f.v128i32(0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0).get(acc).get(zero).op('f32x4.ge', 'v128.andnot').set(flip);
+      f.v128i32(0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0, 0x80000000 | 0)
+        .get(acc)
+        .get(zero)
+        .op('f32x4.ge', 'v128.andnot')
+        .set(flip);
       markNonFinite(f, acc, zero, nonFinite);
       for (let m = 0; m < models; m++) {
         f.get(d[m]).get(flip).op('v128.xor').get(zero).op('f32x4.gt').set(agree);
-        f.get(m === 0 ? zero : mixed).get(d[m]).get(agree).op('v128.and', 'f32x4.add').set(mixed);
-        f.get(m === 0 ? zero : divisor).get(agree).get(wv[m]).op('v128.and', 'f32x4.add').set(divisor);
+        f.get(m === 0 ? zero : mixed)
+          .get(d[m])
+          .get(agree)
+          .op('v128.and', 'f32x4.add')
+          .set(mixed);
+        f.get(m === 0 ? zero : divisor)
+          .get(agree)
+          .get(wv[m])
+          .op('v128.and', 'f32x4.add')
+          .set(divisor);
       }
       f.get(useDiv).if();
-      f.get(mixed).get(one).get(divisor).get(divisor).get(zero).op('f32x4.eq', 'v128.bitselect', 'f32x4.div').set(mixed);
+      f.get(mixed)
+        .get(one)
+        .get(divisor)
+        .get(divisor)
+        .get(zero)
+        .op('f32x4.eq', 'v128.bitselect', 'f32x4.div')
+        .set(mixed);
       f.end();
       f.get(mixed).set(acc);
     } else {

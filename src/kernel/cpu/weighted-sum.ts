@@ -2,7 +2,12 @@
 // divided by the plain float32 Σ wᵢ when normalize (no guard: weights summing to 0 give inf/NaN, as mergekit).
 
 /** res = Σ fround(fround(wᵢ)·xᵢ) (sequential float32), then res / Σ fround(wᵢ) when normalize. */
-export function weightedSum(xs: readonly Float32Array[], weights: readonly number[], normalize: boolean, out: Float32Array): Float32Array {
+export function weightedSum(
+  xs: readonly Float32Array[],
+  weights: readonly number[],
+  normalize: boolean,
+  out: Float32Array,
+): Float32Array {
   const n = out.length;
   const models = xs.length;
   if (models === 0) return out.fill(0);

@@ -49,7 +49,10 @@ export function describeAdapter(info: GPUAdapterInfo): AdapterDescription {
   const software = isSoftwareAdapter(info);
   const name =
     info.description?.trim() ||
-    [info.vendor, info.device || info.architecture].filter((s) => s && s.trim()).join(' ').trim() ||
+    [info.vendor, info.device || info.architecture]
+      .filter((s) => s && s.trim())
+      .join(' ')
+      .trim() ||
     'unnamed adapter';
   return { text: `${name} (${backendName()}${software ? ', software' : ''})`, software };
 }
@@ -58,7 +61,6 @@ export interface OpenDeviceOptions {
   /** Accept a software adapter (lavapipe) — for tests and an explicit `--device gpu`; `auto` passes false. */
   readonly allowSoftware: boolean;
 }
-
 
 /**
  * An open WebGPU device plus the state evomerge keeps about it.
@@ -115,9 +117,13 @@ export class GpuDevice {
         },
       });
     } catch (err) {
-      throw new EvomergeError('gpu.no_adapter', `${description.text}: requestDevice failed: ${(err as Error).message}`, {
-        field: '--device',
-      });
+      throw new EvomergeError(
+        'gpu.no_adapter',
+        `${description.text}: requestDevice failed: ${(err as Error).message}`,
+        {
+          field: '--device',
+        },
+      );
     }
     return new GpuDevice(device, description);
   }
@@ -186,9 +192,13 @@ export class GpuDevice {
     const oom = await device.popErrorScope().catch(() => null);
     if (this.lostMessage !== undefined) this.checkAlive();
     if (oom !== null) {
-      throw new EvomergeError('gpu.out_of_memory', `out of GPU memory (${this.adapter.text}) while ${what}: ${oom.message}`, {
-        field: '--device',
-      });
+      throw new EvomergeError(
+        'gpu.out_of_memory',
+        `out of GPU memory (${this.adapter.text}) while ${what}: ${oom.message}`,
+        {
+          field: '--device',
+        },
+      );
     }
     if (validation !== null) invariant(false, `WebGPU validation error while ${what}: ${validation.message}`);
     if (thrown !== undefined) {
@@ -208,10 +218,17 @@ export class GpuDevice {
    * Submits `encoder` plus the copies into a mapped staging buffer and returns the bytes on the host.
    * `staging` (MAP_READ | COPY_DST, at least totalBytes) is reused when given, else a temporary one is made.
    */
-  async readBack(encoder: GPUCommandEncoder, copies: readonly ReadbackCopy[], totalBytes: number, reuse?: GPUBuffer): Promise<ArrayBuffer> {
-    const staging = reuse ?? this.createBuffer(totalBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
+  async readBack(
+    encoder: GPUCommandEncoder,
+    copies: readonly ReadbackCopy[],
+    totalBytes: number,
+    reuse?: GPUBuffer,
+  ): Promise<ArrayBuffer> {
+    const staging =
+      reuse ?? this.createBuffer(totalBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
     try {
-      for (const c of copies) encoder.copyBufferToBuffer(c.source, c.sourceOffset, staging, c.targetOffset, c.sizeBytes);
+      for (const c of copies)
+        encoder.copyBufferToBuffer(c.source, c.sourceOffset, staging, c.targetOffset, c.sizeBytes);
       this.device.queue.submit([encoder.finish()]);
       await staging.mapAsync(GPUMapMode.READ, 0, Math.ceil(totalBytes / 16) * 16 || 16);
       const copy = staging.getMappedRange(0, Math.ceil(totalBytes / 16) * 16 || 16).slice(0, totalBytes);

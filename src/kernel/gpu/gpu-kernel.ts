@@ -50,9 +50,13 @@ export class GpuKernel implements MergeKernel, GpuPasses {
     const maxChunk = Math.floor(gpu.maxBindingElements / BLOCK_ELEMENTS) * BLOCK_ELEMENTS;
     const wanted = options.chunkElements ?? maxChunk;
     if (!(Number.isInteger(wanted) && wanted > 0 && wanted % BLOCK_ELEMENTS === 0)) {
-      throw new EvomergeError('gpu.bad_option', `chunkElements must be a positive multiple of ${BLOCK_ELEMENTS}, got ${wanted}`, {
-        field: 'chunkElements',
-      });
+      throw new EvomergeError(
+        'gpu.bad_option',
+        `chunkElements must be a positive multiple of ${BLOCK_ELEMENTS}, got ${wanted}`,
+        {
+          field: 'chunkElements',
+        },
+      );
     }
     this.chunkElements = Math.min(wanted, maxChunk);
     this.cache = new ResidentCache(gpu, {
@@ -149,7 +153,12 @@ export class GpuKernel implements MergeKernel, GpuPasses {
     });
   }
 
-  private runOp(job: TensorJob, op: MergeOp, n: number, get: (r: SourceRef) => Promise<DeviceTensor>): Promise<Float32Array> {
+  private runOp(
+    job: TensorJob,
+    op: MergeOp,
+    n: number,
+    get: (r: SourceRef) => Promise<DeviceTensor>,
+  ): Promise<Float32Array> {
     switch (op.kind) {
       case 'weighted_sum':
         return weightedSum(this, job, op, n, get);
@@ -169,7 +178,13 @@ export class GpuKernel implements MergeKernel, GpuPasses {
     const decls = xs.map((x, m) => sourceBinding(2 + m, `x${m}`, x.format)).join('\n');
     const code = reduceShader({ decls, prelude, terms });
     const enc = this.gpu.device.createCommandEncoder();
-    return this.sumsWith(enc, n, code, terms.length, xs.map((x, m) => (chunk: Chunk) => sourceWindow(2 + m, x, chunk)));
+    return this.sumsWith(
+      enc,
+      n,
+      code,
+      terms.length,
+      xs.map((x, m) => (chunk: Chunk) => sourceWindow(2 + m, x, chunk)),
+    );
   }
 
   async sumsWith(
@@ -200,7 +215,12 @@ export class GpuKernel implements MergeKernel, GpuPasses {
     return sums;
   }
 
-  dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, entries: GPUBindGroupEntry[], groups: number): void {
+  dispatch(
+    pass: GPUComputePassEncoder,
+    pipeline: GPUComputePipeline,
+    entries: GPUBindGroupEntry[],
+    groups: number,
+  ): void {
     const group = this.gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     pass.setBindGroup(0, group);
     const [x, y] = dispatchGrid(groups, this.gpu.limits.maxComputeWorkgroupsPerDimension);
@@ -218,7 +238,12 @@ export class GpuKernel implements MergeKernel, GpuPasses {
   async readFloats(enc: GPUCommandEncoder, source: GPUBuffer, count: number): Promise<Float32Array> {
     const bytes = count * 4;
     const staging = this.scratch('readback', bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    const data = await this.gpu.readBack(enc, [{ source, sourceOffset: 0, targetOffset: 0, sizeBytes: bytes }], bytes, staging);
+    const data = await this.gpu.readBack(
+      enc,
+      [{ source, sourceOffset: 0, targetOffset: 0, sizeBytes: bytes }],
+      bytes,
+      staging,
+    );
     return new Float32Array(data);
   }
 
@@ -226,13 +251,18 @@ export class GpuKernel implements MergeKernel, GpuPasses {
     let plan = this.plans.get(n);
     if (plan === undefined) {
       const chunks: Chunk[] = [];
-      for (let offset = 0; offset < n; offset += this.chunkElements) chunks.push({ offset, count: Math.min(this.chunkElements, n - offset) });
+      for (let offset = 0; offset < n; offset += this.chunkElements)
+        chunks.push({ offset, count: Math.min(this.chunkElements, n - offset) });
       const data = new Uint32Array((chunks.length * CHUNK_UNIFORM_STRIDE) / 4);
       chunks.forEach((c, i) => {
         data[(i * CHUNK_UNIFORM_STRIDE) / 4] = c.count;
         data[(i * CHUNK_UNIFORM_STRIDE) / 4 + 1] = c.offset;
       });
-      const uniform = this.gpu.createBuffer(data.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `chunks of ${n}`);
+      const uniform = this.gpu.createBuffer(
+        data.byteLength,
+        GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        `chunks of ${n}`,
+      );
       this.gpu.write(uniform, 0, data);
       plan = { chunks, uniform };
       this.plans.set(n, plan);

@@ -18,7 +18,13 @@ export async function weightedSum(
   kernel.checkBindings(job, xs.length + 1);
   // (Σ wᵢxᵢ) / Σ wᵢ with the plain float32 sum of the weights as divisor (no guard), or 1 without normalize.
   const divisor = op.normalize ? float32Sum(op.inputs.map((i) => i.weight)) : 1;
-  return linearCombination(kernel, n, xs, op.inputs.map((i) => i.weight), { divisor });
+  return linearCombination(
+    kernel,
+    n,
+    xs,
+    op.inputs.map((i) => i.weight),
+    { divisor },
+  );
 }
 
 /** out = ((Σ cᵢ·xᵢ) / divisor) · scale + baseCoef · base, then read back. */
@@ -38,7 +44,12 @@ export async function linearCombination(
   const paramBuf = kernel.uniformData('lc.params', params);
   const out = kernel.scratch('out', n * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
   const withBase = post.base !== undefined;
-  const pipeline = kernel.gpu.pipeline(linearCombinationShader(xs.map((x) => x.format), post.base?.format));
+  const pipeline = kernel.gpu.pipeline(
+    linearCombinationShader(
+      xs.map((x) => x.format),
+      post.base?.format,
+    ),
+  );
   const enc = kernel.gpu.device.createCommandEncoder();
   const pass = enc.beginComputePass();
   pass.setPipeline(pipeline);

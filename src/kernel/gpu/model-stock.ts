@@ -21,8 +21,14 @@ export async function modelStock(
   const prelude = ['let b = x0_at(i);', ...xs.map((_, m) => `let o${m} = x${m + 1}_at(i) - b;`)].join('\n      ');
   const pairs: [number, number][] = [];
   for (let i = 0; i < count; i++) for (let j = i; j < count; j++) pairs.push([i, j]);
-  const sums = await kernel.sums(n, [base, ...xs], prelude, pairs.map(([i, j]) => `o${i} * o${j}`));
-  const dotOf = (i: number, j: number) => sums[pairs.findIndex(([p, q]) => p === Math.min(i, j) && q === Math.max(i, j))];
+  const sums = await kernel.sums(
+    n,
+    [base, ...xs],
+    prelude,
+    pairs.map(([i, j]) => `o${i} * o${j}`),
+  );
+  const dotOf = (i: number, j: number) =>
+    sums[pairs.findIndex(([p, q]) => p === Math.min(i, j) && q === Math.max(i, j))];
   // The scalar path in float32 like torch (and CpuKernel modelStockT): cos of each pair i<j is
   // (oᵢ·oⱼ) / max(‖oᵢ‖‖oⱼ‖, 1e-6) clamped to [−1, 1]; t = N·cos / (1 + (N−1)·cos) of their mean.
   const f = Math.fround;
@@ -39,5 +45,11 @@ export async function modelStock(
   const cos = f(cosSum / pairCount);
   const t = f(f(count * cos) / f(1 + f((count - 1) * cos)));
   // w_h = t·(Σwᵢ / N) + (1 − t)·w₀
-  return linearCombination(kernel, n, xs, xs.map(() => 1), { divisor: count, scale: t, base, baseCoef: f(1 - t) });
+  return linearCombination(
+    kernel,
+    n,
+    xs,
+    xs.map(() => 1),
+    { divisor: count, scale: t, base, baseCoef: f(1 - t) },
+  );
 }

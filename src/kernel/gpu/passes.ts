@@ -27,10 +27,21 @@ export interface GpuPasses {
   scratch(name: string, bytes: number, usage: GPUBufferUsageFlags): GPUBuffer;
   /** A uniform buffer holding `data` (written before the next submit). */
   uniformData(name: string, data: ArrayBufferView): GPUBuffer;
-  dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, entries: GPUBindGroupEntry[], groups: number): void;
+  dispatch(
+    pass: GPUComputePassEncoder,
+    pipeline: GPUComputePipeline,
+    entries: GPUBindGroupEntry[],
+    groups: number,
+  ): void;
   /** K sums over the tensor of expressions of x0..x(m−1) (bound at 2..), added in float64 on the host. */
   sums(n: number, xs: readonly DeviceTensor[], prelude: string, terms: readonly string[]): Promise<number[]>;
-  sumsWith(enc: GPUCommandEncoder, n: number, code: string, k: number, extra: readonly ((chunk: Chunk) => GPUBindGroupEntry)[]): Promise<number[]>;
+  sumsWith(
+    enc: GPUCommandEncoder,
+    n: number,
+    code: string,
+    k: number,
+    extra: readonly ((chunk: Chunk) => GPUBindGroupEntry)[],
+  ): Promise<number[]>;
   /** The job's final readback, or (mergeTensorOnDevice) a submit and a wait for the device to finish. */
   readOutput(enc: GPUCommandEncoder, out: GPUBuffer, n: number): Promise<Float32Array>;
   readFloats(enc: GPUCommandEncoder, source: GPUBuffer, count: number): Promise<Float32Array>;
@@ -39,8 +50,19 @@ export interface GpuPasses {
 }
 
 /** A chunk's window of a source tensor in its storage format (offsets are multiples of BLOCK_ELEMENTS elements). */
-export function sourceWindow(binding: number, t: Pick<DeviceTensor, 'buffer' | 'format'>, chunk: Chunk): GPUBindGroupEntry {
-  return { binding, resource: { buffer: t.buffer, offset: offsetBytes(t.format, chunk.offset), size: windowBytes(t.format, chunk.count) } };
+export function sourceWindow(
+  binding: number,
+  t: Pick<DeviceTensor, 'buffer' | 'format'>,
+  chunk: Chunk,
+): GPUBindGroupEntry {
+  return {
+    binding,
+    resource: {
+      buffer: t.buffer,
+      offset: offsetBytes(t.format, chunk.offset),
+      size: windowBytes(t.format, chunk.count),
+    },
+  };
 }
 
 /** A chunk's window of a whole-tensor float32 buffer (offsets are multiples of BLOCK_ELEMENTS·4 bytes). */

@@ -59,19 +59,27 @@ export class ResidentCache {
     if (hit !== undefined) return hit;
     const data = read(ref);
     if (data.length !== numel) {
-      throw new EvomergeError('internal', `reader returned ${data.length} elements, the job expects ${numel} (this is a bug in evomerge)`, {
-        file: ref.model,
-        field: `tensor "${ref.tensor}"`,
-      });
+      throw new EvomergeError(
+        'internal',
+        `reader returned ${data.length} elements, the job expects ${numel} (this is a bug in evomerge)`,
+        {
+          file: ref.model,
+          field: `tensor "${ref.tensor}"`,
+        },
+      );
     }
     const format: SourceFormat = this.options.storage === 'auto' && isExactBf16(data) ? 'bf16' : 'f32';
     const packed = format === 'bf16' ? packBf16(data) : data;
     const bytes = packed.byteLength;
     if (bytes > this.gpu.limits.maxBufferSize) {
-      throw new EvomergeError('gpu.unsupported', `${bytes} bytes exceed the device's maxBufferSize ${this.gpu.limits.maxBufferSize}`, {
-        file: ref.model,
-        field: `tensor "${ref.tensor}"`,
-      });
+      throw new EvomergeError(
+        'gpu.unsupported',
+        `${bytes} bytes exceed the device's maxBufferSize ${this.gpu.limits.maxBufferSize}`,
+        {
+          file: ref.model,
+          field: `tensor "${ref.tensor}"`,
+        },
+      );
     }
     if (!this.full && this.residentBytes + bytes > this.options.budgetBytes) {
       this.stopResidency(`the resident budget of ${mib(this.options.budgetBytes)} is reached`);
@@ -87,10 +95,14 @@ export class ResidentCache {
     }
     const streamed = await this.tryUpload(packed, numel, format, false);
     if (streamed === undefined) {
-      throw new EvomergeError('gpu.out_of_memory', `out of GPU memory uploading ${mib(bytes)} (${this.gpu.adapter.text})`, {
-        file: ref.model,
-        field: `tensor "${ref.tensor}"`,
-      });
+      throw new EvomergeError(
+        'gpu.out_of_memory',
+        `out of GPU memory uploading ${mib(bytes)} (${this.gpu.adapter.text})`,
+        {
+          file: ref.model,
+          field: `tensor "${ref.tensor}"`,
+        },
+      );
     }
     return streamed;
   }
@@ -135,7 +147,12 @@ export class ResidentCache {
   }
 
   /** Uploads inside an out-of-memory scope; undefined if the device could not allocate. */
-  private async tryUpload(data: Float32Array | Uint32Array, numel: number, format: SourceFormat, resident: boolean): Promise<DeviceTensor | undefined> {
+  private async tryUpload(
+    data: Float32Array | Uint32Array,
+    numel: number,
+    format: SourceFormat,
+    resident: boolean,
+  ): Promise<DeviceTensor | undefined> {
     const device = this.gpu.device;
     this.gpu.checkAlive();
     device.pushErrorScope('out-of-memory');

@@ -14,7 +14,11 @@ export async function slerp(
 ): Promise<Float32Array> {
   const a = await get(op.a);
   const b = await get(op.b);
-  const [aa, bb, ab] = await kernel.sums(n, [a, b], 'let va = x0_at(i);\n      let vb = x1_at(i);', ['va * va', 'vb * vb', 'va * vb']);
+  const [aa, bb, ab] = await kernel.sums(n, [a, b], 'let va = x0_at(i);\n      let vb = x1_at(i);', [
+    'va * va',
+    'vb * vb',
+    'va * vb',
+  ]);
   const t = op.t;
   // normalize(v, eps=1e-8) divides only when ‖v‖ > eps; dot of the normalised copies.
   const na = Math.sqrt(aa);

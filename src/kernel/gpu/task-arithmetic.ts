@@ -78,9 +78,13 @@ export async function taskArithmetic(
       );
     }
   });
-  const masks = masked ? kernel.scratch('ta.masks', count * maskWords * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST) : undefined;
+  const masks = masked
+    ? kernel.scratch('ta.masks', count * maskWords * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST)
+    : undefined;
   if (masks !== undefined && count * maskWords > kernel.gpu.maxBindingElements) {
-    throw new EvomergeError('gpu.unsupported', `keep masks of ${count} models exceed one storage binding`, { field: `tensor "${job.name}"` });
+    throw new EvomergeError('gpu.unsupported', `keep masks of ${count} models exceed one storage binding`, {
+      field: `tensor "${job.name}"`,
+    });
   }
 
   // Parameters: scale starts at 1 and is filled after the L1 reduction when rescaling.
@@ -130,7 +134,9 @@ export async function taskArithmetic(
     const parts = l1NormReduceParts(shape);
     const extra: ((chunk: Chunk) => GPUBindGroupEntry)[] = [
       () => ({ binding: 2, resource: { buffer: paramBuf } }),
-      ...(masks !== undefined ? [() => ({ binding: 3, resource: { buffer: masks, size: count * maskWords * 4 } })] : []),
+      ...(masks !== undefined
+        ? [() => ({ binding: 3, resource: { buffer: masks, size: count * maskWords * 4 } })]
+        : []),
       (chunk) => sourceWindow(4, base, chunk),
       ...xs.map((x, m) => (chunk: Chunk) => sourceWindow(5 + m, x, chunk)),
     ];
@@ -141,7 +147,8 @@ export async function taskArithmetic(
       // rescaled_masked_tensor: masked · (‖τ‖₁ / ‖masked‖₁), skipped if either norm is below 1e-7.
       const before = Math.fround(sums[2 * m]);
       const after = Math.fround(sums[2 * m + 1]);
-      if (!(before < 1e-7 || after < 1e-7)) f32[(TA_HEADER_BYTES + TA_MODEL_BYTES * m) / 4 + 1] = Math.fround(before / after);
+      if (!(before < 1e-7 || after < 1e-7))
+        f32[(TA_HEADER_BYTES + TA_MODEL_BYTES * m) / 4 + 1] = Math.fround(before / after);
     });
   } else if (op.rescale === 'density' && op.sparsification !== 'della_magprune') {
     // The DARE paper's rule: kept entries divided by the keep probability.
@@ -206,9 +213,13 @@ export async function della(
     }
   });
   if (n > kernel.gpu.maxBindingElements) {
-    throw new EvomergeError('gpu.unsupported', `della_magprune ranks whole rows; a tensor of ${n} elements exceeds one storage binding`, {
-      field: `tensor "${job.name}"`,
-    });
+    throw new EvomergeError(
+      'gpu.unsupported',
+      `della_magprune ranks whole rows; a tensor of ${n} elements exceeds one storage binding`,
+      {
+        field: `tensor "${job.name}"`,
+      },
+    );
   }
   const count = xs.length;
   const stride = Math.ceil(n / 64) * 64;
@@ -223,8 +234,10 @@ export async function della(
   const f = Math.fround;
   op.inputs.forEach((input, m) => {
     const { density, epsilon } = input;
-    if (density >= 1) thresholds.fill(1 << 24, m * rowPad, (m + 1) * rowPad); // τ unchanged
-    else if (!(density > 0)) return; // τ dropped: thresholds stay 0
+    if (density >= 1)
+      thresholds.fill(1 << 24, m * rowPad, (m + 1) * rowPad); // τ unchanged
+    else if (!(density > 0))
+      return; // τ dropped: thresholds stay 0
     else {
       // p = (density − ε) + rank_norm·2·ε with rank_norm = pos/(d1 − 1), float32 like torch and CpuKernel.
       const low = f(density - epsilon);
@@ -237,20 +250,37 @@ export async function della(
       }
     }
   });
-  const thrBuf = kernel.scratch('della.thresholds', thresholds.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+  const thrBuf = kernel.scratch(
+    'della.thresholds',
+    thresholds.byteLength,
+    GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  );
   kernel.gpu.write(thrBuf, 0, thresholds);
   const probBuf = kernel.scratch('della.probs', probs.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
   kernel.gpu.write(probBuf, 0, probs);
   const params = new Uint32Array((count * 256) / 4);
   op.inputs.forEach((input, m) => {
     params.set(
-      [rows, d1, inner, tilesPerRow, (op.rng.seedLo ^ op.rng.tensorHash) >>> 0, op.rng.seedHi >>> 0, input.modelIndex >>> 0, 0],
+      [
+        rows,
+        d1,
+        inner,
+        tilesPerRow,
+        (op.rng.seedLo ^ op.rng.tensorHash) >>> 0,
+        op.rng.seedHi >>> 0,
+        input.modelIndex >>> 0,
+        0,
+      ],
       (m * 256) / 4,
     );
   });
   const paramBuf = kernel.uniformData('della.params', params);
   const groupsPad = Math.ceil(groups / 32) * 32; // 256-byte aligned windows of (Σ|τ|, Σ|kept τ|) pairs
-  const partials = kernel.scratch('della.partials', count * groupsPad * 2 * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+  const partials = kernel.scratch(
+    'della.partials',
+    count * groupsPad * 2 * 4,
+    GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+  );
   const enc = kernel.gpu.device.createCommandEncoder();
   const pass = enc.beginComputePass();
   op.inputs.forEach((_, m) => {
@@ -264,7 +294,8 @@ export async function della(
       { binding: 5, resource: { buffer: vals, offset: m * stride * 4, size: n * 4 } },
       { binding: 6, resource: { buffer: partials, offset: m * groupsPad * 2 * 4, size: groups * 2 * 4 } },
     ];
-    if (perElement) entries.push({ binding: 2, resource: { buffer: probBuf, offset: m * rowPad * 4, size: rowPad * 4 } });
+    if (perElement)
+      entries.push({ binding: 2, resource: { buffer: probBuf, offset: m * rowPad * 4, size: rowPad * 4 } });
     kernel.dispatch(pass, pipeline, entries, groups);
   });
   pass.end();
@@ -311,7 +342,7 @@ export function encodeMasks(
   const init = new Uint32Array((slots * SELECTION_STRIDE) / 4);
   for (const p of maskPlans) {
     if (p === undefined) continue;
-    init[((2 * p.model) * SELECTION_STRIDE) / 4 + 2] = p.top;
+    init[(2 * p.model * SELECTION_STRIDE) / 4 + 2] = p.top;
     init[((2 * p.model + 1) * SELECTION_STRIDE) / 4 + 2] = p.bottom;
   }
   kernel.gpu.write(sel, 0, init);
@@ -341,7 +372,13 @@ export function encodeMasks(
       binding: 7,
       resource: { buffer: masks, offset: p.model * maskWords * 4, size: maskWords * 4 },
     };
-    const selections: [number, boolean][] = p.rule.kind === 'top' ? [[2 * p.model, true]] : [[2 * p.model, true], [2 * p.model + 1, true]];
+    const selections: [number, boolean][] =
+      p.rule.kind === 'top'
+        ? [[2 * p.model, true]]
+        : [
+            [2 * p.model, true],
+            [2 * p.model + 1, true],
+          ];
     for (const [slot, descending] of selections) {
       for (let k = 0; k < RADIX_PASSES.length; k++) {
         const hp = kernel.gpu.pipeline(histogramShader(k, formats));
@@ -350,7 +387,13 @@ export function encodeMasks(
           kernel.dispatch(
             pass,
             hp,
-            [kernel.chunkEntry(0, plan, c), selWin(1, slot), histWin(2, slot), sourceWindow(3, base, chunk), sourceWindow(4, x, chunk)],
+            [
+              kernel.chunkEntry(0, plan, c),
+              selWin(1, slot),
+              histWin(2, slot),
+              sourceWindow(3, base, chunk),
+              sourceWindow(4, x, chunk),
+            ],
             Math.ceil(chunk.count / TILE_ELEMENTS),
           );
         }
@@ -364,13 +407,24 @@ export function encodeMasks(
         kernel.dispatch(
           pass,
           tc,
-          [kernel.chunkEntry(0, plan, c), selWin(1, slot), countWin(2, slot), sourceWindow(3, base, chunk), sourceWindow(4, x, chunk)],
+          [
+            kernel.chunkEntry(0, plan, c),
+            selWin(1, slot),
+            countWin(2, slot),
+            sourceWindow(3, base, chunk),
+            sourceWindow(4, x, chunk),
+          ],
           Math.ceil(chunk.count / BLOCK_ELEMENTS),
         );
       }
       const ts = kernel.gpu.pipeline(tieScanShader());
       pass.setPipeline(ts);
-      kernel.dispatch(pass, ts, [{ binding: 0, resource: { buffer: scanParams } }, selWin(1, slot), countWin(2, slot)], 1);
+      kernel.dispatch(
+        pass,
+        ts,
+        [{ binding: 0, resource: { buffer: scanParams } }, selWin(1, slot), countWin(2, slot)],
+        1,
+      );
     }
     const mp = kernel.gpu.pipeline(maskShader(p.rule, formats));
     pass.setPipeline(mp);

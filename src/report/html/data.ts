@@ -55,7 +55,14 @@ export interface HtmlReportData {
   /** Categorical probabilities per generation (CMA-ES); empty for other optimisers. */
   readonly methodProbabilities: readonly { generation: number; gene: string; choice: string; p: number }[];
   /** Objective task's own metric, fit against test, for everything scored on test. */
-  readonly fitVsTest: readonly { label: string; kind: string; fit: number; fitSe: number; test: number; testSe: number }[];
+  readonly fitVsTest: readonly {
+    label: string;
+    kind: string;
+    fit: number;
+    fitSe: number;
+    test: number;
+    testSe: number;
+  }[];
   readonly fitVsTestMeasure: string;
   /** Failed search candidates by error code, most frequent first, with one message as an example. */
   readonly failures: readonly { code: string; count: number; message: string }[];
@@ -87,7 +94,18 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
 
   // one slim row per search candidate (no genome, no recipe): 100,000 of them read in a blink
   const all = store.db
-    .prepare<[number], { ordinal: number; generation: number | null; status: string; objective: number | null; objective_type: RealType | null; created_at: string; finished_at: string | null }>(
+    .prepare<
+      [number],
+      {
+        ordinal: number;
+        generation: number | null;
+        status: string;
+        objective: number | null;
+        objective_type: RealType | null;
+        created_at: string;
+        finished_at: string | null;
+      }
+    >(
       `SELECT ordinal, generation, status, objective, objective_type, created_at, finished_at FROM candidates
        WHERE campaign_id = ? AND kind = 'search' ORDER BY ordinal`,
     )
@@ -95,12 +113,32 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     .map((r) => {
       const objective = r.objective_type === null ? null : decodeReal(r.objective, r.objective_type);
       const status = r.status === 'kept' || r.status === 'rejected' || r.status === 'failed' ? r.status : 'unfinished';
-      return { ordinal: r.ordinal, generation: r.generation ?? 0, status, objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective, createdAt: r.created_at, finishedAt: r.finished_at } as const;
+      return {
+        ordinal: r.ordinal,
+        generation: r.generation ?? 0,
+        status,
+        objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective,
+        createdAt: r.created_at,
+        finishedAt: r.finished_at,
+      } as const;
     });
   // every fit verdict in one pass, per generation and gate: passed, judged, and rejections where this gate
   // was the only one failed (the window counts each candidate's failed gates)
   const verdictRows = store.db
-    .prepare<[number], { generation: number | null; gate: string; kind: string; task: string; metric: string; first: number; passed: number; judged: number; sole: number }>(
+    .prepare<
+      [number],
+      {
+        generation: number | null;
+        gate: string;
+        kind: string;
+        task: string;
+        metric: string;
+        first: number;
+        passed: number;
+        judged: number;
+        sole: number;
+      }
+    >(
       `WITH v AS (SELECT candidate_id, rowid AS r, gate, kind, task, metric, pass,
                          SUM(1 - pass) OVER (PARTITION BY candidate_id) AS failing
                   FROM gate_verdicts WHERE split = 'fit')
@@ -122,10 +160,12 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const bestCurve: { ordinal: number; objective: number }[] = [];
   for (const p of all) {
     if (p.status !== 'kept' || p.objective === null) continue;
-    if (!bestCurve.length || p.objective > bestCurve[bestCurve.length - 1]!.objective) bestCurve.push({ ordinal: p.ordinal, objective: p.objective });
+    if (!bestCurve.length || p.objective > bestCurve[bestCurve.length - 1]!.objective)
+      bestCurve.push({ ordinal: p.ordinal, objective: p.objective });
   }
   const lastOrdinal = all.length ? all[all.length - 1]!.ordinal : 0;
-  if (bestCurve.length && bestCurve[bestCurve.length - 1]!.ordinal < lastOrdinal) bestCurve.push({ ordinal: lastOrdinal, objective: bestCurve[bestCurve.length - 1]!.objective });
+  if (bestCurve.length && bestCurve[bestCurve.length - 1]!.ordinal < lastOrdinal)
+    bestCurve.push({ ordinal: lastOrdinal, objective: bestCurve[bestCurve.length - 1]!.objective });
 
   const yardsticks = report.rows
     .filter((r) => r.kind !== 'best' && r.objective !== null && Number.isFinite(r.objective))
@@ -133,11 +173,22 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
 
   // gates: pass rate per generation, and which gate turned candidates away (alone or with others)
   const gateOrder = report.gates.map((g) => g.gate);
-  const shownGenerations = new Set(evenlySpaced([...new Set(verdictRows.map((r) => r.generation ?? 0))].sort((a, b) => a - b), MAX_GENERATIONS));
+  const shownGenerations = new Set(
+    evenlySpaced(
+      [...new Set(verdictRows.map((r) => r.generation ?? 0))].sort((a, b) => a - b),
+      MAX_GENERATIONS,
+    ),
+  );
   const gateRates = verdictRows
     .filter((r) => shownGenerations.has(r.generation ?? 0))
     .sort((a, b) => (a.generation ?? 0) - (b.generation ?? 0) || gateOrder.indexOf(a.gate) - gateOrder.indexOf(b.gate))
-    .map((r) => ({ gate: r.gate, generation: r.generation ?? 0, rate: r.passed / r.judged, passed: r.passed, judged: r.judged }));
+    .map((r) => ({
+      gate: r.gate,
+      generation: r.generation ?? 0,
+      rate: r.passed / r.judged,
+      passed: r.passed,
+      judged: r.judged,
+    }));
   const gateRejections = report.gates.map((g) => ({
     gate: g.gate,
     rejected: g.judged - g.passed,
@@ -152,7 +203,12 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     if (c?.genomeJson) {
       const genome = JSON.parse(c.genomeJson) as Record<string, number | string>;
       const method = String(genome.method ?? '');
-      bestGenome = { ordinal: best.ordinal, method, objective: best.objective ?? NaN, cells: genomeCells(genome, models, new Set(recipeParameters(c.recipeYaml))) };
+      bestGenome = {
+        ordinal: best.ordinal,
+        method,
+        objective: best.objective ?? NaN,
+        cells: genomeCells(genome, models, new Set(recipeParameters(c.recipeYaml))),
+      };
     }
   }
 
@@ -162,10 +218,16 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     if (p.objective === null) continue;
     const cur = genBest.get(p.generation);
     const kept = p.status === 'kept';
-    if (!cur || (kept && !cur.kept) || (kept === cur.kept && p.objective > cur.objective)) genBest.set(p.generation, { ordinal: p.ordinal, kept, objective: p.objective });
+    if (!cur || (kept && !cur.kept) || (kept === cur.kept && p.objective > cur.objective))
+      genBest.set(p.generation, { ordinal: p.ordinal, kept, objective: p.objective });
   }
-  const moveGenerations = evenlySpaced([...genBest.keys()].sort((a, b) => a - b), MAX_GENOME_GENERATIONS);
-  const genomeOf = store.db.prepare<[number, number], { genome_json: string | null }>('SELECT genome_json FROM candidates WHERE campaign_id = ? AND ordinal = ?');
+  const moveGenerations = evenlySpaced(
+    [...genBest.keys()].sort((a, b) => a - b),
+    MAX_GENOME_GENERATIONS,
+  );
+  const genomeOf = store.db.prepare<[number, number], { genome_json: string | null }>(
+    'SELECT genome_json FROM candidates WHERE campaign_id = ? AND ordinal = ?',
+  );
   const genomeMoves: { generation: number; ordinal: number; cell: string; model: string; value: number }[] = [];
   let movesParam: string | undefined;
   for (const g of moveGenerations) {
@@ -174,7 +236,9 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     if (!json) continue;
     const cells = genomeCells(JSON.parse(json) as Record<string, number | string>, models, undefined);
     movesParam ??= cells.some((c) => c.param === 'weight') ? 'weight' : cells.find((c) => c.model !== null)?.param;
-    for (const c of cells) if (c.param === movesParam && c.model !== null) genomeMoves.push({ generation: g, ordinal, cell: c.cell, model: c.model, value: c.value });
+    for (const c of cells)
+      if (c.param === movesParam && c.model !== null)
+        genomeMoves.push({ generation: g, ordinal, cell: c.cell, model: c.model, value: c.value });
   }
 
   const methodProbabilities = categoricalProbabilities(store, id);
@@ -195,7 +259,14 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     const fit = scores.find((s) => s.split === 'fit');
     const test = scores.find((s) => s.split === 'test');
     if (!fit || !test || !Number.isFinite(fit.value) || !Number.isFinite(test.value)) continue;
-    fitVsTest.push({ label: c.label ?? `#${c.ordinal}`, kind: c.kind === 'search' ? (c.ordinal === best?.ordinal ? 'best kept' : 'kept') : c.kind, fit: fit.value, fitSe: fit.se ?? 0, test: test.value, testSe: test.se ?? 0 });
+    fitVsTest.push({
+      label: c.label ?? `#${c.ordinal}`,
+      kind: c.kind === 'search' ? (c.ordinal === best?.ordinal ? 'best kept' : 'kept') : c.kind,
+      fit: fit.value,
+      fitSe: fit.se ?? 0,
+      test: test.value,
+      testSe: test.se ?? 0,
+    });
   }
 
   const failures = store.db
@@ -234,13 +305,26 @@ function summary(
   campaign: { campaignId: number; name: string; seed: number; device: string; configHash: string },
   cfg: StoredConfig,
   all: readonly { ordinal: number; generation: number; status: string; objective: number | null }[],
-  verdictRows: readonly { gate: string; kind: string; task: string; metric: string; first: number; passed: number; judged: number }[],
+  verdictRows: readonly {
+    gate: string;
+    kind: string;
+    task: string;
+    metric: string;
+    first: number;
+    passed: number;
+    judged: number;
+  }[],
 ): ReportSummary {
   const id = campaign.campaignId;
-  const objective = cfg.objective.map((t) => ({ task: t.task, metric: t.metric ?? cfg.ownMetrics[t.task]!, weight: t.weight }));
+  const objective = cfg.objective.map((t) => ({
+    task: t.task,
+    metric: t.metric ?? cfg.ownMetrics[t.task]!,
+    weight: t.weight,
+  }));
   const scoresOf = (candidateId: number) => {
     const out: ReportRow['scores'] = {};
-    for (const s of store.listScores(candidateId)) (out[`${s.task}/${s.metric}`] ??= {})[s.split as 'fit' | 'test'] = { value: s.value, se: s.se, n: s.n };
+    for (const s of store.listScores(candidateId))
+      (out[`${s.task}/${s.metric}`] ??= {})[s.split as 'fit' | 'test'] = { value: s.value, se: s.se, n: s.n };
     return out;
   };
   const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
@@ -248,31 +332,65 @@ function summary(
   // sources and references have no ordinal (schema CHECK): found through the (campaign, ordinal) index
   // instead of a scan of every candidate for their kind
   const baselines = store.db
-    .prepare<[number], { candidate_id: number }>('SELECT candidate_id FROM candidates WHERE campaign_id = ? AND ordinal IS NULL')
+    .prepare<[number], { candidate_id: number }>(
+      'SELECT candidate_id FROM candidates WHERE campaign_id = ? AND ordinal IS NULL',
+    )
     .all(id)
     .map((r) => store.getCandidate(r.candidate_id));
   for (const kind of ['source', 'reference'] as const) {
-    const list = baselines.filter((c) => c.kind === kind).sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
-    for (const c of list) rows.push({ kind, label: c.label ?? `#${c.ordinal}`, ordinal: c.ordinal ?? null, objective: c.objective, scores: scoresOf(c.candidateId) });
+    const list = baselines
+      .filter((c) => c.kind === kind)
+      .sort((a, b) => order.indexOf(a.label ?? '') - order.indexOf(b.label ?? ''));
+    for (const c of list)
+      rows.push({
+        kind,
+        label: c.label ?? `#${c.ordinal}`,
+        ordinal: c.ordinal ?? null,
+        objective: c.objective,
+        scores: scoresOf(c.candidateId),
+      });
   }
   // the recorded final pick, else best kept: highest fit objective, earliest ordinal on ties (report.ts's pickedCandidate)
   const pick = store.finalPick(id);
   const picked = pick ? store.getCandidate(pick.candidateId) : undefined;
   let best: { ordinal: number; objective: number } | undefined;
   if (picked) best = { ordinal: picked.ordinal ?? 0, objective: picked.objective ?? -Infinity };
-  else for (const c of all) if (c.status === 'kept' && c.objective !== null && (!best || c.objective > best.objective)) best = { ordinal: c.ordinal, objective: c.objective };
+  else
+    for (const c of all)
+      if (c.status === 'kept' && c.objective !== null && (!best || c.objective > best.objective))
+        best = { ordinal: c.ordinal, objective: c.objective };
   const bestRecord = best ? (picked ?? store.findCandidateByOrdinal(id, best.ordinal)!) : undefined;
   if (best && bestRecord) {
-    rows.push({ kind: 'best', label: pick?.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`, ordinal: best.ordinal, objective: bestRecord.objective, scores: scoresOf(bestRecord.candidateId) });
+    rows.push({
+      kind: 'best',
+      label: pick?.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`,
+      ordinal: best.ordinal,
+      objective: bestRecord.objective,
+      scores: scoresOf(bestRecord.candidateId),
+    });
   }
   const rivals = rows.filter((r) => r.kind !== 'best');
   let bestRival: { label: string; value: number } | undefined;
-  for (const r of rivals) if (r.objective !== null && Number.isFinite(r.objective) && (!bestRival || r.objective > bestRival.value)) bestRival = { label: r.label, value: r.objective };
+  for (const r of rivals)
+    if (r.objective !== null && Number.isFinite(r.objective) && (!bestRival || r.objective > bestRival.value))
+      bestRival = { label: r.label, value: r.objective };
   // gate pass rates over the whole campaign, in the order the gates were judged (the text report's order)
-  const byGate = new Map<string, { gate: string; kind: string; task: string; metric: string; passed: number; judged: number; first: number }>();
+  const byGate = new Map<
+    string,
+    { gate: string; kind: string; task: string; metric: string; passed: number; judged: number; first: number }
+  >();
   for (const r of verdictRows) {
     const g = byGate.get(r.gate);
-    if (!g) byGate.set(r.gate, { gate: r.gate, kind: r.kind, task: r.task, metric: r.metric, passed: r.passed, judged: r.judged, first: r.first });
+    if (!g)
+      byGate.set(r.gate, {
+        gate: r.gate,
+        kind: r.kind,
+        task: r.task,
+        metric: r.metric,
+        passed: r.passed,
+        judged: r.judged,
+        first: r.first,
+      });
     else {
       g.passed += r.passed;
       g.judged += r.judged;
@@ -283,10 +401,23 @@ function summary(
   const count = (status: string) => all.filter((c) => c.status === status).length;
   return {
     db: dbFile,
-    campaign: { id, name: campaign.name, seed: campaign.seed, device: campaign.device, configHash: campaign.configHash, optimizer: cfg.optimizer },
+    campaign: {
+      id,
+      name: campaign.name,
+      seed: campaign.seed,
+      device: campaign.device,
+      configHash: campaign.configHash,
+      optimizer: cfg.optimizer,
+    },
     objective,
     measures: cfg.measures.map((m) => `${m.task}/${m.metric}`),
-    counts: { evaluated: all.length, kept: count('kept'), rejected: count('rejected'), failed: count('failed'), generations: new Set(all.map((c) => c.generation)).size },
+    counts: {
+      evaluated: all.length,
+      kept: count('kept'),
+      rejected: count('rejected'),
+      failed: count('failed'),
+      generations: new Set(all.map((c) => c.generation)).size,
+    },
     rows,
     gates,
     fitObjective: {
@@ -296,12 +427,27 @@ function summary(
     },
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
     pickRule: pick?.rule ?? 'fit',
-    ...(bestRecord ? { testObjective: testObjectiveComparison(store, id, cfg.objective, cfg.ownMetrics, bestRecord, rivalLabels(rows, cfg.references)) } : {}),
+    ...(bestRecord
+      ? {
+          testObjective: testObjectiveComparison(
+            store,
+            id,
+            cfg.objective,
+            cfg.ownMetrics,
+            bestRecord,
+            rivalLabels(rows, cfg.references),
+          ),
+        }
+      : {}),
   };
 }
 
 /** Genome keys are `<cell>.<model>.<param>` or `<cell>.<param>`; a cell label may itself hold a dot (`layers0-2.mlp`). */
-function genomeCells(genome: Record<string, number | string>, models: readonly string[], used: Set<string> | undefined): GenomeCell[] {
+function genomeCells(
+  genome: Record<string, number | string>,
+  models: readonly string[],
+  used: Set<string> | undefined,
+): GenomeCell[] {
   const out: GenomeCell[] = [];
   for (const [k, v] of Object.entries(genome)) {
     if (k === 'method' || typeof v !== 'number') continue;
@@ -353,20 +499,36 @@ function campaignFacts(
   try {
     versions = JSON.parse(campaign.versionsJson) as Record<string, string>;
   } catch {
-    throw new EvomergeError('report.bad_versions', 'versions_json is not JSON', { file: store.path, field: 'campaigns.versions_json' });
+    throw new EvomergeError('report.bad_versions', 'versions_json is not JSON', {
+      file: store.path,
+      field: 'campaigns.versions_json',
+    });
   }
-  const baselineFinished = store.db
-    .prepare<[number], { t: string | null }>('SELECT MAX(finished_at) AS t FROM candidates WHERE campaign_id = ? AND ordinal IS NULL')
-    .get(campaign.campaignId)?.t ?? null;
-  const last = all.reduce<string | null>((acc, c) => (c.finishedAt !== null && (acc === null || c.finishedAt > acc) ? c.finishedAt : acc), baselineFinished);
+  const baselineFinished =
+    store.db
+      .prepare<[number], { t: string | null }>(
+        'SELECT MAX(finished_at) AS t FROM candidates WHERE campaign_id = ? AND ordinal IS NULL',
+      )
+      .get(campaign.campaignId)?.t ?? null;
+  const last = all.reduce<string | null>(
+    (acc, c) => (c.finishedAt !== null && (acc === null || c.finishedAt > acc) ? c.finishedAt : acc),
+    baselineFinished,
+  );
   const started = Date.parse(campaign.createdAt);
   const ended = last ? Date.parse(last) : NaN;
   const wallMinutes = (ended - started) / 60000;
   const finished = all.filter((c) => c.finishedAt !== null);
-  const firstSearch = all.length ? Date.parse(all.reduce((a, c) => (c.createdAt < a ? c.createdAt : a), all[0]!.createdAt)) : NaN;
-  const lastSearch = finished.length ? Date.parse(finished.reduce((a, c) => (c.finishedAt! > a ? c.finishedAt! : a), finished[0]!.finishedAt!)) : NaN;
+  const firstSearch = all.length
+    ? Date.parse(all.reduce((a, c) => (c.createdAt < a ? c.createdAt : a), all[0]!.createdAt))
+    : NaN;
+  const lastSearch = finished.length
+    ? Date.parse(finished.reduce((a, c) => (c.finishedAt! > a ? c.finishedAt! : a), finished[0]!.finishedAt!))
+    : NaN;
   const searchMinutes = (lastSearch - firstSearch) / 60000;
-  const rate = finished.length && searchMinutes > 0 ? `${(finished.length / searchMinutes).toFixed(1)} candidates/minute (${finished.length} finished over ${formatMinutes(searchMinutes)}, pauses between runs included)` : '—';
+  const rate =
+    finished.length && searchMinutes > 0
+      ? `${(finished.length / searchMinutes).toFixed(1)} candidates/minute (${finished.length} finished over ${formatMinutes(searchMinutes)}, pauses between runs included)`
+      : '—';
   const genome = cfg.genome ?? {};
   return [
     { label: 'campaign', value: campaign.name },
@@ -377,11 +539,25 @@ function campaignFacts(
     { label: 'rate', value: rate },
     { label: 'seed', value: String(campaign.seed) },
     { label: 'optimizer', value: `${cfg.optimizer}${cfg.populationSize ? `, population ${cfg.populationSize}` : ''}` },
-    { label: 'genome', value: `${genome.layerGroups ?? '?'} layer group(s)${genome.filters?.length ? `, filters ${genome.filters.join(', ')}` : ''}; methods ${(genome.methods ?? []).join(', ')}` },
-    { label: 'models', value: [`${cfg.baseModel.name} (base): ${cfg.baseModel.path}`, ...cfg.models.map((m) => `${m.name}: ${m.path}`)].join('; ') },
+    {
+      label: 'genome',
+      value: `${genome.layerGroups ?? '?'} layer group(s)${genome.filters?.length ? `, filters ${genome.filters.join(', ')}` : ''}; methods ${(genome.methods ?? []).join(', ')}`,
+    },
+    {
+      label: 'models',
+      value: [
+        `${cfg.baseModel.name} (base): ${cfg.baseModel.path}`,
+        ...cfg.models.map((m) => `${m.name}: ${m.path}`),
+      ].join('; '),
+    },
     { label: 'eval suite', value: `${cfg.suite}${cfg.evalLimit ? ` (first ${cfg.evalLimit} items per file)` : ''}` },
     { label: 'devices', value: campaign.device },
-    { label: 'versions', value: Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ') },
+    {
+      label: 'versions',
+      value: Object.entries(versions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    },
   ];
 }
 

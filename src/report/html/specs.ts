@@ -16,14 +16,20 @@ const base = (width = WIDTH, height = HEIGHT): VegaSpec => ({
   height,
   padding: 8,
   autosize: { type: 'pad' },
-  config: { axis: { labelFontSize: 11, titleFontSize: 12, grid: true, gridColor: '#eee' }, legend: { labelFontSize: 11, titleFontSize: 12 } },
+  config: {
+    axis: { labelFontSize: 11, titleFontSize: 12, grid: true, gridColor: '#eee' },
+    legend: { labelFontSize: 11, titleFontSize: 12 },
+  },
 });
 
 const fmt = (field: string, digits = 4) => `format(datum.${field}, '.${digits}~f')`;
 
 /** Objective per candidate (kept, rejected, failed at the floor), running best kept, sources and references. */
 export function objectiveSpec(d: HtmlReportData): VegaSpec {
-  const finite = [...d.points.filter((p) => p.objective !== null).map((p) => p.objective!), ...d.yardsticks.map((y) => y.objective)];
+  const finite = [
+    ...d.points.filter((p) => p.objective !== null).map((p) => p.objective!),
+    ...d.yardsticks.map((y) => y.objective),
+  ];
   const lo = Math.min(...finite);
   const hi = Math.max(...finite);
   // failed candidates have no objective (−∞ for the optimiser): drawn on a strip just under the lowest score
@@ -120,7 +126,14 @@ export function gateRatesSpec(d: HtmlReportData): VegaSpec {
     ...base(WIDTH, 220),
     data: [{ name: 'rates', values: d.gateRates }],
     scales: [
-      { name: 'x', type: 'linear', domain: { data: 'rates', field: 'generation' }, range: 'width', nice: false, zero: false },
+      {
+        name: 'x',
+        type: 'linear',
+        domain: { data: 'rates', field: 'generation' },
+        range: 'width',
+        nice: false,
+        zero: false,
+      },
       { name: 'y', type: 'linear', domain: [0, 1], range: 'height' },
       { name: 'gate', type: 'ordinal', domain: { data: 'rates', field: 'gate' }, range: 'category' },
     ],
@@ -137,7 +150,14 @@ export function gateRatesSpec(d: HtmlReportData): VegaSpec {
           {
             type: 'line',
             from: { data: 'series' },
-            encode: { enter: { x: { scale: 'x', field: 'generation' }, y: { scale: 'y', field: 'rate' }, stroke: { scale: 'gate', field: 'gate' }, strokeWidth: { value: 1.5 } } },
+            encode: {
+              enter: {
+                x: { scale: 'x', field: 'generation' },
+                y: { scale: 'y', field: 'rate' },
+                stroke: { scale: 'gate', field: 'gate' },
+                strokeWidth: { value: 1.5 },
+              },
+            },
           },
         ],
       },
@@ -150,7 +170,10 @@ export function gateRatesSpec(d: HtmlReportData): VegaSpec {
             y: { scale: 'y', field: 'rate' },
             size: { value: 18 },
             fill: { scale: 'gate', field: 'gate' },
-            description: { signal: "datum.gate + ', generation ' + datum.generation + ': ' + datum.passed + '/' + datum.judged + ' passed'" },
+            description: {
+              signal:
+                "datum.gate + ', generation ' + datum.generation + ': ' + datum.passed + '/' + datum.judged + ' passed'",
+            },
           },
         },
       },
@@ -166,8 +189,19 @@ export function gateRejectionsSpec(d: HtmlReportData): VegaSpec {
     data: [{ name: 'gates', values: rows }],
     scales: [
       { name: 'y', type: 'band', domain: rows.map((r) => r.gate), range: 'height', padding: 0.25 },
-      { name: 'x', type: 'linear', domain: [0, Math.max(1, ...rows.map((r) => r.rejected))], range: 'width', nice: true },
-      { name: 'what', type: 'ordinal', domain: ['rejected (with other gates too)', 'rejected by this gate alone'], range: ['#f4a582', '#b2182b'] },
+      {
+        name: 'x',
+        type: 'linear',
+        domain: [0, Math.max(1, ...rows.map((r) => r.rejected))],
+        range: 'width',
+        nice: true,
+      },
+      {
+        name: 'what',
+        type: 'ordinal',
+        domain: ['rejected (with other gates too)', 'rejected by this gate alone'],
+        range: ['#f4a582', '#b2182b'],
+      },
     ],
     axes: [
       { orient: 'left', scale: 'y', grid: false },
@@ -185,7 +219,10 @@ export function gateRejectionsSpec(d: HtmlReportData): VegaSpec {
             x: { scale: 'x', value: 0 },
             x2: { scale: 'x', field: 'rejected' },
             fill: { value: '#f4a582' },
-            description: { signal: "datum.gate + ': rejected ' + datum.rejected + ' candidate(s), ' + datum.sole + ' by this gate alone'" },
+            description: {
+              signal:
+                "datum.gate + ': rejected ' + datum.rejected + ' candidate(s), ' + datum.sole + ' by this gate alone'",
+            },
           },
         },
       },
@@ -209,7 +246,9 @@ export function gateRejectionsSpec(d: HtmlReportData): VegaSpec {
 
 /** The best kept genome for one parameter: a row per source model (or the method-wide row), a column per cell. */
 export function genomeHeatmapSpec(d: HtmlReportData, param: string): VegaSpec {
-  const cells = d.bestGenome!.cells.filter((c) => c.param === param).map((c) => ({ ...c, row: c.model ?? '(all models)' }));
+  const cells = d
+    .bestGenome!.cells.filter((c) => c.param === param)
+    .map((c) => ({ ...c, row: c.model ?? '(all models)' }));
   const columns = [...new Set(cells.map((c) => c.cell))];
   const rows = [...new Set(cells.map((c) => c.row))];
   const values = cells.map((c) => c.value);
@@ -219,7 +258,13 @@ export function genomeHeatmapSpec(d: HtmlReportData, param: string): VegaSpec {
     scales: [
       { name: 'x', type: 'band', domain: columns, range: 'width', padding: 0.04 },
       { name: 'y', type: 'band', domain: rows, range: 'height', padding: 0.06 },
-      { name: 'color', type: 'linear', domain: [Math.min(...values), Math.max(...values)], range: { scheme: 'blues' }, zero: false },
+      {
+        name: 'color',
+        type: 'linear',
+        domain: [Math.min(...values), Math.max(...values)],
+        range: { scheme: 'blues' },
+        zero: false,
+      },
     ],
     axes: [
       { orient: 'top', scale: 'x', grid: false, labelAngle: 0, labelFontSize: 10 },
@@ -268,9 +313,26 @@ export function genomeMovesSpec(d: HtmlReportData): VegaSpec {
     data: [{ name: 'moves', values: moves }],
     scales: [
       { name: 'x', type: 'linear', domain: { data: 'moves', field: 'generation' }, range: 'width', zero: false },
-      { name: 'y', type: 'linear', domain: { data: 'moves', field: 'value' }, range: 'height', nice: true, zero: false },
+      {
+        name: 'y',
+        type: 'linear',
+        domain: { data: 'moves', field: 'value' },
+        range: 'height',
+        nice: true,
+        zero: false,
+      },
       { name: 'cell', type: 'ordinal', domain: { data: 'moves', field: 'cell' }, range: 'category' },
-      { name: 'model', type: 'ordinal', domain: d.models, range: [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2]] },
+      {
+        name: 'model',
+        type: 'ordinal',
+        domain: d.models,
+        range: [
+          [1, 0],
+          [6, 3],
+          [2, 2],
+          [8, 2, 2, 2],
+        ],
+      },
     ],
     axes: [
       { orient: 'bottom', scale: 'x', title: 'generation', format: 'd', tickMinStep: 1 },
@@ -309,7 +371,9 @@ export function genomeMovesSpec(d: HtmlReportData): VegaSpec {
             y: { scale: 'y', field: 'value' },
             size: { value: 10 },
             fill: { scale: 'cell', field: 'cell' },
-            description: { signal: `'generation ' + datum.generation + ' best #' + datum.ordinal + ', ' + datum.series + ': ' + ${fmt('value', 3)}` },
+            description: {
+              signal: `'generation ' + datum.generation + ' best #' + datum.ordinal + ', ' + datum.series + ': ' + ${fmt('value', 3)}`,
+            },
           },
         },
       },
@@ -319,7 +383,10 @@ export function genomeMovesSpec(d: HtmlReportData): VegaSpec {
 
 /** The categorical gene's probabilities per generation (CMA-ES's categorical distribution). */
 export function methodProbabilitiesSpec(d: HtmlReportData): VegaSpec {
-  const rows = d.methodProbabilities.map((r) => ({ ...r, series: r.gene === 'method' ? r.choice : `${r.gene}=${r.choice}` }));
+  const rows = d.methodProbabilities.map((r) => ({
+    ...r,
+    series: r.gene === 'method' ? r.choice : `${r.gene}=${r.choice}`,
+  }));
   return {
     ...base(WIDTH, 200),
     data: [{ name: 'probs', values: rows }],
@@ -341,7 +408,14 @@ export function methodProbabilitiesSpec(d: HtmlReportData): VegaSpec {
           {
             type: 'line',
             from: { data: 'series' },
-            encode: { enter: { x: { scale: 'x', field: 'generation' }, y: { scale: 'y', field: 'p' }, stroke: { scale: 'choice', field: 'series' }, strokeWidth: { value: 2 } } },
+            encode: {
+              enter: {
+                x: { scale: 'x', field: 'generation' },
+                y: { scale: 'y', field: 'p' },
+                stroke: { scale: 'choice', field: 'series' },
+                strokeWidth: { value: 2 },
+              },
+            },
           },
         ],
       },
@@ -354,7 +428,9 @@ export function methodProbabilitiesSpec(d: HtmlReportData): VegaSpec {
             y: { scale: 'y', field: 'p' },
             size: { value: 12 },
             fill: { scale: 'choice', field: 'series' },
-            description: { signal: "'generation ' + datum.generation + ': P(' + datum.series + ') = ' + format(datum.p, '.3f')" },
+            description: {
+              signal: "'generation ' + datum.generation + ': P(' + datum.series + ') = ' + format(datum.p, '.3f')",
+            },
           },
         },
       },
@@ -379,7 +455,12 @@ export function fitVsTestSpec(d: HtmlReportData): VegaSpec {
     scales: [
       { name: 'x', type: 'linear', domain, range: 'width', zero: false },
       { name: 'y', type: 'linear', domain, range: 'height', zero: false },
-      { name: 'kind', type: 'ordinal', domain: ['source', 'reference', 'kept', 'best kept'], range: ['#1f5fa8', '#7b3294', '#74c476', '#14532d'] },
+      {
+        name: 'kind',
+        type: 'ordinal',
+        domain: ['source', 'reference', 'kept', 'best kept'],
+        range: ['#1f5fa8', '#7b3294', '#74c476', '#14532d'],
+      },
     ],
     axes: [
       { orient: 'bottom', scale: 'x', title: `${d.fitVsTestMeasure}, fit split`, tickCount: 5 },
@@ -390,17 +471,41 @@ export function fitVsTestSpec(d: HtmlReportData): VegaSpec {
       {
         type: 'rule',
         from: { data: 'diag' },
-        encode: { enter: { x: { scale: 'x', field: 'a' }, y: { scale: 'y', field: 'a' }, x2: { scale: 'x', field: 'b' }, y2: { scale: 'y', field: 'b' }, stroke: { value: '#bbb' }, strokeDash: { value: [3, 3] }, description: { value: 'test = fit' } } },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'a' },
+            y: { scale: 'y', field: 'a' },
+            x2: { scale: 'x', field: 'b' },
+            y2: { scale: 'y', field: 'b' },
+            stroke: { value: '#bbb' },
+            strokeDash: { value: [3, 3] },
+            description: { value: 'test = fit' },
+          },
+        },
       },
       {
         type: 'rule',
         from: { data: 'rows' },
-        encode: { enter: { x: { scale: 'x', signal: 'datum.fit - datum.fitSe' }, x2: { scale: 'x', signal: 'datum.fit + datum.fitSe' }, y: { scale: 'y', field: 'test' }, stroke: { scale: 'kind', field: 'kind' } } },
+        encode: {
+          enter: {
+            x: { scale: 'x', signal: 'datum.fit - datum.fitSe' },
+            x2: { scale: 'x', signal: 'datum.fit + datum.fitSe' },
+            y: { scale: 'y', field: 'test' },
+            stroke: { scale: 'kind', field: 'kind' },
+          },
+        },
       },
       {
         type: 'rule',
         from: { data: 'rows' },
-        encode: { enter: { y: { scale: 'y', signal: 'datum.test - datum.testSe' }, y2: { scale: 'y', signal: 'datum.test + datum.testSe' }, x: { scale: 'x', field: 'fit' }, stroke: { scale: 'kind', field: 'kind' } } },
+        encode: {
+          enter: {
+            y: { scale: 'y', signal: 'datum.test - datum.testSe' },
+            y2: { scale: 'y', signal: 'datum.test + datum.testSe' },
+            x: { scale: 'x', field: 'fit' },
+            stroke: { scale: 'kind', field: 'kind' },
+          },
+        },
       },
       {
         type: 'symbol',
@@ -411,14 +516,25 @@ export function fitVsTestSpec(d: HtmlReportData): VegaSpec {
             y: { scale: 'y', field: 'test' },
             size: { value: 50 },
             fill: { scale: 'kind', field: 'kind' },
-            description: { signal: `datum.label + ': fit ' + ${fmt('fit', 3)} + ' ± ' + ${fmt('fitSe', 3)} + ', test ' + ${fmt('test', 3)} + ' ± ' + ${fmt('testSe', 3)}` },
+            description: {
+              signal: `datum.label + ': fit ' + ${fmt('fit', 3)} + ' ± ' + ${fmt('fitSe', 3)} + ', test ' + ${fmt('test', 3)} + ' ± ' + ${fmt('testSe', 3)}`,
+            },
           },
         },
       },
       {
         type: 'text',
         from: { data: 'rows' },
-        encode: { enter: { x: { scale: 'x', field: 'fit' }, y: { scale: 'y', field: 'test' }, dx: { value: 6 }, dy: { value: -6 }, fontSize: { value: 10 }, text: { field: 'label' } } },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'fit' },
+            y: { scale: 'y', field: 'test' },
+            dx: { value: 6 },
+            dy: { value: -6 },
+            fontSize: { value: 10 },
+            text: { field: 'label' },
+          },
+        },
       },
     ],
   };
@@ -439,7 +555,14 @@ export function measureSpec(d: HtmlReportData, measure: string): VegaSpec {
     data: [{ name: 'rows', values: rows }],
     scales: [
       { name: 'y', type: 'band', domain: labels, range: 'height', padding: 0.2 },
-      { name: 'x', type: 'linear', domain: [Math.min(...rows.map((r) => r.value - r.se)), Math.max(...rows.map((r) => r.value + r.se))], range: 'width', nice: true, zero: false },
+      {
+        name: 'x',
+        type: 'linear',
+        domain: [Math.min(...rows.map((r) => r.value - r.se)), Math.max(...rows.map((r) => r.value + r.se))],
+        range: 'width',
+        nice: true,
+        zero: false,
+      },
       { name: 'split', type: 'ordinal', domain: ['fit', 'test'], range: ['#1f77b4', '#ff7f0e'] },
     ],
     axes: [
@@ -469,7 +592,9 @@ export function measureSpec(d: HtmlReportData, measure: string): VegaSpec {
             y: { scale: 'y', field: 'label', band: 0.5, offset: { signal: "datum.split === 'fit' ? -3 : 3" } },
             size: { value: 30 },
             fill: { scale: 'split', field: 'split' },
-            description: { signal: `datum.label + ', ' + datum.split + ': ' + ${fmt('value', 3)} + ' ± ' + ${fmt('se', 3)} + ' (n = ' + datum.n + ')'` },
+            description: {
+              signal: `datum.label + ', ' + datum.split + ': ' + ${fmt('value', 3)} + ' ± ' + ${fmt('se', 3)} + ' (n = ' + datum.n + ')'`,
+            },
           },
         },
       },

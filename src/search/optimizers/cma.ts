@@ -178,9 +178,7 @@ export class CmaOptimizer extends GenerationalOptimizer {
         field: 'algorithm.theta',
       });
     }
-    const theta = state.domain.categorical.map((g, i) =>
-      readVector({ theta: thetaRaw[i] }, 'theta', g.choices.length),
-    );
+    const theta = state.domain.categorical.map((g, i) => readVector({ theta: thetaRaw[i] }, 'theta', g.choices.length));
     const d: Distribution = {
       mean: readVector(a, 'mean', n),
       sigma: readScalar(a, 'sigma'),
@@ -311,8 +309,7 @@ export class CmaOptimizer extends GenerationalOptimizer {
     d.sigma = Math.min(SIGMA_MAX, Math.max(SIGMA_MIN, d.sigma));
 
     // h_σ (p. 28): stall p_c when p_σ is long (σ is growing fast)
-    const hSigma =
-      normPSigma / Math.sqrt(1 - (1 - cSigma) ** (2 * (g + 1))) < (1.4 + 2 / (n + 1)) * chiN ? 1 : 0;
+    const hSigma = normPSigma / Math.sqrt(1 - (1 - cSigma) ** (2 * (g + 1))) < (1.4 + 2 / (n + 1)) * chiN ? 1 : 0;
 
     // (eq. 45) p_c ← (1 − c_c) p_c + h_σ √(c_c(2 − c_c) μ_eff) y_w
     const kc = hSigma * Math.sqrt(cc * (2 - cc) * muEff);

@@ -4,7 +4,16 @@
 import { EvomergeError } from '../../errors.ts';
 import { CmaOptimizer } from './cma.ts';
 import { GridOptimizer } from './grid.ts';
-import { defaultPopulationSize, optimizerKinds, validateDomain, type Optimizer, type OptimizerKind, type OptimizerOptions, type OptimizerState, type SearchDomain } from './optimizer.ts';
+import {
+  defaultPopulationSize,
+  optimizerKinds,
+  validateDomain,
+  type Optimizer,
+  type OptimizerKind,
+  type OptimizerOptions,
+  type OptimizerState,
+  type SearchDomain,
+} from './optimizer.ts';
 import { RandomOptimizer } from './random.ts';
 
 /** Build an optimiser of the named kind over `domain`. Bad domains or options throw `optimizer.*` errors. */

@@ -2,7 +2,15 @@
 // matching told solutions to asked ones, ranking (ties in ask order), and the JSON encoding of NaN/±Inf.
 
 import { EvomergeError, invariant } from '../../errors.ts';
-import type { EncodedNumber, Optimizer, OptimizerKind, OptimizerState, SearchDomain, Solution, TellResult } from './optimizer.ts';
+import type {
+  EncodedNumber,
+  Optimizer,
+  OptimizerKind,
+  OptimizerState,
+  SearchDomain,
+  Solution,
+  TellResult,
+} from './optimizer.ts';
 import { Rng } from './rng.ts';
 
 export function encodeNumber(v: number): EncodedNumber {
@@ -70,7 +78,12 @@ export abstract class GenerationalOptimizer implements Optimizer {
         throw new EvomergeError('optimizer.bad_state', 'must be a non-negative integer', { field: 'generation' });
       }
       const open = restored.open;
-      if (!open || !Array.isArray(open.asked) || !Array.isArray(open.values) || open.asked.length !== open.values.length) {
+      if (
+        !open ||
+        !Array.isArray(open.asked) ||
+        !Array.isArray(open.values) ||
+        open.asked.length !== open.values.length
+      ) {
         throw new EvomergeError('optimizer.bad_state', 'asked and values must be arrays of equal length', {
           field: 'open',
         });

@@ -43,7 +43,13 @@ export class GridOptimizer extends GenerationalOptimizer {
     this.a = g.a;
     this.b = g.b;
     this.next = g.next;
-    if (!(gcd(this.a, this.size) === 1 && this.b >= 0 && this.b < this.size && this.next >= 0 && this.next <= this.size)) {
+    if (!(
+      gcd(this.a, this.size) === 1 &&
+      this.b >= 0 &&
+      this.b < this.size &&
+      this.next >= 0 &&
+      this.next <= this.size
+    )) {
       throw new EvomergeError('optimizer.bad_state', 'grid permutation does not fit the domain', {
         field: 'algorithm',
       });

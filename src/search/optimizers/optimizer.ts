@@ -131,11 +131,9 @@ export function validateDomain(domain: SearchDomain): void {
   domain.continuous.forEach((g, i) => {
     const field = `domain.continuous[${i}]${g && g.name ? ` (${g.name})` : ''}`;
     if (!g || !Number.isFinite(g.lower) || !Number.isFinite(g.upper) || !(g.lower < g.upper)) {
-      throw new EvomergeError(
-        'optimizer.bad_domain',
-        `needs finite lower < upper, got [${g?.lower}, ${g?.upper}]`,
-        { field },
-      );
+      throw new EvomergeError('optimizer.bad_domain', `needs finite lower < upper, got [${g?.lower}, ${g?.upper}]`, {
+        field,
+      });
     }
   });
   domain.categorical.forEach((g, i) => {

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  bf16ToF32, decodeToF32, encodeFromF32, f16ToF32, f32ToBf16, f32ToF16, parseDType,
+  bf16ToF32,
+  decodeToF32,
+  encodeFromF32,
+  f16ToF32,
+  f32ToBf16,
+  f32ToF16,
+  parseDType,
 } from '../../../src/checkpoint/dtype.ts';
 import { EvomergeError } from '../../../src/errors.ts';
 
@@ -100,10 +106,13 @@ describe('bfloat16', () => {
       else if (back !== h) expect.fail(`bf16 0x${h.toString(16)} came back as 0x${back.toString(16)}`);
     }
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 0xffff }).filter((h) => !isNaNBf(h)), (h) => {
-        const data = new Float32Array([bf16ToF32(h)]);
-        expect(new Uint16Array(encodeFromF32('BF16', data).buffer)[0]).toBe(h);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 0xffff }).filter((h) => !isNaNBf(h)),
+        (h) => {
+          const data = new Float32Array([bf16ToF32(h)]);
+          expect(new Uint16Array(encodeFromF32('BF16', data).buffer)[0]).toBe(h);
+        },
+      ),
     );
   });
 
@@ -131,7 +140,20 @@ describe('bfloat16', () => {
 });
 
 describe('array encode / decode', () => {
-  const edge = new Float32Array([0, -0, 1, -1.5, NaN, Infinity, -Infinity, 2 ** -24, 2 ** -140, 65504, 3.3895313892515355e38, 0.1]);
+  const edge = new Float32Array([
+    0,
+    -0,
+    1,
+    -1.5,
+    NaN,
+    Infinity,
+    -Infinity,
+    2 ** -24,
+    2 ** -140,
+    65504,
+    3.3895313892515355e38,
+    0.1,
+  ]);
 
   it('F32 is bit-exact both ways', () => {
     const bytes = encodeFromF32('F32', edge);
@@ -173,11 +195,17 @@ describe('array encode / decode', () => {
 
   it('round-trips arbitrary float32 arrays through F32 and bf16-representable arrays through BF16 (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 0xffff }).filter((h) => !isNaNBf(h)), { maxLength: 64 }), (hs) => {
-        const data = new Float32Array(hs.map(bf16ToF32));
-        const back = decodeToF32('BF16', encodeFromF32('BF16', data));
-        expect([...new Uint32Array(back.buffer)]).toEqual([...new Uint32Array(data.buffer)]);
-      }),
+      fc.property(
+        fc.array(
+          fc.integer({ min: 0, max: 0xffff }).filter((h) => !isNaNBf(h)),
+          { maxLength: 64 },
+        ),
+        (hs) => {
+          const data = new Float32Array(hs.map(bf16ToF32));
+          const back = decodeToF32('BF16', encodeFromF32('BF16', data));
+          expect([...new Uint32Array(back.buffer)]).toEqual([...new Uint32Array(data.buffer)]);
+        },
+      ),
     );
   });
 });

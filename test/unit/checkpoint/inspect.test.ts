@@ -36,8 +36,15 @@ describe('inspectModel', () => {
       { name: 'model.layers.0.mlp.up_proj.weight', shape: [2, 2] },
       { name: 'model.layers.9.mlp.up_proj.weight', shape: [2, 2] },
     ];
-    const w = new CheckpointWriter({ outDir: out, dtype: 'F16', shardSizeBytes: 10, plan, config: { num_hidden_layers: 3 } });
-    for (const p of plan) w.writeTensor(p.name, { shape: p.shape, data: new Float32Array(p.shape[0] * p.shape[1]).fill(0.5) });
+    const w = new CheckpointWriter({
+      outDir: out,
+      dtype: 'F16',
+      shardSizeBytes: 10,
+      plan,
+      config: { num_hidden_layers: 3 },
+    });
+    for (const p of plan)
+      w.writeTensor(p.name, { shape: p.shape, data: new Float32Array(p.shape[0] * p.shape[1]).fill(0.5) });
     w.finish();
     const s = inspectModel(out);
     expect(s.shards).toBe(3);
@@ -54,15 +61,21 @@ describe('inspectModel', () => {
 
 describe('evomerge inspect (CLI)', () => {
   it('prints JSON, and a one-line error with exit 1 for a folder without config', () => {
-    const ok = spawnSync(process.execPath, [BIN, 'inspect', path.join(MICRO_ZOO, 'base'), '--json'], { encoding: 'utf8' });
+    const ok = spawnSync(process.execPath, [BIN, 'inspect', path.join(MICRO_ZOO, 'base'), '--json'], {
+      encoding: 'utf8',
+    });
     expect(ok.status).toBe(0);
     expect(JSON.parse(ok.stdout).parameterCount).toBe(1_173_120);
-    const table = spawnSync(process.execPath, [BIN, 'inspect', path.join(MICRO_ZOO, 'expert-math-bf16')], { encoding: 'utf8' });
+    const table = spawnSync(process.execPath, [BIN, 'inspect', path.join(MICRO_ZOO, 'expert-math-bf16')], {
+      encoding: 'utf8',
+    });
     expect(table.status).toBe(0);
     expect(table.stdout).toMatch(/parameters\s+1,173,120/);
     expect(table.stdout).toMatch(/dtypes\s+BF16 ×57/);
     const bad = spawnSync(process.execPath, [BIN, 'inspect', MICRO_ZOO], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
-    expect(bad.stderr.trim()).toBe(`evomerge: ${path.join(MICRO_ZOO, 'config.json')}: config.json is missing; a model folder needs its Hugging Face config`);
+    expect(bad.stderr.trim()).toBe(
+      `evomerge: ${path.join(MICRO_ZOO, 'config.json')}: config.json is missing; a model folder needs its Hugging Face config`,
+    );
   });
 });

@@ -21,7 +21,8 @@ fs.writeFileSync(secret, 'PRIVATE KEY\n');
 /** A copy of the zoo's base (without its graph) under `dir`. */
 function copyBase(dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
-  for (const f of ['config.json', 'model.safetensors', 'byte_tokenizer.json', 'generation_config.json']) fs.copyFileSync(path.join(BASE, f), path.join(dir, f));
+  for (const f of ['config.json', 'model.safetensors', 'byte_tokenizer.json', 'generation_config.json'])
+    fs.copyFileSync(path.join(BASE, f), path.join(dir, f));
   return dir;
 }
 
@@ -39,7 +40,14 @@ function writeCopy(from: string, out: string): void {
   const m = openModelDir(from);
   try {
     const plan = m.tensors.tensorNames().map((name) => ({ name, shape: m.tensors.tensorInfo(name).shape }));
-    const w = new CheckpointWriter({ outDir: out, dtype: 'F32', shardSizeBytes: 5e9, plan, config: m.config, copyFilesFrom: from });
+    const w = new CheckpointWriter({
+      outDir: out,
+      dtype: 'F32',
+      shardSizeBytes: 5e9,
+      plan,
+      config: m.config,
+      copyFilesFrom: from,
+    });
     for (const { name } of plan) w.writeTensor(name, m.tensors.readTensor(name));
     w.finish();
   } finally {
@@ -53,7 +61,9 @@ describe('links in a model folder', () => {
     fs.rmSync(path.join(dir, 'byte_tokenizer.json'));
     fs.symlinkSync(secret, path.join(dir, 'byte_tokenizer.json'));
     const out = path.join(tmp, 'tok-out');
-    expect(codeOf(() => writeCopy(dir, out))).toBe(`checkpoint.link_outside: ${dir}/byte_tokenizer.json: is a link to ${secret}, outside the model folder ${dir}; refusing to read or copy it`);
+    expect(codeOf(() => writeCopy(dir, out))).toBe(
+      `checkpoint.link_outside: ${dir}/byte_tokenizer.json: is a link to ${secret}, outside the model folder ${dir}; refusing to read or copy it`,
+    );
     expect(fs.existsSync(out)).toBe(false);
   });
 
@@ -61,7 +71,9 @@ describe('links in a model folder', () => {
     const dir = copyBase(path.join(tmp, 'st-link'));
     fs.renameSync(path.join(dir, 'model.safetensors'), path.join(tmp, 'elsewhere.safetensors'));
     fs.symlinkSync(path.join(tmp, 'elsewhere.safetensors'), path.join(dir, 'model.safetensors'));
-    expect(codeOf(() => openModelDir(dir))).toMatch(/^checkpoint\.link_outside: .*st-link\/model\.safetensors: is a link to/);
+    expect(codeOf(() => openModelDir(dir))).toMatch(
+      /^checkpoint\.link_outside: .*st-link\/model\.safetensors: is a link to/,
+    );
     fs.rmSync(path.join(dir, 'config.json'));
     fs.symlinkSync(path.join(BASE, 'config.json'), path.join(dir, 'config.json'));
     expect(codeOf(() => openModelDir(dir))).toMatch(/^checkpoint\.link_outside: .*st-link\/config\.json/);
@@ -86,7 +98,9 @@ describe('links in a model folder', () => {
     const dir = copyBase(path.join(tmp, 'fifo'));
     fs.rmSync(path.join(dir, 'model.safetensors'));
     execFileSync('mkfifo', [path.join(dir, 'model.safetensors')]);
-    expect(codeOf(() => openModelDir(dir))).toBe(`checkpoint.not_a_file: ${dir}/model.safetensors: not a regular file (a FIFO); refusing to read it`);
+    expect(codeOf(() => openModelDir(dir))).toBe(
+      `checkpoint.not_a_file: ${dir}/model.safetensors: not a regular file (a FIFO); refusing to read it`,
+    );
   });
 
   it('an ONNX external data file linked outside the graph folder is refused', () => {
@@ -96,12 +110,20 @@ describe('links in a model folder', () => {
     const t = model.graph!.initializer![0]!;
     fs.writeFileSync(path.join(tmp, 'outside.bin'), t.rawData!);
     fs.symlinkSync(path.join(tmp, 'outside.bin'), path.join(dir, 'weights.bin'));
-    t.externalData = [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: '0' }, { key: 'length', value: String(t.rawData!.byteLength) }];
+    t.externalData = [
+      { key: 'location', value: 'weights.bin' },
+      { key: 'offset', value: '0' },
+      { key: 'length', value: String(t.rawData!.byteLength) },
+    ];
     t.dataLocation = 1;
     delete t.rawData;
     const file = path.join(dir, 'model.onnx');
     fs.writeFileSync(file, encodeModel(model));
     const graph = OnnxGraph.load(file);
-    expect(codeOf(() => graph.initializerData(t.name!))).toMatch(new RegExp(`^checkpoint\\.link_outside: .*onnx/weights\\.bin: initializer "${t.name!.replace(/\./g, '\\.')}": is a link to`));
+    expect(codeOf(() => graph.initializerData(t.name!))).toMatch(
+      new RegExp(
+        `^checkpoint\\.link_outside: .*onnx/weights\\.bin: initializer "${t.name!.replace(/\./g, '\\.')}": is a link to`,
+      ),
+    );
   });
 });

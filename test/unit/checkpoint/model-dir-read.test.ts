@@ -13,7 +13,8 @@ let counter = 0;
 function modelDir(files: Record<string, Uint8Array | object | string>, withConfig = true): string {
   const dir = path.join(tmp, `m${counter++}`);
   fs.mkdirSync(dir);
-  if (withConfig) fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', num_hidden_layers: 2 }));
+  if (withConfig)
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', num_hidden_layers: 2 }));
   for (const [name, v] of Object.entries(files)) {
     fs.writeFileSync(path.join(dir, name), v instanceof Uint8Array || typeof v === 'string' ? v : JSON.stringify(v));
   }
@@ -36,7 +37,11 @@ const shard1 = f32File({ 'x.a': { shape: [2], data: [1, 2] }, 'x.b': { shape: [1
 const shard2 = f32File({ 'y.c': { shape: [2, 1], data: [4, 5] } });
 const index = {
   metadata: { total_size: 20 },
-  weight_map: { 'x.a': 'model-00001-of-00002.safetensors', 'x.b': 'model-00001-of-00002.safetensors', 'y.c': 'model-00002-of-00002.safetensors' },
+  weight_map: {
+    'x.a': 'model-00001-of-00002.safetensors',
+    'x.b': 'model-00001-of-00002.safetensors',
+    'y.c': 'model-00002-of-00002.safetensors',
+  },
 };
 
 describe('openModelDir', () => {
@@ -49,7 +54,11 @@ describe('openModelDir', () => {
   });
 
   it('opens a sharded folder through its index', () => {
-    const dir = modelDir({ 'model-00001-of-00002.safetensors': shard1, 'model-00002-of-00002.safetensors': shard2, 'model.safetensors.index.json': index });
+    const dir = modelDir({
+      'model-00001-of-00002.safetensors': shard1,
+      'model-00002-of-00002.safetensors': shard2,
+      'model.safetensors.index.json': index,
+    });
     const m = openModelDir(dir);
     expect(m.tensors.tensorNames()).toEqual(['x.a', 'x.b', 'y.c']);
     expect([...m.tensors.readTensor('y.c').data]).toEqual([4, 5]);
@@ -64,23 +73,41 @@ describe('openModelDir', () => {
 
   it('missing shard → checkpoint.missing_shard', () => {
     const dir = modelDir({ 'model-00001-of-00002.safetensors': shard1, 'model.safetensors.index.json': index });
-    expectError(() => openModelDir(dir), 'checkpoint.missing_shard', 'model.safetensors.index.json', 'weight_map["y.c"]', /model-00002-of-00002.safetensors/);
+    expectError(
+      () => openModelDir(dir),
+      'checkpoint.missing_shard',
+      'model.safetensors.index.json',
+      'weight_map["y.c"]',
+      /model-00002-of-00002.safetensors/,
+    );
   });
 
   it('a tensor in two shards → checkpoint.duplicate_tensor', () => {
     const dup = f32File({ 'y.c': { shape: [2, 1], data: [4, 5] }, 'x.b': { shape: [1], data: [3] } });
-    const dir = modelDir({ 'model-00001-of-00002.safetensors': shard1, 'model-00002-of-00002.safetensors': dup, 'model.safetensors.index.json': index });
+    const dir = modelDir({
+      'model-00001-of-00002.safetensors': shard1,
+      'model-00002-of-00002.safetensors': dup,
+      'model.safetensors.index.json': index,
+    });
     expectError(() => openModelDir(dir), 'checkpoint.duplicate_tensor', 'tensor "x.b"', /two shards/);
   });
 
   it('weight_map names a tensor its shard lacks → checkpoint.missing_tensor', () => {
     const idx = { weight_map: { ...index.weight_map, 'y.d': 'model-00002-of-00002.safetensors' } };
-    const dir = modelDir({ 'model-00001-of-00002.safetensors': shard1, 'model-00002-of-00002.safetensors': shard2, 'model.safetensors.index.json': idx });
+    const dir = modelDir({
+      'model-00001-of-00002.safetensors': shard1,
+      'model-00002-of-00002.safetensors': shard2,
+      'model.safetensors.index.json': idx,
+    });
     expectError(() => openModelDir(dir), 'checkpoint.missing_tensor', 'model.safetensors.index.json', 'tensor "y.d"');
   });
 
   it('a shard that is broken is reported with its own file name', () => {
-    const dir = modelDir({ 'model-00001-of-00002.safetensors': shard1, 'model-00002-of-00002.safetensors': shard2.subarray(0, shard2.length - 1), 'model.safetensors.index.json': index });
+    const dir = modelDir({
+      'model-00001-of-00002.safetensors': shard1,
+      'model-00002-of-00002.safetensors': shard2.subarray(0, shard2.length - 1),
+      'model.safetensors.index.json': index,
+    });
     expectError(() => openModelDir(dir), 'checkpoint.truncated', 'model-00002-of-00002.safetensors', 'tensor "y.c"');
   });
 

@@ -17,7 +17,11 @@ export function tempDir(prefix = 'evomerge-ckpt-'): string {
 }
 
 /** Header JSON (as given, not validated) + data bytes → a safetensors file image. */
-export function safetensorsBytes(header: Record<string, unknown>, data: Uint8Array, headerLenOverride?: bigint): Uint8Array {
+export function safetensorsBytes(
+  header: Record<string, unknown>,
+  data: Uint8Array,
+  headerLenOverride?: bigint,
+): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(header));
   const out = new Uint8Array(8 + json.length + data.length);
   new DataView(out.buffer).setBigUint64(0, headerLenOverride ?? BigInt(json.length), true);

@@ -18,8 +18,36 @@ const bitsOf = (a: Float32Array): number[] => [...new Uint32Array(a.buffer, a.by
 
 /** Values that exercise rounding: ties, subnormals of both halves, overflow, signed zeros, infinities, NaN. */
 function awkwardValues(): Float32Array {
-  const v = [0, -0, 1, -1, 65504, 65520, 65519.99, 1e6, -1e6, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -14, 6e-8, 1e-40, -1e-40];
-  v.push(Infinity, -Infinity, NaN, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -8, 1 + 3 * 2 ** -8, Math.PI, -Math.E, 3.4e38);
+  const v = [
+    0,
+    -0,
+    1,
+    -1,
+    65504,
+    65520,
+    65519.99,
+    1e6,
+    -1e6,
+    2 ** -24,
+    2 ** -25,
+    3 * 2 ** -26,
+    2 ** -14,
+    6e-8,
+    1e-40,
+    -1e-40,
+  ];
+  v.push(
+    Infinity,
+    -Infinity,
+    NaN,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    1 + 2 ** -8,
+    1 + 3 * 2 ** -8,
+    Math.PI,
+    -Math.E,
+    3.4e38,
+  );
   let s = 12345;
   for (let i = 0; i < 2000; i++) {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
@@ -105,7 +133,13 @@ describe('SafetensorsFile.readTensorInto', () => {
     try {
       const names = base.tensors.tensorNames();
       const plan = names.map((name) => ({ name, shape: base.tensors.tensorInfo(name).shape }));
-      const w = new CheckpointWriter({ outDir: out, dtype: 'BF16', shardSizeBytes: 400_000, plan, config: base.config });
+      const w = new CheckpointWriter({
+        outDir: out,
+        dtype: 'BF16',
+        shardSizeBytes: 400_000,
+        plan,
+        config: base.config,
+      });
       for (const { name } of plan) w.writeTensor(name, base.tensors.readTensor(name));
       w.finish();
     } finally {
@@ -141,7 +175,9 @@ describe('decodeToF32 into a given array', () => {
   }
 
   it('refuses an array whose length is not the element count', () => {
-    expect(() => decodeToF32('BF16', new Uint8Array(8), new Float32Array(3))).toThrow(/4 BF16 values into an array of 3/);
+    expect(() => decodeToF32('BF16', new Uint8Array(8), new Float32Array(3))).toThrow(
+      /4 BF16 values into an array of 3/,
+    );
   });
 });
 

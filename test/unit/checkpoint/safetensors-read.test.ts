@@ -114,7 +114,11 @@ describe('SafetensorsFile validation', () => {
   });
 
   it('missing file → checkpoint.not_found', () => {
-    expectError(() => SafetensorsFile.open(path.join(tmp, 'nope.safetensors')), 'checkpoint.not_found', 'nope.safetensors');
+    expectError(
+      () => SafetensorsFile.open(path.join(tmp, 'nope.safetensors')),
+      'checkpoint.not_found',
+      'nope.safetensors',
+    );
   });
 
   it('file shorter than 8 bytes → checkpoint.truncated', () => {
@@ -135,7 +139,13 @@ describe('SafetensorsFile validation', () => {
   it('truncated data section → checkpoint.truncated naming the tensor', () => {
     const full = f32File(good);
     const p = writeFile(full.subarray(0, full.length - 4));
-    expectError(() => SafetensorsFile.open(p), 'checkpoint.truncated', p, 'tensor "b.weight"', /data_offsets end 28 is past end of file/);
+    expectError(
+      () => SafetensorsFile.open(p),
+      'checkpoint.truncated',
+      p,
+      'tensor "b.weight"',
+      /data_offsets end 28 is past end of file/,
+    );
   });
 
   it('bad JSON → checkpoint.bad_header', () => {
@@ -166,26 +176,54 @@ describe('SafetensorsFile validation', () => {
   });
 
   it('offsets past end of file → checkpoint.truncated', () => {
-    const p = writeFile(safetensorsBytes({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, new Uint8Array(8)));
-    expectError(() => SafetensorsFile.open(p), 'checkpoint.truncated', p, 'tensor "w"', /end 16 is past end of file \(data section is 8 bytes\)/);
+    const p = writeFile(
+      safetensorsBytes({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, new Uint8Array(8)),
+    );
+    expectError(
+      () => SafetensorsFile.open(p),
+      'checkpoint.truncated',
+      p,
+      'tensor "w"',
+      /end 16 is past end of file \(data section is 8 bytes\)/,
+    );
   });
 
   it('wrong byte count → checkpoint.bad_header', () => {
-    const p = writeFile(safetensorsBytes({ w: { dtype: 'BF16', shape: [2, 3], data_offsets: [0, 8] } }, new Uint8Array(12)));
-    expectError(() => SafetensorsFile.open(p), 'checkpoint.bad_header', p, 'tensor "w"', /hold 8 bytes but shape \[2,3\] × BF16 needs 12/);
+    const p = writeFile(
+      safetensorsBytes({ w: { dtype: 'BF16', shape: [2, 3], data_offsets: [0, 8] } }, new Uint8Array(12)),
+    );
+    expectError(
+      () => SafetensorsFile.open(p),
+      'checkpoint.bad_header',
+      p,
+      'tensor "w"',
+      /hold 8 bytes but shape \[2,3\] × BF16 needs 12/,
+    );
   });
 
   it('unsupported and unknown dtypes → checkpoint.unsupported_dtype naming tensor and dtype', () => {
-    const p1 = writeFile(safetensorsBytes({ ids: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, new Uint8Array(8)));
-    expectError(() => SafetensorsFile.open(p1), 'checkpoint.unsupported_dtype', p1, 'tensor "ids"', /dtype I64 is not supported/);
+    const p1 = writeFile(
+      safetensorsBytes({ ids: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, new Uint8Array(8)),
+    );
+    expectError(
+      () => SafetensorsFile.open(p1),
+      'checkpoint.unsupported_dtype',
+      p1,
+      'tensor "ids"',
+      /dtype I64 is not supported/,
+    );
     const p2 = writeFile(safetensorsBytes({ q: { dtype: 'Q4', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)));
     expectError(() => SafetensorsFile.open(p2), 'checkpoint.unsupported_dtype', p2, 'tensor "q"', /unknown dtype "Q4"/);
   });
 
   it('bad shape, bad offsets, bad metadata → checkpoint.bad_header', () => {
-    const p1 = writeFile(safetensorsBytes({ s: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)));
+    const p1 = writeFile(
+      safetensorsBytes({ s: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)),
+    );
     expectError(() => SafetensorsFile.open(p1), 'checkpoint.bad_header', p1, 'tensor "s"', /shape/);
-    const p2 = writeFile(safetensorsBytes({ s: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, new Uint8Array(4)));
+    const p2 = writeFile(
+      safetensorsBytes({ s: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, new Uint8Array(4)),
+    );
     expectError(() => SafetensorsFile.open(p2), 'checkpoint.bad_header', p2, 'tensor "s"', /data_offsets/);
     const p3 = writeFile(safetensorsBytes({ __metadata__: { format: 3 } }, new Uint8Array(0)));
     expectError(() => SafetensorsFile.open(p3), 'checkpoint.bad_header', p3, '__metadata__');

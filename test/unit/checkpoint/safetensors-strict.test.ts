@@ -38,14 +38,37 @@ describe('safetensors data ranges', () => {
   });
 
   it('refuses a gap, trailing bytes and a duplicate key', () => {
-    const gap = raw('gap.safetensors', JSON.stringify({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }), new Uint8Array(12));
-    expect(refusal(gap)).toBe(`${gap}: tensor "b": data_offsets start at 8, leaving 4 bytes before it that no tensor holds`);
-    const trailing = raw('trailing.safetensors', JSON.stringify({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }), new Uint8Array(12));
-    expect(refusal(trailing)).toBe(`${trailing}: 8 bytes follow the last tensor's data; a safetensors file ends with its last tensor`);
-    const dup = raw('dup.safetensors', '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', new Uint8Array(8));
+    const gap = raw(
+      'gap.safetensors',
+      JSON.stringify({
+        a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+        b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] },
+      }),
+      new Uint8Array(12),
+    );
+    expect(refusal(gap)).toBe(
+      `${gap}: tensor "b": data_offsets start at 8, leaving 4 bytes before it that no tensor holds`,
+    );
+    const trailing = raw(
+      'trailing.safetensors',
+      JSON.stringify({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }),
+      new Uint8Array(12),
+    );
+    expect(refusal(trailing)).toBe(
+      `${trailing}: 8 bytes follow the last tensor's data; a safetensors file ends with its last tensor`,
+    );
+    const dup = raw(
+      'dup.safetensors',
+      '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+      new Uint8Array(8),
+    );
     expect(refusal(dup)).toBe(`${dup}: tensor "a": the header names this key twice`);
     // a key equal to a nested one is not a duplicate
-    const nested = raw('nested.safetensors', '{"__metadata__":{"a":"x"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(4));
+    const nested = raw(
+      'nested.safetensors',
+      '{"__metadata__":{"a":"x"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
+      new Uint8Array(4),
+    );
     expect(refusal(nested)).toBe('opened');
   });
 });

@@ -2,7 +2,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { CheckpointWriter, openModelDir, parseSize, type CheckpointPlanEntry } from '../../../src/checkpoint/model-dir.ts';
+import {
+  CheckpointWriter,
+  openModelDir,
+  parseSize,
+  type CheckpointPlanEntry,
+} from '../../../src/checkpoint/model-dir.ts';
 import { SafetensorsFile } from '../../../src/checkpoint/safetensors.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../../src/checkpoint/dtype.ts';
 import { EvomergeError } from '../../../src/errors.ts';
@@ -20,10 +25,24 @@ function planOf(dir: string): CheckpointPlanEntry[] {
 }
 
 /** Copies every tensor of `fromDir` through a CheckpointWriter. */
-function copyModel(fromDir: string, outDir: string, dtype: 'F32' | 'F16' | 'BF16', shardSizeBytes = 5e9, force = false): CheckpointWriter {
+function copyModel(
+  fromDir: string,
+  outDir: string,
+  dtype: 'F32' | 'F16' | 'BF16',
+  shardSizeBytes = 5e9,
+  force = false,
+): CheckpointWriter {
   const m = openModelDir(fromDir);
   const plan = m.tensors.tensorNames().map((name) => ({ name, shape: m.tensors.tensorInfo(name).shape }));
-  const w = new CheckpointWriter({ outDir, dtype, shardSizeBytes, plan, config: m.config, copyFilesFrom: fromDir, force });
+  const w = new CheckpointWriter({
+    outDir,
+    dtype,
+    shardSizeBytes,
+    plan,
+    config: m.config,
+    copyFilesFrom: fromDir,
+    force,
+  });
   for (const { name } of plan) w.writeTensor(name, m.tensors.readTensor(name));
   w.finish();
   m.close();
@@ -50,13 +69,22 @@ describe('CheckpointWriter', () => {
   it('copies the zoo base as F32 bit-exactly, with config, tokenizer files and an aligned header', () => {
     const out = path.join(tmp, 'base-copy');
     copyModel(BASE, out, 'F32');
-    expect(fs.readdirSync(out).sort()).toEqual(['byte_tokenizer.json', 'config.json', 'generation_config.json', 'model.safetensors']);
-    expect(fs.readFileSync(path.join(out, 'byte_tokenizer.json'))).toEqual(fs.readFileSync(path.join(BASE, 'byte_tokenizer.json')));
+    expect(fs.readdirSync(out).sort()).toEqual([
+      'byte_tokenizer.json',
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+    ]);
+    expect(fs.readFileSync(path.join(out, 'byte_tokenizer.json'))).toEqual(
+      fs.readFileSync(path.join(BASE, 'byte_tokenizer.json')),
+    );
     const a = openModelDir(BASE);
     const b = openModelDir(out);
     expect(b.tensors.tensorNames()).toEqual(a.tensors.tensorNames());
     for (const n of a.tensors.tensorNames()) {
-      const same = Buffer.from((b.tensors as SafetensorsFile).readTensorBytes(n)).equals(Buffer.from((a.tensors as SafetensorsFile).readTensorBytes(n)));
+      const same = Buffer.from((b.tensors as SafetensorsFile).readTensorBytes(n)).equals(
+        Buffer.from((a.tensors as SafetensorsFile).readTensorBytes(n)),
+      );
       expect(same, n).toBe(true);
     }
     expect(b.config).toEqual(a.config);
@@ -83,7 +111,11 @@ describe('CheckpointWriter', () => {
     expect(ours.config.torch_dtype).toBe('bfloat16');
     for (const n of zoo.tensors.tensorNames()) {
       expect(ours.tensors.tensorInfo(n)).toEqual(zoo.tensors.tensorInfo(n));
-      expect(Buffer.from((ours.tensors as SafetensorsFile).readTensorBytes(n)).equals(Buffer.from((zoo.tensors as SafetensorsFile).readTensorBytes(n)))).toBe(true);
+      expect(
+        Buffer.from((ours.tensors as SafetensorsFile).readTensorBytes(n)).equals(
+          Buffer.from((zoo.tensors as SafetensorsFile).readTensorBytes(n)),
+        ),
+      ).toBe(true);
     }
     ours.close();
     zoo.close();
@@ -94,7 +126,13 @@ describe('CheckpointWriter', () => {
   it('writes F16 rounded to nearest even and reads it back', () => {
     const out = path.join(tmp, 'f16');
     const data = new Float32Array([1 + 2 ** -11, 1 + 3 * 2 ** -11, -0, 65520, 2 ** -25, NaN, 0.1]);
-    const w = new CheckpointWriter({ outDir: out, dtype: 'F16', shardSizeBytes: 1e9, plan: [{ name: 'v', shape: [7] }], config: { model_type: 'x' } });
+    const w = new CheckpointWriter({
+      outDir: out,
+      dtype: 'F16',
+      shardSizeBytes: 1e9,
+      plan: [{ name: 'v', shape: [7] }],
+      config: { model_type: 'x' },
+    });
     w.writeTensor('v', { shape: [7], data });
     w.finish();
     const m = openModelDir(out);
@@ -115,7 +153,10 @@ describe('CheckpointWriter', () => {
     const shardSize = 150_000; // ≈ 0.13 MB of the 2.3 MB bf16 model
     const w = copyModel(BASE, out, 'BF16', shardSize);
     expect(w.shardCount).toBeGreaterThan(5);
-    const files = fs.readdirSync(out).filter((n) => n.endsWith('.safetensors')).sort();
+    const files = fs
+      .readdirSync(out)
+      .filter((n) => n.endsWith('.safetensors'))
+      .sort();
     expect(files.length).toBe(w.shardCount);
     const count = String(w.shardCount).padStart(5, '0');
     expect(files[0]).toBe(`model-00001-of-${count}.safetensors`);
@@ -148,7 +189,12 @@ describe('CheckpointWriter', () => {
     expect(fs.existsSync(path.join(out, 'model.safetensors.index.json'))).toBe(true);
     expectCode(() => copyModel(BASE, out, 'BF16'), 'checkpoint.out_exists', /not empty.*--force replaces it/);
     copyModel(BASE, out, 'BF16', 5e9, true); // then one file: the old shards must be gone
-    expect(fs.readdirSync(out).sort()).toEqual(['byte_tokenizer.json', 'config.json', 'generation_config.json', 'model.safetensors']);
+    expect(fs.readdirSync(out).sort()).toEqual([
+      'byte_tokenizer.json',
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+    ]);
     const again = openModelDir(out);
     expect(again.config.torch_dtype).toBe('bfloat16');
     again.close();
@@ -160,7 +206,11 @@ describe('CheckpointWriter', () => {
     expectCode(() => copyModel(BASE, foreign, 'F32', 5e9, true), 'checkpoint.out_exists', 'foreign', /notes\.txt/);
     expect(fs.readdirSync(foreign)).toEqual(['notes.txt']);
     expect(leftovers(foreign)).toEqual(['foreign']);
-    expectCode(() => copyModel(BASE, BASE, 'F32', 5e9, true), 'checkpoint.out_is_input', /is an input of this command \(base model/);
+    expectCode(
+      () => copyModel(BASE, BASE, 'F32', 5e9, true),
+      'checkpoint.out_is_input',
+      /is an input of this command \(base model/,
+    );
   });
 
   it('abort() mid-way leaves no outDir and no temporary folder', () => {

@@ -29,7 +29,9 @@ describe('auc', () => {
   it('matches the pairwise definition, and its pseudo-values average to it (property)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.integer({ min: -5, max: 5 }), fc.boolean()), { minLength: 2, maxLength: 40 }).filter((xs) => xs.some((x) => x[1]) && xs.some((x) => !x[1])),
+        fc
+          .array(fc.tuple(fc.integer({ min: -5, max: 5 }), fc.boolean()), { minLength: 2, maxLength: 40 })
+          .filter((xs) => xs.some((x) => x[1]) && xs.some((x) => !x[1])),
         (xs) => {
           const scores = xs.map((x) => x[0]);
           const pos = xs.map((x) => x[1]);

@@ -28,8 +28,14 @@ beforeAll(() => {
   base = writeTinyDecoder(join(tmp, 'base'), 'qwen2', { seed: 9, config: { vocab_size: 256 } });
   writeFileSync(join(base, 'tokenizer.json'), byteLevelTokenizerJson());
   mkdirSync(join(tmp, 'data'));
-  writeFileSync(join(tmp, 'data/gen.jsonl'), ['2+2=', 'abc', 'hello ', 'x'].map((p) => JSON.stringify({ prompt: p, answer: '4' })).join('\n') + '\n');
-  writeFileSync(join(tmp, 'data/text.jsonl'), ['the cat sat on the mat', 'a b c d e f g', 'zzz'].map((t) => JSON.stringify({ text: t })).join('\n') + '\n');
+  writeFileSync(
+    join(tmp, 'data/gen.jsonl'),
+    ['2+2=', 'abc', 'hello ', 'x'].map((p) => JSON.stringify({ prompt: p, answer: '4' })).join('\n') + '\n',
+  );
+  writeFileSync(
+    join(tmp, 'data/text.jsonl'),
+    ['the cat sat on the mat', 'a b c d e f g', 'zzz'].map((t) => JSON.stringify({ text: t })).join('\n') + '\n',
+  );
   suite = writeSuite(join(tmp, 'suite.yaml'));
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -48,7 +54,10 @@ describe('graph: auto in the evaluator', () => {
       }
     }
     const [built, fed] = results;
-    expect(built!.map((s) => [s.task, s.n])).toEqual([['gen', 4], ['text', 3]]);
+    expect(built!.map((s) => [s.task, s.n])).toEqual([
+      ['gen', 4],
+      ['text', 3],
+    ]);
     expect(fed![0]!.predictions).toEqual(built![0]!.predictions);
     expect(built![0]!.predictions!.every((p) => typeof p === 'string')).toBe(true);
     expect(Number.isFinite(built![1]!.value)).toBe(true);
@@ -116,19 +125,25 @@ describe('graph: auto refuses bad input in one line', () => {
   it('an unsupported family', async () => {
     const dir = variant('gpt2', (c) => (c.architectures = ['GPT2LMHeadModel']));
     const e = await refusal(dir);
-    expect(e.message).toBe(`${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`);
+    expect(e.message).toBe(
+      `${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`,
+    );
   });
 
   it('an unsupported rope type', async () => {
     const dir = variant('yarn', (c) => (c.rope_scaling = { rope_type: 'yarn', factor: 4 }));
-    expect((await refusal(dir)).message).toBe(`${join(dir, 'config.json')}: rope_scaling.rope_type: "yarn" is not supported (default, linear, llama3)`);
+    expect((await refusal(dir)).message).toBe(
+      `${join(dir, 'config.json')}: rope_scaling.rope_type: "yarn" is not supported (default, linear, llama3)`,
+    );
   });
 
   it('tensor shapes that disagree with config.json', async () => {
     const dir = variant('wrong-shape', (c) => (c.intermediate_size = 128));
     const e = await refusal(dir);
     expect(e.code).toBe('graph.shape_mismatch');
-    expect(e.message).toBe(`${join(dir, 'model.safetensors')}: tensor "model.layers.0.mlp.gate_proj.weight": shape [96, 64] but ${join(dir, 'config.json')} implies [128, 64]`);
+    expect(e.message).toBe(
+      `${join(dir, 'model.safetensors')}: tensor "model.layers.0.mlp.gate_proj.weight": shape [96, 64] but ${join(dir, 'config.json')} implies [128, 64]`,
+    );
   });
 
   it('a missing tokenizer.json', async () => {
@@ -141,29 +156,51 @@ describe('graph: auto refuses bad input in one line', () => {
 
   it('an int8-quantized checkpoint (quantization_config)', async () => {
     const dir = variant('int8', (c) => (c.quantization_config = { quant_method: 'bitsandbytes', load_in_8bit: true }));
-    expect((await refusal(dir)).message).toMatch(new RegExp(`^${join(dir, 'config.json')}: quantization_config: quantized checkpoints`));
+    expect((await refusal(dir)).message).toMatch(
+      new RegExp(`^${join(dir, 'config.json')}: quantization_config: quantized checkpoints`),
+    );
   });
 
   it('through the CLI: `evomerge eval` scores the folder, and an unsupported family is one line on stderr, exit 1', () => {
     const cli = join(import.meta.dirname, '../../../bin/evomerge.js');
-    const ok = spawnSync(process.execPath, [cli, 'eval', base, '--suite', suite, '--threads', '1', '--json'], { encoding: 'utf8' });
+    const ok = spawnSync(process.execPath, [cli, 'eval', base, '--suite', suite, '--threads', '1', '--json'], {
+      encoding: 'utf8',
+    });
     expect(ok.status, ok.stderr).toBe(0);
-    expect((JSON.parse(ok.stdout) as { scores: { task: string }[] }).scores.map((s) => s.task)).toEqual(['gen', 'text']);
+    expect((JSON.parse(ok.stdout) as { scores: { task: string }[] }).scores.map((s) => s.task)).toEqual([
+      'gen',
+      'text',
+    ]);
     const dir = variant('gpt2-cli', (c) => (c.architectures = ['GPT2LMHeadModel']));
-    const bad = spawnSync(process.execPath, [cli, 'eval', dir, '--suite', writeSuite(join(tmp, 'suite-cli.yaml'), dir)], { encoding: 'utf8' });
+    const bad = spawnSync(
+      process.execPath,
+      [cli, 'eval', dir, '--suite', writeSuite(join(tmp, 'suite-cli.yaml'), dir)],
+      { encoding: 'utf8' },
+    );
     expect(bad.status).toBe(1);
     expect(bad.stdout).toBe('');
-    expect(bad.stderr.trim().split('\n')).toEqual([`evomerge: ${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`]);
+    expect(bad.stderr.trim().split('\n')).toEqual([
+      `evomerge: ${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`,
+    ]);
   });
 
   it('an fp8 tensor in the safetensors file', async () => {
     const dir = variant('fp8', (c) => (c.torch_dtype = 'float8_e4m3fn'));
     // Replace the weights with one F8_E4M3 tensor: the header is checked before anything else is read.
-    const header = Buffer.from(JSON.stringify({ 'model.embed_tokens.weight': { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } }).padEnd(72, ' '));
+    const header = Buffer.from(
+      JSON.stringify({ 'model.embed_tokens.weight': { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } }).padEnd(
+        72,
+        ' ',
+      ),
+    );
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(header.length));
     writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([len, header, Buffer.from([1, 2])]));
     const e = await refusal(dir);
-    expect(e.message).toMatch(new RegExp(`^${join(dir, 'model.safetensors')}: tensor "model.embed_tokens.weight": dtype F8_E4M3 is not supported`));
+    expect(e.message).toMatch(
+      new RegExp(
+        `^${join(dir, 'model.safetensors')}: tensor "model.embed_tokens.weight": dtype F8_E4M3 is not supported`,
+      ),
+    );
   });
 });

@@ -200,7 +200,11 @@ describe('binding', () => {
     expect(e.message).toContain(perturbed!);
     expect(e.message).toContain(path);
     expect(e.message.split('\n')).toHaveLength(1);
-    expect(e.message).toMatch(new RegExp(`initializers matching no tensor of .*: ${perturbed}; tensors of .* matching no initializer: ${perturbedTensor}$`));
+    expect(e.message).toMatch(
+      new RegExp(
+        `initializers matching no tensor of .*: ${perturbed}; tensors of .* matching no initializer: ${perturbedTensor}$`,
+      ),
+    );
   });
 
   it('says so when the graph stores its weights in 16-bit floats', () => {
@@ -224,10 +228,15 @@ describe('binding', () => {
     const base = openModelDir(join(ROOT, 'models/micro/base'));
     try {
       const partial = new MemoryTensors('partial merge');
-      for (const n of base.tensors.tensorNames()) if (n !== 'model.norm.weight') partial.writeTensor(n, base.tensors.readTensor(n));
-      await expect(reference.evaluate(partial, { tasks: ['math'], limit: 1 })).rejects.toThrow(/partial merge: tensor "model\.norm\.weight": .*lacks it/);
+      for (const n of base.tensors.tensorNames())
+        if (n !== 'model.norm.weight') partial.writeTensor(n, base.tensors.readTensor(n));
+      await expect(reference.evaluate(partial, { tasks: ['math'], limit: 1 })).rejects.toThrow(
+        /partial merge: tensor "model\.norm\.weight": .*lacks it/,
+      );
       partial.writeTensor('model.norm.weight', { shape: [64], data: new Float32Array(64) });
-      await expect(reference.evaluate(partial, { tasks: ['math'], limit: 1 })).rejects.toThrow(/shape \[64\] but the graph needs \[128\]/);
+      await expect(reference.evaluate(partial, { tasks: ['math'], limit: 1 })).rejects.toThrow(
+        /shape \[64\] but the graph needs \[128\]/,
+      );
     } finally {
       base.close();
     }

@@ -31,7 +31,10 @@ interface Built {
   close(): Promise<void>;
 }
 
-async function open(dir: string, opts: { opSet: OpSet; mode: 'external' | 'inputs'; layerPath?: number[] }): Promise<Built> {
+async function open(
+  dir: string,
+  opts: { opSet: OpSet; mode: 'external' | 'inputs'; layerPath?: number[] },
+): Promise<Built> {
   const model = openModelDir(dir);
   const cfg = parseDecoderConfig(model.config, join(dir, 'config.json'));
   const built = buildDecoderGraph(cfg, { opSet: opts.opSet, ...(opts.layerPath ? { layerPath: opts.layerPath } : {}) });
@@ -42,9 +45,22 @@ async function open(dir: string, opts: { opSet: OpSet; mode: 'external' | 'input
   for (const w of built.weights) feeds.set(w.name, arrays.get(w.name)!, w.shape);
   model.close();
   const options = { ep: 'cpu' as const, intraOpThreads: 1 };
-  const session = opts.mode === 'external' ? await GraphSession.createWithExternalWeights(graph, feeds, options) : await GraphSession.create(graph, built.weights.map((w) => w.name), options);
+  const session =
+    opts.mode === 'external'
+      ? await GraphSession.createWithExternalWeights(graph, feeds, options)
+      : await GraphSession.create(
+          graph,
+          built.weights.map((w) => w.name),
+          options,
+        );
   const ref = new ReferenceDecoder(model.config, (n) => arrays.get(n), opts.layerPath);
-  return { session, ...(opts.mode === 'inputs' ? { feeds } : {}), ref, vocab: cfg.vocabSize, close: () => session.close() };
+  return {
+    session,
+    ...(opts.mode === 'inputs' ? { feeds } : {}),
+    ref,
+    vocab: cfg.vocabSize,
+    close: () => session.close(),
+  };
 }
 
 function maxDiff(got: Float32Array, offset: number, want: Float64Array): number {
@@ -67,7 +83,13 @@ async function checkAgainstReference(b: Built): Promise<{ prefill: number; decod
   let decode = 0;
   const refCache = rows.map(() => b.ref.emptyCache());
   rows.forEach((row, r) => b.ref.run(row.slice(0, 7), refCache[r]!));
-  let step = await b.session.forwardWithCache(Int32Array.from(rows.flatMap((row) => row.slice(0, 7))), 2, 7, undefined, b.feeds);
+  let step = await b.session.forwardWithCache(
+    Int32Array.from(rows.flatMap((row) => row.slice(0, 7))),
+    2,
+    7,
+    undefined,
+    b.feeds,
+  );
   let cache: KvCache = step.cache;
   for (let t = 7; t < 11; t++) {
     step = await b.session.forwardWithCache(Int32Array.from(rows.map((row) => row[t]!)), 2, 1, cache, b.feeds);
@@ -136,7 +158,10 @@ describe('decoder graph from config.json', () => {
   it("on the zoo base, the built graph's logits match the shipped model.onnx within 1e-4", async () => {
     const dir = join(ROOT, 'models/micro/base');
     const built = await open(dir, { opSet: 'cpu', mode: 'external' });
-    const zoo = await GraphSession.create(OnnxGraph.load(join(dir, 'model.onnx')), [], { ep: 'cpu', intraOpThreads: 1 });
+    const zoo = await GraphSession.create(OnnxGraph.load(join(dir, 'model.onnx')), [], {
+      ep: 'cpu',
+      intraOpThreads: 1,
+    });
     try {
       const rand = mulberry32(11);
       const ids = Int32Array.from({ length: 3 * 40 }, () => Math.floor(rand() * 256));

@@ -24,7 +24,8 @@ describe('execution providers', () => {
       const ev = await Evaluator.create({ suite: SUITE, ep });
       try {
         results[ep] = [];
-        for (const r of runs) results[ep]!.push(...(await ev.evaluate(expert.tensors, { split: 'test', ...r, withPredictions: true })));
+        for (const r of runs)
+          results[ep]!.push(...(await ev.evaluate(expert.tensors, { split: 'test', ...r, withPredictions: true })));
       } finally {
         await ev.close();
       }
@@ -40,7 +41,9 @@ describe('execution providers', () => {
         expect(g.value).toBe(c.value);
       } else {
         expect(Math.abs(g.value - c.value), c.task).toBeLessThanOrEqual(1e-3);
-        expect(Math.abs(g.extra.next_token_accuracy!.value - c.extra.next_token_accuracy!.value)).toBeLessThanOrEqual(1e-3);
+        expect(Math.abs(g.extra.next_token_accuracy!.value - c.extra.next_token_accuracy!.value)).toBeLessThanOrEqual(
+          1e-3,
+        );
       }
     }
     // and the subset is not degenerate: the expert solves most of its arithmetic
@@ -56,7 +59,9 @@ describe('execution providers', () => {
     } catch (e) {
       expect(e).toBeInstanceOf(EvomergeError);
       expect((e as EvomergeError).code).toBe('eval.ep_unavailable');
-      expect((e as Error).message).toMatch(/^--ep: execution provider "cuda" is not available here \(.*\); install .* or use --ep cpu$/);
+      expect((e as Error).message).toMatch(
+        /^--ep: execution provider "cuda" is not available here \(.*\); install .* or use --ep cpu$/,
+      );
     } finally {
       await ev?.close();
     }

@@ -3,7 +3,12 @@
 // outputs logits, present.N.{key,value}), weights under their Hugging Face names, built op by op with the
 // same float32 operations as the zoo's own model.onnx (RMSNorm as x·(1/√(mean x²+ε)), rotate_half RoPE).
 import { writeFileSync } from 'node:fs';
-import { encodeModel, type NodeMessage, type TensorMessage, type ValueInfoMessage } from '../../../src/eval/onnx-proto.ts';
+import {
+  encodeModel,
+  type NodeMessage,
+  type TensorMessage,
+  type ValueInfoMessage,
+} from '../../../src/eval/onnx-proto.ts';
 import type { TensorSource } from '../../../src/checkpoint/tensor-source.ts';
 
 const FLOAT = 1;
@@ -38,7 +43,12 @@ export function writeKvLlamaGraph(path: string, weights: TensorSource): void {
   };
   for (const name of weights.tensorNames()) {
     const t = weights.readTensor(name);
-    inits.push({ name, dataType: FLOAT, dims: [...t.shape], rawData: new Uint8Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength)) });
+    inits.push({
+      name,
+      dataType: FLOAT,
+      dims: [...t.shape],
+      rawData: new Uint8Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength)),
+    });
   }
   const matmulW = (x: string, w: string) => node('MatMul', [x, node('Transpose', [w], [ints('perm', [1, 0])])]);
   const two = constF([2], []);
@@ -51,7 +61,10 @@ export function writeKvLlamaGraph(path: string, weights: TensorSource): void {
   };
 
   // Rotary tables from position_ids, as the zoo graph computes them from its Range.
-  const invFreq = constF(Array.from({ length: HEAD_DIM / 2 }, (_, i) => Math.fround(1 / Math.fround(10000 ** ((2 * i) / HEAD_DIM)))), [1, HEAD_DIM / 2]);
+  const invFreq = constF(
+    Array.from({ length: HEAD_DIM / 2 }, (_, i) => Math.fround(1 / Math.fround(10000 ** ((2 * i) / HEAD_DIM)))),
+    [1, HEAD_DIM / 2],
+  );
   const posF = node('Unsqueeze', [node('Cast', ['position_ids'], [int('to', FLOAT)]), constI([-1], [1])]);
   const freqs = node('Mul', [posF, invFreq]);
   const embRot = node('Concat', [freqs, freqs], [int('axis', -1)]);
@@ -75,7 +88,8 @@ export function writeKvLlamaGraph(path: string, weights: TensorSource): void {
     const rot = node('Concat', [node('Neg', [x2]), x1], [int('axis', -1)]);
     return node('Add', [node('Mul', [x, cos]), node('Mul', [rot, sin])]);
   };
-  const heads = (x: string, n: number) => node('Transpose', [node('Reshape', [x, constI([0, 0, n, HEAD_DIM], [4])])], [ints('perm', [0, 2, 1, 3])]);
+  const heads = (x: string, n: number) =>
+    node('Transpose', [node('Reshape', [x, constI([0, 0, n, HEAD_DIM], [4])])], [ints('perm', [0, 2, 1, 3])]);
   const repeat = (x: string) => {
     const u = node('Unsqueeze', [x, constI([2], [1])]);
     return node('Reshape', [node('Concat', [u, u], [int('axis', 2)]), constI([0, HEADS, -1, HEAD_DIM], [4])]);
@@ -101,16 +115,30 @@ export function writeKvLlamaGraph(path: string, weights: TensorSource): void {
     }
     const kAll = node('Concat', [`past_key_values.${l}.key`, kNew], [int('axis', 2)], `present.${l}.key`);
     const vAll = node('Concat', [`past_key_values.${l}.value`, vNew], [int('axis', 2)], `present.${l}.value`);
-    const scores = node('Add', [node('Div', [node('MatMul', [q, node('Transpose', [repeat(kAll)], [ints('perm', [0, 1, 3, 2])])]), scale]), mask]);
+    const scores = node('Add', [
+      node('Div', [node('MatMul', [q, node('Transpose', [repeat(kAll)], [ints('perm', [0, 1, 3, 2])])]), scale]),
+      mask,
+    ]);
     const attn = node('MatMul', [node('Softmax', [scores], [int('axis', -1)]), repeat(vAll)]);
-    const merged = node('Reshape', [node('Transpose', [attn], [ints('perm', [0, 2, 1, 3])]), constI([0, 0, HIDDEN], [3])]);
+    const merged = node('Reshape', [
+      node('Transpose', [attn], [ints('perm', [0, 2, 1, 3])]),
+      constI([0, 0, HIDDEN], [3]),
+    ]);
     x = node('Add', [x, matmulW(merged, `${p}.self_attn.o_proj.weight`)]);
     const h2 = rms(x, `${p}.post_attention_layernorm.weight`);
     const g = matmulW(h2, `${p}.mlp.gate_proj.weight`);
     const act = node('Mul', [g, node('Sigmoid', [g])]);
-    x = node('Add', [x, matmulW(node('Mul', [act, matmulW(h2, `${p}.mlp.up_proj.weight`)]), `${p}.mlp.down_proj.weight`)]);
+    x = node('Add', [
+      x,
+      matmulW(node('Mul', [act, matmulW(h2, `${p}.mlp.up_proj.weight`)]), `${p}.mlp.down_proj.weight`),
+    ]);
   }
-  node('MatMul', [rms(x, 'model.norm.weight'), node('Transpose', ['lm_head.weight'], [ints('perm', [1, 0])])], [], 'logits');
+  node(
+    'MatMul',
+    [rms(x, 'model.norm.weight'), node('Transpose', ['lm_head.weight'], [ints('perm', [1, 0])])],
+    [],
+    'logits',
+  );
   outputs.unshift(vi('logits', FLOAT, ['batch', 'seq', 256]));
   writeFileSync(
     path,
@@ -124,5 +152,13 @@ export function writeKvLlamaGraph(path: string, weights: TensorSource): void {
 }
 
 function vi(name: string, elemType: number, dims: (number | string)[]): ValueInfoMessage {
-  return { name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } } };
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
 }

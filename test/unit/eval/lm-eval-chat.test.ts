@@ -26,9 +26,18 @@ let hub: Record<string, string>;
 beforeAll(() => {
   tmp = mkdtempSync(path.join(tmpdir(), 'evomerge-lm-eval-chat-'));
   hub = writeHubData(path.join(tmp, 'hub'));
-  writeFileSync(path.join(tmp, 'chatml.json'), JSON.stringify({ chat_template: CHATML, eos_token: '<|im_end|>', bos_token: null }));
-  writeFileSync(path.join(tmp, 'llama3.json'), JSON.stringify({ chat_template: LLAMA3, bos_token: { content: '<|begin_of_text|>' }, eos_token: '<|eot_id|>' }));
-  writeFileSync(path.join(tmp, 'mgsm_desc.yaml'), `include: ${sharedTasks}/mgsm/direct/mgsm_direct_en.yaml\ntask: mgsm_desc\ndescription: "Solve the problem.\\n\\n"\n`);
+  writeFileSync(
+    path.join(tmp, 'chatml.json'),
+    JSON.stringify({ chat_template: CHATML, eos_token: '<|im_end|>', bos_token: null }),
+  );
+  writeFileSync(
+    path.join(tmp, 'llama3.json'),
+    JSON.stringify({ chat_template: LLAMA3, bos_token: { content: '<|begin_of_text|>' }, eos_token: '<|eot_id|>' }),
+  );
+  writeFileSync(
+    path.join(tmp, 'mgsm_desc.yaml'),
+    `include: ${sharedTasks}/mgsm/direct/mgsm_direct_en.yaml\ntask: mgsm_desc\ndescription: "Solve the problem.\\n\\n"\n`,
+  );
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -37,14 +46,21 @@ function suite(chatFile: string, tasks: string, extra = ''): string {
   writeFileSync(
     file,
     `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntokenizer: byte\napply_chat_template: true\nchat_template: ${chatFile}\n${extra}` +
-      `datasets:\n${Object.entries(hub).map(([a, b]) => `  ${a}: ${b}`).join('\n')}\ntasks:\n${tasks}`,
+      `datasets:\n${Object.entries(hub)
+        .map(([a, b]) => `  ${a}: ${b}`)
+        .join('\n')}\ntasks:\n${tasks}`,
   );
   return file;
 }
 
 describe('chat templates', () => {
   it('ChatML: each few-shot example a user and an assistant turn, the question the last user turn', async () => {
-    const s = parseSuiteFile(suite(path.join(tmp, 'chatml.json'), `  mgsm:\n    lm_eval: ${sharedTasks}/mgsm/direct/mgsm_direct_en.yaml\n    num_fewshot: 1\n    max_gen_toks: 8\n`));
+    const s = parseSuiteFile(
+      suite(
+        path.join(tmp, 'chatml.json'),
+        `  mgsm:\n    lm_eval: ${sharedTasks}/mgsm/direct/mgsm_direct_en.yaml\n    num_fewshot: 1\n    max_gen_toks: 8\n`,
+      ),
+    );
     const fit = await buildPrompts(s.tasks[0]!.lmEval!, 'fit');
     expect(fit.prompts[0]).toBe(
       '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' +
@@ -56,7 +72,12 @@ describe('chat templates', () => {
   });
 
   it("the description is the system turn; a template's bos_token is written once, from tokenizer_config.json", async () => {
-    const s = parseSuiteFile(suite(path.join(tmp, 'llama3.json'), `  mgsm:\n    lm_eval: ${path.join(tmp, 'mgsm_desc.yaml')}\n    max_gen_toks: 8\n`));
+    const s = parseSuiteFile(
+      suite(
+        path.join(tmp, 'llama3.json'),
+        `  mgsm:\n    lm_eval: ${path.join(tmp, 'mgsm_desc.yaml')}\n    max_gen_toks: 8\n`,
+      ),
+    );
     const fit = await buildPrompts(s.tasks[0]!.lmEval!, 'fit');
     expect(fit.prompts[0]).toBe(
       '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nSolve the problem.<|eot_id|>' +
@@ -68,15 +89,37 @@ describe('chat templates', () => {
   it('special tokens in the rendered text become their ids with a Hugging Face tokenizer', () => {
     const tokFile = path.join(tmp, 'tokenizer.json');
     const vocab: Record<string, number> = { a: 0, b: 1, '<unk>': 2, '<|im_start|>': 3, '<|im_end|>': 4 };
-    const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    const special = (id: number, content: string) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     writeFileSync(
       tokFile,
       JSON.stringify({
-        version: '1.0', truncation: null, padding: null,
+        version: '1.0',
+        truncation: null,
+        padding: null,
         added_tokens: [special(2, '<unk>'), special(3, '<|im_start|>'), special(4, '<|im_end|>')],
-        normalizer: null, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }, post_processor: null,
+        normalizer: null,
+        pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+        post_processor: null,
         decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-        model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+        model: {
+          type: 'BPE',
+          dropout: null,
+          unk_token: '<unk>',
+          continuing_subword_prefix: null,
+          end_of_word_suffix: null,
+          fuse_unk: false,
+          byte_fallback: false,
+          vocab,
+          merges: [],
+        },
       }),
     );
     const text = ChatTemplate.load(path.join(tmp, 'chatml.json')).render([{ role: 'user', content: 'ab' }], true);
@@ -94,7 +137,12 @@ describe('chat templates', () => {
       const [r] = await ev.evaluate(m.tensors, { split: 'test', withPredictions: true });
       expect(r!.metric).toBe('acc,none');
       expect(r!.n).toBe(2);
-      expect([['steam', 'ice'], ['a bird', 'a fish', 'a worm', 'a snail']].map((c, i) => c.includes(r!.predictions![i]!))).toEqual([true, true]);
+      expect(
+        [
+          ['steam', 'ice'],
+          ['a bird', 'a fish', 'a worm', 'a snail'],
+        ].map((c, i) => c.includes(r!.predictions![i]!)),
+      ).toEqual([true, true]);
     } finally {
       m.close();
       await ev.close();
@@ -103,6 +151,8 @@ describe('chat templates', () => {
 
   it('refuses a tokenizer_config.json without chat_template, naming it', () => {
     writeFileSync(path.join(tmp, 'plain.json'), JSON.stringify({ eos_token: '</s>' }));
-    expect(() => parseSuiteFile(suite(path.join(tmp, 'plain.json'), `  arc:\n    lm_eval: ${sharedTasks}/arc/arc_easy.yaml\n`))).toThrow(`${path.join(tmp, 'plain.json')}: chat_template: no chat_template (apply_chat_template needs one)`);
+    expect(() =>
+      parseSuiteFile(suite(path.join(tmp, 'plain.json'), `  arc:\n    lm_eval: ${sharedTasks}/arc/arc_easy.yaml\n`)),
+    ).toThrow(`${path.join(tmp, 'plain.json')}: chat_template: no chat_template (apply_chat_template needs one)`);
   });
 });

@@ -25,14 +25,22 @@ function suiteFor(taskYaml: string, name = 't', taskKeys = ''): string {
   const taskFile = path.join(tmp, `${name}.yaml`);
   writeFileSync(taskFile, taskYaml);
   const file = path.join(tmp, `${name}-suite.yaml`);
-  writeFileSync(file, `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntokenizer: byte\ntasks:\n  ${name}:\n    lm_eval: ${taskFile}\n${taskKeys}`);
+  writeFileSync(
+    file,
+    `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntokenizer: byte\ntasks:\n  ${name}:\n    lm_eval: ${taskFile}\n${taskKeys}`,
+  );
   return file;
 }
 
 describe('local data files', () => {
   it('csv: quoted cells, commas and newlines inside quotes, numeric columns as numbers', async () => {
     writeFileSync(path.join(tmp, 'qa.csv'), 'q,a,n\n"Say ""hi"", twice",hi hi,2\n"line\nbreak",x,10\n');
-    const s = parseSuiteFile(suiteFor('dataset_path: csv\ndataset_kwargs:\n  data_files: qa.csv\ntest_split: train\noutput_type: generate_until\ndoc_to_text: "{{q}}|{{n + 1}}"\ndoc_to_target: a\ngeneration_kwargs:\n  max_gen_toks: 4\n', 'csv'));
+    const s = parseSuiteFile(
+      suiteFor(
+        'dataset_path: csv\ndataset_kwargs:\n  data_files: qa.csv\ntest_split: train\noutput_type: generate_until\ndoc_to_text: "{{q}}|{{n + 1}}"\ndoc_to_target: a\ngeneration_kwargs:\n  max_gen_toks: 4\n',
+        'csv',
+      ),
+    );
     // a bare data_files path is the train split, as load_dataset reads it
     const p = await buildPrompts(s.tasks[0]!.lmEval!, 'fit');
     const q = await buildPrompts(s.tasks[0]!.lmEval!, 'test');
@@ -42,12 +50,23 @@ describe('local data files', () => {
   it('json: a JSON list as well as JSON Lines', async () => {
     writeFileSync(path.join(tmp, 'list.json'), JSON.stringify([{ t: 'one' }, { t: 'two' }]));
     writeFileSync(path.join(tmp, 'lines.jsonl'), '{"t": "three"}\n\n{"t": "four"}\n');
-    const s = parseSuiteFile(suiteFor('dataset_path: json\ndataset_kwargs:\n  data_files:\n    validation: list.json\n    test: [lines.jsonl]\nvalidation_split: validation\ntest_split: test\ndoc_to_text: t\ndoc_to_target: t\ngeneration_kwargs:\n  max_gen_toks: 4\n', 'json'));
+    const s = parseSuiteFile(
+      suiteFor(
+        'dataset_path: json\ndataset_kwargs:\n  data_files:\n    validation: list.json\n    test: [lines.jsonl]\nvalidation_split: validation\ntest_split: test\ndoc_to_text: t\ndoc_to_target: t\ngeneration_kwargs:\n  max_gen_toks: 4\n',
+        'json',
+      ),
+    );
     expect((await buildPrompts(s.tasks[0]!.lmEval!, 'fit')).prompts).toEqual(['one', 'two']);
     expect((await buildPrompts(s.tasks[0]!.lmEval!, 'test')).prompts).toEqual(['three', 'four']);
     // generation_kwargs given without until: no stop string; absent: lm-eval stops at the few-shot delimiter
     expect(s.tasks[0]!.lmEval!.task.until).toEqual([]);
-    const d = parseSuiteFile(suiteFor('dataset_path: json\ndataset_kwargs:\n  data_files: {test: list.json}\ntest_split: test\ndoc_to_text: t\ndoc_to_target: t\nfewshot_delimiter: "###"\n', 'json2', '    max_gen_toks: 4\n'));
+    const d = parseSuiteFile(
+      suiteFor(
+        'dataset_path: json\ndataset_kwargs:\n  data_files: {test: list.json}\ntest_split: test\ndoc_to_text: t\ndoc_to_target: t\nfewshot_delimiter: "###"\n',
+        'json2',
+        '    max_gen_toks: 4\n',
+      ),
+    );
     expect(d.tasks[0]!.lmEval!.task.until).toEqual(['###']);
   });
 });
@@ -60,11 +79,14 @@ describe('Python semantics', () => {
     expect(compilePythonRegex('\\d\\Z').test('4\n')).toBe(false);
     expect(findAll(compilePythonRegex('[0-9]+', true), 'a1b22')).toEqual(['1', '22']);
     expect(findAll(compilePythonRegex('x(\\d)', true), 'x1x2')).toEqual(['1', '2']);
-    expect(findAll(compilePythonRegex('(a)|(b)', true), 'ab')).toEqual([['a', ''], ['', 'b']]);
+    expect(findAll(compilePythonRegex('(a)|(b)', true), 'ab')).toEqual([
+      ['a', ''],
+      ['', 'b'],
+    ]);
     expect(findAll(compilePythonRegex('(?P<d>\\d)(?P=d)', true), '11 23 44')).toEqual(['1', '4']);
   });
 
-  it("literal_eval of rendered lists in either quote style", () => {
+  it('literal_eval of rendered lists in either quote style', () => {
     expect(parsePythonLiteral("['a', \"b'c\", 'd\\'e']")).toEqual(['a', "b'c", "d'e"]);
     expect(parsePythonLiteral('[1, 2.5, True, None]')).toEqual([1, 2.5, true, null]);
     expect(() => parsePythonLiteral('[1, 2')).toThrow('not a Python literal');
@@ -78,21 +100,31 @@ describe('Python semantics', () => {
 });
 
 describe('log-likelihood output types on the zoo', () => {
-  it('loglikelihood_rolling: bits_per_byte = the native loglik task\'s, rescaled from predicted bytes to all bytes', async () => {
+  it("loglikelihood_rolling: bits_per_byte = the native loglik task's, rescaled from predicted bytes to all bytes", async () => {
     const lang = path.join(repoRoot, 'evals/micro/lang.fit.jsonl');
-    const rolling = suiteFor(`dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${lang}\ntest_split: test\noutput_type: loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\n`, 'rolling');
+    const rolling = suiteFor(
+      `dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${lang}\ntest_split: test\noutput_type: loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\n`,
+      'rolling',
+    );
     const native = path.join(tmp, 'native.yaml');
     const m = openModelDir(path.join(repoRoot, 'models/micro/expert-lang'));
     const evA = await Evaluator.create({ suite: rolling, threads: 1 });
     try {
       // the 20 fit docs of a seeded half of the file, against the same 20 texts through the native task
       const [r] = await evA.evaluate(m.tensors, { split: 'fit', limit: 20 });
-      const texts = (await buildPrompts(parseSuiteFile(rolling).tasks[0]!.lmEval!, 'fit', 20)).docs.map((d) => d.text as string);
-      const lines = readFileSync(lang, 'utf8').split('\n').filter((l) => l.trim() !== '');
+      const texts = (await buildPrompts(parseSuiteFile(rolling).tasks[0]!.lmEval!, 'fit', 20)).docs.map(
+        (d) => d.text as string,
+      );
+      const lines = readFileSync(lang, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '');
       const order = texts.map((t) => lines.findIndex((l) => (JSON.parse(l) as { text: string }).text === t));
       expect(order.every((i) => i >= 0)).toBe(true);
       writeFileSync(path.join(tmp, 'subset.jsonl'), order.map((i) => lines[i]).join('\n') + '\n');
-      writeFileSync(native, `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntasks:\n  lang:\n    kind: loglik\n    fit: ${tmp}/subset.jsonl\n    test: ${tmp}/subset.jsonl\n`);
+      writeFileSync(
+        native,
+        `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntasks:\n  lang:\n    kind: loglik\n    fit: ${tmp}/subset.jsonl\n    test: ${tmp}/subset.jsonl\n`,
+      );
       const evC = await Evaluator.create({ suite: native, threads: 1 });
       const [n] = await evC.evaluate(m.tensors, { split: 'fit' });
       await evC.close();
@@ -109,7 +141,10 @@ describe('log-likelihood output types on the zoo', () => {
 
   it('loglikelihood: perplexity of the continuation and whether it is the greedy one', async () => {
     const words = path.join(repoRoot, 'evals/micro/math_words.fit.jsonl');
-    const file = suiteFor(`dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${words}\ntest_split: test\noutput_type: loglikelihood\ndoc_to_text: prompt\ndoc_to_target: "{{answer}}"\ntarget_delimiter: ""\n`, 'll');
+    const file = suiteFor(
+      `dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${words}\ntest_split: test\noutput_type: loglikelihood\ndoc_to_text: prompt\ndoc_to_target: "{{answer}}"\ntarget_delimiter: ""\n`,
+      'll',
+    );
     const ev = await Evaluator.create({ suite: file, threads: 1 });
     const math = openModelDir(path.join(repoRoot, 'models/micro/expert-math'));
     const base = openModelDir(path.join(repoRoot, 'models/micro/base'));
@@ -155,7 +190,11 @@ describe('greedy generation and stop strings', () => {
     const { generateGreedy } = await import('../../../src/eval/tasks/generate.ts');
     const prompts = ['P1:', 'P2:'];
     const s = scripted(['答え13問題：次', '7\n\n8'], prompts);
-    const out = await generateGreedy(prompts, new ByteTokenizer(), s.forward, { maxNewTokens: 40, stop: ['問題：', '\n\n'], batchTokens: 2048 });
+    const out = await generateGreedy(prompts, new ByteTokenizer(), s.forward, {
+      maxNewTokens: 40,
+      stop: ['問題：', '\n\n'],
+      batchTokens: 2048,
+    });
     expect(out).toEqual(['答え13', '7']);
     // row 2 stops after 3 tokens, row 1 after 17 bytes ('答え13問題：' is 6 + 2 + 9): 17 steps, not 40
     expect(s.calls()).toBe(17);

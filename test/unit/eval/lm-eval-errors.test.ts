@@ -30,7 +30,9 @@ function suiteWith(taskYaml: string | { path: string }, taskKeys = '', suiteKeys
   const file = path.join(tmp, `suite${k}.yaml`);
   writeFileSync(
     file,
-    `tokenizer: byte\n${suiteKeys}datasets:\n${Object.entries(hub).map(([a, b]) => `  ${a}: ${b}`).join('\n')}\ntasks:\n  t:\n    lm_eval: ${taskFile}\n${taskKeys}`,
+    `tokenizer: byte\n${suiteKeys}datasets:\n${Object.entries(hub)
+      .map(([a, b]) => `  ${a}: ${b}`)
+      .join('\n')}\ntasks:\n  t:\n    lm_eval: ${taskFile}\n${taskKeys}`,
   );
   return file;
 }
@@ -87,11 +89,19 @@ describe('lm-eval task files: refused in one line', () => {
   });
 
   it('unsupported filters and metrics', () => {
-    let e = errorOf(() => parseSuiteFile(suiteWith(over('filter_list:\n  - name: vote\n    filter:\n      - function: majority_vote\n'))));
+    let e = errorOf(() =>
+      parseSuiteFile(suiteWith(over('filter_list:\n  - name: vote\n    filter:\n      - function: majority_vote\n'))),
+    );
     expect([e.code, e.field]).toEqual(['lm_eval.unsupported', 'filter_list[0].filter[0].function']);
     e = errorOf(() => parseSuiteFile(suiteWith(over('metric_list:\n  - metric: bleu\n'))));
     expect([e.code, e.field]).toEqual(['lm_eval.unsupported', 'metric_list[0].metric']);
-    e = errorOf(() => parseSuiteFile(suiteWith(over('filter_list:\n  - name: r\n    filter:\n      - function: regex\n        regex_pattern: "(?x) a b"\n'))));
+    e = errorOf(() =>
+      parseSuiteFile(
+        suiteWith(
+          over('filter_list:\n  - name: r\n    filter:\n      - function: regex\n        regex_pattern: "(?x) a b"\n'),
+        ),
+      ),
+    );
     expect(e.field).toBe('filter_list[0].filter[0].regex_pattern');
   });
 

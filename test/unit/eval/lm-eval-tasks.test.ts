@@ -106,7 +106,10 @@ describe('arc/arc_easy.yaml', () => {
     const test = await buildPrompts(s, 'test');
     expect(fit.docs.map((d) => d.id)).toEqual(['v1', 'v2']);
     expect(test.docs.map((d) => d.id)).toEqual(['x1', 'x2']);
-    expect(fit.prompts).toEqual(['Question: What do plants need to grow?\nAnswer:', 'Question: Which is the hottest?\nAnswer:']);
+    expect(fit.prompts).toEqual([
+      'Question: What do plants need to grow?\nAnswer:',
+      'Question: Which is the hottest?\nAnswer:',
+    ]);
     expect(docToChoice(s.task, ARC.validation[1]!, 'doc')).toEqual(['ice', 'snow', 'the sun']);
     expect(docToTarget(s.task, ARC.validation[1]!, 'doc')).toBe(2); // choices.label.index(answerKey)
     expect(task('arc_easy').metrics).toEqual(['acc,none', 'acc_norm,none']);
@@ -114,7 +117,9 @@ describe('arc/arc_easy.yaml', () => {
 
   it('with num_fewshot 1 the example comes from the train split, its answer as the gold choice text', async () => {
     const fit = await buildPrompts(task('arc_easy_1shot').lmEval!, 'fit');
-    expect(fit.prompts[0]).toBe('Question: Which is a liquid?\nAnswer: water\n\nQuestion: What do plants need to grow?\nAnswer:');
+    expect(fit.prompts[0]).toBe(
+      'Question: Which is a liquid?\nAnswer: water\n\nQuestion: What do plants need to grow?\nAnswer:',
+    );
   });
 
   it('acc takes the highest log-likelihood, acc_norm the highest per character', () => {
@@ -144,7 +149,9 @@ describe('mgsm/direct', () => {
     const s = task('mgsm_ja').lmEval!;
     expect(s.task.until).toEqual(['問題：', '</s>', '<|im_end|>']);
     const fit = await buildPrompts(s, 'fit');
-    expect(fit.prompts[0]).toBe(`${MGSM_JA.train[0]!.question}\nAnswer:11\n\n問題： ${fit.docs[0]!.question as string}\nAnswer:`);
+    expect(fit.prompts[0]).toBe(
+      `${MGSM_JA.train[0]!.question}\nAnswer:11\n\n問題： ${fit.docs[0]!.question as string}\nAnswer:`,
+    );
   });
 
   it('remove_whitespace strips the left only; exact_match ignores case and punctuation', () => {

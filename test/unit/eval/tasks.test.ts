@@ -20,7 +20,10 @@ beforeAll(async () => {
   // spam as a choice task: the same items, labels given by the task; the answer field is the label.
   const spam = join(ROOT, 'evals/micro/spam.fit.jsonl');
   const badChoice = join(tmp, 'bad-choice.jsonl');
-  writeFileSync(badChoice, '{"prompt": "Subject: hi\\nLabel: ", "answer": "spam"}\n{"prompt": "Subject: x\\nLabel: ", "answer": "eggs"}\n');
+  writeFileSync(
+    badChoice,
+    '{"prompt": "Subject: hi\\nLabel: ", "answer": "spam"}\n{"prompt": "Subject: x\\nLabel: ", "answer": "eggs"}\n',
+  );
   writeFileSync(
     join(tmp, 'suite.yaml'),
     `graph: ${join(ROOT, 'models/micro/base/model.onnx')}
@@ -41,7 +44,10 @@ afterAll(async () => {
 
 describe('choice', () => {
   it('ranks the labels: the spam expert beats chance and base', async () => {
-    const [expert] = await ev.evaluate(models['expert-spam']!.tensors, { tasks: ['spam_choice'], withPredictions: true });
+    const [expert] = await ev.evaluate(models['expert-spam']!.tensors, {
+      tasks: ['spam_choice'],
+      withPredictions: true,
+    });
     const [base] = await ev.evaluate(models.base!.tensors, { tasks: ['spam_choice'] });
     expect(expert!.metric).toBe('accuracy');
     expect(expert!.n).toBe(200);
@@ -52,7 +58,9 @@ describe('choice', () => {
     expect(new Set(expert!.predictions)).toEqual(new Set(['spam', 'ham']));
   });
   it('names the file, line and field of an answer that is not a label', async () => {
-    await expect(ev.evaluate(models.base!.tensors, { tasks: ['bad_choice'] })).rejects.toThrow(/bad-choice\.jsonl:2: answer: "eggs" is not one of the choices/);
+    await expect(ev.evaluate(models.base!.tensors, { tasks: ['bad_choice'] })).rejects.toThrow(
+      /bad-choice\.jsonl:2: answer: "eggs" is not one of the choices/,
+    );
   });
 });
 
@@ -68,10 +76,15 @@ describe('answer_logprob', () => {
     expect(b!.se).toBeGreaterThan(0);
   });
   it('can be chosen per call instead of the suite metric', async () => {
-    const [em] = await ev.evaluate(models['expert-math']!.tensors, { tasks: ['math'], metrics: { math: 'exact_match' } });
+    const [em] = await ev.evaluate(models['expert-math']!.tensors, {
+      tasks: ['math'],
+      metrics: { math: 'exact_match' },
+    });
     expect(em!.metric).toBe('exact_match');
     expect(Math.round(em!.value * 150)).toBe(123); // README: 0.820 of 150
-    await expect(ev.evaluate(models.base!.tensors, { tasks: ['math'], metrics: { math: 'accuracy' } })).rejects.toThrow(/tasks\.math\.metric: expected one of exact_match, answer_logprob/);
+    await expect(ev.evaluate(models.base!.tensors, { tasks: ['math'], metrics: { math: 'accuracy' } })).rejects.toThrow(
+      /tasks\.math\.metric: expected one of exact_match, answer_logprob/,
+    );
   });
 });
 
@@ -99,7 +112,7 @@ describe('batching', () => {
 
 describe('standard errors', () => {
   it('binomial, sample mean and ratio estimator', () => {
-    expect(proportion(3, 4)).toEqual({ value: 0.75, se: Math.sqrt(0.75 * 0.25 / 4), n: 4 });
+    expect(proportion(3, 4)).toEqual({ value: 0.75, se: Math.sqrt((0.75 * 0.25) / 4), n: 4 });
     const m = mean([1, 2, 3, 4]);
     expect(m.value).toBe(2.5);
     expect(m.se).toBeCloseTo(Math.sqrt(((1.5 ** 2 + 0.5 ** 2) * 2) / 3 / 4), 12);

@@ -35,19 +35,54 @@ describe('byte tokenizer', () => {
 
 describe('Hugging Face tokenizer.json', () => {
   const file = join(tmp, 'tokenizer.json');
-  const vocab: Record<string, number> = { h: 0, e: 1, l: 2, o: 3, 'Ġ': 4, w: 5, r: 6, d: 7, he: 8, ll: 9, hell: 10, hello: 11, 'Ġw': 12, '<unk>': 13 };
+  const vocab: Record<string, number> = {
+    h: 0,
+    e: 1,
+    l: 2,
+    o: 3,
+    Ġ: 4,
+    w: 5,
+    r: 6,
+    d: 7,
+    he: 8,
+    ll: 9,
+    hell: 10,
+    hello: 11,
+    Ġw: 12,
+    '<unk>': 13,
+  };
   writeFileSync(
     file,
     JSON.stringify({
       version: '1.0',
       truncation: null,
       padding: null,
-      added_tokens: [{ id: 13, content: '<unk>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+      added_tokens: [
+        {
+          id: 13,
+          content: '<unk>',
+          single_word: false,
+          lstrip: false,
+          rstrip: false,
+          normalized: false,
+          special: true,
+        },
+      ],
       normalizer: null,
       pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
       post_processor: null,
       decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-      model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: ['h e', 'l l', 'he ll', 'hell o', 'Ġ w'] },
+      model: {
+        type: 'BPE',
+        dropout: null,
+        unk_token: '<unk>',
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        vocab,
+        merges: ['h e', 'l l', 'he ll', 'hell o', 'Ġ w'],
+      },
     }),
   );
 

@@ -32,7 +32,11 @@ describe.each(['model.onnx', 'auto'])('zoo reference scores (graph: %s)', (graph
   let ev: Evaluator;
   beforeAll(async () => {
     // One intra-op thread: CI has 2 cores and runs test files side by side; spinning ORT threads then fight.
-    ev = await Evaluator.create({ suite: join(ROOT, 'evals/micro.yaml'), threads: 1, ...(graph === 'auto' ? { graph: 'auto', weightMode: 'external' as const } : {}) });
+    ev = await Evaluator.create({
+      suite: join(ROOT, 'evals/micro.yaml'),
+      threads: 1,
+      ...(graph === 'auto' ? { graph: 'auto', weightMode: 'external' as const } : {}),
+    });
   });
   afterAll(async () => {
     await ev?.close();
@@ -52,14 +56,22 @@ describe.each(['model.onnx', 'auto'])('zoo reference scores (graph: %s)', (graph
             // Counts, not fractions: the README rounds to 3 decimals, which identifies the count uniquely.
             expect(Math.round(s.value * s.n), `${model} ${split} ${task}`).toBe(Math.round(ref[k]! * s.n));
           });
-          for (const [task, k] of [['lang', 4], ['english', 6]] as const) {
+          for (const [task, k] of [
+            ['lang', 4],
+            ['english', 6],
+          ] as const) {
             const s = by.get(task)!;
             expect(s.metric).toBe('loglik');
             expect(s.n).toBe(200);
-            expect(Math.abs(s.value - ref[k]!), `${model} ${split} ${task} loglik ${s.value}`).toBeLessThanOrEqual(1e-3);
+            expect(Math.abs(s.value - ref[k]!), `${model} ${split} ${task} loglik ${s.value}`).toBeLessThanOrEqual(
+              1e-3,
+            );
             const acc = s.extra.next_token_accuracy!;
             expect(acc.n).toBe(200 * 127);
-            expect(Math.abs(acc.value - ref[k + 1]!), `${model} ${split} ${task} next-byte acc ${acc.value}`).toBeLessThanOrEqual(1e-3);
+            expect(
+              Math.abs(acc.value - ref[k + 1]!),
+              `${model} ${split} ${task} next-byte acc ${acc.value}`,
+            ).toBeLessThanOrEqual(1e-3);
             expect(s.extra.bits_per_byte!.value).toBeCloseTo(-s.value / Math.LN2, 10);
             expect(s.se).toBeGreaterThan(0);
           }

@@ -46,7 +46,9 @@ describe('zoo-v3 reference scores', () => {
           const s = scores.find((x) => x.task === task)!;
           expect(s.metric).toBe(metric);
           expect(s.n).toBe(n);
-          expect(Math.abs(s.value - values[k]!), `${model} ${split} ${task} ${s.value}`).toBeLessThanOrEqual(TOLERANCE[k]! + 5e-5);
+          expect(Math.abs(s.value - values[k]!), `${model} ${split} ${task} ${s.value}`).toBeLessThanOrEqual(
+            TOLERANCE[k]! + 5e-5,
+          );
           expect(s.se).toBeGreaterThan(0);
           // pseudo-values: one per item, averaging to the score
           expect(s.pseudo).toHaveLength(n);

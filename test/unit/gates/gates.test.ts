@@ -30,22 +30,92 @@ const candidate: GateScore[] = [
 ];
 
 describe('evaluateGates', () => {
-  const cases: { spec: GateSpec; threshold: number; pass: boolean; against: string[]; name: string; value?: number }[] = [
-    { spec: { kind: 'floor', task: 'math_words', value: 0.5 }, threshold: 0.5, pass: true, against: [], name: 'floor:math_words' },
-    { spec: { kind: 'floor', task: 'math_words', value: 0.6 }, threshold: 0.6, pass: true, against: [], name: 'floor:math_words' }, // equality passes
-    { spec: { kind: 'floor', task: 'math_words', value: 0.61 }, threshold: 0.61, pass: false, against: [], name: 'floor:math_words' },
-    { spec: { kind: 'no_regression', task: 'lang', source: 'expert-lang' }, threshold: 0.9, pass: false, against: ['expert-lang'], name: 'no_regression:lang' },
-    { spec: { kind: 'no_regression', task: 'lang', source: 'expert-lang', tolerance: 0.05 }, threshold: 0.9 - 0.05, pass: true, against: ['expert-lang'], name: 'no_regression:lang' },
-    { spec: { kind: 'no_regression', task: 'math_words' }, threshold: 0.1, pass: true, against: ['base'], name: 'no_regression:math_words' }, // default: the base
-    { spec: { kind: 'no_regression', task: 'math_words', source: 'base', tolerance: 0 }, threshold: 0.1, pass: true, against: ['base'], name: 'no_regression:math_words' },
-    { spec: { kind: 'min_gain', task: 'composite' }, threshold: 0.073, pass: true, against: ['expert-math'], name: 'min_gain:composite' }, // default: all sources
-    { spec: { kind: 'min_gain', task: 'composite', delta: 0.03 }, threshold: 0.073 + 0.03, pass: false, against: ['expert-math'], name: 'min_gain:composite' },
-    { spec: { kind: 'min_gain', task: 'composite', sources: ['base', 'expert-lang'], delta: 0.1 }, threshold: 0.1, pass: true, against: ['base', 'expert-lang'], name: 'min_gain:composite' }, // tie: both named
-    { spec: { kind: 'floor', task: 'lang', value: 0.8, name: 'lang_alive' }, threshold: 0.8, pass: true, against: [], name: 'lang_alive' },
-  ];
+  const cases: { spec: GateSpec; threshold: number; pass: boolean; against: string[]; name: string; value?: number }[] =
+    [
+      {
+        spec: { kind: 'floor', task: 'math_words', value: 0.5 },
+        threshold: 0.5,
+        pass: true,
+        against: [],
+        name: 'floor:math_words',
+      },
+      {
+        spec: { kind: 'floor', task: 'math_words', value: 0.6 },
+        threshold: 0.6,
+        pass: true,
+        against: [],
+        name: 'floor:math_words',
+      }, // equality passes
+      {
+        spec: { kind: 'floor', task: 'math_words', value: 0.61 },
+        threshold: 0.61,
+        pass: false,
+        against: [],
+        name: 'floor:math_words',
+      },
+      {
+        spec: { kind: 'no_regression', task: 'lang', source: 'expert-lang' },
+        threshold: 0.9,
+        pass: false,
+        against: ['expert-lang'],
+        name: 'no_regression:lang',
+      },
+      {
+        spec: { kind: 'no_regression', task: 'lang', source: 'expert-lang', tolerance: 0.05 },
+        threshold: 0.9 - 0.05,
+        pass: true,
+        against: ['expert-lang'],
+        name: 'no_regression:lang',
+      },
+      {
+        spec: { kind: 'no_regression', task: 'math_words' },
+        threshold: 0.1,
+        pass: true,
+        against: ['base'],
+        name: 'no_regression:math_words',
+      }, // default: the base
+      {
+        spec: { kind: 'no_regression', task: 'math_words', source: 'base', tolerance: 0 },
+        threshold: 0.1,
+        pass: true,
+        against: ['base'],
+        name: 'no_regression:math_words',
+      },
+      {
+        spec: { kind: 'min_gain', task: 'composite' },
+        threshold: 0.073,
+        pass: true,
+        against: ['expert-math'],
+        name: 'min_gain:composite',
+      }, // default: all sources
+      {
+        spec: { kind: 'min_gain', task: 'composite', delta: 0.03 },
+        threshold: 0.073 + 0.03,
+        pass: false,
+        against: ['expert-math'],
+        name: 'min_gain:composite',
+      },
+      {
+        spec: { kind: 'min_gain', task: 'composite', sources: ['base', 'expert-lang'], delta: 0.1 },
+        threshold: 0.1,
+        pass: true,
+        against: ['base', 'expert-lang'],
+        name: 'min_gain:composite',
+      }, // tie: both named
+      {
+        spec: { kind: 'floor', task: 'lang', value: 0.8, name: 'lang_alive' },
+        threshold: 0.8,
+        pass: true,
+        against: [],
+        name: 'lang_alive',
+      },
+    ];
 
   it.each(cases.map((c) => [gateName(c.spec), c]))('%s', (_n, c) => {
-    const [v] = evaluateGates(candidate, [c.spec], { ...ctx, defaultMetrics: { math_words: 'exact_match', lang: 'exact_match', composite: 'exact_match' } });
+    const [v] = evaluateGates(candidate, [c.spec], {
+      ...ctx,
+      defaultMetrics: { math_words: 'exact_match', lang: 'exact_match', composite: 'exact_match' },
+    });
     expect(v).toEqual({
       gate: c.name,
       kind: c.spec.kind,
@@ -59,9 +129,13 @@ describe('evaluateGates', () => {
   });
 
   it('treats differences of float rounding as equal (0.1 + 0.2 vs 0.3)', () => {
-    const [v] = evaluateGates([em('composite', 0.3)], [{ kind: 'min_gain', task: 'composite', sources: ['s'], delta: 0.2 }], {
-      sources: { s: [em('composite', 0.1)] },
-    });
+    const [v] = evaluateGates(
+      [em('composite', 0.3)],
+      [{ kind: 'min_gain', task: 'composite', sources: ['s'], delta: 0.2 }],
+      {
+        sources: { s: [em('composite', 0.1)] },
+      },
+    );
     expect(v.threshold).toBe(0.30000000000000004);
     expect(v.pass).toBe(true);
     const [w] = evaluateGates([em('composite', 0.2999)], [{ kind: 'floor', task: 'composite', value: 0.3 }], ctx);
@@ -88,7 +162,9 @@ describe('evaluateGates', () => {
 
   it('uses the suite metric, else the only metric of the task, else asks for one', () => {
     const spec: GateSpec = { kind: 'floor', task: 'composite', value: -5 };
-    expect(evaluateGates(candidate, [spec], { ...ctx, defaultMetrics: { composite: 'mean_logprob' } })[0]).toMatchObject({
+    expect(
+      evaluateGates(candidate, [spec], { ...ctx, defaultMetrics: { composite: 'mean_logprob' } })[0],
+    ).toMatchObject({
       metric: 'mean_logprob',
       value: -3.2,
       pass: true,
@@ -110,7 +186,9 @@ describe('evaluateGates', () => {
     const vs = evaluateGates(candidate, specs, suite);
     expect(vs.map((v) => v.gate)).toEqual(['min_gain:composite', 'floor:math_words', 'floor:lang']);
     expect(allPass(vs)).toBe(true);
-    expect(allPass(evaluateGates([em('math_words', 0.4), em('lang', 0.9), em('composite', 0.2)], specs, suite))).toBe(false);
+    expect(allPass(evaluateGates([em('math_words', 0.4), em('lang', 0.9), em('composite', 0.2)], specs, suite))).toBe(
+      false,
+    );
     expect(allPass([])).toBe(true);
     expect({ candidate, specs, ctx }).toEqual(frozen);
   });
@@ -143,27 +221,74 @@ describe('checkGateSpecs', () => {
       { kind: 'floor', task: 'math_words', value: 0.3, name: 'math_alive' },
       { kind: 'no_regression', task: 'lang', source: 'expert-lang', tolerance: 0.2 },
       { kind: 'no_regression', task: 'lang', tolerance: 0.2, name: 'lang_vs_base' },
-      { kind: 'min_gain', task: 'composite', metric: 'mean_logprob', sources: ['expert-math'], name: 'composite_logprob_gain' },
+      {
+        kind: 'min_gain',
+        task: 'composite',
+        metric: 'mean_logprob',
+        sources: ['expert-math'],
+        name: 'composite_logprob_gain',
+      },
     ];
     expect(checkGateSpecs(raw, targets, place)).toEqual([]);
-    expect(parseGateSpecs(raw, targets, place)).toEqual(raw.map((g) => ({ ...g, name: g.name ?? `${g.kind}:${g.task}` })));
-    expect(parseGateSpecs(raw, targets, place).map((g) => g.name)).toEqual(['min_gain:composite', 'math_alive', 'no_regression:lang', 'lang_vs_base', 'composite_logprob_gain']);
+    expect(parseGateSpecs(raw, targets, place)).toEqual(
+      raw.map((g) => ({ ...g, name: g.name ?? `${g.kind}:${g.task}` })),
+    );
+    expect(parseGateSpecs(raw, targets, place).map((g) => g.name)).toEqual([
+      'min_gain:composite',
+      'math_alive',
+      'no_regression:lang',
+      'lang_vs_base',
+      'composite_logprob_gain',
+    ]);
   });
 
   it.each([
-    [[{ kind: 'floor', task: 'mathx', value: 0.1 }], 'search-spaces/micro.yaml: gates[0].task: unknown task "mathx"; the suite has: math_words, lang, composite'],
-    [[{ kind: 'floor', task: 'lang', value: 0.1 }, { kind: 'ceiling', task: 'lang' }], 'search-spaces/micro.yaml: gates[1].kind: unknown kind "ceiling"; expected one of: floor, no_regression, min_gain'],
+    [
+      [{ kind: 'floor', task: 'mathx', value: 0.1 }],
+      'search-spaces/micro.yaml: gates[0].task: unknown task "mathx"; the suite has: math_words, lang, composite',
+    ],
+    [
+      [
+        { kind: 'floor', task: 'lang', value: 0.1 },
+        { kind: 'ceiling', task: 'lang' },
+      ],
+      'search-spaces/micro.yaml: gates[1].kind: unknown kind "ceiling"; expected one of: floor, no_regression, min_gain',
+    ],
     [[{ task: 'lang' }], 'gates[0].kind: missing; expected one of: floor, no_regression, min_gain'],
     [[{ kind: 'floor', task: 'lang' }], 'gates[0].value: missing; a floor gate needs a finite number'],
     [[{ kind: 'floor', task: 'lang', value: '0.5' }], 'gates[0].value: got "0.5"; a floor gate needs a finite number'],
-    [[{ kind: 'floor', task: 'lang', value: 0.5, valeu: 1 }], 'gates[0].valeu: unknown key for a floor gate (did you mean "value"?); allowed: kind, task, metric, value, name'],
-    [[{ kind: 'floor', task: 'lang', value: 0.5, tolerance: 0.1 }], 'gates[0].tolerance: unknown key for a floor gate (only for no_regression)'],
-    [[{ kind: 'no_regression', task: 'lang', source: 'expert-fr' }], 'gates[0].source: unknown source "expert-fr"; sources: base, expert-math, expert-lang'],
+    [
+      [{ kind: 'floor', task: 'lang', value: 0.5, valeu: 1 }],
+      'gates[0].valeu: unknown key for a floor gate (did you mean "value"?); allowed: kind, task, metric, value, name',
+    ],
+    [
+      [{ kind: 'floor', task: 'lang', value: 0.5, tolerance: 0.1 }],
+      'gates[0].tolerance: unknown key for a floor gate (only for no_regression)',
+    ],
+    [
+      [{ kind: 'no_regression', task: 'lang', source: 'expert-fr' }],
+      'gates[0].source: unknown source "expert-fr"; sources: base, expert-math, expert-lang',
+    ],
     [[{ kind: 'no_regression', task: 'lang', tolerance: -0.1 }], 'gates[0].tolerance: got -0.1; expected a number ≥ 0'],
-    [[{ kind: 'min_gain', task: 'composite', sources: ['expert-math', 'x'] }], 'gates[0].sources[1]: unknown source "x"'],
-    [[{ kind: 'min_gain', task: 'composite', sources: [] }], 'gates[0].sources: expected a non-empty list of source names'],
-    [[{ kind: 'min_gain', task: 'composite', metric: 'accuracy' }], 'gates[0].metric: unknown metric "accuracy" for task composite; it has: exact_match, mean_logprob'],
-    [[{ kind: 'floor', task: 'lang', value: 0.1 }, { kind: 'floor', task: 'lang', value: 0.2 }], 'gates[1].name: gate name "floor:lang" is already used by gates[0]; give one a distinct name'],
+    [
+      [{ kind: 'min_gain', task: 'composite', sources: ['expert-math', 'x'] }],
+      'gates[0].sources[1]: unknown source "x"',
+    ],
+    [
+      [{ kind: 'min_gain', task: 'composite', sources: [] }],
+      'gates[0].sources: expected a non-empty list of source names',
+    ],
+    [
+      [{ kind: 'min_gain', task: 'composite', metric: 'accuracy' }],
+      'gates[0].metric: unknown metric "accuracy" for task composite; it has: exact_match, mean_logprob',
+    ],
+    [
+      [
+        { kind: 'floor', task: 'lang', value: 0.1 },
+        { kind: 'floor', task: 'lang', value: 0.2 },
+      ],
+      'gates[1].name: gate name "floor:lang" is already used by gates[0]; give one a distinct name',
+    ],
     [{ kind: 'floor' }, 'gates: expected a list of gates'],
     [[null], 'gates[0]: expected a mapping with kind and task'],
   ])('reports %j as one line naming the key', (raw, line) => {
@@ -190,7 +315,9 @@ describe('checkGateSpecs', () => {
   });
 
   it('leaves task names to the caller when it gives no task list', () => {
-    expect(checkGateSpecs([{ kind: 'floor', task: 'anything', value: 0 }], { sources: ['base'], base: 'base' })).toEqual([]);
+    expect(
+      checkGateSpecs([{ kind: 'floor', task: 'anything', value: 0 }], { sources: ['base'], base: 'base' }),
+    ).toEqual([]);
   });
 
   it('needs a source for no_regression when there is no base; reports every problem; uses the given key', () => {

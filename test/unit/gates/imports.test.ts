@@ -10,6 +10,10 @@ describe('src/gates imports', () => {
   it.each(files)('%s imports only allowed modules', (file) => {
     const text = fs.readFileSync(new URL(file, dir), 'utf8');
     const specifiers = [...text.matchAll(/^\s*(?:import|export)[^'"]*?from\s+'([^']+)'/gm)].map((m) => m[1]);
-    for (const s of specifiers) expect(allowed.some((re) => re.test(s)), `${file} imports ${s}`).toBe(true);
+    for (const s of specifiers)
+      expect(
+        allowed.some((re) => re.test(s)),
+        `${file} imports ${s}`,
+      ).toBe(true);
   });
 });

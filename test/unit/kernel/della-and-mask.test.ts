@@ -11,15 +11,21 @@ const kernel = new CpuKernel();
 describe('bernoulliMask', () => {
   it('is the keep rule (drawU32 >>> 8) < keepThreshold(p) of kernel/rng.ts, bit for bit', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 40 }), fc.string(), fc.nat(10), fc.double({ min: 0, max: 1, noNaN: true }), (seed, name, model, p) => {
-        const key = rngKey(seed, name);
-        const n = 100;
-        const mask = bernoulliMask(key, model, n, p);
-        for (let e = 0; e < n; e++) {
-          const bit = (mask[e >>> 5] >>> (e & 31)) & 1;
-          expect(bit).toBe(drawU32(key, model, e) >>> 8 < keepThreshold(p) ? 1 : 0);
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        fc.string(),
+        fc.nat(10),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (seed, name, model, p) => {
+          const key = rngKey(seed, name);
+          const n = 100;
+          const mask = bernoulliMask(key, model, n, p);
+          for (let e = 0; e < n; e++) {
+            const bit = (mask[e >>> 5] >>> (e & 31)) & 1;
+            expect(bit).toBe(drawU32(key, model, e) >>> 8 < keepThreshold(p) ? 1 : 0);
+          }
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -28,13 +34,19 @@ describe('bernoulliMask', () => {
 describe('stableArgsortU32', () => {
   it('sorts ascending with ties in index order', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 0x7fffffff })), { minLength: 1, maxLength: 100 }), (arr) => {
-        const keys = Uint32Array.from(arr);
-        const order = new Uint32Array(keys.length);
-        stableArgsortU32(keys, order, new Uint32Array(keys.length), new Uint32Array(2048));
-        const expected = [...keys.keys()].sort((a, b) => keys[a] - keys[b] || a - b);
-        expect(Array.from(order)).toEqual(expected);
-      }),
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 0x7fffffff })), {
+          minLength: 1,
+          maxLength: 100,
+        }),
+        (arr) => {
+          const keys = Uint32Array.from(arr);
+          const order = new Uint32Array(keys.length);
+          stableArgsortU32(keys, order, new Uint32Array(keys.length), new Uint32Array(2048));
+          const expected = [...keys.keys()].sort((a, b) => keys[a] - keys[b] || a - b);
+          expect(Array.from(order)).toEqual(expected);
+        },
+      ),
     );
   });
 });
@@ -44,7 +56,8 @@ describe('della (della_magprune)', () => {
   const cols = 500;
   const n = rows * cols;
   const tau = new Float32Array(n);
-  for (let i = 0; i < n; i++) tau[i] = Math.sin(i * 12.9898) * 43758.5453 - Math.floor(Math.sin(i * 12.9898) * 43758.5453) - 0.5;
+  for (let i = 0; i < n; i++)
+    tau[i] = Math.sin(i * 12.9898) * 43758.5453 - Math.floor(Math.sin(i * 12.9898) * 43758.5453) - 0.5;
   const base = new Float32Array(n);
   const density = 0.5;
   const epsilon = 0.2;
@@ -84,7 +97,9 @@ describe('della (della_magprune)', () => {
 
   it('refuses an epsilon that takes density ± ε out of (0, 1)', async () => {
     const job = taJob([1], [2, 4], { sparsification: 'della_magprune', density: 0.9, epsilon: 0.15 });
-    await expect(kernel.mergeTensor(job, readerOf({ base: new Float32Array(8), m0: new Float32Array(8).fill(1) }))).rejects.toMatchObject({
+    await expect(
+      kernel.mergeTensor(job, readerOf({ base: new Float32Array(8), m0: new Float32Array(8).fill(1) })),
+    ).rejects.toMatchObject({
       code: 'merge.della_epsilon',
     });
   });

@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CutCursor, kthLargestInRange, kthLargestU32, selectTopK, valuesSource, type MagnitudeCut } from '../../../src/kernel/select-kth.ts';
+import {
+  CutCursor,
+  kthLargestInRange,
+  kthLargestU32,
+  selectTopK,
+  valuesSource,
+  type MagnitudeCut,
+} from '../../../src/kernel/select-kth.ts';
 
 /** Sort-based reference: the indices of the k largest |v|, ties to the lower index (torch.sort leaves them open). */
 function referenceTopK(values: Float32Array, k: number): Set<number> {
@@ -61,7 +68,7 @@ describe('selectTopK (k-th magnitude without sorting)', () => {
   it('uses the sampled bracket on large arrays and agrees with the reference (continuous and heavily tied)', () => {
     const n = 300_000; // above the direct-copy size, so the sampled path and its fallback run
     let s = 12345;
-    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+    const rand = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
     const continuous = new Float32Array(n);
     for (let i = 0; i < n; i++) continuous[i] = (rand() - 0.5) * Math.exp(rand() * 4);
     const tied = new Float32Array(n);
@@ -87,14 +94,18 @@ describe('selectTopK (k-th magnitude without sorting)', () => {
 
   it('kthLargestU32 matches a sort on random keys', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 0x7fffffff }), { minLength: 1, maxLength: 200 }), fc.nat(), (arr, kSeed) => {
-        const a = Uint32Array.from(arr);
-        const kk = 1 + (kSeed % a.length);
-        const sorted = [...arr].sort((x, y) => y - x);
-        const { value, greater } = kthLargestU32(a, a.length, kk);
-        expect(value).toBe(sorted[kk - 1]);
-        expect(greater).toBe(sorted.filter((v) => v > value).length);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 0x7fffffff }), { minLength: 1, maxLength: 200 }),
+        fc.nat(),
+        (arr, kSeed) => {
+          const a = Uint32Array.from(arr);
+          const kk = 1 + (kSeed % a.length);
+          const sorted = [...arr].sort((x, y) => y - x);
+          const { value, greater } = kthLargestU32(a, a.length, kk);
+          expect(value).toBe(sorted[kk - 1]);
+          expect(greater).toBe(sorted.filter((v) => v > value).length);
+        },
+      ),
     );
   });
 });

@@ -15,7 +15,8 @@ const plain = new CpuKernel({ simd: false });
 /** Bit equality, except that any NaN equals any NaN (payloads are not part of the contract). */
 function sameBits(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!(Object.is(a[i], b[i]) || (Number.isNaN(a[i]) && Number.isNaN(b[i])))) return false;
+  for (let i = 0; i < a.length; i++)
+    if (!(Object.is(a[i], b[i]) || (Number.isNaN(a[i]) && Number.isNaN(b[i])))) return false;
   return true;
 }
 
@@ -47,10 +48,20 @@ describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
         fc.constantFrom(0.3, 0.5, 0.9),
         fc.integer({ min: 0, max: 1000 }),
         async (n, models, sparsification, consensus, normalize, lambda, rescale, weights, density, seed) => {
-          const gen = (salt: number) => fc.sample(fc.array(value, { minLength: n, maxLength: n }), { seed: seed * 31 + salt, numRuns: 1 })[0];
+          const gen = (salt: number) =>
+            fc.sample(fc.array(value, { minLength: n, maxLength: n }), { seed: seed * 31 + salt, numRuns: 1 })[0];
           const tensors: Record<string, number[]> = { base: gen(0) };
           for (let m = 0; m < models; m++) tensors[`m${m}`] = gen(m + 1);
-          const job = taJob(weights.slice(0, models), [n], { sparsification, consensus, normalize, lambda, rescale, density, gamma: 0.05, seed });
+          const job = taJob(weights.slice(0, models), [n], {
+            sparsification,
+            consensus,
+            normalize,
+            lambda,
+            rescale,
+            density,
+            gamma: 0.05,
+            seed,
+          });
           const run = (k: CpuKernel) => k.mergeTensor(job, readerOf(tensors)).catch((e: Error) => e.message);
           const a = await run(simd);
           const b = await run(plain);
@@ -74,14 +85,21 @@ describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
     const base = new Float32Array(n).map(() => rand() * 0.04);
     const tensors: Record<string, Float32Array> = { base };
     // τ on a coarse grid (multiples of 2⁻¹²): many equal magnitudes, so cuts fall inside runs of ties.
-    for (let m = 0; m < 3; m++) tensors[`m${m}`] = base.map((b) => b + (rand() < -0.45 ? 0 : Math.round(rand() * 400) / 4096));
+    for (let m = 0; m < 3; m++)
+      tensors[`m${m}`] = base.map((b) => b + (rand() < -0.45 ? 0 : Math.round(rand() * 400) / 4096));
     // A heavily tied expert (most |τ| exactly equal): its bracket overflows and the histogram fallback runs.
     const tied = base.map((b, i) => b + (i % 5 === 0 ? 0.25 : rand() < 0.7 ? 0.125 : 0));
     for (const withTied of [false, true]) {
       if (withTied) tensors.m2 = tied;
       for (const sparsification of ['magnitude', 'magnitude_outliers'] as const) {
         for (const consensus of ['sum', 'none'] as const) {
-          const job = taJob([0.5, 0.3, -0.2], [n], { sparsification, consensus, normalize: true, density: [0.5, 0.2, 0.9], gamma: 0.01 });
+          const job = taJob([0.5, 0.3, -0.2], [n], {
+            sparsification,
+            consensus,
+            normalize: true,
+            density: [0.5, 0.2, 0.9],
+            gamma: 0.01,
+          });
           const a = await simd.mergeTensor(job, readerOf(tensors));
           const b = await plain.mergeTensor(job, readerOf(tensors));
           expect(sameBits(a, b)).toBe(true);
@@ -92,7 +110,11 @@ describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
 
   it('DARE mask and L1 norms: SIMD equals the plain loops (several blocks, n not a multiple of 32)', () => {
     const rt = SimdRuntime.create()!;
-    for (const [n, p, seed, model] of [[200_001, 0.3, 5, 2], [77, 0.9, 2 ** 40 + 3, 0], [4096 * 33 + 5, 1, 1, 1]] as const) {
+    for (const [n, p, seed, model] of [
+      [200_001, 0.3, 5, 2],
+      [77, 0.9, 2 ** 40 + 3, 0],
+      [4096 * 33 + 5, 1, 1, 1],
+    ] as const) {
       const key = rngKey(seed, 'model.layers.1.self_attn.q_proj.weight');
       const a = bernoulliMaskSimd(rt, key, model, n, p);
       const b = bernoulliMask(key, model, n, p);

@@ -7,7 +7,11 @@ import { readerOf, ref } from './job-fixtures.ts';
 
 const kernel = new CpuKernel();
 const f = Math.fround;
-const slerpJob = (t: number, n: number): TensorJob => ({ name: 't', shape: [n], op: { kind: 'slerp', a: ref('a'), b: ref('b'), t } });
+const slerpJob = (t: number, n: number): TensorJob => ({
+  name: 't',
+  shape: [n],
+  op: { kind: 'slerp', a: ref('a'), b: ref('b'), t },
+});
 
 describe('slerp', () => {
   const a = Float32Array.from([1, 2, 3, 4]);
@@ -23,13 +27,29 @@ describe('slerp', () => {
 
   it('switches branch exactly at |dot| > 0.9995', () => {
     // a = (1, 0), b = (c, s) with c just above / below the threshold
-    const above = Float32Array.from([Math.cos(Math.acos(DOT_THRESHOLD) * 0.9), Math.sin(Math.acos(DOT_THRESHOLD) * 0.9)]);
-    const below = Float32Array.from([Math.cos(Math.acos(DOT_THRESHOLD) * 1.1), Math.sin(Math.acos(DOT_THRESHOLD) * 1.1)]);
+    const above = Float32Array.from([
+      Math.cos(Math.acos(DOT_THRESHOLD) * 0.9),
+      Math.sin(Math.acos(DOT_THRESHOLD) * 0.9),
+    ]);
+    const below = Float32Array.from([
+      Math.cos(Math.acos(DOT_THRESHOLD) * 1.1),
+      Math.sin(Math.acos(DOT_THRESHOLD) * 1.1),
+    ]);
     const e = Float32Array.from([1, 0]);
     expect(slerpBranch(e, above).linear).toBe(true);
     expect(slerpBranch(e, below).linear).toBe(false);
-    expect(slerpBranch(e, below.map((v) => -v)).linear).toBe(false);
-    expect(slerpBranch(e, above.map((v) => -v)).linear).toBe(true); // |dot|: anti-parallel is colinear too
+    expect(
+      slerpBranch(
+        e,
+        below.map((v) => -v),
+      ).linear,
+    ).toBe(false);
+    expect(
+      slerpBranch(
+        e,
+        above.map((v) => -v),
+      ).linear,
+    ).toBe(true); // |dot|: anti-parallel is colinear too
   });
 
   it('t = 0 gives a, t = 1 gives b', async () => {
@@ -59,7 +79,11 @@ describe('model_stock', () => {
     const x2 = Float32Array.from([2, 3]);
     const t = modelStockT(base, [x1, x2]);
     expect(t).toBeCloseTo((2 * Math.SQRT1_2) / (1 + Math.SQRT1_2), 6);
-    const job: TensorJob = { name: 't', shape: [2], op: { kind: 'model_stock', base: ref('base'), inputs: [ref('x1'), ref('x2')] } };
+    const job: TensorJob = {
+      name: 't',
+      shape: [2],
+      op: { kind: 'model_stock', base: ref('base'), inputs: [ref('x1'), ref('x2')] },
+    };
     const out = await kernel.mergeTensor(job, readerOf({ base, x1, x2 }));
     expect(out[0]).toBeCloseTo(1 + t, 6);
     expect(out[1]).toBeCloseTo(2 + 0.5 * t, 6);
@@ -74,7 +98,11 @@ describe('model_stock', () => {
   });
 
   it('refuses fewer than 2 fine-tunes', async () => {
-    const job: TensorJob = { name: 'w', shape: [2], op: { kind: 'model_stock', base: ref('base'), inputs: [ref('x1')] } };
+    const job: TensorJob = {
+      name: 'w',
+      shape: [2],
+      op: { kind: 'model_stock', base: ref('base'), inputs: [ref('x1')] },
+    };
     await expect(kernel.mergeTensor(job, readerOf({ base: [0, 0], x1: [1, 1] }))).rejects.toThrow(/model_stock needs/);
   });
 });

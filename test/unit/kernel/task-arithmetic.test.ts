@@ -22,7 +22,8 @@ function randomArray(n: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
-const finiteArray = (n: number) => fc.float32Array({ minLength: n, maxLength: n, noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 });
+const finiteArray = (n: number) =>
+  fc.float32Array({ minLength: n, maxLength: n, noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 });
 
 describe('ties (magnitude + sign consensus sum)', () => {
   it('merges the worked TIES example to [0, 1.1, 0, 0.75]', async () => {
@@ -73,7 +74,9 @@ describe('ties (magnitude + sign consensus sum)', () => {
 
   it('refuses k == 0 with merge.density_zero naming the tensor', async () => {
     const job = taJob([1], [10], { sparsification: 'magnitude', density: 0.05 }, 'model.norm.weight');
-    const err = await kernel.mergeTensor(job, readerOf({ base: new Float32Array(10), m0: randomArray(10, 1) })).catch((e) => e);
+    const err = await kernel
+      .mergeTensor(job, readerOf({ base: new Float32Array(10), m0: randomArray(10, 1) }))
+      .catch((e) => e);
     expect(err).toBeInstanceOf(EvomergeError);
     expect(err.code).toBe('merge.density_zero');
     expect(err.message).toContain('tensor "model.norm.weight"');
@@ -187,12 +190,21 @@ describe('DARE (random)', () => {
 
   it('with density 1 equals task arithmetic, bit for bit', async () => {
     await fc.assert(
-      fc.asyncProperty(finiteArray(16), finiteArray(16), finiteArray(16), fc.integer({ min: 0, max: 1000 }), async (b, a, c, seed) => {
-        const r = readerOf({ base: b, m0: a, m1: c });
-        const dare = await kernel.mergeTensor(taJob([0.7, 0.4], [16], { sparsification: 'random', density: 1, rescale: 'l1', seed }), r);
-        const ta = await kernel.mergeTensor(taJob([0.7, 0.4], [16]), r);
-        expect(Array.from(dare)).toEqual(Array.from(ta));
-      }),
+      fc.asyncProperty(
+        finiteArray(16),
+        finiteArray(16),
+        finiteArray(16),
+        fc.integer({ min: 0, max: 1000 }),
+        async (b, a, c, seed) => {
+          const r = readerOf({ base: b, m0: a, m1: c });
+          const dare = await kernel.mergeTensor(
+            taJob([0.7, 0.4], [16], { sparsification: 'random', density: 1, rescale: 'l1', seed }),
+            r,
+          );
+          const ta = await kernel.mergeTensor(taJob([0.7, 0.4], [16]), r);
+          expect(Array.from(dare)).toEqual(Array.from(ta));
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -224,7 +236,10 @@ describe('DARE (random)', () => {
 
   it('same seed gives identical bits, another seed a mask disagreement near 2p(1−p)', async () => {
     const run = (seed: number) =>
-      kernel.mergeTensor(taJob([1], [n], { sparsification: 'random', density: p, rescale: 'none', seed }), readerOf({ base, m0: x }));
+      kernel.mergeTensor(
+        taJob([1], [n], { sparsification: 'random', density: p, rescale: 'none', seed }),
+        readerOf({ base, m0: x }),
+      );
     const a = await run(1);
     const b = await run(1);
     const c = await run(2);

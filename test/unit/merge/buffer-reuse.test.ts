@@ -7,7 +7,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openModelDir } from '../../../src/checkpoint/model-dir.ts';
 import { bf16ToF32, decodeToF32, encodeFromF32, f32ToBf16 } from '../../../src/checkpoint/dtype.ts';
-import { MemoryTensors, type Tensor, type TensorSink, type TensorSource } from '../../../src/checkpoint/tensor-source.ts';
+import {
+  MemoryTensors,
+  type Tensor,
+  type TensorSink,
+  type TensorSource,
+} from '../../../src/checkpoint/tensor-source.ts';
 import { CpuKernel } from '../../../src/kernel/cpu/cpu-kernel.ts';
 import type { MergeKernel, SourceRef, TensorJob, TensorReader } from '../../../src/kernel/kernel.ts';
 import { mergeRecipe, mergeRecipeToDir, openRecipeModels, runPlan } from '../../../src/merge/engine.ts';
@@ -43,11 +48,15 @@ function freshOnly(src: TensorSource): TensorSource {
 async function freshMerge(recipe: Recipe): Promise<MemoryTensors> {
   const models = openRecipeModels(recipe);
   try {
-    const wrapped = new Map<string, PlanModel>([...models].map(([k, m]) => [k, { dir: m.dir, config: m.config, tensors: freshOnly(m.tensors), files: m.files }]));
+    const wrapped = new Map<string, PlanModel>(
+      [...models].map(([k, m]) => [k, { dir: m.dir, config: m.config, tensors: freshOnly(m.tensors), files: m.files }]),
+    );
     const plan = planMerge(recipe, wrapped);
     const out = new MemoryTensors('fresh');
     const kernel = new CpuKernel();
-    await runPlan(plan, wrapped, out, { kernel: { device: kernel.device, mergeTensor: (j, r) => kernel.mergeTensor(j, r), close: async () => {} } });
+    await runPlan(plan, wrapped, out, {
+      kernel: { device: kernel.device, mergeTensor: (j, r) => kernel.mergeTensor(j, r), close: async () => {} },
+    });
     return out;
   } finally {
     models.forEach((m) => m.close());
@@ -88,8 +97,17 @@ const zooRecipes: Record<string, Record<string, unknown>> = {
   slerp_slices: {
     merge_method: 'slerp',
     base_model: 'expert-math',
-    slices: [{ sources: [{ model: 'expert-math', layer_range: [0, 6] }, { model: 'expert-lang', layer_range: [0, 6] }] }],
-    parameters: { t: [{ filter: 'self_attn', value: [0, 0.5, 1] }, { filter: 'mlp', value: [1, 0.3, 0] }, { value: 0.5 }] },
+    slices: [
+      {
+        sources: [
+          { model: 'expert-math', layer_range: [0, 6] },
+          { model: 'expert-lang', layer_range: [0, 6] },
+        ],
+      },
+    ],
+    parameters: {
+      t: [{ filter: 'self_attn', value: [0, 0.5, 1] }, { filter: 'mlp', value: [1, 0.3, 0] }, { value: 0.5 }],
+    },
     dtype: 'float32',
   },
   passthrough_slices: {
@@ -111,30 +129,35 @@ const zooRecipes: Record<string, Record<string, unknown>> = {
 };
 
 describe('runPlan with reused buffers: same bits as fresh arrays', () => {
-  it.each(Object.keys(zooRecipes))('micro zoo %s: the written checkpoint and the in-memory merge equal the fresh merge bit for bit', async (name) => {
-    const recipe = parseRecipe(zooRecipes[name]!, { file: `${name}.yaml`, baseDir: ZOO });
-    const want = await freshMerge(recipe);
-    const outDir = path.join(root, `out-${name}`);
-    const r = await mergeRecipeToDir(recipe, { outDir, shardSizeBytes: 2_000_000, kernel: new CpuKernel() });
-    const inMemory = new MemoryTensors('in memory');
-    await mergeRecipe(recipe, inMemory, { kernel: new CpuKernel() });
-    const written = openModelDir(outDir);
-    try {
-      const names = want.tensorNames();
-      expect(written.tensors.tensorNames().sort()).toEqual([...names].sort());
-      expect(inMemory.tensorNames()).toEqual(names);
-      let differ = 0;
-      for (const t of names) {
-        const fresh = want.readTensor(t).data;
-        const stored = r.plan.outDtype === 'F32' ? fresh : decodeToF32(r.plan.outDtype, encodeFromF32(r.plan.outDtype, fresh));
-        if (Buffer.compare(Buffer.from(bits(written.tensors.readTensor(t).data)), Buffer.from(bits(stored))) !== 0) differ++;
-        if (Buffer.compare(Buffer.from(bits(inMemory.readTensor(t).data)), Buffer.from(bits(fresh))) !== 0) differ++;
+  it.each(Object.keys(zooRecipes))(
+    'micro zoo %s: the written checkpoint and the in-memory merge equal the fresh merge bit for bit',
+    async (name) => {
+      const recipe = parseRecipe(zooRecipes[name]!, { file: `${name}.yaml`, baseDir: ZOO });
+      const want = await freshMerge(recipe);
+      const outDir = path.join(root, `out-${name}`);
+      const r = await mergeRecipeToDir(recipe, { outDir, shardSizeBytes: 2_000_000, kernel: new CpuKernel() });
+      const inMemory = new MemoryTensors('in memory');
+      await mergeRecipe(recipe, inMemory, { kernel: new CpuKernel() });
+      const written = openModelDir(outDir);
+      try {
+        const names = want.tensorNames();
+        expect(written.tensors.tensorNames().sort()).toEqual([...names].sort());
+        expect(inMemory.tensorNames()).toEqual(names);
+        let differ = 0;
+        for (const t of names) {
+          const fresh = want.readTensor(t).data;
+          const stored =
+            r.plan.outDtype === 'F32' ? fresh : decodeToF32(r.plan.outDtype, encodeFromF32(r.plan.outDtype, fresh));
+          if (Buffer.compare(Buffer.from(bits(written.tensors.readTensor(t).data)), Buffer.from(bits(stored))) !== 0)
+            differ++;
+          if (Buffer.compare(Buffer.from(bits(inMemory.readTensor(t).data)), Buffer.from(bits(fresh))) !== 0) differ++;
+        }
+        expect(differ).toBe(0);
+      } finally {
+        written.close();
       }
-      expect(differ).toBe(0);
-    } finally {
-      written.close();
-    }
-  });
+    },
+  );
 
   for (const dtype of ['float32', 'bfloat16']) {
     it(`pico checkpoints with differing vocab sizes (${dtype}): the crop to the top-left block is exact, in place in the slot`, async () => {
@@ -175,7 +198,10 @@ describe('runPlan with reused buffers: same bits as fresh arrays', () => {
         for (let r = 0; r < 8; r++) {
           for (let k = 0; k < 4; k++) {
             const base = q(eb[r * 4 + k]!);
-            expect(got[r * 4 + k]).toBeCloseTo(base + 0.7 * (q(ea[r * 5 + k]!) - base) + 0.3 * (q(ec[r * 4 + k]!) - base), 6);
+            expect(got[r * 4 + k]).toBeCloseTo(
+              base + 0.7 * (q(ea[r * 5 + k]!) - base) + 0.3 * (q(ec[r * 4 + k]!) - base),
+              6,
+            );
           }
         }
       } finally {
@@ -205,16 +231,23 @@ const threeWay = {
 function recordingKernel(withInto: boolean): { kernel: MergeKernel; inputBuffers: Set<ArrayBufferLike> } {
   const cpu = new CpuKernel();
   const inputBuffers = new Set<ArrayBufferLike>();
-  const spy = (read: TensorReader): TensorReader => (ref: SourceRef) => {
-    const d = read(ref);
-    inputBuffers.add(d.buffer);
-    return d;
-  };
+  const spy =
+    (read: TensorReader): TensorReader =>
+    (ref: SourceRef) => {
+      const d = read(ref);
+      inputBuffers.add(d.buffer);
+      return d;
+    };
   const kernel: MergeKernel = {
     device: 'recording cpu',
     mergeTensor: (job: TensorJob, read: TensorReader) => cpu.mergeTensor(job, spy(read)),
     close: async () => {},
-    ...(withInto ? { mergeTensorInto: (job: TensorJob, read: TensorReader, out: Float32Array) => cpu.mergeTensorInto(job, spy(read), out) } : {}),
+    ...(withInto
+      ? {
+          mergeTensorInto: (job: TensorJob, read: TensorReader, out: Float32Array) =>
+            cpu.mergeTensorInto(job, spy(read), out),
+        }
+      : {}),
   };
   return { kernel, inputBuffers };
 }
@@ -249,7 +282,9 @@ describe('runPlan buffer ownership', () => {
     const { plan, models, close } = picoPlan(threeWay);
     try {
       const kept = new Map<string, { data: Float32Array; snap: Uint32Array }>();
-      const sink: TensorSink = { writeTensor: (n, t) => void kept.set(n, { data: t.data, snap: bits(t.data).slice() }) };
+      const sink: TensorSink = {
+        writeTensor: (n, t) => void kept.set(n, { data: t.data, snap: bits(t.data).slice() }),
+      };
       await runPlan(plan, models, sink, { kernel: new CpuKernel() });
       expect(kept.size).toBe(plan.tensors.length);
       for (const [n, { data, snap }] of kept) expect([...bits(data)], n).toEqual([...snap]);
@@ -265,7 +300,10 @@ describe('runPlan buffer ownership', () => {
       const seen = (withInto: boolean) => async () => {
         const buffers = new Set<ArrayBufferLike>();
         const values = new Map<string, number[]>();
-        const sink: TensorSink = { retainsTensors: false, writeTensor: (n, t) => (buffers.add(t.data.buffer), void values.set(n, [...bits(t.data)])) };
+        const sink: TensorSink = {
+          retainsTensors: false,
+          writeTensor: (n, t) => (buffers.add(t.data.buffer), void values.set(n, [...bits(t.data)])),
+        };
         await runPlan(plan, models, sink, { kernel: recordingKernel(withInto).kernel });
         return { buffers: buffers.size, values };
       };
@@ -280,7 +318,11 @@ describe('runPlan buffer ownership', () => {
   });
 
   it('a kernel that returns an input array itself: the sink that keeps tensors gets a copy, not the slot buffer', async () => {
-    const { plan, models, close } = picoPlan({ merge_method: 'passthrough', slices: [{ sources: [{ model: 'b', layer_range: [0, 2] }] }], dtype: 'float32' });
+    const { plan, models, close } = picoPlan({
+      merge_method: 'passthrough',
+      slices: [{ sources: [{ model: 'b', layer_range: [0, 2] }] }],
+      dtype: 'float32',
+    });
     try {
       const identity: MergeKernel = {
         device: 'identity',
@@ -294,7 +336,8 @@ describe('runPlan buffer ownership', () => {
       await runPlan(plan, models, sink, { kernel: identity });
       const b = openModelDir(path.join(root, 'b'));
       try {
-        for (const t of sink.tensorNames()) expect([...bits(sink.readTensor(t).data)], t).toEqual([...bits(b.tensors.readTensor(t).data)]);
+        for (const t of sink.tensorNames())
+          expect([...bits(sink.readTensor(t).data)], t).toEqual([...bits(b.tensors.readTensor(t).data)]);
       } finally {
         b.close();
       }

@@ -73,7 +73,8 @@ function classify(name: string, out: MemoryTensors): Classified {
   }
   // s from the kept entries with the largest |τ| (their ratio is least affected by rounding).
   const ratios: number[] = [];
-  for (let i = 0; i < b.length; i++) if (o[i] !== b[i] && Math.abs(tau[i]!) > 0.1 * maxTau) ratios.push((o[i]! - b[i]!) / tau[i]!);
+  for (let i = 0; i < b.length; i++)
+    if (o[i] !== b[i] && Math.abs(tau[i]!) > 0.1 * maxTau) ratios.push((o[i]! - b[i]!) / tau[i]!);
   ratios.sort((p, q) => p - q);
   const s = ratios[Math.floor(ratios.length / 2)]!;
   const mask = new Int8Array(b.length);
@@ -92,7 +93,8 @@ function classify(name: string, out: MemoryTensors): Classified {
     } else if (o[i] === b[i]) {
       mask[i] = 0;
     } else {
-      if (Math.abs(o[i]! - (b[i]! + s * t)) > ulp + Math.abs(s * t) * 1e-6) bad.push(`[${i}] ${o[i]} is neither base ${b[i]} nor base + s·τ (s = ${s})`);
+      if (Math.abs(o[i]! - (b[i]! + s * t)) > ulp + Math.abs(s * t) * 1e-6)
+        bad.push(`[${i}] ${o[i]} is neither base ${b[i]} nor base + s·τ (s = ${s})`);
       mask[i] = 1;
       l1Kept += Math.abs(t);
     }
@@ -115,7 +117,7 @@ describe('dare_linear properties (micro zoo, base + expert-math, density 0.3)', 
     seed2 = await dare(2);
   });
 
-  it('names and shapes are the base\'s; every value is finite', () => {
+  it("names and shapes are the base's; every value is finite", () => {
     expect([...seed1.tensorNames()].sort()).toEqual([...base.tensors.tensorNames()].sort());
     for (const n of seed1.tensorNames()) {
       expect(seed1.readTensor(n).shape).toEqual(base.tensors.tensorInfo(n).shape);
@@ -139,7 +141,9 @@ describe('dare_linear properties (micro zoo, base + expert-math, density 0.3)', 
       idx.sort((p, q) => Math.abs(c.tau[p]!) - Math.abs(c.tau[q]!));
       for (const half of [idx.slice(0, idx.length >> 1), idx.slice(idx.length >> 1)]) {
         const kh = half.filter((i) => c.mask[i] === 1).length;
-        expect(Math.abs(kh / half.length - DENSITY), `${n}: kept fraction in a half of |τ|`).toBeLessThanOrEqual(fiveSigma(half.length));
+        expect(Math.abs(kh / half.length - DENSITY), `${n}: kept fraction in a half of |τ|`).toBeLessThanOrEqual(
+          fiveSigma(half.length),
+        );
       }
       kept += k;
       classified += idx.length;
@@ -153,7 +157,10 @@ describe('dare_linear properties (micro zoo, base + expert-math, density 0.3)', 
 
   it('the same seed gives the same bits; another seed disagrees on ≈ 2p(1−p) of the masks', () => {
     for (const n of seed1.tensorNames()) {
-      expect(Buffer.from(seed1Again.readTensor(n).data.buffer).equals(Buffer.from(seed1.readTensor(n).data.buffer)), n).toBe(true);
+      expect(
+        Buffer.from(seed1Again.readTensor(n).data.buffer).equals(Buffer.from(seed1.readTensor(n).data.buffer)),
+        n,
+      ).toBe(true);
     }
     let disagree = 0;
     let both = 0;

@@ -28,7 +28,13 @@ function setup(doc: Record<string, unknown>, spec: Record<string, Partial<PicoOp
   const plan = planMerge(parseRecipe(doc, { file: 'r.yaml', baseDir: root }), models);
   return { models, plan, read: (m: string, t: string) => models.get(dir(m))!.tensors.readTensor(t).data };
 }
-const linear = { merge_method: 'linear', models: [{ model: 'a', parameters: { weight: 3 } }, { model: 'b', parameters: { weight: 1 } }] };
+const linear = {
+  merge_method: 'linear',
+  models: [
+    { model: 'a', parameters: { weight: 3 } },
+    { model: 'b', parameters: { weight: 1 } },
+  ],
+};
 
 describe('runPlan', () => {
   it('writes every planned tensor once, in plan order, with the linear result', async () => {
@@ -47,14 +53,17 @@ describe('runPlan', () => {
   });
 
   it('crops a larger embedding to the common top-left block before merging', async () => {
-    const { models, plan, read } = setup(linear, { a: { override: { 'model.embed_tokens.weight': { shape: [10, 5] } } } });
+    const { models, plan, read } = setup(linear, {
+      a: { override: { 'model.embed_tokens.weight': { shape: [10, 5] } } },
+    });
     const out = new MemoryTensors('out');
     await runPlan(plan, models, out, { kernel: new CpuKernel() });
     const got = out.readTensor('model.embed_tokens.weight');
     expect(got.shape).toEqual([8, 4]);
     const a = read('a', 'model.embed_tokens.weight');
     const b = read('b', 'model.embed_tokens.weight');
-    for (let r = 0; r < 8; r++) for (let c = 0; c < 4; c++) expect(got.data[r * 4 + c]).toBeCloseTo((3 * a[r * 5 + c]! + b[r * 4 + c]!) / 4, 6);
+    for (let r = 0; r < 8; r++)
+      for (let c = 0; c < 4; c++) expect(got.data[r * 4 + c]).toBeCloseTo((3 * a[r * 5 + c]! + b[r * 4 + c]!) / 4, 6);
   });
 
   it('reads a missing lm_head from the embeddings (tied)', async () => {
@@ -68,7 +77,10 @@ describe('runPlan', () => {
   });
 
   it('passthrough copies a slice times its scale', async () => {
-    const { models, plan, read } = setup({ merge_method: 'passthrough', slices: [{ sources: [{ model: 'b', layer_range: [1, 2], parameters: { scale: 2 } }] }] });
+    const { models, plan, read } = setup({
+      merge_method: 'passthrough',
+      slices: [{ sources: [{ model: 'b', layer_range: [1, 2], parameters: { scale: 2 } }] }],
+    });
     const out = new MemoryTensors('out');
     await runPlan(plan, models, out, { kernel: new CpuKernel() });
     expect(out.tensorNames().filter((n) => n.includes('layers.1'))).toEqual([]);
@@ -78,9 +90,19 @@ describe('runPlan', () => {
   });
 
   it('a recipe dtype narrower than the stored one rounds the inputs when loaded (mergekit LoadTensor)', async () => {
-    const pick = { merge_method: 'linear', models: [{ model: 'a', parameters: { weight: 1 } }, { model: 'b', parameters: { weight: 0 } }] };
+    const pick = {
+      merge_method: 'linear',
+      models: [
+        { model: 'a', parameters: { weight: 1 } },
+        { model: 'b', parameters: { weight: 0 } },
+      ],
+    };
     const n = 'model.layers.0.mlp.up_proj.weight';
-    for (const [dtype, round] of [['bfloat16', (x: number) => bf16ToF32(f32ToBf16(x))], ['float16', (x: number) => f16ToF32(f32ToF16(x))], [undefined, (x: number) => x]] as const) {
+    for (const [dtype, round] of [
+      ['bfloat16', (x: number) => bf16ToF32(f32ToBf16(x))],
+      ['float16', (x: number) => f16ToF32(f32ToF16(x))],
+      [undefined, (x: number) => x],
+    ] as const) {
       const { models, plan, read } = setup(dtype ? { ...pick, dtype } : pick);
       const out = new MemoryTensors('out');
       await runPlan(plan, models, out, { kernel: new CpuKernel() });
@@ -100,18 +122,32 @@ describe('runPlan', () => {
     data[2] = -Infinity;
     const { models, plan } = setup(linear, { b: { override: { 'model.norm.weight': { shape: [4], data } } } });
     const written: string[] = [];
-    const err = await runPlan(plan, models, { writeTensor: (n) => written.push(n) }, { kernel: new CpuKernel() }).catch((e) => e);
+    const err = await runPlan(plan, models, { writeTensor: (n) => written.push(n) }, { kernel: new CpuKernel() }).catch(
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(EvomergeError);
     expect(err.code).toBe('merge.non_finite');
-    expect(err.message).toBe(`${dir('b')}: tensor "model.norm.weight": holds -Infinity at element 2; a checkpoint with NaN or Inf weights cannot be merged`);
+    expect(err.message).toBe(
+      `${dir('b')}: tensor "model.norm.weight": holds -Infinity at element 2; a checkpoint with NaN or Inf weights cannot be merged`,
+    );
     expect(written).not.toContain('model.norm.weight');
   });
 
   it('refuses a result that overflows to Inf', async () => {
     const big = new Float32Array(4).fill(3e38);
     const { models, plan } = setup(
-      { merge_method: 'linear', parameters: { normalize: false }, models: [{ model: 'a', parameters: { weight: 1 } }, { model: 'b', parameters: { weight: 1 } }] },
-      { a: { override: { 'model.norm.weight': { shape: [4], data: big } } }, b: { override: { 'model.norm.weight': { shape: [4], data: big } } } },
+      {
+        merge_method: 'linear',
+        parameters: { normalize: false },
+        models: [
+          { model: 'a', parameters: { weight: 1 } },
+          { model: 'b', parameters: { weight: 1 } },
+        ],
+      },
+      {
+        a: { override: { 'model.norm.weight': { shape: [4], data: big } } },
+        b: { override: { 'model.norm.weight': { shape: [4], data: big } } },
+      },
     );
     const err = await runPlan(plan, models, new MemoryTensors('out'), { kernel: new CpuKernel() }).catch((e) => e);
     expect(err.code).toBe('merge.non_finite_output');

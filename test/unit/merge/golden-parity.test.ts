@@ -16,8 +16,11 @@ const TOLERANCE = 2e-7;
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const goldens = path.resolve(repoRoot, '../shared/mergekit-goldens');
 const have = existsSync(goldens);
-const names = have ? readdirSync(path.join(goldens, 'golden')).filter((f) => f.endsWith('.safetensors')).map((f) => f.replace(/\.safetensors$/, '')) : [];
-
+const names = have
+  ? readdirSync(path.join(goldens, 'golden'))
+      .filter((f) => f.endsWith('.safetensors'))
+      .map((f) => f.replace(/\.safetensors$/, ''))
+  : [];
 
 describe.runIf(have)('golden parity (in-process, CPU kernel)', () => {
   it('covers every golden (11 files)', () => expect(names.length).toBe(11));

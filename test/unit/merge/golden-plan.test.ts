@@ -13,7 +13,11 @@ import type { TaskVectorInput } from '../../../src/kernel/kernel.ts';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const goldens = path.resolve(repoRoot, '../shared/mergekit-goldens');
 const have = existsSync(goldens);
-const names = have ? readdirSync(path.join(goldens, 'recipes')).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, '')) : [];
+const names = have
+  ? readdirSync(path.join(goldens, 'recipes'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => f.replace(/\.yaml$/, ''))
+  : [];
 
 const opened = new Map<string, ModelDir>();
 afterAll(() => opened.forEach((m) => m.close()));
@@ -41,11 +45,17 @@ interface GoldenTensor {
   inputs: GoldenInput[];
 }
 
-describe.runIf(have)('plan matches mergekit\'s planner', () => {
+describe.runIf(have)("plan matches mergekit's planner", () => {
   it.each(names)('%s', (name) => {
     const recipePath = path.join(goldens, 'recipes', `${name}.yaml`);
     const recipe = parseRecipeFile(recipePath);
-    const dirs = [...new Set([...(recipe.models ?? []).map((m) => m.model), ...(recipe.slices ?? []).flatMap((s) => s.sources.map((x) => x.model)), ...(recipe.baseModel ? [recipe.baseModel] : [])])];
+    const dirs = [
+      ...new Set([
+        ...(recipe.models ?? []).map((m) => m.model),
+        ...(recipe.slices ?? []).flatMap((s) => s.sources.map((x) => x.model)),
+        ...(recipe.baseModel ? [recipe.baseModel] : []),
+      ]),
+    ];
     const plan = planMerge(recipe, models(dirs));
     const golden = JSON.parse(readFileSync(path.join(goldens, 'golden', `${name}.params.json`), 'utf8'));
     const g = golden.tensors as Record<string, GoldenTensor>;
@@ -62,7 +72,9 @@ describe.runIf(have)('plan matches mergekit\'s planner', () => {
       const base = want.inputs.find((i) => i.is_base);
       switch (op.kind) {
         case 'weighted_sum':
-          expect(op.inputs.map((i) => [i.ref.model, i.ref.tensor])).toEqual(want.inputs.map((i) => [abs(i.model), i.loaded_as ?? i.tensor]));
+          expect(op.inputs.map((i) => [i.ref.model, i.ref.tensor])).toEqual(
+            want.inputs.map((i) => [abs(i.model), i.loaded_as ?? i.tensor]),
+          );
           if (want.method === 'linear') {
             expect(op.normalize).toBe(want.normalize);
             op.inputs.forEach((i, k) => expect(i.weight).toBeCloseTo(want.inputs[k]!.weight as number, 12));
@@ -72,7 +84,9 @@ describe.runIf(have)('plan matches mergekit\'s planner', () => {
           break;
         case 'task_arithmetic': {
           expect([op.base.model, op.base.tensor]).toEqual([abs(base!.model), base!.loaded_as ?? base!.tensor]);
-          expect(op.inputs.map((i: TaskVectorInput) => [i.ref.model, i.ref.tensor])).toEqual(nonBase.map((i) => [abs(i.model), i.loaded_as ?? i.tensor]));
+          expect(op.inputs.map((i: TaskVectorInput) => [i.ref.model, i.ref.tensor])).toEqual(
+            nonBase.map((i) => [abs(i.model), i.loaded_as ?? i.tensor]),
+          );
           op.inputs.forEach((i, k) => {
             const w = nonBase[k]!;
             expect(i.weight).toBeCloseTo(w.weight as number, 12);
@@ -99,6 +113,6 @@ describe.runIf(have)('plan matches mergekit\'s planner', () => {
   });
 });
 
-describe.skipIf(have)('plan matches mergekit\'s planner', () => {
+describe.skipIf(have)("plan matches mergekit's planner", () => {
   it.skip(`skipped: ${goldens} is absent`, () => {});
 });

@@ -84,7 +84,10 @@ export function writePico(dir: string, opts: PicoOptions): string {
 }
 
 /** The same model held in memory, as the planner takes it. */
-export function picoMemory(dir: string, opts: PicoOptions): { dir: string; config: Record<string, unknown>; tensors: MemoryTensors } {
+export function picoMemory(
+  dir: string,
+  opts: PicoOptions,
+): { dir: string; config: Record<string, unknown>; tensors: MemoryTensors } {
   const m = new MemoryTensors(dir);
   for (const [name, t] of picoTensors(opts)) m.writeTensor(name, t);
   return { dir, config: { ...PICO_CONFIG, num_hidden_layers: opts.layers ?? 2 }, tensors: m };

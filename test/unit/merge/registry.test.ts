@@ -7,7 +7,18 @@ import { PARAMETER_NAMES } from '../../../src/recipe/recipe.ts';
 describe('MERGE_METHODS', () => {
   it('lists the twelve methods of the foundation issue', () => {
     expect(MERGE_METHODS.map((m) => m.name)).toEqual([
-      'linear', 'task_arithmetic', 'ties', 'dare_ties', 'dare_linear', 'breadcrumbs', 'breadcrumbs_ties', 'della', 'della_linear', 'slerp', 'model_stock', 'passthrough',
+      'linear',
+      'task_arithmetic',
+      'ties',
+      'dare_ties',
+      'dare_linear',
+      'breadcrumbs',
+      'breadcrumbs_ties',
+      'della',
+      'della_linear',
+      'slerp',
+      'model_stock',
+      'passthrough',
     ]);
   });
 
@@ -26,24 +37,30 @@ describe('MERGE_METHODS', () => {
     ['breadcrumbs_ties', 'magnitude_outliers', 'sum', false, false],
     ['della', 'della_magprune', 'sum', true, true],
     ['della_linear', 'della_magprune', 'none', false, true],
-  ])('%s: sparsify %s, consensus %s, normalize %s, rescale %s', (name, sparsification, consensus, normalize, rescale) => {
-    const m = findMethod(name, 'r.yaml');
-    expect(m.family).toBe('task_arithmetic');
-    expect(m.sparsification).toBe(sparsification);
-    expect(m.consensus).toBe(consensus);
-    expect(methodParameter(m, 'normalize')?.default).toBe(normalize);
-    expect(methodParameter(m, 'rescale')?.default).toBe(rescale);
-    expect(methodParameter(m, 'lambda')?.default).toBe(1.0);
-    expect(methodParameter(m, 'weight')).toMatchObject({ scope: 'per_model', required: true });
-    if (sparsification !== 'none') expect(methodParameter(m, 'density')?.default).toBe(1.0);
-    expect(methodParameter(m, 'gamma')?.default).toBe(sparsification === 'magnitude_outliers' ? 0.01 : undefined);
-    expect(methodParameter(m, 'epsilon')?.default).toBe(sparsification === 'della_magprune' ? 0.15 : undefined);
-  });
+  ])(
+    '%s: sparsify %s, consensus %s, normalize %s, rescale %s',
+    (name, sparsification, consensus, normalize, rescale) => {
+      const m = findMethod(name, 'r.yaml');
+      expect(m.family).toBe('task_arithmetic');
+      expect(m.sparsification).toBe(sparsification);
+      expect(m.consensus).toBe(consensus);
+      expect(methodParameter(m, 'normalize')?.default).toBe(normalize);
+      expect(methodParameter(m, 'rescale')?.default).toBe(rescale);
+      expect(methodParameter(m, 'lambda')?.default).toBe(1.0);
+      expect(methodParameter(m, 'weight')).toMatchObject({ scope: 'per_model', required: true });
+      if (sparsification !== 'none') expect(methodParameter(m, 'density')?.default).toBe(1.0);
+      expect(methodParameter(m, 'gamma')?.default).toBe(sparsification === 'magnitude_outliers' ? 0.01 : undefined);
+      expect(methodParameter(m, 'epsilon')?.default).toBe(sparsification === 'della_magprune' ? 0.15 : undefined);
+    },
+  );
 
   it('linear normalizes by default; slerp requires t; passthrough takes an optional scale', () => {
     expect(methodParameter(findMethod('linear', 'r'), 'normalize')?.default).toBe(true);
     expect(methodParameter(findMethod('slerp', 'r'), 't')).toMatchObject({ required: true, scope: 'global' });
-    expect(methodParameter(findMethod('passthrough', 'r'), 'scale')).toMatchObject({ required: false, scope: 'per_model' });
+    expect(methodParameter(findMethod('passthrough', 'r'), 'scale')).toMatchObject({
+      required: false,
+      scope: 'per_model',
+    });
     expect(methodParameter(findMethod('model_stock', 'r'), 'filter_wise')?.default).toBe(false);
   });
 
@@ -63,7 +80,9 @@ describe('MERGE_METHODS', () => {
       expect.unreachable();
     } catch (e) {
       expect((e as EvomergeError).code).toBe('recipe.unknown_method');
-      expect((e as EvomergeError).message).toMatch(/^r\.yaml: merge_method: unknown merge method "slurp"; evomerge implements linear, /);
+      expect((e as EvomergeError).message).toMatch(
+        /^r\.yaml: merge_method: unknown merge method "slurp"; evomerge implements linear, /,
+      );
     }
   });
 });

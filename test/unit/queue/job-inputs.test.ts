@@ -22,10 +22,19 @@ function job(overrides: Partial<CandidateJob> = {}): CandidateJob {
   return {
     campaign: 'c'.repeat(64),
     kind: 'recipe',
-    doc: { merge_method: 'task_arithmetic', base_model: `${zoo}/base`, models: [{ model: `${zoo}/expert-math`, parameters: { weight: 0.5 } }] },
+    doc: {
+      merge_method: 'task_arithmetic',
+      base_model: `${zoo}/base`,
+      models: [{ model: `${zoo}/expert-math`, parameters: { weight: 0.5 } }],
+    },
     split: 'fit',
     measures: [{ task: 'lang', metric: 'loglik' }],
-    evaluator: { suiteFile: path.join(repo, 'evals/micro.yaml'), baseModelDir: `${zoo}/base`, ep: 'cpu', baseDir: repo },
+    evaluator: {
+      suiteFile: path.join(repo, 'evals/micro.yaml'),
+      baseModelDir: `${zoo}/base`,
+      ep: 'cpu',
+      baseDir: repo,
+    },
     modelFiles: [...fingerprintModelDir(`${zoo}/base`), ...fingerprintModelDir(`${zoo}/expert-math`)],
     ...overrides,
   };
@@ -46,7 +55,14 @@ describe('queue URL', () => {
   it('reads host, port, db, credentials and TLS, and hides the password in messages', () => {
     expect(parseQueueUrl('redis://10.0.0.5:6380')).toMatchObject({ host: '10.0.0.5', port: 6380 });
     const c = parseQueueUrl('rediss://evo:s%40cret@queue.lan:6390/2');
-    expect(c).toMatchObject({ host: 'queue.lan', port: 6390, db: 2, username: 'evo', password: 's@cret', tls: { servername: 'queue.lan' } });
+    expect(c).toMatchObject({
+      host: 'queue.lan',
+      port: 6390,
+      db: 2,
+      username: 'evo',
+      password: 's@cret',
+      tls: { servername: 'queue.lan' },
+    });
     expect(c.display).not.toContain('cret');
     expect(parseQueueUrl('redis://localhost').port).toBe(6379);
   });
@@ -89,9 +105,13 @@ describe('model files', () => {
     const recorded = fingerprintModelDir(`${zoo}/expert-math`);
     const bf16 = fingerprintModelDir(`${zoo}/expert-math-bf16`).map((f) => ({ ...f, modelDir: `${zoo}/expert-math` }));
     expect(modelFilesDiffer(recorded, recorded)).toBeUndefined();
-    expect(modelFilesDiffer(recorded, bf16)?.message).toMatch(/expert-math\/model\.safetensors: size: differs from the campaign's copy/);
+    expect(modelFilesDiffer(recorded, bf16)?.message).toMatch(
+      /expert-math\/model\.safetensors: size: differs from the campaign's copy/,
+    );
     expect(modelFilesDiffer(recorded, [])?.message).toMatch(/model\.safetensors: missing on this worker/);
-    expect(modelFilesDiffer(recorded, [...recorded, { ...recorded[0]!, file: 'extra.safetensors' }])?.message).toMatch(/extra\.safetensors: not in the campaign's record/);
+    expect(modelFilesDiffer(recorded, [...recorded, { ...recorded[0]!, file: 'extra.safetensors' }])?.message).toMatch(
+      /extra\.safetensors: not in the campaign's record/,
+    );
     const sameSizeOtherHeader = recorded.map((f) => ({ ...f, headerSha256: '0'.repeat(64) }));
     expect(modelFilesDiffer(recorded, sameSizeOtherHeader)?.message).toMatch(/header: differs/);
   });
@@ -110,11 +130,19 @@ describe('a worker checks a job before scoring it', () => {
     const doc = { ...job().doc, models: [{ model: elsewhere, parameters: { weight: 0.5 } }] };
     expect(refusal(() => checkJobInputs(job({ doc }), [repo])).message).toContain(`${elsewhere}: outside`);
     // neither `..` nor a symbolic link inside a root leads out of it: the real path is checked
-    expect(refusal(() => checkJobInputs(job({ doc: { ...doc, models: [{ model: `${repo}/../../../..${elsewhere}` }] } }), [repo])).message).toMatch(/outside/);
+    expect(
+      refusal(() =>
+        checkJobInputs(job({ doc: { ...doc, models: [{ model: `${repo}/../../../..${elsewhere}` }] } }), [repo]),
+      ).message,
+    ).toMatch(/outside/);
     const root = path.join(tmp, 'root');
     mkdirSync(root);
     symlinkSync(elsewhere, path.join(root, 'link'));
-    expect(refusal(() => checkJobInputs(job({ doc: { ...doc, models: [{ model: path.join(root, 'link') }] } }), [repo, root])).message).toMatch(/link: outside/);
+    expect(
+      refusal(() =>
+        checkJobInputs(job({ doc: { ...doc, models: [{ model: path.join(root, 'link') }] } }), [repo, root]),
+      ).message,
+    ).toMatch(/link: outside/);
   });
 
   it('refuses a model whose files differ from the campaign record', () => {
@@ -127,7 +155,11 @@ describe('a worker checks a job before scoring it', () => {
   });
 
   it('refuses a relative path and one missing on the worker', () => {
-    expect(refusal(() => checkJobInputs(job({ dir: 'models/micro/base', kind: 'model' }), [repo])).message).toMatch(/absolute paths/);
-    expect(refusal(() => checkJobInputs(job({ dir: `${zoo}/no-such-model`, kind: 'model' }), [repo])).message).toMatch(/does not exist on this worker/);
+    expect(refusal(() => checkJobInputs(job({ dir: 'models/micro/base', kind: 'model' }), [repo])).message).toMatch(
+      /absolute paths/,
+    );
+    expect(refusal(() => checkJobInputs(job({ dir: `${zoo}/no-such-model`, kind: 'model' }), [repo])).message).toMatch(
+      /does not exist on this worker/,
+    );
   });
 });

@@ -53,7 +53,10 @@ describe('parseRecipe', () => {
     expect(r.baseModel).toBe(path.join(dir, 'models/base'));
     expect(r.models?.map((m) => m.model)).toEqual([path.join(dir, 'models/a'), path.join(dir, 'models/b')]);
     expect(r.models?.[0]?.parameters.weight).toEqual({ kind: 'gradient', values: [0.2, 1.0] });
-    expect(r.models?.[1]?.parameters.weight).toEqual({ kind: 'filters', entries: [{ filter: 'self_attn', value: 0.3 }, { value: 0.6 }] });
+    expect(r.models?.[1]?.parameters.weight).toEqual({
+      kind: 'filters',
+      entries: [{ filter: 'self_attn', value: 0.3 }, { value: 0.6 }],
+    });
     expect(r.parameters).toEqual({ normalize: true, density: 0.6 });
     expect(r.models?.[1]?.key).toBe('models[1]');
   });
@@ -63,7 +66,10 @@ describe('parseRecipe', () => {
       {
         merge_method: 'passthrough',
         random_seed: 7,
-        slices: [{ sources: [{ model: 'models/a', layer_range: [0, 3] }] }, { sources: [{ model: 'models/b', layer_range: [3, 6], parameters: { scale: 0.5 } }] }],
+        slices: [
+          { sources: [{ model: 'models/a', layer_range: [0, 3] }] },
+          { sources: [{ model: 'models/b', layer_range: [3, 6], parameters: { scale: 0.5 } }] },
+        ],
       },
       where(),
     );
@@ -75,13 +81,25 @@ describe('parseRecipe', () => {
   it('names a misspelled parameter with a suggestion', () => {
     const doc = ties();
     (doc.models[1]!.parameters as Record<string, unknown>).densty = 0.5;
-    expectError(() => parseRecipe(doc, where()), 'recipe.unknown_key', 'recipe.yaml: models[1].parameters.densty: unknown key; did you mean "density"?');
+    expectError(
+      () => parseRecipe(doc, where()),
+      'recipe.unknown_key',
+      'recipe.yaml: models[1].parameters.densty: unknown key; did you mean "density"?',
+    );
   });
 
   it.each([
-    [{ merge_methd: 'ties' }, 'recipe.unknown_key', 'recipe.yaml: merge_methd: unknown key; did you mean "merge_method"?'],
+    [
+      { merge_methd: 'ties' },
+      'recipe.unknown_key',
+      'recipe.yaml: merge_methd: unknown key; did you mean "merge_method"?',
+    ],
     [{ modules: {} }, 'recipe.unsupported_key', /^recipe\.yaml: modules: multi-module recipes are not supported/],
-    [{ models: [{ model: 'models/a', params: {} }] }, 'recipe.unknown_key', 'recipe.yaml: models[0].params: unknown key; did you mean "parameters"?'],
+    [
+      { models: [{ model: 'models/a', params: {} }] },
+      'recipe.unknown_key',
+      'recipe.yaml: models[0].params: unknown key; did you mean "parameters"?',
+    ],
   ])('unknown top-level and nested keys: %j', (patch, code, msg) => {
     expectError(() => parseRecipe({ ...ties(), ...patch }, where()), code, msg);
   });
@@ -89,21 +107,49 @@ describe('parseRecipe', () => {
   it('a model folder that does not exist names the key', () => {
     const doc = ties();
     doc.models[1]!.model = 'models/nope';
-    expectError(() => parseRecipe(doc, where()), 'recipe.model_not_found', /^recipe\.yaml: models\[1\]\.model: model folder "models\/nope" does not exist/);
-    expectError(() => parseRecipe({ ...ties(), base_model: 'gone' }, where()), 'recipe.model_not_found', /^recipe\.yaml: base_model: /);
+    expectError(
+      () => parseRecipe(doc, where()),
+      'recipe.model_not_found',
+      /^recipe\.yaml: models\[1\]\.model: model folder "models\/nope" does not exist/,
+    );
+    expectError(
+      () => parseRecipe({ ...ties(), base_model: 'gone' }, where()),
+      'recipe.model_not_found',
+      /^recipe\.yaml: base_model: /,
+    );
   });
 
   it.each([
     [{ merge_method: undefined }, 'recipe.missing_key', 'recipe.yaml: merge_method: required; e.g. merge_method: ties'],
     [{ models: undefined }, 'recipe.missing_key', /^recipe\.yaml: models: required/],
-    [{ slices: [{ sources: [{ model: 'models/a', layer_range: [0, 3] }] }] }, 'recipe.models_and_slices', /^recipe\.yaml: slices: /],
+    [
+      { slices: [{ sources: [{ model: 'models/a', layer_range: [0, 3] }] }] },
+      'recipe.models_and_slices',
+      /^recipe\.yaml: slices: /,
+    ],
     [{ dtype: 'float64' }, 'recipe.bad_value', /^recipe\.yaml: dtype: unsupported dtype "float64"/],
-    [{ tokenizer_source: 'union' }, 'recipe.unsupported_value', /^recipe\.yaml: tokenizer_source: "union" is not supported; only "base"/],
+    [
+      { tokenizer_source: 'union' },
+      'recipe.unsupported_value',
+      /^recipe\.yaml: tokenizer_source: "union" is not supported; only "base"/,
+    ],
     [{ random_seed: -1 }, 'recipe.bad_value', /^recipe\.yaml: random_seed: /],
-    [{ parameters: { t: { filter: 'mlp', value: 1 } } }, 'recipe.bad_value', /^recipe\.yaml: parameters\.t: a \{filter, value\} mapping must be inside a list/],
+    [
+      { parameters: { t: { filter: 'mlp', value: 1 } } },
+      'recipe.bad_value',
+      /^recipe\.yaml: parameters\.t: a \{filter, value\} mapping must be inside a list/,
+    ],
     [{ parameters: { t: [1, 'x'] } }, 'recipe.bad_value', /^recipe\.yaml: parameters\.t: a list must be all numbers/],
-    [{ parameters: { t: [{ filter: 'mlp' }] } }, 'recipe.missing_key', 'recipe.yaml: parameters.t[0].value: required in a {filter, value} entry'],
-    [{ parameters: { t: [{ filtr: 'mlp', value: 1 }] } }, 'recipe.unknown_key', 'recipe.yaml: parameters.t[0].filtr: unknown key; did you mean "filter"?'],
+    [
+      { parameters: { t: [{ filter: 'mlp' }] } },
+      'recipe.missing_key',
+      'recipe.yaml: parameters.t[0].value: required in a {filter, value} entry',
+    ],
+    [
+      { parameters: { t: [{ filtr: 'mlp', value: 1 }] } },
+      'recipe.unknown_key',
+      'recipe.yaml: parameters.t[0].filtr: unknown key; did you mean "filter"?',
+    ],
     [{ models: [] }, 'recipe.bad_value', /^recipe\.yaml: models: expected a non-empty list/],
   ])('bad value %j', (patch, code, msg) => {
     const doc: Record<string, unknown> = { ...ties(), ...patch };
@@ -111,11 +157,13 @@ describe('parseRecipe', () => {
     expectError(() => parseRecipe(doc, where()), code, msg);
   });
 
-  it.each([
-    [[3, 3]], [[4, 2]], [[-1, 2]], [[0.5, 2]], [[0]], ['0-3'],
-  ])('layer_range %j is refused', (lr) => {
+  it.each([[[3, 3]], [[4, 2]], [[-1, 2]], [[0.5, 2]], [[0]], ['0-3']])('layer_range %j is refused', (lr) => {
     expectError(
-      () => parseRecipe({ merge_method: 'passthrough', slices: [{ sources: [{ model: 'models/a', layer_range: lr }] }] }, where()),
+      () =>
+        parseRecipe(
+          { merge_method: 'passthrough', slices: [{ sources: [{ model: 'models/a', layer_range: lr }] }] },
+          where(),
+        ),
       'recipe.bad_value',
       /^recipe\.yaml: slices\[0\]\.sources\[0\]\.layer_range: expected \[start, end\]/,
     );
@@ -126,7 +174,11 @@ describe('parseRecipeFile', () => {
   it('reports YAML syntax errors with the line', () => {
     const f = path.join(dir, 'broken.yaml');
     writeFileSync(f, 'merge_method: ties\nmodels:\n  - model: [unclosed\n');
-    expectError(() => parseRecipeFile(f), 'recipe.yaml_syntax', new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: not valid YAML`));
+    expectError(
+      () => parseRecipeFile(f),
+      'recipe.yaml_syntax',
+      new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: not valid YAML`),
+    );
   });
 
   it('resolves models relative to the recipe file, not the working directory', () => {
@@ -138,16 +190,28 @@ describe('parseRecipeFile', () => {
   });
 
   const haveGoldens = existsSync(goldenRecipes);
-  it.runIf(haveGoldens).each(haveGoldens ? readdirSync(goldenRecipes).filter((f) => f.endsWith('.yaml')) : [])('golden recipe %s parses', (f) => {
-    const r = parseRecipeFile(path.join(goldenRecipes, f));
-    expect(r.mergeMethod.length).toBeGreaterThan(0);
-  });
+  it.runIf(haveGoldens).each(haveGoldens ? readdirSync(goldenRecipes).filter((f) => f.endsWith('.yaml')) : [])(
+    'golden recipe %s parses',
+    (f) => {
+      const r = parseRecipeFile(path.join(goldenRecipes, f));
+      expect(r.mergeMethod.length).toBeGreaterThan(0);
+    },
+  );
   if (!haveGoldens) it.skip(`golden recipes: ${goldenRecipes} is absent`, () => {});
 });
 
 describe('recipeToYaml', () => {
   it('round-trips, writing paths relative to the given folder', () => {
-    const r = parseRecipe({ ...ties(), out_dtype: 'bfloat16', tokenizer_source: 'base', random_seed: 3, parameters: { rescale: 'density', lambda: 0.8 } }, where());
+    const r = parseRecipe(
+      {
+        ...ties(),
+        out_dtype: 'bfloat16',
+        tokenizer_source: 'base',
+        random_seed: 3,
+        parameters: { rescale: 'density', lambda: 0.8 },
+      },
+      where(),
+    );
     const other = path.join(dir, 'sub2');
     mkdirSync(other, { recursive: true });
     const text = recipeToYaml(r, other);
@@ -159,7 +223,20 @@ describe('recipeToYaml', () => {
 
   it('round-trips slices', () => {
     const r = parseRecipe(
-      { merge_method: 'slerp', base_model: 'models/a', parameters: { t: [{ filter: 'mlp', value: [0, 1] }, { value: 0.5 }] }, slices: [{ sources: [{ model: 'models/a', layer_range: [0, 6] }, { model: 'models/b', layer_range: [0, 6] }], parameters: { t: 0.2 } }] },
+      {
+        merge_method: 'slerp',
+        base_model: 'models/a',
+        parameters: { t: [{ filter: 'mlp', value: [0, 1] }, { value: 0.5 }] },
+        slices: [
+          {
+            sources: [
+              { model: 'models/a', layer_range: [0, 6] },
+              { model: 'models/b', layer_range: [0, 6] },
+            ],
+            parameters: { t: 0.2 },
+          },
+        ],
+      },
       where(),
     );
     const back = parseRecipe(YAML.parse(recipeToYaml(r)), where());

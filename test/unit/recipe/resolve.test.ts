@@ -45,7 +45,11 @@ describe('layerPosition (mergekit plan.py)', () => {
 });
 
 describe('evaluateSetting: filters', () => {
-  const t = filters({ filter: 'self_attn', value: grad(0, 0.5, 0.3, 0.7, 1) }, { filter: 'mlp', value: grad(1, 0.5, 0.7, 0.3, 0) }, { value: 0.5 });
+  const t = filters(
+    { filter: 'self_attn', value: grad(0, 0.5, 0.3, 0.7, 1) },
+    { filter: 'mlp', value: grad(1, 0.5, 0.7, 0.3, 0) },
+    { value: 0.5 },
+  );
   it.each([
     ['model.layers.1.self_attn.q_proj.weight', 0.2, 0.4],
     ['model.layers.1.mlp.up_proj.weight', 0.2, 0.6],
@@ -73,46 +77,98 @@ describe('evaluateSetting: filters', () => {
 
 describe('resolveParameter: precedence (mergekit ConfigReader.parameter)', () => {
   const L = (key: string, parameters: Record<string, Setting>): ParameterLevel => ({ key, parameters });
-  const cases: { why: string; levels: ParameterLevel[]; name: string; tensor: string; t: number; want: unknown; key?: string }[] = [
+  const cases: {
+    why: string;
+    levels: ParameterLevel[];
+    name: string;
+    tensor: string;
+    t: number;
+    want: unknown;
+    key?: string;
+  }[] = [
     {
       why: 'the model value wins over the global one',
       levels: [L('models[0].parameters', { density: 0.5 }), L('parameters', { density: 0.6 })],
-      name: 'density', tensor: 'a', t: 0, want: 0.5, key: 'models[0].parameters.density',
+      name: 'density',
+      tensor: 'a',
+      t: 0,
+      want: 0.5,
+      key: 'models[0].parameters.density',
     },
     {
       why: 'a model without the parameter falls back to the global value',
       levels: [L('models[1].parameters', { weight: 1 }), L('parameters', { density: 0.6 })],
-      name: 'density', tensor: 'a', t: 0, want: 0.6, key: 'parameters.density',
+      name: 'density',
+      tensor: 'a',
+      t: 0,
+      want: 0.6,
+      key: 'parameters.density',
     },
     {
       why: 'the slice level sits between the model and the global one',
-      levels: [L('slices[0].sources[0].parameters', {}), L('slices[0].parameters', { t: 0.3 }), L('parameters', { t: 0.9 })],
-      name: 't', tensor: 'a', t: 0, want: 0.3, key: 'slices[0].parameters.t',
+      levels: [
+        L('slices[0].sources[0].parameters', {}),
+        L('slices[0].parameters', { t: 0.3 }),
+        L('parameters', { t: 0.9 }),
+      ],
+      name: 't',
+      tensor: 'a',
+      t: 0,
+      want: 0.3,
+      key: 'slices[0].parameters.t',
     },
     {
       why: 'a filter list with no matching entry falls through to the next level',
-      levels: [L('models[1].parameters', { weight: filters({ filter: 'mlp', value: 0.9 }) }), L('parameters', { weight: 0.1 })],
-      name: 'weight', tensor: 'model.layers.0.self_attn.q_proj.weight', t: 0, want: 0.1, key: 'parameters.weight',
+      levels: [
+        L('models[1].parameters', { weight: filters({ filter: 'mlp', value: 0.9 }) }),
+        L('parameters', { weight: 0.1 }),
+      ],
+      name: 'weight',
+      tensor: 'model.layers.0.self_attn.q_proj.weight',
+      t: 0,
+      want: 0.1,
+      key: 'parameters.weight',
     },
     {
       why: 'absent everywhere → undefined (the method default applies)',
       levels: [L('models[0].parameters', { weight: 1 }), L('parameters', {})],
-      name: 'gamma', tensor: 'a', t: 0, want: undefined,
+      name: 'gamma',
+      tensor: 'a',
+      t: 0,
+      want: undefined,
     },
     {
       why: 'gradient at a non-layer tensor (t = 0) gives its first value',
       levels: [L('models[0].parameters', { weight: grad(0.2, 1.0) })],
-      name: 'weight', tensor: 'lm_head.weight', t: 0, want: 0.2, key: 'models[0].parameters.weight',
+      name: 'weight',
+      tensor: 'lm_head.weight',
+      t: 0,
+      want: 0.2,
+      key: 'models[0].parameters.weight',
     },
     {
       why: 'ties_gradient_filters: expert-lang self_attn 0.3',
-      levels: [L('models[1].parameters', { weight: filters({ filter: 'self_attn', value: 0.3 }, { filter: 'mlp', value: 0.9 }, { value: 0.6 }) })],
-      name: 'weight', tensor: 'model.layers.3.self_attn.o_proj.weight', t: 0.6, want: 0.3,
+      levels: [
+        L('models[1].parameters', {
+          weight: filters({ filter: 'self_attn', value: 0.3 }, { filter: 'mlp', value: 0.9 }, { value: 0.6 }),
+        }),
+      ],
+      name: 'weight',
+      tensor: 'model.layers.3.self_attn.o_proj.weight',
+      t: 0.6,
+      want: 0.3,
     },
     {
       why: 'ties_gradient_filters: expert-lang otherwise 0.6',
-      levels: [L('models[1].parameters', { weight: filters({ filter: 'self_attn', value: 0.3 }, { filter: 'mlp', value: 0.9 }, { value: 0.6 }) })],
-      name: 'weight', tensor: 'model.norm.weight', t: 0, want: 0.6,
+      levels: [
+        L('models[1].parameters', {
+          weight: filters({ filter: 'self_attn', value: 0.3 }, { filter: 'mlp', value: 0.9 }, { value: 0.6 }),
+        }),
+      ],
+      name: 'weight',
+      tensor: 'model.norm.weight',
+      t: 0,
+      want: 0.6,
     },
   ];
   it.each(cases)('$why', ({ levels, name, tensor, t, want, key }) => {

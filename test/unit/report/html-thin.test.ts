@@ -4,17 +4,29 @@ import { describe, expect, it } from 'vitest';
 import { evenlySpaced, thinByBins } from '../../../src/report/html/thin.ts';
 import { mulberry32 } from '../../fixtures/seeded-random.ts';
 
-const opts = (maxPoints: number) => ({ maxPoints, x: (p: { x: number }) => p.x, y: (p: { y: number }) => p.y, series: (p: { s: string }) => p.s });
+const opts = (maxPoints: number) => ({
+  maxPoints,
+  x: (p: { x: number }) => p.x,
+  y: (p: { y: number }) => p.y,
+  series: (p: { s: string }) => p.s,
+});
 
 describe('thinByBins', () => {
   it('keeps every point of a short series', () => {
-    const pts = [{ x: 0, y: 1, s: 'a' }, { x: 1, y: 0, s: 'b' }];
+    const pts = [
+      { x: 0, y: 1, s: 'a' },
+      { x: 1, y: 0, s: 'b' },
+    ];
     expect(thinByBins(pts, opts(10))).toEqual(pts);
   });
 
   it('keeps 100,000 points within budget, with the best and the worst of each series and bin', () => {
     const rand = mulberry32(3);
-    const pts = Array.from({ length: 100_000 }, (_, x) => ({ x, y: rand() + x * 1e-6, s: rand() < 0.2 ? 'kept' : rand() < 0.05 ? 'failed' : 'rejected' }));
+    const pts = Array.from({ length: 100_000 }, (_, x) => ({
+      x,
+      y: rand() + x * 1e-6,
+      s: rand() < 0.2 ? 'kept' : rand() < 0.05 ? 'failed' : 'rejected',
+    }));
     const out = thinByBins(pts, opts(3000));
     expect(out.length).toBeLessThanOrEqual(3000);
     expect(out.length).toBeGreaterThan(2000);

@@ -35,14 +35,39 @@ afterEach(() => {
 
 /** One campaign: the base and a reference (test 0.50 ± 0.03 at best) and two search candidates. */
 function campaign(statuses: [CandidateStatus, CandidateStatus], bestTest = { value: 0.6, se: 0.04 }): void {
-  const { campaignId } = store.createCampaign({ name: 'two-se', configJson: JSON.stringify(config), configHash: 'h', seed: 1, versionsJson: '{}', device: 'cpu' });
-  const add = (kind: 'source' | 'reference' | 'search', label: string | null, ordinal: number | null, status: CandidateStatus, objective: number, test?: { value: number; se: number }) => {
-    const c = store.insertCandidate({ campaignId, kind, label, ordinal, generation: ordinal === null ? null : 0, genomeJson: ordinal === null ? null : '{"method":"ties"}', recipeYaml: 'merge_method: ties\n', contentHash: `${kind}${label}${ordinal}` });
+  const { campaignId } = store.createCampaign({
+    name: 'two-se',
+    configJson: JSON.stringify(config),
+    configHash: 'h',
+    seed: 1,
+    versionsJson: '{}',
+    device: 'cpu',
+  });
+  const add = (
+    kind: 'source' | 'reference' | 'search',
+    label: string | null,
+    ordinal: number | null,
+    status: CandidateStatus,
+    objective: number,
+    test?: { value: number; se: number },
+  ) => {
+    const c = store.insertCandidate({
+      campaignId,
+      kind,
+      label,
+      ordinal,
+      generation: ordinal === null ? null : 0,
+      genomeJson: ordinal === null ? null : '{"method":"ties"}',
+      recipeYaml: 'merge_method: ties\n',
+      contentHash: `${kind}${label}${ordinal}`,
+    });
     store.recordOutcome(c.candidateId, {
       outcome: { status, objective },
       scores: [
         { task: 'composite', metric: 'exact_match', split: 'fit', value: objective, se: 0.01, n: 150 },
-        ...(test ? [{ task: 'composite', metric: 'exact_match', split: 'test', value: test.value, se: test.se, n: 150 }] : []),
+        ...(test
+          ? [{ task: 'composite', metric: 'exact_match', split: 'test', value: test.value, se: test.se, n: 150 }]
+          : []),
       ],
     });
   };
@@ -71,7 +96,9 @@ describe('report conclusion', () => {
     campaign(['kept', 'rejected'], { value: 0.6, se: 0.04 });
     const c = buildReport(file).conclusion;
     expect(c.significant).toBe(false);
-    expect(c.sentence).toMatch(/a gain of 0\.100, which is not larger than 2 standard errors of the difference \(2 × 0\.050 = 0\.100\), so the gain is not established\.$/);
+    expect(c.sentence).toMatch(
+      /a gain of 0\.100, which is not larger than 2 standard errors of the difference \(2 × 0\.050 = 0\.100\), so the gain is not established\.$/,
+    );
   });
 
   it('says so when nothing was kept, in the JSON and as the last line of the text', () => {
@@ -81,7 +108,8 @@ describe('report conclusion', () => {
     expect(r.conclusion).toEqual({
       task: 'composite',
       metric: 'exact_match',
-      sentence: 'No search candidate cleared every gate, so there is no candidate to compare with the sources and the reference merges.',
+      sentence:
+        'No search candidate cleared every gate, so there is no candidate to compare with the sources and the reference merges.',
     });
     expect(formatReport(r).trimEnd().split('\n').at(-1)).toBe(r.conclusion.sentence);
   });

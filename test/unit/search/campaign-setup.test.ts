@@ -24,7 +24,12 @@ function spaceFile(extra: Record<string, unknown> = {}, genome: Record<string, u
       base_model: `${zoo}/base`,
       models: [`${zoo}/expert-math`, `${zoo}/expert-lang`],
       suite: path.join(repo, 'evals/micro.yaml'),
-      genome: { layer_groups: 3, methods: ['task_arithmetic', 'ties', 'dare_ties'], parameters: { weight: { min: 0, max: 1 }, density: { min: 0.1, max: 1 } }, ...genome },
+      genome: {
+        layer_groups: 3,
+        methods: ['task_arithmetic', 'ties', 'dare_ties'],
+        parameters: { weight: { min: 0, max: 1 }, density: { min: 0.1, max: 1 } },
+        ...genome,
+      },
       objective: [{ task: 'composite', metric: 'answer_logprob' }],
       gates: [
         { name: 'gain', kind: 'min_gain', task: 'composite', delta: 0.01 },
@@ -51,7 +56,12 @@ function refusal(fn: () => unknown): EvomergeError {
 describe('prepareCampaign', () => {
   it('lists the measures: objective terms, gate metrics, then own metrics of the tasks named', () => {
     const s = prepareCampaign(spaceFile());
-    expect(s.measures.map((m) => `${m.task}/${m.metric}`)).toEqual(['composite/answer_logprob', 'composite/exact_match', 'lang/loglik', 'math_words/exact_match']);
+    expect(s.measures.map((m) => `${m.task}/${m.metric}`)).toEqual([
+      'composite/answer_logprob',
+      'composite/exact_match',
+      'lang/loglik',
+      'math_words/exact_match',
+    ]);
     expect(s.layout.domain.continuous).toHaveLength(4 * 2 * 2);
     expect(s.budget).toBe(10);
   });
@@ -65,23 +75,50 @@ describe('prepareCampaign', () => {
   });
 
   it('refuses, naming the field: unknown task, unknown metric, unknown method, unread parameter, out-of-bounds range', () => {
-    expect(refusal(() => prepareCampaign(spaceFile({ gates: [{ kind: 'floor', task: 'poetry', value: 1 }] }))).message).toMatch(/gates\[0\]\.task: the suite .* has no task "poetry"/);
-    expect(refusal(() => prepareCampaign(spaceFile({ objective: [{ task: 'math', metric: 'accuracy' }] }))).code).toBe('space.unknown_metric');
-    expect(refusal(() => prepareCampaign(spaceFile({}, { methods: ['ties', 'nope'] }))).message).toMatch(/genome\.methods\[1\]: unknown merge method "nope"/);
-    expect(refusal(() => prepareCampaign(spaceFile({}, { methods: ['task_arithmetic'] }))).message).toMatch(/genome\.parameters\.density: no method of genome\.methods \(task_arithmetic\) reads "density"/);
-    expect(refusal(() => prepareCampaign(spaceFile({}, { parameters: { weight: { min: 0, max: 1 }, density: { min: 0, max: 1.5 } } }))).message).toMatch(/genome\.parameters\.density: max 1\.5 is above the largest allowed density, 1/);
-    expect(refusal(() => prepareCampaign(spaceFile({}, { parameters: { weight: { min: 1, max: 1 } }, methods: ['task_arithmetic'] }))).message).toMatch(/min equals max/);
+    expect(
+      refusal(() => prepareCampaign(spaceFile({ gates: [{ kind: 'floor', task: 'poetry', value: 1 }] }))).message,
+    ).toMatch(/gates\[0\]\.task: the suite .* has no task "poetry"/);
+    expect(refusal(() => prepareCampaign(spaceFile({ objective: [{ task: 'math', metric: 'accuracy' }] }))).code).toBe(
+      'space.unknown_metric',
+    );
+    expect(refusal(() => prepareCampaign(spaceFile({}, { methods: ['ties', 'nope'] }))).message).toMatch(
+      /genome\.methods\[1\]: unknown merge method "nope"/,
+    );
+    expect(refusal(() => prepareCampaign(spaceFile({}, { methods: ['task_arithmetic'] }))).message).toMatch(
+      /genome\.parameters\.density: no method of genome\.methods \(task_arithmetic\) reads "density"/,
+    );
+    expect(
+      refusal(() =>
+        prepareCampaign(spaceFile({}, { parameters: { weight: { min: 0, max: 1 }, density: { min: 0, max: 1.5 } } })),
+      ).message,
+    ).toMatch(/genome\.parameters\.density: max 1\.5 is above the largest allowed density, 1/);
+    expect(
+      refusal(() =>
+        prepareCampaign(spaceFile({}, { parameters: { weight: { min: 1, max: 1 } }, methods: ['task_arithmetic'] })),
+      ).message,
+    ).toMatch(/min equals max/);
   });
 
   it('plans each method on the real models first: slerp of two experts is refused before any search', () => {
-    const e = refusal(() => prepareCampaign(spaceFile({}, { methods: ['slerp'], parameters: { weight: { min: 0, max: 1 }, t: { min: 0, max: 1 } } })));
+    const e = refusal(() =>
+      prepareCampaign(
+        spaceFile({}, { methods: ['slerp'], parameters: { weight: { min: 0, max: 1 }, t: { min: 0, max: 1 } } }),
+      ),
+    );
     expect(e.code).toMatch(/^space\./);
     expect(e.message).toMatch(/genome\.(methods\[0\]|parameters\.weight)/);
   });
 });
 
 describe('pure pieces', () => {
-  const sc = (task: string, metric: string, value: number, split: 'fit' | 'test' = 'fit'): Score => ({ task, metric, split, value, se: 0.01, n: 10 });
+  const sc = (task: string, metric: string, value: number, split: 'fit' | 'test' = 'fit'): Score => ({
+    task,
+    metric,
+    split,
+    value,
+    se: 0.01,
+    n: 10,
+  });
 
   it('evaluation rounds score each task at most once per round', () => {
     const rounds = evaluationRounds([
@@ -89,14 +126,31 @@ describe('pure pieces', () => {
       { task: 'a', metric: 'y' },
       { task: 'b', metric: 'x' },
     ]);
-    expect(rounds).toEqual([[{ task: 'a', metric: 'x' }, { task: 'b', metric: 'x' }], [{ task: 'a', metric: 'y' }]]);
+    expect(rounds).toEqual([
+      [
+        { task: 'a', metric: 'x' },
+        { task: 'b', metric: 'x' },
+      ],
+      [{ task: 'a', metric: 'y' }],
+    ]);
   });
 
   it('the objective is the weighted sum of fit metrics, −∞ when one is missing or not finite', () => {
-    const s = prepareCampaign(spaceFile({ objective: [{ task: 'composite', metric: 'answer_logprob', weight: 2 }, { task: 'math_words', weight: 0.5 }] }));
-    expect(objectiveValue(s.space, s.suite, [sc('composite', 'answer_logprob', -1.5), sc('math_words', 'exact_match', 0.4)])).toBeCloseTo(-2.8, 12);
+    const s = prepareCampaign(
+      spaceFile({
+        objective: [
+          { task: 'composite', metric: 'answer_logprob', weight: 2 },
+          { task: 'math_words', weight: 0.5 },
+        ],
+      }),
+    );
+    expect(
+      objectiveValue(s.space, s.suite, [sc('composite', 'answer_logprob', -1.5), sc('math_words', 'exact_match', 0.4)]),
+    ).toBeCloseTo(-2.8, 12);
     expect(objectiveValue(s.space, s.suite, [sc('composite', 'answer_logprob', -1.5)])).toBe(-Infinity);
-    expect(objectiveValue(s.space, s.suite, [sc('composite', 'answer_logprob', NaN), sc('math_words', 'exact_match', 0.4)])).toBe(-Infinity);
+    expect(
+      objectiveValue(s.space, s.suite, [sc('composite', 'answer_logprob', NaN), sc('math_words', 'exact_match', 0.4)]),
+    ).toBe(-Infinity);
   });
 
   it('gate thresholds come from the sources on the same split', () => {
@@ -106,7 +160,13 @@ describe('pure pieces', () => {
       ['expert-math', [sc('composite', 'exact_match', 0.07), sc('lang', 'loglik', -2.6)]],
       ['expert-lang', [sc('composite', 'exact_match', 0), sc('lang', 'loglik', -1.4)]],
     ]);
-    const v = judgeGates(s.space, s.suite, [sc('composite', 'exact_match', 0.08), sc('lang', 'loglik', -1.95), sc('math_words', 'exact_match', 0.2)], sources, 'fit');
+    const v = judgeGates(
+      s.space,
+      s.suite,
+      [sc('composite', 'exact_match', 0.08), sc('lang', 'loglik', -1.95), sc('math_words', 'exact_match', 0.2)],
+      sources,
+      'fit',
+    );
     expect(v.map((x) => [x.gate, x.threshold, x.pass])).toEqual([
       ['gain', 0.08, true], // best source 0.07 + delta 0.01; 0.08 ≥ 0.08
       ['no_regression:lang', -1.9, false], // expert-lang −1.4 − tolerance 0.5 = −1.9
@@ -120,7 +180,9 @@ describe('pure pieces', () => {
   it('method parameters come from the merge registry', () => {
     expect(registryMethodParameters('task_arithmetic').perModel).toEqual(['weight']);
     expect(registryMethodParameters('dare_ties').perModel).toEqual(['weight', 'density']);
-    expect(registryMethodParameters('ties').methodWide).toEqual(expect.arrayContaining(['normalize', 'lambda', 'rescale']));
+    expect(registryMethodParameters('ties').methodWide).toEqual(
+      expect.arrayContaining(['normalize', 'lambda', 'rescale']),
+    );
     expect(registryMethodParameters('slerp')).toEqual({ perModel: [], methodWide: ['t'] });
   });
 });

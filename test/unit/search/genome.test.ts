@@ -3,7 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EvomergeError } from '../../../src/errors.ts';
-import { buildLayout, canonicalJson, contentHash, decodeGenome, type MethodParameters } from '../../../src/search/genome.ts';
+import {
+  buildLayout,
+  canonicalJson,
+  contentHash,
+  decodeGenome,
+  type MethodParameters,
+} from '../../../src/search/genome.ts';
 import { parseSpace } from '../../../src/search/space.ts';
 
 const repo = path.resolve(__dirname, '../../..');
@@ -17,7 +23,12 @@ function space(extra: Record<string, unknown> = {}, genome: Record<string, unkno
       base_model: `${models}/base`,
       models: [`${models}/expert-math`, { name: 'lang', model: `${models}/expert-lang` }],
       suite: path.join(repo, 'models/micro/PROVENANCE.md'), // any existing file: the suite is checked by the campaign
-      genome: { layer_groups: 3, methods: ['task_arithmetic', 'ties'], parameters: { weight: { min: 0, max: 1 }, density: { min: 0.1, max: 1 } }, ...genome },
+      genome: {
+        layer_groups: 3,
+        methods: ['task_arithmetic', 'ties'],
+        parameters: { weight: { min: 0, max: 1 }, density: { min: 0.1, max: 1 } },
+        ...genome,
+      },
       objective: [{ task: 'composite' }],
       budget: { candidates: 10 },
       ...extra,
@@ -27,7 +38,9 @@ function space(extra: Record<string, unknown> = {}, genome: Record<string, unkno
 }
 
 const params: MethodParameters = (m) =>
-  m === 'task_arithmetic' ? { perModel: ['weight'], methodWide: ['normalize', 'lambda'] } : { perModel: ['weight', 'density'], methodWide: ['normalize', 'lambda'] };
+  m === 'task_arithmetic'
+    ? { perModel: ['weight'], methodWide: ['normalize', 'lambda'] }
+    : { perModel: ['weight', 'density'], methodWide: ['normalize', 'lambda'] };
 
 describe('search space', () => {
   it('rejects an unknown key with its path and a hint', () => {
@@ -41,10 +54,14 @@ describe('search space', () => {
     }
   });
   it('rejects an inverted range naming the field', () => {
-    expect(() => space({}, { parameters: { weight: { min: 2, max: 1 } } })).toThrow(`${file}: genome.parameters.weight: min 2 is greater than max 1`);
+    expect(() => space({}, { parameters: { weight: { min: 2, max: 1 } } })).toThrow(
+      `${file}: genome.parameters.weight: min 2 is greater than max 1`,
+    );
   });
   it('rejects a gate naming an unknown source', () => {
-    expect(() => space({ gates: [{ kind: 'no_regression', task: 'math', source: 'nobody' }] })).toThrow(/gates\[0\]\.source: unknown source "nobody"/);
+    expect(() => space({ gates: [{ kind: 'no_regression', task: 'math', source: 'nobody' }] })).toThrow(
+      /gates\[0\]\.source: unknown source "nobody"/,
+    );
   });
 });
 
@@ -84,13 +101,21 @@ describe('genome codec', () => {
     const y = [...x];
     y[2] = 0.9; // layers0-1.expert-math.density: unused by task_arithmetic
     const s = space();
-    expect(contentHash(decodeGenome(layout, x, [0], params, 1).recipe, s)).toBe(contentHash(decodeGenome(layout, y, [0], params, 1).recipe, s));
-    expect(contentHash(decodeGenome(layout, x, [1], params, 1).recipe, s)).not.toBe(contentHash(decodeGenome(layout, y, [1], params, 1).recipe, s));
+    expect(contentHash(decodeGenome(layout, x, [0], params, 1).recipe, s)).toBe(
+      contentHash(decodeGenome(layout, y, [0], params, 1).recipe, s),
+    );
+    expect(contentHash(decodeGenome(layout, x, [1], params, 1).recipe, s)).not.toBe(
+      contentHash(decodeGenome(layout, y, [1], params, 1).recipe, s),
+    );
   });
 
   it('gives a merge the same identity and DARE seed wherever its model folders lie', () => {
     const here = space();
-    const moved = { ...here, baseModel: { ...here.baseModel, path: '/elsewhere/base' }, models: here.models.map((m) => ({ ...m, path: `/elsewhere/${m.name}` })) };
+    const moved = {
+      ...here,
+      baseModel: { ...here.baseModel, path: '/elsewhere/base' },
+      models: here.models.map((m) => ({ ...m, path: `/elsewhere/${m.name}` })),
+    };
     const x = buildLayout(here, 6).domain.continuous.map(() => 0.4);
     for (const method of [0, 1]) {
       const a = decodeGenome(buildLayout(here, 6), x, [method], params, 7).recipe;
@@ -107,7 +132,15 @@ describe('genome codec', () => {
 
   it('clips genes to their range and splits filters per group', () => {
     const layout = buildLayout(space({}, { filters: ['self_attn', 'mlp'], layer_groups: 'per_layer' }), 2);
-    expect(layout.cells.map((c) => c.label)).toEqual(['layer0.self_attn', 'layer0.mlp', 'layer0.other', 'layer1.self_attn', 'layer1.mlp', 'layer1.other', 'nonlayer']);
+    expect(layout.cells.map((c) => c.label)).toEqual([
+      'layer0.self_attn',
+      'layer0.mlp',
+      'layer0.other',
+      'layer1.self_attn',
+      'layer1.mlp',
+      'layer1.other',
+      'nonlayer',
+    ]);
     const x = layout.domain.continuous.map(() => 5);
     const { genome } = decodeGenome(layout, x, [0], params, 1);
     expect(genome['layer0.mlp.expert-math.weight']).toBe(1);

@@ -28,12 +28,27 @@ const recipe = (w: number) => ({
 describe('ThreadedScorer', () => {
   let threaded: ThreadedScorer;
   beforeAll(async () => {
-    threaded = await ThreadedScorer.create({ suiteFile, baseModelDir: base, ep: 'cpu', workers: 2, limit: 20, baseDir: root });
+    threaded = await ThreadedScorer.create({
+      suiteFile,
+      baseModelDir: base,
+      ep: 'cpu',
+      workers: 2,
+      limit: 20,
+      baseDir: root,
+    });
   });
   afterAll(async () => threaded.close());
 
   it('gives the same scores as scoring in this thread, whichever thread takes a candidate', async () => {
-    const inline = await Scorer.create({ suite: parseSuiteFile(suiteFile), baseModelDir: base, kernel: new CpuKernel(), ep: 'cpu', workers: 1, limit: 20, baseDir: root });
+    const inline = await Scorer.create({
+      suite: parseSuiteFile(suiteFile),
+      baseModelDir: base,
+      kernel: new CpuKernel(),
+      ep: 'cpu',
+      workers: 1,
+      limit: 20,
+      baseDir: root,
+    });
     try {
       const weights = [0.4, 0.8, 1.2];
       const a = await Promise.all(weights.map((w) => threaded.scoreRecipe(recipe(w), 'fit', measures)));
@@ -42,7 +57,9 @@ describe('ThreadedScorer', () => {
         expect(a[i].value).toEqual(b.value);
       }
       const src = await threaded.scoreModelDir(path.join(root, 'models/micro/expert-math'), 'fit', measures);
-      expect(src.value).toEqual((await inline.scoreModelDir(path.join(root, 'models/micro/expert-math'), 'fit', measures)).value);
+      expect(src.value).toEqual(
+        (await inline.scoreModelDir(path.join(root, 'models/micro/expert-math'), 'fit', measures)).value,
+      );
       // different weights score differently: the threads really merged each recipe
       expect(a[0].value[0].value).not.toBe(a[2].value[0].value);
     } finally {
@@ -51,7 +68,11 @@ describe('ThreadedScorer', () => {
   });
 
   it('returns a thread’s error as the same EvomergeError, and keeps serving', async () => {
-    const bad = { ...recipe(1), merge_method: 'ties', models: [{ model: path.join(root, 'models/micro/expert-math'), parameters: { weight: 1, density: 0 } }] };
+    const bad = {
+      ...recipe(1),
+      merge_method: 'ties',
+      models: [{ model: path.join(root, 'models/micro/expert-math'), parameters: { weight: 1, density: 0 } }],
+    };
     const err = await threaded.scoreRecipe(bad, 'fit', measures).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EvomergeError);
     expect((err as EvomergeError).code).toMatch(/^(merge|recipe)\./);

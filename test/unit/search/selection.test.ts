@@ -6,14 +6,26 @@ import { describe, expect, it } from 'vitest';
 import { parseSpace } from '../../../src/search/space.ts';
 import { EvomergeError } from '../../../src/errors.ts';
 import { finalPick, parseSelection, rankValue, topByFit } from '../../../src/search/selection.ts';
-import { partitionFit, promotedCount, rungCount, rungItems, rungSizes, seededPermutation } from '../../../src/search/fidelity.ts';
+import {
+  partitionFit,
+  promotedCount,
+  rungCount,
+  rungItems,
+  rungSizes,
+  seededPermutation,
+} from '../../../src/search/fidelity.ts';
 import { objectiveEstimate, pairedObjectiveDifference, shareKept } from '../../../src/gates/objective.ts';
 import type { ObjectiveTerm } from '../../../src/search/space.ts';
 
 describe('selection block', () => {
   it('has defaults and reads every key', () => {
     expect(parseSelection({}, 's.yaml')).toEqual({ valFraction: 0.3, topK: 8, lcbZ: 0 });
-    expect(parseSelection({ val_fraction: 0.2, top_k: 0, lcb_z: 1.5, halving: { min_items: 30 } }, 's.yaml')).toEqual({ valFraction: 0.2, topK: 0, lcbZ: 1.5, halving: { minItems: 30, eta: 3 } });
+    expect(parseSelection({ val_fraction: 0.2, top_k: 0, lcb_z: 1.5, halving: { min_items: 30 } }, 's.yaml')).toEqual({
+      valFraction: 0.2,
+      topK: 0,
+      lcbZ: 1.5,
+      halving: { minItems: 30, eta: 3 },
+    });
   });
 
   it('refuses bad values in one line naming the file and the key', () => {
@@ -59,7 +71,12 @@ describe('ranking and the final pick', () => {
     expect(top.map((e) => e.ordinal)).toEqual([0, 1]);
     expect(finalPick(top, 0)!.ordinal).toBe(1);
     // without val scores: the best by fit
-    expect(finalPick(entries.map(({ ordinal, fit }) => ({ ordinal, fit })), 0)!.ordinal).toBe(0);
+    expect(
+      finalPick(
+        entries.map(({ ordinal, fit }) => ({ ordinal, fit })),
+        0,
+      )!.ordinal,
+    ).toBe(0);
     // ties go to the better fit, then the lower ordinal
     const tie = [
       { ordinal: 5, fit: { value: 0.5, se: 0 }, val: { value: 0.6, se: 0 } },
@@ -118,7 +135,13 @@ describe('share-of-gain objective', () => {
     expect(shareKept(-1.9, -2, -1.8)).toBeCloseTo(0.5, 12);
     const base = objectiveEstimate(terms, own, sources.get('base')!, sources, 'test');
     expect(base.value).toBeCloseTo(0, 12);
-    const merge = objectiveEstimate(terms, own, [sc('math', 'answer_loglik', -1.85, 0.02), sc('spam', 'auc', 0.83, 0.004)], sources, 'test');
+    const merge = objectiveEstimate(
+      terms,
+      own,
+      [sc('math', 'answer_loglik', -1.85, 0.02), sc('spam', 'auc', 0.83, 0.004)],
+      sources,
+      'test',
+    );
     expect(merge.value).toBeCloseTo(0.5 * 0.75 + 0.5 * 0.75, 12);
     expect(merge.se).toBeCloseTo(Math.hypot((0.5 * 0.02) / 0.2, (0.5 * 0.004) / 0.04), 12);
     // a missing source score: NaN (not a silent 0); a missing own score: −∞
@@ -136,10 +159,11 @@ describe('share-of-gain objective', () => {
       ['spam/auc', [0.9, 0.8, 0.85, 0.83]],
     ]);
     // the sources' item values, consistent with their scores: the experts' gains are exact on every item
-    const items = (math: number, spam: number) => new Map([
-      ['math/answer_loglik', [math + 0.1, math - 0.1, math, math]],
-      ['spam/auc', [spam, spam, spam + 0.01, spam - 0.01]],
-    ]);
+    const items = (math: number, spam: number) =>
+      new Map([
+        ['math/answer_loglik', [math + 0.1, math - 0.1, math, math]],
+        ['spam/auc', [spam, spam, spam + 0.01, spam - 0.01]],
+      ]);
     const sourceItems = new Map([
       ['base', items(-2.0, 0.8)],
       ['expert-math', items(-1.8, 0.8)],
@@ -151,7 +175,13 @@ describe('share-of-gain objective', () => {
     expect(d.se).toBeCloseTo(0, 12);
     // a noisy gain of the expert over the base adds to the SE of the normalised difference
     const noisy = new Map(sourceItems);
-    noisy.set('expert-math', new Map([['math/answer_loglik', [-1.6, -2.0, -1.7, -1.9]], ['spam/auc', [0.8, 0.8, 0.81, 0.79]]]));
+    noisy.set(
+      'expert-math',
+      new Map([
+        ['math/answer_loglik', [-1.6, -2.0, -1.7, -1.9]],
+        ['spam/auc', [0.8, 0.8, 0.81, 0.79]],
+      ]),
+    );
     expect(pairedObjectiveDifference(terms, own, a, b, sources, 'test', noisy)!.se).toBeGreaterThan(0.01);
     expect(pairedObjectiveDifference(terms, own, a, new Map(), sources, 'test', sourceItems)).toBeUndefined();
   });
@@ -171,19 +201,37 @@ describe('search-space keys of the selection machinery', () => {
   });
 
   it('reads share_of terms and gates, reference weight lists and budget.items', () => {
-    const s = parseSpace(doc({ gates: [{ kind: 'floor', task: 'spam', share_of: 'expert-spam', value: 0.5 }], references: [{ name: 'TA', method: 'task_arithmetic', weight: [0.5, 1] }] }), 's.yaml');
+    const s = parseSpace(
+      doc({
+        gates: [{ kind: 'floor', task: 'spam', share_of: 'expert-spam', value: 0.5 }],
+        references: [{ name: 'TA', method: 'task_arithmetic', weight: [0.5, 1] }],
+      }),
+      's.yaml',
+    );
     expect(s.objective[0]).toEqual({ task: 'spam', weight: 1, shareOf: 'expert-spam' });
     expect(s.gates[0]!.shareOf).toBe('expert-spam');
-    expect(s.references.map((r) => [r.name, r.weight, r.group])).toEqual([['TA w=0.5', 0.5, 'TA'], ['TA w=1', 1, 'TA']]);
+    expect(s.references.map((r) => [r.name, r.weight, r.group])).toEqual([
+      ['TA w=0.5', 0.5, 'TA'],
+      ['TA w=1', 1, 'TA'],
+    ]);
     expect(s.budget.items).toBe(1000);
   });
 
   it('refuses a share of an unknown source or of the base, a share_of on a non-floor gate, a one-weight list', () => {
     const cases: [Record<string, unknown>, string][] = [
-      [{ objective: [{ task: 'spam', share_of: 'expert-lang' }] }, 's.yaml: objective[0].share_of: unknown source "expert-lang"'],
+      [
+        { objective: [{ task: 'spam', share_of: 'expert-lang' }] },
+        's.yaml: objective[0].share_of: unknown source "expert-lang"',
+      ],
       [{ objective: [{ task: 'spam', share_of: 'base' }] }, 's.yaml: objective[0].share_of: unknown source "base"'],
-      [{ gates: [{ kind: 'min_gain', task: 'spam', share_of: 'expert-spam' }] }, 's.yaml: gates[0].share_of: only for floor gates'],
-      [{ references: [{ name: 'TA', method: 'task_arithmetic', weight: [0.5] }] }, 's.yaml: references[0].weight: a list of weights needs at least two'],
+      [
+        { gates: [{ kind: 'min_gain', task: 'spam', share_of: 'expert-spam' }] },
+        's.yaml: gates[0].share_of: only for floor gates',
+      ],
+      [
+        { references: [{ name: 'TA', method: 'task_arithmetic', weight: [0.5] }] },
+        's.yaml: references[0].weight: a list of weights needs at least two',
+      ],
       [{ budget: { items: 0 } }, 's.yaml: budget.items: expected a positive integer'],
     ];
     for (const [over, msg] of cases) expect(() => parseSpace(doc(over), 's.yaml')).toThrow(msg);

@@ -4,13 +4,23 @@ import { describe, expect, it } from 'vitest';
 
 const dir = new URL('../../../src/store/', import.meta.url);
 // node:os gives the host name a database lock records.
-const allowed = [/^\.\/[a-z-]+\.ts$/, /^\.\.\/errors\.ts$/, /^\.\.\/estimate\.ts$/, /^better-sqlite3$/, /^node:(fs|path|os)$/];
+const allowed = [
+  /^\.\/[a-z-]+\.ts$/,
+  /^\.\.\/errors\.ts$/,
+  /^\.\.\/estimate\.ts$/,
+  /^better-sqlite3$/,
+  /^node:(fs|path|os)$/,
+];
 
 describe('src/store imports', () => {
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.ts'));
   it.each(files)('%s imports only allowed modules', (file) => {
     const text = fs.readFileSync(new URL(file, dir), 'utf8');
     const specifiers = [...text.matchAll(/^\s*(?:import|export)[^'"]*?from\s+'([^']+)'/gm)].map((m) => m[1]);
-    for (const s of specifiers) expect(allowed.some((re) => re.test(s)), `${file} imports ${s}`).toBe(true);
+    for (const s of specifiers)
+      expect(
+        allowed.some((re) => re.test(s)),
+        `${file} imports ${s}`,
+      ).toBe(true);
   });
 });

@@ -15,7 +15,14 @@ describe('schema version 1', () => {
   it('reads without fingerprints read-only, and migrates on a writable open', () => {
     const file = path.join(dir, 'v1.sqlite');
     const s = openStore(file);
-    const c = s.createCampaign({ name: 'old', configJson: '{}', configHash: 'h', seed: 1, versionsJson: '{}', device: 'cpu' });
+    const c = s.createCampaign({
+      name: 'old',
+      configJson: '{}',
+      configHash: 'h',
+      seed: 1,
+      versionsJson: '{}',
+      device: 'cpu',
+    });
     s.close();
     const raw = new Database(file);
     raw.exec('DROP TABLE input_fingerprints; DROP TABLE input_changes; UPDATE schema_version SET version = 1');
@@ -41,12 +48,17 @@ describe('database lock', () => {
   it('refuses a second writer naming the owner, takes over a dead one, releases only its own', () => {
     const db = path.join(dir, 'locked.sqlite');
     const lock = acquireDatabaseLock(db);
-    expect(() => acquireDatabaseLock(db)).toThrow(new RegExp(`locked\\.sqlite: another evomerge is writing this database \\(pid ${process.pid} on `));
+    expect(() => acquireDatabaseLock(db)).toThrow(
+      new RegExp(`locked\\.sqlite: another evomerge is writing this database \\(pid ${process.pid} on `),
+    );
     lock.release();
     lock.release();
     expect(fs.existsSync(`${db}.lock`)).toBe(false);
     // a lock file left by a killed process on this host
-    fs.writeFileSync(`${db}.lock`, JSON.stringify({ pid: 2 ** 22 + 4321, host: os.hostname(), since: '2026-01-01T00:00:00Z' }));
+    fs.writeFileSync(
+      `${db}.lock`,
+      JSON.stringify({ pid: 2 ** 22 + 4321, host: os.hostname(), since: '2026-01-01T00:00:00Z' }),
+    );
     const again = acquireDatabaseLock(db);
     expect(JSON.parse(fs.readFileSync(`${db}.lock`, 'utf8')).pid).toBe(process.pid);
     again.release();

@@ -41,7 +41,11 @@ describe('model files of a campaign', () => {
     openStore(file).close();
     const raw = new Database(file);
     raw.exec('DROP TABLE model_files');
-    raw.prepare("INSERT INTO campaigns (name, config_json, config_hash, seed, versions_json, device, created_at) VALUES ('c', '{}', 'h', 1, '{}', 'cpu', 'now')").run();
+    raw
+      .prepare(
+        "INSERT INTO campaigns (name, config_json, config_hash, seed, versions_json, device, created_at) VALUES ('c', '{}', 'h', 1, '{}', 'cpu', 'now')",
+      )
+      .run();
     raw.close();
     const ro = openStore(file, { readonly: true });
     expect(ro.listModelFiles(1)).toEqual([]);

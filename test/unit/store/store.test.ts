@@ -52,7 +52,19 @@ describe('openStore', () => {
       .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .all()
       .map((r) => r.name);
-    expect(tables).toEqual(['campaigns', 'candidates', 'final_picks', 'gate_verdicts', 'input_changes', 'input_fingerprints', 'item_values', 'model_files', 'optimizer_states', 'schema_version', 'scores']);
+    expect(tables).toEqual([
+      'campaigns',
+      'candidates',
+      'final_picks',
+      'gate_verdicts',
+      'input_changes',
+      'input_fingerprints',
+      'item_values',
+      'model_files',
+      'optimizer_states',
+      'schema_version',
+      'scores',
+    ]);
     expect(store.db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
   });
 
@@ -90,9 +102,13 @@ describe('openStore', () => {
     const fut = new Database(future);
     fut.prepare('UPDATE schema_version SET version = 99').run();
     fut.close();
-    expect(() => openStore(future)).toThrow(`${future}: schema_version: schema version 99; this evomerge reads version ${SCHEMA_VERSION}`);
+    expect(() => openStore(future)).toThrow(
+      `${future}: schema_version: schema version 99; this evomerge reads version ${SCHEMA_VERSION}`,
+    );
 
-    expect(() => openStore(file, { readOnly: true } as never)).toThrow('unknown option "readOnly"; did you mean "readonly"?');
+    expect(() => openStore(file, { readOnly: true } as never)).toThrow(
+      'unknown option "readOnly"; did you mean "readonly"?',
+    );
   });
 });
 
@@ -133,7 +149,11 @@ describe('records round trip', () => {
       errorCode: 'eval.nan_score',
       errorMessage: 'math_words: NaN log-probability',
     });
-    expect(store.getCandidate(c1.candidateId)).toMatchObject({ status: 'failed', objective: NaN, errorCode: 'eval.nan_score' });
+    expect(store.getCandidate(c1.candidateId)).toMatchObject({
+      status: 'failed',
+      objective: NaN,
+      errorCode: 'eval.nan_score',
+    });
     store.updateCandidate(c5.candidateId, { status: 'rejected', objective: -Infinity });
     expect(store.getCandidate(c5.candidateId).objective).toBe(-Infinity);
 
@@ -168,7 +188,9 @@ describe('records round trip', () => {
     // The database itself enforces it too, whatever the caller does.
     expect(() =>
       store.db
-        .prepare("INSERT INTO candidates (campaign_id, kind, ordinal, content_hash, status, created_at) VALUES (?, 'search', 7, 'same', 'pending', 'x')")
+        .prepare(
+          "INSERT INTO candidates (campaign_id, kind, ordinal, content_hash, status, created_at) VALUES (?, 'search', 7, 'same', 'pending', 'x')",
+        )
         .run(campaignId),
     ).toThrow(/UNIQUE constraint failed: candidates.campaign_id, candidates.content_hash/);
 
@@ -190,25 +212,77 @@ describe('records round trip', () => {
     ]);
     expect(store.listScores(c.candidateId, 'fit')).toEqual([
       { candidateId: c.candidateId, task: 'composite', metric: 'exact_match', split: 'fit', value: NaN, se: NaN, n: 0 },
-      { candidateId: c.candidateId, task: 'composite', metric: 'mean_logprob', split: 'fit', value: -Infinity, se: NaN, n: 50 },
-      { candidateId: c.candidateId, task: 'math_words', metric: 'exact_match', split: 'fit', value: 0.5, se: 0.05, n: 100 },
+      {
+        candidateId: c.candidateId,
+        task: 'composite',
+        metric: 'mean_logprob',
+        split: 'fit',
+        value: -Infinity,
+        se: NaN,
+        n: 50,
+      },
+      {
+        candidateId: c.candidateId,
+        task: 'math_words',
+        metric: 'exact_match',
+        split: 'fit',
+        value: 0.5,
+        se: 0.05,
+        n: 100,
+      },
     ]);
     expect(store.listScores(c.candidateId)).toHaveLength(4);
-    expect(store.db.prepare('SELECT se FROM scores WHERE candidate_id = ? ORDER BY split, task, metric').pluck().all(c.candidateId)).toEqual([null, null, 0.05, 0.03]);
+    expect(
+      store.db
+        .prepare('SELECT se FROM scores WHERE candidate_id = ? ORDER BY split, task, metric')
+        .pluck()
+        .all(c.candidateId),
+    ).toEqual([null, null, 0.05, 0.03]);
     expect(store.listCampaignScores(campaignId, 'test').map((s) => s.value)).toEqual([0.1]);
     expect(() =>
-      store.addScores(c.candidateId, [{ task: 'math_words', metric: 'exact_match', split: 'fit', value: 1, se: 0, n: 1 }]),
+      store.addScores(c.candidateId, [
+        { task: 'math_words', metric: 'exact_match', split: 'fit', value: 1, se: 0, n: 1 },
+      ]),
     ).toThrow(`${file}: scores: math_words/exact_match/fit of candidate ${c.candidateId} is already recorded`);
 
     const verdicts = [
-      { gate: 'composite_gain', kind: 'min_gain', task: 'composite', metric: 'exact_match', split: 'fit', value: 0.1, threshold: 0.083, pass: true },
-      { gate: 'math_floor', kind: 'floor', task: 'math_words', metric: 'exact_match', split: 'fit', value: NaN, threshold: 0.5, pass: false },
-      { gate: 'lang_keep', kind: 'no_regression', task: 'lang', metric: 'exact_match', split: 'fit', value: 0.2, threshold: -Infinity, pass: true },
+      {
+        gate: 'composite_gain',
+        kind: 'min_gain',
+        task: 'composite',
+        metric: 'exact_match',
+        split: 'fit',
+        value: 0.1,
+        threshold: 0.083,
+        pass: true,
+      },
+      {
+        gate: 'math_floor',
+        kind: 'floor',
+        task: 'math_words',
+        metric: 'exact_match',
+        split: 'fit',
+        value: NaN,
+        threshold: 0.5,
+        pass: false,
+      },
+      {
+        gate: 'lang_keep',
+        kind: 'no_regression',
+        task: 'lang',
+        metric: 'exact_match',
+        split: 'fit',
+        value: 0.2,
+        threshold: -Infinity,
+        pass: true,
+      },
     ];
     store.addVerdicts(c.candidateId, verdicts);
     expect(store.listVerdicts(c.candidateId)).toEqual(verdicts.map((v) => ({ candidateId: c.candidateId, ...v })));
     expect(store.listCampaignVerdicts(campaignId, 'test')).toEqual([]);
-    expect(() => store.addScores(999, [{ task: 't', metric: 'm', split: 'fit', value: 1, se: 0, n: 1 }])).toThrow(/no such candidate/);
+    expect(() => store.addScores(999, [{ task: 't', metric: 'm', split: 'fit', value: 1, se: 0, n: 1 }])).toThrow(
+      /no such candidate/,
+    );
   });
 
   it('optimizer states: save, re-save, latest by (generation, told count)', () => {
@@ -234,7 +308,18 @@ describe('transactions', () => {
     store.recordOutcome(c.candidateId, {
       outcome: { status: 'kept', objective: 0.2, mergeMs: 5, evalMs: 9 },
       scores: [{ task: 'composite', metric: 'exact_match', split: 'fit', value: 0.2, se: 0.04, n: 100 }],
-      verdicts: [{ gate: 'g', kind: 'floor', task: 'composite', metric: 'exact_match', split: 'fit', value: 0.2, threshold: 0.1, pass: true }],
+      verdicts: [
+        {
+          gate: 'g',
+          kind: 'floor',
+          task: 'composite',
+          metric: 'exact_match',
+          split: 'fit',
+          value: 0.2,
+          threshold: 0.1,
+          pass: true,
+        },
+      ],
       optimizerState: { generation: 1, toldCount: 1, stateJson: '{}' },
     });
     store.close();
@@ -332,11 +417,19 @@ describe('item values and the final pick', () => {
       const b = s.insertCandidate({ campaignId: c.campaignId, kind: 'source', label: 'x', contentHash: 'b' });
       const values = [0.1, -2.5, 1 / 3, 1e-300];
       s.addItemValues([{ candidateId: a.candidateId, task: 't', metric: 'auc', split: 'test', values }]);
-      expect(s.listItemValues(a.candidateId, 'test')).toEqual([{ candidateId: a.candidateId, task: 't', metric: 'auc', split: 'test', values }]);
-      expect(() => s.addItemValues([{ candidateId: a.candidateId, task: 't', metric: 'auc', split: 'test', values }])).toThrow(/already recorded/);
+      expect(s.listItemValues(a.candidateId, 'test')).toEqual([
+        { candidateId: a.candidateId, task: 't', metric: 'auc', split: 'test', values },
+      ]);
+      expect(() =>
+        s.addItemValues([{ candidateId: a.candidateId, task: 't', metric: 'auc', split: 'test', values }]),
+      ).toThrow(/already recorded/);
       s.saveFinalPick({ campaignId: c.campaignId, candidateId: a.candidateId, rule: 'fit', detailJson: '{}' });
       s.saveFinalPick({ campaignId: c.campaignId, candidateId: b.candidateId, rule: 'val', detailJson: '{"k":1}' });
-      expect(s.finalPick(c.campaignId)).toMatchObject({ candidateId: b.candidateId, rule: 'val', detailJson: '{"k":1}' });
+      expect(s.finalPick(c.campaignId)).toMatchObject({
+        candidateId: b.candidateId,
+        rule: 'val',
+        detailJson: '{"k":1}',
+      });
       s.db.exec('DROP TABLE item_values; DROP TABLE final_picks');
       s.close();
       const ro = openStore(f, { readonly: true });

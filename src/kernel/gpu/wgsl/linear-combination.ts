@@ -9,7 +9,10 @@ import { sourceBinding, type SourceFormat } from './source.ts';
  * Bindings: 0 chunk (uniform), 1 params (uniform: divisor, scale, c_base, coefficients), 2.. inputs, then
  * the base when `withBase`, last: out.
  */
-export function linearCombinationShader(formats: readonly SourceFormat[], baseFormat: SourceFormat | undefined): string {
+export function linearCombinationShader(
+  formats: readonly SourceFormat[],
+  baseFormat: SourceFormat | undefined,
+): string {
   const inputs = formats.length;
   const withBase = baseFormat !== undefined;
   const decls: string[] = [];

@@ -9,7 +9,13 @@ function box(n: number, lower: number, upper: number): SearchDomain {
 }
 
 /** Best value reached within `budget` evaluations (whole generations). */
-function bestWithin(kind: OptimizerKind, domain: SearchDomain, f: (s: Solution) => number, budget: number, seed: number) {
+function bestWithin(
+  kind: OptimizerKind,
+  domain: SearchDomain,
+  f: (s: Solution) => number,
+  budget: number,
+  seed: number,
+) {
   const opt = createOptimizer(kind, domain, { seed });
   let best = -Infinity;
   let used = 0;

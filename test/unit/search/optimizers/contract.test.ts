@@ -114,7 +114,9 @@ describe.each(optimizerKinds.map((k) => [k]))('%s optimizer contract', (kind: Op
         expect(v).toBeLessThanOrEqual(domain.continuous[i].upper);
       });
       expect(s.c).toHaveLength(2);
-      s.c.forEach((v, i) => expect(Number.isInteger(v) && v >= 0 && v < domain.categorical[i].choices.length).toBe(true));
+      s.c.forEach((v, i) =>
+        expect(Number.isInteger(v) && v >= 0 && v < domain.categorical[i].choices.length).toBe(true),
+      );
     }
   });
 
@@ -180,9 +182,15 @@ describe.each(optimizerKinds.map((k) => [k]))('%s optimizer contract', (kind: Op
 
 describe('createOptimizer validation', () => {
   it.each([
-    [{ continuous: [{ name: 'w', lower: 1, upper: 0 }], categorical: [] }, /domain\.continuous\[0\] \(w\): needs finite lower < upper/],
+    [
+      { continuous: [{ name: 'w', lower: 1, upper: 0 }], categorical: [] },
+      /domain\.continuous\[0\] \(w\): needs finite lower < upper/,
+    ],
     [{ continuous: [{ name: 'w', lower: 0, upper: Infinity }], categorical: [] }, /needs finite lower < upper/],
-    [{ continuous: [], categorical: [{ name: 'method', choices: [] }] }, /domain\.categorical\[0\] \(method\): needs at least one choice/],
+    [
+      { continuous: [], categorical: [{ name: 'method', choices: [] }] },
+      /domain\.categorical\[0\] \(method\): needs at least one choice/,
+    ],
     [{ continuous: [], categorical: [] }, /no genes/],
   ])('refuses a bad domain %#', (bad, message) => {
     for (const kind of optimizerKinds) {
@@ -191,9 +199,13 @@ describe('createOptimizer validation', () => {
   });
 
   it('refuses bad options with the option named', () => {
-    expect(() => createOptimizer('cmaes', domain, { seed: 1, populationSize: 1 })).toThrow(/populationSize: must be an integer ≥ 2/);
+    expect(() => createOptimizer('cmaes', domain, { seed: 1, populationSize: 1 })).toThrow(
+      /populationSize: must be an integer ≥ 2/,
+    );
     expect(() => createOptimizer('cmaes', domain, { seed: 1, sigma0Fraction: 0 })).toThrow(/sigma0Fraction/);
-    expect(() => createOptimizer('cmaes', domain, { seed: 1, x0: [0.5, 1, 0.5] })).toThrow(/x0\[1\] \(weight_1\): 1 is outside \[-2, 0.5\]/);
+    expect(() => createOptimizer('cmaes', domain, { seed: 1, x0: [0.5, 1, 0.5] })).toThrow(
+      /x0\[1\] \(weight_1\): 1 is outside \[-2, 0.5\]/,
+    );
     expect(() => createOptimizer('grid', domain, { seed: 1, gridPoints: 0 })).toThrow(/gridPoints/);
     expect(() => createOptimizer('random', domain, { seed: 0.5 })).toThrow(/seed/);
     expect(() => createOptimizer('nelder_mead' as OptimizerKind, domain, { seed: 1 })).toThrow(
@@ -203,14 +215,21 @@ describe('createOptimizer validation', () => {
 
   it('uses λ = 4 + ⌊3 ln n⌋ over all genes by default', () => {
     expect(createOptimizer('cmaes', domain, { seed: 1 }).populationSize).toBe(4 + Math.floor(3 * Math.log(5)));
-    expect(createOptimizer('random', { continuous: [{ name: 'w', lower: 0, upper: 1 }], categorical: [] }, { seed: 1 }).populationSize).toBe(4);
+    expect(
+      createOptimizer('random', { continuous: [{ name: 'w', lower: 0, upper: 1 }], categorical: [] }, { seed: 1 })
+        .populationSize,
+    ).toBe(4);
   });
 
   it('refuses a state of another kind or a damaged one', () => {
     const s = createOptimizer('cmaes', domain, { seed: 1 }).state();
-    expect(() => restoreOptimizer({ ...s, version: 2 as 1 })).toThrow(expect.objectContaining({ code: 'optimizer.bad_state' }));
+    expect(() => restoreOptimizer({ ...s, version: 2 as 1 })).toThrow(
+      expect.objectContaining({ code: 'optimizer.bad_state' }),
+    );
     expect(() => restoreOptimizer({ ...s, algorithm: { ...s.algorithm, sigma: 'x' } })).toThrow(/algorithm\.sigma/);
-    expect(() => restoreOptimizer({ ...s, algorithm: { ...s.algorithm, mean: [0.5] } })).toThrow(/algorithm\.mean: expected 3 finite numbers/);
+    expect(() => restoreOptimizer({ ...s, algorithm: { ...s.algorithm, mean: [0.5] } })).toThrow(
+      /algorithm\.mean: expected 3 finite numbers/,
+    );
   });
 });
 

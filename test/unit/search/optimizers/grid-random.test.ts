@@ -29,9 +29,11 @@ describe('grid optimizer', () => {
     expect(generations).toBe(Math.ceil(18 / 7)); // the last generation holds 4 and closes when told
     const keys = new Set(all.map((s) => JSON.stringify(s)));
     expect(keys.size).toBe(18);
-    for (const w of [0, 0.5, 1]) for (const d of [0.2, 0.5, 0.8]) for (const c of [0, 1]) {
-      expect(keys.has(JSON.stringify({ x: [w, d], c: [c] }))).toBe(true);
-    }
+    for (const w of [0, 0.5, 1])
+      for (const d of [0.2, 0.5, 0.8])
+        for (const c of [0, 1]) {
+          expect(keys.has(JSON.stringify({ x: [w, d], c: [c] }))).toBe(true);
+        }
     const opt = createOptimizer('grid', domain, { seed: 9, gridPoints: 1, populationSize: 4 }) as GridOptimizer;
     expect(opt.gridSize).toBe(2);
     expect([opt.ask(), opt.ask()].map((s) => s.x)).toEqual([
