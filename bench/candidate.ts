@@ -180,8 +180,10 @@ export async function main(args: string[]): Promise<void> {
     // A decode step reads every weight once except the embedding table (one row).
     const bytesPerToken = (total - embed) * 4;
     console.log(
-      `candidate bench: ${(total / 1e9).toFixed(3)} B parameters (${config.num_hidden_layers} layers × hidden ${config.hidden_size}, vocab ${config.vocab_size}), ` +
-        `stored ${dtype}, computed float32; ep ${ep}; ORT threads ${threads ?? 'default'}; generate ${items} items × ${maxNew} new tokens, loglik ${loglikItems} items`,
+      `candidate bench: ${(total / 1e9).toFixed(3)} B parameters (${config.num_hidden_layers} layers × hidden ` +
+        `${config.hidden_size}, vocab ${config.vocab_size}), ` +
+        `stored ${dtype}, computed float32; ep ${ep}; ORT threads ${threads ?? 'default'}; generate ${items} items × ` +
+        `${maxNew} new tokens, loglik ${loglikItems} items`,
     );
     const dirs = ['base', 'expert-a', 'expert-b'].map((n) => join(tmp, n));
     let t0 = performance.now();
@@ -202,12 +204,14 @@ export async function main(args: string[]): Promise<void> {
     const suite = join(tmp, 'suite.yaml');
     writeFileSync(
       suite,
-      `base_model: base\ntokenizer: byte\ntasks:\n  gen: {kind: generate, fit: gen.jsonl, test: gen.jsonl, max_new_tokens: ${maxNew}}\n  text: {kind: loglik, fit: text.jsonl, test: text.jsonl}\n`,
+      `base_model: base\ntokenizer: byte\ntasks:\n  gen: {kind: generate, fit: gen.jsonl, test: gen.jsonl, ` +
+        `max_new_tokens: ${maxNew}}\n  text: {kind: loglik, fit: text.jsonl, test: text.jsonl}\n`,
     );
     const bandwidth = copyBandwidth();
     const bound = bandwidth / bytesPerToken;
     console.log(
-      `copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s → batch-1 decode bound ${bound.toFixed(1)} tokens/s (${(bytesPerToken / 1e9).toFixed(2)} GB of float32 weights read per token)`,
+      `copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s → batch-1 decode bound ${bound.toFixed(1)} tokens/s ` +
+        `(${(bytesPerToken / 1e9).toFixed(2)} GB of float32 weights read per token)`,
     );
 
     const recipes = [
@@ -287,7 +291,9 @@ export async function main(args: string[]): Promise<void> {
                 const r2 = await decodeRates(s2, undefined);
                 await s2.close();
                 console.log(
-                  `external session ${prepack ? 'with' : 'without'} ORT weight re-packing: created in ${loadS.toFixed(2)} s, prefill ${r2.prefill.toFixed(0)} tok/s, decode ${r2.decode.toFixed(2)} tok/s`,
+                  `external session ${prepack ? 'with' : 'without'} ORT weight re-packing: created in ` +
+                    `${loadS.toFixed(2)} s, prefill ${r2.prefill.toFixed(0)} tok/s, decode ${r2.decode.toFixed(2)} ` +
+                    `tok/s`,
                 );
               }
             }

@@ -97,7 +97,9 @@ export async function main(args: string[]): Promise<void> {
   const bm = best(bindMem);
   const bd = best(bindDisk);
   console.log(
-    `\nbinding a candidate's weights: in memory ${(bm * 1000).toFixed(2)} ms = ${((100 * bm) / (bm + evalSeconds)).toFixed(3)}% of its evaluation; from disk ${(bd * 1000).toFixed(1)} ms = ${((100 * bd) / (bd + evalSeconds)).toFixed(2)}%`,
+    `\nbinding a candidate's weights: in memory ${(bm * 1000).toFixed(2)} ms = ` +
+      `${((100 * bm) / (bm + evalSeconds)).toFixed(3)}% of its evaluation; from disk ${(bd * 1000).toFixed(1)} ms = ` +
+      `${((100 * bd) / (bd + evalSeconds)).toFixed(2)}%`,
   );
   await ev.close();
   await extra.close();
@@ -128,8 +130,11 @@ export async function main(args: string[]): Promise<void> {
   }
   await evs.inputs.close();
   await evs.rebuild.close();
-  console.log(`
-per candidate, all six tasks: weightMode inputs ${best(modes.inputs).toFixed(2)} s, rebuild ${best(modes.rebuild).toFixed(2)} s (best of ${reps}, interleaved)`);
+  console.log(
+    `
+per candidate, all six tasks: weightMode inputs ${best(modes.inputs).toFixed(2)} s, rebuild ` +
+      `${best(modes.rebuild).toFixed(2)} s (best of ${reps}, interleaved)`,
+  );
 
   const graph = OnnxGraph.load(join(ZOO, 'base/model.onnx'));
   const base = openModelDir(join(ZOO, 'base'));

@@ -31,7 +31,8 @@ export async function generationBench(opts: {
   };
   task(
     'cot',
-    `output_type: generate_until\ndoc_to_text: "{{ text[:${PROMPT_BYTES}] }}"\ndoc_to_target: "{{ text }}"\ngeneration_kwargs:\n  until: []\n  max_gen_toks: ${NEW_TOKENS}\n`,
+    `output_type: generate_until\ndoc_to_text: "{{ text[:${PROMPT_BYTES}] }}"\ndoc_to_target: "{{ text ` +
+      `}}"\ngeneration_kwargs:\n  until: []\n  max_gen_toks: ${NEW_TOKENS}\n`,
   );
   task('prefill', 'output_type: loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\n');
   const kvGraph = join(tmp, 'decoder_with_past.onnx');
@@ -45,7 +46,9 @@ export async function generationBench(opts: {
   );
   const weights = openModelDir(join(ZOO, 'expert-math'));
   console.log(
-    `\ngeneration (lm-eval generate_until, ${opts.items} rows of ${PROMPT_BYTES} prompt + ${NEW_TOKENS} new tokens, greedy, no stop string) vs prefill (loglikelihood_rolling, ${opts.items} rows of 128 tokens); best of ${opts.reps}`,
+    `\ngeneration (lm-eval generate_until, ${opts.items} rows of ${PROMPT_BYTES} prompt + ${NEW_TOKENS} new tokens, ` +
+      `greedy, no stop string) vs prefill (loglikelihood_rolling, ${opts.items} rows of 128 tokens); best of ` +
+      `${opts.reps}`,
   );
   console.log('graph                         prefill tokens/s   generated tokens/s   generation s');
   for (const [label, graph] of [
@@ -79,7 +82,8 @@ export async function generationBench(opts: {
     const g = Math.min(...gen);
     const p = Math.min(...pre);
     console.log(
-      `${label.padEnd(29)} ${((opts.items * 127) / p).toFixed(0).padStart(16)} ${((opts.items * NEW_TOKENS) / g).toFixed(0).padStart(20)} ${g.toFixed(2).padStart(14)}`,
+      `${label.padEnd(29)} ${((opts.items * 127) / p).toFixed(0).padStart(16)} ` +
+        `${((opts.items * NEW_TOKENS) / g).toFixed(0).padStart(20)} ${g.toFixed(2).padStart(14)}`,
     );
   }
   weights.close();

@@ -120,7 +120,10 @@ function recipeYaml(method: string): string {
     return `  - model: expert${m}\n    parameters: {${p.join(', ')}}\n`;
   };
   const global = method === 'task_arithmetic' ? '' : 'parameters: {normalize: true}\n';
-  return `merge_method: ${method}\nbase_model: base\ndtype: float32\nrandom_seed: 7\n${global}models:\n${Array.from({ length: EXPERTS }, (_, m) => perModel(m)).join('')}`;
+  return (
+    `merge_method: ${method}\nbase_model: base\ndtype: float32\nrandom_seed: 7\n${global}` +
+    `models:\n${Array.from({ length: EXPERTS }, (_, m) => perModel(m)).join('')}`
+  );
 }
 
 /**
@@ -262,7 +265,8 @@ export async function main(argv: string[]): Promise<void> {
   let bound = 0;
   try {
     console.log(
-      `writing 1 base + ${EXPERTS} experts: ${plan.length} float32 tensors, ${config.num_hidden_layers} layers, vocab ${config.vocab_size}, ` +
+      `writing 1 base + ${EXPERTS} experts: ${plan.length} float32 tensors, ${config.num_hidden_layers} layers, vocab ` +
+        `${config.vocab_size}, ` +
         `${fmtGB(modelBytes)} GB each; largest ${largest.name} ${largest.shape.join('×')} (${fmtGB(largestBytes)} GB) → ${dir}`,
     );
     const g0 = performance.now();
@@ -328,9 +332,13 @@ export async function main(argv: string[]): Promise<void> {
   for (const note of notes) console.log(note);
   console.log(
     allWithin
-      ? `verdict: streaming holds — peak RSS ≤ bound for every method (worst ${fmtGB(worstPeak)} GB, ${((100 * worstPeak) / modelBytes).toFixed(0)}% of one model, ${((100 * worstPeak) / (sources * modelBytes)).toFixed(0)}% of the ${sources} sources)`
-      : `verdict: peak RSS EXCEEDS the bound (worst ${fmtGB(worstPeak)} GB, ${fmtGB(worstPeak - bound)} GB ≈ ${((worstPeak - bound) / largestBytes).toFixed(2)} ` +
-          `largest tensors over): it streams (${((100 * worstPeak) / (sources * modelBytes)).toFixed(0)}% of the ${sources} sources) but holds more than sources + 2 tensors at once`,
+      ? `verdict: streaming holds — peak RSS ≤ bound for every method (worst ${fmtGB(worstPeak)} GB, ` +
+          `${((100 * worstPeak) / modelBytes).toFixed(0)}% of one model, ` +
+          `${((100 * worstPeak) / (sources * modelBytes)).toFixed(0)}% of the ${sources} sources)`
+      : `verdict: peak RSS EXCEEDS the bound (worst ${fmtGB(worstPeak)} GB, ${fmtGB(worstPeak - bound)} GB ≈ ` +
+          `${((worstPeak - bound) / largestBytes).toFixed(2)} ` +
+          `largest tensors over): it streams (${((100 * worstPeak) / (sources * modelBytes)).toFixed(0)}% of the ` +
+          `${sources} sources) but holds more than sources + 2 tensors at once`,
   );
   if (!allWithin) process.exitCode = 1;
 }

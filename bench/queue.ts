@@ -119,7 +119,8 @@ export async function main(args: string[]): Promise<void> {
     `\n${values.space}, ${budget} candidates, seed ${seed}; search phase only (sources and references excluded)\n`,
   );
   console.log(
-    '| scorer | slots | candidates/min | merge + score per candidate | idle slots (generation barrier) | queue overhead per job (median) | overhead / candidate |',
+    '| scorer | slots | candidates/min | merge + score per candidate | idle slots (generation barrier) | queue ' +
+      'overhead per job (median) | overhead / candidate |',
   );
   console.log('|---|---|---|---|---|---|---|');
   for (const r of rows) {

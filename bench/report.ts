@@ -49,7 +49,8 @@ export async function main(args: string[]): Promise<void> {
   const firstMs = performance.now() - t0;
   console.log(`first render in this process (vega start-up, 200 candidates): ${firstMs.toFixed(0)} ms`);
   console.log(
-    `| candidates | database | write (not timed) | render, wall (best of ${reps}) | render, CPU (best of ${reps}) | HTML size | candidates drawn |`,
+    `| candidates | database | write (not timed) | render, wall (best of ${reps}) | render, CPU (best of ${reps}) | ` +
+      `HTML size | candidates drawn |`,
   );
   console.log('|---|---|---|---|---|---|---|');
   for (const n of values.sizes.split(',').map(Number)) {
@@ -72,7 +73,8 @@ export async function main(args: string[]): Promise<void> {
     const points = (html.match(/<title>#/g) ?? []).length;
     const { size } = statSync(db);
     console.log(
-      `| ${n.toLocaleString('en')} | ${(size / 1e6).toFixed(0)} MB | ${write} | ${(best / 1000).toFixed(2)} s | ${(bestCpu / 1000).toFixed(2)} s | ${(Buffer.byteLength(html) / 1e6).toFixed(2)} MB | ${points} |`,
+      `| ${n.toLocaleString('en')} | ${(size / 1e6).toFixed(0)} MB | ${write} | ${(best / 1000).toFixed(2)} s | ` +
+        `${(bestCpu / 1000).toFixed(2)} s | ${(Buffer.byteLength(html) / 1e6).toFixed(2)} MB | ${points} |`,
     );
     if (!values.keep) for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
   }

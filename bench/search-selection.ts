@@ -103,7 +103,9 @@ export async function main(args: string[]): Promise<void> {
         seconds,
       });
       process.stderr.write(
-        `${config} seed ${seed}: ${r.evaluated} candidates in ${seconds.toFixed(0)} s; pick test ${pickTest.toFixed(3)}, vs best rival ${worst.rival}: ${worst.gain.toFixed(3)} ± ${worst.pairedSe.toFixed(3)} (${db})\n`,
+        `${config} seed ${seed}: ${r.evaluated} candidates in ${seconds.toFixed(0)} s; pick test ` +
+          `${pickTest.toFixed(3)}, vs best rival ${worst.rival}: ${worst.gain.toFixed(3)} ± ` +
+          `${worst.pairedSe.toFixed(3)} (${db})\n`,
       );
     }
     results.set(config, list);
@@ -114,10 +116,12 @@ export async function main(args: string[]): Promise<void> {
     xs.length < 2 ? Number.NaN : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '—');
   console.log(
-    `\n${doc.name as string}: final pick vs the best rival on the test objective, ${values.items} items per campaign, seeds ${seeds.join(', ')}`,
+    `\n${doc.name as string}: final pick vs the best rival on the test objective, ${values.items} items per campaign, ` +
+      `seeds ${seeds.join(', ')}`,
   );
   console.log(
-    '\n| pick | candidates (mean) | pick test objective (mean) | pick − best rival: mean [min, max] | SE over seeds | mean paired SE within a seed | seeds with gain > 2 paired SE |',
+    '\n| pick | candidates (mean) | pick test objective (mean) | pick − best rival: mean [min, max] | SE over seeds | ' +
+      'mean paired SE within a seed | seeds with gain > 2 paired SE |',
   );
   console.log('|---|---|---|---|---|---|---|');
   for (const [config, list] of results) {
@@ -127,7 +131,10 @@ export async function main(args: string[]): Promise<void> {
     }
     const g = list.map((o) => o.gain);
     console.log(
-      `| ${config} | ${mean(list.map((o) => o.candidates)).toFixed(0)} | ${f(mean(list.map((o) => o.pickTest)))} | ${f(mean(g))} [${f(Math.min(...g))}, ${f(Math.max(...g))}] | ${f(sd(g) / Math.sqrt(g.length))} | ${f(mean(list.map((o) => o.pairedSe)))} | ${list.filter((o) => o.gain > 2 * o.pairedSe).length}/${list.length} |`,
+      `| ${config} | ${mean(list.map((o) => o.candidates)).toFixed(0)} | ${f(mean(list.map((o) => o.pickTest)))} | ` +
+        `${f(mean(g))} [${f(Math.min(...g))}, ${f(Math.max(...g))}] | ${f(sd(g) / Math.sqrt(g.length))} | ` +
+        `${f(mean(list.map((o) => o.pairedSe)))} | ${list.filter((o) => o.gain > 2 * o.pairedSe).length}` +
+        `/${list.length} |`,
     );
   }
   // paired over seeds: each configuration against the fit-only pick on the same seed

@@ -126,13 +126,17 @@ export async function main(args: string[]): Promise<void> {
     const ok = xs.filter(Number.isFinite);
     if (!ok.length) return 'none kept';
     const m = ok.reduce((a, b) => a + b, 0) / ok.length;
-    return `${m.toFixed(4)} [${Math.min(...ok).toFixed(3)}, ${Math.max(...ok).toFixed(3)}]${ok.length < xs.length ? ` (${ok.length}/${xs.length} kept)` : ''}`;
+    return (
+      `${m.toFixed(4)} [${Math.min(...ok).toFixed(3)}, ${Math.max(...ok).toFixed(3)}` +
+      `]${ok.length < xs.length ? ` (${ok.length}/${xs.length} kept)` : ''}`
+    );
   };
   console.log(
     `\n${setup.space.name}: best kept candidate after b evaluated candidates; mean [min, max] over seeds ${seeds.join(', ')}`,
   );
   console.log(
-    `fit objective = ${setup.space.objective.map((t) => `${t.weight}×${t.task}/${t.metric ?? 'own'}`).join(' + ')}; test = ${task}/${metric}\n`,
+    `fit objective = ${setup.space.objective.map((t) => `${t.weight}×${t.task}/${t.metric ?? 'own'}`).join(' + ')}; ` +
+      `test = ${task}/${metric}\n`,
   );
   console.log(
     `| optimizer | b | best kept fit objective | its test ${task} ${metric} | best fit objective, kept or not | kept candidates |`,
@@ -142,7 +146,8 @@ export async function main(args: string[]): Promise<void> {
     for (const b of budgets) {
       const rs = per.get(b)!;
       console.log(
-        `| ${opt} | ${b} | ${f(rs.map((r) => r.fit))} | ${f(rs.map((r) => r.test))} | ${f(rs.map((r) => r.anyFit))} | ${rs.map((r) => r.kept).join(', ')} |`,
+        `| ${opt} | ${b} | ${f(rs.map((r) => r.fit))} | ${f(rs.map((r) => r.test))} | ${f(rs.map((r) => r.anyFit))} | ` +
+          `${rs.map((r) => r.kept).join(', ')} |`,
       );
     }
   }

@@ -115,8 +115,10 @@ export interface CheckpointWriterOptions {
 }
 
 /** Files copied from the base model folder: tokenizers (HF and the zoo's byte tokenizer) and generation settings. */
-const COPIED_FILE =
-  /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|byte_tokenizer\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja))$/;
+const COPIED_FILE = new RegExp(
+  '^(tokenizer.*|special_tokens_map\\.json|generation_config\\.json|byte_tokenizer\\.json|added_tokens\\.json|' +
+    'vocab\\.(json|txt)|merges\\.txt|chat_template\\.(json|jinja))$',
+);
 /** Files a previous evomerge output may hold (export adds its recipe and scores): only such a folder (or an
  *  empty one) is ever replaced. */
 const OUTPUT_FILE =
@@ -241,7 +243,8 @@ export class CheckpointWriter implements TensorSink {
         tensor.shape.length === want.shape.length &&
           tensor.shape.every((d, i) => d === want.shape[i]) &&
           tensor.data.length === numel(want.shape),
-        `CheckpointWriter: tensor "${name}" has shape ${JSON.stringify(tensor.shape)} (${tensor.data.length} values), plan says ${JSON.stringify(want.shape)}`,
+        `CheckpointWriter: tensor "${name}" has shape ${JSON.stringify(tensor.shape)} (${tensor.data.length} values), ` +
+          `plan says ${JSON.stringify(want.shape)}`,
       );
       this.enterShard(this.shardOf[this.next]);
       // F32 on a little-endian host: the tensor's own bytes go to disk, no encoded copy.

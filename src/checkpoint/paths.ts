@@ -71,7 +71,8 @@ export function checkOutputAvoidsInputs(outDir: string, inputs: readonly InputPa
     if (how) {
       throw new EvomergeError(
         'checkpoint.out_is_input',
-        `the output folder ${how} an input of this command (${input.role} ${input.path}); choose another output folder (--force never allows this)`,
+        `the output folder ${how} an input of this command (${input.role} ${input.path}); choose another output ` +
+          `folder (--force never allows this)`,
         { file: outDir, field },
       );
     }
@@ -107,7 +108,8 @@ export function checkOutputReplaceable(
   if (foreign.length > 0) {
     throw new EvomergeError(
       'checkpoint.out_exists',
-      `output folder exists and holds files that are not a checkpoint (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); refusing to replace it, even with --force`,
+      `output folder exists and holds files that are not a checkpoint (${foreign.slice(0, 3).join(', ')}` +
+        `${foreign.length > 3 ? ', …' : ''}); refusing to replace it, even with --force`,
       place,
     );
   }

@@ -140,7 +140,9 @@ function progressLine(rewrite: boolean): (p: EvalProgress) => void {
   return (p) => {
     const rate = p.seconds > 0 ? p.itemsDone / p.seconds : undefined;
     const eta = rate ? `, ETA ${Math.round((p.itemsTotal - p.itemsDone) / rate)}s` : '';
-    const line = `eval: ${p.itemsDone}/${p.itemsTotal} items (${p.tasksDone}/${p.tasksTotal} tasks, ${p.task} done)${rate ? `, ${rate.toFixed(1)} items/s` : ''}${eta}`;
+    const line =
+      `eval: ${p.itemsDone}/${p.itemsTotal} items (${p.tasksDone}/${p.tasksTotal} tasks, ${p.task} ` +
+      `done)${rate ? `, ${rate.toFixed(1)} items/s` : ''}${eta}`;
     process.stderr.write(rewrite ? `\r${line}\x1b[K` : `${line}\n`);
   };
 }

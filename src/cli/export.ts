@@ -58,7 +58,8 @@ export function registerExportCommand(program: Command): void {
       });
       const gates = r.verdicts.map((v) => `${v.gate} ${v.pass ? 'pass' : 'FAIL'}`).join(', ');
       process.stdout.write(
-        `exported candidate #${r.ordinal} to ${r.outDir} (checkpoint, recipe.yaml, scores.json); test-split gates: ${gates || 'none'}${r.forced ? ' (forced)' : ''}\n`,
+        `exported candidate #${r.ordinal} to ${r.outDir} (checkpoint, recipe.yaml, scores.json); test-split gates: ` +
+          `${gates || 'none'}${r.forced ? ' (forced)' : ''}\n`,
       );
     });
 }

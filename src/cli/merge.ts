@@ -53,7 +53,8 @@ export function registerMergeCommand(program: Command): void {
             ? `, seed ${r.plan.seed}`
             : '';
         process.stdout.write(
-          `merged ${r.tensors} tensors (${r.plan.method.name}${seedNote}, ${r.plan.outDtype}, ${r.device}) into ${opts.out} in ${r.seconds.toFixed(2)} s\n`,
+          `merged ${r.tensors} tensors (${r.plan.method.name}${seedNote}, ${r.plan.outDtype}, ${r.device}) into ` +
+            `${opts.out} in ${r.seconds.toFixed(2)} s\n`,
         );
       } finally {
         bar.done();
@@ -129,7 +130,9 @@ class ProgressBar {
     const filled = Math.round(frac * BAR_WIDTH);
     const secs = (Date.now() - this.started) / 1000;
     const cols = process.stderr.columns ?? 100;
-    const line = `merging [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${p.done}/${p.total} tensors ${secs.toFixed(0)}s ${p.tensor}`;
+    const line =
+      `merging [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ` +
+      `${(frac * 100).toFixed(0).padStart(3)}% ${p.done}/${p.total} tensors ${secs.toFixed(0)}s ${p.tensor}`;
     process.stderr.write(`\r${line.slice(0, cols - 1).padEnd(Math.min(cols - 1, line.length))}\x1b[K`);
     this.shown = true;
   }

@@ -8,7 +8,8 @@ export function registerReportCommand(program: Command): void {
   program
     .command('report')
     .description(
-      'sources vs un-optimised merges vs the best kept candidate, per task on fit and test with SE; gate pass rates; best genome per generation',
+      'sources vs un-optimised merges vs the best kept candidate, per task on fit and test with SE; gate pass rates; ' +
+        'best genome per generation',
     )
     .argument('<db>', 'campaign database written by evomerge search')
     .option('--json', 'print the report as JSON')

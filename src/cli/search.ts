@@ -51,12 +51,14 @@ export function registerSearchCommand(program: Command): void {
     )
     .option(
       '--queue <url>',
-      'hand candidates to `evomerge worker` processes through this Redis (redis://host:port or rediss://); this process runs the optimiser and writes the database',
+      'hand candidates to `evomerge worker` processes through this Redis (redis://host:port or rediss://); this ' +
+        'process runs the optimiser and writes the database',
     )
     .option('--queue-name <name>', 'queue name (default evomerge-candidates; the workers must use the same)')
     .option(
       '--accept-changed-inputs',
-      'resume although a checkpoint, the graph, an eval file or the tokenizer changed since the campaign recorded it (the change is recorded)',
+      'resume although a checkpoint, the graph, an eval file or the tokenizer changed since the campaign recorded it ' +
+        '(the change is recorded)',
     )
     .action(async (space: string, opts: SearchCliOptions) => {
       const connection = opts.queue !== undefined ? parseQueueUrl(opts.queue) : undefined;

@@ -93,7 +93,8 @@ export function registerWorkerCommand(program: Command): void {
         process.once('SIGTERM', stop);
       });
       log(
-        `worker ${name} ready: merges on ${worker.device}, scores on ${opts.ep}, ${concurrency} at once, reads under ${roots.join(', ')}; queue ${connection.display}`,
+        `worker ${name} ready: merges on ${worker.device}, scores on ${opts.ep}, ${concurrency} at once, reads under ` +
+          `${roots.join(', ')}; queue ${connection.display}`,
       );
       await stopped;
       await worker.close();

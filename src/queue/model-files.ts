@@ -73,7 +73,8 @@ export function modelFilesDiffer(
     if (l.headerSha256 !== r.headerSha256) {
       return new EvomergeError(
         'scorer.refused',
-        `differs from the campaign's copy: header sha256 ${l.headerSha256.slice(0, 12)}… here, ${r.headerSha256.slice(0, 12)}… recorded`,
+        `differs from the campaign's copy: header sha256 ${l.headerSha256.slice(0, 12)}… here, ` +
+          `${r.headerSha256.slice(0, 12)}… recorded`,
         { file, field: 'header' },
       );
     }

@@ -99,7 +99,8 @@ export class QueueScorer implements CandidateScorer {
     options.log?.(
       workers > 0
         ? `handing candidates to ${workers} worker(s) on queue "${name}" at ${options.connection.display}`
-        : `no worker listens on queue "${name}" at ${options.connection.display} yet: jobs wait until one starts (evomerge worker --queue …)`,
+        : `no worker listens on queue "${name}" at ${options.connection.display} yet: jobs wait until one starts ` +
+            `(evomerge worker --queue …)`,
     );
     return new QueueScorer(queue, events, options);
   }

@@ -68,7 +68,10 @@ export function parseRecipeFile(file: string): Recipe {
 
 /**
  * Validates a recipe given as a plain object (a parsed YAML document, or one built by the search).
- * @example parseRecipe({ merge_method: 'linear', models: [{ model: 'a', parameters: { weight: 1 } }] }, { file: '<search>', baseDir: '/models' })
+ * @example parseRecipe(
+ *   { merge_method: 'linear', models: [{ model: 'a', parameters: { weight: 1 } }] },
+ *   { file: '<search>', baseDir: '/models' },
+ * )
  */
 export function parseRecipe(doc: unknown, where: RecipeOrigin): Recipe {
   const p = new Parser(where);

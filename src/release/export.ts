@@ -24,7 +24,10 @@ import { judgeGates } from '../search/verdicts.ts';
 
 export interface ExportOptions {
   readonly db: string;
-  /** `best` (the campaign's final pick, else the best kept candidate) or a candidate's number as the report shows it (`#N`, its ordinal). */
+  /**
+   * `best` (the campaign's final pick, else the best kept candidate) or a candidate's number as the report shows it
+   * (`#N`, its ordinal).
+   */
   readonly candidate: string;
   readonly outDir: string;
   readonly force: boolean;
@@ -165,20 +168,40 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
         const v = failed[0]!;
         throw new EvomergeError(
           'export.gate_failed',
-          `gate "${v.gate}" fails on the test split: ${v.task}/${v.metric} ${fmt(v.value)} < ${fmt(v.threshold)}${failed.length > 1 ? ` (and ${failed.length - 1} more gate(s))` : ''}; nothing exported (--force exports anyway)`,
+          `gate "${v.gate}" fails on the test split: ${v.task}/${v.metric} ${fmt(v.value)} < ${fmt(v.threshold)}` +
+            `${failed.length > 1 ? ` (and ${failed.length - 1} more gate(s))` : ''}; nothing exported (--force ` +
+            `exports anyway)`,
           { file: db, field: `candidate #${cand.ordinal}` },
         );
       }
       if (failed.length)
         options.log?.(
-          `exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on the test split (--force)`,
+          `exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on ` +
+            `the test split (--force)`,
         );
 
       const outDir = path.resolve(options.outDir);
       // recipe and scores go into the same temporary folder as the tensors: one rename publishes all of it
       const extraFiles = {
-        'recipe.yaml': `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`,
-        'scores.json': `${JSON.stringify({ candidate: cand.ordinal, generation: cand.generation, status_on_fit: cand.status, objective_fit: cand.objective, genome: JSON.parse(cand.genomeJson ?? '{}'), fit, test, test_gates: verdicts, forced: failed.length > 0 }, null, 2)}\n`,
+        'recipe.yaml':
+          `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge ` +
+          `recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`,
+        'scores.json':
+          `${JSON.stringify(
+            {
+              candidate: cand.ordinal,
+              generation: cand.generation,
+              status_on_fit: cand.status,
+              objective_fit: cand.objective,
+              genome: JSON.parse(cand.genomeJson ?? '{}'),
+              fit,
+              test,
+              test_gates: verdicts,
+              forced: failed.length > 0,
+            },
+            null,
+            2,
+          )}` + `\n`,
       };
       await mergeRecipeToDir(recipe, {
         outDir: options.outDir,

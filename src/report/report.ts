@@ -329,7 +329,9 @@ export function conclude(rows: readonly ReportRow[], task: string, metric: strin
   if (!b)
     return {
       ...base,
-      sentence: `The best kept candidate has no ${task} score on the test split yet (the search did not finish); run the search again to complete it.`,
+      sentence:
+        `The best kept candidate has no ${task} score on the test split yet (the search did not finish); run ` +
+        `the search again to complete it.`,
     };
   const seOrZero = (se: number) => (Number.isNaN(se) ? 0 : se);
   let rival: LabelledScore | undefined;
@@ -345,8 +347,10 @@ export function conclude(rows: readonly ReportRow[], task: string, metric: strin
   const significant = gain > 2 * seDiff;
   const f = (v: number) => v.toFixed(3);
   const sentence =
-    `On the test split, the best kept candidate scores ${task} ${metric} ${f(bs.value)} ± ${f(bs.se)} against ${f(rival.value)} ± ${f(rival.se)} for the best rival (${rival.label}): ` +
-    `a ${gain >= 0 ? 'gain' : 'loss'} of ${f(Math.abs(gain))}, which is ${significant ? '' : 'not '}larger than 2 standard errors of the difference (2 × ${f(seDiff)} = ${f(2 * seDiff)})` +
+    `On the test split, the best kept candidate scores ${task} ${metric} ${f(bs.value)} ± ${f(bs.se)} against ` +
+    `${f(rival.value)} ± ${f(rival.se)} for the best rival (${rival.label}): ` +
+    `a ${gain >= 0 ? 'gain' : 'loss'} of ${f(Math.abs(gain))}, which is ${significant ? '' : 'not '}larger than 2 ` +
+    `standard errors of the difference (2 × ${f(seDiff)} = ${f(2 * seDiff)})` +
     `${significant ? '.' : ', so the gain is not established.'}`;
   return { ...base, best: bs, rival, gain, seDiff, significant, sentence };
 }
@@ -367,7 +371,8 @@ export function formatReport(r: CampaignReport): string {
     `campaign "${r.campaign.name}" (${r.db}): ${r.campaign.optimizer}, seed ${r.campaign.seed}, ${r.campaign.device}`,
   );
   lines.push(
-    `candidates: ${r.counts.evaluated} evaluated over ${r.counts.generations} generation(s): ${r.counts.kept} kept, ${r.counts.rejected} rejected, ${r.counts.failed} failed`,
+    `candidates: ${r.counts.evaluated} evaluated over ${r.counts.generations} generation(s): ${r.counts.kept} kept, ` +
+      `${r.counts.rejected} rejected, ${r.counts.failed} failed`,
   );
   lines.push(
     `objective (fit, maximised): ${r.objective.map((t) => `${t.weight} × ${t.task}/${t.metric}`).join(' + ')}`,
@@ -399,7 +404,10 @@ export function formatReport(r: CampaignReport): string {
   if (r.fitObjective.best !== undefined) {
     const riv = r.fitObjective.bestRival;
     lines.push(
-      `fit objective: best kept ${f(r.fitObjective.best, 4)}${riv ? ` vs best source/reference ${f(riv.value, 4)} (${riv.label})` : ''}: ${r.fitObjective.beatsAll ? 'beats every source and reference merge' : 'does NOT beat every source and reference merge'}.`,
+      `fit objective: best kept ${f(r.fitObjective.best, 4)}` +
+        `${riv ? ` vs best source/reference ${f(riv.value, 4)} (${riv.label})` : ''}: ` +
+        `${r.fitObjective.beatsAll ? 'beats every source and reference merge' : 'does NOT beat every source and reference merge'}` +
+        `.`,
     );
   }
   if (r.gates.length) {
@@ -411,7 +419,8 @@ export function formatReport(r: CampaignReport): string {
   );
   for (const g of r.generations) {
     lines.push(
-      `  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ${f(g.objective, 4).padStart(8)}  ${compactGenome(g.genome, g[GENES_READ])}`,
+      `  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ` +
+        `${f(g.objective, 4).padStart(8)}  ${compactGenome(g.genome, g[GENES_READ])}`,
     );
   }
   if (r.testObjective) {
@@ -421,7 +430,8 @@ export function formatReport(r: CampaignReport): string {
   lines.push('');
   if (r.inputs.current === false) {
     lines.push(
-      `not current: ${r.inputs.changed.map((c) => `${c.path} changed`).join('; ')} since the campaign recorded ${r.inputs.changed.length > 1 ? 'them' : 'it'}; these results are of the inputs as they were.`,
+      `not current: ${r.inputs.changed.map((c) => `${c.path} changed`).join('; ')} since the campaign recorded ` +
+        `${r.inputs.changed.length > 1 ? 'them' : 'it'}; these results are of the inputs as they were.`,
     );
   } else if (r.inputs.recorded === 0) lines.push('(this campaign recorded no input fingerprints: it predates them)');
   for (const c of r.inputChanges)

@@ -57,12 +57,28 @@ export function testObjectiveComparison(
   }
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '—');
   const lines = [
-    `test objective (${terms.map((t) => `${t.weight} × ${t.task}/${t.metric ?? own(t.task)}${t.shareOf ? ` as share of ${t.shareOf}'s gain` : ''}`).join(' + ')}):`,
+    `test objective ` +
+      `(` +
+      `${terms
+        .map(
+          (t) =>
+            `${t.weight} × ${t.task}/${t.metric ?? own(t.task)}${t.shareOf ? ` as share of ${t.shareOf}'s gain` : ''}`,
+        )
+        .join(' + ')}` +
+      `):`,
   ];
   for (const [label, e] of Object.entries(values)) {
     const d = differences.find((x) => x.rival === label);
     lines.push(
-      `  ${label.padEnd(20)} ${f(e.value)} ± ${f(e.se)}${d ? `   pick − this: ${d.gain >= 0 ? '+' : ''}${f(d.gain)} ± ${f(d.pairedSe)} (paired SE)${d.significant ? ' > 2 SE' : ''}` : label === pickLabel ? '   (the final pick)' : ''}`,
+      `  ${label.padEnd(20)} ${f(e.value)} ± ${f(e.se)}` +
+        `${
+          d
+            ? `   pick − this: ${d.gain >= 0 ? '+' : ''}${f(d.gain)}` +
+              ` ± ${f(d.pairedSe)} (paired SE)${d.significant ? ' > 2 SE' : ''}`
+            : label === pickLabel
+              ? '   (the final pick)'
+              : ''
+        }`,
     );
   }
   const beatsAll =
@@ -71,8 +87,11 @@ export function testObjectiveComparison(
     const worst = [...differences].sort((a, b) => a.gain / a.pairedSe - b.gain / b.pairedSe)[0]!;
     lines.push(
       beatsAll
-        ? `The final pick beats every source and reference merge on the test objective by more than 2 paired standard errors (closest: ${worst.rival}, +${f(worst.gain)} ± ${f(worst.pairedSe)}).`
-        : `The final pick does NOT beat every source and reference merge on the test objective by more than 2 paired standard errors (closest: ${worst.rival}, ${worst.gain >= 0 ? '+' : ''}${f(worst.gain)} ± ${f(worst.pairedSe)}).`,
+        ? `The final pick beats every source and reference merge on the test objective by more than 2 paired standard ` +
+            `errors (closest: ${worst.rival}, +${f(worst.gain)} ± ${f(worst.pairedSe)}).`
+        : `The final pick does NOT beat every source and reference merge on the test objective by more than 2 paired ` +
+            `standard errors (closest: ${worst.rival}, ${worst.gain >= 0 ? '+' : ''}${f(worst.gain)} ± ` +
+            `${f(worst.pairedSe)}).`,
     );
   }
   return { values, differences, beatsAll, lines };

@@ -210,7 +210,8 @@ export function checkDatabaseIsOurs(dbFile: string, setup: CampaignSetup): void 
           : `it holds campaign "${other.name}"`;
       throw new EvomergeError(
         'search.other_campaign',
-        `this database belongs to another campaign (${why}; config hash ${other.configHash.slice(0, 12)} ≠ ${setup.configHash.slice(0, 12)}); use another --db`,
+        `this database belongs to another campaign (${why}; config hash ${other.configHash.slice(0, 12)} ≠ ` +
+          `${setup.configHash.slice(0, 12)}); use another --db`,
         { file: dbFile },
       );
     }

@@ -82,7 +82,9 @@ export function inputsChangedError(changes: readonly InputChange[], what: string
       : '';
   return new EvomergeError(
     'search.inputs_changed',
-    `${first.role} ${first.newDigest === MISSING ? 'is gone' : 'changed'} since the campaign recorded it${more}; ${what} would mix results of different inputs — restore it, use another --db, or pass --accept-changed-inputs (recorded in the campaign)`,
+    `${first.role} ${first.newDigest === MISSING ? 'is gone' : 'changed'} since the campaign recorded it${more}; ` +
+      `${what} would mix results of different inputs — restore it, use another --db, or pass --accept-changed-inputs ` +
+      `(recorded in the campaign)`,
     { file: first.path },
   );
 }

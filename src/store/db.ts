@@ -122,7 +122,8 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
       if (version !== SCHEMA_VERSION && !(typeof version === 'number' && version in MIGRATIONS)) {
         throw new EvomergeError(
           'store.schema_version',
-          `schema version ${row?.version}; this evomerge reads version ${SCHEMA_VERSION} (and migrates ${Object.keys(MIGRATIONS).join(', ')})`,
+          `schema version ${row?.version}; this evomerge reads version ${SCHEMA_VERSION} (and migrates ` +
+            `${Object.keys(MIGRATIONS).join(', ')})`,
           { file, field: 'schema_version' },
         );
       }

@@ -64,7 +64,8 @@ export function acquireDatabaseLock(dbFile: string): DatabaseLock {
     const who = owner ? `pid ${owner.pid} on ${owner.host}, since ${owner.since}` : 'an unreadable lock file';
     throw new EvomergeError(
       'store.locked',
-      `another evomerge is writing this database (${who}); one search per database at a time — wait for it, stop it, or use another --db (remove ${file} only if that process is gone)`,
+      `another evomerge is writing this database (${who}); one search per database at a time — wait for it, stop it, ` +
+        `or use another --db (remove ${file} only if that process is gone)`,
       { file: dbFile },
     );
   }

@@ -133,7 +133,10 @@ describe('resident source cache', () => {
     }
     expect(lines.length).toBe(1);
     expect(lines[0]).toMatch(
-      /^evomerge: gpu: sources do not fit on .+ \(the resident budget of 0\.1 MiB is reached; 0\.1 MiB resident\): streaming the remaining source tensors per merge/,
+      new RegExp(
+        '^evomerge: gpu: sources do not fit on .+ \\(the resident budget of 0\\.1 MiB is reached; ' +
+          '0\\.1 MiB resident\\): streaming the remaining source tensors per merge',
+      ),
     );
     expect(tight.cache.streaming).toBe(true);
     expect(tight.cache.bytes).toBe(2 * N * 4);

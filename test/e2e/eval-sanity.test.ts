@@ -57,7 +57,8 @@ describe('eval model sanity', () => {
     const r = evalCli(dir, '--suite', path.join(repoRoot, 'evals/micro.yaml'), '--tasks', 'lang', '--limit', '3');
     expect(r.status, r.stdout).toBe(1);
     expect(errorLines(r.stderr)).toEqual([
-      `evomerge: ${file}: tensor "model.layers.1.self_attn.q_proj.weight": holds NaN at element 0; a checkpoint with NaN or Inf weights cannot be scored`,
+      `evomerge: ${file}: tensor "model.layers.1.self_attn.q_proj.weight": holds NaN at element 0; a checkpoint with ` +
+        `NaN or Inf weights cannot be scored`,
     ]);
     expect(treeHash(dir)).toBe(before);
   });
@@ -69,7 +70,8 @@ describe('eval model sanity', () => {
     const a = evalCli(path.join(zoo, 'base'), '--suite', gen);
     expect(a.status, `eval hung or passed: ${a.stdout}`).toBe(1);
     expect(errorLines(a.stderr)).toEqual([
-      `evomerge: ${gen}: tasks.t.max_new_tokens: max_new_tokens 1000 leaves no room for a prompt: the model's context is 256 tokens (max_position_embeddings in ${zoo}/base/config.json)`,
+      `evomerge: ${gen}: tasks.t.max_new_tokens: max_new_tokens 1000 leaves no room for a prompt: the model's context ` +
+        `is 256 tokens (max_position_embeddings in ${zoo}/base/config.json)`,
     ]);
 
     const long = 'what is 2 plus 2? '.repeat(15); // 270 bytes = tokens
@@ -80,7 +82,9 @@ describe('eval model sanity', () => {
     const b = evalCli(path.join(zoo, 'base'), '--suite', prompt);
     expect(b.status, b.stdout).toBe(1);
     expect(errorLines(b.stderr)).toEqual([
-      `evomerge: ${path.join(tmp, 'prompt.jsonl')}:2: prompt: the prompt is 270 tokens, plus 4 new tokens (max_new_tokens), past the model's context: the model's context is 256 tokens (max_position_embeddings in ${zoo}/base/config.json); shorten it or drop the item`,
+      `evomerge: ${path.join(tmp, 'prompt.jsonl')}:2: prompt: the prompt is 270 tokens, plus 4 new tokens ` +
+        `(max_new_tokens), past the model's context: the model's context is 256 tokens (max_position_embeddings in ` +
+        `${zoo}/base/config.json); shorten it or drop the item`,
     ]);
 
     const text = suiteWith('text', '    kind: loglik', [{ text: long }]);

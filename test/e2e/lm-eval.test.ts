@@ -120,7 +120,8 @@ describe('a campaign over lm-eval tasks', () => {
       expect(first.status).toBe(0);
       expect(first.stdout).toMatch(/candidates: 4 evaluated/);
       expect(first.stdout).toContain(
-        `lm-eval task lm_math_words (${path.join(repoRoot, 'evals/lm-eval/micro_math_words.yaml')}): fit = split "validation"; test = split "test"; few-shot: none; chat template: none`,
+        `lm-eval task lm_math_words (${path.join(repoRoot, 'evals/lm-eval/micro_math_words.yaml')}): fit = split ` +
+          `"validation"; test = split "test"; few-shot: none; chat template: none`,
       );
       const resumed = runCli(tmp, 'search', file, '--db', dbA, '--device', 'cpu', '--budget', '8');
       expect(resumed.status).toBe(0);
@@ -174,7 +175,8 @@ describe('a campaign over lm-eval tasks', () => {
     const lines = errorLines(ev.stderr);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toBe(
-      `evomerge: ${sharedTasks}/hellaswag/hellaswag.yaml: process_docs: !function utils.process_docs: runs Python code on the dataset, which evomerge cannot run; preprocess the data into local files instead`,
+      `evomerge: ${sharedTasks}/hellaswag/hellaswag.yaml: process_docs: !function utils.process_docs: runs Python ` +
+        `code on the dataset, which evomerge cannot run; preprocess the data into local files instead`,
     );
     expect(ev.stdout).toBe('');
     const file = writeSpace(tmp, 'bad-space.yaml', { ...space(), suite });

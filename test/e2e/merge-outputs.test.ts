@@ -23,7 +23,8 @@ beforeAll(() => {
   recipe = path.join(tmp, 'recipe.yaml');
   writeFileSync(
     recipe,
-    `merge_method: task_arithmetic\nbase_model: base-link\nmodels:\n  - model: zoo/expert-math\n    parameters: {weight: 0.5}\n  - model: zoo/expert-lang\n    parameters: {weight: 0.5}\n`,
+    `merge_method: task_arithmetic\nbase_model: base-link\nmodels:\n  - model: zoo/expert-math\n    parameters: ` +
+      `{weight: 0.5}\n  - model: zoo/expert-lang\n    parameters: {weight: 0.5}\n`,
   );
   before = zooHash();
 });

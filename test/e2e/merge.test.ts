@@ -179,7 +179,8 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
   });
 
   const ties = (expert: string, extra = '') =>
-    `merge_method: ties\nbase_model: pico/base\nparameters: {density: 0.5${extra}}\nmodels:\n  - model: pico/a\n    parameters: {weight: 1}\n  - model: pico/${expert}\n    parameters: {weight: 1}\n`;
+    `merge_method: ties\nbase_model: pico/base\nparameters: {density: 0.5${extra}}\nmodels:\n  - model: pico/a\n    ` +
+    `parameters: {weight: 1}\n  - model: pico/${expert}\n    parameters: {weight: 1}\n`;
   const cases: { name: string; yaml: () => string; code: string; line: (recipe: string) => RegExp }[] = [
     {
       name: 'unknown key',
@@ -206,7 +207,8 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
       code: 'merge.shape_mismatch',
       line: () =>
         new RegExp(
-          `^evomerge: ${esc(path.join(models, 'wide/model.safetensors'))}: tensor "model\\.layers\\.1\\.mlp\\.up_proj\\.weight": shape \\[7, 4\\] differs from \\[6, 4\\]`,
+          `^evomerge: ${esc(path.join(models, 'wide/model.safetensors'))}: tensor ` +
+            `"model\\.layers\\.1\\.mlp\\.up_proj\\.weight": shape \\[7, 4\\] differs from \\[6, 4\\]`,
         ),
     },
     {
@@ -215,7 +217,8 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
       code: 'merge.tensor_missing',
       line: () =>
         new RegExp(
-          `^evomerge: ${esc(path.join(models, 'renamed/model.safetensors'))}: tensor "model\\.layers\\.0\\.self_attn\\.q_proj\\.weight": missing`,
+          `^evomerge: ${esc(path.join(models, 'renamed/model.safetensors'))}: tensor ` +
+            `"model\\.layers\\.0\\.self_attn\\.q_proj\\.weight": missing`,
         ),
     },
     {
@@ -241,7 +244,8 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
       code: 'merge.non_finite',
       line: () =>
         new RegExp(
-          `^evomerge: ${esc(path.join(models, 'nan/model.safetensors'))}: tensor "model\\.layers\\.1\\.mlp\\.up_proj\\.weight": holds NaN at element 13`,
+          `^evomerge: ${esc(path.join(models, 'nan/model.safetensors'))}: tensor "model\\.layers\\.1\\.mlp\\.up_proj\\` +
+            `.weight": holds NaN at element 13`,
         ),
     },
   ];

@@ -208,7 +208,10 @@ describe('a campaign on a job queue', () => {
     expect(errors).toHaveLength(1);
     // the first file the job names outside the root: the eval suite (the models live beside it)
     expect(errors[0]).toMatch(
-      /^evomerge: \/.*\/evals\/micro\.yaml: outside this worker's models roots \(.*\); start it with --models-root \(job refused by worker .*\)$/,
+      new RegExp(
+        "^evomerge: \\/.*\\/evals\\/micro\\.yaml: outside this worker's models roots \\(.*\\); " +
+          'start it with --models-root \\(job refused by worker .*\\)$',
+      ),
     );
     expect(existsSync(db)).toBe(true);
     expect(searchCount(db)).toBe(0);

@@ -60,56 +60,61 @@ describe('evomerge export', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
       new RegExp(
-        `exp\\.sqlite: candidate #${w.ordinal}: gate "math_words_floor" fails on the test split: math_words/exact_match 0\\.\\d+ < 0\\.0500.*--force`,
+        `exp\\.sqlite: candidate #${w.ordinal}: gate "math_words_floor" fails on the test split: ` +
+          `math_words/exact_match 0\\.\\d+ < 0\\.0500.*--force`,
       ),
     );
     expect(existsSync(out)).toBe(false);
   });
 
-  it('--force exports it: checkpoint, recipe and scores; the checkpoint scores what the database recorded; the recipe re-merges to the same tensors', () => {
-    const w = weakest();
-    const out = path.join(tmp, 'forced');
-    const r = runCli(tmp, 'export', db, '--candidate', `#${w.ordinal}`, '-o', out, '--force', '--device', 'cpu');
-    expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`exported candidate #${w.ordinal} .*math_words_floor FAIL.*\\(forced\\)`));
-    for (const f of ['config.json', 'model.safetensors', 'recipe.yaml', 'scores.json'])
-      expect(existsSync(path.join(out, f)), f).toBe(true);
-    const scores = JSON.parse(readFileSync(path.join(out, 'scores.json'), 'utf8'));
-    expect(scores.candidate).toBe(w.ordinal);
-    expect(scores.forced).toBe(true);
-    expect(scores.genome.method).toBe(w.method);
-    expect(scores.test_gates.find((v: { gate: string }) => v.gate === 'math_words_floor').pass).toBe(false);
+  it(
+    '--force exports it: checkpoint, recipe and scores; the checkpoint scores what the database recorded; the recipe ' +
+      're-merges to the same tensors',
+    () => {
+      const w = weakest();
+      const out = path.join(tmp, 'forced');
+      const r = runCli(tmp, 'export', db, '--candidate', `#${w.ordinal}`, '-o', out, '--force', '--device', 'cpu');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`exported candidate #${w.ordinal} .*math_words_floor FAIL.*\\(forced\\)`));
+      for (const f of ['config.json', 'model.safetensors', 'recipe.yaml', 'scores.json'])
+        expect(existsSync(path.join(out, f)), f).toBe(true);
+      const scores = JSON.parse(readFileSync(path.join(out, 'scores.json'), 'utf8'));
+      expect(scores.candidate).toBe(w.ordinal);
+      expect(scores.forced).toBe(true);
+      expect(scores.genome.method).toBe(w.method);
+      expect(scores.test_gates.find((v: { gate: string }) => v.gate === 'math_words_floor').pass).toBe(false);
 
-    // the exported checkpoint, scored from disk, gives the fit scores recorded during the search (in memory)
-    const ev = runCli(
-      tmp,
-      'eval',
-      out,
-      '--suite',
-      path.join(repoRoot, 'evals/micro.yaml'),
-      '--limit',
-      '12',
-      '--tasks',
-      'composite,lang',
-      '--json',
-    );
-    expect(ev.status).toBe(0);
-    const got = JSON.parse(ev.stdout).scores as { task: string; value: number }[];
-    const fit = scores.fit as { task: string; metric: string; value: number }[];
-    expect(got.find((s) => s.task === 'composite')!.value).toBe(
-      fit.find((s) => s.task === 'composite' && s.metric === 'exact_match')!.value,
-    );
-    expect(got.find((s) => s.task === 'lang')!.value).toBeCloseTo(fit.find((s) => s.task === 'lang')!.value, 6);
+      // the exported checkpoint, scored from disk, gives the fit scores recorded during the search (in memory)
+      const ev = runCli(
+        tmp,
+        'eval',
+        out,
+        '--suite',
+        path.join(repoRoot, 'evals/micro.yaml'),
+        '--limit',
+        '12',
+        '--tasks',
+        'composite,lang',
+        '--json',
+      );
+      expect(ev.status).toBe(0);
+      const got = JSON.parse(ev.stdout).scores as { task: string; value: number }[];
+      const fit = scores.fit as { task: string; metric: string; value: number }[];
+      expect(got.find((s) => s.task === 'composite')!.value).toBe(
+        fit.find((s) => s.task === 'composite' && s.metric === 'exact_match')!.value,
+      );
+      expect(got.find((s) => s.task === 'lang')!.value).toBeCloseTo(fit.find((s) => s.task === 'lang')!.value, 6);
 
-    // the recipe (model paths relative to the export folder) reproduces the checkpoint with evomerge merge
-    const recipe = readFileSync(path.join(out, 'recipe.yaml'), 'utf8');
-    expect(recipe).toMatch(/merge_method: (task_arithmetic|dare_ties)/);
-    expect(recipe).toContain('base_model: ../');
-    const again = path.join(tmp, 'remerged');
-    const m = runCli(tmp, 'merge', path.join(out, 'recipe.yaml'), '-o', again, '--device', 'cpu');
-    expect(m.status).toBe(0);
-    sameTensors(out, again);
-  });
+      // the recipe (model paths relative to the export folder) reproduces the checkpoint with evomerge merge
+      const recipe = readFileSync(path.join(out, 'recipe.yaml'), 'utf8');
+      expect(recipe).toMatch(/merge_method: (task_arithmetic|dare_ties)/);
+      expect(recipe).toContain('base_model: ../');
+      const again = path.join(tmp, 'remerged');
+      const m = runCli(tmp, 'merge', path.join(out, 'recipe.yaml'), '-o', again, '--device', 'cpu');
+      expect(m.status).toBe(0);
+      sameTensors(out, again);
+    },
+  );
 
   it('exports the best kept candidate when it clears every gate on the test split', () => {
     const rep = JSON.parse(runCli(tmp, 'report', db, '--json').stdout);

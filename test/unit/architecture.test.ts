@@ -132,6 +132,23 @@ describe('architecture', () => {
     }
     expect(violations).toEqual([]);
   });
+  it('keeps every line within 140 characters', () => {
+    const root = path.resolve(__dirname, '../..');
+    const walk = (dir: string): string[] =>
+      readdirSync(dir).flatMap((name) => {
+        const full = path.join(dir, name);
+        if (statSync(full).isDirectory()) return walk(full);
+        return /\.(ts|mjs)$/.test(name) ? [full] : [];
+      });
+    const long = ['src', 'test', 'bench'].flatMap((dir) =>
+      walk(path.join(root, dir)).flatMap((file) =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .flatMap((line, i) => (line.length > 140 ? [`${path.relative(root, file)}:${i + 1}`] : [])),
+      ),
+    );
+    expect(long).toEqual([]);
+  });
 });
 
 /** The strongly connected components of more than one node (or a node importing itself): each is a cycle. */

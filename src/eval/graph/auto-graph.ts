@@ -55,7 +55,8 @@ export function baseTokenizerFile(baseDir: string, suiteFile: string): string {
   if (!existsSync(file)) {
     throw new EvomergeError(
       'eval.no_tokenizer',
-      `missing: the graph is built from ${baseDir}, whose tokenizer.json the suite's tokenizer: auto reads (or set tokenizer: in ${suiteFile})`,
+      `missing: the graph is built from ${baseDir}, whose tokenizer.json the suite's tokenizer: auto reads (or set ` +
+        `tokenizer: in ${suiteFile})`,
       { file, field: 'tokenizer' },
     );
   }

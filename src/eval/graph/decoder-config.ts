@@ -63,7 +63,8 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
   if (!DECODER_FAMILIES.includes(family)) {
     return fail(
       'architectures',
-      `${archs[0]} is not supported; evomerge builds graphs for ${DECODER_FAMILIES.join(', ')} (or give the suite a graph: exported with optimum)`,
+      `${archs[0]} is not supported; evomerge builds graphs for ${DECODER_FAMILIES.join(', ')} (or give the suite a ` +
+        `graph: exported with optimum)`,
     );
   }
   const posInt = (key: string, fallback?: number): number => {

@@ -52,7 +52,9 @@ export function describeProtocol(s: LmEvalSettings): Record<string, string> {
   let fewshot = 'none';
   if (s.numFewshot > 0) {
     const source = s.task.fewshotSamples ? 'fewshot_config.samples (inline)' : `split "${fewshotSource(s)}"`;
-    fewshot = `${s.numFewshot} from ${source}, sampler ${s.task.fewshotSampler}${s.task.fewshotSampler === 'default' ? `, seed ${s.fewshotSeed}` : ''}`;
+    fewshot =
+      `${s.numFewshot} from ${source}, sampler ${s.task.fewshotSampler}` +
+      `${s.task.fewshotSampler === 'default' ? `, seed ${s.fewshotSeed}` : ''}`;
   }
   return { task_file: s.task.file, fit, test, fewshot, chat_template: s.chatTemplate ? s.chatTemplate.file : 'none' };
 }

@@ -101,7 +101,8 @@ export function parseLmEvalEntry(raw: Record<string, unknown>, at: string, ctx: 
     const where = raw.max_gen_toks !== undefined ? `${at}.max_gen_toks` : `${at}.lm_eval`;
     throw new EvomergeError(
       'eval.bad_suite',
-      `max_gen_toks ${maxGenToks} leaves no room for the prompt in the model's ${ctx.maxLength}-token context; set max_gen_toks in the suite task`,
+      `max_gen_toks ${maxGenToks} leaves no room for the prompt in the model's ${ctx.maxLength}-token context; set ` +
+        `max_gen_toks in the suite task`,
       { file, field: where },
     );
   }

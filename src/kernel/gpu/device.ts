@@ -93,7 +93,8 @@ export class GpuDevice {
     if (adapter === null) {
       throw new EvomergeError(
         'gpu.no_adapter',
-        'no WebGPU adapter found (no Vulkan/Metal/D3D12 driver); use --device cpu, or install a GPU driver (Mesa lavapipe for tests, see DEVELOPERS.md)',
+        'no WebGPU adapter found (no Vulkan/Metal/D3D12 driver); use --device cpu, or install a GPU driver (Mesa ' +
+          'lavapipe for tests, see DEVELOPERS.md)',
         { field: '--device' },
       );
     }
@@ -101,7 +102,8 @@ export class GpuDevice {
     if (description.software && !options.allowSoftware) {
       throw new EvomergeError(
         'gpu.no_adapter',
-        `only a software adapter is available (${description.text}); --device auto does not use it — pass --device gpu to force it, or --device cpu`,
+        `only a software adapter is available (${description.text}); --device auto does not use it — pass --device ` +
+          `gpu to force it, or --device cpu`,
         { field: '--device' },
       );
     }

@@ -142,7 +142,8 @@ export class ResidentCache {
   private stopResidency(why: string): void {
     this.full = true;
     this.options.log(
-      `evomerge: gpu: sources do not fit on ${this.gpu.adapter.text} (${why}; ${mib(this.residentBytes)} resident): streaming the remaining source tensors per merge (slower)`,
+      `evomerge: gpu: sources do not fit on ${this.gpu.adapter.text} (${why}; ${mib(this.residentBytes)} resident): ` +
+        `streaming the remaining source tensors per merge (slower)`,
     );
   }
 

@@ -73,7 +73,8 @@ export async function taskArithmetic(
       const d = op.inputs[m].density;
       throw new EvomergeError(
         'merge.density_zero',
-        `density ${d} keeps int(${d}·${n}) = 0 elements of model ${op.inputs[m].ref.model}; mergekit refuses this (assert k > 0): raise density for this tensor`,
+        `density ${d} keeps int(${d}·${n}) = 0 elements of model ${op.inputs[m].ref.model}; mergekit refuses this ` +
+          `(assert k > 0): raise density for this tensor`,
         { field: `tensor "${job.name}"` },
       );
     }

@@ -527,7 +527,8 @@ function campaignFacts(
   const searchMinutes = (lastSearch - firstSearch) / 60000;
   const rate =
     finished.length && searchMinutes > 0
-      ? `${(finished.length / searchMinutes).toFixed(1)} candidates/minute (${finished.length} finished over ${formatMinutes(searchMinutes)}, pauses between runs included)`
+      ? `${(finished.length / searchMinutes).toFixed(1)} candidates/minute (${finished.length} finished over ` +
+        `${formatMinutes(searchMinutes)}, pauses between runs included)`
       : '—';
   const genome = cfg.genome ?? {};
   return [
@@ -541,7 +542,10 @@ function campaignFacts(
     { label: 'optimizer', value: `${cfg.optimizer}${cfg.populationSize ? `, population ${cfg.populationSize}` : ''}` },
     {
       label: 'genome',
-      value: `${genome.layerGroups ?? '?'} layer group(s)${genome.filters?.length ? `, filters ${genome.filters.join(', ')}` : ''}; methods ${(genome.methods ?? []).join(', ')}`,
+      value:
+        `${genome.layerGroups ?? '?'} layer ` +
+        `group(s)${genome.filters?.length ? `, filters ${genome.filters.join(', ')}` : ''}; methods ` +
+        `${(genome.methods ?? []).join(', ')}`,
     },
     {
       label: 'models',

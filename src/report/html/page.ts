@@ -117,7 +117,8 @@ export async function page(d: HtmlReportData): Promise<string> {
   else {
     const thinned =
       d.points.length < d.totalPoints
-        ? ` ${d.points.length} of ${d.totalPoints} candidates drawn: in each of equal bins of candidate numbers, the highest and lowest of each status (so the best is always drawn).`
+        ? ` ${d.points.length} of ${d.totalPoints} candidates drawn: in each of equal bins of candidate numbers, the ` +
+          `highest and lowest of each status (so the best is always drawn).`
         : '';
     const failedNote = r.counts.failed
       ? ` Failed candidates (${failures}) are drawn as crosses under the lowest score.`
@@ -126,7 +127,8 @@ export async function page(d: HtmlReportData): Promise<string> {
     objective = await figure(
       'objective',
       objectiveSpec(d),
-      `Fit objective of each candidate in ask order; dashed lines: the sources (blue) and the reference merges (purple).${keptNote}${failedNote}${thinned}`,
+      `Fit objective of each candidate in ask order; dashed lines: the sources (blue) and the reference merges ` +
+        `(purple).${keptNote}${failedNote}${thinned}`,
     );
   }
   sections.push(section('Objective per candidate', objective));
@@ -142,7 +144,9 @@ export async function page(d: HtmlReportData): Promise<string> {
     const worst = [...d.gateRejections].sort((a, b) => b.rejected - a.rejected)[0];
     const worstSentence =
       worst && worst.rejected > 0
-        ? `${worst.gate} rejected the most candidates: ${worst.rejected} of ${r.gates.find((g) => g.gate === worst.gate)?.judged ?? '?'} judged, ${worst.sole} of them by this gate alone.`
+        ? `${worst.gate} rejected the most candidates: ${worst.rejected} of ` +
+          `${r.gates.find((g) => g.gate === worst.gate)?.judged ?? '?'} judged, ${worst.sole} of them by this gate ` +
+          `alone.`
         : 'No gate rejected any candidate.';
     gates =
       (await figure(
@@ -174,7 +178,8 @@ export async function page(d: HtmlReportData): Promise<string> {
         await figure(
           `genome-${p}`,
           genomeHeatmapSpec(d, p),
-          `${p} of the best kept candidate #${d.bestGenome.ordinal} (${d.bestGenome.method}, fit objective ${f3(d.bestGenome.objective)}) per source model and layer group.`,
+          `${p} of the best kept candidate #${d.bestGenome.ordinal} (${d.bestGenome.method}, fit objective ` +
+            `${f3(d.bestGenome.objective)}) per source model and layer group.`,
         ),
       );
     genome = parts.join('');
@@ -183,7 +188,8 @@ export async function page(d: HtmlReportData): Promise<string> {
     genome += await figure(
       'genome-moves',
       genomeMovesSpec(d),
-      `${d.movesParam} of each generation’s best candidate (kept if any, else the best scored), per layer group (colour) and source model (dash).`,
+      `${d.movesParam} of each generation’s best candidate (kept if any, else the best scored), per layer group ` +
+        `(colour) and source model (dash).`,
     );
   }
   sections.push(section('Best genome', genome));
@@ -199,7 +205,8 @@ export async function page(d: HtmlReportData): Promise<string> {
   else if (r.campaign.optimizer !== 'cmaes')
     methods = empty(
       'method-probabilities',
-      `The ${r.campaign.optimizer} optimizer draws the method without a learned distribution, so there are no method probabilities to show.`,
+      `The ${r.campaign.optimizer} optimizer draws the method without a learned distribution, so there are no method ` +
+        `probabilities to show.`,
     );
   else
     methods = empty(
@@ -213,13 +220,15 @@ export async function page(d: HtmlReportData): Promise<string> {
   if (d.fitVsTest.length === 0)
     fitTest = empty(
       'fit-vs-test',
-      'Nothing has been scored on the test split yet: the sources, references and best kept candidates are scored on it when the budget is spent.',
+      'Nothing has been scored on the test split yet: the sources, references and best kept candidates are scored on ' +
+        'it when the budget is spent.',
     );
   else
     fitTest = await figure(
       'fit-vs-test',
       fitVsTestSpec(d),
-      `${d.fitVsTestMeasure} on the fit and test splits, ±1 standard error; points under the dashed line lost on test what they won on fit.`,
+      `${d.fitVsTestMeasure} on the fit and test splits, ±1 standard error; points under the dashed line lost on test ` +
+        `what they won on fit.`,
     );
   fitTest += `<p class="verdict">${esc(r.conclusion.sentence)}</p>`;
   sections.push(section('Fit vs test', fitTest));
@@ -257,21 +266,33 @@ export async function page(d: HtmlReportData): Promise<string> {
   const summary =
     n === 0
       ? noCandidate
-      : `${n} candidate(s) over ${r.counts.generations} generation(s): ${r.counts.kept} kept, ${r.counts.rejected} rejected, ${r.counts.failed} failed.` +
+      : `${n} candidate(s) over ${r.counts.generations} generation(s): ${r.counts.kept} kept, ${r.counts.rejected} ` +
+        `rejected, ${r.counts.failed} failed.` +
         (r.fitObjective.best !== undefined
-          ? ` Best kept fit objective ${f3(r.fitObjective.best)}${r.fitObjective.bestRival ? ` against ${f3(r.fitObjective.bestRival.value)} for the best source or reference (${r.fitObjective.bestRival.label})` : ''}.`
+          ? ` Best kept fit objective ${f3(r.fitObjective.best)}` +
+            `${
+              r.fitObjective.bestRival
+                ? ` against ${f3(r.fitObjective.bestRival.value)}` +
+                  ` for the best source or reference (${r.fitObjective.bestRival.label})`
+                : ''
+            }` +
+            `.`
           : '');
-  return `<!doctype html>
+  return (
+    `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>evomerge campaign ${esc(r.campaign.name)}</title>
 <style>${CSS}</style></head>
 <body><header><h1>Campaign “${esc(r.campaign.name)}”</h1>
 <p class="summary">${esc(summary)}</p>
-<p class="objective">Objective (fit split, maximised): ${esc(r.objective.map((t) => `${t.weight} × ${t.task}/${t.metric}`).join(' + '))}</p></header>
+<p class="objective">Objective (fit split, maximised): ` +
+    `${esc(r.objective.map((t) => `${t.weight} × ${t.task}/${t.metric}`).join(' + '))}</p></header>
 ${sections.join('\n')}
-<footer>Written by evomerge from ${esc(r.db)} at ${esc(new Date().toISOString())}; it reads only the campaign database. Hover over a mark for its values.</footer>
+<footer>Written by evomerge from ${esc(r.db)} at ${esc(new Date().toISOString())}; it reads only the campaign ` +
+    `database. Hover over a mark for its values.</footer>
 </body></html>
-`;
+`
+  );
 }
 
 function section(title: string, body: string): string {
@@ -279,14 +300,24 @@ function section(title: string, body: string): string {
 }
 
 function table(header: string[], rows: string[][]): string {
-  return `<table><thead><tr>${header.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  return (
+    `<table><thead><tr>${header.map((h) => `<th>${esc(h)}</th>`).join('')}` +
+    `</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}` +
+    `</tbody></table>`
+  );
 }
 
-const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1100px;padding:1em 1.5em;color:#222}
-h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+const CSS =
+  `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 ` +
+  `auto;max-width:1100px;padding:1em 1.5em;color:#222}
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;border-bottom:1px solid ` +
+  `#ddd;padding-bottom:.2em;margin-top:1.6em}
 figure.plot{display:inline-block;margin:.5em 1em .8em 0;vertical-align:top}figure.plot svg{max-width:100%;height:auto}
-figcaption{font-size:.85em;color:#555;max-width:700px}.empty{color:#8a4b00;background:#fff7e6;border-left:3px solid #f0a020;padding:.5em .8em}
+figcaption{font-size:.85em;color:#555;max-width:700px}.empty{color:#8a4b00;background:#fff7e6;border-left:3px solid ` +
+  `#f0a020;padding:.5em .8em}
 .verdict{font-weight:600}table{border-collapse:collapse;font-size:.82em;margin:.6em 0;display:block;overflow-x:auto}
-th,td{border:1px solid #ddd;padding:.2em .5em;text-align:right;white-space:nowrap}th:first-child,td:first-child{text-align:left}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;font-size:.9em}dt{font-weight:600}dd{margin:0;word-break:break-all}
+th,td{border:1px solid #ddd;padding:.2em .5em;text-align:right;white-space:nowrap}th:first-child,td:first-child{text-a` +
+  `lign:left}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em ` +
+  `1em;font-size:.9em}dt{font-weight:600}dd{margin:0;word-break:break-all}
 footer{margin-top:2em;font-size:.8em;color:#777}`;

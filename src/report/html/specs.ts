@@ -97,7 +97,9 @@ export function objectiveSpec(d: HtmlReportData): VegaSpec {
             fill: { scale: 'status', field: 'status' },
             fillOpacity: { value: 0.75 },
             description: {
-              signal: `'#' + datum.ordinal + ' (generation ' + datum.generation + '): ' + datum.status + (datum.objective === null ? '' : ', objective ' + ${fmt('objective')})`,
+              signal:
+                `'#' + datum.ordinal + ' (generation ' + datum.generation + '): ' + datum.status + ` +
+                `(datum.objective === null ? '' : ', objective ' + ${fmt('objective')})`,
             },
           },
         },
@@ -517,7 +519,9 @@ export function fitVsTestSpec(d: HtmlReportData): VegaSpec {
             size: { value: 50 },
             fill: { scale: 'kind', field: 'kind' },
             description: {
-              signal: `datum.label + ': fit ' + ${fmt('fit', 3)} + ' ± ' + ${fmt('fitSe', 3)} + ', test ' + ${fmt('test', 3)} + ' ± ' + ${fmt('testSe', 3)}`,
+              signal:
+                `datum.label + ': fit ' + ${fmt('fit', 3)} + ' ± ' + ${fmt('fitSe', 3)} + ', test ' + ` +
+                `${fmt('test', 3)} + ' ± ' + ${fmt('testSe', 3)}`,
             },
           },
         },

@@ -322,7 +322,8 @@ export class CmaOptimizer extends GenerationalOptimizer {
       return (w[k] * n) / (t.reduce((s, e) => s + e * e, 0) + 1e-8);
     });
 
-    // (eq. 47) C ← (1 + c1 δ(h_σ) − c1 − c_μ Σw_j) C + c1 p_c p_cᵀ + c_μ Σ w°_i y_i y_iᵀ,  δ(h_σ) = (1 − h_σ) c_c (2 − c_c)
+    // (eq. 47) C ← (1 + c1 δ(h_σ) − c1 − c_μ Σw_j) C + c1 p_c p_cᵀ + c_μ Σ w°_i y_i y_iᵀ,
+    //         δ(h_σ) = (1 − h_σ) c_c (2 − c_c)
     const deltaH = (1 - hSigma) * cc * (2 - cc);
     const sumW = w.reduce((s, e) => s + e, 0);
     const decay = 1 + c1 * deltaH - c1 - cMu * sumW;

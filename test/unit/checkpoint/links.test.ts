@@ -62,7 +62,8 @@ describe('links in a model folder', () => {
     fs.symlinkSync(secret, path.join(dir, 'byte_tokenizer.json'));
     const out = path.join(tmp, 'tok-out');
     expect(codeOf(() => writeCopy(dir, out))).toBe(
-      `checkpoint.link_outside: ${dir}/byte_tokenizer.json: is a link to ${secret}, outside the model folder ${dir}; refusing to read or copy it`,
+      `checkpoint.link_outside: ${dir}/byte_tokenizer.json: is a link to ${secret}, outside the model folder ${dir}; ` +
+        `refusing to read or copy it`,
     );
     expect(fs.existsSync(out)).toBe(false);
   });

@@ -18,7 +18,9 @@ let suite: string;
 function writeSuite(file: string, baseDir = base): string {
   writeFileSync(
     file,
-    `base_model: ${baseDir}\ntasks:\n  gen:\n    kind: generate\n    fit: data/gen.jsonl\n    test: data/gen.jsonl\n    max_new_tokens: 6\n    stop: "\\n"\n  text:\n    kind: loglik\n    fit: data/text.jsonl\n    test: data/text.jsonl\n`,
+    `base_model: ${baseDir}\ntasks:\n  gen:\n    kind: generate\n    fit: data/gen.jsonl\n    test: data/gen.jsonl\n  ` +
+      `  max_new_tokens: 6\n    stop: "\\n"\n  text:\n    kind: loglik\n    fit: data/text.jsonl\n    test: ` +
+      `data/text.jsonl\n`,
   );
   return file;
 }
@@ -126,7 +128,8 @@ describe('graph: auto refuses bad input in one line', () => {
     const dir = variant('gpt2', (c) => (c.architectures = ['GPT2LMHeadModel']));
     const e = await refusal(dir);
     expect(e.message).toBe(
-      `${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`,
+      `${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs for ` +
+        `LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`,
     );
   });
 
@@ -142,7 +145,8 @@ describe('graph: auto refuses bad input in one line', () => {
     const e = await refusal(dir);
     expect(e.code).toBe('graph.shape_mismatch');
     expect(e.message).toBe(
-      `${join(dir, 'model.safetensors')}: tensor "model.layers.0.mlp.gate_proj.weight": shape [96, 64] but ${join(dir, 'config.json')} implies [128, 64]`,
+      `${join(dir, 'model.safetensors')}: tensor "model.layers.0.mlp.gate_proj.weight": shape [96, 64] but ` +
+        `${join(dir, 'config.json')} implies [128, 64]`,
     );
   });
 
@@ -180,7 +184,8 @@ describe('graph: auto refuses bad input in one line', () => {
     expect(bad.status).toBe(1);
     expect(bad.stdout).toBe('');
     expect(bad.stderr.trim().split('\n')).toEqual([
-      `evomerge: ${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`,
+      `evomerge: ${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs ` +
+        `for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`,
     ]);
   });
 

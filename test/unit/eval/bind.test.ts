@@ -130,43 +130,47 @@ describe('binding', () => {
   });
 
   for (const external of [false, true]) {
-    it(`binds by content an export with renamed, transposed weights${external ? ' in an external data file' : ''}, with the same scores`, async () => {
-      const dir = mkdtempSync(join(tmp, 'export-'));
-      const { path, transposed } = writeExportLikeGraph(dir, { external });
-      expect(transposed).toBeGreaterThan(40);
-      const ev = await Evaluator.create({ suite: SUITE, graph: path });
-      const expert = mathExpert();
-      try {
-        const b = ev.describeBinding()!;
-        expect(b.byContent).toBe(57);
-        expect(b.entries.filter((e) => e.transpose)).toHaveLength(transposed);
-        expect(b.entries.every((e) => e.initializer.startsWith('onnx::'))).toBe(true);
-        expect(b.entries.find((e) => e.tensor === 'lm_head.weight')?.transpose).toBe(true);
-        // The candidate (expert-math, not the base the binding was built on) must be transposed on the way in.
-        const got = await ev.evaluate(expert.tensors, subset);
-        const want = await reference.evaluate(expert.tensors, subset);
-        for (let i = 0; i < want.length; i++) {
-          expect(got[i]!.task).toBe(want[i]!.task);
-          expect(got[i]!.predictions).toEqual(want[i]!.predictions);
-          expect(Math.abs(got[i]!.value - want[i]!.value)).toBeLessThanOrEqual(1e-6);
-        }
-        expect(want.find((s) => s.task === 'math')!.value).toBeGreaterThan(0.5); // the expert really is bound
-        // The other weight mode: a session per candidate, the (transposed) weights written into the model bytes.
-        const rebuilt = await Evaluator.create({ suite: SUITE, graph: path, weightMode: 'rebuild' });
+    it(
+      `binds by content an export with renamed, transposed weights${external ? ' in an external data file' : ''}` +
+        `, with the same scores`,
+      async () => {
+        const dir = mkdtempSync(join(tmp, 'export-'));
+        const { path, transposed } = writeExportLikeGraph(dir, { external });
+        expect(transposed).toBeGreaterThan(40);
+        const ev = await Evaluator.create({ suite: SUITE, graph: path });
+        const expert = mathExpert();
         try {
-          const again = await rebuilt.evaluate(expert.tensors, subset);
+          const b = ev.describeBinding()!;
+          expect(b.byContent).toBe(57);
+          expect(b.entries.filter((e) => e.transpose)).toHaveLength(transposed);
+          expect(b.entries.every((e) => e.initializer.startsWith('onnx::'))).toBe(true);
+          expect(b.entries.find((e) => e.tensor === 'lm_head.weight')?.transpose).toBe(true);
+          // The candidate (expert-math, not the base the binding was built on) must be transposed on the way in.
+          const got = await ev.evaluate(expert.tensors, subset);
+          const want = await reference.evaluate(expert.tensors, subset);
           for (let i = 0; i < want.length; i++) {
-            expect(again[i]!.predictions).toEqual(want[i]!.predictions);
-            expect(Math.abs(again[i]!.value - want[i]!.value)).toBeLessThanOrEqual(1e-5);
+            expect(got[i]!.task).toBe(want[i]!.task);
+            expect(got[i]!.predictions).toEqual(want[i]!.predictions);
+            expect(Math.abs(got[i]!.value - want[i]!.value)).toBeLessThanOrEqual(1e-6);
+          }
+          expect(want.find((s) => s.task === 'math')!.value).toBeGreaterThan(0.5); // the expert really is bound
+          // The other weight mode: a session per candidate, the (transposed) weights written into the model bytes.
+          const rebuilt = await Evaluator.create({ suite: SUITE, graph: path, weightMode: 'rebuild' });
+          try {
+            const again = await rebuilt.evaluate(expert.tensors, subset);
+            for (let i = 0; i < want.length; i++) {
+              expect(again[i]!.predictions).toEqual(want[i]!.predictions);
+              expect(Math.abs(again[i]!.value - want[i]!.value)).toBeLessThanOrEqual(1e-5);
+            }
+          } finally {
+            await rebuilt.close();
           }
         } finally {
-          await rebuilt.close();
+          expert.close();
+          await ev.close();
         }
-      } finally {
-        expert.close();
-        await ev.close();
-      }
-    });
+      },
+    );
   }
 
   it('writes the binding to its cache file', () => {
@@ -217,7 +221,10 @@ describe('binding', () => {
     const base = openModelDir(join(ROOT, 'models/micro/base'));
     try {
       expect(() => buildBinding(OnnxGraph.load(path), base.tensors)).toThrow(
-        /model\.onnx: initializers: cannot bind .*matching no initializer: model\.norm\.weight; the graph stores 1 initializers in 16-bit floats; export it in float32$/,
+        new RegExp(
+          'model\\.onnx: initializers: cannot bind .*matching no initializer: model\\.norm\\.weight; ' +
+            'the graph stores 1 initializers in 16-bit floats; export it in float32$',
+        ),
       );
     } finally {
       base.close();

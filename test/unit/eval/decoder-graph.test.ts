@@ -112,18 +112,22 @@ describe('decoder graph from config.json', () => {
     ['qwen2', 'plain', 'external'],
   ];
   for (const [name, opSet, mode] of cases) {
-    it(`${name} (${opSet} ops, weights ${mode === 'external' ? 'built in' : 'fed per run'}) matches the float64 reference within 1e-4`, async () => {
-      const dir = join(tmp, `${name}-${opSet}-${mode}`);
-      writeTinyDecoder(dir, name, { seed: name.length });
-      const b = await open(dir, { opSet, mode });
-      try {
-        const { prefill, decode } = await checkAgainstReference(b);
-        expect(prefill, 'prefill').toBeLessThanOrEqual(1e-4);
-        expect(decode, 'cached decode').toBeLessThanOrEqual(1e-4);
-      } finally {
-        await b.close();
-      }
-    });
+    it(
+      `${name} (${opSet} ops, weights ${mode === 'external' ? 'built in' : 'fed per run'})` +
+        ` matches the float64 reference within 1e-4`,
+      async () => {
+        const dir = join(tmp, `${name}-${opSet}-${mode}`);
+        writeTinyDecoder(dir, name, { seed: name.length });
+        const b = await open(dir, { opSet, mode });
+        try {
+          const { prefill, decode } = await checkAgainstReference(b);
+          expect(prefill, 'prefill').toBeLessThanOrEqual(1e-4);
+          expect(decode, 'cached decode').toBeLessThanOrEqual(1e-4);
+        } finally {
+          await b.close();
+        }
+      },
+    );
   }
 
   it('runs a layer path (a layer skipped, one repeated) as the reference does', async () => {

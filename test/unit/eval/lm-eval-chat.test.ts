@@ -15,10 +15,13 @@ import { openModelDir } from '../../../src/checkpoint/model-dir.ts';
 import { MGSM_EN, repoRoot, sharedTasks, writeHubData } from '../../fixtures/lm-eval-data.ts';
 
 const CHATML =
-  "{%- for message in messages %}\n  {%- if loop.first and message['role'] != 'system' %}\n    {{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}\n  {%- endif %}\n" +
-  "  {{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}\n{%- endfor %}\n{%- if add_generation_prompt %}\n  {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n";
+  "{%- for message in messages %}\n  {%- if loop.first and message['role'] != 'system' %}\n    {{- " +
+  "'<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}\n  {%- endif %}\n" +
+  "  {{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}\n{%- endfor %}\n{%- " +
+  "if add_generation_prompt %}\n  {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n";
 const LLAMA3 =
-  "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}" +
+  "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' " +
+  "+ message['content'] | trim + '<|eot_id|>' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
 
 let tmp: string;
@@ -45,7 +48,8 @@ function suite(chatFile: string, tasks: string, extra = ''): string {
   const file = path.join(tmp, `suite-${path.basename(chatFile)}.yaml`);
   writeFileSync(
     file,
-    `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntokenizer: byte\napply_chat_template: true\nchat_template: ${chatFile}\n${extra}` +
+    `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntokenizer: ` +
+      `byte\napply_chat_template: true\nchat_template: ${chatFile}\n${extra}` +
       `datasets:\n${Object.entries(hub)
         .map(([a, b]) => `  ${a}: ${b}`)
         .join('\n')}\ntasks:\n${tasks}`,

@@ -27,7 +27,8 @@ function suiteFor(taskYaml: string, name = 't', taskKeys = ''): string {
   const file = path.join(tmp, `${name}-suite.yaml`);
   writeFileSync(
     file,
-    `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntokenizer: byte\ntasks:\n  ${name}:\n    lm_eval: ${taskFile}\n${taskKeys}`,
+    `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntokenizer: ` +
+      `byte\ntasks:\n  ${name}:\n    lm_eval: ${taskFile}\n${taskKeys}`,
   );
   return file;
 }
@@ -37,7 +38,8 @@ describe('local data files', () => {
     writeFileSync(path.join(tmp, 'qa.csv'), 'q,a,n\n"Say ""hi"", twice",hi hi,2\n"line\nbreak",x,10\n');
     const s = parseSuiteFile(
       suiteFor(
-        'dataset_path: csv\ndataset_kwargs:\n  data_files: qa.csv\ntest_split: train\noutput_type: generate_until\ndoc_to_text: "{{q}}|{{n + 1}}"\ndoc_to_target: a\ngeneration_kwargs:\n  max_gen_toks: 4\n',
+        'dataset_path: csv\ndataset_kwargs:\n  data_files: qa.csv\ntest_split: train\noutput_type: ' +
+          'generate_until\ndoc_to_text: "{{q}}|{{n + 1}}"\ndoc_to_target: a\ngeneration_kwargs:\n  max_gen_toks: 4\n',
         'csv',
       ),
     );
@@ -52,7 +54,9 @@ describe('local data files', () => {
     writeFileSync(path.join(tmp, 'lines.jsonl'), '{"t": "three"}\n\n{"t": "four"}\n');
     const s = parseSuiteFile(
       suiteFor(
-        'dataset_path: json\ndataset_kwargs:\n  data_files:\n    validation: list.json\n    test: [lines.jsonl]\nvalidation_split: validation\ntest_split: test\ndoc_to_text: t\ndoc_to_target: t\ngeneration_kwargs:\n  max_gen_toks: 4\n',
+        'dataset_path: json\ndataset_kwargs:\n  data_files:\n    validation: list.json\n    test: ' +
+          '[lines.jsonl]\nvalidation_split: validation\ntest_split: test\ndoc_to_text: t\ndoc_to_target: ' +
+          't\ngeneration_kwargs:\n  max_gen_toks: 4\n',
         'json',
       ),
     );
@@ -62,7 +66,8 @@ describe('local data files', () => {
     expect(s.tasks[0]!.lmEval!.task.until).toEqual([]);
     const d = parseSuiteFile(
       suiteFor(
-        'dataset_path: json\ndataset_kwargs:\n  data_files: {test: list.json}\ntest_split: test\ndoc_to_text: t\ndoc_to_target: t\nfewshot_delimiter: "###"\n',
+        'dataset_path: json\ndataset_kwargs:\n  data_files: {test: list.json}\ntest_split: test\ndoc_to_text: ' +
+          't\ndoc_to_target: t\nfewshot_delimiter: "###"\n',
         'json2',
         '    max_gen_toks: 4\n',
       ),
@@ -103,7 +108,8 @@ describe('log-likelihood output types on the zoo', () => {
   it("loglikelihood_rolling: bits_per_byte = the native loglik task's, rescaled from predicted bytes to all bytes", async () => {
     const lang = path.join(repoRoot, 'evals/micro/lang.fit.jsonl');
     const rolling = suiteFor(
-      `dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${lang}\ntest_split: test\noutput_type: loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\n`,
+      `dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${lang}\ntest_split: test\noutput_type: ` +
+        `loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\n`,
       'rolling',
     );
     const native = path.join(tmp, 'native.yaml');
@@ -123,7 +129,8 @@ describe('log-likelihood output types on the zoo', () => {
       writeFileSync(path.join(tmp, 'subset.jsonl'), order.map((i) => lines[i]).join('\n') + '\n');
       writeFileSync(
         native,
-        `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntasks:\n  lang:\n    kind: loglik\n    fit: ${tmp}/subset.jsonl\n    test: ${tmp}/subset.jsonl\n`,
+        `graph: ${repoRoot}/models/micro/base/model.onnx\nbase_model: ${repoRoot}/models/micro/base\ntasks:\n  ` +
+          `lang:\n    kind: loglik\n    fit: ${tmp}/subset.jsonl\n    test: ${tmp}/subset.jsonl\n`,
       );
       const evC = await Evaluator.create({ suite: native, threads: 1 });
       const [n] = await evC.evaluate(m.tensors, { split: 'fit' });
@@ -142,7 +149,8 @@ describe('log-likelihood output types on the zoo', () => {
   it('loglikelihood: perplexity of the continuation and whether it is the greedy one', async () => {
     const words = path.join(repoRoot, 'evals/micro/math_words.fit.jsonl');
     const file = suiteFor(
-      `dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${words}\ntest_split: test\noutput_type: loglikelihood\ndoc_to_text: prompt\ndoc_to_target: "{{answer}}"\ntarget_delimiter: ""\n`,
+      `dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${words}\ntest_split: test\noutput_type: ` +
+        `loglikelihood\ndoc_to_text: prompt\ndoc_to_target: "{{answer}}"\ntarget_delimiter: ""\n`,
       'll',
     );
     const ev = await Evaluator.create({ suite: file, threads: 1 });

@@ -31,7 +31,8 @@ base_model: ${join(ROOT, 'models/micro/base')}
 tasks:
   spam_choice: {kind: choice, fit: ${spam}, test: ${spam}, choices: [spam, ham]}
   bad_choice: {kind: choice, fit: ${badChoice}, test: ${badChoice}, choices: [spam, ham]}
-  math: {kind: generate, metric: answer_logprob, fit: ${join(ROOT, 'evals/micro/math.fit.jsonl')}, test: ${join(ROOT, 'evals/micro/math.test.jsonl')}, max_new_tokens: 4, stop: "\\n"}
+  math: {kind: generate, metric: answer_logprob, fit: ${join(ROOT, 'evals/micro/math.fit.jsonl')}, test: ` +
+      `${join(ROOT, 'evals/micro/math.test.jsonl')}, max_new_tokens: 4, stop: "\\n"}
 `,
   );
   ev = await Evaluator.create({ suite: join(tmp, 'suite.yaml') });

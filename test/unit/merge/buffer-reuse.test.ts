@@ -160,54 +160,58 @@ describe('runPlan with reused buffers: same bits as fresh arrays', () => {
   );
 
   for (const dtype of ['float32', 'bfloat16']) {
-    it(`pico checkpoints with differing vocab sizes (${dtype}): the crop to the top-left block is exact, in place in the slot`, async () => {
-      const doc = {
-        merge_method: 'task_arithmetic',
-        base_model: 'b',
-        models: [
-          { model: 'a', parameters: { weight: 0.7 } },
-          { model: 'c', parameters: { weight: 0.3 } },
-        ],
-        dtype,
-      };
-      const recipe = parseRecipe(doc, { file: 'crop.yaml', baseDir: root });
-      const want = await freshMerge(recipe);
-      const outDir = path.join(root, `out-crop-${dtype}`);
-      await mergeRecipeToDir(recipe, { outDir, shardSizeBytes: 1e9, kernel: new CpuKernel() });
-      const written = openModelDir(outDir);
-      const a = openModelDir(path.join(root, 'a'));
-      const b = openModelDir(path.join(root, 'b'));
-      const c = openModelDir(path.join(root, 'c'));
-      try {
-        const emb = written.tensors.readTensor('model.embed_tokens.weight');
-        expect(emb.shape).toEqual([8, 4]);
-        for (const t of want.tensorNames()) {
-          const fresh = want.readTensor(t).data;
-          const stored = dtype === 'float32' ? fresh : decodeToF32('BF16', encodeFromF32('BF16', fresh));
-          expect([...bits(written.tensors.readTensor(t).data)], t).toEqual([...bits(stored)]);
-        }
-        // Independently of the engine, on the in-memory merge (not rounded on output): out[r][k] = b + 0.7 (a − b)
-        // + 0.3 (c − b) at [r][k], a cropped from 10×5, c from 9×4, every input first rounded to the recipe dtype.
-        const inMemory = new MemoryTensors('in memory');
-        await mergeRecipe(recipe, inMemory, { kernel: new CpuKernel() });
-        const got = inMemory.readTensor('model.embed_tokens.weight').data;
-        const q = (x: number): number => (dtype === 'float32' ? x : bf16ToF32(f32ToBf16(x)));
-        const ea = a.tensors.readTensor('model.embed_tokens.weight').data;
-        const eb = b.tensors.readTensor('model.embed_tokens.weight').data;
-        const ec = c.tensors.readTensor('model.embed_tokens.weight').data;
-        for (let r = 0; r < 8; r++) {
-          for (let k = 0; k < 4; k++) {
-            const base = q(eb[r * 4 + k]!);
-            expect(got[r * 4 + k]).toBeCloseTo(
-              base + 0.7 * (q(ea[r * 5 + k]!) - base) + 0.3 * (q(ec[r * 4 + k]!) - base),
-              6,
-            );
+    it(
+      `pico checkpoints with differing vocab sizes (${dtype}): the crop to the top-left block is exact,` +
+        ` in place in the slot`,
+      async () => {
+        const doc = {
+          merge_method: 'task_arithmetic',
+          base_model: 'b',
+          models: [
+            { model: 'a', parameters: { weight: 0.7 } },
+            { model: 'c', parameters: { weight: 0.3 } },
+          ],
+          dtype,
+        };
+        const recipe = parseRecipe(doc, { file: 'crop.yaml', baseDir: root });
+        const want = await freshMerge(recipe);
+        const outDir = path.join(root, `out-crop-${dtype}`);
+        await mergeRecipeToDir(recipe, { outDir, shardSizeBytes: 1e9, kernel: new CpuKernel() });
+        const written = openModelDir(outDir);
+        const a = openModelDir(path.join(root, 'a'));
+        const b = openModelDir(path.join(root, 'b'));
+        const c = openModelDir(path.join(root, 'c'));
+        try {
+          const emb = written.tensors.readTensor('model.embed_tokens.weight');
+          expect(emb.shape).toEqual([8, 4]);
+          for (const t of want.tensorNames()) {
+            const fresh = want.readTensor(t).data;
+            const stored = dtype === 'float32' ? fresh : decodeToF32('BF16', encodeFromF32('BF16', fresh));
+            expect([...bits(written.tensors.readTensor(t).data)], t).toEqual([...bits(stored)]);
           }
+          // Independently of the engine, on the in-memory merge (not rounded on output): out[r][k] = b + 0.7 (a − b)
+          // + 0.3 (c − b) at [r][k], a cropped from 10×5, c from 9×4, every input first rounded to the recipe dtype.
+          const inMemory = new MemoryTensors('in memory');
+          await mergeRecipe(recipe, inMemory, { kernel: new CpuKernel() });
+          const got = inMemory.readTensor('model.embed_tokens.weight').data;
+          const q = (x: number): number => (dtype === 'float32' ? x : bf16ToF32(f32ToBf16(x)));
+          const ea = a.tensors.readTensor('model.embed_tokens.weight').data;
+          const eb = b.tensors.readTensor('model.embed_tokens.weight').data;
+          const ec = c.tensors.readTensor('model.embed_tokens.weight').data;
+          for (let r = 0; r < 8; r++) {
+            for (let k = 0; k < 4; k++) {
+              const base = q(eb[r * 4 + k]!);
+              expect(got[r * 4 + k]).toBeCloseTo(
+                base + 0.7 * (q(ea[r * 5 + k]!) - base) + 0.3 * (q(ec[r * 4 + k]!) - base),
+                6,
+              );
+            }
+          }
+        } finally {
+          for (const m of [written, a, b, c]) m.close();
         }
-      } finally {
-        for (const m of [written, a, b, c]) m.close();
-      }
-    });
+      },
+    );
   }
 });
 

@@ -125,35 +125,39 @@ describe('dare_linear properties (micro zoo, base + expert-math, density 0.3)', 
     }
   });
 
-  it('each entry is base or base + s·τ with one s per tensor, s the L1-norm ratio; kept fraction ≈ density, independent of |τ|', () => {
-    let kept = 0;
-    let classified = 0;
-    const scales: number[] = [];
-    for (const n of seed1.tensorNames()) {
-      const c = classify(n, seed1);
-      scales.push(c.s);
-      // rescale true (dare default) = mergekit's ‖τ‖₁ / ‖τ ⊙ mask‖₁ over the mask (MERGEKIT-SEMANTICS §8).
-      expect(Math.abs(c.s - c.l1Ratio) / c.l1Ratio, n).toBeLessThan(2e-3);
-      const idx = [...c.mask.keys()].filter((i) => c.mask[i]! >= 0);
-      const k = idx.filter((i) => c.mask[i] === 1).length;
-      expect(Math.abs(k / idx.length - DENSITY), `${n}: kept fraction`).toBeLessThanOrEqual(fiveSigma(idx.length));
-      // Larger and smaller half of |τ|.
-      idx.sort((p, q) => Math.abs(c.tau[p]!) - Math.abs(c.tau[q]!));
-      for (const half of [idx.slice(0, idx.length >> 1), idx.slice(idx.length >> 1)]) {
-        const kh = half.filter((i) => c.mask[i] === 1).length;
-        expect(Math.abs(kh / half.length - DENSITY), `${n}: kept fraction in a half of |τ|`).toBeLessThanOrEqual(
-          fiveSigma(half.length),
-        );
+  it(
+    'each entry is base or base + s·τ with one s per tensor, s the L1-norm ratio; ' +
+      'kept fraction ≈ density, independent of |τ|',
+    () => {
+      let kept = 0;
+      let classified = 0;
+      const scales: number[] = [];
+      for (const n of seed1.tensorNames()) {
+        const c = classify(n, seed1);
+        scales.push(c.s);
+        // rescale true (dare default) = mergekit's ‖τ‖₁ / ‖τ ⊙ mask‖₁ over the mask (MERGEKIT-SEMANTICS §8).
+        expect(Math.abs(c.s - c.l1Ratio) / c.l1Ratio, n).toBeLessThan(2e-3);
+        const idx = [...c.mask.keys()].filter((i) => c.mask[i]! >= 0);
+        const k = idx.filter((i) => c.mask[i] === 1).length;
+        expect(Math.abs(k / idx.length - DENSITY), `${n}: kept fraction`).toBeLessThanOrEqual(fiveSigma(idx.length));
+        // Larger and smaller half of |τ|.
+        idx.sort((p, q) => Math.abs(c.tau[p]!) - Math.abs(c.tau[q]!));
+        for (const half of [idx.slice(0, idx.length >> 1), idx.slice(idx.length >> 1)]) {
+          const kh = half.filter((i) => c.mask[i] === 1).length;
+          expect(Math.abs(kh / half.length - DENSITY), `${n}: kept fraction in a half of |τ|`).toBeLessThanOrEqual(
+            fiveSigma(half.length),
+          );
+        }
+        kept += k;
+        classified += idx.length;
       }
-      kept += k;
-      classified += idx.length;
-    }
-    expect(Math.abs(kept / classified - DENSITY)).toBeLessThanOrEqual(fiveSigma(classified));
-    expect(classified).toBeGreaterThan(1_000_000);
-    // The L1 ratio varies per tensor around 1/density (it is not 1/density).
-    expect(Math.min(...scales)).toBeLessThan(1 / DENSITY - 0.05);
-    expect(Math.max(...scales)).toBeGreaterThan(1 / DENSITY + 0.05);
-  });
+      expect(Math.abs(kept / classified - DENSITY)).toBeLessThanOrEqual(fiveSigma(classified));
+      expect(classified).toBeGreaterThan(1_000_000);
+      // The L1 ratio varies per tensor around 1/density (it is not 1/density).
+      expect(Math.min(...scales)).toBeLessThan(1 / DENSITY - 0.05);
+      expect(Math.max(...scales)).toBeGreaterThan(1 / DENSITY + 0.05);
+    },
+  );
 
   it('the same seed gives the same bits; another seed disagrees on ≈ 2p(1−p) of the masks', () => {
     for (const n of seed1.tensorNames()) {

@@ -86,7 +86,8 @@ describe('report conclusion', () => {
     expect(r.conclusion.seDiff).toBeCloseTo(0.05, 12);
     expect(r.conclusion.significant).toBe(true);
     expect(r.conclusion.sentence).toBe(
-      'On the test split, the best kept candidate scores composite exact_match 0.620 ± 0.040 against 0.500 ± 0.030 for the best rival (ties d=0.5): ' +
+      'On the test split, the best kept candidate scores composite exact_match 0.620 ± 0.040 against 0.500 ± 0.030 ' +
+        'for the best rival (ties d=0.5): ' +
         'a gain of 0.120, which is larger than 2 standard errors of the difference (2 × 0.050 = 0.100).',
     );
     expect(formatReport(r).trimEnd().split('\n').at(-1)).toBe(r.conclusion.sentence);
@@ -97,7 +98,10 @@ describe('report conclusion', () => {
     const c = buildReport(file).conclusion;
     expect(c.significant).toBe(false);
     expect(c.sentence).toMatch(
-      /a gain of 0\.100, which is not larger than 2 standard errors of the difference \(2 × 0\.050 = 0\.100\), so the gain is not established\.$/,
+      new RegExp(
+        'a gain of 0\\.100, which is not larger than 2 standard errors of the difference ' +
+          '\\(2 × 0\\.050 = 0\\.100\\), so the gain is not established\\.$',
+      ),
     );
   });
 

@@ -43,7 +43,8 @@ describe('model files of a campaign', () => {
     raw.exec('DROP TABLE model_files');
     raw
       .prepare(
-        "INSERT INTO campaigns (name, config_json, config_hash, seed, versions_json, device, created_at) VALUES ('c', '{}', 'h', 1, '{}', 'cpu', 'now')",
+        "INSERT INTO campaigns (name, config_json, config_hash, seed, versions_json, device, created_at) VALUES ('c', " +
+          "'{}', 'h', 1, '{}', 'cpu', 'now')",
       )
       .run();
     raw.close();

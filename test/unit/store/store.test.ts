@@ -189,7 +189,8 @@ describe('records round trip', () => {
     expect(() =>
       store.db
         .prepare(
-          "INSERT INTO candidates (campaign_id, kind, ordinal, content_hash, status, created_at) VALUES (?, 'search', 7, 'same', 'pending', 'x')",
+          "INSERT INTO candidates (campaign_id, kind, ordinal, content_hash, status, created_at) VALUES (?, 'search', " +
+            "7, 'same', 'pending', 'x')",
         )
         .run(campaignId),
     ).toThrow(/UNIQUE constraint failed: candidates.campaign_id, candidates.content_hash/);

@@ -84,7 +84,8 @@ export function taskArithmeticShader(shape: TaskArithmeticShape): string {
     // δ = w · trim(τ): sparsify with its rescale (τ·s or τ/density; one of the two is 1) first, then the
     // weight (generalized_task_arithmetic.py); the same float32 roundings as CpuKernel.
     body.push(
-      `let d${m} = select(0.0, ((x${m}_at(i) - b) * params.models[${m}].scale) / params.models[${m}].div, keep(${m}u, g)) * params.models[${m}].weight;`,
+      `let d${m} = select(0.0, ((x${m}_at(i) - b) * params.models[${m}].scale) / params.models[${m}].div, keep(${m}u, ` +
+        `g)) * params.models[${m}].weight;`,
     );
   }
   const deltas = Array.from({ length: n }, (_, m) => `d${m}`);
