@@ -1,7 +1,10 @@
 // Part of `npm run bench -- eval`: greedy generation speed on a chain-of-thought-shaped lm-eval task (short
-// prompt, long answer, no stop string) next to the prefill rate (full-sequence forward passes), on the zoo's own
-// graph (no KV cache: every step re-runs the whole sequence) and on a zoo-architecture graph with a KV cache
-// (the test fixture's, one new token per step). The zoo has a 256-token context: 32 prompt + 224 new tokens.
+// prompts of mixed lengths, long answers, no stop string) next to the prefill rate (full-sequence forward
+// passes), on the zoo's own graph (no KV cache: every step re-runs the whole sequence), on a zoo-architecture
+// graph with a KV cache (the test fixture's, one new token per step) and on the graph evomerge builds (graph:
+// auto, GroupQueryAttention). Generation runs twice: prompts of different lengths batched together (padded) and
+// only equal lengths together (as before padding). The zoo has a 256-token context: prompts of 8 to 32 tokens
+// + 224 new tokens.
 import { join } from 'node:path';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +15,8 @@ import { writeKvLlamaGraph } from '../test/unit/eval/kv-llama-graph.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const ZOO = join(ROOT, 'models/micro');
-const PROMPT_BYTES = 32;
+/** Prompt lengths: 8 + (length of the text mod 25) bytes, so 8 to 32 and mostly different from row to row. */
+const PROMPT_BYTES = '8 + (text|length) % 25';
 const NEW_TOKENS = 224;
 
 export async function generationBench(opts: {
@@ -46,44 +50,58 @@ export async function generationBench(opts: {
   );
   const weights = openModelDir(join(ZOO, 'expert-math'));
   console.log(
-    `\ngeneration (lm-eval generate_until, ${opts.items} rows of ${PROMPT_BYTES} prompt + ${NEW_TOKENS} new tokens, ` +
-      `greedy, no stop string) vs prefill (loglikelihood_rolling, ${opts.items} rows of 128 tokens); best of ` +
-      `${opts.reps}`,
+    `\ngeneration (lm-eval generate_until, ${opts.items} rows of 8 to 32 prompt + ${NEW_TOKENS} new tokens, greedy, no ` +
+      `stop string), prompts of different lengths batched together (padded) or only equal lengths together, vs ` +
+      `prefill (loglikelihood_rolling, ${opts.items} rows of 128 tokens); best of ${opts.reps}`,
   );
-  console.log('graph                         prefill tokens/s   generated tokens/s   generation s');
+  console.log(
+    'graph                         prefill tokens/s   generated tokens/s: mixed lengths   equal lengths   ' +
+      'mixed s   equal s',
+  );
   for (const [label, graph] of [
     ['zoo model.onnx (no KV cache)', join(ZOO, 'base/model.onnx')],
     ['KV-cache graph (fixture)', kvGraph],
+    ['graph: auto (GQA, KV cache)', 'auto'],
   ] as const) {
-    const ev = await Evaluator.create({
-      suite,
-      graph,
-      ep: opts.ep,
-      ...(opts.threads ? { threads: opts.threads } : {}),
-    });
-    const gen: number[] = [];
+    const evaluators = [true, false].map((padRows) =>
+      Evaluator.create({ suite, graph, ep: opts.ep, padRows, ...(opts.threads ? { threads: opts.threads } : {}) }),
+    );
+    const [mixed, equal] = await Promise.all(evaluators);
+    const gen = { mixed: [] as number[], equal: [] as number[] };
     const pre: number[] = [];
+    let predictions: readonly string[] | undefined;
     for (let r = 0; r < opts.reps; r++) {
-      let t0 = performance.now();
-      const [g] = await ev.evaluate(weights.tensors, {
-        split: 'fit',
-        tasks: ['cot'],
-        limit: opts.items,
-        withPredictions: true,
-      });
-      gen.push((performance.now() - t0) / 1000);
-      if (g!.predictions!.some((p) => Buffer.byteLength(p) < NEW_TOKENS - 8))
-        throw new Error('a row stopped early; the bench expects full-length answers');
-      t0 = performance.now();
-      await ev.evaluate(weights.tensors, { split: 'fit', tasks: ['prefill'], limit: opts.items });
+      for (const [kind, ev] of [
+        ['mixed', mixed!],
+        ['equal', equal!],
+      ] as const) {
+        const t0 = performance.now();
+        const [g] = await ev.evaluate(weights.tensors, {
+          split: 'fit',
+          tasks: ['cot'],
+          limit: opts.items,
+          withPredictions: true,
+        });
+        gen[kind].push((performance.now() - t0) / 1000);
+        if (g!.predictions!.some((p) => Buffer.byteLength(p) < NEW_TOKENS - 8))
+          throw new Error('a row stopped early; the bench expects full-length answers');
+        predictions ??= g!.predictions;
+        if (g!.predictions!.some((p, i) => p !== predictions![i]))
+          throw new Error(`${label}: batching changed a completion`);
+      }
+      const t0 = performance.now();
+      await mixed!.evaluate(weights.tensors, { split: 'fit', tasks: ['prefill'], limit: opts.items });
       pre.push((performance.now() - t0) / 1000);
     }
-    await ev.close();
-    const g = Math.min(...gen);
+    await mixed!.close();
+    await equal!.close();
+    const m = Math.min(...gen.mixed);
+    const e = Math.min(...gen.equal);
     const p = Math.min(...pre);
+    const rate = (s: number) => ((opts.items * NEW_TOKENS) / s).toFixed(0);
     console.log(
-      `${label.padEnd(29)} ${((opts.items * 127) / p).toFixed(0).padStart(16)} ` +
-        `${((opts.items * NEW_TOKENS) / g).toFixed(0).padStart(20)} ${g.toFixed(2).padStart(14)}`,
+      `${label.padEnd(29)} ${((opts.items * 127) / p).toFixed(0).padStart(16)} ${rate(m).padStart(35)} ` +
+        `${rate(e).padStart(15)} ${m.toFixed(2).padStart(9)} ${e.toFixed(2).padStart(9)}`,
     );
   }
   weights.close();

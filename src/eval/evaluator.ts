@@ -21,7 +21,7 @@ import type { Tokenizer } from './tokenizers/tokenizer.ts';
 import { baseTokenizerFile, buildAutoGraph } from './graph/auto-graph.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
 import { HfTokenizer } from './tokenizers/hf.ts';
-import type { BatchLogits, Forward, ForwardCached, KvState } from './tasks/forward.ts';
+import type { BatchLogits, Forward, KvState, NextTokenSource } from './tasks/forward.ts';
 import { evaluateLoglik } from './tasks/loglik.ts';
 import { evaluateAnswerLogprob, evaluateExactMatch, type GenerateItem } from './tasks/generate.ts';
 import { evaluateChoice, type ChoiceItem } from './tasks/choice.ts';
@@ -58,6 +58,9 @@ export interface EvaluatorOptions {
   weightMode?: WeightMode;
   /** Decode one token per step through the graph's KV cache when it has one (default true). */
   useKvCache?: boolean;
+  /** Let prompts of different lengths share a generation batch, padded (default true); false: only prompts of
+   *  equal length run together (what bench/generation.ts compares against). */
+  padRows?: boolean;
   /** Refuse weights holding NaN or ±Inf (eval.non_finite) instead of scoring them (the eval command does;
    *  a campaign records such a candidate's non-finite scores as a failure and goes on). */
   refuseNonFinite?: boolean;
@@ -253,11 +256,11 @@ export class Evaluator {
             const session = free.pop()!;
             try {
               const forward: Forward = (rows) => runRows(session, rows, feeds);
-              const cached: ForwardCached | undefined =
-                session.hasKvCache && this.options.useKvCache !== false
-                  ? (rows, past) => runRowsCached(session, rows, past, feeds)
-                  : undefined;
-              const score = await this.runTask(spec, split, forward, opts, cached);
+              const nextTokens = nextTokenSource(session, feeds, {
+                useKvCache: this.options.useKvCache !== false,
+                padRows: this.options.padRows !== false,
+              });
+              const score = await this.runTask(spec, split, forward, opts, nextTokens);
               if (opts.onProgress) {
                 itemsDone += count(spec);
                 tasksDone++;
@@ -312,7 +315,7 @@ export class Evaluator {
     split: Split,
     forward: Forward,
     opts: EvaluateOptions,
-    forwardCached?: ForwardCached,
+    nextTokens: NextTokenSource,
   ): Promise<TaskScoreWithPredictions> {
     const metric = opts.metrics?.[spec.name] ?? spec.metric;
     if (!taskMetrics(spec).includes(metric)) {
@@ -335,7 +338,7 @@ export class Evaluator {
       const r = await evaluateLmEvalTask(spec.lmEval, split, this.tokenizer, forward, {
         batchTokens,
         ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
-        ...(forwardCached ? { forwardCached } : {}),
+        nextTokens,
       });
       const extra = Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k !== metric));
       return {
@@ -387,13 +390,11 @@ export class Evaluator {
       if (metric === 'answer_logprob' || metric === 'answer_loglik') {
         metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, { stop: spec.stop, batchTokens });
       } else {
-        const r = await evaluateExactMatch(
-          gen,
-          this.tokenizer,
-          forward,
-          { maxNewTokens: spec.maxNewTokens, stop: spec.stop, batchTokens },
-          forwardCached,
-        );
+        const r = await evaluateExactMatch(gen, this.tokenizer, nextTokens, {
+          maxNewTokens: spec.maxNewTokens,
+          stop: spec.stop,
+          batchTokens,
+        });
         metrics = { exact_match: r.exact_match };
         predictions = r.predictions;
       }
@@ -510,17 +511,31 @@ function checkChoiceItems(spec: TaskSpec, split: Split, items: EvalItem[]): void
   }
 }
 
-async function runRowsCached(
+/**
+ * Greedy generation's view of a session: through its KV cache when it has one (unless `useKvCache` is false),
+ * else re-running whole rows; prompts of different lengths share a batch (padded) unless `padRows` is false or
+ * the graph's cache cannot take them padded (GraphSession.cachePadSide).
+ */
+export function nextTokenSource(
   session: GraphSession,
-  rows: readonly (readonly number[])[],
-  past: KvState | undefined,
   feeds: FeedSet | undefined,
-) {
-  const seq = rows[0]!.length;
-  const ids = new Int32Array(rows.length * seq);
-  rows.forEach((r, i) => ids.set(r, i * seq));
-  invariant(past === undefined || past instanceof KvCache, 'a KV state from another session');
-  return session.forwardWithCache(ids, rows.length, seq, past, feeds);
+  opts: { useKvCache: boolean; padRows: boolean },
+): NextTokenSource {
+  if (session.hasKvCache && opts.useKvCache) {
+    return {
+      mixedLengths: opts.padRows && session.cachePadSide !== undefined,
+      cached: true,
+      next: (rows, past) => {
+        invariant(past === undefined || past instanceof KvCache, 'a KV state from another session');
+        return session.nextTokenLogitsWithCache(rows, past, feeds);
+      },
+    };
+  }
+  return {
+    mixedLengths: opts.padRows,
+    cached: false,
+    next: async (rows) => ({ logits: await session.nextTokenLogits(rows, feeds) }),
+  };
 }
 
 function runRows(

@@ -117,6 +117,11 @@ export class OnnxGraph {
       }));
   }
 
+  /** Whether a node of the graph's top level runs this operator (any domain). */
+  hasOperator(opType: string): boolean {
+    return (this.model.graph!.node ?? []).some((n) => n.opType === opType);
+  }
+
   outputNames(): string[] {
     return (this.model.graph!.output ?? []).map((v) => v.name ?? '');
   }
@@ -405,8 +410,21 @@ interface KvSlot {
 }
 
 /**
+ * Where a batch's shorter rows are padded so that rows of different lengths run together. 'right': a row's
+ * tokens come first, padding after; with no KV cache any causal graph takes it, mask or not (a token never
+ * attends to later positions, so the padding after it cannot change its logits), and GroupQueryAttention caches
+ * are laid out so (each row's keys are its first seqlens_k + 1 positions). 'left': padding first; a cache that
+ * concatenates every new key at the end (optimum's exports, the standard-op graph evomerge builds) needs it,
+ * so that all rows' new tokens land at the same index and no row has a hole of padding in the middle of its
+ * keys, which a sliding window counted in indices would get wrong.
+ */
+export type PadSide = 'left' | 'right';
+
+/**
  * The keys and values of a batch after a forward pass with cache: per slot a [batch, heads, length, headDim]
- * float32 tensor. `select` keeps some batch rows (rows that stopped generating leave the batch).
+ * float32 tensor, of which row r's tokens fill `filled[r]` positions (its last ones when padded on the left, its
+ * first ones when padded on the right; the rest is padding). `select` keeps some batch rows (rows that stopped
+ * generating leave the batch) and drops the positions that only the rows left behind used.
  */
 export class KvCache {
   constructor(
@@ -415,19 +433,29 @@ export class KvCache {
     /** @internal */
     readonly tensors: ReadonlyMap<string, Float32Array>,
     private readonly slots: readonly KvSlot[],
+    readonly filled: readonly number[],
+    readonly padSide: PadSide,
   ) {}
 
   select(rows: readonly number[]): KvCache {
-    if (rows.length === this.batch && rows.every((r, i) => r === i)) return this;
+    const filled = rows.map((r) => this.filled[r]!);
+    const length = Math.max(...filled);
+    if (length === this.length && rows.length === this.batch && rows.every((r, i) => r === i)) return this;
+    const from = this.padSide === 'left' ? this.length - length : 0;
     const out = new Map<string, Float32Array>();
     for (const slot of this.slots) {
       const data = this.tensors.get(slot.input)!;
-      const rowSize = slot.heads * this.length * slot.headDim;
-      const picked = new Float32Array(rows.length * rowSize);
-      rows.forEach((r, i) => picked.set(data.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+      const picked = new Float32Array(rows.length * slot.heads * length * slot.headDim);
+      rows.forEach((r, i) => {
+        for (let h = 0; h < slot.heads; h++) {
+          const src = ((r * slot.heads + h) * this.length + from) * slot.headDim;
+          const dst = (i * slot.heads + h) * length * slot.headDim;
+          picked.set(data.subarray(src, src + length * slot.headDim), dst);
+        }
+      });
       out.set(slot.input, picked);
     }
-    return new KvCache(rows.length, this.length, out, this.slots);
+    return new KvCache(rows.length, length, out, this.slots, filled, this.padSide);
   }
 }
 
@@ -435,11 +463,11 @@ const KV_INPUT = /^past_key_values\.(\d+)\.(key|value)$/;
 
 /**
  * One ORT session of a causal LM graph: `forward(tokens, weights)` → logits. Feeds `input_ids` (int64
- * [batch, seq]) and, when the graph declares them, `attention_mask` (all ones) and `position_ids` (positions
- * counted from 0, or from the cached length). A decoder exported with a KV cache (optimum's layout:
- * `past_key_values.N.key|value` in [batch, kv_heads, past, head_dim], `present.N.key|value` out) gets empty
- * pasts in `forward`, and `forwardWithCache` carries the cache from one decoding step to the next. Any other
- * non-weight input is refused by name.
+ * [batch, seq]) and, when the graph declares them, `attention_mask` (1 at each row's tokens, 0 at padding) and
+ * `position_ids` (each token's index among its row's tokens). A decoder exported with a KV cache (optimum's
+ * layout: `past_key_values.N.key|value` in [batch, kv_heads, past, head_dim], `present.N.key|value` out) gets
+ * empty pasts in `forward`, and `forwardWithCache` carries the cache from one decoding step to the next. Any
+ * other non-weight input is refused by name. `nextTokenLogits*` take rows of different lengths, padded (PadSide).
  */
 export class GraphSession {
   private constructor(
@@ -449,6 +477,8 @@ export class GraphSession {
     private readonly positionsName: string | undefined,
     private readonly logitsName: string,
     private readonly kvSlots: readonly KvSlot[],
+    /** How rows of different lengths share a batch through the KV cache; undefined: they cannot. */
+    readonly cachePadSide: PadSide | undefined,
   ) {}
 
   /** A session whose bound weights are inputs (WeightMode 'inputs'); pass the FeedSet to every forward. */
@@ -562,7 +592,15 @@ export class GraphSession {
       }
       throw new EvomergeError('eval.bad_graph', `ONNX Runtime cannot load the graph: ${msg}`, { file: graph.path });
     }
-    return new GraphSession(session, idsName, maskName, positionsName, logitsName, kvSlots);
+    return new GraphSession(
+      session,
+      idsName,
+      maskName,
+      positionsName,
+      logitsName,
+      kvSlots,
+      cachePadSide(graph, kvSlots.length > 0, maskName, positionsName),
+    );
   }
 
   /** Token positions run through this session so far (batch × new tokens, summed over runs): a diagnostic. */
@@ -575,7 +613,7 @@ export class GraphSession {
 
   /** Runs `batch` rows of `seq` token ids each (row-major) with the given weights, from position 0. */
   async forward(ids: Int32Array, batch: number, seq: number, weights: FeedSet = NO_FEEDS): Promise<Logits> {
-    const { logits } = await this.run(ids, batch, seq, undefined, weights, false);
+    const { logits } = await this.run(rowsOf(ids, batch, seq), undefined, weights, false, 'right');
     return logits;
   }
 
@@ -588,35 +626,80 @@ export class GraphSession {
     weights: FeedSet = NO_FEEDS,
   ): Promise<{ logits: Logits; cache: KvCache }> {
     invariant(this.hasKvCache, 'forwardWithCache on a graph without KV-cache inputs');
-    const r = await this.run(ids, batch, seq, past, weights, true);
+    const r = await this.run(rowsOf(ids, batch, seq), past, weights, true, this.cachePadSide ?? 'left');
     return { logits: r.logits, cache: r.cache! };
   }
 
+  /**
+   * The logits of each row's next token ([batch, 1, vocab]) for rows of any lengths, run from position 0
+   * without a cache: padded on the right, which every causal graph takes (PadSide).
+   */
+  async nextTokenLogits(rows: readonly (readonly number[])[], weights: FeedSet = NO_FEEDS): Promise<Logits> {
+    const r = await this.run(rows, undefined, weights, false, 'right');
+    return lastTokens(r.logits, r.last);
+  }
+
+  /**
+   * The logits of each row's next token ([batch, 1, vocab]) after running its new tokens through the cache:
+   * whole rows of any lengths when `past` is undefined (rows of different lengths only when `cachePadSide` is
+   * set), then the same number of new tokens for every row. Returns the cache grown by them.
+   */
+  async nextTokenLogitsWithCache(
+    rows: readonly (readonly number[])[],
+    past: KvCache | undefined,
+    weights: FeedSet = NO_FEEDS,
+  ): Promise<{ logits: Logits; cache: KvCache }> {
+    invariant(this.hasKvCache, 'nextTokenLogitsWithCache on a graph without KV-cache inputs');
+    const side = this.cachePadSide;
+    invariant(side || rows.every((r) => r.length === rows[0]!.length), 'rows of different lengths, unpaddable graph');
+    const r = await this.run(rows, past, weights, true, side ?? 'left');
+    return { logits: lastTokens(r.logits, r.last), cache: r.cache! };
+  }
+
+  /**
+   * Runs each row's new tokens, the shorter rows padded on `side` (padding id 0, attention_mask 0, position 0).
+   * A row's positions continue from its tokens in `past`; with a past, every row brings the same count.
+   * Returns the logits at every position, the index of each row's last new token, and the grown cache.
+   */
   private async run(
-    ids: Int32Array,
-    batch: number,
-    seq: number,
+    rows: readonly (readonly number[])[],
     past: KvCache | undefined,
     weights: FeedSet,
     keep: boolean,
-  ): Promise<{ logits: Logits; cache?: KvCache }> {
-    invariant(ids.length === batch * seq, 'forward: ids length != batch*seq');
+    side: PadSide,
+  ): Promise<{ logits: Logits; last: number[]; cache?: KvCache }> {
+    const batch = rows.length;
+    const seq = Math.max(...rows.map((r) => r.length));
+    invariant(batch > 0 && rows.every((r) => r.length > 0), 'forward: an empty batch or row');
     invariant(!past || past.batch === batch, 'forward: cache batch != batch');
+    invariant(!past || rows.every((r) => r.length === seq), 'forward: rows after a cache add different counts');
+    invariant(!past || past.padSide === side, 'forward: cache padded on the other side');
     const pastLength = past?.length ?? 0;
+    const before = past?.filled ?? new Array<number>(batch).fill(0);
+    const total = pastLength + seq;
+    const ids = new BigInt64Array(batch * seq);
+    const mask = this.maskName ? new BigInt64Array(batch * total) : undefined;
+    const pos = this.positionsName ? new BigInt64Array(batch * seq) : undefined;
+    const last: number[] = [];
+    rows.forEach((row, b) => {
+      const shift = side === 'left' ? seq - row.length : 0;
+      row.forEach((tok, t) => {
+        ids[b * seq + shift + t] = BigInt(tok);
+        if (pos) pos[b * seq + shift + t] = BigInt(before[b]! + t);
+      });
+      last.push(shift + row.length - 1);
+      const filled = before[b]! + row.length;
+      if (mask)
+        mask.fill(
+          1n,
+          b * total + (side === 'left' ? total - filled : 0),
+          b * total + (side === 'left' ? total : filled),
+        );
+    });
     const feeds: Record<string, ort.Tensor> = { ...weights.tensors };
-    const big = new BigInt64Array(ids.length);
-    for (let i = 0; i < ids.length; i++) big[i] = BigInt(ids[i]!);
-    feeds[this.idsName] = new ort.Tensor('int64', big, [batch, seq]);
-    if (this.maskName)
-      feeds[this.maskName] = new ort.Tensor('int64', new BigInt64Array(batch * (pastLength + seq)).fill(1n), [
-        batch,
-        pastLength + seq,
-      ]);
-    if (this.positionsName) {
-      const pos = new BigInt64Array(batch * seq);
-      for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) pos[b * seq + t] = BigInt(pastLength + t);
-      feeds[this.positionsName] = new ort.Tensor('int64', pos, [batch, seq]);
-    }
+    feeds[this.idsName] = new ort.Tensor('int64', ids, [batch, seq]);
+    if (mask) feeds[this.maskName!] = new ort.Tensor('int64', mask, [batch, total]);
+    if (pos) feeds[this.positionsName!] = new ort.Tensor('int64', pos, [batch, seq]);
     for (const slot of this.kvSlots) {
       const data = past?.tensors.get(slot.input) ?? new Float32Array(0);
       feeds[slot.input] = new ort.Tensor('float32', data, [batch, slot.heads, pastLength, slot.headDim]);
@@ -628,12 +711,50 @@ export class GraphSession {
     const dims = logits.dims;
     invariant(dims.length === 3 && dims[0] === batch && dims[1] === seq, `logits dims ${dims.join('x')}`);
     const result = { data: logits.data as Float32Array, batch, seq, vocab: dims[2]! };
-    if (!keep) return { logits: result };
+    if (!keep) return { logits: result, last };
     const tensors = new Map(this.kvSlots.map((s) => [s.input, out[s.output]!.data as Float32Array]));
-    return { logits: result, cache: new KvCache(batch, pastLength + seq, tensors, this.kvSlots) };
+    for (const s of this.kvSlots) {
+      const d = out[s.output]!.dims;
+      invariant(d[0] === batch && d[2] === total, `${s.output} dims ${d.join('x')}, expected ${batch}×·×${total}×·`);
+    }
+    const filled = rows.map((r, b) => before[b]! + r.length);
+    return { logits: result, last, cache: new KvCache(batch, total, tensors, this.kvSlots, filled, side) };
   }
 
   async close(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** Equal-length rows from a row-major id array. */
+function rowsOf(ids: Int32Array, batch: number, seq: number): number[][] {
+  invariant(ids.length === batch * seq, 'forward: ids length != batch*seq');
+  return Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * seq, (b + 1) * seq)));
+}
+
+/** The logits at one position of each row, as [batch, 1, vocab]. */
+function lastTokens(l: Logits, last: readonly number[]): Logits {
+  if (l.seq === 1) return l;
+  const data = new Float32Array(l.batch * l.vocab);
+  last.forEach((t, b) =>
+    data.set(l.data.subarray((b * l.seq + t) * l.vocab, (b * l.seq + t + 1) * l.vocab), b * l.vocab),
+  );
+  return { data, batch: l.batch, seq: 1, vocab: l.vocab };
+}
+
+/**
+ * How a graph's KV cache takes rows of different lengths. GroupQueryAttention reads each row's length from
+ * the mask (seqlens_k, onnxruntime-genai's rule) and keeps the cache right-padded; other graphs concatenate new
+ * keys at the end and need the mask to hide a row's padding and position_ids to place its tokens (left
+ * padding, what transformers' generate does). Without those inputs, only rows of equal length run together.
+ */
+function cachePadSide(
+  graph: OnnxGraph,
+  hasCache: boolean,
+  maskName: string | undefined,
+  positionsName: string | undefined,
+): PadSide | undefined {
+  if (!hasCache || !maskName) return undefined;
+  if (graph.hasOperator('GroupQueryAttention')) return 'right';
+  return positionsName ? 'left' : undefined;
 }

@@ -1,6 +1,6 @@
 // Builds the ONNX graph of a Llama-family causal LM (Llama, Mistral, Qwen2) from its config, with a KV cache in
-// the layout optimum exports (inputs input_ids, position_ids, past_key_values.N.key|value [batch, kv_heads,
-// past, head_dim]; outputs logits, present.N.key|value), so that the session and the tasks run it exactly as
+// the layout optimum exports (inputs input_ids, attention_mask, position_ids, past_key_values.N.key|value [batch,
+// kv_heads, past, head_dim]; outputs logits, present.N.key|value), so that the session and the tasks run it exactly as
 // a user-exported decoder. The graph runs a **layer path**: the list of source layers, in order; graph layer
 // N reads the weights of source layer path[N] (a layer may appear twice, or not at all), which is what a
 // data-flow-space search evolves.
@@ -133,34 +133,47 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
       g.node('Gather', [g.node('Shape', ['input_ids']), g.constI([1], [])], [attrInt('axis', 0)]),
     ]));
 
-  // Additive attention mask over past + new keys, [batch, 1, 1, seq, total]: key position j is hidden from a
-  // query at position p when j > p, or (sliding window W) when j ≤ p − W.
+  // Additive attention mask over past + new keys, [batch, 1, 1, seq, total]. Causality and the sliding window W
+  // compare indices in the sequence (past + new), which differ from positions by a row's left padding only, so
+  // index differences are position differences; keys at padding (attention_mask 0) are hidden as well. Hidden
+  // keys get float32's lowest value rather than −∞: a padding query that sees no key then averages garbage
+  // instead of making NaN, which the next layer's keys would carry into every real query.
   let maskValue: string | undefined;
   const mask = (): string => {
     if (maskValue) return maskValue;
-    const keyPos = g.node('Range', [g.constI([0], []), total(), g.constI([1], [])]);
-    const queryPos = g.node('Unsqueeze', ['position_ids', g.constI([-1], [1])]);
-    let hiddenKeys = g.node('Greater', [keyPos, queryPos]);
+    const keyIdx = g.node('Range', [g.constI([0], []), total(), g.constI([1], [])]);
+    const newTokens = g.node('Gather', [g.node('Shape', ['input_ids']), g.constI([1], [])], [attrInt('axis', 0)]);
+    const queryIdx = g.node('Unsqueeze', [
+      g.node('Range', [g.node('Sub', [total(), newTokens]), total(), g.constI([1], [])]),
+      g.constI([-1], [1]),
+    ]);
+    let hiddenKeys = g.node('Greater', [keyIdx, queryIdx]);
     if (c.slidingWindow !== undefined) {
-      const tooOld = g.node('LessOrEqual', [keyPos, g.node('Sub', [queryPos, g.constI([c.slidingWindow], [])])]);
+      const tooOld = g.node('LessOrEqual', [keyIdx, g.node('Sub', [queryIdx, g.constI([c.slidingWindow], [])])]);
       hiddenKeys = g.node('Or', [hiddenKeys, tooOld]);
     }
-    return (maskValue = g.node('Unsqueeze', [
-      g.node('Where', [hiddenKeys, g.constF([-Infinity], []), g.constF([0], [])]),
-      g.constI([1, 2], [2]),
+    const padding = g.node('Unsqueeze', [
+      g.node('Equal', ['attention_mask', g.constI([0], [])]),
+      g.constI([1, 2, 3], [3]),
+    ]);
+    return (maskValue = g.node('Where', [
+      g.node('Or', [hiddenKeys, padding]),
+      g.constF([-3.4028234663852886e38], []),
+      g.constF([0], []),
     ]));
   };
   const scale = g.constF([1 / Math.sqrt(D)], []);
 
-  // GroupQueryAttention's extra inputs: per row the index of its last key (total − 1; rows are never padded),
-  // the total length, and cos/sin tables [positions, D/2] for every position the config allows.
+  // GroupQueryAttention's extra inputs: per row the index of its last key and the batch's longest total,
+  // from attention_mask as onnxruntime-genai's model builder derives them (a row's keys are its first
+  // seqlens_k + 1 positions: rows of different lengths are padded on the right), and cos/sin tables
+  // [positions, D/2] for every position the config allows.
   let gqaShared: { seqlensK: string; total: string; cos: string; sin: string } | undefined;
   const gqaInputs = () =>
     (gqaShared ??= (() => {
-      const t = total();
-      const batch = g.node('Gather', [g.node('Shape', ['input_ids']), g.constI([0], [1])], [attrInt('axis', 0)]);
-      const last = g.node('Cast', [g.node('Sub', [t, g.constI([1], [])])], [attrInt('to', OnnxDataType.INT32)]);
-      const seqlensK = g.node('Expand', [g.node('Unsqueeze', [last, g.constI([0], [1])]), batch]);
+      const keys = g.node('ReduceSum', ['attention_mask', g.constI([1], [1])], [attrInt('keepdims', 0)]);
+      const seqlensK = g.node('Cast', [g.node('Sub', [keys, g.constI([1], [])])], [attrInt('to', OnnxDataType.INT32)]);
+      const t = g.node('Gather', [g.node('Shape', ['attention_mask']), g.constI([1], [])], [attrInt('axis', 0)]);
       const inv = ropeInverseFrequencies(c);
       const positions = c.maxPositions;
       const cosT = new Float32Array(positions * (D / 2));
@@ -182,6 +195,7 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
 
   const inputs: ValueInfoMessage[] = [
     valueInfo('input_ids', OnnxDataType.INT64, ['batch', 'seq']),
+    valueInfo('attention_mask', OnnxDataType.INT64, ['batch', 'total']),
     valueInfo('position_ids', OnnxDataType.INT64, ['batch', 'seq']),
   ];
   const outputs: ValueInfoMessage[] = [valueInfo('logits', OnnxDataType.FLOAT, ['batch', 'seq', c.vocabSize])];

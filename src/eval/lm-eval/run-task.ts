@@ -6,7 +6,7 @@ import type { Split } from '../split.ts';
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
 import type { Estimate } from '../../estimate.ts';
 import { mean, proportion } from '../stats.ts';
-import { argmaxAt, batchesByLength, logProbAt, type Forward, type ForwardCached } from '../tasks/forward.ts';
+import { argmaxAt, batchesByLength, logProbAt, type Forward, type NextTokenSource } from '../tasks/forward.ts';
 import { generateGreedy } from '../tasks/generate.ts';
 import { buildContext } from './context.ts';
 import type { Doc } from './dataset.ts';
@@ -44,7 +44,8 @@ export async function buildPrompts(s: LmEvalSettings, split: Split, limit?: numb
 export interface LmEvalRunOptions {
   readonly limit?: number;
   readonly batchTokens: number;
-  readonly forwardCached?: ForwardCached;
+  /** What generate_until decodes through (default: `forward`, rows of equal length, no cache). */
+  readonly nextTokens?: NextTokenSource;
 }
 
 export async function evaluateLmEvalTask(
@@ -58,18 +59,12 @@ export async function evaluateLmEvalTask(
   const t = s.task;
   if (t.outputType === 'generate_until') {
     const maxPromptTokens = s.maxLength !== undefined ? s.maxLength - s.maxGenToks : undefined;
-    const outputs = await generateGreedy(
-      req.prompts,
-      tokenizer,
-      forward,
-      {
-        maxNewTokens: s.maxGenToks,
-        stop: t.until,
-        batchTokens: opts.batchTokens,
-        ...(maxPromptTokens !== undefined ? { maxPromptTokens } : {}),
-      },
-      opts.forwardCached,
-    );
+    const outputs = await generateGreedy(req.prompts, tokenizer, opts.nextTokens ?? forward, {
+      maxNewTokens: s.maxGenToks,
+      stop: t.until,
+      batchTokens: opts.batchTokens,
+      ...(maxPromptTokens !== undefined ? { maxPromptTokens } : {}),
+    });
     const references = req.docs.map((d, i) => targetText(t, d, req.where[i]!));
     const metrics: Record<string, Estimate> = {};
     for (const f of t.filters) {

@@ -1,6 +1,7 @@
 // What every task kind needs from a forward pass: run rows of equal length, read log-probabilities and argmaxes
 // at a position, and group variable-length sequences into equal-length batches (the zoo graph has no
-// attention_mask, so rows are never padded).
+// attention_mask, so scoring never pads a row); greedy generation reads next-token logits of rows that may
+// differ in length (the session pads them).
 import { invariant } from '../../errors.ts';
 
 /** Logits of one batch, row-major [batch, seq, vocab]. */
@@ -21,11 +22,38 @@ export interface KvState {
   select(rows: readonly number[]): KvState;
 }
 
-/** For graphs with a KV cache: runs only the new tokens of each row after `past` (undefined: from scratch). */
-export type ForwardCached = (
-  rows: readonly (readonly number[])[],
-  past: KvState | undefined,
-) => Promise<{ logits: BatchLogits; cache: KvState }>;
+/**
+ * What greedy generation reads from a session: the logits of each row's next token ([batch, 1, vocab]).
+ * `cached`: `next` runs only the rows' new tokens after `past` (their whole sequences when it is undefined,
+ * then one token each) and returns the cache grown by them; otherwise `past` is never given and every call
+ * re-runs the whole rows. `mixedLengths`: rows of different lengths may share a call (the session pads them).
+ */
+export interface NextTokenSource {
+  readonly mixedLengths: boolean;
+  readonly cached: boolean;
+  next(
+    rows: readonly (readonly number[])[],
+    past: KvState | undefined,
+  ): Promise<{ logits: BatchLogits; cache?: KvState }>;
+}
+
+/** A plain Forward as a NextTokenSource: equal-length rows, no cache, the logits of each row's last position. */
+export function unpaddedSource(forward: Forward): NextTokenSource {
+  return {
+    mixedLengths: false,
+    cached: false,
+    next: async (rows) => {
+      const l = await forward(rows);
+      if (l.seq === 1) return { logits: l };
+      const data = new Float32Array(l.batch * l.vocab);
+      for (let b = 0; b < l.batch; b++) {
+        const from = (b * l.seq + l.seq - 1) * l.vocab;
+        data.set(l.data.subarray(from, from + l.vocab), b * l.vocab);
+      }
+      return { logits: { data, batch: l.batch, seq: 1, vocab: l.vocab } };
+    },
+  };
+}
 
 /** log_softmax(logits[row, pos])[target] in float64 (max-shifted log-sum-exp). */
 export function logProbAt(l: BatchLogits, row: number, pos: number, target: number): number {
@@ -71,5 +99,29 @@ export function batchesByLength(lengths: readonly number[], batchTokens: number)
     const rows = Math.max(1, Math.floor(batchTokens / len));
     for (let i = 0; i < idx.length; i += rows) out.push(idx.slice(i, i + rows));
   }
+  return out;
+}
+
+/**
+ * Splits item indices into batches of rows of any lengths, shortest first (so that a batch's rows are close in
+ * length and little is padding), each with at most `batchTokens` tokens counted at its longest row (rows ×
+ * longest; at least one row). Deterministic: lengths ascending, equal lengths in input order.
+ */
+export function batchesMixed(lengths: readonly number[], batchTokens: number): number[][] {
+  const order = lengths.map((len, i) => {
+    invariant(len > 0, 'empty token sequence');
+    return i;
+  });
+  order.sort((a, b) => lengths[a]! - lengths[b]! || a - b);
+  const out: number[][] = [];
+  let batch: number[] = [];
+  for (const i of order) {
+    if (batch.length > 0 && (batch.length + 1) * lengths[i]! > batchTokens) {
+      out.push(batch);
+      batch = [];
+    }
+    batch.push(i);
+  }
+  if (batch.length > 0) out.push(batch);
   return out;
 }

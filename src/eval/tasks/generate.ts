@@ -3,7 +3,16 @@
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
 import { mean, proportionOf } from '../stats.ts';
 import type { Estimate } from '../../estimate.ts';
-import { argmaxAt, batchesByLength, logProbAt, type Forward, type ForwardCached, type KvState } from './forward.ts';
+import {
+  argmaxAt,
+  batchesByLength,
+  batchesMixed,
+  logProbAt,
+  unpaddedSource,
+  type Forward,
+  type KvState,
+  type NextTokenSource,
+} from './forward.ts';
 
 export interface GenerateItem {
   readonly prompt: string;
@@ -26,39 +35,41 @@ export function pythonStrip(s: string): string {
 }
 
 /**
- * Greedy completions. Rows of equal prompt length run together; every step appends one argmax token to each
- * live row, so a batch stays equal-length without padding; a row leaves when its text contains a stop string
- * (cut there, the stop string not kept) — for "\n" with the byte tokenizer that is the reference's "stop on
- * byte 10 without keeping it". With `forwardCached` (a graph with a KV cache) each step after the first runs
- * only the new token; without (the zoo graph), each step re-runs the whole sequence.
+ * Greedy completions. A batch's rows may differ in prompt length when the source pads (NextTokenSource), else
+ * they share one length; every step appends one argmax token to each live row, and a row leaves the batch (and
+ * the cache) when its text contains a stop string (cut there, the stop string not kept) — for "\n" with the
+ * byte tokenizer that is the reference's "stop on byte 10 without keeping it". Stop strings are looked for in
+ * the decoded text of all the row's new tokens, so one that spans token boundaries is found. Through a KV cache
+ * each step after the first runs only the new tokens; without one (the zoo graph), each step re-runs the rows.
+ * A row's completion does not depend on its batch: the padding is hidden from it (onnx-session.ts, PadSide).
  */
 export async function generateGreedy(
   prompts: readonly string[],
   tokenizer: Tokenizer,
-  forward: Forward,
+  model: Forward | NextTokenSource,
   opts: GenerateOptions,
-  forwardCached?: ForwardCached,
 ): Promise<string[]> {
+  const source = typeof model === 'function' ? unpaddedSource(model) : model;
   const cut = opts.maxPromptTokens;
   const promptIds = prompts.map((p) =>
     cut !== undefined ? tokenizer.encode(p).slice(-Math.max(1, cut)) : tokenizer.encode(p),
   );
   const outputs = new Array<string>(prompts.length).fill('');
-  for (const batch of batchesByLength(
-    promptIds.map((p) => p.length),
-    opts.batchTokens,
-  )) {
+  const lengths = promptIds.map((p) => p.length);
+  const batches = source.mixedLengths
+    ? batchesMixed(lengths, opts.batchTokens)
+    : batchesByLength(lengths, opts.batchTokens);
+  for (const batch of batches) {
     let live = batch.map((i) => ({ item: i, seq: [...promptIds[i]!], generated: [] as number[], cacheRow: 0 }));
     let cache: KvState | undefined;
     for (let step = 0; step < opts.maxNewTokens && live.length > 0; step++) {
-      let logits;
-      if (forwardCached) {
-        const past = cache?.select(live.map((r) => r.cacheRow));
-        const r = await forwardCached(past ? live.map((x) => x.seq.slice(-1)) : live.map((x) => x.seq), past);
-        logits = r.logits;
+      const past = cache?.select(live.map((r) => r.cacheRow));
+      const r = await source.next(past ? live.map((x) => x.seq.slice(-1)) : live.map((x) => x.seq), past);
+      const logits = r.logits;
+      if (source.cached) {
         cache = r.cache;
         live.forEach((x, row) => (x.cacheRow = row));
-      } else logits = await forward(live.map((r) => r.seq));
+      }
       const next: typeof live = [];
       live.forEach((r, row) => {
         const tok = argmaxAt(logits, row, logits.seq - 1);
@@ -92,16 +103,14 @@ function firstStop(text: string, stop: readonly string[]): number {
 export async function evaluateExactMatch(
   items: readonly GenerateItem[],
   tokenizer: Tokenizer,
-  forward: Forward,
+  model: Forward | NextTokenSource,
   opts: GenerateOptions,
-  forwardCached?: ForwardCached,
 ): Promise<{ exact_match: Estimate; predictions: string[] }> {
   const predictions = await generateGreedy(
     items.map((i) => i.prompt),
     tokenizer,
-    forward,
+    model,
     opts,
-    forwardCached,
   );
   const hits = predictions.map((p, i) => pythonStrip(p) === items[i]!.answer);
   return { exact_match: proportionOf(hits), predictions };

@@ -72,14 +72,22 @@ export function writeKvLlamaGraph(path: string, weights: TensorSource): void {
   const cos = node('Unsqueeze', [node('Cos', [embRot]), axis1]);
   const sin = node('Unsqueeze', [node('Sin', [embRot]), axis1]);
 
-  // Causal mask over past + current keys: key position j is hidden from query position p when j > p.
+  // Attention mask over past + current keys as transformers builds it: key index j is hidden from the query at
+  // index i (past + its offset) when j > i, or when attention_mask is 0 there (padding); hidden keys get
+  // float32's lowest value, so a padding query that sees no key stays finite.
   const total = node('Add', [
     node('Gather', [node('Shape', ['past_key_values.0.key']), constI([2], [])], [int('axis', 0)]),
     node('Gather', [node('Shape', ['input_ids']), constI([1], [])], [int('axis', 0)]),
   ]);
-  const keyPos = node('Range', [constI([0], []), total, constI([1], [])]);
-  const future = node('Greater', [keyPos, node('Unsqueeze', ['position_ids', constI([-1], [1])])]);
-  const mask = node('Unsqueeze', [node('Where', [future, constF([-Infinity], []), constF([0], [])]), axis1]);
+  const seqLen = node('Gather', [node('Shape', ['input_ids']), constI([1], [])], [int('axis', 0)]);
+  const keyIdx = node('Range', [constI([0], []), total, constI([1], [])]);
+  const queryIdx = node('Unsqueeze', [
+    node('Range', [node('Sub', [total, seqLen]), total, constI([1], [])]),
+    constI([-1], [1]),
+  ]);
+  const padding = node('Unsqueeze', [node('Equal', ['attention_mask', constI([0], [])]), constI([1, 2], [2])]);
+  const hidden = node('Or', [node('Greater', [keyIdx, queryIdx]), padding]);
+  const mask = node('Where', [hidden, constF([-3.4028234663852886e38], []), constF([0], [])]);
 
   const half = HEAD_DIM / 2;
   const rope = (x: string) => {
