@@ -2,7 +2,8 @@
 // random decoders the padded rows' next-token logits match the float64 reference (prefill, decoding through the
 // cache, rows leaving), on both operator sets and with a sliding window shorter than the padding. On the zoo,
 // mixed-length batches give token for token the completions of batch-1 decoding, through the built graph, the
-// zoo's model.onnx and a KV-cache graph, for the native math_words task and its lm-eval generate_until twin;
+// zoo's model.onnx and a KV-cache graph, for the native math_words task and its lm-eval generate_until twin
+// (and through the built graph's standard ops on webgpu);
 // and a counting seam around a real session shows that a batch mixes lengths and that finished rows leave it.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { FeedSet, GraphSession, OnnxGraph, type KvCache } from '../../../src/eva
 import { bindWeights, boundInitializers, resolveBinding } from '../../../src/eval/bind.ts';
 import { Evaluator, nextTokenSource } from '../../../src/eval/evaluator.ts';
 import { generateGreedy } from '../../../src/eval/tasks/generate.ts';
-import type { NextTokenSource } from '../../../src/eval/tasks/forward.ts';
+import { batchesMixed, type NextTokenSource } from '../../../src/eval/tasks/forward.ts';
 import { readEvalFile } from '../../../src/eval/eval-file.ts';
 import { ByteTokenizer } from '../../../src/eval/tokenizers/byte.ts';
 import { writeTinyDecoder, type TinyName } from '../../fixtures/tiny-decoders.ts';
@@ -50,6 +51,15 @@ function maxDiff(got: Float32Array, offset: number, want: Float64Array): number 
   for (let i = 0; i < want.length; i++) m = Math.max(m, Math.abs(got[offset + i]! - want[i]!));
   return m;
 }
+
+describe('batchesMixed', () => {
+  it('orders rows by length (then index) and fills each batch up to rows × longest ≤ batchTokens', () => {
+    const lengths = [5, 2, 9, 2, 4, 9];
+    expect(batchesMixed(lengths, 16)).toEqual([[1, 3, 4], [0], [2], [5]]);
+    expect(batchesMixed(lengths, 1)).toEqual([[1], [3], [4], [0], [2], [5]]);
+    expect(batchesMixed(lengths, 1000)).toEqual([[1, 3, 4, 0, 2, 5]]);
+  });
+});
 
 describe('padded rows against the float64 reference', () => {
   const cases: [TinyName, OpSet][] = [
@@ -158,6 +168,25 @@ describe('mixed-length batches on the zoo', () => {
       }
     });
   }
+});
+
+describe('mixed-length batches on webgpu (lavapipe on machines without a GPU)', () => {
+  it('graph: auto with standard ops (rows padded on the left): the completions of batch-1 decoding', async () => {
+    const opts = { suite: join(ROOT, 'evals/micro-lm-eval.yaml'), graph: 'auto', ep: 'webgpu' as const };
+    const mixed = await Evaluator.create(opts);
+    const single = await Evaluator.create({ ...opts, batchTokens: 1 });
+    try {
+      // a few items: lavapipe compiles shaders for every new sequence length
+      const run = { split: 'test' as const, tasks: ['math_words'], limit: 12, withPredictions: true };
+      const [a] = await mixed.evaluate(expert.tensors, run);
+      const [b] = await single.evaluate(expert.tensors, run);
+      expect(a!.predictions).toEqual(b!.predictions);
+      expect(a!.value).toBeGreaterThan(0.6);
+    } finally {
+      await mixed.close();
+      await single.close();
+    }
+  });
 });
 
 describe('a counting seam around a real session', () => {
