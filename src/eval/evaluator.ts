@@ -21,7 +21,7 @@ import type { Tokenizer } from './tokenizers/tokenizer.ts';
 import { baseTokenizerFile, buildAutoGraph } from './graph/auto-graph.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
 import { HfTokenizer } from './tokenizers/hf.ts';
-import type { BatchLogits, Forward, KvState, NextTokenSource } from './tasks/forward.ts';
+import type { BatchLogits, Forward, NextTokenSource } from './tasks/forward.ts';
 import { evaluateLoglik } from './tasks/loglik.ts';
 import { evaluateAnswerLogprob, evaluateExactMatch, type GenerateItem } from './tasks/generate.ts';
 import { evaluateChoice, type ChoiceItem } from './tasks/choice.ts';

@@ -19,7 +19,9 @@ const KV_HEADS = 2;
 const HEAD_DIM = 32;
 const HIDDEN = 128;
 
-export function writeKvLlamaGraph(path: string, weights: TensorSource): void {
+/** `attentionMask: false` leaves the attention_mask input out (a graph that cannot hide padding). */
+export function writeKvLlamaGraph(path: string, weights: TensorSource, opts: { attentionMask?: boolean } = {}): void {
+  const withMask = opts.attentionMask !== false;
   const nodes: NodeMessage[] = [];
   const inits: TensorMessage[] = [];
   let k = 0;
@@ -85,8 +87,10 @@ export function writeKvLlamaGraph(path: string, weights: TensorSource): void {
     node('Range', [node('Sub', [total, seqLen]), total, constI([1], [])]),
     constI([-1], [1]),
   ]);
-  const padding = node('Unsqueeze', [node('Equal', ['attention_mask', constI([0], [])]), constI([1, 2], [2])]);
-  const hidden = node('Or', [node('Greater', [keyIdx, queryIdx]), padding]);
+  const future = node('Greater', [keyIdx, queryIdx]);
+  const hidden = withMask
+    ? node('Or', [future, node('Unsqueeze', [node('Equal', ['attention_mask', constI([0], [])]), constI([1, 2], [2])])])
+    : future;
   const mask = node('Where', [hidden, constF([-3.4028234663852886e38], []), constF([0], [])]);
 
   const half = HEAD_DIM / 2;
@@ -108,7 +112,7 @@ export function writeKvLlamaGraph(path: string, weights: TensorSource): void {
   const outputs: ValueInfoMessage[] = [];
   const inputs: ValueInfoMessage[] = [
     vi('input_ids', INT64, ['batch', 'seq']),
-    vi('attention_mask', INT64, ['batch', 'total']),
+    ...(withMask ? [vi('attention_mask', INT64, ['batch', 'total'])] : []),
     vi('position_ids', INT64, ['batch', 'seq']),
   ];
   for (let l = 0; l < LAYERS; l++) {

@@ -4,7 +4,8 @@
 // mixed-length batches give token for token the completions of batch-1 decoding, through the built graph, the
 // zoo's model.onnx and a KV-cache graph, for the native math_words task and its lm-eval generate_until twin
 // (and through the built graph's standard ops on webgpu);
-// and a counting seam around a real session shows that a batch mixes lengths and that finished rows leave it.
+// and a counting seam around a real session shows that a batch mixes lengths and that finished rows leave it
+// (and that a KV-cache graph without attention_mask keeps one prompt length per batch).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,13 +30,16 @@ const ROOT = join(import.meta.dirname, '../../..');
 const ZOO = join(ROOT, 'models/micro');
 let tmp: string;
 let kvGraph: string;
+let kvGraphNoMask: string;
 let expert: ModelDir;
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'evomerge-mixed-'));
   kvGraph = join(tmp, 'decoder_with_past.onnx');
+  kvGraphNoMask = join(tmp, 'decoder_with_past_no_mask.onnx');
   const base = openModelDir(join(ZOO, 'base'));
   try {
     writeKvLlamaGraph(kvGraph, base.tensors);
+    writeKvLlamaGraph(kvGraphNoMask, base.tensors, { attentionMask: false });
   } finally {
     base.close();
   }
@@ -139,12 +143,13 @@ describe('mixed-length batches on the zoo', () => {
     ['graph: auto (GroupQueryAttention, rows padded on the right)', 'auto'],
     ["the zoo's model.onnx (no mask, no cache: rows padded on the right)", join(ZOO, 'base/model.onnx')],
     ['a KV-cache graph with attention_mask (rows padded on the left)', 'kv'],
+    ['a KV-cache graph without attention_mask (equal lengths only)', 'kv-no-mask'],
   ] as const;
   for (const [label, graph] of graphs) {
     it(`${label}: the same completions as batch-1 decoding (math_words and its lm-eval twin)`, async () => {
       const opts = {
         suite: join(ROOT, 'evals/micro-lm-eval.yaml'),
-        graph: graph === 'kv' ? kvGraph : graph,
+        graph: graph === 'kv' ? kvGraph : graph === 'kv-no-mask' ? kvGraphNoMask : graph,
         threads: 1,
       };
       const mixed = await Evaluator.create(opts);
@@ -241,6 +246,25 @@ describe('a counting seam around a real session', () => {
       for (const c of calls.slice(1)) expect(c.pastRows).toBe(c.lengths.length);
       const finishedAfter = (n: number) => out.filter((o) => Buffer.byteLength(o) + 1 <= n).length;
       calls.slice(1).forEach((c, i) => expect(c.lengths.length).toBe(prompts.length - finishedAfter(i + 1)));
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('a KV-cache graph without attention_mask keeps prompts of one length per batch', async () => {
+    const graph = OnnxGraph.load(kvGraphNoMask);
+    const base = openModelDir(join(ZOO, 'base'));
+    const binding = resolveBinding(graph, base.tensors);
+    base.close();
+    const session = await GraphSession.create(graph, boundInitializers(binding), { ep: 'cpu', intraOpThreads: 1 });
+    try {
+      expect(session.cachePadSide).toBeUndefined();
+      const feeds = bindWeights(binding, expert.tensors, { refuseNonFinite: false });
+      const { wrapped, calls } = counting(nextTokenSource(session, feeds, { useKvCache: true, padRows: true }));
+      expect(wrapped.mixedLengths).toBe(false);
+      await generate(wrapped);
+      for (const c of calls) expect(new Set(c.lengths).size).toBe(1);
+      expect(calls.filter((c) => c.pastRows === undefined).length).toBe(new Set(prompts.map((p) => p.length)).size);
     } finally {
       await session.close();
     }
