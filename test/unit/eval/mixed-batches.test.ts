@@ -2,10 +2,10 @@
 // random decoders the padded rows' next-token logits match the float64 reference (prefill, decoding through the
 // cache, rows leaving), on both operator sets and with a sliding window shorter than the padding. On the zoo,
 // mixed-length batches give token for token the completions of batch-1 decoding, through the built graph, the
-// zoo's model.onnx and a KV-cache graph, for the native math_words task and its lm-eval generate_until twin
-// (and through the built graph's standard ops on webgpu);
-// and a counting seam around a real session shows that a batch mixes lengths and that finished rows leave it
-// (and that a KV-cache graph without attention_mask keeps one prompt length per batch).
+// zoo's model.onnx and KV-cache graphs, for the native math_words task and its lm-eval generate_until twin, and
+// through the built graph's standard ops on webgpu. A counting seam around a real session shows that a batch
+// mixes lengths, that finished rows leave it, and that a KV-cache graph without attention_mask keeps one prompt
+// length per batch.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
