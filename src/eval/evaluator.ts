@@ -14,11 +14,23 @@ import {
   type WeightMode,
 } from './onnx-session.ts';
 import { bindWeights, boundInitializers, resolveBinding, type Binding } from './bind.ts';
-import { parseSuiteFile, taskMetrics, type Split, type Suite, type TaskSpec } from './suite.ts';
+import {
+  parseSuiteFile,
+  taskMetrics,
+  type ComputeDtypeChoice,
+  type Split,
+  type Suite,
+  type TaskSpec,
+} from './suite.ts';
 import { evaluateLmEvalTask } from './lm-eval/run-task.ts';
 import { readEvalFile, type EvalItem } from './eval-file.ts';
 import type { Tokenizer } from './tokenizers/tokenizer.ts';
-import { baseTokenizerFile, buildAutoGraph } from './graph/auto-graph.ts';
+import {
+  baseTokenizerFile,
+  buildAutoGraph,
+  chooseComputeDtype,
+  type ComputeDtypeDecision,
+} from './graph/auto-graph.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
 import { HfTokenizer } from './tokenizers/hf.ts';
 import type { BatchLogits, Forward, ForwardCached, KvState } from './tasks/forward.ts';
@@ -63,6 +75,9 @@ export interface EvaluatorOptions {
   refuseNonFinite?: boolean;
   /** The model's context in tokens; default: `max_position_embeddings` of the base model's config.json. */
   contextLength?: number;
+  /** graph: auto only: compute in float32, float16 or as `auto` decides (chooseComputeDtype); overrides the
+   * suite's `compute_dtype:` (default auto). */
+  computeDtype?: ComputeDtypeChoice;
 }
 
 export interface EvaluateOptions {
@@ -107,6 +122,7 @@ export class Evaluator {
   private contextLength: { tokens: number; from: string } | undefined;
   /** Task × split × metric × item count whose sequences were checked against the context (once per evaluator). */
   private readonly contextChecked = new Set<string>();
+  private computeDecision: ComputeDtypeDecision = { dtype: 'f32', reason: 'float32 (an exported graph)' };
 
   private constructor(
     readonly suite: Suite,
@@ -125,6 +141,12 @@ export class Evaluator {
         'eval.layer_path_needs_auto',
         'a layer path needs the graph evomerge builds (graph: auto), not an exported one',
         { file: graphPath, field: 'layer_path' },
+      );
+    if ((options.computeDtype ?? suite.computeDtype) === 'f16')
+      throw new EvomergeError(
+        'eval.compute_dtype',
+        'float16 compute applies to the graph evomerge builds (graph: auto); an exported graph runs as exported',
+        options.computeDtype ? { field: '--compute-dtype' } : { file: suite.file, field: 'compute_dtype' },
       );
     const graph = OnnxGraph.load(graphPath);
     const tokenizer =
@@ -161,8 +183,22 @@ export class Evaluator {
       );
     const base = openModelDir(baseDir);
     try {
+      const ep = options.ep ?? 'cpu';
+      const decision = await chooseComputeDtype(
+        options.computeDtype ?? suite.computeDtype ?? 'auto',
+        options.computeDtype ? { field: '--compute-dtype' } : { file: suite.file, field: 'compute_dtype' },
+        {
+          ep,
+          weightMode: weightModeOf(options),
+          baseDir,
+          config: base.config,
+          base: base.tensors,
+          ...(options.threads ? { threads: options.threads } : {}),
+        },
+      );
       const auto = buildAutoGraph(baseDir, base.config, base.tensors, {
-        ep: options.ep ?? 'cpu',
+        ep,
+        computeDtype: decision.dtype,
         ...(options.layerPath ? { layerPath: options.layerPath } : {}),
       });
       const tokenizer =
@@ -170,6 +206,7 @@ export class Evaluator {
           ? new ByteTokenizer()
           : HfTokenizer.load(suite.tokenizer === 'auto' ? baseTokenizerFile(baseDir, suite.file) : suite.tokenizer);
       const ev = new Evaluator(suite, auto.graph, tokenizer, options);
+      ev.computeDecision = decision;
       ev.contextLength =
         options.contextLength !== undefined
           ? { tokens: options.contextLength, from: 'the evaluator options' }
@@ -183,7 +220,12 @@ export class Evaluator {
   }
 
   private weightMode(): WeightMode {
-    return this.options.weightMode ?? ((this.options.ep ?? 'cpu') === 'cpu' ? DEFAULT_CPU_WEIGHT_MODE : 'external');
+    return weightModeOf(this.options);
+  }
+
+  /** The dtype the graph computes in and why, in one line (float32 for an exported graph). */
+  computeDtype(): ComputeDtypeDecision {
+    return this.computeDecision;
   }
 
   /** The (graph, base) binding and the sessions, built once. */
@@ -532,6 +574,10 @@ function runRows(
   const ids = new Int32Array(rows.length * seq);
   rows.forEach((r, i) => ids.set(r, i * seq));
   return session.forward(ids, rows.length, seq, feeds);
+}
+
+function weightModeOf(options: EvaluatorOptions): WeightMode {
+  return options.weightMode ?? ((options.ep ?? 'cpu') === 'cpu' ? DEFAULT_CPU_WEIGHT_MODE : 'external');
 }
 
 /** The context a model was trained for, from its config.json (max_position_embeddings), if it says. */
