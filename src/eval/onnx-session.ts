@@ -413,6 +413,11 @@ export interface SessionOptions {
   /** Let ORT re-pack constant weight matrices at load (ORT's default; createWithExternalWeights turns it off
    * unless this says true). */
   prepack?: boolean;
+  /** Let ORT's intra-op worker threads spin-wait between operators (ORT's default). Off unless this says true:
+   * a decode step runs ~170 small matrix products, and on a machine whose cores are shared, spinning workers
+   * take the cores from the thread doing the work (0.2 B decode, 2 threads, load average ~11 on 2 cores: a
+   * step took 54–78 ms median without spinning and 183–335 ms with it; bench/candidate.ts). */
+  spinWait?: boolean;
 }
 
 /** Logits of one forward pass: row-major [batch, seq, vocab]. */
@@ -573,7 +578,12 @@ export class GraphSession {
       executionProviders: [options.ep],
       logSeverityLevel: 3,
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-      ...(options.prepack === false ? { extra: { session: { disable_prepacking: '1' } } } : {}),
+      extra: {
+        session: {
+          ...(options.prepack === false ? { disable_prepacking: '1' } : {}),
+          ...(options.spinWait === true ? {} : { 'intra_op.allow_spinning': '0' }),
+        },
+      },
     };
     let session: ort.InferenceSession;
     try {

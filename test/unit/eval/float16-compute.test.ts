@@ -189,3 +189,53 @@ describe('float32 → float16 weights', () => {
     ]);
   });
 });
+
+describe('float16 compute on the zoo', () => {
+  it('expert-math-bf16 in float16 on webgpu scores as in float32 on the cpu (subset): ±1 exact match, loglik within 2e-3', async () => {
+    const root = join(import.meta.dirname, '../../..');
+    const model = openModelDir(join(root, 'models/micro/expert-math-bf16'));
+    const runs = [
+      { tasks: ['math', 'math_words', 'composite'], limit: 20 },
+      { tasks: ['lang', 'english'], limit: 12 },
+    ];
+    const scores: Record<string, Awaited<ReturnType<Evaluator['evaluate']>>> = { f16: [], f32: [] };
+    try {
+      for (const [dtype, ep] of [
+        ['f16', 'webgpu'],
+        ['f32', 'cpu'],
+      ] as const) {
+        const ev = await Evaluator.create({
+          suite: join(root, 'evals/micro.yaml'),
+          graph: 'auto',
+          ep,
+          computeDtype: dtype,
+          threads: 1,
+        });
+        try {
+          expect(ev.computeDtype().dtype).toBe(dtype);
+          for (const r of runs)
+            scores[dtype]!.push(...(await ev.evaluate(model.tensors, { split: 'test', ...r, withPredictions: true })));
+        } finally {
+          await ev.close();
+        }
+      }
+    } finally {
+      model.close();
+    }
+    const [half, full] = [scores.f16!, scores.f32!];
+    expect(half.map((s) => s.task)).toEqual(['math', 'math_words', 'composite', 'lang', 'english']);
+    half.forEach((h, i) => {
+      const f = full[i]!;
+      if (f.metric === 'exact_match') {
+        const differing = h.predictions!.filter((p, k) => p !== f.predictions![k]).length;
+        expect(differing, h.task).toBeLessThanOrEqual(1);
+      } else {
+        expect(Math.abs(h.value - f.value), h.task).toBeLessThanOrEqual(2e-3);
+        expect(Math.abs(h.extra.next_token_accuracy!.value - f.extra.next_token_accuracy!.value)).toBeLessThanOrEqual(
+          2e-3,
+        );
+      }
+    });
+    expect(full[0]!.value).toBeGreaterThan(0.5); // the subset is not degenerate: the expert solves its arithmetic
+  });
+});
