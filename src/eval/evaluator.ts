@@ -55,6 +55,9 @@ export interface EvaluatorOptions {
   /** ORT intra-op threads per session (default: ORT's choice, one per core). On a busy machine 1 is faster:
    * ORT's spinning worker threads then compete with other processes (measured 2× slower at 16×128 tokens). */
   threads?: number;
+  /** Let ORT's worker threads spin-wait between operators (default false: on shared cores spinning workers slow
+   * a decode step 3–4×; on an idle machine spinning saves the wake-up of each operator; SessionOptions.spinWait). */
+  spinWait?: boolean;
   /** Sessions (p-limit); tasks are spread over them. Default 1. onnxruntime-node 1.30 executes each run
    * synchronously on the JS thread, so in one process more sessions add no parallelism (bench/eval.ts): use
    * `threads` for that; sessions pay off with bindings whose runs are asynchronous. */
@@ -244,7 +247,11 @@ export class Evaluator {
   }
 
   private sessionOptions() {
-    return { ep: this.options.ep ?? 'cpu', ...(this.options.threads ? { intraOpThreads: this.options.threads } : {}) };
+    return {
+      ep: this.options.ep ?? 'cpu',
+      ...(this.options.threads ? { intraOpThreads: this.options.threads } : {}),
+      ...(this.options.spinWait ? { spinWait: true } : {}),
+    };
   }
 
   /** Token positions run through the persistent sessions so far (weightMode 'inputs'): a diagnostic. */
