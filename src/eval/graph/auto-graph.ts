@@ -96,7 +96,7 @@ export async function chooseComputeDtype(
     return { dtype: 'f32', reason: `float32: ${ctx.baseDir} is stored in float32` };
   const failure = await float16Failure(ctx.ep, ctx.threads);
   if (failure) return fallback(failure);
-  return { dtype: 'f16', reason: `float16 on ${ctx.ep} (${[...stored].join(', ')} checkpoint)` };
+  return { dtype: 'f16', reason: `float16 on ${ctx.ep} (${ctx.baseDir} stored in ${[...stored].join(', ')})` };
 }
 
 const probes = new Map<ExecutionProvider, Promise<string | undefined>>();

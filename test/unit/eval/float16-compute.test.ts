@@ -7,6 +7,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { openModelDir } from '../../../src/checkpoint/model-dir.ts';
 import { parseDecoderConfig } from '../../../src/eval/graph/decoder-config.ts';
@@ -93,7 +94,7 @@ describe('choosing the compute dtype', () => {
     const dir = join(tmp, `choice-${dtype}-${families++}`);
     writeTinyDecoder(dir, 'llama-linear', { seed: 2, dtype });
     const suite = join(dir, 'suite.yaml');
-    writeFileSync(join(dir, 'text.jsonl'), '{"text": "abc"}\n');
+    writeFileSync(join(dir, 'text.jsonl'), '{"text": "ABBA CAB"}\n'); // bytes below the tiny vocabulary's 97
     writeFileSync(
       suite,
       'base_model: .\ntokenizer: byte\ntasks:\n  text: {kind: loglik, fit: text.jsonl, test: text.jsonl}\n',
@@ -155,6 +156,29 @@ describe('choosing the compute dtype', () => {
     await expect(decide(suite, { ep: 'webgpu' })).rejects.toThrow(
       `${suite}: compute_dtype: expected one of auto, f32, f16, got "half"`,
     );
+  });
+
+  it('through the CLI: eval --json reports the dtype; --compute-dtype f16 on the cpu is one line on stderr, exit 1', () => {
+    const suite = family('BF16');
+    const dir = join(suite, '..');
+    const cli = join(import.meta.dirname, '../../../bin/evomerge.js');
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [cli, 'eval', dir, '--suite', suite, '--threads', '1', ...args], {
+        encoding: 'utf8',
+      });
+    const ok = run('--ep', 'webgpu', '--json');
+    expect(ok.status, ok.stderr).toBe(0);
+    const doc = JSON.parse(ok.stdout) as { compute: { dtype: string }; scores: { task: string; value: number }[] };
+    expect(doc.compute.dtype).toBe('f16');
+    expect(doc.scores[0]!.task).toBe('text');
+    expect(Number.isFinite(doc.scores[0]!.value)).toBe(true);
+    const bad = run('--compute-dtype', 'f16');
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr.trim().split('\n')).toEqual([
+      'evomerge: --compute-dtype: float16 cannot be used: the CPU provider computes in float32 (float16 needs --ep ' +
+        'webgpu or cuda)',
+    ]);
   });
 });
 
