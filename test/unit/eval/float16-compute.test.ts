@@ -3,7 +3,8 @@
 // the three families, for a prefill and for one-token decoding through the cache: logits within F16_TOLERANCE
 // (measured 0.020–0.030 on logits of magnitude ≤ 4; float32 compute stays within 1e-4). The automatic choice
 // (float16 on webgpu for a 16-bit checkpoint, float32 otherwise and on the CPU), the float32 override, and the
-// one-line refusals of float16 where it cannot be used. The saturating float32 → float16 rounding of weights.
+// one-line refusals of float16 where it cannot be used, the fallback to float32 where the float16 probe fails
+// (cuda, not installed here), the CLI. The saturating float32 → float16 rounding of weights; the zoo in float16.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -155,6 +156,23 @@ describe('choosing the compute dtype', () => {
     writeFileSync(suite, `compute_dtype: half\n${readFileSync(suite, 'utf8')}`);
     await expect(decide(suite, { ep: 'webgpu' })).rejects.toThrow(
       `${suite}: compute_dtype: expected one of auto, f32, f16, got "half"`,
+    );
+  });
+
+  it('where the float16 probe fails (cuda without its provider here), auto falls back to float32 and says why', async () => {
+    const suite = family('BF16');
+    const failure = await float16Failure('cuda');
+    if (failure === undefined) {
+      // a machine with CUDA: float16 runs there
+      expect((await decide(suite, { ep: 'cuda' })).dtype).toBe('f16');
+      return;
+    }
+    expect(failure).toMatch(
+      /^a float16 graph does not run on cuda here \(--ep: execution provider "cuda" is not available/,
+    );
+    expect(await decide(suite, { ep: 'cuda' })).toEqual({ dtype: 'f32', reason: `float32: ${failure}` });
+    await expect(decide(suite, { ep: 'cuda', computeDtype: 'f16' })).rejects.toThrow(
+      `--compute-dtype: float16 cannot be used: ${failure}`,
     );
   });
 
