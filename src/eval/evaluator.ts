@@ -56,7 +56,8 @@ export interface EvaluatorOptions {
    * ORT's spinning worker threads then compete with other processes (measured 2× slower at 16×128 tokens). */
   threads?: number;
   /** Let ORT's worker threads spin-wait between operators (default false: on shared cores spinning workers slow
-   * a decode step 3–4×; on an idle machine spinning saves the wake-up of each operator; SessionOptions.spinWait). */
+   * a decode step 1.6–4×, bench/candidate.ts; on an idle machine spinning saves each operator's wake-up;
+   * SessionOptions.spinWait). */
   spinWait?: boolean;
   /** Sessions (p-limit); tasks are spread over them. Default 1. onnxruntime-node 1.30 executes each run
    * synchronously on the JS thread, so in one process more sessions add no parallelism (bench/eval.ts): use
