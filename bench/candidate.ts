@@ -9,10 +9,12 @@
 // tasks: binding + writing the external-data file + ORT loading it, or ~0 when weights are fed per run) and its
 // share of the candidate's eval time; prefill tokens/s (1 × 128 tokens) and batch-1 decode tokens/s (one token
 // per step from a 32-token cache) on a session of that mode; the process's peak RSS; decode as a fraction of the
-// memory-bandwidth bound (bytes of weights read per token ÷ the measured copy bandwidth); and the bytes each
-// decode step hands ONNX Runtime (on a GPU provider: what crosses host→device per run).
+// memory-bandwidth bound (bytes of weights read per token ÷ the copy bandwidth measured on as many threads as
+// ORT runs); and the bytes each decode step hands ONNX Runtime (on a GPU provider: what crosses host→device per
+// run).
 import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { CheckpointWriter, openModelDir } from '../src/checkpoint/model-dir.ts';
 import { MemoryTensors, type DType } from '../src/checkpoint/tensor-source.ts';
@@ -135,6 +137,48 @@ function copyBandwidth(): number {
   return (2 * n * 4) / (best / 1000);
 }
 
+/**
+ * The same copy run on `threads` worker threads at once (a barrier starts each round together): the bandwidth
+ * a decode running ORT on that many threads can draw. Bytes read + written by all threads ÷ the slowest
+ * thread's time, best of 5 rounds.
+ */
+async function parallelCopyBandwidth(threads: number): Promise<number> {
+  const n = 32 * 2 ** 20;
+  const barrier = new Int32Array(new SharedArrayBuffer(4));
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { n, threads, barrier } = workerData;
+    const a = new Float32Array(n).fill(1);
+    const b = new Float32Array(n);
+    const times = [];
+    for (let r = 0; r < 5; r++) {
+      Atomics.add(barrier, 0, 1);
+      Atomics.notify(barrier, 0);
+      for (let v; (v = Atomics.load(barrier, 0)) < (r + 1) * threads; ) Atomics.wait(barrier, 0, v, 5);
+      const t0 = performance.now();
+      b.set(a);
+      times.push(performance.now() - t0);
+    }
+    parentPort.postMessage(times);`;
+  const perThread = await Promise.all(
+    Array.from(
+      { length: threads },
+      () =>
+        new Promise<number[]>((done, fail) => {
+          const w = new Worker(code, { eval: true, workerData: { n, threads, barrier } });
+          w.once('message', (t: number[]) => void w.terminate().then(() => done(t)));
+          w.once('error', fail);
+        }),
+    ),
+  );
+  let best = 0;
+  for (let r = 0; r < 5; r++) {
+    const slowest = Math.max(...perThread.map((t) => t[r]!));
+    best = Math.max(best, (threads * 2 * n * 4) / (slowest / 1000));
+  }
+  return best;
+}
+
 const peakRssGB = () => process.resourceUsage().maxRSS / 2 ** 20;
 
 async function decodeRates(
@@ -180,9 +224,11 @@ export async function main(args: string[]): Promise<void> {
     // A decode step reads every weight once except the embedding table (one row).
     const bytesPerToken = (total - embed) * 4;
     console.log(
-      `candidate bench: ${(total / 1e9).toFixed(3)} B parameters (${config.num_hidden_layers} layers × hidden ` +
+      `candidate bench (load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}): ${(total / 1e9).toFixed(3)} B parameters (${config.num_hidden_layers} layers × hidden ` +
         `${config.hidden_size}, vocab ${config.vocab_size}), ` +
-        `stored ${dtype}, computed float32; ep ${ep}; ORT threads ${threads ?? 'default'}; generate ${items} items × ` +
+        `stored ${dtype}; ep ${ep}; ORT threads ${threads ?? 'default'}; generate ${items} items × ` +
         `${maxNew} new tokens, loglik ${loglikItems} items`,
     );
     const dirs = ['base', 'expert-a', 'expert-b'].map((n) => join(tmp, n));
@@ -207,10 +253,12 @@ export async function main(args: string[]): Promise<void> {
       `base_model: base\ntokenizer: byte\ntasks:\n  gen: {kind: generate, fit: gen.jsonl, test: gen.jsonl, ` +
         `max_new_tokens: ${maxNew}}\n  text: {kind: loglik, fit: text.jsonl, test: text.jsonl}\n`,
     );
-    const bandwidth = copyBandwidth();
+    // The bound is taken with as many threads as ORT runs: one thread's copy understates what two cores draw.
+    const cores = threads ?? availableParallelism();
+    const bandwidth = Math.max(copyBandwidth(), await parallelCopyBandwidth(cores));
     const bound = bandwidth / bytesPerToken;
     console.log(
-      `copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s → batch-1 decode bound ${bound.toFixed(1)} tokens/s ` +
+      `copy bandwidth (${cores} threads) ${(bandwidth / 1e9).toFixed(1)} GB/s → batch-1 decode bound ${bound.toFixed(1)} tokens/s ` +
         `(${(bytesPerToken / 1e9).toFixed(2)} GB of float32 weights read per token)`,
     );
 
@@ -233,9 +281,6 @@ export async function main(args: string[]): Promise<void> {
       },
     ].slice(0, candidates);
 
-    const base = openModelDir(dirs[0]!);
-    const auto = buildAutoGraph(dirs[0]!, base.config, base.tensors, { ep });
-    base.close();
     const kernel = new CpuKernel();
     const header = [
       'mode',
@@ -255,6 +300,12 @@ export async function main(args: string[]): Promise<void> {
     try {
       for (const mode of modes) {
         const ev = await Evaluator.create({ suite, ep, weightMode: mode, ...(threads ? { threads } : {}) });
+        // The prefill/decode sessions run the graph the evaluator chose (float16 on a GPU provider for 16-bit weights).
+        const computeDtype = ev.computeDtype().dtype;
+        console.log(`${mode}: ${ev.computeDtype().reason}`);
+        const base = openModelDir(dirs[0]!);
+        const auto = buildAutoGraph(dirs[0]!, base.config, base.tensors, { ep, computeDtype });
+        base.close();
         try {
           for (const [k, doc] of recipes.entries()) {
             t0 = performance.now();
@@ -282,6 +333,24 @@ export async function main(args: string[]): Promise<void> {
                   : await GraphSession.createWithExternalWeights(auto.graph, feeds, opts);
             const rates = await decodeRates(session, mode === 'inputs' ? feeds : undefined);
             await session.close();
+            if (k === 0) {
+              // The same with ORT's worker threads spin-waiting between operators (ORT's default, off in evomerge).
+              const spinning =
+                mode === 'inputs'
+                  ? await GraphSession.create(
+                      auto.graph,
+                      auto.binding.entries.map((e) => e.initializer),
+                      { ...opts, spinWait: true },
+                    )
+                  : await GraphSession.createWithExternalWeights(auto.graph, feeds, { ...opts, spinWait: true });
+              const r = await decodeRates(spinning, mode === 'inputs' ? feeds : undefined);
+              await spinning.close();
+              console.log(
+                `${mode} session with ORT's spin-waiting worker threads: prefill ${r.prefill.toFixed(0)} tok/s, ` +
+                  `decode ${r.decode.toFixed(2)} tok/s (${((100 * r.decode) / bound).toFixed(0)}% of bound); without: ` +
+                  `prefill ${rates.prefill.toFixed(0)}, decode ${rates.decode.toFixed(2)}`,
+              );
+            }
             if (mode === 'external' && k === 0) {
               // What ORT's default re-packing of weight matrices would add to each candidate's session, and its per-run effect.
               for (const prepack of [true, false]) {
@@ -325,6 +394,11 @@ export async function main(args: string[]): Promise<void> {
     }
     const widths = header.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
     console.log('\n' + rows.map((r) => r.map((x, c) => x.padEnd(widths[c]!)).join('  ')).join('\n'));
+    console.log(
+      `load average at the end: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
   } finally {
     if (!keep) rmSync(tmp, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import { openModelDir } from '../checkpoint/model-dir.ts';
 import { MemoryTensors, type TensorSource } from '../checkpoint/tensor-source.ts';
 import { Evaluator, type EvalProgress } from '../eval/evaluator.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import type { Split } from '../eval/suite.ts';
+import { COMPUTE_DTYPE_CHOICES, type ComputeDtypeChoice, type Split } from '../eval/suite.ts';
 import type { TaskScore } from '../eval/stats.ts';
 import { CpuKernel } from '../kernel/cpu/cpu-kernel.ts';
 import { mergeRecipe } from '../merge/engine.ts';
@@ -25,6 +25,7 @@ interface EvalCliOptions {
   seed?: string;
   json?: boolean;
   progress?: boolean;
+  computeDtype?: ComputeDtypeChoice;
 }
 
 export function registerEvalCommand(program: Command): void {
@@ -44,6 +45,13 @@ export function registerEvalCommand(program: Command): void {
     .option(
       '--graph <model.onnx>',
       "the ONNX graph, or auto to build it from the base model's config.json (default: the suite's graph:, else auto)",
+    )
+    .addOption(
+      new Option(
+        '--compute-dtype <dtype>',
+        "dtype of a built graph's compute (default: the suite's compute_dtype, else auto: float16 on " +
+          'webgpu/cuda for a 16-bit checkpoint, float32 otherwise)',
+      ).choices(COMPUTE_DTYPE_CHOICES),
     )
     .option('--limit <n>', 'score only the first n items of each task')
     .option('--tasks <names>', 'comma-separated task names (default: all)')
@@ -71,6 +79,7 @@ export function registerEvalCommand(program: Command): void {
         ...(opts.graph ? { graph: opts.graph } : {}),
         ...(threads ? { threads } : {}),
         ...(sessions ? { sessions } : {}),
+        ...(opts.computeDtype ? { computeDtype: opts.computeDtype } : {}),
       });
       try {
         const { weights, close } = await openWeights(model, seed);
@@ -89,9 +98,9 @@ export function registerEvalCommand(program: Command): void {
           if (opts.json) {
             // per-item pseudo-values (for paired comparisons inside a campaign) would swamp the output
             const omitPseudo = (k: string, v: unknown) => (k === 'pseudo' ? undefined : v);
-            process.stdout.write(
-              `${JSON.stringify({ model, suite: opts.suite, split: opts.split, ep: opts.ep, scores }, omitPseudo, 2)}\n`,
-            );
+            const compute = evaluator.computeDtype();
+            const doc = { model, suite: opts.suite, split: opts.split, ep: opts.ep, compute, scores };
+            process.stdout.write(`${JSON.stringify(doc, omitPseudo, 2)}\n`);
           } else process.stdout.write(formatTable(scores));
         } finally {
           close();

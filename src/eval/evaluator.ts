@@ -14,11 +14,23 @@ import {
   type WeightMode,
 } from './onnx-session.ts';
 import { bindWeights, boundInitializers, resolveBinding, type Binding } from './bind.ts';
-import { parseSuiteFile, taskMetrics, type Split, type Suite, type TaskSpec } from './suite.ts';
+import {
+  parseSuiteFile,
+  taskMetrics,
+  type ComputeDtypeChoice,
+  type Split,
+  type Suite,
+  type TaskSpec,
+} from './suite.ts';
 import { evaluateLmEvalTask } from './lm-eval/run-task.ts';
 import { readEvalFile, type EvalItem } from './eval-file.ts';
 import type { Tokenizer } from './tokenizers/tokenizer.ts';
-import { baseTokenizerFile, buildAutoGraph } from './graph/auto-graph.ts';
+import {
+  baseTokenizerFile,
+  buildAutoGraph,
+  chooseComputeDtype,
+  type ComputeDtypeDecision,
+} from './graph/auto-graph.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
 import { HfTokenizer } from './tokenizers/hf.ts';
 import type { BatchLogits, Forward, NextTokenSource } from './tasks/forward.ts';
@@ -43,6 +55,10 @@ export interface EvaluatorOptions {
   /** ORT intra-op threads per session (default: ORT's choice, one per core). On a busy machine 1 is faster:
    * ORT's spinning worker threads then compete with other processes (measured 2× slower at 16×128 tokens). */
   threads?: number;
+  /** Let ORT's worker threads spin-wait between operators (default false: on shared cores spinning workers slow
+   * a decode step 1.6–4×, bench/candidate.ts; on an idle machine spinning saves each operator's wake-up;
+   * SessionOptions.spinWait). */
+  spinWait?: boolean;
   /** Sessions (p-limit); tasks are spread over them. Default 1. onnxruntime-node 1.30 executes each run
    * synchronously on the JS thread, so in one process more sessions add no parallelism (bench/eval.ts): use
    * `threads` for that; sessions pay off with bindings whose runs are asynchronous. */
@@ -66,6 +82,9 @@ export interface EvaluatorOptions {
   refuseNonFinite?: boolean;
   /** The model's context in tokens; default: `max_position_embeddings` of the base model's config.json. */
   contextLength?: number;
+  /** graph: auto only: compute in float32, float16 or as `auto` decides (chooseComputeDtype); overrides the
+   * suite's `compute_dtype:` (default auto). */
+  computeDtype?: ComputeDtypeChoice;
 }
 
 export interface EvaluateOptions {
@@ -110,6 +129,7 @@ export class Evaluator {
   private contextLength: { tokens: number; from: string } | undefined;
   /** Task × split × metric × item count whose sequences were checked against the context (once per evaluator). */
   private readonly contextChecked = new Set<string>();
+  private computeDecision: ComputeDtypeDecision = { dtype: 'f32', reason: 'float32 (an exported graph)' };
 
   private constructor(
     readonly suite: Suite,
@@ -128,6 +148,12 @@ export class Evaluator {
         'eval.layer_path_needs_auto',
         'a layer path needs the graph evomerge builds (graph: auto), not an exported one',
         { file: graphPath, field: 'layer_path' },
+      );
+    if ((options.computeDtype ?? suite.computeDtype) === 'f16')
+      throw new EvomergeError(
+        'eval.compute_dtype',
+        'float16 compute applies to the graph evomerge builds (graph: auto); an exported graph runs as exported',
+        options.computeDtype ? { field: '--compute-dtype' } : { file: suite.file, field: 'compute_dtype' },
       );
     const graph = OnnxGraph.load(graphPath);
     const tokenizer =
@@ -164,8 +190,22 @@ export class Evaluator {
       );
     const base = openModelDir(baseDir);
     try {
+      const ep = options.ep ?? 'cpu';
+      const decision = await chooseComputeDtype(
+        options.computeDtype ?? suite.computeDtype ?? 'auto',
+        options.computeDtype ? { field: '--compute-dtype' } : { file: suite.file, field: 'compute_dtype' },
+        {
+          ep,
+          weightMode: weightModeOf(options),
+          baseDir,
+          config: base.config,
+          base: base.tensors,
+          ...(options.threads ? { threads: options.threads } : {}),
+        },
+      );
       const auto = buildAutoGraph(baseDir, base.config, base.tensors, {
-        ep: options.ep ?? 'cpu',
+        ep,
+        computeDtype: decision.dtype,
         ...(options.layerPath ? { layerPath: options.layerPath } : {}),
       });
       const tokenizer =
@@ -173,6 +213,7 @@ export class Evaluator {
           ? new ByteTokenizer()
           : HfTokenizer.load(suite.tokenizer === 'auto' ? baseTokenizerFile(baseDir, suite.file) : suite.tokenizer);
       const ev = new Evaluator(suite, auto.graph, tokenizer, options);
+      ev.computeDecision = decision;
       ev.contextLength =
         options.contextLength !== undefined
           ? { tokens: options.contextLength, from: 'the evaluator options' }
@@ -186,7 +227,12 @@ export class Evaluator {
   }
 
   private weightMode(): WeightMode {
-    return this.options.weightMode ?? ((this.options.ep ?? 'cpu') === 'cpu' ? DEFAULT_CPU_WEIGHT_MODE : 'external');
+    return weightModeOf(this.options);
+  }
+
+  /** The dtype the graph computes in and why, in one line (float32 for an exported graph). */
+  computeDtype(): ComputeDtypeDecision {
+    return this.computeDecision;
   }
 
   /** The (graph, base) binding and the sessions, built once. */
@@ -205,7 +251,11 @@ export class Evaluator {
   }
 
   private sessionOptions() {
-    return { ep: this.options.ep ?? 'cpu', ...(this.options.threads ? { intraOpThreads: this.options.threads } : {}) };
+    return {
+      ep: this.options.ep ?? 'cpu',
+      ...(this.options.threads ? { intraOpThreads: this.options.threads } : {}),
+      ...(this.options.spinWait ? { spinWait: true } : {}),
+    };
   }
 
   /** Token positions run through the persistent sessions so far (weightMode 'inputs'): a diagnostic. */
@@ -547,6 +597,10 @@ function runRows(
   const ids = new Int32Array(rows.length * seq);
   rows.forEach((r, i) => ids.set(r, i * seq));
   return session.forward(ids, rows.length, seq, feeds);
+}
+
+function weightModeOf(options: EvaluatorOptions): WeightMode {
+  return options.weightMode ?? ((options.ep ?? 'cpu') === 'cpu' ? DEFAULT_CPU_WEIGHT_MODE : 'external');
 }
 
 /** The context a model was trained for, from its config.json (max_position_embeddings), if it says. */

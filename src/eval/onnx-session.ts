@@ -35,6 +35,7 @@ import { dirname, join, resolve, isAbsolute } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { EvomergeError, invariant } from '../errors.ts';
 import { checkModelFile } from '../checkpoint/paths.ts';
+import { encodeFromF32 } from '../checkpoint/dtype.ts';
 import {
   DATA_LOCATION_EXTERNAL,
   OnnxDataType,
@@ -120,6 +121,11 @@ export class OnnxGraph {
   /** Whether a node of the graph's top level runs this operator (any domain). */
   hasOperator(opType: string): boolean {
     return (this.model.graph!.node ?? []).some((n) => n.opType === opType);
+  }
+
+  /** Names of the float16 initializers (a float16 graph's weights). */
+  float16Initializers(): Set<string> {
+    return new Set(this.initializers.filter((i) => i.dataType === OnnxDataType.FLOAT16).map((i) => i.name));
   }
 
   outputNames(): string[] {
@@ -230,7 +236,10 @@ export class OnnxGraph {
       if (w)
         return {
           ...t,
-          rawData: new Uint8Array(w.buffer, w.byteOffset, w.byteLength),
+          rawData:
+            t.dataType === OnnxDataType.FLOAT16
+              ? toFloat16Saturated(w)
+              : new Uint8Array(w.buffer, w.byteOffset, w.byteLength),
           floatData: [],
           dataLocation: 0,
           externalData: [],
@@ -342,21 +351,39 @@ function scratchRoot(bytes: number): string {
   return tmpdir();
 }
 
-/** Writes each array at a page-aligned offset; returns where each went. */
+/** The largest finite float16, ±65504. */
+const F16_MAX_BITS = 0x7bff;
+
+/**
+ * float32 → float16 bytes for a float16 graph: round to nearest even, and a finite value beyond the float16
+ * range (|x| ≥ 65520, bfloat16 reaches 3.4e38) saturates to ±65504 instead of becoming ±Inf, which would turn
+ * every logit it touches into NaN; magnitudes below 2^-25 become ±0 (float16's subnormals end at 2^-24).
+ */
+export function toFloat16Saturated(data: Float32Array): Uint8Array {
+  const out = encodeFromF32('F16', data);
+  const halves = new Uint16Array(out.buffer, out.byteOffset, data.length);
+  for (let i = 0; i < halves.length; i++) {
+    if ((halves[i]! & 0x7fff) === 0x7c00 && Number.isFinite(data[i]!)) halves[i] = (halves[i]! & 0x8000) | F16_MAX_BITS;
+  }
+  return out;
+}
+
+/** Writes each array at a page-aligned offset, as float16 when its name is in `half`; returns where each went. */
 function writeWeightFile(
   path: string,
   arrays: ReadonlyMap<string, Float32Array>,
+  half: ReadonlySet<string>,
 ): Map<string, { offset: number; length: number }> {
   const offsets = new Map<string, { offset: number; length: number }>();
   const fd = openSync(path, 'w');
   try {
     let offset = 0;
     for (const [name, a] of arrays) {
-      const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      const bytes = half.has(name) ? toFloat16Saturated(a) : new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
       let done = 0;
       while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done, offset + done);
-      offsets.set(name, { offset, length: a.byteLength });
-      offset = alignUp(offset + a.byteLength, WEIGHT_ALIGN);
+      offsets.set(name, { offset, length: bytes.byteLength });
+      offset = alignUp(offset + bytes.byteLength, WEIGHT_ALIGN);
     }
   } finally {
     closeSync(fd);
@@ -391,6 +418,11 @@ export interface SessionOptions {
   /** Let ORT re-pack constant weight matrices at load (ORT's default; createWithExternalWeights turns it off
    * unless this says true). */
   prepack?: boolean;
+  /** Let ORT's intra-op worker threads spin-wait between operators (ORT's default). Off unless this says true:
+   * a decode step runs ~170 small matrix products, and on a machine whose cores are shared, spinning workers
+   * take the cores from the thread doing the work (0.2 B decode, 2 threads, load average ~11 on 2 cores: a
+   * step took 54–78 ms median without spinning and 183–335 ms with it; bench/candidate.ts). */
+  spinWait?: boolean;
 }
 
 /** Logits of one forward pass: row-major [batch, seq, vocab]. */
@@ -502,11 +534,14 @@ export class GraphSession {
     weights: FeedSet,
     options: SessionOptions,
   ): Promise<GraphSession> {
+    // A float16 graph's weights are written as float16: half the bytes to write, map and upload.
+    const half = graph.float16Initializers();
     let bytes = 0;
-    for (const a of weights.arrays.values()) bytes += alignUp(a.byteLength, WEIGHT_ALIGN);
+    for (const [name, a] of weights.arrays)
+      bytes += alignUp(half.has(name) ? a.byteLength / 2 : a.byteLength, WEIGHT_ALIGN);
     const dir = mkdtempSync(join(scratchRoot(bytes), 'evomerge-weights-'));
     try {
-      const offsets = writeWeightFile(join(dir, WEIGHT_FILE), weights.arrays);
+      const offsets = writeWeightFile(join(dir, WEIGHT_FILE), weights.arrays, half);
       const modelPath = join(dir, 'model.onnx');
       writeFileSync(modelPath, graph.bytesWithExternalWeights(WEIGHT_FILE, offsets));
       // ORT maps the external file and uses it in place; re-packing every weight matrix for MLAS (its default)
@@ -573,7 +608,12 @@ export class GraphSession {
       executionProviders: [options.ep],
       logSeverityLevel: 3,
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-      ...(options.prepack === false ? { extra: { session: { disable_prepacking: '1' } } } : {}),
+      extra: {
+        session: {
+          ...(options.prepack === false ? { disable_prepacking: '1' } : {}),
+          ...(options.spinWait === true ? {} : { 'intra_op.allow_spinning': '0' }),
+        },
+      },
     };
     let session: ort.InferenceSession;
     try {

@@ -62,8 +62,14 @@ export interface Suite {
   /** `byte`, the absolute path of a tokenizer.json, or `auto` (the default): the base model's tokenizer.json
    * with a graph evomerge builds, `byte` with a user-exported graph (as before graphs were built). */
   readonly tokenizer: string;
+  /** Compute dtype of a graph evomerge builds (`compute_dtype:`; default auto: float16 on a GPU provider for a
+   * 16-bit checkpoint, else float32). */
+  readonly computeDtype?: ComputeDtypeChoice;
   readonly tasks: readonly TaskSpec[];
 }
+
+export type ComputeDtypeChoice = 'auto' | 'f32' | 'f16';
+export const COMPUTE_DTYPE_CHOICES: readonly ComputeDtypeChoice[] = ['auto', 'f32', 'f16'];
 
 const SUITE_KEYS = [
   'description',
@@ -74,6 +80,7 @@ const SUITE_KEYS = [
   'datasets',
   'apply_chat_template',
   'chat_template',
+  'compute_dtype',
 ];
 const TASK_KEYS = [
   'description',
@@ -132,6 +139,9 @@ export function parseSuite(text: string, file: string): Suite {
         ? doc.tokenizer
         : pathKey('tokenizer', doc.tokenizer, 'file');
 
+  const computeDtype = doc.compute_dtype as ComputeDtypeChoice | undefined;
+  if (computeDtype !== undefined && !COMPUTE_DTYPE_CHOICES.includes(computeDtype))
+    fail('compute_dtype', `expected one of ${COMPUTE_DTYPE_CHOICES.join(', ')}, got ${JSON.stringify(computeDtype)}`);
   if (!isRecord(doc.tasks) || Object.keys(doc.tasks).length === 0)
     return fail('tasks', 'expected a mapping of task name → task');
   if (doc.apply_chat_template !== undefined && typeof doc.apply_chat_template !== 'boolean')
@@ -229,7 +239,14 @@ export function parseSuite(text: string, file: string): Suite {
     }
     tasks.push({ name, kind, metric, files, maxNewTokens, stop, fields, ...(choices ? { choices } : {}) });
   }
-  return { file, ...(graph ? { graph } : {}), ...(baseModel ? { baseModel } : {}), tokenizer, tasks };
+  return {
+    file,
+    ...(graph ? { graph } : {}),
+    ...(baseModel ? { baseModel } : {}),
+    tokenizer,
+    ...(computeDtype ? { computeDtype } : {}),
+    tasks,
+  };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

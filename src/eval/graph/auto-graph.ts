@@ -6,15 +6,17 @@ import { join } from 'node:path';
 import { EvomergeError } from '../../errors.ts';
 import type { TensorSource } from '../../checkpoint/tensor-source.ts';
 import type { Binding } from '../bind.ts';
-import { OnnxGraph, type ExecutionProvider } from '../onnx-session.ts';
+import { FeedSet, GraphSession, OnnxGraph, type ExecutionProvider, type WeightMode } from '../onnx-session.ts';
+import type { ComputeDtypeChoice } from '../suite.ts';
 import { parseDecoderConfig, type DecoderConfig } from './decoder-config.ts';
-import { buildDecoderGraph, checkCheckpointShapes, type OpSet } from './decoder-graph.ts';
+import { buildDecoderGraph, checkCheckpointShapes, type ComputeDtype, type OpSet } from './decoder-graph.ts';
 
 export interface AutoGraph {
   readonly graph: OnnxGraph;
   readonly binding: Binding;
   readonly config: DecoderConfig;
   readonly layerPath: readonly number[];
+  readonly computeDtype: ComputeDtype;
 }
 
 /** ONNX Runtime's fused CPU kernels on the CPU provider; standard ops on the others. */
@@ -26,12 +28,14 @@ export function buildAutoGraph(
   baseDir: string,
   config: Record<string, unknown>,
   base: TensorSource,
-  options: { ep: ExecutionProvider; layerPath?: readonly number[] },
+  options: { ep: ExecutionProvider; layerPath?: readonly number[]; computeDtype?: ComputeDtype },
 ): AutoGraph {
   const configFile = join(baseDir, 'config.json');
   const parsed = parseDecoderConfig(config, configFile);
+  const computeDtype = options.computeDtype ?? 'f32';
   const built = buildDecoderGraph(parsed, {
     opSet: opSetFor(options.ep),
+    computeDtype,
     ...(options.layerPath ? { layerPath: options.layerPath } : {}),
   });
   checkCheckpointShapes(parsed, built.weights, base);
@@ -46,7 +50,125 @@ export function buildAutoGraph(
     binding: { entries, byContent: 0 },
     config: parsed,
     layerPath: built.layerPath,
+    computeDtype,
   };
+}
+
+/** The dtype a built graph computes in, and why (one line). */
+export interface ComputeDtypeDecision {
+  readonly dtype: ComputeDtype;
+  readonly reason: string;
+}
+
+/**
+ * float16 compute where it helps and runs: on a GPU provider, for a checkpoint stored in 16 bits (every tensor
+ * the graph reads is F16 or BF16: float16 then costs the rounding of bf16 mantissas, not of float32 ones), with
+ * the weights built into the session (float16 weights cannot be fed as the float32 arrays 'inputs' passes), and
+ * when a one-layer float16 decoder runs on the provider (float16Failure). Otherwise float32. `f16` forces it
+ * where it can run at all and says in one line why not elsewhere; `f32` always computes in float32.
+ */
+export async function chooseComputeDtype(
+  choice: ComputeDtypeChoice,
+  at: { file?: string; field: string },
+  ctx: {
+    ep: ExecutionProvider;
+    weightMode: WeightMode;
+    baseDir: string;
+    config: Record<string, unknown>;
+    base: TensorSource;
+    threads?: number;
+  },
+): Promise<ComputeDtypeDecision> {
+  if (choice === 'f32') return { dtype: 'f32', reason: `float32 (${at.field}: f32)` };
+  const refuse = (what: string): never => {
+    throw new EvomergeError('eval.compute_dtype', what, { ...(at.file ? { file: at.file } : {}), field: at.field });
+  };
+  const fallback = (why: string): ComputeDtypeDecision | never =>
+    choice === 'f16' ? refuse(`float16 cannot be used: ${why}`) : { dtype: 'f32', reason: `float32: ${why}` };
+  if (ctx.ep === 'cpu') return fallback('the CPU provider computes in float32 (float16 needs --ep webgpu or cuda)');
+  if (ctx.weightMode === 'inputs')
+    return fallback('weight mode inputs feeds float32 arrays; float16 weights are built into the session (external)');
+  const parsed = parseDecoderConfig(ctx.config, join(ctx.baseDir, 'config.json'));
+  const stored = new Set(
+    buildDecoderGraph(parsed, { opSet: 'plain' }).weights.map((w) => ctx.base.tensorInfo(w.name).dtype),
+  );
+  if (choice === 'auto' && stored.has('F32'))
+    return { dtype: 'f32', reason: `float32: ${ctx.baseDir} is stored in float32` };
+  const failure = await float16Failure(ctx.ep, ctx.threads);
+  if (failure) return fallback(failure);
+  return { dtype: 'f16', reason: `float16 on ${ctx.ep} (${ctx.baseDir} stored in ${[...stored].join(', ')})` };
+}
+
+const probes = new Map<ExecutionProvider, Promise<string | undefined>>();
+
+/** Most a float16 logit of the probe may differ from float32 (its logits are of order 1). */
+const PROBE_TOLERANCE = 0.05;
+
+/**
+ * Whether a float16 decoder graph runs on `ep` here: a one-layer Llama (prefill of 3 tokens and one cached
+ * step) built in float16 and run on `ep`, against the same weights in float32 on the CPU. Undefined when it
+ * runs and agrees; else what fails, in one line. Once per provider and process.
+ */
+export function float16Failure(ep: ExecutionProvider, threads?: number): Promise<string | undefined> {
+  let probe = probes.get(ep);
+  if (!probe) {
+    probe = runFloat16Probe(ep, threads);
+    probes.set(ep, probe);
+  }
+  return probe;
+}
+
+async function runFloat16Probe(ep: ExecutionProvider, threads?: number): Promise<string | undefined> {
+  const config = parseDecoderConfig(
+    {
+      architectures: ['LlamaForCausalLM'],
+      vocab_size: 32,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      hidden_act: 'silu',
+      rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      max_position_embeddings: 16,
+    },
+    '<float16 probe>',
+  );
+  const run = async (dtype: ComputeDtype, on: ExecutionProvider): Promise<Float32Array[]> => {
+    const built = buildDecoderGraph(config, { opSet: 'plain', computeDtype: dtype });
+    const feeds = new FeedSet();
+    built.weights.forEach((w, k) => {
+      const n = w.shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n);
+      for (let i = 0; i < n; i++) data[i] = w.shape.length === 1 ? 1 : 0.3 * Math.sin(0.37 * i + k);
+      feeds.set(w.name, data, w.shape);
+    });
+    const graph = OnnxGraph.fromModel(built.model, '<float16 probe>');
+    const session = await GraphSession.createWithExternalWeights(graph, feeds, {
+      ep: on,
+      ...(threads ? { intraOpThreads: threads } : {}),
+    });
+    try {
+      const first = await session.forwardWithCache(Int32Array.of(1, 5, 9), 1, 3, undefined);
+      const next = await session.forwardWithCache(Int32Array.of(7), 1, 1, first.cache);
+      return [first.logits.data, next.logits.data];
+    } finally {
+      await session.close();
+    }
+  };
+  let got: Float32Array[];
+  try {
+    got = await run('f16', ep);
+  } catch (err) {
+    return `a float16 graph does not run on ${ep} here (${(err as Error).message})`;
+  }
+  const want = await run('f32', 'cpu');
+  let worst = 0;
+  got.forEach((g, k) => g.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - want[k]![i]!)))));
+  if (!(worst <= PROBE_TOLERANCE))
+    return `float16 logits on ${ep} differ from float32 by ${worst} (more than ${PROBE_TOLERANCE})`;
+  return undefined;
 }
 
 /** The base model's tokenizer.json, which a built graph needs (there is no graph export to carry one). */

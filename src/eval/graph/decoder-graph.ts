@@ -14,17 +14,24 @@
 //   com.microsoft FusedMatMul (transB, so no transpose at all, even with weights fed per run),
 //   SimplifiedLayerNormalization (RMSNorm) and GroupQueryAttention (RoPE, cache concatenation, causal and
 //   sliding-window masking and grouped heads in one kernel, with cos/sin tables for max_position_embeddings).
-import { EvomergeError } from '../../errors.ts';
+// Compute dtype 'f16' (plain ops only, for GPU providers): weights and activations in float16 as transformers
+// runs a float16 model (HF LlamaRMSNorm, eager attention): RMSNorm statistics and the attention softmax in
+// float32, the scores scaled in float32; the graph's inputs and outputs (logits, KV cache) stay float32, so
+// the session and the tasks run both dtypes alike (the cache values are float16 values, stored exactly).
+import { EvomergeError, invariant } from '../../errors.ts';
 import { OnnxDataType, type ModelMessage, type ValueInfoMessage } from '../onnx-proto.ts';
 import { checkLayerPath, layerWeights, outerWeights, type DecoderConfig, type WeightSpec } from './decoder-config.ts';
 import { attrFloat, attrInt, attrInts, MS_DOMAIN, OnnxWriter, valueInfo } from './onnx-writer.ts';
 
 export type OpSet = 'plain' | 'cpu';
+export type ComputeDtype = 'f32' | 'f16';
 
 export interface DecoderGraphOptions {
   /** Source layers to run, in order (default: every layer once, 0..num_hiddenKeyslayers−1). */
   layerPath?: readonly number[];
   opSet?: OpSet;
+  /** Weights and activations in float32 (default) or float16 (opSet 'plain' only). */
+  computeDtype?: ComputeDtype;
 }
 
 export interface DecoderGraph {
@@ -64,7 +71,12 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
   const path = options.layerPath ?? Array.from({ length: c.layers }, (_, i) => i);
   checkLayerPath(c, path);
   const opSet = options.opSet ?? 'plain';
+  const f16 = options.computeDtype === 'f16';
+  invariant(!f16 || opSet === 'plain', 'float16 compute is built with the plain operator set only');
   const g = new OnnxWriter();
+  // Activations in the compute dtype; what must stay float32 (norm statistics, softmax, cache, logits) is cast.
+  const toF32 = (v: string) => (f16 ? g.node('Cast', [v], [attrInt('to', OnnxDataType.FLOAT)]) : v);
+  const toCompute = (v: string) => (f16 ? g.node('Cast', [v], [attrInt('to', OnnxDataType.FLOAT16)]) : v);
   const { headDim: D, heads: H, kvHeads: KV } = c;
   const groups = H / KV;
 
@@ -74,7 +86,8 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
     if (!used.has(spec.name)) {
       used.add(spec.name);
       weights.push(spec);
-      g.initializers.push({ name: spec.name, dataType: OnnxDataType.FLOAT, dims: [...spec.shape] });
+      const dataType = f16 ? OnnxDataType.FLOAT16 : OnnxDataType.FLOAT;
+      g.initializers.push({ name: spec.name, dataType, dims: [...spec.shape] });
     }
     return spec.name;
   };
@@ -86,13 +99,14 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
       return g.node('SimplifiedLayerNormalization', [x, w], [attrInt('axis', -1), attrFloat('epsilon', c.rmsNormEps)]);
     normConsts ??= { eps: g.constF([c.rmsNormEps], []), two: g.constF([2], []), one: g.constF([1], []) };
     const { eps, two, one } = normConsts;
+    const x32 = toF32(x);
     const meanSquare = g.node(
       'ReduceMean',
-      [g.node('Pow', [x, two])],
+      [g.node('Pow', [x32, two])],
       [attrInts('axes', [-1]), attrInt('keepdims', 1)],
     );
     const inv = g.node('Div', [one, g.node('Sqrt', [g.node('Add', [meanSquare, eps])])]);
-    return g.node('Mul', [w, g.node('Mul', [x, inv])]);
+    return g.node('Mul', [w, toCompute(g.node('Mul', [x32, inv]))]);
   };
   const linear = (x: string, w: string, bias?: string): string => {
     const y =
@@ -115,8 +129,8 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
       const angles = g.node('Concat', [freqs, freqs], [attrInt('axis', -1)]);
       const axis1 = g.constI([1], [1]);
       return {
-        cos: g.node('Unsqueeze', [g.node('Cos', [angles]), axis1]),
-        sin: g.node('Unsqueeze', [g.node('Sin', [angles]), axis1]),
+        cos: toCompute(g.node('Unsqueeze', [g.node('Cos', [angles]), axis1])),
+        sin: toCompute(g.node('Unsqueeze', [g.node('Sin', [angles]), axis1])),
       };
     })();
     const x1 = g.node('Slice', [x, g.constI([0], [1]), g.constI([D / 2], [1]), g.constI([3], [1])]);
@@ -250,8 +264,20 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
       const q = rope(toHeads(qFlat, H));
       const kNew = rope(toHeads(kFlat, KV));
       const vNew = toHeads(vFlat, KV);
-      const kAll = g.node('Concat', [`past_key_values.${n}.key`, kNew], [attrInt('axis', 2)], `present.${n}.key`);
-      const vAll = g.node('Concat', [`past_key_values.${n}.value`, vNew], [attrInt('axis', 2)], `present.${n}.value`);
+      const kPresent = g.node(
+        'Concat',
+        [`past_key_values.${n}.key`, toF32(kNew)],
+        [attrInt('axis', 2)],
+        `present.${n}.key`,
+      );
+      const vPresent = g.node(
+        'Concat',
+        [`past_key_values.${n}.value`, toF32(vNew)],
+        [attrInt('axis', 2)],
+        `present.${n}.value`,
+      );
+      const kAll = toCompute(kPresent);
+      const vAll = toCompute(vPresent);
       // Grouped-query attention without copying keys: queries as [batch, kv, groups, seq, D] against keys as
       // [batch, kv, 1, D, total] (query head h reads kv head ⌊h / groups⌋, transformers' repeat_kv).
       const q5 = g.node('Reshape', [q, g.constI([0, KV, groups, -1, D], [5])]);
@@ -260,8 +286,8 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
         g.constI([2], [1]),
       ]);
       const v5 = g.node('Unsqueeze', [vAll, g.constI([2], [1])]);
-      const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q5, k5]), scale]), mask()]);
-      const attn = g.node('MatMul', [g.node('Softmax', [scores], [attrInt('axis', -1)]), v5]);
+      const scores = g.node('Add', [g.node('Mul', [toF32(g.node('MatMul', [q5, k5])), scale]), mask()]);
+      const attn = g.node('MatMul', [toCompute(g.node('Softmax', [scores], [attrInt('axis', -1)])), v5]);
       const merged = g.node('Reshape', [
         g.node(
           'Transpose',
@@ -282,7 +308,8 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
   const normed = rmsNorm(x, weight(outer.get('model.norm.weight')!));
   const head = c.tiedEmbeddings ? 'model.embed_tokens.weight' : weight(outer.get('lm_head.weight')!);
   const logits = linear(normed, head);
-  g.node('Identity', [logits], [], 'logits');
+  if (f16) g.node('Cast', [logits], [attrInt('to', OnnxDataType.FLOAT)], 'logits');
+  else g.node('Identity', [logits], [], 'logits');
 
   const opsetImport = [{ domain: '', version: 17 }, ...(opSet === 'cpu' ? [{ domain: MS_DOMAIN, version: 1 }] : [])];
   const model: ModelMessage = {

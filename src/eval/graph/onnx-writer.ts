@@ -1,5 +1,6 @@
 // A small helper to emit ONNX graphs node by node: fresh value names, constants, attributes and value infos.
 // Only what the decoder builder needs; the encoding itself is onnx-proto.ts's.
+import { encodeFromF32 } from '../../checkpoint/dtype.ts';
 import {
   OnnxDataType,
   type AttributeMessage,
@@ -52,6 +53,18 @@ export class OnnxWriter {
       dataType: OnnxDataType.FLOAT,
       dims,
       rawData: new Uint8Array(Float32Array.from(values).buffer),
+    });
+    return name;
+  }
+
+  /** A float16 constant (values rounded to nearest even). */
+  constF16(values: ArrayLike<number>, dims: number[]): string {
+    const name = this.fresh('constF16');
+    this.initializers.push({
+      name,
+      dataType: OnnxDataType.FLOAT16,
+      dims,
+      rawData: encodeFromF32('F16', Float32Array.from(values)),
     });
     return name;
   }
