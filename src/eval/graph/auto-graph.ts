@@ -7,7 +7,7 @@ import { EvomergeError } from '../../errors.ts';
 import type { TensorSource } from '../../checkpoint/tensor-source.ts';
 import type { Binding } from '../bind.ts';
 import { OnnxGraph, type ExecutionProvider } from '../onnx-session.ts';
-import { parseDecoderConfig, type DecoderConfig } from './decoder-config.ts';
+import { parseDecoderConfig, type DecoderConfig, type LayerSlot } from './decoder-config.ts';
 import { buildDecoderGraph, checkCheckpointShapes, type OpSet } from './decoder-graph.ts';
 
 export interface AutoGraph {
@@ -15,6 +15,7 @@ export interface AutoGraph {
   readonly binding: Binding;
   readonly config: DecoderConfig;
   readonly layerPath: readonly number[];
+  readonly slots: readonly LayerSlot[];
 }
 
 /** ONNX Runtime's fused CPU kernels on the CPU provider; standard ops on the others. */
@@ -22,17 +23,20 @@ export function opSetFor(ep: ExecutionProvider): OpSet {
   return ep === 'cpu' ? 'cpu' : 'plain';
 }
 
+/** Builds the graph of `baseDir`'s config.json; `base` holds every tensor it reads (for slots over several
+ *  models, a SlotTensors of them all), checked against the shapes the config implies. */
 export function buildAutoGraph(
   baseDir: string,
   config: Record<string, unknown>,
   base: TensorSource,
-  options: { ep: ExecutionProvider; layerPath?: readonly number[] },
+  options: { ep: ExecutionProvider; layerPath?: readonly number[]; slots?: readonly LayerSlot[] },
 ): AutoGraph {
   const configFile = join(baseDir, 'config.json');
   const parsed = parseDecoderConfig(config, configFile);
   const built = buildDecoderGraph(parsed, {
     opSet: opSetFor(options.ep),
     ...(options.layerPath ? { layerPath: options.layerPath } : {}),
+    ...(options.slots ? { slots: options.slots } : {}),
   });
   checkCheckpointShapes(parsed, built.weights, base);
   const entries = built.weights.map((w) => ({
@@ -46,6 +50,7 @@ export function buildAutoGraph(
     binding: { entries, byContent: 0 },
     config: parsed,
     layerPath: built.layerPath,
+    slots: built.slots,
   };
 }
 
