@@ -20,15 +20,7 @@ import { parseDecoderConfig } from '../eval/graph/decoder-config.ts';
 import { buildDecoderGraph, checkCheckpointShapes } from '../eval/graph/decoder-graph.ts';
 import { SlotTensors } from '../eval/graph/slot-tensors.ts';
 import type { GenomeDomain, GenomeValues, RecipeDoc } from './genome.ts';
-import type { GeneRange, SearchSpace, SourceModel } from './space.ts';
-
-/** The `genome:` of a data-flow space. */
-export interface DataFlowGenome {
-  /** r: how many times the sequence of A's then B's layers is repeated (the paper: 3). */
-  readonly repeats: number;
-  /** The range of each W_ij; 1 is the neutral value and the optimiser's start. */
-  readonly scales: GeneRange;
-}
+import type { SearchSpace, SourceModel } from './space.ts';
 
 /** One step of a path: layer `layer` of model `model` (0 = A, 1 = B), its input hidden state times `scale`. */
 export interface PathStep {

@@ -7,12 +7,19 @@ import { parse as parseYaml } from 'yaml';
 import { editDistance, EvomergeError } from '../errors.ts';
 import { parseSelection, type Selection } from './selection.ts';
 import { parseGateSpecs, type NamedGateSpec } from '../gates/gates.ts';
-import type { DataFlowGenome } from './data-flow.ts';
 
 /** A parameter range for one kind of gene, e.g. `weight: {min: 0, max: 1.5}`. */
 export interface GeneRange {
   readonly min: number;
   readonly max: number;
+}
+
+/** The `genome:` of a data-flow space (search/data-flow.ts). */
+export interface DataFlowGenome {
+  /** r: how many times the sequence of A's then B's layers is repeated (the paper: 3). */
+  readonly repeats: number;
+  /** The range of each W_ij; 1 is the neutral value and the optimiser's start. */
+  readonly scales: GeneRange;
 }
 
 /** How transformer blocks are grouped: one gene set per group of contiguous layers. */
