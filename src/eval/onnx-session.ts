@@ -338,7 +338,7 @@ function scratchRoot(bytes: number): string {
 }
 
 /** Writes each array at a page-aligned offset; returns where each went. */
-function writeWeightFile(
+export function writeWeightFile(
   path: string,
   arrays: ReadonlyMap<string, Float32Array>,
 ): Map<string, { offset: number; length: number }> {

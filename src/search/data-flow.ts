@@ -6,8 +6,8 @@
 // t's layer in the path when it is > 0. A's embeddings, final norm, lm_head and tokenizer are used, and A's
 // first and last layers start and end the path (added when the included slots do not already). A scaling matrix
 // W (M × M genes) scales the hidden state passed from layer i to layer j by W_ij; the first layer reads the
-// embeddings unscaled. The optimiser starts with A's first-repetition indicators at 2σ (likely included), the
-// others at 0, and W at 1.
+// embeddings unscaled (scale_model: none leaves every scale at 1: a plain layer splice). The optimiser starts
+// with A's first-repetition indicators at 2σ (likely included), the others at 0, and W at 1.
 //
 // A candidate's "recipe" is its path: `{data_flow: {models: [A, B], path: [{model, layer, scale}, …]}}`, with
 // scales rounded to 4 decimals; only the path and the scales of the hops it takes enter it, so two genomes that
@@ -70,7 +70,7 @@ export function buildDataFlowLayout(space: SearchSpace, layersA: number, layersB
     }
   }
   const neutral = Math.min(flow.scales.max, Math.max(flow.scales.min, 1));
-  for (let i = 0; i < M; i++) {
+  for (let i = 0; i < (flow.scaleModel === 'matrix' ? M : 0); i++) {
     for (let j = 0; j < M; j++) {
       continuous.push({ name: `scale.${label(i)}>${label(j)}`, lower: flow.scales.min, upper: flow.scales.max });
       x0.push(neutral);
@@ -94,7 +94,7 @@ export function decodeDataFlow(
   if (order[order.length - 1] !== layersA - 1) order.push(layersA - 1);
   const domain = layout.domain.continuous;
   const steps: PathStep[] = order.map((g, k) => {
-    if (k === 0) return { ...layerOf(g, layersA), scale: 1 };
+    if (k === 0 || domain.length === T) return { ...layerOf(g, layersA), scale: 1 };
     const i = T + order[k - 1]! * M + g;
     const gene = domain[i]!;
     return { ...layerOf(g, layersA), scale: round4(Math.min(gene.upper, Math.max(gene.lower, x[i]!))) };

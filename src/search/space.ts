@@ -20,6 +20,8 @@ export interface DataFlowGenome {
   readonly repeats: number;
   /** The range of each W_ij; 1 is the neutral value and the optimiser's start. */
   readonly scales: GeneRange;
+  /** matrix: one W_ij gene per pair of layers; none: every hop at scale 1 (a plain layer splice). */
+  readonly scaleModel: 'matrix' | 'none';
 }
 
 /** How transformer blocks are grouped: one gene set per group of contiguous layers. */
@@ -333,15 +335,22 @@ function parseParameterGenome(g: Doc, file: string): SearchSpace['genome'] {
   return { layerGroups, filters, methods, ranges, fixed };
 }
 
-/** genome.kind: data_flow — repeats (r, default 3), the range of the scales (default 0…2), scale_model: matrix. */
+/** genome.kind: data_flow — repeats (r, default 3), the range of the scales (default 0…2), scale_model. */
 function parseDataFlowGenome(g: Doc, file: string): DataFlowGenome {
   const repeats = g.repeats === undefined ? 3 : asPositiveInt(g.repeats, file, 'genome.repeats');
-  if (g.scale_model !== undefined && g.scale_model !== 'matrix')
+  if (g.scale_model !== undefined && g.scale_model !== 'matrix' && g.scale_model !== 'none')
     throw new EvomergeError(
       'space.bad_value',
-      `${JSON.stringify(g.scale_model)} is not supported; only matrix (one W_ij gene per pair of layers)`,
+      `${JSON.stringify(g.scale_model)} is not supported; expected matrix (one W_ij gene per pair of layers) or ` +
+        `none (every scale 1)`,
       { file, field: 'genome.scale_model' },
     );
+  const scaleModel = (g.scale_model ?? 'matrix') as DataFlowGenome['scaleModel'];
+  if (scaleModel === 'none' && g.scales !== undefined)
+    throw new EvomergeError('space.bad_value', 'scale_model: none has no scales to range over', {
+      file,
+      field: 'genome.scales',
+    });
   let scales = { min: 0, max: 2 };
   if (g.scales !== undefined) {
     const r = asObject(g.scales, file, 'genome.scales');
@@ -356,7 +365,7 @@ function parseDataFlowGenome(g: Doc, file: string): DataFlowGenome {
         field: 'genome.scales',
       });
   }
-  return { repeats, scales };
+  return { repeats, scales, scaleModel };
 }
 
 // -- small validators: each names the file and the field
