@@ -123,6 +123,33 @@ describe('data-flow campaigns', () => {
     await checkExportReproduces(out);
   });
 
+  it('the report and the HTML report draw the winning path slot by slot', async () => {
+    const db = path.join(tmp, 'dfs-straight.sqlite');
+    const json = JSON.parse((await cli$('report', db, '--json')).stdout) as {
+      winningPath: { ordinal: number; steps: { step: number; model: string; layer: number; scale: number }[] };
+    };
+    const w = json.winningPath;
+    expect(String(w.ordinal)).toBe(bestOrdinal(db));
+    // the path the export wrote is the path the report shows
+    const exported = YAML.parse(readFileSync(path.join(tmp, 'dfs-export', 'data_flow.yaml'), 'utf8')) as {
+      data_flow: { path: { model: number; layer: number; scale: number }[] };
+    };
+    expect(w.steps.map((s) => [s.model, s.layer, s.scale])).toEqual(
+      exported.data_flow.path.map((p) => [p.model === 0 ? 'expert-math' : 'expert-lang', p.layer, p.scale]),
+    );
+    const text = (await cli$('report', db)).stdout;
+    expect(text).toContain(`winning path: #${w.ordinal}`);
+    expect(text).toContain(`${w.steps.length} layers, slot by slot`);
+    const html = path.join(tmp, 'dfs.html');
+    expect((await cli$('report', db, '--html', html)).status).toBe(0);
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain('data-plot="winning-path"');
+    // one hover title per step, naming model, layer and scale
+    const titles = page.match(/<title>step \d+: [^<]+<\/title>/g) ?? [];
+    expect(titles).toHaveLength(w.steps.length);
+    expect(titles[1]).toContain(`${w.steps[1]!.model} layer ${w.steps[1]!.layer}, scale`);
+  });
+
   it('PS + DFS: a PS campaign exported becomes model A of a DFS campaign, whose export reproduces its scores', async () => {
     const ps = writeSpace(
       tmp,
