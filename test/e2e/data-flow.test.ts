@@ -144,6 +144,7 @@ describe('data-flow campaigns', () => {
     expect((await cli$('report', db, '--html', html)).status).toBe(0);
     const page = readFileSync(html, 'utf8');
     expect(page).toContain('data-plot="winning-path"');
+    expect(page).toContain('data flow over expert-math (A) and expert-lang (B): r = 2, scales 0.5…1.5');
     // one hover title per step, naming model, layer and scale
     const titles = page.match(/<title>step \d+: [^<]+<\/title>/g) ?? [];
     expect(titles).toHaveLength(w.steps.length);

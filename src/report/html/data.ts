@@ -90,6 +90,7 @@ interface StoredConfig {
   ownMetrics: Record<string, string>;
   objective: { task: string; metric?: string; weight: number }[];
   genome?: { methods?: string[]; layerGroups?: number | string; filters?: string[] };
+  dataFlow?: { repeats: number; scales: { min: number; max: number }; scaleModel?: string };
   measures: { task: string; metric: string }[];
   references: { name: string; group?: string }[];
 }
@@ -556,10 +557,14 @@ function campaignFacts(
     { label: 'optimizer', value: `${cfg.optimizer}${cfg.populationSize ? `, population ${cfg.populationSize}` : ''}` },
     {
       label: 'genome',
-      value:
-        `${genome.layerGroups ?? '?'} layer ` +
-        `group(s)${genome.filters?.length ? `, filters ${genome.filters.join(', ')}` : ''}; methods ` +
-        `${(genome.methods ?? []).join(', ')}`,
+      value: cfg.dataFlow
+        ? `data flow over ${cfg.models.map((m) => m.name).join(' (A) and ')} (B): r = ${cfg.dataFlow.repeats}, ` +
+          (cfg.dataFlow.scaleModel === 'none'
+            ? 'every scale 1'
+            : `scales ${cfg.dataFlow.scales.min}…${cfg.dataFlow.scales.max}`)
+        : `${genome.layerGroups ?? '?'} layer ` +
+          `group(s)${genome.filters?.length ? `, filters ${genome.filters.join(', ')}` : ''}; methods ` +
+          `${(genome.methods ?? []).join(', ')}`,
     },
     {
       label: 'models',
