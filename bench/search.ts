@@ -24,6 +24,8 @@ interface Row {
 export async function main(args: string[]): Promise<void> {
   // --selection: the final-pick comparison (fit pick, val pick, + successive halving, + LCB) of search-selection.ts
   if (args[0] === '--selection') return (await import('./search-selection.ts')).main(args.slice(1));
+  // --dfs: PS, DFS and PS + DFS side by side (search-dfs.ts)
+  if (args[0] === '--dfs') return (await import('./search-dfs.ts')).main(args.slice(1));
   const { values } = parseArgs({
     args,
     options: {

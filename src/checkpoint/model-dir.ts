@@ -112,6 +112,9 @@ export interface CheckpointWriterOptions {
   inputs?: readonly InputPath[];
   /** Small text files (name → content) written beside the checkpoint before the rename (export's recipe). */
   extraFiles?: Readonly<Record<string, string>>;
+  /** Called with the temporary folder once the checkpoint, config.json and extra files are in it, before the
+   *  rename: files it writes there (an ONNX graph of the checkpoint) are published with the rest. */
+  beforePublish?: (tmpDir: string) => void;
 }
 
 /** Files copied from the base model folder: tokenizers (HF and the zoo's byte tokenizer) and generation settings. */
@@ -121,8 +124,10 @@ const COPIED_FILE = new RegExp(
 );
 /** Files a previous evomerge output may hold (export adds its recipe and scores): only such a folder (or an
  *  empty one) is ever replaced. */
-const OUTPUT_FILE =
-  /^(config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d+-of-\d+\.safetensors|recipe\.yaml|scores\.json)$/;
+const OUTPUT_FILE = new RegExp(
+  '^(config\\.json|model\\.safetensors|model\\.safetensors\\.index\\.json|model-\\d+-of-\\d+\\.safetensors|recipe\\.yaml|' +
+    'scores\\.json|data_flow\\.yaml|model\\.onnx|model\\.onnx\\.data)$',
+);
 
 /** Whether a file name is one an evomerge checkpoint folder holds. */
 export function isCheckpointOutputFile(name: string): boolean {
@@ -285,6 +290,7 @@ export class CheckpointWriter implements TensorSink {
       fs.writeFileSync(path.join(this.tmpDir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
       for (const [name, text] of Object.entries(this.opts.extraFiles ?? {}))
         fs.writeFileSync(path.join(this.tmpDir, name), text);
+      this.opts.beforePublish?.(this.tmpDir);
       this.moveIntoPlace();
       this.state = 'finished';
       process.off('exit', this.onExit);

@@ -3,11 +3,12 @@
 import { statSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { EvomergeError } from '../errors.ts';
-import { openModelDir } from '../checkpoint/model-dir.ts';
+import { openModelDir, readConfig } from '../checkpoint/model-dir.ts';
 import { MemoryTensors, type TensorSource } from '../checkpoint/tensor-source.ts';
 import { Evaluator, type EvalProgress } from '../eval/evaluator.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { COMPUTE_DTYPE_CHOICES, type ComputeDtypeChoice, type Split } from '../eval/suite.ts';
+import { COMPUTE_DTYPE_CHOICES, parseSuiteFile, type ComputeDtypeChoice, type Split } from '../eval/suite.ts';
+import { graphBaseFor } from '../eval/graph/auto-graph.ts';
 import type { TaskScore } from '../eval/stats.ts';
 import { CpuKernel } from '../kernel/cpu/cpu-kernel.ts';
 import { mergeRecipe } from '../merge/engine.ts';
@@ -72,11 +73,15 @@ export function registerEvalCommand(program: Command): void {
         ?.split(',')
         .map((t) => t.trim())
         .filter((t) => t !== '');
+      const suite = parseSuiteFile(opts.suite);
+      const graph = opts.graph ?? suite.graph ?? 'auto';
+      const baseModelDir = graphBase(model, suite.baseModel, graph);
       const evaluator = await Evaluator.create({
-        suite: opts.suite,
+        suite,
         ep: opts.ep,
         refuseNonFinite: true,
-        ...(opts.graph ? { graph: opts.graph } : {}),
+        graph,
+        ...(baseModelDir ? { baseModelDir } : {}),
         ...(threads ? { threads } : {}),
         ...(sessions ? { sessions } : {}),
         ...(opts.computeDtype ? { computeDtype: opts.computeDtype } : {}),
@@ -109,6 +114,18 @@ export function registerEvalCommand(program: Command): void {
         await evaluator.close();
       }
     });
+}
+
+/** What the graph is built or bound against: the suite's base model, or a model folder of another shape itself. */
+function graphBase(model: string, baseDir: string | undefined, graph: string): string | undefined {
+  let isDir = false;
+  try {
+    isDir = statSync(model).isDirectory();
+  } catch {
+    return baseDir; // openWeights says what is wrong
+  }
+  if (!isDir) return baseDir;
+  return graphBaseFor(model, readConfig(model), baseDir, baseDir ? readConfig(baseDir) : undefined, graph);
 }
 
 /** A model folder is read lazily from disk; a recipe is merged into memory (the merge engine, CPU kernel). */

@@ -58,7 +58,7 @@ export function registerExportCommand(program: Command): void {
       });
       const gates = r.verdicts.map((v) => `${v.gate} ${v.pass ? 'pass' : 'FAIL'}`).join(', ');
       process.stdout.write(
-        `exported candidate #${r.ordinal} to ${r.outDir} (checkpoint, recipe.yaml, scores.json); test-split gates: ` +
+        `exported candidate #${r.ordinal} to ${r.outDir} (checkpoint, ${r.files.join(', ')}); test-split gates: ` +
           `${gates || 'none'}${r.forced ? ' (forced)' : ''}\n`,
       );
     });

@@ -31,6 +31,8 @@ import {
   chooseComputeDtype,
   type ComputeDtypeDecision,
 } from './graph/auto-graph.ts';
+import type { LayerSlot } from './graph/decoder-config.ts';
+import { SlotTensors } from './graph/slot-tensors.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
 import { HfTokenizer } from './tokenizers/hf.ts';
 import type { BatchLogits, Forward, NextTokenSource } from './tasks/forward.ts';
@@ -48,6 +50,11 @@ export interface EvaluatorOptions {
   graph?: string;
   /** graph: auto only: the source layers the built graph runs, in order (default: every layer once). */
   layerPath?: readonly number[];
+  /** graph: auto only, instead of layerPath: the slots the built graph runs (a data-flow path over the base
+   *  model and `slotModels`); evaluate() then takes a SlotTensors of the base model and those models. */
+  slots?: readonly LayerSlot[];
+  /** The tensors of models 1, 2, … that `slots` name (model 0 is the base model): checked against the graph. */
+  slotModels?: readonly TensorSource[];
   /** The base model folder for binding by content; defaults to the suite's `base_model:`. Without one, the
    * binding is built by name against the first weights evaluated. */
   baseModelDir?: string;
@@ -143,7 +150,7 @@ export class Evaluator {
     const graphPath = options.graph ?? suite.graph ?? 'auto';
     const baseDir = options.baseModelDir ?? suite.baseModel;
     if (graphPath === 'auto') return Evaluator.createAuto(suite, baseDir, options);
-    if (options.layerPath)
+    if (options.layerPath || options.slots)
       throw new EvomergeError(
         'eval.layer_path_needs_auto',
         'a layer path needs the graph evomerge builds (graph: auto), not an exported one',
@@ -191,6 +198,7 @@ export class Evaluator {
     const base = openModelDir(baseDir);
     try {
       const ep = options.ep ?? 'cpu';
+      const weights = options.slotModels ? new SlotTensors([base.tensors, ...options.slotModels]) : base.tensors;
       const decision = await chooseComputeDtype(
         options.computeDtype ?? suite.computeDtype ?? 'auto',
         options.computeDtype ? { field: '--compute-dtype' } : { file: suite.file, field: 'compute_dtype' },
@@ -203,10 +211,11 @@ export class Evaluator {
           ...(options.threads ? { threads: options.threads } : {}),
         },
       );
-      const auto = buildAutoGraph(baseDir, base.config, base.tensors, {
+      const auto = buildAutoGraph(baseDir, base.config, weights, {
         ep,
         computeDtype: decision.dtype,
         ...(options.layerPath ? { layerPath: options.layerPath } : {}),
+        ...(options.slots ? { slots: options.slots } : {}),
       });
       const tokenizer =
         suite.tokenizer === 'byte'
@@ -219,7 +228,7 @@ export class Evaluator {
           ? { tokens: options.contextLength, from: 'the evaluator options' }
           : configContext(baseDir, base.config);
       ev.binding = auto.binding;
-      await ev.prepare(base.tensors);
+      await ev.prepare(weights);
       return ev;
     } finally {
       base.close();

@@ -369,10 +369,10 @@ export function toFloat16Saturated(data: Float32Array): Uint8Array {
 }
 
 /** Writes each array at a page-aligned offset, as float16 when its name is in `half`; returns where each went. */
-function writeWeightFile(
+export function writeWeightFile(
   path: string,
   arrays: ReadonlyMap<string, Float32Array>,
-  half: ReadonlySet<string>,
+  half: ReadonlySet<string> = new Set(),
 ): Map<string, { offset: number; length: number }> {
   const offsets = new Map<string, { offset: number; length: number }>();
   const fd = openSync(path, 'w');

@@ -21,6 +21,9 @@ import { Scorer } from '../search/scorer.ts';
 import type { SearchSpace } from '../search/space.ts';
 import { missingOnTestSplit, scoreOnTestSplit, type TestSplitJob } from '../search/test-split.ts';
 import { judgeGates } from '../search/verdicts.ts';
+import { isDataFlowDoc, parseDataFlowDoc, type DataFlowPath } from '../search/data-flow.ts';
+import { writeDataFlowExport } from './data-flow-export.ts';
+import type { Recipe } from '../recipe/recipe.ts';
 
 export interface ExportOptions {
   readonly db: string;
@@ -44,6 +47,8 @@ export interface ExportResult {
   readonly outDir: string;
   readonly verdicts: readonly NewGateVerdict[];
   readonly forced: boolean;
+  /** What was written beside the checkpoint. */
+  readonly files: readonly string[];
 }
 
 /** The space a campaign was run with, as stored in its database (absolute paths). */
@@ -99,12 +104,17 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
         { file: db, field: '--candidate' },
       );
     const doc = YAML.parse(cand.recipeYaml!) as RecipeDoc;
-    const recipe = parseRecipe(doc, {
-      file: `${db} candidate #${cand.ordinal}`,
-      baseDir: path.dirname(path.resolve(db)),
-    });
+    // a data-flow candidate is a path through its models' layers, not a mergekit recipe
+    const what = `${db} candidate #${cand.ordinal}`;
+    const flow: DataFlowPath | undefined = isDataFlowDoc(doc) ? parseDataFlowDoc(doc, what) : undefined;
+    const recipe: Recipe | undefined = flow
+      ? undefined
+      : parseRecipe(doc, { file: what, baseDir: path.dirname(path.resolve(db)) });
     // The output is judged before anything is scored or written: never an input, never a full folder unforced.
-    const inputs = [...recipeInputs(recipe), ...exportInputs(ctx, db)];
+    const modelInputs = flow
+      ? flow.models.map((m, i) => ({ path: m, role: `data-flow model ${i === 0 ? 'A' : 'B'}` }))
+      : recipeInputs(recipe!);
+    const inputs = [...modelInputs, ...exportInputs(ctx, db)];
     checkOutputAvoidsInputs(options.outDir, inputs);
     checkOutputReplaceable(options.outDir, { force: options.force, ours: isCheckpointOutputFile });
     // A re-merge from changed checkpoints, or test scores on changed items, would not be what the campaign chose.
@@ -182,10 +192,7 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
 
       const outDir = path.resolve(options.outDir);
       // recipe and scores go into the same temporary folder as the tensors: one rename publishes all of it
-      const extraFiles = {
-        'recipe.yaml':
-          `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge ` +
-          `recipe.yaml -o <dir>\n${recipeToYaml(recipe, outDir)}`,
+      const scores = {
         'scores.json':
           `${JSON.stringify(
             {
@@ -203,7 +210,34 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
             2,
           )}` + `\n`,
       };
-      await mergeRecipeToDir(recipe, {
+      if (flow) {
+        writeDataFlowExport(flow, {
+          outDir: options.outDir,
+          force: options.force,
+          inputs,
+          extraFiles: scores,
+          note: `evomerge export of campaign candidate #${cand.ordinal}`,
+        });
+        const files = [
+          'data_flow.yaml',
+          'model.onnx',
+          ...(flow.path.every((p) => p.scale === 1) ? ['recipe.yaml'] : []),
+        ];
+        return {
+          ordinal: cand.ordinal!,
+          outDir,
+          verdicts,
+          forced: failed.length > 0,
+          files: [...files, 'scores.json'],
+        };
+      }
+      const extraFiles = {
+        'recipe.yaml':
+          `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge ` +
+          `recipe.yaml -o <dir>\n${recipeToYaml(recipe!, outDir)}`,
+        ...scores,
+      };
+      await mergeRecipeToDir(recipe!, {
         outDir: options.outDir,
         shardSizeBytes: 5e9,
         kernel,
@@ -211,7 +245,13 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
         inputs,
         extraFiles,
       });
-      return { ordinal: cand.ordinal!, outDir, verdicts, forced: failed.length > 0 };
+      return {
+        ordinal: cand.ordinal!,
+        outDir,
+        verdicts,
+        forced: failed.length > 0,
+        files: ['recipe.yaml', 'scores.json'],
+      };
     } finally {
       await kernel.close();
     }

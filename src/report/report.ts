@@ -90,6 +90,52 @@ export interface CampaignReport {
   };
   /** Changes accepted on purpose (--accept-changed-inputs), oldest first. */
   readonly inputChanges: readonly { path: string; acceptedAt: string }[];
+  /** A data-flow campaign: the winning path, slot by slot. */
+  readonly winningPath?: WinningPath;
+}
+
+/** The path of a data-flow candidate: step k runs `layer` of `model`, its input hidden state times `scale`. */
+export interface WinningPath {
+  readonly ordinal: number;
+  readonly status: string;
+  readonly objective: number | null;
+  /** Whether it is the campaign's pick (else the best scored candidate: none was kept). */
+  readonly picked: boolean;
+  readonly steps: readonly { step: number; model: string; layer: number; scale: number }[];
+}
+
+/** A data-flow campaign's winning path: the pick (else, none kept, the best scored candidate); undefined for a
+ *  merge campaign. Model folders are named as in the space. */
+export function winningPath(
+  store: Store,
+  campaignId: number,
+  models: readonly { name: string; path: string }[],
+): WinningPath | undefined {
+  const picked = pickedCandidate(store, campaignId)?.candidate;
+  const c =
+    picked ??
+    store
+      .listCandidates(campaignId, { kind: 'search' })
+      .filter((x) => x.objective !== null && Number.isFinite(x.objective))
+      .sort((x, y) => y.objective! - x.objective! || (x.ordinal ?? 0) - (y.ordinal ?? 0))[0];
+  if (!c?.recipeYaml) return undefined;
+  const doc = YAML.parse(c.recipeYaml) as {
+    data_flow?: { models: string[]; path: { model: number; layer: number; scale: number }[] };
+  };
+  if (!doc.data_flow) return undefined;
+  const name = (dir: string) => models.find((m) => m.path === dir)?.name ?? dir;
+  return {
+    ordinal: c.ordinal ?? 0,
+    status: c.status,
+    objective: c.objective,
+    picked: picked !== undefined,
+    steps: doc.data_flow.path.map((s, step) => ({
+      step,
+      model: name(doc.data_flow!.models[s.model]!),
+      layer: s.layer,
+      scale: s.scale,
+    })),
+  };
 }
 
 interface StoredConfig {
@@ -98,7 +144,7 @@ interface StoredConfig {
   objective: { task: string; metric?: string; weight: number; shareOf?: string }[];
   ownMetrics: Record<string, string>;
   measures: { task: string; metric: string }[];
-  models: { name: string }[];
+  models: { name: string; path: string }[];
   references: { name: string; group?: string }[];
   lmEvalProtocols?: Record<string, Record<string, string>>;
 }
@@ -282,7 +328,12 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
     ...(cfg.lmEvalProtocols ? { lmEvalProtocols: cfg.lmEvalProtocols } : {}),
     inputs: inputsState(store, id, checkInputs),
     inputChanges: store.listInputChanges(id).map((c) => ({ path: c.path, acceptedAt: c.acceptedAt })),
+    ...optional('winningPath', winningPath(store, id, cfg.models)),
   };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [k in K]?: V };
 }
 
 /** Whether the campaign's inputs are still those it recorded (a report of changed inputs is not current). */
@@ -415,12 +466,29 @@ export function formatReport(r: CampaignReport): string {
   }
   lines.push('');
   lines.push(
-    'best genome per generation (the best kept one if any; per cell, each parameter the method reads, one value per model):',
+    r.winningPath
+      ? 'best genome per generation (the best kept one if any; its path, model.layer×scale per step):'
+      : 'best genome per generation (the best kept one if any; per cell, each parameter the method reads, one value per model):',
   );
   for (const g of r.generations) {
     lines.push(
       `  gen ${String(g.generation).padStart(2)}  #${String(g.ordinal).padEnd(4)} ${g.status.padEnd(8)} ` +
         `${f(g.objective, 4).padStart(8)}  ${compactGenome(g.genome, g[GENES_READ])}`,
+    );
+  }
+  if (r.winningPath) {
+    const w = r.winningPath;
+    lines.push('');
+    lines.push(
+      `winning path: #${w.ordinal} (${w.picked ? 'the pick' : `${w.status}, the best scored: none was kept`}, fit ` +
+        `objective ${f(w.objective, 4)}), ${w.steps.length} layers, slot by slot (the input hidden state of each ` +
+        `layer times its scale):`,
+    );
+    lines.push(
+      ...table(
+        ['step', 'model', 'layer', 'scale'],
+        w.steps.map((s) => [String(s.step), s.model, String(s.layer), s.scale.toFixed(4)]),
+      ).map((l) => `  ${l}`),
     );
   }
   if (r.testObjective) {
@@ -457,6 +525,8 @@ export function recipeParameters(recipeYaml: string | null): string[] {
 
 /** `method  cell: weight a,b density c,d  …` with only the genes the method reads (all when not known). */
 function compactGenome(genome: Record<string, number | string>, read: readonly string[] | undefined): string {
+  // a data-flow genome is its path, already in words
+  if (typeof genome.path === 'string') return `${genome.layers} layers: ${genome.path}`;
   const method = String(genome.method ?? '');
   const cells = new Map<string, Map<string, number[]>>();
   for (const [k, v] of Object.entries(genome)) {

@@ -19,9 +19,11 @@ import {
   decodeGenome,
   referenceRecipe,
   type GenomeLayout,
+  type GenomeValues,
   type RecipeDoc,
 } from './genome.ts';
 import { campaignMeasures, type Measure } from './measures.ts';
+import { buildDataFlowLayout, checkDataFlowModels, decodeDataFlow } from './data-flow.ts';
 import { checkSpaceMethods, registryMethodParameters } from './method-parameters.ts';
 import { parseSpaceFile, type SearchSpace } from './space.ts';
 
@@ -37,6 +39,10 @@ export interface CampaignSetup {
   readonly space: SearchSpace;
   readonly suite: Suite;
   readonly layout: GenomeLayout;
+  /** A solution → its genes in words and the candidate's recipe (a mergekit recipe, or a data-flow path). */
+  readonly decode: (x: readonly number[], c: readonly number[]) => { genome: GenomeValues; recipe: RecipeDoc };
+  /** The optimiser's initial mean, when the genome has one other than the centre of each range. */
+  readonly x0?: readonly number[];
   readonly measures: readonly Measure[];
   /** Candidates evaluated at most (the space's budget.candidates or --budget; Infinity if only minutes). */
   readonly budget: number;
@@ -76,6 +82,7 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
   checkSpaceMethods(space);
   const suite = parseSuiteFile(space.suite);
   const measures = campaignMeasures(space, suite);
+  const flow = space.dataFlow ? buildDataFlowLayout(space, ...checkDataFlowModels(space)) : undefined;
   const numLayers = readConfig(space.baseModel.path).num_hidden_layers;
   if (!Number.isInteger(numLayers) || (numLayers as number) < 1) {
     throw new EvomergeError(
@@ -84,7 +91,7 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
       { file: path.join(space.baseModel.path, 'config.json'), field: 'num_hidden_layers' },
     );
   }
-  const layout = buildLayout(space, numLayers as number);
+  const layout = flow ? { cells: [], domain: flow.domain, space } : buildLayout(space, numLayers as number);
   for (const g of layout.domain.continuous) {
     if (!(g.lower < g.upper)) {
       throw new EvomergeError(
@@ -124,6 +131,10 @@ export function prepareCampaign(spaceFile: string, overrides: RunOverrides = {})
     space,
     suite,
     layout,
+    decode: flow
+      ? (x) => decodeDataFlow(flow, space, x)
+      : (x, c) => decodeGenome(layout, x, c, registryMethodParameters, space.seed),
+    ...(flow ? { x0: flow.x0 } : {}),
     measures,
     budget,
     minutes: space.budget.minutes,
@@ -180,6 +191,7 @@ function campaignItems(space: SearchSpace, suite: Suite, measures: readonly Meas
 function checkRecipesPlan(space: SearchSpace, layout: GenomeLayout): void {
   const centre = layout.domain.continuous.map((g) => (g.lower + g.upper) / 2);
   const docs: { doc: RecipeDoc; field: string }[] = [];
+  // a data-flow genome has no methods (its models were checked by checkDataFlowModels): only references plan
   space.genome.methods.forEach((m, i) => {
     const c = layout.domain.categorical.length ? [layout.domain.categorical[0]!.choices.indexOf(m)] : [];
     docs.push({

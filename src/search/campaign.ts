@@ -16,7 +16,7 @@ import { createOptimizer, restoreOptimizer } from './optimizers/factory.ts';
 import type { Optimizer, OptimizerState, Solution } from './optimizers/optimizer.ts';
 import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
 import { campaignInputs, verifyCampaignInputs } from './fingerprint.ts';
-import { contentHash, decodeGenome, referenceRecipe, type RecipeDoc, type SourceNames } from './genome.ts';
+import { contentHash, referenceRecipe, type RecipeDoc, type SourceNames } from './genome.ts';
 import { judgeGates, type SourceScores } from './verdicts.ts';
 import { objectiveValue, ownMetric, type Score } from './measures.ts';
 import { objectiveEstimate, type ObjectiveValue } from '../gates/objective.ts';
@@ -414,6 +414,7 @@ class CampaignRun {
       : createOptimizer(setup.space.optimizer, setup.layout.domain, {
           seed: setup.seed,
           ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}),
+          ...(setup.x0 ? { x0: [...setup.x0] } : {}),
         });
     const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
     let empty = 0;
@@ -438,13 +439,7 @@ class CampaignRun {
       const asks: Ask[] = [];
       while (opt.remainingAsks > 0 && !opt.exhausted) {
         const solution = opt.ask();
-        const { genome, recipe } = decodeGenome(
-          setup.layout,
-          solution.x,
-          solution.c,
-          registryMethodParameters,
-          setup.seed,
-        );
+        const { genome, recipe } = setup.decode(solution.x, solution.c);
         asks.push({ solution, genome, recipe, hash: contentHash(recipe, setup.space) });
       }
       const before = all.filter((c) => (c.generation ?? 0) < g).length;

@@ -11,6 +11,8 @@ import { mergeRecipe } from '../merge/engine.ts';
 import { parseRecipe } from '../recipe/parse.ts';
 import { evaluationRounds, type Measure, type Score } from './measures.ts';
 import type { RecipeDoc } from './genome.ts';
+import { isDataFlowDoc, parseDataFlowDoc } from './data-flow.ts';
+import { SlotTensors } from '../eval/graph/slot-tensors.ts';
 
 /** task → the items of its eval file to score (0-based indices); absent tasks score every item. */
 export type ItemSubset = Readonly<Record<string, readonly number[]>>;
@@ -98,13 +100,15 @@ export class Scorer implements CandidateScorer {
     return new Scorer(evaluators, options);
   }
 
-  /** Merges a recipe document in memory, then scores it. A merge error propagates (the caller records it). */
+  /** Merges a recipe document in memory, then scores it. A merge error propagates (the caller records it).
+   *  A data-flow path is not merged: its graph is built and bound to its models' own tensors. */
   async scoreRecipe(
     doc: RecipeDoc,
     split: ScoreSplit,
     measures: readonly Measure[],
     items?: ItemSubset,
   ): Promise<Timed<Score[]>> {
+    if (isDataFlowDoc(doc)) return this.scoreDataFlow(doc, split, measures, items);
     const t0 = performance.now();
     const recipe = parseRecipe(doc, { file: '<candidate>', baseDir: this.options.baseDir });
     const weights = new MemoryTensors('<candidate>');
@@ -113,6 +117,42 @@ export class Scorer implements CandidateScorer {
     const t1 = performance.now();
     const value = await this.score(weights, split, measures, items);
     return { value, mergeMs, evalMs: performance.now() - t1 };
+  }
+
+  /** A data-flow path: a graph of its slots (built per path: the path is the graph's structure) on an evaluator
+   *  of its own, its weights read from both models' checkpoints as they lie. "mergeMs" is the graph's build. */
+  private async scoreDataFlow(
+    doc: RecipeDoc,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Timed<Score[]>> {
+    const t0 = performance.now();
+    const flow = parseDataFlowDoc(doc, '<candidate>');
+    const models = flow.models.map((dir) => openModelDir(dir));
+    try {
+      const ev = await Evaluator.create({
+        suite: this.options.suite,
+        graph: 'auto',
+        baseModelDir: flow.models[0]!,
+        slots: flow.path.map((s) => ({ source: s.model, layer: s.layer, scale: s.scale })),
+        slotModels: models.slice(1).map((m) => m.tensors),
+        ep: this.options.ep,
+        threads: this.options.threads ?? 1,
+        sessions: 1,
+      });
+      try {
+        const mergeMs = performance.now() - t0;
+        const t1 = performance.now();
+        const weights = new SlotTensors(models.map((m) => m.tensors));
+        const value = await this.scoreOn(ev, weights, split, measures, items);
+        return { value, mergeMs, evalMs: performance.now() - t1 };
+      } finally {
+        await ev.close();
+      }
+    } finally {
+      for (const m of models) m.close();
+    }
   }
 
   /** Scores a model folder as it is (a source). */
@@ -142,31 +182,41 @@ export class Scorer implements CandidateScorer {
     if (!ev)
       throw new EvomergeError('internal', 'more candidates in flight than evaluators (this is a bug in evomerge)');
     try {
-      const out: Score[] = [];
-      for (const round of evaluationRounds(measures)) {
-        const results = await ev.evaluate(weights, {
-          split,
-          tasks: round.map((m) => m.task),
-          metrics: Object.fromEntries(round.map((m) => [m.task, m.metric])),
-          ...(this.options.limit !== undefined ? { limit: this.options.limit } : {}),
-          ...(items ? { items } : {}),
-        });
-        for (const r of results)
-          out.push({
-            task: r.task,
-            metric: r.metric,
-            split,
-            value: r.value,
-            se: r.se,
-            n: r.n,
-            ...(r.pseudo ? { pseudo: r.pseudo } : {}),
-          });
-      }
-      // stable order: the measures' order
-      return measures.map((m) => out.find((s) => s.task === m.task && s.metric === m.metric)!);
+      return await this.scoreOn(ev, weights, split, measures, items);
     } finally {
       this.free.push(ev);
     }
+  }
+
+  private async scoreOn(
+    ev: Evaluator,
+    weights: TensorSource,
+    split: ScoreSplit,
+    measures: readonly Measure[],
+    items?: ItemSubset,
+  ): Promise<Score[]> {
+    const out: Score[] = [];
+    for (const round of evaluationRounds(measures)) {
+      const results = await ev.evaluate(weights, {
+        split,
+        tasks: round.map((m) => m.task),
+        metrics: Object.fromEntries(round.map((m) => [m.task, m.metric])),
+        ...(this.options.limit !== undefined ? { limit: this.options.limit } : {}),
+        ...(items ? { items } : {}),
+      });
+      for (const r of results)
+        out.push({
+          task: r.task,
+          metric: r.metric,
+          split,
+          value: r.value,
+          se: r.se,
+          n: r.n,
+          ...(r.pseudo ? { pseudo: r.pseudo } : {}),
+        });
+    }
+    // stable order: the measures' order
+    return measures.map((m) => out.find((s) => s.task === m.task && s.metric === m.metric)!);
   }
 
   async close(): Promise<void> {

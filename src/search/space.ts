@@ -14,6 +14,16 @@ export interface GeneRange {
   readonly max: number;
 }
 
+/** The `genome:` of a data-flow space (search/data-flow.ts). */
+export interface DataFlowGenome {
+  /** r: how many times the sequence of A's then B's layers is repeated (the paper: 3). */
+  readonly repeats: number;
+  /** The range of each W_ij; 1 is the neutral value and the optimiser's start. */
+  readonly scales: GeneRange;
+  /** matrix: one W_ij gene per pair of layers; none: every hop at scale 1 (a plain layer splice). */
+  readonly scaleModel: 'matrix' | 'none';
+}
+
 /** How transformer blocks are grouped: one gene set per group of contiguous layers. */
 export type LayerGroups = number | 'per_layer';
 
@@ -68,6 +78,9 @@ export interface SearchSpace {
   readonly evalLimit?: number;
   /** How the final pick is chosen and how fit items are spent (absent: best kept by fit, every item). */
   readonly selection?: Selection;
+  /** genome.kind: data_flow — the search evolves a path through the layers of models[0] (A) and models[1] (B)
+   *  instead of merge parameters (`genome` then holds no genes of its own). */
+  readonly dataFlow?: DataFlowGenome;
 }
 
 /** An un-optimised merge to compare the search against, e.g. TIES with density 0.5 and equal weights. */
@@ -99,7 +112,9 @@ const TOP_KEYS = [
   'eval_limit',
   'selection',
 ];
-const GENOME_KEYS = ['layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
+const GENOME_KEYS = ['kind', 'layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
+const DATA_FLOW_KEYS = ['kind', 'repeats', 'scales', 'scale_model'];
+const GENOME_KINDS = ['parameters', 'data_flow'];
 const OPTIMIZERS = ['cmaes', 'random', 'grid'];
 
 type Doc = Record<string, unknown>;
@@ -165,43 +180,22 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
 
   // -- genome
   const g = asObject(required(top, 'genome', file), file, 'genome');
-  checkKeys(g, GENOME_KEYS, file, 'genome');
-  let layerGroups: LayerGroups = 1;
-  if (g.layer_groups !== undefined) {
-    if (g.layer_groups === 'per_layer') layerGroups = 'per_layer';
-    else if (Number.isInteger(g.layer_groups) && (g.layer_groups as number) >= 1)
-      layerGroups = g.layer_groups as number;
-    else
-      fail(
-        'space.bad_value',
-        'genome.layer_groups',
-        `expected a positive integer or "per_layer", got ${JSON.stringify(g.layer_groups)}`,
-      );
+  const kind = g.kind === undefined ? 'parameters' : asString(g.kind, file, 'genome.kind');
+  if (!GENOME_KINDS.includes(kind))
+    fail('space.bad_value', 'genome.kind', `unknown kind "${kind}"; expected one of: ${GENOME_KINDS.join(', ')}`);
+  let dataFlow: DataFlowGenome | undefined;
+  if (kind === 'data_flow') {
+    checkKeys(g, DATA_FLOW_KEYS, file, 'genome');
+    dataFlow = parseDataFlowGenome(g, file);
+    if (models.length !== 2)
+      fail('space.bad_value', 'models', 'a data-flow search takes exactly two models: A (embeddings, head) and B');
+    if (graph !== undefined && graph !== 'auto')
+      fail('space.bad_value', 'graph', 'a data-flow search builds its graph per path (graph: auto); remove graph:');
+    graph = 'auto';
   }
-  const filters = g.filters === undefined ? [] : asStringList(g.filters, file, 'genome.filters');
-  const methods = asStringList(required(g, 'methods', file, 'genome'), file, 'genome.methods');
-  if (methods.length === 0) fail('space.bad_value', 'genome.methods', 'expected at least one merge method');
-  const ranges: Record<string, GeneRange> = {};
-  const params = asObject(required(g, 'parameters', file, 'genome'), file, 'genome.parameters');
-  for (const [key, value] of Object.entries(params)) {
-    const field = `genome.parameters.${key}`;
-    const r = asObject(value, file, field);
-    checkKeys(r, ['min', 'max'], file, field);
-    const min = asNumber(required(r, 'min', file, field), file, `${field}.min`);
-    const max = asNumber(required(r, 'max', file, field), file, `${field}.max`);
-    if (min > max) fail('space.range_inverted', field, `min ${min} is greater than max ${max}`);
-    ranges[key] = { min, max };
-  }
-  if (!ranges.weight) fail('space.bad_value', 'genome.parameters.weight', 'a weight range is required');
-  const fixed: Record<string, number | boolean | string> = {};
-  if (g.fixed !== undefined) {
-    for (const [key, value] of Object.entries(asObject(g.fixed, file, 'genome.fixed'))) {
-      if (typeof value !== 'number' && typeof value !== 'boolean' && typeof value !== 'string') {
-        fail('space.bad_value', `genome.fixed.${key}`, 'expected a number, a boolean or a string');
-      }
-      fixed[key] = value as number | boolean | string;
-    }
-  }
+  const genome = dataFlow
+    ? { layerGroups: 1 as LayerGroups, filters: [], methods: [], ranges: {}, fixed: {} }
+    : parseParameterGenome(g, file);
 
   // -- objective
   const objRaw = required(top, 'objective', file);
@@ -279,7 +273,7 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     models,
     suite,
     graph,
-    genome: { layerGroups, filters, methods, ranges, fixed },
+    genome,
     objective,
     gates,
     budget,
@@ -291,7 +285,87 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     references,
     evalLimit: top.eval_limit === undefined ? undefined : asPositiveInt(top.eval_limit, file, 'eval_limit'),
     ...(top.selection !== undefined ? { selection: parseSelection(top.selection, file) } : {}),
+    ...(dataFlow ? { dataFlow } : {}),
   };
+}
+
+/** The genome of a merge-parameter search: layer groups, filters, methods, gene ranges, fixed values. */
+function parseParameterGenome(g: Doc, file: string): SearchSpace['genome'] {
+  const fail = (code: string, field: string, what: string): never => {
+    throw new EvomergeError(code, what, { file, field });
+  };
+  checkKeys(g, GENOME_KEYS, file, 'genome');
+  let layerGroups: LayerGroups = 1;
+  if (g.layer_groups !== undefined) {
+    if (g.layer_groups === 'per_layer') layerGroups = 'per_layer';
+    else if (Number.isInteger(g.layer_groups) && (g.layer_groups as number) >= 1)
+      layerGroups = g.layer_groups as number;
+    else
+      fail(
+        'space.bad_value',
+        'genome.layer_groups',
+        `expected a positive integer or "per_layer", got ${JSON.stringify(g.layer_groups)}`,
+      );
+  }
+  const filters = g.filters === undefined ? [] : asStringList(g.filters, file, 'genome.filters');
+  const methods = asStringList(required(g, 'methods', file, 'genome'), file, 'genome.methods');
+  if (methods.length === 0) fail('space.bad_value', 'genome.methods', 'expected at least one merge method');
+  const ranges: Record<string, GeneRange> = {};
+  const params = asObject(required(g, 'parameters', file, 'genome'), file, 'genome.parameters');
+  for (const [key, value] of Object.entries(params)) {
+    const field = `genome.parameters.${key}`;
+    const r = asObject(value, file, field);
+    checkKeys(r, ['min', 'max'], file, field);
+    const min = asNumber(required(r, 'min', file, field), file, `${field}.min`);
+    const max = asNumber(required(r, 'max', file, field), file, `${field}.max`);
+    if (min > max) fail('space.range_inverted', field, `min ${min} is greater than max ${max}`);
+    ranges[key] = { min, max };
+  }
+  if (!ranges.weight) fail('space.bad_value', 'genome.parameters.weight', 'a weight range is required');
+  const fixed: Record<string, number | boolean | string> = {};
+  if (g.fixed !== undefined) {
+    for (const [key, value] of Object.entries(asObject(g.fixed, file, 'genome.fixed'))) {
+      if (typeof value !== 'number' && typeof value !== 'boolean' && typeof value !== 'string') {
+        fail('space.bad_value', `genome.fixed.${key}`, 'expected a number, a boolean or a string');
+      }
+      fixed[key] = value as number | boolean | string;
+    }
+  }
+
+  return { layerGroups, filters, methods, ranges, fixed };
+}
+
+/** genome.kind: data_flow — repeats (r, default 3), the range of the scales (default 0…2), scale_model. */
+function parseDataFlowGenome(g: Doc, file: string): DataFlowGenome {
+  const repeats = g.repeats === undefined ? 3 : asPositiveInt(g.repeats, file, 'genome.repeats');
+  if (g.scale_model !== undefined && g.scale_model !== 'matrix' && g.scale_model !== 'none')
+    throw new EvomergeError(
+      'space.bad_value',
+      `${JSON.stringify(g.scale_model)} is not supported; expected matrix (one W_ij gene per pair of layers) or ` +
+        `none (every scale 1)`,
+      { file, field: 'genome.scale_model' },
+    );
+  const scaleModel = (g.scale_model ?? 'matrix') as DataFlowGenome['scaleModel'];
+  if (scaleModel === 'none' && g.scales !== undefined)
+    throw new EvomergeError('space.bad_value', 'scale_model: none has no scales to range over', {
+      file,
+      field: 'genome.scales',
+    });
+  let scales = { min: 0, max: 2 };
+  if (g.scales !== undefined) {
+    const r = asObject(g.scales, file, 'genome.scales');
+    checkKeys(r, ['min', 'max'], file, 'genome.scales');
+    scales = {
+      min: asNumber(required(r, 'min', file, 'genome.scales'), file, 'genome.scales.min'),
+      max: asNumber(required(r, 'max', file, 'genome.scales'), file, 'genome.scales.max'),
+    };
+    if (!(scales.min < scales.max))
+      throw new EvomergeError('space.range_inverted', `min ${scales.min} must be below max ${scales.max}`, {
+        file,
+        field: 'genome.scales',
+      });
+  }
+  return { repeats, scales, scaleModel };
 }
 
 // -- small validators: each names the file and the field

@@ -2,13 +2,13 @@
 // graph reads checked against the shape the config implies), bound by name to the checkpoint's tensors, and
 // the tokenizer.json beside it. What the evaluator needs in place of a user-exported model.onnx.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import path, { join } from 'node:path';
 import { EvomergeError } from '../../errors.ts';
 import type { TensorSource } from '../../checkpoint/tensor-source.ts';
 import type { Binding } from '../bind.ts';
 import { FeedSet, GraphSession, OnnxGraph, type ExecutionProvider, type WeightMode } from '../onnx-session.ts';
 import type { ComputeDtypeChoice } from '../suite.ts';
-import { parseDecoderConfig, type DecoderConfig } from './decoder-config.ts';
+import { LAYER_INPUT_SCALES_KEY, parseDecoderConfig, type DecoderConfig, type LayerSlot } from './decoder-config.ts';
 import { buildDecoderGraph, checkCheckpointShapes, type ComputeDtype, type OpSet } from './decoder-graph.ts';
 
 export interface AutoGraph {
@@ -16,6 +16,7 @@ export interface AutoGraph {
   readonly binding: Binding;
   readonly config: DecoderConfig;
   readonly layerPath: readonly number[];
+  readonly slots: readonly LayerSlot[];
   readonly computeDtype: ComputeDtype;
 }
 
@@ -24,11 +25,18 @@ export function opSetFor(ep: ExecutionProvider): OpSet {
   return ep === 'cpu' ? 'cpu' : 'plain';
 }
 
+/** Builds the graph of `baseDir`'s config.json; `base` holds every tensor it reads (for slots over several
+ *  models, a SlotTensors of them all), checked against the shapes the config implies. */
 export function buildAutoGraph(
   baseDir: string,
   config: Record<string, unknown>,
   base: TensorSource,
-  options: { ep: ExecutionProvider; layerPath?: readonly number[]; computeDtype?: ComputeDtype },
+  options: {
+    ep: ExecutionProvider;
+    layerPath?: readonly number[];
+    slots?: readonly LayerSlot[];
+    computeDtype?: ComputeDtype;
+  },
 ): AutoGraph {
   const configFile = join(baseDir, 'config.json');
   const parsed = parseDecoderConfig(config, configFile);
@@ -37,6 +45,7 @@ export function buildAutoGraph(
     opSet: opSetFor(options.ep),
     computeDtype,
     ...(options.layerPath ? { layerPath: options.layerPath } : {}),
+    ...(options.slots ? { slots: options.slots } : {}),
   });
   checkCheckpointShapes(parsed, built.weights, base);
   const entries = built.weights.map((w) => ({
@@ -50,6 +59,7 @@ export function buildAutoGraph(
     binding: { entries, byContent: 0 },
     config: parsed,
     layerPath: built.layerPath,
+    slots: built.slots,
     computeDtype,
   };
 }
@@ -183,4 +193,33 @@ export function baseTokenizerFile(baseDir: string, suiteFile: string): string {
     );
   }
   return file;
+}
+
+/**
+ * The folder a graph must be built (graph: auto) or bound against to score `modelDir`: the suite's base model,
+ * unless the model's layers differ from the base's — another layer count, or per-layer input scales (a
+ * data-flow export) — when only its own config.json describes it. Then an exported graph of the base would
+ * score the wrong model: refused in one line, unless the graph is auto or lies in the model's folder.
+ */
+export function graphBaseFor(
+  modelDir: string,
+  modelConfig: Readonly<Record<string, unknown>>,
+  baseDir: string | undefined,
+  baseConfig: Readonly<Record<string, unknown>> | undefined,
+  graph: string,
+): string | undefined {
+  const own =
+    modelConfig[LAYER_INPUT_SCALES_KEY] !== undefined ||
+    (baseConfig !== undefined && modelConfig.num_hidden_layers !== baseConfig.num_hidden_layers);
+  if (!own) return baseDir;
+  const inside =
+    graph !== 'auto' && path.relative(path.resolve(modelDir), path.resolve(graph)).split(path.sep)[0] !== '..';
+  if (graph === 'auto' || inside) return modelDir;
+  throw new EvomergeError(
+    'eval.graph_mismatch',
+    `this model's layers differ from the base model's (${String(modelConfig.num_hidden_layers)} layers` +
+      `${modelConfig[LAYER_INPUT_SCALES_KEY] !== undefined ? ', with layer input scales' : ''}), so the graph ${graph} ` +
+      `does not describe it; use --graph auto or the model.onnx in its folder`,
+    { file: path.join(modelDir, 'config.json'), field: 'num_hidden_layers' },
+  );
 }

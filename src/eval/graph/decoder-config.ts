@@ -48,7 +48,12 @@ export interface DecoderConfig {
   readonly maxPositions: number;
   /** Keys further back than this many positions are hidden (Mistral's sliding window); undefined = none. */
   readonly slidingWindow?: number;
+  /** evomerge_layer_input_scales: layer i's input hidden state is multiplied by entry i (a data-flow export). */
+  readonly layerInputScales?: readonly number[];
 }
+
+/** config.json key of a data-flow export: one factor per layer, applied to the hidden state entering it. */
+export const LAYER_INPUT_SCALES_KEY = 'evomerge_layer_input_scales';
 
 /** Parses a decoded config.json; `file` names it in errors. */
 export function parseDecoderConfig(raw: Record<string, unknown>, file: string): DecoderConfig {
@@ -132,13 +137,15 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
   }
 
   const attentionBias = family === 'LlamaForCausalLM' ? bool('attention_bias', false) : false;
+  const layers = posInt('num_hidden_layers');
+  const layerInputScales = parseLayerInputScales(raw[LAYER_INPUT_SCALES_KEY], layers, fail);
   return {
     file,
     family,
     vocabSize: posInt('vocab_size'),
     hiddenSize,
     intermediateSize: posInt('intermediate_size'),
-    layers: posInt('num_hidden_layers'),
+    layers,
     heads,
     kvHeads,
     headDim,
@@ -151,7 +158,23 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
     mlpBias: family === 'LlamaForCausalLM' ? bool('mlp_bias', false) : false,
     tiedEmbeddings: bool('tie_word_embeddings', false),
     ...(slidingWindow !== undefined ? { slidingWindow } : {}),
+    ...(layerInputScales ? { layerInputScales } : {}),
   };
+}
+
+function parseLayerInputScales(
+  raw: unknown,
+  layers: number,
+  fail: (field: string, what: string) => never,
+): readonly number[] | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!Array.isArray(raw) || raw.length !== layers)
+    return fail(LAYER_INPUT_SCALES_KEY, `expected a list of ${layers} numbers (one per layer, num_hidden_layers)`);
+  raw.forEach((v, i) => {
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      fail(`${LAYER_INPUT_SCALES_KEY}[${i}]`, `expected a finite number, got ${JSON.stringify(v)}`);
+  });
+  return raw as number[];
 }
 
 function parseRopeScaling(raw: unknown, fail: (field: string, what: string) => never): RopeScaling {
@@ -240,6 +263,41 @@ export function outerWeights(c: DecoderConfig): WeightSpec[] {
   ];
   if (!c.tiedEmbeddings) out.push({ name: 'lm_head.weight', shape: [c.vocabSize, c.hiddenSize] });
   return out;
+}
+
+/**
+ * One step of a data-flow path: layer `layer` of model `source` (0, the default: the model of the config; k ≥ 1:
+ * the k-th other model, of the same shape, whose tensors the graph names with sourceTensorName), with its
+ * input hidden state multiplied by `scale` (default 1).
+ */
+export interface LayerSlot {
+  readonly source?: number;
+  readonly layer: number;
+  readonly scale?: number;
+}
+
+/** The graph's name for a tensor of model `source`: the checkpoint's own name for 0, prefixed for the others. */
+export function sourceTensorName(source: number, name: string): string {
+  return source === 0 ? name : `source${source}/${name}`;
+}
+
+/** Checks a slot list: at least one slot, layers of the config's range, sources and scales well formed. */
+export function checkLayerSlots(c: DecoderConfig, slots: readonly LayerSlot[]): void {
+  checkLayerPath(
+    c,
+    slots.map((s) => s.layer),
+  );
+  slots.forEach((s, i) => {
+    const source = s.source ?? 0;
+    if (!Number.isInteger(source) || source < 0)
+      throw new EvomergeError('graph.bad_layer_path', `source ${source} is not a model index (0, 1, …)`, {
+        field: `layer_path[${i}].source`,
+      });
+    if (s.scale !== undefined && !Number.isFinite(s.scale))
+      throw new EvomergeError('graph.bad_layer_path', `scale ${s.scale} is not a finite number`, {
+        field: `layer_path[${i}].scale`,
+      });
+  });
 }
 
 /** Checks a layer path (source layer indices, in the order the graph runs them) against the config. */

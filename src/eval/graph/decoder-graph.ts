@@ -2,8 +2,10 @@
 // the layout optimum exports (inputs input_ids, attention_mask, position_ids, past_key_values.N.key|value [batch,
 // kv_heads, past, head_dim]; outputs logits, present.N.key|value), so that the session and the tasks run it exactly as
 // a user-exported decoder. The graph runs a **layer path**: the list of source layers, in order; graph layer
-// N reads the weights of source layer path[N] (a layer may appear twice, or not at all), which is what a
-// data-flow-space search evolves.
+// N reads the weights of source layer path[N] (a layer may appear twice, or not at all). Its generalisation,
+// a **slot list**, is what a data-flow-space search evolves: each slot names a layer of one of several models
+// (the config's model, or another one of the same shape whose tensors carry a per-model name prefix) and a
+// scale applied to the hidden state entering that layer. A layer used by several slots is one initializer.
 //
 // Weight initializers carry the checkpoint's tensor names and shapes ([out, in] for projections, as stored) and
 // no data: a candidate's tensors fill them by name (onnx-session.ts decides how they reach the device). Two
@@ -20,15 +22,27 @@
 // the session and the tasks run both dtypes alike (the cache values are float16 values, stored exactly).
 import { EvomergeError, invariant } from '../../errors.ts';
 import { OnnxDataType, type ModelMessage, type ValueInfoMessage } from '../onnx-proto.ts';
-import { checkLayerPath, layerWeights, outerWeights, type DecoderConfig, type WeightSpec } from './decoder-config.ts';
+import {
+  checkLayerPath,
+  checkLayerSlots,
+  layerWeights,
+  outerWeights,
+  sourceTensorName,
+  type DecoderConfig,
+  type LayerSlot,
+  type WeightSpec,
+} from './decoder-config.ts';
 import { attrFloat, attrInt, attrInts, MS_DOMAIN, OnnxWriter, valueInfo } from './onnx-writer.ts';
 
 export type OpSet = 'plain' | 'cpu';
 export type ComputeDtype = 'f32' | 'f16';
 
 export interface DecoderGraphOptions {
-  /** Source layers to run, in order (default: every layer once, 0..num_hiddenKeyslayers−1). */
+  /** Source layers to run, in order (default: every layer once, 0..num_hidden_layers−1, each scaled by the
+   *  config's layer input scales when it has them). */
   layerPath?: readonly number[];
+  /** Instead of a layer path: the slots to run, in order, each a layer of a model with an input scale. */
+  slots?: readonly LayerSlot[];
   opSet?: OpSet;
   /** Weights and activations in float32 (default) or float16 (opSet 'plain' only). */
   computeDtype?: ComputeDtype;
@@ -39,6 +53,8 @@ export interface DecoderGraph {
   /** The checkpoint tensors the graph reads (each once, in first-use order). */
   readonly weights: readonly WeightSpec[];
   readonly layerPath: readonly number[];
+  /** The slots run (a layer path's slots all read the config's model, at the config's scales or 1). */
+  readonly slots: readonly LayerSlot[];
 }
 
 /** RoPE inverse frequencies as transformers computes them (float32), with the config's scaling applied. */
@@ -68,8 +84,19 @@ export function ropeInverseFrequencies(c: DecoderConfig): Float32Array {
 }
 
 export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions = {}): DecoderGraph {
-  const path = options.layerPath ?? Array.from({ length: c.layers }, (_, i) => i);
-  checkLayerPath(c, path);
+  if (options.layerPath && options.slots)
+    throw new EvomergeError('internal', 'a layer path or slots, not both (this is a bug in evomerge)');
+  let slots: readonly LayerSlot[];
+  if (options.slots) {
+    checkLayerSlots(c, options.slots);
+    slots = options.slots;
+  } else {
+    const path = options.layerPath ?? Array.from({ length: c.layers }, (_, i) => i);
+    checkLayerPath(c, path);
+    // the config's layer input scales belong to its own layers in order: an explicit path runs them unscaled
+    const scales = options.layerPath ? undefined : c.layerInputScales;
+    slots = path.map((layer, i) => ({ source: 0, layer, scale: scales?.[i] ?? 1 }));
+  }
   const opSet = options.opSet ?? 'plain';
   const f16 = options.computeDtype === 'f16';
   invariant(!f16 || opSet === 'plain', 'float16 compute is built with the plain operator set only');
@@ -215,13 +242,23 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
   const outputs: ValueInfoMessage[] = [valueInfo('logits', OnnxDataType.FLOAT, ['batch', 'seq', c.vocabSize])];
 
   let x = g.node('Gather', [weight(outer.get('model.embed_tokens.weight')!), 'input_ids']);
-  path.forEach((source, n) => {
-    const spec = new Map(layerWeights(c, source).map((w) => [w.name.slice(`model.layers.${source}.`.length), w]));
+  slots.forEach((slot, n) => {
+    const prefix = `model.layers.${slot.layer}.`;
+    const spec = new Map(
+      layerWeights(c, slot.layer).map((w) => [
+        w.name.slice(prefix.length),
+        { name: sourceTensorName(slot.source ?? 0, w.name), shape: w.shape },
+      ]),
+    );
     const w = (key: string) => weight(spec.get(key)!);
     const b = (key: string) => (spec.has(key) ? weight(spec.get(key)!) : undefined);
     const toHeads = (y: string, count: number) =>
       g.node('Transpose', [g.node('Reshape', [y, g.constI([0, 0, count, D], [4])])], [attrInts('perm', [0, 2, 1, 3])]);
 
+    // the hop's scale multiplies the whole hidden state entering the layer (residual stream included)
+    // (in the hidden state's own dtype: float16 in a float16 graph)
+    if ((slot.scale ?? 1) !== 1)
+      x = g.node('Mul', [x, f16 ? g.constF16([slot.scale!], []) : g.constF([slot.scale!], [])]);
     const h = rmsNorm(x, w('input_layernorm.weight'));
     for (const kv of ['key', 'value']) {
       inputs.push(valueInfo(`past_key_values.${n}.${kv}`, OnnxDataType.FLOAT, ['batch', KV, 'past', D]));
@@ -318,7 +355,7 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
     producerName: 'evomerge',
     graph: { name: `${c.family}-decoder`, node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
   };
-  return { model, weights, layerPath: [...path] };
+  return { model, weights, layerPath: slots.map((s) => s.layer), slots: [...slots] };
 }
 
 /** The checkpoint's tensors against the shapes the config implies: one line naming the first that disagrees. */

@@ -6,7 +6,15 @@
 import { EvomergeError } from '../../errors.ts';
 import type { Store } from '../../store/db.ts';
 import { decodeReal, type RealType } from '../../store/real.ts';
-import { conclude, recipeParameters, rivalLabels, type CampaignReport, type ReportRow } from '../report.ts';
+import {
+  conclude,
+  recipeParameters,
+  rivalLabels,
+  winningPath,
+  type CampaignReport,
+  type ReportRow,
+  type WinningPath,
+} from '../report.ts';
 import { testObjectiveComparison } from '../test-objective.ts';
 import { evenlySpaced, thinByBins } from './thin.ts';
 
@@ -49,6 +57,8 @@ export interface HtmlReportData {
   readonly gateRates: readonly { gate: string; generation: number; rate: number; passed: number; judged: number }[];
   readonly gateRejections: readonly { gate: string; rejected: number; sole: number }[];
   readonly bestGenome?: { ordinal: number; method: string; objective: number; cells: readonly GenomeCell[] };
+  /** A data-flow campaign: the winning path, slot by slot (in place of the genome's cells). */
+  readonly winningPath?: WinningPath;
   /** The per-model weights (or first per-model parameter) of each generation's best candidate. */
   readonly genomeMoves: readonly { generation: number; ordinal: number; cell: string; model: string; value: number }[];
   readonly movesParam?: string;
@@ -80,6 +90,7 @@ interface StoredConfig {
   ownMetrics: Record<string, string>;
   objective: { task: string; metric?: string; weight: number }[];
   genome?: { methods?: string[]; layerGroups?: number | string; filters?: string[] };
+  dataFlow?: { repeats: number; scales: { min: number; max: number }; scaleModel?: string };
   measures: { task: string; metric: string }[];
   references: { name: string; group?: string }[];
 }
@@ -200,8 +211,9 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   let bestGenome: HtmlReportData['bestGenome'];
   if (best && best.ordinal !== null) {
     const c = store.findCandidateByOrdinal(id, best.ordinal);
-    if (c?.genomeJson) {
-      const genome = JSON.parse(c.genomeJson) as Record<string, number | string>;
+    const genome = c?.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : undefined;
+    // a data-flow genome is a path, drawn from winningPath below, not cells
+    if (c && genome && typeof genome.path !== 'string') {
       const method = String(genome.method ?? '');
       bestGenome = {
         ordinal: best.ordinal,
@@ -211,6 +223,8 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
       };
     }
   }
+
+  const path = winningPath(store, id, cfg.models);
 
   // each generation's best (kept if any, else the best scored one): how its weights moved
   const genBest = new Map<number, { ordinal: number; kept: boolean; objective: number }>();
@@ -289,6 +303,7 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     gateRates,
     gateRejections,
     ...(bestGenome ? { bestGenome } : {}),
+    ...(path ? { winningPath: path } : {}),
     genomeMoves,
     ...(movesParam ? { movesParam } : {}),
     methodProbabilities,
@@ -542,10 +557,14 @@ function campaignFacts(
     { label: 'optimizer', value: `${cfg.optimizer}${cfg.populationSize ? `, population ${cfg.populationSize}` : ''}` },
     {
       label: 'genome',
-      value:
-        `${genome.layerGroups ?? '?'} layer ` +
-        `group(s)${genome.filters?.length ? `, filters ${genome.filters.join(', ')}` : ''}; methods ` +
-        `${(genome.methods ?? []).join(', ')}`,
+      value: cfg.dataFlow
+        ? `data flow over ${cfg.models.map((m) => m.name).join(' (A) and ')} (B): r = ${cfg.dataFlow.repeats}, ` +
+          (cfg.dataFlow.scaleModel === 'none'
+            ? 'every scale 1'
+            : `scales ${cfg.dataFlow.scales.min}…${cfg.dataFlow.scales.max}`)
+        : `${genome.layerGroups ?? '?'} layer ` +
+          `group(s)${genome.filters?.length ? `, filters ${genome.filters.join(', ')}` : ''}; methods ` +
+          `${(genome.methods ?? []).join(', ')}`,
     },
     {
       label: 'models',

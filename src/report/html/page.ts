@@ -17,6 +17,7 @@ import {
   measureSpec,
   methodProbabilitiesSpec,
   objectiveSpec,
+  pathSpec,
   type VegaSpec,
 } from './specs.ts';
 
@@ -165,7 +166,21 @@ export async function page(d: HtmlReportData): Promise<string> {
   // 3. best kept genome and how the weights moved
   let genome: string;
   if (n === 0) genome = empty('genome', noCandidate);
-  else if (!d.bestGenome)
+  else if (d.winningPath) {
+    const w = d.winningPath;
+    genome =
+      (await figure(
+        'winning-path',
+        pathSpec(d),
+        `The path of ${w.picked ? 'the pick' : 'the best scored candidate (none was kept)'} #${w.ordinal} (fit ` +
+          `objective ${f3(w.objective ?? NaN)}), slot by slot: which model, which layer (the number), and the scale ` +
+          `on the hidden state entering it (colour; white = 1).`,
+      )) +
+      table(
+        ['step', 'model', 'layer', 'scale'],
+        w.steps.map((s) => [String(s.step), s.model, String(s.layer), s.scale.toFixed(4)]),
+      );
+  } else if (!d.bestGenome)
     genome = empty(
       'genome',
       allFailed ? allFailedSentence : `${noneKept} The best kept genome appears here once one does.`,
@@ -192,7 +207,7 @@ export async function page(d: HtmlReportData): Promise<string> {
         `(colour) and source model (dash).`,
     );
   }
-  sections.push(section('Best genome', genome));
+  sections.push(section(d.winningPath ? 'Winning path' : 'Best genome', genome));
 
   // 4. method gene
   let methods: string;

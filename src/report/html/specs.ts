@@ -307,6 +307,80 @@ export function genomeHeatmapSpec(d: HtmlReportData, param: string): VegaSpec {
   };
 }
 
+/** The winning data-flow path: a column per step, a row per model, the cell coloured by the hop's scale and
+ *  labelled with the layer; a line follows the token from step to step. */
+export function pathSpec(d: HtmlReportData): VegaSpec {
+  const steps = d.winningPath!.steps.map((s) => ({ ...s, label: String(s.layer) }));
+  const models = [...new Set(steps.map((s) => s.model))];
+  const scales = steps.map((s) => s.scale);
+  const lo = Math.min(...scales, 1);
+  const hi = Math.max(...scales, 1);
+  return {
+    ...base(Math.min(WIDTH * 1.5, Math.max(160, 26 * steps.length)), 46 * Math.max(2, models.length)),
+    data: [{ name: 'steps', values: steps }],
+    scales: [
+      { name: 'x', type: 'band', domain: steps.map((s) => s.step), range: 'width', padding: 0.08 },
+      { name: 'y', type: 'band', domain: models, range: 'height', padding: 0.12 },
+      {
+        name: 'color',
+        type: 'linear',
+        domain: [lo, 1, hi === 1 ? 1.0001 : hi],
+        range: ['#2166ac', '#f7f7f7', '#b2182b'],
+      },
+    ],
+    axes: [
+      { orient: 'bottom', scale: 'x', grid: false, title: 'step', labelFontSize: 9 },
+      { orient: 'left', scale: 'y', grid: false },
+    ],
+    legends: [{ fill: 'color', title: 'input scale', orient: 'right' }],
+    marks: [
+      {
+        type: 'line',
+        from: { data: 'steps' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'step', band: 0.5 },
+            y: { scale: 'y', field: 'model', band: 0.5 },
+            stroke: { value: '#888' },
+            strokeWidth: { value: 1 },
+          },
+        },
+      },
+      {
+        type: 'rect',
+        from: { data: 'steps' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'step' },
+            width: { scale: 'x', band: 1 },
+            y: { scale: 'y', field: 'model' },
+            height: { scale: 'y', band: 1 },
+            fill: { scale: 'color', field: 'scale' },
+            stroke: { value: '#555' },
+            description: {
+              signal: `'step ' + datum.step + ': ' + datum.model + ' layer ' + datum.layer + ', scale ' + ${fmt('scale', 4)}`,
+            },
+          },
+        },
+      },
+      {
+        type: 'text',
+        from: { data: 'steps' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'step', band: 0.5 },
+            y: { scale: 'y', field: 'model', band: 0.5 },
+            align: { value: 'center' },
+            baseline: { value: 'middle' },
+            fontSize: { value: 11 },
+            text: { field: 'label' },
+          },
+        },
+      },
+    ],
+  };
+}
+
 /** Each generation's best candidate: one line per (cell, model) of its weights. */
 export function genomeMovesSpec(d: HtmlReportData): VegaSpec {
   const moves = d.genomeMoves.map((m) => ({ ...m, series: `${m.cell} · ${m.model}` }));
