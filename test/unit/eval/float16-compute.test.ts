@@ -84,6 +84,38 @@ describe('float16 compute on webgpu', () => {
     });
   }
 
+  it('a scaled layer path (data-flow slots) in float16: the hop scales in float16, within tolerance', async () => {
+    const dir = join(tmp, 'llama-slots');
+    writeTinyDecoder(dir, 'llama', { seed: 3, dtype: 'BF16' });
+    const model = openModelDir(dir);
+    const cfg = parseDecoderConfig(model.config, join(dir, 'config.json'));
+    const path = [0, 1, 1, cfg.layers - 1];
+    const scales = [1, 0.8, 1.25, 0.9];
+    const slots = path.map((layer, i) => ({ source: 0, layer, scale: scales[i]! }));
+    const built = buildDecoderGraph(cfg, { opSet: 'plain', computeDtype: 'f16', slots });
+    const arrays = new Map(model.tensors.tensorNames().map((n) => [n, model.tensors.readTensor(n).data]));
+    model.close();
+    const feeds = new FeedSet();
+    for (const w of built.weights) feeds.set(w.name, arrays.get(w.name)!, w.shape);
+    const session = await GraphSession.createWithExternalWeights(
+      OnnxGraph.fromModel(built.model, join(dir, 'config.json')),
+      feeds,
+      { ep: 'webgpu' },
+    );
+    const ref = new ReferenceDecoder(model.config, (n) => arrays.get(n), path, scales);
+    try {
+      const row = [5, 17, 3, 42, 8, 11, 29];
+      const got = await session.forward(Int32Array.from(row), 1, row.length);
+      let worst = 0;
+      ref
+        .run(row, ref.emptyCache())
+        .forEach((w, t) => (worst = Math.max(worst, maxDiff(got.data, t * cfg.vocabSize, w))));
+      expect(worst).toBeLessThanOrEqual(F16_TOLERANCE);
+    } finally {
+      await session.close();
+    }
+  });
+
   it('a one-layer float16 probe runs on webgpu here, so auto may choose float16', async () => {
     expect(await float16Failure('webgpu')).toBeUndefined();
   });
