@@ -13,10 +13,10 @@ import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import { exportCandidate } from '../src/release/export.ts';
 import { runCampaign } from '../src/search/campaign.ts';
 import { prepareCampaign } from '../src/search/campaign-setup.ts';
-import { Scorer } from '../src/search/scorer.ts';
 import { missingOnTestSplit, scoreOnTestSplit } from '../src/search/test-split.ts';
 import { openStore } from '../src/store/db.ts';
 import { pickedCandidate } from '../src/report/report.ts';
+import { cpuScorerFor } from './search.ts';
 
 interface Outcome {
   method: string;
@@ -61,16 +61,7 @@ async function campaign(method: string, space: string, db: string, seed: number,
       all
         .filter((x) => x.objective !== null && Number.isFinite(x.objective))
         .sort((x, y) => y.objective! - x.objective! || x.ordinal! - y.ordinal!)[0]!;
-    const scorer = await Scorer.create({
-      suite: setup.suite,
-      graph: setup.space.graph,
-      baseModelDir: setup.space.baseModel.path,
-      kernel: new CpuKernel(),
-      ep: 'cpu',
-      workers: 1,
-      limit: setup.space.evalLimit,
-      baseDir: path.dirname(setup.space.file),
-    });
+    const scorer = await cpuScorerFor(setup);
     try {
       await scoreOnTestSplit(store, scorer, setup.measures, missingOnTestSplit(store, [{ candidate: winner }]), 1);
     } finally {

@@ -21,6 +21,20 @@ interface Row {
   kept: number;
 }
 
+/** A one-worker CPU scorer for a prepared campaign's suite, to score its winners on the test split. */
+export function cpuScorerFor(setup: ReturnType<typeof prepareCampaign>): Promise<Scorer> {
+  return Scorer.create({
+    suite: setup.suite,
+    graph: setup.space.graph,
+    baseModelDir: setup.space.baseModel.path,
+    kernel: new CpuKernel(),
+    ep: 'cpu',
+    workers: 1,
+    limit: setup.space.evalLimit,
+    baseDir: path.dirname(setup.space.file),
+  });
+}
+
 export async function main(args: string[]): Promise<void> {
   // --selection: the final-pick comparison (fit pick, val pick, + successive halving, + LCB) of search-selection.ts
   if (args[0] === '--selection') return (await import('./search-selection.ts')).main(args.slice(1));
@@ -69,16 +83,7 @@ export async function main(args: string[]): Promise<void> {
       const task = setup.space.objective[0]!.task;
       const metric = setup.suite.tasks.find((t) => t.name === task)!.metric;
       const store = openStore(db);
-      const scorer = await Scorer.create({
-        suite: setup.suite,
-        graph: setup.space.graph,
-        baseModelDir: setup.space.baseModel.path,
-        kernel: new CpuKernel(),
-        ep: 'cpu',
-        workers: 1,
-        limit: setup.space.evalLimit,
-        baseDir: path.dirname(setup.space.file),
-      });
+      const scorer = await cpuScorerFor(setup);
       try {
         const [c] = store.listCampaigns();
         const kept = store.listCandidates(c!.campaignId, { kind: 'search', status: 'kept' });

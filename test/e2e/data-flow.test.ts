@@ -5,7 +5,6 @@
 // same; an unscaled path exports a mergekit passthrough recipe that `evomerge merge` turns into the same tensors,
 // which are also what mergekit's passthrough semantics (slices renumbered, embeddings from the first slice's
 // model, final norm and lm_head from the last's) take from A and B.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +13,7 @@ import YAML from 'yaml';
 import { openModelDir } from '../../src/checkpoint/model-dir.ts';
 import { openStore } from '../../src/store/db.ts';
 import { mulberry32 } from '../fixtures/seeded-random.ts';
-import { cli, recordSnapshot, repoRoot, runCli, searchCount, tinySpace, writeSpace } from './search-fixtures.ts';
+import { recordSnapshot, repoRoot, runAndKill, runCli, searchCount, tinySpace, writeSpace } from './search-fixtures.ts';
 
 const zoo = path.join(repoRoot, 'models/micro');
 const BUDGET = 8;
@@ -66,28 +65,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function runAndKill(space: string, db: string, afterNewMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const before = searchCount(db);
-    const child = spawn(process.execPath, [cli, 'search', space, '--db', db, '--device', 'cpu'], {
-      cwd: tmp,
-      stdio: 'ignore',
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const poll = setInterval(() => {
-      if (searchCount(db) > before) {
-        clearInterval(poll);
-        timer = setTimeout(() => child.kill('SIGKILL'), afterNewMs);
-      }
-    }, 25);
-    child.on('exit', (_code, signal) => {
-      clearTimeout(timer);
-      clearInterval(poll);
-      resolve(signal === 'SIGKILL');
-    });
-  });
-}
-
 describe('data-flow campaigns', () => {
   it('a DFS campaign killed twice mid-search and resumed records what an uninterrupted run records', async () => {
     const space = writeSpace(tmp, 'dfs.yaml', dfsSpace('dfs', `${zoo}/expert-math`));
@@ -105,7 +82,7 @@ describe('data-flow campaigns', () => {
     const rand = mulberry32(16);
     const kills: number[] = [];
     for (let i = 0; i < 2; i++) {
-      expect(await runAndKill(space, killedDb, 1500 * rand())).toBe(true);
+      expect((await runAndKill(tmp, space, killedDb, { afterNewMs: 1500 * rand() })).killed).toBe(true);
       kills.push(searchCount(killedDb));
     }
     expect(kills.every((n) => n > 0 && n < BUDGET)).toBe(true);

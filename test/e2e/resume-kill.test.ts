@@ -2,14 +2,13 @@
 // at least three times and resumed each time with the same command; it must end exactly where an
 // uninterrupted run ends — same candidates in the same order, same scores, same optimiser state, same best
 // genome — with as many evaluated candidates as the budget and no content hash twice.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/db.ts';
 import { mulberry32 } from '../fixtures/seeded-random.ts';
-import { cli, runCli, tinySpace, writeSpace } from './search-fixtures.ts';
+import { runAndKill, runCli, searchCount, tinySpace, writeSpace } from './search-fixtures.ts';
 
 const BUDGET = 20;
 let tmp: string;
@@ -23,36 +22,6 @@ beforeAll(() => {
   );
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/**
- * Starts the search and SIGKILLs it: `afterMs` after the start, or — when `afterNewMs` is given — that long
- * after this run has recorded its first new candidate (so the kill lands mid-search, not during start-up).
- */
-function runAndKill(db: string, when: { afterMs?: number; afterNewMs?: number }): Promise<{ killed: boolean }> {
-  return new Promise((resolve) => {
-    const before = searchCount(db);
-    const child = spawn(process.execPath, [cli, 'search', space, '--db', db, '--device', 'cpu'], {
-      cwd: tmp,
-      stdio: 'ignore',
-    });
-    let timer: NodeJS.Timeout | undefined;
-    let poll: NodeJS.Timeout | undefined;
-    if (when.afterMs !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), when.afterMs);
-    else {
-      poll = setInterval(() => {
-        if (searchCount(db) > before) {
-          clearInterval(poll);
-          timer = setTimeout(() => child.kill('SIGKILL'), when.afterNewMs);
-        }
-      }, 25);
-    }
-    child.on('exit', (_code, signal) => {
-      clearTimeout(timer);
-      clearInterval(poll);
-      resolve({ killed: signal === 'SIGKILL' });
-    });
-  });
-}
 
 /** Everything that must match between the two runs. */
 function snapshot(db: string) {
@@ -80,20 +49,6 @@ function snapshot(db: string) {
   }
 }
 
-function searchCount(db: string): number {
-  try {
-    const s = openStore(db, { readonly: true });
-    try {
-      const [c] = s.listCampaigns();
-      return c ? s.countCandidates(c.campaignId, { kind: 'search' }) : 0;
-    } finally {
-      s.close();
-    }
-  } catch {
-    return 0; // killed before the database was created
-  }
-}
-
 describe('kill -9 and resume', () => {
   it('reaches the same result as an uninterrupted run, evaluating each candidate once', async () => {
     const straightDb = path.join(tmp, 'straight.sqlite');
@@ -105,7 +60,7 @@ describe('kill -9 and resume', () => {
     const kills: number[] = [];
     // first kill: a random moment of start-up (opening the models, scoring sources); then three kills at
     // random moments after the run recorded its first new candidate
-    const first = await runAndKill(killedDb, { afterMs: 300 + 1500 * rand() });
+    const first = await runAndKill(tmp, space, killedDb, { afterMs: 300 + 1500 * rand() });
     expect(first.killed).toBe(true);
     // scale to this machine: the mean time one candidate took in the uninterrupted run
     const s0 = openStore(straightDb, { readonly: true });
@@ -119,7 +74,7 @@ describe('kill -9 and resume', () => {
     })();
     for (let i = 0; i < 3; i++) {
       // within the next ~3 candidates' time (2 workers): the run is killed mid-search, not after its end
-      const r = await runAndKill(killedDb, { afterNewMs: 1.5 * perCandidate * rand() });
+      const r = await runAndKill(tmp, space, killedDb, { afterNewMs: 1.5 * perCandidate * rand() });
       expect(r.killed).toBe(true);
       kills.push(searchCount(killedDb));
     }

@@ -1,6 +1,6 @@
 // Shared fixtures of the search e2e tests: a tiny search space over the vendored micro zoo (few items per
 // task, few candidates) written into a temp folder, and a runner for the real CLI (node bin/evomerge.js).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
@@ -142,4 +142,40 @@ export function poisonedCopy(tmp: string, model: string, tensor: string): string
     closeSync(fd);
   }
   return dir;
+}
+
+/**
+ * Starts `evomerge search SPACE --db DB` in `cwd` and SIGKILLs it: `afterMs` after the start, or — when
+ * `afterNewMs` is given — that long after this run has recorded its first new candidate (so the kill lands
+ * mid-search, not during start-up). Resolves whether the kill (rather than a normal exit) ended it.
+ */
+export function runAndKill(
+  cwd: string,
+  space: string,
+  db: string,
+  when: { afterMs?: number; afterNewMs?: number },
+): Promise<{ killed: boolean }> {
+  return new Promise((resolve) => {
+    const before = searchCount(db);
+    const child = spawn(process.execPath, [cli, 'search', space, '--db', db, '--device', 'cpu'], {
+      cwd,
+      stdio: 'ignore',
+    });
+    let timer: NodeJS.Timeout | undefined;
+    let poll: NodeJS.Timeout | undefined;
+    if (when.afterMs !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), when.afterMs);
+    else {
+      poll = setInterval(() => {
+        if (searchCount(db) > before) {
+          clearInterval(poll);
+          timer = setTimeout(() => child.kill('SIGKILL'), when.afterNewMs);
+        }
+      }, 25);
+    }
+    child.on('exit', (_code, signal) => {
+      clearTimeout(timer);
+      clearInterval(poll);
+      resolve({ killed: signal === 'SIGKILL' });
+    });
+  });
 }

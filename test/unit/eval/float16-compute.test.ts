@@ -37,6 +37,19 @@ function maxDiff(got: Float32Array, offset: number, want: Float64Array): number 
   return Number.isNaN(m) ? Infinity : m;
 }
 
+/** A session of a built graph on webgpu, its weights (by checkpoint name) uploaded once as external data. */
+function webgpuSession(
+  built: ReturnType<typeof buildDecoderGraph>,
+  arrays: ReadonlyMap<string, Float32Array>,
+  dir: string,
+): Promise<GraphSession> {
+  const feeds = new FeedSet();
+  for (const w of built.weights) feeds.set(w.name, arrays.get(w.name)!, w.shape);
+  return GraphSession.createWithExternalWeights(OnnxGraph.fromModel(built.model, join(dir, 'config.json')), feeds, {
+    ep: 'webgpu',
+  });
+}
+
 describe('float16 compute on webgpu', () => {
   for (const name of ['llama', 'mistral', 'qwen2'] as TinyName[]) {
     it(`${name} (bf16 checkpoint, float16 graph) is within ${F16_TOLERANCE} of the float64 reference`, async () => {
@@ -50,13 +63,7 @@ describe('float16 compute on webgpu', () => {
       ).toMatchObject({ dataType: OnnxDataType.FLOAT16 });
       const arrays = new Map(model.tensors.tensorNames().map((n) => [n, model.tensors.readTensor(n).data]));
       model.close();
-      const feeds = new FeedSet();
-      for (const w of built.weights) feeds.set(w.name, arrays.get(w.name)!, w.shape);
-      const session = await GraphSession.createWithExternalWeights(
-        OnnxGraph.fromModel(built.model, join(dir, 'config.json')),
-        feeds,
-        { ep: 'webgpu' },
-      );
+      const session = await webgpuSession(built, arrays, dir);
       const ref = new ReferenceDecoder(model.config, (n) => arrays.get(n));
       try {
         const rand = mulberry32(7);
@@ -95,13 +102,7 @@ describe('float16 compute on webgpu', () => {
     const built = buildDecoderGraph(cfg, { opSet: 'plain', computeDtype: 'f16', slots });
     const arrays = new Map(model.tensors.tensorNames().map((n) => [n, model.tensors.readTensor(n).data]));
     model.close();
-    const feeds = new FeedSet();
-    for (const w of built.weights) feeds.set(w.name, arrays.get(w.name)!, w.shape);
-    const session = await GraphSession.createWithExternalWeights(
-      OnnxGraph.fromModel(built.model, join(dir, 'config.json')),
-      feeds,
-      { ep: 'webgpu' },
-    );
+    const session = await webgpuSession(built, arrays, dir);
     const ref = new ReferenceDecoder(model.config, (n) => arrays.get(n), path, scales);
     try {
       const row = [5, 17, 3, 42, 8, 11, 29];
