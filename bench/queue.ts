@@ -15,7 +15,7 @@ import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import { queueScorerFactory } from '../src/queue/coordinator.ts';
 import { parseQueueUrl } from '../src/queue/job.ts';
 import type { JobTiming } from '../src/queue/queue-scorer.ts';
-import { runCampaign } from '../src/search/campaign.ts';
+import { runCampaign } from '../src/search/campaign/campaign.ts';
 import { openStore } from '../src/store/db.ts';
 
 const root = path.resolve(import.meta.dirname, '..');

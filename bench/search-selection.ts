@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
-import { runCampaign } from '../src/search/campaign.ts';
+import { runCampaign } from '../src/search/campaign/campaign.ts';
 import { buildReport } from '../src/report/report.ts';
 
 const CONFIGS: Record<string, (topK: number, minItems: number) => Record<string, unknown> | undefined> = {

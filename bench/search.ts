@@ -7,10 +7,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import { openStore } from '../src/store/db.ts';
-import { runCampaign } from '../src/search/campaign.ts';
-import { prepareCampaign } from '../src/search/campaign-setup.ts';
-import { Scorer } from '../src/search/scorer.ts';
-import { missingOnTestSplit, scoreOnTestSplit } from '../src/search/test-split.ts';
+import { runCampaign } from '../src/search/campaign/campaign.ts';
+import { prepareCampaign } from '../src/search/campaign/campaign-setup.ts';
+import { Scorer } from '../src/search/scoring/scorer.ts';
+import { missingOnTestSplit, scoreOnTestSplit } from '../src/search/campaign/test-split.ts';
 
 interface Row {
   fit: number;

@@ -2,7 +2,7 @@
 // writes it as a self-contained HTML page. No report logic here.
 import type { Command } from 'commander';
 import { buildReport, formatReport } from '../report/report.ts';
-import { changedSinceRecorded } from '../search/fingerprint.ts';
+import { changedSinceRecorded } from '../search/campaign/fingerprint.ts';
 
 export function registerReportCommand(program: Command): void {
   program

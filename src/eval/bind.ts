@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { EvomergeError } from '../errors.ts';
 import type { TensorSource } from '../checkpoint/tensor-source.ts';
 import { FeedSet, type OnnxGraph } from './onnx-session.ts';
-import { OnnxDataType } from './onnx-proto.ts';
+import { OnnxDataType } from '../graph/onnx-proto.ts';
 
 /** One weight initializer of the graph and the checkpoint tensor that fills it. */
 export interface WeightBinding {

@@ -31,8 +31,8 @@ import {
   chooseComputeDtype,
   type ComputeDtypeDecision,
 } from './graph/auto-graph.ts';
-import type { LayerSlot } from './graph/decoder-config.ts';
-import { SlotTensors } from './graph/slot-tensors.ts';
+import type { LayerSlot } from '../graph/decoder-config.ts';
+import { SlotTensors } from '../graph/slot-tensors.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
 import { HfTokenizer } from './tokenizers/hf.ts';
 import type { BatchLogits, Forward, NextTokenSource } from './tasks/forward.ts';

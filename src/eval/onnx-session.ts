@@ -45,7 +45,7 @@ import {
   type ModelMessage,
   type TensorMessage,
   type ValueInfoMessage,
-} from './onnx-proto.ts';
+} from '../graph/onnx-proto.ts';
 
 export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda';
 export type WeightMode = 'inputs' | 'rebuild' | 'external';

@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { canonicalJson, type RecipeDoc } from '../search/genome.ts';
-import type { Measure, Score } from '../search/measures.ts';
-import type { ItemSubset, ScoreSplit, Timed } from '../search/scorer.ts';
+import { canonicalJson, type RecipeDoc } from '../search/space/genome.ts';
+import type { Measure, Score } from '../search/space/measures.ts';
+import type { ItemSubset, ScoreSplit, Timed } from '../search/scoring/scorer.ts';
 import type { ModelFileRecord } from '../store/records.ts';
 
 /** The one queue every coordinator and worker of an installation shares (a Redis can host several: --queue-name). */

@@ -8,9 +8,9 @@
 //   adds it again.
 import { Job, Queue, QueueEvents } from 'bullmq';
 import { EvomergeError } from '../errors.ts';
-import type { RecipeDoc } from '../search/genome.ts';
-import type { Measure, Score } from '../search/measures.ts';
-import type { CandidateScorer, ItemSubset, ScoreSplit, Timed } from '../search/scorer.ts';
+import type { RecipeDoc } from '../search/space/genome.ts';
+import type { Measure, Score } from '../search/space/measures.ts';
+import type { CandidateScorer, ItemSubset, ScoreSplit, Timed } from '../search/scoring/scorer.ts';
 import type { ModelFileRecord } from '../store/records.ts';
 import {
   DEFAULT_QUEUE_NAME,

@@ -9,9 +9,9 @@ import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { parseSuiteFile } from '../eval/suite.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
-import { canonicalJson, type RecipeDoc } from '../search/genome.ts';
-import { Scorer, type CandidateScorer } from '../search/scorer.ts';
-import { ThreadedScorer } from '../search/scorer-threads.ts';
+import { canonicalJson, type RecipeDoc } from '../search/space/genome.ts';
+import { Scorer, type CandidateScorer } from '../search/scoring/scorer.ts';
+import { ThreadedScorer } from '../search/scoring/scorer-threads.ts';
 import {
   DEFAULT_QUEUE_NAME,
   redisOptions,

@@ -9,10 +9,10 @@ import YAML from 'yaml';
 import { CheckpointWriter, openModelDir, type ModelDir } from '../checkpoint/model-dir.ts';
 import type { InputPath } from '../checkpoint/paths.ts';
 import type { DType } from '../checkpoint/tensor-source.ts';
-import { LAYER_INPUT_SCALES_KEY } from '../eval/graph/decoder-config.ts';
+import { LAYER_INPUT_SCALES_KEY } from '../graph/decoder-config.ts';
 import { writeDecoderOnnx } from '../eval/graph/export-graph.ts';
-import { dataFlowRecipe, type DataFlowPath } from '../search/data-flow.ts';
-import type { RecipeDoc } from '../search/genome.ts';
+import { dataFlowRecipe, type DataFlowPath } from '../search/space/data-flow.ts';
+import type { RecipeDoc } from '../search/space/genome.ts';
 
 const LAYER = /^model\.layers\.(\d+)\.(.*)$/;
 

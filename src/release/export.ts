@@ -13,15 +13,20 @@ import { parseRecipe, recipeToYaml } from '../recipe/parse.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
 import { pickedCandidate } from '../report/report.ts';
-import { campaignInputs, changedInputs, inputsChangedError, verifyCampaignInputs } from '../search/fingerprint.ts';
-import type { RecipeDoc } from '../search/genome.ts';
-import type { Measure } from '../search/measures.ts';
-import { recordedScores, recordedSourceScores } from '../search/score-records.ts';
-import { Scorer } from '../search/scorer.ts';
-import type { SearchSpace } from '../search/space.ts';
-import { missingOnTestSplit, scoreOnTestSplit, type TestSplitJob } from '../search/test-split.ts';
-import { judgeGates } from '../search/verdicts.ts';
-import { isDataFlowDoc, parseDataFlowDoc, type DataFlowPath } from '../search/data-flow.ts';
+import {
+  campaignInputs,
+  changedInputs,
+  inputsChangedError,
+  verifyCampaignInputs,
+} from '../search/campaign/fingerprint.ts';
+import type { RecipeDoc } from '../search/space/genome.ts';
+import type { Measure } from '../search/space/measures.ts';
+import { recordedScores, recordedSourceScores } from '../search/campaign/score-records.ts';
+import { Scorer } from '../search/scoring/scorer.ts';
+import type { SearchSpace } from '../search/space/space.ts';
+import { missingOnTestSplit, scoreOnTestSplit, type TestSplitJob } from '../search/campaign/test-split.ts';
+import { judgeGates } from '../search/campaign/verdicts.ts';
+import { isDataFlowDoc, parseDataFlowDoc, type DataFlowPath } from '../search/space/data-flow.ts';
 import { writeDataFlowExport } from './data-flow-export.ts';
 import type { Recipe } from '../recipe/recipe.ts';
 

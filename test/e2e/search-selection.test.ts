@@ -5,13 +5,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCampaign } from '../../src/search/campaign.ts';
+import { runCampaign } from '../../src/search/campaign/campaign.ts';
 import { CpuKernel } from '../../src/kernel/cpu/cpu-kernel.ts';
 import { openStore } from '../../src/store/db.ts';
-import { itemsScored } from '../../src/search/fidelity-loop.ts';
+import { itemsScored } from '../../src/search/scoring/fidelity-loop.ts';
 import { buildReport } from '../../src/report/report.ts';
 import { exportCandidate } from '../../src/release/export.ts';
-import { rankValue } from '../../src/search/selection.ts';
+import { rankValue } from '../../src/search/campaign/selection.ts';
 import { repoRoot, writeSpace } from './search-fixtures.ts';
 
 const zoo = path.join(repoRoot, 'models/zoo-v3');

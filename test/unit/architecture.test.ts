@@ -18,13 +18,15 @@ const ALLOWED: Record<string, string[]> = {
   gates: [],
   store: [],
   'search/optimizers': [],
+  // the ONNX graph builder: config.json + tensor names → an ONNX model, with no runtime attached
+  graph: ['checkpoint'],
   merge: ['kernel', 'checkpoint', 'recipe'],
-  eval: ['checkpoint'],
-  search: ['search/optimizers', 'merge', 'eval', 'gates', 'store', 'recipe', 'checkpoint', 'kernel'],
+  eval: ['graph', 'checkpoint'],
+  search: ['search/optimizers', 'merge', 'eval', 'graph', 'gates', 'store', 'recipe', 'checkpoint', 'kernel'],
   // the job queue sits on the search: it carries the search's candidates to workers and scores them there
-  queue: ['search', 'eval', 'store', 'kernel'],
+  queue: ['search', 'eval', 'graph', 'store', 'kernel'],
   report: ['store', 'gates'],
-  release: ['report', 'search', 'store', 'gates', 'merge', 'eval', 'recipe', 'checkpoint', 'kernel'],
+  release: ['report', 'search', 'store', 'gates', 'merge', 'eval', 'graph', 'recipe', 'checkpoint', 'kernel'],
   cli: [
     'queue',
     'release',
@@ -35,6 +37,7 @@ const ALLOWED: Record<string, string[]> = {
     'gates',
     'merge',
     'eval',
+    'graph',
     'recipe',
     'checkpoint',
     'kernel',

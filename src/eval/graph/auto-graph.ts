@@ -8,8 +8,13 @@ import type { TensorSource } from '../../checkpoint/tensor-source.ts';
 import type { Binding } from '../bind.ts';
 import { FeedSet, GraphSession, OnnxGraph, type ExecutionProvider, type WeightMode } from '../onnx-session.ts';
 import type { ComputeDtypeChoice } from '../suite.ts';
-import { LAYER_INPUT_SCALES_KEY, parseDecoderConfig, type DecoderConfig, type LayerSlot } from './decoder-config.ts';
-import { buildDecoderGraph, checkCheckpointShapes, type ComputeDtype, type OpSet } from './decoder-graph.ts';
+import {
+  LAYER_INPUT_SCALES_KEY,
+  parseDecoderConfig,
+  type DecoderConfig,
+  type LayerSlot,
+} from '../../graph/decoder-config.ts';
+import { buildDecoderGraph, checkCheckpointShapes, type ComputeDtype, type OpSet } from '../../graph/decoder-graph.ts';
 
 export interface AutoGraph {
   readonly graph: OnnxGraph;

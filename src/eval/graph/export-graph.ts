@@ -5,8 +5,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openModelDir } from '../../checkpoint/model-dir.ts';
 import { OnnxGraph, writeWeightFile } from '../onnx-session.ts';
-import { parseDecoderConfig } from './decoder-config.ts';
-import { buildDecoderGraph, checkCheckpointShapes } from './decoder-graph.ts';
+import { parseDecoderConfig } from '../../graph/decoder-config.ts';
+import { buildDecoderGraph, checkCheckpointShapes } from '../../graph/decoder-graph.ts';
 
 export const EXPORTED_GRAPH = 'model.onnx';
 export const EXPORTED_GRAPH_DATA = 'model.onnx.data';

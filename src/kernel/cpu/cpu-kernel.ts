@@ -4,11 +4,11 @@
 import { EvomergeError, invariant } from '../../errors.ts';
 import type { MergeKernel, SourceRef, TensorJob, TensorReader } from '../kernel.ts';
 import { modelStock } from './model-stock.ts';
-import { SimdRuntime } from './simd-runtime.ts';
-import { combineTaskVectorsSimd } from './simd-task-arithmetic.ts';
+import { SimdRuntime } from './simd/simd-runtime.ts';
+import { combineTaskVectorsSimd } from './simd/simd-task-arithmetic.ts';
 import { slerp } from './slerp.ts';
-import { selectCutsSimd } from './simd-select-kth.ts';
-import { bernoulliMaskSimd, maskedL1ManySimd } from './simd-dare.ts';
+import { selectCutsSimd } from './simd/simd-select-kth.ts';
+import { bernoulliMaskSimd, maskedL1ManySimd } from './simd/simd-dare.ts';
 import { plainPasses, sparsifyAll, type SparsifyPasses } from './sparsify.ts';
 import { combineTaskVectors } from './task-arithmetic.ts';
 import { weightedSum } from './weighted-sum.ts';

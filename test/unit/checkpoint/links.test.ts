@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointWriter, openModelDir } from '../../../src/checkpoint/model-dir.ts';
 import { EvomergeError } from '../../../src/errors.ts';
 import { OnnxGraph } from '../../../src/eval/onnx-session.ts';
-import { decodeModel, encodeModel } from '../../../src/eval/onnx-proto.ts';
+import { decodeModel, encodeModel } from '../../../src/graph/onnx-proto.ts';
 import { MICRO_ZOO, tempDir } from './pico-safetensors.ts';
 
 const tmp = tempDir();

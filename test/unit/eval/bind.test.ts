@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Evaluator } from '../../../src/eval/evaluator.ts';
 import { OnnxGraph } from '../../../src/eval/onnx-session.ts';
 import { buildBinding, resolveBinding, transpose2d } from '../../../src/eval/bind.ts';
-import { decodeModel, encodeModel, int64ToNumber, type TensorMessage } from '../../../src/eval/onnx-proto.ts';
+import { decodeModel, encodeModel, int64ToNumber, type TensorMessage } from '../../../src/graph/onnx-proto.ts';
 import { openModelDir } from '../../../src/checkpoint/model-dir.ts';
 import { MemoryTensors } from '../../../src/checkpoint/tensor-source.ts';
 import { EvomergeError } from '../../../src/errors.ts';

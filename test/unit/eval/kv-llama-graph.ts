@@ -8,7 +8,7 @@ import {
   type NodeMessage,
   type TensorMessage,
   type ValueInfoMessage,
-} from '../../../src/eval/onnx-proto.ts';
+} from '../../../src/graph/onnx-proto.ts';
 import type { TensorSource } from '../../../src/checkpoint/tensor-source.ts';
 
 const FLOAT = 1;

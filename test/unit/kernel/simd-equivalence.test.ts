@@ -4,8 +4,8 @@ import { CpuKernel } from '../../../src/kernel/cpu/cpu-kernel.ts';
 import type { Rescale, Sparsification } from '../../../src/kernel/kernel.ts';
 import { bernoulliMask } from '../../../src/kernel/cpu/bernoulli-mask.ts';
 import { maskedL1 } from '../../../src/kernel/cpu/l1-rescale.ts';
-import { bernoulliMaskSimd, maskedL1Simd } from '../../../src/kernel/cpu/simd-dare.ts';
-import { SimdRuntime } from '../../../src/kernel/cpu/simd-runtime.ts';
+import { bernoulliMaskSimd, maskedL1Simd } from '../../../src/kernel/cpu/simd/simd-dare.ts';
+import { SimdRuntime } from '../../../src/kernel/cpu/simd/simd-runtime.ts';
 import { rngKey } from '../../../src/kernel/rng.ts';
 import { readerOf, taJob } from './job-fixtures.ts';
 

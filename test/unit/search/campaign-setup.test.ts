@@ -6,10 +6,10 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { EvomergeError } from '../../../src/errors.ts';
-import { prepareCampaign } from '../../../src/search/campaign-setup.ts';
-import { evaluationRounds, objectiveValue, type Score } from '../../../src/search/measures.ts';
-import { registryMethodParameters } from '../../../src/search/method-parameters.ts';
-import { judgeGates } from '../../../src/search/verdicts.ts';
+import { prepareCampaign } from '../../../src/search/campaign/campaign-setup.ts';
+import { evaluationRounds, objectiveValue, type Score } from '../../../src/search/space/measures.ts';
+import { registryMethodParameters } from '../../../src/search/space/method-parameters.ts';
+import { judgeGates } from '../../../src/search/campaign/verdicts.ts';
 
 const repo = path.resolve(__dirname, '../../..');
 const zoo = path.join(repo, 'models/micro');

@@ -5,9 +5,9 @@ import { cpSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildDataFlowLayout, decodeDataFlow, parseDataFlowDoc } from '../../../src/search/data-flow.ts';
-import { contentHash } from '../../../src/search/genome.ts';
-import { parseSpace } from '../../../src/search/space.ts';
+import { buildDataFlowLayout, decodeDataFlow, parseDataFlowDoc } from '../../../src/search/space/data-flow.ts';
+import { contentHash } from '../../../src/search/space/genome.ts';
+import { parseSpace } from '../../../src/search/space/space.ts';
 
 const repo = path.resolve(__dirname, '../../..');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'evomerge-dfs-'));

@@ -9,8 +9,8 @@ import {
   contentHash,
   decodeGenome,
   type MethodParameters,
-} from '../../../src/search/genome.ts';
-import { parseSpace } from '../../../src/search/space.ts';
+} from '../../../src/search/space/genome.ts';
+import { parseSpace } from '../../../src/search/space/space.ts';
 
 const repo = path.resolve(__dirname, '../../..');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'evomerge-space-'));

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EvomergeError } from '../../../src/errors.ts';
 import { parseSuiteFile } from '../../../src/eval/suite.ts';
 import { CpuKernel } from '../../../src/kernel/cpu/cpu-kernel.ts';
-import { ThreadedScorer } from '../../../src/search/scorer-threads.ts';
-import { Scorer } from '../../../src/search/scorer.ts';
+import { ThreadedScorer } from '../../../src/search/scoring/scorer-threads.ts';
+import { Scorer } from '../../../src/search/scoring/scorer.ts';
 
 const root = path.resolve(__dirname, '../../..');
 const suiteFile = path.join(root, 'evals/micro.yaml');

@@ -3,9 +3,9 @@
 // paired SE of an objective difference.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSpace } from '../../../src/search/space.ts';
+import { parseSpace } from '../../../src/search/space/space.ts';
 import { EvomergeError } from '../../../src/errors.ts';
-import { finalPick, parseSelection, rankValue, topByFit } from '../../../src/search/selection.ts';
+import { finalPick, parseSelection, rankValue, topByFit } from '../../../src/search/campaign/selection.ts';
 import {
   partitionFit,
   promotedCount,
@@ -13,9 +13,9 @@ import {
   rungItems,
   rungSizes,
   seededPermutation,
-} from '../../../src/search/fidelity.ts';
+} from '../../../src/search/scoring/fidelity.ts';
 import { objectiveEstimate, pairedObjectiveDifference, shareKept } from '../../../src/gates/objective.ts';
-import type { ObjectiveTerm } from '../../../src/search/space.ts';
+import type { ObjectiveTerm } from '../../../src/search/space/space.ts';
 
 describe('selection block', () => {
   it('has defaults and reads every key', () => {

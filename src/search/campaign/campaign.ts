@@ -6,26 +6,26 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import YAML from 'yaml';
-import { EvomergeError } from '../errors.ts';
-import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import type { MergeKernel } from '../kernel/kernel.ts';
-import { openStore, type Store } from '../store/db.ts';
-import { acquireDatabaseLock } from '../store/lock.ts';
-import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
-import { createOptimizer, restoreOptimizer } from './optimizers/factory.ts';
-import type { Optimizer, OptimizerState, Solution } from './optimizers/optimizer.ts';
+import { EvomergeError } from '../../errors.ts';
+import type { ExecutionProvider } from '../../eval/onnx-session.ts';
+import type { MergeKernel } from '../../kernel/kernel.ts';
+import { openStore, type Store } from '../../store/db.ts';
+import { acquireDatabaseLock } from '../../store/lock.ts';
+import type { CandidateRecord, NewGateVerdict } from '../../store/records.ts';
+import { createOptimizer, restoreOptimizer } from '../optimizers/factory.ts';
+import type { Optimizer, OptimizerState, Solution } from '../optimizers/optimizer.ts';
 import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
 import { campaignInputs, verifyCampaignInputs } from './fingerprint.ts';
-import { contentHash, referenceRecipe, type RecipeDoc, type SourceNames } from './genome.ts';
+import { contentHash, referenceRecipe, type RecipeDoc, type SourceNames } from '../space/genome.ts';
 import { judgeGates, type SourceScores } from './verdicts.ts';
-import { objectiveValue, ownMetric, type Score } from './measures.ts';
-import { objectiveEstimate, type ObjectiveValue } from '../gates/objective.ts';
+import { objectiveValue, ownMetric, type Score } from '../space/measures.ts';
+import { objectiveEstimate, type ObjectiveValue } from '../../gates/objective.ts';
 import { rankValue } from './selection.ts';
-import { evaluateByHalving, itemsScored } from './fidelity-loop.ts';
+import { evaluateByHalving, itemsScored } from '../scoring/fidelity-loop.ts';
 import { selectFinalPick } from './final-pick.ts';
-import { registryMethodParameters } from './method-parameters.ts';
-import { isScorerFault, Scorer, type CandidateScorer } from './scorer.ts';
-import { ThreadedScorer } from './scorer-threads.ts';
+import { registryMethodParameters } from '../space/method-parameters.ts';
+import { isScorerFault, Scorer, type CandidateScorer } from '../scoring/scorer.ts';
+import { ThreadedScorer } from '../scoring/scorer-threads.ts';
 import { fromRecord, recordedSourceScores } from './score-records.ts';
 import { missingOnTestSplit, scoreOnTestSplit, testItemValues } from './test-split.ts';
 import type { Ask, NewTell, RunContext } from './run-context.ts';
@@ -221,7 +221,7 @@ export function checkDatabaseIsOurs(dbFile: string, setup: CampaignSetup): void 
 }
 
 function versions(): Record<string, string> {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
     version: string;
     dependencies: Record<string, string>;
   };

@@ -1,13 +1,13 @@
 // A small helper to emit ONNX graphs node by node: fresh value names, constants, attributes and value infos.
 // Only what the decoder builder needs; the encoding itself is onnx-proto.ts's.
-import { encodeFromF32 } from '../../checkpoint/dtype.ts';
+import { encodeFromF32 } from '../checkpoint/dtype.ts';
 import {
   OnnxDataType,
   type AttributeMessage,
   type NodeMessage,
   type TensorMessage,
   type ValueInfoMessage,
-} from '../onnx-proto.ts';
+} from './onnx-proto.ts';
 
 export const MS_DOMAIN = 'com.microsoft';
 

@@ -1,7 +1,7 @@
 // Which genes a merge method reads, taken from the merge registry (merge/registry.ts), and the check that a
 // space's methods and parameter ranges make sense for it. genome.ts decodes with this; campaign.ts validates.
-import { EvomergeError } from '../errors.ts';
-import { MERGE_METHODS } from '../merge/registry.ts';
+import { EvomergeError } from '../../errors.ts';
+import { MERGE_METHODS } from '../../merge/registry.ts';
 import type { MethodParameters } from './genome.ts';
 import type { SearchSpace } from './space.ts';
 

@@ -1,10 +1,10 @@
 // What a campaign measures: the (task, metric) pairs the objective and the gates read, checked against the
 // eval suite, and the objective itself (a weighted sum of fit-split metrics).
-import type { Estimate } from '../estimate.ts';
-import { EvomergeError } from '../errors.ts';
-import { taskMetrics, type Suite } from '../eval/suite.ts';
+import type { Estimate } from '../../estimate.ts';
+import { EvomergeError } from '../../errors.ts';
+import { taskMetrics, type Suite } from '../../eval/suite.ts';
 import type { SearchSpace } from './space.ts';
-import { objectiveEstimate, type SourceScoreLists } from '../gates/objective.ts';
+import { objectiveEstimate, type SourceScoreLists } from '../../gates/objective.ts';
 
 /** One measured quantity: a task scored with one of its kind's metrics. */
 export interface Measure {

@@ -9,9 +9,9 @@ import {
   usesBracket,
   type BracketPlan,
   type MagnitudeCut,
-} from '../select-kth.ts';
+} from '../../select-kth.ts';
 import { SIMD_CHUNK, type SimdRuntime } from './simd-runtime.ts';
-import type { CutRequest } from './sparsify.ts';
+import type { CutRequest } from '../sparsify.ts';
 
 const CHUNK = SIMD_CHUNK;
 const SLOT = CHUNK * 4;

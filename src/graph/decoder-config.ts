@@ -2,7 +2,7 @@
 // checked once. Only what evomerge builds exactly is accepted: LlamaForCausalLM, MistralForCausalLM and
 // Qwen2ForCausalLM with SiLU MLPs and RoPE of type default, linear or llama3. Anything else is refused in one
 // line naming config.json and the key, because a graph that silently ignores a setting scores the wrong model.
-import { EvomergeError } from '../../errors.ts';
+import { EvomergeError } from '../errors.ts';
 
 export type DecoderFamily = 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM';
 export const DECODER_FAMILIES: readonly DecoderFamily[] = [

@@ -3,16 +3,16 @@
 // identifies the campaign in its database (a changed search space is refused on resume).
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { EvomergeError } from '../errors.ts';
-import { readConfig } from '../checkpoint/model-dir.ts';
-import { parseSuiteFile, type Suite } from '../eval/suite.ts';
-import { readEvalFile } from '../eval/eval-file.ts';
-import { partitionFit, seededPermutation } from './fidelity.ts';
-import type { ItemSubset } from './scorer.ts';
-import { describeProtocol } from '../eval/lm-eval/protocol.ts';
-import { openRecipeModels } from '../merge/engine.ts';
-import { planMerge } from '../merge/plan.ts';
-import { parseRecipe } from '../recipe/parse.ts';
+import { EvomergeError } from '../../errors.ts';
+import { readConfig } from '../../checkpoint/model-dir.ts';
+import { parseSuiteFile, type Suite } from '../../eval/suite.ts';
+import { readEvalFile } from '../../eval/eval-file.ts';
+import { partitionFit, seededPermutation } from '../scoring/fidelity.ts';
+import type { ItemSubset } from '../scoring/scorer.ts';
+import { describeProtocol } from '../../eval/lm-eval/protocol.ts';
+import { openRecipeModels } from '../../merge/engine.ts';
+import { planMerge } from '../../merge/plan.ts';
+import { parseRecipe } from '../../recipe/parse.ts';
 import {
   buildLayout,
   canonicalJson,
@@ -21,11 +21,11 @@ import {
   type GenomeLayout,
   type GenomeValues,
   type RecipeDoc,
-} from './genome.ts';
-import { campaignMeasures, type Measure } from './measures.ts';
-import { buildDataFlowLayout, checkDataFlowModels, decodeDataFlow } from './data-flow.ts';
-import { checkSpaceMethods, registryMethodParameters } from './method-parameters.ts';
-import { parseSpaceFile, type SearchSpace } from './space.ts';
+} from '../space/genome.ts';
+import { campaignMeasures, type Measure } from '../space/measures.ts';
+import { buildDataFlowLayout, checkDataFlowModels, decodeDataFlow } from '../space/data-flow.ts';
+import { checkSpaceMethods, registryMethodParameters } from '../space/method-parameters.ts';
+import { parseSpaceFile, type SearchSpace } from '../space/space.ts';
 
 export interface RunOverrides {
   readonly budget?: number;

@@ -3,11 +3,11 @@
 // out: nothing scored here is told to the optimiser or judged by the fit-split gates.
 import pLimit from 'p-limit';
 import YAML from 'yaml';
-import type { Store } from '../store/db.ts';
-import type { CandidateRecord, ItemValuesRecord } from '../store/records.ts';
-import type { RecipeDoc } from './genome.ts';
-import type { Measure, Score } from './measures.ts';
-import type { CandidateScorer } from './scorer.ts';
+import type { Store } from '../../store/db.ts';
+import type { CandidateRecord, ItemValuesRecord } from '../../store/records.ts';
+import type { RecipeDoc } from '../space/genome.ts';
+import type { Measure, Score } from '../space/measures.ts';
+import type { CandidateScorer } from '../scoring/scorer.ts';
 
 /** Per-item pseudo-values of test scores, as the store keeps them. */
 export function testItemValues(candidateId: number, scores: readonly Score[]): ItemValuesRecord[] {

@@ -3,10 +3,10 @@
 // merges on its own CPU kernel and evaluates with one intra-op thread, so a score never depends on how many
 // cores the machine has (determinism across machines), and the parallelism is between candidates.
 import { Worker } from 'node:worker_threads';
-import { EvomergeError } from '../errors.ts';
-import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import type { RecipeDoc } from './genome.ts';
-import type { Measure, Score } from './measures.ts';
+import { EvomergeError } from '../../errors.ts';
+import type { ExecutionProvider } from '../../eval/onnx-session.ts';
+import type { RecipeDoc } from '../space/genome.ts';
+import type { Measure, Score } from '../space/measures.ts';
 import type { ItemSubset, ScoreSplit, Timed } from './scorer.ts';
 
 export interface ThreadedScorerOptions {

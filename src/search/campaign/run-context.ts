@@ -1,13 +1,13 @@
 // What the search's helper modules (fidelity-loop.ts, final-pick.ts) see of a running campaign: the types the
 // campaign loop hands them, kept apart from campaign.ts so that no file imports the loop back.
 import type pLimit from 'p-limit';
-import type { Store } from '../store/db.ts';
-import type { Solution } from './optimizers/optimizer.ts';
+import type { Store } from '../../store/db.ts';
+import type { Solution } from '../optimizers/optimizer.ts';
 import type { CampaignSetup } from './campaign-setup.ts';
-import type { RecipeDoc } from './genome.ts';
-import type { Score } from './measures.ts';
-import type { CandidateScorer } from './scorer.ts';
-import type { ObjectiveValue } from '../gates/objective.ts';
+import type { RecipeDoc } from '../space/genome.ts';
+import type { Score } from '../space/measures.ts';
+import type { CandidateScorer } from '../scoring/scorer.ts';
+import type { ObjectiveValue } from '../../gates/objective.ts';
 import type { SourceScores } from './verdicts.ts';
 
 /** One asked solution, decoded: its genome, its recipe and the recipe's content hash. */

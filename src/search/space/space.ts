@@ -4,9 +4,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { editDistance, EvomergeError } from '../errors.ts';
-import { parseSelection, type Selection } from './selection.ts';
-import { parseGateSpecs, type NamedGateSpec } from '../gates/gates.ts';
+import { editDistance, EvomergeError } from '../../errors.ts';
+import { parseSelection, type Selection } from '../campaign/selection.ts';
+import { parseGateSpecs, type NamedGateSpec } from '../../gates/gates.ts';
 
 /** A parameter range for one kind of gene, e.g. `weight: {min: 0, max: 1.5}`. */
 export interface GeneRange {

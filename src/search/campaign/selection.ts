@@ -3,8 +3,8 @@
 // winner's curse), so the pick is made on a third split the optimiser never saw: the top-k kept candidates by
 // fit are scored on `val`, and the best of them there is the pick. Ranking may use the lower confidence bound
 // value − z·SE, which prefers a well-measured score to a lucky one. Test stays untouched until the end.
-import { EvomergeError } from '../errors.ts';
-import type { ObjectiveValue } from '../gates/objective.ts';
+import { EvomergeError } from '../../errors.ts';
+import type { ObjectiveValue } from '../../gates/objective.ts';
 
 export interface Selection {
   /** Share of each task's fit items held out as val, for tasks whose suite entry has no `val` file. */

@@ -2,8 +2,8 @@
 // tensor names and model k ≥ 1 under sourceTensorName(k, name), the names the slot graph's initializers carry.
 // Nothing is copied: each read goes to the checkpoint that holds the tensor, so a layer used by several slots
 // is read once per candidate and bound once.
-import { EvomergeError } from '../../errors.ts';
-import type { Tensor, TensorInfo, TensorSource } from '../../checkpoint/tensor-source.ts';
+import { EvomergeError } from '../errors.ts';
+import type { Tensor, TensorInfo, TensorSource } from '../checkpoint/tensor-source.ts';
 import { sourceTensorName } from './decoder-config.ts';
 
 export class SlotTensors implements TensorSource {

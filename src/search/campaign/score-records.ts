@@ -1,8 +1,8 @@
 // Scores between the campaign and its store: the store keeps rows (any split string, the candidate's id), the
 // search reads them back as Scores of the fit or test split. Every read of recorded scores goes through here.
-import type { Store } from '../store/db.ts';
-import type { ScoreRecord } from '../store/records.ts';
-import type { Score } from './measures.ts';
+import type { Store } from '../../store/db.ts';
+import type { ScoreRecord } from '../../store/records.ts';
+import type { Score } from '../space/measures.ts';
 
 /** A stored score row as the search uses it (written as is: a Score is a NewScore). */
 export function fromRecord(s: ScoreRecord): Score {

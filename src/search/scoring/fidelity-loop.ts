@@ -6,14 +6,14 @@
 // scores, its objective, verdicts and status are recorded, and the optimiser is told (the last transaction
 // holds its state), as in the one-fidelity loop.
 import YAML from 'yaml';
-import { EvomergeError } from '../errors.ts';
-import type { Store } from '../store/db.ts';
-import type { NewScore } from '../store/records.ts';
-import type { Ask, NewTell, RunContext } from './run-context.ts';
+import { EvomergeError } from '../../errors.ts';
+import type { Store } from '../../store/db.ts';
+import type { NewScore } from '../../store/records.ts';
+import type { Ask, NewTell, RunContext } from '../campaign/run-context.ts';
 import { promotedCount, rungCount, rungItems, rungSplit } from './fidelity.ts';
-import { objectiveValue, type Score } from './measures.ts';
+import { objectiveValue, type Score } from '../space/measures.ts';
 import type { ItemSubset } from './scorer.ts';
-import { judgeGates, type SourceScores } from './verdicts.ts';
+import { judgeGates, type SourceScores } from '../campaign/verdicts.ts';
 
 /** Items scored by a campaign's search candidates, summed over their scores: every rung and the val split, or
  *  the fit split of candidates scored at one fidelity. What budget.items counts. */

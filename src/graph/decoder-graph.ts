@@ -20,8 +20,8 @@
 // runs a float16 model (HF LlamaRMSNorm, eager attention): RMSNorm statistics and the attention softmax in
 // float32, the scores scaled in float32; the graph's inputs and outputs (logits, KV cache) stay float32, so
 // the session and the tasks run both dtypes alike (the cache values are float16 values, stored exactly).
-import { EvomergeError, invariant } from '../../errors.ts';
-import { OnnxDataType, type ModelMessage, type ValueInfoMessage } from '../onnx-proto.ts';
+import { EvomergeError, invariant } from '../errors.ts';
+import { OnnxDataType, type ModelMessage, type ValueInfoMessage } from './onnx-proto.ts';
 import {
   checkLayerPath,
   checkLayerSlots,

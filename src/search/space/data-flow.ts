@@ -14,11 +14,11 @@
 // give the same path and scales share one content hash. It is evaluated without a merge or a checkpoint (the
 // graph builder's slots, bound to both checkpoints' tensors) and exported as a checkpoint whose layers follow it.
 import path from 'node:path';
-import { EvomergeError } from '../errors.ts';
-import { openModelDir } from '../checkpoint/model-dir.ts';
-import { parseDecoderConfig } from '../eval/graph/decoder-config.ts';
-import { buildDecoderGraph, checkCheckpointShapes } from '../eval/graph/decoder-graph.ts';
-import { SlotTensors } from '../eval/graph/slot-tensors.ts';
+import { EvomergeError } from '../../errors.ts';
+import { openModelDir } from '../../checkpoint/model-dir.ts';
+import { parseDecoderConfig } from '../../graph/decoder-config.ts';
+import { buildDecoderGraph, checkCheckpointShapes } from '../../graph/decoder-graph.ts';
+import { SlotTensors } from '../../graph/slot-tensors.ts';
 import type { GenomeDomain, GenomeValues, RecipeDoc } from './genome.ts';
 import type { SearchSpace, SourceModel } from './space.ts';
 

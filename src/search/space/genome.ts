@@ -2,7 +2,7 @@
 // mergekit recipe, so any candidate can be reproduced with `evomerge merge`. Layer groups become mergekit
 // filter lists (`layers.3.` matches exactly the tensors of block 3), so the recipe needs nothing mergekit lacks.
 import { createHash } from 'node:crypto';
-import { isMethodWide } from '../merge/registry.ts';
+import { isMethodWide } from '../../merge/registry.ts';
 import type { ReferenceMerge, SearchSpace } from './space.ts';
 
 /** What the optimiser sees: bounded continuous genes and categorical genes (here: the merge method). */

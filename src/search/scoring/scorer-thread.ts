@@ -1,9 +1,9 @@
 // The body of one scoring thread (see scorer-threads.ts): a Scorer with one evaluator, one intra-op thread
 // and its own CPU merge kernel, answering requests from the campaign's thread one at a time.
 import { parentPort, workerData } from 'node:worker_threads';
-import { EvomergeError } from '../errors.ts';
-import { parseSuiteFile } from '../eval/suite.ts';
-import { CpuKernel } from '../kernel/cpu/cpu-kernel.ts';
+import { EvomergeError } from '../../errors.ts';
+import { parseSuiteFile } from '../../eval/suite.ts';
+import { CpuKernel } from '../../kernel/cpu/cpu-kernel.ts';
 import { Scorer } from './scorer.ts';
 import type { ScoreReply, ScoreRequest, ThreadedScorerOptions } from './scorer-threads.ts';
 

@@ -2,11 +2,11 @@
 // and inputs are copied into the module's memory, combined there, and copied out. Bit-identical to the
 // reference loops (tests compare them); ties at a magnitude cut are settled here in index order.
 
-import { invariant } from '../../errors.ts';
+import { invariant } from '../../../errors.ts';
 import { SIMD_CHUNK, SLOT_BYTES, type SimdRuntime } from './simd-runtime.ts';
 import { cutVariantName, UNROLLED_MODELS, unrolledName, type CutVariant } from './wasm-task-arithmetic.ts';
 import { isLocated, type LocatedCut } from './simd-select-kth.ts';
-import { scalarWeightSum, type CombineInput } from './task-arithmetic.ts';
+import { scalarWeightSum, type CombineInput } from '../task-arithmetic.ts';
 
 const CHUNK = SIMD_CHUNK;
 const SLOT = CHUNK * 4;

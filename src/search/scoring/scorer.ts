@@ -1,18 +1,18 @@
 // Scores weights for a campaign: merges a recipe in memory (never through disk) and runs the suite's tasks
 // on one of a pool of evaluators, one per worker, so a generation's members are scored side by side.
-import { EvomergeError } from '../errors.ts';
-import { MemoryTensors, type TensorSource } from '../checkpoint/tensor-source.ts';
-import { openModelDir } from '../checkpoint/model-dir.ts';
-import { Evaluator } from '../eval/evaluator.ts';
-import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import type { Suite } from '../eval/suite.ts';
-import type { MergeKernel } from '../kernel/kernel.ts';
-import { mergeRecipe } from '../merge/engine.ts';
-import { parseRecipe } from '../recipe/parse.ts';
-import { evaluationRounds, type Measure, type Score } from './measures.ts';
-import type { RecipeDoc } from './genome.ts';
-import { isDataFlowDoc, parseDataFlowDoc } from './data-flow.ts';
-import { SlotTensors } from '../eval/graph/slot-tensors.ts';
+import { EvomergeError } from '../../errors.ts';
+import { MemoryTensors, type TensorSource } from '../../checkpoint/tensor-source.ts';
+import { openModelDir } from '../../checkpoint/model-dir.ts';
+import { Evaluator } from '../../eval/evaluator.ts';
+import type { ExecutionProvider } from '../../eval/onnx-session.ts';
+import type { Suite } from '../../eval/suite.ts';
+import type { MergeKernel } from '../../kernel/kernel.ts';
+import { mergeRecipe } from '../../merge/engine.ts';
+import { parseRecipe } from '../../recipe/parse.ts';
+import { evaluationRounds, type Measure, type Score } from '../space/measures.ts';
+import type { RecipeDoc } from '../space/genome.ts';
+import { isDataFlowDoc, parseDataFlowDoc } from '../space/data-flow.ts';
+import { SlotTensors } from '../../graph/slot-tensors.ts';
 
 /** task → the items of its eval file to score (0-based indices); absent tasks score every item. */
 export type ItemSubset = Readonly<Record<string, readonly number[]>>;

@@ -2,12 +2,12 @@
 // the pure verdicts of gates/gates.ts (floor: value; no_regression: source − tolerance; min_gain: best source
 // + delta; pass = value ≥ threshold), in the shape the store records. A gate naming no metric reads the
 // task's own.
-import { evaluateGates, type GateSpec } from '../gates/gates.ts';
-import { shareKept, shareMetric } from '../gates/objective.ts';
-import type { NewGateVerdict } from '../store/records.ts';
-import type { SearchSpace } from './space.ts';
-import type { Suite } from '../eval/suite.ts';
-import { ownMetric, type Score } from './measures.ts';
+import { evaluateGates, type GateSpec } from '../../gates/gates.ts';
+import { shareKept, shareMetric } from '../../gates/objective.ts';
+import type { NewGateVerdict } from '../../store/records.ts';
+import type { SearchSpace } from '../space/space.ts';
+import type { Suite } from '../../eval/suite.ts';
+import { ownMetric, type Score } from '../space/measures.ts';
 
 /** Source name → its scores on one split. */
 export type SourceScores = ReadonlyMap<string, readonly Score[]>;

@@ -5,7 +5,7 @@
 // is missing and picks the same.
 import { parse } from 'yaml';
 import type { RunContext } from './run-context.ts';
-import type { Score } from './measures.ts';
+import type { Score } from '../space/measures.ts';
 import { finalPick, topByFit, type PickEntry } from './selection.ts';
 
 interface Entry extends PickEntry {

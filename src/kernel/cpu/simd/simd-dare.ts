@@ -1,8 +1,8 @@
 // DARE's keep mask and L1 norms through the WebAssembly SIMD loops: the same bits as bernoulli-mask.ts and
 // l1-rescale.ts maskedL1 (tests compare them), four elements per step.
 
-import { keepThreshold, type RngKey } from '../rng.ts';
-import { newBitset } from './bernoulli-mask.ts';
+import { keepThreshold, type RngKey } from '../../rng.ts';
+import { newBitset } from '../bernoulli-mask.ts';
 import type { SimdRuntime } from './simd-runtime.ts';
 
 const WORDS = 4096;
