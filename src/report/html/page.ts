@@ -1,7 +1,8 @@
 // The HTML report page: one self-contained file (inline CSS, inline SVG, no script, no network) that any
 // browser opens offline. Plots are Vega specs rendered to SVG on the server; where a plot would be empty the
 // page says why in a sentence instead. Written atomically (temp file in the same folder, then rename), so a
-// browser refreshing it during a campaign never reads half a file.
+// browser refreshing it during a campaign never reads half a file. This file reads the data, puts the
+// sections (sections.ts) under their titles inside the header and footer, and writes the page.
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { EvomergeError } from '../../errors.ts';

@@ -135,16 +135,12 @@ export function gateRatesSpec(d: HtmlReportData): VegaSpec {
 /** Candidates each gate turned away: in all, and as the only gate they failed. */
 export function gateRejectionsSpec(d: HtmlReportData): VegaSpec {
   const rows = d.gateRejections;
+  const gates = rows.map((r) => r.gate);
   return {
     ...frame(WIDTH - 140, Math.max(60, 28 * rows.length)),
     data: [{ name: 'gates', values: rows }],
     scales: [
-      bandScale(
-        'y',
-        rows.map((r) => r.gate),
-        'height',
-        0.25,
-      ),
+      bandScale('y', gates, 'height', 0.25),
       linearScale('x', [0, Math.max(1, ...rows.map((r) => r.rejected))], 'width', { nice: true }),
       ordinalScale(
         'what',
@@ -220,6 +216,7 @@ export function genomeHeatmapSpec(d: HtmlReportData, param: string): VegaSpec {
  *  labelled with the layer; a line follows the token from step to step. */
 export function pathSpec(d: HtmlReportData): VegaSpec {
   const steps = d.winningPath!.steps.map((s) => ({ ...s, label: String(s.layer) }));
+  const stepNumbers = steps.map((s) => s.step);
   const models = [...new Set(steps.map((s) => s.model))];
   const scales = steps.map((s) => s.scale);
   const lo = Math.min(...scales, 1);
@@ -228,12 +225,7 @@ export function pathSpec(d: HtmlReportData): VegaSpec {
     ...frame(Math.min(WIDTH * 1.5, Math.max(160, 26 * steps.length)), 46 * Math.max(2, models.length)),
     data: [{ name: 'steps', values: steps }],
     scales: [
-      bandScale(
-        'x',
-        steps.map((s) => s.step),
-        'width',
-        0.08,
-      ),
+      bandScale('x', stepNumbers, 'width', 0.08),
       bandScale('y', models, 'height', 0.12),
       // diverging around 1 (white): blue shrinks the hidden state, red grows it
       linearScale('color', [lo, 1, hi === 1 ? 1.0001 : hi], ['#2166ac', '#f7f7f7', '#b2182b']),
