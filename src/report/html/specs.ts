@@ -1,28 +1,40 @@
 // The report's plots as Vega specifications (data inlined): one function per plot, each a pure function of
-// the extracted data. Every data mark carries a `description`, which Vega writes as the mark's aria-label;
-// page.ts turns it into an SVG <title>, the browser's hover text (no JavaScript needed).
+// the extracted data, assembled from the building blocks in vega-spec.ts. Every data mark carries a
+// `description`, which Vega writes as the mark's aria-label; page.ts turns it into an SVG <title>, the
+// browser's hover text (no JavaScript needed).
 import type { HtmlReportData } from './data.ts';
+import {
+  atBandCentre,
+  atXY,
+  axis,
+  bandCell,
+  bandScale,
+  centredText,
+  dataDomain,
+  formatted,
+  frame,
+  generationAxis,
+  hoverText,
+  linearScale,
+  linesWithDots,
+  mark,
+  ordinalScale,
+  plusMinus,
+  scaled,
+  signal,
+  value,
+  type VegaSpec,
+} from './vega-spec.ts';
 
-// Vega's spec type is large and loose; the specs here are plain JSON checked by vega.parse at render time.
-export type VegaSpec = Record<string, unknown>;
+export type { VegaSpec } from './vega-spec.ts';
 
 const WIDTH = 640;
 const HEIGHT = 260;
 const STATUS_COLORS = { kept: '#2e8b57', rejected: '#9aa5b1', failed: '#d62728', unfinished: '#c9a227' };
-
-const base = (width = WIDTH, height = HEIGHT): VegaSpec => ({
-  $schema: 'https://vega.github.io/schema/vega/v6.json',
-  width,
-  height,
-  padding: 8,
-  autosize: { type: 'pad' },
-  config: {
-    axis: { labelFontSize: 11, titleFontSize: 12, grid: true, gridColor: '#eee' },
-    legend: { labelFontSize: 11, titleFontSize: 12 },
-  },
-});
-
-const fmt = (field: string, digits = 4) => `format(datum.${field}, '.${digits}~f')`;
+// the dashed yardsticks of the objective plot: references purple, sources blue (the caption says so)
+const YARDSTICK_COLOR = "datum.kind === 'reference' ? '#7b3294' : '#1f5fa8'";
+const REJECTED_WITH_OTHERS_COLOR = '#f4a582';
+const REJECTED_ALONE_COLOR = '#b2182b';
 
 /** Objective per candidate (kept, rejected, failed at the floor), running best kept, sources and references. */
 export function objectiveSpec(d: HtmlReportData): VegaSpec {
@@ -37,87 +49,60 @@ export function objectiveSpec(d: HtmlReportData): VegaSpec {
   const points = d.points.map((p) => ({ ...p, y: p.objective ?? floor }));
   const maxOrdinal = Math.max(1, ...d.points.map((p) => p.ordinal));
   return {
-    ...base(),
+    ...frame(WIDTH, HEIGHT),
     data: [
       { name: 'points', values: points },
       { name: 'best', values: d.bestCurve },
       { name: 'yard', values: d.yardsticks },
     ],
     scales: [
-      { name: 'x', type: 'linear', domain: [0, maxOrdinal], range: 'width', nice: true },
-      { name: 'y', type: 'linear', domain: [floor, hi], range: 'height', nice: true, zero: false },
-      { name: 'status', type: 'ordinal', domain: Object.keys(STATUS_COLORS), range: Object.values(STATUS_COLORS) },
+      linearScale('x', [0, maxOrdinal], 'width', { nice: true }),
+      linearScale('y', [floor, hi], 'height', { nice: true, zero: false }),
+      ordinalScale('status', Object.keys(STATUS_COLORS), Object.values(STATUS_COLORS)),
     ],
     axes: [
-      { orient: 'bottom', scale: 'x', title: 'candidate # (ask order)', format: 'd' },
-      { orient: 'left', scale: 'y', title: 'fit objective' },
+      axis('bottom', 'x', { title: 'candidate # (ask order)', format: 'd' }),
+      axis('left', 'y', { title: 'fit objective' }),
     ],
     legends: [{ fill: 'status', title: 'candidate', orient: 'right', symbolType: 'circle' }],
     marks: [
-      {
-        type: 'rule',
-        from: { data: 'yard' },
-        encode: {
-          enter: {
-            x: { value: 0 },
-            x2: { signal: 'width' },
-            y: { scale: 'y', field: 'objective' },
-            stroke: { signal: "datum.kind === 'reference' ? '#7b3294' : '#1f5fa8'" },
-            strokeDash: { value: [5, 4] },
-            strokeWidth: { value: 1.2 },
-            description: { signal: `datum.kind + ' ' + datum.label + ': ' + ${fmt('objective')}` },
-          },
-        },
-      },
-      {
-        type: 'text',
-        from: { data: 'yard' },
-        encode: {
-          enter: {
-            x: { signal: 'width' },
-            dx: { value: -2 },
-            y: { scale: 'y', field: 'objective' },
-            dy: { value: -3 },
-            align: { value: 'right' },
-            fontSize: { value: 10 },
-            fill: { signal: "datum.kind === 'reference' ? '#7b3294' : '#1f5fa8'" },
-            text: { signal: `datum.label + ' ' + ${fmt('objective', 3)}` },
-          },
-        },
-      },
-      {
-        type: 'symbol',
-        from: { data: 'points' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'ordinal' },
-            y: { scale: 'y', field: 'y' },
-            shape: { signal: "datum.status === 'failed' ? 'cross' : 'circle'" },
-            size: { signal: "datum.status === 'kept' ? 30 : 16" },
-            fill: { scale: 'status', field: 'status' },
-            fillOpacity: { value: 0.75 },
-            description: {
-              signal:
-                `'#' + datum.ordinal + ' (generation ' + datum.generation + '): ' + datum.status + ` +
-                `(datum.objective === null ? '' : ', objective ' + ${fmt('objective')})`,
-            },
-          },
-        },
-      },
-      {
-        type: 'line',
-        from: { data: 'best' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'ordinal' },
-            y: { scale: 'y', field: 'objective' },
-            interpolate: { value: 'step-after' },
-            stroke: { value: '#14532d' },
-            strokeWidth: { value: 2 },
-            description: { value: 'best kept objective so far' },
-          },
-        },
-      },
+      mark('rule', 'yard', {
+        x: value(0),
+        x2: signal('width'),
+        y: scaled('y', 'objective'),
+        stroke: signal(YARDSTICK_COLOR),
+        strokeDash: value([5, 4]),
+        strokeWidth: value(1.2),
+        ...hoverText(`datum.kind + ' ' + datum.label + ': ' + ${formatted('objective')}`),
+      }),
+      mark('text', 'yard', {
+        x: signal('width'),
+        dx: value(-2),
+        y: scaled('y', 'objective'),
+        dy: value(-3),
+        align: value('right'),
+        fontSize: value(10),
+        fill: signal(YARDSTICK_COLOR),
+        text: signal(`datum.label + ' ' + ${formatted('objective', 3)}`),
+      }),
+      mark('symbol', 'points', {
+        ...atXY('ordinal', 'y'),
+        shape: signal("datum.status === 'failed' ? 'cross' : 'circle'"),
+        size: signal("datum.status === 'kept' ? 30 : 16"),
+        fill: scaled('status', 'status'),
+        fillOpacity: value(0.75),
+        ...hoverText(
+          `'#' + datum.ordinal + ' (generation ' + datum.generation + '): ' + datum.status + ` +
+            `(datum.objective === null ? '' : ', objective ' + ${formatted('objective')})`,
+        ),
+      }),
+      mark('line', 'best', {
+        ...atXY('ordinal', 'objective'),
+        interpolate: value('step-after'),
+        stroke: value('#14532d'),
+        strokeWidth: value(2),
+        description: value('best kept objective so far'),
+      }),
     ],
   };
 }
@@ -125,123 +110,69 @@ export function objectiveSpec(d: HtmlReportData): VegaSpec {
 /** Pass rate of each gate per generation. */
 export function gateRatesSpec(d: HtmlReportData): VegaSpec {
   return {
-    ...base(WIDTH, 220),
+    ...frame(WIDTH, 220),
     data: [{ name: 'rates', values: d.gateRates }],
     scales: [
-      {
-        name: 'x',
-        type: 'linear',
-        domain: { data: 'rates', field: 'generation' },
-        range: 'width',
-        nice: false,
-        zero: false,
-      },
-      { name: 'y', type: 'linear', domain: [0, 1], range: 'height' },
-      { name: 'gate', type: 'ordinal', domain: { data: 'rates', field: 'gate' }, range: 'category' },
+      linearScale('x', dataDomain('rates', 'generation'), 'width', { nice: false, zero: false }),
+      linearScale('y', [0, 1], 'height'),
+      ordinalScale('gate', dataDomain('rates', 'gate'), 'category'),
     ],
-    axes: [
-      { orient: 'bottom', scale: 'x', title: 'generation', format: 'd', tickMinStep: 1 },
-      { orient: 'left', scale: 'y', title: 'pass rate', format: '%' },
-    ],
+    axes: [generationAxis('generation'), axis('left', 'y', { title: 'pass rate', format: '%' })],
     legends: [{ stroke: 'gate', title: 'gate', orient: 'right' }],
-    marks: [
-      {
-        type: 'group',
-        from: { facet: { name: 'series', data: 'rates', groupby: 'gate' } },
-        marks: [
-          {
-            type: 'line',
-            from: { data: 'series' },
-            encode: {
-              enter: {
-                x: { scale: 'x', field: 'generation' },
-                y: { scale: 'y', field: 'rate' },
-                stroke: { scale: 'gate', field: 'gate' },
-                strokeWidth: { value: 1.5 },
-              },
-            },
-          },
-        ],
-      },
-      {
-        type: 'symbol',
-        from: { data: 'rates' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'generation' },
-            y: { scale: 'y', field: 'rate' },
-            size: { value: 18 },
-            fill: { scale: 'gate', field: 'gate' },
-            description: {
-              signal:
-                "datum.gate + ', generation ' + datum.generation + ': ' + datum.passed + '/' + datum.judged + ' passed'",
-            },
-          },
-        },
-      },
-    ],
+    marks: linesWithDots({
+      data: 'rates',
+      groupby: 'gate',
+      x: 'generation',
+      y: 'rate',
+      color: { scale: 'gate', field: 'gate' },
+      strokeWidth: 1.5,
+      dotSize: 18,
+      hover: "datum.gate + ', generation ' + datum.generation + ': ' + datum.passed + '/' + datum.judged + ' passed'",
+    }),
   };
 }
 
 /** Candidates each gate turned away: in all, and as the only gate they failed. */
 export function gateRejectionsSpec(d: HtmlReportData): VegaSpec {
   const rows = d.gateRejections;
+  const gates = rows.map((r) => r.gate);
   return {
-    ...base(WIDTH - 140, Math.max(60, 28 * rows.length)),
+    ...frame(WIDTH - 140, Math.max(60, 28 * rows.length)),
     data: [{ name: 'gates', values: rows }],
     scales: [
-      { name: 'y', type: 'band', domain: rows.map((r) => r.gate), range: 'height', padding: 0.25 },
-      {
-        name: 'x',
-        type: 'linear',
-        domain: [0, Math.max(1, ...rows.map((r) => r.rejected))],
-        range: 'width',
-        nice: true,
-      },
-      {
-        name: 'what',
-        type: 'ordinal',
-        domain: ['rejected (with other gates too)', 'rejected by this gate alone'],
-        range: ['#f4a582', '#b2182b'],
-      },
+      bandScale('y', gates, 'height', 0.25),
+      linearScale('x', [0, Math.max(1, ...rows.map((r) => r.rejected))], 'width', { nice: true }),
+      ordinalScale(
+        'what',
+        ['rejected (with other gates too)', 'rejected by this gate alone'],
+        [REJECTED_WITH_OTHERS_COLOR, REJECTED_ALONE_COLOR],
+      ),
     ],
     axes: [
-      { orient: 'left', scale: 'y', grid: false },
-      { orient: 'bottom', scale: 'x', title: 'candidates rejected', format: 'd', tickMinStep: 1 },
+      axis('left', 'y', { grid: false }),
+      axis('bottom', 'x', { title: 'candidates rejected', format: 'd', tickMinStep: 1 }),
     ],
     legends: [{ fill: 'what', orient: 'bottom', direction: 'vertical', labelLimit: 400 }],
+    // the bar of those rejected by this gate alone sits inside the bar of all it rejected, 4 px narrower each side
     marks: [
-      {
-        type: 'rect',
-        from: { data: 'gates' },
-        encode: {
-          enter: {
-            y: { scale: 'y', field: 'gate' },
-            height: { scale: 'y', band: 1 },
-            x: { scale: 'x', value: 0 },
-            x2: { scale: 'x', field: 'rejected' },
-            fill: { value: '#f4a582' },
-            description: {
-              signal:
-                "datum.gate + ': rejected ' + datum.rejected + ' candidate(s), ' + datum.sole + ' by this gate alone'",
-            },
-          },
-        },
-      },
-      {
-        type: 'rect',
-        from: { data: 'gates' },
-        encode: {
-          enter: {
-            y: { scale: 'y', field: 'gate', offset: 4 },
-            height: { scale: 'y', band: 1, offset: -8 },
-            x: { scale: 'x', value: 0 },
-            x2: { scale: 'x', field: 'sole' },
-            fill: { value: '#b2182b' },
-            description: { signal: "datum.gate + ': ' + datum.sole + ' rejected by this gate alone'" },
-          },
-        },
-      },
+      mark('rect', 'gates', {
+        y: scaled('y', 'gate'),
+        height: { scale: 'y', band: 1 },
+        x: { scale: 'x', value: 0 },
+        x2: scaled('x', 'rejected'),
+        fill: value(REJECTED_WITH_OTHERS_COLOR),
+        ...hoverText(
+          "datum.gate + ': rejected ' + datum.rejected + ' candidate(s), ' + datum.sole + ' by this gate alone'",
+        ),
+      }),
+      mark('rect', 'gates', {
+        y: scaled('y', 'gate', { offset: 4 }),
+        height: { scale: 'y', band: 1, offset: -8 },
+        x: { scale: 'x', value: 0 },
+        x2: scaled('x', 'sole'),
+        fill: value(REJECTED_ALONE_COLOR),
+        ...hoverText("datum.gate + ': ' + datum.sole + ' rejected by this gate alone'"),
+      }),
     ],
   };
 }
@@ -255,54 +186,28 @@ export function genomeHeatmapSpec(d: HtmlReportData, param: string): VegaSpec {
   const rows = [...new Set(cells.map((c) => c.row))];
   const values = cells.map((c) => c.value);
   return {
-    ...base(Math.min(WIDTH, 90 * columns.length), 34 * rows.length),
+    ...frame(Math.min(WIDTH, 90 * columns.length), 34 * rows.length),
     data: [{ name: 'cells', values: cells }],
     scales: [
-      { name: 'x', type: 'band', domain: columns, range: 'width', padding: 0.04 },
-      { name: 'y', type: 'band', domain: rows, range: 'height', padding: 0.06 },
-      {
-        name: 'color',
-        type: 'linear',
-        domain: [Math.min(...values), Math.max(...values)],
-        range: { scheme: 'blues' },
-        zero: false,
-      },
+      bandScale('x', columns, 'width', 0.04),
+      bandScale('y', rows, 'height', 0.06),
+      linearScale('color', [Math.min(...values), Math.max(...values)], { scheme: 'blues' }, { zero: false }),
     ],
-    axes: [
-      { orient: 'top', scale: 'x', grid: false, labelAngle: 0, labelFontSize: 10 },
-      { orient: 'left', scale: 'y', grid: false },
-    ],
+    axes: [axis('top', 'x', { grid: false, labelAngle: 0, labelFontSize: 10 }), axis('left', 'y', { grid: false })],
     legends: [{ fill: 'color', title: param, orient: 'right', gradientLength: Math.max(40, 34 * rows.length - 10) }],
     marks: [
-      {
-        type: 'rect',
-        from: { data: 'cells' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'cell' },
-            width: { scale: 'x', band: 1 },
-            y: { scale: 'y', field: 'row' },
-            height: { scale: 'y', band: 1 },
-            fill: { scale: 'color', field: 'value' },
-            description: { signal: `datum.cell + ', ' + datum.row + ': ${param} ' + ${fmt('value', 3)}` },
-          },
-        },
-      },
-      {
-        type: 'text',
-        from: { data: 'cells' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'cell', band: 0.5 },
-            y: { scale: 'y', field: 'row', band: 0.5 },
-            align: { value: 'center' },
-            baseline: { value: 'middle' },
-            fontSize: { value: 11 },
-            fill: { signal: `datum.value > ${(Math.min(...values) + Math.max(...values)) / 2} ? 'white' : 'black'` },
-            text: { signal: fmt('value', 2) },
-          },
-        },
-      },
+      mark('rect', 'cells', {
+        ...bandCell('cell', 'row'),
+        fill: scaled('color', 'value'),
+        ...hoverText(`datum.cell + ', ' + datum.row + ': ${param} ' + ${formatted('value', 3)}`),
+      }),
+      mark('text', 'cells', {
+        ...atBandCentre('cell', 'row'),
+        ...centredText(11),
+        // white on the darker half of the blues, black on the lighter
+        fill: signal(`datum.value > ${(Math.min(...values) + Math.max(...values)) / 2} ? 'white' : 'black'`),
+        text: signal(formatted('value', 2)),
+      }),
     ],
   };
 }
@@ -311,72 +216,33 @@ export function genomeHeatmapSpec(d: HtmlReportData, param: string): VegaSpec {
  *  labelled with the layer; a line follows the token from step to step. */
 export function pathSpec(d: HtmlReportData): VegaSpec {
   const steps = d.winningPath!.steps.map((s) => ({ ...s, label: String(s.layer) }));
+  const stepNumbers = steps.map((s) => s.step);
   const models = [...new Set(steps.map((s) => s.model))];
   const scales = steps.map((s) => s.scale);
   const lo = Math.min(...scales, 1);
   const hi = Math.max(...scales, 1);
   return {
-    ...base(Math.min(WIDTH * 1.5, Math.max(160, 26 * steps.length)), 46 * Math.max(2, models.length)),
+    ...frame(Math.min(WIDTH * 1.5, Math.max(160, 26 * steps.length)), 46 * Math.max(2, models.length)),
     data: [{ name: 'steps', values: steps }],
     scales: [
-      { name: 'x', type: 'band', domain: steps.map((s) => s.step), range: 'width', padding: 0.08 },
-      { name: 'y', type: 'band', domain: models, range: 'height', padding: 0.12 },
-      {
-        name: 'color',
-        type: 'linear',
-        domain: [lo, 1, hi === 1 ? 1.0001 : hi],
-        range: ['#2166ac', '#f7f7f7', '#b2182b'],
-      },
+      bandScale('x', stepNumbers, 'width', 0.08),
+      bandScale('y', models, 'height', 0.12),
+      // diverging around 1 (white): blue shrinks the hidden state, red grows it
+      linearScale('color', [lo, 1, hi === 1 ? 1.0001 : hi], ['#2166ac', '#f7f7f7', '#b2182b']),
     ],
-    axes: [
-      { orient: 'bottom', scale: 'x', grid: false, title: 'step', labelFontSize: 9 },
-      { orient: 'left', scale: 'y', grid: false },
-    ],
+    axes: [axis('bottom', 'x', { grid: false, title: 'step', labelFontSize: 9 }), axis('left', 'y', { grid: false })],
     legends: [{ fill: 'color', title: 'input scale', orient: 'right' }],
     marks: [
-      {
-        type: 'line',
-        from: { data: 'steps' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'step', band: 0.5 },
-            y: { scale: 'y', field: 'model', band: 0.5 },
-            stroke: { value: '#888' },
-            strokeWidth: { value: 1 },
-          },
-        },
-      },
-      {
-        type: 'rect',
-        from: { data: 'steps' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'step' },
-            width: { scale: 'x', band: 1 },
-            y: { scale: 'y', field: 'model' },
-            height: { scale: 'y', band: 1 },
-            fill: { scale: 'color', field: 'scale' },
-            stroke: { value: '#555' },
-            description: {
-              signal: `'step ' + datum.step + ': ' + datum.model + ' layer ' + datum.layer + ', scale ' + ${fmt('scale', 4)}`,
-            },
-          },
-        },
-      },
-      {
-        type: 'text',
-        from: { data: 'steps' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'step', band: 0.5 },
-            y: { scale: 'y', field: 'model', band: 0.5 },
-            align: { value: 'center' },
-            baseline: { value: 'middle' },
-            fontSize: { value: 11 },
-            text: { field: 'label' },
-          },
-        },
-      },
+      mark('line', 'steps', { ...atBandCentre('step', 'model'), stroke: value('#888'), strokeWidth: value(1) }),
+      mark('rect', 'steps', {
+        ...bandCell('step', 'model'),
+        fill: scaled('color', 'scale'),
+        stroke: value('#555'),
+        ...hoverText(
+          `'step ' + datum.step + ': ' + datum.model + ' layer ' + datum.layer + ', scale ' + ${formatted('scale', 4)}`,
+        ),
+      }),
+      mark('text', 'steps', { ...atBandCentre('step', 'model'), ...centredText(11), text: { field: 'label' } }),
     ],
   };
 }
@@ -385,75 +251,36 @@ export function pathSpec(d: HtmlReportData): VegaSpec {
 export function genomeMovesSpec(d: HtmlReportData): VegaSpec {
   const moves = d.genomeMoves.map((m) => ({ ...m, series: `${m.cell} · ${m.model}` }));
   return {
-    ...base(WIDTH, 240),
+    ...frame(WIDTH, 240),
     data: [{ name: 'moves', values: moves }],
     scales: [
-      { name: 'x', type: 'linear', domain: { data: 'moves', field: 'generation' }, range: 'width', zero: false },
-      {
-        name: 'y',
-        type: 'linear',
-        domain: { data: 'moves', field: 'value' },
-        range: 'height',
-        nice: true,
-        zero: false,
-      },
-      { name: 'cell', type: 'ordinal', domain: { data: 'moves', field: 'cell' }, range: 'category' },
-      {
-        name: 'model',
-        type: 'ordinal',
-        domain: d.models,
-        range: [
-          [1, 0],
-          [6, 3],
-          [2, 2],
-          [8, 2, 2, 2],
-        ],
-      },
+      linearScale('x', dataDomain('moves', 'generation'), 'width', { zero: false }),
+      linearScale('y', dataDomain('moves', 'value'), 'height', { nice: true, zero: false }),
+      ordinalScale('cell', dataDomain('moves', 'cell'), 'category'),
+      // the source models told apart by dash: solid, long, short, dash-dot
+      ordinalScale('model', d.models, [
+        [1, 0],
+        [6, 3],
+        [2, 2],
+        [8, 2, 2, 2],
+      ]),
     ],
-    axes: [
-      { orient: 'bottom', scale: 'x', title: 'generation', format: 'd', tickMinStep: 1 },
-      { orient: 'left', scale: 'y', title: d.movesParam ?? 'weight' },
-    ],
+    axes: [generationAxis('generation'), axis('left', 'y', { title: d.movesParam ?? 'weight' })],
     legends: [
       { stroke: 'cell', title: 'layer group', orient: 'right' },
       { strokeDash: 'model', title: 'model', orient: 'right', symbolType: 'stroke' },
     ],
-    marks: [
-      {
-        type: 'group',
-        from: { facet: { name: 'series', data: 'moves', groupby: ['cell', 'model'] } },
-        marks: [
-          {
-            type: 'line',
-            from: { data: 'series' },
-            encode: {
-              enter: {
-                x: { scale: 'x', field: 'generation' },
-                y: { scale: 'y', field: 'value' },
-                stroke: { scale: 'cell', field: 'cell' },
-                strokeDash: { scale: 'model', field: 'model' },
-                strokeWidth: { value: 1.5 },
-              },
-            },
-          },
-        ],
-      },
-      {
-        type: 'symbol',
-        from: { data: 'moves' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'generation' },
-            y: { scale: 'y', field: 'value' },
-            size: { value: 10 },
-            fill: { scale: 'cell', field: 'cell' },
-            description: {
-              signal: `'generation ' + datum.generation + ' best #' + datum.ordinal + ', ' + datum.series + ': ' + ${fmt('value', 3)}`,
-            },
-          },
-        },
-      },
-    ],
+    marks: linesWithDots({
+      data: 'moves',
+      groupby: ['cell', 'model'],
+      x: 'generation',
+      y: 'value',
+      color: { scale: 'cell', field: 'cell' },
+      dash: { scale: 'model', field: 'model' },
+      strokeWidth: 1.5,
+      dotSize: 10,
+      hover: `'generation ' + datum.generation + ' best #' + datum.ordinal + ', ' + datum.series + ': ' + ${formatted('value', 3)}`,
+    }),
   };
 }
 
@@ -464,53 +291,28 @@ export function methodProbabilitiesSpec(d: HtmlReportData): VegaSpec {
     series: r.gene === 'method' ? r.choice : `${r.gene}=${r.choice}`,
   }));
   return {
-    ...base(WIDTH, 200),
+    ...frame(WIDTH, 200),
     data: [{ name: 'probs', values: rows }],
     scales: [
-      { name: 'x', type: 'linear', domain: { data: 'probs', field: 'generation' }, range: 'width', zero: false },
-      { name: 'y', type: 'linear', domain: [0, 1], range: 'height' },
-      { name: 'choice', type: 'ordinal', domain: { data: 'probs', field: 'series' }, range: 'category' },
+      linearScale('x', dataDomain('probs', 'generation'), 'width', { zero: false }),
+      linearScale('y', [0, 1], 'height'),
+      ordinalScale('choice', dataDomain('probs', 'series'), 'category'),
     ],
     axes: [
-      { orient: 'bottom', scale: 'x', title: 'generation asked from this distribution', format: 'd', tickMinStep: 1 },
-      { orient: 'left', scale: 'y', title: 'probability', format: '%' },
+      generationAxis('generation asked from this distribution'),
+      axis('left', 'y', { title: 'probability', format: '%' }),
     ],
     legends: [{ stroke: 'choice', title: 'method', orient: 'right' }],
-    marks: [
-      {
-        type: 'group',
-        from: { facet: { name: 'series', data: 'probs', groupby: 'series' } },
-        marks: [
-          {
-            type: 'line',
-            from: { data: 'series' },
-            encode: {
-              enter: {
-                x: { scale: 'x', field: 'generation' },
-                y: { scale: 'y', field: 'p' },
-                stroke: { scale: 'choice', field: 'series' },
-                strokeWidth: { value: 2 },
-              },
-            },
-          },
-        ],
-      },
-      {
-        type: 'symbol',
-        from: { data: 'probs' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'generation' },
-            y: { scale: 'y', field: 'p' },
-            size: { value: 12 },
-            fill: { scale: 'choice', field: 'series' },
-            description: {
-              signal: "'generation ' + datum.generation + ': P(' + datum.series + ') = ' + format(datum.p, '.3f')",
-            },
-          },
-        },
-      },
-    ],
+    marks: linesWithDots({
+      data: 'probs',
+      groupby: 'series',
+      x: 'generation',
+      y: 'p',
+      color: { scale: 'choice', field: 'series' },
+      strokeWidth: 2,
+      dotSize: 12,
+      hover: "'generation ' + datum.generation + ': P(' + datum.series + ') = ' + format(datum.p, '.3f')",
+    }),
   };
 }
 
@@ -523,97 +325,56 @@ export function fitVsTestSpec(d: HtmlReportData): VegaSpec {
   const pad = 0.05 * (hi - lo || 1);
   const domain = [lo - pad, hi + pad];
   return {
-    ...base(360, 300),
+    ...frame(360, 300),
     data: [
       { name: 'rows', values: rows },
       { name: 'diag', values: [{ a: domain[0], b: domain[1] }] },
     ],
     scales: [
-      { name: 'x', type: 'linear', domain, range: 'width', zero: false },
-      { name: 'y', type: 'linear', domain, range: 'height', zero: false },
-      {
-        name: 'kind',
-        type: 'ordinal',
-        domain: ['source', 'reference', 'kept', 'best kept'],
-        range: ['#1f5fa8', '#7b3294', '#74c476', '#14532d'],
-      },
+      linearScale('x', domain, 'width', { zero: false }),
+      linearScale('y', domain, 'height', { zero: false }),
+      ordinalScale('kind', ['source', 'reference', 'kept', 'best kept'], ['#1f5fa8', '#7b3294', '#74c476', '#14532d']),
     ],
     axes: [
-      { orient: 'bottom', scale: 'x', title: `${d.fitVsTestMeasure}, fit split`, tickCount: 5 },
-      { orient: 'left', scale: 'y', title: `${d.fitVsTestMeasure}, test split`, tickCount: 5 },
+      axis('bottom', 'x', { title: `${d.fitVsTestMeasure}, fit split`, tickCount: 5 }),
+      axis('left', 'y', { title: `${d.fitVsTestMeasure}, test split`, tickCount: 5 }),
     ],
     legends: [{ fill: 'kind', title: 'model', orient: 'right' }],
     marks: [
-      {
-        type: 'rule',
-        from: { data: 'diag' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'a' },
-            y: { scale: 'y', field: 'a' },
-            x2: { scale: 'x', field: 'b' },
-            y2: { scale: 'y', field: 'b' },
-            stroke: { value: '#bbb' },
-            strokeDash: { value: [3, 3] },
-            description: { value: 'test = fit' },
-          },
-        },
-      },
-      {
-        type: 'rule',
-        from: { data: 'rows' },
-        encode: {
-          enter: {
-            x: { scale: 'x', signal: 'datum.fit - datum.fitSe' },
-            x2: { scale: 'x', signal: 'datum.fit + datum.fitSe' },
-            y: { scale: 'y', field: 'test' },
-            stroke: { scale: 'kind', field: 'kind' },
-          },
-        },
-      },
-      {
-        type: 'rule',
-        from: { data: 'rows' },
-        encode: {
-          enter: {
-            y: { scale: 'y', signal: 'datum.test - datum.testSe' },
-            y2: { scale: 'y', signal: 'datum.test + datum.testSe' },
-            x: { scale: 'x', field: 'fit' },
-            stroke: { scale: 'kind', field: 'kind' },
-          },
-        },
-      },
-      {
-        type: 'symbol',
-        from: { data: 'rows' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'fit' },
-            y: { scale: 'y', field: 'test' },
-            size: { value: 50 },
-            fill: { scale: 'kind', field: 'kind' },
-            description: {
-              signal:
-                `datum.label + ': fit ' + ${fmt('fit', 3)} + ' ± ' + ${fmt('fitSe', 3)} + ', test ' + ` +
-                `${fmt('test', 3)} + ' ± ' + ${fmt('testSe', 3)}`,
-            },
-          },
-        },
-      },
-      {
-        type: 'text',
-        from: { data: 'rows' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'fit' },
-            y: { scale: 'y', field: 'test' },
-            dx: { value: 6 },
-            dy: { value: -6 },
-            fontSize: { value: 10 },
-            text: { field: 'label' },
-          },
-        },
-      },
+      mark('rule', 'diag', {
+        ...atXY('a', 'a'),
+        x2: scaled('x', 'b'),
+        y2: scaled('y', 'b'),
+        stroke: value('#bbb'),
+        strokeDash: value([3, 3]),
+        description: value('test = fit'),
+      }),
+      mark('rule', 'rows', {
+        ...plusMinus('x', 'fit', 'fitSe'),
+        y: scaled('y', 'test'),
+        stroke: scaled('kind', 'kind'),
+      }),
+      mark('rule', 'rows', {
+        ...plusMinus('y', 'test', 'testSe'),
+        x: scaled('x', 'fit'),
+        stroke: scaled('kind', 'kind'),
+      }),
+      mark('symbol', 'rows', {
+        ...atXY('fit', 'test'),
+        size: value(50),
+        fill: scaled('kind', 'kind'),
+        ...hoverText(
+          `datum.label + ': fit ' + ${formatted('fit', 3)} + ' ± ' + ${formatted('fitSe', 3)} + ', test ' + ` +
+            `${formatted('test', 3)} + ' ± ' + ${formatted('testSe', 3)}`,
+        ),
+      }),
+      mark('text', 'rows', {
+        ...atXY('fit', 'test'),
+        dx: value(6),
+        dy: value(-6),
+        fontSize: value(10),
+        text: { field: 'label' },
+      }),
     ],
   };
 }
@@ -627,55 +388,36 @@ export function measureSpec(d: HtmlReportData, measure: string): VegaSpec {
     }),
   );
   const labels = [...new Set(rows.map((r) => r.label))];
+  // fit just above the middle of the model's band, test just below, so both bars show
+  const y = () => scaled('y', 'label', { band: 0.5, offset: signal("datum.split === 'fit' ? -3 : 3") });
   return {
-    ...base(300, 22 * labels.length),
+    ...frame(300, 22 * labels.length),
     title: { text: measure, fontSize: 12, anchor: 'start' },
     data: [{ name: 'rows', values: rows }],
     scales: [
-      { name: 'y', type: 'band', domain: labels, range: 'height', padding: 0.2 },
-      {
-        name: 'x',
-        type: 'linear',
-        domain: [Math.min(...rows.map((r) => r.value - r.se)), Math.max(...rows.map((r) => r.value + r.se))],
-        range: 'width',
-        nice: true,
-        zero: false,
-      },
-      { name: 'split', type: 'ordinal', domain: ['fit', 'test'], range: ['#1f77b4', '#ff7f0e'] },
+      bandScale('y', labels, 'height', 0.2),
+      linearScale(
+        'x',
+        [Math.min(...rows.map((r) => r.value - r.se)), Math.max(...rows.map((r) => r.value + r.se))],
+        'width',
+        { nice: true, zero: false },
+      ),
+      ordinalScale('split', ['fit', 'test'], ['#1f77b4', '#ff7f0e']),
     ],
-    axes: [
-      { orient: 'left', scale: 'y', grid: false },
-      { orient: 'bottom', scale: 'x', tickCount: 5 },
-    ],
+    axes: [axis('left', 'y', { grid: false }), axis('bottom', 'x', { tickCount: 5 })],
     legends: [{ fill: 'split', orient: 'right' }],
     marks: [
-      {
-        type: 'rule',
-        from: { data: 'rows' },
-        encode: {
-          enter: {
-            x: { scale: 'x', signal: 'datum.value - datum.se' },
-            x2: { scale: 'x', signal: 'datum.value + datum.se' },
-            y: { scale: 'y', field: 'label', band: 0.5, offset: { signal: "datum.split === 'fit' ? -3 : 3" } },
-            stroke: { scale: 'split', field: 'split' },
-          },
-        },
-      },
-      {
-        type: 'symbol',
-        from: { data: 'rows' },
-        encode: {
-          enter: {
-            x: { scale: 'x', field: 'value' },
-            y: { scale: 'y', field: 'label', band: 0.5, offset: { signal: "datum.split === 'fit' ? -3 : 3" } },
-            size: { value: 30 },
-            fill: { scale: 'split', field: 'split' },
-            description: {
-              signal: `datum.label + ', ' + datum.split + ': ' + ${fmt('value', 3)} + ' ± ' + ${fmt('se', 3)} + ' (n = ' + datum.n + ')'`,
-            },
-          },
-        },
-      },
+      mark('rule', 'rows', { ...plusMinus('x', 'value', 'se'), y: y(), stroke: scaled('split', 'split') }),
+      mark('symbol', 'rows', {
+        x: scaled('x', 'value'),
+        y: y(),
+        size: value(30),
+        fill: scaled('split', 'split'),
+        ...hoverText(
+          `datum.label + ', ' + datum.split + ': ' + ${formatted('value', 3)} + ' ± ' + ${formatted('se', 3)} + ` +
+            `' (n = ' + datum.n + ')'`,
+        ),
+      }),
     ],
   };
 }
