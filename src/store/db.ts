@@ -6,6 +6,13 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { EvomergeError } from '../errors.ts';
 import { CampaignTable } from './campaigns.ts';
+import {
+  CampaignViews,
+  type CategoricalStateJson,
+  type FailureCount,
+  type GateTally,
+  type SearchCandidatePoint,
+} from './campaign-views.ts';
 import { CandidateTable, type CandidateFilter } from './candidates.ts';
 import { ModelFileTable, MODEL_FILES_DDL } from './model-files.ts';
 import { InputTable } from './inputs.ts';
@@ -34,6 +41,7 @@ import { VerdictTable } from './verdicts.ts';
 import { FinalPickTable, ItemValueTable } from './selection-tables.ts';
 
 export type { CandidateFilter } from './candidates.ts';
+export type { CategoricalStateJson, FailureCount, GateTally, SearchCandidatePoint } from './campaign-views.ts';
 
 /** The schema this code reads and writes (see schema.sql). */
 export const SCHEMA_VERSION = 2;
@@ -161,8 +169,8 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
 
 /** A campaign database. All methods are synchronous; writes outside `transaction` commit one by one. */
 export class Store {
-  /** The better-sqlite3 handle, for read-only ad-hoc queries (report). Write through the methods. */
-  readonly db: Database.Database;
+  /** The better-sqlite3 handle: SQL stays inside the store, every caller goes through the methods. */
+  private readonly db: Database.Database;
   readonly path: string;
   readonly readonly: boolean;
   private readonly campaigns: CampaignTable;
@@ -174,6 +182,7 @@ export class Store {
   private readonly picks: FinalPickTable;
   private readonly modelFiles: ModelFileTable;
   private readonly inputs: InputTable;
+  private readonly views: CampaignViews;
 
   constructor(db: Database.Database, file: string, readonly: boolean) {
     this.db = db;
@@ -188,6 +197,7 @@ export class Store {
     this.picks = new FinalPickTable(db);
     this.modelFiles = new ModelFileTable(db);
     this.inputs = new InputTable(db);
+    this.views = new CampaignViews(db);
   }
 
   // ---- transactions and life cycle
@@ -200,6 +210,11 @@ export class Store {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** The value of a pragma on this connection (journal_mode, foreign_keys, integrity_check), for checks. */
+  readPragma(name: 'journal_mode' | 'foreign_keys' | 'synchronous' | 'integrity_check'): unknown {
+    return this.db.pragma(name, { simple: true });
   }
 
   // ---- campaigns
@@ -482,6 +497,58 @@ export class Store {
 
   listInputChanges(campaignId: number): InputChangeRecord[] {
     return this.inputs.changes(campaignId);
+  }
+
+  // ---- slim campaign-wide views (the HTML report of a 100,000-candidate campaign, the item budget)
+
+  /** Every search candidate without genome or recipe, by ordinal. */
+  listSearchPoints(campaignId: number): SearchCandidatePoint[] {
+    return this.views.searchPoints(campaignId);
+  }
+
+  /** Fit-split verdicts tallied per (generation, gate), with the rejections where the gate failed alone. */
+  tallyFitGates(campaignId: number): GateTally[] {
+    return this.views.fitGateTallies(campaignId);
+  }
+
+  /** The genome JSON of the search candidate at an ordinal (null: none recorded; undefined: no candidate). */
+  genomeJsonAt(campaignId: number, ordinal: number): string | null | undefined {
+    return this.views.genomeJson(campaignId, ordinal);
+  }
+
+  /** Candidates with a test-split score of (task, metric), by id. */
+  listTestScoredCandidateIds(campaignId: number, task: string, metric: string): number[] {
+    return this.views.testScoredCandidateIds(campaignId, task, metric);
+  }
+
+  /** Failed search candidates per error code, most frequent first. */
+  countSearchFailures(campaignId: number): FailureCount[] {
+    return this.views.searchFailures(campaignId);
+  }
+
+  /** The ids of the sources and references (the candidates without an ordinal). */
+  listBaselineCandidateIds(campaignId: number): number[] {
+    return this.views.baselineCandidateIds(campaignId);
+  }
+
+  /** When the last source or reference finished, or null. */
+  baselinesLastFinishedAt(campaignId: number): string | null {
+    return this.views.baselinesLastFinishedAt(campaignId);
+  }
+
+  /** The generations with a saved optimiser state, each with its highest told count. */
+  listOptimizerStateGenerations(campaignId: number): { generation: number; told: number }[] {
+    return this.views.optimizerStateGenerations(campaignId);
+  }
+
+  /** θ and the categorical genes of one saved CMA-ES state, as JSON text, without reading the whole state. */
+  categoricalStateAt(campaignId: number, generation: number, toldCount: number): CategoricalStateJson | undefined {
+    return this.views.categoricalState(campaignId, generation, toldCount);
+  }
+
+  /** Items scored by the search candidates: every rung and the val split, or fit where scored at one fidelity. */
+  countSearchItemsScored(campaignId: number): number {
+    return this.views.searchItemsScored(campaignId);
   }
 
   // ---- helpers

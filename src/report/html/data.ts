@@ -5,7 +5,6 @@
 // genome by genome.
 import { EvomergeError } from '../../errors.ts';
 import type { Store } from '../../store/db.ts';
-import { decodeReal, type RealType } from '../../store/real.ts';
 import {
   conclude,
   recipeParameters,
@@ -104,61 +103,21 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const models = cfg.models.map((m) => m.name);
 
   // one slim row per search candidate (no genome, no recipe): 100,000 of them read in a blink
-  const all = store.db
-    .prepare<
-      [number],
-      {
-        ordinal: number;
-        generation: number | null;
-        status: string;
-        objective: number | null;
-        objective_type: RealType | null;
-        created_at: string;
-        finished_at: string | null;
-      }
-    >(
-      `SELECT ordinal, generation, status, objective, objective_type, created_at, finished_at FROM candidates
-       WHERE campaign_id = ? AND kind = 'search' ORDER BY ordinal`,
-    )
-    .all(id)
-    .map((r) => {
-      const objective = r.objective_type === null ? null : decodeReal(r.objective, r.objective_type);
-      const status = r.status === 'kept' || r.status === 'rejected' || r.status === 'failed' ? r.status : 'unfinished';
-      return {
-        ordinal: r.ordinal,
-        generation: r.generation ?? 0,
-        status,
-        objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective,
-        createdAt: r.created_at,
-        finishedAt: r.finished_at,
-      } as const;
-    });
+  const all = store.listSearchPoints(id).map((r) => {
+    const objective = r.objective;
+    const status = r.status === 'kept' || r.status === 'rejected' || r.status === 'failed' ? r.status : 'unfinished';
+    return {
+      ordinal: r.ordinal,
+      generation: r.generation ?? 0,
+      status,
+      objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective,
+      createdAt: r.createdAt,
+      finishedAt: r.finishedAt,
+    } as const;
+  });
   // every fit verdict in one pass, per generation and gate: passed, judged, and rejections where this gate
-  // was the only one failed (the window counts each candidate's failed gates)
-  const verdictRows = store.db
-    .prepare<
-      [number],
-      {
-        generation: number | null;
-        gate: string;
-        kind: string;
-        task: string;
-        metric: string;
-        first: number;
-        passed: number;
-        judged: number;
-        sole: number;
-      }
-    >(
-      `WITH v AS (SELECT candidate_id, rowid AS r, gate, kind, task, metric, pass,
-                         SUM(1 - pass) OVER (PARTITION BY candidate_id) AS failing
-                  FROM gate_verdicts WHERE split = 'fit')
-       SELECT c.generation AS generation, v.gate AS gate, v.kind AS kind, v.task AS task, v.metric AS metric,
-              MIN(v.r) AS first, SUM(v.pass) AS passed, COUNT(*) AS judged, SUM(v.pass = 0 AND v.failing = 1) AS sole
-       FROM v JOIN candidates c ON c.candidate_id = v.candidate_id
-       WHERE c.campaign_id = ? GROUP BY c.generation, v.gate`,
-    )
-    .all(id);
+  // was the only one failed
+  const verdictRows = store.tallyFitGates(id);
   const report = summary(store, dbFile, campaign, cfg, all, verdictRows);
 
   const points = thinByBins(all, {
@@ -239,14 +198,11 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     [...genBest.keys()].sort((a, b) => a - b),
     MAX_GENOME_GENERATIONS,
   );
-  const genomeOf = store.db.prepare<[number, number], { genome_json: string | null }>(
-    'SELECT genome_json FROM candidates WHERE campaign_id = ? AND ordinal = ?',
-  );
   const genomeMoves: { generation: number; ordinal: number; cell: string; model: string; value: number }[] = [];
   let movesParam: string | undefined;
   for (const g of moveGenerations) {
     const { ordinal } = genBest.get(g)!;
-    const json = genomeOf.get(id, ordinal)?.genome_json;
+    const json = store.genomeJsonAt(id, ordinal);
     if (!json) continue;
     const cells = genomeCells(JSON.parse(json) as Record<string, number | string>, models, undefined);
     movesParam ??= cells.some((c) => c.param === 'weight') ? 'weight' : cells.find((c) => c.model !== null)?.param;
@@ -261,13 +217,8 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const task = report.conclusion.task;
   const key = `${task}/${report.conclusion.metric}`;
   const fitVsTest: HtmlReportData['fitVsTest'][number][] = [];
-  const testScored = store.db
-    .prepare<[number, string, string], { candidate_id: number }>(
-      `SELECT DISTINCT s.candidate_id FROM scores s JOIN candidates c ON c.candidate_id = s.candidate_id
-       WHERE c.campaign_id = ? AND s.split = 'test' AND s.task = ? AND s.metric = ? ORDER BY s.candidate_id`,
-    )
-    .all(id, task, report.conclusion.metric);
-  for (const { candidate_id } of testScored) {
+  const testScored = store.listTestScoredCandidateIds(id, task, report.conclusion.metric);
+  for (const candidate_id of testScored) {
     const c = store.getCandidate(candidate_id);
     const scores = store.listScores(candidate_id).filter((s) => `${s.task}/${s.metric}` === key);
     const fit = scores.find((s) => s.split === 'fit');
@@ -283,12 +234,8 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     });
   }
 
-  const failures = store.db
-    .prepare<[number], { code: string | null; count: number; message: string | null }>(
-      `SELECT error_code AS code, COUNT(*) AS count, MIN(error_message) AS message FROM candidates
-       WHERE campaign_id = ? AND kind = 'search' AND status = 'failed' GROUP BY error_code ORDER BY count DESC, code`,
-    )
-    .all(id)
+  const failures = store
+    .countSearchFailures(id)
     .map((f) => ({ code: f.code ?? 'unknown', count: f.count, message: f.message ?? '' }));
 
   return {
@@ -344,14 +291,7 @@ function summary(
   };
   const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
   const rows: ReportRow[] = [];
-  // sources and references have no ordinal (schema CHECK): found through the (campaign, ordinal) index
-  // instead of a scan of every candidate for their kind
-  const baselines = store.db
-    .prepare<[number], { candidate_id: number }>(
-      'SELECT candidate_id FROM candidates WHERE campaign_id = ? AND ordinal IS NULL',
-    )
-    .all(id)
-    .map((r) => store.getCandidate(r.candidate_id));
+  const baselines = store.listBaselineCandidateIds(id).map((candidateId) => store.getCandidate(candidateId));
   for (const kind of ['source', 'reference'] as const) {
     const list = baselines
       .filter((c) => c.kind === kind)
@@ -480,19 +420,10 @@ function genomeCells(
 /** θ of each categorical gene from the saved CMA-ES states: the distribution each generation was asked from. */
 function categoricalProbabilities(store: Store, campaignId: number): HtmlReportData['methodProbabilities'][number][] {
   // the states are large (covariance matrix): read the generation list first, then θ of the few shown
-  const generations = store.db
-    .prepare<[number], { generation: number; told: number }>(
-      'SELECT generation, MAX(told_count) AS told FROM optimizer_states WHERE campaign_id = ? GROUP BY generation ORDER BY generation',
-    )
-    .all(campaignId);
-  const shown = evenlySpaced(generations, MAX_GENERATIONS);
-  const read = store.db.prepare<[number, number, number], { theta: string | null; categorical: string | null }>(
-    `SELECT json_extract(state_json, '$.algorithm.theta') AS theta, json_extract(state_json, '$.domain.categorical') AS categorical
-     FROM optimizer_states WHERE campaign_id = ? AND generation = ? AND told_count = ?`,
-  );
+  const shown = evenlySpaced(store.listOptimizerStateGenerations(campaignId), MAX_GENERATIONS);
   const out: HtmlReportData['methodProbabilities'][number][] = [];
   for (const { generation, told } of shown) {
-    const row = read.get(campaignId, generation, told);
+    const row = store.categoricalStateAt(campaignId, generation, told);
     if (!row?.theta || !row.categorical) continue;
     const theta = JSON.parse(row.theta) as number[][];
     const genes = JSON.parse(row.categorical) as { name: string; choices: string[] }[];
@@ -519,12 +450,7 @@ function campaignFacts(
       field: 'campaigns.versions_json',
     });
   }
-  const baselineFinished =
-    store.db
-      .prepare<[number], { t: string | null }>(
-        'SELECT MAX(finished_at) AS t FROM candidates WHERE campaign_id = ? AND ordinal IS NULL',
-      )
-      .get(campaign.campaignId)?.t ?? null;
+  const baselineFinished = store.baselinesLastFinishedAt(campaign.campaignId);
   const last = all.reduce<string | null>(
     (acc, c) => (c.finishedAt !== null && (acc === null || c.finishedAt > acc) ? c.finishedAt : acc),
     baselineFinished,
