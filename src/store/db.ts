@@ -14,7 +14,7 @@ import {
   type SearchCandidatePoint,
 } from './campaign-views.ts';
 import { CandidateTable, type CandidateFilter } from './candidates.ts';
-import { ModelFileTable, MODEL_FILES_DDL } from './model-files.ts';
+import { ModelFileTable } from './model-files.ts';
 import { InputTable } from './inputs.ts';
 import { OptimizerStateTable } from './optimizer-states.ts';
 import {
@@ -39,24 +39,12 @@ import {
 import { ScoreTable } from './scores.ts';
 import { VerdictTable } from './verdicts.ts';
 import { FinalPickTable, ItemValueTable } from './selection-tables.ts';
+import { createMissingTables, createSchema, migratableVersions, migrateSchema, SCHEMA_VERSION } from './schema.ts';
 
 export type { CandidateFilter } from './candidates.ts';
 export type { CategoricalStateJson, FailureCount, GateTally, SearchCandidatePoint } from './campaign-views.ts';
 
-/** The schema this code reads and writes (see schema.sql). */
-export const SCHEMA_VERSION = 2;
-
-/** Older versions this code still opens: read as they are, migrated when opened for writing. */
-const MIGRATIONS: Record<number, string> = {
-  // 1 → 2: the campaign's input fingerprints and the changes accepted on purpose
-  1: `CREATE TABLE input_fingerprints (
-        campaign_id INTEGER NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,
-        path TEXT NOT NULL, role TEXT NOT NULL, digest TEXT NOT NULL, recorded_at TEXT NOT NULL,
-        PRIMARY KEY (campaign_id, path));
-      CREATE TABLE input_changes (
-        campaign_id INTEGER NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,
-        path TEXT NOT NULL, old_digest TEXT NOT NULL, new_digest TEXT NOT NULL, accepted_at TEXT NOT NULL);`,
-};
+export { SCHEMA_VERSION } from './schema.ts';
 
 export interface OpenStoreOptions {
   /** Open an existing database without writing to it (report, export, the other-campaign check). */
@@ -110,14 +98,7 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
     if (tables.length === 0) {
       if (readonly) throw new EvomergeError('store.not_evomerge', 'empty database, not an evomerge campaign', { file });
       db.pragma('journal_mode = WAL');
-      const schema = fs.readFileSync(new URL('./schema.sql', import.meta.url), 'utf8');
-      db.transaction(() => {
-        db.exec(schema);
-        db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(
-          SCHEMA_VERSION,
-          new Date().toISOString(),
-        );
-      })();
+      createSchema(db);
     } else if (!tables.includes('schema_version')) {
       throw new EvomergeError(
         'store.not_evomerge',
@@ -126,33 +107,21 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
       );
     } else {
       const row = db.prepare<[], { version: number }>('SELECT MAX(version) AS version FROM schema_version').get();
-      let version = row?.version;
-      if (version !== SCHEMA_VERSION && !(typeof version === 'number' && version in MIGRATIONS)) {
+      const version = row?.version;
+      const migratable = migratableVersions();
+      if (version !== SCHEMA_VERSION && !(typeof version === 'number' && migratable.includes(version))) {
         throw new EvomergeError(
           'store.schema_version',
           `schema version ${row?.version}; this evomerge reads version ${SCHEMA_VERSION} (and migrates ` +
-            `${Object.keys(MIGRATIONS).join(', ')})`,
+            `${migratable.join(', ')})`,
           { file, field: 'schema_version' },
         );
       }
-      if (!readonly) {
-        while (version !== SCHEMA_VERSION) {
-          const from = version as number;
-          db.transaction(() => {
-            db.exec(MIGRATIONS[from]!);
-            db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(
-              from + 1,
-              new Date().toISOString(),
-            );
-          })();
-          version = from + 1;
-        }
-      }
+      if (!readonly && version !== SCHEMA_VERSION) migrateSchema(db, version as number);
       if (!readonly && db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
     }
-    if (!readonly) db.exec(fs.readFileSync(new URL('./selection-schema.sql', import.meta.url), 'utf8'));
-    // added after schema version 1 shipped: created on demand, an older database stays readable as it is
-    if (!readonly) db.exec(MODEL_FILES_DDL);
+    // tables added to versions 1 and 2 without a version of their own; read-only, an older database reads as it is
+    if (!readonly) createMissingTables(db);
     db.pragma('foreign_keys = ON');
     // FULL: a committed candidate survives a power cut, not only a crash (one fsync per candidate is cheap).
     if (!readonly) db.pragma('synchronous = FULL');
