@@ -4,6 +4,7 @@
 // rules (its `conclude` itself), read through slim queries: a 100,000-candidate campaign must not be loaded
 // genome by genome.
 import { EvomergeError } from '../../errors.ts';
+import { parseCampaignConfig, type StoredCampaignConfig } from '../../store/campaign-config.ts';
 import type { Store } from '../../store/db.ts';
 import {
   conclude,
@@ -77,28 +78,11 @@ export interface HtmlReportData {
   readonly failures: readonly { code: string; count: number; message: string }[];
 }
 
-interface StoredConfig {
-  name: string;
-  optimizer: string;
-  populationSize?: number;
-  seed: number;
-  suite: string;
-  evalLimit?: number;
-  baseModel: { name: string; path: string };
-  models: { name: string; path: string }[];
-  ownMetrics: Record<string, string>;
-  objective: { task: string; metric?: string; weight: number }[];
-  genome?: { methods?: string[]; layerGroups?: number | string; filters?: string[] };
-  dataFlow?: { repeats: number; scales: { min: number; max: number }; scaleModel?: string };
-  measures: { task: string; metric: string }[];
-  references: { name: string; group?: string }[];
-}
-
 /** Reads everything the page shows from an open (read-only) store. */
 export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const campaign = store.listCampaigns()[0];
   if (!campaign) throw new EvomergeError('report.empty', 'the database holds no campaign', { file: dbFile });
-  const cfg = JSON.parse(campaign.configJson) as StoredConfig;
+  const cfg = parseCampaignConfig(campaign);
   const id = campaign.campaignId;
   const models = cfg.models.map((m) => m.name);
 
@@ -265,7 +249,7 @@ function summary(
   store: Store,
   dbFile: string,
   campaign: { campaignId: number; name: string; seed: number; device: string; configHash: string },
-  cfg: StoredConfig,
+  cfg: StoredCampaignConfig,
   all: readonly { ordinal: number; generation: number; status: string; objective: number | null }[],
   verdictRows: readonly {
     gate: string;
@@ -438,7 +422,7 @@ function categoricalProbabilities(store: Store, campaignId: number): HtmlReportD
 function campaignFacts(
   store: Store,
   campaign: { campaignId: number; name: string; seed: number; device: string; versionsJson: string; createdAt: string },
-  cfg: StoredConfig,
+  cfg: StoredCampaignConfig,
   all: readonly { createdAt: string; finishedAt: string | null }[],
 ): { label: string; value: string }[] {
   let versions: Record<string, string> = {};
@@ -471,7 +455,7 @@ function campaignFacts(
       ? `${(finished.length / searchMinutes).toFixed(1)} candidates/minute (${finished.length} finished over ` +
         `${formatMinutes(searchMinutes)}, pauses between runs included)`
       : '—';
-  const genome = cfg.genome ?? {};
+  const genome: Partial<StoredCampaignConfig['genome']> = cfg.genome ?? {};
   return [
     { label: 'campaign', value: campaign.name },
     { label: 'database', value: store.path },
