@@ -5,7 +5,7 @@
 // genome by genome.
 import { EvomergeError } from '../../errors.ts';
 import { parseCampaignConfig, type StoredCampaignConfig } from '../../store/campaign-config.ts';
-import type { Store } from '../../store/db.ts';
+import type { GateTally, Store } from '../../store/db.ts';
 import {
   conclude,
   recipeParameters,
@@ -78,6 +78,12 @@ export interface HtmlReportData {
   readonly failures: readonly { code: string; count: number; message: string }[];
 }
 
+/** One search candidate as the plots and facts use it: unfinished statuses merged, non-finite objectives dropped. */
+interface PlotPoint extends CandidatePoint {
+  readonly createdAt: string;
+  readonly finishedAt: string | null;
+}
+
 /** Reads everything the page shows from an open (read-only) store. */
 export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const campaign = store.listCampaigns()[0];
@@ -86,19 +92,7 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const id = campaign.campaignId;
   const models = cfg.models.map((m) => m.name);
 
-  // one slim row per search candidate (no genome, no recipe): 100,000 of them read in a blink
-  const all = store.listSearchPoints(id).map((r) => {
-    const objective = r.objective;
-    const status = r.status === 'kept' || r.status === 'rejected' || r.status === 'failed' ? r.status : 'unfinished';
-    return {
-      ordinal: r.ordinal,
-      generation: r.generation ?? 0,
-      status,
-      objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective,
-      createdAt: r.createdAt,
-      finishedAt: r.finishedAt,
-    } as const;
-  });
+  const all = searchPoints(store, id);
   // every fit verdict in one pass, per generation and gate: passed, judged, and rejections where this gate
   // was the only one failed
   const verdictRows = store.tallyFitGates(id);
@@ -110,7 +104,60 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     y: (p) => p.objective ?? -Infinity,
     series: (p) => p.status,
   }).map(({ ordinal, generation, status, objective }) => ({ ordinal, generation, status, objective }));
+  const yardsticks = report.rows
+    .filter((r) => r.kind !== 'best' && r.objective !== null && Number.isFinite(r.objective))
+    .map((r) => ({ label: r.label, kind: r.kind, objective: r.objective! }));
+  const { gateRates, gateRejections } = gateCharts(report, verdictRows);
+  const best = report.rows.find((r) => r.kind === 'best');
+  const bestGenome = bestGenomeCells(store, id, best, models);
+  const path = winningPath(store, id, cfg.models);
+  const { genomeMoves, movesParam } = generationBestMoves(store, id, all, models);
+  const methodProbabilities = categoricalProbabilities(store, id);
+  const key = `${report.conclusion.task}/${report.conclusion.metric}`;
+  const fitVsTest = fitAgainstTest(store, id, report.conclusion, best?.ordinal);
+  const failures = store
+    .countSearchFailures(id)
+    .map((f) => ({ code: f.code ?? 'unknown', count: f.count, message: f.message ?? '' }));
 
+  return {
+    report,
+    failures,
+    facts: campaignFacts(store, campaign, cfg, all),
+    models,
+    points,
+    totalPoints: all.length,
+    bestCurve: bestKeptCurve(all),
+    yardsticks,
+    gateRates,
+    gateRejections,
+    ...(bestGenome ? { bestGenome } : {}),
+    ...(path ? { winningPath: path } : {}),
+    genomeMoves,
+    ...(movesParam ? { movesParam } : {}),
+    methodProbabilities,
+    fitVsTest,
+    fitVsTestMeasure: key,
+  };
+}
+
+/** One slim row per search candidate (no genome, no recipe): 100,000 of them read in a blink. */
+function searchPoints(store: Store, campaignId: number): PlotPoint[] {
+  return store.listSearchPoints(campaignId).map((r) => {
+    const objective = r.objective;
+    const status = r.status === 'kept' || r.status === 'rejected' || r.status === 'failed' ? r.status : 'unfinished';
+    return {
+      ordinal: r.ordinal,
+      generation: r.generation ?? 0,
+      status,
+      objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective,
+      createdAt: r.createdAt,
+      finishedAt: r.finishedAt,
+    } as const;
+  });
+}
+
+/** The running best kept objective: one point per improvement, and one at the last candidate. */
+function bestKeptCurve(all: readonly PlotPoint[]): HtmlReportData['bestCurve'][number][] {
   const bestCurve: { ordinal: number; objective: number }[] = [];
   for (const p of all) {
     if (p.status !== 'kept' || p.objective === null) continue;
@@ -120,12 +167,14 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const lastOrdinal = all.length ? all[all.length - 1]!.ordinal : 0;
   if (bestCurve.length && bestCurve[bestCurve.length - 1]!.ordinal < lastOrdinal)
     bestCurve.push({ ordinal: lastOrdinal, objective: bestCurve[bestCurve.length - 1]!.objective });
+  return bestCurve;
+}
 
-  const yardsticks = report.rows
-    .filter((r) => r.kind !== 'best' && r.objective !== null && Number.isFinite(r.objective))
-    .map((r) => ({ label: r.label, kind: r.kind, objective: r.objective! }));
-
-  // gates: pass rate per generation, and which gate turned candidates away (alone or with others)
+/** Gates: the pass rate per generation, and which gate turned candidates away (alone or with others). */
+function gateCharts(
+  report: ReportSummary,
+  verdictRows: readonly GateTally[],
+): Pick<HtmlReportData, 'gateRates' | 'gateRejections'> {
   const gateOrder = report.gates.map((g) => g.gate);
   const shownGenerations = new Set(
     evenlySpaced(
@@ -148,28 +197,38 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     rejected: g.judged - g.passed,
     sole: verdictRows.filter((r) => r.gate === g.gate).reduce((acc, r) => acc + r.sole, 0),
   }));
+  return { gateRates, gateRejections };
+}
 
-  // the best kept genome, cell by cell, with only the genes its method reads
-  const best = report.rows.find((r) => r.kind === 'best');
-  let bestGenome: HtmlReportData['bestGenome'];
-  if (best && best.ordinal !== null) {
-    const c = store.findCandidateByOrdinal(id, best.ordinal);
-    const genome = c?.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : undefined;
-    // a data-flow genome is a path, drawn from winningPath below, not cells
-    if (c && genome && typeof genome.path !== 'string') {
-      const method = String(genome.method ?? '');
-      bestGenome = {
-        ordinal: best.ordinal,
-        method,
-        objective: best.objective ?? NaN,
-        cells: genomeCells(genome, models, new Set(recipeParameters(c.recipeYaml))),
-      };
-    }
-  }
+/** The best kept genome, cell by cell, with only the genes its method reads; none for a data-flow genome (a
+ *  path, drawn from the winning path instead of cells). */
+function bestGenomeCells(
+  store: Store,
+  campaignId: number,
+  best: ReportRow | undefined,
+  models: readonly string[],
+): HtmlReportData['bestGenome'] {
+  if (!best || best.ordinal === null) return undefined;
+  const c = store.findCandidateByOrdinal(campaignId, best.ordinal);
+  const genome = c?.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : undefined;
+  if (!c || !genome || typeof genome.path === 'string') return undefined;
+  const method = String(genome.method ?? '');
+  return {
+    ordinal: best.ordinal,
+    method,
+    objective: best.objective ?? NaN,
+    cells: genomeCells(genome, models, new Set(recipeParameters(c.recipeYaml))),
+  };
+}
 
-  const path = winningPath(store, id, cfg.models);
-
-  // each generation's best (kept if any, else the best scored one): how its weights moved
+/** Each generation's best (kept if any, else the best scored one): how its per-model weights (or its first
+ *  per-model parameter) moved. */
+function generationBestMoves(
+  store: Store,
+  campaignId: number,
+  all: readonly PlotPoint[],
+  models: readonly string[],
+): Pick<HtmlReportData, 'genomeMoves' | 'movesParam'> {
   const genBest = new Map<number, { ordinal: number; kept: boolean; objective: number }>();
   for (const p of all) {
     if (p.objective === null) continue;
@@ -186,7 +245,7 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   let movesParam: string | undefined;
   for (const g of moveGenerations) {
     const { ordinal } = genBest.get(g)!;
-    const json = store.genomeJsonAt(id, ordinal);
+    const json = store.genomeJsonAt(campaignId, ordinal);
     if (!json) continue;
     const cells = genomeCells(JSON.parse(json) as Record<string, number | string>, models, undefined);
     movesParam ??= cells.some((c) => c.param === 'weight') ? 'weight' : cells.find((c) => c.model !== null)?.param;
@@ -194,53 +253,34 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
       if (c.param === movesParam && c.model !== null)
         genomeMoves.push({ generation: g, ordinal, cell: c.cell, model: c.model, value: c.value });
   }
+  return { genomeMoves, movesParam };
+}
 
-  const methodProbabilities = categoricalProbabilities(store, id);
-
-  // fit vs test on the objective task's own metric, for everything whose test split was scored
-  const task = report.conclusion.task;
-  const key = `${task}/${report.conclusion.metric}`;
+/** Fit against test on the objective task's own metric, for everything whose test split was scored. */
+function fitAgainstTest(
+  store: Store,
+  campaignId: number,
+  measure: { task: string; metric: string },
+  bestOrdinal: number | null | undefined,
+): HtmlReportData['fitVsTest'][number][] {
+  const key = `${measure.task}/${measure.metric}`;
   const fitVsTest: HtmlReportData['fitVsTest'][number][] = [];
-  const testScored = store.listTestScoredCandidateIds(id, task, report.conclusion.metric);
-  for (const candidate_id of testScored) {
-    const c = store.getCandidate(candidate_id);
-    const scores = store.listScores(candidate_id).filter((s) => `${s.task}/${s.metric}` === key);
+  for (const candidateId of store.listTestScoredCandidateIds(campaignId, measure.task, measure.metric)) {
+    const c = store.getCandidate(candidateId);
+    const scores = store.listScores(candidateId).filter((s) => `${s.task}/${s.metric}` === key);
     const fit = scores.find((s) => s.split === 'fit');
     const test = scores.find((s) => s.split === 'test');
     if (!fit || !test || !Number.isFinite(fit.value) || !Number.isFinite(test.value)) continue;
     fitVsTest.push({
       label: c.label ?? `#${c.ordinal}`,
-      kind: c.kind === 'search' ? (c.ordinal === best?.ordinal ? 'best kept' : 'kept') : c.kind,
+      kind: c.kind === 'search' ? (c.ordinal === bestOrdinal ? 'best kept' : 'kept') : c.kind,
       fit: fit.value,
       fitSe: fit.se ?? 0,
       test: test.value,
       testSe: test.se ?? 0,
     });
   }
-
-  const failures = store
-    .countSearchFailures(id)
-    .map((f) => ({ code: f.code ?? 'unknown', count: f.count, message: f.message ?? '' }));
-
-  return {
-    report,
-    failures,
-    facts: campaignFacts(store, campaign, cfg, all),
-    models,
-    points,
-    totalPoints: all.length,
-    bestCurve,
-    yardsticks,
-    gateRates,
-    gateRejections,
-    ...(bestGenome ? { bestGenome } : {}),
-    ...(path ? { winningPath: path } : {}),
-    genomeMoves,
-    ...(movesParam ? { movesParam } : {}),
-    methodProbabilities,
-    fitVsTest,
-    fitVsTestMeasure: key,
-  };
+  return fitVsTest;
 }
 
 /** What the text report says (report.ts's rules: the same rows, best kept, fit comparison and test verdict),
