@@ -65,7 +65,9 @@ function storedSpace(
   const campaign = store.listCampaigns()[0];
   if (!campaign) throw new EvomergeError('export.empty', 'the database holds no campaign', { file: db });
   const cfg = parseCampaignConfig(campaign);
-  const space: SearchSpace = { ...cfg, file: db, budget: {}, workers: 1 };
+  // the whole space as campaign-setup.ts wrote it, less budget, workers and file: the store names only the fields
+  // it reads back (it imports nothing from search), the rest is taken as written
+  const space = { ...cfg, file: db, budget: {}, workers: 1 } as unknown as SearchSpace;
   return { space, suite: parseSuiteFile(space.suite), measures: cfg.measures, campaignId: campaign.campaignId };
 }
 

@@ -495,7 +495,7 @@ function campaignFacts(
       ? `${(finished.length / searchMinutes).toFixed(1)} candidates/minute (${finished.length} finished over ` +
         `${formatMinutes(searchMinutes)}, pauses between runs included)`
       : '—';
-  const genome: Partial<StoredCampaignConfig['genome']> = cfg.genome ?? {};
+  const genome: NonNullable<StoredCampaignConfig['genome']> = cfg.genome ?? {};
   return [
     { label: 'campaign', value: campaign.name },
     { label: 'database', value: store.path },
