@@ -10,6 +10,7 @@ import { isCheckpointOutputFile } from '../checkpoint/model-dir.ts';
 import { checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from '../checkpoint/paths.ts';
 import { mergeRecipeToDir, recipeInputs } from '../merge/engine.ts';
 import { parseRecipe, recipeToYaml } from '../recipe/parse.ts';
+import { parseCampaignConfig } from '../store/campaign-config.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, NewGateVerdict } from '../store/records.ts';
 import { pickedCandidate } from '../report/report.ts';
@@ -63,8 +64,10 @@ function storedSpace(
 ): { space: SearchSpace; suite: Suite; measures: Measure[]; campaignId: number } {
   const campaign = store.listCampaigns()[0];
   if (!campaign) throw new EvomergeError('export.empty', 'the database holds no campaign', { file: db });
-  const cfg = JSON.parse(campaign.configJson) as SearchSpace & { measures: Measure[] };
-  const space: SearchSpace = { ...cfg, file: db, budget: {}, workers: 1 };
+  const cfg = parseCampaignConfig(campaign);
+  // the whole space as campaign-setup.ts wrote it, less budget, workers and file: the store names only the fields
+  // it reads back (it imports nothing from search), the rest is taken as written
+  const space = { ...cfg, file: db, budget: {}, workers: 1 } as unknown as SearchSpace;
   return { space, suite: parseSuiteFile(space.suite), measures: cfg.measures, campaignId: campaign.campaignId };
 }
 

@@ -4,6 +4,7 @@
 import YAML from 'yaml';
 import type { Estimate } from '../estimate.ts';
 import { EvomergeError } from '../errors.ts';
+import { parseCampaignConfig } from '../store/campaign-config.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, InputFingerprintRecord, ScoreRecord } from '../store/records.ts';
 import { testObjectiveComparison, type TestObjectiveComparison } from './test-objective.ts';
@@ -138,17 +139,6 @@ export function winningPath(
   };
 }
 
-interface StoredConfig {
-  name: string;
-  optimizer: string;
-  objective: { task: string; metric?: string; weight: number; shareOf?: string }[];
-  ownMetrics: Record<string, string>;
-  measures: { task: string; metric: string }[];
-  models: { name: string; path: string }[];
-  references: { name: string; group?: string }[];
-  lmEvalProtocols?: Record<string, Record<string, string>>;
-}
-
 /**
  * Which of a campaign's recorded inputs differ on disk now. The report reads only the database; the caller,
  * who knows how inputs are fingerprinted, says whether they changed.
@@ -188,7 +178,7 @@ export function bestKeptCandidate(store: Store, campaignId: number): CandidateRe
 export function reportFromStore(store: Store, dbFile: string, checkInputs?: InputsCheck): CampaignReport {
   const campaign = store.listCampaigns()[0];
   if (!campaign) throw new EvomergeError('report.empty', 'the database holds no campaign', { file: dbFile });
-  const cfg = JSON.parse(campaign.configJson) as StoredConfig;
+  const cfg = parseCampaignConfig(campaign);
   const id = campaign.campaignId;
   const objective = cfg.objective.map((t) => ({
     task: t.task,

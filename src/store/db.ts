@@ -6,8 +6,15 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { EvomergeError } from '../errors.ts';
 import { CampaignTable } from './campaigns.ts';
+import {
+  CampaignViews,
+  type CategoricalStateJson,
+  type FailureCount,
+  type GateTally,
+  type SearchCandidatePoint,
+} from './campaign-views.ts';
 import { CandidateTable, type CandidateFilter } from './candidates.ts';
-import { ModelFileTable, MODEL_FILES_DDL } from './model-files.ts';
+import { ModelFileTable } from './model-files.ts';
 import { InputTable } from './inputs.ts';
 import { OptimizerStateTable } from './optimizer-states.ts';
 import {
@@ -32,23 +39,12 @@ import {
 import { ScoreTable } from './scores.ts';
 import { VerdictTable } from './verdicts.ts';
 import { FinalPickTable, ItemValueTable } from './selection-tables.ts';
+import { createMissingTables, createSchema, migratableVersions, migrateSchema, SCHEMA_VERSION } from './schema.ts';
 
 export type { CandidateFilter } from './candidates.ts';
+export type { CategoricalStateJson, FailureCount, GateTally, SearchCandidatePoint } from './campaign-views.ts';
 
-/** The schema this code reads and writes (see schema.sql). */
-export const SCHEMA_VERSION = 2;
-
-/** Older versions this code still opens: read as they are, migrated when opened for writing. */
-const MIGRATIONS: Record<number, string> = {
-  // 1 → 2: the campaign's input fingerprints and the changes accepted on purpose
-  1: `CREATE TABLE input_fingerprints (
-        campaign_id INTEGER NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,
-        path TEXT NOT NULL, role TEXT NOT NULL, digest TEXT NOT NULL, recorded_at TEXT NOT NULL,
-        PRIMARY KEY (campaign_id, path));
-      CREATE TABLE input_changes (
-        campaign_id INTEGER NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,
-        path TEXT NOT NULL, old_digest TEXT NOT NULL, new_digest TEXT NOT NULL, accepted_at TEXT NOT NULL);`,
-};
+export { SCHEMA_VERSION } from './schema.ts';
 
 export interface OpenStoreOptions {
   /** Open an existing database without writing to it (report, export, the other-campaign check). */
@@ -102,14 +98,7 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
     if (tables.length === 0) {
       if (readonly) throw new EvomergeError('store.not_evomerge', 'empty database, not an evomerge campaign', { file });
       db.pragma('journal_mode = WAL');
-      const schema = fs.readFileSync(new URL('./schema.sql', import.meta.url), 'utf8');
-      db.transaction(() => {
-        db.exec(schema);
-        db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(
-          SCHEMA_VERSION,
-          new Date().toISOString(),
-        );
-      })();
+      createSchema(db);
     } else if (!tables.includes('schema_version')) {
       throw new EvomergeError(
         'store.not_evomerge',
@@ -118,33 +107,21 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
       );
     } else {
       const row = db.prepare<[], { version: number }>('SELECT MAX(version) AS version FROM schema_version').get();
-      let version = row?.version;
-      if (version !== SCHEMA_VERSION && !(typeof version === 'number' && version in MIGRATIONS)) {
+      const version = row?.version;
+      const migratable = migratableVersions();
+      if (version !== SCHEMA_VERSION && !(typeof version === 'number' && migratable.includes(version))) {
         throw new EvomergeError(
           'store.schema_version',
           `schema version ${row?.version}; this evomerge reads version ${SCHEMA_VERSION} (and migrates ` +
-            `${Object.keys(MIGRATIONS).join(', ')})`,
+            `${migratable.join(', ')})`,
           { file, field: 'schema_version' },
         );
       }
-      if (!readonly) {
-        while (version !== SCHEMA_VERSION) {
-          const from = version as number;
-          db.transaction(() => {
-            db.exec(MIGRATIONS[from]!);
-            db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(
-              from + 1,
-              new Date().toISOString(),
-            );
-          })();
-          version = from + 1;
-        }
-      }
+      if (!readonly && version !== SCHEMA_VERSION) migrateSchema(db, version as number);
       if (!readonly && db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
     }
-    if (!readonly) db.exec(fs.readFileSync(new URL('./selection-schema.sql', import.meta.url), 'utf8'));
-    // added after schema version 1 shipped: created on demand, an older database stays readable as it is
-    if (!readonly) db.exec(MODEL_FILES_DDL);
+    // tables added to versions 1 and 2 without a version of their own; read-only, an older database reads as it is
+    if (!readonly) createMissingTables(db);
     db.pragma('foreign_keys = ON');
     // FULL: a committed candidate survives a power cut, not only a crash (one fsync per candidate is cheap).
     if (!readonly) db.pragma('synchronous = FULL');
@@ -161,8 +138,8 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
 
 /** A campaign database. All methods are synchronous; writes outside `transaction` commit one by one. */
 export class Store {
-  /** The better-sqlite3 handle, for read-only ad-hoc queries (report). Write through the methods. */
-  readonly db: Database.Database;
+  /** The better-sqlite3 handle: SQL stays inside the store, every caller goes through the methods. */
+  private readonly db: Database.Database;
   readonly path: string;
   readonly readonly: boolean;
   private readonly campaigns: CampaignTable;
@@ -174,6 +151,7 @@ export class Store {
   private readonly picks: FinalPickTable;
   private readonly modelFiles: ModelFileTable;
   private readonly inputs: InputTable;
+  private readonly views: CampaignViews;
 
   constructor(db: Database.Database, file: string, readonly: boolean) {
     this.db = db;
@@ -188,6 +166,7 @@ export class Store {
     this.picks = new FinalPickTable(db);
     this.modelFiles = new ModelFileTable(db);
     this.inputs = new InputTable(db);
+    this.views = new CampaignViews(db);
   }
 
   // ---- transactions and life cycle
@@ -200,6 +179,11 @@ export class Store {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** The value of a pragma on this connection (journal_mode, foreign_keys, integrity_check), for checks. */
+  readPragma(name: 'journal_mode' | 'foreign_keys' | 'synchronous' | 'integrity_check'): unknown {
+    return this.db.pragma(name, { simple: true });
   }
 
   // ---- campaigns
@@ -482,6 +466,58 @@ export class Store {
 
   listInputChanges(campaignId: number): InputChangeRecord[] {
     return this.inputs.changes(campaignId);
+  }
+
+  // ---- slim campaign-wide views (the HTML report of a 100,000-candidate campaign, the item budget)
+
+  /** Every search candidate without genome or recipe, by ordinal. */
+  listSearchPoints(campaignId: number): SearchCandidatePoint[] {
+    return this.views.searchPoints(campaignId);
+  }
+
+  /** Fit-split verdicts tallied per (generation, gate), with the rejections where the gate failed alone. */
+  tallyFitGates(campaignId: number): GateTally[] {
+    return this.views.fitGateTallies(campaignId);
+  }
+
+  /** The genome JSON of the search candidate at an ordinal (null: none recorded; undefined: no candidate). */
+  genomeJsonAt(campaignId: number, ordinal: number): string | null | undefined {
+    return this.views.genomeJson(campaignId, ordinal);
+  }
+
+  /** Candidates with a test-split score of (task, metric), by id. */
+  listTestScoredCandidateIds(campaignId: number, task: string, metric: string): number[] {
+    return this.views.testScoredCandidateIds(campaignId, task, metric);
+  }
+
+  /** Failed search candidates per error code, most frequent first. */
+  countSearchFailures(campaignId: number): FailureCount[] {
+    return this.views.searchFailures(campaignId);
+  }
+
+  /** The ids of the sources and references (the candidates without an ordinal). */
+  listBaselineCandidateIds(campaignId: number): number[] {
+    return this.views.baselineCandidateIds(campaignId);
+  }
+
+  /** When the last source or reference finished, or null. */
+  baselinesLastFinishedAt(campaignId: number): string | null {
+    return this.views.baselinesLastFinishedAt(campaignId);
+  }
+
+  /** The generations with a saved optimiser state, each with its highest told count. */
+  listOptimizerStateGenerations(campaignId: number): { generation: number; told: number }[] {
+    return this.views.optimizerStateGenerations(campaignId);
+  }
+
+  /** θ and the categorical genes of one saved CMA-ES state, as JSON text, without reading the whole state. */
+  categoricalStateAt(campaignId: number, generation: number, toldCount: number): CategoricalStateJson | undefined {
+    return this.views.categoricalState(campaignId, generation, toldCount);
+  }
+
+  /** Items scored by the search candidates: every rung and the val split, or fit where scored at one fidelity. */
+  countSearchItemsScored(campaignId: number): number {
+    return this.views.searchItemsScored(campaignId);
   }
 
   // ---- helpers

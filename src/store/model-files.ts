@@ -1,18 +1,9 @@
 // The model_files table: the safetensors files of a campaign's input models as the campaign first saw them
 // (size and a hash of the header), so a remote worker can refuse a job when its copy of a model differs.
-// Created on demand (CREATE TABLE IF NOT EXISTS), so databases made before it existed open unchanged.
+// Its DDL is in schema.sql; a database opened read-only that predates the table lists no files.
 
 import type Database from 'better-sqlite3';
 import type { ModelFileRecord } from './records.ts';
-
-export const MODEL_FILES_DDL = `CREATE TABLE IF NOT EXISTS model_files (
-  campaign_id   INTEGER NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,
-  model_dir     TEXT    NOT NULL,
-  file          TEXT    NOT NULL,
-  size          INTEGER NOT NULL,
-  header_sha256 TEXT    NOT NULL,
-  PRIMARY KEY (campaign_id, model_dir, file)
-)`;
 
 interface ModelFileRow {
   model_dir: string;

@@ -1,4 +1,4 @@
-// The item_values and final_picks tables (selection-schema.sql): per-item pseudo-values of test scores, and the
+// The item_values and final_picks tables (schema.sql): per-item pseudo-values of test scores, and the
 // campaign's final pick. Rows ↔ records; a database opened read-only that predates them reads as empty.
 
 import type Database from 'better-sqlite3';

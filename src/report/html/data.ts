@@ -4,8 +4,8 @@
 // rules (its `conclude` itself), read through slim queries: a 100,000-candidate campaign must not be loaded
 // genome by genome.
 import { EvomergeError } from '../../errors.ts';
-import type { Store } from '../../store/db.ts';
-import { decodeReal, type RealType } from '../../store/real.ts';
+import { parseCampaignConfig, type StoredCampaignConfig } from '../../store/campaign-config.ts';
+import type { GateTally, Store } from '../../store/db.ts';
 import {
   conclude,
   recipeParameters,
@@ -78,87 +78,24 @@ export interface HtmlReportData {
   readonly failures: readonly { code: string; count: number; message: string }[];
 }
 
-interface StoredConfig {
-  name: string;
-  optimizer: string;
-  populationSize?: number;
-  seed: number;
-  suite: string;
-  evalLimit?: number;
-  baseModel: { name: string; path: string };
-  models: { name: string; path: string }[];
-  ownMetrics: Record<string, string>;
-  objective: { task: string; metric?: string; weight: number }[];
-  genome?: { methods?: string[]; layerGroups?: number | string; filters?: string[] };
-  dataFlow?: { repeats: number; scales: { min: number; max: number }; scaleModel?: string };
-  measures: { task: string; metric: string }[];
-  references: { name: string; group?: string }[];
+/** One search candidate as the plots and facts use it: unfinished statuses merged, non-finite objectives dropped. */
+interface PlotPoint extends CandidatePoint {
+  readonly createdAt: string;
+  readonly finishedAt: string | null;
 }
 
 /** Reads everything the page shows from an open (read-only) store. */
 export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const campaign = store.listCampaigns()[0];
   if (!campaign) throw new EvomergeError('report.empty', 'the database holds no campaign', { file: dbFile });
-  const cfg = JSON.parse(campaign.configJson) as StoredConfig;
+  const cfg = parseCampaignConfig(campaign);
   const id = campaign.campaignId;
   const models = cfg.models.map((m) => m.name);
 
-  // one slim row per search candidate (no genome, no recipe): 100,000 of them read in a blink
-  const all = store.db
-    .prepare<
-      [number],
-      {
-        ordinal: number;
-        generation: number | null;
-        status: string;
-        objective: number | null;
-        objective_type: RealType | null;
-        created_at: string;
-        finished_at: string | null;
-      }
-    >(
-      `SELECT ordinal, generation, status, objective, objective_type, created_at, finished_at FROM candidates
-       WHERE campaign_id = ? AND kind = 'search' ORDER BY ordinal`,
-    )
-    .all(id)
-    .map((r) => {
-      const objective = r.objective_type === null ? null : decodeReal(r.objective, r.objective_type);
-      const status = r.status === 'kept' || r.status === 'rejected' || r.status === 'failed' ? r.status : 'unfinished';
-      return {
-        ordinal: r.ordinal,
-        generation: r.generation ?? 0,
-        status,
-        objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective,
-        createdAt: r.created_at,
-        finishedAt: r.finished_at,
-      } as const;
-    });
+  const all = searchPoints(store, id);
   // every fit verdict in one pass, per generation and gate: passed, judged, and rejections where this gate
-  // was the only one failed (the window counts each candidate's failed gates)
-  const verdictRows = store.db
-    .prepare<
-      [number],
-      {
-        generation: number | null;
-        gate: string;
-        kind: string;
-        task: string;
-        metric: string;
-        first: number;
-        passed: number;
-        judged: number;
-        sole: number;
-      }
-    >(
-      `WITH v AS (SELECT candidate_id, rowid AS r, gate, kind, task, metric, pass,
-                         SUM(1 - pass) OVER (PARTITION BY candidate_id) AS failing
-                  FROM gate_verdicts WHERE split = 'fit')
-       SELECT c.generation AS generation, v.gate AS gate, v.kind AS kind, v.task AS task, v.metric AS metric,
-              MIN(v.r) AS first, SUM(v.pass) AS passed, COUNT(*) AS judged, SUM(v.pass = 0 AND v.failing = 1) AS sole
-       FROM v JOIN candidates c ON c.candidate_id = v.candidate_id
-       WHERE c.campaign_id = ? GROUP BY c.generation, v.gate`,
-    )
-    .all(id);
+  // was the only one failed
+  const verdictRows = store.tallyFitGates(id);
   const report = summary(store, dbFile, campaign, cfg, all, verdictRows);
 
   const points = thinByBins(all, {
@@ -167,7 +104,60 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     y: (p) => p.objective ?? -Infinity,
     series: (p) => p.status,
   }).map(({ ordinal, generation, status, objective }) => ({ ordinal, generation, status, objective }));
+  const yardsticks = report.rows
+    .filter((r) => r.kind !== 'best' && r.objective !== null && Number.isFinite(r.objective))
+    .map((r) => ({ label: r.label, kind: r.kind, objective: r.objective! }));
+  const { gateRates, gateRejections } = gateCharts(report, verdictRows);
+  const best = report.rows.find((r) => r.kind === 'best');
+  const bestGenome = bestGenomeCells(store, id, best, models);
+  const path = winningPath(store, id, cfg.models);
+  const { genomeMoves, movesParam } = generationBestMoves(store, id, all, models);
+  const methodProbabilities = categoricalProbabilities(store, id);
+  const key = `${report.conclusion.task}/${report.conclusion.metric}`;
+  const fitVsTest = fitAgainstTest(store, id, report.conclusion, best?.ordinal);
+  const failures = store
+    .countSearchFailures(id)
+    .map((f) => ({ code: f.code ?? 'unknown', count: f.count, message: f.message ?? '' }));
 
+  return {
+    report,
+    failures,
+    facts: campaignFacts(store, campaign, cfg, all),
+    models,
+    points,
+    totalPoints: all.length,
+    bestCurve: bestKeptCurve(all),
+    yardsticks,
+    gateRates,
+    gateRejections,
+    ...(bestGenome ? { bestGenome } : {}),
+    ...(path ? { winningPath: path } : {}),
+    genomeMoves,
+    ...(movesParam ? { movesParam } : {}),
+    methodProbabilities,
+    fitVsTest,
+    fitVsTestMeasure: key,
+  };
+}
+
+/** One slim row per search candidate (no genome, no recipe): 100,000 of them read in a blink. */
+function searchPoints(store: Store, campaignId: number): PlotPoint[] {
+  return store.listSearchPoints(campaignId).map((r) => {
+    const objective = r.objective;
+    const status = r.status === 'kept' || r.status === 'rejected' || r.status === 'failed' ? r.status : 'unfinished';
+    return {
+      ordinal: r.ordinal,
+      generation: r.generation ?? 0,
+      status,
+      objective: status === 'failed' || objective === null || !Number.isFinite(objective) ? null : objective,
+      createdAt: r.createdAt,
+      finishedAt: r.finishedAt,
+    } as const;
+  });
+}
+
+/** The running best kept objective: one point per improvement, and one at the last candidate. */
+function bestKeptCurve(all: readonly PlotPoint[]): HtmlReportData['bestCurve'][number][] {
   const bestCurve: { ordinal: number; objective: number }[] = [];
   for (const p of all) {
     if (p.status !== 'kept' || p.objective === null) continue;
@@ -177,12 +167,14 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const lastOrdinal = all.length ? all[all.length - 1]!.ordinal : 0;
   if (bestCurve.length && bestCurve[bestCurve.length - 1]!.ordinal < lastOrdinal)
     bestCurve.push({ ordinal: lastOrdinal, objective: bestCurve[bestCurve.length - 1]!.objective });
+  return bestCurve;
+}
 
-  const yardsticks = report.rows
-    .filter((r) => r.kind !== 'best' && r.objective !== null && Number.isFinite(r.objective))
-    .map((r) => ({ label: r.label, kind: r.kind, objective: r.objective! }));
-
-  // gates: pass rate per generation, and which gate turned candidates away (alone or with others)
+/** Gates: the pass rate per generation, and which gate turned candidates away (alone or with others). */
+function gateCharts(
+  report: ReportSummary,
+  verdictRows: readonly GateTally[],
+): Pick<HtmlReportData, 'gateRates' | 'gateRejections'> {
   const gateOrder = report.gates.map((g) => g.gate);
   const shownGenerations = new Set(
     evenlySpaced(
@@ -205,28 +197,38 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     rejected: g.judged - g.passed,
     sole: verdictRows.filter((r) => r.gate === g.gate).reduce((acc, r) => acc + r.sole, 0),
   }));
+  return { gateRates, gateRejections };
+}
 
-  // the best kept genome, cell by cell, with only the genes its method reads
-  const best = report.rows.find((r) => r.kind === 'best');
-  let bestGenome: HtmlReportData['bestGenome'];
-  if (best && best.ordinal !== null) {
-    const c = store.findCandidateByOrdinal(id, best.ordinal);
-    const genome = c?.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : undefined;
-    // a data-flow genome is a path, drawn from winningPath below, not cells
-    if (c && genome && typeof genome.path !== 'string') {
-      const method = String(genome.method ?? '');
-      bestGenome = {
-        ordinal: best.ordinal,
-        method,
-        objective: best.objective ?? NaN,
-        cells: genomeCells(genome, models, new Set(recipeParameters(c.recipeYaml))),
-      };
-    }
-  }
+/** The best kept genome, cell by cell, with only the genes its method reads; none for a data-flow genome (a
+ *  path, drawn from the winning path instead of cells). */
+function bestGenomeCells(
+  store: Store,
+  campaignId: number,
+  best: ReportRow | undefined,
+  models: readonly string[],
+): HtmlReportData['bestGenome'] {
+  if (!best || best.ordinal === null) return undefined;
+  const c = store.findCandidateByOrdinal(campaignId, best.ordinal);
+  const genome = c?.genomeJson ? (JSON.parse(c.genomeJson) as Record<string, number | string>) : undefined;
+  if (!c || !genome || typeof genome.path === 'string') return undefined;
+  const method = String(genome.method ?? '');
+  return {
+    ordinal: best.ordinal,
+    method,
+    objective: best.objective ?? NaN,
+    cells: genomeCells(genome, models, new Set(recipeParameters(c.recipeYaml))),
+  };
+}
 
-  const path = winningPath(store, id, cfg.models);
-
-  // each generation's best (kept if any, else the best scored one): how its weights moved
+/** Each generation's best (kept if any, else the best scored one): how its per-model weights (or its first
+ *  per-model parameter) moved. */
+function generationBestMoves(
+  store: Store,
+  campaignId: number,
+  all: readonly PlotPoint[],
+  models: readonly string[],
+): Pick<HtmlReportData, 'genomeMoves' | 'movesParam'> {
   const genBest = new Map<number, { ordinal: number; kept: boolean; objective: number }>();
   for (const p of all) {
     if (p.objective === null) continue;
@@ -239,14 +241,11 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     [...genBest.keys()].sort((a, b) => a - b),
     MAX_GENOME_GENERATIONS,
   );
-  const genomeOf = store.db.prepare<[number, number], { genome_json: string | null }>(
-    'SELECT genome_json FROM candidates WHERE campaign_id = ? AND ordinal = ?',
-  );
   const genomeMoves: { generation: number; ordinal: number; cell: string; model: string; value: number }[] = [];
   let movesParam: string | undefined;
   for (const g of moveGenerations) {
     const { ordinal } = genBest.get(g)!;
-    const json = genomeOf.get(id, ordinal)?.genome_json;
+    const json = store.genomeJsonAt(campaignId, ordinal);
     if (!json) continue;
     const cells = genomeCells(JSON.parse(json) as Record<string, number | string>, models, undefined);
     movesParam ??= cells.some((c) => c.param === 'weight') ? 'weight' : cells.find((c) => c.model !== null)?.param;
@@ -254,62 +253,34 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
       if (c.param === movesParam && c.model !== null)
         genomeMoves.push({ generation: g, ordinal, cell: c.cell, model: c.model, value: c.value });
   }
+  return { genomeMoves, movesParam };
+}
 
-  const methodProbabilities = categoricalProbabilities(store, id);
-
-  // fit vs test on the objective task's own metric, for everything whose test split was scored
-  const task = report.conclusion.task;
-  const key = `${task}/${report.conclusion.metric}`;
+/** Fit against test on the objective task's own metric, for everything whose test split was scored. */
+function fitAgainstTest(
+  store: Store,
+  campaignId: number,
+  measure: { task: string; metric: string },
+  bestOrdinal: number | null | undefined,
+): HtmlReportData['fitVsTest'][number][] {
+  const key = `${measure.task}/${measure.metric}`;
   const fitVsTest: HtmlReportData['fitVsTest'][number][] = [];
-  const testScored = store.db
-    .prepare<[number, string, string], { candidate_id: number }>(
-      `SELECT DISTINCT s.candidate_id FROM scores s JOIN candidates c ON c.candidate_id = s.candidate_id
-       WHERE c.campaign_id = ? AND s.split = 'test' AND s.task = ? AND s.metric = ? ORDER BY s.candidate_id`,
-    )
-    .all(id, task, report.conclusion.metric);
-  for (const { candidate_id } of testScored) {
-    const c = store.getCandidate(candidate_id);
-    const scores = store.listScores(candidate_id).filter((s) => `${s.task}/${s.metric}` === key);
+  for (const candidateId of store.listTestScoredCandidateIds(campaignId, measure.task, measure.metric)) {
+    const c = store.getCandidate(candidateId);
+    const scores = store.listScores(candidateId).filter((s) => `${s.task}/${s.metric}` === key);
     const fit = scores.find((s) => s.split === 'fit');
     const test = scores.find((s) => s.split === 'test');
     if (!fit || !test || !Number.isFinite(fit.value) || !Number.isFinite(test.value)) continue;
     fitVsTest.push({
       label: c.label ?? `#${c.ordinal}`,
-      kind: c.kind === 'search' ? (c.ordinal === best?.ordinal ? 'best kept' : 'kept') : c.kind,
+      kind: c.kind === 'search' ? (c.ordinal === bestOrdinal ? 'best kept' : 'kept') : c.kind,
       fit: fit.value,
       fitSe: fit.se ?? 0,
       test: test.value,
       testSe: test.se ?? 0,
     });
   }
-
-  const failures = store.db
-    .prepare<[number], { code: string | null; count: number; message: string | null }>(
-      `SELECT error_code AS code, COUNT(*) AS count, MIN(error_message) AS message FROM candidates
-       WHERE campaign_id = ? AND kind = 'search' AND status = 'failed' GROUP BY error_code ORDER BY count DESC, code`,
-    )
-    .all(id)
-    .map((f) => ({ code: f.code ?? 'unknown', count: f.count, message: f.message ?? '' }));
-
-  return {
-    report,
-    failures,
-    facts: campaignFacts(store, campaign, cfg, all),
-    models,
-    points,
-    totalPoints: all.length,
-    bestCurve,
-    yardsticks,
-    gateRates,
-    gateRejections,
-    ...(bestGenome ? { bestGenome } : {}),
-    ...(path ? { winningPath: path } : {}),
-    genomeMoves,
-    ...(movesParam ? { movesParam } : {}),
-    methodProbabilities,
-    fitVsTest,
-    fitVsTestMeasure: key,
-  };
+  return fitVsTest;
 }
 
 /** What the text report says (report.ts's rules: the same rows, best kept, fit comparison and test verdict),
@@ -318,7 +289,7 @@ function summary(
   store: Store,
   dbFile: string,
   campaign: { campaignId: number; name: string; seed: number; device: string; configHash: string },
-  cfg: StoredConfig,
+  cfg: StoredCampaignConfig,
   all: readonly { ordinal: number; generation: number; status: string; objective: number | null }[],
   verdictRows: readonly {
     gate: string;
@@ -344,14 +315,7 @@ function summary(
   };
   const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
   const rows: ReportRow[] = [];
-  // sources and references have no ordinal (schema CHECK): found through the (campaign, ordinal) index
-  // instead of a scan of every candidate for their kind
-  const baselines = store.db
-    .prepare<[number], { candidate_id: number }>(
-      'SELECT candidate_id FROM candidates WHERE campaign_id = ? AND ordinal IS NULL',
-    )
-    .all(id)
-    .map((r) => store.getCandidate(r.candidate_id));
+  const baselines = store.listBaselineCandidateIds(id).map((candidateId) => store.getCandidate(candidateId));
   for (const kind of ['source', 'reference'] as const) {
     const list = baselines
       .filter((c) => c.kind === kind)
@@ -480,19 +444,10 @@ function genomeCells(
 /** θ of each categorical gene from the saved CMA-ES states: the distribution each generation was asked from. */
 function categoricalProbabilities(store: Store, campaignId: number): HtmlReportData['methodProbabilities'][number][] {
   // the states are large (covariance matrix): read the generation list first, then θ of the few shown
-  const generations = store.db
-    .prepare<[number], { generation: number; told: number }>(
-      'SELECT generation, MAX(told_count) AS told FROM optimizer_states WHERE campaign_id = ? GROUP BY generation ORDER BY generation',
-    )
-    .all(campaignId);
-  const shown = evenlySpaced(generations, MAX_GENERATIONS);
-  const read = store.db.prepare<[number, number, number], { theta: string | null; categorical: string | null }>(
-    `SELECT json_extract(state_json, '$.algorithm.theta') AS theta, json_extract(state_json, '$.domain.categorical') AS categorical
-     FROM optimizer_states WHERE campaign_id = ? AND generation = ? AND told_count = ?`,
-  );
+  const shown = evenlySpaced(store.listOptimizerStateGenerations(campaignId), MAX_GENERATIONS);
   const out: HtmlReportData['methodProbabilities'][number][] = [];
   for (const { generation, told } of shown) {
-    const row = read.get(campaignId, generation, told);
+    const row = store.categoricalStateAt(campaignId, generation, told);
     if (!row?.theta || !row.categorical) continue;
     const theta = JSON.parse(row.theta) as number[][];
     const genes = JSON.parse(row.categorical) as { name: string; choices: string[] }[];
@@ -507,7 +462,7 @@ function categoricalProbabilities(store: Store, campaignId: number): HtmlReportD
 function campaignFacts(
   store: Store,
   campaign: { campaignId: number; name: string; seed: number; device: string; versionsJson: string; createdAt: string },
-  cfg: StoredConfig,
+  cfg: StoredCampaignConfig,
   all: readonly { createdAt: string; finishedAt: string | null }[],
 ): { label: string; value: string }[] {
   let versions: Record<string, string> = {};
@@ -519,12 +474,7 @@ function campaignFacts(
       field: 'campaigns.versions_json',
     });
   }
-  const baselineFinished =
-    store.db
-      .prepare<[number], { t: string | null }>(
-        'SELECT MAX(finished_at) AS t FROM candidates WHERE campaign_id = ? AND ordinal IS NULL',
-      )
-      .get(campaign.campaignId)?.t ?? null;
+  const baselineFinished = store.baselinesLastFinishedAt(campaign.campaignId);
   const last = all.reduce<string | null>(
     (acc, c) => (c.finishedAt !== null && (acc === null || c.finishedAt > acc) ? c.finishedAt : acc),
     baselineFinished,
@@ -545,7 +495,7 @@ function campaignFacts(
       ? `${(finished.length / searchMinutes).toFixed(1)} candidates/minute (${finished.length} finished over ` +
         `${formatMinutes(searchMinutes)}, pauses between runs included)`
       : '—';
-  const genome = cfg.genome ?? {};
+  const genome: NonNullable<StoredCampaignConfig['genome']> = cfg.genome ?? {};
   return [
     { label: 'campaign', value: campaign.name },
     { label: 'database', value: store.path },

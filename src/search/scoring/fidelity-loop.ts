@@ -18,15 +18,7 @@ import { judgeGates, type SourceScores } from '../campaign/verdicts.ts';
 /** Items scored by a campaign's search candidates, summed over their scores: every rung and the val split, or
  *  the fit split of candidates scored at one fidelity. What budget.items counts. */
 export function itemsScored(store: Store, campaignId: number): number {
-  const row = store.db
-    .prepare<[number], { n: number | null }>(
-      `SELECT SUM(s.n) AS n FROM scores s JOIN candidates c ON c.candidate_id = s.candidate_id
-       WHERE c.campaign_id = ? AND c.kind = 'search'
-         AND (s.split = 'val' OR s.split LIKE 'fit@%'
-              OR (s.split = 'fit' AND NOT EXISTS (SELECT 1 FROM scores r WHERE r.candidate_id = s.candidate_id AND r.split LIKE 'fit@%')))`,
-    )
-    .get(campaignId);
-  return row?.n ?? 0;
+  return store.countSearchItemsScored(campaignId);
 }
 
 interface Entry {

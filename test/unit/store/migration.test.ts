@@ -34,7 +34,9 @@ describe('schema version 1', () => {
     ro.close();
 
     const rw = openStore(file);
-    expect(rw.db.prepare('SELECT MAX(version) FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
+    const sql = new Database(file, { readonly: true });
+    expect(sql.prepare('SELECT MAX(version) FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
+    sql.close();
     rw.saveInputFingerprints(c.campaignId, [{ path: '/m', role: 'checkpoint base', digest: 'd1' }]);
     rw.acceptInputChanges(c.campaignId, [{ path: '/m', role: 'checkpoint base', oldDigest: 'd1', newDigest: 'd2' }]);
     expect(rw.listInputFingerprints(c.campaignId).map((f) => f.digest)).toEqual(['d2']);

@@ -46,9 +46,10 @@ function searchCandidate(campaignId: number, ordinal: number, hash = `h${ordinal
 describe('openStore', () => {
   it('creates the schema with its version, in WAL mode, with foreign keys on', () => {
     expect(fs.existsSync(file)).toBe(true);
-    expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);
-    const tables = store.db
+    expect(store.readPragma('journal_mode')).toBe('wal');
+    expect(store.readPragma('foreign_keys')).toBe(1);
+    const sql = new Database(file, { readonly: true });
+    const tables = sql
       .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .all()
       .map((r) => r.name);
@@ -65,7 +66,8 @@ describe('openStore', () => {
       'schema_version',
       'scores',
     ]);
-    expect(store.db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
+    expect(sql.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
+    sql.close();
   });
 
   it('reopens after close with the data intact, read-write and read-only', () => {
@@ -186,14 +188,16 @@ describe('records round trip', () => {
     expect(searchCandidate(other.campaignId, 0, 'same').campaignId).toBe(other.campaignId);
     expect(store.countCandidates(campaignId)).toBe(1);
     // The database itself enforces it too, whatever the caller does.
+    const sql = new Database(file);
     expect(() =>
-      store.db
+      sql
         .prepare(
           "INSERT INTO candidates (campaign_id, kind, ordinal, content_hash, status, created_at) VALUES (?, 'search', " +
             "7, 'same', 'pending', 'x')",
         )
         .run(campaignId),
     ).toThrow(/UNIQUE constraint failed: candidates.campaign_id, candidates.content_hash/);
+    sql.close();
 
     store.updateCandidate(c0.candidateId, { status: 'rejected', objective: 0.01 });
     expect(() => store.updateCandidate(c0.candidateId, { status: 'kept' })).toThrow(
@@ -233,12 +237,14 @@ describe('records round trip', () => {
       },
     ]);
     expect(store.listScores(c.candidateId)).toHaveLength(4);
+    const sql = new Database(file, { readonly: true });
     expect(
-      store.db
+      sql
         .prepare('SELECT se FROM scores WHERE candidate_id = ? ORDER BY split, task, metric')
         .pluck()
         .all(c.candidateId),
     ).toEqual([null, null, 0.05, 0.03]);
+    sql.close();
     expect(store.listCampaignScores(campaignId, 'test').map((s) => s.value)).toEqual([0.1]);
     expect(() =>
       store.addScores(c.candidateId, [
@@ -403,7 +409,7 @@ describe('crash safety', () => {
     expect(child.signal).toBe('SIGKILL');
     store = openStore(file);
     expect(store.listCandidates(campaignId).map((c) => c.ordinal)).toEqual([0, 1]);
-    expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(store.readPragma('integrity_check')).toBe('ok');
   });
 });
 
@@ -431,8 +437,10 @@ describe('item values and the final pick', () => {
         rule: 'val',
         detailJson: '{"k":1}',
       });
-      s.db.exec('DROP TABLE item_values; DROP TABLE final_picks');
       s.close();
+      const sql = new Database(f);
+      sql.exec('DROP TABLE item_values; DROP TABLE final_picks');
+      sql.close();
       const ro = openStore(f, { readonly: true });
       expect(ro.finalPick(c.campaignId)).toBeUndefined();
       expect(ro.listItemValues(a.candidateId, 'test')).toEqual([]);
