@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { CheckpointWriter, openModelDir } from '../src/checkpoint/model-dir.ts';
 import { MemoryTensors, type DType } from '../src/checkpoint/tensor-source.ts';
 import { Evaluator } from '../src/eval/evaluator.ts';
-import { buildAutoGraph } from '../src/eval/graph/auto-graph.ts';
+import { buildAutoGraph } from '../src/eval/auto-graph.ts';
 import { bindWeights } from '../src/eval/bind.ts';
 import {
   GraphSession,

@@ -8,7 +8,7 @@ import { MemoryTensors, type TensorSource } from '../checkpoint/tensor-source.ts
 import { Evaluator, type EvalProgress } from '../eval/evaluator.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { COMPUTE_DTYPE_CHOICES, parseSuiteFile, type ComputeDtypeChoice, type Split } from '../eval/suite.ts';
-import { graphBaseFor } from '../eval/graph/auto-graph.ts';
+import { graphBaseFor } from '../eval/auto-graph.ts';
 import type { TaskScore } from '../eval/stats.ts';
 import { CpuKernel } from '../kernel/cpu/cpu-kernel.ts';
 import { mergeRecipe } from '../merge/engine.ts';

@@ -5,7 +5,8 @@ import { statSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { EvomergeError } from '../errors.ts';
 import type { TensorSource } from '../checkpoint/tensor-source.ts';
-import { FeedSet, type OnnxGraph } from './onnx-session.ts';
+import { FeedSet } from './onnx-session.ts';
+import type { OnnxGraph } from '../graph/onnx-graph.ts';
 import { OnnxDataType } from '../graph/onnx-proto.ts';
 
 /** One weight initializer of the graph and the checkpoint tensor that fills it. */

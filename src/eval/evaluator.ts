@@ -1,18 +1,11 @@
 // The evaluator: one graph and one binding, many weight sets. `evaluate(weights)` binds a candidate's tensors
 // (from disk or straight from the merge engine) as the session's weight inputs and scores the suite's tasks.
-import path from 'node:path';
 import pLimit from 'p-limit';
 import { EvomergeError, invariant } from '../errors.ts';
 import type { TensorSource } from '../checkpoint/tensor-source.ts';
 import { openModelDir } from '../checkpoint/model-dir.ts';
-import {
-  GraphSession,
-  KvCache,
-  OnnxGraph,
-  type ExecutionProvider,
-  type FeedSet,
-  type WeightMode,
-} from './onnx-session.ts';
+import { GraphSession, KvCache, type ExecutionProvider, type FeedSet, type WeightMode } from './onnx-session.ts';
+import { OnnxGraph } from '../graph/onnx-graph.ts';
 import { bindWeights, boundInitializers, resolveBinding, type Binding } from './bind.ts';
 import {
   parseSuiteFile,
@@ -24,13 +17,9 @@ import {
 } from './suite.ts';
 import { evaluateLmEvalTask } from './lm-eval/run-task.ts';
 import { readEvalFile, type EvalItem } from './eval-file.ts';
+import { checkTaskFitsContext, contextOfConfig, type ContextLength } from './context-length.ts';
 import type { Tokenizer } from './tokenizers/tokenizer.ts';
-import {
-  baseTokenizerFile,
-  buildAutoGraph,
-  chooseComputeDtype,
-  type ComputeDtypeDecision,
-} from './graph/auto-graph.ts';
+import { baseTokenizerFile, buildAutoGraph, chooseComputeDtype, type ComputeDtypeDecision } from './auto-graph.ts';
 import type { LayerSlot } from '../graph/decoder-config.ts';
 import { SlotTensors } from '../graph/slot-tensors.ts';
 import { ByteTokenizer } from './tokenizers/byte.ts';
@@ -133,7 +122,7 @@ export class Evaluator {
   private prepared = false;
   private sessions: GraphSession[] = [];
   private readonly items = new Map<string, EvalItem[]>();
-  private contextLength: { tokens: number; from: string } | undefined;
+  private contextLength: ContextLength | undefined;
   /** Task × split × metric × item count whose sequences were checked against the context (once per evaluator). */
   private readonly contextChecked = new Set<string>();
   private computeDecision: ComputeDtypeDecision = { dtype: 'f32', reason: 'float32 (an exported graph)' };
@@ -172,7 +161,7 @@ export class Evaluator {
       ev.contextLength = { tokens: options.contextLength, from: 'the evaluator options' };
     if (baseDir) {
       const base = openModelDir(baseDir);
-      ev.contextLength ??= configContext(baseDir, base.config);
+      ev.contextLength ??= contextOfConfig(baseDir, base.config);
       try {
         await ev.prepare(base.tensors);
       } finally {
@@ -226,7 +215,7 @@ export class Evaluator {
       ev.contextLength =
         options.contextLength !== undefined
           ? { tokens: options.contextLength, from: 'the evaluator options' }
-          : configContext(baseDir, base.config);
+          : contextOfConfig(baseDir, base.config);
       ev.binding = auto.binding;
       await ev.prepare(weights);
       return ev;
@@ -487,56 +476,11 @@ export class Evaluator {
     };
   }
 
-  /**
-   * Every sequence a task runs must fit the model's context: past it, positions the model never saw give
-   * meaningless scores, and a long generation without a stop runs on for minutes. Refused up front, naming
-   * the suite key or the eval file's line.
-   */
+  /** Refuses a task whose sequences pass the model's context, once per task × split × metric × item count. */
   private checkContext(spec: TaskSpec, split: Split, metric: string, items: readonly EvalItem[]): void {
-    const ctx = this.contextLength;
     const key = `${spec.name}\0${split}\0${metric}\0${items.length}`;
-    if (!ctx || this.contextChecked.has(key)) return;
-    const why = `the model's context is ${ctx.tokens} tokens (${ctx.from})`;
-    if (spec.kind === 'generate' && metric === 'exact_match' && spec.maxNewTokens >= ctx.tokens) {
-      throw new EvomergeError(
-        'eval.past_context',
-        `max_new_tokens ${spec.maxNewTokens} leaves no room for a prompt: ${why}`,
-        { file: this.suite.file, field: `tasks.${spec.name}.max_new_tokens` },
-      );
-    }
-    for (const it of items) {
-      const v = it.values;
-      let tokens: number;
-      let what: string;
-      if (spec.kind === 'loglik') {
-        tokens = this.tokenizer.encode(v.text as string).length;
-        what = `the text is ${tokens} tokens`;
-      } else if (spec.kind === 'generate') {
-        const prompt = this.tokenizer.encode(v.prompt as string).length;
-        const tail =
-          metric === 'exact_match'
-            ? spec.maxNewTokens
-            : this.tokenizer.encode(`${v.answer as string}${spec.stop[0] ?? ''}`).length;
-        tokens = prompt + tail;
-        what = `the prompt is ${prompt} tokens, plus ${tail} ${metric === 'exact_match' ? 'new tokens (max_new_tokens)' : 'of answer'}`;
-      } else {
-        const choices = (v.choices as readonly string[] | undefined) ?? spec.choices ?? [];
-        const prompt = this.tokenizer.encode(v.prompt as string).length;
-        tokens = prompt + Math.max(0, ...choices.map((c) => this.tokenizer.encode(c).length));
-        what = `the prompt and its longest choice are ${tokens} tokens`;
-      }
-      if (tokens > ctx.tokens) {
-        throw new EvomergeError(
-          'eval.past_context',
-          `${what}, past the model's context: ${why}; shorten it or drop the item`,
-          {
-            file: spec.files[split],
-            line: it.line,
-            field: spec.kind === 'loglik' ? spec.fields.text : spec.fields.prompt,
-          },
-        );
-      }
-    }
+    if (!this.contextLength || this.contextChecked.has(key)) return;
+    checkTaskFitsContext(this.contextLength, this.tokenizer, this.suite.file, { spec, split, metric, items });
     this.contextChecked.add(key);
   }
 
@@ -610,15 +554,4 @@ function runRows(
 
 function weightModeOf(options: EvaluatorOptions): WeightMode {
   return options.weightMode ?? ((options.ep ?? 'cpu') === 'cpu' ? DEFAULT_CPU_WEIGHT_MODE : 'external');
-}
-
-/** The context a model was trained for, from its config.json (max_position_embeddings), if it says. */
-function configContext(
-  baseDir: string,
-  config: Readonly<Record<string, unknown>>,
-): { tokens: number; from: string } | undefined {
-  const ctx = config.max_position_embeddings;
-  return Number.isSafeInteger(ctx) && (ctx as number) > 0
-    ? { tokens: ctx as number, from: `max_position_embeddings in ${path.join(baseDir, 'config.json')}` }
-    : undefined;
 }

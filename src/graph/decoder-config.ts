@@ -1,15 +1,16 @@
 // The part of a Hugging Face config.json that decides the shape of a Llama-family decoder graph, read and
-// checked once. Only what evomerge builds exactly is accepted: LlamaForCausalLM, MistralForCausalLM and
-// Qwen2ForCausalLM with SiLU MLPs and RoPE of type default, linear or llama3. Anything else is refused in one
-// line naming config.json and the key, because a graph that silently ignores a setting scores the wrong model.
+// checked once. Only what evomerge builds exactly is accepted: the families of decoder-families.ts (today
+// LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM) with SiLU MLPs and RoPE of type default, linear or
+// llama3, each key read as its family's row says. Anything else is refused in one line naming config.json and
+// the key, because a graph that silently ignores a setting scores the wrong model.
 import { EvomergeError } from '../errors.ts';
-
-export type DecoderFamily = 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM';
-export const DECODER_FAMILIES: readonly DecoderFamily[] = [
-  'LlamaForCausalLM',
-  'MistralForCausalLM',
-  'Qwen2ForCausalLM',
-];
+import {
+  DECODER_FAMILIES,
+  decoderFamilySpec,
+  type DecoderFamily,
+  type DecoderFamilySpec,
+  type FamilyFlag,
+} from './decoder-families.ts';
 
 export type RopeScaling =
   | { readonly type: 'default' }
@@ -36,11 +37,11 @@ export interface DecoderConfig {
   readonly rmsNormEps: number;
   readonly ropeTheta: number;
   readonly ropeScaling: RopeScaling;
-  /** Biases on q/k/v projections (always for Qwen2; `attention_bias` for Llama). */
+  /** Biases on q/k/v projections (the family's qkvBias: always for Qwen2; `attention_bias` for Llama). */
   readonly qkvBias: boolean;
-  /** Bias on o_proj (Llama's `attention_bias`; never for Qwen2 or Mistral). */
+  /** Bias on o_proj (the family's oBias: Llama's `attention_bias`; never for Qwen2 or Mistral). */
   readonly oBias: boolean;
-  /** Biases on gate/up/down (Llama's `mlp_bias`). */
+  /** Biases on gate/up/down (the family's mlpBias: Llama's `mlp_bias`). */
   readonly mlpBias: boolean;
   /** lm_head shares embed_tokens' weight. */
   readonly tiedEmbeddings: boolean;
@@ -64,8 +65,8 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
   if (!Array.isArray(archs) || archs.length !== 1 || typeof archs[0] !== 'string') {
     return fail('architectures', `expected one architecture among ${DECODER_FAMILIES.join(', ')}`);
   }
-  const family = archs[0] as DecoderFamily;
-  if (!DECODER_FAMILIES.includes(family)) {
+  const spec = decoderFamilySpec(archs[0]);
+  if (!spec) {
     return fail(
       'architectures',
       `${archs[0]} is not supported; evomerge builds graphs for ${DECODER_FAMILIES.join(', ')} (or give the suite a ` +
@@ -95,6 +96,8 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
     if (typeof v !== 'boolean') return fail(key, `expected true or false, got ${JSON.stringify(v)}`);
     return v;
   };
+  const flag = (f: FamilyFlag): boolean => (typeof f === 'boolean' ? f : bool(f.key, false));
+  const defaults = spec.defaults;
 
   if (raw.quantization_config !== undefined && raw.quantization_config !== null) {
     fail(
@@ -109,8 +112,8 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
       `${JSON.stringify(dtype)} is not supported; expected float32, float16 or bfloat16`,
     );
   }
-  const act = raw.hidden_act ?? 'silu';
-  if (act !== 'silu')
+  const act = raw.hidden_act ?? defaults.hidden_act;
+  if (act !== spec.activation)
     fail('hidden_act', `${JSON.stringify(act)} is not supported (only silu, the SiLU-gated MLP of these families)`);
 
   const hiddenSize = posInt('hidden_size');
@@ -125,23 +128,14 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
   if (partial !== undefined && partial !== null && partial !== 1)
     fail('partial_rotary_factor', `${JSON.stringify(partial)} is not supported (only 1)`);
 
-  let slidingWindow: number | undefined;
-  if (family === 'MistralForCausalLM') {
-    if (raw.sliding_window !== undefined && raw.sliding_window !== null) slidingWindow = posInt('sliding_window');
-  } else if (family === 'Qwen2ForCausalLM') {
-    if (bool('use_sliding_window', false))
-      fail(
-        'use_sliding_window',
-        'true is not supported (a sliding window on only some layers); evomerge builds full attention',
-      );
-  }
-
-  const attentionBias = family === 'LlamaForCausalLM' ? bool('attention_bias', false) : false;
+  const slidingWindow = parseSlidingWindow(spec, raw, { posInt, bool, fail });
+  const qkvBias = flag(spec.qkvBias);
+  const oBias = flag(spec.oBias);
   const layers = posInt('num_hidden_layers');
   const layerInputScales = parseLayerInputScales(raw[LAYER_INPUT_SCALES_KEY], layers, fail);
   return {
     file,
-    family,
+    family: spec.architecture,
     vocabSize: posInt('vocab_size'),
     hiddenSize,
     intermediateSize: posInt('intermediate_size'),
@@ -149,17 +143,44 @@ export function parseDecoderConfig(raw: Record<string, unknown>, file: string): 
     heads,
     kvHeads,
     headDim,
-    rmsNormEps: posNum('rms_norm_eps', 1e-6),
-    maxPositions: posInt('max_position_embeddings', 4096),
-    ropeTheta: posNum('rope_theta', 10000),
+    rmsNormEps: posNum('rms_norm_eps', defaults.rms_norm_eps),
+    maxPositions: posInt('max_position_embeddings', defaults.max_position_embeddings),
+    ropeTheta: posNum('rope_theta', defaults.rope_theta),
     ropeScaling: parseRopeScaling(raw.rope_scaling, fail),
-    qkvBias: family === 'Qwen2ForCausalLM' || attentionBias,
-    oBias: attentionBias,
-    mlpBias: family === 'LlamaForCausalLM' ? bool('mlp_bias', false) : false,
-    tiedEmbeddings: bool('tie_word_embeddings', false),
+    qkvBias,
+    oBias,
+    mlpBias: flag(spec.mlpBias),
+    tiedEmbeddings: bool('tie_word_embeddings', defaults.tie_word_embeddings),
     ...(slidingWindow !== undefined ? { slidingWindow } : {}),
     ...(layerInputScales ? { layerInputScales } : {}),
   };
+}
+
+/** The window every layer's attention keeps (undefined: full attention), as the family's row reads config.json. */
+function parseSlidingWindow(
+  spec: DecoderFamilySpec,
+  raw: Record<string, unknown>,
+  read: {
+    posInt: (key: string) => number;
+    bool: (key: string, fallback: boolean) => boolean;
+    fail: (field: string, what: string) => never;
+  },
+): number | undefined {
+  switch (spec.slidingWindow) {
+    case 'none':
+      return undefined;
+    case 'sliding_window':
+      return raw.sliding_window !== undefined && raw.sliding_window !== null
+        ? read.posInt('sliding_window')
+        : undefined;
+    case 'use_sliding_window':
+      if (read.bool('use_sliding_window', false))
+        read.fail(
+          'use_sliding_window',
+          'true is not supported (a sliding window on only some layers); evomerge builds full attention',
+        );
+      return undefined;
+  }
 }
 
 function parseLayerInputScales(

@@ -1,5 +1,7 @@
 // A small helper to emit ONNX graphs node by node: fresh value names, constants, attributes and value infos.
-// Only what the decoder builder needs; the encoding itself is onnx-proto.ts's.
+// Only what the decoder builder needs; the encoding itself is onnx-proto.ts's. Names read as paths of the
+// module that made them (`layers.3/attn/q_proj/MatMul`, scope), so that ONNX Runtime's profiles and errors,
+// which name nodes, say where in the model a node sits.
 import { encodeFromF32 } from '../checkpoint/dtype.ts';
 import {
   OnnxDataType,
@@ -14,20 +16,44 @@ export const MS_DOMAIN = 'com.microsoft';
 export class OnnxWriter {
   readonly nodes: NodeMessage[] = [];
   readonly initializers: TensorMessage[] = [];
-  private counter = 0;
+  private path = '';
+  private readonly taken = new Set<string>();
 
-  fresh(stem: string): string {
-    return `/${stem}_${this.counter++}`;
+  /** Runs `build` with the names it makes under `name`, inside the current scope (`layers.3` then `attn`). */
+  scope<T>(name: string, build: () => T): T {
+    return this.at(this.path ? `${this.path}/${name}` : name, build);
   }
 
-  /** Appends a node with one output (named `out`, or fresh) and returns that output's name. */
+  /** Runs `build` with the names it makes under `path` from the top: a part shared by every layer, built
+   *  where it is first needed, still reads as itself (`rope_tables/Cos`). */
+  at<T>(path: string, build: () => T): T {
+    const outer = this.path;
+    this.path = path;
+    try {
+      return build();
+    } finally {
+      this.path = outer;
+    }
+  }
+
+  /** A name not used yet: `stem` under the current scope, numbered from _1 when the scope has one already. */
+  fresh(stem: string): string {
+    const base = this.path ? `${this.path}/${stem}` : stem;
+    let name = base;
+    for (let k = 1; this.taken.has(name); k++) name = `${base}_${k}`;
+    this.taken.add(name);
+    return name;
+  }
+
+  /** Appends a node with one output (named `out`, or the node's own fresh name) and returns that output's name. */
   node(op: string, inputs: string[], attrs: AttributeMessage[] = [], out?: string, domain?: string): string {
-    const o = out ?? this.fresh(op);
+    const name = this.fresh(op);
+    const o = out ?? name;
     this.nodes.push({
       opType: op,
       input: inputs,
       output: [o],
-      name: o,
+      name,
       attribute: attrs,
       ...(domain ? { domain } : {}),
     });

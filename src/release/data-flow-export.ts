@@ -10,7 +10,7 @@ import { CheckpointWriter, openModelDir, type ModelDir } from '../checkpoint/mod
 import type { InputPath } from '../checkpoint/paths.ts';
 import type { DType } from '../checkpoint/tensor-source.ts';
 import { LAYER_INPUT_SCALES_KEY } from '../graph/decoder-config.ts';
-import { writeDecoderOnnx } from '../eval/graph/export-graph.ts';
+import { writeDecoderOnnx } from '../graph/export-graph.ts';
 import { dataFlowRecipe, type DataFlowPath } from '../search/space/data-flow.ts';
 import type { RecipeDoc } from '../search/space/genome.ts';
 

@@ -5,7 +5,7 @@ import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EvomergeError } from '../../errors.ts';
-import { baseTokenizerFile } from '../../eval/graph/auto-graph.ts';
+import { baseTokenizerFile } from '../../eval/auto-graph.ts';
 import type { Suite } from '../../eval/suite.ts';
 import type { Store } from '../../store/db.ts';
 import type { SearchSpace } from '../space/space.ts';

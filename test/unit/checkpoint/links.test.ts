@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointWriter, openModelDir } from '../../../src/checkpoint/model-dir.ts';
 import { EvomergeError } from '../../../src/errors.ts';
-import { OnnxGraph } from '../../../src/eval/onnx-session.ts';
+import { OnnxGraph } from '../../../src/graph/onnx-graph.ts';
 import { decodeModel, encodeModel } from '../../../src/graph/onnx-proto.ts';
 import { MICRO_ZOO, tempDir } from './pico-safetensors.ts';
 

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Evaluator } from '../../../src/eval/evaluator.ts';
-import { OnnxGraph } from '../../../src/eval/onnx-session.ts';
+import { OnnxGraph } from '../../../src/graph/onnx-graph.ts';
 import { buildBinding, resolveBinding, transpose2d } from '../../../src/eval/bind.ts';
 import { decodeModel, encodeModel, int64ToNumber, type TensorMessage } from '../../../src/graph/onnx-proto.ts';
 import { openModelDir } from '../../../src/checkpoint/model-dir.ts';

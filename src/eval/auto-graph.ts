@@ -3,18 +3,19 @@
 // the tokenizer.json beside it. What the evaluator needs in place of a user-exported model.onnx.
 import { existsSync } from 'node:fs';
 import path, { join } from 'node:path';
-import { EvomergeError } from '../../errors.ts';
-import type { TensorSource } from '../../checkpoint/tensor-source.ts';
-import type { Binding } from '../bind.ts';
-import { FeedSet, GraphSession, OnnxGraph, type ExecutionProvider, type WeightMode } from '../onnx-session.ts';
-import type { ComputeDtypeChoice } from '../suite.ts';
+import { EvomergeError } from '../errors.ts';
+import type { TensorSource } from '../checkpoint/tensor-source.ts';
+import type { Binding } from './bind.ts';
+import { FeedSet, GraphSession, type ExecutionProvider, type WeightMode } from './onnx-session.ts';
+import { OnnxGraph } from '../graph/onnx-graph.ts';
+import type { ComputeDtypeChoice } from './suite.ts';
 import {
   LAYER_INPUT_SCALES_KEY,
   parseDecoderConfig,
   type DecoderConfig,
   type LayerSlot,
-} from '../../graph/decoder-config.ts';
-import { buildDecoderGraph, checkCheckpointShapes, type ComputeDtype, type OpSet } from '../../graph/decoder-graph.ts';
+} from '../graph/decoder-config.ts';
+import { buildDecoderGraph, checkCheckpointShapes, type ComputeDtype, type OpSet } from '../graph/decoder-graph.ts';
 
 export interface AutoGraph {
   readonly graph: OnnxGraph;

@@ -3,10 +3,11 @@
 // its weights in an external data file, so a model of any size fits.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { openModelDir } from '../../checkpoint/model-dir.ts';
-import { OnnxGraph, writeWeightFile } from '../onnx-session.ts';
-import { parseDecoderConfig } from '../../graph/decoder-config.ts';
-import { buildDecoderGraph, checkCheckpointShapes } from '../../graph/decoder-graph.ts';
+import { openModelDir } from '../checkpoint/model-dir.ts';
+import { OnnxGraph } from './onnx-graph.ts';
+import { writeWeightFile } from './weight-file.ts';
+import { parseDecoderConfig } from './decoder-config.ts';
+import { buildDecoderGraph, checkCheckpointShapes } from './decoder-graph.ts';
 
 export const EXPORTED_GRAPH = 'model.onnx';
 export const EXPORTED_GRAPH_DATA = 'model.onnx.data';
