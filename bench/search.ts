@@ -10,6 +10,7 @@ import { openStore } from '../src/store/db.ts';
 import { runCampaign } from '../src/search/campaign/campaign.ts';
 import { prepareCampaign } from '../src/search/campaign/campaign-setup.ts';
 import { Scorer } from '../src/search/scoring/scorer.ts';
+import type { OptimizerKind } from '../src/search/optimizers/optimizer.ts';
 import { missingOnTestSplit, scoreOnTestSplit } from '../src/search/campaign/test-split.ts';
 
 interface Row {
@@ -56,7 +57,7 @@ export async function main(args: string[]): Promise<void> {
     .map(Number)
     .sort((a, b) => a - b);
   const seeds = values.seeds.split(',').map(Number);
-  const optimizers = values.optimizers.split(',') as ('cmaes' | 'random' | 'grid')[];
+  const optimizers = values.optimizers.split(',') as OptimizerKind[];
   const workers = Number(values.workers);
   const max = budgets[budgets.length - 1]!;
 

@@ -8,6 +8,7 @@ import pLimit from 'p-limit';
 import YAML from 'yaml';
 import { EvomergeError } from '../../errors.ts';
 import type { ExecutionProvider } from '../../eval/onnx-session.ts';
+import type { Split } from '../../eval/split.ts';
 import type { MergeKernel } from '../../kernel/kernel.ts';
 import { openStore, type Store } from '../../store/db.ts';
 import { acquireDatabaseLock } from '../../store/lock.ts';
@@ -274,7 +275,7 @@ class CampaignRun {
     };
   }
 
-  private estimate(scores: readonly Score[], split: 'fit' | 'val' | 'test', sources: SourceScores): ObjectiveValue {
+  private estimate(scores: readonly Score[], split: Split, sources: SourceScores): ObjectiveValue {
     return objectiveEstimate(this.setup.space.objective, (t) => ownMetric(this.setup.suite, t), scores, sources, split);
   }
 
@@ -286,7 +287,7 @@ class CampaignRun {
   }
 
   /** The items a split scores in this campaign (undefined: every item of the split's file). */
-  private itemsFor(split: 'fit' | 'val' | 'test') {
+  private itemsFor(split: Split) {
     return split === 'test' ? undefined : this.setup.items?.[split];
   }
 
@@ -325,7 +326,7 @@ class CampaignRun {
   }
 
   /** Scores the base, each model and each reference merge on a split, once (kept across resumes). */
-  async scoreBaselines(split: 'fit' | 'val' | 'test'): Promise<void> {
+  async scoreBaselines(split: Split): Promise<void> {
     const { space, measures } = this.setup;
     const jobs: { kind: 'source' | 'reference'; label: string; hash: string; recipe?: RecipeDoc; dir?: string }[] = [];
     for (const m of [space.baseModel, ...space.models])
@@ -401,7 +402,7 @@ class CampaignRun {
     return this.baselinesOn('fit');
   }
 
-  private baselinesOn(split: 'fit' | 'val' | 'test'): Map<string, Score[]> {
+  private baselinesOn(split: Split): Map<string, Score[]> {
     return recordedSourceScores(this.store, this.campaignId, split);
   }
 
