@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { canonicalJson, type RecipeDoc } from '../search/space/genome.ts';
+import { canonicalJson } from '../search/space/genome.ts';
+import type { RecipeDoc } from '../search/space/recipe-doc.ts';
 import type { Measure, Score } from '../search/space/measures.ts';
 import type { ItemSubset, Timed } from '../search/scoring/scorer.ts';
 import type { Split } from '../eval/split.ts';

@@ -8,7 +8,7 @@
 //   adds it again.
 import { Job, Queue, QueueEvents } from 'bullmq';
 import { EvomergeError } from '../errors.ts';
-import type { RecipeDoc } from '../search/space/genome.ts';
+import type { RecipeDoc } from '../search/space/recipe-doc.ts';
 import type { Measure, Score } from '../search/space/measures.ts';
 import type { CandidateScorer, ItemSubset, Timed } from '../search/scoring/scorer.ts';
 import type { Split } from '../eval/split.ts';

@@ -17,7 +17,8 @@ import type { Optimizer, OptimizerState, Solution } from '../optimizers/optimize
 import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
 import { campaignInputs, verifyCampaignInputs } from './fingerprint.ts';
 import { checkDatabaseIsOurs, createCampaign } from './campaign-record.ts';
-import { contentHash, referenceRecipe, type RecipeDoc, type SourceNames } from '../space/genome.ts';
+import { contentHash, referenceRecipe, type SourceNames } from '../space/genome.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import { judgeGates, type SourceScores } from './verdicts.ts';
 import { objectiveValue, ownMetric, type Score } from '../space/measures.ts';
 import { objectiveEstimate, type ObjectiveValue } from '../../gates/objective.ts';

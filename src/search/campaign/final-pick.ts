@@ -6,6 +6,7 @@
 import { parse } from 'yaml';
 import type { RunContext } from './run-context.ts';
 import type { Score } from '../space/measures.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import { finalPick, topByFit, type PickEntry } from './selection.ts';
 import { fromRecord } from './score-records.ts';
 
@@ -49,7 +50,7 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
         if (store.listScores(e.candidateId, 'val').length) return;
         if (ctx.signal?.aborted) return;
         const r = await ctx.scorer.scoreRecipe(
-          parse(e.recipeYaml) as Record<string, unknown>,
+          parse(e.recipeYaml) as RecipeDoc,
           'val',
           setup.measures,
           setup.items?.val,

@@ -4,7 +4,7 @@ import type pLimit from 'p-limit';
 import type { Store } from '../../store/db.ts';
 import type { Solution } from '../optimizers/optimizer.ts';
 import type { CampaignSetup } from './campaign-setup.ts';
-import type { RecipeDoc } from '../space/genome.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import type { Score } from '../space/measures.ts';
 import type { Split } from '../../eval/split.ts';
 import type { CandidateScorer } from '../scoring/scorer.ts';

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { EvomergeError } from '../../errors.ts';
 import type { ExecutionProvider } from '../../eval/onnx-session.ts';
-import type { RecipeDoc } from '../space/genome.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import type { Measure, Score } from '../space/measures.ts';
 import type { ItemSubset, Timed } from './scorer.ts';
 import type { Split } from '../../eval/split.ts';

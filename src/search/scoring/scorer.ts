@@ -11,8 +11,8 @@ import type { MergeKernel } from '../../kernel/kernel.ts';
 import { mergeRecipe } from '../../merge/engine.ts';
 import { parseRecipe } from '../../recipe/parse.ts';
 import { evaluationRounds, type Measure, type Score } from '../space/measures.ts';
-import type { RecipeDoc } from '../space/genome.ts';
-import { isDataFlowDoc, parseDataFlowDoc } from '../space/data-flow.ts';
+import { isDataFlowDoc, type DataFlowDoc, type RecipeDoc } from '../space/recipe-doc.ts';
+import { parseDataFlowDoc } from '../space/data-flow.ts';
 import { SlotTensors } from '../../graph/slot-tensors.ts';
 
 /** task → the items of its eval file to score (0-based indices); absent tasks score every item. */
