@@ -14,6 +14,7 @@ import type { TaskScore } from '../eval/stats.ts';
 import { CpuKernel } from '../kernel/cpu/cpu-kernel.ts';
 import { mergeRecipe } from '../merge/engine.ts';
 import { parseRecipeFile } from '../recipe/parse.ts';
+import { epOption } from './options.ts';
 
 interface EvalCliOptions {
   suite: string;
@@ -39,11 +40,7 @@ export function registerEvalCommand(program: Command): void {
     .argument('<model>', 'a Hugging Face model folder, or a mergekit recipe (.yaml) to merge in memory first')
     .requiredOption('--suite <suite.yaml>', 'eval suite (e.g. evals/micro.yaml)')
     .addOption(new Option('--split <split>', 'which eval files').choices(['fit', 'test']).default('fit'))
-    .addOption(
-      new Option('--ep <provider>', 'ONNX Runtime execution provider')
-        .choices(['cpu', 'webgpu', 'cuda'])
-        .default('cpu'),
-    )
+    .addOption(epOption('ONNX Runtime execution provider', ['cpu', 'webgpu', 'cuda']))
     .option(
       '--graph <model.onnx>',
       "the ONNX graph, or auto to build it from the base model's config.json (default: the suite's graph:, else auto)",
