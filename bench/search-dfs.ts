@@ -16,7 +16,7 @@ import { prepareCampaign } from '../src/search/campaign/campaign-setup.ts';
 import { missingOnTestSplit, scoreOnTestSplit } from '../src/search/campaign/test-split.ts';
 import { openStore } from '../src/store/db.ts';
 import { pickedCandidate } from '../src/report/report.ts';
-import { cpuScorerFor } from './search.ts';
+import { cpuScorerFor } from './cpu-test-scorer.ts';
 
 interface Outcome {
   method: string;

@@ -9,8 +9,9 @@ import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import { openStore } from '../src/store/db.ts';
 import { runCampaign } from '../src/search/campaign/campaign.ts';
 import { prepareCampaign } from '../src/search/campaign/campaign-setup.ts';
-import { Scorer } from '../src/search/scoring/scorer.ts';
+import type { OptimizerKind } from '../src/search/optimizers/optimizer.ts';
 import { missingOnTestSplit, scoreOnTestSplit } from '../src/search/campaign/test-split.ts';
+import { cpuScorerFor } from './cpu-test-scorer.ts';
 
 interface Row {
   fit: number;
@@ -19,20 +20,6 @@ interface Row {
   /** Best fit objective among all candidates so far, kept or not (the optimiser's own progress). */
   anyFit: number;
   kept: number;
-}
-
-/** A one-worker CPU scorer for a prepared campaign's suite, to score its winners on the test split. */
-export function cpuScorerFor(setup: ReturnType<typeof prepareCampaign>): Promise<Scorer> {
-  return Scorer.create({
-    suite: setup.suite,
-    graph: setup.space.graph,
-    baseModelDir: setup.space.baseModel.path,
-    kernel: new CpuKernel(),
-    ep: 'cpu',
-    workers: 1,
-    limit: setup.space.evalLimit,
-    baseDir: path.dirname(setup.space.file),
-  });
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -56,7 +43,7 @@ export async function main(args: string[]): Promise<void> {
     .map(Number)
     .sort((a, b) => a - b);
   const seeds = values.seeds.split(',').map(Number);
-  const optimizers = values.optimizers.split(',') as ('cmaes' | 'random' | 'grid')[];
+  const optimizers = values.optimizers.split(',') as OptimizerKind[];
   const workers = Number(values.workers);
   const max = budgets[budgets.length - 1]!;
 

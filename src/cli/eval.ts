@@ -7,12 +7,14 @@ import { openModelDir, readConfig } from '../checkpoint/model-dir.ts';
 import { MemoryTensors, type TensorSource } from '../checkpoint/tensor-source.ts';
 import { Evaluator, type EvalProgress } from '../eval/evaluator.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { COMPUTE_DTYPE_CHOICES, parseSuiteFile, type ComputeDtypeChoice, type Split } from '../eval/suite.ts';
+import { COMPUTE_DTYPE_CHOICES, parseSuiteFile, type ComputeDtypeChoice } from '../eval/suite.ts';
+import type { Split } from '../eval/split.ts';
 import { graphBaseFor } from '../eval/auto-graph.ts';
 import type { TaskScore } from '../eval/stats.ts';
 import { CpuKernel } from '../kernel/cpu/cpu-kernel.ts';
 import { mergeRecipe } from '../merge/engine.ts';
 import { parseRecipeFile } from '../recipe/parse.ts';
+import { epOption } from './options.ts';
 
 interface EvalCliOptions {
   suite: string;
@@ -38,11 +40,7 @@ export function registerEvalCommand(program: Command): void {
     .argument('<model>', 'a Hugging Face model folder, or a mergekit recipe (.yaml) to merge in memory first')
     .requiredOption('--suite <suite.yaml>', 'eval suite (e.g. evals/micro.yaml)')
     .addOption(new Option('--split <split>', 'which eval files').choices(['fit', 'test']).default('fit'))
-    .addOption(
-      new Option('--ep <provider>', 'ONNX Runtime execution provider')
-        .choices(['cpu', 'webgpu', 'cuda'])
-        .default('cpu'),
-    )
+    .addOption(epOption('ONNX Runtime execution provider', ['cpu', 'webgpu', 'cuda']))
     .option(
       '--graph <model.onnx>',
       "the ONNX graph, or auto to build it from the base model's config.json (default: the suite's graph:, else auto)",

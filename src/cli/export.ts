@@ -1,9 +1,10 @@
 // `evomerge export <db> [--candidate ID|best] -o <dir> [--force]`: parses the options and calls the export;
 // no export logic here.
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { selectKernel } from '../kernel/pick-device.ts';
 import { exportCandidate } from '../release/export.ts';
+import { deviceOption, epOption } from './options.ts';
 
 interface ExportCliOptions {
   candidate: string;
@@ -31,16 +32,8 @@ export function registerExportCommand(program: Command): void {
       '--force',
       'export even if a gate fails on the test split, and replace an existing non-empty output folder (never an input)',
     )
-    .addOption(
-      new Option('--device <device>', 'where the merge arithmetic runs')
-        .choices(['auto', 'cpu', 'gpu'])
-        .default('auto'),
-    )
-    .addOption(
-      new Option('--ep <provider>', 'ONNX Runtime execution provider for test scoring')
-        .choices(['cpu', 'webgpu'])
-        .default('cpu'),
-    )
+    .addOption(deviceOption())
+    .addOption(epOption('ONNX Runtime execution provider for test scoring'))
     .option(
       '--accept-changed-inputs',
       'export although an input changed since the campaign recorded it (the change is recorded)',

@@ -2,21 +2,21 @@
 // a progress bar on stderr when it is a terminal. No merge logic lives here.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { EvomergeError } from '../errors.ts';
 import { parseSize } from '../checkpoint/model-dir.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
+import type { DeviceChoice } from '../kernel/pick-device.ts';
 import { CpuKernel } from '../kernel/cpu/cpu-kernel.ts';
 import { mergeRecipeToDir, type MergeProgress } from '../merge/engine.ts';
 import { parseRecipeFile } from '../recipe/parse.ts';
-
-type Device = 'auto' | 'cpu' | 'gpu';
+import { deviceOption } from './options.ts';
 
 interface MergeCliOptions {
   out: string;
   seed?: string;
   shardSize: string;
-  device: Device;
+  device: DeviceChoice;
   force?: boolean;
 }
 
@@ -29,9 +29,7 @@ export function registerMergeCommand(program: Command): void {
     .option('--seed <n>', "seed of the DARE/DELLA random masks (overrides the recipe's random_seed; default 0)")
     .option('--shard-size <size>', 'largest safetensors shard, e.g. 5GB, 500MB, 2GiB', '5GB')
     .option('--force', 'replace an existing non-empty output folder (never one that is, holds or lies inside an input)')
-    .addOption(
-      new Option('--device <device>', 'where the arithmetic runs').choices(['auto', 'cpu', 'gpu']).default('auto'),
-    )
+    .addOption(deviceOption('where the arithmetic runs'))
     .action(async (recipePath: string, opts: MergeCliOptions) => {
       const seed = opts.seed === undefined ? undefined : parseSeed(opts.seed);
       const shardSizeBytes = usage(() => parseSize(opts.shardSize, { field: '--shard-size' }));
@@ -90,7 +88,7 @@ function parseSeed(text: string): number {
  * there, and falls back); without it, auto means cpu and gpu is refused with a clear message. Called only
  * after the recipe and the checkpoints have been validated.
  */
-async function chooseKernel(device: Device): Promise<MergeKernel> {
+async function chooseKernel(device: DeviceChoice): Promise<MergeKernel> {
   if (device === 'cpu') return new CpuKernel();
   const select = new URL('../kernel/pick-device.ts', import.meta.url);
   if (!existsSync(fileURLToPath(select))) {
@@ -104,7 +102,7 @@ async function chooseKernel(device: Device): Promise<MergeKernel> {
     }
     return new CpuKernel();
   }
-  const mod = (await import(select.href)) as { selectKernel?: (choice: Device) => Promise<MergeKernel> };
+  const mod = (await import(select.href)) as { selectKernel?: (choice: DeviceChoice) => Promise<MergeKernel> };
   if (typeof mod.selectKernel !== 'function') {
     throw new EvomergeError(
       'internal',

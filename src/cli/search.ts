@@ -1,24 +1,23 @@
 // `evomerge search <space.yaml>`: runs or resumes a campaign, shows progress on stderr (one rewritten line on a
 // terminal, one line per generation otherwise) and ends by printing the report. Ctrl-C stops cleanly.
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { selectKernel } from '../kernel/pick-device.ts';
+import { selectKernel, type DeviceChoice } from '../kernel/pick-device.ts';
 import { runCampaign, type CampaignProgress } from '../search/campaign/campaign.ts';
 import { buildReport, formatReport } from '../report/report.ts';
 import { changedSinceRecorded } from '../search/campaign/fingerprint.ts';
 import { queueScorerFactory } from '../queue/coordinator.ts';
 import { parseQueueUrl } from '../queue/job.ts';
 import { checkQueueReachable } from '../queue/queue-scorer.ts';
-
-type Device = 'auto' | 'cpu' | 'gpu';
+import { deviceOption, epOption } from './options.ts';
 
 interface SearchCliOptions {
   db?: string;
   budget?: string;
   workers?: string;
   seed?: string;
-  device: Device;
+  device: DeviceChoice;
   ep: ExecutionProvider;
   queue?: string;
   queueName?: string;
@@ -39,16 +38,8 @@ export function registerSearchCommand(program: Command): void {
     .option('--budget <n>', 'candidates to evaluate in all (overrides budget.candidates)')
     .option('--workers <n>', 'candidates merged and scored side by side (overrides workers)')
     .option('--seed <n>', 'campaign seed (overrides seed)')
-    .addOption(
-      new Option('--device <device>', 'where the merge arithmetic runs')
-        .choices(['auto', 'cpu', 'gpu'])
-        .default('auto'),
-    )
-    .addOption(
-      new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring')
-        .choices(['cpu', 'webgpu'])
-        .default('cpu'),
-    )
+    .addOption(deviceOption())
+    .addOption(epOption())
     .option(
       '--queue <url>',
       'hand candidates to `evomerge worker` processes through this Redis (redis://host:port or rediss://); this ' +

@@ -4,13 +4,14 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { selectKernel, type DeviceChoice } from '../kernel/pick-device.ts';
 import { parseQueueUrl } from '../queue/job.ts';
 import { checkQueueReachable } from '../queue/queue-scorer.ts';
 import { startQueueWorker } from '../queue/worker.ts';
+import { deviceOption, epOption } from './options.ts';
 
 interface WorkerCliOptions {
   queue: string;
@@ -30,16 +31,8 @@ export function registerWorkerCommand(program: Command): void {
     )
     .requiredOption('--queue <url>', 'the job queue: redis://[user:password@]host:port[/db] or rediss:// (TLS)')
     .option('--queue-name <name>', 'queue name, to share one Redis between installations (default evomerge-candidates)')
-    .addOption(
-      new Option('--device <device>', 'where the merge arithmetic runs')
-        .choices(['auto', 'cpu', 'gpu'])
-        .default('auto'),
-    )
-    .addOption(
-      new Option('--ep <provider>', 'ONNX Runtime execution provider for scoring')
-        .choices(['cpu', 'webgpu'])
-        .default('cpu'),
-    )
+    .addOption(deviceOption())
+    .addOption(epOption())
     .option('--concurrency <n>', 'candidates merged and scored at once (one thread each on the CPU)', '1')
     .option(
       '--models-root <dir>',

@@ -197,6 +197,17 @@ interface Slice {
   readonly refIndex: number;
 }
 
+/** What every stage of the planner shares: the recipe, its method and seed, the opened models and the error. */
+interface PlanContext {
+  readonly recipe: Recipe;
+  readonly method: MergeMethodDef;
+  readonly seed: number;
+  readonly modelOf: (dir: string) => PlanModel;
+  readonly layoutFor: (dir: string) => Layout;
+  /** Throws an EvomergeError naming `file` (default: the recipe). */
+  readonly fail: (code: string, field: string | undefined, what: string, file?: string) => never;
+}
+
 /**
  * Plans a merge: validates the recipe against its method and the checkpoints against each other (names,
  * shapes, layer ranges, required parameters), then builds one job per output tensor. Reads no tensor data.
@@ -209,9 +220,6 @@ export function planMerge(
 ): MergePlan {
   const method = validateRecipe(recipe);
   const seed = options.seed ?? recipe.randomSeed ?? 0;
-  const fail = (code: string, field: string | undefined, what: string, file: string = recipe.file): never => {
-    throw new EvomergeError(code, what, { file, field });
-  };
   const modelOf = (dir: string): PlanModel => {
     const m = models.get(dir);
     if (!m) throw new EvomergeError('internal', `model ${dir} was not opened (this is a bug in evomerge)`);
@@ -223,17 +231,43 @@ export function planMerge(
     if (!l) layouts.set(dir, (l = layoutOf(modelOf(dir))));
     return l;
   };
+  const ctx: PlanContext = {
+    recipe,
+    method,
+    seed,
+    modelOf,
+    layoutFor,
+    fail: (code, field, what, file = recipe.file) => {
+      throw new EvomergeError(code, what, { file, field });
+    },
+  };
 
-  // Slices with their layer ranges (models: → one slice [0, L) per model; all models must have L layers).
-  const specs = recipeSlices(recipe);
-  const slices: Slice[] = specs.map((spec) => {
+  const slices = planSlices(ctx);
+  const reference = slices[0]!.sources[slices[0]!.refIndex]!;
+  checkSameArchitecture(ctx, slices, reference);
+  const { tensors, layerCount } = planTensors(ctx, slices, reference.layout);
+  return {
+    recipe,
+    method,
+    seed,
+    tensors,
+    ...outputConfig(ctx, reference, layerCount),
+    layerCount,
+    ...(recipe.dtype !== undefined ? { loadDtype: RECIPE_TO_DTYPE[recipe.dtype] } : {}),
+  };
+}
+
+/** Slices with their layer ranges (models: → one slice [0, L) per model; all models must have L layers). */
+function planSlices(ctx: PlanContext): Slice[] {
+  const { recipe, fail } = ctx;
+  return recipeSlices(recipe).map((spec) => {
     const refIndex = Math.max(
       0,
       spec.sources.findIndex((s) => s.model === recipe.baseModel),
     );
     const sources: Source[] = spec.sources.map((src) => {
-      const model = modelOf(src.model);
-      const layout = layoutFor(src.model);
+      const model = ctx.modelOf(src.model);
+      const layout = ctx.layoutFor(src.model);
       const range = src.layerRange ?? [0, layout.layers.length];
       if (range[1] > layout.layers.length) {
         fail(
@@ -268,17 +302,17 @@ export function planMerge(
     });
     return { spec, sources, length: lengths[refIndex]!, refIndex };
   });
+}
 
-  // Same architecture: every model has the reference's non-layer tensors and layer prefix.
-  const first = slices[0]!;
-  const last = slices[slices.length - 1]!;
-  const reference = first.sources[first.refIndex]!;
+/** Same architecture: every model has the reference's non-layer tensors and layer prefix. */
+function checkSameArchitecture(ctx: PlanContext, slices: readonly Slice[], reference: Source): void {
+  const { fail } = ctx;
   const refLayout = reference.layout;
   const refNonLayer = new Set([...refLayout.pre, ...refLayout.post]);
   for (const dir of new Set(slices.flatMap((s) => s.sources.map((x) => x.spec.model)))) {
     if (dir === reference.spec.model) continue;
-    const model = modelOf(dir);
-    const layout = layoutFor(dir);
+    const model = ctx.modelOf(dir);
+    const layout = ctx.layoutFor(dir);
     const nonLayer = new Set([...layout.pre, ...layout.post]);
     for (const name of refNonLayer) {
       if (!nonLayer.has(name) && !(name === LM_HEAD && tiedEmbedding(model) !== undefined)) {
@@ -309,162 +343,216 @@ export function planMerge(
       );
     }
   }
+}
 
-  const globalLevel: ParameterLevel = { parameters: recipe.parameters, key: 'parameters' };
-  const planned: PlannedTensor[] = [];
-  const pushTensor = (outName: string, slice: Slice, inputNameOf: (src: Source) => string, t: number): void => {
-    planned.push(planTensor(outName, slice, inputNameOf, t));
+/**
+ * The output tensors in write order: embeddings with the first slice, the layers slice by slice (renumbered
+ * from 0), then the final norm and lm_head with the last slice; non-layer tensors at t = 0 (mergekit plan.py).
+ */
+function planTensors(
+  ctx: PlanContext,
+  slices: readonly Slice[],
+  refLayout: Layout,
+): { tensors: PlannedTensor[]; layerCount: number } {
+  const first = slices[0]!;
+  const last = slices[slices.length - 1]!;
+  const tensors: PlannedTensor[] = [];
+  const push = (outName: string, slice: Slice, inputNameOf: (src: Source) => string, t: number): void => {
+    tensors.push(planTensor(ctx, outName, slice, inputNameOf, t));
   };
-
-  /** One output tensor: inputs checked (present, same shape), parameters resolved, the job built. */
-  const planTensor = (
-    outName: string,
-    slice: Slice,
-    inputNameOf: (src: Source) => string,
-    t: number,
-  ): PlannedTensor => {
-    const sliceLevels: ParameterLevel[] = slice.spec.parametersKey
-      ? [{ parameters: slice.spec.parameters, key: slice.spec.parametersKey }]
-      : [];
-    const inputs = slice.sources.map((src) => {
-      let tensor = inputNameOf(src);
-      if (!src.model.tensors.hasTensor(tensor)) {
-        const tied = tensor === LM_HEAD ? tiedEmbedding(src.model) : undefined;
-        if (tied === undefined) {
-          fail(
-            'merge.tensor_missing',
-            `tensor "${tensor}"`,
-            `missing; needed for output tensor "${outName}" (${src.spec.key})`,
-            src.model.tensors.location,
-          );
-        }
-        tensor = tied!;
-      }
-      const file = fileOf(src.model, tensor);
-      const info = src.model.tensors.tensorInfo(tensor);
-      return { src, ref: { model: src.spec.model, tensor }, storedShape: info.shape, storedDtype: info.dtype, file };
-    });
-    // Shapes: equal, or (embeddings only) cropped to the common top-left block (mergekit rectify_embed.py).
-    const refInput = inputs[slice.refIndex]!;
-    let shape = [...refInput.storedShape];
-    for (const inp of inputs) {
-      if (sameShape(inp.storedShape, refInput.storedShape)) continue;
-      if (isEmbedding(outName) && inp.storedShape.length === 2 && shape.length === 2) {
-        shape = [Math.min(shape[0]!, inp.storedShape[0]!), Math.min(shape[1]!, inp.storedShape[1]!)];
-        continue;
-      }
-      fail(
-        'merge.shape_mismatch',
-        `tensor "${inp.ref.tensor}"`,
-        `shape [${inp.storedShape.join(', ')}] differs from [${refInput.storedShape.join(', ')}] in ${refInput.file}`,
-        inp.file,
-      );
-    }
-
-    const perModel = (src: Source, inputName: string, name: string): Scalar | undefined => {
-      const levels = [
-        { parameters: src.spec.parameters, key: `${src.spec.key}.parameters` },
-        ...sliceLevels,
-        globalLevel,
-      ];
-      const def = methodParameter(method, name);
-      const r = resolveParameter(name, levels, inputName, t);
-      if (r !== undefined) return r.value;
-      if (def?.required) {
-        fail(
-          'recipe.missing_parameter',
-          `${src.spec.key}.parameters.${name}`,
-          `${method.name} needs "${name}" for every model; none is given for tensor "${inputName}"`,
-        );
-      }
-      return def?.default;
-    };
-    const global = (name: string): { value: Scalar | undefined; key: string } => {
-      const r = resolveParameter(name, [...sliceLevels, globalLevel], outName, t);
-      if (r !== undefined) return r;
-      const def = methodParameter(method, name);
-      if (def?.required)
-        fail(
-          'recipe.missing_parameter',
-          `parameters.${name}`,
-          `${method.name} needs "${name}"; none is given for tensor "${outName}"`,
-        );
-      return { value: def?.default, key: `parameters.${name}` };
-    };
-
-    const opInputs = inputs.map((inp) => ({
-      ref: inp.ref,
-      key: inp.src.spec.key,
-      isBase: inp.src.spec.model === recipe.baseModel,
-    }));
-    const op = methodOp(method, {
-      tensor: outName,
-      shape,
-      inputs: opInputs,
-      seed,
-      perModel: (input, name) => {
-        const inp = inputs[opInputs.indexOf(input)]!;
-        return perModel(inp.src, inp.ref.tensor, name);
-      },
-      global: (name) => global(name).value,
-      fail: (code, field, what) => fail(code, field, what),
-    });
-    const distinct = new Map<string, PlannedInput>();
-    for (const inp of inputs)
-      distinct.set(refKey(inp.ref), {
-        ref: inp.ref,
-        storedShape: inp.storedShape,
-        storedDtype: inp.storedDtype,
-        file: inp.file,
-      });
-    return { name: outName, shape, job: { name: outName, shape, op }, inputs: [...distinct.values()] };
-  };
-
-  // Embeddings with the first slice, the layers slice by slice (renumbered from 0), then the final norm and
-  // lm_head with the last slice; non-layer tensors at t = 0 (mergekit plan.py).
-  for (const name of refLayout.pre) pushTensor(name, first, () => name, NON_LAYER_POSITION);
+  for (const name of refLayout.pre) push(name, first, () => name, NON_LAYER_POSITION);
   let outLayer = 0;
   for (const slice of slices) {
     const ref = slice.sources[slice.refIndex]!;
     for (let i = 0; i < slice.length; i++) {
       const t = layerPosition(i, slice.length);
       const refSuffixes = ref.layout.layers[ref.start + i]!;
-      for (const src of slice.sources) {
-        const suffixes = src.layout.layers[src.start + i]!;
-        const missing = refSuffixes.find((s) => !suffixes.includes(s));
-        const extra = suffixes.find((s) => !refSuffixes.includes(s));
-        if (missing !== undefined) {
-          const name = `${src.layout.prefix}.${src.start + i}.${missing}`;
-          fail(
-            'merge.tensor_missing',
-            `tensor "${name}"`,
-            `missing; ${ref.model.tensors.location} has ${ref.layout.prefix}.${ref.start + i}.${missing}`,
-            src.model.tensors.location,
-          );
-        }
-        if (extra !== undefined) {
-          const name = `${src.layout.prefix}.${src.start + i}.${extra}`;
-          fail(
-            'merge.tensor_extra',
-            `tensor "${name}"`,
-            `not in ${ref.model.tensors.location} (every model needs the same tensor names)`,
-            fileOf(src.model, name),
-          );
-        }
-      }
+      checkLayerTensors(ctx, slice, i);
       for (const suffix of refSuffixes) {
         const outName = `${refLayout.prefix ?? ref.layout.prefix}.${outLayer}.${suffix}`;
-        pushTensor(outName, slice, (src) => `${src.layout.prefix}.${src.start + i}.${suffix}`, t);
+        push(outName, slice, (src) => `${src.layout.prefix}.${src.start + i}.${suffix}`, t);
       }
       outLayer++;
     }
   }
   const lastRef = last.sources[last.refIndex]!;
-  for (const name of lastRef.layout.post) pushTensor(name, last, () => name, NON_LAYER_POSITION);
+  for (const name of lastRef.layout.post) push(name, last, () => name, NON_LAYER_POSITION);
+  return { tensors, layerCount: outLayer };
+}
 
-  // Output config and dtype.
+/** Layer i of a slice has the same tensors in every source as in the slice's reference. */
+function checkLayerTensors(ctx: PlanContext, slice: Slice, i: number): void {
+  const ref = slice.sources[slice.refIndex]!;
+  const refSuffixes = ref.layout.layers[ref.start + i]!;
+  for (const src of slice.sources) {
+    const suffixes = src.layout.layers[src.start + i]!;
+    const missing = refSuffixes.find((s) => !suffixes.includes(s));
+    const extra = suffixes.find((s) => !refSuffixes.includes(s));
+    if (missing !== undefined) {
+      const name = `${src.layout.prefix}.${src.start + i}.${missing}`;
+      ctx.fail(
+        'merge.tensor_missing',
+        `tensor "${name}"`,
+        `missing; ${ref.model.tensors.location} has ${ref.layout.prefix}.${ref.start + i}.${missing}`,
+        src.model.tensors.location,
+      );
+    }
+    if (extra !== undefined) {
+      const name = `${src.layout.prefix}.${src.start + i}.${extra}`;
+      ctx.fail(
+        'merge.tensor_extra',
+        `tensor "${name}"`,
+        `not in ${ref.model.tensors.location} (every model needs the same tensor names)`,
+        fileOf(src.model, name),
+      );
+    }
+  }
+}
+
+/** An input of one output tensor as read: its source, where it lies, and its stored shape and dtype. */
+interface TensorInput {
+  readonly src: Source;
+  readonly ref: SourceRef;
+  readonly storedShape: readonly number[];
+  readonly storedDtype: DType;
+  readonly file: string;
+}
+
+/** One output tensor: inputs checked (present, same shape), parameters resolved, the job built. */
+function planTensor(
+  ctx: PlanContext,
+  outName: string,
+  slice: Slice,
+  inputNameOf: (src: Source) => string,
+  t: number,
+): PlannedTensor {
+  const { recipe, method, fail } = ctx;
+  const inputs = tensorInputs(ctx, outName, slice, inputNameOf);
+  const shape = outputShape(ctx, outName, inputs, inputs[slice.refIndex]!);
+
+  const globalLevel: ParameterLevel = { parameters: recipe.parameters, key: 'parameters' };
+  const sliceLevels: ParameterLevel[] = slice.spec.parametersKey
+    ? [{ parameters: slice.spec.parameters, key: slice.spec.parametersKey }]
+    : [];
+  const perModel = (src: Source, inputName: string, name: string): Scalar | undefined => {
+    const levels = [
+      { parameters: src.spec.parameters, key: `${src.spec.key}.parameters` },
+      ...sliceLevels,
+      globalLevel,
+    ];
+    const def = methodParameter(method, name);
+    const r = resolveParameter(name, levels, inputName, t);
+    if (r !== undefined) return r.value;
+    if (def?.required) {
+      fail(
+        'recipe.missing_parameter',
+        `${src.spec.key}.parameters.${name}`,
+        `${method.name} needs "${name}" for every model; none is given for tensor "${inputName}"`,
+      );
+    }
+    return def?.default;
+  };
+  const global = (name: string): { value: Scalar | undefined; key: string } => {
+    const r = resolveParameter(name, [...sliceLevels, globalLevel], outName, t);
+    if (r !== undefined) return r;
+    const def = methodParameter(method, name);
+    if (def?.required)
+      fail(
+        'recipe.missing_parameter',
+        `parameters.${name}`,
+        `${method.name} needs "${name}"; none is given for tensor "${outName}"`,
+      );
+    return { value: def?.default, key: `parameters.${name}` };
+  };
+
+  const opInputs = inputs.map((inp) => ({
+    ref: inp.ref,
+    key: inp.src.spec.key,
+    isBase: inp.src.spec.model === recipe.baseModel,
+  }));
+  const op = methodOp(method, {
+    tensor: outName,
+    shape,
+    inputs: opInputs,
+    seed: ctx.seed,
+    perModel: (input, name) => {
+      const inp = inputs[opInputs.indexOf(input)]!;
+      return perModel(inp.src, inp.ref.tensor, name);
+    },
+    global: (name) => global(name).value,
+    fail: (code, field, what) => fail(code, field, what),
+  });
+  const distinct = new Map<string, PlannedInput>();
+  for (const inp of inputs)
+    distinct.set(refKey(inp.ref), {
+      ref: inp.ref,
+      storedShape: inp.storedShape,
+      storedDtype: inp.storedDtype,
+      file: inp.file,
+    });
+  return { name: outName, shape, job: { name: outName, shape, op }, inputs: [...distinct.values()] };
+}
+
+/** Each source's input of an output tensor, present in its checkpoint (lm_head may fall back to the embedding). */
+function tensorInputs(
+  ctx: PlanContext,
+  outName: string,
+  slice: Slice,
+  inputNameOf: (src: Source) => string,
+): TensorInput[] {
+  return slice.sources.map((src) => {
+    let tensor = inputNameOf(src);
+    if (!src.model.tensors.hasTensor(tensor)) {
+      const tied = tensor === LM_HEAD ? tiedEmbedding(src.model) : undefined;
+      if (tied === undefined) {
+        ctx.fail(
+          'merge.tensor_missing',
+          `tensor "${tensor}"`,
+          `missing; needed for output tensor "${outName}" (${src.spec.key})`,
+          src.model.tensors.location,
+        );
+      }
+      tensor = tied!;
+    }
+    const file = fileOf(src.model, tensor);
+    const info = src.model.tensors.tensorInfo(tensor);
+    return { src, ref: { model: src.spec.model, tensor }, storedShape: info.shape, storedDtype: info.dtype, file };
+  });
+}
+
+/** Shapes: equal, or (embeddings only) cropped to the common top-left block (mergekit rectify_embed.py). */
+function outputShape(
+  ctx: PlanContext,
+  outName: string,
+  inputs: readonly TensorInput[],
+  refInput: TensorInput,
+): number[] {
+  let shape = [...refInput.storedShape];
+  for (const inp of inputs) {
+    if (sameShape(inp.storedShape, refInput.storedShape)) continue;
+    if (isEmbedding(outName) && inp.storedShape.length === 2 && shape.length === 2) {
+      shape = [Math.min(shape[0]!, inp.storedShape[0]!), Math.min(shape[1]!, inp.storedShape[1]!)];
+      continue;
+    }
+    ctx.fail(
+      'merge.shape_mismatch',
+      `tensor "${inp.ref.tensor}"`,
+      `shape [${inp.storedShape.join(', ')}] differs from [${refInput.storedShape.join(', ')}] in ${refInput.file}`,
+      inp.file,
+    );
+  }
+  return shape;
+}
+
+/** The output's reference model (base_model, else the first slice's reference), config.json and dtype. */
+function outputConfig(
+  ctx: PlanContext,
+  reference: Source,
+  layerCount: number,
+): Pick<MergePlan, 'referenceDir' | 'config' | 'outDtype'> {
+  const { recipe } = ctx;
   const referenceDir = recipe.baseModel ?? reference.spec.model;
-  const referenceModel = modelOf(referenceDir);
+  const referenceModel = ctx.modelOf(referenceDir);
   const firstTensor = referenceModel.tensors.tensorNames()[0];
   const storedDtype: DType = firstTensor !== undefined ? referenceModel.tensors.tensorInfo(firstTensor).dtype : 'F32';
   const outDtype = recipe.outDtype
@@ -473,19 +561,8 @@ export function planMerge(
       ? RECIPE_TO_DTYPE[recipe.dtype]
       : storedDtype;
   const config: Record<string, unknown> = { ...referenceModel.config, torch_dtype: DTYPE_TO_TORCH[outDtype] };
-  if (refLayout.layers.length > 0 || 'num_hidden_layers' in config) config.num_hidden_layers = outLayer;
-
-  return {
-    recipe,
-    method,
-    seed,
-    tensors: planned,
-    referenceDir,
-    config,
-    outDtype,
-    layerCount: outLayer,
-    ...(recipe.dtype !== undefined ? { loadDtype: RECIPE_TO_DTYPE[recipe.dtype] } : {}),
-  };
+  if (reference.layout.layers.length > 0 || 'num_hidden_layers' in config) config.num_hidden_layers = layerCount;
+  return { referenceDir, config, outDtype };
 }
 
 /** The embedding a model without lm_head.weight contributes instead (mergekit llama.json tied_names). */

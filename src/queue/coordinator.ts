@@ -4,7 +4,7 @@
 // worker whose copy differs refuses the job.
 import path from 'node:path';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import type { ScorerFactory } from '../search/campaign/campaign.ts';
+import type { ScorerFactory } from '../search/scoring/scorer-factory.ts';
 import { fingerprintModelDir } from './model-files.ts';
 import { QueueScorer, type JobTiming } from './queue-scorer.ts';
 import type { QueueConnection } from './job.ts';

@@ -4,9 +4,11 @@
 import { createHash } from 'node:crypto';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
-import { canonicalJson, type RecipeDoc } from '../search/space/genome.ts';
+import { canonicalJson } from '../search/space/genome.ts';
+import type { RecipeDoc } from '../search/space/recipe-doc.ts';
 import type { Measure, Score } from '../search/space/measures.ts';
-import type { ItemSubset, ScoreSplit, Timed } from '../search/scoring/scorer.ts';
+import type { ItemSubset, Timed } from '../search/scoring/scorer.ts';
+import type { Split } from '../eval/split.ts';
 import type { ModelFileRecord } from '../store/records.ts';
 
 /** The one queue every coordinator and worker of an installation shares (a Redis can host several: --queue-name). */
@@ -29,7 +31,7 @@ export interface CandidateJob {
   readonly kind: 'recipe' | 'model';
   readonly doc?: RecipeDoc;
   readonly dir?: string;
-  readonly split: ScoreSplit;
+  readonly split: Split;
   readonly measures: readonly Measure[];
   /** task → the items to score (a val part held out of fit, a successive-halving rung); absent: every item. */
   readonly items?: ItemSubset;

@@ -8,9 +8,10 @@
 //   adds it again.
 import { Job, Queue, QueueEvents } from 'bullmq';
 import { EvomergeError } from '../errors.ts';
-import type { RecipeDoc } from '../search/space/genome.ts';
+import type { RecipeDoc } from '../search/space/recipe-doc.ts';
 import type { Measure, Score } from '../search/space/measures.ts';
-import type { CandidateScorer, ItemSubset, ScoreSplit, Timed } from '../search/scoring/scorer.ts';
+import type { CandidateScorer, ItemSubset, Timed } from '../search/scoring/scorer.ts';
+import type { Split } from '../eval/split.ts';
 import type { ModelFileRecord } from '../store/records.ts';
 import {
   DEFAULT_QUEUE_NAME,
@@ -41,7 +42,7 @@ export interface QueueScorerOptions {
 /** Per answered job: when it was asked for, picked up, answered, and its merge + score time (the bench). */
 export interface JobTiming {
   readonly id: string;
-  readonly split: ScoreSplit;
+  readonly split: Split;
   readonly waitMs: number;
   readonly roundTripMs: number;
   readonly workMs: number;
@@ -105,21 +106,11 @@ export class QueueScorer implements CandidateScorer {
     return new QueueScorer(queue, events, options);
   }
 
-  scoreRecipe(
-    doc: RecipeDoc,
-    split: ScoreSplit,
-    measures: readonly Measure[],
-    items?: ItemSubset,
-  ): Promise<Timed<Score[]>> {
+  scoreRecipe(doc: RecipeDoc, split: Split, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
     return this.submit({ kind: 'recipe', doc, split, measures, ...(items ? { items } : {}) });
   }
 
-  scoreModelDir(
-    dir: string,
-    split: ScoreSplit,
-    measures: readonly Measure[],
-    items?: ItemSubset,
-  ): Promise<Timed<Score[]>> {
+  scoreModelDir(dir: string, split: Split, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
     return this.submit({ kind: 'model', dir, split, measures, ...(items ? { items } : {}) });
   }
 

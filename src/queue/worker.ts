@@ -9,7 +9,8 @@ import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { parseSuiteFile } from '../eval/suite.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
-import { canonicalJson, type RecipeDoc } from '../search/space/genome.ts';
+import { canonicalJson } from '../search/space/genome.ts';
+import type { RecipeDoc } from '../search/space/recipe-doc.ts';
 import { Scorer, type CandidateScorer } from '../search/scoring/scorer.ts';
 import { ThreadedScorer } from '../search/scoring/scorer-threads.ts';
 import {

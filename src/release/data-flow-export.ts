@@ -12,7 +12,7 @@ import type { DType } from '../checkpoint/tensor-source.ts';
 import { LAYER_INPUT_SCALES_KEY } from '../graph/decoder-config.ts';
 import { writeDecoderOnnx } from '../graph/export-graph.ts';
 import { dataFlowRecipe, type DataFlowPath } from '../search/space/data-flow.ts';
-import type { RecipeDoc } from '../search/space/genome.ts';
+import type { RecipeDoc } from '../search/space/recipe-doc.ts';
 
 const LAYER = /^model\.layers\.(\d+)\.(.*)$/;
 

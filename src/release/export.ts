@@ -20,14 +20,14 @@ import {
   inputsChangedError,
   verifyCampaignInputs,
 } from '../search/campaign/fingerprint.ts';
-import type { RecipeDoc } from '../search/space/genome.ts';
+import { isDataFlowDoc, type RecipeDoc } from '../search/space/recipe-doc.ts';
 import type { Measure } from '../search/space/measures.ts';
 import { recordedScores, recordedSourceScores } from '../search/campaign/score-records.ts';
 import { Scorer } from '../search/scoring/scorer.ts';
 import type { SearchSpace } from '../search/space/space.ts';
 import { missingOnTestSplit, scoreOnTestSplit, type TestSplitJob } from '../search/campaign/test-split.ts';
 import { judgeGates } from '../search/campaign/verdicts.ts';
-import { isDataFlowDoc, parseDataFlowDoc, type DataFlowPath } from '../search/space/data-flow.ts';
+import { parseDataFlowDoc, type DataFlowPath } from '../search/space/data-flow.ts';
 import { writeDataFlowExport } from './data-flow-export.ts';
 import type { Recipe } from '../recipe/recipe.ts';
 

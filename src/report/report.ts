@@ -6,7 +6,8 @@ import type { Estimate } from '../estimate.ts';
 import { EvomergeError } from '../errors.ts';
 import { parseCampaignConfig } from '../store/campaign-config.ts';
 import { openStore, type Store } from '../store/db.ts';
-import type { CandidateRecord, InputFingerprintRecord, ScoreRecord } from '../store/records.ts';
+import type { CandidateRecord, InputFingerprintRecord } from '../store/records.ts';
+import { recordedEstimate } from '../store/recorded-score.ts';
 import { testObjectiveComparison, type TestObjectiveComparison } from './test-objective.ts';
 
 /** A score as the report shows it (an unknown SE is NaN, `null` in the JSON). */
@@ -191,7 +192,7 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
     const out: ReportRow['scores'] = {};
     for (const s of store.listScores(c.candidateId)) {
       const key = `${s.task}/${s.metric}`;
-      (out[key] ??= {})[s.split as 'fit' | 'test'] = toScore(s);
+      (out[key] ??= {})[s.split as 'fit' | 'test'] = recordedEstimate(s);
     }
     return out;
   };
@@ -394,10 +395,6 @@ export function conclude(rows: readonly ReportRow[], task: string, metric: strin
     `standard errors of the difference (2 × ${f(seDiff)} = ${f(2 * seDiff)})` +
     `${significant ? '.' : ', so the gain is not established.'}`;
   return { ...base, best: bs, rival, gain, seDiff, significant, sentence };
-}
-
-function toScore(s: ScoreRecord): ReportScore {
-  return { value: s.value, se: s.se, n: s.n };
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -188,11 +188,68 @@ function loadWithIncludes(file: string, keyFiles: Map<string, string>, chain: st
   return merged;
 }
 
+/** A task document being read: its keys, where each came from, and the error that names the key's file. */
+interface TaskDoc {
+  readonly file: string;
+  readonly doc: Record<string, unknown>;
+  readonly keyFiles: ReadonlyMap<string, string>;
+  readonly fail: (key: string, what: string, code?: string, sub?: string) => never;
+  /** A string key; absent (or null) is undefined unless required. */
+  readonly str: (key: string, required?: boolean) => string | undefined;
+}
+
+/** A task document → an LmEvalTask, key group by key group in lm-eval's order; the first problem throws. */
 function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<string, string>): LmEvalTask {
   const fail = (key: string, what: string, code = 'lm_eval.bad_task', sub = ''): never => {
     throw new EvomergeError(code, what, { file: keyFiles.get(key) ?? file, field: key + sub });
   };
-  // Python code and refused features first: they explain why other keys may look odd.
+  const str = (key: string, required = false): string | undefined => {
+    const v = doc[key];
+    if (v === undefined || v === null) return required ? fail(key, 'missing') : undefined;
+    if (typeof v !== 'string') return fail(key, 'expected a string');
+    return v;
+  };
+  const t: TaskDoc = { file, doc, keyFiles, fail, str };
+  checkTaskKeys(t);
+  const outputType = readOutputType(t);
+  const data = readData(t);
+  const prompt = readPrompt(t, outputType);
+  const fewshot = readFewshot(t);
+  const generation = readGeneration(t, prompt.fewshotDelimiter);
+  const filters = readFilters(t, outputType);
+  const metrics = readMetrics(t, outputType);
+
+  const split = (k: string) => str(k);
+  return {
+    file,
+    keyFiles,
+    task: str('task') ?? file,
+    outputType,
+    datasetPath: data.datasetPath,
+    datasetName: data.datasetName,
+    ...(data.dataFiles ? { dataFiles: data.dataFiles } : {}),
+    ...opt('trainingSplit', split('training_split')),
+    ...opt('validationSplit', split('validation_split')),
+    ...opt('testSplit', split('test_split')),
+    ...opt('fewshotSplit', split('fewshot_split')),
+    docToText: prompt.docToText,
+    docToTarget: prompt.docToTarget,
+    ...(prompt.docToChoice !== undefined ? { docToChoice: prompt.docToChoice } : {}),
+    description: prompt.description,
+    targetDelimiter: prompt.targetDelimiter,
+    fewshotDelimiter: prompt.fewshotDelimiter,
+    numFewshot: fewshot.numFewshot,
+    fewshotSampler: fewshot.fewshotSampler,
+    ...(fewshot.fewshotSamples ? { fewshotSamples: fewshot.fewshotSamples } : {}),
+    until: generation.until,
+    ...(generation.maxGenToks !== undefined ? { maxGenToks: generation.maxGenToks } : {}),
+    filters,
+    metrics,
+  };
+}
+
+/** Python code and refused features first: they explain why other keys may look odd. Then unknown keys. */
+function checkTaskKeys({ doc, fail }: TaskDoc): void {
   for (const [k, v] of Object.entries(doc)) {
     const fn = findFunction(v);
     if (k in REFUSED_KEYS && v !== null && v !== undefined)
@@ -203,20 +260,22 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
     if (!KNOWN_KEYS.includes(k) && !(k in REFUSED_KEYS))
       fail(k, 'unknown or unsupported lm-eval task key', 'lm_eval.unsupported');
   }
+}
 
-  const str = (key: string, required = false): string | undefined => {
-    const v = doc[key];
-    if (v === undefined || v === null) return required ? fail(key, 'missing') : undefined;
-    if (typeof v !== 'string') return fail(key, 'expected a string');
-    return v;
-  };
+/** output_type (default generate_until), and repeats, which must be 1. */
+function readOutputType({ doc, fail }: TaskDoc): OutputType {
   const outputType = (doc.output_type ?? 'generate_until') as OutputType;
   if (!OUTPUT_TYPES.includes(outputType))
     fail('output_type', `expected one of ${OUTPUT_TYPES.join(', ')}`, 'lm_eval.unsupported');
   if (doc.repeats !== undefined && doc.repeats !== 1)
     fail('repeats', 'only 1 is supported (greedy decoding gives the same answer each time)', 'lm_eval.unsupported');
+  return outputType;
+}
 
-  // Data
+/** Data: dataset_path, dataset_name and dataset_kwargs.data_files (the only keyword supported). */
+function readData({ file, doc, keyFiles, fail, str }: TaskDoc): Pick<LmEvalTask, 'datasetPath' | 'datasetName'> & {
+  dataFiles?: Record<string, string[]>;
+} {
   const datasetPath = str('dataset_path', true)!;
   const datasetName = str('dataset_name') ?? null;
   let dataFiles: Record<string, string[]> | undefined;
@@ -242,8 +301,17 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
   }
   if (['json', 'csv', 'parquet'].includes(datasetPath) && !dataFiles)
     fail('dataset_kwargs', `dataset_path ${datasetPath} needs dataset_kwargs.data_files`);
+  return { datasetPath, datasetName, ...(dataFiles ? { dataFiles } : {}) };
+}
 
-  // Prompt
+/** Prompt: doc_to_text/target/choice (a field, a Jinja template, an integer or a list), description, delimiters. */
+function readPrompt(
+  { doc, fail, str }: TaskDoc,
+  outputType: OutputType,
+): Pick<
+  LmEvalTask,
+  'docToText' | 'docToTarget' | 'docToChoice' | 'description' | 'targetDelimiter' | 'fewshotDelimiter'
+> {
   const docField = (key: string, required: boolean): DocField | undefined => {
     const v = doc[key];
     if (v === undefined || v === null) return required ? fail(key, 'missing') : undefined;
@@ -263,8 +331,11 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
   if (description) checkTemplate(description, (what) => fail('description', what, 'lm_eval.bad_template'));
   const targetDelimiter = str('target_delimiter') ?? ' ';
   const fewshotDelimiter = str('fewshot_delimiter') ?? '\n\n';
+  return { docToText, docToTarget, docToChoice, description, targetDelimiter, fewshotDelimiter };
+}
 
-  // Few-shot
+/** Few-shot: num_fewshot and fewshot_config (sampler first_n or default; inline samples). */
+function readFewshot({ doc, fail }: TaskDoc): Pick<LmEvalTask, 'numFewshot' | 'fewshotSampler' | 'fewshotSamples'> {
   let numFewshot = 0;
   if (doc.num_fewshot !== undefined && doc.num_fewshot !== null) {
     if (!Number.isInteger(doc.num_fewshot) || (doc.num_fewshot as number) < 0)
@@ -290,8 +361,11 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
       fewshotSamples = fc.samples as Record<string, unknown>[];
     }
   }
+  return { numFewshot, fewshotSampler, fewshotSamples };
+}
 
-  // Generation: greedy only
+/** Generation: greedy only; generation_kwargs may set until and max_gen_toks, and confirm greedy decoding. */
+function readGeneration({ doc, fail }: TaskDoc, fewshotDelimiter: string): Pick<LmEvalTask, 'until' | 'maxGenToks'> {
   // without generation_kwargs lm-eval stops at the few-shot delimiter (ConfigurableTask.__init__)
   let until: string[] = fewshotDelimiter === '' ? [] : [fewshotDelimiter];
   let maxGenToks: number | undefined;
@@ -341,8 +415,11 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
         );
     }
   }
+  return { until, maxGenToks };
+}
 
-  // Filters
+/** Filters: filter_list pipelines; a generate_until task without any takes the first answer ("none"). */
+function readFilters({ doc, fail }: TaskDoc, outputType: OutputType): FilterPipeline[] {
   const filters: FilterPipeline[] = [];
   if (doc.filter_list !== undefined && doc.filter_list !== null) {
     if (!Array.isArray(doc.filter_list)) fail('filter_list', 'expected a list of {name, filter}');
@@ -360,8 +437,11 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
   }
   if (outputType === 'generate_until' && filters.length === 0)
     filters.push({ name: 'none', steps: [{ function: 'take_first' }] });
+  return filters;
+}
 
-  // Metrics
+/** Metrics: metric_list (mean aggregation only; exact_match's options), else every metric of the output type. */
+function readMetrics({ doc, fail }: TaskDoc, outputType: OutputType): MetricSpec[] {
   const metrics: MetricSpec[] = [];
   if (doc.metric_list !== undefined && doc.metric_list !== null) {
     if (!Array.isArray(doc.metric_list)) fail('metric_list', 'expected a list');
@@ -411,34 +491,7 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
     for (const m of METRICS_OF[outputType])
       metrics.push({ metric: m, ignoreCase: false, ignorePunctuation: false, regexesToIgnore: [] });
   }
-
-  const split = (k: string) => str(k);
-  return {
-    file,
-    keyFiles,
-    task: str('task') ?? file,
-    outputType,
-    datasetPath,
-    datasetName,
-    ...(dataFiles ? { dataFiles } : {}),
-    ...opt('trainingSplit', split('training_split')),
-    ...opt('validationSplit', split('validation_split')),
-    ...opt('testSplit', split('test_split')),
-    ...opt('fewshotSplit', split('fewshot_split')),
-    docToText,
-    docToTarget,
-    ...(docToChoice !== undefined ? { docToChoice } : {}),
-    description,
-    targetDelimiter,
-    fewshotDelimiter,
-    numFewshot,
-    fewshotSampler,
-    ...(fewshotSamples ? { fewshotSamples } : {}),
-    until,
-    ...(maxGenToks !== undefined ? { maxGenToks } : {}),
-    filters,
-    metrics,
-  };
+  return metrics;
 }
 
 function parseFilterStep(s: unknown, fail: (what: string, sub?: string) => never): FilterStep {

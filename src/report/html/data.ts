@@ -6,6 +6,7 @@
 import { EvomergeError } from '../../errors.ts';
 import { parseCampaignConfig, type StoredCampaignConfig } from '../../store/campaign-config.ts';
 import type { GateTally, Store } from '../../store/db.ts';
+import { recordedEstimate } from '../../store/recorded-score.ts';
 import {
   conclude,
   recipeParameters,
@@ -310,7 +311,7 @@ function summary(
   const scoresOf = (candidateId: number) => {
     const out: ReportRow['scores'] = {};
     for (const s of store.listScores(candidateId))
-      (out[`${s.task}/${s.metric}`] ??= {})[s.split as 'fit' | 'test'] = { value: s.value, se: s.se, n: s.n };
+      (out[`${s.task}/${s.metric}`] ??= {})[s.split as 'fit' | 'test'] = recordedEstimate(s);
     return out;
   };
   const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];

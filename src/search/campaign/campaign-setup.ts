@@ -20,8 +20,8 @@ import {
   referenceRecipe,
   type GenomeLayout,
   type GenomeValues,
-  type RecipeDoc,
 } from '../space/genome.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import { campaignMeasures, type Measure } from '../space/measures.ts';
 import { buildDataFlowLayout, checkDataFlowModels, decodeDataFlow } from '../space/data-flow.ts';
 import { checkSpaceMethods, registryMethodParameters } from '../space/method-parameters.ts';

@@ -2,12 +2,12 @@
 // merge in memory → score on the fit split → objective and gates → one transaction per candidate → tell,
 // with the optimiser state saved in the transaction that closes a generation. Resumable at any instant.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import YAML from 'yaml';
 import { EvomergeError } from '../../errors.ts';
 import type { ExecutionProvider } from '../../eval/onnx-session.ts';
+import type { Split } from '../../eval/split.ts';
 import type { MergeKernel } from '../../kernel/kernel.ts';
 import { openStore, type Store } from '../../store/db.ts';
 import { acquireDatabaseLock } from '../../store/lock.ts';
@@ -16,7 +16,9 @@ import { createOptimizer, restoreOptimizer } from '../optimizers/factory.ts';
 import type { Optimizer, OptimizerState, Solution } from '../optimizers/optimizer.ts';
 import { prepareCampaign, type CampaignSetup, type RunOverrides } from './campaign-setup.ts';
 import { campaignInputs, verifyCampaignInputs } from './fingerprint.ts';
-import { contentHash, referenceRecipe, type RecipeDoc, type SourceNames } from '../space/genome.ts';
+import { checkDatabaseIsOurs, createCampaign } from './campaign-record.ts';
+import { contentHash, referenceRecipe, type SourceNames } from '../space/genome.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import { judgeGates, type SourceScores } from './verdicts.ts';
 import { objectiveValue, ownMetric, type Score } from '../space/measures.ts';
 import { objectiveEstimate, type ObjectiveValue } from '../../gates/objective.ts';
@@ -24,8 +26,8 @@ import { rankValue } from './selection.ts';
 import { evaluateByHalving, itemsScored } from '../scoring/fidelity-loop.ts';
 import { selectFinalPick } from './final-pick.ts';
 import { registryMethodParameters } from '../space/method-parameters.ts';
-import { isScorerFault, Scorer, type CandidateScorer } from '../scoring/scorer.ts';
-import { ThreadedScorer } from '../scoring/scorer-threads.ts';
+import { isScorerFault, type CandidateScorer } from '../scoring/scorer.ts';
+import { embeddedScorer, type ScorerFactory } from '../scoring/scorer-factory.ts';
 import { fromRecord, recordedSourceScores } from './score-records.ts';
 import { missingOnTestSplit, scoreOnTestSplit, testItemValues } from './test-split.ts';
 import type { Ask, NewTell, RunContext } from './run-context.ts';
@@ -51,13 +53,6 @@ export interface CampaignOptions extends RunOverrides {
   /** Resume although an input (checkpoint, graph, eval file, tokenizer) changed; the change is recorded. */
   readonly acceptChangedInputs?: boolean;
 }
-
-/** Builds a campaign's scorer once its record exists (a remote scorer checks inputs against the record). */
-export type ScorerFactory = (context: {
-  readonly setup: CampaignSetup;
-  readonly store: Store;
-  readonly campaignId: number;
-}) => Promise<CandidateScorer>;
 
 export interface CampaignProgress {
   readonly phase: 'baselines' | 'search' | 'test';
@@ -127,21 +122,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       }
       const kernel = typeof options.kernel === 'function' ? await options.kernel() : options.kernel;
       try {
-        // On the CPU, candidates are merged and scored on worker threads (onnxruntime-node runs inference on
-        // the calling thread, so only threads use several cores); a GPU kernel lives in this thread, so it
-        // scores here.
-        const scoring = {
-          graph: setup.space.graph,
-          baseModelDir: setup.space.baseModel.path,
-          ep: options.ep ?? 'cpu',
-          workers: setup.workers,
-          limit: setup.space.evalLimit,
-          baseDir: path.dirname(setup.space.file),
-        } as const;
-        const scorer: CandidateScorer =
-          kernel.device.startsWith('cpu') && setup.workers > 1
-            ? await ThreadedScorer.create({ ...scoring, suiteFile: setup.space.suite })
-            : await Scorer.create({ ...scoring, suite: setup.suite, kernel });
+        const scorer = await embeddedScorer(setup, kernel, options.ep ?? 'cpu');
         try {
           const campaign = campaignOn(`${kernel.device}; eval ${options.ep ?? 'cpu'}`);
           return await runSearch(setup, store, campaign.campaignId, scorer, options, dbFile);
@@ -159,22 +140,6 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   }
 }
 
-/** A new campaign and the fingerprints of its inputs, recorded together. */
-function createCampaign(store: Store, setup: CampaignSetup, device: string, inputs: ReturnType<typeof campaignInputs>) {
-  return store.transaction(() => {
-    const c = store.createCampaign({
-      name: setup.space.name,
-      configJson: setup.configJson,
-      configHash: setup.configHash,
-      seed: setup.seed,
-      versionsJson: JSON.stringify(versions()),
-      device,
-    });
-    store.saveInputFingerprints(c.campaignId, inputs);
-    return c;
-  });
-}
-
 async function runSearch(
   setup: CampaignSetup,
   store: Store,
@@ -189,48 +154,6 @@ async function runSearch(
   if (stop !== 'aborted') await selectFinalPick(run.context());
   if (stop !== 'aborted') await run.scoreTestSplit(options.testTop ?? 3);
   return { db: dbFile, campaignId, evaluated: run.evaluatedCount(), stop };
-}
-
-/** A database that exists must hold this campaign (same config hash) and nothing else; checked read-only. */
-export function checkDatabaseIsOurs(dbFile: string, setup: CampaignSetup): void {
-  let store: Store;
-  try {
-    store = openStore(dbFile, { readonly: true });
-  } catch (err) {
-    if (err instanceof EvomergeError && err.code === 'store.not_found') return;
-    throw err;
-  }
-  try {
-    const all = store.listCampaigns();
-    const other = all.find((c) => c.configHash !== setup.configHash);
-    if (other) {
-      const why =
-        other.name === setup.space.name
-          ? 'the search space has changed since it was started'
-          : `it holds campaign "${other.name}"`;
-      throw new EvomergeError(
-        'search.other_campaign',
-        `this database belongs to another campaign (${why}; config hash ${other.configHash.slice(0, 12)} ≠ ` +
-          `${setup.configHash.slice(0, 12)}); use another --db`,
-        { file: dbFile },
-      );
-    }
-  } finally {
-    store.close();
-  }
-}
-
-function versions(): Record<string, string> {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-    dependencies: Record<string, string>;
-  };
-  return {
-    evomerge: pkg.version,
-    'onnxruntime-node': pkg.dependencies['onnxruntime-node'] ?? '?',
-    node: process.versions.node,
-    platform: `${process.platform}-${process.arch}`,
-  };
 }
 
 /** A content hash for a source model (they are not recipes): its role, name and folder. */
@@ -274,7 +197,7 @@ class CampaignRun {
     };
   }
 
-  private estimate(scores: readonly Score[], split: 'fit' | 'val' | 'test', sources: SourceScores): ObjectiveValue {
+  private estimate(scores: readonly Score[], split: Split, sources: SourceScores): ObjectiveValue {
     return objectiveEstimate(this.setup.space.objective, (t) => ownMetric(this.setup.suite, t), scores, sources, split);
   }
 
@@ -286,7 +209,7 @@ class CampaignRun {
   }
 
   /** The items a split scores in this campaign (undefined: every item of the split's file). */
-  private itemsFor(split: 'fit' | 'val' | 'test') {
+  private itemsFor(split: Split) {
     return split === 'test' ? undefined : this.setup.items?.[split];
   }
 
@@ -325,7 +248,7 @@ class CampaignRun {
   }
 
   /** Scores the base, each model and each reference merge on a split, once (kept across resumes). */
-  async scoreBaselines(split: 'fit' | 'val' | 'test'): Promise<void> {
+  async scoreBaselines(split: Split): Promise<void> {
     const { space, measures } = this.setup;
     const jobs: { kind: 'source' | 'reference'; label: string; hash: string; recipe?: RecipeDoc; dir?: string }[] = [];
     for (const m of [space.baseModel, ...space.models])
@@ -401,7 +324,7 @@ class CampaignRun {
     return this.baselinesOn('fit');
   }
 
-  private baselinesOn(split: 'fit' | 'val' | 'test'): Map<string, Score[]> {
+  private baselinesOn(split: Split): Map<string, Score[]> {
     return recordedSourceScores(this.store, this.campaignId, split);
   }
 

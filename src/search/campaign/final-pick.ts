@@ -6,7 +6,9 @@
 import { parse } from 'yaml';
 import type { RunContext } from './run-context.ts';
 import type { Score } from '../space/measures.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import { finalPick, topByFit, type PickEntry } from './selection.ts';
+import { fromRecord } from './score-records.ts';
 
 interface Entry extends PickEntry {
   readonly candidateId: number;
@@ -26,7 +28,7 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
     recipeYaml: c.recipeYaml!,
     fit: {
       value: c.objective ?? -Infinity,
-      se: ctx.estimate(store.listScores(c.candidateId, 'fit').map(toScore), 'fit', fitSources).se,
+      se: ctx.estimate(store.listScores(c.candidateId, 'fit').map(fromRecord), 'fit', fitSources).se,
     },
   });
   const entries = kept.map(fitEntry);
@@ -48,7 +50,7 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
         if (store.listScores(e.candidateId, 'val').length) return;
         if (ctx.signal?.aborted) return;
         const r = await ctx.scorer.scoreRecipe(
-          parse(e.recipeYaml) as Record<string, unknown>,
+          parse(e.recipeYaml) as RecipeDoc,
           'val',
           setup.measures,
           setup.items?.val,
@@ -64,7 +66,7 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
   const valSources = ctx.baselines('val');
   const withVal: Entry[] = top.map((e) => ({
     ...e,
-    val: ctx.estimate(store.listScores(e.candidateId, 'val').map(toScore), 'val', valSources),
+    val: ctx.estimate(store.listScores(e.candidateId, 'val').map(fromRecord), 'val', valSources),
   }));
   const pick = finalPick(withVal, z)!;
   store.saveFinalPick({
@@ -77,22 +79,4 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
 
 function detail(e: Entry) {
   return { ordinal: e.ordinal, fit: e.fit, ...(e.val ? { val: e.val } : {}) };
-}
-
-function toScore(s: {
-  task: string;
-  metric: string;
-  split: string;
-  value: number;
-  se: number | null;
-  n: number;
-}): Score {
-  return {
-    task: s.task,
-    metric: s.metric,
-    split: s.split as Score['split'],
-    value: s.value,
-    se: s.se ?? Number.NaN,
-    n: s.n,
-  };
 }

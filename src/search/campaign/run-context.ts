@@ -4,8 +4,9 @@ import type pLimit from 'p-limit';
 import type { Store } from '../../store/db.ts';
 import type { Solution } from '../optimizers/optimizer.ts';
 import type { CampaignSetup } from './campaign-setup.ts';
-import type { RecipeDoc } from '../space/genome.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import type { Score } from '../space/measures.ts';
+import type { Split } from '../../eval/split.ts';
 import type { CandidateScorer } from '../scoring/scorer.ts';
 import type { ObjectiveValue } from '../../gates/objective.ts';
 import type { SourceScores } from './verdicts.ts';
@@ -26,11 +27,11 @@ export interface RunContext {
   readonly scorer: CandidateScorer;
   readonly limit: ReturnType<typeof pLimit>;
   readonly signal?: AbortSignal;
-  scoreBaselines(split: 'fit' | 'val' | 'test'): Promise<void>;
+  scoreBaselines(split: Split): Promise<void>;
   /** Source name → its recorded scores on a split. */
-  baselines(split: 'fit' | 'val' | 'test'): Map<string, Score[]>;
+  baselines(split: Split): Map<string, Score[]>;
   /** The objective of scores on a split with its SE (share terms against the sources on that split). */
-  estimate(scores: readonly Score[], split: 'fit' | 'val' | 'test', sources: SourceScores): ObjectiveValue;
+  estimate(scores: readonly Score[], split: Split, sources: SourceScores): ObjectiveValue;
 }
 
 export interface NewTell {

@@ -2,11 +2,12 @@
 // search reads them back as Scores of the fit or test split. Every read of recorded scores goes through here.
 import type { Store } from '../../store/db.ts';
 import type { ScoreRecord } from '../../store/records.ts';
+import { recordedScore } from '../../store/recorded-score.ts';
 import type { Score } from '../space/measures.ts';
 
-/** A stored score row as the search uses it (written as is: a Score is a NewScore). */
+/** A stored score row as the search uses it (a Score is a NewScore); the search records only its own splits. */
 export function fromRecord(s: ScoreRecord): Score {
-  return { task: s.task, metric: s.metric, split: s.split as Score['split'], value: s.value, se: s.se, n: s.n };
+  return recordedScore(s) as Score;
 }
 
 /** The recorded scores of one candidate on one split. */

@@ -5,7 +5,7 @@ import pLimit from 'p-limit';
 import YAML from 'yaml';
 import type { Store } from '../../store/db.ts';
 import type { CandidateRecord, ItemValuesRecord } from '../../store/records.ts';
-import type { RecipeDoc } from '../space/genome.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import type { Measure, Score } from '../space/measures.ts';
 import type { CandidateScorer } from '../scoring/scorer.ts';
 

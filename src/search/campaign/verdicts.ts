@@ -7,6 +7,7 @@ import { shareKept, shareMetric } from '../../gates/objective.ts';
 import type { NewGateVerdict } from '../../store/records.ts';
 import type { SearchSpace } from '../space/space.ts';
 import type { Suite } from '../../eval/suite.ts';
+import type { Split } from '../../eval/split.ts';
 import { ownMetric, type Score } from '../space/measures.ts';
 
 /** Source name → its scores on one split. */
@@ -18,7 +19,7 @@ export function judgeGates(
   suite: Suite,
   scores: readonly Score[],
   sources: SourceScores,
-  split: 'fit' | 'val' | 'test',
+  split: Split,
 ): NewGateVerdict[] {
   const onSplit = (xs: readonly Score[]) => xs.filter((x) => x.split === split);
   // A floor with share_of judges a derived score: the share of that source's gain over the base kept.

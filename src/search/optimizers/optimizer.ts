@@ -27,8 +27,13 @@ export interface SearchDomain {
   categorical: { name: string; choices: string[] }[];
 }
 
+/** Every optimiser kind: the one list that the factory and the search-space parser read. */
 export const optimizerKinds = ['cmaes', 'random', 'grid'] as const;
 export type OptimizerKind = (typeof optimizerKinds)[number];
+
+export function isOptimizerKind(name: string): name is OptimizerKind {
+  return (optimizerKinds as readonly string[]).includes(name);
+}
 
 /**
  * Generation-based ask/tell optimiser.

@@ -14,6 +14,7 @@ import { promotedCount, rungCount, rungItems, rungSplit } from './fidelity.ts';
 import { objectiveValue, type Score } from '../space/measures.ts';
 import type { ItemSubset } from './scorer.ts';
 import { judgeGates, type SourceScores } from '../campaign/verdicts.ts';
+import { fromRecord } from '../campaign/score-records.ts';
 
 /** Items scored by a campaign's search candidates, summed over their scores: every rung and the val split, or
  *  the fit split of candidates scored at one fidelity. What budget.items counts. */
@@ -70,14 +71,8 @@ export async function evaluateByHalving(
           }
           const recorded = prior ? store.listScores(prior.candidateId, rungSplit(r)) : [];
           if (recorded.length) {
-            e.scores = recorded.map((s) => ({
-              task: s.task,
-              metric: s.metric,
-              split: 'fit',
-              value: s.value,
-              se: s.se ?? Number.NaN,
-              n: s.n,
-            }));
+            // a rung's scores stand for the candidate's fit scores
+            e.scores = recorded.map((s) => ({ ...fromRecord(s), split: 'fit' as const }));
             e.rung = r;
             return;
           }

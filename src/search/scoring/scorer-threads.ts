@@ -5,9 +5,10 @@
 import { Worker } from 'node:worker_threads';
 import { EvomergeError } from '../../errors.ts';
 import type { ExecutionProvider } from '../../eval/onnx-session.ts';
-import type { RecipeDoc } from '../space/genome.ts';
+import type { RecipeDoc } from '../space/recipe-doc.ts';
 import type { Measure, Score } from '../space/measures.ts';
-import type { ItemSubset, ScoreSplit, Timed } from './scorer.ts';
+import type { ItemSubset, Timed } from './scorer.ts';
+import type { Split } from '../../eval/split.ts';
 
 export interface ThreadedScorerOptions {
   /** The suite YAML file; each thread parses it again. */
@@ -27,7 +28,7 @@ export type ScoreRequest =
       readonly id: number;
       readonly kind: 'recipe';
       readonly doc: RecipeDoc;
-      readonly split: ScoreSplit;
+      readonly split: Split;
       readonly measures: readonly Measure[];
       readonly items?: ItemSubset;
     }
@@ -35,7 +36,7 @@ export type ScoreRequest =
       readonly id: number;
       readonly kind: 'model';
       readonly dir: string;
-      readonly split: ScoreSplit;
+      readonly split: Split;
       readonly measures: readonly Measure[];
       readonly items?: ItemSubset;
     };
@@ -104,21 +105,11 @@ export class ThreadedScorer {
     return new ThreadedScorer(workers);
   }
 
-  scoreRecipe(
-    doc: RecipeDoc,
-    split: ScoreSplit,
-    measures: readonly Measure[],
-    items?: ItemSubset,
-  ): Promise<Timed<Score[]>> {
+  scoreRecipe(doc: RecipeDoc, split: Split, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
     return this.request({ kind: 'recipe', doc, split, measures, ...(items ? { items } : {}) });
   }
 
-  scoreModelDir(
-    dir: string,
-    split: ScoreSplit,
-    measures: readonly Measure[],
-    items?: ItemSubset,
-  ): Promise<Timed<Score[]>> {
+  scoreModelDir(dir: string, split: Split, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
     return this.request({ kind: 'model', dir, split, measures, ...(items ? { items } : {}) });
   }
 

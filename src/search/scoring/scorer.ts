@@ -6,18 +6,17 @@ import { openModelDir } from '../../checkpoint/model-dir.ts';
 import { Evaluator } from '../../eval/evaluator.ts';
 import type { ExecutionProvider } from '../../eval/onnx-session.ts';
 import type { Suite } from '../../eval/suite.ts';
+import type { Split } from '../../eval/split.ts';
 import type { MergeKernel } from '../../kernel/kernel.ts';
 import { mergeRecipe } from '../../merge/engine.ts';
 import { parseRecipe } from '../../recipe/parse.ts';
 import { evaluationRounds, type Measure, type Score } from '../space/measures.ts';
-import type { RecipeDoc } from '../space/genome.ts';
-import { isDataFlowDoc, parseDataFlowDoc } from '../space/data-flow.ts';
+import { isDataFlowDoc, type DataFlowDoc, type RecipeDoc } from '../space/recipe-doc.ts';
+import { parseDataFlowDoc } from '../space/data-flow.ts';
 import { SlotTensors } from '../../graph/slot-tensors.ts';
 
 /** task → the items of its eval file to score (0-based indices); absent tasks score every item. */
 export type ItemSubset = Readonly<Record<string, readonly number[]>>;
-/** The splits a campaign scores. */
-export type ScoreSplit = Score['split'];
 
 export interface ScorerOptions {
   readonly suite: Suite;
@@ -52,18 +51,8 @@ export function isScorerFault(err: EvomergeError): boolean {
 /** What a campaign needs from a scorer: in this thread (Scorer), spread over threads (ThreadedScorer), or
  *  handed to workers through a job queue (src/queue). */
 export interface CandidateScorer {
-  scoreRecipe(
-    doc: RecipeDoc,
-    split: ScoreSplit,
-    measures: readonly Measure[],
-    items?: ItemSubset,
-  ): Promise<Timed<Score[]>>;
-  scoreModelDir(
-    dir: string,
-    split: ScoreSplit,
-    measures: readonly Measure[],
-    items?: ItemSubset,
-  ): Promise<Timed<Score[]>>;
+  scoreRecipe(doc: RecipeDoc, split: Split, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>>;
+  scoreModelDir(dir: string, split: Split, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>>;
   close(): Promise<void>;
 }
 
@@ -104,7 +93,7 @@ export class Scorer implements CandidateScorer {
    *  A data-flow path is not merged: its graph is built and bound to its models' own tensors. */
   async scoreRecipe(
     doc: RecipeDoc,
-    split: ScoreSplit,
+    split: Split,
     measures: readonly Measure[],
     items?: ItemSubset,
   ): Promise<Timed<Score[]>> {
@@ -123,7 +112,7 @@ export class Scorer implements CandidateScorer {
    *  of its own, its weights read from both models' checkpoints as they lie. "mergeMs" is the graph's build. */
   private async scoreDataFlow(
     doc: RecipeDoc,
-    split: ScoreSplit,
+    split: Split,
     measures: readonly Measure[],
     items?: ItemSubset,
   ): Promise<Timed<Score[]>> {
@@ -158,7 +147,7 @@ export class Scorer implements CandidateScorer {
   /** Scores a model folder as it is (a source). */
   async scoreModelDir(
     dir: string,
-    split: ScoreSplit,
+    split: Split,
     measures: readonly Measure[],
     items?: ItemSubset,
   ): Promise<Timed<Score[]>> {
@@ -174,7 +163,7 @@ export class Scorer implements CandidateScorer {
 
   private async score(
     weights: TensorSource,
-    split: ScoreSplit,
+    split: Split,
     measures: readonly Measure[],
     items?: ItemSubset,
   ): Promise<Score[]> {
@@ -191,7 +180,7 @@ export class Scorer implements CandidateScorer {
   private async scoreOn(
     ev: Evaluator,
     weights: TensorSource,
-    split: ScoreSplit,
+    split: Split,
     measures: readonly Measure[],
     items?: ItemSubset,
   ): Promise<Score[]> {

@@ -19,15 +19,9 @@ import { openModelDir } from '../../checkpoint/model-dir.ts';
 import { parseDecoderConfig } from '../../graph/decoder-config.ts';
 import { buildDecoderGraph, checkCheckpointShapes } from '../../graph/decoder-graph.ts';
 import { SlotTensors } from '../../graph/slot-tensors.ts';
-import type { GenomeDomain, GenomeValues, RecipeDoc } from './genome.ts';
+import type { GenomeDomain, GenomeValues } from './genome.ts';
+import type { DataFlowDoc, PathStep } from './recipe-doc.ts';
 import type { SearchSpace, SourceModel } from './space.ts';
-
-/** One step of a path: layer `layer` of model `model` (0 = A, 1 = B), its input hidden state times `scale`. */
-export interface PathStep {
-  readonly model: number;
-  readonly layer: number;
-  readonly scale: number;
-}
 
 /** A data-flow candidate as recorded: the model folders (A first) and the path. */
 export interface DataFlowPath {
@@ -84,7 +78,7 @@ export function decodeDataFlow(
   layout: DataFlowLayout,
   space: SearchSpace,
   x: readonly number[],
-): { genome: GenomeValues; recipe: RecipeDoc } {
+): { genome: GenomeValues; recipe: DataFlowDoc } {
   const [layersA, layersB] = layout.layers;
   const M = layersA + layersB;
   const T = M * layout.repeats;
@@ -113,19 +107,14 @@ export function decodeDataFlow(
   };
 }
 
-export function dataFlowRecipe(models: readonly string[], steps: readonly PathStep[]): RecipeDoc {
+export function dataFlowRecipe(models: readonly string[], steps: readonly PathStep[]): DataFlowDoc {
   return { data_flow: { models: [...models], path: steps.map((s) => ({ ...s })) } };
-}
-
-/** Whether a recipe document is a data-flow path rather than a mergekit recipe. */
-export function isDataFlowDoc(doc: RecipeDoc): boolean {
-  return doc !== null && typeof doc === 'object' && 'data_flow' in doc;
 }
 
 /** Reads a data-flow document (a recorded candidate or an export's data_flow.yaml); `file` names it in errors,
  *  `resolve` turns its model entries into folders. */
 export function parseDataFlowDoc(
-  doc: RecipeDoc,
+  doc: object,
   file: string,
   resolve: (model: string) => string = (m) => m,
 ): DataFlowPath {
@@ -134,7 +123,7 @@ export function parseDataFlowDoc(
   };
   const keys = Object.keys(doc);
   if (keys.length !== 1) fail(keys.find((k) => k !== 'data_flow') ?? 'data_flow', 'unknown key beside data_flow');
-  const flow = doc.data_flow as Record<string, unknown> | null;
+  const flow = (doc as { data_flow?: unknown }).data_flow as Record<string, unknown> | null;
   if (flow === null || typeof flow !== 'object' || Array.isArray(flow)) return fail('data_flow', 'expected a mapping');
   for (const k of Object.keys(flow))
     if (k !== 'models' && k !== 'path') fail(`data_flow.${k}`, 'unknown key; expected models, path');

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { isMethodWide } from '../../merge/registry.ts';
 import type { ReferenceMerge, SearchSpace } from './space.ts';
+import type { MergeRecipeDoc, RecipeDoc } from './recipe-doc.ts';
 
 /** What the optimiser sees: bounded continuous genes and categorical genes (here: the merge method). */
 export interface GenomeDomain {
@@ -26,9 +27,6 @@ export interface GenomeLayout {
 
 /** Decoded genes, keyed the way a person reads them: `method`, `<cell>.<model>.<param>` and `<cell>.<param>`. */
 export type GenomeValues = Record<string, number | string>;
-
-/** A mergekit recipe as a plain YAML document (what recipe/parse.ts accepts). */
-export type RecipeDoc = Record<string, unknown>;
 
 /**
  * Builds the gene layout for a space on a model with `numLayers` transformer blocks.
@@ -83,7 +81,7 @@ export function decodeGenome(
   c: readonly number[],
   methodParameters: MethodParameters,
   campaignSeed: number,
-): { genome: GenomeValues; recipe: RecipeDoc } {
+): { genome: GenomeValues; recipe: MergeRecipeDoc } {
   const { space, cells, domain } = layout;
   const method = domain.categorical.length ? domain.categorical[0].choices[c[0]] : space.genome.methods[0];
   const genome: GenomeValues = { method };
@@ -131,7 +129,7 @@ export function referenceRecipe(
   ref: ReferenceMerge,
   methodParameters: MethodParameters,
   campaignSeed: number,
-): RecipeDoc {
+): MergeRecipeDoc {
   const used = methodParameters(ref.method);
   const models = space.models.map((m) => {
     const params: Record<string, unknown> = {};
@@ -150,8 +148,8 @@ function finishRecipe(
   models: unknown[],
   parameters: Record<string, unknown>,
   campaignSeed: number,
-): RecipeDoc {
-  const recipe: RecipeDoc = { merge_method: method, base_model: space.baseModel.path, dtype: 'float32', models };
+): MergeRecipeDoc {
+  const recipe: MergeRecipeDoc = { merge_method: method, base_model: space.baseModel.path, dtype: 'float32', models };
   if (Object.keys(parameters).length) recipe.parameters = parameters;
   // The DARE/DELLA seed is derived from the recipe itself: the same genome gets the same mask in any run, on
   // any machine (model folders enter by their names in the space, not by where they lie).
@@ -169,7 +167,7 @@ export type SourceNames = Pick<SearchSpace, 'baseModel' | 'models'>;
  * A recipe with each model folder replaced by its name in the space. Two checkouts of one campaign at
  * different paths (a fresh clone, another host) then give every merge the same identity and DARE seed.
  */
-export function portableRecipe(recipe: RecipeDoc, space: SourceNames): RecipeDoc {
+export function portableRecipe<D extends RecipeDoc>(recipe: D, space: SourceNames): D {
   const names = new Map([space.baseModel, ...space.models].map((m) => [m.path, `source:${m.name}`]));
   const rename = (v: unknown): unknown => {
     if (typeof v === 'string') return names.get(v) ?? v;
@@ -178,7 +176,7 @@ export function portableRecipe(recipe: RecipeDoc, space: SourceNames): RecipeDoc
       return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rename(x)]));
     return v;
   };
-  return rename(recipe) as RecipeDoc;
+  return rename(recipe) as D;
 }
 
 /** The identity of a candidate: sha256 of its canonical, portable recipe (seed included). */

@@ -3,6 +3,7 @@
 import type { Estimate } from '../../estimate.ts';
 import { EvomergeError } from '../../errors.ts';
 import { taskMetrics, type Suite } from '../../eval/suite.ts';
+import type { Split } from '../../eval/split.ts';
 import type { SearchSpace } from './space.ts';
 import { objectiveEstimate, type SourceScoreLists } from '../../gates/objective.ts';
 
@@ -14,7 +15,7 @@ export interface Measure {
 
 /** A score of one measure on one split. */
 export interface Score extends Measure, Estimate {
-  readonly split: 'fit' | 'val' | 'test';
+  readonly split: Split;
 }
 
 export function measureKey(m: Measure): string {

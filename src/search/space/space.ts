@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { editDistance, EvomergeError } from '../../errors.ts';
 import { parseSelection, type Selection } from '../campaign/selection.ts';
 import { parseGateSpecs, type NamedGateSpec } from '../../gates/gates.ts';
+import { isOptimizerKind, optimizerKinds, type OptimizerKind } from '../optimizers/optimizer.ts';
 
 /** A parameter range for one kind of gene, e.g. `weight: {min: 0, max: 1.5}`. */
 export interface GeneRange {
@@ -68,7 +69,7 @@ export interface SearchSpace {
   readonly gates: readonly NamedGateSpec[];
   /** items: search candidates stop once this many eval items (summed over the measures, fit and val) are scored. */
   readonly budget: { readonly candidates?: number; readonly minutes?: number; readonly items?: number };
-  readonly optimizer: 'cmaes' | 'random' | 'grid';
+  readonly optimizer: OptimizerKind;
   readonly populationSize?: number;
   readonly seed: number;
   readonly workers: number;
@@ -115,7 +116,6 @@ const TOP_KEYS = [
 const GENOME_KEYS = ['kind', 'layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
 const DATA_FLOW_KEYS = ['kind', 'repeats', 'scales', 'scale_model'];
 const GENOME_KINDS = ['parameters', 'data_flow'];
-const OPTIMIZERS = ['cmaes', 'random', 'grid'];
 
 type Doc = Record<string, unknown>;
 
@@ -235,9 +235,14 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
   };
   if (budget.candidates === undefined && budget.minutes === undefined && budget.items === undefined)
     fail('space.bad_value', 'budget', 'give budget.candidates, budget.minutes and/or budget.items');
-  const optimizer = top.optimizer === undefined ? 'cmaes' : asString(top.optimizer, file, 'optimizer');
-  if (!OPTIMIZERS.includes(optimizer))
-    fail('space.bad_value', 'optimizer', `unknown optimizer "${optimizer}"; expected one of: ${OPTIMIZERS.join(', ')}`);
+  const optimizerName = top.optimizer === undefined ? 'cmaes' : asString(top.optimizer, file, 'optimizer');
+  const optimizer: OptimizerKind = isOptimizerKind(optimizerName)
+    ? optimizerName
+    : fail(
+        'space.bad_value',
+        'optimizer',
+        `unknown optimizer "${optimizerName}"; expected one of: ${optimizerKinds.join(', ')}`,
+      );
 
   const refsRaw = top.references ?? [];
   if (!Array.isArray(refsRaw))
@@ -277,7 +282,7 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     objective,
     gates,
     budget,
-    optimizer: optimizer as SearchSpace['optimizer'],
+    optimizer,
     populationSize:
       top.population_size === undefined ? undefined : asPositiveInt(top.population_size, file, 'population_size'),
     seed: top.seed === undefined ? 0 : asNonNegativeInt(top.seed, file, 'seed'),

@@ -9,6 +9,7 @@ import { EvomergeError } from '../../../src/errors.ts';
 import { jobIdOf, parseQueueUrl, type CandidateJob } from '../../../src/queue/job.ts';
 import { fingerprintModelDir, modelFilesDiffer } from '../../../src/queue/model-files.ts';
 import { checkJobInputs } from '../../../src/queue/worker.ts';
+import type { MergeRecipeDoc } from '../../../src/search/space/recipe-doc.ts';
 
 const repo = path.resolve(__dirname, '../../..');
 const zoo = path.join(repo, 'models/micro');
@@ -38,6 +39,11 @@ function job(overrides: Partial<CandidateJob> = {}): CandidateJob {
     modelFiles: [...fingerprintModelDir(`${zoo}/base`), ...fingerprintModelDir(`${zoo}/expert-math`)],
     ...overrides,
   };
+}
+
+/** The job's document, a merge recipe (job() builds one). */
+function mergeDoc(j: CandidateJob): MergeRecipeDoc {
+  return j.doc as MergeRecipeDoc;
 }
 
 function refusal(fn: () => void): EvomergeError {
@@ -87,7 +93,7 @@ describe('job ids', () => {
     const j = job();
     expect(jobIdOf(j)).toBe(jobIdOf(job()));
     expect(jobIdOf({ ...j, split: 'test' })).not.toBe(jobIdOf(j));
-    expect(jobIdOf({ ...j, doc: { ...j.doc, merge_method: 'ties' } })).not.toBe(jobIdOf(j));
+    expect(jobIdOf({ ...j, doc: { ...mergeDoc(j), merge_method: 'ties' } })).not.toBe(jobIdOf(j));
     expect(jobIdOf({ ...j, campaign: 'd'.repeat(64) })).not.toBe(jobIdOf(j));
     expect(jobIdOf(j)).not.toContain(':');
   });
@@ -127,7 +133,7 @@ describe('a worker checks a job before scoring it', () => {
     expect(err.message).toMatch(/evals\/micro\.yaml: outside this worker's models roots/);
     const elsewhere = path.join(tmp, 'expert-math');
     cpSync(`${zoo}/expert-math`, elsewhere, { recursive: true });
-    const doc = { ...job().doc, models: [{ model: elsewhere, parameters: { weight: 0.5 } }] };
+    const doc = { ...mergeDoc(job()), models: [{ model: elsewhere, parameters: { weight: 0.5 } }] };
     expect(refusal(() => checkJobInputs(job({ doc }), [repo])).message).toContain(`${elsewhere}: outside`);
     // neither `..` nor a symbolic link inside a root leads out of it: the real path is checked
     expect(

@@ -45,9 +45,7 @@ describe('data-flow genome', () => {
     // the start decodes to A itself, every hop at scale 1
     const { recipe, genome } = decodeDataFlow(layout, s, layout.x0);
     expect(genome.layers).toBe(6);
-    expect((recipe.data_flow as { path: unknown[] }).path).toEqual(
-      Array.from({ length: 6 }, (_, layer) => ({ model: 0, layer, scale: 1 })),
-    );
+    expect(recipe.data_flow.path).toEqual(Array.from({ length: 6 }, (_, layer) => ({ model: 0, layer, scale: 1 })));
   });
 
   it("A's first and last layers start and end every path; the rest follow the slots in order", () => {
@@ -67,7 +65,7 @@ describe('data-flow genome', () => {
       s,
       layout.x0.map((v, i) => (i < T ? -1 : v)),
     );
-    expect((none.recipe.data_flow as { path: unknown[] }).path).toHaveLength(2);
+    expect(none.recipe.data_flow.path).toHaveLength(2);
   });
 
   it('genomes giving the same path and scales share one content hash; a used scale changes it', () => {
