@@ -51,6 +51,16 @@ const SINGLE_ADAPTER: Record<string, string> = {
   'better-sqlite3': 'store/db.ts',
 };
 
+const BENCH = path.resolve(__dirname, '../../bench');
+
+/** A statement handing SQL text to SQLite, or a string that starts with an SQL statement. */
+const SQL_CALL = /\.(prepare|exec|pragma)\(\s*[`'"]/;
+const SQL_TEXT = /[`'"]\s*(SELECT\s|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|VIEW))/i;
+
+/** Source files stay readable in one sitting; a file past the budget needs a reason here. */
+const MAX_SOURCE_LINES = 600;
+const OVERSIZED: Record<string, number> = {};
+
 function walk(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const p = path.join(dir, name);
@@ -135,6 +145,45 @@ describe('architecture', () => {
     }
     expect(violations).toEqual([]);
   });
+  it('keeps SQL inside the store', () => {
+    // the store is the one layer that knows the schema: everything else asks it through named methods
+    const violations: string[] = [];
+    for (const file of files) {
+      const rel = path.relative(SRC, file).split(path.sep).join('/');
+      if (rel.startsWith('store/')) continue;
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (SQL_CALL.test(line) || SQL_TEXT.test(line)) violations.push(`${rel}:${i + 1}: ${line.trim()}`);
+        });
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('keeps source files within the size budget', () => {
+    const over = files.flatMap((file) => {
+      const rel = path.relative(SRC, file).split(path.sep).join('/');
+      const lines = readFileSync(file, 'utf8').trimEnd().split('\n').length;
+      return lines > (OVERSIZED[rel] ?? MAX_SOURCE_LINES) ? [`${rel}: ${lines} lines`] : [];
+    });
+    expect(over).toEqual([]);
+    // an allow-list entry that is no longer needed goes
+    expect(Object.keys(OVERSIZED).filter((rel) => !files.some((f) => f.endsWith(rel)))).toEqual([]);
+  });
+
+  it('has no import cycles in bench/ or between bench/ and src/', () => {
+    const graph = new Map<string, string[]>();
+    for (const file of [...files, ...walk(BENCH)]) {
+      graph.set(
+        file,
+        importsOf(file)
+          .filter(({ spec }) => spec.startsWith('.'))
+          .map(({ spec }) => path.resolve(path.dirname(file), spec)),
+      );
+    }
+    expect(cyclesOf(graph).map((c) => c.split(path.resolve(SRC, '..') + path.sep).join(''))).toEqual([]);
+  });
+
   it('keeps every line within 140 characters', () => {
     const root = path.resolve(__dirname, '../..');
     const walk = (dir: string): string[] =>
