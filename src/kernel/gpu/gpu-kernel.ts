@@ -11,6 +11,8 @@ import { weightedSum } from './linear.ts';
 import { modelStock } from './model-stock.ts';
 import { sourceWindow, type Chunk, type ChunkPlan, type GpuPasses } from './passes.ts';
 import { ResidentCache, type DeviceTensor } from './resident-cache.ts';
+import { nearswap } from './nearswap.ts';
+import { nuslerpFlat } from './nuslerp.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
 import { runNewerOp, type NewerOp, type NewerOpKind } from '../cpu/newer-methods.ts';
@@ -126,7 +128,7 @@ export class GpuKernel implements MergeKernel, GpuPasses {
     invariant(!this.closed, 'GpuKernel used after close()');
     const n = job.shape.reduce((a, b) => a * b, 1);
     if (n === 0) return new Float32Array(0);
-    if (HOST_OPS.has(job.op.kind)) return this.runOnHost(job, job.op as NewerOp, read, n);
+    if (onHost(job.op)) return this.runOnHost(job, job.op, read, n);
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.runOnce(job, read, n);
@@ -147,9 +149,10 @@ export class GpuKernel implements MergeKernel, GpuPasses {
    * (same bits as CpuKernel), reported once per op kind through the log. Not GPU support.
    */
   private runOnHost(job: TensorJob, op: NewerOp, read: TensorReader, n: number): Float32Array {
-    if (!this.reportedHostOps.has(op.kind)) {
-      this.reportedHostOps.add(op.kind);
-      this.log(`gpu: ${op.kind} has no GPU passes yet; its tensors are merged on the CPU`);
+    const what = op.kind === 'nuslerp' ? 'nuslerp per row or column (nuslerp_flatten: false)' : op.kind;
+    if (!this.reportedHostOps.has(what)) {
+      this.reportedHostOps.add(what);
+      this.log(`gpu: ${what} has no GPU passes yet; its tensors are merged on the CPU`);
     }
     const out = runNewerOp(op, job.shape, (ref) => read(ref), new Float32Array(n), job.name);
     if (this.keepOutputOnDevice) return new Float32Array(0);
@@ -187,6 +190,10 @@ export class GpuKernel implements MergeKernel, GpuPasses {
         return slerp(this, op, n, get);
       case 'model_stock':
         return modelStock(this, job, op, n, get);
+      case 'nearswap':
+        return nearswap(this, op, n, get);
+      case 'nuslerp':
+        return nuslerpFlat(this, op, n, get);
       default:
         throw new EvomergeError('gpu.unsupported', `no GPU passes for ${op.kind}`, { field: `tensor "${job.name}"` });
     }
@@ -327,17 +334,22 @@ export class GpuKernel implements MergeKernel, GpuPasses {
 }
 
 /**
- * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet.
- * The lead does not claim GPU support for these.
+ * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet:
+ * sce, multislerp, karcher, arcee_fusion, and nuslerp per row or column (nuslerp_flatten: false). The lead
+ * does not claim GPU support for these.
  */
-export const HOST_OPS: ReadonlySet<string> = new Set<NewerOpKind>([
+export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>([
   'sce',
-  'nuslerp',
   'multislerp',
   'karcher',
   'arcee_fusion',
-  'nearswap',
 ]);
+
+/** Whether GpuKernel computes this op on the host (HOST_OPS, or nuslerp that is not flattened). */
+export function onHost(op: MergeOp): op is NewerOp {
+  if (op.kind === 'nuslerp') return !op.flatten;
+  return (HOST_OPS as ReadonlySet<string>).has(op.kind);
+}
 
 function sourceCount(op: MergeOp): number {
   switch (op.kind) {
