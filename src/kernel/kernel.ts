@@ -53,7 +53,41 @@ export type MergeOp =
   /** slerp: one t per tensor; a is the base model (t = 0), b the other (t = 1). */
   | { readonly kind: 'slerp'; readonly a: SourceRef; readonly b: SourceRef; readonly t: number }
   /** model_stock: base plus N ≥ 2 fine-tunes. */
-  | { readonly kind: 'model_stock'; readonly base: SourceRef; readonly inputs: readonly SourceRef[] };
+  | { readonly kind: 'model_stock'; readonly base: SourceRef; readonly inputs: readonly SourceRef[] }
+  /** sce (mergekit sce.py): variance top-k mask over the task vectors, sign election, τ²-mean weights. */
+  | {
+      readonly kind: 'sce';
+      readonly base: SourceRef;
+      readonly inputs: readonly SourceRef[];
+      readonly selectTopk: number;
+    }
+  /**
+   * nuslerp (mergekit nuslerp.py): slerp of a and b (of their task vectors when base is set) at t, over the
+   * flattened tensor, its rows (last dim) or, rowWise, its columns (dim 0).
+   */
+  | {
+      readonly kind: 'nuslerp';
+      readonly a: SourceRef;
+      readonly b: SourceRef;
+      readonly base?: SourceRef;
+      readonly t: number;
+      readonly flatten: boolean;
+      readonly rowWise: boolean;
+    }
+  /** multislerp (mergekit multislerp.py): barycentric interpolation on the hypersphere, around base if set. */
+  | {
+      readonly kind: 'multislerp';
+      readonly inputs: readonly { readonly ref: SourceRef; readonly weight: number }[];
+      readonly base?: SourceRef;
+      readonly normalizeWeights: boolean;
+      readonly eps: number;
+    }
+  /** karcher (mergekit karcher.py): Riemannian mean of the inputs' directions, equal weights, scaled by mean norm. */
+  | { readonly kind: 'karcher'; readonly inputs: readonly SourceRef[]; readonly maxIter: number; readonly tol: number }
+  /** arcee_fusion (mergekit arcee_fusion.py): keep the deltas whose |δ|·KL(softmax rows) passes median + 1.5·IQR. */
+  | { readonly kind: 'arcee_fusion'; readonly base: SourceRef; readonly other: SourceRef }
+  /** nearswap (mergekit nearswap.py): w = clamp(t / max(|base − other|, 1e-6), 0, 1); w·other + (1 − w)·base. */
+  | { readonly kind: 'nearswap'; readonly base: SourceRef; readonly other: SourceRef; readonly t: number };
 
 /** Everything needed to compute one output tensor. */
 export interface TensorJob {

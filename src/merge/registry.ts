@@ -2,49 +2,21 @@
 // parameter with its scope, type and default, and what each family asks of the kernel for one output tensor.
 // The planner and the search read method behaviour from here only.
 import { numel } from '../checkpoint/tensor-source.ts';
-import type { MergeOp, Sparsification, SourceRef, TaskVectorInput } from '../kernel/kernel.ts';
+import type { MergeOp, Sparsification, TaskVectorInput } from '../kernel/kernel.ts';
 import { rngKey } from '../kernel/rng.ts';
-import type { Scalar } from '../recipe/resolve.ts';
 import { EvomergeError } from '../errors.ts';
+import type { MergeMethodDef, MethodFamily, MethodParameter, OpContext } from './method-def.ts';
+import { NEWER_FAMILY_OPS, NEWER_METHODS } from './newer-methods.ts';
 
-/** `per_model`: resolved per input model (mergekit tensor_parameters); `global`: once per output tensor. */
-export type ParameterScope = 'per_model' | 'global';
-
-/**
- * `number` may be a gradient or filter list; `boolean` a flag; `rescale` is true/false or the string
- * `density`: true = mergekit's per-tensor L1-norm ratio ‖τ‖₁/‖trim(τ)‖₁, `density` = the DARE paper's 1/density
- * (Yu et al. 2024, eq. 2; mergekit before v0.1.0).
- */
-export type ParameterType = 'number' | 'boolean' | 'rescale';
-
-export interface MethodParameter {
-  readonly name: string;
-  readonly scope: ParameterScope;
-  readonly type: ParameterType;
-  /** Value when no level of the recipe sets it; absent = none (required, or optional like passthrough's scale). */
-  readonly default?: number | boolean;
-  /** A missing value is an error (mergekit `required=True`). */
-  readonly required: boolean;
-  /** Inclusive bounds a value must respect (checked when the recipe is validated). */
-  readonly min?: number;
-  readonly max?: number;
-  /** One sentence for --help and the README. */
-  readonly description: string;
-}
-
-export type MethodFamily = 'linear' | 'task_arithmetic' | 'slerp' | 'model_stock' | 'passthrough';
-
-export interface MergeMethodDef {
-  readonly name: string;
-  readonly family: MethodFamily;
-  /** Whether `base_model` is required. */
-  readonly needsBase: boolean;
-  /** Task-arithmetic family only (mergekit generalized_task_arithmetic.py). */
-  readonly sparsification?: Sparsification;
-  readonly consensus?: 'none' | 'sum';
-  readonly parameters: readonly MethodParameter[];
-  readonly description: string;
-}
+export type {
+  MergeMethodDef,
+  MethodFamily,
+  MethodParameter,
+  OpContext,
+  OpInput,
+  ParameterScope,
+  ParameterType,
+} from './method-def.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Parameter definitions (mergekit's names and defaults; MERGEKIT-SEMANTICS.md §4–§11)
@@ -142,7 +114,7 @@ function taskArithmetic(
   };
 }
 
-/** Every method evomerge implements, in mergekit's registry order. */
+/** Every method evomerge implements: mergekit's registry order, then the methods added since 2024. */
 export const MERGE_METHODS: readonly MergeMethodDef[] = [
   {
     name: 'linear',
@@ -253,6 +225,7 @@ export const MERGE_METHODS: readonly MergeMethodDef[] = [
     ],
     description: 'copy tensors unchanged; with slices, splice layers (mergekit passthrough.py)',
   },
+  ...NEWER_METHODS,
 ];
 
 /** The method of this name, or an error naming `merge_method` with the closest name. */
@@ -278,29 +251,6 @@ export function isMethodWide(name: string): boolean {
 
 // ---------------------------------------------------------------------------------------------------------
 // What each family asks of the kernel for one output tensor
-
-/** One input of an output tensor as a method sees it. */
-export interface OpInput {
-  readonly ref: SourceRef;
-  /** The recipe key of its source (`models[1]`, `slices[0].sources[2]`), for messages. */
-  readonly key: string;
-  /** Whether it is read from the recipe's base_model. */
-  readonly isBase: boolean;
-}
-
-/** One output tensor as the planner hands it to a method: inputs checked, parameter lookups bound to it. */
-export interface OpContext {
-  readonly tensor: string;
-  readonly shape: readonly number[];
-  readonly inputs: readonly OpInput[];
-  /** Seed of the DARE / DELLA streams. */
-  readonly seed: number;
-  /** A per-model parameter of one input: recipe levels, then the default; a missing required one is refused. */
-  perModel(input: OpInput, name: string): Scalar | undefined;
-  /** A method-wide parameter: recipe levels, then the default; a missing required one is refused. */
-  global(name: string): Scalar | undefined;
-  fail(code: string, field: string, what: string): never;
-}
 
 /** The kernel operation of one output tensor under a method. */
 export function methodOp(method: MergeMethodDef, ctx: OpContext): MergeOp {
@@ -380,4 +330,5 @@ const FAMILY_OPS: Record<MethodFamily, (method: MergeMethodDef, ctx: OpContext) 
       inputs: ctx.inputs.filter((inp) => inp !== base).map((inp) => inp.ref),
     };
   },
+  ...NEWER_FAMILY_OPS,
 };

@@ -35,6 +35,14 @@ export const PARAMETER_NAMES: readonly string[] = [
   'rescale',
   'int8_mask',
   'filter_wise',
+  // The methods added to mergekit since 2024 (merge/newer-methods.ts).
+  'select_topk',
+  'nuslerp_flatten',
+  'nuslerp_row_wise',
+  'normalize_weights',
+  'eps',
+  'max_iter',
+  'tol',
 ];
 
 /** Storage dtype names as mergekit writes them in a recipe. */

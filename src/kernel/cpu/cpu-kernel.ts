@@ -12,6 +12,7 @@ import { bernoulliMaskSimd, maskedL1ManySimd } from './simd/simd-dare.ts';
 import { plainPasses, sparsifyAll, type SparsifyPasses } from './sparsify.ts';
 import { combineTaskVectors } from './task-arithmetic.ts';
 import { weightedSum } from './weighted-sum.ts';
+import { runNewerOp, type NewerOp } from './newer-methods.ts';
 
 export interface CpuKernelOptions {
   /** Use the WebAssembly SIMD loops where the runtime supports them (default true); false forces the plain loops. */
@@ -110,6 +111,8 @@ export class CpuKernel implements MergeKernel {
           out,
         );
       }
+      default:
+        return runNewerOp(op satisfies NewerOp, job.shape, load, out, job.name);
     }
   }
 

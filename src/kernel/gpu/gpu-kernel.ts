@@ -11,8 +11,11 @@ import { weightedSum } from './linear.ts';
 import { modelStock } from './model-stock.ts';
 import { sourceWindow, type Chunk, type ChunkPlan, type GpuPasses } from './passes.ts';
 import { ResidentCache, type DeviceTensor } from './resident-cache.ts';
+import { nearswap } from './nearswap.ts';
+import { nuslerpFlat } from './nuslerp.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
+import { runNewerOp, type NewerOp, type NewerOpKind } from '../cpu/newer-methods.ts';
 import { BLOCK_ELEMENTS, CHUNK_UNIFORM_STRIDE, TILE_ELEMENTS } from './wgsl/chunk.ts';
 import { reduceShader } from './wgsl/reduce.ts';
 import { sourceBinding } from './wgsl/source.ts';
@@ -41,6 +44,8 @@ export class GpuKernel implements MergeKernel, GpuPasses {
   private tail: Promise<unknown> = Promise.resolve();
   private keepOutputOnDevice = false;
   private closed = false;
+  private readonly log: (line: string) => void;
+  private readonly reportedHostOps = new Set<string>();
 
   private constructor(
     readonly gpu: GpuDevice,
@@ -59,10 +64,11 @@ export class GpuKernel implements MergeKernel, GpuPasses {
       );
     }
     this.chunkElements = Math.min(wanted, maxChunk);
+    this.log = options.log ?? ((line) => process.stderr.write(line + '\n'));
     this.cache = new ResidentCache(gpu, {
       budgetBytes: options.residentBudgetBytes ?? Infinity,
       storage: options.residentStorage ?? 'auto',
-      log: options.log ?? ((line) => process.stderr.write(line + '\n')),
+      log: this.log,
     });
   }
 
@@ -122,6 +128,7 @@ export class GpuKernel implements MergeKernel, GpuPasses {
     invariant(!this.closed, 'GpuKernel used after close()');
     const n = job.shape.reduce((a, b) => a * b, 1);
     if (n === 0) return new Float32Array(0);
+    if (onHost(job.op)) return this.runOnHost(job, job.op, read, n);
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.runOnce(job, read, n);
@@ -135,6 +142,21 @@ export class GpuKernel implements MergeKernel, GpuPasses {
         this.cache.evict(attempt === 0 ? 2 * jobBytes : Infinity, `out of device memory merging tensor "${job.name}"`);
       }
     }
+  }
+
+  /**
+   * STOPGAP: the ops in HOST_OPS have no WGSL passes yet; they run on the host through the CPU kernel's code
+   * (same bits as CpuKernel), reported once per op kind through the log. Not GPU support.
+   */
+  private runOnHost(job: TensorJob, op: NewerOp, read: TensorReader, n: number): Float32Array {
+    const what = op.kind === 'nuslerp' ? 'nuslerp per row or column (nuslerp_flatten: false)' : op.kind;
+    if (!this.reportedHostOps.has(what)) {
+      this.reportedHostOps.add(what);
+      this.log(`gpu: ${what} has no GPU passes yet; its tensors are merged on the CPU`);
+    }
+    const out = runNewerOp(op, job.shape, (ref) => read(ref), new Float32Array(n), job.name);
+    if (this.keepOutputOnDevice) return new Float32Array(0);
+    return out;
   }
 
   private async runOnce(job: TensorJob, read: TensorReader, n: number): Promise<Float32Array> {
@@ -168,6 +190,12 @@ export class GpuKernel implements MergeKernel, GpuPasses {
         return slerp(this, op, n, get);
       case 'model_stock':
         return modelStock(this, job, op, n, get);
+      case 'nearswap':
+        return nearswap(this, op, n, get);
+      case 'nuslerp':
+        return nuslerpFlat(this, op, n, get);
+      default:
+        throw new EvomergeError('gpu.unsupported', `no GPU passes for ${op.kind}`, { field: `tensor "${job.name}"` });
     }
   }
 
@@ -305,8 +333,38 @@ export class GpuKernel implements MergeKernel, GpuPasses {
   }
 }
 
+/**
+ * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet:
+ * sce, multislerp, karcher, arcee_fusion, and nuslerp per row or column (nuslerp_flatten: false). The lead
+ * does not claim GPU support for these.
+ */
+export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>([
+  'sce',
+  'multislerp',
+  'karcher',
+  'arcee_fusion',
+]);
+
+/** Whether GpuKernel computes this op on the host (HOST_OPS, or nuslerp that is not flattened). */
+export function onHost(op: MergeOp): op is NewerOp {
+  if (op.kind === 'nuslerp') return !op.flatten;
+  return (HOST_OPS as ReadonlySet<string>).has(op.kind);
+}
+
 function sourceCount(op: MergeOp): number {
-  if (op.kind === 'slerp') return 2;
-  if (op.kind === 'weighted_sum') return op.inputs.length;
-  return op.inputs.length + 1;
+  switch (op.kind) {
+    case 'slerp':
+    case 'arcee_fusion':
+    case 'nearswap':
+      return 2;
+    case 'nuslerp':
+      return op.base === undefined ? 2 : 3;
+    case 'weighted_sum':
+    case 'multislerp':
+      return op.inputs.length + ('base' in op && op.base !== undefined ? 1 : 0);
+    case 'karcher':
+      return op.inputs.length;
+    default:
+      return op.inputs.length + 1;
+  }
 }

@@ -5,7 +5,7 @@ import { findMethod, MERGE_METHODS, methodParameter } from '../../../src/merge/r
 import { PARAMETER_NAMES } from '../../../src/recipe/recipe.ts';
 
 describe('MERGE_METHODS', () => {
-  it('lists the twelve methods of the foundation issue', () => {
+  it('lists the twelve methods of the foundation issue, then the six added to mergekit since 2024', () => {
     expect(MERGE_METHODS.map((m) => m.name)).toEqual([
       'linear',
       'task_arithmetic',
@@ -19,6 +19,12 @@ describe('MERGE_METHODS', () => {
       'slerp',
       'model_stock',
       'passthrough',
+      'sce',
+      'nuslerp',
+      'multislerp',
+      'karcher',
+      'arcee_fusion',
+      'nearswap',
     ]);
   });
 
