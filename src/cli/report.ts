@@ -15,14 +15,17 @@ export function registerReportCommand(program: Command): void {
     .option('--json', 'print the report as JSON')
     .option(
       '--html [file]',
-      'write the report as one self-contained HTML page with plots (default: the database path with .html)',
+      'write the report as one self-contained HTML page with plots (default: the database path with .html); never ' +
+        'onto the database or an input the campaign recorded; an existing file that is not an evomerge report ' +
+        'page needs --force',
     )
-    .action(async (db: string, opts: { json?: boolean; html?: string | true }) => {
+    .option('--force', 'replace an existing file at the --html path that is not an evomerge report page')
+    .action(async (db: string, opts: { json?: boolean; html?: string | true; force?: boolean }) => {
       if (opts.html !== undefined) {
         // loaded on demand: vega takes a while to load, and the text report never needs it
         const { htmlPathFor, writeHtmlReport } = await import('../report/html/page.ts');
         const out = opts.html === true ? htmlPathFor(db) : opts.html;
-        const bytes = await writeHtmlReport(db, out);
+        const bytes = await writeHtmlReport(db, out, { force: opts.force === true });
         process.stderr.write(`wrote ${out} (${(bytes / 1e6).toFixed(2)} MB)\n`);
         return;
       }

@@ -3,10 +3,12 @@
 // page says why in a sentence instead. Written atomically (temp file in the same folder, then rename), so a
 // browser refreshing it during a campaign never reads half a file. This file reads the data, puts the
 // sections (sections.ts) under their titles inside the header and footer, and writes the page.
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { checkOutputFile, type InputPath } from '../../checkpoint/paths.ts';
 import { EvomergeError } from '../../errors.ts';
-import { openStore } from '../../store/db.ts';
+import { openStore, type Store } from '../../store/db.ts';
+import { lockFileOf } from '../../store/lock.ts';
 import { htmlReportData, type HtmlReportData } from './data.ts';
 import { esc, f3, section } from './markup.ts';
 import {
@@ -24,30 +26,80 @@ import {
 
 /** The report page of the campaign in a database (opened read-only). */
 export async function renderHtmlReport(dbFile: string): Promise<string> {
+  return page(readReportData(dbFile));
+}
+
+function readReportData(dbFile: string, outFile?: string, options: { readonly force?: boolean } = {}): HtmlReportData {
   const store = openStore(dbFile, { readonly: true });
-  let data: HtmlReportData;
   try {
-    data = htmlReportData(store, dbFile);
+    if (outFile !== undefined) checkReportPagePath(outFile, store, options.force === true);
+    return htmlReportData(store, dbFile);
   } finally {
     store.close();
   }
-  return page(data);
 }
 
-/** Writes the report page to `outFile` through a temp file and a rename. Returns the bytes written. */
-export async function writeHtmlReport(dbFile: string, outFile: string): Promise<number> {
-  const html = await renderHtmlReport(dbFile);
+/**
+ * Writes the report page to `outFile` through a temp file and a rename. Returns the bytes written. The page
+ * never lands on the database (or its -wal, -shm, .lock), on or inside an input the campaign recorded (a
+ * checkpoint, the graph, the suite, an eval file, the tokenizer), whatever names or links lead there, even with
+ * `force`; an existing file is replaced only when it is an evomerge report page (see isReportPage) or with
+ * `force`. Checked before anything is rendered.
+ */
+export async function writeHtmlReport(
+  dbFile: string,
+  outFile: string,
+  options: { readonly force?: boolean } = {},
+): Promise<number> {
+  const html = await page(readReportData(dbFile, outFile, options));
   const tmp = path.join(path.dirname(outFile), `.${path.basename(outFile)}.${process.pid}.tmp`);
   try {
     writeFileSync(tmp, html);
     renameSync(tmp, outFile);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing was made
+    }
     throw new EvomergeError('report.write_failed', `cannot write the HTML report: ${(e as Error).message}`, {
       file: outFile,
     });
   }
   return Buffer.byteLength(html);
+}
+
+/** Refuses a page path that would destroy the database, a recorded input or someone's file (one line). */
+function checkReportPagePath(outFile: string, store: Store, force: boolean): void {
+  const db = store.path;
+  const inputs: InputPath[] = [
+    { path: db, role: 'campaign database' },
+    ...['-wal', '-shm', '-journal'].map((s) => ({ path: db + s, role: 'campaign database' })),
+    { path: lockFileOf(db), role: "campaign database's lock" },
+    ...store
+      .listCampaigns()
+      .flatMap((c) => store.listInputFingerprints(c.campaignId))
+      .map((f) => ({ path: f.path, role: f.role })),
+  ];
+  checkOutputFile(outFile, { inputs, force, ours: isReportPage, field: '--html', what: 'HTML report page' });
+}
+
+/** Whether a file begins as every page evomerge writes does: `<!doctype html>` … `<title>evomerge campaign`. */
+export function isReportPage(file: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const head = Buffer.alloc(512);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const text = head.subarray(0, n).toString('utf8');
+    return text.startsWith('<!doctype html>\n<html') && text.includes('<title>evomerge campaign ');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** `runs/NAME.sqlite` → `runs/NAME.html`. */
