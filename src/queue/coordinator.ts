@@ -41,6 +41,8 @@ export function queueScorerFactory(options: QueueCampaignOptions): ScorerFactory
         baseDir: path.dirname(setup.space.file),
       },
       modelFiles,
+      // recorded (or checked against the record) before the factory is called
+      inputs: store.listInputFingerprints(campaignId).map(({ path: p, role, digest }) => ({ path: p, role, digest })),
       ...(options.onTimings ? { onClose: options.onTimings } : {}),
     });
   };

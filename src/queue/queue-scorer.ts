@@ -12,6 +12,7 @@ import type { RecipeDoc } from '../search/space/genome.ts';
 import type { Measure, Score } from '../search/space/measures.ts';
 import type { CandidateScorer, ItemSubset, ScoreSplit, Timed } from '../search/scoring/scorer.ts';
 import type { ModelFileRecord } from '../store/records.ts';
+import type { InputFingerprint } from '../search/campaign/fingerprint.ts';
 import {
   DEFAULT_QUEUE_NAME,
   jobIdOf,
@@ -30,6 +31,8 @@ export interface QueueScorerOptions {
   readonly campaign: string;
   readonly evaluator: EvaluatorSetup;
   readonly modelFiles: readonly ModelFileRecord[];
+  /** The campaign's recorded input fingerprints (carried by every job, part of its id). */
+  readonly inputs: readonly InputFingerprint[];
   /** How often unanswered jobs are looked up on the queue (answers normally arrive as events). Default 2 s. */
   readonly sweepMs?: number;
   /** Where the one-line notice of how many workers listen goes. */
@@ -141,6 +144,7 @@ export class QueueScorer implements CandidateScorer {
       ...part,
       evaluator: this.options.evaluator,
       modelFiles: this.options.modelFiles,
+      inputs: this.options.inputs,
     };
     const id = jobIdOf(data);
     return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
 // states and report. Also: a worker refuses a job naming files outside its models root, and the
 // coordinator stops with that line.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import {
   tinySpace,
   writeSpace,
 } from './search-fixtures.ts';
+import { privateZoo } from './guard-fixtures.ts';
 
 const REDIS = '/usr/bin/redis-server';
 const BUDGET = 16;
@@ -218,6 +219,55 @@ describe('a campaign on a job queue', () => {
     outside.child.kill('SIGTERM');
     expect((await outside.exited).code).toBe(0);
   }, 120_000);
+
+  it('scores a campaign started after an eval file changed with the new items on the same long-running worker', async () => {
+    const dir = path.join(tmp, 'changed');
+    mkdirSync(dir);
+    const zoo = privateZoo(dir);
+    const changedSpace = writeSpace(
+      dir,
+      'changed.yaml',
+      tinySpace({
+        name: 'changed',
+        base_model: zoo.models.base,
+        models: [zoo.models['expert-math'], zoo.models['expert-lang']],
+        suite: zoo.suite,
+        budget: { candidates: 4 },
+        eval_limit: 4,
+        seed: 5,
+      }),
+    );
+    const w = startWorker('E', undefined, ['--queue-name', 'changed', '--models-root', dir]);
+    await until('worker ready', () => w.lines.some((l) => l.startsWith('worker ')), 60_000);
+    const onQueue = async (db: string) => {
+      const r = start([
+        'search',
+        changedSpace,
+        '--db',
+        db,
+        '--device',
+        'cpu',
+        '--queue',
+        queue,
+        '--queue-name',
+        'changed',
+      ]);
+      const { code } = await r.exited;
+      expect(code, r.lines.join('\n')).toBe(0);
+    };
+    await onQueue(path.join(dir, 'before.sqlite'));
+    // the objective's eval file changes: its first items (eval_limit 4) are others now
+    const file = path.join(zoo.evals, 'micro', 'composite.fit.jsonl');
+    writeFileSync(file, readFileSync(file, 'utf8').trim().split('\n').reverse().join('\n') + '\n');
+    await onQueue(path.join(dir, 'after.sqlite'));
+    const embedded = runCli(dir, 'search', changedSpace, '--db', path.join(dir, 'embedded.sqlite'), '--device', 'cpu');
+    expect(embedded.status, embedded.stderr).toBe(0);
+    const want = recordSnapshot(path.join(dir, 'embedded.sqlite'));
+    expect(recordSnapshot(path.join(dir, 'before.sqlite'))).not.toEqual(want); // the change matters
+    expect(recordSnapshot(path.join(dir, 'after.sqlite'))).toEqual(want);
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+  }, 240_000);
 
   it('reaches a password-protected Redis with the password in the URL, and names the failure without it', async () => {
     const guarded = await freePort();
