@@ -9,7 +9,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Queue, Worker as BullWorker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/db.ts';
 import { parseQueueUrl } from '../../src/queue/job.ts';
 import { checkQueueReachable } from '../../src/queue/queue-scorer.ts';
 import {
@@ -267,6 +269,106 @@ describe('a campaign on a job queue', () => {
     expect(recordSnapshot(path.join(dir, 'after.sqlite'))).toEqual(want);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
+  }, 240_000);
+
+  it("records a worker's forged or malformed answers as failed candidates naming it, never hanging or crashing", async () => {
+    const forgedSpace = writeSpace(
+      tmp,
+      'forged.yaml',
+      tinySpace({ name: 'forged', budget: { candidates: 5 }, eval_limit: 4, seed: 21 }),
+    );
+    const args = (db: string, budget: string) => [
+      'search',
+      forgedSpace,
+      '--db',
+      db,
+      '--device',
+      'cpu',
+      '--queue',
+      queue,
+      '--queue-name',
+      'forged',
+      '--budget',
+      budget,
+      '--workers',
+      '1', // one job at a time: no job is asked that the campaign will not wait for
+    ];
+    // an honest worker answers the sources, the reference and the first candidate (kept in Redis)
+    const honest = startWorker('F', undefined, ['--queue-name', 'forged', '--models-root', repoRoot]);
+    await until('worker ready', () => honest.lines.some((l) => l.startsWith('worker ')), 60_000);
+    const first = start(args(path.join(tmp, 'forged-1.sqlite'), '1'));
+    expect((await first.exited).code, first.lines.join('\n')).toBe(0);
+    honest.child.kill('SIGTERM');
+    expect((await honest.exited).code).toBe(0);
+    const leftovers = new Queue('forged', { connection: { host: '127.0.0.1', port } });
+    await leftovers.drain();
+    await leftovers.close();
+
+    // then a party that can write to the queue answers every new job, each time differently wrong
+    const forgeries: ((job: { measures: { task: string; metric: string }[]; split: string }) => unknown)[] = [
+      () => null,
+      () => ({ ok: true }),
+      () => ({ ok: true, worker: 'forger', startedAt: Date.now(), result: { value: 'high', mergeMs: 1, evalMs: 1 } }),
+      (job) => ({
+        ok: true,
+        worker: 'forger',
+        startedAt: Date.now(),
+        result: {
+          mergeMs: 1,
+          evalMs: 1,
+          value: job.measures.map((m) => ({
+            ...m,
+            split: job.split,
+            value: m.metric === 'exact_match' ? 99 : -0.1,
+            se: 0,
+            n: 4,
+          })),
+        },
+      }),
+    ];
+    let answered = 0;
+    const forger = new BullWorker(
+      'forged',
+      async (job) => {
+        return forgeries[answered++ % forgeries.length]!(job.data as never);
+      },
+      { connection: { host: '127.0.0.1', port, maxRetriesPerRequest: null }, name: 'forger' },
+    );
+    try {
+      const db = path.join(tmp, 'forged-2.sqlite');
+      const second = start(args(db, '5'));
+      const timer = setTimeout(() => second.child.kill('SIGKILL'), 90_000); // a hang fails the test
+      const { code } = await second.exited;
+      clearTimeout(timer);
+      expect(code, second.lines.join('\n')).toBe(0);
+      expect(errorLines(second.lines.join('\n')).filter((l) => l.startsWith('evomerge:'))).toEqual([]);
+      expect(answered).toBe(4);
+      const store = openStore(db, { readonly: true });
+      try {
+        const [c] = store.listCampaigns();
+        const search = store.listCandidates(c!.campaignId, { kind: 'search' });
+        expect(search).toHaveLength(5);
+        const failed = search.filter((x) => x.status === 'failed');
+        expect(failed.map((x) => x.errorCode)).toEqual(Array(4).fill('queue.bad_answer'));
+        const messages = failed.map((x) => x.errorMessage).sort();
+        for (const m of messages) expect(m).toMatch(/^worker forger answered job \S+ with a bad answer: /);
+        expect(messages).toHaveLength(4);
+        expect(messages).toEqual(
+          expect.arrayContaining([
+            expect.stringMatching(/the answer is null, not an object/),
+            expect.stringMatching(/"worker" is not a string/),
+            expect.stringMatching(/"result\.value" is not a list of scores/),
+            expect.stringMatching(/score \d+ \(\w+\/exact_match\): value 99 is outside \[0, 1\]/),
+          ]),
+        );
+        // nothing forged reached the scores
+        for (const x of search) for (const sc of store.listScores(x.candidateId)) expect(sc.value).not.toBe(99);
+      } finally {
+        store.close();
+      }
+    } finally {
+      await forger.close();
+    }
   }, 240_000);
 
   it('reaches a password-protected Redis with the password in the URL, and names the failure without it', async () => {
