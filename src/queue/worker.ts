@@ -98,6 +98,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
     let resident: Resident;
     let scorer: CandidateScorer;
     try {
+      checkJobProvider(data, options.ep);
       checkJobInputs(data, roots, suiteFiles, digests);
       resident = acquire(data);
     } catch (err) {
@@ -187,6 +188,21 @@ async function createScorer(setup: EvaluatorSetup, options: QueueWorkerOptions):
   };
   if (options.kernel.device.startsWith('cpu')) return ThreadedScorer.create({ ...common, suiteFile: setup.suiteFile });
   return Scorer.create({ ...common, suite: parseSuiteFile(setup.suiteFile), kernel: options.kernel });
+}
+
+/**
+ * Refuses a job whose campaign scores on another ONNX Runtime execution provider than this worker was started
+ * with (`--ep`): the campaign records which provider its scores come from, and a worker never swaps it (nor
+ * takes up a provider its operator did not choose). The refusal names both.
+ */
+export function checkJobProvider(job: CandidateJob, ep: ExecutionProvider): void {
+  if (job.evaluator.ep !== ep)
+    throw new EvomergeError(
+      'scorer.refused',
+      `the campaign scores on ${String(job.evaluator.ep)} but this worker was started with --ep ${ep}; start a worker ` +
+        `with --ep ${String(job.evaluator.ep)} (or the campaign with --ep ${ep})`,
+      { field: '--ep' },
+    );
 }
 
 /**

@@ -371,6 +371,23 @@ describe('a campaign on a job queue', () => {
     }
   }, 240_000);
 
+  it("refuses, naming both, a job asking for another execution provider than the worker's --ep", async () => {
+    const w = startWorker('G', undefined, ['--queue-name', 'providers', '--ep', 'cpu', '--models-root', repoRoot]);
+    await until('worker ready', () => w.lines.some((l) => l.startsWith('worker ')), 60_000);
+    const db = path.join(tmp, 'providers.sqlite');
+    const args = ['search', space, '--db', db, '--device', 'cpu', '--ep', 'webgpu', '--queue', queue];
+    const r = start([...args, '--queue-name', 'providers']);
+    expect((await r.exited).code).toBe(1);
+    expect(errorLines(r.lines.join('\n')).filter((l) => l.startsWith('evomerge:'))).toEqual([
+      expect.stringMatching(
+        /^evomerge: --ep: the campaign scores on webgpu but this worker was started with --ep cpu; .*\(job refused by worker .*\)$/,
+      ),
+    ]);
+    expect(searchCount(db)).toBe(0);
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+  }, 120_000);
+
   it('reaches a password-protected Redis with the password in the URL, and names the failure without it', async () => {
     const guarded = await freePort();
     const server = await startRedis(guarded, ['--requirepass', 's3cr:t@x']);

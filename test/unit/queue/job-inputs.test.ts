@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EvomergeError } from '../../../src/errors.ts';
 import { jobIdOf, parseQueueUrl, type CandidateJob } from '../../../src/queue/job.ts';
 import { fingerprintModelDir, modelFilesDiffer } from '../../../src/queue/model-files.ts';
-import { checkJobInputs, LocalDigests } from '../../../src/queue/worker.ts';
+import { checkJobInputs, checkJobProvider, LocalDigests } from '../../../src/queue/worker.ts';
 import { checkpointDigest, fileDigest } from '../../../src/search/campaign/fingerprint.ts';
 
 const repo = path.resolve(__dirname, '../../..');
@@ -190,6 +190,15 @@ describe('a worker checks a job before scoring it', () => {
     // a job from a coordinator that sends no fingerprints
     const { inputs: _none, ...old } = job();
     expect(refusal(() => checkJobInputs(old as CandidateJob, [repo])).message).toMatch(/no input fingerprints/);
+  });
+
+  it("refuses a job asking for another execution provider than the worker's --ep, naming both", () => {
+    expect(() => checkJobProvider(job(), 'cpu')).not.toThrow();
+    const webgpu = job({ evaluator: { ...job().evaluator, ep: 'webgpu' } });
+    expect(refusal(() => checkJobProvider(webgpu, 'cpu')).message).toBe(
+      '--ep: the campaign scores on webgpu but this worker was started with --ep cpu; start a worker with --ep ' +
+        'webgpu (or the campaign with --ep cpu)',
+    );
   });
 
   it('refuses a relative path and one missing on the worker', () => {
