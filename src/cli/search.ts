@@ -9,6 +9,7 @@ import { runCampaign, type CampaignProgress } from '../search/campaign/campaign.
 import { buildReport, formatReport } from '../report/report.ts';
 import { changedSinceRecorded } from '../search/campaign/fingerprint.ts';
 import { queueScorerFactory } from '../queue/coordinator.ts';
+import { reportPageGuard } from './report.ts';
 import { parseQueueUrl } from '../queue/job.ts';
 import { checkQueueReachable } from '../queue/queue-scorer.ts';
 
@@ -142,7 +143,7 @@ async function refreshHtmlReport(db: string): Promise<void> {
   // loaded on first use: vega takes a while to load, and the other commands never need it
   const { htmlPathFor, writeHtmlReport } = await import('../report/html/page.ts');
   try {
-    await writeHtmlReport(db, htmlPathFor(db));
+    await writeHtmlReport(db, htmlPathFor(db), await reportPageGuard(false));
   } catch (err) {
     process.stderr.write(
       `evomerge: warning: ${htmlPathFor(db)}: the HTML report was not written: ${(err as Error).message}\n`,

@@ -71,7 +71,10 @@ describe('report --html never destroys what the campaign has', async () => {
     for (const force of [[], ['--force']]) {
       await refused(
         ['report', db, '--html', db, ...force],
-        /^evomerge: .*camp\.sqlite: --html: the output file is an input of this command \(campaign database .*\); .*--force never allows this/,
+        new RegExp(
+          '^evomerge: .*camp\\.sqlite: --html: the output file is an input of this command ' +
+            '\\(campaign database .*\\); .*--force never allows this',
+        ),
       );
       await refused(
         ['report', db, '--html', `${db}-wal`, ...force],

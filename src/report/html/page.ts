@@ -5,7 +5,6 @@
 // sections (sections.ts) under their titles inside the header and footer, and writes the page.
 import { closeSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { checkOutputFile, type InputPath } from '../../checkpoint/paths.ts';
 import { EvomergeError } from '../../errors.ts';
 import { openStore, type Store } from '../../store/db.ts';
 import { lockFileOf } from '../../store/lock.ts';
@@ -29,10 +28,17 @@ export async function renderHtmlReport(dbFile: string): Promise<string> {
   return page(readReportData(dbFile));
 }
 
-function readReportData(dbFile: string, outFile?: string, options: { readonly force?: boolean } = {}): HtmlReportData {
+/** What a page may be written over: given the page path and the campaign's files (the database and what it
+ *  recorded), throws when the page may not go there. The CLI passes the output-path rules (checkOutputFile). */
+export type PageOutputGuard = (outFile: string, campaignFiles: readonly { path: string; role: string }[]) => void;
+
+function readReportData(
+  dbFile: string,
+  out?: { readonly file: string; readonly guard: PageOutputGuard },
+): HtmlReportData {
   const store = openStore(dbFile, { readonly: true });
   try {
-    if (outFile !== undefined) checkReportPagePath(outFile, store, options.force === true);
+    if (out) out.guard(out.file, campaignFiles(store));
     return htmlReportData(store, dbFile);
   } finally {
     store.close();
@@ -40,18 +46,12 @@ function readReportData(dbFile: string, outFile?: string, options: { readonly fo
 }
 
 /**
- * Writes the report page to `outFile` through a temp file and a rename. Returns the bytes written. The page
- * never lands on the database (or its -wal, -shm, .lock), on or inside an input the campaign recorded (a
- * checkpoint, the graph, the suite, an eval file, the tokenizer), whatever names or links lead there, even with
- * `force`; an existing file is replaced only when it is an evomerge report page (see isReportPage) or with
- * `force`. Checked before anything is rendered.
+ * Writes the report page to `outFile` through a temp file and a rename. Returns the bytes written. `guard` is
+ * asked first, with the campaign's files (the database with its -wal, -shm, -journal and .lock, and every input
+ * the campaign recorded: checkpoints, graph, suite, eval files, tokenizer), before anything is rendered.
  */
-export async function writeHtmlReport(
-  dbFile: string,
-  outFile: string,
-  options: { readonly force?: boolean } = {},
-): Promise<number> {
-  const html = await page(readReportData(dbFile, outFile, options));
+export async function writeHtmlReport(dbFile: string, outFile: string, guard: PageOutputGuard): Promise<number> {
+  const html = await page(readReportData(dbFile, { file: outFile, guard }));
   const tmp = path.join(path.dirname(outFile), `.${path.basename(outFile)}.${process.pid}.tmp`);
   try {
     writeFileSync(tmp, html);
@@ -69,10 +69,10 @@ export async function writeHtmlReport(
   return Buffer.byteLength(html);
 }
 
-/** Refuses a page path that would destroy the database, a recorded input or someone's file (one line). */
-function checkReportPagePath(outFile: string, store: Store, force: boolean): void {
+/** The files a report page must never replace: the database (and the files beside it) and the recorded inputs. */
+function campaignFiles(store: Store): { path: string; role: string }[] {
   const db = store.path;
-  const inputs: InputPath[] = [
+  return [
     { path: db, role: 'campaign database' },
     ...['-wal', '-shm', '-journal'].map((s) => ({ path: db + s, role: 'campaign database' })),
     { path: lockFileOf(db), role: "campaign database's lock" },
@@ -81,7 +81,6 @@ function checkReportPagePath(outFile: string, store: Store, force: boolean): voi
       .flatMap((c) => store.listInputFingerprints(c.campaignId))
       .map((f) => ({ path: f.path, role: f.role })),
   ];
-  checkOutputFile(outFile, { inputs, force, ours: isReportPage, field: '--html', what: 'HTML report page' });
 }
 
 /** Whether a file begins as every page evomerge writes does: `<!doctype html>` … `<title>evomerge campaign`. */
