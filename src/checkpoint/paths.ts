@@ -51,7 +51,12 @@ function sameInode(a: string, b: string): boolean {
  * Refuses an output folder that is an input, lies inside one, or contains one — whatever names or links
  * lead there. `--force` never lifts this: replacing the output would destroy what the command reads.
  */
-export function checkOutputAvoidsInputs(outDir: string, inputs: readonly InputPath[], field = '-o'): void {
+export function checkOutputAvoidsInputs(
+  outDir: string,
+  inputs: readonly InputPath[],
+  field = '-o',
+  what: 'folder' | 'file' = 'folder',
+): void {
   const out = realPathOf(outDir);
   for (const input of inputs) {
     const inp = realPathOf(input.path);
@@ -71,8 +76,8 @@ export function checkOutputAvoidsInputs(outDir: string, inputs: readonly InputPa
     if (how) {
       throw new EvomergeError(
         'checkpoint.out_is_input',
-        `the output folder ${how} an input of this command (${input.role} ${input.path}); choose another output ` +
-          `folder (--force never allows this)`,
+        `the output ${what} ${how} an input of this command (${input.role} ${input.path}); choose another output ` +
+          `${what} (--force never allows this)`,
         { file: outDir, field },
       );
     }
@@ -120,6 +125,59 @@ export function checkOutputReplaceable(
       place,
     );
   }
+}
+
+/**
+ * Where an output FILE may go (a report page; the database of a new campaign): never onto or into an input
+ * (checkOutputAvoidsInputs, --force never lifts it); its folder must be a folder; an existing file is replaced
+ * only when `ours` says evomerge wrote it there (e.g. an earlier report page) or with `force`; an existing
+ * folder or link is never replaced.
+ */
+export function checkOutputFile(
+  outFile: string,
+  options: {
+    readonly inputs: readonly InputPath[];
+    readonly force: boolean;
+    readonly ours: (file: string) => boolean;
+    readonly field: string;
+    /** What the file is, in messages (e.g. `HTML report page`). */
+    readonly what: string;
+  },
+): void {
+  const place = { file: outFile, field: options.field };
+  const parent = path.dirname(path.resolve(outFile));
+  let parentStat: fs.Stats | undefined;
+  try {
+    parentStat = fs.statSync(parent);
+  } catch {
+    // a missing folder: the write reports it
+  }
+  if (parentStat && !parentStat.isDirectory())
+    throw new EvomergeError(
+      'checkpoint.out_parent',
+      `cannot write the ${options.what}: ${path.dirname(outFile)} is a file, not a folder`,
+      place,
+    );
+  checkOutputAvoidsInputs(outFile, options.inputs, options.field, 'file');
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(outFile);
+  } catch {
+    return; // new
+  }
+  if (st.isDirectory())
+    throw new EvomergeError(
+      'checkpoint.out_exists',
+      `is a folder; refusing to replace it with the ${options.what}`,
+      place,
+    );
+  if (st.isFile() && options.ours(outFile)) return;
+  if (!options.force)
+    throw new EvomergeError(
+      'checkpoint.out_exists',
+      `exists and is not an evomerge ${options.what}; --force replaces it`,
+      place,
+    );
 }
 
 /**

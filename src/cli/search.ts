@@ -1,6 +1,7 @@
 // `evomerge search <space.yaml>`: runs or resumes a campaign, shows progress on stderr (one rewritten line on a
 // terminal, one line per generation otherwise) and ends by printing the report. Ctrl-C stops cleanly.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { realPathOf } from '../checkpoint/paths.ts';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { selectKernel, type DeviceChoice } from '../kernel/pick-device.ts';
@@ -8,6 +9,7 @@ import { runCampaign, type CampaignProgress } from '../search/campaign/campaign.
 import { buildReport, formatReport } from '../report/report.ts';
 import { changedSinceRecorded } from '../search/campaign/fingerprint.ts';
 import { queueScorerFactory } from '../queue/coordinator.ts';
+import { reportPageGuard } from './report.ts';
 import { parseQueueUrl } from '../queue/job.ts';
 import { checkQueueReachable } from '../queue/queue-scorer.ts';
 import { deviceOption, epOption } from './options.ts';
@@ -52,6 +54,7 @@ export function registerSearchCommand(program: Command): void {
         '(the change is recorded)',
     )
     .action(async (space: string, opts: SearchCliOptions) => {
+      if (opts.db !== undefined) await checkPageBesideDatabase(opts.db);
       const connection = opts.queue !== undefined ? parseQueueUrl(opts.queue) : undefined;
       if (connection) await checkQueueReachable(connection);
       const controller = new AbortController();
@@ -111,12 +114,27 @@ export function registerSearchCommand(program: Command): void {
     });
 }
 
-/** Rewrites runs/NAME.html next to the database; a report that cannot be written costs a warning, never the campaign. */
+/** The report page beside the database (its path with .html) must not be the database itself: refused before
+ *  anything is opened, since every generation would overwrite the campaign with its page. */
+async function checkPageBesideDatabase(db: string): Promise<void> {
+  const { htmlPathFor } = await import('../report/html/page.ts');
+  if (realPathOf(htmlPathFor(db)) === realPathOf(db))
+    throw new EvomergeError(
+      'search.db_is_page',
+      'the HTML report page beside the database is the database path with .html, which is this database; name ' +
+        'it with another extension (e.g. .sqlite)',
+      { file: db, field: '--db' },
+    );
+}
+
+/** Rewrites runs/NAME.html next to the database; a report that cannot be written costs a warning, never the
+ *  campaign. The page obeys report --html's rules without --force: never the database or a recorded input, and
+ *  an existing file that is not an evomerge report page is left alone (with a warning). */
 async function refreshHtmlReport(db: string): Promise<void> {
   // loaded on first use: vega takes a while to load, and the other commands never need it
   const { htmlPathFor, writeHtmlReport } = await import('../report/html/page.ts');
   try {
-    await writeHtmlReport(db, htmlPathFor(db));
+    await writeHtmlReport(db, htmlPathFor(db), await reportPageGuard(false));
   } catch (err) {
     process.stderr.write(
       `evomerge: warning: ${htmlPathFor(db)}: the HTML report was not written: ${(err as Error).message}\n`,

@@ -10,6 +10,7 @@ import type { Measure, Score } from '../search/space/measures.ts';
 import type { ItemSubset, Timed } from '../search/scoring/scorer.ts';
 import type { Split } from '../eval/split.ts';
 import type { ModelFileRecord } from '../store/records.ts';
+import type { InputFingerprint } from '../search/campaign/fingerprint.ts';
 
 /** The one queue every coordinator and worker of an installation shares (a Redis can host several: --queue-name). */
 export const DEFAULT_QUEUE_NAME = 'evomerge-candidates';
@@ -38,6 +39,10 @@ export interface CandidateJob {
   readonly evaluator: EvaluatorSetup;
   /** The input models' safetensors files as the campaign recorded them: a worker whose copy differs refuses. */
   readonly modelFiles: readonly ModelFileRecord[];
+  /** Every input as the campaign recorded it (checkpoints, graph, suite, eval files, tokenizer: path, role,
+   *  digest): part of the job id, of the key of a worker's resident evaluator, and checked by the worker against
+   *  its own files, so that scores of other weights or other items are never answered or collected. */
+  readonly inputs: readonly InputFingerprint[];
 }
 
 /** A worker's answer. A candidate that cannot be merged or scored is an answer too (ok: false); a worker that
@@ -58,15 +63,24 @@ export type CandidateResult =
 /** A failed job whose reason starts with this was refused by a worker (not lost): the coordinator stops. */
 export const REFUSED_PREFIX = 'refused: ';
 
+/** One digest of a campaign's recorded inputs (order-free): two campaigns whose eval files or weights differ
+ *  never share a job id or a resident evaluator. */
+export function inputsDigest(inputs: readonly InputFingerprint[]): string {
+  const rows = inputs.map((f) => `${f.path}\0${f.digest}`).sort();
+  return createHash('sha256').update(rows.join('\n')).digest('hex');
+}
+
 /**
- * The job id: the campaign and the content of what is scored (recipe or folder, split, measures, items). A job
+ * The job id: the campaign, its recorded inputs (inputsDigest) and the content of what is scored (recipe or
+ * folder, split, measures, items). A job
  * re-added after a coordinator restart gets the same id, so the queue holds it once and its result, if a
  * worker already produced it, is picked up instead of scored again.
  */
 export function jobIdOf(
-  job: Pick<CandidateJob, 'campaign' | 'kind' | 'doc' | 'dir' | 'split' | 'measures' | 'items'>,
+  job: Pick<CandidateJob, 'campaign' | 'kind' | 'doc' | 'dir' | 'split' | 'measures' | 'items' | 'inputs'>,
 ): string {
   const what = canonicalJson({
+    inputs: inputsDigest(job.inputs),
     kind: job.kind,
     doc: job.doc ?? null,
     dir: job.dir ?? null,

@@ -13,6 +13,8 @@ import type { Measure, Score } from '../search/space/measures.ts';
 import type { CandidateScorer, ItemSubset, Timed } from '../search/scoring/scorer.ts';
 import type { Split } from '../eval/split.ts';
 import type { ModelFileRecord } from '../store/records.ts';
+import type { InputFingerprint } from '../search/campaign/fingerprint.ts';
+import { checkAnswer, type ItemCount } from './answer.ts';
 import {
   DEFAULT_QUEUE_NAME,
   jobIdOf,
@@ -31,6 +33,10 @@ export interface QueueScorerOptions {
   readonly campaign: string;
   readonly evaluator: EvaluatorSetup;
   readonly modelFiles: readonly ModelFileRecord[];
+  /** The campaign's recorded input fingerprints (carried by every job, part of its id). */
+  readonly inputs: readonly InputFingerprint[];
+  /** How many items a job scores of a task (the answers' n is checked against it; undefined: unknown). */
+  readonly itemCount: ItemCount;
   /** How often unanswered jobs are looked up on the queue (answers normally arrive as events). Default 2 s. */
   readonly sweepMs?: number;
   /** Where the one-line notice of how many workers listen goes. */
@@ -78,7 +84,9 @@ export class QueueScorer implements CandidateScorer {
     // the answer rides on the event: no round trip to fetch the job (the sweep catches any missed event)
     this.events.on('completed', ({ jobId, returnvalue }) => {
       const p = this.pending.get(jobId);
-      if (p && returnvalue && typeof returnvalue === 'object') this.answer(jobId, p, returnvalue as CandidateResult);
+      // an answer that does not fit its job is looked up again (to name the worker BullMQ saw take it)
+      if (p && 'answer' in checkAnswer(returnvalue, p.data, options.itemCount))
+        this.answer(jobId, p, returnvalue, undefined);
       else void this.collect(jobId);
     });
     this.events.on('failed', ({ jobId }) => void this.collect(jobId));
@@ -132,6 +140,7 @@ export class QueueScorer implements CandidateScorer {
       ...part,
       evaluator: this.options.evaluator,
       modelFiles: this.options.modelFiles,
+      inputs: this.options.inputs,
     };
     const id = jobIdOf(data);
     return new Promise((resolve, reject) => {
@@ -185,11 +194,33 @@ export class QueueScorer implements CandidateScorer {
       return;
     }
     const state = await job.getState();
-    if (state === 'completed') this.answer(id, p, job.returnvalue);
-    else if (state === 'failed') await this.failed(id, p, job);
+    if (state !== 'completed' && state !== 'failed') return;
+    // read before it finished (a fast worker): read it again, finished now, with its answer and worker
+    const done = job.finishedOn !== undefined ? job : await Job.fromId<CandidateJob, CandidateResult>(this.queue, id);
+    if (!done) return; // removed meanwhile: the next sweep adds it again
+    if (state === 'completed') this.answer(id, p, done.returnvalue, done.processedBy);
+    else await this.failed(id, p, done);
   }
 
-  private answer(id: string, p: Pending, r: CandidateResult): void {
+  /** Settles a request with a worker's answer, checked against the job first: an answer that does not fit
+   *  (null, a wrong type, other measures or item counts, a value outside its metric's range) is the
+   *  candidate's failure, naming the worker. */
+  private answer(id: string, p: Pending, raw: unknown, processedBy: string | undefined): void {
+    const checked = checkAnswer(raw, p.data, this.options.itemCount);
+    if ('wrong' in checked) {
+      const claimed = (raw as { worker?: unknown } | null)?.worker;
+      const worker = processedBy ?? (typeof claimed === 'string' ? claimed.slice(0, 100) : '?');
+      this.settle(id, () =>
+        p.reject(
+          new EvomergeError(
+            'queue.bad_answer',
+            `worker ${worker} answered job ${id} with a bad answer: ${checked.wrong}; recorded as this candidate's failure`,
+          ),
+        ),
+      );
+      return;
+    }
+    const r = checked.answer;
     this.settle(id, () => {
       if (r.ok) {
         // the worker's clock: exact on one machine (the bench), indicative across hosts

@@ -2,19 +2,21 @@
 // under the folders this worker may read and that its model files are the campaign's, merges and scores on
 // an evaluator kept resident across jobs (one per campaign setup), and answers the scores. Scoring runs on
 // worker threads (CPU) so this thread stays free to renew the job locks that tell BullMQ the job is alive.
-import { realpathSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { parseSuiteFile } from '../eval/suite.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
+import { checkpointDigest, fileDigest, type InputFingerprint } from '../search/campaign/fingerprint.ts';
 import { canonicalJson } from '../search/space/genome.ts';
 import type { RecipeDoc } from '../search/space/recipe-doc.ts';
 import { Scorer, type CandidateScorer } from '../search/scoring/scorer.ts';
 import { ThreadedScorer } from '../search/scoring/scorer-threads.ts';
 import {
   DEFAULT_QUEUE_NAME,
+  inputsDigest,
   redisOptions,
   REFUSED_PREFIX,
   type CandidateJob,
@@ -55,18 +57,38 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
       throw new EvomergeError('cli.bad_option', `no such folder: ${r}`, { field: '--models-root' }, 2);
     }
   });
-  const scorers = new Map<string, Promise<CandidateScorer>>();
-  const suiteFiles = new Map<string, string[]>();
-  const scorerFor = (setup: EvaluatorSetup): Promise<CandidateScorer> => {
-    const key = canonicalJson(setup);
-    let s = scorers.get(key);
-    if (!s) {
-      s = createScorer(setup, options);
-      s.catch(() => scorers.delete(key)); // a setup that failed is tried again by the next job
-      scorers.set(key, s);
-    }
-    return s;
+  // Resident evaluators, one per campaign setup AND recorded inputs: a campaign whose eval files or weights
+  // differ gets a fresh evaluator; the one it replaces (same setup, older inputs) is closed once idle.
+  const residents = new Map<string, Resident>();
+  const closing: Promise<void>[] = [];
+  const retire = (r: Resident) => {
+    closing.push(r.scorer.then((s) => s.close()).catch(() => undefined));
   };
+  const acquire = (job: CandidateJob): Resident => {
+    const setupKey = canonicalJson(job.evaluator);
+    const key = `${setupKey}\0${inputsDigest(job.inputs)}`;
+    let r = residents.get(key);
+    if (!r) {
+      for (const [k, old] of residents) {
+        if (old.setupKey !== setupKey) continue;
+        residents.delete(k);
+        old.stale = true;
+        if (old.inFlight === 0) retire(old);
+      }
+      const made: Resident = { scorer: createScorer(job.evaluator, options), setupKey, inFlight: 0, stale: false };
+      // a setup that failed is tried again by the next job
+      made.scorer.catch(() => residents.get(key) === made && residents.delete(key));
+      residents.set(key, made);
+      r = made;
+    }
+    r.inFlight++;
+    return r;
+  };
+  const release = (r: Resident) => {
+    if (--r.inFlight === 0 && r.stale) retire(r);
+  };
+  const suiteFiles = new Map<string, string[]>();
+  const digests = new LocalDigests();
 
   const handle = async (job: Job<CandidateJob, CandidateResult>): Promise<CandidateResult> => {
     const data = job.data;
@@ -74,15 +96,20 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
     options.log(`job ${job.id} started: ${what}, ${data.split} split`);
     const startedAt = Date.now();
     const t0 = performance.now();
+    let resident: Resident;
     let scorer: CandidateScorer;
     try {
-      checkJobInputs(data, roots, suiteFiles);
-      scorer = await scorerFor(data.evaluator);
+      checkJobProvider(data, options.ep);
+      checkJobInputs(data, roots, suiteFiles, digests);
+      resident = acquire(data);
     } catch (err) {
-      const line = err instanceof Error ? err.message : String(err);
-      options.log(`job ${job.id} refused: ${line}`);
-      // Unrecoverable: BullMQ does not retry it; the coordinator stops with this line
-      throw new UnrecoverableError(REFUSED_PREFIX + line);
+      throw refuse(job, err, options);
+    }
+    try {
+      scorer = await resident.scorer;
+    } catch (err) {
+      release(resident);
+      throw refuse(job, err, options);
     }
     try {
       const result =
@@ -104,6 +131,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
         },
         worker: options.name,
       };
+    } finally {
+      release(resident);
     }
   };
 
@@ -124,10 +153,27 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
     device: options.kernel.device,
     async close() {
       await worker.close();
-      for (const s of scorers.values()) await (await s.catch(() => undefined))?.close();
+      for (const r of residents.values()) retire(r);
+      residents.clear();
+      await Promise.all(closing);
       await options.kernel.close();
     },
   };
+}
+
+interface Resident {
+  readonly scorer: Promise<CandidateScorer>;
+  readonly setupKey: string;
+  inFlight: number;
+  /** Replaced by the evaluator of newer inputs: closed when its last job ends. */
+  stale: boolean;
+}
+
+/** A refusal: Unrecoverable, so BullMQ does not retry it; the coordinator stops with this line. */
+function refuse(job: Job<CandidateJob, CandidateResult>, err: unknown, options: QueueWorkerOptions): Error {
+  const line = err instanceof Error ? err.message : String(err);
+  options.log(`job ${job.id} refused: ${line}`);
+  return new UnrecoverableError(REFUSED_PREFIX + line);
 }
 
 /** The evaluator of a campaign setup: on the CPU, one scoring thread per concurrent job; on a GPU kernel,
@@ -146,6 +192,21 @@ async function createScorer(setup: EvaluatorSetup, options: QueueWorkerOptions):
 }
 
 /**
+ * Refuses a job whose campaign scores on another ONNX Runtime execution provider than this worker was started
+ * with (`--ep`): the campaign records which provider its scores come from, and a worker never swaps it (nor
+ * takes up a provider its operator did not choose). The refusal names both.
+ */
+export function checkJobProvider(job: CandidateJob, ep: ExecutionProvider): void {
+  if (job.evaluator.ep !== ep)
+    throw new EvomergeError(
+      'scorer.refused',
+      `the campaign scores on ${String(job.evaluator.ep)} but this worker was started with --ep ${ep}; start a worker ` +
+        `with --ep ${String(job.evaluator.ep)} (or the campaign with --ep ${ep})`,
+      { field: '--ep' },
+    );
+}
+
+/**
  * Refuses a job (EvomergeError scorer.refused) that names a file outside `roots` — the suite, its graph and
  * eval files, the base and every model of the recipe — or whose model files differ from the campaign's record.
  */
@@ -153,7 +214,14 @@ export function checkJobInputs(
   job: CandidateJob,
   roots: readonly string[],
   suiteFiles = new Map<string, string[]>(),
+  digests = new LocalDigests(),
 ): void {
+  if (!Array.isArray(job.inputs))
+    throw new EvomergeError(
+      'scorer.refused',
+      "the job carries no input fingerprints (its coordinator is older than this worker); update the coordinator's " +
+        'evomerge',
+    );
   const files = [
     job.evaluator.suiteFile,
     job.evaluator.baseModelDir,
@@ -163,14 +231,27 @@ export function checkJobInputs(
     ...job.modelFiles.map((f) => f.modelDir),
   ];
   for (const f of new Set(files)) checkUnderRoots(f, roots);
-  // the files the suite names (graph, eval sets), parsed once per suite
-  let named = suiteFiles.get(job.evaluator.suiteFile);
+  // every input the campaign recorded, under the roots and with the recorded digest here too
+  for (const f of job.inputs) checkUnderRoots(f.path, roots);
+  for (const f of job.inputs) {
+    const here = digests.of(f);
+    if (here !== f.digest)
+      throw new EvomergeError(
+        'scorer.refused',
+        `${f.role} differs from the campaign's copy: sha256 ${here.slice(0, 12)}… here, ${f.digest.slice(0, 12)}… ` +
+          'recorded (give this worker the same files as the coordinator)',
+        { file: f.path },
+      );
+  }
+  // the files the suite names (graph, eval sets), parsed once per suite and recorded inputs
+  const suiteKey = `${job.evaluator.suiteFile}\0${inputsDigest(job.inputs)}`;
+  let named = suiteFiles.get(suiteKey);
   if (!named) {
     const suite = parseSuiteFile(job.evaluator.suiteFile);
     named = [suite.graph, suite.baseModel, ...suite.tasks.flatMap((t) => Object.values(t.files))].filter(
       (f): f is string => f !== undefined,
     );
-    suiteFiles.set(job.evaluator.suiteFile, named);
+    suiteFiles.set(suiteKey, named);
   }
   for (const f of named) checkUnderRoots(f, roots);
   for (const dir of new Set(job.modelFiles.map((f) => f.modelDir))) {
@@ -180,6 +261,41 @@ export function checkJobInputs(
     );
     if (differ) throw differ;
   }
+}
+
+/**
+ * This worker's digests of the inputs a job names, as the campaign computes them (a checkpoint folder by its
+ * config, index and safetensors files; any other file whole), recomputed only when a file's inode, size, mtime
+ * or ctime changed since the last job.
+ */
+export class LocalDigests {
+  private readonly known = new Map<string, { readonly stamp: string; readonly digest: string }>();
+
+  of(f: InputFingerprint): string {
+    const checkpoint = f.role.startsWith('checkpoint ');
+    const stamp = stampOf(f.path, checkpoint);
+    const k = `${checkpoint ? 'dir' : 'file'}\0${f.path}`;
+    const hit = this.known.get(k);
+    if (hit && hit.stamp === stamp) return hit.digest;
+    const digest = checkpoint ? checkpointDigest(f.path) : fileDigest(f.path);
+    this.known.set(k, { stamp, digest });
+    return digest;
+  }
+}
+
+function stampOf(p: string, folder: boolean): string {
+  const one = (file: string) => {
+    const st = statSync(file, { throwIfNoEntry: false });
+    return st ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : 'none';
+  };
+  if (!folder) return one(p);
+  let names: string[];
+  try {
+    names = readdirSync(p).sort();
+  } catch {
+    return 'none';
+  }
+  return names.map((n) => `${n}=${one(path.join(p, n))}`).join('|');
 }
 
 function checkUnderRoots(file: string, roots: readonly string[]): void {

@@ -78,6 +78,8 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
   const readonly = options.readonly === true;
 
   // Open the file
+  if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory())
+    throw new EvomergeError('store.not_a_file', 'is a folder, not a database file', { file });
   if (readonly && !fs.existsSync(file)) {
     throw new EvomergeError('store.not_found', 'no such database file', { file });
   }

@@ -5,11 +5,13 @@
 // states and report. Also: a worker refuses a job naming files outside its models root, and the
 // coordinator stops with that line.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Queue, Worker as BullWorker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/db.ts';
 import { parseQueueUrl } from '../../src/queue/job.ts';
 import { checkQueueReachable } from '../../src/queue/queue-scorer.ts';
 import {
@@ -22,6 +24,7 @@ import {
   tinySpace,
   writeSpace,
 } from './search-fixtures.ts';
+import { privateZoo } from './guard-fixtures.ts';
 
 const REDIS = '/usr/bin/redis-server';
 const BUDGET = 16;
@@ -217,6 +220,172 @@ describe('a campaign on a job queue', () => {
     expect(searchCount(db)).toBe(0);
     outside.child.kill('SIGTERM');
     expect((await outside.exited).code).toBe(0);
+  }, 120_000);
+
+  it('scores a campaign started after an eval file changed with the new items on the same long-running worker', async () => {
+    const dir = path.join(tmp, 'changed');
+    mkdirSync(dir);
+    const zoo = privateZoo(dir);
+    const changedSpace = writeSpace(
+      dir,
+      'changed.yaml',
+      tinySpace({
+        name: 'changed',
+        base_model: zoo.models.base,
+        models: [zoo.models['expert-math'], zoo.models['expert-lang']],
+        suite: zoo.suite,
+        budget: { candidates: 4 },
+        eval_limit: 4,
+        seed: 5,
+      }),
+    );
+    const w = startWorker('E', undefined, ['--queue-name', 'changed', '--models-root', dir]);
+    await until('worker ready', () => w.lines.some((l) => l.startsWith('worker ')), 60_000);
+    const onQueue = async (db: string) => {
+      const r = start([
+        'search',
+        changedSpace,
+        '--db',
+        db,
+        '--device',
+        'cpu',
+        '--queue',
+        queue,
+        '--queue-name',
+        'changed',
+      ]);
+      const { code } = await r.exited;
+      expect(code, r.lines.join('\n')).toBe(0);
+    };
+    await onQueue(path.join(dir, 'before.sqlite'));
+    // the objective's eval file changes: its first items (eval_limit 4) are others now
+    const file = path.join(zoo.evals, 'micro', 'composite.fit.jsonl');
+    writeFileSync(file, readFileSync(file, 'utf8').trim().split('\n').reverse().join('\n') + '\n');
+    await onQueue(path.join(dir, 'after.sqlite'));
+    const embedded = runCli(dir, 'search', changedSpace, '--db', path.join(dir, 'embedded.sqlite'), '--device', 'cpu');
+    expect(embedded.status, embedded.stderr).toBe(0);
+    const want = recordSnapshot(path.join(dir, 'embedded.sqlite'));
+    expect(recordSnapshot(path.join(dir, 'before.sqlite'))).not.toEqual(want); // the change matters
+    expect(recordSnapshot(path.join(dir, 'after.sqlite'))).toEqual(want);
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+  }, 240_000);
+
+  it("records a worker's forged or malformed answers as failed candidates naming it, never hanging or crashing", async () => {
+    const forgedSpace = writeSpace(
+      tmp,
+      'forged.yaml',
+      tinySpace({ name: 'forged', budget: { candidates: 5 }, eval_limit: 4, seed: 21 }),
+    );
+    const args = (db: string, budget: string) => [
+      'search',
+      forgedSpace,
+      '--db',
+      db,
+      '--device',
+      'cpu',
+      '--queue',
+      queue,
+      '--queue-name',
+      'forged',
+      '--budget',
+      budget,
+      '--workers',
+      '1', // one job at a time: no job is asked that the campaign will not wait for
+    ];
+    // an honest worker answers the sources, the reference and the first candidate (kept in Redis)
+    const honest = startWorker('F', undefined, ['--queue-name', 'forged', '--models-root', repoRoot]);
+    await until('worker ready', () => honest.lines.some((l) => l.startsWith('worker ')), 60_000);
+    const first = start(args(path.join(tmp, 'forged-1.sqlite'), '1'));
+    expect((await first.exited).code, first.lines.join('\n')).toBe(0);
+    honest.child.kill('SIGTERM');
+    expect((await honest.exited).code).toBe(0);
+    const leftovers = new Queue('forged', { connection: { host: '127.0.0.1', port } });
+    await leftovers.drain();
+    await leftovers.close();
+
+    // then a party that can write to the queue answers every new job, each time differently wrong
+    const forgeries: ((job: { measures: { task: string; metric: string }[]; split: string }) => unknown)[] = [
+      () => null,
+      () => ({ ok: true }),
+      () => ({ ok: true, worker: 'forger', startedAt: Date.now(), result: { value: 'high', mergeMs: 1, evalMs: 1 } }),
+      (job) => ({
+        ok: true,
+        worker: 'forger',
+        startedAt: Date.now(),
+        result: {
+          mergeMs: 1,
+          evalMs: 1,
+          value: job.measures.map((m) => ({
+            ...m,
+            split: job.split,
+            value: m.metric === 'exact_match' ? 99 : -0.1,
+            se: 0,
+            n: 4,
+          })),
+        },
+      }),
+    ];
+    let answered = 0;
+    const forger = new BullWorker(
+      'forged',
+      async (job) => {
+        return forgeries[answered++ % forgeries.length]!(job.data as never);
+      },
+      { connection: { host: '127.0.0.1', port, maxRetriesPerRequest: null }, name: 'forger' },
+    );
+    try {
+      const db = path.join(tmp, 'forged-2.sqlite');
+      const second = start(args(db, '5'));
+      const timer = setTimeout(() => second.child.kill('SIGKILL'), 90_000); // a hang fails the test
+      const { code } = await second.exited;
+      clearTimeout(timer);
+      expect(code, second.lines.join('\n')).toBe(0);
+      expect(errorLines(second.lines.join('\n')).filter((l) => l.startsWith('evomerge:'))).toEqual([]);
+      expect(answered).toBe(4);
+      const store = openStore(db, { readonly: true });
+      try {
+        const [c] = store.listCampaigns();
+        const search = store.listCandidates(c!.campaignId, { kind: 'search' });
+        expect(search).toHaveLength(5);
+        const failed = search.filter((x) => x.status === 'failed');
+        expect(failed.map((x) => x.errorCode)).toEqual(Array(4).fill('queue.bad_answer'));
+        const messages = failed.map((x) => x.errorMessage).sort();
+        for (const m of messages) expect(m).toMatch(/^worker forger answered job \S+ with a bad answer: /);
+        expect(messages).toHaveLength(4);
+        expect(messages).toEqual(
+          expect.arrayContaining([
+            expect.stringMatching(/the answer is null, not an object/),
+            expect.stringMatching(/"worker" is not a string/),
+            expect.stringMatching(/"result\.value" is not a list of scores/),
+            expect.stringMatching(/score \d+ \(\w+\/exact_match\): value 99 is outside \[0, 1\]/),
+          ]),
+        );
+        // nothing forged reached the scores
+        for (const x of search) for (const sc of store.listScores(x.candidateId)) expect(sc.value).not.toBe(99);
+      } finally {
+        store.close();
+      }
+    } finally {
+      await forger.close();
+    }
+  }, 240_000);
+
+  it("refuses, naming both, a job asking for another execution provider than the worker's --ep", async () => {
+    const w = startWorker('G', undefined, ['--queue-name', 'providers', '--ep', 'cpu', '--models-root', repoRoot]);
+    await until('worker ready', () => w.lines.some((l) => l.startsWith('worker ')), 60_000);
+    const db = path.join(tmp, 'providers.sqlite');
+    const args = ['search', space, '--db', db, '--device', 'cpu', '--ep', 'webgpu', '--queue', queue];
+    const r = start([...args, '--queue-name', 'providers']);
+    expect((await r.exited).code).toBe(1);
+    expect(errorLines(r.lines.join('\n')).filter((l) => l.startsWith('evomerge:'))).toEqual([
+      expect.stringMatching(
+        /^evomerge: --ep: the campaign scores on webgpu but this worker was started with --ep cpu; .*\(job refused by worker .*\)$/,
+      ),
+    ]);
+    expect(searchCount(db)).toBe(0);
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
   }, 120_000);
 
   it('reaches a password-protected Redis with the password in the URL, and names the failure without it', async () => {

@@ -3,10 +3,11 @@
 // page says why in a sentence instead. Written atomically (temp file in the same folder, then rename), so a
 // browser refreshing it during a campaign never reads half a file. This file reads the data, puts the
 // sections (sections.ts) under their titles inside the header and footer, and writes the page.
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { EvomergeError } from '../../errors.ts';
-import { openStore } from '../../store/db.ts';
+import { openStore, type Store } from '../../store/db.ts';
+import { lockFileOf } from '../../store/lock.ts';
 import { htmlReportData, type HtmlReportData } from './data.ts';
 import { esc, f3, section } from './markup.ts';
 import {
@@ -24,30 +25,80 @@ import {
 
 /** The report page of the campaign in a database (opened read-only). */
 export async function renderHtmlReport(dbFile: string): Promise<string> {
+  return page(readReportData(dbFile));
+}
+
+/** What a page may be written over: given the page path and the campaign's files (the database and what it
+ *  recorded), throws when the page may not go there. The CLI passes the output-path rules (checkOutputFile). */
+export type PageOutputGuard = (outFile: string, campaignFiles: readonly { path: string; role: string }[]) => void;
+
+function readReportData(
+  dbFile: string,
+  out?: { readonly file: string; readonly guard: PageOutputGuard },
+): HtmlReportData {
   const store = openStore(dbFile, { readonly: true });
-  let data: HtmlReportData;
   try {
-    data = htmlReportData(store, dbFile);
+    if (out) out.guard(out.file, campaignFiles(store));
+    return htmlReportData(store, dbFile);
   } finally {
     store.close();
   }
-  return page(data);
 }
 
-/** Writes the report page to `outFile` through a temp file and a rename. Returns the bytes written. */
-export async function writeHtmlReport(dbFile: string, outFile: string): Promise<number> {
-  const html = await renderHtmlReport(dbFile);
+/**
+ * Writes the report page to `outFile` through a temp file and a rename. Returns the bytes written. `guard` is
+ * asked first, with the campaign's files (the database with its -wal, -shm, -journal and .lock, and every input
+ * the campaign recorded: checkpoints, graph, suite, eval files, tokenizer), before anything is rendered.
+ */
+export async function writeHtmlReport(dbFile: string, outFile: string, guard: PageOutputGuard): Promise<number> {
+  const html = await page(readReportData(dbFile, { file: outFile, guard }));
   const tmp = path.join(path.dirname(outFile), `.${path.basename(outFile)}.${process.pid}.tmp`);
   try {
     writeFileSync(tmp, html);
     renameSync(tmp, outFile);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing was made
+    }
     throw new EvomergeError('report.write_failed', `cannot write the HTML report: ${(e as Error).message}`, {
       file: outFile,
     });
   }
   return Buffer.byteLength(html);
+}
+
+/** The files a report page must never replace: the database (and the files beside it) and the recorded inputs. */
+function campaignFiles(store: Store): { path: string; role: string }[] {
+  const db = store.path;
+  return [
+    { path: db, role: 'campaign database' },
+    ...['-wal', '-shm', '-journal'].map((s) => ({ path: db + s, role: 'campaign database' })),
+    { path: lockFileOf(db), role: "campaign database's lock" },
+    ...store
+      .listCampaigns()
+      .flatMap((c) => store.listInputFingerprints(c.campaignId))
+      .map((f) => ({ path: f.path, role: f.role })),
+  ];
+}
+
+/** Whether a file begins as every page evomerge writes does: `<!doctype html>` … `<title>evomerge campaign`. */
+export function isReportPage(file: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const head = Buffer.alloc(512);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const text = head.subarray(0, n).toString('utf8');
+    return text.startsWith('<!doctype html>\n<html') && text.includes('<title>evomerge campaign ');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** `runs/NAME.sqlite` → `runs/NAME.html`. */

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import YAML from 'yaml';
+import { checkOutputAvoidsInputs } from '../../checkpoint/paths.ts';
 import { EvomergeError } from '../../errors.ts';
 import type { ExecutionProvider } from '../../eval/onnx-session.ts';
 import type { Split } from '../../eval/split.ts';
@@ -89,6 +90,9 @@ export function defaultDbPath(setup: CampaignSetup): string {
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const setup = prepareCampaign(options.spaceFile, options);
   const dbFile = options.db ?? defaultDbPath(setup);
+  // the database (and its lock, -wal, -shm beside it) is written: never onto or into an input
+  const inputsNow = campaignInputs(setup.space, setup.suite);
+  checkOutputAvoidsInputs(dbFile, inputsNow, '--db', 'file');
   checkDatabaseIsOurs(dbFile, setup);
 
   // One writer per database, taken before anything is opened; then the store, the kernel and the scorer,
@@ -101,7 +105,6 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         options.onProgress?.({ phase: 'baselines', done: 0, budget: setup.budget, generation: 0, message });
       note(`campaign database ${path.resolve(dbFile)}`);
       // Scores of different weights or items never meet in one campaign: the inputs are as they were recorded.
-      const inputsNow = campaignInputs(setup.space, setup.suite);
       const existing = store.findCampaign({ configHash: setup.configHash });
       if (existing)
         verifyCampaignInputs(store, existing.campaignId, inputsNow, {

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EvomergeError } from '../../../src/errors.ts';
 import { jobIdOf, parseQueueUrl, type CandidateJob } from '../../../src/queue/job.ts';
 import { fingerprintModelDir, modelFilesDiffer } from '../../../src/queue/model-files.ts';
-import { checkJobInputs } from '../../../src/queue/worker.ts';
+import { checkJobInputs, checkJobProvider, LocalDigests } from '../../../src/queue/worker.ts';
+import { checkpointDigest, fileDigest } from '../../../src/search/campaign/fingerprint.ts';
 import type { MergeRecipeDoc } from '../../../src/search/space/recipe-doc.ts';
 
 const repo = path.resolve(__dirname, '../../..');
@@ -37,6 +38,14 @@ function job(overrides: Partial<CandidateJob> = {}): CandidateJob {
       baseDir: repo,
     },
     modelFiles: [...fingerprintModelDir(`${zoo}/base`), ...fingerprintModelDir(`${zoo}/expert-math`)],
+    inputs: [
+      { path: `${zoo}/base`, role: 'checkpoint base', digest: checkpointDigest(`${zoo}/base`) },
+      {
+        path: path.join(repo, 'evals/micro.yaml'),
+        role: 'eval suite',
+        digest: fileDigest(path.join(repo, 'evals/micro.yaml')),
+      },
+    ],
     ...overrides,
   };
 }
@@ -96,6 +105,13 @@ describe('job ids', () => {
     expect(jobIdOf({ ...j, doc: { ...mergeDoc(j), merge_method: 'ties' } })).not.toBe(jobIdOf(j));
     expect(jobIdOf({ ...j, campaign: 'd'.repeat(64) })).not.toBe(jobIdOf(j));
     expect(jobIdOf(j)).not.toContain(':');
+  });
+
+  it("differ by the campaign's recorded input digests (an eval file changed between two campaigns), not their order", () => {
+    const j = job();
+    const changed = j.inputs.map((f) => (f.role === 'eval suite' ? { ...f, digest: '0'.repeat(64) } : f));
+    expect(jobIdOf({ ...j, inputs: changed })).not.toBe(jobIdOf(j));
+    expect(jobIdOf({ ...j, inputs: [...j.inputs].reverse() })).toBe(jobIdOf(j));
   });
 });
 
@@ -158,6 +174,37 @@ describe('a worker checks a job before scoring it', () => {
     writeFileSync(path.join(copy, 'model.safetensors'), Buffer.alloc(64));
     const err = refusal(() => checkJobInputs(job({ modelFiles }), [repo, tmp]));
     expect(err.message).toMatch(/models\/base\/model\.safetensors: (size|header): /);
+  });
+
+  it("refuses an input whose bytes differ from the campaign's digest, and sees a file changed after an earlier job", () => {
+    const evals = path.join(tmp, 'digests');
+    mkdirSync(evals);
+    const file = path.join(evals, 'lang.fit.jsonl');
+    writeFileSync(file, '{"text": "a"}\n');
+    const recorded = { path: file, role: 'eval file of task lang', digest: fileDigest(file) };
+    const digests = new LocalDigests();
+    const withFile = job({ inputs: [...job().inputs, recorded] });
+    expect(() => checkJobInputs(withFile, [repo, tmp], new Map(), digests)).not.toThrow();
+    writeFileSync(file, '{"text": "b"}\n'); // same size, other bytes
+    const err = refusal(() => checkJobInputs(withFile, [repo, tmp], new Map(), digests));
+    expect(err.message).toMatch(
+      /^.*lang\.fit\.jsonl: eval file of task lang differs from the campaign's copy: sha256 [0-9a-f]{12}… here, [0-9a-f]{12}… recorded/,
+    );
+    // a worker's checkpoint whose weights differ from the record (the header may be the same): refused
+    const ck = job({ inputs: [{ path: `${zoo}/base`, role: 'checkpoint base', digest: 'f'.repeat(64) }] });
+    expect(refusal(() => checkJobInputs(ck, [repo])).message).toMatch(/base: checkpoint base differs/);
+    // a job from a coordinator that sends no fingerprints
+    const { inputs: _none, ...old } = job();
+    expect(refusal(() => checkJobInputs(old as CandidateJob, [repo])).message).toMatch(/no input fingerprints/);
+  });
+
+  it("refuses a job asking for another execution provider than the worker's --ep, naming both", () => {
+    expect(() => checkJobProvider(job(), 'cpu')).not.toThrow();
+    const webgpu = job({ evaluator: { ...job().evaluator, ep: 'webgpu' } });
+    expect(refusal(() => checkJobProvider(webgpu, 'cpu')).message).toBe(
+      '--ep: the campaign scores on webgpu but this worker was started with --ep cpu; start a worker with --ep ' +
+        'webgpu (or the campaign with --ep cpu)',
+    );
   });
 
   it('refuses a relative path and one missing on the worker', () => {
