@@ -274,6 +274,20 @@ describe('tokenizer_source / tokenizer: the output vocabulary and the permuted e
     }
   });
 
+  it('task_arithmetic: the base lacking a token takes the expert’s row, so the task vector there is 0', async () => {
+    const r = await merge({
+      merge_method: 'task_arithmetic',
+      base_model: 'base',
+      models: [{ model: 'chat', parameters: { weight: 1 } }],
+      tokenizer_source: 'union',
+    });
+    // base + 1·(chat' − base') = chat' for every row: a b c ab <s> <|im_end|> <|im_start|> → chat rows 0 1 2 3 4 6 5.
+    for (const head of [false, true]) {
+      const want = [0, 1, 2, 3, 4, 6, 5].flatMap((row) => modelRow('chat', row, head));
+      expectRows(r.tensors.get(head ? 'lm_head.weight' : 'model.embed_tokens.weight')!, want);
+    }
+  });
+
   it('strips the base tokenizer’s tokens at ids ≥ its config vocab_size (mergekit get_stripped_tokenizer)', async () => {
     const doc = linear({ tokenizer_source: 'base' }, 'padded/base');
     const r = await merge(doc);
