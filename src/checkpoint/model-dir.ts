@@ -103,6 +103,15 @@ export interface CheckpointWriterOptions {
   config: Record<string, unknown>;
   /** A model folder whose tokenizer and generation files are copied (tokenizer*, generation_config.json, …). */
   copyFilesFrom?: string;
+  /**
+   * The tokenizer files, when they are not simply the copyFilesFrom folder's (a merged vocabulary): the named
+   * files of `from` are copied and `write` (name → text) written; copyFilesFrom then gives only the other files.
+   */
+  tokenizer?: {
+    readonly from: string;
+    readonly copy: readonly string[];
+    readonly write: Readonly<Record<string, string>>;
+  };
   /** Extra `__metadata__` entries for every shard header (`format: pt` is always there). */
   metadata?: Record<string, string>;
   /** Replace an existing non-empty output folder (one holding only files evomerge writes); default false. */
@@ -122,6 +131,11 @@ const COPIED_FILE = new RegExp(
   '^(tokenizer.*|special_tokens_map\\.json|generation_config\\.json|byte_tokenizer\\.json|added_tokens\\.json|' +
     'vocab\\.(json|txt)|merges\\.txt|chat_template\\.(json|jinja))$',
 );
+
+/** Whether a file name is one of a tokenizer's files (those copied, generation_config.json excepted). */
+export function isTokenizerFile(name: string): boolean {
+  return COPIED_FILE.test(name) && name !== 'generation_config.json';
+}
 /** Files a previous evomerge output may hold (export adds its recipe and scores): only such a folder (or an
  *  empty one) is ever replaced. */
 const OUTPUT_FILE = new RegExp(
@@ -188,6 +202,8 @@ export class CheckpointWriter implements TensorSink {
     checkOutputReplaceable(opts.outDir, { force: opts.force === true, ours: isCheckpointOutputFile });
     for (const name of Object.keys(opts.extraFiles ?? {}))
       invariant(OUTPUT_FILE.test(name), `CheckpointWriter: extra file "${name}" is not an output file`);
+    for (const name of [...(opts.tokenizer?.copy ?? []), ...Object.keys(opts.tokenizer?.write ?? {})])
+      invariant(isTokenizerFile(name), `CheckpointWriter: tokenizer file "${name}" is not a tokenizer file`);
 
     // Shard assignment by cumulative tensor bytes (as transformers' shard_checkpoint: a tensor larger than
     // the limit gets a shard of its own).
@@ -220,6 +236,7 @@ export class CheckpointWriter implements TensorSink {
   private inputs(): InputPath[] {
     return [
       ...(this.opts.copyFilesFrom !== undefined ? [{ path: this.opts.copyFilesFrom, role: 'base model' }] : []),
+      ...(this.opts.tokenizer !== undefined ? [{ path: this.opts.tokenizer.from, role: 'tokenizer' }] : []),
       ...(this.opts.inputs ?? []),
     ];
   }
@@ -285,7 +302,17 @@ export class CheckpointWriter implements TensorSink {
         const total = this.shards.reduce((a, s) => a + s.dataBytes, 0);
         fs.writeFileSync(path.join(this.tmpDir, INDEX_FILE), encodeIndex(total, weightMap));
       }
-      if (this.opts.copyFilesFrom !== undefined) copyModelFiles(this.opts.copyFilesFrom, this.tmpDir);
+      const tok = this.opts.tokenizer;
+      if (this.opts.copyFilesFrom !== undefined)
+        copyModelFiles(
+          this.opts.copyFilesFrom,
+          this.tmpDir,
+          tok !== undefined ? (n) => !isTokenizerFile(n) : undefined,
+        );
+      if (tok !== undefined) {
+        copyModelFiles(tok.from, this.tmpDir, (n) => tok.copy.includes(n));
+        for (const [name, text] of Object.entries(tok.write)) fs.writeFileSync(path.join(this.tmpDir, name), text);
+      }
       const config = { ...this.opts.config, torch_dtype: torchDTypeName(this.opts.dtype) };
       fs.writeFileSync(path.join(this.tmpDir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
       for (const [name, text] of Object.entries(this.opts.extraFiles ?? {}))
@@ -419,8 +446,8 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Copies the base model's tokenizer and generation files (regular files only) into `dest`. */
-export function copyModelFiles(fromDir: string, dest: string): string[] {
+/** Copies the base model's tokenizer and generation files (regular files only; `only` narrows the names) into `dest`. */
+export function copyModelFiles(fromDir: string, dest: string, only?: (name: string) => boolean): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(fromDir);
@@ -431,7 +458,7 @@ export function copyModelFiles(fromDir: string, dest: string): string[] {
   }
   const copied: string[] = [];
   for (const n of names.sort()) {
-    if (!COPIED_FILE.test(n)) continue;
+    if (!COPIED_FILE.test(n) || (only !== undefined && !only(n))) continue;
     const src = path.join(fromDir, n);
     if (!fs.statSync(src).isFile()) continue;
     checkModelFile(fromDir, src);

@@ -10,6 +10,7 @@ import { numel, type DType, type TensorSink } from '../checkpoint/tensor-source.
 import type { MergeKernel, SourceRef } from '../kernel/kernel.ts';
 import type { Recipe } from '../recipe/recipe.ts';
 import { planMerge, refKey, type MergePlan, type PlanModel, type PlannedTensor } from './plan.ts';
+import { computeDefaultRows, permuteInto } from './tokenizer/embed.ts';
 
 export interface MergeProgress {
   /** Output tensors finished so far, and in all. */
@@ -126,10 +127,27 @@ class InputSlots {
   private readonly sizes: number[] = [];
   private readonly buffers: (Float32Array | undefined)[] = [];
 
+  /** Stored rows of one input while a permuted embedding is written over its slot (sized at first use). */
+  private scratch: Float32Array | undefined;
+  private scratchSize = 0;
+
   constructor(plan: MergePlan) {
     for (const t of plan.tensors) {
-      t.inputs.forEach((inp, i) => (this.sizes[i] = Math.max(this.sizes[i] ?? 0, numel(inp.storedShape))));
+      // A permuted embedding (tokenizer setting) is written over its input's slot: room for both shapes.
+      const out = t.permutation !== undefined ? numel(t.shape) : 0;
+      t.inputs.forEach((inp, i) => (this.sizes[i] = Math.max(this.sizes[i] ?? 0, numel(inp.storedShape), out)));
+      if (t.permutation !== undefined)
+        for (const inp of t.inputs) this.scratchSize = Math.max(this.scratchSize, numel(inp.storedShape));
     }
+  }
+
+  /** A copy of `data` in the scratch buffer. */
+  copyToScratch(data: Float32Array): Float32Array {
+    const buf = (this.scratch ??= new Float32Array(this.scratchSize));
+    invariant(data.length <= buf.length, `scratch of ${buf.length} elements asked for ${data.length}`);
+    const view = buf.subarray(0, data.length);
+    view.set(data);
+    return view;
   }
 
   /** The first `n` elements of slot i's buffer. */
@@ -199,11 +217,34 @@ function readInputs(
       }
       roundToDType(loadDtype, data);
     }
-    if (storedN !== n)
+    if (storedN !== n && planned.permutation === undefined)
       data = cropTopLeft(data, inp.storedShape, planned.shape, inSlot ? data.subarray(0, n) : slots.view(i, n));
     out.set(refKey(inp.ref), data);
   });
+  if (planned.permutation !== undefined) permuteInputs(planned, out, loadDtype, slots);
   return out;
+}
+
+/**
+ * mergekit PermutedEmbeddings: the tokens' default rows from every input as read, then each input's rows onto
+ * the output vocabulary, into its slot (through the scratch buffer, as the slot holds the stored rows).
+ */
+function permuteInputs(
+  planned: PlannedTensor,
+  out: Map<string, Float32Array>,
+  loadDtype: DType | undefined,
+  slots: InputSlots,
+): void {
+  const perm = planned.permutation!;
+  const hidden = planned.shape[1]!;
+  const raw = planned.inputs.map((inp) => out.get(refKey(inp.ref))!);
+  const defaults = computeDefaultRows(perm, raw, hidden, loadDtype);
+  planned.inputs.forEach((inp, i) => {
+    const src = slots.copyToScratch(raw[i]!);
+    const dst = slots.view(i, numel(planned.shape));
+    permuteInto(perm, i, src, defaults, hidden, dst, loadDtype);
+    out.set(refKey(inp.ref), dst);
+  });
 }
 
 /**
@@ -306,6 +347,7 @@ export async function mergeRecipeToDir(
       plan: plan.tensors.map((t) => ({ name: t.name, shape: t.shape })),
       config: plan.config,
       copyFilesFrom: plan.referenceDir,
+      ...(plan.tokenizer !== undefined ? { tokenizer: plan.tokenizer } : {}),
       metadata: { 'evomerge.merge_method': plan.method.name, 'evomerge.seed': String(plan.seed) },
       force: options.force === true,
       inputs,

@@ -13,6 +13,8 @@ import {
 } from '../recipe/resolve.ts';
 import { methodOp, methodParameter, type MergeMethodDef } from './registry.ts';
 import { recipeSlices, validateRecipe, type SliceSpec } from './validate.ts';
+import { planTokenizer, type TokenizerFiles, type TokenizerPlan } from './tokenizer/build.ts';
+import { planEmbeddingPermutation, type EmbeddingPermutation } from './tokenizer/embed.ts';
 
 /** What the planner needs of a model: its folder, config and tensors (checkpoint/model-dir.ts ModelDir fits). */
 export interface PlanModel {
@@ -37,6 +39,8 @@ export interface PlannedTensor {
   readonly job: TensorJob;
   /** Distinct inputs of the job; inputs whose stored shape exceeds `shape` are cropped top-left (embeddings). */
   readonly inputs: readonly PlannedInput[];
+  /** With a tokenizer setting: how each input's rows are permuted onto the output vocabulary (embeddings). */
+  readonly permutation?: EmbeddingPermutation;
 }
 
 export interface MergePlan {
@@ -57,6 +61,8 @@ export interface MergePlan {
    */
   readonly loadDtype?: DType;
   readonly layerCount: number;
+  /** The tokenizer files to write, when the recipe has a tokenizer setting (else the reference's are copied). */
+  readonly tokenizer?: TokenizerFiles;
 }
 
 export interface PlanOptions {
@@ -204,6 +210,7 @@ interface PlanContext {
   readonly seed: number;
   readonly modelOf: (dir: string) => PlanModel;
   readonly layoutFor: (dir: string) => Layout;
+  readonly tokenizer: TokenizerPlan | undefined;
   /** Throws an EvomergeError naming `file` (default: the recipe). */
   readonly fail: (code: string, field: string | undefined, what: string, file?: string) => never;
 }
@@ -237,6 +244,7 @@ export function planMerge(
     seed,
     modelOf,
     layoutFor,
+    tokenizer: planTokenizer(recipe, (dir) => modelOf(dir).config),
     fail: (code, field, what, file = recipe.file) => {
       throw new EvomergeError(code, what, { file, field });
     },
@@ -246,13 +254,17 @@ export function planMerge(
   const reference = slices[0]!.sources[slices[0]!.refIndex]!;
   checkSameArchitecture(ctx, slices, reference);
   const { tensors, layerCount } = planTensors(ctx, slices, reference.layout);
+  const out = outputConfig(ctx, reference, layerCount);
+  // mergekit merge.py _update_config_vocab: vocab_size is the (padded) size of the output vocabulary.
+  if (ctx.tokenizer) out.config.vocab_size = ctx.tokenizer.rows;
   return {
     recipe,
     method,
     seed,
     tensors,
-    ...outputConfig(ctx, reference, layerCount),
+    ...out,
     layerCount,
+    ...(ctx.tokenizer ? { tokenizer: ctx.tokenizer.files } : {}),
     ...(recipe.dtype !== undefined ? { loadDtype: RECIPE_TO_DTYPE[recipe.dtype] } : {}),
   };
 }
@@ -428,7 +440,12 @@ function planTensor(
 ): PlannedTensor {
   const { recipe, method, fail } = ctx;
   const inputs = tensorInputs(ctx, outName, slice, inputNameOf);
-  const shape = outputShape(ctx, outName, inputs, inputs[slice.refIndex]!);
+  let shape = outputShape(ctx, outName, inputs, inputs[slice.refIndex]!);
+  const permutation =
+    ctx.tokenizer && isEmbedding(outName) && shape.length === 2
+      ? planEmbeddingPermutation(ctx.tokenizer, inputs, recipe.file)
+      : undefined;
+  if (permutation) shape = [permutation.rows, shape[1]!];
 
   const globalLevel: ParameterLevel = { parameters: recipe.parameters, key: 'parameters' };
   const sliceLevels: ParameterLevel[] = slice.spec.parametersKey
@@ -490,7 +507,8 @@ function planTensor(
       storedDtype: inp.storedDtype,
       file: inp.file,
     });
-  return { name: outName, shape, job: { name: outName, shape, op }, inputs: [...distinct.values()] };
+  const job = { name: outName, shape, op };
+  return { name: outName, shape, job, inputs: [...distinct.values()], ...(permutation ? { permutation } : {}) };
 }
 
 /** Each source's input of an output tensor, present in its checkpoint (lm_head may fall back to the embedding). */

@@ -15,6 +15,13 @@ import {
   type RecipeSource,
   type Setting,
 } from './recipe.ts';
+import {
+  parseTokenizerBlock,
+  parseTokenizerSource,
+  tokenizerSourceToPlain,
+  tokenizerToPlain,
+  type TokenizerParseContext,
+} from './tokenizer.ts';
 
 /** Where a recipe document came from: the name used in messages and the folder model paths are relative to. */
 export interface RecipeOrigin {
@@ -31,12 +38,12 @@ const TOP_KEYS = [
   'dtype',
   'out_dtype',
   'tokenizer_source',
+  'tokenizer',
   'random_seed',
 ];
 /** mergekit keys evomerge recognises but does not implement: a clearer message than "unknown key". */
 const UNSUPPORTED_TOP_KEYS: Record<string, string> = {
   modules: 'multi-module recipes are not supported; use models: or slices:',
-  tokenizer: "tokenizer merging is not supported; the output takes the base model's tokenizer (tokenizer_source: base)",
   chat_template: "chat templates are not supported; the output keeps the base model's files",
   name: 'multi-stage recipes are not supported',
 };
@@ -117,17 +124,16 @@ class Parser {
     const dtype = this.dtype(doc.dtype, 'dtype');
     const outDtype = this.dtype(doc.out_dtype, 'out_dtype');
 
-    let tokenizerSource: 'base' | undefined;
-    if (doc.tokenizer_source !== undefined && doc.tokenizer_source !== null) {
-      if (doc.tokenizer_source !== 'base') {
-        this.fail(
-          'recipe.unsupported_value',
-          'tokenizer_source',
-          `${describe(doc.tokenizer_source)} is not supported; only "base" (the output takes the base model's tokenizer)`,
-        );
-      }
-      tokenizerSource = 'base';
-    }
+    const tok = this.tokenizerContext();
+    const hasTokSource = doc.tokenizer_source !== undefined && doc.tokenizer_source !== null;
+    const hasTokBlock = doc.tokenizer !== undefined && doc.tokenizer !== null;
+    // mergekit config.py validate_tokenizer: "Cannot specify both tokenizer_source and tokenizer".
+    if (hasTokSource && hasTokBlock)
+      this.fail('recipe.tokenizer_twice', 'tokenizer', 'give tokenizer: or tokenizer_source:, not both');
+    const tokenizerSource = hasTokSource
+      ? parseTokenizerSource(doc.tokenizer_source, 'tokenizer_source', tok)
+      : undefined;
+    const tokenizer = hasTokBlock ? parseTokenizerBlock(doc.tokenizer, tok) : undefined;
 
     let randomSeed: number | undefined;
     if (doc.random_seed !== undefined && doc.random_seed !== null) {
@@ -149,7 +155,17 @@ class Parser {
       ...(dtype !== undefined ? { dtype } : {}),
       ...(outDtype !== undefined ? { outDtype } : {}),
       ...(tokenizerSource !== undefined ? { tokenizerSource } : {}),
+      ...(tokenizer !== undefined ? { tokenizer } : {}),
       ...(randomSeed !== undefined ? { randomSeed } : {}),
+    };
+  }
+
+  tokenizerContext(): TokenizerParseContext {
+    return {
+      fail: (code, field, what) => this.fail(code, field, what),
+      modelPath: (value, key) => this.modelPath(value, key),
+      checkKeys: (obj, known, prefix) => this.checkKeys(obj, known, prefix),
+      describe,
     };
   }
 
@@ -416,7 +432,8 @@ export function recipeToYaml(recipe: Recipe, relativeTo: string = recipe.baseDir
   if (Object.keys(recipe.parameters).length > 0) doc.parameters = parameterMapToPlain(recipe.parameters);
   if (recipe.dtype !== undefined) doc.dtype = recipe.dtype;
   if (recipe.outDtype !== undefined) doc.out_dtype = recipe.outDtype;
-  if (recipe.tokenizerSource !== undefined) doc.tokenizer_source = recipe.tokenizerSource;
+  if (recipe.tokenizerSource !== undefined) doc.tokenizer_source = tokenizerSourceToPlain(recipe.tokenizerSource, rel);
+  if (recipe.tokenizer !== undefined) doc.tokenizer = tokenizerToPlain(recipe.tokenizer, rel);
   if (recipe.randomSeed !== undefined) doc.random_seed = recipe.randomSeed;
   return YAML.stringify(doc);
 }

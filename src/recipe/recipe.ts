@@ -50,6 +50,37 @@ export type RecipeDType = 'float32' | 'float16' | 'bfloat16';
 
 export const RECIPE_DTYPES: readonly RecipeDType[] = ['float32', 'float16', 'bfloat16'];
 
+/**
+ * The output vocabulary (mergekit tokenizer/build.py build_tokenizer): the base model's, the union of every
+ * model's, or one model's (an absolute folder; written `model:<path>` or a bare path in the YAML).
+ */
+export type TokenizerSource = 'base' | 'union' | { readonly model: string };
+
+/** Where a token's fallback (or forced) embedding row comes from (mergekit tokenizer/config.py). */
+export type TokenEmbeddingSource =
+  | { readonly kind: 'zero' }
+  /** That model's own row of the same token. */
+  | { readonly kind: 'model'; readonly model: string }
+  /** That model's row of another token, by text or by id (`kind: model_token`). */
+  | { readonly kind: 'model_token'; readonly model: string; readonly token?: string; readonly tokenId?: number };
+
+/** One entry of `tokenizer.tokens`: `<token>: {source, force}`. */
+export interface TokenEmbedding {
+  readonly token: string;
+  readonly source: TokenEmbeddingSource;
+  /** Every model takes the source row, even one that has the token. */
+  readonly force: boolean;
+}
+
+export interface RecipeTokenizer {
+  /** mergekit's default is `union`. */
+  readonly source: TokenizerSource;
+  /** In recipe order; a token not in the output vocabulary is added to it. */
+  readonly tokens: readonly TokenEmbedding[];
+  /** Rows (and config vocab_size) rounded up to a multiple of this. */
+  readonly padToMultipleOf?: number;
+}
+
 /** One input model of a slice (or of `models:`), with its own parameters. */
 export interface RecipeSource {
   /** Absolute folder of the model. */
@@ -84,8 +115,10 @@ export interface Recipe {
   readonly parameters: ParameterMap;
   readonly dtype?: RecipeDType;
   readonly outDtype?: RecipeDType;
-  /** Only `base` is supported. */
-  readonly tokenizerSource?: 'base';
+  /** mergekit's legacy `tokenizer_source:` (exclusive with `tokenizer`). */
+  readonly tokenizerSource?: TokenizerSource;
+  /** mergekit's `tokenizer:` block (mergekit tokenizer/config.py TokenizerConfig). */
+  readonly tokenizer?: RecipeTokenizer;
   /** evomerge extension: seed of the DARE / DELLA random masks (`--seed` overrides it). */
   readonly randomSeed?: number;
 }

@@ -239,6 +239,16 @@ describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, not
         ),
     },
     {
+      name: 'tokenizer_source union with a model without tokenizer.json',
+      yaml: () => ties('b') + 'tokenizer_source: union\n',
+      code: 'merge.tokenizer',
+      line: () =>
+        new RegExp(
+          `^evomerge: ${esc(path.join(models, 'base/tokenizer.json'))}: tokenizer_source: missing; ` +
+            `tokenizer_source: union reads every model's tokenizer\\.json`,
+        ),
+    },
+    {
       name: 'NaN weights in a checkpoint',
       yaml: () => ties('nan'),
       code: 'merge.non_finite',

@@ -129,9 +129,48 @@ describe('parseRecipe', () => {
     ],
     [{ dtype: 'float64' }, 'recipe.bad_value', /^recipe\.yaml: dtype: unsupported dtype "float64"/],
     [
-      { tokenizer_source: 'union' },
-      'recipe.unsupported_value',
-      /^recipe\.yaml: tokenizer_source: "union" is not supported; only "base"/,
+      { tokenizer_source: 'unoin' },
+      'recipe.model_not_found',
+      /^recipe\.yaml: tokenizer_source: model folder "unoin" does not exist/,
+    ],
+    [
+      { tokenizer_source: 7 },
+      'recipe.bad_value',
+      /^recipe\.yaml: tokenizer_source: expected base, union or a model folder/,
+    ],
+    [
+      { tokenizer_source: 'base', tokenizer: { source: 'base' } },
+      'recipe.tokenizer_twice',
+      'recipe.yaml: tokenizer: give tokenizer: or tokenizer_source:, not both',
+    ],
+    [
+      { tokenizer: { sorce: 'base' } },
+      'recipe.unknown_key',
+      'recipe.yaml: tokenizer.sorce: unknown key; did you mean "source"?',
+    ],
+    [
+      { tokenizer: { tokens: { '<x>': { force: true } } } },
+      'recipe.missing_key',
+      /^recipe\.yaml: tokenizer\.tokens\.<x>\.source: required/,
+    ],
+    [
+      { tokenizer: { tokens: { '<x>': { source: { kind: 'mean' } } } } },
+      'recipe.bad_value',
+      'recipe.yaml: tokenizer.tokens.<x>.source.kind: expected zero or model_token, got "mean"',
+    ],
+    [
+      {
+        tokenizer: {
+          tokens: { '<x>': { source: { kind: 'model_token', model: 'models/a', token: 'a', token_id: 1 } } },
+        },
+      },
+      'recipe.bad_value',
+      'recipe.yaml: tokenizer.tokens.<x>.source: give token or token_id, not both',
+    ],
+    [
+      { tokenizer: { pad_to_multiple_of: 0 } },
+      'recipe.bad_value',
+      'recipe.yaml: tokenizer.pad_to_multiple_of: expected a positive integer, got 0',
     ],
     [{ random_seed: -1 }, 'recipe.bad_value', /^recipe\.yaml: random_seed: /],
     [
@@ -219,6 +258,34 @@ describe('recipeToYaml', () => {
     expect(doc.base_model).toBe('../models/base');
     const back = parseRecipe(doc, { file: 'again.yaml', baseDir: other });
     expect({ ...back, file: '', baseDir: '' }).toEqual({ ...r, file: '', baseDir: '' });
+  });
+
+  it('round-trips the tokenizer settings (model:<path> is written as a bare path, as mergekit does today)', () => {
+    for (const extra of [
+      { tokenizer_source: 'union' },
+      { tokenizer_source: 'model:models/a' },
+      {
+        tokenizer: {
+          source: 'models/b',
+          tokens: {
+            '<|im_start|>': { source: 'models/a', force: true },
+            '<z>': { source: { kind: 'zero' } },
+            '<t>': { source: { kind: 'model_token', model: 'models/b', token_id: 3 } },
+          },
+          pad_to_multiple_of: 64,
+        },
+      },
+    ]) {
+      const r = parseRecipe({ ...ties(), ...extra }, where());
+      const doc = YAML.parse(recipeToYaml(r));
+      const back = parseRecipe(doc, where());
+      expect(back).toEqual(r);
+    }
+    const r = parseRecipe({ ...ties(), tokenizer: {} }, where());
+    expect(r.tokenizer).toEqual({ source: 'union', tokens: [] });
+    expect(parseRecipe({ ...ties(), tokenizer_source: 'model:models/a' }, where()).tokenizerSource).toEqual({
+      model: path.join(dir, 'models/a'),
+    });
   });
 
   it('round-trips slices', () => {
