@@ -9,6 +9,7 @@ import type { MergeKernel, MergeOp, SourceRef, TensorJob, TensorReader } from '.
 import { dispatchGrid, GpuDevice, type OpenDeviceOptions } from './device.ts';
 import { weightedSum } from './linear.ts';
 import { modelStock } from './model-stock.ts';
+import { multislerp } from './multislerp.ts';
 import { sourceWindow, type Chunk, type ChunkPlan, type GpuPasses } from './passes.ts';
 import { ResidentCache, type DeviceTensor } from './resident-cache.ts';
 import { nearswap } from './nearswap.ts';
@@ -194,6 +195,8 @@ export class GpuKernel implements MergeKernel, GpuPasses {
         return nearswap(this, op, n, get);
       case 'nuslerp':
         return nuslerpFlat(this, op, n, get);
+      case 'multislerp':
+        return multislerp(this, job, op, n, get);
       default:
         throw new EvomergeError('gpu.unsupported', `no GPU passes for ${op.kind}`, { field: `tensor "${job.name}"` });
     }
@@ -338,12 +341,7 @@ export class GpuKernel implements MergeKernel, GpuPasses {
  * sce, multislerp, karcher, arcee_fusion, and nuslerp per row or column (nuslerp_flatten: false). The lead
  * does not claim GPU support for these.
  */
-export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>([
-  'sce',
-  'multislerp',
-  'karcher',
-  'arcee_fusion',
-]);
+export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>(['sce', 'karcher', 'arcee_fusion']);
 
 /** Whether GpuKernel computes this op on the host (HOST_OPS, or nuslerp that is not flattened). */
 export function onHost(op: MergeOp): op is NewerOp {
