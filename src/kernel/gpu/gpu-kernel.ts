@@ -8,6 +8,7 @@ import { EvomergeError, invariant } from '../../errors.ts';
 import type { MergeKernel, MergeOp, SourceRef, TensorJob, TensorReader } from '../kernel.ts';
 import { dispatchGrid, GpuDevice, type OpenDeviceOptions } from './device.ts';
 import { weightedSum } from './linear.ts';
+import { karcher } from './karcher.ts';
 import { modelStock } from './model-stock.ts';
 import { multislerp } from './multislerp.ts';
 import { sourceWindow, type Chunk, type ChunkPlan, type GpuPasses } from './passes.ts';
@@ -197,6 +198,8 @@ export class GpuKernel implements MergeKernel, GpuPasses {
         return nuslerpFlat(this, op, n, get);
       case 'multislerp':
         return multislerp(this, job, op, n, get);
+      case 'karcher':
+        return karcher(this, job, op, n, get);
       default:
         throw new EvomergeError('gpu.unsupported', `no GPU passes for ${op.kind}`, { field: `tensor "${job.name}"` });
     }
@@ -341,7 +344,7 @@ export class GpuKernel implements MergeKernel, GpuPasses {
  * sce, multislerp, karcher, arcee_fusion, and nuslerp per row or column (nuslerp_flatten: false). The lead
  * does not claim GPU support for these.
  */
-export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>(['sce', 'karcher', 'arcee_fusion']);
+export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>(['sce', 'arcee_fusion']);
 
 /** Whether GpuKernel computes this op on the host (HOST_OPS, or nuslerp that is not flattened). */
 export function onHost(op: MergeOp): op is NewerOp {
