@@ -15,6 +15,7 @@ import { sourceWindow, type Chunk, type ChunkPlan, type GpuPasses } from './pass
 import { ResidentCache, type DeviceTensor } from './resident-cache.ts';
 import { nearswap } from './nearswap.ts';
 import { nuslerpFlat } from './nuslerp.ts';
+import { nuslerpPerVector } from './nuslerp-vectors.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
 import { runNewerOp, type NewerOp, type NewerOpKind } from '../cpu/newer-methods.ts';
@@ -195,7 +196,7 @@ export class GpuKernel implements MergeKernel, GpuPasses {
       case 'nearswap':
         return nearswap(this, op, n, get);
       case 'nuslerp':
-        return nuslerpFlat(this, op, n, get);
+        return op.flatten ? nuslerpFlat(this, op, n, get) : nuslerpPerVector(this, op, job.shape, n, get);
       case 'multislerp':
         return multislerp(this, job, op, n, get);
       case 'karcher':
@@ -348,7 +349,6 @@ export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>(['sce', '
 
 /** Whether GpuKernel computes this op on the host (HOST_OPS, or nuslerp that is not flattened). */
 export function onHost(op: MergeOp): op is NewerOp {
-  if (op.kind === 'nuslerp') return !op.flatten;
   return (HOST_OPS as ReadonlySet<string>).has(op.kind);
 }
 
