@@ -1,18 +1,21 @@
 // The WebGPU merge kernel: runs each TensorJob as compute passes over resident sources (ResidentCache),
 // chunked to the device's storage-binding limit, and reads the merged tensor back as a Float32Array.
 // It owns the orchestration and the shared plumbing (passes.ts GpuPasses) only; each method family's passes are
-// in their own file (linear.ts, slerp.ts, model-stock.ts, task-arithmetic.ts), the shaders in wgsl/*.ts, the
-// device in device.ts.
+// in their own file (linear.ts, slerp.ts, model-stock.ts, task-arithmetic.ts, nearswap.ts, nuslerp.ts,
+// nuslerp-vectors.ts, multislerp.ts, karcher.ts), the shaders in wgsl/*.ts, the device in device.ts.
 
 import { EvomergeError, invariant } from '../../errors.ts';
 import type { MergeKernel, MergeOp, SourceRef, TensorJob, TensorReader } from '../kernel.ts';
 import { dispatchGrid, GpuDevice, type OpenDeviceOptions } from './device.ts';
 import { weightedSum } from './linear.ts';
+import { karcher } from './karcher.ts';
 import { modelStock } from './model-stock.ts';
+import { multislerp } from './multislerp.ts';
 import { sourceWindow, type Chunk, type ChunkPlan, type GpuPasses } from './passes.ts';
 import { ResidentCache, type DeviceTensor } from './resident-cache.ts';
 import { nearswap } from './nearswap.ts';
 import { nuslerpFlat } from './nuslerp.ts';
+import { nuslerpPerVector } from './nuslerp-vectors.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
 import { runNewerOp, type NewerOp, type NewerOpKind } from '../cpu/newer-methods.ts';
@@ -149,7 +152,7 @@ export class GpuKernel implements MergeKernel, GpuPasses {
    * (same bits as CpuKernel), reported once per op kind through the log. Not GPU support.
    */
   private runOnHost(job: TensorJob, op: NewerOp, read: TensorReader, n: number): Float32Array {
-    const what = op.kind === 'nuslerp' ? 'nuslerp per row or column (nuslerp_flatten: false)' : op.kind;
+    const what = op.kind;
     if (!this.reportedHostOps.has(what)) {
       this.reportedHostOps.add(what);
       this.log(`gpu: ${what} has no GPU passes yet; its tensors are merged on the CPU`);
@@ -193,7 +196,11 @@ export class GpuKernel implements MergeKernel, GpuPasses {
       case 'nearswap':
         return nearswap(this, op, n, get);
       case 'nuslerp':
-        return nuslerpFlat(this, op, n, get);
+        return op.flatten ? nuslerpFlat(this, op, n, get) : nuslerpPerVector(this, op, job.shape, n, get);
+      case 'multislerp':
+        return multislerp(this, job, op, n, get);
+      case 'karcher':
+        return karcher(this, job, op, n, get);
       default:
         throw new EvomergeError('gpu.unsupported', `no GPU passes for ${op.kind}`, { field: `tensor "${job.name}"` });
     }
@@ -334,20 +341,16 @@ export class GpuKernel implements MergeKernel, GpuPasses {
 }
 
 /**
- * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet:
- * sce, multislerp, karcher, arcee_fusion, and nuslerp per row or column (nuslerp_flatten: false). The lead
- * does not claim GPU support for these.
+ * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet. sce:
+ * its top-k cut is on the variance across the models, which the CPU takes in float64 before rounding to float32;
+ * WGSL has no float64, and a variance one ulp off at the cut flips whole task-vector entries. arcee_fusion: the
+ * keep/drop threshold is three exact quantiles of a float32 score built from softmax and log, whose WGSL
+ * precision is implementation-defined. The lead does not claim GPU support for these.
  */
-export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>([
-  'sce',
-  'multislerp',
-  'karcher',
-  'arcee_fusion',
-]);
+export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>(['sce', 'arcee_fusion']);
 
-/** Whether GpuKernel computes this op on the host (HOST_OPS, or nuslerp that is not flattened). */
+/** Whether GpuKernel computes this op on the host (HOST_OPS). */
 export function onHost(op: MergeOp): op is NewerOp {
-  if (op.kind === 'nuslerp') return !op.flatten;
   return (HOST_OPS as ReadonlySet<string>).has(op.kind);
 }
 

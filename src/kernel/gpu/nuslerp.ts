@@ -1,6 +1,6 @@
 // nuslerp on the WebGPU kernel (mergekit nuslerp.py) when each tensor is one flat vector (nuslerp_flatten, the
 // default): three dot products of the (task) vectors on the device, the angle on the host, one weighted sum.
-// Per-row and per-column nuslerp (flatten false) still run on the host (gpu-kernel.ts HOST_OPS).
+// Per-row and per-column nuslerp (flatten false) are in nuslerp-vectors.ts; a 1-D tensor comes here from there.
 
 import type { MergeOp, SourceRef } from '../kernel.ts';
 import type { DeviceTensor } from './resident-cache.ts';
