@@ -1,11 +1,12 @@
-// Builds the ONNX graph of a Llama-family causal LM (Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 and 3) from its config, with a KV cache in
-// the layout optimum exports (inputs input_ids, attention_mask, position_ids, past_key_values.N.key|value [batch,
-// kv_heads, past, head_dim]; outputs logits, present.N.key|value), so that the session and the tasks run it exactly as
-// a user-exported decoder. The graph runs a **layer path**: the list of source layers, in order; graph layer
-// N reads the weights of source layer path[N] (a layer may appear twice, or not at all). Its generalisation,
-// a **slot list**, is what a data-flow-space search evolves: each slot names a layer of one of several models
-// (the config's model, or another one of the same shape whose tensors carry a per-model name prefix) and a
-// scale applied to the hidden state entering that layer. A layer used by several slots is one initializer.
+// Builds the ONNX graph of a Llama-family causal LM (Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 and 3) from its
+// config, with a KV cache in the layout optimum exports (inputs input_ids, attention_mask, position_ids,
+// past_key_values.N.key|value [batch, kv_heads, past, head_dim]; outputs logits, present.N.key|value), so that the
+// session and the tasks run it exactly as a user-exported decoder. The graph runs a **layer path**: the list of
+// source layers, in order; graph layer N reads the weights of source layer path[N] (a layer may appear twice, or
+// not at all). Its generalisation, a **slot list**, is what a data-flow-space search evolves: each slot names a
+// layer of one of several models (the config's model, or another one of the same shape whose tensors carry a
+// per-model name prefix) and a scale applied to the hidden state entering that layer. A layer used by several slots
+// is one initializer.
 //
 // Weight initializers carry the checkpoint's tensor names and shapes ([out, in] for projections, as stored) and
 // no data: a candidate's tensors fill them by name (onnx-session.ts decides how they reach the device). Two

@@ -15,8 +15,10 @@ function nodesOf(tiny: TinyName, options: DecoderGraphOptions): { name: string; 
   }));
 }
 
-const TOP_LEVEL =
-  /^(embed|layers\.\d+|final_norm|lm_head|logit_softcap|logits|norm_consts|rope_tables(_local)?|total_length|attn_mask(_sliding)?|attn_scale|gqa_inputs(_local)?)\//;
+const TOP_LEVEL = new RegExp(
+  '^(embed|layers\\.\\d+|final_norm|lm_head|logit_softcap|logits|norm_consts|rope_tables(_local)?|total_length|' +
+    'attn_mask(_sliding)?|attn_scale|gqa_inputs(_local)?)/',
+);
 
 describe('node names of the built graph', () => {
   it('standard ops (Llama with biases): paths of embedding, norms, projections, RoPE, mask, MLP and head', () => {
