@@ -13,8 +13,23 @@ export interface ContextLength {
   readonly from: string;
 }
 
-/** The context a model was trained for, from its config.json (max_position_embeddings), if it says. */
+/**
+ * The context a model was trained for, from its config.json (max_position_embeddings), if it says. With
+ * longrope RoPE (Phi-3), original_max_position_embeddings: past it transformers switches to the long factors,
+ * which the built graph does not implement, so longer sequences are refused rather than scored wrongly.
+ */
 export function contextOfConfig(baseDir: string, config: Readonly<Record<string, unknown>>): ContextLength | undefined {
+  const rs = config.rope_scaling as Record<string, unknown> | null | undefined;
+  const ropeType = rs && typeof rs === 'object' ? (rs.rope_type ?? rs.type) : undefined;
+  if (ropeType === 'longrope' || ropeType === 'su') {
+    const original = config.original_max_position_embeddings ?? rs!.original_max_position_embeddings;
+    const max = config.max_position_embeddings;
+    if (Number.isSafeInteger(original) && (original as number) > 0 && !((max as number) < (original as number)))
+      return {
+        tokens: original as number,
+        from: `original_max_position_embeddings in ${path.join(baseDir, 'config.json')}: longrope's short factors`,
+      };
+  }
   const ctx = config.max_position_embeddings;
   return Number.isSafeInteger(ctx) && (ctx as number) > 0
     ? { tokens: ctx as number, from: `max_position_embeddings in ${path.join(baseDir, 'config.json')}` }

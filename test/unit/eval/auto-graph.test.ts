@@ -129,7 +129,8 @@ describe('graph: auto refuses bad input in one line', () => {
     const e = await refusal(dir);
     expect(e.message).toBe(
       `${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs for ` +
-        `LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`,
+        `LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, ` +
+        `Gemma3ForCausalLM (or give the suite a graph: exported with optimum)`,
     );
   });
 
@@ -185,7 +186,8 @@ describe('graph: auto refuses bad input in one line', () => {
     expect(bad.stdout).toBe('');
     expect(bad.stderr.trim().split('\n')).toEqual([
       `evomerge: ${join(dir, 'config.json')}: architectures: GPT2LMHeadModel is not supported; evomerge builds graphs ` +
-        `for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or give the suite a graph: exported with optimum)`,
+        `for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, ` +
+        `Gemma3ForCausalLM (or give the suite a graph: exported with optimum)`,
     ]);
   });
 

@@ -1,7 +1,8 @@
 // float16 compute on a GPU provider (WebGPU here: ORT's webgpu provider on Mesa lavapipe, whose adapter offers
 // shader-f16). The float16 graph against the independent float64 forward pass on tiny bfloat16 checkpoints of
-// the three families, for a prefill and for one-token decoding through the cache: logits within F16_TOLERANCE
-// (measured 0.020–0.030 on logits of magnitude ≤ 4; float32 compute stays within 1e-4). The automatic choice
+// the families (Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2, Gemma 3), for a prefill and for one-token
+// decoding through the cache: logits within F16_TOLERANCE (measured 0.015–0.030 on logits of magnitude ≤ 7;
+// float32 compute stays within 1e-4). The automatic choice
 // (float16 on webgpu for a 16-bit checkpoint, float32 otherwise and on the CPU), the float32 override, and the
 // one-line refusals of float16 where it cannot be used, the fallback to float32 where the float16 probe fails
 // (cuda, not installed here), the CLI. The saturating float32 → float16 rounding of weights; the zoo in float16.
@@ -53,7 +54,7 @@ function webgpuSession(
 }
 
 describe('float16 compute on webgpu', () => {
-  for (const name of ['llama', 'mistral', 'qwen2'] as TinyName[]) {
+  for (const name of ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'gemma3'] as TinyName[]) {
     it(`${name} (bf16 checkpoint, float16 graph) is within ${F16_TOLERANCE} of the float64 reference`, async () => {
       const dir = join(tmp, name);
       writeTinyDecoder(dir, name, { seed: name.length, dtype: 'BF16' });

@@ -72,6 +72,12 @@ describe('padded rows against the float64 reference', () => {
     ['llama', 'plain'],
     ['mistral', 'cpu'],
     ['mistral', 'plain'],
+    ['qwen3', 'plain'],
+    ['phi3', 'cpu'],
+    ['gemma2', 'cpu'],
+    ['gemma2', 'plain'],
+    ['gemma3', 'cpu'],
+    ['gemma3', 'plain'],
   ];
   for (const [name, opSet] of cases) {
     it(`${name} (${opSet} ops): rows of 3, 11 and 7 tokens in one batch, with and without the cache`, async () => {

@@ -1,9 +1,11 @@
 // The decoder graph evomerge builds from config.json (graph: auto) against an independent float64 forward pass
-// (test/fixtures/reference-decoder.ts) on tiny random checkpoints of Llama (biases, llama3 RoPE), Mistral (GQA
-// 8:2, head_dim ≠ hidden/heads, a sliding window shorter than the sequences) and Qwen2 (q/k/v biases, tied
-// embeddings, linear RoPE, GQA 4:1): logits within 1e-4 for a prefill and for one-token decoding steps through
-// the KV cache, with the weights built into the session (external data) and fed per run. On the zoo, the built
-// graph's logits match the shipped model.onnx within 1e-4.
+// (test/fixtures/reference-decoder.ts) on tiny random checkpoints of Llama (biases, llama3 RoPE), Mistral (GQA 8:2,
+// head_dim ≠ hidden/heads, a sliding window shorter than the sequences), Qwen2 (q/k/v biases, tied embeddings,
+// linear RoPE, GQA 4:1), Qwen3 (q_norm/k_norm, attention_bias), Mistral-Nemo's shape (heads · head_dim > hidden),
+// Phi-3 (fused qkv_proj/gate_up_proj, longrope, a window), Gemma 2 (soft-capping, sandwich norms, GELU-tanh,
+// alternating windows) and Gemma 3's text decoder (q/k norms, local RoPE, window pattern): logits within 1e-4 for a
+// prefill and for one-token decoding steps through the KV cache, with the weights built into the session (external
+// data) and fed per run. On the zoo, the built graph's logits match the shipped model.onnx within 1e-4.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -111,6 +113,16 @@ describe('decoder graph from config.json', () => {
     ['mistral', 'plain', 'external'],
     ['qwen2', 'cpu', 'inputs'],
     ['qwen2', 'plain', 'external'],
+    ['qwen3', 'cpu', 'inputs'],
+    ['qwen3', 'plain', 'external'],
+    ['mistral-nemo', 'cpu', 'external'],
+    ['mistral-nemo', 'plain', 'inputs'],
+    ['phi3', 'cpu', 'external'],
+    ['phi3', 'plain', 'inputs'],
+    ['gemma2', 'cpu', 'inputs'],
+    ['gemma2', 'plain', 'external'],
+    ['gemma3', 'cpu', 'external'],
+    ['gemma3', 'plain', 'inputs'],
   ];
   for (const [name, opSet, mode] of cases) {
     it(

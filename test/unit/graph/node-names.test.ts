@@ -15,8 +15,10 @@ function nodesOf(tiny: TinyName, options: DecoderGraphOptions): { name: string; 
   }));
 }
 
-const TOP_LEVEL =
-  /^(embed|layers\.\d+|final_norm|lm_head|logits|norm_consts|rope_tables|total_length|attn_mask|attn_scale|gqa_inputs)\//;
+const TOP_LEVEL = new RegExp(
+  '^(embed|layers\\.\\d+|final_norm|lm_head|logit_softcap|logits|norm_consts|rope_tables(_local)?|total_length|' +
+    'attn_mask(_sliding)?|attn_scale|gqa_inputs(_local)?)/',
+);
 
 describe('node names of the built graph', () => {
   it('standard ops (Llama with biases): paths of embedding, norms, projections, RoPE, mask, MLP and head', () => {
@@ -64,6 +66,47 @@ describe('node names of the built graph', () => {
     );
     expect(new Set(names).size).toBe(names.length);
     expect(names.filter((n) => !TOP_LEVEL.test(n))).toEqual([]);
+  });
+
+  it('the new families name their parts the same way (Gemma 3 plain, Phi-3 and Gemma 2 fused)', () => {
+    const gemma3 = nodesOf('gemma3', { opSet: 'plain' }).map((n) => n.name);
+    expect(gemma3).toEqual(
+      expect.arrayContaining([
+        'embed/Mul',
+        'layers.0/attn/q_rope/q_norm/ReduceMean',
+        'layers.0/attn/k_rope/k_norm/Sqrt',
+        'layers.0/post_attn_norm/ReduceMean',
+        'layers.0/pre_mlp_norm/ReduceMean',
+        'layers.0/post_mlp_norm/ReduceMean',
+        'layers.1/mlp/act/Tanh',
+        'rope_tables/Cos',
+        'rope_tables_local/Cos',
+        'attn_mask/Where',
+        'attn_mask_sliding/Where',
+      ]),
+    );
+    const phi3 = nodesOf('phi3', { opSet: 'cpu' }).map((n) => n.name);
+    expect(phi3).toEqual(
+      expect.arrayContaining([
+        'layers.0/attn/qkv_proj/FusedMatMul',
+        'layers.0/attn/qkv_split/Split',
+        'layers.0/mlp/gate_up_proj/FusedMatMul',
+        'layers.0/mlp/gate_up_split/Split',
+      ]),
+    );
+    const gemma2 = nodesOf('gemma2', { opSet: 'cpu' }).map((n) => n.name);
+    expect(gemma2).toEqual(
+      expect.arrayContaining([
+        'layers.0/input_norm/weight/Add',
+        'layers.1/mlp/act/FastGelu',
+        'logit_softcap/Tanh',
+        'layers.1/attn/GroupQueryAttention',
+      ]),
+    );
+    for (const names of [gemma3, phi3, gemma2]) {
+      expect(new Set(names).size).toBe(names.length);
+      expect(names.filter((n) => !TOP_LEVEL.test(n))).toEqual([]);
+    }
   });
 
   it('a layer path names graph layers by their step (layer 0 twice: layers.1 and layers.2), float16 casts the logits', () => {

@@ -1,0 +1,127 @@
+// What the seams of the decoder builder share (decoder-graph.ts, decoder-attention.ts): the GraphContext every
+// seam reads and writes, checkpoint weights as initializers, dtype casts, the norm seam and the projection seam.
+import { OnnxDataType, type ValueInfoMessage } from './onnx-proto.ts';
+import type { DecoderFamilySpec } from './decoder-families.ts';
+import type { DecoderConfig, WeightSpec } from './decoder-config.ts';
+import { attrFloat, attrInt, attrInts, MS_DOMAIN, type OnnxWriter } from './onnx-writer.ts';
+
+export type OpSet = 'plain' | 'cpu';
+export type ComputeDtype = 'f32' | 'f16';
+
+/**
+ * What every seam of the builder reads and writes: the config and its family's row, the writer, the operator
+ * set and compute dtype, the checkpoint weights read so far (each once, in first-use order), and the parts
+ * every layer shares, built where first needed (rotary tables, attention masks, GroupQueryAttention's inputs;
+ * keyed by kind where a family's layers differ: global or sliding-window attention, global or local RoPE).
+ */
+export interface GraphContext {
+  readonly c: DecoderConfig;
+  readonly family: DecoderFamilySpec;
+  readonly g: OnnxWriter;
+  readonly opSet: OpSet;
+  readonly f16: boolean;
+  readonly weights: WeightSpec[];
+  readonly weightNames: Set<string>;
+  readonly inputs: ValueInfoMessage[];
+  readonly outputs: ValueInfoMessage[];
+  readonly shared: {
+    normConsts?: { eps: string; two: string; one: string };
+    ropeTables: Map<string, { cos: string; sin: string }>;
+    totalLength?: string;
+    masks: Map<string, string>;
+    scale?: string;
+    gqa?: { seqlensK: string; total: string };
+    gqaTables: Map<string, { cos: string; sin: string }>;
+  };
+}
+
+/** A layer's tensors by their name inside the layer (`self_attn.q_proj.weight`); `bias` is undefined when absent. */
+export interface LayerWeights {
+  weight(key: string): string;
+  bias(key: string): string | undefined;
+}
+
+/** A checkpoint tensor as a graph initializer (declared once, without data: a candidate's tensors fill it). */
+export function weight(ctx: GraphContext, spec: WeightSpec): string {
+  if (!ctx.weightNames.has(spec.name)) {
+    ctx.weightNames.add(spec.name);
+    ctx.weights.push(spec);
+    const dataType = ctx.f16 ? OnnxDataType.FLOAT16 : OnnxDataType.FLOAT;
+    ctx.g.initializers.push({ name: spec.name, dataType, dims: [...spec.shape] });
+  }
+  return spec.name;
+}
+
+// Activations in the compute dtype; what must stay float32 (norm statistics, softmax, cache, logits) is cast.
+export const toF32 = (ctx: GraphContext, v: string): string =>
+  ctx.f16 ? ctx.g.node('Cast', [v], [attrInt('to', OnnxDataType.FLOAT)]) : v;
+export const toCompute = (ctx: GraphContext, v: string): string =>
+  ctx.f16 ? ctx.g.node('Cast', [v], [attrInt('to', OnnxDataType.FLOAT16)]) : v;
+
+/** A scalar constant in the compute dtype. */
+export const constCompute = (ctx: GraphContext, value: number): string =>
+  ctx.f16 ? ctx.g.constF16([value], []) : ctx.g.constF([value], []);
+
+/**
+ * The norm seam: RMSNorm over the last axis, x · w / √(mean x² + ε), statistics in float32 (HF LlamaRMSNorm:
+ * normalised x cast back, then times w; Gemma's (1 + w) multiplies in float32, then the cast).
+ */
+export function rmsNorm(ctx: GraphContext, x: string, stored: string): string {
+  const { c, g } = ctx;
+  if (ctx.opSet === 'cpu')
+    return g.node(
+      'SimplifiedLayerNormalization',
+      [x, normWeight(ctx, stored)],
+      [attrInt('axis', -1), attrFloat('epsilon', c.rmsNormEps)],
+    );
+  const { eps, two, one } = (ctx.shared.normConsts ??= g.at('norm_consts', () => ({
+    eps: g.constF([c.rmsNormEps], []),
+    two: g.constF([2], []),
+    one: g.constF([1], []),
+  })));
+  const x32 = toF32(ctx, x);
+  const meanSquare = g.node(
+    'ReduceMean',
+    [g.node('Pow', [x32, two])],
+    [attrInts('axes', [-1]), attrInt('keepdims', 1)],
+  );
+  const inv = g.node('Div', [one, g.node('Sqrt', [g.node('Add', [meanSquare, eps])])]);
+  switch (ctx.family.normWeightOffset) {
+    case 0:
+      return g.node('Mul', [normWeight(ctx, stored), toCompute(ctx, g.node('Mul', [x32, inv]))]);
+    case 1:
+      return toCompute(ctx, g.node('Mul', [g.node('Mul', [x32, inv]), g.node('Add', [toF32(ctx, stored), one])]));
+  }
+}
+
+/** The weight RMSNorm multiplies by, from the one the checkpoint stores: the same at offset 0, 1 + w at 1. */
+function normWeight(ctx: GraphContext, stored: string): string {
+  switch (ctx.family.normWeightOffset) {
+    case 0:
+      return stored;
+    case 1:
+      return ctx.g.scope('weight', () => ctx.g.node('Add', [stored, constCompute(ctx, 1)]));
+  }
+}
+
+/** A projection x · Wᵀ (+ b) named `name` (`q_proj`), W stored [out, in] as the checkpoint has it. */
+export function linear(ctx: GraphContext, name: string, x: string, w: string, bias?: string): string {
+  const { g } = ctx;
+  return g.scope(name, () => {
+    const y =
+      ctx.opSet === 'cpu'
+        ? g.node('FusedMatMul', [x, w], [attrInt('transB', 1), attrFloat('alpha', 1)], undefined, MS_DOMAIN)
+        : g.node('MatMul', [x, g.node('Transpose', [w], [attrInts('perm', [1, 0])])]);
+    return bias ? g.node('Add', [y, bias]) : y;
+  });
+}
+
+/** A fused projection's output split on its last axis into parts of `sizes` (Phi-3's qkv_proj, gate_up_proj). */
+export function splitLast(ctx: GraphContext, name: string, y: string, sizes: number[]): string[] {
+  const { g } = ctx;
+  return g.scope(name, () => {
+    const outs = sizes.map(() => g.fresh('part'));
+    g.nodeN('Split', [y, g.constI(sizes, [sizes.length])], outs, [attrInt('axis', -1)]);
+    return outs;
+  });
+}
