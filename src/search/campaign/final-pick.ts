@@ -38,8 +38,9 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
     recipeYaml: c.recipeYaml!,
     fit: fitOf(c),
   }));
-  // the references, their gates judged on fit as a search candidate's are
-  const refs: RefEntry[] = store.listCandidates(campaignId, { kind: 'reference' }).map((c) => ({
+  // the references, their gates judged on fit as a search candidate's are; of a weight group (one merge per λ),
+  // only the member with the best fit objective, as the space defines it (λ chosen on fit) and the report shows it
+  const refs: RefEntry[] = chosenOnFit(ctx, store.listCandidates(campaignId, { kind: 'reference' })).map((c) => ({
     candidateId: c.candidateId,
     label: c.label ?? '',
     fit: fitOf(c),
@@ -109,6 +110,16 @@ function save(
       ...(check.reference ? { reference: check.reference.label } : {}),
       by_reference: check.byReference,
     }),
+  });
+}
+
+function chosenOnFit<C extends { label: string | null; objective: number | null }>(ctx: RunContext, refs: C[]): C[] {
+  const group = (c: C) => ctx.setup.space.references.find((r) => r.name === c.label)?.group;
+  return refs.filter((c) => {
+    const g = group(c);
+    if (g === undefined) return true;
+    const members = refs.filter((x) => group(x) === g);
+    return members.reduce((a, b) => ((b.objective ?? -Infinity) > (a.objective ?? -Infinity) ? b : a)) === c;
   });
 }
 
