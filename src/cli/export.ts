@@ -51,7 +51,7 @@ export function registerExportCommand(program: Command): void {
       });
       const gates = r.verdicts.map((v) => `${v.gate} ${v.pass ? 'pass' : 'FAIL'}`).join(', ');
       process.stdout.write(
-        `exported candidate #${r.ordinal} to ${r.outDir} (checkpoint, ${r.files.join(', ')}); test-split gates: ` +
+        `exported ${r.what} to ${r.outDir} (checkpoint, ${r.files.join(', ')}); test-split gates: ` +
           `${gates || 'none'}${r.forced ? ' (forced)' : ''}\n`,
       );
     });

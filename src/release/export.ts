@@ -49,7 +49,10 @@ export interface ExportOptions {
 }
 
 export interface ExportResult {
-  readonly ordinal: number;
+  /** The search candidate's number; null for a reference merge (the final pick when no searched candidate beat it). */
+  readonly ordinal: number | null;
+  /** `candidate #N`, or `reference merge <name>`. */
+  readonly what: string;
   readonly outDir: string;
   readonly verdicts: readonly NewGateVerdict[];
   readonly forced: boolean;
@@ -105,15 +108,17 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
   try {
     const ctx = storedSpace(store, db);
     const cand = findCandidate(store, ctx.campaignId, options.candidate, db);
+    // a reference merge is the final pick when no searched candidate beat it (search/campaign/selection.ts)
+    const name = cand.kind === 'reference' ? `reference merge ${cand.label}` : `candidate #${cand.ordinal}`;
     if (cand.status === 'failed')
       throw new EvomergeError(
         'export.failed_candidate',
-        `candidate #${cand.ordinal} failed (${cand.errorCode}: ${cand.errorMessage}); there is nothing to export`,
+        `${name} failed (${cand.errorCode}: ${cand.errorMessage}); there is nothing to export`,
         { file: db, field: '--candidate' },
       );
     const doc = YAML.parse(cand.recipeYaml!) as RecipeDoc;
     // a data-flow candidate is a path through its models' layers, not a mergekit recipe
-    const what = `${db} candidate #${cand.ordinal}`;
+    const what = `${db} ${name}`;
     const flow: DataFlowPath | undefined = isDataFlowDoc(doc) ? parseDataFlowDoc(doc, what) : undefined;
     const recipe: Recipe | undefined = flow
       ? undefined
@@ -189,12 +194,12 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
           `gate "${v.gate}" fails on the test split: ${v.task}/${v.metric} ${fmt(v.value)} < ${fmt(v.threshold)}` +
             `${failed.length > 1 ? ` (and ${failed.length - 1} more gate(s))` : ''}; nothing exported (--force ` +
             `exports anyway)`,
-          { file: db, field: `candidate #${cand.ordinal}` },
+          { file: db, field: name },
         );
       }
       if (failed.length)
         options.log?.(
-          `exporting candidate #${cand.ordinal} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on ` +
+          `exporting ${name} although ${failed.map((v) => `"${v.gate}"`).join(', ')} fail(s) on ` +
             `the test split (--force)`,
         );
 
@@ -205,6 +210,7 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
           `${JSON.stringify(
             {
               candidate: cand.ordinal,
+              ...(cand.kind === 'reference' ? { reference: cand.label } : {}),
               generation: cand.generation,
               status_on_fit: cand.status,
               objective_fit: cand.objective,
@@ -224,7 +230,7 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
           force: options.force,
           inputs,
           extraFiles: scores,
-          note: `evomerge export of campaign candidate #${cand.ordinal}`,
+          note: `evomerge export of campaign ${name}`,
         });
         const files = [
           'data_flow.yaml',
@@ -232,7 +238,8 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
           ...(flow.path.every((p) => p.scale === 1) ? ['recipe.yaml'] : []),
         ];
         return {
-          ordinal: cand.ordinal!,
+          ordinal: cand.ordinal,
+          what: name,
           outDir,
           verdicts,
           forced: failed.length > 0,
@@ -241,7 +248,7 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
       }
       const extraFiles = {
         'recipe.yaml':
-          `# evomerge export of campaign candidate #${cand.ordinal}; reproduce with: evomerge merge ` +
+          `# evomerge export of campaign ${name}; reproduce with: evomerge merge ` +
           `recipe.yaml -o <dir>\n${recipeToYaml(recipe!, outDir)}`,
         ...scores,
       };
@@ -254,7 +261,8 @@ export async function exportCandidate(options: ExportOptions): Promise<ExportRes
         extraFiles,
       });
       return {
-        ordinal: cand.ordinal!,
+        ordinal: cand.ordinal,
+        what: name,
         outDir,
         verdicts,
         forced: failed.length > 0,

@@ -9,6 +9,7 @@ import { openStore, type Store } from '../store/db.ts';
 import type { CandidateRecord, InputFingerprintRecord } from '../store/records.ts';
 import { recordedEstimate } from '../store/recorded-score.ts';
 import { testObjectiveComparison, type TestObjectiveComparison } from './test-objective.ts';
+import { pickSentence } from './pick-sentence.ts';
 
 /** A score as the report shows it (an unknown SE is NaN, `null` in the JSON). */
 export type ReportScore = Estimate;
@@ -30,6 +31,8 @@ export interface ReportRow {
   readonly objective: number | null;
   /** `task/metric` → split → score. */
   readonly scores: Record<string, { fit?: ReportScore; test?: ReportScore }>;
+  /** The best row of a pick that is a reference merge: that reference's name (its own row is no rival). */
+  readonly reference?: string;
 }
 
 export interface GenerationBest {
@@ -79,6 +82,9 @@ export interface CampaignReport {
   /** How the best row was chosen: the recorded final pick's rule ('val': best of the top-k by fit on val), or
    *  'fit' (best kept by fit objective, as campaigns without a recorded pick). */
   readonly pickRule: string;
+  /** Never worse than naive: one sentence on the pick against the best reference merge that clears every gate
+   *  (absent for a campaign that recorded no such comparison). */
+  readonly pickNote?: string;
   /** The objective on the test split for every row, and the pick against each rival with the paired SE. */
   readonly testObjective?: TestObjectiveComparison;
   /** lm-eval tasks: how their fit and test docs and few-shot examples were chosen, as recorded. */
@@ -214,14 +220,7 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
   }
   const picked = pickedCandidate(store, id);
   const best = picked?.candidate;
-  if (best)
-    rows.push({
-      kind: 'best',
-      label: picked.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`,
-      ordinal: best.ordinal ?? null,
-      objective: best.objective,
-      scores: scoresOf(best),
-    });
+  if (best) rows.push({ ...pickRow(best, picked.rule), objective: best.objective, scores: scoresOf(best) });
 
   const search = store.listCandidates(id, { kind: 'search' });
   const count = (status: string) => search.filter((c) => c.status === status).length;
@@ -265,7 +264,7 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
     };
   });
 
-  const rivals = rows.filter((r) => r.kind !== 'best');
+  const rivals = rows.filter((r) => r.kind !== 'best' && r.label !== rows.find((x) => x.kind === 'best')?.reference);
   const rivalBest = rivals.reduce<{ label: string; value: number } | undefined>(
     (acc, r) =>
       r.objective !== null && Number.isFinite(r.objective) && (!acc || r.objective > acc.value)
@@ -304,6 +303,7 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
     fitObjective,
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
     pickRule: picked?.rule ?? 'fit',
+    ...optional('pickNote', pickSentence(store, id, best)),
     ...(best
       ? {
           testObjective: testObjectiveComparison(
@@ -335,6 +335,17 @@ function inputsState(store: Store, campaignId: number, checkInputs: InputsCheck 
   return { recorded: recorded.length, current: changed.length === 0, changed };
 }
 
+/** The best row's identity: `val pick #N` / `best kept #N`, or for a reference merge picked over every searched
+ *  candidate `reference pick: <name>` (its name kept, so that its own row is not counted as a rival). */
+export function pickRow(
+  c: Pick<CandidateRecord, 'kind' | 'label' | 'ordinal'>,
+  rule: string,
+): Pick<ReportRow, 'kind' | 'label' | 'ordinal' | 'reference'> {
+  if (c.kind === 'reference')
+    return { kind: 'best', label: `reference pick: ${c.label}`, ordinal: null, reference: c.label ?? '' };
+  return { kind: 'best', label: `${rule === 'val' ? 'val pick' : 'best kept'} #${c.ordinal}`, ordinal: c.ordinal };
+}
+
 /** Sources and references the pick is compared with: of a reference group (several weights), only the
  *  member with the best fit objective — the weight a user would have chosen on fit. */
 export function rivalLabels(
@@ -342,8 +353,9 @@ export function rivalLabels(
   references: readonly { name: string; group?: string }[],
 ): string[] {
   const out: string[] = [];
+  const picked = rows.find((x) => x.kind === 'best')?.reference;
   for (const r of rows) {
-    if (r.kind === 'best') continue;
+    if (r.kind === 'best' || r.label === picked) continue;
     const group = references.find((x) => x.name === r.label)?.group;
     if (group !== undefined) {
       const members = rows.filter((x) => references.find((y) => y.name === x.label)?.group === group);
@@ -378,7 +390,7 @@ export function conclude(rows: readonly ReportRow[], task: string, metric: strin
   const seOrZero = (se: number) => (Number.isNaN(se) ? 0 : se);
   let rival: LabelledScore | undefined;
   for (const r of rows) {
-    const s = r.kind === 'best' ? undefined : r.scores[key]?.test;
+    const s = r.kind === 'best' || r.label === best.reference ? undefined : r.scores[key]?.test;
     if (s && (!rival || s.value > rival.value)) rival = { label: r.label, value: s.value, se: seOrZero(s.se) };
   }
   const bs: LabelledScore = { label: best.label, value: b.value, se: seOrZero(b.se) };
@@ -388,8 +400,10 @@ export function conclude(rows: readonly ReportRow[], task: string, metric: strin
   const seDiff = Math.sqrt(bs.se ** 2 + rival.se ** 2);
   const significant = gain > 2 * seDiff;
   const f = (v: number) => v.toFixed(3);
+  const who =
+    best.reference === undefined ? 'the best kept candidate' : `the pick (the reference merge ${best.reference})`;
   const sentence =
-    `On the test split, the best kept candidate scores ${task} ${metric} ${f(bs.value)} ± ${f(bs.se)} against ` +
+    `On the test split, ${who} scores ${task} ${metric} ${f(bs.value)} ± ${f(bs.se)} against ` +
     `${f(rival.value)} ± ${f(rival.se)} for the best rival (${rival.label}): ` +
     `a ${gain >= 0 ? 'gain' : 'loss'} of ${f(Math.abs(gain))}, which is ${significant ? '' : 'not '}larger than 2 ` +
     `standard errors of the difference (2 × ${f(seDiff)} = ${f(2 * seDiff)})` +
@@ -439,10 +453,11 @@ export function formatReport(r: CampaignReport): string {
     );
   }
   lines.push('');
+  if (r.pickNote) lines.push(r.pickNote);
   if (r.fitObjective.best !== undefined) {
     const riv = r.fitObjective.bestRival;
     lines.push(
-      `fit objective: best kept ${f(r.fitObjective.best, 4)}` +
+      `fit objective: ${r.rows.some((x) => x.reference !== undefined) ? 'the pick' : 'best kept'} ${f(r.fitObjective.best, 4)}` +
         `${riv ? ` vs best source/reference ${f(riv.value, 4)} (${riv.label})` : ''}: ` +
         `${r.fitObjective.beatsAll ? 'beats every source and reference merge' : 'does NOT beat every source and reference merge'}` +
         `.`,

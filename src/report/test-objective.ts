@@ -43,7 +43,7 @@ export function testObjectiveComparison(
   const pickScores = scores(pick);
   if (pickScores.length === 0) return undefined;
   const values: Record<string, { value: number; se: number }> = {};
-  const pickLabel = `#${pick.ordinal}`;
+  const pickLabel = pick.ordinal === null ? `reference pick: ${pick.label}` : `#${pick.ordinal}`;
   values[pickLabel] = objectiveEstimate(terms, own, pickScores, sources, 'test');
   const pickItems = items(pick);
   const differences: TestObjectiveComparison['differences'][number][] = [];

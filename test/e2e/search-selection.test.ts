@@ -101,12 +101,28 @@ describe('selection: val pick, successive halving, LCB ranking', () => {
       }
       const pick = s.finalPick(id)!;
       expect(pick.rule).toBe('val');
+      type E = { value: number; se: number };
       const detail = JSON.parse(pick.detailJson) as {
-        considered: { ordinal: number; val: { value: number; se: number } }[];
+        considered: { ordinal: number; val: E }[];
+        references: { label: string; val: E; failed_gates: string[] }[];
+        by_reference: boolean;
       };
       expect(detail.considered).toHaveLength(2);
       const best = detail.considered.reduce((a, b) => (rankValue(b.val, 1) > rankValue(a.val, 1) ? b : a));
-      expect(s.getCandidate(pick.candidateId).ordinal).toBe(best.ordinal);
+      // never worse than naive: the references take part on val by the same rank value, and here (8 candidates
+      // on 14 fit items) the better one-λ task arithmetic beats the best searched candidate: it is the pick
+      // of the TA weight group only the member with the better fit objective takes part (λ chosen on fit)
+      const ta = s.listCandidates(id, { kind: 'reference' });
+      const chosen = ta.reduce((a, b) => ((b.objective ?? -Infinity) > (a.objective ?? -Infinity) ? b : a));
+      expect(detail.references.map((r) => [r.label, r.failed_gates])).toEqual([[chosen.label, []]]);
+      expect(chosen.label).toBe('TA w=0.5');
+      const ref = detail.references.reduce((a, b) => (rankValue(b.val, 1) > rankValue(a.val, 1) ? b : a));
+      expect(rankValue(best.val, 1)).toBeLessThanOrEqual(rankValue(ref.val, 1));
+      expect(detail.by_reference).toBe(true);
+      expect([s.getCandidate(pick.candidateId).kind, s.getCandidate(pick.candidateId).label]).toEqual([
+        'reference',
+        ref.label,
+      ]);
       // val: 30% of 20 items held out per task, scored for the sources and the considered candidates only
       const base = s.listCandidates(id, { kind: 'source' }).find((c) => c.label === 'base')!;
       expect(s.listScores(base.candidateId, 'val').map((x) => x.n)).toEqual([6, 6]);
@@ -118,10 +134,15 @@ describe('selection: val pick, successive halving, LCB ranking', () => {
     }
     const report = buildReport(dbA);
     expect(report.pickRule).toBe('val');
-    expect(report.rows.find((x) => x.kind === 'best')!.label).toMatch(/^val pick #/);
+    // before the references took part in the pick (issue 22 §4) this was the val pick of a searched candidate
+    expect(report.rows.find((x) => x.kind === 'best')!.label).toBe('reference pick: TA w=0.5');
+    expect(report.pickNote).toMatch(
+      /^No searched candidate beat TA w=0\.5 on val by its lower confidence bound: the pick is the reference merge TA w=0\.5 /,
+    );
     const rivals = report.testObjective!.differences.map((d) => d.rival);
-    // of the TA weight group only the one with the better fit objective is a rival
-    expect(rivals.filter((x) => x.startsWith('TA'))).toHaveLength(1);
+    // of the TA weight group only the one with the better fit objective is a rival: here that one is the pick
+    // itself, which is no rival of itself, and TA w=1 is not chosen
+    expect(rivals.filter((x) => x.startsWith('TA'))).toEqual([]);
     expect(rivals).toContain('base');
     for (const d of report.testObjective!.differences) expect(d.pairedSe).toBeGreaterThan(0);
   });

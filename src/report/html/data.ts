@@ -9,6 +9,7 @@ import type { GateTally, Store } from '../../store/db.ts';
 import { recordedEstimate } from '../../store/recorded-score.ts';
 import {
   conclude,
+  pickRow,
   recipeParameters,
   rivalLabels,
   winningPath,
@@ -17,6 +18,7 @@ import {
   type WinningPath,
 } from '../report.ts';
 import { testObjectiveComparison } from '../test-objective.ts';
+import { pickSentence } from '../pick-sentence.ts';
 import { evenlySpaced, thinByBins } from './thin.ts';
 
 /** Most candidate marks in the objective plot; longer campaigns are thinned (the extremes of each bin kept). */
@@ -342,14 +344,12 @@ function summary(
   const bestRecord = best ? (picked ?? store.findCandidateByOrdinal(id, best.ordinal)!) : undefined;
   if (best && bestRecord) {
     rows.push({
-      kind: 'best',
-      label: pick?.rule === 'val' ? `val pick #${best.ordinal}` : `best kept #${best.ordinal}`,
-      ordinal: best.ordinal,
+      ...pickRow(bestRecord, pick?.rule ?? 'fit'),
       objective: bestRecord.objective,
       scores: scoresOf(bestRecord.candidateId),
     });
   }
-  const rivals = rows.filter((r) => r.kind !== 'best');
+  const rivals = rows.filter((r) => r.kind !== 'best' && r.label !== rows.find((x) => x.kind === 'best')?.reference);
   let bestRival: { label: string; value: number } | undefined;
   for (const r of rivals)
     if (r.objective !== null && Number.isFinite(r.objective) && (!bestRival || r.objective > bestRival.value))
@@ -407,6 +407,7 @@ function summary(
     },
     conclusion: conclude(rows, objective[0]!.task, cfg.ownMetrics[objective[0]!.task]!),
     pickRule: pick?.rule ?? 'fit',
+    ...(bestRecord && pickSentence(store, id, bestRecord) ? { pickNote: pickSentence(store, id, bestRecord)! } : {}),
     ...(bestRecord
       ? {
           testObjective: testObjectiveComparison(

@@ -208,7 +208,8 @@ export async function fitVsTestBody(c: PageContext): Promise<string> {
           `${d.fitVsTestMeasure} on the fit and test splits, ±1 standard error; points under the dashed line lost on ` +
             `test what they won on fit.`,
         );
-  return plot + `<p class="verdict">${esc(d.report.conclusion.sentence)}</p>`;
+  const note = d.report.pickNote ? `<p class="pick-note">${esc(d.report.pickNote)}</p>` : '';
+  return plot + note + `<p class="verdict">${esc(d.report.conclusion.sentence)}</p>`;
 }
 
 /** 6. Every measure: a plot per measure with any finite score, then the table of all scores. */

@@ -89,3 +89,55 @@ export function finalPick<T extends PickEntry>(entries: readonly T[], z: number)
       rankValue(b.val!, z) - rankValue(a.val!, z) || rankValue(b.fit, z) - rankValue(a.fit, z) || a.ordinal - b.ordinal,
   )[0];
 }
+
+/** A reference merge (the space's `references:`) as the pick sees it: its name, its estimates on fit and (once
+ *  scored) val, and the gates it fails on fit, judged as a search candidate's are. */
+export interface ReferenceEntry {
+  readonly label: string;
+  readonly fit: ObjectiveValue;
+  readonly val?: ObjectiveValue;
+  readonly failedGates: readonly string[];
+}
+
+/** The outcome of `neverWorseThanNaive`: what is handed over, and what was compared. */
+export interface NaiveCheck<T extends PickEntry, R extends ReferenceEntry> {
+  /** The pick: the searched candidate, or the best reference when no searched candidate beat it. */
+  readonly pick: T | R | undefined;
+  readonly searched?: T;
+  /** The best reference that clears every gate (rank value on the split; ties: better fit, then space order). */
+  readonly reference?: R;
+  readonly byReference: boolean;
+}
+
+/**
+ * Never worse than naive: the reference merges take part in the final pick like any kept candidate. On `split`
+ * (val when the pick is made on val, else fit), the searched pick is handed over only if its rank value (the
+ * lower confidence bound value − z·SE, with the space's lcb_z) is strictly greater than that of the best
+ * reference that clears every gate; otherwise (ties included: a one-line recipe needs no search) that reference
+ * is the pick. A reference that fails a gate, or has no finite estimate on the split, cannot be picked.
+ */
+export function neverWorseThanNaive<T extends PickEntry, R extends ReferenceEntry>(
+  searched: T | undefined,
+  references: readonly R[],
+  z: number,
+  split: 'fit' | 'val',
+): NaiveCheck<T, R> {
+  const on = (e: PickEntry | ReferenceEntry) => (split === 'val' ? e.val : e.fit);
+  const rank = (e: PickEntry | ReferenceEntry) => {
+    const v = on(e);
+    return v ? rankValue(v, z) : -Infinity;
+  };
+  const eligible = references
+    .map((r, i) => ({ r, i }))
+    .filter(({ r }) => r.failedGates.length === 0 && Number.isFinite(rank(r)));
+  const best = eligible.sort(
+    (a, b) => rank(b.r) - rank(a.r) || rankValue(b.r.fit, z) - rankValue(a.r.fit, z) || a.i - b.i,
+  )[0]?.r;
+  const byReference = best !== undefined && (searched === undefined || !(rank(searched) > rank(best)));
+  return {
+    pick: byReference ? best : searched,
+    ...(searched ? { searched } : {}),
+    ...(best ? { reference: best } : {}),
+    byReference,
+  };
+}

@@ -117,4 +117,65 @@ describe('report conclusion', () => {
     });
     expect(formatReport(r).trimEnd().split('\n').at(-1)).toBe(r.conclusion.sentence);
   });
+
+  it('a reference merge picked over every searched candidate: the pick sentence, its row, and no rival of itself', () => {
+    campaign(['kept', 'rejected'], { value: 0.45, se: 0.04 });
+    const id = store.listCampaigns()[0]!.campaignId;
+    const ref = store.listCandidates(id, { kind: 'reference' })[0]!;
+    const est = (value: number, se: number) => ({ value, se });
+    store.saveFinalPick({
+      campaignId: id,
+      candidateId: ref.candidateId,
+      rule: 'val',
+      detailJson: JSON.stringify({
+        lcb_z: 1,
+        top_k: 1,
+        considered: [{ ordinal: 0, fit: est(0.7, 0.01), val: est(0.52, 0.04) }],
+        references: [{ label: 'ties d=0.5', fit: est(0.3, 0.01), val: est(0.5, 0.02), failed_gates: [] }],
+        searched: 0,
+        reference: 'ties d=0.5',
+        by_reference: true,
+      }),
+    });
+    const r = buildReport(file);
+    const best = r.rows.find((row) => row.kind === 'best')!;
+    expect(best).toMatchObject({ label: 'reference pick: ties d=0.5', ordinal: null, reference: 'ties d=0.5' });
+    expect(r.pickNote).toBe(
+      'No searched candidate beat ties d=0.5 on val by its lower confidence bound: the pick is the reference merge ' +
+        'ties d=0.5 (value − 1·SE: 0.4800 against 0.4800 for the best searched candidate #0).',
+    );
+    // the reference is not its own rival: the best rival is the base
+    expect(r.conclusion.rival!.label).toBe('base');
+    expect(r.conclusion.sentence).toMatch(/^On the test split, the pick \(the reference merge ties d=0\.5\) scores/);
+    expect(r.fitObjective.bestRival!.label).toBe('base');
+    const text = formatReport(r).trimEnd().split('\n');
+    expect(text).toContain(r.pickNote);
+    expect(text.at(-1)).toBe(r.conclusion.sentence);
+  });
+
+  it('a searched pick that beat the best reference says so', () => {
+    campaign(['kept', 'rejected'], { value: 0.62, se: 0.04 });
+    const id = store.listCampaigns()[0]!.campaignId;
+    const pick = store.listCandidates(id, { kind: 'search' })[0]!;
+    store.saveFinalPick({
+      campaignId: id,
+      candidateId: pick.candidateId,
+      rule: 'fit',
+      detailJson: JSON.stringify({
+        lcb_z: 0,
+        considered: [{ ordinal: 0, fit: { value: 0.7, se: 0.01 } }],
+        references: [{ label: 'ties d=0.5', fit: { value: 0.3, se: 0.01 }, failed_gates: [] }],
+        searched: 0,
+        reference: 'ties d=0.5',
+        by_reference: false,
+      }),
+    });
+    const r = buildReport(file);
+    expect(r.rows.find((row) => row.kind === 'best')!.label).toBe('best kept #0');
+    expect(r.pickNote).toBe(
+      'The pick #0 beat the best reference merge that clears every gate, ties d=0.5, on fit by its lower confidence ' +
+        'bound (value − 0·SE: 0.7000 against 0.3000).',
+    );
+    expect(r.conclusion.rival!.label).toBe('ties d=0.5');
+  });
 });

@@ -5,7 +5,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSpace } from '../../../src/search/space/space.ts';
 import { EvomergeError } from '../../../src/errors.ts';
-import { finalPick, parseSelection, rankValue, topByFit } from '../../../src/search/campaign/selection.ts';
+import {
+  finalPick,
+  neverWorseThanNaive,
+  parseSelection,
+  rankValue,
+  topByFit,
+} from '../../../src/search/campaign/selection.ts';
 import {
   partitionFit,
   promotedCount,
@@ -83,6 +89,70 @@ describe('ranking and the final pick', () => {
       { ordinal: 3, fit: { value: 0.5, se: 0 }, val: { value: 0.6, se: 0 } },
     ];
     expect(finalPick(tie, 0)!.ordinal).toBe(3);
+  });
+});
+
+describe('never worse than naive: the references take part in the pick', () => {
+  const cand = (ordinal: number, val: number, se = 0.01) => ({
+    ordinal,
+    fit: { value: 0.9, se: 0.01 },
+    val: { value: val, se },
+  });
+  const ref = (label: string, val: number, se = 0.01, failedGates: string[] = [], fit = 0.5) => ({
+    label,
+    fit: { value: fit, se: 0.01 },
+    val: { value: val, se },
+    failedGates,
+  });
+
+  it('hands over the searched pick only when its lower confidence bound beats the best reference', () => {
+    const refs = [ref('ties', 0.55), ref('dare', 0.6)];
+    // beaten: the searched pick stays
+    const won = neverWorseThanNaive(cand(4, 0.7), refs, 1, 'val');
+    expect(won.pick).toEqual(cand(4, 0.7));
+    expect(won.byReference).toBe(false);
+    expect(won.reference!.label).toBe('dare');
+    // better on the plain value, not by the lower confidence bound (0.65 − 0.1 < 0.6 − 0.01): the reference
+    const lucky = cand(4, 0.65, 0.1);
+    expect(neverWorseThanNaive(lucky, refs, 0, 'val').pick).toBe(lucky);
+    const lcb = neverWorseThanNaive(lucky, refs, 1, 'val');
+    expect(lcb.byReference).toBe(true);
+    expect((lcb.pick as { label: string }).label).toBe('dare');
+    expect(lcb.searched).toBe(lucky);
+  });
+
+  it('a tie goes to the reference: a one-line recipe needs no search', () => {
+    const tie = neverWorseThanNaive(cand(2, 0.6), [ref('dare', 0.6)], 1, 'val');
+    expect(tie.byReference).toBe(true);
+    expect((tie.pick as { label: string }).label).toBe('dare');
+  });
+
+  it('a reference that fails a gate cannot be picked; the next one that clears every gate can', () => {
+    const refs = [ref('dare', 0.9, 0.01, ['composite_gain']), ref('ties', 0.65)];
+    const r = neverWorseThanNaive(cand(1, 0.7), refs, 0, 'val');
+    expect(r.byReference).toBe(false);
+    expect(r.reference!.label).toBe('ties');
+    expect(neverWorseThanNaive(cand(1, 0.6), refs, 0, 'val').pick).toBe(refs[1]);
+    // every reference fails a gate: the searched pick, whatever its score; nothing kept: no pick at all
+    const failing = [ref('dare', 0.9, 0.01, ['composite_gain'])];
+    expect(neverWorseThanNaive(cand(1, 0.1), failing, 0, 'val')).toMatchObject({ byReference: false });
+    expect(neverWorseThanNaive(undefined, failing, 0, 'val').pick).toBeUndefined();
+  });
+
+  it('with nothing kept the best reference clearing every gate is the pick; without val, fit decides', () => {
+    expect(
+      (neverWorseThanNaive(undefined, [ref('a', 0.5), ref('b', 0.7)], 0, 'val').pick as { label: string }).label,
+    ).toBe('b');
+    // on fit: the val estimates play no part
+    const onFit = [ref('a', 0.99, 0.01, [], 0.3), ref('b', 0.1, 0.01, [], 0.6)];
+    const fitCand = { ordinal: 0, fit: { value: 0.5, se: 0.01 } };
+    const r = neverWorseThanNaive(fitCand, onFit, 0, 'fit');
+    expect(r.reference!.label).toBe('b');
+    expect(r.byReference).toBe(true);
+    expect(neverWorseThanNaive({ ordinal: 0, fit: { value: 0.61, se: 0 } }, onFit, 0, 'fit').byReference).toBe(false);
+    // references tied on the split: the better fit, then the space's order
+    const tied = [ref('x', 0.5, 0.01, [], 0.2), ref('y', 0.5, 0.01, [], 0.4), ref('z', 0.5, 0.01, [], 0.4)];
+    expect(neverWorseThanNaive(undefined, tied, 0, 'val').reference!.label).toBe('y');
   });
 });
 
