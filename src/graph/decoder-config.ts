@@ -45,7 +45,7 @@ export interface DecoderConfig {
   readonly mlpBias: boolean;
   /** lm_head shares embed_tokens' weight. */
   readonly tiedEmbeddings: boolean;
-  /** max_position_embeddings: the longest sequence the rotary tables of the fused kernels cover. */
+  /** max_position_embeddings: the model's context, a limit on what tasks run (no table is sized by it). */
   readonly maxPositions: number;
   /** Keys further back than this many positions are hidden (Mistral's sliding window); undefined = none. */
   readonly slidingWindow?: number;

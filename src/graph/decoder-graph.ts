@@ -15,7 +15,9 @@
 // - 'cpu': ONNX Runtime's fused CPU kernels (the operators onnxruntime-genai's model builder emits):
 //   com.microsoft FusedMatMul (transB, so no transpose at all, even with weights fed per run),
 //   SimplifiedLayerNormalization (RMSNorm) and GroupQueryAttention (RoPE, cache concatenation, causal and
-//   sliding-window masking and grouped heads in one kernel, with cos/sin tables for max_position_embeddings).
+//   sliding-window masking and grouped heads in one kernel, with cos/sin tables computed per run for the
+//   positions the batch holds), where the kernel accepts the config (fused-kernels.ts: head_dim a multiple of
+//   16); else the standard-op attention seam, the rest of the graph still fused.
 // Compute dtype 'f16' (plain ops only, for GPU providers): weights and activations in float16 as transformers
 // runs a float16 model (HF LlamaRMSNorm, eager attention): RMSNorm statistics and the attention softmax in
 // float32, the scores scaled in float32; the graph's inputs and outputs (logits, KV cache) stay float32, so
@@ -40,6 +42,7 @@ import {
   type WeightSpec,
 } from './decoder-config.ts';
 import { attrFloat, attrInt, attrInts, MS_DOMAIN, OnnxWriter, valueInfo } from './onnx-writer.ts';
+import { groupQueryAttentionRefusal } from './fused-kernels.ts';
 
 export type OpSet = 'plain' | 'cpu';
 export type ComputeDtype = 'f32' | 'f16';
@@ -291,7 +294,8 @@ function attention(ctx: GraphContext, n: number, h: string, lw: LayerWeights): s
       k = linear(ctx, 'k_proj', h, lw.weight('self_attn.k_proj.weight'), lw.bias('self_attn.k_proj.bias'));
       v = linear(ctx, 'v_proj', h, lw.weight('self_attn.v_proj.weight'), lw.bias('self_attn.v_proj.bias'));
   }
-  const out = ctx.opSet === 'cpu' ? fusedAttention(ctx, n, q, k, v) : standardAttention(ctx, n, q, k, v);
+  const fused = ctx.opSet === 'cpu' && groupQueryAttentionRefusal(ctx.c) === undefined;
+  const out = fused ? fusedAttention(ctx, n, q, k, v) : standardAttention(ctx, n, q, k, v);
   return linear(ctx, 'o_proj', out, lw.weight('self_attn.o_proj.weight'), lw.bias('self_attn.o_proj.bias'));
 }
 
@@ -431,8 +435,9 @@ function attentionMask(ctx: GraphContext): string {
 /**
  * GroupQueryAttention's extra inputs: per row the index of its last key and the batch's longest total, from
  * attention_mask as onnxruntime-genai's model builder derives them (a row's keys are its first seqlens_k + 1
- * positions: rows of different lengths are padded on the right), and cos/sin tables [positions, D/2] for every
- * position the config allows.
+ * positions: rows of different lengths are padded on the right), and cos/sin tables [total, D/2] computed per
+ * run for the positions 0..total−1 the batch holds (float32 angles, as the standard-op RoPE): their size follows
+ * what runs, never max_position_embeddings.
  */
 function gqaInputs(ctx: GraphContext): { seqlensK: string; total: string; cos: string; sin: string } {
   const { c, g } = ctx;
@@ -441,22 +446,16 @@ function gqaInputs(ctx: GraphContext): { seqlensK: string; total: string; cos: s
     const keys = g.node('ReduceSum', ['attention_mask', g.constI([1], [1])], [attrInt('keepdims', 0)]);
     const seqlensK = g.node('Cast', [g.node('Sub', [keys, g.constI([1], [])])], [attrInt('to', OnnxDataType.INT32)]);
     const t = g.node('Gather', [g.node('Shape', ['attention_mask']), g.constI([1], [])], [attrInt('axis', 0)]);
-    const inv = ropeInverseFrequencies(c);
-    const positions = c.maxPositions;
-    const cosT = new Float32Array(positions * (D / 2));
-    const sinT = new Float32Array(positions * (D / 2));
-    for (let p = 0; p < positions; p++) {
-      for (let i = 0; i < D / 2; i++) {
-        const a = Math.fround(p * inv[i]!);
-        cosT[p * (D / 2) + i] = Math.cos(a);
-        sinT[p * (D / 2) + i] = Math.sin(a);
-      }
-    }
+    const positions = g.node('Unsqueeze', [
+      g.node('Cast', [g.node('Range', [g.constI([0], []), t, g.constI([1], [])])], [attrInt('to', OnnxDataType.FLOAT)]),
+      g.constI([-1], [1]),
+    ]);
+    const angles = g.node('Mul', [positions, g.constF(ropeInverseFrequencies(c), [1, D / 2])]);
     return {
       seqlensK,
       total: g.node('Cast', [t], [attrInt('to', OnnxDataType.INT32)]),
-      cos: g.constF(cosT, [positions, D / 2]),
-      sin: g.constF(sinT, [positions, D / 2]),
+      cos: g.node('Cos', [angles]),
+      sin: g.node('Sin', [angles]),
     };
   }));
 }
