@@ -83,6 +83,24 @@ describe('graph: auto in the evaluator', () => {
     expect(Math.abs(gpu![1]!.value - cpu![1]!.value)).toBeLessThanOrEqual(1e-3);
   });
 
+  it('refuses a limit that is not a positive integer (limit: -5 scored nothing before), naming the suite', async () => {
+    const ev = await Evaluator.create({ suite, threads: 1 });
+    const model = openModelDir(base);
+    try {
+      for (const limit of [-5, 0, 1.5]) {
+        const e = await ev.evaluate(model.tensors, { limit }).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(e, String(limit)).toBeInstanceOf(EvomergeError);
+        expect((e as Error).message).toBe(`${suite}: limit: expected a positive integer, got ${limit}`);
+      }
+    } finally {
+      model.close();
+      await ev.close();
+    }
+  });
+
   it('runs a layer path: dropping layers changes the scores', async () => {
     const full = await Evaluator.create({ suite, threads: 1 });
     const short = await Evaluator.create({ suite, threads: 1, layerPath: [0, 0] });
