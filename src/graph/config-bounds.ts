@@ -30,11 +30,13 @@ export function checkConfigFitsCheckpoint(c: DecoderConfig, checkpoint: Checkpoi
     if (m) stored = Math.max(stored, Number(m[1]) + 1);
   }
   if (c.layers !== stored) {
+    const held = `model.layers.0..${stored - 1}`;
+    const left = stored - c.layers === 1 ? `layer ${c.layers}` : `layers ${c.layers}..${stored - 1}`;
     const what =
       c.layers < stored
-        ? `${c.layers} but ${checkpoint.location} holds ${stored} layers (model.layers.0..${stored - 1}): ` +
-          `${stored - c.layers === 1 ? `layer ${c.layers}` : `layers ${c.layers}..${stored - 1}`} would be left out, scoring a truncated model`
-        : `${c.layers} but ${checkpoint.location} holds ${stored === 0 ? 'no layers' : `only ${stored} layers (model.layers.0..${stored - 1})`}`;
+        ? `${c.layers} but ${checkpoint.location} holds ${stored} layers (${held}): ${left} would be left out, ` +
+          'scoring a truncated model'
+        : `${c.layers} but ${checkpoint.location} holds ${stored === 0 ? 'no layers' : `only ${stored} layers (${held})`}`;
     throw new EvomergeError('graph.layer_count', what, { file: c.file, field: 'num_hidden_layers' });
   }
   const wanted = outerWeights(c);
