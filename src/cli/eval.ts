@@ -98,6 +98,15 @@ export function registerEvalCommand(program: Command): void {
             ...(progress ? { onProgress: progress } : {}),
           });
           if (progress && process.stderr.isTTY === true && opts.progress !== true) process.stderr.write('\r\x1b[K');
+          // finite weights can still give NaN or ±Inf (logits that overflow): a score nothing can rank
+          const bad = scores.find((s) => !Number.isFinite(s.value));
+          if (bad)
+            throw new EvomergeError(
+              'eval.non_finite_score',
+              `${bad.metric} of task ${bad.task} is ${bad.value} (the model's logits overflow or are not numbers); ` +
+                'a non-finite score cannot be compared',
+              { file: opts.suite, field: `tasks.${bad.task}` },
+            );
           if (opts.json) {
             // per-item pseudo-values (for paired comparisons inside a campaign) would swamp the output
             const omitPseudo = (k: string, v: unknown) => (k === 'pseudo' ? undefined : v);

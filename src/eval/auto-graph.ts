@@ -16,6 +16,7 @@ import {
   type LayerSlot,
 } from '../graph/decoder-config.ts';
 import { buildDecoderGraph, checkCheckpointShapes, type ComputeDtype, type OpSet } from '../graph/decoder-graph.ts';
+import { checkConfigFitsCheckpoint } from '../graph/config-bounds.ts';
 
 export interface AutoGraph {
   readonly graph: OnnxGraph;
@@ -46,6 +47,7 @@ export function buildAutoGraph(
 ): AutoGraph {
   const configFile = join(baseDir, 'config.json');
   const parsed = parseDecoderConfig(config, configFile);
+  checkConfigFitsCheckpoint(parsed, base);
   const computeDtype = options.computeDtype ?? 'f32';
   const built = buildDecoderGraph(parsed, {
     opSet: opSetFor(options.ep),
@@ -105,6 +107,7 @@ export async function chooseComputeDtype(
   if (ctx.weightMode === 'inputs')
     return fallback('weight mode inputs feeds float32 arrays; float16 weights are built into the session (external)');
   const parsed = parseDecoderConfig(ctx.config, join(ctx.baseDir, 'config.json'));
+  checkConfigFitsCheckpoint(parsed, ctx.base);
   const stored = new Set(
     buildDecoderGraph(parsed, { opSet: 'plain' }).weights.map((w) => ctx.base.tensorInfo(w.name).dtype),
   );

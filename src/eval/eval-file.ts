@@ -30,7 +30,9 @@ export function readEvalFile(file: string, fields: Readonly<Record<string, strin
     try {
       obj = JSON.parse(line);
     } catch (err) {
-      throw new EvomergeError('eval.bad_jsonl', `not valid JSON (${(err as Error).message})`, {
+      // JSON.parse's message quotes the line: give the place only
+      const at = /at position (\d+)/.exec((err as Error).message);
+      throw new EvomergeError('eval.bad_jsonl', `not valid JSON${at ? ` (at position ${at[1]})` : ''}`, {
         ...place,
         field: '(line)',
       });

@@ -273,6 +273,11 @@ export class Evaluator {
   }
 
   async evaluate(weights: TensorSource, opts: EvaluateOptions = {}): Promise<TaskScoreWithPredictions[]> {
+    if (opts.limit !== undefined && !(Number.isSafeInteger(opts.limit) && opts.limit >= 1))
+      throw new EvomergeError('eval.bad_limit', `expected a positive integer, got ${String(opts.limit)}`, {
+        file: this.suite.file,
+        field: 'limit',
+      });
     await this.prepare(weights);
     const split = opts.split ?? 'fit';
     const specs = this.selectTasks(opts.tasks);

@@ -7,6 +7,7 @@
 import { OnnxDataType } from './onnx-proto.ts';
 import type { DecoderConfig } from './decoder-config.ts';
 import { attrFloat, attrInt, attrInts, MS_DOMAIN } from './onnx-writer.ts';
+import { groupQueryAttentionRefusal } from './fused-kernels.ts';
 import { linear, rmsNorm, splitLast, toCompute, toF32, type GraphContext, type LayerWeights } from './graph-context.ts';
 
 /** How a source layer attends: the window it keeps (undefined: every key) and whether its RoPE is local. */
@@ -78,8 +79,9 @@ export function attention(ctx: GraphContext, n: number, h: string, lw: LayerWeig
       [q, k, v] = splitLast(ctx, 'qkv_split', qkv, [c.heads * c.headDim, kv, kv]) as [string, string, string];
     }
   }
-  const out =
-    ctx.opSet === 'cpu' ? fusedAttention(ctx, n, q, k, v, lw, kind) : standardAttention(ctx, n, q, k, v, lw, kind);
+  // the fused kernel only where ORT accepts the config (fused-kernels.ts), else standard ops on every provider
+  const fused = ctx.opSet === 'cpu' && groupQueryAttentionRefusal(c) === undefined;
+  const out = fused ? fusedAttention(ctx, n, q, k, v, lw, kind) : standardAttention(ctx, n, q, k, v, lw, kind);
   return linear(ctx, 'o_proj', out, lw.weight('self_attn.o_proj.weight'), lw.bias('self_attn.o_proj.bias'));
 }
 
@@ -273,8 +275,8 @@ function attentionMask(ctx: GraphContext, window: number | undefined): string {
 /**
  * GroupQueryAttention's extra inputs: per row the index of its last key and the batch's longest total, from
  * attention_mask as onnxruntime-genai's model builder derives them (a row's keys are its first seqlens_k + 1
- * positions: rows of different lengths are padded on the right), and cos/sin tables [positions, D/2] for every
- * position the config allows (global and, for Gemma 3's local layers, local ones).
+ * positions: rows of different lengths are padded on the right), and cos/sin tables [total, D/2] computed per
+ * run for the positions 0..total−1 the batch holds (global and, for Gemma 3's local layers, local ones).
  */
 function gqaInputs(
   ctx: GraphContext,
@@ -286,27 +288,24 @@ function gqaInputs(
     const keys = g.node('ReduceSum', ['attention_mask', g.constI([1], [1])], [attrInt('keepdims', 0)]);
     const seqlensK = g.node('Cast', [g.node('Sub', [keys, g.constI([1], [])])], [attrInt('to', OnnxDataType.INT32)]);
     const t = g.node('Gather', [g.node('Shape', ['attention_mask']), g.constI([1], [])], [attrInt('axis', 0)]);
-    return { seqlensK, total: g.node('Cast', [t], [attrInt('to', OnnxDataType.INT32)]) };
+    // positions 0..total−1 as a float32 column: the tables follow what runs, never max_position_embeddings
+    const positions = g.node('Unsqueeze', [
+      g.node('Cast', [g.node('Range', [g.constI([0], []), t, g.constI([1], [])])], [attrInt('to', OnnxDataType.FLOAT)]),
+      g.constI([-1], [1]),
+    ]);
+    return { seqlensK, total: g.node('Cast', [t], [attrInt('to', OnnxDataType.INT32)]), positions };
   }));
   const key = kind.local ? 'local' : 'global';
   let tables = ctx.shared.gqaTables.get(key);
   if (!tables) {
     tables = g.at(kind.local ? 'gqa_inputs_local' : 'gqa_inputs', () => {
-      const inv = ropeInverseFrequencies(c, kind.local);
+      const angles = g.node('Mul', [base.positions, g.constF(ropeInverseFrequencies(c, kind.local), [1, D / 2])]);
       const factor = ropeAttentionFactor(c, kind.local);
-      const positions = c.maxPositions;
-      const cosT = new Float32Array(positions * (D / 2));
-      const sinT = new Float32Array(positions * (D / 2));
-      for (let p = 0; p < positions; p++) {
-        for (let i = 0; i < D / 2; i++) {
-          const a = Math.fround(p * inv[i]!);
-          cosT[p * (D / 2) + i] = Math.fround(Math.cos(a)) * factor;
-          sinT[p * (D / 2) + i] = Math.fround(Math.sin(a)) * factor;
-        }
-      }
-      return { cos: g.constF(cosT, [positions, D / 2]), sin: g.constF(sinT, [positions, D / 2]) };
+      const scaled = (t: string) => (factor === 1 ? t : g.node('Mul', [t, g.constF([factor], [])]));
+      return { cos: scaled(g.node('Cos', [angles])), sin: scaled(g.node('Sin', [angles])) };
     });
     ctx.shared.gqaTables.set(key, tables);
   }
-  return { ...base, ...tables };
+  const { seqlensK, total } = base;
+  return { seqlensK, total, ...tables };
 }

@@ -55,8 +55,8 @@ export interface DecoderConfig {
   /** lm_head shares embed_tokens' weight. */
   readonly tiedEmbeddings: boolean;
   /**
-   * max_position_embeddings: the longest sequence the rotary tables of the fused kernels cover (with longrope,
-   * original_max_position_embeddings: past it transformers switches to the long factors, which are not built).
+   * max_position_embeddings: the model's context, a limit on what tasks run (no table is sized by it; with
+   * longrope, original_max_position_embeddings: past it transformers switches to the long factors, not built).
    */
   readonly maxPositions: number;
   /** Keys further back than this many positions are hidden (Mistral's sliding window); undefined = none. */

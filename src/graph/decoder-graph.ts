@@ -16,7 +16,9 @@
 // - 'cpu': ONNX Runtime's fused CPU kernels (the operators onnxruntime-genai's model builder emits):
 //   com.microsoft FusedMatMul (transB, so no transpose at all, even with weights fed per run),
 //   SimplifiedLayerNormalization (RMSNorm) and GroupQueryAttention (RoPE, cache concatenation, causal and
-//   sliding-window masking and grouped heads in one kernel, with cos/sin tables for max_position_embeddings).
+//   sliding-window masking and grouped heads in one kernel, with cos/sin tables computed per run for the
+//   positions the batch holds), where the kernel accepts the config (fused-kernels.ts: head_dim a multiple of
+//   16); else the standard-op attention seam, the rest of the graph still fused.
 // Compute dtype 'f16' (plain ops only, for GPU providers): weights and activations in float16 as transformers
 // runs a float16 model (HF LlamaRMSNorm, eager attention): RMSNorm statistics and the attention softmax in
 // float32, the scores scaled in float32; the graph's inputs and outputs (logits, KV cache) stay float32, so

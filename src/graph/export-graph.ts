@@ -8,6 +8,7 @@ import { OnnxGraph } from './onnx-graph.ts';
 import { writeWeightFile } from './weight-file.ts';
 import { parseDecoderConfig } from './decoder-config.ts';
 import { buildDecoderGraph, checkCheckpointShapes } from './decoder-graph.ts';
+import { checkConfigFitsCheckpoint } from './config-bounds.ts';
 
 export const EXPORTED_GRAPH = 'model.onnx';
 export const EXPORTED_GRAPH_DATA = 'model.onnx.data';
@@ -18,6 +19,7 @@ export function writeDecoderOnnx(dir: string): void {
   try {
     const configFile = path.join(dir, 'config.json');
     const config = parseDecoderConfig(model.config, configFile);
+    checkConfigFitsCheckpoint(config, model.tensors);
     const built = buildDecoderGraph(config, { opSet: 'plain' });
     checkCheckpointShapes(config, built.weights, model.tensors);
     const arrays = new Map(built.weights.map((w) => [w.name, model.tensors.readTensor(w.name).data]));

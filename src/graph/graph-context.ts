@@ -30,7 +30,7 @@ export interface GraphContext {
     totalLength?: string;
     masks: Map<string, string>;
     scale?: string;
-    gqa?: { seqlensK: string; total: string };
+    gqa?: { seqlensK: string; total: string; positions: string };
     gqaTables: Map<string, { cos: string; sin: string }>;
   };
 }

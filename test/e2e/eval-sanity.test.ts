@@ -63,6 +63,34 @@ describe('eval model sanity', () => {
     expect(treeHash(dir)).toBe(before);
   });
 
+  it('finite weights whose logits overflow give a NaN score: refused in one line naming the task and metric, exit 1', () => {
+    const { models } = privateZoo(path.join(tmp, 'overflow'), ['expert-lang']);
+    const dir = models['expert-lang']!;
+    const file = path.join(dir, 'model.safetensors');
+    const bytes = readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<
+      string,
+      { dtype: string; data_offsets: [number, number] }
+    >;
+    for (const name of ['model.layers.0.self_attn.q_proj.weight', 'model.layers.0.self_attn.k_proj.weight']) {
+      const t = header[name]!;
+      expect(t.dtype).toBe('F32');
+      for (let o = t.data_offsets[0]; o < t.data_offsets[1]; o += 4) bytes.writeFloatLE(1e25, 8 + n + o);
+    }
+    writeFileSync(file, bytes);
+    const r = evalCli(dir, '--suite', path.join(repoRoot, 'evals/micro.yaml'), '--tasks', 'lang', '--limit', '3');
+    expect(r.status, r.stdout).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = errorLines(r.stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^evomerge: ${path.join(repoRoot, 'evals/micro.yaml')}: tasks\\.lang: \\w+ of task lang is (NaN|-?Infinity) `,
+      ),
+    );
+  });
+
   it('refuses max_new_tokens past the context, and a prompt or text longer than it, naming the key or line', () => {
     const gen = suiteWith('gen', '    kind: generate\n    max_new_tokens: 1000\n    stop: "@"', [
       { prompt: 'what is 2 plus 2? ', answer: '4' },

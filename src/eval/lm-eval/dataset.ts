@@ -129,7 +129,7 @@ export async function readDataFile(file: string): Promise<Doc[]> {
         throw new Error('expected a list of objects');
       return arr as Doc[];
     } catch (err) {
-      throw new EvomergeError('lm_eval.bad_data', `not a JSON list of objects (${(err as Error).message})`, { file });
+      throw new EvomergeError('lm_eval.bad_data', `not a JSON list of objects${jsonErrorPlace(err)}`, { file });
     }
   }
   const docs: Doc[] = [];
@@ -139,7 +139,7 @@ export async function readDataFile(file: string): Promise<Doc[]> {
     try {
       obj = JSON.parse(line);
     } catch (err) {
-      throw new EvomergeError('lm_eval.bad_data', `not valid JSON (${(err as Error).message})`, {
+      throw new EvomergeError('lm_eval.bad_data', `not valid JSON${jsonErrorPlace(err)}`, {
         file,
         line: i + 1,
         field: '(line)',
@@ -150,6 +150,12 @@ export async function readDataFile(file: string): Promise<Doc[]> {
     docs.push(obj as Doc);
   });
   return docs;
+}
+
+/** Where JSON.parse stopped (" (at position N)"), never its message: that quotes the file's text. */
+function jsonErrorPlace(err: unknown): string {
+  const m = /at position (\d+)/.exec(err instanceof Error ? err.message : '');
+  return m ? ` (at position ${m[1]})` : '';
 }
 
 /** bigint (parquet INT64) → number, recursively, so templates print 42 and not 42n. */

@@ -21,14 +21,58 @@ interface AstNode {
 /** The interpreter's evaluation hooks (private in its typings, stable in its source). */
 interface InterpreterHooks {
   run(program: Program): RuntimeValue;
+  evaluate(node: AstNode | undefined, env: Environment): RuntimeValue;
+  renderBlock(statements: AstNode[], env: Environment): string;
   evaluateIdentifier(node: AstNode, env: Environment): RuntimeValue;
   evaluateTestExpression(node: AstNode, env: Environment): RuntimeValue;
   evaluateFilterExpression(node: AstNode, env: Environment): RuntimeValue;
 }
 const HookedInterpreter = Interpreter as unknown as new (env: Environment) => InterpreterHooks;
 
+/** Most evaluation steps (expressions and block statements, loop iterations included) one render may take. */
+export const MAX_TEMPLATE_STEPS = 200_000;
+/** Most characters one render may produce (its output, and any string it computes on the way). */
+export const MAX_TEMPLATE_CHARS = 1_000_000;
+/** Longest list range() may make. */
+const MAX_RANGE = 100_000;
+
+/** Bounds a render's time and memory, so that no template (nested loops, doubling strings) can hang eval. */
+class BoundedInterpreter extends HookedInterpreter {
+  private steps = 0;
+  private step(): void {
+    if (++this.steps > MAX_TEMPLATE_STEPS)
+      throw new TemplateError(`the template takes more than ${MAX_TEMPLATE_STEPS} steps to render (refused)`);
+  }
+  private size(n: number): void {
+    if (n > MAX_TEMPLATE_CHARS)
+      throw new TemplateError(`the template makes a text of more than ${MAX_TEMPLATE_CHARS} characters (refused)`);
+  }
+  override evaluate(node: AstNode | undefined, env: Environment): RuntimeValue {
+    this.step();
+    const v = super.evaluate(node, env);
+    if (typeof v.value === 'string') this.size(v.value.length);
+    else if (Array.isArray(v.value)) this.size(v.value.length);
+    return v;
+  }
+  override renderBlock(statements: AstNode[], env: Environment): string {
+    this.step();
+    const out = super.renderBlock(statements, env);
+    this.size(out.length);
+    return out;
+  }
+}
+
+/** Python's range(), refused past MAX_RANGE items before any list is made. */
+function boundedRange(start: number, stop?: number, step = 1): number[] {
+  const [a, b] = stop === undefined ? [0, start] : [start, stop];
+  if (step === 0) throw new TemplateError('range() step must not be zero');
+  const n = Math.max(0, Math.ceil((b - a) / step));
+  if (!(n <= MAX_RANGE)) throw new TemplateError(`range() of ${n} items (more than ${MAX_RANGE}, refused)`);
+  return Array.from({ length: n }, (_, i) => a + i * step);
+}
+
 /** jinja2.StrictUndefined: an undefined name may be tested (`is defined`) or defaulted, never used. */
-class StrictInterpreter extends HookedInterpreter {
+class StrictInterpreter extends BoundedInterpreter {
   private guarded = 0;
   override evaluateIdentifier(node: AstNode, env: Environment): RuntimeValue {
     const v = super.evaluateIdentifier(node, env);
@@ -95,15 +139,13 @@ export class JinjaTemplate {
       ['None', null],
     ] as const)
       env.set(k, v);
+    env.set('range', boundedRange);
     env.set('raise_exception', (msg: unknown) => {
       throw new TemplateError(`raise_exception: ${String(msg)}`);
     });
     for (const [k, v] of Object.entries(context))
       if (!['true', 'false', 'none', 'True', 'False', 'None'].includes(k)) env.set(k, v ?? null);
-    const interpreter =
-      this.options.strict === false
-        ? (new Interpreter(env) as unknown as InterpreterHooks)
-        : new StrictInterpreter(env);
+    const interpreter = this.options.strict === false ? new BoundedInterpreter(env) : new StrictInterpreter(env);
     try {
       const out = interpreter.run(this.program);
       return String(out.value);

@@ -11,6 +11,7 @@ const FLAG_MAP: Record<string, string> = { i: 'i', m: 'm', s: 's', a: '', u: '',
 
 /** Compiles a Python pattern; `global` adds the g flag (findall, sub). */
 export function compilePythonRegex(pattern: string, global = false): RegExp {
+  checkBacktracking(pattern);
   let body = pattern;
   let flags = '';
   const lead = /^\(\?([aiLmsux]+)\)/.exec(body);
@@ -88,4 +89,64 @@ export function findAll(re: RegExp, text: string): (string | string[])[] {
 export function removeAll(re: RegExp, text: string): string {
   const g = re.global ? re : new RegExp(re.source, `${re.flags}g`);
   return text.replace(g, '');
+}
+
+/** Most unbounded quantifiers (`*`, `+`, `{n,}`) a pattern may hold: adjacent ones backtrack polynomially. */
+export const MAX_UNBOUNDED_QUANTIFIERS = 3;
+
+/**
+ * Refuses what makes a backtracking engine take exponential time, so that no task file can hang a filter or
+ * exact_match: a repeated group (`*`, `+`, `{n,}`, `{n,m}` with m > 1) that holds a variable quantifier or an
+ * alternation (`(a+)+`, `(a|ab)*`), a backreference (`\1`, `(?P=name)`) in a pattern with an unbounded quantifier,
+ * and more than MAX_UNBOUNDED_QUANTIFIERS unbounded quantifiers (adjacent ones backtrack polynomially). lm-eval's
+ * own patterns (gsm8k, bbh, mgsm…) pass.
+ */
+function checkBacktracking(pattern: string): void {
+  const refuse = (why: string): never => {
+    throw new PatternError(`${why} (catastrophic backtracking; refused so that no pattern can hang eval): ${pattern}`);
+  };
+  // per open group: whether it holds a quantifier or an alternation
+  const stack: { risky: boolean }[] = [];
+  let unboundedCount = 0;
+  let backreference = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    let closedRisky = false;
+    if (c === '\\') {
+      const n = pattern[i + 1] ?? '';
+      if (/[1-9]/.test(n) || n === 'k') backreference = true;
+      i++;
+    } else if (c === '[') {
+      // a class: skip to its end (a `]` first is literal)
+      i++;
+      if (pattern[i] === '^') i++;
+      if (pattern[i] === ']') i++;
+      while (i < pattern.length && pattern[i] !== ']') i += pattern[i] === '\\' ? 2 : 1;
+    } else if (c === '(') {
+      if (pattern.startsWith('(?P=', i)) backreference = true;
+      stack.push({ risky: false });
+    } else if (c === ')') {
+      closedRisky = stack.pop()?.risky ?? false;
+    } else if (c === '|') {
+      if (stack.length > 0) stack[stack.length - 1]!.risky = true;
+    }
+    // a quantifier after what was just read
+    const q = /^(?:[*+?]|\{(\d*)(,?)(\d*)\})/.exec(pattern.slice(i + 1));
+    if (q && c !== '(' && c !== '|') {
+      const [text, min, comma, max] = q;
+      const braces = text.startsWith('{');
+      const unbounded = text === '*' || text === '+' || (braces && comma === ',' && max === '');
+      // repeats: may run more than once; variable: a choice of lengths (a fixed {3} is none)
+      const repeats = unbounded || (braces && Number(comma === ',' ? max : min) > 1);
+      const variable = unbounded || (braces && comma === ',' && Number(max) > Number(min || 0));
+      if (unbounded && ++unboundedCount > MAX_UNBOUNDED_QUANTIFIERS)
+        refuse(`more than ${MAX_UNBOUNDED_QUANTIFIERS} unbounded quantifiers`);
+      if (repeats && closedRisky) refuse('a repeated group that holds a quantifier or an alternation');
+      if (variable && stack.length > 0) stack[stack.length - 1]!.risky = true;
+      i += text.length;
+      if (pattern[i + 1] === '?' || pattern[i + 1] === '+') i++; // lazy or possessive
+    }
+    if (closedRisky && stack.length > 0) stack[stack.length - 1]!.risky = true;
+  }
+  if (backreference && unboundedCount > 0) refuse('a backreference with an unbounded quantifier');
 }

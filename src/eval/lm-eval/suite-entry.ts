@@ -64,7 +64,8 @@ export function parseLmEvalEntry(raw: Record<string, unknown>, at: string, ctx: 
   const taskFile = resolve(ctx.suiteDir, raw.lm_eval);
   if (!existsSync(taskFile) || !statSync(taskFile).isFile())
     return fail('lm_eval', `${raw.lm_eval} not found`, 'eval.suite_missing_file');
-  const task = loadLmEvalTask(taskFile);
+  // a task file reads includes and data files only under its own folder and the suite's (task-load.ts)
+  const task = loadLmEvalTask(taskFile, [dirname(taskFile), ctx.suiteDir]);
 
   const int = (key: string, min: number): number | undefined => {
     const v = raw[key];

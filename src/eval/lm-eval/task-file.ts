@@ -1,10 +1,9 @@
 // lm-evaluation-harness task files (YAML): loading with `include:`, and the subset of lm-eval's TaskConfig that
 // evomerge runs, checked at the door. What needs Python (`!function`, process_docs, process_results), sampling
 // and unknown filters or metrics are refused in one line naming the file and the key.
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { dirname, resolve } from 'node:path';
 import { EvomergeError } from '../../errors.ts';
+import { FUNCTION_TAG, loadWithIncludes, rootsPhrase, underRoots, type FunctionRef } from './task-load.ts';
 import { compilePythonRegex, PatternError } from './python-regex.ts';
 import { JinjaTemplate, TemplateError } from './jinja.ts';
 
@@ -125,67 +124,14 @@ const METRICS_OF: Record<OutputType, MetricSpec['metric'][]> = {
   loglikelihood_rolling: ['word_perplexity', 'byte_perplexity', 'bits_per_byte'],
 };
 
-const FUNCTION_TAG = Symbol('lm-eval !function');
-interface FunctionRef {
-  readonly [FUNCTION_TAG]: string;
-}
-
-/** Reads a task file and its includes (the including file's keys win, as lm-eval's load_yaml_config does). */
-export function loadLmEvalTask(file: string): LmEvalTask {
+/**
+ * Reads a task file and its includes (the including file's keys win, as lm-eval's load_yaml_config does). Includes
+ * and data_files are read only under `roots` (default: the task file's folder; a suite adds its own folder).
+ */
+export function loadLmEvalTask(file: string, roots: readonly string[] = [dirname(resolve(file))]): LmEvalTask {
   const keyFiles = new Map<string, string>();
-  const raw = loadWithIncludes(resolve(file), keyFiles, []);
-  return interpret(resolve(file), raw, keyFiles);
-}
-
-function readYaml(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    throw new EvomergeError('lm_eval.not_found', 'lm-eval task file not found', { file });
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, {
-      customTags: [{ tag: '!function', resolve: (s: string): FunctionRef => ({ [FUNCTION_TAG]: s }) }],
-    });
-  } catch (err) {
-    throw new EvomergeError('lm_eval.bad_yaml', `not valid YAML: ${(err as Error).message.split('\n')[0]}`, { file });
-  }
-  if (!isRecord(doc))
-    throw new EvomergeError('lm_eval.bad_yaml', 'expected a mapping of task keys', { file, field: '(top level)' });
-  return doc;
-}
-
-function loadWithIncludes(file: string, keyFiles: Map<string, string>, chain: string[]): Record<string, unknown> {
-  if (chain.includes(file))
-    throw new EvomergeError('lm_eval.bad_include', `includes itself (${[...chain, file].join(' → ')})`, {
-      file: chain[chain.length - 1]!,
-      field: 'include',
-    });
-  const doc = readYaml(file);
-  const merged: Record<string, unknown> = {};
-  if (doc.include !== undefined) {
-    const list = Array.isArray(doc.include) ? doc.include : [doc.include];
-    for (const inc of list) {
-      if (typeof inc !== 'string' || inc === '')
-        throw new EvomergeError('lm_eval.bad_include', 'expected a file path', { file, field: 'include' });
-      const base = isAbsolute(inc) ? inc : resolve(dirname(file), inc);
-      const target = [base, `${base}.yaml`, `${base}.yml`].find((p) => existsSync(p) && statSync(p).isFile());
-      if (!target)
-        throw new EvomergeError('lm_eval.bad_include', `${inc} not found (nor ${inc}.yaml) next to the task file`, {
-          file,
-          field: 'include',
-        });
-      Object.assign(merged, loadWithIncludes(target, keyFiles, [...chain, file]));
-    }
-  }
-  for (const [k, v] of Object.entries(doc)) {
-    if (k === 'include') continue;
-    merged[k] = v;
-    keyFiles.set(k, file);
-  }
-  return merged;
+  const raw = loadWithIncludes(resolve(file), roots, keyFiles);
+  return interpret(resolve(file), raw, keyFiles, roots);
 }
 
 /** A task document being read: its keys, where each came from, and the error that names the key's file. */
@@ -196,10 +142,17 @@ interface TaskDoc {
   readonly fail: (key: string, what: string, code?: string, sub?: string) => never;
   /** A string key; absent (or null) is undefined unless required. */
   readonly str: (key: string, required?: boolean) => string | undefined;
+  /** The folders data_files may name files under. */
+  readonly roots: readonly string[];
 }
 
 /** A task document → an LmEvalTask, key group by key group in lm-eval's order; the first problem throws. */
-function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<string, string>): LmEvalTask {
+function interpret(
+  file: string,
+  doc: Record<string, unknown>,
+  keyFiles: Map<string, string>,
+  roots: readonly string[],
+): LmEvalTask {
   const fail = (key: string, what: string, code = 'lm_eval.bad_task', sub = ''): never => {
     throw new EvomergeError(code, what, { file: keyFiles.get(key) ?? file, field: key + sub });
   };
@@ -209,7 +162,7 @@ function interpret(file: string, doc: Record<string, unknown>, keyFiles: Map<str
     if (typeof v !== 'string') return fail(key, 'expected a string');
     return v;
   };
-  const t: TaskDoc = { file, doc, keyFiles, fail, str };
+  const t: TaskDoc = { file, doc, keyFiles, fail, str, roots };
   checkTaskKeys(t);
   const outputType = readOutputType(t);
   const data = readData(t);
@@ -273,7 +226,10 @@ function readOutputType({ doc, fail }: TaskDoc): OutputType {
 }
 
 /** Data: dataset_path, dataset_name and dataset_kwargs.data_files (the only keyword supported). */
-function readData({ file, doc, keyFiles, fail, str }: TaskDoc): Pick<LmEvalTask, 'datasetPath' | 'datasetName'> & {
+function readData({ file, doc, keyFiles, fail, str, roots }: TaskDoc): Pick<
+  LmEvalTask,
+  'datasetPath' | 'datasetName'
+> & {
   dataFiles?: Record<string, string[]>;
 } {
   const datasetPath = str('dataset_path', true)!;
@@ -289,7 +245,12 @@ function readData({ file, doc, keyFiles, fail, str }: TaskDoc): Pick<LmEvalTask,
       const list = typeof v === 'string' ? [v] : v;
       if (!Array.isArray(list) || list.length === 0 || list.some((p) => typeof p !== 'string'))
         return fail('dataset_kwargs', 'expected a path or a list of paths', 'lm_eval.bad_task', at);
-      return (list as string[]).map((p) => resolve(dir, p));
+      return (list as string[]).map((p) => {
+        const abs = resolve(dir, p);
+        if (!underRoots(abs, roots))
+          fail('dataset_kwargs', `${p} lies outside ${rootsPhrase(roots)}`, 'lm_eval.outside_roots', at);
+        return abs;
+      });
     };
     const df = kw.data_files;
     if (df !== undefined) {

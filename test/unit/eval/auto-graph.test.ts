@@ -83,6 +83,24 @@ describe('graph: auto in the evaluator', () => {
     expect(Math.abs(gpu![1]!.value - cpu![1]!.value)).toBeLessThanOrEqual(1e-3);
   });
 
+  it('refuses a limit that is not a positive integer (limit: -5 scored nothing before), naming the suite', async () => {
+    const ev = await Evaluator.create({ suite, threads: 1 });
+    const model = openModelDir(base);
+    try {
+      for (const limit of [-5, 0, 1.5]) {
+        const e = await ev.evaluate(model.tensors, { limit }).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(e, String(limit)).toBeInstanceOf(EvomergeError);
+        expect((e as Error).message).toBe(`${suite}: limit: expected a positive integer, got ${limit}`);
+      }
+    } finally {
+      model.close();
+      await ev.close();
+    }
+  });
+
   it('runs a layer path: dropping layers changes the scores', async () => {
     const full = await Evaluator.create({ suite, threads: 1 });
     const short = await Evaluator.create({ suite, threads: 1, layerPath: [0, 0] });
@@ -148,6 +166,57 @@ describe('graph: auto refuses bad input in one line', () => {
     expect(e.message).toBe(
       `${join(dir, 'model.safetensors')}: tensor "model.layers.0.mlp.gate_proj.weight": shape [96, 64] but ` +
         `${join(dir, 'config.json')} implies [128, 64]`,
+    );
+  });
+
+  it('num_hidden_layers smaller than the checkpoint (a truncated model, scored silently before)', async () => {
+    const dir = variant('fewer-layers', (c) => (c.num_hidden_layers = 2));
+    const e = await refusal(dir);
+    expect(e.code).toBe('graph.layer_count');
+    expect(e.message).toBe(
+      `${join(dir, 'config.json')}: num_hidden_layers: 2 but ${join(dir, 'model.safetensors')} holds 3 layers ` +
+        `(model.layers.0..2): layer 2 would be left out, scoring a truncated model`,
+    );
+  });
+
+  it('huge sizes are refused against the checkpoint before anything is built', async () => {
+    const cases: [string, (c: Record<string, unknown>) => void, RegExp][] = [
+      [
+        'layers-1e6',
+        (c) => (c.num_hidden_layers = 1e6),
+        /config\.json: num_hidden_layers: 1000000 but .* holds only 3 layers/,
+      ],
+      [
+        'hidden-1e9',
+        (c) => (c.hidden_size = 1e9),
+        /model\.safetensors: tensor "model\.embed_tokens\.weight": shape \[97, 64\] but .*config\.json implies \[97, 1000000000\]$/,
+      ],
+      [
+        'vocab-1e9',
+        (c) => (c.vocab_size = 1e9),
+        /tensor "model\.embed_tokens\.weight": shape \[97, 64\] but .*config\.json implies \[1000000000, 64\]$/,
+      ],
+      [
+        'head-dim-1e8',
+        (c) => (c.head_dim = 1e8),
+        /tensor "model\.layers\.0\.self_attn\.q_proj\.weight": shape \[64, 64\] but .*config\.json implies \[400000000, 64\]$/,
+      ],
+    ];
+    for (const [name, edit, message] of cases) {
+      const started = Date.now();
+      expect((await refusal(variant(name, edit))).message, name).toMatch(message);
+      expect(Date.now() - started, name).toBeLessThan(5000);
+    }
+  });
+
+  it('a layer tensor the config does not read (biases the config leaves out) is refused', async () => {
+    const dir = variant('no-bias-key', (c) => (c.attention_bias = false));
+    const e = await refusal(dir);
+    expect(e.code).toBe('graph.unused_tensor');
+    expect(e.message).toBe(
+      `${join(dir, 'model.safetensors')}: tensor "model.layers.0.self_attn.q_proj.bias": the checkpoint holds this ` +
+        `tensor, which LlamaForCausalLM with ${join(dir, 'config.json')} does not read (attention_bias?): the graph ` +
+        `would score another model than this checkpoint`,
     );
   });
 

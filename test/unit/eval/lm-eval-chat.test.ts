@@ -2,7 +2,7 @@
 // here: a ChatML template as Qwen's, and a Llama-3 style one that writes the BOS token), few-shot examples as
 // user/assistant turns (lm-eval's --apply_chat_template --fewshot_as_multiturn), the description as a system
 // turn; special tokens reach the model as their ids.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,9 +37,11 @@ beforeAll(() => {
     path.join(tmp, 'llama3.json'),
     JSON.stringify({ chat_template: LLAMA3, bos_token: { content: '<|begin_of_text|>' }, eos_token: '<|eot_id|>' }),
   );
+  // includes are read under the task file's folder or the suite's (task-load.ts): a copy beside them
+  cpSync(path.join(sharedTasks, 'mgsm/direct'), path.join(tmp, 'mgsm-direct'), { recursive: true });
   writeFileSync(
     path.join(tmp, 'mgsm_desc.yaml'),
-    `include: ${sharedTasks}/mgsm/direct/mgsm_direct_en.yaml\ntask: mgsm_desc\ndescription: "Solve the problem.\\n\\n"\n`,
+    `include: mgsm-direct/mgsm_direct_en.yaml\ntask: mgsm_desc\ndescription: "Solve the problem.\\n\\n"\n`,
   );
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

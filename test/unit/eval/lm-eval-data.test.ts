@@ -2,7 +2,7 @@
 // data_files, Python regex translation, literal_eval of rendered lists, lm-eval's context/continuation split,
 // and loglikelihood / loglikelihood_rolling scored on the zoo (rolling bits_per_byte checked against the native
 // loglik task, whose pooled per-byte score differs only by counting the first byte of each text).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,7 +106,9 @@ describe('Python semantics', () => {
 
 describe('log-likelihood output types on the zoo', () => {
   it("loglikelihood_rolling: bits_per_byte = the native loglik task's, rescaled from predicted bytes to all bytes", async () => {
-    const lang = path.join(repoRoot, 'evals/micro/lang.fit.jsonl');
+    // data files are read under the task file's folder or the suite's (task-load.ts): a copy beside them
+    const lang = path.join(tmp, 'lang.fit.jsonl');
+    copyFileSync(path.join(repoRoot, 'evals/micro/lang.fit.jsonl'), lang);
     const rolling = suiteFor(
       `dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${lang}\ntest_split: test\noutput_type: ` +
         `loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\n`,
@@ -147,7 +149,9 @@ describe('log-likelihood output types on the zoo', () => {
   });
 
   it('loglikelihood: perplexity of the continuation and whether it is the greedy one', async () => {
-    const words = path.join(repoRoot, 'evals/micro/math_words.fit.jsonl');
+    // data files are read under the task file's folder or the suite's (task-load.ts): a copy beside them
+    const words = path.join(tmp, 'math_words.fit.jsonl');
+    copyFileSync(path.join(repoRoot, 'evals/micro/math_words.fit.jsonl'), words);
     const file = suiteFor(
       `dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ${words}\ntest_split: test\noutput_type: ` +
         `loglikelihood\ndoc_to_text: prompt\ndoc_to_target: "{{answer}}"\ntarget_delimiter: ""\n`,

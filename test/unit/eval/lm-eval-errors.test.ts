@@ -1,7 +1,7 @@
 // Bad lm-eval input refused in one line naming the file and the key: Python code (!function, process_docs,
 // process_results), sampling, unsupported filters and metrics, a split that does not exist, Jinja errors (with
 // the template's text), few-shot examples that would be scored docs, data that is not there.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ let hub: Record<string, string>;
 beforeAll(() => {
   tmp = mkdtempSync(path.join(tmpdir(), 'evomerge-lm-eval-err-'));
   hub = writeHubData(path.join(tmp, 'hub'));
+  cpSync(path.join(sharedTasks, 'gsm8k'), path.join(tmp, 'gsm8k'), { recursive: true });
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -59,7 +60,8 @@ async function asyncErrorOf(f: () => Promise<unknown>): Promise<EvomergeError> {
 }
 
 const gsm8k = path.join(sharedTasks, 'gsm8k/gsm8k.yaml');
-const over = (yaml: string) => `include: ${gsm8k}\n${yaml}`;
+// includes are read under the task file's folder or the suite's (task-load.ts): the task files in tmp include a copy
+const over = (yaml: string) => `include: gsm8k/gsm8k.yaml\n${yaml}`;
 
 describe('lm-eval task files: refused in one line', () => {
   it('hellaswag: process_docs is Python code', () => {
