@@ -78,8 +78,7 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
   const readonly = options.readonly === true;
 
   // Open the file
-  if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory())
-    throw new EvomergeError('store.not_a_file', 'is a folder, not a database file', { file });
+  if (isFolder(file)) throw new EvomergeError('store.not_a_file', 'is a folder, not a database file', { file });
   if (readonly && !fs.existsSync(file)) {
     throw new EvomergeError('store.not_found', 'no such database file', { file });
   }
@@ -555,4 +554,13 @@ export class Store {
 
 function now(): string {
   return new Date().toISOString();
+}
+
+/** Whether a path is a folder; a path under a plain file (ENOTDIR) is not, and fails later with the file named. */
+function isFolder(file: string): boolean {
+  try {
+    return fs.statSync(file, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    return false;
+  }
 }
