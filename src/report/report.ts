@@ -194,14 +194,7 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
   }));
   const measures = cfg.measures.map((m) => `${m.task}/${m.metric}`);
 
-  const scoresOf = (c: CandidateRecord) => {
-    const out: ReportRow['scores'] = {};
-    for (const s of store.listScores(c.candidateId)) {
-      const key = `${s.task}/${s.metric}`;
-      (out[key] ??= {})[s.split as 'fit' | 'test'] = recordedEstimate(s);
-    }
-    return out;
-  };
+  const scoresOf = (c: CandidateRecord) => recordedScoresOf(store, c.candidateId);
   const rows: ReportRow[] = [];
   // in the space's order (they are scored concurrently, so the ids are not)
   const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
@@ -551,4 +544,12 @@ function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)];
+}
+
+/** A candidate's recorded fit and test scores by `task/metric`: the rows of both reports. */
+export function recordedScoresOf(store: Store, candidateId: number): ReportRow['scores'] {
+  const out: ReportRow['scores'] = {};
+  for (const s of store.listScores(candidateId))
+    (out[`${s.task}/${s.metric}`] ??= {})[s.split as 'fit' | 'test'] = recordedEstimate(s);
+  return out;
 }

@@ -6,7 +6,6 @@
 import { EvomergeError } from '../../errors.ts';
 import { parseCampaignConfig, type StoredCampaignConfig } from '../../store/campaign-config.ts';
 import type { GateTally, Store } from '../../store/db.ts';
-import { recordedEstimate } from '../../store/recorded-score.ts';
 import {
   conclude,
   pickRow,
@@ -16,6 +15,7 @@ import {
   type CampaignReport,
   type ReportRow,
   type WinningPath,
+  recordedScoresOf,
 } from '../report.ts';
 import { testObjectiveComparison } from '../test-objective.ts';
 import { pickSentence } from '../pick-sentence.ts';
@@ -310,12 +310,7 @@ function summary(
     metric: t.metric ?? cfg.ownMetrics[t.task]!,
     weight: t.weight,
   }));
-  const scoresOf = (candidateId: number) => {
-    const out: ReportRow['scores'] = {};
-    for (const s of store.listScores(candidateId))
-      (out[`${s.task}/${s.metric}`] ??= {})[s.split as 'fit' | 'test'] = recordedEstimate(s);
-    return out;
-  };
+  const scoresOf = (candidateId: number) => recordedScoresOf(store, candidateId);
   const order = ['base', ...cfg.models.map((m) => m.name), ...cfg.references.map((r) => r.name)];
   const rows: ReportRow[] = [];
   const baselines = store.listBaselineCandidateIds(id).map((candidateId) => store.getCandidate(candidateId));
