@@ -221,6 +221,19 @@ function parityCases(zoo: Zoo, shape: number[], seed: number, bf16 = false): Cas
     nm3,
   );
   add('karcher 3', { kind: 'karcher', inputs: f3.xs, maxIter: 10, tol: 1e-5 }, nm3);
+  const sce = (fam: typeof f3, selectTopk: number): MergeOp => ({
+    kind: 'sce',
+    base: fam.base,
+    inputs: fam.xs,
+    selectTopk,
+  });
+  add('sce select_topk 0.3', sce(f3, 0.3), nm3);
+  // Quantised τ: the variances repeat, so the cut falls inside a run of equal values (ties by lowest index).
+  add('sce on tied variances', sce(fTies, 0.5), nmT);
+  add('sce with a few equal variances per value', sce(fFew, 0.7), `few.${tag}`);
+  add('sce 2 models, select_topk 0.45', sce(f2, 0.45), `t2.${tag}`);
+  add('sce select_topk 1 (no mask)', sce(f2, 1), `t2.${tag}`);
+  add('sce select_topk 0 (keeps nothing)', sce(f3, 0), nm3);
   const nu = (flatten: boolean, rowWise: boolean, base?: SourceRef): MergeOp => ({
     kind: 'nuslerp',
     a: f2.xs[0],
@@ -554,6 +567,54 @@ describe('GPU ↔ CPU parity on edge values', () => {
   });
 });
 
+describe('GPU ↔ CPU parity of sce on tiny variances', () => {
+  it('decides entries whose variance underflows or is subnormal in float32 as the CPU kernel does', async () => {
+    const gpu = await openKernel('gpu');
+    const cpu = new CpuKernel();
+    const zoo = new Zoo();
+    const n = 4000;
+    const rnd = mulberry32(5);
+    const base = Float32Array.from({ length: n }, (_, e) => (e % 5 < 3 ? 0 : rnd() - 0.5));
+    // e % 5: 0 all τ equal (variance 0); 1 τ a few ulps apart at 1e-20 (the float64 variance rounds to 0 in
+    // float32); 2 τ 1e-22 apart at 1e-18 (a subnormal variance, nonzero); 3, 4 ordinary τ.
+    const value = (e: number, m: number): number => {
+      if (e % 5 === 0) return 1e-3;
+      if (e % 5 === 1) return Math.fround(1e-20) * (1 + m * 2 ** -22);
+      if (e % 5 === 2) return 1e-18 * (1 + m * 1e-4 * (1 + (e % 7)));
+      return base[e] + (rnd() - 0.5) * 0.1;
+    };
+    const xs = [0, 1, 2].map((m) =>
+      zoo.add(
+        `tiny${m}`,
+        't',
+        Float32Array.from({ length: n }, (_, e) => value(e, m)),
+      ),
+    );
+    const baseRef = zoo.add('tinybase', 't', base);
+    // Nonzero variances: 3/5 of n; select_topk 0.9 puts the cut among the subnormal ones.
+    for (const selectTopk of [0.9, 0.5]) {
+      const job: TensorJob = {
+        name: 't',
+        shape: [40, 100],
+        op: { kind: 'sce', base: baseRef, inputs: xs, selectTopk },
+      };
+      const want = await cpu.mergeTensor(job, zoo.read);
+      const got = await gpu.mergeTensor(job, zoo.read);
+      expect(relErr(got, want)).toBeLessThanOrEqual(PARITY_TOLERANCE);
+      let differ = 0;
+      let keptTiny = 0;
+      for (let e = 0; e < n; e++) {
+        if ((got[e] === base[e]) !== (want[e] === base[e])) differ++;
+        if (e % 5 === 2 && want[e] !== base[e]) keptTiny++;
+      }
+      expect(differ).toBe(0);
+      // The cut at 0.9 falls inside the subnormal-variance entries: some of them are kept, not all.
+      if (selectTopk === 0.9) expect(keptTiny > 0 && keptTiny < n / 5).toBe(true);
+    }
+    await gpu.close();
+  });
+});
+
 describe.each(['gpu', 'gpu-chunked'] as const)('GPU ↔ CPU parity: %s', (backend) => {
   let gpu: MergeKernel;
   const cpu = new CpuKernel();
@@ -596,7 +657,7 @@ describe.each(['gpu', 'gpu-chunked'] as const)('GPU ↔ CPU parity: %s', (backen
       const again = await gpu.mergeTensor(c.job, zoo.read);
       expect(Buffer.from(again.buffer).equals(Buffer.from(got.buffer))).toBe(true);
     }
-    if (op.kind === 'task_arithmetic' && op.sparsification !== 'none') {
+    if ((op.kind === 'task_arithmetic' && op.sparsification !== 'none') || op.kind === 'sce') {
       // Same kept set: an element is unchanged from the base on one backend iff on the other (τ ≠ 0 here).
       const base = zoo.read(op.base);
       let differ = 0;

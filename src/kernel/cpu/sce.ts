@@ -8,6 +8,29 @@ import { sequentialSum32 } from './f32-reductions.ts';
 const MIN_DIVISOR = Math.fround(1e-6);
 
 /**
+ * torch.var(τ, dim=0, unbiased=False) of entry e as torch's CPU kernel takes it for float32: the mean and the
+ * squared deviations in float64, the result rounded to float32. The GPU kernel calls it for the entries near
+ * its cut (src/kernel/gpu/sce.ts), so both kernels decide those entries on the same value.
+ */
+export function sceVarianceAt(tvs: readonly ArrayLike<number>[], e: number): number {
+  const m = tvs.length;
+  let mean = 0;
+  for (let i = 0; i < m; i++) mean += tvs[i]![e]!;
+  mean /= m;
+  let ss = 0;
+  for (let i = 0; i < m; i++) {
+    const d = tvs[i]![e]! - mean;
+    ss += d * d;
+  }
+  return Math.fround(ss / m);
+}
+
+/** k = int(nonzero · select_topk): an int64 tensor times a Python float, evaluated in float32. */
+export function sceTopK(nonzero: number, selectTopk: number): number {
+  return Math.trunc(Math.fround(Math.fround(nonzero) * Math.fround(selectTopk)));
+}
+
+/**
  * sce_mask: which entries to keep (null: all), by the variance across the models (population variance, float64
  * then float32), the k = int(nonzero·select_topk) largest. `nonzero * density` is an int64 tensor times a
  * Python float, evaluated in float32 before the truncation. Ties at the cut keep the lowest indices
@@ -18,22 +41,13 @@ export function sceKeep(tvs: readonly Float32Array[], selectTopk: number): Uint8
   const n = tvs[0]!.length;
   const keep = new Uint8Array(n);
   if (selectTopk <= 0) return keep;
-  const m = tvs.length;
   const variance = new Float32Array(n);
   let nonzero = 0;
   for (let e = 0; e < n; e++) {
-    let mean = 0;
-    for (let i = 0; i < m; i++) mean += tvs[i]![e]!;
-    mean /= m;
-    let ss = 0;
-    for (let i = 0; i < m; i++) {
-      const d = tvs[i]![e]! - mean;
-      ss += d * d;
-    }
-    variance[e] = ss / m;
+    variance[e] = sceVarianceAt(tvs, e);
     if (variance[e] !== 0) nonzero++;
   }
-  const k = Math.trunc(Math.fround(Math.fround(nonzero) * Math.fround(selectTopk)));
+  const k = sceTopK(nonzero, selectTopk);
   if (k === 0) return keep;
   const cut = selectTopK(valuesSource(variance), k);
   const bits = new Uint32Array(variance.buffer);

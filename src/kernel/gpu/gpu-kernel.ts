@@ -2,7 +2,7 @@
 // chunked to the device's storage-binding limit, and reads the merged tensor back as a Float32Array.
 // It owns the orchestration and the shared plumbing (passes.ts GpuPasses) only; each method family's passes are
 // in their own file (linear.ts, slerp.ts, model-stock.ts, task-arithmetic.ts, nearswap.ts, nuslerp.ts,
-// nuslerp-vectors.ts, multislerp.ts, karcher.ts), the shaders in wgsl/*.ts, the device in device.ts.
+// nuslerp-vectors.ts, multislerp.ts, karcher.ts, sce.ts), the shaders in wgsl/*.ts, the device in device.ts.
 
 import { EvomergeError, invariant } from '../../errors.ts';
 import type { MergeKernel, MergeOp, SourceRef, TensorJob, TensorReader } from '../kernel.ts';
@@ -16,6 +16,7 @@ import { ResidentCache, type DeviceTensor } from './resident-cache.ts';
 import { nearswap } from './nearswap.ts';
 import { nuslerpFlat } from './nuslerp.ts';
 import { nuslerpPerVector } from './nuslerp-vectors.ts';
+import { sce } from './sce.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
 import { runNewerOp, type NewerOp, type NewerOpKind } from '../cpu/newer-methods.ts';
@@ -201,6 +202,8 @@ export class GpuKernel implements MergeKernel, GpuPasses {
         return multislerp(this, job, op, n, get);
       case 'karcher':
         return karcher(this, job, op, n, get);
+      case 'sce':
+        return sce(this, job, op, n, get);
       default:
         throw new EvomergeError('gpu.unsupported', `no GPU passes for ${op.kind}`, { field: `tensor "${job.name}"` });
     }
@@ -341,13 +344,11 @@ export class GpuKernel implements MergeKernel, GpuPasses {
 }
 
 /**
- * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet. sce:
- * its top-k cut is on the variance across the models, which the CPU takes in float64 before rounding to float32;
- * WGSL has no float64, and a variance one ulp off at the cut flips whole task-vector entries. arcee_fusion: the
- * keep/drop threshold is three exact quantiles of a float32 score built from softmax and log, whose WGSL
- * precision is implementation-defined. The lead does not claim GPU support for these.
+ * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet.
+ * arcee_fusion: the keep/drop threshold is three exact quantiles of a float32 score built from softmax and log,
+ * whose WGSL precision is implementation-defined. The lead does not claim GPU support for it.
  */
-export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>(['sce', 'arcee_fusion']);
+export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>(['arcee_fusion']);
 
 /** Whether GpuKernel computes this op on the host (HOST_OPS). */
 export function onHost(op: MergeOp): op is NewerOp {
