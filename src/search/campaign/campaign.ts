@@ -340,6 +340,7 @@ class CampaignRun {
       : createOptimizer(setup.space.optimizer, setup.layout.domain, {
           seed: setup.seed,
           ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}),
+          ...(setup.space.gridPoints ? { gridPoints: setup.space.gridPoints } : {}),
           ...(setup.x0 ? { x0: [...setup.x0] } : {}),
         });
     const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');

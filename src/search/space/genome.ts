@@ -112,7 +112,7 @@ export function decodeGenome(
   }
   for (const key of Object.keys(parameters)) if (!used.methodWide.includes(key)) delete parameters[key];
 
-  const models = space.models.map((m) => {
+  const models = modelsOf(space, method).map((m) => {
     const params: Record<string, unknown> = {};
     for (const p of used.perModel) {
       if (space.genome.ranges[p]) params[p] = filterList((cell) => `${cell.label}.${m.name}.${p}`);
@@ -131,7 +131,7 @@ export function referenceRecipe(
   campaignSeed: number,
 ): MergeRecipeDoc {
   const used = methodParameters(ref.method);
-  const models = space.models.map((m) => {
+  const models = modelsOf(space, ref.method).map((m) => {
     const params: Record<string, unknown> = {};
     if (used.perModel.includes('weight')) params.weight = ref.weight;
     if (used.perModel.includes('density') && ref.density !== undefined) params.density = ref.density;
@@ -140,6 +140,12 @@ export function referenceRecipe(
   const parameters: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(space.genome.fixed)) if (used.methodWide.includes(k)) parameters[k] = v;
   return finishRecipe(ref.method, space, models, parameters, campaignSeed);
+}
+
+/** The models a method merges: those genome.method_models names for it, in the order of `models`; else all. */
+function modelsOf(space: SearchSpace, method: string): SearchSpace['models'] {
+  const only = space.genome.methodModels?.[method];
+  return only === undefined ? space.models : space.models.filter((m) => only.includes(m.name));
 }
 
 function finishRecipe(

@@ -64,6 +64,11 @@ export interface SearchSpace {
     readonly ranges: Readonly<Record<string, GeneRange>>;
     /** Method-wide parameters held fixed (normalize, lambda, rescale…). */
     readonly fixed: Readonly<Record<string, number | boolean | string>>;
+    /**
+     * genome.method_models: the names of the models a method merges, when not all of them (nearswap and
+     * arcee_fusion merge one model into the base, nuslerp two). Absent for a method: every model.
+     */
+    readonly methodModels?: Readonly<Record<string, readonly string[]>>;
   };
   readonly objective: readonly ObjectiveTerm[];
   readonly gates: readonly NamedGateSpec[];
@@ -71,6 +76,8 @@ export interface SearchSpace {
   readonly budget: { readonly candidates?: number; readonly minutes?: number; readonly items?: number };
   readonly optimizer: OptimizerKind;
   readonly populationSize?: number;
+  /** optimizer: grid — values per continuous gene (1: the range centres only, so the grid is the method gene). */
+  readonly gridPoints?: number;
   readonly seed: number;
   readonly workers: number;
   /** References merged and scored alongside the sources: un-optimised merges (equal weights). */
@@ -107,13 +114,14 @@ const TOP_KEYS = [
   'budget',
   'optimizer',
   'population_size',
+  'grid_points',
   'seed',
   'workers',
   'references',
   'eval_limit',
   'selection',
 ];
-const GENOME_KEYS = ['kind', 'layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
+const GENOME_KEYS = ['kind', 'layer_groups', 'filters', 'methods', 'parameters', 'fixed', 'method_models'];
 const DATA_FLOW_KEYS = ['kind', 'repeats', 'scales', 'scale_model'];
 const GENOME_KINDS = ['parameters', 'data_flow'];
 
@@ -196,6 +204,16 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
   const genome = dataFlow
     ? { layerGroups: 1 as LayerGroups, filters: [], methods: [], ranges: {}, fixed: {} }
     : parseParameterGenome(g, file);
+  for (const [method, list] of Object.entries(genome.methodModels ?? {})) {
+    list.forEach((name, i) => {
+      if (!models.some((m) => m.name === name))
+        fail(
+          'space.bad_value',
+          `genome.method_models.${method}[${i}]`,
+          `unknown model "${name}"; expected one of models: ${models.map((m) => m.name).join(', ')}`,
+        );
+    });
+  }
 
   // -- objective
   const objRaw = required(top, 'objective', file);
@@ -236,6 +254,8 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
   if (budget.candidates === undefined && budget.minutes === undefined && budget.items === undefined)
     fail('space.bad_value', 'budget', 'give budget.candidates, budget.minutes and/or budget.items');
   const optimizerName = top.optimizer === undefined ? 'cmaes' : asString(top.optimizer, file, 'optimizer');
+  if (top.grid_points !== undefined && optimizerName !== 'grid')
+    fail('space.bad_value', 'grid_points', `grid_points applies to optimizer: grid, not ${optimizerName}`);
   const optimizer: OptimizerKind = isOptimizerKind(optimizerName)
     ? optimizerName
     : fail(
@@ -285,6 +305,7 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     optimizer,
     populationSize:
       top.population_size === undefined ? undefined : asPositiveInt(top.population_size, file, 'population_size'),
+    ...(top.grid_points !== undefined ? { gridPoints: asPositiveInt(top.grid_points, file, 'grid_points') } : {}),
     seed: top.seed === undefined ? 0 : asNonNegativeInt(top.seed, file, 'seed'),
     workers: top.workers === undefined ? 1 : asPositiveInt(top.workers, file, 'workers'),
     references,
@@ -337,7 +358,20 @@ function parseParameterGenome(g: Doc, file: string): SearchSpace['genome'] {
     }
   }
 
-  return { layerGroups, filters, methods, ranges, fixed };
+  let methodModels: Record<string, string[]> | undefined;
+  if (g.method_models !== undefined) {
+    methodModels = {};
+    for (const [method, list] of Object.entries(asObject(g.method_models, file, 'genome.method_models'))) {
+      const field = `genome.method_models.${method}`;
+      if (!methods.includes(method))
+        fail('space.bad_value', field, `"${method}" is not in genome.methods (${methods.join(', ')})`);
+      const names = asStringList(list, file, field);
+      if (names.length === 0) fail('space.bad_value', field, 'expected at least one model name');
+      methodModels[method] = names;
+    }
+  }
+
+  return { layerGroups, filters, methods, ranges, fixed, ...(methodModels ? { methodModels } : {}) };
 }
 
 /** genome.kind: data_flow — repeats (r, default 3), the range of the scales (default 0…2), scale_model. */

@@ -58,6 +58,14 @@ describe('search space', () => {
       `${file}: genome.parameters.weight: min 2 is greater than max 1`,
     );
   });
+  it('takes grid_points for the grid optimiser only', () => {
+    expect(space({ optimizer: 'grid', grid_points: 1 }).gridPoints).toBe(1);
+    expect(space({ optimizer: 'grid' }).gridPoints).toBeUndefined();
+    expect(() => space({ grid_points: 3 })).toThrow(
+      `${file}: grid_points: grid_points applies to optimizer: grid, not cmaes`,
+    );
+    expect(() => space({ optimizer: 'grid', grid_points: 0 })).toThrow(`${file}: grid_points:`);
+  });
   it('rejects a gate naming an unknown source', () => {
     expect(() => space({ gates: [{ kind: 'no_regression', task: 'math', source: 'nobody' }] })).toThrow(
       /gates\[0\]\.source: unknown source "nobody"/,
@@ -93,6 +101,29 @@ describe('genome codec', () => {
     ]);
     const ties = decodeGenome(layout, x, [1], params, 1);
     expect(Object.keys((ties.recipe.models as { parameters: object }[])[0].parameters)).toEqual(['weight', 'density']);
+  });
+
+  it('merges only the models genome.method_models names for a method, in the order of models', () => {
+    const s = space({}, { method_models: { ties: ['lang'] } });
+    expect(s.genome.methodModels).toEqual({ ties: ['lang'] });
+    const layout = buildLayout(s, 6);
+    const x = layout.domain.continuous.map((_, i) => i / 100);
+    const paths = (c: number) =>
+      (decodeGenome(layout, x, [c], params, 1).recipe.models as { model: string }[]).map((m) => m.model);
+    expect(paths(0)).toEqual([`${models}/expert-math`, `${models}/expert-lang`]);
+    expect(paths(1)).toEqual([`${models}/expert-lang`]);
+  });
+
+  it('refuses genome.method_models for a method not searched, an unknown model or an empty list', () => {
+    expect(() => space({}, { method_models: { slerp: ['lang'] } })).toThrow(
+      `${file}: genome.method_models.slerp: "slerp" is not in genome.methods (task_arithmetic, ties)`,
+    );
+    expect(() => space({}, { method_models: { ties: ['lang', 'maths'] } })).toThrow(
+      `${file}: genome.method_models.ties[1]: unknown model "maths"; expected one of models: expert-math, lang`,
+    );
+    expect(() => space({}, { method_models: { ties: [] } })).toThrow(
+      `${file}: genome.method_models.ties: expected at least one model name`,
+    );
   });
 
   it('gives genomes that merge identically the same content hash', () => {
