@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { openStore } from '../../src/store/db.ts';
-import { errorLines, repoRoot, runCli, writeSpace } from './search-fixtures.ts';
+import { errorLines, repoRoot, runCliAsync, writeSpace } from './search-fixtures.ts';
 
 const METHODS = ['task_arithmetic', 'ties', 'sce', 'nuslerp', 'karcher', 'multislerp', 'nearswap', 'arcee_fusion'];
 
@@ -40,9 +40,9 @@ function sweepSpace(): string {
 }
 
 describe('a campaign whose method gene lists the methods added since 2024', () => {
-  it('merges, scores and records every method once (grid over the method gene)', () => {
+  it('merges, scores and records every method once (grid over the method gene)', async () => {
     const db = path.join(tmp, 'methods.sqlite');
-    const r = runCli(tmp, 'search', sweepSpace(), '--db', db, '--device', 'cpu');
+    const r = await runCliAsync(tmp, 'search', sweepSpace(), '--db', db, '--device', 'cpu');
     expect(errorLines(r.stderr).filter((l) => l.startsWith('evomerge:'))).toEqual([]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/candidates: 8 evaluated/);

@@ -70,6 +70,22 @@ export function runCli(cwd: string, ...args: string[]): CliResult {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * runCli without blocking the test worker's event loop: long campaigns run back to back through spawnSync starve
+ * vitest's worker RPC (it reports "Timeout calling onTaskUpdate").
+ */
+export function runCliAsync(cwd: string, ...args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { cwd });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 /** stderr without the Dawn adapter notices some machines print when --device auto probes for a GPU. */
 export function errorLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Warning: '));
