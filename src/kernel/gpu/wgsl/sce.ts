@@ -76,7 +76,8 @@ export function sceDecls(baseFormat: SourceFormat, formats: readonly SourceForma
 }
 
 /**
- * One probe pass over the chunk, one thread per entry, binding 1 an array of atomic u32 counters.
+ * One probe pass over the chunk, one thread per entry, binding 1 an array of atomic u32 counters. Counts go to
+ * workgroup counters first, then one global add per workgroup and counter (few global atomics on hot bins).
  * - 'hist0': probe[0..2047] counts the variance bits' first digit (31..21); probe[2048] the entries with
  *   a certainly nonzero variance (not all τ equal, variance ≥ tiny), probe[2049] those not all equal but tiny.
  * - 'hist1': probe[0..2047] counts the second digit (20..10) of the entries whose first digit is `prefix`.
@@ -91,25 +92,33 @@ export function sceProbeShader(
   const m = formats.length;
   const L = sceLayout(m);
   let body: string;
+  let counters: number;
   if (kind === 'hist0') {
+    counters = 2050;
     body = `let eq = all_equal(i);
-  let v = select(sce_var(i), 0.0, eq);
-  atomicAdd(&probe[bitcast<u32>(v) >> 21u], 1u);
-  if (!eq) { atomicAdd(&probe[select(2049u, 2048u, v >= P(${L.tiny}u))], 1u); }`;
+    let v = select(sce_var(i), 0.0, eq);
+    atomicAdd(&local[bitcast<u32>(v) >> 21u], 1u);
+    if (!eq) { atomicAdd(&local[select(2049u, 2048u, v >= P(${L.tiny}u))], 1u); }`;
   } else if (kind === 'hist1') {
+    counters = 2048;
     body = `let bits = bitcast<u32>(select(sce_var(i), 0.0, all_equal(i)));
-  if ((bits >> 21u) == U(${L.prefix}u)) { atomicAdd(&probe[(bits >> 10u) & 0x7ffu], 1u); }`;
+    if ((bits >> 21u) == U(${L.prefix}u)) { atomicAdd(&local[(bits >> 10u) & 0x7ffu], 1u); }`;
   } else {
+    // Only the count above hi is a workgroup counter; a band entry takes its gather slot from probe[1] at once.
+    counters = 1;
     const stores = formats.map((_, k) => `atomicStore(&probe[at + ${k + 1}u], bitcast<u32>(tv${k}(i)));`).join(' ');
-    body = `if (all_equal(i)) { return; }
-  let v = sce_var(i);
-  if (v > P(${L.hi}u)) { atomicAdd(&probe[0], 1u); return; }
-  if (v < P(${L.lo}u)) { return; }
-  let slot = atomicAdd(&probe[1], 1u);
-  if (slot < U(${L.capacity}u)) {
-    let at = 2u + slot * ${m + 1}u;
-    atomicStore(&probe[at], g); ${stores}
-  }`;
+    body = `if (!all_equal(i)) {
+      let v = sce_var(i);
+      if (v > P(${L.hi}u)) {
+        atomicAdd(&local[0], 1u);
+      } else if (v >= P(${L.lo}u)) {
+        let slot = atomicAdd(&probe[1], 1u);
+        if (slot < U(${L.capacity}u)) {
+          let at = 2u + slot * ${m + 1}u;
+          atomicStore(&probe[at], g); ${stores}
+        }
+      }
+    }`;
   }
   return /* wgsl */ `
 ${WGSL_CHUNK}
@@ -117,13 +126,23 @@ ${WGSL_CHUNK}
 @group(0) @binding(1) var<storage, read_write> probe: array<atomic<u32>>;
 ${sceDecls(baseFormat, formats, 'all')}
 
+var<workgroup> local: array<atomic<u32>, ${counters}>;
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  for (var j = lid.x; j < ${counters}u; j = j + 256u) { atomicStore(&local[j], 0u); }
+  workgroupBarrier();
   let i = workgroup_linear(wid, nwg) * 256u + lid.x;
-  if (i >= chunk.count) { return; }
-  let g = chunk.offset + i;
   _ = P(0u);
-  ${body}
+  if (i < chunk.count) {
+    let g = chunk.offset + i;
+    ${body}
+  }
+  workgroupBarrier();
+  for (var j = lid.x; j < ${counters}u; j = j + 256u) {
+    let c = atomicLoad(&local[j]);
+    if (c != 0u) { atomicAdd(&probe[j], c); }
+  }
 }
 `;
 }
