@@ -76,9 +76,13 @@ export async function sce(
       const delta = sceVarianceBound(m);
       const bl = bitsToFloat(p << 10);
       const bh = (p + 1) << 10 >= 0x7f800000 || p + 1 >= 1 << 21 ? Infinity : bitsToFloat((p + 1) << 10);
-      const lo = roundDown(bl * (1 - 3 * delta));
+      // The k-th largest exact variance c lies in [bl/(1+δ), bh/(1−δ)]: an entry whose sce_var is above
+      // bh·(1+4δ) has an exact variance above c, one below bl·(1−4δ) below c, even 2⁻²⁰ inside (keepLo, keepHi).
+      const lo = roundDown(bl * (1 - 4 * delta));
       params[L.lo] = lo < 2 * TINY ? 0 : lo;
-      params[L.hi] = roundUp(bh * (1 + 3 * delta));
+      params[L.hi] = roundUp(bh * (1 + 4 * delta));
+      params[L.keepLo] = roundUp(params[L.lo]! * (1 + 2 ** -20));
+      params[L.keepHi] = roundDown(params[L.hi]! * (1 - 2 ** -20));
       u32[L.capacity] = 0;
       const counts = await probe('band', 2);
       const above = counts[0]!;

@@ -24,9 +24,15 @@ export function sceLayout(m: number) {
     capacity: 5,
     /** How many entries of the band are kept (u32): the length of the sorted `kept` index list. */
     keptCount: 6,
+    /**
+     * The keep rule's band [keepLo, keepHi], 2⁻²⁰ inside [lo, hi]: an entry the weights or element-wise pass
+     * finds inside was gathered even if that pipeline rounds sce_var up to 16 ulp differently from the probe's.
+     */
+    keepLo: 7,
+    keepHi: 8,
     /** The per-model weights of the element-wise pass. */
-    w: 7,
-    count: 7 + m,
+    w: 9,
+    count: 9 + m,
   };
 }
 
@@ -64,8 +70,8 @@ export function sceDecls(baseFormat: SourceFormat, formats: readonly SourceForma
     lines.push(`fn keep(i: u32, g: u32) -> bool {
   if (all_equal(i)) { return false; }
   let v = sce_var(i);
-  if (v > P(${L.hi}u)) { return true; }
-  if (v < P(${L.lo}u)) { return false; }
+  if (v > P(${L.keepHi}u)) { return true; }
+  if (v < P(${L.keepLo}u)) { return false; }
   return in_kept(g);
 }`);
   } else {
