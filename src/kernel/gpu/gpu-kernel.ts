@@ -346,7 +346,9 @@ export class GpuKernel implements MergeKernel, GpuPasses {
 /**
  * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet.
  * arcee_fusion: the keep/drop threshold is three exact quantiles of a float32 score built from softmax and log,
- * whose WGSL precision is implementation-defined. The lead does not claim GPU support for it.
+ * whose WGSL precision is implementation-defined; entries near the quantiles and the threshold lie in nearly
+ * every row (docs/recipes.md), so a host step on the undecided ones would read the whole tensor. The lead does
+ * not claim GPU support for it.
  */
 export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>(['arcee_fusion']);
 
