@@ -2,7 +2,7 @@
 // micro-methods-2025.yaml) run through the real CLI as the sweep its header describes: optimizer grid with
 // grid_points 1, so the grid is the method gene and eight candidates merge each method once, at the centre of
 // its ranges. Every method is merged, scored and recorded; nearswap and arcee_fusion merge only the model that
-// genome.method_models names for them.
+// genome.method_models names for them. The same sweep on the GPU kernel gives the same candidates.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,5 +73,31 @@ describe('a campaign whose method gene lists the methods added since 2024', () =
     } finally {
       s.close();
     }
+  });
+
+  it('gives the same candidates on the GPU kernel (lavapipe), sce merged in WGSL, objectives within 1e-6', async () => {
+    const gpuDb = path.join(tmp, 'methods-gpu.sqlite');
+    const r = await runCliAsync(tmp, 'search', path.join(tmp, 'methods.yaml'), '--db', gpuDb, '--device', 'gpu');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/gpu: /);
+    // sce has WGSL passes: no host-stopgap notice for it (arcee_fusion still has one).
+    expect(r.stderr).not.toMatch(/gpu: sce has no GPU passes/);
+    const records = (db: string) => {
+      const s = openStore(db, { readonly: true });
+      try {
+        const [c] = s.listCampaigns();
+        return s
+          .listCandidates(c!.campaignId, { kind: 'search' })
+          .map((x) => ({ hash: x.contentHash, obj: x.objective! }));
+      } finally {
+        s.close();
+      }
+    };
+    const cpu = records(path.join(tmp, 'methods.sqlite'));
+    const gpu = records(gpuDb);
+    expect(gpu.map((x) => x.hash)).toEqual(cpu.map((x) => x.hash));
+    gpu.forEach((x, i) =>
+      expect(Math.abs(x.obj - cpu[i]!.obj)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(cpu[i]!.obj))),
+    );
   });
 });
