@@ -234,6 +234,7 @@ function parityCases(zoo: Zoo, shape: number[], seed: number, bf16 = false): Cas
   add('sce 2 models, select_topk 0.45', sce(f2, 0.45), `t2.${tag}`);
   add('sce select_topk 1 (no mask)', sce(f2, 1), `t2.${tag}`);
   add('sce select_topk 0 (keeps nothing)', sce(f3, 0), nm3);
+  add('sce with no model besides the base (the base)', sce({ base: f3.base, xs: [] }, 0.5), nm3);
   const nu = (flatten: boolean, rowWise: boolean, base?: SourceRef): MergeOp => ({
     kind: 'nuslerp',
     a: f2.xs[0],

@@ -10,11 +10,19 @@ import type { MergeOp, SourceRef, TensorJob } from '../kernel.ts';
 import { sceTopK, sceVarianceAt } from '../cpu/sce.ts';
 import { sequentialSum32 } from '../cpu/f32-reductions.ts';
 import { elementwise } from './elementwise.ts';
+import { linearCombination } from './linear.ts';
 import { sourceWindow, type Chunk, type GpuPasses } from './passes.ts';
 import type { DeviceTensor } from './resident-cache.ts';
 import { mapShader } from './wgsl/map.ts';
 import { reduceShader } from './wgsl/reduce.ts';
-import { sceDecls, sceLayout, sceProbeShader, sceVarianceBound, type SceKeepMode } from './wgsl/sce.ts';
+import {
+  SCE_PROBE_KINDS,
+  sceDecls,
+  sceLayout,
+  sceProbeShader,
+  sceVarianceBound,
+  type SceKeepMode,
+} from './wgsl/sce.ts';
 
 /** Variances below 2⁻⁸⁰ are decided on the host: their float32 square may have underflowed on the device. */
 const TINY = 2 ** -80;
@@ -32,6 +40,8 @@ export async function sce(
   const xs: DeviceTensor[] = [];
   for (const r of op.inputs) xs.push(await get(r));
   const m = xs.length;
+  // No model besides the base: mergekit returns the base's tensor.
+  if (m === 0) return linearCombination(kernel, n, [base], [1], { divisor: 1 });
   kernel.checkBindings(job, m + 3);
   const L = sceLayout(m);
   const params = new Float32Array(Math.ceil(L.count / 4) * 4);
@@ -50,8 +60,11 @@ export async function sce(
       ...(kept === undefined ? [] : [() => ({ binding: 4 + m, resource: { buffer: kept } })]),
     ];
   };
-  const probe = (kind: 'hist0' | 'hist1' | 'band', words: number): Promise<Uint32Array> =>
-    probePass(kernel, n, sceProbeShader(base.format, formats, kind), words, bindings());
+  const probeCode = sceProbeShader(base.format, formats);
+  const probe = (kind: keyof typeof SCE_PROBE_KINDS, words: number): Promise<Uint32Array> => {
+    u32[L.kind] = SCE_PROBE_KINDS[kind];
+    return probePass(kernel, n, probeCode, words, bindings());
+  };
 
   // ---- the keep mask: everything, nothing, or the cut (sceKeep of the CPU kernel) ----
   let mode: SceKeepMode = op.selectTopk >= 1 ? 'all' : 'none';

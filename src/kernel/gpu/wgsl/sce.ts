@@ -30,9 +30,11 @@ export function sceLayout(m: number) {
      */
     keepLo: 7,
     keepHi: 8,
+    /** Which probe the probe pass runs (SCE_PROBE_KINDS, u32). */
+    kind: 9,
     /** The per-model weights of the element-wise pass. */
-    w: 9,
-    count: 9 + m,
+    w: 10,
+    count: 10 + m,
   };
 }
 
@@ -81,40 +83,50 @@ export function sceDecls(baseFormat: SourceFormat, formats: readonly SourceForma
   return lines.join('\n');
 }
 
+/** The probe pass's kinds, as the `kind` param selects them. */
+export const SCE_PROBE_KINDS = { hist0: 0, hist1: 1, band: 2 } as const;
+
 /**
- * One probe pass over the chunk, one thread per entry, binding 1 an array of atomic u32 counters. Counts go to
- * workgroup counters first, then one global add per workgroup and counter (few global atomics on hot bins).
- * - 'hist0': probe[0..2047] counts the variance bits' first digit (31..21); probe[2048] the entries with
+ * The probe pass over the chunk, one thread per entry, binding 1 an array of atomic u32 counters. Counts go to
+ * workgroup counters first, then one global add per workgroup and counter (few global atomics on hot bins). One
+ * shader for the three kinds (the `kind` param), with sce_var computed once per entry, so every probe sees the
+ * same float32 variance (one compiled pipeline).
+ * - hist0: probe[0..2047] counts the variance bits' first digit (31..21); probe[2048] the entries with
  *   a certainly nonzero variance (not all τ equal, variance ≥ tiny), probe[2049] those not all equal but tiny.
- * - 'hist1': probe[0..2047] counts the second digit (20..10) of the entries whose first digit is `prefix`.
- * - 'band': probe[0] counts the entries above hi, probe[1] those in [lo, hi] (not all equal); the first
+ * - hist1: probe[0..2047] counts the second digit (20..10) of the entries whose first digit is `prefix`.
+ * - band: probe[0] counts the entries above hi, probe[1] those in [lo, hi] (not all equal); the first
  *   `capacity` of those are gathered from probe[2] on as (global index, τ0 bits, τ1 bits, ...).
  */
-export function sceProbeShader(
-  baseFormat: SourceFormat,
-  formats: readonly SourceFormat[],
-  kind: 'hist0' | 'hist1' | 'band',
-): string {
+export function sceProbeShader(baseFormat: SourceFormat, formats: readonly SourceFormat[]): string {
   const m = formats.length;
   const L = sceLayout(m);
-  let body: string;
-  let counters: number;
-  if (kind === 'hist0') {
-    counters = 2050;
-    body = `let eq = all_equal(i);
+  const stores = formats.map((_, k) => `atomicStore(&probe[at + ${k + 1}u], bitcast<u32>(tv${k}(i)));`).join(' ');
+  return /* wgsl */ `
+${WGSL_CHUNK}
+@group(0) @binding(0) var<uniform> chunk: Chunk;
+@group(0) @binding(1) var<storage, read_write> probe: array<atomic<u32>>;
+${sceDecls(baseFormat, formats, 'all')}
+
+var<workgroup> local: array<atomic<u32>, 2050>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  for (var j = lid.x; j < 2050u; j = j + 256u) { atomicStore(&local[j], 0u); }
+  workgroupBarrier();
+  let i = workgroup_linear(wid, nwg) * 256u + lid.x;
+  let kind = U(${L.kind}u);
+  if (i < chunk.count) {
+    let g = chunk.offset + i;
+    let eq = all_equal(i);
     let v = select(sce_var(i), 0.0, eq);
-    atomicAdd(&local[bitcast<u32>(v) >> 21u], 1u);
-    if (!eq) { atomicAdd(&local[select(2049u, 2048u, v >= P(${L.tiny}u))], 1u); }`;
-  } else if (kind === 'hist1') {
-    counters = 2048;
-    body = `let bits = bitcast<u32>(select(sce_var(i), 0.0, all_equal(i)));
-    if ((bits >> 21u) == U(${L.prefix}u)) { atomicAdd(&local[(bits >> 10u) & 0x7ffu], 1u); }`;
-  } else {
-    // Only the count above hi is a workgroup counter; a band entry takes its gather slot from probe[1] at once.
-    counters = 1;
-    const stores = formats.map((_, k) => `atomicStore(&probe[at + ${k + 1}u], bitcast<u32>(tv${k}(i)));`).join(' ');
-    body = `if (!all_equal(i)) {
-      let v = sce_var(i);
+    let bits = bitcast<u32>(v);
+    if (kind == ${SCE_PROBE_KINDS.hist0}u) {
+      atomicAdd(&local[bits >> 21u], 1u);
+      if (!eq) { atomicAdd(&local[select(2049u, 2048u, v >= P(${L.tiny}u))], 1u); }
+    } else if (kind == ${SCE_PROBE_KINDS.hist1}u) {
+      if ((bits >> 21u) == U(${L.prefix}u)) { atomicAdd(&local[(bits >> 10u) & 0x7ffu], 1u); }
+    } else if (!eq) {
+      // Only the count above hi is a workgroup counter; a band entry takes its gather slot from probe[1] at once.
       if (v > P(${L.hi}u)) {
         atomicAdd(&local[0], 1u);
       } else if (v >= P(${L.lo}u)) {
@@ -124,28 +136,10 @@ export function sceProbeShader(
           atomicStore(&probe[at], g); ${stores}
         }
       }
-    }`;
-  }
-  return /* wgsl */ `
-${WGSL_CHUNK}
-@group(0) @binding(0) var<uniform> chunk: Chunk;
-@group(0) @binding(1) var<storage, read_write> probe: array<atomic<u32>>;
-${sceDecls(baseFormat, formats, 'all')}
-
-var<workgroup> local: array<atomic<u32>, ${counters}>;
-
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  for (var j = lid.x; j < ${counters}u; j = j + 256u) { atomicStore(&local[j], 0u); }
-  workgroupBarrier();
-  let i = workgroup_linear(wid, nwg) * 256u + lid.x;
-  _ = P(0u);
-  if (i < chunk.count) {
-    let g = chunk.offset + i;
-    ${body}
+    }
   }
   workgroupBarrier();
-  for (var j = lid.x; j < ${counters}u; j = j + 256u) {
+  for (var j = lid.x; j < 2050u; j = j + 256u) {
     let c = atomicLoad(&local[j]);
     if (c != 0u) { atomicAdd(&probe[j], c); }
   }
