@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   candidate: () => import('./candidate.ts'),
   queue: () => import('./queue.ts'),
   report: () => import('./report.ts'),
+  optimizers: () => import('./optimizers.ts'),
 };
 
 const [name, ...args] = process.argv.slice(2);
