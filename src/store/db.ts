@@ -15,6 +15,7 @@ import {
 } from './campaign-views.ts';
 import { CandidateTable, type CandidateFilter } from './candidates.ts';
 import { ModelFileTable } from './model-files.ts';
+import { makeFolder } from './folder.ts';
 import { InputTable } from './inputs.ts';
 import { OptimizerStateTable } from './optimizer-states.ts';
 import {
@@ -84,7 +85,7 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
   }
   let db: Database.Database;
   try {
-    if (!readonly) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    if (!readonly) makeFolder(path.dirname(path.resolve(file)));
     db = new Database(file, { readonly, fileMustExist: readonly });
   } catch (e) {
     throw new EvomergeError('store.open_failed', `cannot open database: ${(e as Error).message}`, { file });
