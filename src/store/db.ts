@@ -86,7 +86,12 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
   let db: Database.Database;
   try {
     if (!readonly) makeFolder(path.dirname(path.resolve(file)));
-    db = new Database(file, { readonly, fileMustExist: readonly });
+    // A read-only SQLite connection to a WAL database makes -wal and -shm files it cannot remove on close. Where
+    // none is there (no writer has the database open), read through a query-only read-write connection: the last
+    // connection to close removes them, so the folder is left as it was found.
+    const quiet = readonly && !fs.existsSync(`${file}-wal`) && !fs.existsSync(`${file}-shm`);
+    db = new Database(file, { readonly: readonly && !quiet, fileMustExist: readonly });
+    if (quiet) db.pragma('query_only = ON');
   } catch (e) {
     throw new EvomergeError('store.open_failed', `cannot open database: ${(e as Error).message}`, { file });
   }
