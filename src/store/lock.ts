@@ -124,9 +124,19 @@ function readLock(file: string): SeenLock | undefined {
   }
 }
 
+/** Links `from` at `to` unless `to` exists (false then); where the file system has no hard links (EPERM,
+ *  ENOTSUP, ENOSYS), writes a copy with an exclusive create instead. */
 function linkExclusive(from: string, to: string, failed: (err: unknown) => EvomergeError): boolean {
   try {
     fs.linkSync(from, to);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw failed(err);
+  }
+  try {
+    fs.writeFileSync(to, fs.readFileSync(from), { flag: 'wx' });
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
