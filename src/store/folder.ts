@@ -1,5 +1,6 @@
 // Makes a folder and its missing parents one level at a time. Node's recursive mkdir spins forever on a path
 // whose existing parent refuses new entries with ENOENT (under /proc, say); here that is one error naming the path.
+// The checkpoint makes its output folders the same way (checkpoint/folder.ts; neither module may import the other).
 import fs from 'node:fs';
 import path from 'node:path';
 
