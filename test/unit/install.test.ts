@@ -31,7 +31,11 @@ describe('set-up', () => {
   it("onnxruntime-node's install script reads that variable: it exits at once, downloading nothing", () => {
     const script = path.join(repo, 'node_modules/onnxruntime-node/script/install.js');
     // were the variable not read, the download would fail at once (global-agent's proxy: a closed port)
-    const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', GLOBAL_AGENT_HTTPS_PROXY: 'http://127.0.0.1:9' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ONNXRUNTIME_NODE_INSTALL: 'skip',
+      GLOBAL_AGENT_HTTPS_PROXY: 'http://127.0.0.1:9',
+    };
     for (const k of Object.keys(env)) if (k.toLowerCase().startsWith('npm_config_onnxruntime')) delete env[k];
     const started = Date.now();
     const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env, timeout: 30_000 });
