@@ -5,7 +5,9 @@
 // process (the pid's start time differs from the one recorded) — is taken over; one from another host is never
 // guessed stale, since its pid cannot be checked from here. A takeover holds `<db>.lock.takeover` (created
 // exclusively) while it checks the lock again and swaps it, so of many starts finding the same stale lock exactly
-// one wins.
+// one wins. What a start killed at any step leaves (its private lock file, a takeover guard) never stops the next
+// start, which removes it once the lock is its own.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,7 +58,7 @@ export function acquireDatabaseLock(dbFile: string): DatabaseLock {
       file,
     });
   // the whole lock, written under a private name; linking it into place is the atomic, exclusive create
-  const mine = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const mine = privateLockName(file, process.pid, me.host);
   try {
     fs.writeFileSync(mine, text, { flag: 'wx' });
   } catch (err) {
@@ -91,6 +93,7 @@ export function acquireDatabaseLock(dbFile: string): DatabaseLock {
   } finally {
     fs.rmSync(mine, { force: true });
   }
+  sweepLeftovers(file, me.host);
   let held = true;
   const release = (): void => {
     if (!held) return;
@@ -156,24 +159,81 @@ function takeOver(
 ): 'ours' | 'lost' | 'busy' {
   const guard = `${file}.takeover`;
   if (!linkExclusive(mine, guard, failed)) {
-    // a takeover left by a start killed in the middle of one: remove it when its writer is gone
-    const other = readLock(guard);
-    const owner = other && parseOwner(other.text);
-    if (other && (owner === undefined || (owner.host === os.hostname() && !ownerAlive(owner)))) {
-      const again = readLock(guard);
-      if (again?.ino === other.ino) fs.rmSync(guard, { force: true });
-    }
+    removeDeadGuard(guard, true);
     return 'busy';
   }
   try {
     const now = readLock(file);
     if (now === undefined) return linkExclusive(mine, file, failed) ? 'ours' : 'lost';
     if (now.ino !== seen.ino || now.text !== seen.text) return 'lost';
-    fs.rmSync(file, { force: true });
+    // Moved aside (atomic: of two starts renaming, one gets the stale lock) and checked, not removed by name: should
+    // a dead start's guard have been cleared while another start held a live one, two starts can be here at once,
+    // and the second must not remove the lock the first has just linked.
+    const aside = privateLockName(file, process.pid, os.hostname());
+    try {
+      fs.renameSync(file, aside);
+    } catch {
+      return 'lost'; // gone meanwhile
+    }
+    const moved = readLock(aside);
+    if (moved?.ino !== seen.ino || moved.text !== seen.text) {
+      linkExclusive(aside, file, failed); // another start's live lock: put back
+      fs.rmSync(aside, { force: true });
+      return 'lost';
+    }
+    fs.rmSync(aside, { force: true });
     return linkExclusive(mine, file, failed) ? 'ours' : 'lost';
   } finally {
     fs.rmSync(guard, { force: true });
   }
+}
+
+/** A takeover guard left by a start killed in the middle of one: removed when its writer is gone (an unreadable
+ *  one too, when `unreadable`: a guard is linked whole, so only a damaged file reads so). */
+function removeDeadGuard(guard: string, unreadable: boolean): void {
+  const other = readLock(guard);
+  if (!other) return;
+  const owner = parseOwner(other.text);
+  if (owner === undefined ? unreadable : owner.host === os.hostname() && !ownerAlive(owner)) {
+    const again = readLock(guard);
+    if (again?.ino === other.ino) fs.rmSync(guard, { force: true });
+  }
+}
+
+/** The private name a start writes its lock under before linking it into place: `<lock>.<pid>-<host tag>.<random>.tmp`
+ *  (the host tag, 8 hex digits of the host name's sha256, tells this host's leftovers from another's on a shared
+ *  folder). */
+export function privateLockName(file: string, pid: number, host: string): string {
+  return `${file}.${pid}-${hostTag(host)}.${Math.random().toString(36).slice(2) || '0'}.tmp`;
+}
+
+function hostTag(host: string): string {
+  return createHash('sha256').update(host).digest('hex').slice(0, 8);
+}
+
+/**
+ * What starts killed (SIGKILL, a power cut) while taking the lock left beside it, removed once the lock is ours:
+ * their private lock files (this host's, whose pid is gone) and a takeover guard whose writer is gone. Such
+ * leftovers never stop a start; this keeps the database's folder as a clean run leaves it.
+ */
+function sweepLeftovers(file: string, host: string): void {
+  const dir = path.dirname(path.resolve(file));
+  const base = path.basename(file);
+  const tag = hostTag(host);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(`${base}.`) || !name.endsWith('.tmp')) continue;
+    const m = /^(\d+)-([0-9a-f]{8})\.[a-z0-9]+\.tmp$/.exec(name.slice(base.length + 1));
+    if (!m || m[2] !== tag) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && !processAlive(pid)) fs.rmSync(path.join(dir, name), { force: true });
+  }
+  removeDeadGuard(`${file}.takeover`, false);
 }
 
 /** The owner recorded in a lock file, or undefined if it cannot be read (damaged, or not a lock). */

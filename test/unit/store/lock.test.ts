@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireDatabaseLock, lockFileOf, processStart, readOwner } from '../../../src/store/lock.ts';
+import { acquireDatabaseLock, lockFileOf, privateLockName, processStart, readOwner } from '../../../src/store/lock.ts';
 
 let dir: string;
 let db: string;
@@ -96,6 +96,42 @@ describe('database lock', () => {
       lock.release();
     },
   );
+
+  // What SIGKILL leaves at each step of a start: its private lock file (written, not yet linked or removed); a
+  // stale lock; a takeover guard (killed while swapping); or the guard without a lock (killed after removing the
+  // stale lock, before linking its own). The next start takes the lock and leaves the folder as a clean run does.
+  it('a start killed with a stale lock, its guard and its private file left: the next takes over and sweeps', () => {
+    const dead = deadPid();
+    const stale = { pid: dead, host: os.hostname(), since: '2020-01-01T00:00:00.000Z' };
+    const text = `${JSON.stringify(stale)}\n`;
+    fs.writeFileSync(lockFileOf(db), text);
+    fs.writeFileSync(`${lockFileOf(db)}.takeover`, text);
+    const leftover = privateLockName(lockFileOf(db), dead, os.hostname());
+    fs.writeFileSync(leftover, text);
+    // another host's start on a shared folder: its pid means nothing here, its file is left alone
+    const elsewhere = privateLockName(lockFileOf(db), dead, 'another-host');
+    fs.writeFileSync(elsewhere, text);
+    const lock = acquireDatabaseLock(db);
+    expect(readOwner(lockFileOf(db))?.pid).toBe(process.pid);
+    expect(fs.readdirSync(dir).sort()).toEqual([path.basename(lockFileOf(db)), path.basename(elsewhere)].sort());
+    lock.release();
+    expect(fs.readdirSync(dir)).toEqual([path.basename(elsewhere)]);
+  });
+
+  it('a start killed after removing the stale lock, before linking its own: the next takes the lock and sweeps', () => {
+    const dead = deadPid();
+    const text = `${JSON.stringify({ pid: dead, host: os.hostname(), since: '2020-01-01T00:00:00.000Z' })}\n`;
+    fs.writeFileSync(`${lockFileOf(db)}.takeover`, text);
+    fs.writeFileSync(privateLockName(lockFileOf(db), dead, os.hostname()), text);
+    const lock = acquireDatabaseLock(db);
+    expect(fs.readdirSync(dir)).toEqual([path.basename(lockFileOf(db))]);
+    // a second start meanwhile is refused, naming the live owner
+    expect(() => acquireDatabaseLock(db)).toThrow(
+      new RegExp(`another evomerge is writing this database \\(pid ${process.pid} `),
+    );
+    lock.release();
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
 
   it('takes over a lock a killed start left while taking over', () => {
     const stale = { pid: deadPid(), host: os.hostname(), since: '2020-01-01T00:00:00.000Z' };
