@@ -150,20 +150,23 @@ export function poisonedCopy(tmp: string, model: string, tensor: string): string
  * mid-search, not during start-up). With `atMost`, the kill comes no later than the poll that sees the database
  * hold that many search candidates: a schedule in milliseconds alone lands after the budget's end on a faster (or
  * a busier) machine, where the run records candidates in pairs sooner than the poll sees them.
- * Resolves whether the kill (rather than a normal exit) ended it.
+ * Resolves whether the kill (rather than a normal exit) ended it, and the end of its stderr.
  */
 export function runAndKill(
   cwd: string,
   space: string,
   db: string,
   when: { afterMs?: number; afterNewMs?: number; atMost?: number },
-): Promise<{ killed: boolean }> {
+): Promise<{ killed: boolean; stderr: string }> {
   return new Promise((resolve) => {
     const before = searchCount(db);
     const child = spawn(process.execPath, [cli, 'search', space, '--db', db, '--device', 'cpu'], {
       cwd,
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
+    // the end of its stderr, to say why a run ended on its own
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     let timer: NodeJS.Timeout | undefined;
     let poll: NodeJS.Timeout | undefined;
     if (when.afterMs !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), when.afterMs);
@@ -182,7 +185,7 @@ export function runAndKill(
     child.on('exit', (_code, signal) => {
       clearTimeout(timer);
       clearInterval(poll);
-      resolve({ killed: signal === 'SIGKILL' });
+      resolve({ killed: signal === 'SIGKILL', stderr });
     });
   });
 }
