@@ -8,7 +8,7 @@ import { scoredDocs } from '../eval/lm-eval/protocol.ts';
 import type { Suite } from '../eval/suite.ts';
 import type { Split } from '../eval/split.ts';
 import type { ItemSubset } from '../search/scoring/scorer.ts';
-import type { CandidateJob, CandidateResult } from './job.ts';
+import { MAX_MESSAGE_BYTES, messageBytes, type CandidateJob, type CandidateResult } from './job.ts';
 
 /** The range a metric's value lies in; a metric not named here must only be finite. */
 const METRIC_RANGES: Readonly<Record<string, readonly [number, number]>> = {
@@ -98,6 +98,7 @@ export function checkAnswer(
   const wrong = (what: string) => ({ wrong: what });
   if (r === null || typeof r !== 'object' || Array.isArray(r))
     return wrong(`the answer is ${kindOf(r)}, not an object`);
+  if (messageBytes(r) === undefined) return wrong(`the answer weighs more than ${MAX_MESSAGE_BYTES / 1024 / 1024} MiB`);
   const a = r as Record<string, unknown>;
   if (typeof a.worker !== 'string') return wrong('"worker" is not a string');
   if (a.ok === false) {

@@ -17,6 +17,8 @@ import { ThreadedScorer } from '../search/scoring/scorer-threads.ts';
 import {
   DEFAULT_QUEUE_NAME,
   inputsDigest,
+  MAX_MESSAGE_BYTES,
+  messageBytes,
   redisOptions,
   REFUSED_PREFIX,
   type CandidateJob,
@@ -104,6 +106,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
     let resident: Resident;
     let scorer: CandidateScorer;
     try {
+      checkJobSize(data);
       checkJobProvider(data, options.ep);
       checkJobInputs(data, roots, suiteFiles, digests);
       resident = acquire(data);
@@ -194,6 +197,15 @@ async function createScorer(setup: EvaluatorSetup, options: QueueWorkerOptions):
   };
   if (options.kernel.device.startsWith('cpu')) return ThreadedScorer.create({ ...common, suiteFile: setup.suiteFile });
   return Scorer.create({ ...common, suite: parseSuiteFile(setup.suiteFile), kernel: options.kernel });
+}
+
+/** Refuses a job heavier than any a campaign asks (MAX_MESSAGE_BYTES as JSON) before anything reads it further. */
+export function checkJobSize(job: unknown): void {
+  if (messageBytes(job) === undefined)
+    throw new EvomergeError(
+      'scorer.refused',
+      `the job weighs more than ${MAX_MESSAGE_BYTES / 1024 / 1024} MiB as JSON (a campaign's jobs are far smaller)`,
+    );
 }
 
 /**

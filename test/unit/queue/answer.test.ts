@@ -65,3 +65,15 @@ describe('answers of lm-eval tasks', () => {
     expect(wrong(checkAnswer(answer(gen, 8, -1), gen, itemCount))).toMatch(/value -1 is outside \[0, 1\]/);
   });
 });
+
+describe('answers past the size bound', () => {
+  it('an answer heavier than 16 MiB is a bad answer, read no further (a forged failure with a huge message)', () => {
+    const itemCount = suiteItemCount(suite, 8);
+    const job: Job = { split: 'fit', measures: [{ task: 'lang', metric: 'loglik' }] };
+    const huge = { ok: false, worker: 'w1', error: { code: 'search.candidate_failed', message: 'x'.repeat(17 << 20) } };
+    expect(wrong(checkAnswer(huge, job, itemCount))).toBe('the answer weighs more than 16 MiB');
+    // the same failure with a message of a usual length is a failure the campaign records
+    const usual = { ...huge, error: { ...huge.error, message: 'cannot merge: tensor x: shapes differ' } };
+    expect(wrong(checkAnswer(usual, job, itemCount))).toBeUndefined();
+  });
+});

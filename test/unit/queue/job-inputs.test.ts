@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EvomergeError } from '../../../src/errors.ts';
 import { jobIdOf, parseQueueUrl, type CandidateJob } from '../../../src/queue/job.ts';
 import { fingerprintModelDir, modelFilesDiffer } from '../../../src/queue/model-files.ts';
-import { checkJobInputs, checkJobProvider, LocalDigests } from '../../../src/queue/worker.ts';
+import { checkJobInputs, checkJobProvider, checkJobSize, LocalDigests } from '../../../src/queue/worker.ts';
 import { checkpointDigest, fileDigest } from '../../../src/search/campaign/fingerprint.ts';
 import type { MergeRecipeDoc } from '../../../src/search/space/recipe-doc.ts';
 
@@ -268,5 +268,14 @@ describe('a data-flow job', () => {
     expect(refusal(() => checkJobInputs(changed, [repo])).message).toMatch(
       /expert-lang: checkpoint expert-lang differs/,
     );
+  });
+});
+
+describe('job size', () => {
+  it('refuses a job heavier than 16 MiB as JSON before reading it further, and takes a usual one', () => {
+    expect(() => checkJobSize(job())).not.toThrow();
+    const heavy = job({ items: { lang: Array.from({ length: 3_000_000 }, (_, i) => i) } });
+    const e = refusal(() => checkJobSize(heavy));
+    expect(e.message).toBe("the job weighs more than 16 MiB as JSON (a campaign's jobs are far smaller)");
   });
 });
