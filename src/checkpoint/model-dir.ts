@@ -6,6 +6,7 @@ import { EvomergeError, invariant, type ErrorPlace } from '../errors.ts';
 import { encodeFromF32, HOST_LE, torchDTypeName } from './dtype.ts';
 import { SafetensorsFile, encodeHeader } from './safetensors.ts';
 import { INDEX_FILE, ShardedTensors, encodeIndex, shardFileName } from './sharded.ts';
+import { makeFolder } from './folder.ts';
 import { checkModelFile, checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from './paths.ts';
 import { DTYPE_BYTES, numel, type DType, type Tensor, type TensorSink, type TensorSource } from './tensor-source.ts';
 
@@ -226,7 +227,13 @@ export class CheckpointWriter implements TensorSink {
     }));
     this.shardOf = this.shards.flatMap((s, i) => s.entries.map(() => i));
 
-    fs.mkdirSync(path.dirname(this.outDir), { recursive: true });
+    try {
+      makeFolder(path.dirname(this.outDir));
+    } catch (err) {
+      throw new EvomergeError('checkpoint.write_failed', `cannot make the output folder (${(err as Error).message})`, {
+        file: this.outDir,
+      });
+    }
     sweepDeadTemps(this.outDir);
     fs.rmSync(this.tmpDir, { recursive: true, force: true }); // a leftover of an earlier crash with our pid
     fs.mkdirSync(this.tmpDir);

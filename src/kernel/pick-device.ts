@@ -26,7 +26,7 @@ const FATAL_GPU_CODES = new Set(['gpu.device_lost', 'gpu.out_of_memory']);
 
 export interface SelectKernelOptions {
   /** Options for the GPU kernel (chunk size, resident budget); `allowSoftware` is decided by the choice. */
-  readonly gpu?: Omit<GpuKernelOptions, 'allowSoftware' | 'log'>;
+  readonly gpu?: Omit<GpuKernelOptions, 'allowSoftware' | 'hideSoftwareDrivers' | 'log'>;
   /** Where one-line notices go (fallbacks, sources not fitting); default stderr. */
   readonly log?: (line: string) => void;
 }
@@ -54,7 +54,13 @@ export async function selectKernel(choice: DeviceChoice, options: SelectKernelOp
         },
       );
     });
-    gpu = await GpuKernel.create({ ...options.gpu, allowSoftware: choice === 'gpu', log });
+    // auto never takes a software adapter: its probe does not load those drivers (no Dawn warnings about them)
+    gpu = await GpuKernel.create({
+      ...options.gpu,
+      allowSoftware: choice === 'gpu',
+      hideSoftwareDrivers: choice === 'auto',
+      log,
+    });
   } catch (err) {
     if (choice === 'auto' && err instanceof EvomergeError && err.code === 'gpu.no_adapter') return new CpuKernel();
     throw err;

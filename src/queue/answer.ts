@@ -4,10 +4,11 @@
 // candidate naming it, never a hang or a crash; a forged answer within the ranges cannot be told from a real
 // one (docs/campaigns-across-machines.md).
 import { readEvalFile } from '../eval/eval-file.ts';
+import { scoredDocs } from '../eval/lm-eval/protocol.ts';
 import type { Suite } from '../eval/suite.ts';
 import type { Split } from '../eval/split.ts';
 import type { ItemSubset } from '../search/scoring/scorer.ts';
-import type { CandidateJob, CandidateResult } from './job.ts';
+import { MAX_MESSAGE_BYTES, messageBytes, type CandidateJob, type CandidateResult } from './job.ts';
 
 /** The range a metric's value lies in; a metric not named here must only be finite. */
 const METRIC_RANGES: Readonly<Record<string, readonly [number, number]>> = {
@@ -19,18 +20,55 @@ const METRIC_RANGES: Readonly<Record<string, readonly [number, number]>> = {
   answer_logprob: [-Infinity, 0],
   answer_loglik: [-Infinity, 0],
   bits_per_byte: [0, Infinity],
+  // lm-eval's metrics (their result keys are `<metric>,<filter>`)
+  acc: [0, 1],
+  acc_norm: [0, 1],
+  perplexity: [0, Infinity],
+  word_perplexity: [0, Infinity],
+  byte_perplexity: [0, Infinity],
 };
 
-/** How many items a job scores of a task on a split (undefined: not known here, e.g. an lm-eval task). */
+/** The range of a metric: by its name, else (an lm-eval result key `acc,none`) by the name before the comma. */
+function rangeOf(metric: string): readonly [number, number] {
+  for (const name of [metric, metric.split(',')[0]!])
+    if (Object.hasOwn(METRIC_RANGES, name)) return METRIC_RANGES[name]!;
+  return [-Infinity, Infinity];
+}
+
+/** How many items a job scores of a task on a split (undefined: not known here). */
 export type ItemCount = (task: string, split: Split, items?: ItemSubset) => number | undefined;
 
-/** The item counts of a suite's tasks as an evaluator scores them: the chosen items, else the split's file,
- *  then at most `limit`. Each file is read once. */
-export function suiteItemCount(suite: Suite, limit: number | undefined): ItemCount {
+/** The docs an lm-eval task scores on each split, keyed `task/split` (lm-eval tasks have no val split). */
+export type LmEvalDocCounts = ReadonlyMap<string, number>;
+
+/** How many docs each lm-eval task of a suite scores on fit and on test, read from its data files as the
+ *  evaluator reads them (a split that cannot be read is left out: the worker's answer says why). */
+export async function lmEvalDocCounts(suite: Suite): Promise<LmEvalDocCounts> {
+  const counts = new Map<string, number>();
+  for (const spec of suite.tasks) {
+    if (!spec.lmEval) continue;
+    for (const split of ['fit', 'test'] as const) {
+      try {
+        counts.set(`${spec.name}/${split}`, (await scoredDocs(spec.lmEval, split)).docs.length);
+      } catch {
+        // unknown here
+      }
+    }
+  }
+  return counts;
+}
+
+/** The item counts of a suite's tasks as an evaluator scores them: the chosen items, else the split's file
+ *  (an lm-eval task: its docs on the split, `lmEval`), then at most `limit`. Each file is read once. */
+export function suiteItemCount(suite: Suite, limit: number | undefined, lmEval?: LmEvalDocCounts): ItemCount {
   const lengths = new Map<string, number>();
   return (task, split, items) => {
     const spec = suite.tasks.find((t) => t.name === task);
-    if (!spec || spec.lmEval || spec.kind === 'lm_eval') return undefined;
+    if (!spec) return undefined;
+    if (spec.lmEval || spec.kind === 'lm_eval') {
+      const docs = lmEval?.get(`${task}/${split}`);
+      return docs === undefined ? undefined : Math.min(docs, limit ?? Infinity);
+    }
     const chosen = items?.[task];
     let n: number;
     if (chosen) n = chosen.length;
@@ -60,6 +98,7 @@ export function checkAnswer(
   const wrong = (what: string) => ({ wrong: what });
   if (r === null || typeof r !== 'object' || Array.isArray(r))
     return wrong(`the answer is ${kindOf(r)}, not an object`);
+  if (messageBytes(r) === undefined) return wrong(`the answer weighs more than ${MAX_MESSAGE_BYTES / 1024 / 1024} MiB`);
   const a = r as Record<string, unknown>;
   if (typeof a.worker !== 'string') return wrong('"worker" is not a string');
   if (a.ok === false) {
@@ -95,7 +134,7 @@ export function checkAnswer(
     if (want !== undefined && n !== want) return wrong(`${at}: n = ${n}, but the job scores ${want} item(s)`);
     if (s.value !== null) {
       if (!isFiniteNumber(s.value)) return wrong(`${at}: value is not a finite number`);
-      const [lo, hi] = METRIC_RANGES[m.metric] ?? [-Infinity, Infinity];
+      const [lo, hi] = rangeOf(m.metric);
       if (s.value < lo || s.value > hi) return wrong(`${at}: value ${s.value} is outside [${lo}, ${hi}]`);
     }
     if (s.se !== null && (!isFiniteNumber(s.se) || s.se < 0)) return wrong(`${at}: se is not a finite number ≥ 0`);

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import type { ScorerFactory } from '../search/scoring/scorer-factory.ts';
-import { suiteItemCount } from './answer.ts';
+import { lmEvalDocCounts, suiteItemCount } from './answer.ts';
 import { fingerprintModelDir } from './model-files.ts';
 import { QueueScorer, type JobTiming } from './queue-scorer.ts';
 import type { QueueConnection } from './job.ts';
@@ -42,7 +42,7 @@ export function queueScorerFactory(options: QueueCampaignOptions): ScorerFactory
         baseDir: path.dirname(setup.space.file),
       },
       modelFiles,
-      itemCount: suiteItemCount(setup.suite, setup.space.evalLimit),
+      itemCount: suiteItemCount(setup.suite, setup.space.evalLimit, await lmEvalDocCounts(setup.suite)),
       // recorded (or checked against the record) before the factory is called
       inputs: store.listInputFingerprints(campaignId).map(({ path: p, role, digest }) => ({ path: p, role, digest })),
       ...(options.onTimings ? { onClose: options.onTimings } : {}),

@@ -60,6 +60,23 @@ export type CandidateResult =
       readonly worker: string;
     };
 
+/** The most a job or an answer may weigh as JSON. A campaign's own jobs and answers are far smaller (a recipe, the
+ *  recorded input and model-file fingerprints, item lists, one score per measure and per-item values): past it,
+ *  a worker refuses the job and the coordinator records the answer as bad, before either acts on it. */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** How many bytes `value` weighs as JSON (UTF-8), or undefined when it is more than `MAX_MESSAGE_BYTES`. */
+export function messageBytes(value: unknown): number | undefined {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return undefined; // a cycle cannot come from JSON; a string past V8's limit is past ours
+  }
+  const bytes = Buffer.byteLength(text ?? 'null', 'utf8');
+  return bytes > MAX_MESSAGE_BYTES ? undefined : bytes;
+}
+
 /** A failed job whose reason starts with this was refused by a worker (not lost): the coordinator stops. */
 export const REFUSED_PREFIX = 'refused: ';
 

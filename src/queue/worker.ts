@@ -11,12 +11,14 @@ import { parseSuiteFile } from '../eval/suite.ts';
 import type { MergeKernel } from '../kernel/kernel.ts';
 import { checkpointDigest, fileDigest, type InputFingerprint } from '../search/campaign/fingerprint.ts';
 import { canonicalJson } from '../search/space/genome.ts';
-import type { RecipeDoc } from '../search/space/recipe-doc.ts';
+import { isDataFlowDoc, type RecipeDoc } from '../search/space/recipe-doc.ts';
 import { Scorer, type CandidateScorer } from '../search/scoring/scorer.ts';
 import { ThreadedScorer } from '../search/scoring/scorer-threads.ts';
 import {
   DEFAULT_QUEUE_NAME,
   inputsDigest,
+  MAX_MESSAGE_BYTES,
+  messageBytes,
   redisOptions,
   REFUSED_PREFIX,
   type CandidateJob,
@@ -92,13 +94,19 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
 
   const handle = async (job: Job<CandidateJob, CandidateResult>): Promise<CandidateResult> => {
     const data = job.data;
-    const what = data.kind === 'recipe' ? `${data.doc?.merge_method ?? '?'} recipe` : path.basename(data.dir ?? '?');
+    const what =
+      data.kind !== 'recipe'
+        ? path.basename(data.dir ?? '?')
+        : data.doc && isDataFlowDoc(data.doc)
+          ? 'data-flow path'
+          : `${data.doc?.merge_method ?? '?'} recipe`;
     options.log(`job ${job.id} started: ${what}, ${data.split} split`);
     const startedAt = Date.now();
     const t0 = performance.now();
     let resident: Resident;
     let scorer: CandidateScorer;
     try {
+      checkJobSize(data);
       checkJobProvider(data, options.ep);
       checkJobInputs(data, roots, suiteFiles, digests);
       resident = acquire(data);
@@ -191,6 +199,15 @@ async function createScorer(setup: EvaluatorSetup, options: QueueWorkerOptions):
   return Scorer.create({ ...common, suite: parseSuiteFile(setup.suiteFile), kernel: options.kernel });
 }
 
+/** Refuses a job heavier than any a campaign asks (MAX_MESSAGE_BYTES as JSON) before anything reads it further. */
+export function checkJobSize(job: unknown): void {
+  if (messageBytes(job) === undefined)
+    throw new EvomergeError(
+      'scorer.refused',
+      `the job weighs more than ${MAX_MESSAGE_BYTES / 1024 / 1024} MiB as JSON (a campaign's jobs are far smaller)`,
+    );
+}
+
 /**
  * Refuses a job whose campaign scores on another ONNX Runtime execution provider than this worker was started
  * with (`--ep`): the campaign records which provider its scores come from, and a worker never swaps it (nor
@@ -222,15 +239,26 @@ export function checkJobInputs(
       "the job carries no input fingerprints (its coordinator is older than this worker); update the coordinator's " +
         'evomerge',
     );
+  const models = job.doc ? recipeModels(job.doc) : [];
   const files = [
     job.evaluator.suiteFile,
     job.evaluator.baseModelDir,
-    ...(job.evaluator.graph ? [job.evaluator.graph] : []),
+    // graph: auto names no file (built from the base's config.json, or per path for a data-flow candidate)
+    ...(job.evaluator.graph && job.evaluator.graph !== 'auto' ? [job.evaluator.graph] : []),
     ...(job.dir ? [job.dir] : []),
-    ...(job.doc ? recipeModels(job.doc) : []),
+    ...models,
     ...job.modelFiles.map((f) => f.modelDir),
   ];
   for (const f of new Set(files)) checkUnderRoots(f, roots);
+  // every model the candidate reads is one of the campaign's recorded checkpoints, so its digest is checked below
+  const recorded = new Set(job.inputs.filter((f) => f.role.startsWith('checkpoint ')).map((f) => path.resolve(f.path)));
+  for (const m of models)
+    if (!recorded.has(path.resolve(m)))
+      throw new EvomergeError(
+        'scorer.refused',
+        "not among the campaign's recorded checkpoints (its digest cannot be checked)",
+        { file: m },
+      );
   // every input the campaign recorded, under the roots and with the recorded digest here too
   for (const f of job.inputs) checkUnderRoots(f.path, roots);
   for (const f of job.inputs) {
@@ -249,7 +277,7 @@ export function checkJobInputs(
   if (!named) {
     const suite = parseSuiteFile(job.evaluator.suiteFile);
     named = [suite.graph, suite.baseModel, ...suite.tasks.flatMap((t) => Object.values(t.files))].filter(
-      (f): f is string => f !== undefined,
+      (f): f is string => f !== undefined && f !== 'auto',
     );
     suiteFiles.set(suiteKey, named);
   }
@@ -319,14 +347,22 @@ function checkUnderRoots(file: string, roots: readonly string[]): void {
   }
 }
 
-/** Every model folder a recipe document names. */
+/** Every model folder a candidate's document names: a merge recipe's base, models and slice sources, or a
+ *  data-flow path's models (A first). */
 function recipeModels(doc: RecipeDoc): string[] {
   const d = doc as {
+    data_flow?: { models?: unknown };
     base_model?: unknown;
     models?: { model?: unknown }[];
     slices?: { sources?: { model?: unknown }[] }[];
   };
   const out: string[] = [];
+  if (d.data_flow !== undefined) {
+    const models = d.data_flow?.models;
+    if (!Array.isArray(models) || models.length === 0 || !models.every((m) => typeof m === 'string'))
+      throw new EvomergeError('scorer.refused', 'a data-flow job must name its models (data_flow.models: paths)');
+    out.push(...(models as string[]));
+  }
   if (typeof d.base_model === 'string') out.push(d.base_model);
   for (const m of d.models ?? []) if (typeof m.model === 'string') out.push(m.model);
   for (const s of d.slices ?? []) for (const m of s.sources ?? []) if (typeof m.model === 'string') out.push(m.model);

@@ -70,7 +70,14 @@ export function parseRecipeFile(file: string): Recipe {
     const line = e.linePos?.[0]?.line;
     throw new EvomergeError('recipe.yaml_syntax', `not valid YAML: ${e.message.split('\n')[0]}`, { file, line });
   }
-  return parseRecipe(doc.toJS(), { file, baseDir: path.dirname(path.resolve(file)) });
+  let js: unknown;
+  try {
+    // maxAliasCount: an alias bomb (billion laughs) is refused while expanding, naming the file
+    js = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new EvomergeError('recipe.yaml_syntax', `not valid YAML: ${(err as Error).message.split('\n')[0]}`, { file });
+  }
+  return parseRecipe(js, { file, baseDir: path.dirname(path.resolve(file)) });
 }
 
 /**

@@ -15,6 +15,7 @@ import {
 } from './campaign-views.ts';
 import { CandidateTable, type CandidateFilter } from './candidates.ts';
 import { ModelFileTable } from './model-files.ts';
+import { makeFolder } from './folder.ts';
 import { InputTable } from './inputs.ts';
 import { OptimizerStateTable } from './optimizer-states.ts';
 import {
@@ -84,8 +85,13 @@ export function openStore(file: string, options: OpenStoreOptions = {}): Store {
   }
   let db: Database.Database;
   try {
-    if (!readonly) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    db = new Database(file, { readonly, fileMustExist: readonly });
+    if (!readonly) makeFolder(path.dirname(path.resolve(file)));
+    // A read-only SQLite connection to a WAL database makes -wal and -shm files it cannot remove on close. Where
+    // none is there (no writer has the database open), read through a query-only read-write connection: the last
+    // connection to close removes them, so the folder is left as it was found.
+    const quiet = readonly && !fs.existsSync(`${file}-wal`) && !fs.existsSync(`${file}-shm`);
+    db = new Database(file, { readonly: readonly && !quiet, fileMustExist: readonly });
+    if (quiet) db.pragma('query_only = ON');
   } catch (e) {
     throw new EvomergeError('store.open_failed', `cannot open database: ${(e as Error).message}`, { file });
   }

@@ -78,6 +78,22 @@ describe('campaign guards', () => {
     expect(existsSync(path.join(tmp, 'never'))).toBe(false);
   });
 
+  it.runIf(process.platform === 'linux')(
+    'a database folder that cannot be made (under /proc) is one line, at once',
+    () => {
+      // Node's recursive mkdir spins forever there: /proc/self exists, and a new entry in it is ENOENT
+      const db = '/proc/self/evomerge-never/deeper/c.sqlite';
+      const started = Date.now();
+      const s = runTimed(30, 'search', space, '--db', db, '--device', 'cpu');
+      expect(s.status, `search hung or failed oddly: ${s.stderr}`).toBe(1);
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(errorLines(s.stderr)).toHaveLength(1);
+      expect(errorLines(s.stderr)[0]).toMatch(
+        /^evomerge: \/proc\/self\/evomerge-never\/deeper\/c\.sqlite: .*evomerge-never/,
+      );
+    },
+  );
+
   it('one search per database: a second is refused at once naming the pid; report reads meanwhile', async () => {
     // long enough (24 candidates) for a second command to start while it runs
     const first = spawn(process.execPath, [cli, 'search', space, '--db', db, '--budget', '24', '--device', 'cpu'], {

@@ -82,14 +82,23 @@ describe('data-flow campaigns', () => {
     const rand = mulberry32(16);
     const kills: number[] = [];
     for (let i = 0; i < 2; i++) {
-      expect((await runAndKill(tmp, space, killedDb, { afterNewMs: 1500 * rand() })).killed).toBe(true);
+      // a random moment after the run's first new candidate, but by a third (then two thirds) of the budget at the
+      // latest: the kill lands mid-search however fast this machine records candidates
+      const atMost = Math.floor((BUDGET * (i + 1)) / 3);
+      const r = await runAndKill(tmp, space, killedDb, { afterNewMs: 1500 * rand(), atMost });
+      expect(r.killed, `run ${i + 1} ended before its kill, at ${searchCount(killedDb)} candidates: ${r.stderr}`).toBe(
+        true,
+      );
       kills.push(searchCount(killedDb));
     }
-    expect(kills.every((n) => n > 0 && n < BUDGET)).toBe(true);
+    expect(
+      kills.every((n) => n > 0 && n < BUDGET),
+      `search candidates at each kill: ${kills.join(', ')}`,
+    ).toBe(true);
     const last = runCli(tmp, 'search', space, '--db', killedDb, '--device', 'cpu');
     expect(last.status, last.stderr).toBe(0);
     expect(recordSnapshot(killedDb)).toEqual(a);
-  });
+  }, 600_000); // four campaigns: 30 s on an idle 2-core machine, past the default 120 s under load
 
   it('the DFS export, scored by evomerge eval, reproduces the recorded fit scores', async () => {
     const db = path.join(tmp, 'dfs-straight.sqlite');

@@ -2,11 +2,12 @@
 // base, the real folder of a model, a folder inside or above one), with or without --force; an existing
 // non-empty output needs --force; leftovers of a killed merge are swept. After every refusal the sources'
 // bytes are unchanged.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorLines, runCli } from './search-fixtures.ts';
+import { cli, errorLines, runCli } from './search-fixtures.ts';
 import { privateZoo, treeHash } from './guard-fixtures.ts';
 
 let tmp: string;
@@ -80,6 +81,30 @@ describe('merge outputs never touch inputs', () => {
     expect(existsSync(path.join(other, 'config.json'))).toBe(true);
     expect(zooHash()).toBe(before);
   });
+
+  it.runIf(process.platform === 'linux')(
+    'an output folder that cannot be made (under /proc) is one line, at once',
+    () => {
+      // Node's recursive mkdir spins forever there: /proc/self exists, and a new entry in it is ENOENT
+      const out = '/proc/self/evomerge-never/deeper/merged';
+      const started = Date.now();
+      const r = spawnSync(process.execPath, [cli, 'merge', recipe, '-o', out, '--device', 'cpu'], {
+        cwd: tmp,
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(r.status, `merge hung or failed oddly: ${r.stderr}`).toBe(1);
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(errorLines(r.stderr)).toHaveLength(1);
+      // the errno is the kernel's (ENOENT here)
+      expect(errorLines(r.stderr)[0]).toMatch(
+        new RegExp(
+          `^evomerge: ${out}: cannot make the output folder \\(cannot make /proc/self/evomerge-never: E[A-Z]+\\)$`,
+        ),
+      );
+      expect(zooHash()).toBe(before);
+    },
+  );
 
   it('a bad --shard-size is a usage error (exit 2) and --version prints the version', () => {
     const r = runCli(tmp, 'merge', recipe, '-o', path.join(tmp, 'never'), '--shard-size', 'abc');

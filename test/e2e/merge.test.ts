@@ -153,6 +153,19 @@ describe('the micro zoo: ties of base + 3 experts, bf16, sharded', () => {
   });
 });
 
+describe('--device auto on the micro zoo', () => {
+  it("prints no Dawn adapter warning (lavapipe's 'artificially reduced' limits) on stderr", () => {
+    const recipe = path.join(tmp, 'zoo-auto.yaml');
+    const rel = (m: string) => path.relative(tmp, path.join(zoo, m));
+    const models = ['expert-math', 'expert-lang'].map((m) => `  - model: ${rel(m)}\n    parameters: {weight: 0.5}`);
+    writeFileSync(recipe, ['merge_method: linear', 'models:', ...models, ''].join('\n'));
+    const r = run('merge', recipe, '-o', path.join(tmp, 'zoo-auto'), '--device', 'auto');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^merged \d+ tensors \(linear, F32, /);
+    expect(r.stderr.split('\n').filter((l) => /artificially reduced|dynamic offset allocation/.test(l))).toEqual([]);
+  });
+});
+
 describe('bad inputs: code, one line naming file and key/tensor, exit ≠ 0, nothing written', () => {
   let models: string;
   beforeAll(() => {

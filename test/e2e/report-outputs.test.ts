@@ -5,7 +5,16 @@
 // a database inside a model folder is refused; a page folder that is a file and a database that is a folder are
 // one line each. After every refusal the bytes of the database, the zoo and the suite are unchanged.
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +76,22 @@ async function refused(args: string[], pattern: RegExp): Promise<void> {
 }
 
 describe('report --html never destroys what the campaign has', async () => {
+  it('a report that only reads leaves the database folder as it found it (no -wal, no -shm)', async () => {
+    const dir = path.join(tmp, 'read-only-report');
+    mkdirSync(dir);
+    const copy = path.join(dir, 'camp.sqlite');
+    copyFileSync(db, copy);
+    const listing = () => readdirSync(dir).sort();
+    const found = listing();
+    expect(found).toEqual(['camp.sqlite']);
+    for (const args of [[copy], [copy, '--json']]) {
+      const r = await runCli(tmp, 'report', ...args);
+      expect(r.status, r.stderr).toBe(0);
+      expect(listing(), args.join(' ')).toEqual(found);
+    }
+    expect(fileHash(copy)).toBe(fileHash(db));
+  });
+
   it('refuses the database, its -wal and the inputs the campaign recorded, with or without --force', async () => {
     for (const force of [[], ['--force']]) {
       await refused(

@@ -163,27 +163,37 @@ export function poisonedCopy(tmp: string, model: string, tensor: string): string
 /**
  * Starts `evomerge search SPACE --db DB` in `cwd` and SIGKILLs it: `afterMs` after the start, or — when
  * `afterNewMs` is given — that long after this run has recorded its first new candidate (so the kill lands
- * mid-search, not during start-up). Resolves whether the kill (rather than a normal exit) ended it.
+ * mid-search, not during start-up). With `atMost`, the kill comes no later than the poll that sees the database
+ * hold that many search candidates: a schedule in milliseconds alone lands after the budget's end on a faster (or
+ * a busier) machine, where the run records candidates in pairs sooner than the poll sees them.
+ * Resolves whether the kill (rather than a normal exit) ended it, and the end of its stderr.
  */
 export function runAndKill(
   cwd: string,
   space: string,
   db: string,
-  when: { afterMs?: number; afterNewMs?: number },
-): Promise<{ killed: boolean }> {
+  when: { afterMs?: number; afterNewMs?: number; atMost?: number },
+): Promise<{ killed: boolean; stderr: string }> {
   return new Promise((resolve) => {
     const before = searchCount(db);
     const child = spawn(process.execPath, [cli, 'search', space, '--db', db, '--device', 'cpu'], {
       cwd,
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
+    // the end of its stderr, to say why a run ended on its own
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     let timer: NodeJS.Timeout | undefined;
     let poll: NodeJS.Timeout | undefined;
     if (when.afterMs !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), when.afterMs);
     else {
       poll = setInterval(() => {
-        if (searchCount(db) > before) {
+        const n = searchCount(db);
+        if (when.atMost !== undefined && n >= when.atMost) {
           clearInterval(poll);
+          child.kill('SIGKILL');
+        } else if (n > before && timer === undefined) {
+          if (when.atMost === undefined) clearInterval(poll);
           timer = setTimeout(() => child.kill('SIGKILL'), when.afterNewMs);
         }
       }, 25);
@@ -191,7 +201,7 @@ export function runAndKill(
     child.on('exit', (_code, signal) => {
       clearTimeout(timer);
       clearInterval(poll);
-      resolve({ killed: signal === 'SIGKILL' });
+      resolve({ killed: signal === 'SIGKILL', stderr });
     });
   });
 }

@@ -2,6 +2,7 @@
 // software rasteriser), limits, pipeline cache, error scopes and readback. Faults become EvomergeErrors
 // with codes gpu.no_adapter / gpu.device_lost / gpu.out_of_memory; nothing here knows about merge methods.
 
+import fs from 'node:fs';
 import { create, globals } from 'webgpu';
 import { EvomergeError, invariant } from '../../errors.ts';
 
@@ -16,17 +17,63 @@ export interface AdapterDescription {
 }
 
 let globalsInstalled = false;
-let gpuInstance: GPU | undefined;
+/** Dawn instances, created once per process each (the native instance is not cheap): one that sees every Vulkan
+ *  driver, one (`--device auto`'s) that does not load the software ones. */
+const gpuInstances = new Map<boolean, GPU>();
 
-/** Dawn's `navigator.gpu`, created once per process (the native instance is not cheap). */
-function gpuEntry(): GPU {
+/** Dawn's `navigator.gpu`; its adapters are discovered on its first request. */
+function gpuEntry(hideSoftwareDrivers: boolean): GPU {
   if (!globalsInstalled) {
     // Dawn's constants (GPUBufferUsage, GPUMapMode, …) must be globals for the WebGPU API to be usable.
     Object.assign(globalThis, globals);
     globalsInstalled = true;
   }
-  gpuInstance ??= create([]);
-  return gpuInstance;
+  let gpu = gpuInstances.get(hideSoftwareDrivers);
+  if (gpu === undefined) {
+    gpu = create([]);
+    gpuInstances.set(hideSoftwareDrivers, gpu);
+  }
+  return gpu;
+}
+
+/**
+ * The software Vulkan drivers (Mesa lavapipe, SwiftShader) by manifest name. Dawn prints two "artificially reduced
+ * … to fit dynamic offset allocation limit" warnings on stderr each time it discovers lavapipe, and `--device auto`
+ * never uses a software adapter: its request asks the Vulkan loader (VK_LOADER_DRIVERS_DISABLE, loader 1.3.234 and
+ * later; an older one ignores it) not to load them. A real GPU is preferred to a software adapter either way, so
+ * auto's choice is the same; where there is none, auto takes the CPU as before. On Linux with no GPU device node
+ * at all auto does not probe (nothing but a software driver could answer).
+ */
+const SOFTWARE_VULKAN_DRIVERS = ['*lvp_icd*', '*swiftshader*'];
+
+/** Whether Linux shows a device node that a hardware Vulkan driver opens: a DRM render node (Mesa, and most
+ *  others), NVIDIA's, WSL's dxg, Arm Mali's or Qualcomm's KGSL. Without one, only software drivers can answer. */
+function gpuDeviceNodeVisible(): boolean {
+  const has = (dir: string, name: RegExp): boolean => {
+    try {
+      return fs.readdirSync(dir).some((f) => name.test(f));
+    } catch {
+      return false;
+    }
+  };
+  return has('/dev/dri', /^renderD\d+$/) || has('/dev', /^(nvidia\d+|dxg|mali\d+|kgsl-3d\d+)$/);
+}
+
+async function requestAdapter(hideSoftwareDrivers: boolean): Promise<GPUAdapter | null> {
+  const request = () => gpuEntry(hideSoftwareDrivers).requestAdapter({ powerPreference: 'high-performance' });
+  if (!hideSoftwareDrivers || process.platform !== 'linux') return request();
+  // with the software drivers hidden and no GPU node, the loader and Dawn would print that they found no device
+  if (!gpuDeviceNodeVisible()) return null;
+  if (gpuInstances.has(true)) return request();
+  const key = 'VK_LOADER_DRIVERS_DISABLE';
+  const before = process.env[key];
+  process.env[key] = [before, ...SOFTWARE_VULKAN_DRIVERS].filter((s) => s !== undefined && s !== '').join(',');
+  try {
+    return await request();
+  } finally {
+    if (before === undefined) delete process.env[key];
+    else process.env[key] = before;
+  }
 }
 
 const SOFTWARE_NAMES = /llvmpipe|lavapipe|softpipe|swiftshader|swrast|microsoft basic render|\bwarp\b/i;
@@ -60,6 +107,9 @@ export function describeAdapter(info: GPUAdapterInfo): AdapterDescription {
 export interface OpenDeviceOptions {
   /** Accept a software adapter (lavapipe) — for tests and an explicit `--device gpu`; `auto` passes false. */
   readonly allowSoftware: boolean;
+  /** Do not load the software Vulkan drivers at all (`--device auto`: no Dawn warnings about an adapter it never
+   *  takes); the request then finds a real adapter or none. */
+  readonly hideSoftwareDrivers?: boolean;
 }
 
 /**
@@ -84,7 +134,7 @@ export class GpuDevice {
   static async open(options: OpenDeviceOptions): Promise<GpuDevice> {
     let adapter: GPUAdapter | null = null;
     try {
-      adapter = await gpuEntry().requestAdapter({ powerPreference: 'high-performance' });
+      adapter = await requestAdapter(options.hideSoftwareDrivers === true);
     } catch (err) {
       throw new EvomergeError('gpu.no_adapter', `no WebGPU adapter could be requested: ${(err as Error).message}`, {
         field: '--device',

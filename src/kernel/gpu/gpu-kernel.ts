@@ -78,7 +78,10 @@ export class GpuKernel implements MergeKernel, GpuPasses {
 
   /** Opens the device (gpu.no_adapter if none) and returns a kernel on it. */
   static async create(options: GpuKernelOptions = {}): Promise<GpuKernel> {
-    const gpu = await GpuDevice.open({ allowSoftware: options.allowSoftware ?? false });
+    const gpu = await GpuDevice.open({
+      allowSoftware: options.allowSoftware ?? false,
+      hideSoftwareDrivers: options.hideSoftwareDrivers ?? false,
+    });
     try {
       return new GpuKernel(gpu, options);
     } catch (err) {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EvomergeError } from '../../../src/errors.ts';
 import { jobIdOf, parseQueueUrl, type CandidateJob } from '../../../src/queue/job.ts';
 import { fingerprintModelDir, modelFilesDiffer } from '../../../src/queue/model-files.ts';
-import { checkJobInputs, checkJobProvider, LocalDigests } from '../../../src/queue/worker.ts';
+import { checkJobInputs, checkJobProvider, checkJobSize, LocalDigests } from '../../../src/queue/worker.ts';
 import { checkpointDigest, fileDigest } from '../../../src/search/campaign/fingerprint.ts';
 import type { MergeRecipeDoc } from '../../../src/search/space/recipe-doc.ts';
 
@@ -40,6 +40,7 @@ function job(overrides: Partial<CandidateJob> = {}): CandidateJob {
     modelFiles: [...fingerprintModelDir(`${zoo}/base`), ...fingerprintModelDir(`${zoo}/expert-math`)],
     inputs: [
       { path: `${zoo}/base`, role: 'checkpoint base', digest: checkpointDigest(`${zoo}/base`) },
+      { path: `${zoo}/expert-math`, role: 'checkpoint expert-math', digest: checkpointDigest(`${zoo}/expert-math`) },
       {
         path: path.join(repo, 'evals/micro.yaml'),
         role: 'eval suite',
@@ -191,7 +192,9 @@ describe('a worker checks a job before scoring it', () => {
       /^.*lang\.fit\.jsonl: eval file of task lang differs from the campaign's copy: sha256 [0-9a-f]{12}… here, [0-9a-f]{12}… recorded/,
     );
     // a worker's checkpoint whose weights differ from the record (the header may be the same): refused
-    const ck = job({ inputs: [{ path: `${zoo}/base`, role: 'checkpoint base', digest: 'f'.repeat(64) }] });
+    const ck = job({
+      inputs: job().inputs.map((f) => (f.role === 'checkpoint base' ? { ...f, digest: 'f'.repeat(64) } : f)),
+    });
     expect(refusal(() => checkJobInputs(ck, [repo])).message).toMatch(/base: checkpoint base differs/);
     // a job from a coordinator that sends no fingerprints
     const { inputs: _none, ...old } = job();
@@ -214,5 +217,65 @@ describe('a worker checks a job before scoring it', () => {
     expect(refusal(() => checkJobInputs(job({ dir: `${zoo}/no-such-model`, kind: 'model' }), [repo])).message).toMatch(
       /does not exist on this worker/,
     );
+  });
+});
+
+describe('a data-flow job', () => {
+  /** A data-flow path over expert-math (A) and expert-lang (B), as a DFS campaign puts it on the queue. */
+  function flowJob(models = [`${zoo}/expert-math`, `${zoo}/expert-lang`], overrides: Partial<CandidateJob> = {}) {
+    const base = job();
+    return job({
+      doc: {
+        data_flow: {
+          models,
+          path: [
+            { model: 0, layer: 0, scale: 1 },
+            { model: 1, layer: 2, scale: 0.5 },
+          ],
+        },
+      },
+      evaluator: { ...base.evaluator, graph: 'auto' },
+      modelFiles: [`${zoo}/base`, `${zoo}/expert-math`, `${zoo}/expert-lang`].flatMap((m) => fingerprintModelDir(m)),
+      inputs: [
+        ...base.inputs,
+        ...['expert-math', 'expert-lang'].map((m) => ({
+          path: `${zoo}/${m}`,
+          role: `checkpoint ${m}`,
+          digest: checkpointDigest(`${zoo}/${m}`),
+        })),
+      ],
+      ...overrides,
+    });
+  }
+
+  it('is accepted when its models lie under the roots and match the record (graph: auto names no file)', () => {
+    expect(() => checkJobInputs(flowJob(), [repo])).not.toThrow();
+  });
+
+  it("refuses a path model outside its roots, or one that is not among the campaign's recorded checkpoints", () => {
+    const elsewhere = path.join(tmp, 'flow-expert-lang');
+    cpSync(`${zoo}/expert-lang`, elsewhere, { recursive: true });
+    const outside = flowJob([`${zoo}/expert-math`, elsewhere]);
+    expect(refusal(() => checkJobInputs(outside, [repo])).message).toContain(`${elsewhere}: outside`);
+    const unrecorded = flowJob([`${zoo}/expert-math`, `${zoo}/expert-math-bf16`]);
+    expect(refusal(() => checkJobInputs(unrecorded, [repo])).message).toMatch(
+      /expert-math-bf16: not among the campaign's recorded checkpoints/,
+    );
+    // a recorded model whose weights differ here from the campaign's digest
+    const changed = flowJob(undefined, {
+      inputs: flowJob().inputs.map((f) => (f.role === 'checkpoint expert-lang' ? { ...f, digest: '0'.repeat(64) } : f)),
+    });
+    expect(refusal(() => checkJobInputs(changed, [repo])).message).toMatch(
+      /expert-lang: checkpoint expert-lang differs/,
+    );
+  });
+});
+
+describe('job size', () => {
+  it('refuses a job heavier than 16 MiB as JSON before reading it further, and takes a usual one', () => {
+    expect(() => checkJobSize(job())).not.toThrow();
+    const heavy = job({ items: { lang: Array.from({ length: 3_000_000 }, (_, i) => i) } });
+    const e = refusal(() => checkJobSize(heavy));
+    expect(e.message).toBe("the job weighs more than 16 MiB as JSON (a campaign's jobs are far smaller)");
   });
 });

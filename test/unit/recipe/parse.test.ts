@@ -8,6 +8,8 @@ import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EvomergeError } from '../../../src/errors.ts';
 import { parseRecipe, parseRecipeFile, recipeToYaml } from '../../../src/recipe/parse.ts';
+import { parseSpaceFile } from '../../../src/search/space/space.ts';
+import { parseSuiteFile } from '../../../src/eval/suite.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const goldenRecipes = path.resolve(repoRoot, '../shared/mergekit-goldens/recipes');
@@ -218,6 +220,26 @@ describe('parseRecipeFile', () => {
       'recipe.yaml_syntax',
       new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: not valid YAML`),
     );
+  });
+
+  it('refuses an alias bomb (billion laughs) in a recipe, a search space or a suite in one line naming the file', () => {
+    const levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'];
+    const names = 'abcdefghi';
+    for (let i = 1; i < names.length; i++)
+      levels.push(
+        `${names[i]}: &${names[i]} [${Array(9)
+          .fill(`*${names[i - 1]}`)
+          .join(', ')}]`,
+      );
+    const bomb = `${levels.join('\n')}\nmerge_method: linear\nmodels: *i\n`;
+    const f = path.join(dir, 'laughs.yaml');
+    writeFileSync(f, bomb);
+    const escaped = f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const started = Date.now();
+    expectError(() => parseRecipeFile(f), 'recipe.yaml_syntax', new RegExp(`^${escaped}: not valid YAML: .*alias`));
+    expectError(() => parseSpaceFile(f), 'space.bad_yaml', new RegExp(`^${escaped}: not valid YAML: .*alias`));
+    expectError(() => parseSuiteFile(f), 'eval.bad_suite', new RegExp(`^${escaped}: not valid YAML: .*alias`));
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('resolves models relative to the recipe file, not the working directory', () => {
