@@ -6,7 +6,7 @@ import { EvomergeError, invariant, type ErrorPlace } from '../errors.ts';
 import { encodeFromF32, HOST_LE, torchDTypeName } from './dtype.ts';
 import { SafetensorsFile, encodeHeader } from './safetensors.ts';
 import { INDEX_FILE, ShardedTensors, encodeIndex, shardFileName } from './sharded.ts';
-import { makeFolder } from './folder.ts';
+import { makeFolder } from '../folders.ts';
 import { checkModelFile, checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from './paths.ts';
 import { DTYPE_BYTES, numel, type DType, type Tensor, type TensorSink, type TensorSource } from './tensor-source.ts';
 

@@ -15,7 +15,7 @@ import {
 } from './campaign-views.ts';
 import { CandidateTable, type CandidateFilter } from './candidates.ts';
 import { ModelFileTable } from './model-files.ts';
-import { makeFolder } from './folder.ts';
+import { makeFolder } from '../folders.ts';
 import { InputTable } from './inputs.ts';
 import { OptimizerStateTable } from './optimizer-states.ts';
 import {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EvomergeError } from '../errors.ts';
-import { makeFolder } from './folder.ts';
+import { makeFolder } from '../folders.ts';
 
 export interface LockOwner {
   readonly pid: number;

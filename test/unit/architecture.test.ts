@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 
 const SRC = path.resolve(__dirname, '../../src');
 
-/** Modules every module may import: the error type and the value ± SE type. */
-const OPEN_TO_ALL = ['errors', 'estimate'];
+/** Modules every module may import: the error type, the value ± SE type and the folder maker. */
+const OPEN_TO_ALL = ['errors', 'estimate', 'folders'];
 
 /** Which modules each module may import (besides OPEN_TO_ALL). */
 const ALLOWED: Record<string, string[]> = {
@@ -72,6 +72,7 @@ function moduleOf(file: string): string {
   const rel = path.relative(SRC, file).split(path.sep).join('/');
   if (rel === 'errors.ts') return 'errors';
   if (rel === 'estimate.ts') return 'estimate';
+  if (rel === 'folders.ts') return 'folders';
   if (rel.startsWith('search/optimizers/')) return 'search/optimizers';
   return rel.split('/')[0];
 }

@@ -1,7 +1,7 @@
-// Makes a checkpoint's output folder and its missing parents one level at a time. Node's recursive mkdir spins
-// forever on a path whose existing parent refuses new entries with ENOENT (under /proc, say); here that is one
-// error naming the path. The store makes a database's folder the same way (store/folder.ts): the module rules
-// (test/unit/architecture.test.ts) let neither the checkpoint nor the store import the other.
+// Makes a folder and its missing parents one level at a time. Node's recursive mkdir spins forever on a path
+// whose existing parent refuses new entries with ENOENT (under /proc, say); here that is one error naming the path.
+// Open to every module (test/unit/architecture.test.ts): the store makes database folders with it, the checkpoint
+// output folders.
 import fs from 'node:fs';
 import path from 'node:path';
 
