@@ -8,6 +8,7 @@ const allowed = [
   /^\.\/[a-z-]+\.ts$/,
   /^\.\.\/errors\.ts$/,
   /^\.\.\/estimate\.ts$/,
+  /^\.\.\/folders\.ts$/,
   /^better-sqlite3$/,
   /^node:(fs|path|os)$/,
 ];
