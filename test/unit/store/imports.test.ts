@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const dir = new URL('../../../src/store/', import.meta.url);
-// node:os gives the host name a database lock records; node:crypto the random part of its private temp names.
+// node:os gives the host name a database lock records; node:crypto hashes that host name into the lock temp files' tag.
 const allowed = [
   /^\.\/[a-z-]+\.ts$/,
   /^\.\.\/errors\.ts$/,
