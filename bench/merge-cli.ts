@@ -1,9 +1,9 @@
-// The whole `evomerge merge` process on 1 base + 3 experts of one R×C float32 tensor each (synthetic safetensors
+// The whole `evomerge merge` process on 1 base + 3 experts of one R×C tensor each (synthetic safetensors, --dtype,
 // in a temp folder, page-cached after the first run): wall seconds per entry point, alternated A B A B in one run;
 // with --profile, where one run's CPU time went (a V8 CPU profile per entry point, self time by phase); and the
 // non-finite guard alone on one tensor, the plain loop against the SIMD scan.
 // `npm run bench -- merge-cli [--rows 4096] [--cols 14336] [--reps 5] [--method task_arithmetic]
-//  [--bins bin/evomerge.js,OTHER/bin/evomerge.js] [--device cpu] [--profile] [--keep DIR]`
+//  [--dtype f32|bf16|f16] [--bins bin/evomerge.js,OTHER/bin/evomerge.js] [--device cpu] [--profile] [--keep DIR]`
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CheckpointWriter } from '../src/checkpoint/model-dir.ts';
+import type { DType } from '../src/checkpoint/tensor-source.ts';
 import { firstNonFinite, firstNonFiniteLoop } from '../src/kernel/non-finite.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -35,7 +36,7 @@ function fill(out: Float32Array, seed: number, scale: number, offset?: Float32Ar
   }
 }
 
-function writeModels(dir: string, shape: number[]): Float32Array {
+function writeModels(dir: string, shape: number[], dtype: DType): Float32Array {
   const n = shape[0] * shape[1];
   const plan = [{ name: TENSOR, shape }];
   const config = {
@@ -53,7 +54,7 @@ function writeModels(dir: string, shape: number[]): Float32Array {
   fill(base, 1, 0.02);
   const x = new Float32Array(n);
   ['base', ...Array.from({ length: EXPERTS }, (_, m) => `expert${m}`)].forEach((name, m) => {
-    const w = new CheckpointWriter({ outDir: join(dir, name), dtype: 'F32', shardSizeBytes: 5e9, plan, config });
+    const w = new CheckpointWriter({ outDir: join(dir, name), dtype, shardSizeBytes: 5e9, plan, config });
     if (m > 0) fill(x, 100 + m, 0.004, base);
     w.writeTensor(TENSOR, { shape, data: m === 0 ? base : x });
     w.finish();
@@ -61,10 +62,11 @@ function writeModels(dir: string, shape: number[]): Float32Array {
   return base;
 }
 
-function recipe(method: string): string {
+function recipe(method: string, dtype: DType): string {
+  const loadDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[dtype as 'F32' | 'BF16' | 'F16'];
   const density = method === 'task_arithmetic' ? '' : ', density: 0.5';
   const models = WEIGHTS.map((w, m) => `  - {model: expert${m}, parameters: {weight: ${w}${density}}}\n`).join('');
-  return `merge_method: ${method}\nbase_model: base\ndtype: float32\nrandom_seed: 7\nmodels:\n${models}`;
+  return `merge_method: ${method}\nbase_model: base\ndtype: ${loadDtype}\nrandom_seed: 7\nmodels:\n${models}`;
 }
 
 /** Runs one entry point; wall seconds of the process and the merge's own seconds (its "in X s" line). */
@@ -100,15 +102,17 @@ function phases(profileFile: string): Record<string, number> {
           ? 'non-finite guard'
           : /\/kernel\/cpu\//.test(url)
             ? 'kernel'
-            : f === 'read' || /readTensorInto|readInto|decodeToF32/.test(f)
-              ? 'read'
-              : f === 'writeBuffer' || f === 'writeSync' || /encodeFromF32/.test(f)
-                ? 'write'
-                : /fsync/.test(f)
-                  ? 'fsync'
-                  : f === '(garbage collector)'
-                    ? 'gc'
-                    : 'other (start-up, modules, plan)';
+            : /decodeToF32|encodeFromF32|roundToDType/.test(f)
+              ? 'dtype conversion'
+              : f === 'read' || /readTensorInto|readInto/.test(f)
+                ? 'read'
+                : f === 'writeBuffer' || f === 'writeSync'
+                  ? 'write'
+                  : /fsync/.test(f)
+                    ? 'fsync'
+                    : f === '(garbage collector)'
+                      ? 'gc'
+                      : 'other (start-up, modules, plan)';
     out[phase] = (out[phase] ?? 0) + (dt.get(node.id) ?? 0) / 1000;
   }
   return out;
@@ -122,6 +126,7 @@ export async function main(argv: string[]): Promise<void> {
       cols: { type: 'string', default: '14336' },
       reps: { type: 'string', default: '5' },
       method: { type: 'string', default: 'task_arithmetic' },
+      dtype: { type: 'string', default: 'f32' },
       bins: { type: 'string', default: 'bin/evomerge.js' },
       device: { type: 'string', default: 'cpu' },
       profile: { type: 'boolean', default: false },
@@ -129,15 +134,17 @@ export async function main(argv: string[]): Promise<void> {
     },
   });
   const shape = [Number(values.rows), Number(values.cols)];
+  const dtype = ({ f32: 'F32', bf16: 'BF16', f16: 'F16' } as const)[values.dtype as 'f32' | 'bf16' | 'f16'];
+  if (dtype === undefined) throw new Error(`--dtype: expected f32, bf16 or f16, got ${values.dtype}`);
   const reps = Number(values.reps);
   const bins = values.bins.split(',').map((b) => resolve(ROOT, b));
   const dir = values.keep ?? mkdtempSync(join(tmpdir(), 'evomerge-bench-merge-cli-'));
   mkdirSync(dir, { recursive: true });
   const load0 = loadavg();
   try {
-    console.log(`writing 1 base + ${EXPERTS} experts of ${shape.join('×')} float32 into ${dir}`);
-    const base = writeModels(dir, shape);
-    writeFileSync(join(dir, 'recipe.yaml'), recipe(values.method));
+    console.log(`writing 1 base + ${EXPERTS} experts of ${shape.join('×')} ${dtype} into ${dir}`);
+    const base = writeModels(dir, shape, dtype);
+    writeFileSync(join(dir, 'recipe.yaml'), recipe(values.method, dtype));
     const args = (o: string) => ['merge', join(dir, 'recipe.yaml'), '-o', join(dir, o), '--force'];
     const deviceArgs = ['--device', values.device];
 
@@ -165,8 +172,10 @@ export async function main(argv: string[]): Promise<void> {
         merge[b].push(run.mergeS);
       }
     }
-    const gb = (shape[0] * shape[1] * 4 * (EXPERTS + 2)) / 1e9;
-    console.log(`\n${values.method}, ${EXPERTS + 1} inputs + 1 output = ${gb.toFixed(2)} GB, ${reps} alternated reps:`);
+    const gb = (shape[0] * shape[1] * { F32: 4, BF16: 2, F16: 2 }[dtype as 'F32'] * (EXPERTS + 2)) / 1e9;
+    console.log(
+      `\n${values.method}, ${EXPERTS + 1} ${dtype} inputs + 1 output = ${gb.toFixed(2)} GB on disk, ${reps} alternated reps:`,
+    );
     console.log('entry point | process wall s (median) | merge s (median) | merge s (min)');
     bins.forEach((bin, b) =>
       console.log(
