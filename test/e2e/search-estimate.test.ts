@@ -26,6 +26,7 @@ describe('search --estimate', () => {
     const lines = r.stdout.trimEnd().split('\n');
     const expected = [
       /^estimate for .*est\.yaml \(one candidate measured; no database opened, nothing recorded\)$/,
+      new RegExp(`^process start-up: ${seconds}$`),
       new RegExp(`^start-up: ${seconds} per worker`),
       new RegExp(`^merge: ${seconds}$`),
       new RegExp(`^weights to session: ${seconds}$`),

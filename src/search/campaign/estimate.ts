@@ -25,6 +25,8 @@ export interface TaskTime {
 
 export interface CampaignEstimate {
   readonly space: string;
+  /** This process until the estimate began (node, module loading, the kernel): a campaign pays it once too. */
+  readonly processS: number;
   /** Creating one worker's evaluator and its session (once per worker and run, not per candidate). */
   readonly startupS: number;
   readonly mergeS: number;
@@ -66,6 +68,8 @@ export async function estimateCampaign(
   kernel: MergeKernel,
   ep: ExecutionProvider,
 ): Promise<CampaignEstimate> {
+  // performance.now() counts from the process's start
+  const processS = performance.now() / 1000;
   const setup = prepareCampaign(spaceFile, overrides);
   const { space, suite, measures } = setup;
   const opt = createOptimizer(space.optimizer, setup.layout.domain, {
@@ -125,7 +129,7 @@ export async function estimateCampaign(
     }
     const taskS = tasks.reduce((s, t) => s + t.seconds, 0);
     const weightsS = Math.max(0, evaluateS - taskS);
-    return project(setup, { startupS, mergeS, weightsS, tasks, populationSize: opt.populationSize });
+    return project(setup, { processS, startupS, mergeS, weightsS, tasks, populationSize: opt.populationSize });
   } finally {
     await ev.close();
   }
@@ -134,6 +138,7 @@ export async function estimateCampaign(
 function project(
   setup: ReturnType<typeof prepareCampaign>,
   measured: {
+    processS: number;
     startupS: number;
     mergeS: number;
     weightsS: number;
@@ -181,13 +186,14 @@ function project(
       ...(setup.minutes !== undefined ? { minutes: setup.minutes } : {}),
     },
     testS,
-    totalS: measured.startupS + baselinesS + searchS + testS,
+    totalS: measured.processS + measured.startupS + baselinesS + searchS + testS,
   };
 }
 
 /** One line per part of the estimate (seconds as `1.23 s`, longer spans in minutes or hours). */
 export function formatEstimate(e: CampaignEstimate, now: Date = new Date()): string {
   const lines = [`estimate for ${e.space} (one candidate measured; no database opened, nothing recorded)`];
+  lines.push(`process start-up: ${span(e.processS)}`);
   lines.push(`start-up: ${span(e.startupS)} per worker (evaluator and session, once per run)`);
   lines.push(`merge: ${span(e.mergeS)}`);
   lines.push(`weights to session: ${span(e.weightsS)}`);
