@@ -50,6 +50,8 @@ export interface CampaignEstimate {
     readonly seconds: number;
     readonly minutes?: number;
   };
+  /** With `selection.top_k`: the val pick (sources, references and the top-k candidates scored on val). */
+  readonly valPick?: { readonly topK: number; readonly seconds: number };
   /** The test split at the end (sources, references and the best kept candidates), sized as fit. */
   readonly testS: number;
   readonly totalS: number;
@@ -168,6 +170,12 @@ function project(
     generations = Math.ceil(searchS / perGenerationS);
     candidates = Math.min(candidates, generations * lambda);
   }
+  // The val pick scores the sources, the references (merged again) and the top k on the val items.
+  const topK = space.selection?.topK ?? 0;
+  const fitItems = measured.tasks.reduce((sum, t) => sum + t.items, 0);
+  const valEvalS =
+    measured.weightsS + (setup.items && fitItems > 0 ? (taskS * setup.items.valPerCandidate) / fitItems : 0);
+  const valS = batches(sources, valEvalS) + batches(references + topK, measured.mergeS + valEvalS);
   const testS = batches(sources + references + TEST_TOP, candidateS);
   return {
     space: space.file,
@@ -185,8 +193,9 @@ function project(
       seconds: searchS,
       ...(setup.minutes !== undefined ? { minutes: setup.minutes } : {}),
     },
+    ...(topK > 0 ? { valPick: { topK, seconds: valS } } : {}),
     testS,
-    totalS: measured.processS + measured.startupS + baselinesS + searchS + testS,
+    totalS: measured.processS + measured.startupS + baselinesS + searchS + (topK > 0 ? valS : 0) + testS,
   };
 }
 
@@ -212,6 +221,11 @@ export function formatEstimate(e: CampaignEstimate, now: Date = new Date()): str
   const count = Number.isFinite(b.candidates) ? `${b.candidates} candidates` : 'as many candidates as fit';
   const limit = b.minutes !== undefined ? `, budget.minutes ${b.minutes}` : '';
   lines.push(`search: ${span(b.seconds)} (${count} in ${b.generations} generation(s)${limit})`);
+  if (e.valPick)
+    lines.push(
+      `val pick: ${span(e.valPick.seconds)} (the top ${e.valPick.topK} by fit, the sources and the references, ` +
+        `scored on val)`,
+    );
   lines.push(`test split at the end: ${span(e.testS)} (sized as fit)`);
   const finish = new Date(now.getTime() + e.totalS * 1000);
   lines.push(`budget finishes: in ${span(e.totalS)}, about ${finish.toISOString().slice(0, 16).replace('T', ' ')} UTC`);
