@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorLines, runCli, tinySpace, writeSpace } from './search-fixtures.ts';
+import { errorLines, repoRoot, runCli, tinySpace, writeSpace } from './search-fixtures.ts';
 
 let tmp: string;
 let space: string;
@@ -58,6 +58,22 @@ describe('search --estimate', () => {
     const q = runCli(tmp, 'search', space, '--estimate', '--queue', 'redis://127.0.0.1:1');
     expect(q.status).toBe(2);
     expect(errorLines(q.stderr).at(-1)).toMatch(/^evomerge: --estimate: measures one candidate in this process/);
+    expect(readdirSync(tmp).sort()).toEqual(['est.yaml']);
+  });
+
+  it('refuses a data-flow genome (no merge to measure), writing nothing', () => {
+    const r = runCli(
+      tmp,
+      'search',
+      path.join(repoRoot, 'search-spaces/micro-dfs.yaml'),
+      '--estimate',
+      '--device',
+      'cpu',
+    );
+    expect(r.status).toBe(1);
+    expect(errorLines(r.stderr).at(-1)).toMatch(
+      /micro-dfs\.yaml: genome\.kind: a data-flow genome has no merge to measure/,
+    );
     expect(readdirSync(tmp).sort()).toEqual(['est.yaml']);
   });
 });

@@ -36,6 +36,9 @@ export interface CampaignEstimate {
   /** merge + weights + tasks: one candidate on one worker. */
   readonly candidateS: number;
   readonly workers: number;
+  /** Candidates scored at the same time: the workers with the CPU kernel (one scorer thread each); 1 with a GPU
+   *  kernel, whose scorer runs every evaluator in this thread (ONNX Runtime's run blocks it). */
+  readonly sideBySide: number;
   readonly cores: number;
   readonly populationSize: number;
   /** Candidates a worker scores side by side with the others; above the core count they share cores. */
@@ -131,7 +134,15 @@ export async function estimateCampaign(
     }
     const taskS = tasks.reduce((s, t) => s + t.seconds, 0);
     const weightsS = Math.max(0, evaluateS - taskS);
-    return project(setup, { processS, startupS, mergeS, weightsS, tasks, populationSize: opt.populationSize });
+    return project(setup, {
+      cpuKernel: kernel.device.startsWith('cpu'),
+      processS,
+      startupS,
+      mergeS,
+      weightsS,
+      tasks,
+      populationSize: opt.populationSize,
+    });
   } finally {
     await ev.close();
   }
@@ -140,6 +151,7 @@ export async function estimateCampaign(
 function project(
   setup: ReturnType<typeof prepareCampaign>,
   measured: {
+    cpuKernel: boolean;
     processS: number;
     startupS: number;
     mergeS: number;
@@ -152,13 +164,15 @@ function project(
   const taskS = measured.tasks.reduce((s, t) => s + t.seconds, 0);
   const candidateS = measured.mergeS + measured.weightsS + taskS;
   const workers = setup.workers;
+  const { cpuKernel, ...times } = measured;
+  const sideBySide = cpuKernel ? workers : 1;
   const cores = availableParallelism();
   // Workers beyond the cores share them: each candidate then takes workers / cores times as long.
-  const slowdown = Math.max(1, workers / cores);
+  const slowdown = Math.max(1, sideBySide / cores);
   const lambda = measured.populationSize;
-  const perGenerationS = Math.ceil(lambda / workers) * candidateS * slowdown;
+  const perGenerationS = Math.ceil(lambda / sideBySide) * candidateS * slowdown;
   const candidatesPerHour = (3600 * lambda) / perGenerationS;
-  const batches = (n: number, eachS: number) => Math.ceil(n / workers) * eachS * slowdown;
+  const batches = (n: number, eachS: number) => Math.ceil(n / sideBySide) * eachS * slowdown;
   const sources = 1 + space.models.length;
   const references = space.references.length;
   const baselinesS = batches(sources, measured.weightsS + taskS) + batches(references, candidateS);
@@ -179,9 +193,10 @@ function project(
   const testS = batches(sources + references + TEST_TOP, candidateS);
   return {
     space: space.file,
-    ...measured,
+    ...times,
     candidateS,
     workers,
+    sideBySide,
     cores,
     populationSize: lambda,
     perGenerationS,
@@ -210,7 +225,7 @@ export function formatEstimate(e: CampaignEstimate, now: Date = new Date()): str
   lines.push(`per candidate: ${span(e.candidateS)} on one worker`);
   lines.push(
     `per generation: ${span(e.perGenerationS)} (${e.populationSize} candidates on ${e.workers} worker(s), ` +
-      `${e.cores} core(s))`,
+      `${e.cores} core(s)${e.sideBySide < e.workers ? '; one at a time: a GPU kernel scores in this thread' : ''})`,
   );
   lines.push(`candidates per hour: ${Math.round(e.candidatesPerHour)} with ${e.workers} worker(s)`);
   lines.push(

@@ -11,6 +11,7 @@ const estimate: CampaignEstimate = {
   tasks: [{ task: 'math', metric: 'exact_match', items: 105, seconds: 20 }],
   candidateS: 20.51,
   workers: 2,
+  sideBySide: 2,
   cores: 2,
   populationSize: 14,
   perGenerationS: 143.57,
@@ -43,5 +44,8 @@ describe('formatEstimate', () => {
     ]);
     const { valPick: _, ...noVal } = estimate;
     expect(formatEstimate(noVal)).not.toMatch(/val pick/);
+    expect(formatEstimate({ ...estimate, sideBySide: 1 })).toMatch(
+      /^per generation: .*, 2 core\(s\); one at a time: a GPU kernel scores in this thread\)$/m,
+    );
   });
 });
