@@ -10,8 +10,9 @@
 // share of the candidate's eval time; prefill tokens/s (1 × 128 tokens) and batch-1 decode tokens/s (one token
 // per step from a 32-token cache) on a session of that mode; the process's peak RSS; decode as a fraction of the
 // memory-bandwidth bound (bytes of weights read per token ÷ the copy bandwidth measured on as many threads as
-// ORT runs); and the bytes each decode step hands ONNX Runtime (on a GPU provider: what crosses host→device per
-// run).
+// ORT runs); the bytes each decode step hands ONNX Runtime (on a GPU provider: what crosses host→device per
+// run); and the merge as a share of its copy bound (the bytes it must read, the sources as stored, and write, the
+// float32 candidate, at one thread's measured copy bandwidth, divided by the merge's seconds).
 import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -255,11 +256,21 @@ export async function main(args: string[]): Promise<void> {
     );
     // The bound is taken with as many threads as ORT runs: one thread's copy understates what two cores draw.
     const cores = threads ?? availableParallelism();
-    const bandwidth = Math.max(copyBandwidth(), await parallelCopyBandwidth(cores));
+    const copyOne = copyBandwidth();
+    const bandwidth = Math.max(copyOne, await parallelCopyBandwidth(cores));
     const bound = bandwidth / bytesPerToken;
     console.log(
       `copy bandwidth (${cores} threads) ${(bandwidth / 1e9).toFixed(1)} GB/s → batch-1 decode bound ${bound.toFixed(1)} tokens/s ` +
         `(${(bytesPerToken / 1e9).toFixed(2)} GB of float32 weights read per token)`,
+    );
+    // The merge runs on one thread: its bound is one thread's copy over the sources read and the output written.
+    const storedBytes = { F32: 4, F16: 2, BF16: 2 }[dtype as 'F32' | 'F16' | 'BF16'];
+    const mergeBytes = dirs.length * total * storedBytes + total * 4;
+    const mergeBoundS = mergeBytes / copyOne;
+    console.log(
+      `merge bound: ${dirs.length} sources × ${((total * storedBytes) / 1e9).toFixed(2)} GB ` +
+        `read + ${((total * 4) / 1e9).toFixed(2)} GB float32 written at one thread's copy ` +
+        `${(copyOne / 1e9).toFixed(1)} GB/s = ${mergeBoundS.toFixed(2)} s`,
     );
 
     const recipes = [
@@ -286,6 +297,7 @@ export async function main(args: string[]): Promise<void> {
       'mode',
       'candidate',
       'merge s',
+      'merge of copy bound',
       'weights→session s',
       'share of eval',
       'gen s',
@@ -373,6 +385,7 @@ export async function main(args: string[]): Promise<void> {
               mode,
               `#${k} ${doc.merge_method}`,
               mergeS.toFixed(2),
+              `${((100 * mergeBoundS) / mergeS).toFixed(0)}%`,
               w2s.toFixed(2),
               `${((100 * w2s) / evalS).toFixed(1)}%`,
               scores[0]!.seconds.toFixed(1),

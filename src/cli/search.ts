@@ -6,6 +6,7 @@ import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { selectKernel, type DeviceChoice } from '../kernel/pick-device.ts';
 import { runCampaign, type CampaignProgress } from '../search/campaign/campaign.ts';
+import { estimateCampaign, formatEstimate } from '../search/campaign/estimate.ts';
 import { buildReport, formatReport } from '../report/report.ts';
 import { changedSinceRecorded } from '../search/campaign/fingerprint.ts';
 import { queueScorerFactory } from '../queue/coordinator.ts';
@@ -24,6 +25,7 @@ interface SearchCliOptions {
   queue?: string;
   queueName?: string;
   acceptChangedInputs?: boolean;
+  estimate?: boolean;
 }
 
 export function registerSearchCommand(program: Command): void {
@@ -53,7 +55,13 @@ export function registerSearchCommand(program: Command): void {
       'resume although a checkpoint, the graph, an eval file or the tokenizer changed since the campaign recorded it ' +
         '(the change is recorded)',
     )
+    .option(
+      '--estimate',
+      'measure one candidate (merge, weights to session, each task on fit) and print the time per candidate and ' +
+        'per generation, candidates per hour and when the budget finishes; opens no database, records nothing',
+    )
     .action(async (space: string, opts: SearchCliOptions) => {
+      if (opts.estimate === true) return printEstimate(space, opts);
       if (opts.db !== undefined) await checkPageBesideDatabase(opts.db);
       const connection = opts.queue !== undefined ? parseQueueUrl(opts.queue) : undefined;
       if (connection) await checkQueueReachable(connection);
@@ -112,6 +120,33 @@ export function registerSearchCommand(program: Command): void {
         process.off('SIGINT', onSigint);
       }
     });
+}
+
+/** `--estimate`: one candidate measured in this process, the campaign projected from it; no database. */
+async function printEstimate(space: string, opts: SearchCliOptions): Promise<void> {
+  if (opts.queue !== undefined)
+    throw new EvomergeError(
+      'cli.bad_option',
+      'measures one candidate in this process; run it without --queue (on a worker host, to time that host)',
+      { field: '--estimate' },
+      2,
+    );
+  const kernel = await selectKernel(opts.device);
+  try {
+    const estimate = await estimateCampaign(
+      space,
+      {
+        ...(opts.budget !== undefined ? { budget: positiveInt(opts.budget, '--budget') } : {}),
+        ...(opts.workers !== undefined ? { workers: positiveInt(opts.workers, '--workers') } : {}),
+        ...(opts.seed !== undefined ? { seed: positiveInt(opts.seed, '--seed', 0) } : {}),
+      },
+      kernel,
+      opts.ep,
+    );
+    process.stdout.write(formatEstimate(estimate));
+  } finally {
+    await kernel.close();
+  }
 }
 
 /** The report page beside the database (its path with .html) must not be the database itself: refused before

@@ -8,6 +8,7 @@ import { checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from 
 import { roundToDType } from '../checkpoint/dtype.ts';
 import { numel, type DType, type TensorSink } from '../checkpoint/tensor-source.ts';
 import type { MergeKernel, SourceRef } from '../kernel/kernel.ts';
+import { firstNonFinite } from '../kernel/non-finite.ts';
 import type { Recipe } from '../recipe/recipe.ts';
 import { planMerge, refKey, type MergePlan, type PlanModel, type PlannedTensor } from './plan.ts';
 import { computeDefaultRows, permuteInto } from './tokenizer/embed.ts';
@@ -269,14 +270,6 @@ function cropTopLeft(
     else out.set(data.subarray(r * fromCols, r * fromCols + cols), r * cols);
   }
   return out;
-}
-
-function firstNonFinite(data: Float32Array): number {
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i]!;
-    if (v - v !== 0) return i; // NaN and ±Inf
-  }
-  return -1;
 }
 
 /**

@@ -179,6 +179,31 @@ describe('array encode / decode', () => {
     }
   });
 
+  it('BF16 decodes to the bits of one 16-bit shift per element: every half, any length, offset and in place', () => {
+    const reference = (h: Uint16Array) => Uint32Array.from(h, (x) => (x << 16) >>> 0);
+    const every = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    const bitsOf = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+    expect(bitsOf(decodeToF32('BF16', new Uint8Array(every.buffer)))).toEqual(reference(every));
+    for (const n of [0, 1, 2, 3, 4, 5, 7, 8, 1001, 1002]) {
+      const halves = every.subarray(40000, 40000 + n).map((x, i) => x ^ (i * 7919));
+      const bytes = new Uint8Array(halves.buffer, halves.byteOffset, 2 * n);
+      // word-aligned, and 2 bytes past a word (the per-element loop)
+      for (const shift of [0, 2]) {
+        const buf = new Uint8Array(2 * n + 4);
+        buf.set(bytes, shift);
+        expect(bitsOf(decodeToF32('BF16', buf.subarray(shift, shift + 2 * n)))).toEqual(reference(halves));
+      }
+      // in place from the upper half of the destination (as readTensorInto does), at both word alignments
+      for (const lead of [0, 1]) {
+        const out = new Float32Array(lead + n).subarray(lead);
+        const upper = new Uint8Array(out.buffer, out.byteOffset + 2 * n, 2 * n);
+        upper.set(bytes);
+        decodeToF32('BF16', upper, out);
+        expect(bitsOf(out)).toEqual(reference(halves));
+      }
+    }
+  });
+
   it('decodes from an odd byte offset (unaligned view)', () => {
     const bytes = encodeFromF32('BF16', new Float32Array([1, -2, 0.5]));
     const padded = new Uint8Array(bytes.length + 1);

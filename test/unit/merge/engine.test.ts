@@ -133,6 +133,20 @@ describe('runPlan', () => {
     expect(written).not.toContain('model.norm.weight');
   });
 
+  it("names the first bad element of a tensor larger than the guard's SIMD block", async () => {
+    const data = new Float32Array(40000).fill(0.5);
+    data[33000] = NaN;
+    data[39999] = Infinity;
+    const { models, plan } = setup(linear, {
+      b: { override: { 'model.embed_tokens.weight': { shape: [400, 100], data } } },
+    });
+    const err = await runPlan(plan, models, new MemoryTensors('out'), { kernel: new CpuKernel() }).catch((e) => e);
+    expect(err.code).toBe('merge.non_finite');
+    expect(err.message).toBe(
+      `${dir('b')}: tensor "model.embed_tokens.weight": holds NaN at element 33000; a checkpoint with NaN or Inf weights cannot be merged`,
+    );
+  });
+
   it('refuses a result that overflows to Inf', async () => {
     const big = new Float32Array(4).fill(3e38);
     const { models, plan } = setup(

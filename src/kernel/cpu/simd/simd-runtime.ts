@@ -1,9 +1,10 @@
 // The CPU kernel's WebAssembly SIMD module: its functions (wasm-task-arithmetic.ts, wasm-select-kth.ts,
 // wasm-dare.ts) assembled at run time by wasm-asm.ts into one module, and an instance with its memory. The drivers
-// (simd-*.ts) copy chunks in and out.
+// (simd-*.ts, kernel/non-finite.ts) copy chunks in and out.
 
 import { buildModule } from './wasm-asm.ts';
 import { bernoulliMaskWords, maskedL1 } from './wasm-dare.ts';
+import { anyNonFinite } from './wasm-non-finite.ts';
 import { bracket } from './wasm-select-kth.ts';
 import { taskArithmeticFunctions } from './wasm-task-arithmetic.ts';
 
@@ -38,6 +39,7 @@ export interface SimdExports {
     useLambda: number,
   ): void;
   bracket(x: number, b: number, bytes: number, lo: number, hi: number, cand: number): number;
+  any_nonfinite(ptr: number, bytes: number): number;
   combine_dense(
     xs: number,
     models: number,
@@ -77,7 +79,13 @@ let compiled: WebAssembly.Module | null | undefined;
 
 function compile(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
-  const bytes = buildModule([bracket(), bernoulliMaskWords(), maskedL1(), ...taskArithmeticFunctions(SLOT_BYTES)]);
+  const bytes = buildModule([
+    bracket(),
+    bernoulliMaskWords(),
+    maskedL1(),
+    anyNonFinite(),
+    ...taskArithmeticFunctions(SLOT_BYTES),
+  ]);
   compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
   return compiled;
 }
