@@ -32,6 +32,8 @@ import { embeddedScorer, type ScorerFactory } from '../scoring/scorer-factory.ts
 import { fromRecord, recordedSourceScores } from './score-records.ts';
 import { missingOnTestSplit, scoreOnTestSplit, testItemValues } from './test-split.ts';
 import type { Ask, NewTell, RunContext } from './run-context.ts';
+import { fitItemValues, recordedTellDetails } from './tell-details.ts';
+import { spaceOptimizerOptions } from '../space/seeds.ts';
 
 export interface CampaignOptions extends RunOverrides {
   readonly spaceFile: string;
@@ -174,6 +176,8 @@ function referenceHash(doc: RecipeDoc, space: SourceNames): string {
 class CampaignRun {
   private readonly started = performance.now();
   private evaluatedThisRun = 0;
+  /** The optimiser reads per-item fit values: keep them in the store (tell-details.ts). */
+  private keepItems = false;
   private readonly limit: ReturnType<typeof pLimit>;
 
   constructor(
@@ -193,6 +197,7 @@ class CampaignRun {
       campaignId: this.campaignId,
       scorer: this.scorer,
       limit: this.limit,
+      keepFitItems: this.keepItems,
       ...(this.options.signal ? { signal: this.options.signal } : {}),
       scoreBaselines: (split) => this.scoreBaselines(split),
       baselines: (split) => this.baselinesOn(split),
@@ -341,7 +346,9 @@ class CampaignRun {
           seed: setup.seed,
           ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}),
           ...(setup.x0 ? { x0: [...setup.x0] } : {}),
+          ...spaceOptimizerOptions(setup.space, setup.layout),
         });
+    this.keepItems = opt.readsItems === true;
     const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
     let empty = 0;
     let toldCount = saved?.toldCount ?? 0;
@@ -386,9 +393,11 @@ class CampaignRun {
       const finish = (hash: string, value: number): NewTell | undefined => {
         results.set(hash, value);
         if (!complete || !asks.every((a) => results.has(a.hash) || this.reusable(a.hash, g, results))) return undefined;
+        // beside each value, what the store records of the candidate (per-task fit scores, items, fidelity)
         const tells = asks.map((a) => ({
           solution: a.solution,
           value: results.get(a.hash) ?? this.priorValue(a.hash),
+          ...recordedTellDetails(setup, store, campaignId, a.hash, this.keepItems),
         }));
         opt.tell(tells);
         toldCount += tells.length;
@@ -509,7 +518,6 @@ class CampaignRun {
         recipeYaml: YAML.stringify(a.recipe),
         contentHash: a.hash,
       });
-      const state = finish(a.hash, this.toldValue(objective, scores, baselines));
       store.recordOutcome(c.candidateId, {
         outcome: {
           status,
@@ -521,8 +529,11 @@ class CampaignRun {
         },
         scores,
         verdicts,
-        ...(state ? { optimizerState: state } : {}),
       });
+      if (this.keepItems && !error) store.addItemValues(fitItemValues(setup, c.candidateId, scores, 'fit'));
+      // told once the candidate is recorded: the tell reads what the store holds (tell-details.ts)
+      const state = finish(a.hash, this.toldValue(objective, scores, baselines));
+      if (state) store.saveOptimizerState(campaignId, state);
     });
     this.evaluatedThisRun++;
   }

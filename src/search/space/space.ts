@@ -8,6 +8,7 @@ import { editDistance, EvomergeError } from '../../errors.ts';
 import { parseSelection, type Selection } from '../campaign/selection.ts';
 import { parseGateSpecs, type NamedGateSpec } from '../../gates/gates.ts';
 import { isOptimizerKind, optimizerKinds, type OptimizerKind } from '../optimizers/optimizer.ts';
+import { parseM2n2Settings, type M2n2Settings } from './m2n2-settings.ts';
 
 /** A parameter range for one kind of gene, e.g. `weight: {min: 0, max: 1.5}`. */
 export interface GeneRange {
@@ -71,6 +72,8 @@ export interface SearchSpace {
   readonly budget: { readonly candidates?: number; readonly minutes?: number; readonly items?: number };
   readonly optimizer: OptimizerKind;
   readonly populationSize?: number;
+  /** optimizer: m2n2's settings (the `m2n2:` block). */
+  readonly m2n2?: M2n2Settings;
   readonly seed: number;
   readonly workers: number;
   /** References merged and scored alongside the sources: un-optimised merges (equal weights). */
@@ -112,6 +115,7 @@ const TOP_KEYS = [
   'references',
   'eval_limit',
   'selection',
+  'm2n2',
 ];
 const GENOME_KEYS = ['kind', 'layer_groups', 'filters', 'methods', 'parameters', 'fixed'];
 const DATA_FLOW_KEYS = ['kind', 'repeats', 'scales', 'scale_model'];
@@ -290,6 +294,7 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     references,
     evalLimit: top.eval_limit === undefined ? undefined : asPositiveInt(top.eval_limit, file, 'eval_limit'),
     ...(top.selection !== undefined ? { selection: parseSelection(top.selection, file) } : {}),
+    ...(top.m2n2 !== undefined ? { m2n2: parseM2n2Settings(top.m2n2, file, optimizer) } : {}),
     ...(dataFlow ? { dataFlow } : {}),
   };
 }
