@@ -19,6 +19,9 @@ export interface Solution {
 export interface TellResult {
   solution: Solution;
   value: number;
+  /** Optional per-task values on fit, keyed `task/metric` (docs/design/optimiser-feedback.md); optimisers that do not
+   *  read them rank by `value` alone. */
+  perTask?: Record<string, { value: number; se: number; items?: Float64Array }>;
 }
 
 /** The genes the optimiser searches over. Names are carried for messages and state only. */
@@ -28,7 +31,7 @@ export interface SearchDomain {
 }
 
 /** Every optimiser kind: the one list that the factory and the search-space parser read. */
-export const optimizerKinds = ['cmaes', 'random', 'grid'] as const;
+export const optimizerKinds = ['cmaes', 'random', 'grid', 'nsga2'] as const;
 export type OptimizerKind = (typeof optimizerKinds)[number];
 
 export function isOptimizerKind(name: string): name is OptimizerKind {
@@ -115,6 +118,16 @@ export interface OptimizerOptions {
   x0?: number[];
   /** Grid: points per continuous gene, endpoints included; default 5. */
   gridPoints?: number;
+  /** nsga2: the `perTask` keys that are objectives (maximised, each ranked by value − lcbZ·se) and those that are
+   *  constraints (value ≥ floor); without it, `value` is the one objective. */
+  multiObjective?: MultiObjective;
+}
+
+/** What a multi-objective optimiser reads of a tell's `perTask` (nsga-ii.ts). */
+export interface MultiObjective {
+  readonly objectives: readonly string[];
+  readonly constraints?: readonly { readonly key: string; readonly floor: number }[];
+  readonly lcbZ?: number;
 }
 
 /** Default λ = 4 + ⌊3 ln n⌋ (Hansen 2016, eq. 48), n = number of genes (at least 1). */
