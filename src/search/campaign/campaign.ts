@@ -32,6 +32,7 @@ import { embeddedScorer, type ScorerFactory } from '../scoring/scorer-factory.ts
 import { fromRecord, recordedSourceScores } from './score-records.ts';
 import { missingOnTestSplit, scoreOnTestSplit, testItemValues } from './test-split.ts';
 import type { Ask, NewTell, RunContext } from './run-context.ts';
+import { paretoObjectives, paretoTeller } from './pareto.ts';
 
 export interface CampaignOptions extends RunOverrides {
   readonly spaceFile: string;
@@ -335,14 +336,17 @@ class CampaignRun {
   async search(): Promise<CampaignResult['stop']> {
     const { setup, store, campaignId } = this;
     const saved = store.latestOptimizerState(campaignId);
+    const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
     const opt: Optimizer = saved
       ? restoreOptimizer(JSON.parse(saved.stateJson) as OptimizerState)
       : createOptimizer(setup.space.optimizer, setup.layout.domain, {
           seed: setup.seed,
           ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}),
           ...(setup.x0 ? { x0: [...setup.x0] } : {}),
+          ...(setup.space.pareto ? { multiObjective: paretoObjectives(setup, baselines) } : {}),
         });
-    const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
+    // Pareto mode: each tell also carries the candidate's per-task fit values (pareto.ts)
+    const perTask = setup.space.pareto ? paretoTeller(setup, store, campaignId, baselines) : undefined;
     let empty = 0;
     let toldCount = saved?.toldCount ?? 0;
     for (;;) {
@@ -383,12 +387,15 @@ class CampaignRun {
       if (empty >= MAX_EMPTY_GENERATIONS) return 'converged';
 
       const results = new Map<string, number>();
-      const finish = (hash: string, value: number): NewTell | undefined => {
+      const scored = new Map<string, readonly Score[]>();
+      const finish = (hash: string, value: number, scores?: readonly Score[]): NewTell | undefined => {
         results.set(hash, value);
+        if (scores) scored.set(hash, scores);
         if (!complete || !asks.every((a) => results.has(a.hash) || this.reusable(a.hash, g, results))) return undefined;
         const tells = asks.map((a) => ({
           solution: a.solution,
           value: results.get(a.hash) ?? this.priorValue(a.hash),
+          ...perTask?.(a.hash, scored.get(a.hash)),
         }));
         opt.tell(tells);
         toldCount += tells.length;
@@ -472,7 +479,7 @@ class CampaignRun {
     generation: number,
     ordinal: number,
     baselines: SourceScores,
-    finish: (hash: string, value: number) => NewTell | undefined,
+    finish: (hash: string, value: number, scores?: readonly Score[]) => NewTell | undefined,
   ): Promise<void> {
     const { setup, store, campaignId } = this;
     let scores: Score[] = [];
@@ -509,7 +516,7 @@ class CampaignRun {
         recipeYaml: YAML.stringify(a.recipe),
         contentHash: a.hash,
       });
-      const state = finish(a.hash, this.toldValue(objective, scores, baselines));
+      const state = finish(a.hash, this.toldValue(objective, scores, baselines), error ? undefined : scores);
       store.recordOutcome(c.candidateId, {
         outcome: {
           status,

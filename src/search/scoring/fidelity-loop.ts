@@ -42,7 +42,7 @@ export async function evaluateByHalving(
   generation: readonly { ask: Ask; ordinal: number }[],
   g: number,
   baselines: SourceScores,
-  finish: (hash: string, value: number) => NewTell | undefined,
+  finish: (hash: string, value: number, scores?: readonly Score[]) => NewTell | undefined,
   told: (a: Ask, fitScores: Score[]) => number,
   onScored?: () => void,
 ): Promise<number> {
@@ -137,7 +137,7 @@ export async function evaluateByHalving(
     const verdicts = judgeGates(setup.space, setup.suite, e.scores, baselines, 'fit');
     const status = verdicts.every((v) => v.pass) ? 'kept' : 'rejected';
     store.transaction(() => {
-      const state = finish(e.ask.hash, told(e.ask, e.scores!));
+      const state = finish(e.ask.hash, told(e.ask, e.scores!), e.scores);
       store.recordOutcome(c.candidateId, {
         outcome: { status, objective, mergeMs: e.mergeMs || null, evalMs: e.evalMs || null },
         scores: e.scores!.map((s) => toRungScore(s, -1)),
