@@ -150,6 +150,33 @@ describe('objective_mode: pareto', () => {
     );
   }, 300_000);
 
+  it("with successive halving, tells NSGA-II each candidate's objectives at the rung it reached", () => {
+    const doc = { ...pareto(2), name: 'pareto-sh', budget: { candidates: 8 } };
+    const sh = writeSpace(tmp, 'pareto-sh.yaml', {
+      ...doc,
+      selection: { top_k: 2, halving: { min_items: 3, eta: 2 } },
+    });
+    const db = path.join(tmp, 'sh.sqlite');
+    const r = runCli(tmp, 'search', sh, '--db', db, '--device', 'cpu');
+    expect(r.status, r.stderr).toBe(0);
+    const p = (JSON.parse(runCli(tmp, 'report', db, '--json').stdout) as { paretoFront: FrontJson }).paretoFront;
+    const s = openStore(db, { readonly: true });
+    const states = s.listOptimizerStates(s.listCampaigns()[0]!.campaignId);
+    s.close();
+    const parents = (
+      JSON.parse(states.at(-1)!.stateJson) as {
+        algorithm: { parents: { f: number[] }[] };
+      }
+    ).algorithm.parents;
+    expect(parents).toHaveLength(4);
+    // each parent's objectives are a recorded candidate's fit values (scores at the rung it reached), exactly
+    for (const { f } of parents)
+      expect(
+        p.candidates.some((c) => c.values.every((v, k) => Math.abs(v - f[k]!) < 1e-12)),
+        JSON.stringify(f),
+      ).toBe(true);
+  }, 300_000);
+
   it('exports a front member that is not the pick', () => {
     const p = (JSON.parse(runCli(tmp, 'report', straightDb, '--json').stdout) as { paretoFront: FrontJson })
       .paretoFront;
