@@ -9,7 +9,8 @@
 // (front, crowding distance) (§III-C's crowded-comparison operator), simulated binary crossover (SBX, Deb &
 // Agrawal 1995, bounded form of Deb's NSGA-II C code `realcross`) with probability PC and polynomial mutation (Deb
 // & Goyal 1996, bounded form of `real_mutate_ind`) for continuous genes; uniform crossover and uniform mutation
-// for categorical ones (the merge method). Parents ∪ children are sorted into fronts (fast non-dominated sort,
+// for categorical ones (the merge method); a child equal to a parent or to a solution already asked this generation
+// is mutated again (pymoo's eliminate_duplicates). Parents ∪ children are sorted into fronts (fast non-dominated sort,
 // §III-A); the next parents fill up front by front, the last front cut by crowding distance (§III-B). Every tie
 // falls to the lower index (parents first, then children in ask order), so the update depends on the set of told
 // results only. The parents, the queue of children not yet asked, the open generation's told vectors and the
@@ -34,6 +35,8 @@ const ETA_C = 20;
 const ETA_M = 20;
 /** Shortfalls within float rounding of the floor are no violation (gates.ts counts them as a pass). */
 const ROUNDING = 1e-12;
+/** A child equal to a known solution gets at most this many extra mutations. */
+const MAX_REDRAWS = 20;
 
 /** One evaluated point: objectives (maximised) and total constraint violation (0 = feasible, +∞ = failed). */
 export interface MoPoint {
@@ -251,7 +254,7 @@ export class Nsga2Optimizer extends GenerationalOptimizer {
     let s: Solution;
     if (this.parents.length === 0) s = this.uniform();
     else {
-      if (this.queue.length === 0) this.queue.push(...this.children());
+      if (this.queue.length === 0) this.children();
       s = this.queue.shift()!;
     }
     this.openAsked.push(copy(s));
@@ -315,8 +318,8 @@ export class Nsga2Optimizer extends GenerationalOptimizer {
     return { front, crowding };
   }
 
-  /** Two children of two tournament winners: SBX + polynomial mutation, uniform crossover + mutation. */
-  private children(): Solution[] {
+  /** Queues two children of two tournament winners: SBX + polynomial mutation, uniform crossover + mutation. */
+  private children(): void {
     const { front, crowding } = this.ranks();
     const n = this.parents.length;
     const tournament = (): Solution => {
@@ -339,19 +342,39 @@ export class Nsga2Optimizer extends GenerationalOptimizer {
         if (this.rng.uniform() < 0.5) [a.c[k], b.c[k]] = [b.c[k]!, a.c[k]!];
       });
     }
-    const pm = 1 / (this.domain.continuous.length + this.domain.categorical.length);
+    const genes = this.domain.continuous.length + this.domain.categorical.length;
+    const pm = 1 / genes;
     for (const child of [a, b]) {
       this.domain.continuous.forEach((g, k) => {
         if (this.rng.uniform() < pm) child.x[k] = this.mutate(child.x[k]!, g.lower, g.upper);
       });
       this.domain.categorical.forEach((g, k) => {
-        if (this.rng.uniform() < pm && g.choices.length > 1) {
-          const other = this.rng.int(g.choices.length - 1);
-          child.c[k] = other >= child.c[k]! ? other + 1 : other;
-        }
+        if (this.rng.uniform() < pm) this.mutateChoice(child, k);
       });
+      // a copy of a parent or of a solution already asked or queued would only be told a known result again
+      // (pymoo's eliminate_duplicates): one more gene is mutated, a bounded number of times
+      for (let tries = 0; tries < MAX_REDRAWS && this.known(child); tries++) {
+        const k = this.rng.int(genes);
+        if (k < this.domain.continuous.length) {
+          const g = this.domain.continuous[k]!;
+          child.x[k] = this.mutate(child.x[k]!, g.lower, g.upper);
+        } else this.mutateChoice(child, k - this.domain.continuous.length);
+      }
+      this.queue.push(child);
     }
-    return [a, b];
+  }
+
+  /** Another choice of categorical gene k, uniform among the others (none when the gene has one choice). */
+  private mutateChoice(child: Solution, k: number): void {
+    const n = this.domain.categorical[k]!.choices.length;
+    if (n < 2) return;
+    const other = this.rng.int(n - 1);
+    child.c[k] = other >= child.c[k]! ? other + 1 : other;
+  }
+
+  /** Is s a current parent, or asked or queued in the open generation? */
+  private known(s: Solution): boolean {
+    return [...this.parents.map((p) => p.solution), ...this.openAsked, ...this.queue].some((o) => sameSolution(o, s));
   }
 
   /** Bounded SBX of one gene (Deb's `realcross`): with probability 1/2 the pair is recombined. */

@@ -155,6 +155,23 @@ describe('nsga2 optimiser', () => {
     expect(nondominatedFronts(last)[0]!.length).toBe(10);
   });
 
+  it('asks no copy of a parent nor twice the same solution in a generation (duplicates are mutated away)', () => {
+    // one categorical gene of two choices and a narrow continuous one: copies would be common without the redraw
+    const small: SearchDomain = {
+      continuous: [{ name: 'w', lower: 0, upper: 1 }],
+      categorical: [{ name: 'method', choices: ['task_arithmetic', 'ties'] }],
+    };
+    const opt = createOptimizer('nsga2', small, { seed: 3, populationSize: 8 }) as Nsga2Optimizer;
+    const key = (s: Solution) => JSON.stringify(s);
+    for (let g = 0; g < 12; g++) {
+      const parents = new Set(opt.population().map((m) => key(m.solution)));
+      const batch = Array.from({ length: opt.remainingAsks }, () => opt.ask());
+      expect(new Set(batch.map(key)).size).toBe(batch.length);
+      expect(batch.filter((s) => parents.has(key(s)))).toEqual([]);
+      opt.tell(batch.map((s) => ({ solution: s, value: -((s.x[0]! - 0.4) ** 2) + s.c[0]! })));
+    }
+  });
+
   it('refuses a tell that lacks an objective, and leaves the optimiser as it was', () => {
     const opt = make();
     const s = opt.ask();
