@@ -102,7 +102,7 @@ export function formatParetoFront(p: ParetoFrontReport): string[] {
   const rows = p.candidates
     .filter((c) => c.front)
     .map((c) => [
-      `#${c.ordinal}${c.ordinal === p.chosen ? ' (picked)' : ''}`,
+      `#${c.ordinal}${c.ordinal === p.chosen ? (p.reference ? " (the rule's choice)" : ' (picked)') : ''}`,
       ...c.values.map((v, k) => `${f(v)} ± ${f(c.se[k]!)}`),
     ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -2,7 +2,7 @@
 // each point's hover text names the candidate and every objective's value.
 import { describe, expect, it } from 'vitest';
 import { drawnCandidates, paretoPairSpec } from '../../../src/report/html/pareto.ts';
-import type { ParetoFrontReport } from '../../../src/report/pareto-front.ts';
+import { formatParetoFront, type ParetoFrontReport } from '../../../src/report/pareto-front.ts';
 
 const front: ParetoFrontReport = {
   rule: 'knee',
@@ -41,5 +41,19 @@ describe('Pareto scatter', () => {
     );
     expect(points.filter((p) => p.cls === 'front').map((p) => p.hover.split(' ')[0])).toEqual(['#97']);
     expect(points.at(-1)!.cls).toBe('picked'); // drawn last, over the others
+  });
+
+  it("when never worse than naive handed over a reference, marks the member as the rule's choice, not the pick", () => {
+    const byRef = { ...front, reference: 'ties d=0.5' };
+    const spec = paretoPairSpec(byRef, drawnCandidates(byRef, 12), 0, 1) as {
+      data: { values: { cls: string; hover: string }[] }[];
+    };
+    expect(spec.data[0]!.values.find((p) => p.hover.startsWith('#42 '))!.hover).toMatch(
+      /^#42 \(kept, on the front, the rule's choice \(the reference merge ties d=0\.5 was handed over\)\): /,
+    );
+    const text = formatParetoFront(byRef);
+    expect(text.some((l) => /^ {2}#42 \(the rule's choice\)/.test(l))).toBe(true);
+    expect(text.join('\n')).not.toContain('(picked)');
+    expect(formatParetoFront(front).some((l) => /^ {2}#42 \(picked\)/.test(l))).toBe(true);
   });
 });
