@@ -34,6 +34,7 @@ import { missingOnTestSplit, scoreOnTestSplit, testItemValues } from './test-spl
 import type { Ask, NewTell, RunContext } from './run-context.ts';
 import { fitItemValues, recordedTellDetails } from './tell-details.ts';
 import { spaceOptimizerOptions } from '../space/seeds.ts';
+import { paretoObjectives, paretoTeller } from './pareto.ts';
 
 export interface CampaignOptions extends RunOverrides {
   readonly spaceFile: string;
@@ -340,6 +341,7 @@ class CampaignRun {
   async search(): Promise<CampaignResult['stop']> {
     const { setup, store, campaignId } = this;
     const saved = store.latestOptimizerState(campaignId);
+    const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
     const opt: Optimizer = saved
       ? restoreOptimizer(JSON.parse(saved.stateJson) as OptimizerState)
       : createOptimizer(setup.space.optimizer, setup.layout.domain, {
@@ -347,9 +349,12 @@ class CampaignRun {
           ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}),
           ...(setup.x0 ? { x0: [...setup.x0] } : {}),
           ...spaceOptimizerOptions(setup.space, setup.layout),
+          ...(setup.space.pareto ? { multiObjective: paretoObjectives(setup, baselines) } : {}),
         });
     this.keepItems = opt.readsItems === true;
-    const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
+    // Pareto mode: each tell carries the objectives (share terms as the share kept) and the gates' constraints
+    // (pareto.ts); otherwise what the store records of the candidate (tell-details.ts)
+    const perTask = setup.space.pareto ? paretoTeller(setup, store, campaignId, baselines) : undefined;
     let empty = 0;
     let toldCount = saved?.toldCount ?? 0;
     for (;;) {
@@ -390,14 +395,18 @@ class CampaignRun {
       if (empty >= MAX_EMPTY_GENERATIONS) return 'converged';
 
       const results = new Map<string, number>();
-      const finish = (hash: string, value: number): NewTell | undefined => {
+      const scored = new Map<string, readonly Score[]>();
+      const finish = (hash: string, value: number, scores?: readonly Score[]): NewTell | undefined => {
         results.set(hash, value);
+        if (scores) scored.set(hash, scores);
         if (!complete || !asks.every((a) => results.has(a.hash) || this.reusable(a.hash, g, results))) return undefined;
         // beside each value, what the store records of the candidate (per-task fit scores, items, fidelity)
         const tells = asks.map((a) => ({
           solution: a.solution,
           value: results.get(a.hash) ?? this.priorValue(a.hash),
-          ...recordedTellDetails(setup, store, campaignId, a.hash, this.keepItems),
+          ...(perTask
+            ? perTask(a.hash, scored.get(a.hash))
+            : recordedTellDetails(setup, store, campaignId, a.hash, this.keepItems)),
         }));
         opt.tell(tells);
         toldCount += tells.length;
@@ -481,7 +490,7 @@ class CampaignRun {
     generation: number,
     ordinal: number,
     baselines: SourceScores,
-    finish: (hash: string, value: number) => NewTell | undefined,
+    finish: (hash: string, value: number, scores?: readonly Score[]) => NewTell | undefined,
   ): Promise<void> {
     const { setup, store, campaignId } = this;
     let scores: Score[] = [];
@@ -532,7 +541,7 @@ class CampaignRun {
       });
       if (this.keepItems && !error) store.addItemValues(fitItemValues(setup, c.candidateId, scores, 'fit'));
       // told once the candidate is recorded: the tell reads what the store holds (tell-details.ts)
-      const state = finish(a.hash, this.toldValue(objective, scores, baselines));
+      const state = finish(a.hash, this.toldValue(objective, scores, baselines), error ? undefined : scores);
       if (state) store.saveOptimizerState(campaignId, state);
     });
     this.evaluatedThisRun++;

@@ -5,6 +5,7 @@ import { EvomergeError } from '../../errors.ts';
 import { CmaOptimizer } from './cma.ts';
 import { GridOptimizer } from './grid.ts';
 import { M2n2Optimizer } from './natural-niches.ts';
+import { Nsga2Optimizer } from './nsga-ii.ts';
 import {
   defaultPopulationSize,
   optimizerKinds,
@@ -37,6 +38,8 @@ export function createOptimizer(kind: OptimizerKind, domain: SearchDomain, opts:
       return GridOptimizer.create(domain, populationSize, opts);
     case 'm2n2':
       return M2n2Optimizer.create(domain, populationSize, opts);
+    case 'nsga2':
+      return Nsga2Optimizer.create(domain, populationSize, opts);
     default:
       throw new EvomergeError(
         'optimizer.unknown_kind',
@@ -63,6 +66,8 @@ export function restoreOptimizer(state: OptimizerState): Optimizer {
       return GridOptimizer.restore(state);
     case 'm2n2':
       return M2n2Optimizer.restore(state);
+    case 'nsga2':
+      return Nsga2Optimizer.restore(state);
     default:
       throw new EvomergeError(
         'optimizer.bad_state',

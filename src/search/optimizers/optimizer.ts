@@ -51,7 +51,7 @@ export interface SearchDomain {
 }
 
 /** Every optimiser kind: the one list that the factory and the search-space parser read. */
-export const optimizerKinds = ['cmaes', 'random', 'grid', 'm2n2'] as const;
+export const optimizerKinds = ['cmaes', 'random', 'grid', 'm2n2', 'nsga2'] as const;
 export type OptimizerKind = (typeof optimizerKinds)[number];
 
 export function isOptimizerKind(name: string): name is OptimizerKind {
@@ -162,6 +162,16 @@ export interface OptimizerOptions {
   /** M2N2: Gaussian mutation SD as a fraction of each gene's range (and the chance to redraw a categorical gene);
    *  default 0.01. */
   mutation?: number;
+  /** nsga2: the `perTask` keys that are objectives (maximised, each ranked by value − lcbZ·se) and those that are
+   *  constraints (value ≥ floor); without it, `value` is the one objective. */
+  multiObjective?: MultiObjective;
+}
+
+/** What a multi-objective optimiser reads of a tell's `perTask` (nsga-ii.ts). */
+export interface MultiObjective {
+  readonly objectives: readonly string[];
+  readonly constraints?: readonly { readonly key: string; readonly floor: number }[];
+  readonly lcbZ?: number;
 }
 
 /** Default λ = 4 + ⌊3 ln n⌋ (Hansen 2016, eq. 48), n = number of genes (at least 1). */

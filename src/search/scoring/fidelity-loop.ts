@@ -43,7 +43,7 @@ export async function evaluateByHalving(
   generation: readonly { ask: Ask; ordinal: number }[],
   g: number,
   baselines: SourceScores,
-  finish: (hash: string, value: number) => NewTell | undefined,
+  finish: (hash: string, value: number, scores?: readonly Score[]) => NewTell | undefined,
   told: (a: Ask, fitScores: Score[]) => number,
   onScored?: () => void,
 ): Promise<number> {
@@ -148,7 +148,7 @@ export async function evaluateByHalving(
       });
       if (ctx.keepFitItems) store.addItemValues(fitItemValues(setup, c.candidateId, e.scores!, 'fit'));
       // told once the candidate is recorded: the tell reads what the store holds (tell-details.ts)
-      const state = finish(e.ask.hash, told(e.ask, e.scores!));
+      const state = finish(e.ask.hash, told(e.ask, e.scores!), e.scores);
       if (state) store.saveOptimizerState(campaignId, state);
     });
   }
