@@ -49,7 +49,7 @@ describe('Pareto scatter', () => {
       data: { values: { cls: string; hover: string }[] }[];
     };
     expect(spec.data[0]!.values.find((p) => p.hover.startsWith('#42 '))!.hover).toMatch(
-      /^#42 \(kept, on the front, the rule's choice \(the reference merge ties d=0\.5 was handed over\)\): /,
+      /^#42 \(kept, on the front, the rule's choice; the reference merge ties d=0\.5 was handed over\): /,
     );
     const text = formatParetoFront(byRef);
     expect(text.some((l) => /^ {2}#42 \(the rule's choice\)/.test(l))).toBe(true);
