@@ -43,9 +43,7 @@ export function drawnCandidates(p: ParetoFrontReport, max = MAX_CANDIDATE_POINTS
 
 /** One pairwise projection: objective i on x, objective j on y. */
 export function paretoPairSpec(p: ParetoFrontReport, drawn: readonly FrontCandidate[], i: number, j: number): VegaSpec {
-  const chosen = p.reference
-    ? `, the rule's choice; the reference merge ${p.reference} was handed over`
-    : ', the pick';
+  const chosen = p.reference ? `, the rule's choice; the reference merge ${p.reference} was handed over` : ', the pick';
   const hover = (c: FrontCandidate) =>
     `#${c.ordinal} (${c.status}${c.front ? ', on the front' : ''}${c.ordinal === p.chosen ? chosen : ''}): ` +
     p.objectives.map((k, m) => `${k} ${f3(c.values[m])} ± ${f3(c.se[m])}`).join(', ');
