@@ -159,3 +159,31 @@ export function pairedObjectiveDifference(
   }
   return { value, se: Math.sqrt(variance) };
 }
+
+/** One objective of Pareto mode (gates/pareto.ts): a term of the objective, keyed `task/metric` (a share term's metric is
+ *  `<metric>:share_of:<source>`), with its value and SE on a split. */
+export interface TermValue {
+  readonly key: string;
+  readonly value: number;
+  readonly se: number;
+}
+
+/** The key of a term: `task/metric`, or `task/<metric>:share_of:<source>` for a share term. */
+export function termKey(term: ObjectiveTerm, ownMetric: (task: string) => string): string {
+  const metric = term.metric ?? ownMetric(term.task);
+  return `${term.task}/${term.shareOf === undefined ? metric : shareMetric(metric, term.shareOf)}`;
+}
+
+/** Each term's value on `split` (unweighted; a share term as the share kept, as the weighted objective reads it). */
+export function termValues(
+  terms: readonly ObjectiveTerm[],
+  ownMetric: (task: string) => string,
+  scores: readonly ScoreLike[],
+  sources: SourceScoreLists | undefined,
+  split: string,
+): TermValue[] {
+  return terms.map((t) => ({
+    key: termKey(t, ownMetric),
+    ...objectiveEstimate([{ ...t, weight: 1 }], ownMetric, scores, sources, split),
+  }));
+}

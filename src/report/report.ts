@@ -10,6 +10,7 @@ import type { CandidateRecord, InputFingerprintRecord } from '../store/records.t
 import { recordedEstimate } from '../store/recorded-score.ts';
 import { testObjectiveComparison, type TestObjectiveComparison } from './test-objective.ts';
 import { pickSentence } from './pick-sentence.ts';
+import { formatParetoFront, paretoFrontReport, type ParetoFrontReport } from './pareto-front.ts';
 
 /** A score as the report shows it (an unknown SE is NaN, `null` in the JSON). */
 export type ReportScore = Estimate;
@@ -100,6 +101,8 @@ export interface CampaignReport {
   readonly inputChanges: readonly { path: string; acceptedAt: string }[];
   /** A data-flow campaign: the winning path, slot by slot. */
   readonly winningPath?: WinningPath;
+  /** objective_mode: pareto: the front on fit and which member was picked, by which rule. */
+  readonly paretoFront?: ParetoFrontReport;
 }
 
 /** The path of a data-flow candidate: step k runs `layer` of `model`, its input hidden state times `scale`. */
@@ -313,6 +316,7 @@ export function reportFromStore(store: Store, dbFile: string, checkInputs?: Inpu
     inputs: inputsState(store, id, checkInputs),
     inputChanges: store.listInputChanges(id).map((c) => ({ path: c.path, acceptedAt: c.acceptedAt })),
     ...optional('winningPath', winningPath(store, id, cfg.models)),
+    ...optional('paretoFront', paretoFrontReport(store, id, cfg)),
   };
 }
 
@@ -486,6 +490,7 @@ export function formatReport(r: CampaignReport): string {
       ).map((l) => `  ${l}`),
     );
   }
+  if (r.paretoFront) lines.push('', ...formatParetoFront(r.paretoFront));
   if (r.testObjective) {
     lines.push('');
     lines.push(...r.testObjective.lines);

@@ -39,6 +39,10 @@ export interface StoredCampaignConfig {
   readonly measures: { task: string; metric: string }[];
   /** lm-eval tasks: how fit and test docs and few-shot examples were chosen, described key by key. */
   readonly lmEvalProtocols?: Record<string, Record<string, string>>;
+  /** The space's selection block (lcb_z ranks fronts and picks too). */
+  readonly selection?: { readonly lcbZ?: number };
+  /** objective_mode: pareto, with its pick rule (absent: weighted). */
+  readonly pareto?: { readonly pick: string };
 }
 
 /** The stored config of a campaign. Written by this program as JSON, so it is parsed, not validated: a

@@ -112,7 +112,7 @@ export interface OptimizerStateRecord {
 
 export type NewOptimizerState = Omit<OptimizerStateRecord, 'campaignId' | 'createdAt'> & { createdAt?: string };
 
-/** Per-item pseudo-values of one score (test split), in file order. */
+/** Per-item pseudo-values of one score (test split; fit and fit@r for an optimiser that reads them), in file order. */
 export interface ItemValuesRecord {
   candidateId: number;
   task: string;

@@ -112,7 +112,8 @@ CREATE TABLE IF NOT EXISTS input_changes (
 );
 
 -- Per-item pseudo-values of a score (float64 little-endian, file order): what the paired SE of two models'
--- difference on the same items is computed from. Kept for the test split only.
+-- difference on the same items is computed from. Kept for the test split; for the fit split (and each rung's
+-- fit@r) only when the campaign's optimiser reads per-item values (M2N2), for the objective's measures.
 CREATE TABLE IF NOT EXISTS item_values (
   candidate_id INTEGER NOT NULL REFERENCES candidates (candidate_id) ON DELETE CASCADE,
   task         TEXT    NOT NULL,

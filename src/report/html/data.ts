@@ -19,6 +19,7 @@ import {
 } from '../report.ts';
 import { testObjectiveComparison } from '../test-objective.ts';
 import { pickSentence } from '../pick-sentence.ts';
+import { paretoFrontReport, type ParetoFrontReport } from '../pareto-front.ts';
 import { evenlySpaced, thinByBins } from './thin.ts';
 
 /** Most candidate marks in the objective plot; longer campaigns are thinned (the extremes of each bin kept). */
@@ -62,6 +63,8 @@ export interface HtmlReportData {
   readonly bestGenome?: { ordinal: number; method: string; objective: number; cells: readonly GenomeCell[] };
   /** A data-flow campaign: the winning path, slot by slot (in place of the genome's cells). */
   readonly winningPath?: WinningPath;
+  /** objective_mode: pareto: every scored candidate in objective space, the front, the pick and its rule. */
+  readonly paretoFront?: ParetoFrontReport;
   /** The per-model weights (or first per-model parameter) of each generation's best candidate. */
   readonly genomeMoves: readonly { generation: number; ordinal: number; cell: string; model: string; value: number }[];
   readonly movesParam?: string;
@@ -114,6 +117,7 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
   const best = report.rows.find((r) => r.kind === 'best');
   const bestGenome = bestGenomeCells(store, id, best, models);
   const path = winningPath(store, id, cfg.models);
+  const front = paretoFrontReport(store, id, cfg);
   const { genomeMoves, movesParam } = generationBestMoves(store, id, all, models);
   const methodProbabilities = categoricalProbabilities(store, id);
   const key = `${report.conclusion.task}/${report.conclusion.metric}`;
@@ -135,6 +139,7 @@ export function htmlReportData(store: Store, dbFile: string): HtmlReportData {
     gateRejections,
     ...(bestGenome ? { bestGenome } : {}),
     ...(path ? { winningPath: path } : {}),
+    ...(front ? { paretoFront: front } : {}),
     genomeMoves,
     ...(movesParam ? { movesParam } : {}),
     methodProbabilities,

@@ -10,6 +10,7 @@ import { openStore, type Store } from '../../store/db.ts';
 import { lockFileOf } from '../../store/lock.ts';
 import { htmlReportData, type HtmlReportData } from './data.ts';
 import { esc, f3, section } from './markup.ts';
+import { paretoBody } from './pareto.ts';
 import {
   campaignFactsBody,
   fitVsTestBody,
@@ -115,6 +116,7 @@ export async function page(d: HtmlReportData): Promise<string> {
     section('Gates', await gatesBody(c)),
     section(genomeTitle(d), await genomeBody(c)),
     section('Method gene', await methodGeneBody(c)),
+    ...(d.paretoFront ? [section('Pareto front', await paretoBody(d.paretoFront))] : []),
     section('Fit vs test', await fitVsTestBody(c)),
     section('Per task', await perTaskBody(c)),
     section('Campaign', campaignFactsBody(c)),

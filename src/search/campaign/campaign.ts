@@ -32,6 +32,9 @@ import { embeddedScorer, type ScorerFactory } from '../scoring/scorer-factory.ts
 import { fromRecord, recordedSourceScores } from './score-records.ts';
 import { missingOnTestSplit, scoreOnTestSplit, testItemValues } from './test-split.ts';
 import type { Ask, NewTell, RunContext } from './run-context.ts';
+import { fitItemValues, recordedTellDetails } from './tell-details.ts';
+import { spaceOptimizerOptions } from '../space/seeds.ts';
+import { paretoObjectives, paretoTeller } from './pareto.ts';
 
 export interface CampaignOptions extends RunOverrides {
   readonly spaceFile: string;
@@ -174,6 +177,8 @@ function referenceHash(doc: RecipeDoc, space: SourceNames): string {
 class CampaignRun {
   private readonly started = performance.now();
   private evaluatedThisRun = 0;
+  /** The optimiser reads per-item fit values: keep them in the store (tell-details.ts). */
+  private keepItems = false;
   private readonly limit: ReturnType<typeof pLimit>;
 
   constructor(
@@ -193,6 +198,7 @@ class CampaignRun {
       campaignId: this.campaignId,
       scorer: this.scorer,
       limit: this.limit,
+      keepFitItems: this.keepItems,
       ...(this.options.signal ? { signal: this.options.signal } : {}),
       scoreBaselines: (split) => this.scoreBaselines(split),
       baselines: (split) => this.baselinesOn(split),
@@ -335,6 +341,7 @@ class CampaignRun {
   async search(): Promise<CampaignResult['stop']> {
     const { setup, store, campaignId } = this;
     const saved = store.latestOptimizerState(campaignId);
+    const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
     const opt: Optimizer = saved
       ? restoreOptimizer(JSON.parse(saved.stateJson) as OptimizerState)
       : createOptimizer(setup.space.optimizer, setup.layout.domain, {
@@ -342,8 +349,13 @@ class CampaignRun {
           ...(setup.space.populationSize ? { populationSize: setup.space.populationSize } : {}),
           ...(setup.space.gridPoints ? { gridPoints: setup.space.gridPoints } : {}),
           ...(setup.x0 ? { x0: [...setup.x0] } : {}),
+          ...spaceOptimizerOptions(setup.space, setup.layout),
+          ...(setup.space.pareto ? { multiObjective: paretoObjectives(setup, baselines) } : {}),
         });
-    const baselines: SourceScores = recordedSourceScores(store, campaignId, 'fit');
+    this.keepItems = opt.readsItems === true;
+    // Pareto mode: each tell carries the objectives (share terms as the share kept) and the gates' constraints
+    // (pareto.ts); otherwise what the store records of the candidate (tell-details.ts)
+    const perTask = setup.space.pareto ? paretoTeller(setup, store, campaignId, baselines) : undefined;
     let empty = 0;
     let toldCount = saved?.toldCount ?? 0;
     for (;;) {
@@ -384,12 +396,18 @@ class CampaignRun {
       if (empty >= MAX_EMPTY_GENERATIONS) return 'converged';
 
       const results = new Map<string, number>();
-      const finish = (hash: string, value: number): NewTell | undefined => {
+      const scored = new Map<string, readonly Score[]>();
+      const finish = (hash: string, value: number, scores?: readonly Score[]): NewTell | undefined => {
         results.set(hash, value);
+        if (scores) scored.set(hash, scores);
         if (!complete || !asks.every((a) => results.has(a.hash) || this.reusable(a.hash, g, results))) return undefined;
+        // beside each value, what the store records of the candidate (per-task fit scores, items, fidelity)
         const tells = asks.map((a) => ({
           solution: a.solution,
           value: results.get(a.hash) ?? this.priorValue(a.hash),
+          ...(perTask
+            ? perTask(a.hash, scored.get(a.hash))
+            : recordedTellDetails(setup, store, campaignId, a.hash, this.keepItems)),
         }));
         opt.tell(tells);
         toldCount += tells.length;
@@ -473,7 +491,7 @@ class CampaignRun {
     generation: number,
     ordinal: number,
     baselines: SourceScores,
-    finish: (hash: string, value: number) => NewTell | undefined,
+    finish: (hash: string, value: number, scores?: readonly Score[]) => NewTell | undefined,
   ): Promise<void> {
     const { setup, store, campaignId } = this;
     let scores: Score[] = [];
@@ -510,7 +528,6 @@ class CampaignRun {
         recipeYaml: YAML.stringify(a.recipe),
         contentHash: a.hash,
       });
-      const state = finish(a.hash, this.toldValue(objective, scores, baselines));
       store.recordOutcome(c.candidateId, {
         outcome: {
           status,
@@ -522,8 +539,11 @@ class CampaignRun {
         },
         scores,
         verdicts,
-        ...(state ? { optimizerState: state } : {}),
       });
+      if (this.keepItems && !error) store.addItemValues(fitItemValues(setup, c.candidateId, scores, 'fit'));
+      // told once the candidate is recorded: the tell reads what the store holds (tell-details.ts)
+      const state = finish(a.hash, this.toldValue(objective, scores, baselines), error ? undefined : scores);
+      if (state) store.saveOptimizerState(campaignId, state);
     });
     this.evaluatedThisRun++;
   }

@@ -11,6 +11,7 @@ import type { RecipeDoc } from '../space/recipe-doc.ts';
 import { finalPick, neverWorseThanNaive, topByFit, type PickEntry, type ReferenceEntry } from './selection.ts';
 import { fromRecord } from './score-records.ts';
 import { judgeGates } from './verdicts.ts';
+import { paretoSelection } from './pareto-pick.ts';
 
 interface Entry extends PickEntry {
   readonly candidateId: number;
@@ -49,13 +50,17 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
       .map((v) => v.gate),
   }));
   if (kept.length === 0 && refs.every((r) => r.failedGates.length > 0)) return;
+  // Pareto mode: the pick is made among the front's members by the space's rule (pareto-pick.ts)
+  const pareto = setup.space.pareto ? paretoSelection(ctx, z) : undefined;
+  const front = pareto ? pareto.front(entries) : entries;
   if (topK === 0) {
-    const check = neverWorseThanNaive(finalPick(entries, z), refs, z, 'fit');
-    save(ctx, 'fit', check, { lcb_z: z, considered: check.searched ? [detail(check.searched)] : [] }, refs);
+    const check = neverWorseThanNaive(pareto ? pareto.order(front, 'fit')[0] : finalPick(entries, z), refs, z, 'fit');
+    const considered = check.searched ? [detail(check.searched)] : [];
+    save(ctx, 'fit', check, { lcb_z: z, considered, ...pareto?.detail(front, check.searched, 'fit') }, refs);
     return;
   }
   await ctx.scoreBaselines('val');
-  const top = topByFit(entries, topK, z);
+  const top = pareto ? pareto.order(front, 'fit').slice(0, topK) : topByFit(entries, topK, z);
   await Promise.all(
     top.map((e) =>
       ctx.limit(async () => {
@@ -80,8 +85,14 @@ export async function selectFinalPick(ctx: RunContext): Promise<void> {
     ctx.estimate(store.listScores(candidateId, 'val').map(fromRecord), 'val', valSources);
   const withVal: Entry[] = top.map((e) => ({ ...e, val: valOf(e.candidateId) }));
   const refsVal: RefEntry[] = refs.map((r) => ({ ...r, val: valOf(r.candidateId) }));
-  const check = neverWorseThanNaive(finalPick(withVal, z), refsVal, z, 'val');
-  save(ctx, 'val', check, { lcb_z: z, top_k: topK, considered: withVal.map(detail) }, refsVal);
+  const check = neverWorseThanNaive(
+    pareto ? pareto.order(withVal, 'val')[0] : finalPick(withVal, z),
+    refsVal,
+    z,
+    'val',
+  );
+  const paretoDetail = pareto?.detail(front, check.searched, 'val');
+  save(ctx, 'val', check, { lcb_z: z, top_k: topK, considered: withVal.map(detail), ...paretoDetail }, refsVal);
 }
 
 function save(

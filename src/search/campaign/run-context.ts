@@ -26,6 +26,8 @@ export interface RunContext {
   readonly campaignId: number;
   readonly scorer: CandidateScorer;
   readonly limit: ReturnType<typeof pLimit>;
+  /** The optimiser reads per-item fit values: they are kept in the store (tell-details.ts). */
+  readonly keepFitItems?: boolean;
   readonly signal?: AbortSignal;
   scoreBaselines(split: Split): Promise<void>;
   /** Source name → its recorded scores on a split. */

@@ -4,6 +4,8 @@
 import { EvomergeError } from '../../errors.ts';
 import { CmaOptimizer } from './cma.ts';
 import { GridOptimizer } from './grid.ts';
+import { M2n2Optimizer } from './natural-niches.ts';
+import { Nsga2Optimizer } from './nsga-ii.ts';
 import {
   defaultPopulationSize,
   optimizerKinds,
@@ -34,6 +36,10 @@ export function createOptimizer(kind: OptimizerKind, domain: SearchDomain, opts:
       return RandomOptimizer.create(domain, populationSize, opts);
     case 'grid':
       return GridOptimizer.create(domain, populationSize, opts);
+    case 'm2n2':
+      return M2n2Optimizer.create(domain, populationSize, opts);
+    case 'nsga2':
+      return Nsga2Optimizer.create(domain, populationSize, opts);
     default:
       throw new EvomergeError(
         'optimizer.unknown_kind',
@@ -58,6 +64,10 @@ export function restoreOptimizer(state: OptimizerState): Optimizer {
       return RandomOptimizer.restore(state);
     case 'grid':
       return GridOptimizer.restore(state);
+    case 'm2n2':
+      return M2n2Optimizer.restore(state);
+    case 'nsga2':
+      return Nsga2Optimizer.restore(state);
     default:
       throw new EvomergeError(
         'optimizer.bad_state',

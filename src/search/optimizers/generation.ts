@@ -4,6 +4,8 @@
 import { EvomergeError, invariant } from '../../errors.ts';
 import type {
   EncodedNumber,
+  EncodedTellDetail,
+  TaskResult,
   Optimizer,
   OptimizerKind,
   OptimizerState,
@@ -27,10 +29,85 @@ export function decodeNumber(v: EncodedNumber): number {
   return v;
 }
 
+/** TellResult's optional fields, as an optimiser keeps them (items copied into plain arrays). */
+export interface TellDetail {
+  perTask?: Record<string, TaskResult & { items?: readonly number[] }>;
+  fidelity?: { items: number; of: number };
+  failure?: { code: string };
+}
+
 /** A generation's results ordered best first; equal values (all failures alike) keep ask order. */
 export interface RankedGeneration {
   solutions: Solution[];
   values: number[];
+  /** What was told beside each value (undefined: the value alone), in the same order. */
+  details: (TellDetail | undefined)[];
+  /** Each entry's position in ask order (the order of `ask()` calls in the generation). */
+  askOrder: number[];
+}
+
+/** The optional fields of a told result, copied (the caller's arrays are neither kept nor changed). */
+export function copyDetail(r: TellResult | TellDetail): TellDetail | undefined {
+  if (!r.perTask && !r.fidelity && !r.failure) return undefined;
+  const out: TellDetail = {};
+  if (r.perTask) {
+    out.perTask = {};
+    for (const key of Object.keys(r.perTask).sort()) {
+      const t = r.perTask[key]!;
+      out.perTask[key] = {
+        value: t.value,
+        se: t.se,
+        ...(t.items ? { items: Array.from(t.items) } : {}),
+        ...(t.weight !== undefined ? { weight: t.weight } : {}),
+      };
+    }
+  }
+  if (r.fidelity) out.fidelity = { items: r.fidelity.items, of: r.fidelity.of };
+  if (r.failure) out.failure = { code: r.failure.code };
+  return out;
+}
+
+export function encodeDetail(d: TellDetail): EncodedTellDetail {
+  const out: EncodedTellDetail = {};
+  if (d.perTask)
+    out.perTask = Object.fromEntries(
+      Object.entries(d.perTask).map(([k, t]) => [
+        k,
+        {
+          value: encodeNumber(t.value),
+          se: encodeNumber(t.se),
+          ...(t.items ? { items: Array.from(t.items, encodeNumber) } : {}),
+          ...(t.weight !== undefined ? { weight: t.weight } : {}),
+        },
+      ]),
+    );
+  if (d.fidelity) out.fidelity = { ...d.fidelity };
+  if (d.failure) out.failure = { ...d.failure };
+  return out;
+}
+
+export function decodeDetail(e: EncodedTellDetail, field: string): TellDetail {
+  if (e === null || typeof e !== 'object')
+    throw new EvomergeError('optimizer.bad_state', 'expected an object', { field });
+  const out: TellDetail = {};
+  if (e.perTask) {
+    out.perTask = {};
+    for (const [k, t] of Object.entries(e.perTask)) {
+      if (!t || (t.items !== undefined && !Array.isArray(t.items)))
+        throw new EvomergeError('optimizer.bad_state', 'expected {value, se, items?}', {
+          field: `${field}.perTask.${k}`,
+        });
+      out.perTask[k] = {
+        value: decodeNumber(t.value),
+        se: decodeNumber(t.se),
+        ...(t.items ? { items: t.items.map(decodeNumber) } : {}),
+        ...(t.weight !== undefined ? { weight: t.weight } : {}),
+      };
+    }
+  }
+  if (e.fidelity) out.fidelity = { items: e.fidelity.items, of: e.fidelity.of };
+  if (e.failure) out.failure = { code: e.failure.code };
+  return out;
 }
 
 /** Failed values (NaN, -Inf) all count as -Infinity: worse than any success, tied with each other. */
@@ -63,6 +140,7 @@ export abstract class GenerationalOptimizer implements Optimizer {
   private tells: number;
   private asked: Solution[];
   private values: (number | undefined)[];
+  private details: (TellDetail | undefined)[];
 
   protected constructor(domain: SearchDomain, populationSize: number, rng: Rng, restored?: OptimizerState) {
     this.domain = domain;
@@ -73,6 +151,7 @@ export abstract class GenerationalOptimizer implements Optimizer {
     this.tells = 0;
     this.asked = [];
     this.values = [];
+    this.details = [];
     if (restored) {
       if (!Number.isInteger(restored.generation) || restored.generation < 0) {
         throw new EvomergeError('optimizer.bad_state', 'must be a non-negative integer', { field: 'generation' });
@@ -99,6 +178,13 @@ export abstract class GenerationalOptimizer implements Optimizer {
       this.tells = restored.tellCount;
       this.asked = open.asked.map(copySolution);
       this.values = open.values.map((v) => (v === null ? undefined : decodeNumber(v)));
+      if (open.details !== undefined && (!Array.isArray(open.details) || open.details.length !== open.asked.length))
+        throw new EvomergeError('optimizer.bad_state', 'details must be an array as long as asked', {
+          field: 'open.details',
+        });
+      this.details = (open.details ?? open.asked.map(() => null)).map((d, i) =>
+        d === null ? undefined : decodeDetail(d, `open.details[${i}]`),
+      );
     }
   }
 
@@ -161,6 +247,7 @@ export abstract class GenerationalOptimizer implements Optimizer {
     const s = this.sample();
     this.asked.push(copySolution(s));
     this.values.push(undefined);
+    this.details.push(undefined);
     this.asks += 1;
     return s;
   }
@@ -168,6 +255,7 @@ export abstract class GenerationalOptimizer implements Optimizer {
   tell(results: readonly TellResult[]): void {
     // Validate everything before changing anything, so a bad call leaves the optimiser as it was.
     const assigned = new Map<number, number>();
+    const told = new Map<number, TellResult>();
     results.forEach((r, k) => {
       if (!r || !r.solution || typeof r.value !== 'number') {
         throw new EvomergeError('optimizer.bad_tell', 'expected {solution, value: number}', {
@@ -189,8 +277,12 @@ export abstract class GenerationalOptimizer implements Optimizer {
         );
       }
       assigned.set(found, r.value);
+      told.set(found, r);
     });
-    for (const [i, v] of assigned) this.values[i] = v;
+    for (const [i, v] of assigned) {
+      this.values[i] = v;
+      this.details[i] = copyDetail(told.get(i)!);
+    }
     this.tells += assigned.size;
 
     const complete =
@@ -208,10 +300,12 @@ export abstract class GenerationalOptimizer implements Optimizer {
     });
     const solutions = order.map((i) => this.asked[i]);
     const values = order.map((i) => this.values[i]!);
-    this.update({ solutions, values });
+    const details = order.map((i) => this.details[i]);
+    this.update({ solutions, values, details, askOrder: order });
     this.g += 1;
     this.asked = [];
     this.values = [];
+    this.details = [];
   }
 
   state(): OptimizerState {
@@ -228,6 +322,10 @@ export abstract class GenerationalOptimizer implements Optimizer {
       open: {
         asked: this.asked.map(copySolution),
         values: this.values.map((v) => (v === undefined ? null : encodeNumber(v))),
+        // only when something beside a value was told: the state of a value-only optimiser is as it always was
+        ...(this.details.some((d) => d !== undefined)
+          ? { details: this.details.map((d) => (d === undefined ? null : encodeDetail(d))) }
+          : {}),
       },
       algorithm: this.algorithmState(),
     };

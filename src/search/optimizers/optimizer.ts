@@ -15,10 +15,33 @@ export interface Solution {
   c: number[];
 }
 
-/** One evaluated solution. `value` is MAXIMISED; NaN or -Infinity marks a failed candidate (ranked last). */
+/** One objective term's result on the fit split: its score, SE and (optionally) per-item pseudo-values. */
+export interface TaskResult {
+  value: number;
+  /** NaN when unknown. */
+  se: number;
+  /** Per-item pseudo-values (their mean is `value`) on the items scored, in one seeded order shared by every
+   *  candidate of the campaign, so two candidates' vectors compare item by item. */
+  items?: Float64Array | readonly number[];
+  /** The objective term's weight (a negative weight: lower is better). */
+  weight?: number;
+}
+
+/**
+ * One evaluated solution. `value` is MAXIMISED; NaN or -Infinity marks a failed candidate (ranked last).
+ * The other fields are optional and only for optimisers that read them (docs/design/optimiser-feedback.md);
+ * CMA-ES, random and grid read `value` alone.
+ */
 export interface TellResult {
   solution: Solution;
   value: number;
+  /** Fit split only: val and test never reach an optimiser. Keyed `task/metric` as the objective's terms name
+   *  them (the metric defaults to the task's own). Absent for a failed candidate. */
+  perTask?: Record<string, TaskResult>;
+  /** Successive halving: the items (summed over the terms' tasks) the candidate reached, of the whole fit set. */
+  fidelity?: { items: number; of: number };
+  /** A failed candidate's error code (value is −∞). */
+  failure?: { code: string };
 }
 
 /** The genes the optimiser searches over. Names are carried for messages and state only. */
@@ -28,7 +51,7 @@ export interface SearchDomain {
 }
 
 /** Every optimiser kind: the one list that the factory and the search-space parser read. */
-export const optimizerKinds = ['cmaes', 'random', 'grid'] as const;
+export const optimizerKinds = ['cmaes', 'random', 'grid', 'm2n2', 'nsga2'] as const;
 export type OptimizerKind = (typeof optimizerKinds)[number];
 
 export function isOptimizerKind(name: string): name is OptimizerKind {
@@ -85,6 +108,9 @@ export interface Optimizer {
   readonly exhausted: boolean;
   /** JSON-serialisable snapshot, RNG included: `restoreOptimizer(state())` continues bit-identically. */
   state(): OptimizerState;
+  /** True when `tell` reads `perTask[…].items`: the caller then keeps the per-item fit values, so that a resumed
+   *  campaign tells the same items as an uninterrupted one. Absent: the optimiser reads `value` alone. */
+  readonly readsItems?: boolean;
 }
 
 /** Serialised optimiser: plain JSON (no NaN/Infinity numbers: those are encoded as strings). */
@@ -99,9 +125,21 @@ export interface OptimizerState {
   /** xoshiro128** words. */
   rng: number[];
   /** The open generation: what was asked, and the values told so far (null = not yet told). */
-  open: { asked: Solution[]; values: (EncodedNumber | null)[] };
+  open: {
+    asked: Solution[];
+    values: (EncodedNumber | null)[];
+    /** What was told beside each value (TellResult's optional fields); present only when something was. */
+    details?: (EncodedTellDetail | null)[];
+  };
   /** Kind-specific distribution state (CMA-ES mean/σ/C/paths and categorical θ; grid permutation; …). */
   algorithm: Record<string, unknown>;
+}
+
+/** TellResult's optional fields as plain JSON (NaN and ±Infinity encoded as strings). */
+export interface EncodedTellDetail {
+  perTask?: Record<string, { value: EncodedNumber; se: EncodedNumber; items?: EncodedNumber[]; weight?: number }>;
+  fidelity?: { items: number; of: number };
+  failure?: { code: string };
 }
 
 export interface OptimizerOptions {
@@ -115,6 +153,25 @@ export interface OptimizerOptions {
   x0?: number[];
   /** Grid: points per continuous gene, endpoints included; default 5. */
   gridPoints?: number;
+  /** M2N2: points to evaluate first (the sources and reference merges as genomes); others ignore them. */
+  seeds?: readonly Solution[];
+  /** M2N2: genomes kept in the archive; default 20 (Sakana's natural_niches pop_size). */
+  archiveSize?: number;
+  /** M2N2: the competition exponent of shared fitness, share = score / total^alpha; default 1. */
+  alpha?: number;
+  /** M2N2: Gaussian mutation SD as a fraction of each gene's range (and the chance to redraw a categorical gene);
+   *  default 0.01. */
+  mutation?: number;
+  /** nsga2: the `perTask` keys that are objectives (maximised, each ranked by value − lcbZ·se) and those that are
+   *  constraints (value ≥ floor); without it, `value` is the one objective. */
+  multiObjective?: MultiObjective;
+}
+
+/** What a multi-objective optimiser reads of a tell's `perTask` (nsga-ii.ts). */
+export interface MultiObjective {
+  readonly objectives: readonly string[];
+  readonly constraints?: readonly { readonly key: string; readonly floor: number }[];
+  readonly lcbZ?: number;
 }
 
 /** Default λ = 4 + ⌊3 ln n⌋ (Hansen 2016, eq. 48), n = number of genes (at least 1). */

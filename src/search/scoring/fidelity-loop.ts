@@ -15,6 +15,7 @@ import { objectiveValue, type Score } from '../space/measures.ts';
 import type { ItemSubset } from './scorer.ts';
 import { judgeGates, type SourceScores } from '../campaign/verdicts.ts';
 import { fromRecord } from '../campaign/score-records.ts';
+import { fitItemValues, withItemValues } from '../campaign/tell-details.ts';
 
 /** Items scored by a campaign's search candidates, summed over their scores: every rung and the val split, or
  *  the fit split of candidates scored at one fidelity. What budget.items counts. */
@@ -42,7 +43,7 @@ export async function evaluateByHalving(
   generation: readonly { ask: Ask; ordinal: number }[],
   g: number,
   baselines: SourceScores,
-  finish: (hash: string, value: number) => NewTell | undefined,
+  finish: (hash: string, value: number, scores?: readonly Score[]) => NewTell | undefined,
   told: (a: Ask, fitScores: Score[]) => number,
   onScored?: () => void,
 ): Promise<number> {
@@ -71,8 +72,9 @@ export async function evaluateByHalving(
           }
           const recorded = prior ? store.listScores(prior.candidateId, rungSplit(r)) : [];
           if (recorded.length) {
-            // a rung's scores stand for the candidate's fit scores
-            e.scores = recorded.map((s) => ({ ...fromRecord(s), split: 'fit' as const }));
+            // a rung's scores stand for the candidate's fit scores (with their kept per-item values)
+            const scores = recorded.map((s) => ({ ...fromRecord(s), split: 'fit' as const }));
+            e.scores = ctx.keepFitItems ? withItemValues(store, prior!.candidateId, scores, rungSplit(r)) : scores;
             e.rung = r;
             return;
           }
@@ -99,7 +101,6 @@ export async function evaluateByHalving(
           store.transaction(() => {
             const c = store.findCandidateByHash(campaignId, e.ask.hash) ?? insert(store, campaignId, e, g);
             if (e.error) {
-              const state = finish(e.ask.hash, -Infinity);
               store.recordOutcome(c.candidateId, {
                 outcome: {
                   status: 'failed',
@@ -109,13 +110,16 @@ export async function evaluateByHalving(
                   mergeMs: e.mergeMs,
                   evalMs: e.evalMs,
                 },
-                ...(state ? { optimizerState: state } : {}),
               });
-            } else
+              const state = finish(e.ask.hash, -Infinity);
+              if (state) store.saveOptimizerState(campaignId, state);
+            } else {
               store.addScores(
                 c.candidateId,
                 e.scores!.map((s) => toRungScore(s, r)),
               );
+              if (ctx.keepFitItems) store.addItemValues(fitItemValues(setup, c.candidateId, e.scores!, rungSplit(r)));
+            }
           });
           onScored?.();
         }),
@@ -137,13 +141,15 @@ export async function evaluateByHalving(
     const verdicts = judgeGates(setup.space, setup.suite, e.scores, baselines, 'fit');
     const status = verdicts.every((v) => v.pass) ? 'kept' : 'rejected';
     store.transaction(() => {
-      const state = finish(e.ask.hash, told(e.ask, e.scores!));
       store.recordOutcome(c.candidateId, {
         outcome: { status, objective, mergeMs: e.mergeMs || null, evalMs: e.evalMs || null },
         scores: e.scores!.map((s) => toRungScore(s, -1)),
         verdicts,
-        ...(state ? { optimizerState: state } : {}),
       });
+      if (ctx.keepFitItems) store.addItemValues(fitItemValues(setup, c.candidateId, e.scores!, 'fit'));
+      // told once the candidate is recorded: the tell reads what the store holds (tell-details.ts)
+      const state = finish(e.ask.hash, told(e.ask, e.scores!), e.scores);
+      if (state) store.saveOptimizerState(campaignId, state);
     });
   }
   return merges;

@@ -7,7 +7,9 @@ import { parse as parseYaml } from 'yaml';
 import { editDistance, EvomergeError } from '../../errors.ts';
 import { parseSelection, type Selection } from '../campaign/selection.ts';
 import { parseGateSpecs, type NamedGateSpec } from '../../gates/gates.ts';
+import { paretoPicks, type ParetoPick } from '../../gates/pareto.ts';
 import { isOptimizerKind, optimizerKinds, type OptimizerKind } from '../optimizers/optimizer.ts';
+import { parseM2n2Settings, type M2n2Settings } from './m2n2-settings.ts';
 
 /** A parameter range for one kind of gene, e.g. `weight: {min: 0, max: 1.5}`. */
 export interface GeneRange {
@@ -78,6 +80,8 @@ export interface SearchSpace {
   readonly populationSize?: number;
   /** optimizer: grid — values per continuous gene (1: the range centres only, so the grid is the method gene). */
   readonly gridPoints?: number;
+  /** optimizer: m2n2's settings (the `m2n2:` block). */
+  readonly m2n2?: M2n2Settings;
   readonly seed: number;
   readonly workers: number;
   /** References merged and scored alongside the sources: un-optimised merges (equal weights). */
@@ -89,6 +93,9 @@ export interface SearchSpace {
   /** genome.kind: data_flow — the search evolves a path through the layers of models[0] (A) and models[1] (B)
    *  instead of merge parameters (`genome` then holds no genes of its own). */
   readonly dataFlow?: DataFlowGenome;
+  /** `objective_mode: pareto`: the objective's terms are separate objectives (optimizer nsga2), and the final pick
+   *  is chosen from the front by `pareto_pick`. Absent: the weighted sum (`objective_mode: weighted`). */
+  readonly pareto?: { readonly pick: ParetoPick };
 }
 
 /** An un-optimised merge to compare the search against, e.g. TIES with density 0.5 and equal weights. */
@@ -120,6 +127,9 @@ const TOP_KEYS = [
   'references',
   'eval_limit',
   'selection',
+  'm2n2',
+  'objective_mode',
+  'pareto_pick',
 ];
 const GENOME_KEYS = ['kind', 'layer_groups', 'filters', 'methods', 'parameters', 'fixed', 'method_models'];
 const DATA_FLOW_KEYS = ['kind', 'repeats', 'scales', 'scale_model'];
@@ -264,6 +274,8 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
         `unknown optimizer "${optimizerName}"; expected one of: ${optimizerKinds.join(', ')}`,
       );
 
+  const pareto = parseParetoMode(top, optimizer, objective.length, file);
+
   const refsRaw = top.references ?? [];
   if (!Array.isArray(refsRaw))
     fail('space.bad_value', 'references', 'expected a list of {name, method, weight, density?}');
@@ -311,8 +323,34 @@ export function parseSpace(doc: unknown, file: string): SearchSpace {
     references,
     evalLimit: top.eval_limit === undefined ? undefined : asPositiveInt(top.eval_limit, file, 'eval_limit'),
     ...(top.selection !== undefined ? { selection: parseSelection(top.selection, file) } : {}),
+    ...(top.m2n2 !== undefined ? { m2n2: parseM2n2Settings(top.m2n2, file, optimizer) } : {}),
     ...(dataFlow ? { dataFlow } : {}),
+    ...(pareto ? { pareto } : {}),
   };
+}
+
+/** `objective_mode` (weighted | pareto) and `pareto_pick`; pareto needs a multi-objective optimiser and the
+ *  multi-objective optimiser needs pareto. Absent for weighted, so a weighted space's identity is unchanged. */
+function parseParetoMode(top: Doc, optimizer: OptimizerKind, terms: number, file: string): SearchSpace['pareto'] {
+  const fail = (field: string, what: string): never => {
+    throw new EvomergeError('space.bad_value', what, { file, field });
+  };
+  const mode = top.objective_mode === undefined ? 'weighted' : asString(top.objective_mode, file, 'objective_mode');
+  if (mode !== 'weighted' && mode !== 'pareto')
+    fail('objective_mode', `unknown mode "${mode}"; expected one of: weighted, pareto`);
+  if (mode === 'weighted') {
+    if (top.pareto_pick !== undefined) fail('pareto_pick', 'applies to objective_mode: pareto only');
+    if (optimizer === 'nsga2')
+      fail('optimizer', 'nsga2 is a multi-objective optimiser: it needs objective_mode: pareto');
+    return undefined;
+  }
+  if (optimizer !== 'nsga2')
+    fail('objective_mode', `pareto needs a multi-objective optimiser: set optimizer: nsga2 (got ${optimizer})`);
+  if (terms < 2) fail('objective_mode', `pareto needs at least two objective terms (got ${terms})`);
+  const pick = top.pareto_pick === undefined ? 'weighted' : asString(top.pareto_pick, file, 'pareto_pick');
+  if (!(paretoPicks as readonly string[]).includes(pick))
+    fail('pareto_pick', `unknown rule "${pick}"; expected one of: ${paretoPicks.join(', ')}`);
+  return { pick: pick as ParetoPick };
 }
 
 /** The genome of a merge-parameter search: layer groups, filters, methods, gene ranges, fixed values. */
