@@ -80,11 +80,16 @@ describe('optimizer: m2n2 campaigns', () => {
     })();
     const kills: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = await runAndKill(tmp, space, killedDb, { afterNewMs: 1.5 * perCandidate * rand() });
+      // by a quarter, a half, three quarters of the budget at the latest: mid-search on any machine
+      const atMost = Math.floor((BUDGET * (i + 1)) / 4);
+      const r = await runAndKill(tmp, space, killedDb, { afterNewMs: 1.5 * perCandidate * rand(), atMost });
       expect(r.killed).toBe(true);
       kills.push(searchCount(killedDb));
     }
-    expect(kills.every((n) => n > 0 && n < BUDGET)).toBe(true);
+    expect(
+      kills.every((n) => n > 0 && n < BUDGET),
+      `candidates at each kill: ${kills.join(', ')}`,
+    ).toBe(true);
     const last = runCli(tmp, 'search', space, '--db', killedDb, '--device', 'cpu');
     expect(last.status, last.stderr).toBe(0);
 

@@ -137,11 +137,18 @@ describe('objective_mode: pareto', () => {
     expect((await runAndKill(tmp, space, db, { afterMs: 300 + 1500 * rand() })).killed).toBe(true);
     const kills: number[] = [];
     for (let i = 0; i < 2; i++) {
-      const r = await runAndKill(tmp, space, db, { afterNewMs: 1500 * rand() });
+      // by a third (then two thirds) of the budget at the latest: mid-search however fast the machine records
+      const r = await runAndKill(tmp, space, db, {
+        afterNewMs: 1500 * rand(),
+        atMost: Math.floor((BUDGET * (i + 1)) / 3),
+      });
       expect(r.killed).toBe(true);
       kills.push(searchCount(db));
     }
-    expect(kills.every((n) => n > 0 && n < BUDGET)).toBe(true);
+    expect(
+      kills.every((n) => n > 0 && n < BUDGET),
+      `candidates at each kill: ${kills.join(', ')}`,
+    ).toBe(true);
     const last = runCli(tmp, 'search', space, '--db', db, '--device', 'cpu');
     expect(last.status, last.stderr).toBe(0);
     expect(recordSnapshot(db)).toEqual(recordSnapshot(straightDb));
