@@ -1,6 +1,7 @@
 // Exact conversions between the storage dtypes (F32, F16, BF16) and float32, little-endian byte layout.
 // Owns rounding (IEEE 754 round-to-nearest-even); knows nothing about files.
 import { EvomergeError, type ErrorPlace } from '../errors.ts';
+import { decodeHalvesSimd } from './simd-decode.ts';
 import { DTYPE_BYTES, type DType } from './tensor-source.ts';
 
 const scratchF32 = new Float32Array(1);
@@ -124,39 +125,51 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array, out?: Float32Array)
     }
     return out;
   }
-  switch (dtype) {
-    case 'F32':
-      new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
-      return out;
-    case 'F16': {
-      const src = aligned(bytes, 2);
-      const u16 = new Uint16Array(src.buffer, src.byteOffset, n);
-      const table = f16ToF32Table();
-      for (let i = 0; i < n; i++) out[i] = table[u16[i]];
-      return out;
-    }
-    case 'BF16': {
-      const src = aligned(bytes, 2);
-      const o32 = new Int32Array(out.buffer, out.byteOffset, n);
-      let i = 0;
-      if (src.byteOffset % 4 === 0) {
-        // Two halves per 32-bit load (little-endian: element 2k is the word's low half), about 1.7× faster than a
-        // 16-bit load per element; still forward, and each word is read before the 8 bytes it becomes are written.
-        const words = new Uint32Array(src.buffer, src.byteOffset, n >>> 1);
-        for (let k = 0; k < words.length; k++) {
-          const w = words[k];
-          o32[2 * k] = w << 16;
-          o32[2 * k + 1] = w & 0xffff0000;
-        }
-        i = 2 * words.length;
-      }
-      if (i < n) {
-        const u16 = new Uint16Array(src.buffer, src.byteOffset, n);
-        for (; i < n; i++) o32[i] = u16[i] << 16;
-      }
-      return out;
-    }
+  if (dtype === 'F32') {
+    new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
+    return out;
   }
+  // WebAssembly SIMD (simd-decode.ts) where available and worth a call; the same bits as the loops below.
+  if (n >= SIMD_MIN && decodeHalvesSimd(dtype, bytes, out)) return out;
+  return decodeHalvesLoop(dtype, bytes, out);
+}
+
+/** Below this many elements the plain loops decode (a block's copies and the call cost more than they save). */
+const SIMD_MIN = 64;
+
+/**
+ * The plain-JavaScript decode of little-endian F16/BF16 bytes into `out` (length = the element count; `bytes` may
+ * be out's own last 2n bytes, as for decodeToF32), on a little-endian host. The reference the SIMD decode is
+ * tested against bit for bit, and its fallback.
+ */
+export function decodeHalvesLoop(dtype: 'F16' | 'BF16', bytes: Uint8Array, out: Float32Array): Float32Array {
+  const n = out.length;
+  if (dtype === 'F16') {
+    const src = aligned(bytes, 2);
+    const u16 = new Uint16Array(src.buffer, src.byteOffset, n);
+    const table = f16ToF32Table();
+    for (let i = 0; i < n; i++) out[i] = table[u16[i]];
+    return out;
+  }
+  const src = aligned(bytes, 2);
+  const o32 = new Int32Array(out.buffer, out.byteOffset, n);
+  let i = 0;
+  if (src.byteOffset % 4 === 0) {
+    // Two halves per 32-bit load (little-endian: element 2k is the word's low half), about 1.7× faster than a
+    // 16-bit load per element; still forward, and each word is read before the 8 bytes it becomes are written.
+    const words = new Uint32Array(src.buffer, src.byteOffset, n >>> 1);
+    for (let k = 0; k < words.length; k++) {
+      const w = words[k];
+      o32[2 * k] = w << 16;
+      o32[2 * k + 1] = w & 0xffff0000;
+    }
+    i = 2 * words.length;
+  }
+  if (i < n) {
+    const u16 = new Uint16Array(src.buffer, src.byteOffset, n);
+    for (; i < n; i++) o32[i] = u16[i] << 16;
+  }
+  return out;
 }
 
 /**
