@@ -102,7 +102,8 @@ function phases(profileFile: string): Record<string, number> {
           ? 'non-finite guard'
           : /\/kernel\/cpu\//.test(url)
             ? 'kernel'
-            : /decodeToF32|encodeFromF32|roundToDType/.test(f)
+            : /decodeToF32|decodeHalves|encodeFromF32|roundToDType/.test(f) ||
+                (/^wasm:/.test(url) && /^\$?b?f16$/.test(f))
               ? 'dtype conversion'
               : f === 'read' || /readTensorInto|readInto/.test(f)
                 ? 'read'
