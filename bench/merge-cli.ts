@@ -1,7 +1,8 @@
 // The whole `evomerge merge` process on 1 base + 3 experts of one R×C tensor each (synthetic safetensors, --dtype,
 // in a temp folder, page-cached after the first run): wall seconds per entry point, alternated A B A B in one run;
 // with --profile, where one run's CPU time went (a V8 CPU profile per entry point, self time by phase); and the
-// non-finite guard alone on one tensor, the plain loop against the SIMD scan.
+// non-finite guard alone on one tensor, the plain loop against the SIMD scan; with bf16 or f16, the decode of one
+// stored tensor to float32 likewise (dtype.ts's loop against simd-decode.ts).
 // `npm run bench -- merge-cli [--rows 4096] [--cols 14336] [--reps 5] [--method task_arithmetic]
 //  [--dtype f32|bf16|f16] [--bins bin/evomerge.js,OTHER/bin/evomerge.js] [--device cpu] [--profile] [--keep DIR]`
 
@@ -10,7 +11,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { decodeHalvesLoop, encodeFromF32 } from '../src/checkpoint/dtype.ts';
 import { CheckpointWriter } from '../src/checkpoint/model-dir.ts';
+import { decodeHalvesSimd } from '../src/checkpoint/simd-decode.ts';
 import type { DType } from '../src/checkpoint/tensor-source.ts';
 import { firstNonFinite, firstNonFiniteLoop } from '../src/kernel/non-finite.ts';
 
@@ -162,6 +165,21 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
 
+    // The decode alone on one stored tensor (bf16/f16), alternated: the plain loop, then the SIMD decode.
+    const decode: Record<string, number[]> = { loop: [], simd: [] };
+    if (dtype !== 'F32') {
+      const stored = encodeFromF32(dtype, base);
+      const out = new Float32Array(base.length);
+      for (let r = 0; r < reps; r++) {
+        for (const name of ['loop', 'simd'] as const) {
+          const t0 = performance.now();
+          if (name === 'loop') decodeHalvesLoop(dtype, stored, out);
+          else if (!decodeHalvesSimd(dtype, stored, out)) throw new Error('no WebAssembly SIMD');
+          decode[name].push((performance.now() - t0) / 1000);
+        }
+      }
+    }
+
     // One untimed run per entry point (page cache, tsx's compile cache), then A B A B …
     for (const [b, bin] of bins.entries()) await runMerge(bin, [...args(`out${b}`), ...deviceArgs], []);
     const wall = bins.map(() => [] as number[]);
@@ -188,6 +206,11 @@ export async function main(argv: string[]): Promise<void> {
       `\nnon-finite guard on one tensor (${n} elements, median of ${reps}): loop ${(median(guard.loop) * 1000).toFixed(0)} ms, ` +
         `simd ${(median(guard.simd) * 1000).toFixed(0)} ms (a merge runs it on ${EXPERTS + 2} tensors of this size)`,
     );
+    if (dtype !== 'F32')
+      console.log(
+        `${dtype} decode of one tensor (${n} elements, median of ${reps}): loop ${(median(decode.loop) * 1000).toFixed(0)} ` +
+          `ms, simd ${(median(decode.simd) * 1000).toFixed(0)} ms (a merge decodes ${EXPERTS + 1} tensors of this size)`,
+      );
 
     if (values.profile) {
       console.log('\nCPU profile of one run per entry point, self time in ms by phase:');
