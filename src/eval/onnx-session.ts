@@ -95,6 +95,21 @@ export interface SessionOptions {
   spinWait?: boolean;
 }
 
+/** The options ORT's InferenceSession.create receives: intra-op spinning is "0" unless `spinWait`, then "1". */
+export function ortSessionOptions(options: SessionOptions): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [options.ep],
+    logSeverityLevel: 3,
+    ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    extra: {
+      session: {
+        ...(options.prepack === false ? { disable_prepacking: '1' } : {}),
+        'intra_op.allow_spinning': options.spinWait === true ? '1' : '0',
+      },
+    },
+  };
+}
+
 /** Logits of one forward pass: row-major [batch, seq, vocab]. */
 export interface Logits {
   readonly data: Float32Array;
@@ -272,17 +287,7 @@ export class GraphSession {
       throw new EvomergeError('eval.bad_graph', 'the graph has no output', { file: graph.path, field: 'graph.output' });
     if (options.ep === 'cuda') checkCudaInstalled();
     const bytes = encode();
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: [options.ep],
-      logSeverityLevel: 3,
-      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-      extra: {
-        session: {
-          ...(options.prepack === false ? { disable_prepacking: '1' } : {}),
-          ...(options.spinWait === true ? {} : { 'intra_op.allow_spinning': '0' }),
-        },
-      },
-    };
+    const sessionOptions = ortSessionOptions(options);
     let session: ort.InferenceSession;
     try {
       session =
