@@ -330,6 +330,16 @@ export class GraphSession {
     return logits;
   }
 
+  /**
+   * Runs rows of any lengths from position 0 without a cache, the shorter ones padded on the right (every causal
+   * graph takes that: a real token never attends to a later one): logits [batch, longest, vocab], a row's real
+   * positions first.
+   */
+  async forwardRows(rows: readonly (readonly number[])[], weights: FeedSet = NO_FEEDS): Promise<Logits> {
+    const { logits } = await this.run(rows, undefined, weights, false, 'right');
+    return logits;
+  }
+
   /** Runs `seq` new tokens per row after the cached ones (none when `past` is undefined); returns the cache grown by them. */
   async forwardWithCache(
     ids: Int32Array,
