@@ -71,7 +71,8 @@ export interface EvaluatorOptions {
   /** Decode one token per step through the graph's KV cache when it has one (default true). */
   useKvCache?: boolean;
   /** Let prompts of different lengths share a batch, padded (default true): greedy generation's prompts, and the
-   *  texts of loglik tasks and the prompt + label rows of choice tasks (padded on the right); false: only rows of
+   *  texts of loglik tasks, the prompt + label rows of choice tasks, lm-eval's context + continuation pairs and
+   *  answer_logprob's prompt + answer rows (padded on the right); false: only rows of
    *  equal length run together (what bench/generation.ts compares against). */
   padRows?: boolean;
   /** Refuse weights holding NaN or ±Inf (eval.non_finite) instead of scoring them (the eval command does;
@@ -391,6 +392,7 @@ export class Evaluator {
       const t0 = performance.now();
       const r = await evaluateLmEvalTask(spec.lmEval, split, this.tokenizer, forward, {
         batchTokens,
+        mixedLengths: this.options.padRows !== false,
         ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
         nextTokens,
       });
@@ -443,7 +445,11 @@ export class Evaluator {
         answer: i.values.answer as string,
       }));
       if (metric === 'answer_logprob' || metric === 'answer_loglik') {
-        metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, { stop: spec.stop, batchTokens });
+        metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, {
+          stop: spec.stop,
+          batchTokens,
+          mixedLengths: this.options.padRows !== false,
+        });
       } else {
         const r = await evaluateExactMatch(gen, this.tokenizer, nextTokens, {
           maxNewTokens: spec.maxNewTokens,

@@ -1,5 +1,6 @@
-// Loglik and choice rows of different lengths in one forward pass (padded on the right; forward.ts batchesMixed),
-// against batch-1 on the micro zoo's texts and spam labels: per-item log-likelihoods within 1e-5 absolute, the
+// Loglik and choice rows (and lm-eval's context + continuation pairs, answer_logprob's prompt + answer rows) of
+// different lengths in one forward pass (padded on the right; forward.ts batchesMixed), against batch-1 on the
+// micro zoo's texts, spam labels and math answers: per-item log-likelihoods within 1e-5 absolute, the
 // same argmax hits, predictions, accuracy and AUC, through the fused CPU ops (GroupQueryAttention), the standard
 // ops of the built graph and the zoo's own model.onnx (no attention_mask). The evaluator mixes lengths by
 // default (padRows) and not with padRows: false.
@@ -18,6 +19,8 @@ import type { Forward } from '../../../src/eval/tasks/forward.ts';
 import { textLogliks } from '../../../src/eval/tasks/loglik.ts';
 import { choiceLogliks, evaluateChoice, type ChoiceItem } from '../../../src/eval/tasks/choice.ts';
 import { readEvalFile } from '../../../src/eval/eval-file.ts';
+import { scoreContinuations } from '../../../src/eval/lm-eval/run-task.ts';
+import { evaluateAnswerLogprob } from '../../../src/eval/tasks/generate.ts';
 import { ByteTokenizer } from '../../../src/eval/tokenizers/byte.ts';
 
 const ROOT = join(import.meta.dirname, '../../..');
@@ -108,6 +111,34 @@ describe('loglik and choice rows of different lengths in one batch, against batc
         expect(b.accuracy.value).toBe(a.accuracy.value);
         expect(b.auc!.value).toBe(a.auc!.value);
         expect(new Set(a.predictions).size).toBe(2); // both labels predicted: not a degenerate comparison
+
+        // lm-eval's context + continuation pairs, and answer_logprob's prompt + answer rows
+        mixedCalls = 0;
+        const pairs = spam.flatMap((it) =>
+          it.choices.map((c) => ({ ctx: tokenizer.encode(it.prompt), cont: tokenizer.encode(c) })),
+        );
+        const c1 = await scoreContinuations(pairs, forward, 1, undefined, false);
+        const cm = await scoreContinuations(pairs, forward, 2048, undefined, true);
+        expect(mixedCalls).toBeGreaterThan(0);
+        cm.forEach((r, i) => {
+          expect(Math.abs(r.loglik - c1[i]!.loglik), `pair ${i}`).toBeLessThanOrEqual(TOLERANCE);
+          expect(r.greedy).toBe(c1[i]!.greedy);
+        });
+        mixedCalls = 0;
+        const math = readEvalFile(join(ROOT, 'evals/micro/math.test.jsonl'), { prompt: 'prompt', answer: 'answer' })
+          .slice(0, 40)
+          .map((i) => ({ prompt: i.values.prompt as string, answer: i.values.answer as string }));
+        const l1 = await evaluateAnswerLogprob(math, tokenizer, forward, { stop: ['\n'], batchTokens: 1 });
+        const lm = await evaluateAnswerLogprob(math, tokenizer, forward, {
+          stop: ['\n'],
+          batchTokens: 2048,
+          mixedLengths: true,
+        });
+        expect(mixedCalls).toBeGreaterThan(0);
+        lm.answer_loglik.pseudo!.forEach((v, i) =>
+          expect(Math.abs(v - l1.answer_loglik.pseudo![i]!), `math ${i}`).toBeLessThanOrEqual(TOLERANCE),
+        );
+        expect(Math.abs(lm.answer_logprob.value - l1.answer_logprob.value)).toBeLessThanOrEqual(TOLERANCE);
       } finally {
         await session.close();
       }
@@ -119,34 +150,40 @@ describe('the evaluator', () => {
   it('mixes lengths by default (padding runs), not with padRows: false; the scores agree with batch-1', async () => {
     const suite = join(tmp, 'suite.yaml');
     const evals = join(ROOT, 'evals/micro');
+    const files = (name: string) => `fit: ${evals}/${name}.fit.jsonl, test: ${evals}/${name}.test.jsonl`;
     writeFileSync(
       suite,
       `graph: ${join(ZOO, 'base/model.onnx')}\nbase_model: ${join(ZOO, 'base')}\ntokenizer: byte\ntasks:\n` +
-        `  lang: {kind: loglik, metric: loglik, fit: ${evals}/lang.fit.jsonl, test: ${evals}/lang.test.jsonl}\n` +
-        `  spam: {kind: choice, metric: auc, fit: ${evals}/spam.fit.jsonl, test: ${evals}/spam.test.jsonl, ` +
-        `choices: [spam, ham]}\n`,
+        `  lang: {kind: loglik, metric: loglik, ${files('lang')}}\n` +
+        `  spam: {kind: choice, metric: auc, ${files('spam')}, choices: [spam, ham]}\n` +
+        `  math_lp: {kind: generate, metric: answer_logprob, ${files('math')}, max_new_tokens: 4, stop: "\\n"}\n`,
     );
-    const run = { split: 'test' as const, limit: 40 };
-    const scored = async (opts: { padRows?: boolean; batchTokens?: number }) => {
-      const ev = await Evaluator.create({ suite, threads: 1, weightMode: 'inputs', ...opts });
+    const scored = async (task: string, opts: { padRows?: boolean; batchTokens?: number }) => {
+      // lm_spam: the zoo's spam labels as an lm-eval multiple_choice task
+      const file = task === 'lm_spam' ? join(ROOT, 'evals/micro-lm-eval.yaml') : suite;
+      const ev = await Evaluator.create({ suite: file, threads: 1, weightMode: 'inputs', ...opts });
       try {
-        const scores = await ev.evaluate(expert.tensors, run);
-        return { scores, tokens: ev.tokensProcessed() };
+        const [score] = await ev.evaluate(expert.tensors, { split: 'test', limit: 40, tasks: [task] });
+        return { score: score!, tokens: ev.tokensProcessed() };
       } finally {
         await ev.close();
       }
     };
-    const mixed = await scored({});
-    const equal = await scored({ padRows: false });
-    const single = await scored({ batchTokens: 1 });
-    // batch-1 runs exactly the items' tokens; equal-length batches too; mixed ones add the padding
-    expect(equal.tokens).toBe(single.tokens);
-    expect(mixed.tokens).toBeGreaterThan(single.tokens);
-    for (const r of [mixed, equal]) {
-      expect(r.scores.map((s) => s.task)).toEqual(['lang', 'spam']);
-      expect(Math.abs(r.scores[0]!.value - single.scores[0]!.value)).toBeLessThanOrEqual(TOLERANCE);
-      expect(r.scores[1]!.value).toBe(single.scores[1]!.value); // AUC
-      expect(r.scores[1]!.extra.accuracy!.value).toBe(single.scores[1]!.extra.accuracy!.value);
+    for (const task of ['lang', 'spam', 'math_lp', 'lm_spam']) {
+      const mixed = await scored(task, {});
+      const equal = await scored(task, { padRows: false });
+      const single = await scored(task, { batchTokens: 1 });
+      // batch-1 runs exactly the rows' tokens, equal-length batches too; mixed ones add padding (the zoo's
+      // loglik texts all have one length: none there)
+      expect(equal.tokens, task).toBe(single.tokens);
+      if (task === 'lang') expect(mixed.tokens).toBe(single.tokens);
+      else expect(mixed.tokens, task).toBeGreaterThan(single.tokens);
+      for (const r of [mixed, equal]) {
+        expect(Math.abs(r.score.value - single.score.value), task).toBeLessThanOrEqual(TOLERANCE);
+        for (const [k, e] of Object.entries(single.score.extra))
+          expect(Math.abs(r.score.extra[k]!.value - e.value), `${task} ${k}`).toBeLessThanOrEqual(TOLERANCE);
+      }
+      if (task === 'spam') expect(mixed.score.extra.accuracy!.value).toBe(single.score.extra.accuracy!.value);
     }
   });
 });
