@@ -1,6 +1,8 @@
-// `npm run bench -- eval [--threads N] [--ep cpu|webgpu] [--reps N] [--gen-items N]`: evaluation speed on the micro zoo —
-// items/second per task kind, the per-candidate cost of binding new weights as a share of one candidate's
-// evaluation, and the numbers behind onnx-session.ts's choice (weights fed as inputs vs a session per candidate).
+// `npm run bench -- eval [--threads N] [--ep cpu|webgpu] [--reps N] [--gen-items N] [--spin] [--pad-rows]`:
+// evaluation speed on the micro zoo — items/second per task kind, the per-candidate cost of binding new weights as a share of one
+// candidate's evaluation, and the numbers behind onnx-session.ts's choice (weights fed as inputs vs a session per
+// candidate). `--spin` runs only the comparison of ORT's intra-op spinning on and off (bench/eval-spin.ts);
+// `--pad-rows` only scoring rows of mixed lengths against equal lengths (bench/eval-pad.ts).
 import { join } from 'node:path';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,8 @@ import { openModelDir } from '../src/checkpoint/model-dir.ts';
 import { MemoryTensors } from '../src/checkpoint/tensor-source.ts';
 import { bindWeights, boundInitializers, resolveBinding } from '../src/eval/bind.ts';
 import { generationBench } from './generation.ts';
+import { spinBench } from './eval-spin.ts';
+import { padRowsBench } from './eval-pad.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const ZOO = join(ROOT, 'models/micro');
@@ -28,6 +32,10 @@ export async function main(args: string[]): Promise<void> {
   const threads = Number(flag(args, '--threads') ?? 0) || undefined;
   const ep = (flag(args, '--ep') ?? 'cpu') as ExecutionProvider;
   const reps = Number(flag(args, '--reps') ?? 3);
+  // --spin: only the comparison of ORT's intra-op spinning on and off (bench/eval-spin.ts).
+  if (args.includes('--pad-rows'))
+    return padRowsBench({ ep, threads: threads ?? 1, reps: Number(flag(args, '--reps') ?? 5) });
+  if (args.includes('--spin')) return spinBench({ ep, threads: threads ?? 2, reps: Number(flag(args, '--reps') ?? 7) });
   const tmp = mkdtempSync(join(tmpdir(), 'evomerge-bench-eval-'));
   const spam = join(ROOT, 'evals/micro/spam.fit.jsonl');
   const math = join(ROOT, 'evals/micro/math.fit.jsonl');

@@ -14,7 +14,7 @@ import type { TaskScore } from '../eval/stats.ts';
 import { CpuKernel } from '../kernel/cpu/cpu-kernel.ts';
 import { mergeRecipe } from '../merge/engine.ts';
 import { parseRecipeFile } from '../recipe/parse.ts';
-import { epOption } from './options.ts';
+import { epOption, spinOption } from './options.ts';
 
 interface EvalCliOptions {
   suite: string;
@@ -24,6 +24,7 @@ interface EvalCliOptions {
   limit?: string;
   tasks?: string;
   threads?: string;
+  spin?: boolean;
   sessions?: string;
   seed?: string;
   json?: boolean;
@@ -55,6 +56,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--limit <n>', 'score only the first n items of each task')
     .option('--tasks <names>', 'comma-separated task names (default: all)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: one per core)')
+    .addOption(spinOption())
     .option('--sessions <n>', 'sessions run side by side, tasks spread over them (default 1)')
     .option('--seed <n>', 'seed of DARE/DELLA masks when merging a recipe')
     .option('--json', 'print the scores as JSON')
@@ -81,6 +83,7 @@ export function registerEvalCommand(program: Command): void {
         graph,
         ...(baseModelDir ? { baseModelDir } : {}),
         ...(threads ? { threads } : {}),
+        ...(opts.spin === true ? { spinWait: true } : {}),
         ...(sessions ? { sessions } : {}),
         ...(opts.computeDtype ? { computeDtype: opts.computeDtype } : {}),
       });

@@ -19,3 +19,12 @@ export function epOption(
 ): Option {
   return new Option('--ep <provider>', description).choices(providers).default('cpu');
 }
+
+/** `--spin`: ONNX Runtime's intra-op worker threads spin-wait between operators (off by default; EvaluatorOptions.spinWait). */
+export function spinOption(): Option {
+  return new Option(
+    '--spin',
+    "let ONNX Runtime's intra-op worker threads spin between operators: faster on idle cores, " +
+      'burns CPU while waiting (default off)',
+  );
+}

@@ -70,7 +70,9 @@ export interface EvaluatorOptions {
   weightMode?: WeightMode;
   /** Decode one token per step through the graph's KV cache when it has one (default true). */
   useKvCache?: boolean;
-  /** Let prompts of different lengths share a generation batch, padded (default true); false: only prompts of
+  /** Let prompts of different lengths share a batch, padded (default true): greedy generation's prompts, and the
+   *  texts of loglik tasks, the prompt + label rows of choice tasks, lm-eval's context + continuation pairs and
+   *  answer_logprob's prompt + answer rows (padded on the right); false: only rows of
    *  equal length run together (what bench/generation.ts compares against). */
   padRows?: boolean;
   /** Refuse weights holding NaN or ±Inf (eval.non_finite) instead of scoring them (the eval command does;
@@ -390,6 +392,7 @@ export class Evaluator {
       const t0 = performance.now();
       const r = await evaluateLmEvalTask(spec.lmEval, split, this.tokenizer, forward, {
         batchTokens,
+        mixedLengths: this.options.padRows !== false,
         ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
         nextTokens,
       });
@@ -434,6 +437,7 @@ export class Evaluator {
         this.tokenizer,
         forward,
         batchTokens,
+        this.options.padRows !== false,
       );
     } else if (spec.kind === 'generate') {
       const gen: GenerateItem[] = items.map((i) => ({
@@ -441,7 +445,11 @@ export class Evaluator {
         answer: i.values.answer as string,
       }));
       if (metric === 'answer_logprob' || metric === 'answer_loglik') {
-        metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, { stop: spec.stop, batchTokens });
+        metrics = await evaluateAnswerLogprob(gen, this.tokenizer, forward, {
+          stop: spec.stop,
+          batchTokens,
+          mixedLengths: this.options.padRows !== false,
+        });
       } else {
         const r = await evaluateExactMatch(gen, this.tokenizer, nextTokens, {
           maxNewTokens: spec.maxNewTokens,
@@ -457,7 +465,7 @@ export class Evaluator {
         answer: i.values.answer as string,
         choices: (i.values.choices as readonly string[] | undefined) ?? spec.choices!,
       }));
-      const r = await evaluateChoice(ch, this.tokenizer, forward, batchTokens);
+      const r = await evaluateChoice(ch, this.tokenizer, forward, batchTokens, this.options.padRows !== false);
       if (metric === 'auc' && !r.auc) {
         throw new EvomergeError(
           'eval.unknown_metric',
@@ -546,12 +554,14 @@ export function nextTokenSource(
   };
 }
 
+/** Rows of equal length as one [batch, seq] run; rows of different lengths padded on the right (forwardRows). */
 function runRows(
   session: GraphSession,
   rows: readonly (readonly number[])[],
   feeds: FeedSet | undefined,
 ): Promise<BatchLogits> {
   const seq = rows[0]!.length;
+  if (rows.some((r) => r.length !== seq)) return session.forwardRows(rows, feeds);
   const ids = new Int32Array(rows.length * seq);
   rows.forEach((r, i) => ids.set(r, i * seq));
   return session.forward(ids, rows.length, seq, feeds);

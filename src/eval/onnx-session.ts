@@ -95,6 +95,21 @@ export interface SessionOptions {
   spinWait?: boolean;
 }
 
+/** The options ORT's InferenceSession.create receives: intra-op spinning is "0" unless `spinWait`, then "1". */
+export function ortSessionOptions(options: SessionOptions): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [options.ep],
+    logSeverityLevel: 3,
+    ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    extra: {
+      session: {
+        ...(options.prepack === false ? { disable_prepacking: '1' } : {}),
+        'intra_op.allow_spinning': options.spinWait === true ? '1' : '0',
+      },
+    },
+  };
+}
+
 /** Logits of one forward pass: row-major [batch, seq, vocab]. */
 export interface Logits {
   readonly data: Float32Array;
@@ -272,17 +287,7 @@ export class GraphSession {
       throw new EvomergeError('eval.bad_graph', 'the graph has no output', { file: graph.path, field: 'graph.output' });
     if (options.ep === 'cuda') checkCudaInstalled();
     const bytes = encode();
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: [options.ep],
-      logSeverityLevel: 3,
-      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-      extra: {
-        session: {
-          ...(options.prepack === false ? { disable_prepacking: '1' } : {}),
-          ...(options.spinWait === true ? {} : { 'intra_op.allow_spinning': '0' }),
-        },
-      },
-    };
+    const sessionOptions = ortSessionOptions(options);
     let session: ort.InferenceSession;
     try {
       session =
@@ -322,6 +327,16 @@ export class GraphSession {
   /** Runs `batch` rows of `seq` token ids each (row-major) with the given weights, from position 0. */
   async forward(ids: Int32Array, batch: number, seq: number, weights: FeedSet = NO_FEEDS): Promise<Logits> {
     const { logits } = await this.run(rowsOf(ids, batch, seq), undefined, weights, false, 'right');
+    return logits;
+  }
+
+  /**
+   * Runs rows of any lengths from position 0 without a cache, the shorter ones padded on the right (every causal
+   * graph takes that: a real token never attends to a later one): logits [batch, longest, vocab], a row's real
+   * positions first.
+   */
+  async forwardRows(rows: readonly (readonly number[])[], weights: FeedSet = NO_FEEDS): Promise<Logits> {
+    const { logits } = await this.run(rows, undefined, weights, false, 'right');
     return logits;
   }
 

@@ -6,7 +6,14 @@ import type { Split } from '../split.ts';
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
 import type { Estimate } from '../../estimate.ts';
 import { mean, proportion } from '../stats.ts';
-import { argmaxAt, batchesByLength, logProbAt, type Forward, type NextTokenSource } from '../tasks/forward.ts';
+import {
+  argmaxAt,
+  batchesByLength,
+  batchesMixed,
+  logProbAt,
+  type Forward,
+  type NextTokenSource,
+} from '../tasks/forward.ts';
 import { generateGreedy } from '../tasks/generate.ts';
 import { buildContext } from './context.ts';
 import type { Doc } from './dataset.ts';
@@ -44,6 +51,8 @@ export async function buildPrompts(s: LmEvalSettings, split: Split, limit?: numb
 export interface LmEvalRunOptions {
   readonly limit?: number;
   readonly batchTokens: number;
+  /** Context + continuation rows of different lengths share a forward pass (padded; default false). */
+  readonly mixedLengths?: boolean;
   /** What generate_until decodes through (default: `forward`, rows of equal length, no cache). */
   readonly nextTokens?: NextTokenSource;
 }
@@ -82,7 +91,7 @@ export async function evaluateLmEvalTask(
     const pairs = req.prompts.flatMap((p, i) =>
       choices[i]!.map((c) => encodePair(tokenizer, p, t.targetDelimiter + c)),
     );
-    const scores = await scoreContinuations(pairs, forward, opts.batchTokens, s.maxLength);
+    const scores = await scoreContinuations(pairs, forward, opts.batchTokens, s.maxLength, opts.mixedLengths === true);
     let at = 0;
     let acc = 0;
     let accNorm = 0;
@@ -105,7 +114,7 @@ export async function evaluateLmEvalTask(
     const pairs = req.prompts.map((p, i) =>
       encodePair(tokenizer, p, t.targetDelimiter + targetText(t, req.docs[i]!, req.where[i]!)),
     );
-    const scores = await scoreContinuations(pairs, forward, opts.batchTokens, s.maxLength);
+    const scores = await scoreContinuations(pairs, forward, opts.batchTokens, s.maxLength, opts.mixedLengths === true);
     const ll = mean(scores.map((x) => x.loglik));
     // perplexity = exp(−mean log-likelihood), SE by the delta method
     const ppl = Math.exp(-ll.value);
@@ -127,7 +136,7 @@ export async function evaluateLmEvalTask(
     for (let start = 1; start < ids.length; start += window)
       pieces.push({ ctx: [ids[start - 1]!], cont: ids.slice(start, start + window), text: i });
   });
-  const scores = await scoreContinuations(pieces, forward, opts.batchTokens, s.maxLength);
+  const scores = await scoreContinuations(pieces, forward, opts.batchTokens, s.maxLength, opts.mixedLengths === true);
   const sums = new Array<number>(texts.length).fill(0);
   scores.forEach((x, k) => (sums[pieces[k]!.text]! += x.loglik));
   const total = sums.reduce((a, b) => a + b, 0);
@@ -186,6 +195,7 @@ export async function scoreContinuations(
   forward: Forward,
   batchTokens: number,
   maxLength?: number,
+  mixedLengths = false,
 ): Promise<{ loglik: number; greedy: boolean }[]> {
   const rows = pairs.map((p) => {
     let ids = [...p.ctx, ...p.cont];
@@ -194,10 +204,8 @@ export async function scoreContinuations(
   });
   const out = rows.map(() => ({ loglik: 0, greedy: true }));
   const inputs = rows.map((r) => r.ids.slice(0, Math.max(1, r.ids.length - 1)));
-  for (const batch of batchesByLength(
-    inputs.map((x) => x.length),
-    batchTokens,
-  )) {
+  const lengths = inputs.map((x) => x.length);
+  for (const batch of mixedLengths ? batchesMixed(lengths, batchTokens) : batchesByLength(lengths, batchTokens)) {
     const logits = await forward(batch.map((b) => inputs[b]!));
     batch.forEach((b, row) => {
       const r = rows[b]!;

@@ -4,7 +4,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.ts';
 import { proportionOf } from '../stats.ts';
 import type { Estimate } from '../../estimate.ts';
 import { auc } from './auc.ts';
-import { batchesByLength, logProbAt, type Forward } from './forward.ts';
+import { batchesByLength, batchesMixed, logProbAt, type Forward } from './forward.ts';
 
 /** One item; the evaluator has checked that `answer` is one of `choices`. */
 export interface ChoiceItem {
@@ -22,27 +22,9 @@ export async function evaluateChoice(
   tokenizer: Tokenizer,
   forward: Forward,
   batchTokens: number,
+  mixedLengths = false,
 ): Promise<{ accuracy: Estimate; auc?: Estimate; predictions: string[] }> {
-  const rows: { item: number; choice: number; ids: number[]; start: number }[] = [];
-  items.forEach((it, i) => {
-    const prompt = tokenizer.encode(it.prompt);
-    it.choices.forEach((c, k) =>
-      rows.push({ item: i, choice: k, ids: [...prompt, ...tokenizer.encode(c)], start: Math.max(1, prompt.length) }),
-    );
-  });
-  const scores = items.map((it) => new Array<number>(it.choices.length).fill(-Infinity));
-  for (const batch of batchesByLength(
-    rows.map((r) => r.ids.length),
-    batchTokens,
-  )) {
-    const logits = await forward(batch.map((b) => rows[b]!.ids));
-    batch.forEach((b, row) => {
-      const r = rows[b]!;
-      let sum = 0;
-      for (let t = r.start; t < r.ids.length; t++) sum += logProbAt(logits, row, t - 1, r.ids[t]!);
-      scores[r.item]![r.choice] = sum;
-    });
-  }
+  const scores = await choiceLogliks(items, tokenizer, forward, batchTokens, mixedLengths);
   const hits: boolean[] = [];
   const predictions = items.map((it, i) => {
     const s = scores[i]!;
@@ -67,4 +49,36 @@ export async function evaluateChoice(
       : {}),
     predictions,
   };
+}
+
+/**
+ * Σ log p(label tokens | prompt) per item and label. `mixedLengths`: prompt + label rows of different lengths
+ * share a forward pass (the Forward pads them); otherwise each pass holds one length.
+ */
+export async function choiceLogliks(
+  items: readonly ChoiceItem[],
+  tokenizer: Tokenizer,
+  forward: Forward,
+  batchTokens: number,
+  mixedLengths: boolean,
+): Promise<number[][]> {
+  const rows: { item: number; choice: number; ids: number[]; start: number }[] = [];
+  items.forEach((it, i) => {
+    const prompt = tokenizer.encode(it.prompt);
+    it.choices.forEach((c, k) =>
+      rows.push({ item: i, choice: k, ids: [...prompt, ...tokenizer.encode(c)], start: Math.max(1, prompt.length) }),
+    );
+  });
+  const scores = items.map((it) => new Array<number>(it.choices.length).fill(-Infinity));
+  const lengths = rows.map((r) => r.ids.length);
+  for (const batch of mixedLengths ? batchesMixed(lengths, batchTokens) : batchesByLength(lengths, batchTokens)) {
+    const logits = await forward(batch.map((b) => rows[b]!.ids));
+    batch.forEach((b, row) => {
+      const r = rows[b]!;
+      let sum = 0;
+      for (let t = r.start; t < r.ids.length; t++) sum += logProbAt(logits, row, t - 1, r.ids[t]!);
+      scores[r.item]![r.choice] = sum;
+    });
+  }
+  return scores;
 }

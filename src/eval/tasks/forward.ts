@@ -1,7 +1,8 @@
-// What every task kind needs from a forward pass: run rows of equal length, read log-probabilities and argmaxes
-// at a position, and group variable-length sequences into equal-length batches (the zoo graph has no
-// attention_mask, so scoring never pads a row); greedy generation reads next-token logits of rows that may
-// differ in length (the session pads them).
+// What every task kind needs from a forward pass: run rows, read log-probabilities and argmaxes at a position, and
+// group variable-length sequences into batches, of one length each (batchesByLength) or of several
+// (batchesMixed: loglik and choice rows then run padded on the right, which a causal graph takes even without an
+// attention_mask, since a real token never attends to a later one); greedy generation reads next-token logits of
+// rows that may differ in length (the session pads them).
 import { invariant } from '../../errors.ts';
 
 /** Logits of one batch, row-major [batch, seq, vocab]. */
@@ -12,7 +13,8 @@ export interface BatchLogits {
   readonly vocab: number;
 }
 
-/** Runs the model (with the candidate's weights already bound) on rows of equal length. */
+/** Runs the model (with the candidate's weights already bound) on rows; rows of different lengths only where the
+ * caller batched them so (batchesMixed), their logits then [batch, longest row, vocab]. */
 export type Forward = (rows: readonly (readonly number[])[]) => Promise<BatchLogits>;
 
 /** The keys/values of a batch's tokens so far, as the graph returned them; `select` keeps some rows. */

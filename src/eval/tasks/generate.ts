@@ -126,7 +126,7 @@ export async function evaluateAnswerLogprob(
   items: readonly GenerateItem[],
   tokenizer: Tokenizer,
   forward: Forward,
-  opts: Pick<GenerateOptions, 'stop' | 'batchTokens'>,
+  opts: Pick<GenerateOptions, 'stop' | 'batchTokens'> & { mixedLengths?: boolean },
 ): Promise<{ answer_logprob: Estimate; answer_loglik: Estimate }> {
   const suffix = opts.stop[0] ?? '';
   const seqs = items.map((it) => {
@@ -136,10 +136,10 @@ export async function evaluateAnswerLogprob(
   });
   const perItem = new Array<number>(items.length).fill(0);
   const sums = new Array<number>(items.length).fill(0);
-  for (const batch of batchesByLength(
-    seqs.map((s) => s.ids.length),
-    opts.batchTokens,
-  )) {
+  const lengths = seqs.map((s) => s.ids.length);
+  for (const batch of opts.mixedLengths === true
+    ? batchesMixed(lengths, opts.batchTokens)
+    : batchesByLength(lengths, opts.batchTokens)) {
     const logits = await forward(batch.map((i) => seqs[i]!.ids));
     batch.forEach((item, row) => {
       const { ids, start } = seqs[item]!;

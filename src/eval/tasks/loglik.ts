@@ -3,7 +3,7 @@
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
 import { proportion, ratio, scaled } from '../stats.ts';
 import type { Estimate } from '../../estimate.ts';
-import { argmaxAt, batchesByLength, logProbAt, type Forward } from './forward.ts';
+import { argmaxAt, batchesByLength, batchesMixed, logProbAt, type Forward } from './forward.ts';
 
 export const LOGLIK_METRICS = ['loglik', 'bits_per_byte', 'next_token_accuracy'] as const;
 
@@ -20,21 +20,41 @@ export async function evaluateLoglik(
   tokenizer: Tokenizer,
   forward: Forward,
   batchTokens: number,
+  mixedLengths = false,
 ): Promise<Record<string, Estimate>> {
   const seqs = texts.map((t) => tokenizer.encode(t));
-  const sums = new Array<number>(texts.length).fill(0);
   const counts = seqs.map((s) => s.length - 1);
   const predictedBytes = texts.map(
     (t, i) => utf8.encode(t).length - utf8.encode(tokenizer.decode(seqs[i]!.slice(0, 1))).length,
   );
+  const { sums, hits, positions } = await textLogliks(seqs, forward, batchTokens, mixedLengths);
+  const loglik = ratio(sums, counts);
+  const perByte = ratio(sums, predictedBytes);
+  return {
+    loglik,
+    bits_per_byte: scaled(perByte, -1 / Math.LN2),
+    next_token_accuracy: proportion(hits, positions),
+  };
+}
+
+/**
+ * Σ log p(x_{t+1} | x_{≤t}) per token sequence (0 for a one-token sequence), and over all of them the predicted
+ * positions and those whose argmax is the true next token. `mixedLengths`: sequences of different lengths share a
+ * forward pass (the Forward pads them); otherwise each pass holds one length.
+ */
+export async function textLogliks(
+  seqs: readonly (readonly number[])[],
+  forward: Forward,
+  batchTokens: number,
+  mixedLengths: boolean,
+): Promise<{ sums: number[]; hits: number; positions: number }> {
+  const sums = new Array<number>(seqs.length).fill(0);
   let hits = 0;
   let positions = 0;
   // A one-token text predicts nothing; it still counts as an item with 0 predicted tokens.
   const scorable = seqs.map((s, i) => (s.length >= 2 ? i : -1)).filter((i) => i >= 0);
-  for (const batch of batchesByLength(
-    scorable.map((i) => seqs[i]!.length),
-    batchTokens,
-  )) {
+  const lengths = scorable.map((i) => seqs[i]!.length);
+  for (const batch of mixedLengths ? batchesMixed(lengths, batchTokens) : batchesByLength(lengths, batchTokens)) {
     const items = batch.map((b) => scorable[b]!);
     const logits = await forward(items.map((i) => seqs[i]!));
     items.forEach((item, row) => {
@@ -48,11 +68,5 @@ export async function evaluateLoglik(
       sums[item] = sum;
     });
   }
-  const loglik = ratio(sums, counts);
-  const perByte = ratio(sums, predictedBytes);
-  return {
-    loglik,
-    bits_per_byte: scaled(perByte, -1 / Math.LN2),
-    next_token_accuracy: proportion(hits, positions),
-  };
+  return { sums, hits, positions };
 }
