@@ -7,7 +7,7 @@
 // under --dir, so any row can be read again with `evomerge report <db>`.
 // `npm run bench -- optimizers [--space search-spaces/multitask-v3.yaml,search-spaces/micro-evollm.yaml]
 //   [--optimizers random,cmaes,m2n2,pareto] [--seeds 1,2,3,4,5] [--budget N] [--workers 2] [--dir runs/bench-optimizers]`
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
@@ -15,6 +15,7 @@ import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import { isOptimizerKind } from '../src/search/optimizers/optimizer.ts';
 import { runCampaign } from '../src/search/campaign/campaign.ts';
 import { buildReport, type CampaignReport } from '../src/report/report.ts';
+import { absoluteSpace } from './space-variant.ts';
 
 /** What each name sets in the space: an optimiser kind, and for the Pareto front its objective mode too. */
 const VARIANTS: Record<string, Record<string, unknown>> = {
@@ -112,20 +113,6 @@ export async function main(args: string[]): Promise<void> {
 
 function availableVariants(): string[] {
   return Object.keys(VARIANTS).filter((v) => isOptimizerKind(VARIANTS[v]!.optimizer as string));
-}
-
-/** The space with its paths made absolute (the variants are written under --dir). */
-function absoluteSpace(spaceFile: string): Record<string, unknown> {
-  if (!existsSync(spaceFile)) throw new Error(`${spaceFile}: no such search space`);
-  const doc = YAML.parse(readFileSync(spaceFile, 'utf8')) as Record<string, unknown>;
-  const abs = (p: unknown) => (typeof p === 'string' ? path.resolve(path.dirname(spaceFile), p) : p);
-  doc.base_model = abs(doc.base_model);
-  doc.suite = abs(doc.suite);
-  if (doc.graph !== undefined) doc.graph = abs(doc.graph);
-  doc.models = (doc.models as unknown[]).map((m) =>
-    typeof m === 'string' ? abs(m) : { ...(m as object), model: abs((m as { model: string }).model) },
-  );
-  return doc;
 }
 
 function outcomeOf(

@@ -7,13 +7,14 @@
 // `npm run bench -- search-selection [--space search-spaces/multitask-v3.yaml] [--items 30000] [--seeds 1,2,3,4,5]
 //   [--configs fit,val,val+sh,val+sh+lcb] [--top-k 10] [--min-items 30] [--eval-limit N] [--workers 2] [--dir runs/bench-selection]`
 // (`npm run bench -- search --selection …` runs the same.)
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import { runCampaign } from '../src/search/campaign/campaign.ts';
 import { buildReport } from '../src/report/report.ts';
+import { absoluteSpace } from './space-variant.ts';
 
 const CONFIGS: Record<string, (topK: number, minItems: number) => Record<string, unknown> | undefined> = {
   fit: () => undefined,
@@ -53,15 +54,8 @@ export async function main(args: string[]): Promise<void> {
     if (!CONFIGS[c]) throw new Error(`unknown config ${c}; expected ${Object.keys(CONFIGS).join(', ')}`);
   mkdirSync(values.dir, { recursive: true });
   const spaceFile = path.resolve(values.space);
-  const doc = YAML.parse(readFileSync(spaceFile, 'utf8')) as Record<string, unknown>;
-  // paths inside the space are relative to its folder; the variants live under --dir
-  const abs = (p: unknown) => (typeof p === 'string' ? path.resolve(path.dirname(spaceFile), p) : p);
-  doc.base_model = abs(doc.base_model);
-  doc.suite = abs(doc.suite);
-  if (doc.graph !== undefined) doc.graph = abs(doc.graph);
-  doc.models = (doc.models as unknown[]).map((m) =>
-    typeof m === 'string' ? abs(m) : { ...(m as object), model: abs((m as { model: string }).model) },
-  );
+  // the variants live under --dir
+  const doc = absoluteSpace(spaceFile);
   doc.budget = { items: Number(values.items) };
   if (values['eval-limit']) doc.eval_limit = Number(values['eval-limit']);
   delete doc.selection;
