@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   queue: () => import('./queue.ts'),
   report: () => import('./report.ts'),
   optimizers: () => import('./optimizers.ts'),
+  'eval-vs-torch': () => import('./eval-vs-torch.ts'),
 };
 
 const [name, ...args] = process.argv.slice(2);

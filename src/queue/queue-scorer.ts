@@ -6,7 +6,7 @@
 //   each once and answers already computed are collected, not recomputed;
 // - Redis restarted (without persistence, the queue is empty): a periodic sweep finds the job gone and
 //   adds it again.
-import { Job, Queue, QueueEvents } from 'bullmq';
+import type { Job, Queue, QueueEvents } from 'bullmq';
 import { EvomergeError } from '../errors.ts';
 import type { RecipeDoc } from '../search/space/recipe-doc.ts';
 import type { Measure, Score } from '../search/space/measures.ts';
@@ -79,6 +79,7 @@ export class QueueScorer implements CandidateScorer {
   private constructor(
     private readonly queue: Queue<CandidateJob, CandidateResult>,
     private readonly events: QueueEvents,
+    private readonly jobs: typeof Job,
     private readonly options: QueueScorerOptions,
   ) {
     // the answer rides on the event: no round trip to fetch the job (the sweep catches any missed event)
@@ -96,6 +97,8 @@ export class QueueScorer implements CandidateScorer {
   }
 
   static async create(options: QueueScorerOptions): Promise<QueueScorer> {
+    // BullMQ is loaded on first use: importing it takes about a second, which every other command would pay
+    const { Queue, QueueEvents, Job } = await import('bullmq');
     const name = options.queueName ?? DEFAULT_QUEUE_NAME;
     const queue = new Queue<CandidateJob, CandidateResult>(name, { connection: redisOptions(options.connection) });
     const events = new QueueEvents(name, { connection: redisOptions(options.connection) });
@@ -111,7 +114,7 @@ export class QueueScorer implements CandidateScorer {
         : `no worker listens on queue "${name}" at ${options.connection.display} yet: jobs wait until one starts ` +
             `(evomerge worker --queue …)`,
     );
-    return new QueueScorer(queue, events, options);
+    return new QueueScorer(queue, events, Job, options);
   }
 
   scoreRecipe(doc: RecipeDoc, split: Split, measures: readonly Measure[], items?: ItemSubset): Promise<Timed<Score[]>> {
@@ -188,7 +191,7 @@ export class QueueScorer implements CandidateScorer {
   }
 
   private async lookUp(id: string, p: Pending): Promise<void> {
-    const job = await Job.fromId<CandidateJob, CandidateResult>(this.queue, id);
+    const job = await this.jobs.fromId<CandidateJob, CandidateResult>(this.queue, id);
     if (!job) {
       await this.enqueue(id, p); // Redis lost it (restarted without persistence)
       return;
@@ -196,7 +199,8 @@ export class QueueScorer implements CandidateScorer {
     const state = await job.getState();
     if (state !== 'completed' && state !== 'failed') return;
     // read before it finished (a fast worker): read it again, finished now, with its answer and worker
-    const done = job.finishedOn !== undefined ? job : await Job.fromId<CandidateJob, CandidateResult>(this.queue, id);
+    const done =
+      job.finishedOn !== undefined ? job : await this.jobs.fromId<CandidateJob, CandidateResult>(this.queue, id);
     if (!done) return; // removed meanwhile: the next sweep adds it again
     if (state === 'completed') this.answer(id, p, done.returnvalue, done.processedBy);
     else await this.failed(id, p, done);

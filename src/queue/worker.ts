@@ -4,7 +4,7 @@
 // worker threads (CPU) so this thread stays free to renew the job locks that tell BullMQ the job is alive.
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Job, UnrecoverableError } from 'bullmq';
 import { EvomergeError } from '../errors.ts';
 import type { ExecutionProvider } from '../eval/onnx-session.ts';
 import { parseSuiteFile } from '../eval/suite.ts';
@@ -52,6 +52,8 @@ export interface RunningWorker {
 }
 
 export async function startQueueWorker(options: QueueWorkerOptions): Promise<RunningWorker> {
+  // BullMQ is loaded on first use: importing it takes about a second, which every other command would pay
+  const bullmq = await import('bullmq');
   const roots = options.modelsRoots.map((r) => {
     try {
       return realpathSync(r);
@@ -111,13 +113,13 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
       checkJobInputs(data, roots, suiteFiles, digests);
       resident = acquire(data);
     } catch (err) {
-      throw refuse(job, err, options);
+      throw refuse(job, err, options, bullmq.UnrecoverableError);
     }
     try {
       scorer = await resident.scorer;
     } catch (err) {
       release(resident);
-      throw refuse(job, err, options);
+      throw refuse(job, err, options, bullmq.UnrecoverableError);
     }
     try {
       const result =
@@ -144,7 +146,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Run
     }
   };
 
-  const worker = new Worker<CandidateJob, CandidateResult>(options.queueName ?? DEFAULT_QUEUE_NAME, handle, {
+  const worker = new bullmq.Worker<CandidateJob, CandidateResult>(options.queueName ?? DEFAULT_QUEUE_NAME, handle, {
     connection: redisOptions(options.connection),
     concurrency: options.concurrency,
     name: options.name,
@@ -178,10 +180,15 @@ interface Resident {
 }
 
 /** A refusal: Unrecoverable, so BullMQ does not retry it; the coordinator stops with this line. */
-function refuse(job: Job<CandidateJob, CandidateResult>, err: unknown, options: QueueWorkerOptions): Error {
+function refuse(
+  job: Job<CandidateJob, CandidateResult>,
+  err: unknown,
+  options: QueueWorkerOptions,
+  Unrecoverable: typeof UnrecoverableError,
+): Error {
   const line = err instanceof Error ? err.message : String(err);
   options.log(`job ${job.id} refused: ${line}`);
-  return new UnrecoverableError(REFUSED_PREFIX + line);
+  return new Unrecoverable(REFUSED_PREFIX + line);
 }
 
 /** The evaluator of a campaign setup: on the CPU, one scoring thread per concurrent job; on a GPU kernel,

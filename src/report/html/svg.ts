@@ -1,11 +1,13 @@
 // Vega spec → inline SVG for the report page, rendered on the server (no script in the page). Also turns each
 // data mark's aria-label into an SVG <title>, which browsers show on hover without JavaScript.
-import * as vega from 'vega';
+import type * as Vega from 'vega';
 import type { VegaSpec } from './vega-spec.ts';
 
 /** Vega's SVG with every data mark's aria-label (its `description`) also as a <title>: hover text without JavaScript. */
 export async function svgOf(spec: VegaSpec): Promise<string> {
-  const view = new vega.View(vega.parse(spec as vega.Spec), { renderer: 'none' });
+  // loaded on first use: vega takes about a second to import, which every other command would pay at start-up
+  const vega = await import('vega');
+  const view = new vega.View(vega.parse(spec as Vega.Spec), { renderer: 'none' });
   try {
     const svg = await view.toSVG();
     return (
