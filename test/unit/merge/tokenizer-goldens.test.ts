@@ -1,12 +1,25 @@
-// A permuted embedding (tokenizer setting) is named apart from its stored tensor in the job, by a digest of the
-// permutation, on the recipes of test/fixtures/mergekit-tokenizer.
+// Tokenizer merging checked against mergekit's own output (test/fixtures/mergekit-tokenizer: union,
+// model:<path>, base, the tokenizer: block with per-token source/force and pad_to_multiple_of, under linear,
+// task_arithmetic and ties), merged with the CPU kernel: every tensor within rel_err 1e-6, and the written
+// vocabulary, added tokens and config vocab_size equal to mergekit's (tok-goldens.ts). Also: a permuted embedding is
+// named apart from its stored tensor in the job, by a digest of the permutation.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CpuKernel } from '../../../src/kernel/cpu/cpu-kernel.ts';
 import { openRecipeModels } from '../../../src/merge/engine.ts';
 import { planMerge } from '../../../src/merge/plan.ts';
 import { parseRecipeFile } from '../../../src/recipe/parse.ts';
+import { checkTokGolden, TOK_GOLDENS, tokGoldenNames } from './tok-goldens.ts';
 
-const TOK_GOLDENS = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../fixtures/mergekit-tokenizer');
+describe('tokenizer merging against mergekit’s goldens (CPU kernel)', () => {
+  it('has the goldens', () => {
+    expect(tokGoldenNames.length).toBeGreaterThanOrEqual(7);
+  });
+
+  it.each(tokGoldenNames)('%s', async (name) => {
+    await checkTokGolden(name, new CpuKernel());
+  });
+});
 
 describe('a permuted embedding is named apart from its stored tensor', () => {
   /** lm_head's permutation digest and its job's operation, as JSON. */
