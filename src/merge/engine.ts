@@ -11,7 +11,7 @@ import type { MergeKernel, SourceRef } from '../kernel/kernel.ts';
 import { firstNonFinite } from '../kernel/non-finite.ts';
 import type { Recipe } from '../recipe/recipe.ts';
 import { planMerge, refKey, type MergePlan, type PlanModel, type PlannedTensor } from './plan.ts';
-import { computeDefaultRows, permuteInto } from './tokenizer/embed.ts';
+import { computeDefaultRows, permutedRef, permuteInto } from './tokenizer/embed.ts';
 
 export interface MergeProgress {
   /** Output tensors finished so far, and in all. */
@@ -220,10 +220,15 @@ function readInputs(
     }
     if (storedN !== n && planned.permutation === undefined)
       data = cropTopLeft(data, inp.storedShape, planned.shape, inSlot ? data.subarray(0, n) : slots.view(i, n));
-    out.set(refKey(inp.ref), data);
+    out.set(jobKey(planned, inp.ref), data);
   });
   if (planned.permutation !== undefined) permuteInputs(planned, out, loadDtype, slots);
   return out;
+}
+
+/** The key of an input's values as the job names it (a permuted embedding's differs from the stored tensor's). */
+function jobKey(planned: PlannedTensor, ref: SourceRef): string {
+  return refKey(planned.permutation !== undefined ? permutedRef(planned.permutation, ref) : ref);
 }
 
 /**
@@ -238,13 +243,13 @@ function permuteInputs(
 ): void {
   const perm = planned.permutation!;
   const hidden = planned.shape[1]!;
-  const raw = planned.inputs.map((inp) => out.get(refKey(inp.ref))!);
+  const raw = planned.inputs.map((inp) => out.get(jobKey(planned, inp.ref))!);
   const defaults = computeDefaultRows(perm, raw, hidden, loadDtype);
   planned.inputs.forEach((inp, i) => {
     const src = slots.copyToScratch(raw[i]!);
     const dst = slots.view(i, numel(planned.shape));
     permuteInto(perm, i, src, defaults, hidden, dst, loadDtype);
-    out.set(refKey(inp.ref), dst);
+    out.set(jobKey(planned, inp.ref), dst);
   });
 }
 

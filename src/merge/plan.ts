@@ -14,7 +14,7 @@ import {
 import { methodOp, methodParameter, type MergeMethodDef } from './registry.ts';
 import { recipeSlices, validateRecipe, type SliceSpec } from './validate.ts';
 import { planTokenizer, type TokenizerFiles, type TokenizerPlan } from './tokenizer/build.ts';
-import { planEmbeddingPermutation, type EmbeddingPermutation } from './tokenizer/embed.ts';
+import { permutedRef, planEmbeddingPermutation, type EmbeddingPermutation } from './tokenizer/embed.ts';
 
 /** What the planner needs of a model: its folder, config and tensors (checkpoint/model-dir.ts ModelDir fits). */
 export interface PlanModel {
@@ -483,7 +483,7 @@ function planTensor(
   };
 
   const opInputs = inputs.map((inp) => ({
-    ref: inp.ref,
+    ref: permutation ? permutedRef(permutation, inp.ref) : inp.ref,
     key: inp.src.spec.key,
     isBase: inp.src.spec.model === recipe.baseModel,
   }));

@@ -2,7 +2,8 @@
 // reused by every later candidate of a campaign. Past the budget (or on a device allocation failure) it
 // says so once and streams the remaining sources per job instead; it never evicts what is resident.
 // A hit is keyed by (ref.model, ref.tensor, numel) and is not re-read: the reader must return the same values
-// for the same ref for the kernel's lifetime (a recipe dtype that rounds inputs must show in the ref).
+// for the same ref for the kernel's lifetime (a recipe dtype that rounds inputs must show in the ref, as a
+// permuted embedding's permutation does: merge/plan.ts jobRef).
 
 import { EvomergeError } from '../../errors.ts';
 import type { SourceRef, TensorReader } from '../kernel.ts';

@@ -2,9 +2,11 @@
 // (mergekit tokenizer/embed.py PermutedEmbeddings): a model's own row where it has the token, else the token's
 // default row (assign_embedding_sources, compute_default_embedding), every model taking the default where the
 // token is forced; rows past the vocabulary (pad_to_multiple_of) are the mean of the model's permuted rows.
+import { createHash } from 'node:crypto';
 import { EvomergeError } from '../../errors.ts';
 import { roundToDType } from '../../checkpoint/dtype.ts';
 import type { DType } from '../../checkpoint/tensor-source.ts';
+import type { SourceRef } from '../../kernel/kernel.ts';
 import type { TokenizerPlan } from './build.ts';
 
 /** Where a token's default row comes from; `input` indexes the tensor's inputs. */
@@ -21,6 +23,8 @@ export interface EmbeddingPermutation {
   /** Per input, per output token: the input's own row (≥ 0), or −1 − k for defaults[k]. */
   readonly rowOf: readonly Int32Array[];
   readonly defaults: readonly DefaultRow[];
+  /** A digest of the inputs, the permutation and the rows: equal digests over the same files, equal values. */
+  readonly digest: string;
 }
 
 /** An input of an embedding tensor as the planner has it: source, stored shape and file. */
@@ -128,7 +132,20 @@ export function planEmbeddingPermutation(
     }
     return out;
   });
-  return { vocabRows: tok.vocab.length, rows: tok.rows, rowOf, defaults };
+  // Everything the permuted values depend on besides the files: the inputs (the defaults read their rows too).
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ inputs: inputs.map((i) => [i.model, i.tensor]), rows: tok.rows, defaults }));
+  for (const r of rowOf) h.update(new Uint8Array(r.buffer, r.byteOffset, r.byteLength));
+  return { vocabRows: tok.vocab.length, rows: tok.rows, rowOf, defaults, digest: h.digest('hex').slice(0, 16) };
+}
+
+/**
+ * The ref a job names a permuted input by: the stored tensor's name plus the permutation's digest, as a kernel
+ * that keeps sources across merges by ref (the GPU's resident cache) must never take one permutation's rows for
+ * another's of the same size.
+ */
+export function permutedRef(perm: EmbeddingPermutation, ref: SourceRef): SourceRef {
+  return { model: ref.model, tensor: `${ref.tensor} (permuted onto the output vocabulary, ${perm.digest})` };
 }
 
 /**

@@ -3,7 +3,8 @@
 // rules — a model's own row where it has the token; else the base's row when the base has it; else the one
 // model's row when only one has it; else the mean of those that have it; a configured source or force
 // overrides — then merged by linear with weights base 1, chat 1, tool 2 (normalized: (b + c + 2t) / 4).
-// No mergekit run is available here to produce goldens.
+// The same rules are checked against mergekit's own output (commit a6e40288, test/fixtures/mergekit-tokenizer)
+// by tokenizer-goldens.test.ts; this file keeps the hand-computed cases and the refusals.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -203,6 +204,30 @@ describe('tokenizer_source / tokenizer: the output vocabulary and the permuted e
       );
       expectRows(r.tensors.get('model.embed_tokens.weight')!, expected(rows, false));
       expectRows(r.tensors.get('lm_head.weight')!, expected(rows, true));
+    }
+  });
+
+  it('a model folder that is not merged: its tokens that no merged model has get zero rows (mergekit fails)', async () => {
+    // tool's vocabulary a b c ab bc <s> <tool_call> <|im_start|>, merging base and chat: bc and <tool_call> are
+    // in neither (mergekit a6e40288 builds ZeroEmbedding() without `kind` there: a ValidationError)
+    const r = await merge({
+      merge_method: 'linear',
+      base_model: 'base',
+      models: [
+        { model: 'base', parameters: { weight: 1 } },
+        { model: 'chat', parameters: { weight: 1 } },
+      ],
+      tokenizer_source: 'tool',
+    });
+    const mean = (a: number[], b: number[]) => a.map((x, j) => (x + b[j]!) / 2);
+    for (const head of [false, true]) {
+      const got = r.tensors.get(head ? 'lm_head.weight' : 'model.embed_tokens.weight')!;
+      const row = (id: number) => got.slice(id * HIDDEN, (id + 1) * HIDDEN);
+      expectRows(row(0), mean(modelRow('base', 0, head), modelRow('chat', 0, head)));
+      expectRows(row(4), new Array(HIDDEN).fill(0)); // bc
+      expectRows(row(6), new Array(HIDDEN).fill(0)); // <tool_call>
+      // <|im_start|>: the base lacks it, so it takes the only merged model's row that has it (chat's 5)
+      expectRows(row(7), modelRow('chat', 5, head));
     }
   });
 
