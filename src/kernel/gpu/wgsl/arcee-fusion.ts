@@ -12,8 +12,11 @@ import { WGSL_CHUNK } from './chunk.ts';
 import { sourceBinding, type SourceFormat } from './source.ts';
 import { TORCH_LANES } from '../../cpu/f32-reductions.ts';
 
-/** Relative error bounds of the double-float exp, 1/s, p/q and log (measured worst: see docs/recipes.md). */
-export const FUSION_EPS = { exp: 2 ** -42, div: 2 ** -42, log: 2 ** -41 } as const;
+/**
+ * Relative error bounds of the double-float exp, 1/s and p/q, log, and log(1 + e) − e (of c, log1p_tail): an error
+ * analysis with a factor 2 to spare; test/backend/fusion-double-float.test.ts holds the device to 1/16 of them.
+ */
+export const FUSION_EPS = { exp: 2 ** -42, div: 2 ** -42, log: 2 ** -41, log1p: 2 ** -42 } as const;
 /** exp(t) below this rounds to a float32 under 2⁻⁵⁹: p = 1e-8 exactly, and its share of the sum is bounded. */
 const T_TINY = -41;
 /** Threads per workgroup of the row pass. */
@@ -96,6 +99,7 @@ fn df_div(a: vec2f, b: vec2f) -> vec2f {
 export function fusionMathWgsl(): string {
   const fact = factorials();
   const logCoef = Array.from({ length: 10 }, (_, i) => dfConst(1 / (2 * i + 1)));
+  const log1pCoef = Array.from({ length: 10 }, (_, n) => dfConst(n < 2 ? 0 : (n % 2 === 0 ? -1 : 1) / n));
   return /* wgsl */ `
 /** float32 rounding of v (a double-float within eps·|v| of the exact value); flags a possible midpoint. */
 fn decide(v: vec2f, eps: f32) -> f32 {
@@ -165,7 +169,46 @@ ${logCoef
 /** fround(log(v)) for a positive normal float32 v. */
 fn log_rn(v: f32) -> f32 {
   if (v == 1.0) { return 0.0; }
+  if (abs(v - 1.0) <= ${f32Bits(2 ** -8)}) { return log1p_rn(v - 1.0); }
   return decide(log_df(v), ${f32Bits(FUSION_EPS.log)});
+}
+
+/** c = log(1 + e) − e in double-float for |e| ≤ 2⁻⁸: e²·Σ (−1)^(n+1) eⁿ⁻²/n, n = 2..9. */
+fn log1p_tail(e: f32) -> vec2f {
+  var t = ${log1pCoef[9]};
+${[8, 7, 6, 5, 4, 3, 2].map((k) => `  t = df_add(df_mul(t, vec2f(e, 0.0)), ${log1pCoef[k]});`).join('\n')}
+  return df_mul(two_prod(e, e), t);
+}
+
+/**
+ * fround(log(1 + e)) for an exact float32 e, |e| ≤ 2⁻⁸. p/q is often 1 ± a few ulps, where log(1 + e) = e − e²/2
+ * + e³/3 … lies within about e³ of a float32 midpoint, below decide()'s relative bound; so the value is kept as
+ * e + c (c = log1p_tail, within FUSION_EPS.log1p·|c| of exact), and only c's error
+ * is weighed against the distance to the midpoint.
+ */
+fn log1p_rn(e: f32) -> f32 {
+  let c = log1p_tail(e);
+  let s = two_sum(e, c.x);
+  let h = s.x;
+  if (h == 0.0) {
+    bad = true;
+    return h;
+  }
+  // The value is h + s.y + c.y (+ c's error). Toward s.y's side the rounding midpoint is half away.
+  let dir = select(-1.0, 1.0, (s.y + c.y) >= 0.0);
+  let bits = bitcast<u32>(h) & 0x7fffffffu;
+  var half = bitcast<f32>(((bits >> 23u) - 24u) << 23u);
+  if ((bits & 0x7fffffu) == 0u && (dir < 0.0) != (h < 0.0)) { half = half * 0.5; }
+  // |s.y + c.y| beyond the midpoint by m: |s.y| − half is exact (Sterbenz) wherever m is near 0, and |c.y| ≪ half.
+  let m = o(abs(s.y) - half) + select(-c.y, c.y, s.y >= 0.0);
+  // c's error, and the CPU kernel's Math.log (float64, within an ulp of exact) before its fround.
+  let err = ${f32Bits(FUSION_EPS.log1p)} * abs(c.x) + ${f32Bits(2 ** -51)} * abs(h);
+  if (abs(m) <= err) {
+    bad = true;
+    return h;
+  }
+  if (m < 0.0) { return h; }
+  return h + 2.0 * dir * half;
 }
 
 /** fround(a/b) for float32 a, b > 0. */
