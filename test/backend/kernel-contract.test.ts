@@ -685,6 +685,31 @@ describe('GPU ↔ CPU parity of arcee_fusion on special rows', () => {
     expect(fusionStats.flaggedRows).toBeLessThanOrEqual(30);
     expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
   });
+
+  it('a tensor over several storage bindings runs in blocks of whole rows (rows 1e-6 apart, bf16 base)', async () => {
+    const chunked = await openKernel('gpu-chunked');
+    try {
+      // 400 rows of 90 over 8192-element bindings: blocks of 64 rows (128-aligned starts), 7 of them.
+      const shape = [400, 90];
+      const rnd = mulberry32(909);
+      const base = Float32Array.from({ length: 36000 }, () => (rnd() - 0.5) * 0.05);
+      toBf16(base);
+      const x = base.map((b) => b + (rnd() - 0.5) * 1e-6);
+      const op: MergeOp = {
+        kind: 'arcee_fusion',
+        base: zoo.add('base', 'blocks', base),
+        other: zoo.add('x', 'blocks', x),
+      };
+      const job: TensorJob = { name: 'blocks', shape, op };
+      const want = await new CpuKernel().mergeTensor(job, zoo.read);
+      const got = await chunked.mergeTensor(job, zoo.read);
+      expect(fusionStats.rows).toBe(400);
+      expect(fusionStats.flaggedRows).toBeLessThanOrEqual(8);
+      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+    } finally {
+      await chunked.close();
+    }
+  });
 });
 
 describe.each(['gpu', 'gpu-chunked'] as const)('GPU ↔ CPU parity: %s', (backend) => {

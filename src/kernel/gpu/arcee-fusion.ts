@@ -5,11 +5,12 @@
 // importances |δ|·KL are then exact: radix-selected on their bit patterns (three histogram passes, the three
 // quantiles at once); the threshold is computed on the host in float32 and one pass keeps or drops each δ.
 
+import { invariant } from '../../errors.ts';
 import type { MergeOp, SourceRef } from '../kernel.ts';
 import { fusionRowKl } from '../cpu/arcee-fusion.ts';
 import { TORCH_LANES } from '../cpu/f32-reductions.ts';
 import type { DeviceTensor } from './resident-cache.ts';
-import { sourceWindow, window, type GpuPasses } from './passes.ts';
+import { sourceWindow, window, type ChunkPlan, type GpuPasses } from './passes.ts';
 import { fusionHistShader, fusionMaskShader, fusionRowShader, ROW_GROUP } from './wgsl/arcee-fusion.ts';
 
 /** The rows of the last arcee_fusion tensor merged on the device, and how many of them the host recomputed. */
@@ -46,37 +47,46 @@ export async function arceeFusionGpu(
     (cap + 1) * 4,
     GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
   );
-  const ex = kernel.scratch('fusion.ex', n * 4, GPUBufferUsage.STORAGE);
-  const eb = kernel.scratch('fusion.eb', n * 4, GPUBufferUsage.STORAGE);
+  // Blocks of whole rows, each within one storage binding and starting 128 elements aligned (binding offsets).
+  const block = plan.chunks.length === 1 ? rows : fusionRowsPerBlock(length, plan.chunks[0]!.count);
+  invariant(block > 0, `arcee_fusion: a row of ${length} does not fit one storage binding`);
+  const ex = kernel.scratch('fusion.ex', Math.min(rows, block) * length * 4, GPUBufferUsage.STORAGE);
+  const eb = kernel.scratch('fusion.eb', Math.min(rows, block) * length * 4, GPUBufferUsage.STORAGE);
   // The cascade of torch's sum over a row (f32-reductions.ts sum32, multiRowSum): its sizes for this length.
   const vecCount = Math.floor(length / TORCH_LANES);
   const sizeIlp = Math.floor(vecCount / 4);
   const levelPower = Math.max(4, Math.floor((sizeIlp <= 2 ? 1 : Math.ceil(Math.log2(sizeIlp))) / 4));
-  const params = kernel.uniformData(
-    'fusion.params',
-    new Uint32Array([0, cap, rows, length, vecCount, sizeIlp, levelPower, 0]),
-  );
-  const whole = { offset: 0, count: n };
+  const blocks = Math.ceil(rows / block);
+  const params = new Uint32Array(blocks * 64);
+  for (let k = 0; k < blocks; k++) {
+    const inBlock = Math.min(block, rows - k * block);
+    params.set([0, cap, inBlock, length, vecCount, sizeIlp, levelPower, k * block], k * 64);
+  }
+  const paramBuf = kernel.uniformData('fusion.params', params);
   {
     const pipeline = kernel.gpu.pipeline(fusionRowShader(base.format, x.format));
     const enc = device.createCommandEncoder();
     enc.clearBuffer(flagged, 0, (cap + 1) * 4);
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
-    kernel.dispatch(
-      pass,
-      pipeline,
-      [
-        { binding: 0, resource: { buffer: params } },
-        { binding: 1, resource: { buffer: klf, size: rows * 4 } },
-        { binding: 2, resource: { buffer: flagged, size: (cap + 1) * 4 } },
-        { binding: 3, resource: { buffer: ex, size: n * 4 } },
-        { binding: 4, resource: { buffer: eb, size: n * 4 } },
-        sourceWindow(5, base, whole),
-        sourceWindow(6, x, whole),
-      ],
-      Math.ceil(rows / ROW_GROUP),
-    );
+    for (let k = 0; k < blocks; k++) {
+      const inBlock = Math.min(block, rows - k * block);
+      const rowsWindow = { offset: k * block * length, count: inBlock * length };
+      kernel.dispatch(
+        pass,
+        pipeline,
+        [
+          { binding: 0, resource: { buffer: paramBuf, offset: k * 256, size: 32 } },
+          { binding: 1, resource: { buffer: klf, size: rows * 4 } },
+          { binding: 2, resource: { buffer: flagged, size: (cap + 1) * 4 } },
+          { binding: 3, resource: { buffer: ex, size: rowsWindow.count * 4 } },
+          { binding: 4, resource: { buffer: eb, size: rowsWindow.count * 4 } },
+          sourceWindow(5, base, rowsWindow),
+          sourceWindow(6, x, rowsWindow),
+        ],
+        Math.ceil(inBlock / ROW_GROUP),
+      );
+    }
     pass.end();
     const head = await kernel.readFloats(enc, flagged, 1);
     const count = new Uint32Array(head.buffer, head.byteOffset, 1)[0]!;
@@ -171,6 +181,26 @@ export async function arceeFusionGpu(
   }
   pass.end();
   return kernel.readOutput(enc, out, n);
+}
+
+/**
+ * Rows per block of the row pass: as many whole rows as one binding of `maxElements` holds, a multiple of the
+ * rows that keep a block's first element 128-aligned (256-byte offsets for bf16 sources too); 0 when a row is
+ * too long for that (GpuKernel then merges the tensor on the host).
+ */
+export function fusionRowsPerBlock(length: number, maxElements: number): number {
+  const align = 128 / gcd(length, 128);
+  return Math.floor(Math.floor(maxElements / length) / align) * align;
+}
+
+/** Whether the row pass can bind this tensor's rows (a single chunk, or blocks of whole rows). */
+export function fusionFits(shape: readonly number[], plan: ChunkPlan): boolean {
+  const length = shape.length === 0 ? 1 : shape[shape.length - 1]!;
+  return plan.chunks.length === 1 || fusionRowsPerBlock(length, plan.chunks[0]!.count) > 0;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
 
 function all(rows: number): number[] {

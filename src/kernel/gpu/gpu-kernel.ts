@@ -17,7 +17,7 @@ import { nearswap } from './nearswap.ts';
 import { nuslerpFlat } from './nuslerp.ts';
 import { nuslerpPerVector } from './nuslerp-vectors.ts';
 import { sce } from './sce.ts';
-import { arceeFusionGpu } from './arcee-fusion.ts';
+import { arceeFusionGpu, fusionFits } from './arcee-fusion.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
 import { runNewerOp, type NewerOp, type NewerOpKind } from '../cpu/newer-methods.ts';
@@ -136,9 +136,9 @@ export class GpuKernel implements MergeKernel, GpuPasses {
     invariant(!this.closed, 'GpuKernel used after close()');
     const n = job.shape.reduce((a, b) => a * b, 1);
     if (n === 0) return new Float32Array(0);
-    // arcee_fusion's row pass binds whole rows: a tensor larger than one storage binding runs on the host.
-    if (job.op.kind === 'arcee_fusion' && this.plan(n).chunks.length > 1)
-      return this.runOnHost(job, job.op, read, n, 'arcee_fusion: tensors above one storage binding');
+    // arcee_fusion's row pass binds blocks of whole rows: rows too long for one storage binding run on the host.
+    if (job.op.kind === 'arcee_fusion' && !fusionFits(job.shape, this.plan(n)))
+      return this.runOnHost(job, job.op, read, n, 'arcee_fusion: rows longer than a storage binding');
     if (onHost(job.op)) return this.runOnHost(job, job.op, read, n);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -360,8 +360,8 @@ export class GpuKernel implements MergeKernel, GpuPasses {
 
 /**
  * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet: none
- * today. (arcee_fusion runs on the host only for a tensor larger than one storage binding: its row pass binds
- * whole rows.)
+ * today. (arcee_fusion runs on the host only when its rows do not fit one storage binding: its row pass binds
+ * blocks of whole rows; fusionFits.)
  */
 export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>([]);
 

@@ -220,9 +220,10 @@ fn div_rn(a: f32, b: f32) -> f32 {
 }
 
 /**
- * The row pass: per row r, its KL into klf[r], exp(x − max) and exp(base − max) (float32, as the CPU kernel rounds
+ * The row pass over a block of rows (prm.rows rows from prm.rowBase; the sources and ex/eb are windows of the
+ * block): per row r, its KL into klf[r], exp(x − max) and exp(base − max) (float32, as the CPU kernel rounds
  * them) into ex/eb, and r appended to flagged[1..] (count in flagged[0]) when a rounding is not proven.
- * Bindings: 0 params (zero, cap, rows, the row length and its cascade sizes), 1 klf, 2 flagged, 3 ex, 4 eb,
+ * Bindings: 0 params (zero, cap, rows, the row length, its cascade sizes, rowBase), 1 klf, 2 flagged, 3 ex, 4 eb,
  * 5 base, 6 x. One pipeline per pair of source formats.
  */
 export function fusionRowShader(baseFormat: SourceFormat, xFormat: SourceFormat): string {
@@ -238,7 +239,7 @@ struct Params {
   vecCount: u32,
   sizeIlp: u32,
   levelPower: u32,
-  pad0: u32,
+  rowBase: u32,
 }
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read_write> klf: array<f32>;
@@ -341,10 +342,11 @@ fn finite(v: f32) -> bool { return abs(v) <= 3.4028234e38; }
 
 @compute @workgroup_size(${ROW_GROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let r = (wid.y * nwg.x + wid.x) * ${ROW_GROUP}u + lid.x;
-  if (r >= prm.rows) { return; }
+  let local = (wid.y * nwg.x + wid.x) * ${ROW_GROUP}u + lid.x;
+  if (local >= prm.rows) { return; }
+  let r = prm.rowBase + local;
   bad = false;
-  start = r * prm.len;
+  start = local * prm.len;
   var mx = x_at(start);
   var mb = b_at(start);
   for (var j = 0u; j < prm.len; j = j + 1u) {
