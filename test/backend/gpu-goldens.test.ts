@@ -4,7 +4,7 @@
 // GPU and CPU kernels (lavapipe is at 1.98e-7). Second-set goldens with a documented CPU bound
 // (test/unit/merge/golden-parity.test.ts) get that bound plus the same 1e-6; arcee_fusion, whose keep/drop
 // decisions near the threshold are not reproducible (a documented property on the CPU), is compared with the
-// CPU kernel's merge instead, within 1e-6.
+// CPU kernel's merge instead, bit for bit (its WGSL passes reproduce the CPU kernel's importances exactly).
 
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -39,8 +39,9 @@ const names = have
 
 describe.runIf(have)('golden parity (in-process, GPU kernel)', () => {
   let kernel: GpuKernel;
+  const logged: string[] = [];
   beforeAll(async () => {
-    kernel = await GpuKernel.create({ allowSoftware: true, log: () => {} });
+    kernel = await GpuKernel.create({ allowSoftware: true, log: (line) => logged.push(line) });
   });
   afterAll(async () => {
     await kernel?.close();
@@ -50,7 +51,7 @@ describe.runIf(have)('golden parity (in-process, GPU kernel)', () => {
     const recipe = parseRecipeFile(path.join(goldens, 'recipes', `${name}.yaml`));
     const out = new MemoryTensors(`merge of ${name}`);
     await mergeRecipe(recipe, out, { kernel });
-    const tolerance = AGAINST_CPU.has(name) ? 1e-6 : (SECOND_SET_TOLERANCE[name] ?? TOLERANCE);
+    const tolerance = AGAINST_CPU.has(name) ? 0 : (SECOND_SET_TOLERANCE[name] ?? TOLERANCE);
     let reference: MemoryTensors | undefined;
     if (AGAINST_CPU.has(name)) {
       reference = new MemoryTensors(`CPU merge of ${name}`);
@@ -64,10 +65,18 @@ describe.runIf(have)('golden parity (in-process, GPU kernel)', () => {
         const got = out.readTensor(t);
         expect(got.shape, t).toEqual(want.shape);
         expect(relErr(got.data, want.data), `${name}: ${t}`).toBeLessThanOrEqual(tolerance);
+        if (reference !== undefined) {
+          const same = Buffer.from(got.data.buffer, got.data.byteOffset, got.data.byteLength).equals(
+            Buffer.from(want.data.buffer, want.data.byteOffset, want.data.byteLength),
+          );
+          expect(same, `${name}: ${t} bit for bit`).toBe(true);
+        }
       }
     } finally {
       golden.close();
     }
+    // Every method runs in WGSL: nothing was merged on the host (GpuKernel.runOnHost logs once when it is).
+    expect(logged.filter((line) => line.includes('merged on the CPU'))).toEqual([]);
   });
 
   it('kept the zoo sources resident: no source tensor was uploaded twice', () => {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CpuKernel } from '../../src/kernel/cpu/cpu-kernel.ts';
 import { GpuKernel } from '../../src/kernel/gpu/gpu-kernel.ts';
+import { fusionStats } from '../../src/kernel/gpu/arcee-fusion.ts';
 import type {
   MergeKernel,
   MergeOp,
@@ -248,6 +249,8 @@ function parityCases(zoo: Zoo, shape: number[], seed: number, bf16 = false): Cas
   add('nuslerp per row around base', nu(false, false, f2.base), `t2.${tag}`);
   add('nuslerp per column around base', nu(false, true, f2.base), `t2.${tag}`);
   add('nuslerp flat around base', nu(true, false, f2.base), `t2.${tag}`);
+  add('arcee_fusion', { kind: 'arcee_fusion', base: f2.base, other: f2.xs[0] }, `t2.${tag}`);
+  add('arcee_fusion on quantised τ', { kind: 'arcee_fusion', base: fTies.base, other: fTies.xs[0] }, nmT);
   return cases;
 }
 
@@ -616,6 +619,99 @@ describe('GPU ↔ CPU parity of sce on tiny variances', () => {
   });
 });
 
+describe('GPU ↔ CPU parity of arcee_fusion on special rows', () => {
+  // Row kinds by row index % 6: 0 identical to the base (KL 0), 1 one entry changed, 2 small random δ, 3 large
+  // δ (KL far from 0), 4 an entry 60 below the row's max (its exp is under 2⁻⁵⁹: p = 1e-8 exactly), 5 a constant
+  // row against a random one. Shapes not multiples of the workgroup or of torch's 8 lanes, 1-D and 0-D.
+  const shapes: number[][] = [[37, 53], [61, 7], [6, 1], [1000], [1], []];
+  const zoo = new Zoo();
+  let gpu: MergeKernel;
+  beforeAll(async () => {
+    gpu = await openKernel('gpu');
+  });
+  afterAll(async () => {
+    await gpu?.close();
+  });
+
+  it.each(shapes.map((s) => [s.join('x') || 'scalar', s] as const))("%s: the CPU kernel's bits", async (tag, shape) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const length = shape.length === 0 ? 1 : shape[shape.length - 1]!;
+    const rnd = mulberry32(700 + n);
+    const base = Float32Array.from({ length: n }, () => (rnd() - 0.5) * 2);
+    const x = new Float32Array(n);
+    for (let e = 0; e < n; e++) {
+      const row = Math.floor(e / length);
+      const j = e % length;
+      const kind = row % 6;
+      x[e] =
+        kind === 0
+          ? base[e]!
+          : kind === 1
+            ? base[e]! + (j === length >> 1 ? 0.25 : 0)
+            : kind === 2
+              ? base[e]! + (rnd() - 0.5) * 1e-3
+              : kind === 3
+                ? base[e]! + (rnd() - 0.5) * 4
+                : kind === 4
+                  ? j === 0 && length > 1
+                    ? -60
+                    : base[e]! + (rnd() - 0.5) * 0.1
+                  : 0.5;
+    }
+    const op: MergeOp = {
+      kind: 'arcee_fusion',
+      base: zoo.add('base', tag, base),
+      other: zoo.add('x', tag, x),
+    };
+    const job: TensorJob = { name: tag, shape, op };
+    const want = await new CpuKernel().mergeTensor(job, zoo.read);
+    const got = await gpu.mergeTensor(job, zoo.read);
+    expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+    // The host recomputed only the rows the device could not prove (a few percent at most), never the tensor.
+    expect(fusionStats.rows).toBe(n / length);
+    expect(fusionStats.flaggedRows).toBeLessThanOrEqual(Math.max(1, fusionStats.rows / 10));
+  });
+
+  it('rows the device flags are recomputed on the host: 300×200 random rows, some flagged, same bits', async () => {
+    const shape = [300, 200];
+    const rnd = mulberry32(808);
+    const base = Float32Array.from({ length: 60000 }, () => (rnd() - 0.5) * 0.2);
+    const x = base.map((b) => b + (rnd() - 0.5) * 0.01);
+    const op: MergeOp = { kind: 'arcee_fusion', base: zoo.add('base', 'big', base), other: zoo.add('x', 'big', x) };
+    const job: TensorJob = { name: 'big', shape, op };
+    const want = await new CpuKernel().mergeTensor(job, zoo.read);
+    const got = await gpu.mergeTensor(job, zoo.read);
+    expect(fusionStats.flaggedRows).toBeGreaterThan(0);
+    expect(fusionStats.flaggedRows).toBeLessThanOrEqual(30);
+    expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+  });
+
+  it('a tensor over several storage bindings runs in blocks of whole rows (rows 1e-6 apart, bf16 base)', async () => {
+    const chunked = await openKernel('gpu-chunked');
+    try {
+      // 400 rows of 90 over 8192-element bindings: blocks of 64 rows (128-aligned starts), 7 of them.
+      const shape = [400, 90];
+      const rnd = mulberry32(909);
+      const base = Float32Array.from({ length: 36000 }, () => (rnd() - 0.5) * 0.05);
+      toBf16(base);
+      const x = base.map((b) => b + (rnd() - 0.5) * 1e-6);
+      const op: MergeOp = {
+        kind: 'arcee_fusion',
+        base: zoo.add('base', 'blocks', base),
+        other: zoo.add('x', 'blocks', x),
+      };
+      const job: TensorJob = { name: 'blocks', shape, op };
+      const want = await new CpuKernel().mergeTensor(job, zoo.read);
+      const got = await chunked.mergeTensor(job, zoo.read);
+      expect(fusionStats.rows).toBe(400);
+      expect(fusionStats.flaggedRows).toBeLessThanOrEqual(8);
+      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+    } finally {
+      await chunked.close();
+    }
+  });
+});
+
 describe.each(['gpu', 'gpu-chunked'] as const)('GPU ↔ CPU parity: %s', (backend) => {
   let gpu: MergeKernel;
   const cpu = new CpuKernel();
@@ -658,6 +754,8 @@ describe.each(['gpu', 'gpu-chunked'] as const)('GPU ↔ CPU parity: %s', (backen
       const again = await gpu.mergeTensor(c.job, zoo.read);
       expect(Buffer.from(again.buffer).equals(Buffer.from(got.buffer))).toBe(true);
     }
+    // arcee_fusion: the CPU kernel's importances and threshold, so its bits (a flipped keep is a large error).
+    if (op.kind === 'arcee_fusion') expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
     if ((op.kind === 'task_arithmetic' && op.sparsification !== 'none') || op.kind === 'sce') {
       // Same kept set: an element is unchanged from the base on one backend iff on the other (τ ≠ 0 here).
       const base = zoo.read(op.base);

@@ -20,6 +20,20 @@ function softmaxRow(x: Float32Array, start: number, length: number, out: Float32
   for (let j = 0; j < length; j++) out[j] = Math.fround(out[j]! * inv) + EPS;
 }
 
+/** KL(softmax(x row) ‖ softmax(base row)) of the row at `start`, float32 (p, q: scratch of `length`). */
+export function fusionRowKl(
+  base: Float32Array,
+  x: Float32Array,
+  start: number,
+  length: number,
+  p: Float32Array,
+  q: Float32Array,
+): number {
+  softmaxRow(x, start, length, p);
+  softmaxRow(base, start, length, q);
+  return sum32((j) => Math.fround(p[j]! * Math.fround(Math.log(Math.fround(p[j]! / q[j]!)))), length);
+}
+
 /** The importance scores |x − base| · KL(p‖q) per entry, float32. */
 export function fusionImportance(base: Float32Array, x: Float32Array, shape: readonly number[]): Float32Array {
   const n = base.length;
@@ -28,9 +42,7 @@ export function fusionImportance(base: Float32Array, x: Float32Array, shape: rea
   const q = new Float32Array(length);
   const importance = new Float32Array(n);
   for (let start = 0; start < n; start += length) {
-    softmaxRow(x, start, length, p);
-    softmaxRow(base, start, length, q);
-    const klf = sum32((j) => Math.fround(p[j]! * Math.fround(Math.log(Math.fround(p[j]! / q[j]!)))), length);
+    const klf = fusionRowKl(base, x, start, length, p, q);
     for (let j = 0; j < length; j++) {
       importance[start + j] = Math.abs(Math.fround(x[start + j]! - base[start + j]!)) * klf;
     }

@@ -17,6 +17,7 @@ import { nearswap } from './nearswap.ts';
 import { nuslerpFlat } from './nuslerp.ts';
 import { nuslerpPerVector } from './nuslerp-vectors.ts';
 import { sce } from './sce.ts';
+import { arceeFusionGpu, fusionFits } from './arcee-fusion.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
 import { runNewerOp, type NewerOp, type NewerOpKind } from '../cpu/newer-methods.ts';
@@ -135,6 +136,9 @@ export class GpuKernel implements MergeKernel, GpuPasses {
     invariant(!this.closed, 'GpuKernel used after close()');
     const n = job.shape.reduce((a, b) => a * b, 1);
     if (n === 0) return new Float32Array(0);
+    // arcee_fusion's row pass binds blocks of whole rows: rows too long for one storage binding run on the host.
+    if (job.op.kind === 'arcee_fusion' && !fusionFits(job.shape, this.plan(n)))
+      return this.runOnHost(job, job.op, read, n, 'arcee_fusion: rows longer than a storage binding');
     if (onHost(job.op)) return this.runOnHost(job, job.op, read, n);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -155,11 +159,15 @@ export class GpuKernel implements MergeKernel, GpuPasses {
    * STOPGAP: the ops in HOST_OPS have no WGSL passes yet; they run on the host through the CPU kernel's code
    * (same bits as CpuKernel), reported once per op kind through the log. Not GPU support.
    */
-  private runOnHost(job: TensorJob, op: NewerOp, read: TensorReader, n: number): Float32Array {
-    const what = op.kind;
-    if (!this.reportedHostOps.has(what)) {
-      this.reportedHostOps.add(what);
-      this.log(`gpu: ${what} has no GPU passes yet; its tensors are merged on the CPU`);
+  private runOnHost(job: TensorJob, op: NewerOp, read: TensorReader, n: number, what?: string): Float32Array {
+    const key = what ?? op.kind;
+    if (!this.reportedHostOps.has(key)) {
+      this.reportedHostOps.add(key);
+      this.log(
+        what === undefined
+          ? `gpu: ${op.kind} has no GPU passes yet; its tensors are merged on the CPU`
+          : `gpu: ${what} have no GPU passes; they are merged on the CPU`,
+      );
     }
     const out = runNewerOp(op, job.shape, (ref) => read(ref), new Float32Array(n), job.name);
     if (this.keepOutputOnDevice) return new Float32Array(0);
@@ -207,8 +215,12 @@ export class GpuKernel implements MergeKernel, GpuPasses {
         return karcher(this, job, op, n, get);
       case 'sce':
         return sce(this, job, op, n, get);
+      case 'arcee_fusion':
+        return arceeFusionGpu(this, op, job.shape, n, get);
       default:
-        throw new EvomergeError('gpu.unsupported', `no GPU passes for ${op.kind}`, { field: `tensor "${job.name}"` });
+        throw new EvomergeError('gpu.unsupported', `no GPU passes for ${(op as MergeOp).kind}`, {
+          field: `tensor "${job.name}"`,
+        });
     }
   }
 
@@ -347,13 +359,11 @@ export class GpuKernel implements MergeKernel, GpuPasses {
 }
 
 /**
- * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet.
- * arcee_fusion: the keep/drop threshold is three exact quantiles of a float32 score built from softmax and log,
- * whose WGSL precision is implementation-defined; entries near the quantiles and the threshold lie in nearly
- * every row (docs/recipes.md), so a host step on the undecided ones would read the whole tensor. The lead does
- * not claim GPU support for it.
+ * STOPGAP: the ops GpuKernel computes on the host (CPU kernel code) because they have no WGSL passes yet: none
+ * today. (arcee_fusion runs on the host only when its rows do not fit one storage binding: its row pass binds
+ * blocks of whole rows; fusionFits.)
  */
-export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>(['arcee_fusion']);
+export const HOST_OPS: ReadonlySet<NewerOpKind> = new Set<NewerOpKind>([]);
 
 /** Whether GpuKernel computes this op on the host (HOST_OPS). */
 export function onHost(op: MergeOp): op is NewerOp {
