@@ -34,6 +34,11 @@ export interface TensorSource {
    * tensors, so nothing is allocated per tensor). `out.length` must equal the tensor's numel.
    */
   readTensorInto?(name: string, out: Float32Array): void;
+  /**
+   * Optional: copies one tensor's bytes as stored (little-endian, its tensorInfo dtype) into `dest`, whose length
+   * must be numel × DTYPE_BYTES[dtype]: for a consumer that decodes them itself (the merge kernel's stored path).
+   */
+  readStoredInto?(name: string, dest: Uint8Array): void;
 }
 
 /** Receives tensors one at a time (a checkpoint writer, or an in-memory map). */
