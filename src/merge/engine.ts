@@ -63,7 +63,8 @@ export function openRecipeModels(recipe: Recipe): Map<string, ModelDir> {
  * takes in the plan (sources with readTensorInto); a sink that keeps no array (`retainsTensors === false`, a
  * CheckpointWriter) gets one reused output buffer when the kernel has mergeTensorInto. Nothing is allocated per
  * tensor then, so no dead tensor waits for the garbage collector: peak ≈ (inputs + 1) × the largest tensor.
- * A sink that keeps its tensors (MemoryTensors) gets a fresh array per tensor, never an input buffer.
+ * A sink that keeps its tensors (MemoryTensors) gets an array per tensor from its newTensorArray (recycled from an
+ * earlier candidate with an ArrayPool) or a fresh one, never an input buffer.
  *
  * A kernel with mergeStoredInto (the CPU kernel with SIMD, for dense task arithmetic) is first handed the inputs
  * as stored, when they need no crop, permutation or load-dtype rounding: it reads them into its own memory, decodes
@@ -90,10 +91,14 @@ export async function runPlan(
     const n = numel(planned.shape);
     // The stored path: a kernel that decodes the inputs itself, guard folded in; null sends the tensor below.
     const stored = kernel.mergeStoredInto !== undefined ? storedReader(planned, models, plan.loadDtype) : undefined;
-    // A fresh array for a keeping sink, handed to the float32 path too if the stored path declines.
-    let target: Float32Array | undefined;
-    if (stored !== undefined) {
-      target = outBuffer !== undefined ? outBuffer.subarray(0, n) : new Float32Array(n);
+    // For a keeping sink, an array it hands out (maybe recycled) or a fresh one, for either path.
+    const target =
+      outBuffer !== undefined
+        ? outBuffer.subarray(0, n)
+        : stored !== undefined || kernel.mergeTensorInto !== undefined
+          ? (sink.newTensorArray?.(n) ?? new Float32Array(n))
+          : undefined;
+    if (stored !== undefined && target !== undefined) {
       const data = kernel.mergeStoredInto!(planned.job, stored, target);
       if (data !== null) {
         invariant(data === target, `kernel computed "${planned.name}" outside the array it was given`);

@@ -7,7 +7,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHalvesLoop } from '../../../src/checkpoint/dtype.ts';
 import { openModelDir } from '../../../src/checkpoint/model-dir.ts';
-import { MemoryTensors, type DType, type Tensor, type TensorSink } from '../../../src/checkpoint/tensor-source.ts';
+import {
+  ArrayPool,
+  MemoryTensors,
+  type DType,
+  type Tensor,
+  type TensorSink,
+} from '../../../src/checkpoint/tensor-source.ts';
 import { CpuKernel } from '../../../src/kernel/cpu/cpu-kernel.ts';
 import { SimdRuntime } from '../../../src/kernel/cpu/simd/simd-runtime.ts';
 import type { MergeKernel } from '../../../src/kernel/kernel.ts';
@@ -76,7 +82,12 @@ function counting(k: CpuKernel): MergeKernel & { stored: number } {
   return c;
 }
 
-async function merge(doc: Record<string, unknown>, kernel: MergeKernel, keep = true): Promise<Map<string, Tensor>> {
+async function merge(
+  doc: Record<string, unknown>,
+  kernel: MergeKernel,
+  keep = true,
+  pool?: ArrayPool,
+): Promise<Map<string, Tensor>> {
   const recipe = parseRecipe(doc, { file: path.join(root, 'r.yaml'), baseDir: root });
   const models = new Map<string, PlanModel>();
   const dirs = [recipe.baseModel!, ...recipe.models!.map((m) => m.model)];
@@ -86,7 +97,7 @@ async function merge(doc: Record<string, unknown>, kernel: MergeKernel, keep = t
     const got = new Map<string, Tensor>();
     // keep: a sink that keeps its arrays (fresh per tensor); else one that copies (the reused output buffer).
     const sink: TensorSink = keep
-      ? new MemoryTensors('out')
+      ? new MemoryTensors('out', pool)
       : { retainsTensors: false, writeTensor: (n, t) => got.set(n, { shape: t.shape, data: t.data.slice() }) };
     await runPlan(plan, models, sink, { kernel });
     if (keep) for (const n of (sink as MemoryTensors).tensorNames()) got.set(n, (sink as MemoryTensors).readTensor(n));
@@ -230,5 +241,41 @@ describe('the stored path of the CPU kernel', () => {
       for (let i = 0; i < n && diff < 0; i++) if (got[i] !== want[i]) diff = i;
       expect(diff, `${dtype}: first differing half`).toBe(-1);
     }
+  });
+
+  it('writes a merge into the arrays of a released candidate (ArrayPool), with the same bits', async () => {
+    const names = ['base', 'a', 'b'].map((n, i) => writeModel(`pool-${n}`, i + 51, 'BF16'));
+    const pool = new ArrayPool();
+    const first = new MemoryTensors('first', pool);
+    const recipe1 = parseRecipe(recipe(names[0]!, names.slice(1)), { file: 'r.yaml', baseDir: root });
+    const opened = names.map((d) => openModelDir(d));
+    const models = new Map<string, PlanModel>(names.map((d, i) => [d, opened[i]!]));
+    await runPlan(planMerge(recipe1, models), models, first, { kernel: new CpuKernel() });
+    opened.forEach((m) => m.close());
+    const released = new Set(first.tensorNames().map((n) => first.readTensor(n).data));
+    first.release();
+    expect(() => first.readTensor(UP0)).toThrow(/not found/);
+    // The second candidate (other weights, and ties: the float32 path) lands in the same arrays, stale content
+    // overwritten: the same bits as into fresh arrays.
+    for (const doc of [
+      recipe(names[0]!, [names[2]!, names[1]!], { lambda: 0.5 }),
+      { ...recipe(names[0]!, names.slice(1)), merge_method: 'ties', parameters: { density: 0.5 } },
+    ]) {
+      const pooled = await merge(doc, new CpuKernel(), true, pool);
+      expect([...pooled.values()].every((t) => released.has(t.data))).toBe(true);
+      expectSameBits(await merge(doc, floatOnly(new CpuKernel())), pooled);
+      pool.refill([...pooled.values()].map((t) => t.data));
+    }
+  });
+
+  it('hands an array written under two names out once', () => {
+    const pool = new ArrayPool();
+    const m = new MemoryTensors('m', pool);
+    const shared = new Float32Array(6);
+    m.writeTensor('x', { shape: [6], data: shared });
+    m.writeTensor('y', { shape: [6], data: shared });
+    m.release();
+    expect(pool.take(6)).toBe(shared);
+    expect(pool.take(6)).not.toBe(shared);
   });
 });
