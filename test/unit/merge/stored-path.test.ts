@@ -90,7 +90,7 @@ async function merge(
 ): Promise<Map<string, Tensor>> {
   const recipe = parseRecipe(doc, { file: path.join(root, 'r.yaml'), baseDir: root });
   const models = new Map<string, PlanModel>();
-  const dirs = [recipe.baseModel!, ...recipe.models!.map((m) => m.model)];
+  const dirs = [...(recipe.baseModel !== undefined ? [recipe.baseModel] : []), ...recipe.models!.map((m) => m.model)];
   for (const d of dirs) if (!models.has(d)) models.set(d, openModelDir(d));
   try {
     const plan = planMerge(recipe, models);
@@ -134,10 +134,19 @@ describe('the stored path of the CPU kernel', () => {
     ['f32', ['F32', 'F32', 'F32']],
     ['mixed bf16 / f16 / f32', ['BF16', 'F16', 'F32']],
   ] as const) {
-    it(`gives the float32 path's bits on ${label} sources, lengths off the chunk`, async () => {
+    it(`gives the float32 path's bits on ${label} sources, lengths off the chunk (task_arithmetic, linear)`, async () => {
       const names = ['base', 'a', 'b'].map((n, i) => writeModel(`${label}-${n}`, i + 1, dtypes[i]!));
-      for (const params of [{}, { normalize: true, lambda: 0.7 }]) {
-        const doc = recipe(names[0]!, names.slice(1), params);
+      const linear = (normalize: boolean) => ({
+        merge_method: 'linear',
+        parameters: { normalize },
+        models: names.map((m, i) => ({ model: m, parameters: { weight: [0.5, 0.3, -0.35][i] } })),
+      });
+      for (const doc of [
+        recipe(names[0]!, names.slice(1)),
+        recipe(names[0]!, names.slice(1), { normalize: true, lambda: 0.7 }),
+        linear(true),
+        linear(false),
+      ]) {
         const counted = counting(new CpuKernel());
         const after = await merge(doc, counted);
         expect(counted.stored).toBe(after.size);

@@ -8,6 +8,7 @@ import { decodeBf16, decodeF16 } from './wasm-decode.ts';
 import { anyNonFinite } from './wasm-non-finite.ts';
 import { bracket } from './wasm-select-kth.ts';
 import { taskArithmeticFunctions } from './wasm-task-arithmetic.ts';
+import { weightedSumChunk } from './wasm-weighted-sum.ts';
 
 export interface SimdExports {
   bernoulli_mask(out: number, words: number, e0: number, x0: number, y0: number, z0: number, threshold: number): void;
@@ -43,6 +44,16 @@ export interface SimdExports {
   any_nonfinite(ptr: number, bytes: number): number;
   decode_bf16(src: number, dst: number, bytes: number): void;
   decode_f16(src: number, dst: number, bytes: number): void;
+  weighted_sum(
+    xs: number,
+    models: number,
+    slot: number,
+    wp: number,
+    out: number,
+    bytes: number,
+    div: number,
+    useDiv: number,
+  ): void;
   combine_dense(
     xs: number,
     models: number,
@@ -89,6 +100,7 @@ function compile(): WebAssembly.Module | null {
     anyNonFinite(),
     decodeBf16(),
     decodeF16(),
+    weightedSumChunk(),
     ...taskArithmeticFunctions(SLOT_BYTES),
   ]);
   compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
