@@ -1,6 +1,6 @@
-// `npm run bench -- merge-loop --dir DIR [--reps 5] [--pool] [--root TREE]`: the in-memory merge of the candidate
-// bench alone (task_arithmetic of DIR/base + DIR/expert-a (0.6) + DIR/expert-b (0.4) into MemoryTensors, the CPU
-// kernel), repeated in one process as a campaign merges candidates, and its share of the copy bound (the three
+// `npm run bench -- merge-loop --dir DIR [--reps 5] [--pool] [--root TREE] [--method task_arithmetic|linear]`: the
+// in-memory merge of the candidate bench alone (task_arithmetic of DIR/base + DIR/expert-a (0.6) + DIR/expert-b
+// (0.4), or linear of the three (0.4, 0.3, 0.3), into MemoryTensors, the CPU kernel), repeated in one process as a campaign merges candidates, and its share of the copy bound (the three
 // sources read as stored + the float32 result written, at one thread's copy bandwidth). DIR is a family written by
 // `npm run bench -- candidate --params 0.2B … --keep DIR`. --pool: each candidate's arrays are released to an
 // ArrayPool for the next merge, as the campaign scorer does. --root: import the merge from another source tree
@@ -33,6 +33,7 @@ export async function main(args: string[]): Promise<void> {
   const reps = Number(flag(args, '--reps') ?? 5);
   const root = path.resolve(flag(args, '--root') ?? path.join(import.meta.dirname, '..'));
   const usePool = args.includes('--pool');
+  const method = flag(args, '--method') ?? 'task_arithmetic';
   const dirs = ['base', 'expert-a', 'expert-b'].map((n) => path.join(dir, n));
   if (!dirs.every((d) => existsSync(path.join(d, 'config.json')))) {
     throw new Error(
@@ -60,18 +61,26 @@ export async function main(args: string[]): Promise<void> {
   console.log(
     `merge-loop (load average ${loadavg()
       .map((l) => l.toFixed(1))
-      .join(' ')}; root ${root}${usePool ? ', pooled' : ''}): ${(bytes / 1e9).toFixed(2)} GB to move at one ` +
+      .join(
+        ' ',
+      )}; ${method}; root ${root}${usePool ? ', pooled' : ''}): ${(bytes / 1e9).toFixed(2)} GB to move at one ` +
       `thread's copy ${(copy / 1e9).toFixed(1)} GB/s = ${bound.toFixed(2)} s`,
   );
   const kernel = new CpuKernel();
-  const doc = {
-    merge_method: 'task_arithmetic',
-    base_model: dirs[0],
-    models: [
-      { model: dirs[1], parameters: { weight: 0.6 } },
-      { model: dirs[2], parameters: { weight: 0.4 } },
-    ],
-  };
+  const doc =
+    method === 'linear'
+      ? {
+          merge_method: 'linear',
+          models: dirs.map((d, i) => ({ model: d, parameters: { weight: [0.4, 0.3, 0.3][i] } })),
+        }
+      : {
+          merge_method: 'task_arithmetic',
+          base_model: dirs[0],
+          models: [
+            { model: dirs[1], parameters: { weight: 0.6 } },
+            { model: dirs[2], parameters: { weight: 0.4 } },
+          ],
+        };
   const seconds: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
