@@ -1,7 +1,8 @@
 // `npm run bench -- merge-loop --dir DIR [--reps 5] [--pool] [--root TREE] [--method task_arithmetic|linear]`: the
 // in-memory merge of the candidate bench alone (task_arithmetic of DIR/base + DIR/expert-a (0.6) + DIR/expert-b
-// (0.4), or linear of the three (0.4, 0.3, 0.3), into MemoryTensors, the CPU kernel), repeated in one process as a campaign merges candidates, and its share of the copy bound (the three
-// sources read as stored + the float32 result written, at one thread's copy bandwidth). DIR is a family written by
+// (0.4), or linear of the three (0.4, 0.3, 0.3), into MemoryTensors, the CPU kernel), repeated in one process as
+// a campaign merges candidates, and its share of the copy bound (the three sources read as stored + the float32
+// result written, at one thread's copy bandwidth). DIR is a family written by
 // `npm run bench -- candidate --params 0.2B … --keep DIR`. --pool: each candidate's arrays are released to an
 // ArrayPool for the next merge, as the campaign scorer does. --root: import the merge from another source tree
 // (an older build, to alternate before and after in one run); --pool needs a tree that has ArrayPool.
