@@ -18,7 +18,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { CheckpointWriter, openModelDir } from '../src/checkpoint/model-dir.ts';
-import { MemoryTensors, type DType } from '../src/checkpoint/tensor-source.ts';
+import { ArrayPool, MemoryTensors, type DType } from '../src/checkpoint/tensor-source.ts';
 import { Evaluator } from '../src/eval/evaluator.ts';
 import { buildAutoGraph } from '../src/eval/auto-graph.ts';
 import { bindWeights } from '../src/eval/bind.ts';
@@ -293,6 +293,8 @@ export async function main(args: string[]): Promise<void> {
     ].slice(0, candidates);
 
     const kernel = new CpuKernel();
+    // As the campaign's scorer does: a scored candidate's float32 arrays become the next merge's outputs.
+    const pool = new ArrayPool();
     const header = [
       'mode',
       'candidate',
@@ -321,7 +323,7 @@ export async function main(args: string[]): Promise<void> {
         try {
           for (const [k, doc] of recipes.entries()) {
             t0 = performance.now();
-            const merged = new MemoryTensors(`candidate ${k}`);
+            const merged = new MemoryTensors(`candidate ${k}`, pool);
             await mergeRecipe(parseRecipe(doc, { file: '<bench>', baseDir: tmp }), merged, { kernel });
             const mergeS = (performance.now() - t0) / 1000;
             t0 = performance.now();
@@ -378,6 +380,7 @@ export async function main(args: string[]): Promise<void> {
                 );
               }
             }
+            merged.release(); // every session of this candidate is closed
             const kvBytes =
               2 * (config.num_hidden_layers as number) * (config.num_key_value_heads as number) * 64 * 48 * 4; // ~48 cached positions
             const fed = (mode === 'inputs' ? total * 4 : 0) + kvBytes + 16;

@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   merge: () => import('./merge.ts'),
   'merge-memory': () => import('./merge-memory.ts'),
   'merge-cli': () => import('./merge-cli.ts'),
+  'merge-loop': () => import('./merge-loop.ts'),
   search: () => import('./search.ts'),
   'search-selection': () => import('./search-selection.ts'),
   eval: () => import('./eval.ts'),

@@ -152,6 +152,19 @@ export class SafetensorsFile implements TensorSource {
     if (e.dtype !== 'F32' || !HOST_LE) decodeToF32(e.dtype, e.dtype === 'F32' ? bytes.slice() : bytes, out);
   }
 
+  /** One tensor's bytes as stored (little-endian, its dtype) into `dest`, exactly its byte length long. */
+  readStoredInto(name: string, dest: Uint8Array): void {
+    const e = this.entry(name);
+    if (dest.length !== e.byteLength) {
+      throw new EvomergeError(
+        'internal',
+        `readStoredInto: ${dest.length} bytes for ${e.byteLength} (this is a bug in evomerge)`,
+        { file: this.location, field: `tensor "${name}"` },
+      );
+    }
+    this.readInto(e, dest);
+  }
+
   /** Releases the file descriptor; further reads fail. Safe to call twice. */
   close(): void {
     if (this.fd !== undefined) {

@@ -138,6 +138,10 @@ export class ShardedTensors implements TensorSource {
     this.shardOf(name).readTensorInto(name, out);
   }
 
+  readStoredInto(name: string, dest: Uint8Array): void {
+    this.shardOf(name).readStoredInto(name, dest);
+  }
+
   readTensorBytes(name: string): Uint8Array {
     return this.shardOf(name).readTensorBytes(name);
   }

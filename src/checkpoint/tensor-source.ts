@@ -34,6 +34,11 @@ export interface TensorSource {
    * tensors, so nothing is allocated per tensor). `out.length` must equal the tensor's numel.
    */
   readTensorInto?(name: string, out: Float32Array): void;
+  /**
+   * Optional: copies one tensor's bytes as stored (little-endian, its tensorInfo dtype) into `dest`, whose length
+   * must be numel × DTYPE_BYTES[dtype]: for a consumer that decodes them itself (the merge kernel's stored path).
+   */
+  readStoredInto?(name: string, dest: Uint8Array): void;
 }
 
 /** Receives tensors one at a time (a checkpoint writer, or an in-memory map). */
@@ -45,6 +50,11 @@ export interface TensorSink {
    */
   readonly retainsTensors?: boolean;
   writeTensor(name: string, tensor: Tensor): void;
+  /**
+   * Optional, for a sink that keeps its tensors: an array of n elements, of unspecified content, for the writer to
+   * fill completely and hand back through writeTensor (a recycled one spares faulting in fresh pages).
+   */
+  newTensorArray?(n: number): Float32Array;
 }
 
 /** Number of elements of a shape. */
@@ -54,12 +64,50 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
+/**
+ * Float32 arrays of released MemoryTensors (one candidate's merge), handed out again to the next merge's outputs
+ * of the same length: writing a recycled array costs a copy, a fresh one also a page fault per 4 KB.
+ */
+export class ArrayPool {
+  private free = new Map<number, Float32Array[]>();
+
+  /** A recycled array of n elements (stale content), or a fresh one. */
+  take(n: number): Float32Array {
+    return this.free.get(n)?.pop() ?? new Float32Array(n);
+  }
+
+  /** Replaces what the pool holds by `arrays` (what the last merge did not take again is dropped). */
+  refill(arrays: Iterable<Float32Array>): void {
+    this.free = new Map();
+    for (const a of new Set(arrays)) {
+      const list = this.free.get(a.length);
+      if (list === undefined) this.free.set(a.length, [a]);
+      else list.push(a);
+    }
+  }
+}
+
 /** An in-memory source+sink: how merged weights reach an ONNX Runtime session without touching disk. */
 export class MemoryTensors implements TensorSource, TensorSink {
   private readonly tensors = new Map<string, Tensor>();
   /** It keeps every tensor it is given: writers must hand it arrays they own no longer. */
   readonly retainsTensors = true;
-  constructor(readonly location: string) {}
+  /** With a pool, writers get recycled arrays (newTensorArray) and release() hands this one's back. */
+  constructor(
+    readonly location: string,
+    private readonly pool?: ArrayPool,
+  ) {}
+  newTensorArray(n: number): Float32Array {
+    return this.pool !== undefined ? this.pool.take(n) : new Float32Array(n);
+  }
+  /**
+   * Gives every array back to the pool and forgets the tensors (reads then fail): only once nothing reads them any
+   * more (a candidate scored, its sessions done). Without a pool it only forgets them.
+   */
+  release(): void {
+    this.pool?.refill([...this.tensors.values()].map((t) => t.data));
+    this.tensors.clear();
+  }
   writeTensor(name: string, tensor: Tensor): void {
     this.tensors.set(name, tensor);
   }

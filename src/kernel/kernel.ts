@@ -100,6 +100,20 @@ export interface TensorJob {
 /** Reads one input tensor as float32 (already upcast, already cropped to the job's shape). */
 export type TensorReader = (ref: SourceRef) => Float32Array;
 
+/** Storage dtypes a kernel may be handed as stored bytes (safetensors names, little-endian). */
+export type StoredDType = 'F32' | 'F16' | 'BF16';
+
+/** One input tensor as stored (already of the job's shape): its dtype, its size, and a copy of its bytes. */
+export interface StoredTensor {
+  readonly dtype: StoredDType;
+  readonly byteLength: number;
+  /** Copies the tensor's stored bytes into `dest` (exactly byteLength bytes long). */
+  readInto(dest: Uint8Array): void;
+}
+
+/** The inputs of a job as stored, for a kernel that decodes them itself (mergeStoredInto). */
+export type StoredReader = (ref: SourceRef) => StoredTensor;
+
 /** A backend that computes merged tensors. */
 export interface MergeKernel {
   /** `cpu`, or `gpu: <adapter description>`: printed and recorded with campaigns. */
@@ -111,6 +125,13 @@ export interface MergeKernel {
    * returns it; same bits as mergeTensor. A kernel must keep no reference to `out` or to what `read` returned.
    */
   mergeTensorInto?(job: TensorJob, read: TensorReader, out: Float32Array): Float32Array | Promise<Float32Array>;
+  /**
+   * Optional: computes the job from its inputs as stored, decoded chunk by chunk in the kernel's own memory, into
+   * `out` (length numel(shape)); same bits as mergeTensor from the inputs upcast exactly to float32. Returns null,
+   * leaving out's contents unspecified, when it does not take this job or when an input or the result holds a NaN
+   * or ±Inf: the caller then runs the float32 path, whose guard names the value. A non-null result holds neither.
+   */
+  mergeStoredInto?(job: TensorJob, stored: StoredReader, out: Float32Array): Float32Array | null;
   /** Releases device resources (resident buffers). */
   close(): Promise<void>;
 }

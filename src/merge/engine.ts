@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import { CheckpointWriter, isCheckpointOutputFile, openModelDir, type ModelDir } from '../checkpoint/model-dir.ts';
 import { checkOutputAvoidsInputs, checkOutputReplaceable, type InputPath } from '../checkpoint/paths.ts';
 import { roundToDType } from '../checkpoint/dtype.ts';
-import { numel, type DType, type TensorSink } from '../checkpoint/tensor-source.ts';
-import type { MergeKernel, SourceRef } from '../kernel/kernel.ts';
+import { DTYPE_BYTES, numel, type DType, type TensorSink } from '../checkpoint/tensor-source.ts';
+import type { MergeKernel, SourceRef, StoredReader, StoredTensor } from '../kernel/kernel.ts';
 import { firstNonFinite } from '../kernel/non-finite.ts';
 import type { Recipe } from '../recipe/recipe.ts';
 import { planMerge, refKey, type MergePlan, type PlanModel, type PlannedTensor } from './plan.ts';
@@ -63,7 +63,13 @@ export function openRecipeModels(recipe: Recipe): Map<string, ModelDir> {
  * takes in the plan (sources with readTensorInto); a sink that keeps no array (`retainsTensors === false`, a
  * CheckpointWriter) gets one reused output buffer when the kernel has mergeTensorInto. Nothing is allocated per
  * tensor then, so no dead tensor waits for the garbage collector: peak ≈ (inputs + 1) × the largest tensor.
- * A sink that keeps its tensors (MemoryTensors) gets a fresh array per tensor, never an input buffer.
+ * A sink that keeps its tensors (MemoryTensors) gets an array per tensor from its newTensorArray (recycled from an
+ * earlier candidate with an ArrayPool) or a fresh one, never an input buffer.
+ *
+ * A kernel with mergeStoredInto (the CPU kernel with SIMD, for dense task arithmetic) is first handed the inputs
+ * as stored, when they need no crop, permutation or load-dtype rounding: it reads them into its own memory, decodes
+ * and guards them chunk by chunk, and guards the result. It declines a tensor holding a NaN or ±Inf, which then
+ * takes the float32 path below, so the errors name the same file, tensor and element as before.
  */
 export async function runPlan(
   plan: MergePlan,
@@ -82,6 +88,27 @@ export async function runPlan(
   let doneBytes = 0;
   let done = 0;
   for (const planned of plan.tensors) {
+    const n = numel(planned.shape);
+    // The stored path: a kernel that decodes the inputs itself, guard folded in; null sends the tensor below.
+    const stored = kernel.mergeStoredInto !== undefined ? storedReader(planned, models, plan.loadDtype) : undefined;
+    // For a keeping sink, an array it hands out (maybe recycled) or a fresh one, for either path.
+    const target =
+      outBuffer !== undefined
+        ? outBuffer.subarray(0, n)
+        : stored !== undefined || kernel.mergeTensorInto !== undefined
+          ? (sink.newTensorArray?.(n) ?? new Float32Array(n))
+          : undefined;
+    if (stored !== undefined && target !== undefined) {
+      const data = kernel.mergeStoredInto!(planned.job, stored, target);
+      if (data !== null) {
+        invariant(data === target, `kernel computed "${planned.name}" outside the array it was given`);
+        sink.writeTensor(planned.name, { shape: planned.shape, data });
+        done++;
+        doneBytes += n * 4;
+        options.onProgress?.({ done, total: plan.tensors.length, doneBytes, totalBytes, tensor: planned.name });
+        continue;
+      }
+    }
     const inputs = readInputs(planned, models, plan.loadDtype, slots);
     const read = (ref: SourceRef): Float32Array => {
       const d = inputs.get(refKey(ref));
@@ -91,11 +118,12 @@ export async function runPlan(
       );
       return d;
     };
-    const n = numel(planned.shape);
     let data =
       outBuffer !== undefined
         ? await kernel.mergeTensorInto!(planned.job, read, outBuffer.subarray(0, n))
-        : await kernel.mergeTensor(planned.job, read);
+        : target !== undefined && kernel.mergeTensorInto !== undefined
+          ? await kernel.mergeTensorInto(planned.job, read, target)
+          : await kernel.mergeTensor(planned.job, read);
     inputs.clear();
     invariant(data.length === n, `kernel returned ${data.length} values for "${planned.name}", expected ${n}`);
     // A kernel that hands back an input's own array (or the wrong buffer) must not let a reused buffer escape.
@@ -117,6 +145,39 @@ export async function runPlan(
     options.onProgress?.({ done, total: plan.tensors.length, doneBytes, totalBytes, tensor: planned.name });
   }
   return { tensors: done, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * The inputs of one output tensor as stored, for a kernel's mergeStoredInto; undefined when a value would not be
+ * the stored one upcast (a crop, a permuted embedding, a narrower load dtype) or a source cannot hand its bytes.
+ */
+function storedReader(
+  planned: PlannedTensor,
+  models: ReadonlyMap<string, PlanModel>,
+  loadDtype: DType | undefined,
+): StoredReader | undefined {
+  if (planned.permutation !== undefined) return undefined;
+  const n = numel(planned.shape);
+  const byRef = new Map<string, StoredTensor>();
+  for (const inp of planned.inputs) {
+    const src = models.get(inp.ref.model)?.tensors;
+    if (src?.readStoredInto === undefined || numel(inp.storedShape) !== n) return undefined;
+    if (loadDtype !== undefined && loadDtype !== 'F32' && loadDtype !== inp.storedDtype) return undefined;
+    const name = inp.ref.tensor;
+    byRef.set(refKey(inp.ref), {
+      dtype: inp.storedDtype,
+      byteLength: n * DTYPE_BYTES[inp.storedDtype],
+      readInto: (dest) => src.readStoredInto!(name, dest),
+    });
+  }
+  return (ref) => {
+    const t = byRef.get(refKey(ref));
+    invariant(
+      t !== undefined,
+      `kernel asked for "${ref.tensor}" of ${ref.model}, which job "${planned.name}" does not read`,
+    );
+    return t;
+  };
 }
 
 /**

@@ -2,10 +2,11 @@
 // task-arithmetic hot loops in WebAssembly SIMD (simd-runtime.ts, wasm-*.ts) and plain typed-array loops as reference.
 
 import { EvomergeError, invariant } from '../../errors.ts';
-import type { MergeKernel, SourceRef, TensorJob, TensorReader } from '../kernel.ts';
+import type { MergeKernel, SourceRef, StoredReader, TensorJob, TensorReader } from '../kernel.ts';
 import { modelStock } from './model-stock.ts';
 import { SimdRuntime } from './simd/simd-runtime.ts';
 import { combineTaskVectorsSimd } from './simd/simd-task-arithmetic.ts';
+import { denseFromStored, isDenseTaskArithmetic, weightedSumFromStored } from './simd/simd-stored.ts';
 import { slerp } from './slerp.ts';
 import { selectCutsSimd } from './simd/simd-select-kth.ts';
 import { bernoulliMaskSimd, maskedL1ManySimd } from './simd/simd-dare.ts';
@@ -114,6 +115,22 @@ export class CpuKernel implements MergeKernel {
       default:
         return runNewerOp(op satisfies NewerOp, job.shape, load, out, job.name);
     }
+  }
+
+  /**
+   * Dense task arithmetic (task_arithmetic, or any density-1 member of its family without consensus) and linear
+   * (weighted_sum: linear, passthrough) from the inputs as stored, with SIMD: decoded chunk by chunk into the
+   * runtime's memory, guarded there (simd-stored.ts). Null for every other job, without SIMD, and where a NaN or
+   * ±Inf is met.
+   */
+  mergeStoredInto(job: TensorJob, stored: StoredReader, out: Float32Array): Float32Array | null {
+    const n = numelOf(job.shape);
+    invariant(out.length === n, `output buffer of ${out.length} elements for job "${job.name}" of ${n}`);
+    const op = job.op;
+    if (this.simd === null) return null;
+    if (op.kind === 'weighted_sum') return weightedSumFromStored(this.simd, op.inputs, op.normalize, stored, out);
+    if (op.kind !== 'task_arithmetic' || !isDenseTaskArithmetic(op)) return null;
+    return denseFromStored(this.simd, op, stored, out);
   }
 
   async close(): Promise<void> {}

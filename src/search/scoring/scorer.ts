@@ -1,7 +1,7 @@
 // Scores weights for a campaign: merges a recipe in memory (never through disk) and runs the suite's tasks
 // on one of a pool of evaluators, one per worker, so a generation's members are scored side by side.
 import { EvomergeError } from '../../errors.ts';
-import { MemoryTensors, type TensorSource } from '../../checkpoint/tensor-source.ts';
+import { ArrayPool, MemoryTensors, type TensorSource } from '../../checkpoint/tensor-source.ts';
 import { openModelDir } from '../../checkpoint/model-dir.ts';
 import { Evaluator } from '../../eval/evaluator.ts';
 import type { ExecutionProvider } from '../../eval/onnx-session.ts';
@@ -58,6 +58,8 @@ export interface CandidateScorer {
 
 export class Scorer implements CandidateScorer {
   private readonly free: Evaluator[];
+  /** The float32 arrays of the last candidate scored, reused by the next merge (no fresh pages per candidate). */
+  private readonly pool = new ArrayPool();
 
   private constructor(
     private readonly evaluators: Evaluator[],
@@ -100,11 +102,13 @@ export class Scorer implements CandidateScorer {
     if (isDataFlowDoc(doc)) return this.scoreDataFlow(doc, split, measures, items);
     const t0 = performance.now();
     const recipe = parseRecipe(doc, { file: '<candidate>', baseDir: this.options.baseDir });
-    const weights = new MemoryTensors('<candidate>');
+    const weights = new MemoryTensors('<candidate>', this.pool);
     await mergeRecipe(recipe, weights, { kernel: this.options.kernel });
     const mergeMs = performance.now() - t0;
     const t1 = performance.now();
     const value = await this.score(weights, split, measures, items);
+    // Scored, nothing reads the candidate any more: its arrays become the next merge's outputs.
+    weights.release();
     return { value, mergeMs, evalMs: performance.now() - t1 };
   }
 

@@ -4,9 +4,11 @@
 
 import { buildModule } from './wasm-asm.ts';
 import { bernoulliMaskWords, maskedL1 } from './wasm-dare.ts';
+import { decodeBf16, decodeF16 } from './wasm-decode.ts';
 import { anyNonFinite } from './wasm-non-finite.ts';
 import { bracket } from './wasm-select-kth.ts';
 import { taskArithmeticFunctions } from './wasm-task-arithmetic.ts';
+import { weightedSumChunk } from './wasm-weighted-sum.ts';
 
 export interface SimdExports {
   bernoulli_mask(out: number, words: number, e0: number, x0: number, y0: number, z0: number, threshold: number): void;
@@ -40,6 +42,18 @@ export interface SimdExports {
   ): void;
   bracket(x: number, b: number, bytes: number, lo: number, hi: number, cand: number): number;
   any_nonfinite(ptr: number, bytes: number): number;
+  decode_bf16(src: number, dst: number, bytes: number): void;
+  decode_f16(src: number, dst: number, bytes: number): void;
+  weighted_sum(
+    xs: number,
+    models: number,
+    slot: number,
+    wp: number,
+    out: number,
+    bytes: number,
+    div: number,
+    useDiv: number,
+  ): void;
   combine_dense(
     xs: number,
     models: number,
@@ -84,6 +98,9 @@ function compile(): WebAssembly.Module | null {
     bernoulliMaskWords(),
     maskedL1(),
     anyNonFinite(),
+    decodeBf16(),
+    decodeF16(),
+    weightedSumChunk(),
     ...taskArithmeticFunctions(SLOT_BYTES),
   ]);
   compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
@@ -126,6 +143,11 @@ export class SimdRuntime {
       this.scratch[slot] = buf;
     }
     return buf.subarray(0, length);
+  }
+
+  /** The memory as bytes (a fresh view: valid until the memory next grows). */
+  get u8(): Uint8Array {
+    return new Uint8Array(this.memory.buffer);
   }
 
   /** Makes at least `bytes` of memory addressable. */

@@ -76,6 +76,8 @@ const PLAIN: Record<string, number[]> = {
   'i32x4.sub': simd(0xb1),
   'i32x4.mul': simd(0xb5),
   'i32x4.bitmask': simd(0xa4),
+  'i32x4.extend_low_i16x8_u': simd(0xa9),
+  'i32x4.extend_high_i16x8_u': simd(0xaa),
   'f64x2.promote_low_f32x4': simd(0x5f),
   'f64x2.add': simd(0xf0),
   'f32x4.abs': simd(0xe0),
