@@ -1,9 +1,10 @@
 // Campaigns end to end on the families added to graph: auto after the zoo's Llama: `evomerge search` through the
 // real CLI over two tiny fine-tunes (random checkpoints with the family's tensor names and config keys), scored
 // through the graph built from config.json. Gemma 2 (soft-capping, sandwich norms, alternating sliding windows):
-// six candidates, every one merged, scored and recorded, and the report printed. Qwen3, Phi-3 (fused qkv_proj and
-// gate_up_proj, merged as one tensor each), Gemma 3 and Mistral-Nemo (explicit head_dim): three candidates each,
-// then the best exported, and the exported checkpoint scored from disk gives exactly the score recorded.
+// six candidates, every one merged, scored and recorded, and the report printed. Every family — Gemma 2 again,
+// Qwen3, Phi-3 (fused qkv_proj and gate_up_proj, merged as one tensor each), Gemma 3 and Mistral-Nemo (explicit
+// head_dim): three candidates each, then the best exported, and the exported checkpoint scored from disk gives
+// exactly the score recorded.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -94,7 +95,7 @@ describe('a campaign over tiny Gemma 2 fine-tunes (graph: auto)', () => {
   });
 });
 
-const FAMILIES: TinyName[] = ['qwen3', 'phi3', 'gemma3', 'mistral-nemo'];
+const FAMILIES: TinyName[] = ['gemma2', 'qwen3', 'phi3', 'gemma3', 'mistral-nemo'];
 
 describe.each(FAMILIES)('a campaign over tiny %s fine-tunes (graph: auto), exported and re-scored', (family) => {
   it('merges, scores and records three candidates; the exported best scores what the campaign recorded', async () => {
