@@ -53,6 +53,7 @@ export function buildAutoGraph(
     opSet: opSetFor(options.ep),
     computeDtype,
     pack: true,
+    logitPositions: true,
     ...(options.layerPath ? { layerPath: options.layerPath } : {}),
     ...(options.slots ? { slots: options.slots } : {}),
   });

@@ -65,6 +65,9 @@ export type { ComputeDtype, InitializerSpec, OpSet } from './graph-context.ts';
 export { packWeight } from './graph-context.ts';
 export { ropeInverseFrequencies } from './decoder-attention.ts';
 
+/** The input naming the positions whose logits a graph built with `logitPositions` computes. */
+export const LOGIT_POSITIONS = 'logit_positions';
+
 export interface DecoderGraphOptions {
   /** Source layers to run, in order (default: every layer once, 0..num_hidden_layers−1, each scaled by the
    *  config's layer input scales when it has them). */
@@ -82,6 +85,16 @@ export interface DecoderGraphOptions {
    * fills each. Off by default (an exported model.onnx keeps the checkpoint's names); graph: auto turns it on.
    */
   pack?: boolean;
+  /**
+   * Add the input `logit_positions` (int64 [batch, k]): the positions of each row whose logits the graph computes
+   * (final norm and lm_head on those k hidden states only), `logits` then [batch, k, vocab]. Generation feeds each
+   * row's last real position (k = 1), scoring feeds every position (0..seq−1, the same logits bit for bit). An
+   * input rather than a second output, so one graph (one session per candidate) serves both: ONNX Runtime runs
+   * every node of a graph whichever outputs are fetched (microsoft/onnxruntime#16483), so an extra last-position
+   * output would not spare the full one, and a second graph would double the sessions. Off by default (an exported
+   * model.onnx keeps optimum's inputs); graph: auto turns it on.
+   */
+  logitPositions?: boolean;
 }
 
 export interface DecoderGraph {
@@ -129,7 +142,9 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
       valueInfo('attention_mask', OnnxDataType.INT64, ['batch', 'total']),
       valueInfo('position_ids', OnnxDataType.INT64, ['batch', 'seq']),
     ],
-    outputs: [valueInfo('logits', OnnxDataType.FLOAT, ['batch', 'seq', c.vocabSize])],
+    outputs: [
+      valueInfo('logits', OnnxDataType.FLOAT, ['batch', options.logitPositions ? 'logit_seq' : 'seq', c.vocabSize]),
+    ],
     shared: { ropeTables: new Map(), masks: new Map(), gqaTables: new Map() },
   };
   const outer = new Map(outerWeights(c).map((w) => [w.name, w]));
@@ -138,6 +153,17 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
   slots.forEach((slot, n) => {
     x = ctx.g.scope(`layers.${n}`, () => decoderLayer(ctx, x, n, slot));
   });
+  if (options.logitPositions) {
+    ctx.inputs.push(valueInfo(LOGIT_POSITIONS, OnnxDataType.INT64, ['batch', 'logit_seq']));
+    x = ctx.g.scope('logit_positions', () => {
+      // [batch, k] → [batch, k, hidden] indices for GatherElements along the sequence axis
+      const index = ctx.g.node('Expand', [
+        ctx.g.node('Unsqueeze', [LOGIT_POSITIONS, ctx.g.constI([-1], [1])]),
+        ctx.g.constI([1, 1, c.hiddenSize], [3]),
+      ]);
+      return ctx.g.node('GatherElements', [x, index], [attrInt('axis', 1)]);
+    });
+  }
   head(ctx, x, outer);
 
   const opsetImport = [{ domain: '', version: 17 }, ...(opSet === 'cpu' ? [{ domain: MS_DOMAIN, version: 1 }] : [])];
