@@ -52,15 +52,19 @@ export function buildAutoGraph(
   const built = buildDecoderGraph(parsed, {
     opSet: opSetFor(options.ep),
     computeDtype,
+    pack: true,
+    logitPositions: true,
     ...(options.layerPath ? { layerPath: options.layerPath } : {}),
     ...(options.slots ? { slots: options.slots } : {}),
   });
   checkCheckpointShapes(parsed, built.weights, base);
-  const entries = built.weights.map((w) => ({
-    initializer: w.name,
-    tensor: w.name,
+  // a packed q/k/v or gate/up initializer is filled from its parts, copied once per candidate (bindWeights)
+  const entries = built.initializers.map((i) => ({
+    initializer: i.name,
+    tensor: i.parts[0]!.name,
     transpose: false,
-    dims: [...w.shape],
+    dims: [...i.shape],
+    ...(i.parts.length > 1 ? { parts: i.parts.map((p) => ({ tensor: p.name, dims: [...p.shape] })) } : {}),
   }));
   return {
     graph: OnnxGraph.fromModel(built.model, configFile),

@@ -3,7 +3,7 @@
 // (graph, base), cached; then any candidate's tensors become the session's weight feeds.
 import { statSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { EvomergeError } from '../errors.ts';
+import { EvomergeError, invariant } from '../errors.ts';
 import type { TensorSource } from '../checkpoint/tensor-source.ts';
 import { FeedSet } from './onnx-session.ts';
 import type { OnnxGraph } from '../graph/onnx-graph.ts';
@@ -17,6 +17,12 @@ export interface WeightBinding {
   readonly transpose: boolean;
   /** The initializer's dims (the tensor's, reversed when transposed). */
   readonly dims: readonly number[];
+  /**
+   * A packed initializer (a built graph's q/k/v or gate/up, graph/graph-context.ts InitializerSpec): these
+   * tensors concatenated along their first axis, copied into one array per candidate; `tensor` is then the
+   * first of them. Never with `transpose`.
+   */
+  readonly parts?: readonly { readonly tensor: string; readonly dims: readonly number[] }[];
 }
 
 export interface Binding {
@@ -192,36 +198,11 @@ export function bindWeights(
   const feeds = new FeedSet();
   const cache = new Map<string, Float32Array>();
   for (const e of binding.entries) {
-    if (!weights.hasTensor(e.tensor)) {
-      throw new EvomergeError('eval.missing_tensor', 'the graph needs this tensor but the checkpoint lacks it', {
-        file: weights.location,
-        field: `tensor "${e.tensor}"`,
-      });
+    if (e.parts) {
+      feeds.set(e.initializer, packParts(e, weights, options), e.dims);
+      continue;
     }
-    const t = weights.readTensor(e.tensor);
-    const expected = e.transpose ? [e.dims[1]!, e.dims[0]!] : e.dims;
-    if (!sameDims(t.shape, expected)) {
-      throw new EvomergeError(
-        'eval.shape_mismatch',
-        `shape [${t.shape.join(', ')}] but the graph needs [${expected.join(', ')}]`,
-        {
-          file: weights.location,
-          field: `tensor "${e.tensor}"`,
-        },
-      );
-    }
-    const bad = options.refuseNonFinite ? firstNonFinite(t.data) : -1;
-    if (bad !== -1) {
-      // scores of such weights are NaN or meaningless, never a result: refused as the merge refuses them
-      throw new EvomergeError(
-        'eval.non_finite',
-        `holds ${t.data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be scored`,
-        {
-          file: weights.location,
-          field: `tensor "${e.tensor}"`,
-        },
-      );
-    }
+    const t = readChecked(weights, e.tensor, e.transpose ? [e.dims[1]!, e.dims[0]!] : e.dims, options);
     let data = t.data;
     if (e.transpose) {
       const k = e.tensor;
@@ -231,6 +212,58 @@ export function bindWeights(
     feeds.set(e.initializer, data, e.dims);
   }
   return feeds;
+}
+
+/** A packed entry's data: its parts read (each checked) and copied end to end into one new array. */
+function packParts(e: WeightBinding, weights: TensorSource, options: { refuseNonFinite?: boolean }): Float32Array {
+  const out = new Float32Array(e.dims.reduce((a, b) => a * b, 1));
+  let at = 0;
+  for (const part of e.parts!) {
+    const t = readChecked(weights, part.tensor, part.dims, options);
+    out.set(t.data, at);
+    at += t.data.length;
+  }
+  invariant(at === out.length, `packed ${e.initializer}: parts of ${at} values for ${out.length}`);
+  return out;
+}
+
+/** One bound tensor, read as float32: present, of the expected shape and (when asked) finite, else one line. */
+function readChecked(
+  weights: TensorSource,
+  name: string,
+  expected: readonly number[],
+  options: { refuseNonFinite?: boolean },
+): { data: Float32Array; shape: readonly number[] } {
+  if (!weights.hasTensor(name)) {
+    throw new EvomergeError('eval.missing_tensor', 'the graph needs this tensor but the checkpoint lacks it', {
+      file: weights.location,
+      field: `tensor "${name}"`,
+    });
+  }
+  const t = weights.readTensor(name);
+  if (!sameDims(t.shape, expected)) {
+    throw new EvomergeError(
+      'eval.shape_mismatch',
+      `shape [${t.shape.join(', ')}] but the graph needs [${expected.join(', ')}]`,
+      {
+        file: weights.location,
+        field: `tensor "${name}"`,
+      },
+    );
+  }
+  const bad = options.refuseNonFinite ? firstNonFinite(t.data) : -1;
+  if (bad !== -1) {
+    // scores of such weights are NaN or meaningless, never a result: refused as the merge refuses them
+    throw new EvomergeError(
+      'eval.non_finite',
+      `holds ${t.data[bad]} at element ${bad}; a checkpoint with NaN or Inf weights cannot be scored`,
+      {
+        file: weights.location,
+        field: `tensor "${name}"`,
+      },
+    );
+  }
+  return t;
 }
 
 /** Names of the initializers a binding feeds (they become graph inputs). */

@@ -25,6 +25,7 @@ import * as ort from 'onnxruntime-node';
 import { EvomergeError, invariant } from '../errors.ts';
 import type { OnnxGraph } from '../graph/onnx-graph.ts';
 import { weightFileBytes, writeWeightFile } from '../graph/weight-file.ts';
+import { LOGIT_POSITIONS } from '../graph/decoder-graph.ts';
 
 export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda';
 export type WeightMode = 'inputs' | 'rebuild' | 'external';
@@ -192,6 +193,8 @@ export class GraphSession {
     private readonly idsName: string,
     private readonly maskName: string | undefined,
     private readonly positionsName: string | undefined,
+    /** `logit_positions` (graph/decoder-graph.ts): the graph computes the logits of the positions fed there. */
+    private readonly logitPositionsName: string | undefined,
     private readonly logitsName: string,
     private readonly kvSlots: readonly KvSlot[],
     /** How rows of different lengths share a batch through the KV cache; undefined: they cannot. */
@@ -253,6 +256,7 @@ export class GraphSession {
     }
     const maskName = find('attention_mask');
     const positionsName = find('position_ids');
+    const logitPositionsName = find(LOGIT_POSITIONS);
     const outputs = graph.outputNames();
     const kvSlots: KvSlot[] = [];
     for (const i of inputs) {
@@ -274,7 +278,7 @@ export class GraphSession {
       }
       kvSlots.push({ input: i.name, output, heads, headDim });
     }
-    const fed = new Set([idsName, maskName, positionsName, ...kvSlots.map((s) => s.input)]);
+    const fed = new Set([idsName, maskName, positionsName, logitPositionsName, ...kvSlots.map((s) => s.input)]);
     const other = inputs.filter((i) => !fed.has(i.name)).map((i) => i.name);
     if (other.length > 0) {
       throw new EvomergeError('eval.unsupported_graph_input', `inputs evomerge cannot feed: ${other.join(', ')}`, {
@@ -310,6 +314,7 @@ export class GraphSession {
       idsName,
       maskName,
       positionsName,
+      logitPositionsName,
       logitsName,
       kvSlots,
       cachePadSide(graph, kvSlots.length > 0, maskName, positionsName),
@@ -358,7 +363,7 @@ export class GraphSession {
    * without a cache: padded on the right, which every causal graph takes (PadSide).
    */
   async nextTokenLogits(rows: readonly (readonly number[])[], weights: FeedSet = NO_FEEDS): Promise<Logits> {
-    const r = await this.run(rows, undefined, weights, false, 'right');
+    const r = await this.run(rows, undefined, weights, false, 'right', true);
     return lastTokens(r.logits, r.last);
   }
 
@@ -375,14 +380,15 @@ export class GraphSession {
     invariant(this.hasKvCache, 'nextTokenLogitsWithCache on a graph without KV-cache inputs');
     const side = this.cachePadSide;
     invariant(side || rows.every((r) => r.length === rows[0]!.length), 'rows of different lengths, unpaddable graph');
-    const r = await this.run(rows, past, weights, true, side ?? 'left');
+    const r = await this.run(rows, past, weights, true, side ?? 'left', true);
     return { logits: lastTokens(r.logits, r.last), cache: r.cache! };
   }
 
   /**
    * Runs each row's new tokens, the shorter rows padded on `side` (padding id 0, attention_mask 0, position 0).
    * A row's positions continue from its tokens in `past`; with a past, every row brings the same count.
-   * Returns the logits at every position, the index of each row's last new token, and the grown cache.
+   * Returns the logits at every position (`lastOnly` with a graph that takes logit_positions: at each row's last
+   * new token only, [batch, 1, vocab]), the index of each row's last new token, and the grown cache.
    */
   private async run(
     rows: readonly (readonly number[])[],
@@ -390,6 +396,7 @@ export class GraphSession {
     weights: FeedSet,
     keep: boolean,
     side: PadSide,
+    lastOnly = false,
   ): Promise<{ logits: Logits; last: number[]; cache?: KvCache }> {
     const batch = rows.length;
     const seq = Math.max(...rows.map((r) => r.length));
@@ -423,6 +430,14 @@ export class GraphSession {
     feeds[this.idsName] = new ort.Tensor('int64', ids, [batch, seq]);
     if (mask) feeds[this.maskName!] = new ort.Tensor('int64', mask, [batch, total]);
     if (pos) feeds[this.positionsName!] = new ort.Tensor('int64', pos, [batch, seq]);
+    // the positions whose logits the graph computes: each row's last new token, or all of them
+    const logitSeq = this.logitPositionsName && lastOnly ? 1 : seq;
+    if (this.logitPositionsName) {
+      const at = new BigInt64Array(batch * logitSeq);
+      if (lastOnly) last.forEach((t, b) => (at[b] = BigInt(t)));
+      else for (let i = 0; i < at.length; i++) at[i] = BigInt(i % seq);
+      feeds[this.logitPositionsName] = new ort.Tensor('int64', at, [batch, logitSeq]);
+    }
     for (const slot of this.kvSlots) {
       const data = past?.tensors.get(slot.input) ?? new Float32Array(0);
       feeds[slot.input] = new ort.Tensor('float32', data, [batch, slot.heads, pastLength, slot.headDim]);
@@ -432,8 +447,8 @@ export class GraphSession {
     this.tokensProcessed += batch * seq;
     const logits = out[this.logitsName]!;
     const dims = logits.dims;
-    invariant(dims.length === 3 && dims[0] === batch && dims[1] === seq, `logits dims ${dims.join('x')}`);
-    const result = { data: logits.data as Float32Array, batch, seq, vocab: dims[2]! };
+    invariant(dims.length === 3 && dims[0] === batch && dims[1] === logitSeq, `logits dims ${dims.join('x')}`);
+    const result = { data: logits.data as Float32Array, batch, seq: logitSeq, vocab: dims[2]! };
     if (!keep) return { logits: result, last };
     const tensors = new Map(this.kvSlots.map((s) => [s.input, out[s.output]!.data as Float32Array]));
     for (const s of this.kvSlots) {

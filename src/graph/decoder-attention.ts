@@ -66,22 +66,38 @@ function ropeAttentionFactor(c: DecoderConfig, local: boolean): number {
 /** The attention seam: the normed hidden state → o_proj's output, updating layer n's KV cache. */
 export function attention(ctx: GraphContext, n: number, h: string, lw: LayerWeights, kind: AttentionKind): string {
   const { c } = ctx;
-  let q: string, k: string, v: string;
+  // one q/k/v projection: Phi-3's fused qkv_proj, or the separate ones packed (pack); else three
+  let qkv: string | undefined;
   switch (ctx.family.projections) {
-    case 'separate':
-      q = linear(ctx, 'q_proj', h, lw.weight('self_attn.q_proj.weight'), lw.bias('self_attn.q_proj.bias'));
-      k = linear(ctx, 'k_proj', h, lw.weight('self_attn.k_proj.weight'), lw.bias('self_attn.k_proj.bias'));
-      v = linear(ctx, 'v_proj', h, lw.weight('self_attn.v_proj.weight'), lw.bias('self_attn.v_proj.bias'));
+    case 'separate': {
+      const packed = ctx.pack
+        ? lw.packed('self_attn.qkv_proj', ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'])
+        : undefined;
+      if (packed) qkv = linear(ctx, 'qkv_proj', h, packed.weight, packed.bias);
       break;
-    case 'fused': {
-      const qkv = linear(ctx, 'qkv_proj', h, lw.weight('self_attn.qkv_proj.weight'));
-      const kv = c.kvHeads * c.headDim;
-      [q, k, v] = splitLast(ctx, 'qkv_split', qkv, [c.heads * c.headDim, kv, kv]) as [string, string, string];
     }
+    case 'fused':
+      qkv = linear(ctx, 'qkv_proj', h, lw.weight('self_attn.qkv_proj.weight'));
   }
   // the fused kernel only where ORT accepts the config (fused-kernels.ts), else standard ops on every provider
   const fused = ctx.opSet === 'cpu' && groupQueryAttentionRefusal(c) === undefined;
-  const out = fused ? fusedAttention(ctx, n, q, k, v, lw, kind) : standardAttention(ctx, n, q, k, v, lw, kind);
+  let out: string;
+  if (fused && qkv !== undefined && ctx.family.qkNorm === 'none') {
+    // GroupQueryAttention takes the packed [batch, seq, (heads + 2 kv_heads) · head_dim] as its query and no
+    // key or value (onnxruntime-genai's builder does so): no Split at all
+    out = fusedAttention(ctx, n, qkv, '', '', lw, kind);
+  } else {
+    let q: string, k: string, v: string;
+    if (qkv !== undefined) {
+      const kv = c.kvHeads * c.headDim;
+      [q, k, v] = splitLast(ctx, 'qkv_split', qkv, [c.heads * c.headDim, kv, kv]) as [string, string, string];
+    } else {
+      q = linear(ctx, 'q_proj', h, lw.weight('self_attn.q_proj.weight'), lw.bias('self_attn.q_proj.bias'));
+      k = linear(ctx, 'k_proj', h, lw.weight('self_attn.k_proj.weight'), lw.bias('self_attn.k_proj.bias'));
+      v = linear(ctx, 'v_proj', h, lw.weight('self_attn.v_proj.weight'), lw.bias('self_attn.v_proj.bias'));
+    }
+    out = fused ? fusedAttention(ctx, n, q, k, v, lw, kind) : standardAttention(ctx, n, q, k, v, lw, kind);
+  }
   return linear(ctx, 'o_proj', out, lw.weight('self_attn.o_proj.weight'), lw.bias('self_attn.o_proj.bias'));
 }
 
@@ -117,8 +133,9 @@ function fusedAttention(
           qkNorm(ctx, which, g.node('Reshape', [y, g.constI([0, 0, count, c.headDim], [4])]), lw),
           g.constI([0, 0, count * c.headDim], [3]),
         ]);
+  // (a packed q/k/v comes as qFlat with kFlat and v empty, only without a q/k norm)
   const q = perHead('q', qFlat, c.heads);
-  const k = perHead('k', kFlat, c.kvHeads);
+  const k = kFlat === '' ? '' : perHead('k', kFlat, c.kvHeads);
   const out = g.fresh('attention');
   const gqa = gqaInputs(ctx, kind);
   g.nodeN(

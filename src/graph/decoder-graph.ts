@@ -47,6 +47,7 @@ import { attrInt, MS_DOMAIN, OnnxWriter, valueInfo } from './onnx-writer.ts';
 import {
   constCompute,
   linear,
+  packedWeight,
   rmsNorm,
   splitLast,
   toCompute,
@@ -54,13 +55,18 @@ import {
   weight,
   type ComputeDtype,
   type GraphContext,
+  type InitializerSpec,
   type LayerWeights,
   type OpSet,
 } from './graph-context.ts';
 import { attention, attentionKind } from './decoder-attention.ts';
 
-export type { ComputeDtype, OpSet } from './graph-context.ts';
+export type { ComputeDtype, InitializerSpec, OpSet } from './graph-context.ts';
+export { packWeight } from './graph-context.ts';
 export { ropeInverseFrequencies } from './decoder-attention.ts';
+
+/** The input naming the positions whose logits a graph built with `logitPositions` computes. */
+export const LOGIT_POSITIONS = 'logit_positions';
 
 export interface DecoderGraphOptions {
   /** Source layers to run, in order (default: every layer once, 0..num_hidden_layers−1, each scaled by the
@@ -71,12 +77,32 @@ export interface DecoderGraphOptions {
   opSet?: OpSet;
   /** Weights and activations in float32 (default) or float16 (opSet 'plain' only). */
   computeDtype?: ComputeDtype;
+  /**
+   * Where the checkpoint stores q_proj/k_proj/v_proj (and gate_proj/up_proj) separately, read them as one packed
+   * initializer each (concatenated along the output axis, biases too) and run one MatMul instead of three (two),
+   * as onnxruntime-genai's model builder does; the packed q/k/v goes straight into GroupQueryAttention when no
+   * q/k norm comes between. The initializers are then not all checkpoint tensors: `initializers` says what
+   * fills each. Off by default (an exported model.onnx keeps the checkpoint's names); graph: auto turns it on.
+   */
+  pack?: boolean;
+  /**
+   * Add the input `logit_positions` (int64 [batch, k]): the positions of each row whose logits the graph computes
+   * (final norm and lm_head on those k hidden states only), `logits` then [batch, k, vocab]. Generation feeds each
+   * row's last real position (k = 1), scoring feeds every position (0..seq−1, the same logits bit for bit). An
+   * input rather than a second output, so one graph (one session per candidate) serves both: ONNX Runtime runs
+   * every node of a graph whichever outputs are fetched (microsoft/onnxruntime#16483), so an extra last-position
+   * output would not spare the full one, and a second graph would double the sessions. Off by default (an exported
+   * model.onnx keeps optimum's inputs); graph: auto turns it on.
+   */
+  logitPositions?: boolean;
 }
 
 export interface DecoderGraph {
   readonly model: ModelMessage;
   /** The checkpoint tensors the graph reads (each once, in first-use order). */
   readonly weights: readonly WeightSpec[];
+  /** The weight initializers and the checkpoint tensors filling each (a tensor of the same name unless packed). */
+  readonly initializers: readonly InitializerSpec[];
   readonly layerPath: readonly number[];
   /** The slots run (a layer path's slots all read the config's model, at the config's scales or 1). */
   readonly slots: readonly LayerSlot[];
@@ -107,14 +133,18 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
     g: new OnnxWriter(),
     opSet,
     f16,
+    pack: options.pack === true,
     weights: [],
     weightNames: new Set(),
+    initializerSpecs: [],
     inputs: [
       valueInfo('input_ids', OnnxDataType.INT64, ['batch', 'seq']),
       valueInfo('attention_mask', OnnxDataType.INT64, ['batch', 'total']),
       valueInfo('position_ids', OnnxDataType.INT64, ['batch', 'seq']),
     ],
-    outputs: [valueInfo('logits', OnnxDataType.FLOAT, ['batch', 'seq', c.vocabSize])],
+    outputs: [
+      valueInfo('logits', OnnxDataType.FLOAT, ['batch', options.logitPositions ? 'logit_seq' : 'seq', c.vocabSize]),
+    ],
     shared: { ropeTables: new Map(), masks: new Map(), gqaTables: new Map() },
   };
   const outer = new Map(outerWeights(c).map((w) => [w.name, w]));
@@ -123,6 +153,17 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
   slots.forEach((slot, n) => {
     x = ctx.g.scope(`layers.${n}`, () => decoderLayer(ctx, x, n, slot));
   });
+  if (options.logitPositions) {
+    ctx.inputs.push(valueInfo(LOGIT_POSITIONS, OnnxDataType.INT64, ['batch', 'logit_seq']));
+    x = ctx.g.scope('logit_positions', () => {
+      // [batch, k] → [batch, k, hidden] indices for GatherElements along the sequence axis
+      const index = ctx.g.node('Expand', [
+        ctx.g.node('Unsqueeze', [LOGIT_POSITIONS, ctx.g.constI([-1], [1])]),
+        ctx.g.constI([1, 1, c.hiddenSize], [3]),
+      ]);
+      return ctx.g.node('GatherElements', [x, index], [attrInt('axis', 1)]);
+    });
+  }
   head(ctx, x, outer);
 
   const opsetImport = [{ domain: '', version: 17 }, ...(opSet === 'cpu' ? [{ domain: MS_DOMAIN, version: 1 }] : [])];
@@ -138,7 +179,13 @@ export function buildDecoderGraph(c: DecoderConfig, options: DecoderGraphOptions
       output: ctx.outputs,
     },
   };
-  return { model, weights: ctx.weights, layerPath: slots.map((s) => s.layer), slots: [...slots] };
+  return {
+    model,
+    weights: ctx.weights,
+    initializers: ctx.initializerSpecs,
+    layerPath: slots.map((s) => s.layer),
+    slots: [...slots],
+  };
 }
 
 /** The embedding seam: token ids → hidden states [batch, seq, hidden]. */
@@ -166,6 +213,16 @@ function decoderLayer(ctx: GraphContext, input: string, n: number, slot: LayerSl
   const lw: LayerWeights = {
     weight: (key) => weight(ctx, spec.get(key)!),
     bias: (key) => (spec.has(key) ? weight(ctx, spec.get(key)!) : undefined),
+    packed: (name, keys) => {
+      const biases = keys.filter((k) => spec.has(`${k}.bias`)).length;
+      if (biases !== 0 && biases !== keys.length) return undefined;
+      const packedName = (suffix: string) => sourceTensorName(slot.source ?? 0, `${prefix}${name}.packed.${suffix}`);
+      const parts = (suffix: string) => keys.map((k) => spec.get(`${k}.${suffix}`)!);
+      return {
+        weight: packedWeight(ctx, packedName('weight'), parts('weight')),
+        ...(biases > 0 ? { bias: packedWeight(ctx, packedName('bias'), parts('bias')) } : {}),
+      };
+    },
   };
   // the hop's scale multiplies the whole hidden state entering the layer (residual stream included)
   // (in the hidden state's own dtype: float16 in a float16 graph)
@@ -206,10 +263,18 @@ function mlp(ctx: GraphContext, h: string, lw: LayerWeights): string {
   const { g } = ctx;
   let gate: string, up: string;
   switch (ctx.family.projections) {
-    case 'separate':
+    case 'separate': {
+      const packed = ctx.pack ? lw.packed('mlp.gate_up_proj', ['mlp.gate_proj', 'mlp.up_proj']) : undefined;
+      if (packed) {
+        const both = linear(ctx, 'gate_up_proj', h, packed.weight, packed.bias);
+        const I = ctx.c.intermediateSize;
+        [gate, up] = splitLast(ctx, 'gate_up_split', both, [I, I]) as [string, string];
+        break;
+      }
       gate = linear(ctx, 'gate_proj', h, lw.weight('mlp.gate_proj.weight'), lw.bias('mlp.gate_proj.bias'));
       up = linear(ctx, 'up_proj', h, lw.weight('mlp.up_proj.weight'), lw.bias('mlp.up_proj.bias'));
       break;
+    }
     case 'fused': {
       // Phi-3: gate first, up second (transformers' chunk(2, dim=-1))
       const both = linear(ctx, 'gate_up_proj', h, lw.weight('mlp.gate_up_proj.weight'));

@@ -20,8 +20,12 @@ export interface GraphContext {
   readonly g: OnnxWriter;
   readonly opSet: OpSet;
   readonly f16: boolean;
+  /** Pack q/k/v and gate/up into one projection each where the checkpoint stores them separately. */
+  readonly pack: boolean;
   readonly weights: WeightSpec[];
   readonly weightNames: Set<string>;
+  /** The weight initializers, each filled by one checkpoint tensor or by several packed (InitializerSpec). */
+  readonly initializerSpecs: InitializerSpec[];
   readonly inputs: ValueInfoMessage[];
   readonly outputs: ValueInfoMessage[];
   readonly shared: {
@@ -35,21 +39,65 @@ export interface GraphContext {
   };
 }
 
+/**
+ * A weight initializer of the graph and the checkpoint tensors that fill it: one tensor of the same name, or
+ * (packed) several concatenated along their first axis, the output axis of a projection stored [out, in] (q, k
+ * and v; gate and up), which whoever feeds the graph copies into one array per candidate (packWeight).
+ */
+export interface InitializerSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly parts: readonly WeightSpec[];
+}
+
 /** A layer's tensors by their name inside the layer (`self_attn.q_proj.weight`); `bias` is undefined when absent. */
 export interface LayerWeights {
   weight(key: string): string;
   bias(key: string): string | undefined;
+  /**
+   * The projections `keys` (`self_attn.q_proj`, …) as one initializer packed along the output axis, weight and
+   * bias (a bias only when every projection has one); undefined when some have a bias and some not.
+   */
+  packed(name: string, keys: readonly string[]): { weight: string; bias?: string } | undefined;
 }
 
 /** A checkpoint tensor as a graph initializer (declared once, without data: a candidate's tensors fill it). */
 export function weight(ctx: GraphContext, spec: WeightSpec): string {
-  if (!ctx.weightNames.has(spec.name)) {
-    ctx.weightNames.add(spec.name);
-    ctx.weights.push(spec);
+  return packedWeight(ctx, spec.name, [spec]);
+}
+
+/**
+ * Checkpoint tensors concatenated along their first axis as one graph initializer named `name` (one tensor:
+ * the tensor itself, under its own name). Declared once, without data.
+ */
+export function packedWeight(ctx: GraphContext, name: string, parts: readonly WeightSpec[]): string {
+  if (!ctx.weightNames.has(name)) {
+    ctx.weightNames.add(name);
+    for (const p of parts) if (!ctx.weights.some((w) => w.name === p.name)) ctx.weights.push(p);
+    const rows = parts.reduce((n, p) => n + p.shape[0]!, 0);
+    const shape = [rows, ...parts[0]!.shape.slice(1)];
+    ctx.initializerSpecs.push({ name, shape, parts: [...parts] });
     const dataType = ctx.f16 ? OnnxDataType.FLOAT16 : OnnxDataType.FLOAT;
-    ctx.g.initializers.push({ name: spec.name, dataType, dims: [...spec.shape] });
+    ctx.g.initializers.push({ name, dataType, dims: shape });
   }
-  return spec.name;
+  return name;
+}
+
+/**
+ * The data of one initializer from its parts' float32 data (read in order): the tensor's own array when it is
+ * one, else one new array holding the parts one after another (row-major [out, in] parts concatenated along
+ * `out` are their arrays end to end) — the one copy per candidate that packing costs.
+ */
+export function packWeight(spec: InitializerSpec, read: (part: WeightSpec) => Float32Array): Float32Array {
+  if (spec.parts.length === 1) return read(spec.parts[0]!);
+  const out = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+  let at = 0;
+  for (const p of spec.parts) {
+    const data = read(p);
+    out.set(data, at);
+    at += data.length;
+  }
+  return out;
 }
 
 // Activations in the compute dtype; what must stay float32 (norm statistics, softmax, cache, logits) is cast.
