@@ -87,10 +87,13 @@ describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
     // τ on a coarse grid (multiples of 2⁻¹²): many equal magnitudes, so cuts fall inside runs of ties.
     for (let m = 0; m < 3; m++)
       tensors[`m${m}`] = base.map((b) => b + (rand() < -0.45 ? 0 : Math.round(rand() * 400) / 4096));
-    // A heavily tied expert (most |τ| exactly equal): its bracket overflows and the histogram fallback runs.
+    // A heavily tied expert (most |τ| exactly equal): its bracket holds whole runs of equal magnitudes.
     const tied = base.map((b, i) => b + (i % 5 === 0 ? 0.25 : rand() < 0.7 ? 0.125 : 0));
-    for (const withTied of [false, true]) {
-      if (withTied) tensors.m2 = tied;
+    // An expert whose strided sample (every 32nd element) sees only its outliers: the bracket misses the cut
+    // and the exact histogram fallback runs.
+    const strided = base.map((b, i) => b + (i % 32 === 0 ? 0.5 : 0));
+    for (const third of [null, tied, strided]) {
+      if (third !== null) tensors.m2 = third;
       for (const sparsification of ['magnitude', 'magnitude_outliers'] as const) {
         for (const consensus of ['sum', 'none'] as const) {
           const job = taJob([0.5, 0.3, -0.2], [n], {
