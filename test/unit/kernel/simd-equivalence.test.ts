@@ -111,6 +111,64 @@ describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
     }
   });
 
+  it('bf16 task vectors (thousands of elements at each cut): SIMD equals the plain loops, every density', async () => {
+    // As between bf16 checkpoints: few distinct |τ|, so elements at a cut fill nearly every chunk and the located
+    // combine settles whole chunks of ties by threshold, leaving only the chunk where the kept ones end.
+    const bf16 = (v: number) => {
+      const f = new Float32Array([v]);
+      const u = new Uint32Array(f.buffer);
+      u[0] = (u[0] + 0x7fff + ((u[0] >>> 16) & 1)) & 0xffff0000;
+      return f[0];
+    };
+    let s = 2024;
+    const rand = () => {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      return (s >>> 0) / 4294967296 - 0.5;
+    };
+    for (const n of [262_145, 300_007]) {
+      const base = new Float32Array(n).map(() => bf16(rand() * 0.1));
+      const tensors: Record<string, Float32Array> = { base };
+      for (let m = 0; m < 3; m++) tensors[`m${m}`] = base.map((b) => bf16(b * (1 + 0.2 * rand())));
+      tensors.m2 = tensors.m2.map((v, i) => (i % 7 === 0 ? base[i] : v)); // and a run of exact zeros
+      const cases: [number[], number[]][] = [
+        [
+          [1, 1],
+          [0.5, 0.5],
+        ],
+        [
+          [1, 1],
+          [1, 0.3],
+        ],
+        [
+          [0.7, 0.4, -0.3],
+          [0.0001, 0.9, 0.999],
+        ],
+        [
+          [1, 1, 1],
+          [0.1, 0.5, 1],
+        ],
+      ];
+      for (const [weights, density] of cases) {
+        for (const sparsification of ['magnitude', 'magnitude_outliers'] as const) {
+          for (const consensus of ['sum', 'none'] as const) {
+            for (const rescale of ['none', 'l1'] as const) {
+              const job = taJob(weights, [n], { sparsification, consensus, normalize: true, density, rescale });
+              const a = await simd.mergeTensor(job, readerOf(tensors));
+              const b = await plain.mergeTensor(job, readerOf(tensors));
+              expect(sameBits(a, b)).toBe(true);
+            }
+          }
+        }
+      }
+      // density 0: refused alike (mergekit asserts k > 0)
+      const zero = taJob([1, 1], [n], { sparsification: 'magnitude', consensus: 'sum', density: [0, 0.5] });
+      await expect(simd.mergeTensor(zero, readerOf(tensors))).rejects.toThrow(/density 0/);
+      await expect(plain.mergeTensor(zero, readerOf(tensors))).rejects.toThrow(/density 0/);
+    }
+  });
+
   it('DARE mask and L1 norms: SIMD equals the plain loops (several blocks, n not a multiple of 32)', () => {
     const rt = SimdRuntime.create()!;
     for (const [n, p, seed, model] of [
