@@ -1,6 +1,7 @@
-// `npm run bench -- merge-loop --dir DIR [--reps 5] [--pool] [--root TREE] [--method task_arithmetic|linear]`: the
-// in-memory merge of the candidate bench alone (task_arithmetic of DIR/base + DIR/expert-a (0.6) + DIR/expert-b
-// (0.4), or linear of the three (0.4, 0.3, 0.3), into MemoryTensors, the CPU kernel), repeated in one process as
+// `npm run bench -- merge-loop --dir DIR [--reps 5] [--pool] [--root TREE] [--method task_arithmetic|linear|ties]`:
+// the in-memory merge of the candidate bench alone (task_arithmetic of DIR/base + DIR/expert-a (0.6) +
+// DIR/expert-b (0.4), linear of the three (0.4, 0.3, 0.3), or the candidate bench's ties (weights 1, densities
+// 0.5) over DIR/base, into MemoryTensors, the CPU kernel), repeated in one process as
 // a campaign merges candidates, and its share of the copy bound (the three sources read as stored + the float32
 // result written, at one thread's copy bandwidth). DIR is a family written by
 // `npm run bench -- candidate --params 0.2B … --keep DIR`. --pool: each candidate's arrays are released to an
@@ -35,6 +36,8 @@ export async function main(args: string[]): Promise<void> {
   const root = path.resolve(flag(args, '--root') ?? path.join(import.meta.dirname, '..'));
   const usePool = args.includes('--pool');
   const method = flag(args, '--method') ?? 'task_arithmetic';
+  if (!['task_arithmetic', 'linear', 'ties'].includes(method))
+    throw new Error(`--method ${method}: expected task_arithmetic, linear or ties`);
   const dirs = ['base', 'expert-a', 'expert-b'].map((n) => path.join(dir, n));
   if (!dirs.every((d) => existsSync(path.join(d, 'config.json')))) {
     throw new Error(
@@ -74,14 +77,23 @@ export async function main(args: string[]): Promise<void> {
           merge_method: 'linear',
           models: dirs.map((d, i) => ({ model: d, parameters: { weight: [0.4, 0.3, 0.3][i] } })),
         }
-      : {
-          merge_method: 'task_arithmetic',
-          base_model: dirs[0],
-          models: [
-            { model: dirs[1], parameters: { weight: 0.6 } },
-            { model: dirs[2], parameters: { weight: 0.4 } },
-          ],
-        };
+      : method === 'ties'
+        ? {
+            merge_method: 'ties',
+            base_model: dirs[0],
+            models: [
+              { model: dirs[1], parameters: { weight: 1, density: 0.5 } },
+              { model: dirs[2], parameters: { weight: 1, density: 0.5 } },
+            ],
+          }
+        : {
+            merge_method: 'task_arithmetic',
+            base_model: dirs[0],
+            models: [
+              { model: dirs[1], parameters: { weight: 0.6 } },
+              { model: dirs[2], parameters: { weight: 0.4 } },
+            ],
+          };
   const seconds: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();

@@ -173,7 +173,15 @@ export function planBracket(
   // The two order statistics of the sample by radix select (no sort): ascending index i is the (m − i)-th largest.
   const lo = loIdx <= 0 ? 0 : kthLargestInRange(sample, m, m - loIdx, 0, 0x7fffffff).value;
   const hi = hiIdx >= m ? 0xffffffff : kthLargestInRange(sample, m, m - hiIdx, 0, 0x7fffffff).value;
-  const expected = (Math.min(m - 1, hiIdx) - Math.max(0, loIdx) + 1) / m;
+  // The share of the sample inside [lo, hi], counted rather than taken from the index range: with many equal
+  // magnitudes (task vectors between bf16 checkpoints take few distinct values) the bracket holds far more than
+  // its 2·margin sample positions, and an estimate from those would overflow into the full histogram fallback.
+  let inside = 0;
+  for (let j = 0; j < m; j++) {
+    const v = sample[j];
+    if (v >= lo && v <= hi) inside++;
+  }
+  const expected = inside / m;
   const capacity = Math.min(n, Math.ceil(n * expected * 1.5) + 4096);
   return { k, lo, hi, cand: allocate(capacity) };
 }

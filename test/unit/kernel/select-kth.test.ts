@@ -2,8 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   CutCursor,
+  differenceSource,
+  finishBracket,
   kthLargestInRange,
   kthLargestU32,
+  planBracket,
+  runBracket,
   selectTopK,
   valuesSource,
   type MagnitudeCut,
@@ -84,6 +88,32 @@ describe('selectTopK (k-th magnitude without sorting)', () => {
         expect(cut.bits).toBe(new Uint32Array(f.buffer)[0]);
         expect(kept(values, cut).size).toBe(k);
       }
+    }
+  });
+
+  it('holds the cut of a bf16 task vector (few distinct magnitudes) in its bracket, without the fallback', () => {
+    // As between two bf16 checkpoints: τ = x − base takes a few dozen values per exponent, so each magnitude
+    // near the cut is shared by thousands of elements; the bracket's capacity must count them.
+    const n = 300_001;
+    let s = 7;
+    const rand = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
+    const bf16 = (v: number) => {
+      const f = new Float32Array([v]);
+      const u = new Uint32Array(f.buffer);
+      u[0] = (u[0] + 0x7fff + ((u[0] >>> 16) & 1)) & 0xffff0000; // round to nearest even
+      return f[0];
+    };
+    const base = new Float32Array(n).map(() => bf16((rand() - 0.5) * 0.1));
+    const x = base.map((b) => bf16(b * (1 + 0.2 * (rand() - 0.5))));
+    const src = differenceSource(x, base);
+    for (const density of [0.01, 0.3, 0.5, 0.9, 0.999]) {
+      const k = Math.trunc(density * n);
+      const plan = planBracket(src, k);
+      const { above, count } = runBracket(src, plan);
+      expect(count).toBeLessThanOrEqual(plan.cand.length);
+      const cut = finishBracket(plan, above, count);
+      expect(cut).toEqual(selectTopK(src, k, { strategy: 'histogram' }));
+      expect(selectTopK(src, k)).toEqual(cut);
     }
   });
 

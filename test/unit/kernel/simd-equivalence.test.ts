@@ -87,10 +87,13 @@ describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
     // τ on a coarse grid (multiples of 2⁻¹²): many equal magnitudes, so cuts fall inside runs of ties.
     for (let m = 0; m < 3; m++)
       tensors[`m${m}`] = base.map((b) => b + (rand() < -0.45 ? 0 : Math.round(rand() * 400) / 4096));
-    // A heavily tied expert (most |τ| exactly equal): its bracket overflows and the histogram fallback runs.
+    // A heavily tied expert (most |τ| exactly equal): its bracket holds whole runs of equal magnitudes.
     const tied = base.map((b, i) => b + (i % 5 === 0 ? 0.25 : rand() < 0.7 ? 0.125 : 0));
-    for (const withTied of [false, true]) {
-      if (withTied) tensors.m2 = tied;
+    // An expert whose strided sample (every 32nd element) sees only its outliers: the bracket misses the cut
+    // and the exact histogram fallback runs.
+    const strided = base.map((b, i) => b + (i % 32 === 0 ? 0.5 : 0));
+    for (const third of [null, tied, strided]) {
+      if (third !== null) tensors.m2 = third;
       for (const sparsification of ['magnitude', 'magnitude_outliers'] as const) {
         for (const consensus of ['sum', 'none'] as const) {
           const job = taJob([0.5, 0.3, -0.2], [n], {
@@ -105,6 +108,64 @@ describe('WebAssembly SIMD loops equal the plain loops bit for bit', () => {
           expect(sameBits(a, b)).toBe(true);
         }
       }
+    }
+  });
+
+  it('bf16 task vectors (thousands of elements at each cut): SIMD equals the plain loops, every density', async () => {
+    // As between bf16 checkpoints: few distinct |τ|, so elements at a cut fill nearly every chunk and the located
+    // combine settles whole chunks of ties by threshold, leaving only the chunk where the kept ones end.
+    const bf16 = (v: number) => {
+      const f = new Float32Array([v]);
+      const u = new Uint32Array(f.buffer);
+      u[0] = (u[0] + 0x7fff + ((u[0] >>> 16) & 1)) & 0xffff0000;
+      return f[0];
+    };
+    let s = 2024;
+    const rand = () => {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      return (s >>> 0) / 4294967296 - 0.5;
+    };
+    for (const n of [262_145, 300_007]) {
+      const base = new Float32Array(n).map(() => bf16(rand() * 0.1));
+      const tensors: Record<string, Float32Array> = { base };
+      for (let m = 0; m < 3; m++) tensors[`m${m}`] = base.map((b) => bf16(b * (1 + 0.2 * rand())));
+      tensors.m2 = tensors.m2.map((v, i) => (i % 7 === 0 ? base[i] : v)); // and a run of exact zeros
+      const cases: [number[], number[]][] = [
+        [
+          [1, 1],
+          [0.5, 0.5],
+        ],
+        [
+          [1, 1],
+          [1, 0.3],
+        ],
+        [
+          [0.7, 0.4, -0.3],
+          [0.0001, 0.9, 0.999],
+        ],
+        [
+          [1, 1, 1],
+          [0.1, 0.5, 1],
+        ],
+      ];
+      for (const [weights, density] of cases) {
+        for (const sparsification of ['magnitude', 'magnitude_outliers'] as const) {
+          for (const consensus of ['sum', 'none'] as const) {
+            for (const rescale of ['none', 'l1'] as const) {
+              const job = taJob(weights, [n], { sparsification, consensus, normalize: true, density, rescale });
+              const a = await simd.mergeTensor(job, readerOf(tensors));
+              const b = await plain.mergeTensor(job, readerOf(tensors));
+              expect(sameBits(a, b)).toBe(true);
+            }
+          }
+        }
+      }
+      // density 0: refused alike (mergekit asserts k > 0)
+      const zero = taJob([1, 1], [n], { sparsification: 'magnitude', consensus: 'sum', density: [0, 0.5] });
+      await expect(simd.mergeTensor(zero, readerOf(tensors))).rejects.toThrow(/density 0/);
+      await expect(plain.mergeTensor(zero, readerOf(tensors))).rejects.toThrow(/density 0/);
     }
   });
 

@@ -17,16 +17,17 @@ const CHUNK = SIMD_CHUNK;
 const SLOT = CHUNK * 4;
 
 /**
- * A cut found by the fused pass, with the SIMD_CHUNK-element chunks that hold an element exactly at it (only
- * those need the in-order tie rule; the combine sends them to its exact loops and skips the check elsewhere).
+ * A cut found by the fused pass, with how many elements of each SIMD_CHUNK-element chunk sit exactly at it.
+ * Only those need the in-order tie rule, and only in the chunk where the kept ones end: before it every element
+ * at the cut is kept, after it none (simd-task-arithmetic.ts settles the others with a shifted threshold).
  */
 export interface LocatedCut extends MagnitudeCut {
-  readonly chunksAtCut: Uint8Array;
+  readonly equalInChunk: Uint32Array;
 }
 
 /** Whether a cut carries its chunks (or keeps nothing, so no element can sit at it). */
 export function isLocated(cut: MagnitudeCut): boolean {
-  return cut.bits === 0xffffffff || 'chunksAtCut' in cut;
+  return cut.bits === 0xffffffff || 'equalInChunk' in cut;
 }
 
 /** The same cuts as selectTopK(differenceSource(x, base), k) for each request. */
@@ -112,16 +113,16 @@ function runFusedBrackets(
   return counts;
 }
 
-/** The chunks whose candidates include the cut's value (every element at the cut is a candidate). */
+/** How many of each chunk's candidates equal the cut's value (every element at the cut is a candidate). */
 function locate(cut: MagnitudeCut, cand: Uint32Array, ends: Uint32Array): LocatedCut {
-  const chunksAtCut = new Uint8Array(ends.length);
+  const equalInChunk = new Uint32Array(ends.length);
   let chunk = 0;
   const bits = cut.bits;
   const total = ends[ends.length - 1];
   for (let i = 0; i < total; i++) {
     if (cand[i] !== bits) continue;
     while (ends[chunk] <= i) chunk++;
-    chunksAtCut[chunk] = 1;
+    equalInChunk[chunk]++;
   }
-  return { bits, keepEqual: cut.keepEqual, chunksAtCut };
+  return { bits, keepEqual: cut.keepEqual, equalInChunk };
 }

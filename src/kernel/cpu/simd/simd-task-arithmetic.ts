@@ -6,6 +6,7 @@ import { invariant } from '../../../errors.ts';
 import { SIMD_CHUNK, SLOT_BYTES, type SimdRuntime } from './simd-runtime.ts';
 import { cutVariantName, UNROLLED_MODELS, unrolledName, type CutVariant } from './wasm-task-arithmetic.ts';
 import { isLocated, type LocatedCut } from './simd-select-kth.ts';
+import type { MagnitudeCut } from '../../select-kth.ts';
 import { scalarWeightSum, type CombineInput } from '../task-arithmetic.ts';
 
 const CHUNK = SIMD_CHUNK;
@@ -76,20 +77,15 @@ export function combineTaskVectorsSimd(
   }
   const useScalarDiv = scalarDivisor !== 1 ? 1 : 0;
   // Up to UNROLLED_MODELS models: the unrolled forms (same operations, parameters held in registers). When
-  // the selection located its cuts, only the chunks holding an element at a cut go to the exact loops, and
-  // the one-pass combine does not count such lanes.
+  // the selection located its cuts, the one-pass combine does not count lanes at a cut: each chunk's thresholds
+  // are set from the counts (locatedThresholds), and only a chunk where the kept ties end goes to the exact loops.
   invariant(SLOT === SLOT_BYTES, 'simd chunk slot size');
   const unrolled = models <= UNROLLED_MODELS;
   const cuts = trims.flatMap((t) => (t.kind === 'cut' ? [t.keep, t.drop] : []));
   const located = unrolled && !anyMask && cuts.length > 0 && cuts.every(isLocated);
-  const chunksAtCut = new Uint8Array(located ? Math.ceil(n / CHUNK) : 0);
-  if (located) {
-    for (const cut of cuts) {
-      if (!('chunksAtCut' in cut)) continue; // keeps nothing: no element sits at it
-      const flags = (cut as LocatedCut).chunksAtCut;
-      for (let c = 0; c < flags.length; c++) chunksAtCut[c] |= flags[c];
-    }
-  }
+  // Elements at each model's keep and drop cut in the chunks before the current one (located cuts only).
+  const keepSeenBefore = new Float64Array(models);
+  const dropSeenBefore = new Float64Array(models);
   const variant: CutVariant = {
     consensus: consensus === 'sum',
     drop: trims.some((t) => t.kind === 'cut' && t.drop.bits !== 0xffffffff),
@@ -107,12 +103,57 @@ export function combineTaskVectorsSimd(
   const oneBits = new Uint32Array(one.buffer);
   const b0 = bOff >> 2;
 
+  /**
+   * Located cuts, chunk c: the keep rule at a cut is "the first keepEqual elements at it, in index order", so a
+   * chunk whose elements at the cut are all kept (the count before it plus its own ≤ keepEqual) keeps them with
+   * the threshold one below the cut (|τ|bits > bits − 1), and a chunk after the last kept one drops them with
+   * the cut itself; likewise the drop cut (kept iff |τ|bits < dropAt: the cut, or the cut + 1). Writes those
+   * thresholds into the parameter blocks and the counts before c into keep/dropEqualSeen (for the exact
+   * loops), and returns true when c is a chunk where the kept ties end, to be settled element by element.
+   */
+  const locatedThresholds = (c: number): boolean => {
+    let exact = false;
+    for (let m = 0; m < models; m++) {
+      const t = trims[m];
+      if (t.kind !== 'cut') continue;
+      const q = (prmOff >> 2) + 20 * m;
+      const keep = t.keep as MagnitudeCut & Partial<LocatedCut>;
+      if (keep.equalInChunk !== undefined) {
+        const e = keep.equalInChunk[c];
+        const before = keepSeenBefore[m];
+        let above = keep.bits;
+        if (e > 0) {
+          if (before + e <= keep.keepEqual) above = keep.bits - 1;
+          else if (before < keep.keepEqual) exact = true;
+        }
+        u32.fill(above >>> 0, q, q + 4);
+        keepEqualSeen[m] = before;
+        keepSeenBefore[m] = before + e;
+      }
+      const drop = t.drop as MagnitudeCut & Partial<LocatedCut>;
+      if (drop.equalInChunk !== undefined) {
+        const e = drop.equalInChunk[c];
+        const before = dropSeenBefore[m];
+        let at = drop.bits;
+        if (e > 0 && before + e > drop.keepEqual) {
+          if (before >= drop.keepEqual && drop.bits < 0x7fffffff) at = drop.bits + 1;
+          else exact = true;
+        }
+        u32.fill(at >>> 0, q + 8, q + 12);
+        dropEqualSeen[m] = before;
+        dropSeenBefore[m] = before + e;
+      }
+    }
+    return exact;
+  };
+
   for (let start = 0; start < n; start += CHUNK) {
     const count = Math.min(CHUNK, n - start);
     // Whole vectors: lanes past `count` compute on stale data and are never copied out.
     const bytes = ((count + 3) & ~3) * 4;
     f32.set(base.subarray(start, start + count), b0);
-    if (dense || (fusable && !(located && chunksAtCut[start / CHUNK] === 1))) {
+    const exactTies = located && locatedThresholds(start / CHUNK);
+    if (dense || (fusable && !exactTies)) {
       for (let m = 0; m < models; m++) {
         const t = trims[m];
         if (t.kind !== 'zero') f32.set(xs[m].subarray(start, start + count), xOff(m) >> 2);

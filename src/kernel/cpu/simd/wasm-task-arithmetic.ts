@@ -259,8 +259,9 @@ export interface CutVariant {
   /** Keep lanes from a bitset (DARE) instead of magnitude cuts: the block's first word is the mask slot address. */
   readonly mask?: boolean;
   /**
-   * The caller already knows which chunks hold an element at a cut (simd-select-kth.ts LocatedCut) and sends them
-   * to the exact loops: no lanes-at-a-cut count (unrolled forms only).
+   * The caller knows how many elements of each chunk sit at a cut (simd-select-kth.ts LocatedCut): it sets the
+   * chunk's thresholds so they keep or drop those whole, or sends the chunk to the exact loops; no lanes-at-a-cut
+   * count (unrolled forms only).
    */
   readonly located?: boolean;
 }
