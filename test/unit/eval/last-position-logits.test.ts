@@ -8,11 +8,9 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openModelDir } from '../../../src/checkpoint/model-dir.ts';
-import { parseDecoderConfig } from '../../../src/graph/decoder-config.ts';
-import { buildDecoderGraph, packWeight, type OpSet } from '../../../src/graph/decoder-graph.ts';
-import { FeedSet, GraphSession, type KvCache, type Logits } from '../../../src/eval/onnx-session.ts';
-import { OnnxGraph } from '../../../src/graph/onnx-graph.ts';
+import type { OpSet } from '../../../src/graph/decoder-graph.ts';
+import type { GraphSession, KvCache, Logits } from '../../../src/eval/onnx-session.ts';
+import { builtGraphSession } from '../../fixtures/built-graph-session.ts';
 import { writeTinyDecoder } from '../../fixtures/tiny-decoders.ts';
 import { mulberry32 } from '../../fixtures/seeded-random.ts';
 
@@ -22,21 +20,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function open(dir: string, opSet: OpSet, logitPositions: boolean): Promise<GraphSession> {
-  const model = openModelDir(dir);
-  const cfg = parseDecoderConfig(model.config, join(dir, 'config.json'));
-  const built = buildDecoderGraph(cfg, { opSet, pack: true, logitPositions });
-  const feeds = new FeedSet();
-  for (const i of built.initializers)
-    feeds.set(
-      i.name,
-      packWeight(i, (p) => model.tensors.readTensor(p.name).data),
-      i.shape,
-    );
-  model.close();
-  const graph = OnnxGraph.fromModel(built.model, join(dir, 'config.json'));
-  return GraphSession.createWithExternalWeights(graph, feeds, { ep: 'cpu', intraOpThreads: 1 });
-}
+const open = async (dir: string, opSet: OpSet, logitPositions: boolean): Promise<GraphSession> =>
+  (await builtGraphSession(dir, { opSet, pack: true, logitPositions })).session;
 
 function worst(a: Logits, b: Logits): number {
   expect([a.batch, a.seq, a.vocab]).toEqual([b.batch, b.seq, b.vocab]);

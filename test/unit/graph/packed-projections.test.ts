@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openModelDir } from '../../../src/checkpoint/model-dir.ts';
 import { parseDecoderConfig } from '../../../src/graph/decoder-config.ts';
-import { buildDecoderGraph, packWeight, type OpSet } from '../../../src/graph/decoder-graph.ts';
-import { FeedSet, GraphSession, type ExecutionProvider, type KvCache } from '../../../src/eval/onnx-session.ts';
-import { OnnxGraph } from '../../../src/graph/onnx-graph.ts';
+import { buildDecoderGraph, type OpSet } from '../../../src/graph/decoder-graph.ts';
+import type { ExecutionProvider, KvCache } from '../../../src/eval/onnx-session.ts';
 import { writeTinyDecoder, type TinyName } from '../../fixtures/tiny-decoders.ts';
 import { ReferenceDecoder } from '../../fixtures/reference-decoder.ts';
 import { mulberry32 } from '../../fixtures/seeded-random.ts';
+import { builtGraphSession } from '../../fixtures/built-graph-session.ts';
 
 let tmp: string;
 beforeAll(() => {
@@ -54,19 +54,7 @@ interface Run {
 
 /** Two rows of 10 tokens: the prefill's logits, then 3 cached steps after a 7-token prefix. */
 async function run(dir: string, rows: number[][], opSet: OpSet, pack: boolean, ep: ExecutionProvider): Promise<Run> {
-  const model = openModelDir(dir);
-  const cfg = parseDecoderConfig(model.config, join(dir, 'config.json'));
-  const built = buildDecoderGraph(cfg, { opSet, pack });
-  const feeds = new FeedSet();
-  for (const i of built.initializers)
-    feeds.set(
-      i.name,
-      packWeight(i, (p) => model.tensors.readTensor(p.name).data),
-      i.shape,
-    );
-  model.close();
-  const graph = OnnxGraph.fromModel(built.model, join(dir, 'config.json'));
-  const session = await GraphSession.createWithExternalWeights(graph, feeds, { ep, intraOpThreads: 1 });
+  const { session, built } = await builtGraphSession(dir, { opSet, pack }, ep);
   try {
     const prefill = await session.forward(Int32Array.from(rows.flat()), rows.length, 10);
     let step = await session.forwardWithCache(Int32Array.from(rows.flatMap((r) => r.slice(0, 7))), 2, 7, undefined);
