@@ -32,6 +32,7 @@ import {
 import { CpuKernel } from '../src/kernel/cpu/cpu-kernel.ts';
 import { mergeRecipe } from '../src/merge/engine.ts';
 import { parseRecipe } from '../src/recipe/parse.ts';
+import { copyBandwidth } from './bandwidth.ts';
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -122,20 +123,6 @@ function writeModel(dir: string, config: Record<string, unknown>, dtype: DType, 
     writer.writeTensor(name, { shape, data });
   }
   writer.finish();
-}
-
-/** STREAM-style copy bandwidth (bytes read + written per second) over 256 MB, best of 5. */
-function copyBandwidth(): number {
-  const n = 64 * 2 ** 20;
-  const a = new Float32Array(n).fill(1);
-  const b = new Float32Array(n);
-  let best = Infinity;
-  for (let r = 0; r < 5; r++) {
-    const t0 = performance.now();
-    b.set(a);
-    best = Math.min(best, performance.now() - t0);
-  }
-  return (2 * n * 4) / (best / 1000);
 }
 
 /**

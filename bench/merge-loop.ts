@@ -10,24 +10,11 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
+import { copyBandwidth } from './bandwidth.ts';
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
-}
-
-/** STREAM-style copy bandwidth (bytes read + written per second) over 256 MB, best of 5 (as bench/candidate.ts). */
-function copyBandwidth(): number {
-  const n = 64 * 2 ** 20;
-  const a = new Float32Array(n).fill(1);
-  const b = new Float32Array(n);
-  let best = Infinity;
-  for (let r = 0; r < 5; r++) {
-    const t0 = performance.now();
-    b.set(a);
-    best = Math.min(best, performance.now() - t0);
-  }
-  return (2 * n * 4) / (best / 1000);
 }
 
 export async function main(args: string[]): Promise<void> {
